@@ -1,0 +1,37 @@
+# Set-up and everyday commands. `make run` runs the demo, `make test` runs the whole test suite;
+# both create .venv with the ROS 2 kilted wheels and everything else from PyPI on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ROS_WHEELS := ros-rclpy ros-sensor-msgs ros-std-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp
+BUILD_TOOLS := colcon-common-extensions 'setuptools<80' ros-ament-package catkin-pkg pytest
+PY_DEPS := numpy rosbags matplotlib
+# every shell that runs ROS code needs the wheels' ament index
+ROS_ENV := . $(BIN)/activate && export AMENT_PREFIX_PATH=$$VIRTUAL_ENV &&
+COLCON_DIRS := --build-base build --install-base install
+
+.PHONY: run test build bench sim clean
+
+run: $(VENV)/.ready
+	$(BIN)/s3dnn-sim --cameras 24 --fps 30 --deadline-ms 50 --seconds 5 --gpu t4
+
+test: $(VENV)/.ready
+	$(ROS_ENV) colcon build --symlink-install $(COLCON_DIRS)
+	$(ROS_ENV) colcon test $(COLCON_DIRS) --return-code-on-test-failure --event-handlers console_direct+
+	$(ROS_ENV) colcon test-result --test-result-base build --verbose
+
+bench: $(VENV)/.ready
+	$(BIN)/python bench/scheduler_cost.py
+
+$(VENV)/.ready: setup.py package.xml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.x")'
+	@$(PYTHON) -m venv $(VENV) || { echo "could not create a venv: on Debian/Ubuntu run 'sudo apt install python3-venv'"; exit 1; }
+	@touch $(VENV)/COLCON_IGNORE  # the wheels ship package.xml files colcon must not build
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(ROS_WHEELS) $(BUILD_TOOLS) $(PY_DEPS)
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+clean:
+	rm -rf build install log $(VENV) *.egg-info

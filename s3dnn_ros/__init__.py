@@ -1,0 +1,1 @@
+"""S3DNN scheduling for ROS 2 perception: model, engines, scheduler, ROS adapter, tools."""

@@ -1,0 +1,113 @@
+"""The engine interface: run one layer of the network for a fused batch of pipelines.
+
+An engine owns the device state of every pipeline (input staging, one activation buffer per layer,
+the result) and a pool of streams. The dispatcher drives it with four calls:
+
+* ``open_pipeline(pid)`` once per camera, before its first frame (allocates everything up front);
+* ``set_input(pid, image, encoding)`` when a frame of that pipeline is about to run layer 0;
+* ``launch(layer_index, pids, stream)`` runs kernel layer ``layer_index`` for the frames currently in
+  pipelines ``pids`` (a fused launch when there are several) on stream ``stream``, after everything
+  launched earlier on that stream, and returns a :class:`Completion` to poll;
+* ``result(pid)`` after the last layer's completion: the (2, k) scores/class-ids array.
+
+Costs and tbRatios per (layer, batch) come from :meth:`Engine.cost_table`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+import numpy as np
+
+from ..model.alexnet import Network
+from .costs import CostTable
+
+#: channel layout of each accepted image encoding: (channels, index of R, G, B in a pixel)
+ENCODINGS = {
+    'rgb8': (3, (0, 1, 2)),
+    'bgr8': (3, (2, 1, 0)),
+    'rgba8': (4, (0, 1, 2)),
+    'bgra8': (4, (2, 1, 0)),
+    'mono8': (1, (0, 0, 0)),
+}
+
+
+class EngineError(RuntimeError):
+    """A failure of the engine (device, launch, memory); the node reports it as an ERROR diagnostic."""
+
+
+class Completion(ABC):
+    """Handle of a launch; the dispatcher polls it and never blocks on it in the hot loop."""
+
+    @abstractmethod
+    def done(self) -> bool:
+        """True once the launch (and any copy it ends with) has finished; raises EngineError on failure."""
+
+    @abstractmethod
+    def wait(self) -> None:
+        """Block until done."""
+
+
+class Done(Completion):
+    """Completion of a synchronous launch."""
+
+    def done(self) -> bool:
+        return True
+
+    def wait(self) -> None:
+        pass
+
+
+class Engine(ABC):
+    """Runs kernel layers of ``network`` for fused batches of pipelines."""
+
+    #: 'reference' or 'cuda'
+    name = 'engine'
+
+    def __init__(self, network: Network):
+        self.network = network
+        self.layers = network.kernel_layers
+
+    @property
+    @abstractmethod
+    def device_name(self) -> str:
+        """GPU name, or 'cpu'."""
+
+    @abstractmethod
+    def cost_table(self) -> CostTable:
+        """Duration and tbRatio of every (kernel layer, batch size) on this engine's device."""
+
+    @abstractmethod
+    def open_pipeline(self, pid: int) -> None:
+        """Allocate pipeline ``pid``'s buffers."""
+
+    @abstractmethod
+    def close_pipeline(self, pid: int) -> None:
+        """Release pipeline ``pid``'s buffers."""
+
+    @abstractmethod
+    def set_input(self, pid: int, image: np.ndarray, encoding: str) -> None:
+        """Stage ``image`` (H x W x C uint8, rows may be padded) as pipeline ``pid``'s next frame."""
+
+    @abstractmethod
+    def launch(self, layer_index: int, pids: Sequence[int], stream: int) -> Completion:
+        """Run kernel layer ``layer_index`` for the frames of ``pids`` on ``stream``."""
+
+    @abstractmethod
+    def result(self, pid: int) -> np.ndarray:
+        """(2, k) array of pipeline ``pid``'s last frame: row 0 scores (descending), row 1 class ids."""
+
+    def close(self) -> None:
+        """Release everything; the engine is unusable afterwards."""
+
+
+def check_image(image: np.ndarray, encoding: str) -> int:
+    """Number of channels of ``image`` for ``encoding``; ValueError naming what is wrong otherwise."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f'encoding {encoding!r} is not supported; allowed: {", ".join(ENCODINGS)}')
+    channels = ENCODINGS[encoding][0]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != channels:
+        raise ValueError(f'{encoding} image must be H x W x {channels} uint8, got {image.shape} {image.dtype}')
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f'image has zero size {image.shape[:2]}')
+    return channels

@@ -1,0 +1,235 @@
+"""Cost tables: per (layer, fused batch size) the kernel's duration and its tbRatio.
+
+tbRatio = thread blocks launched / thread blocks the GPU holds resident at once
+(SM count x resident blocks per SM for the kernel's threads, registers and shared memory). Below 1
+the kernel leaves SMs idle and can share the GPU with another kernel; above 1 it runs in waves.
+
+A table is either *estimated* from a layer's FLOPs and bytes on a nominal GPU (:func:`estimate`) or
+*measured* by the CUDA engine's calibration and loaded from JSON (:meth:`CostTable.load`). The JSON
+format is::
+
+    {"gpu": "NVIDIA H100 80GB HBM3", "source": "measured", "date": "2026-11-26",
+     "layers": {"conv1": {"1": {"cost_us": 21.5, "tb_ratio": 0.18}, "2": {...}}, ...}}
+
+Batch sizes absent from a table are interpolated linearly between the nearest present ones and
+extrapolated beyond the largest as whole copies of it plus a remainder.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+from ..model.alexnet import Network
+from ..model.layers import Layer
+
+MAX_BATCH = 64
+
+
+class CostTableError(ValueError):
+    """A cost table file that is missing, malformed or does not fit the network."""
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """What the estimate needs to know about a GPU; rates are what hand-written kernels reach."""
+
+    name: str
+    sm_count: int
+    max_threads_per_sm: int
+    max_blocks_per_sm: int
+    registers_per_sm: int
+    shared_mem_per_sm: int
+    fp32_flops: float
+    dram_bandwidth: float
+    launch_overhead_us: float
+
+    def resident_blocks_per_sm(self, threads: int, registers: int, shared_mem: int = 0) -> int:
+        """Blocks of a kernel that fit on one SM at once (``registers`` per thread)."""
+        by_smem = self.shared_mem_per_sm // shared_mem if shared_mem else self.max_blocks_per_sm
+        by_regs = self.registers_per_sm // (registers * threads)
+        return max(1, min(self.max_blocks_per_sm, self.max_threads_per_sm // threads, by_regs, by_smem))
+
+    def tb_ratio(self, blocks: int, threads: int, registers: int, shared_mem: int = 0) -> float:
+        return blocks / (self.sm_count * self.resident_blocks_per_sm(threads, registers, shared_mem))
+
+
+#: Nominal GPUs. Rates are about 40 % (FLOPs) and 80 % (DRAM) of the datasheet peaks, what plain
+#: CUDA C reaches without tensor cores: H100 SXM 67 TFLOP/s FP32, 3.35 TB/s; T4 8.1 TFLOP/s, 320 GB/s.
+GPUS = {
+    'h100': GpuSpec('H100 SXM (nominal)', sm_count=132, max_threads_per_sm=2048, max_blocks_per_sm=32,
+                    registers_per_sm=65536, shared_mem_per_sm=228 * 1024, fp32_flops=25e12, dram_bandwidth=2.6e12,
+                    launch_overhead_us=3.0),
+    't4': GpuSpec('T4 (nominal)', sm_count=40, max_threads_per_sm=1024, max_blocks_per_sm=16,
+                  registers_per_sm=65536, shared_mem_per_sm=64 * 1024, fp32_flops=3.5e12, dram_bandwidth=240e9,
+                  launch_overhead_us=5.0),
+}
+
+
+def nominal_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
+    """(blocks, threads per block, registers per thread, shared memory per block) of a straightforward
+    kernel for ``layer``.
+
+    conv: implicit GEMM with 64x64 output tiles, 256 threads of 128 registers (16 accumulators each),
+    16 KiB shared; pooling / preprocessing: one thread per output element (per pixel for
+    preprocessing); linear: one warp per output row, 8 rows a block, for batch <= 16, 64x64 tiles
+    beyond; softmax: one block per frame.
+    """
+    if layer.kind == 'conv':
+        _, oh, ow = layer.out_shape
+        blocks = math.ceil(layer.out_channels / 64) * math.ceil(batch * oh * ow / 64)
+        return blocks, 256, 128, 16 * 1024
+    if layer.kind == 'preprocess':
+        _, h, w = layer.out_shape
+        return math.ceil(batch * h * w / 256), 256, 32, 0
+    if layer.kind in ('maxpool', 'avgpool'):
+        return math.ceil(batch * math.prod(layer.out_shape) / 256), 256, 32, 0
+    if layer.kind == 'linear':
+        if batch <= 16:
+            return math.ceil(layer.out_features / 8), 256, 64, 0
+        return math.ceil(layer.out_features / 64) * math.ceil(batch / 64), 256, 128, 16 * 1024
+    if layer.kind == 'softmax':
+        return batch, 256, 32, 0
+    raise ValueError(f'no kernel geometry for layer kind {layer.kind!r}')
+
+
+def estimate_layer(layer: Layer, batch: int, gpu: GpuSpec) -> tuple[float, float]:
+    """(cost in µs, tbRatio) of one launch of ``layer`` over ``batch`` frames on ``gpu``.
+
+    A kernel with tbRatio r gets the share min(r, 1) of the GPU's FP32 rate and DRAM bandwidth when it
+    under-fills the GPU, and r/ceil(r) when it runs in waves (the last wave is partial). Its duration
+    is the slower of the compute and memory bounds at that share plus a fixed launch overhead. Using
+    the same share for the simulator's overlap rule keeps the two consistent: kernels whose tbRatios
+    sum to 1 together use the whole GPU.
+    """
+    blocks, threads, registers, smem = nominal_geometry(layer, batch)
+    tb = gpu.tb_ratio(blocks, threads, registers, smem)
+    share = tb if tb <= 1 else tb / math.ceil(tb)
+    seconds = max(batch * layer.flops / (gpu.fp32_flops * share),
+                  layer.bytes(batch) / (gpu.dram_bandwidth * share))
+    return seconds * 1e6 + gpu.launch_overhead_us, tb
+
+
+class CostTable:
+    """Durations (ns) and tbRatios per kernel layer index and batch size, with slack bookkeeping.
+
+    ``remaining_ns[i]`` is the batch-1 cost of kernel layers i..end: what a frame about to run layer i
+    still needs, used for its slack.
+    """
+
+    def __init__(self, network: Network, entries: dict[str, dict[int, tuple[float, float]]],
+                 gpu: str, source: str, date: str = ''):
+        self.network = network
+        self.gpu = gpu
+        self.source = source
+        self.date = date
+        self.entries = entries
+        names = [layer.name for layer in network.kernel_layers]
+        for name in names:
+            if not entries.get(name):
+                raise CostTableError(f'cost table ({gpu}): no entry for layer {name!r}; '
+                                     f'a table needs every kernel layer: {", ".join(names)}')
+        # dense lookup tables: [layer index][batch] for batch 1..MAX_BATCH (index 0 unused)
+        self._cost_ns = [[0] + [round(1000 * self._interpolate(entries[n], b)[0]) for b in range(1, MAX_BATCH + 1)]
+                         for n in names]
+        self._tb = [[0.0] + [self._interpolate(entries[n], b)[1] for b in range(1, MAX_BATCH + 1)] for n in names]
+        suffix, total = [], 0
+        for row in reversed(self._cost_ns):
+            total += row[1]
+            suffix.append(total)
+        self.remaining_ns = suffix[::-1] + [0]
+
+    @staticmethod
+    def _interpolate(points: dict[int, tuple[float, float]], batch: int) -> tuple[float, float]:
+        if batch in points:
+            return points[batch]
+        sizes = sorted(points)
+        largest = sizes[-1]
+        if batch > largest:
+            whole, rest = divmod(batch, largest)
+            cost, tb = points[largest]
+            extra_cost, extra_tb = CostTable._interpolate(points, rest) if rest else (0.0, 0.0)
+            return whole * cost + extra_cost, whole * tb + extra_tb
+        lower = max((s for s in sizes if s < batch), default=None)
+        upper = min(s for s in sizes if s > batch)
+        if lower is None:  # below the smallest measured size: scale down proportionally
+            cost, tb = points[upper]
+            return cost * batch / upper, tb * batch / upper
+        t = (batch - lower) / (upper - lower)
+        (c0, r0), (c1, r1) = points[lower], points[upper]
+        return c0 + t * (c1 - c0), r0 + t * (r1 - r0)
+
+    def cost_ns(self, layer_index: int, batch: int = 1) -> int:
+        if batch <= MAX_BATCH:
+            return self._cost_ns[layer_index][batch]
+        return round(1000 * self._interpolate(self.entries[self.network.kernel_layers[layer_index].name], batch)[0])
+
+    def tb_ratio(self, layer_index: int, batch: int = 1) -> float:
+        if batch <= MAX_BATCH:
+            return self._tb[layer_index][batch]
+        return self._interpolate(self.entries[self.network.kernel_layers[layer_index].name], batch)[1]
+
+    @property
+    def frame_cost_ns(self) -> int:
+        """Batch-1 cost of a whole frame."""
+        return self.remaining_ns[0]
+
+    def to_json(self) -> dict:
+        return {'gpu': self.gpu, 'source': self.source, 'date': self.date,
+                'layers': {name: {str(b): {'cost_us': round(c, 3), 'tb_ratio': round(r, 5)}
+                                  for b, (c, r) in sorted(points.items())}
+                           for name, points in self.entries.items()}}
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, 'w', encoding='utf-8') as file:
+            json.dump(self.to_json(), file, indent=1)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, network: Network) -> 'CostTable':
+        path = os.fspath(path)
+        try:
+            with open(path, encoding='utf-8') as file:
+                data = json.load(file)
+        except FileNotFoundError:
+            raise CostTableError(f'cost table {path!r} does not exist') from None
+        except (OSError, json.JSONDecodeError) as error:
+            raise CostTableError(f'cost table {path!r} is not readable JSON: {error}') from error
+        return cls.from_json(data, network, path)
+
+    @classmethod
+    def from_json(cls, data: object, network: Network, source_name: str = 'cost table') -> 'CostTable':
+        if not isinstance(data, dict) or not isinstance(data.get('layers'), dict):
+            raise CostTableError(f'{source_name}: expected an object with a "layers" object')
+        known = {layer.name for layer in network.kernel_layers}
+        entries: dict[str, dict[int, tuple[float, float]]] = {}
+        for name, points in data['layers'].items():
+            if name not in known:
+                raise CostTableError(f'{source_name}: layers.{name}: unknown layer; allowed: {", ".join(sorted(known))}')
+            if not isinstance(points, dict) or not points:
+                raise CostTableError(f'{source_name}: layers.{name}: expected an object of batch size -> entry')
+            entries[name] = {}
+            for batch, entry in points.items():
+                key = f'layers.{name}.{batch}'
+                if not str(batch).isdigit() or not 1 <= int(batch) <= 4096:
+                    raise CostTableError(f'{source_name}: {key}: batch size must be an integer 1..4096')
+                if not isinstance(entry, dict):
+                    raise CostTableError(f'{source_name}: {key}: expected {{"cost_us": ..., "tb_ratio": ...}}')
+                cost, tb = entry.get('cost_us'), entry.get('tb_ratio')
+                for field, value in (('cost_us', cost), ('tb_ratio', tb)):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                            or not math.isfinite(value):
+                        raise CostTableError(f'{source_name}: {key}.{field}={value!r}: must be a positive number')
+                entries[name][int(batch)] = (float(cost), float(tb))
+        return cls(network, entries, str(data.get('gpu', 'unknown')), str(data.get('source', 'file')),
+                   str(data.get('date', '')))
+
+
+def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 1)) -> CostTable:
+    """A cost table derived from FLOPs and bytes on a nominal GPU (see :func:`estimate_layer`)."""
+    if isinstance(gpu, str):
+        if gpu not in GPUS:
+            raise CostTableError(f'gpu={gpu!r}: allowed {", ".join(GPUS)}')
+        gpu = GPUS[gpu]
+    entries = {layer.name: {b: estimate_layer(layer, b, gpu) for b in batches} for layer in network.kernel_layers}
+    return CostTable(network, entries, gpu.name, 'estimated')

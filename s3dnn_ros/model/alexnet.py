@@ -1,0 +1,101 @@
+"""AlexNet exactly as torchvision's ``alexnet()``, as a chain of layer specs.
+
+Parameter names and shapes match torchvision's state dict (``features.0.weight`` ...
+``classifier.6.bias``), so weights convert one to one. ReLU is fused into the conv/linear layer
+before it and Dropout is identity at inference, so neither is a layer of its own here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .layers import (AdaptiveAvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Preprocess,
+                     SoftmaxTopK, conv_output_size)
+
+INPUT_SIZE = 224
+NOMINAL_CAMERA_SHAPE = (480, 640, 3)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A chain of layers; ``param_prefix`` maps a layer name to its torchvision parameter prefix."""
+
+    name: str
+    layers: tuple[Layer, ...]
+    param_prefix: dict[str, str]
+
+    @property
+    def kernel_layers(self) -> tuple[Layer, ...]:
+        """The layers that launch a kernel, in order: the unit of scheduling."""
+        return tuple(layer for layer in self.layers if not layer.is_view)
+
+    @property
+    def num_classes(self) -> int:
+        return self.layers[-1].in_shape[0]
+
+    @property
+    def top_k(self) -> int:
+        return self.layers[-1].k
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter tensor under its torchvision name, in state-dict order."""
+        shapes = {}
+        for layer in self.layers:
+            for suffix, shape in layer.param_shapes.items():
+                shapes[f'{self.param_prefix[layer.name]}.{suffix}'] = shape
+        return shapes
+
+    def layer_params(self, layer: Layer) -> dict[str, str]:
+        """Suffix ('weight', 'bias') -> full parameter name for one layer."""
+        return {suffix: f'{self.param_prefix[layer.name]}.{suffix}' for suffix in layer.param_shapes}
+
+    @property
+    def num_params(self) -> int:
+        return sum(layer.num_params for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+
+def alexnet(num_classes: int = 1000, top_k: int = 5,
+            camera_shape: tuple[int, int, int] = NOMINAL_CAMERA_SHAPE) -> Network:
+    """torchvision AlexNet at 224x224 with preprocessing in front and softmax/top-k behind."""
+    if not 1 <= top_k <= num_classes:
+        raise ValueError(f'top_k={top_k!r}: allowed 1..{num_classes}')
+    layers: list[Layer] = []
+    prefix: dict[str, str] = {}
+    shape = (3, INPUT_SIZE, INPUT_SIZE)
+    layers.append(Preprocess('preprocess', tuple(camera_shape), shape))
+
+    def conv(name, torch_index, out_ch, kernel, stride, padding):
+        nonlocal shape
+        size = conv_output_size(shape[1], kernel, stride, padding)
+        out = (out_ch, size, size)
+        layers.append(Conv2d(name, shape, out, kernel=kernel, stride=stride, padding=padding))
+        prefix[name] = f'features.{torch_index}'
+        shape = out
+
+    def pool(name):
+        nonlocal shape
+        size = conv_output_size(shape[1], 3, 2, 0)
+        out = (shape[0], size, size)
+        layers.append(MaxPool2d(name, shape, out, kernel=3, stride=2))
+        shape = out
+
+    conv('conv1', 0, 64, 11, 4, 2)
+    pool('pool1')
+    conv('conv2', 3, 192, 5, 1, 2)
+    pool('pool2')
+    conv('conv3', 6, 384, 3, 1, 1)
+    conv('conv4', 8, 256, 3, 1, 1)
+    conv('conv5', 10, 256, 3, 1, 1)
+    pool('pool5')
+    layers.append(AdaptiveAvgPool2d('avgpool', shape, (shape[0], 6, 6)))
+    flat = (shape[0] * 36,)
+    layers.append(Flatten('flatten', (shape[0], 6, 6), flat))
+    layers.append(Linear('fc6', flat, (4096,), relu=True))
+    layers.append(Linear('fc7', (4096,), (4096,), relu=True))
+    layers.append(Linear('fc8', (4096,), (num_classes,), relu=False))
+    prefix.update({'fc6': 'classifier.1', 'fc7': 'classifier.4', 'fc8': 'classifier.6'})
+    layers.append(SoftmaxTopK('softmax', (num_classes,), (2, top_k), k=top_k))
+    return Network('alexnet', tuple(layers), prefix)

@@ -1,0 +1,361 @@
+"""The dispatcher: feeds the GPU from a policy, tracks completions, advances frames, keeps statistics.
+
+It drives a *backend*: :class:`EngineBackend` for a real engine (reference or CUDA) in real time, or
+the simulator's virtual GPU. All of its methods except :meth:`Dispatcher.submit` run on one thread
+(the dispatcher thread live, the event loop in the simulator); ``submit`` may be called from any
+thread (camera callbacks) and never waits for the GPU.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Protocol, Sequence
+
+from ..engine.base import Engine, EngineError
+from .job import Frame, Group, Launch, Pipeline, PipelineStats
+from .policies import Policy
+
+#: dropped-frame reasons passed to ``on_drop``
+DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
+
+
+class Backend(Protocol):
+    """What the dispatcher needs from the thing that runs kernels."""
+
+    def now_ns(self) -> int: ...
+
+    def open_pipeline(self, pipeline: Pipeline) -> None: ...
+
+    def launch(self, launch: Launch) -> None:
+        """Issue ``launch`` on its stream; set ``launch.handle``. May raise EngineError."""
+
+    def done(self, launch: Launch) -> bool:
+        """Whether ``launch`` finished. May raise EngineError."""
+
+    def result(self, frame: Frame) -> Any:
+        """Output of a frame whose last layer completed."""
+
+    def busy_ns(self) -> int:
+        """GPU time spent running at least one kernel so far."""
+
+
+class Dispatcher:
+    """Keeps up to ``policy.max_inflight`` dispatch rounds on the GPU and moves frames along.
+
+    ``on_done(frame)`` is called (on the dispatcher thread) when a frame's last layer completes, with
+    ``frame.result``, ``frame.finish_ns`` and ``frame.missed`` set; ``on_drop(frame, reason)`` when a
+    frame is dropped (reasons: queue overflow, lost deadline in firm mode, engine error).
+    """
+
+    def __init__(self, policy: Policy, backend: Backend,
+                 on_done: Callable[[Frame], None] | None = None,
+                 on_drop: Callable[[Frame, str], None] | None = None):
+        self.policy = policy
+        self.backend = backend
+        self.on_done = on_done
+        self.on_drop = on_drop
+        self.num_layers = policy.num_layers
+        self.pipelines: list[Pipeline] = []
+        self.inflight: list[Launch] = []
+        self._by_stream: dict[int, deque[Launch]] = {}
+        self._groups_inflight = 0
+        self._inbox: deque[tuple] = deque()
+        self._wake = threading.Event()
+        # counters
+        self.groups = 0
+        self.launches = 0
+        self.fused_launches = 0
+        self.chained_launches = 0
+        self.frames_launched = 0
+        self.engine_errors = 0
+        self.last_error: str | None = None
+
+    # ----------------------------------------------------------------- pipelines and arrivals
+    def add_pipeline(self, name: str, deadline_ns: int, queue_depth: int = 1, fps: float | None = None) -> Pipeline:
+        pipeline = Pipeline(len(self.pipelines), name, deadline_ns, queue_depth, fps)
+        self.backend.open_pipeline(pipeline)
+        self.pipelines.append(pipeline)
+        return pipeline
+
+    def submit(self, pipeline: Pipeline, image: Any = None, encoding: str = 'rgb8', meta: Any = None,
+               release_ns: int | None = None) -> None:
+        """Hand a frame to the dispatcher thread (thread-safe, returns at once)."""
+        if release_ns is None:
+            release_ns = self.backend.now_ns()
+        self._inbox.append((pipeline, release_ns, image, encoding, meta))
+        self._wake.set()
+
+    def arrive(self, pipeline: Pipeline, release_ns: int, image: Any = None, encoding: str = 'rgb8',
+               meta: Any = None) -> Frame:
+        """A frame enters its pipeline (dispatcher thread)."""
+        frame = pipeline.new_frame(release_ns, image, encoding, meta)
+        overflow = pipeline.admit(frame)
+        if overflow is not None and self.on_drop:
+            self.on_drop(overflow, DROP_QUEUE)
+        if pipeline.current is None:
+            self._start_next(pipeline)
+        return frame
+
+    def _start_next(self, pipeline: Pipeline) -> None:
+        if pipeline.queue:
+            frame = pipeline.queue.popleft()
+            pipeline.current = frame
+            self.policy.enqueue(frame, self.backend.now_ns())
+
+    # ----------------------------------------------------------------- dispatch
+    def pump(self) -> int:
+        """Dispatch groups while the policy allows more in flight; returns launches issued."""
+        issued = 0
+        limit = self.policy.max_inflight
+        while len(self.policy) and (limit is None or self._groups_inflight < limit):
+            group = self.policy.dequeue(self.backend.now_ns(), self.inflight)
+            for frame in group.dropped:
+                self._drop(frame, DROP_DEADLINE)
+            if group.launches:
+                issued += self._issue(group)
+        return issued
+
+    def _issue(self, group: Group) -> int:
+        self.groups += 1
+        self._groups_inflight += 1
+        issued = 0
+        for launch in group.launches:
+            frames = launch.frames
+            if any(frame.pipeline.current is not frame for frame in frames):
+                continue  # a frame of this launch failed earlier in the group
+            launch.group = group
+            try:
+                self.backend.launch(launch)
+            except EngineError as error:
+                self._engine_failed(launch, error)
+                continue
+            launch.issue_ns = self.backend.now_ns()
+            for frame in frames:
+                frame.next_layer = launch.layer + 1
+                frame.stream = launch.stream
+            group.pending += 1
+            self.inflight.append(launch)
+            self._by_stream.setdefault(launch.stream, deque()).append(launch)
+            issued += 1
+            self.launches += 1
+            self.frames_launched += launch.batch
+            self.fused_launches += launch.batch > 1
+            self.chained_launches += launch.chained
+        if group.pending == 0:
+            self._groups_inflight -= 1
+        return issued
+
+    # ----------------------------------------------------------------- completions
+    def poll(self) -> int:
+        """Retire finished launches (stream heads only: a stream completes in order)."""
+        retired = 0
+        for stream_queue in list(self._by_stream.values()):
+            while stream_queue:
+                launch = stream_queue[0]
+                try:
+                    if not self.backend.done(launch):
+                        break
+                except EngineError as error:
+                    stream_queue.popleft()
+                    self._retire(launch)
+                    self._engine_failed(launch, error)
+                    retired += 1
+                    continue
+                stream_queue.popleft()
+                self.complete(launch, from_poll=True)
+                retired += 1
+        return retired
+
+    def complete(self, launch: Launch, from_poll: bool = False) -> None:
+        """``launch`` finished: advance its frames, enqueue ready successors, finish whole frames."""
+        if not from_poll:
+            self._by_stream[launch.stream].remove(launch)
+        self._retire(launch)
+        now = self.backend.now_ns()
+        for frame in launch.frames:
+            if frame.pipeline.current is not frame:
+                continue  # dropped after an engine error while this launch was in flight
+            frame.done_layers = launch.layer + 1
+            if frame.done_layers == self.num_layers:
+                self._finish(frame, now)
+            elif frame.next_layer == frame.done_layers:
+                self.policy.enqueue(frame, now)
+
+    def _retire(self, launch: Launch) -> None:
+        self.inflight.remove(launch)
+        group = launch.group
+        group.pending -= 1
+        if group.pending == 0:
+            self._groups_inflight -= 1
+
+    def _finish(self, frame: Frame, now: int) -> None:
+        frame.finish_ns = now
+        frame.result = self.backend.result(frame)
+        stats = frame.pipeline.stats
+        stats.completed += 1
+        stats.missed += frame.missed
+        stats.latencies_ns.append(frame.finish_ns - frame.release_ns)
+        if self.on_done:
+            self.on_done(frame)
+        self._release(frame)
+
+    def _drop(self, frame: Frame, reason: str) -> None:
+        stats = frame.pipeline.stats
+        if reason == DROP_DEADLINE:
+            stats.dropped_deadline += 1
+        else:
+            stats.dropped_error += 1
+        if self.on_drop:
+            self.on_drop(frame, reason)
+        self._release(frame)
+
+    def _release(self, frame: Frame) -> None:
+        pipeline = frame.pipeline
+        if pipeline.current is frame:
+            pipeline.current = None
+            self._start_next(pipeline)
+
+    def _engine_failed(self, launch: Launch, error: EngineError) -> None:
+        self.engine_errors += 1
+        self.last_error = str(error)
+        for frame in launch.frames:
+            if frame.pipeline.current is frame:
+                self._drop(frame, DROP_ERROR)
+
+    # ----------------------------------------------------------------- live loop
+    def step(self) -> bool:
+        """Take submitted frames, retire finished launches, dispatch; True if anything happened."""
+        progressed = False
+        while self._inbox:
+            pipeline, release_ns, image, encoding, meta = self._inbox.popleft()
+            self.arrive(pipeline, release_ns, image, encoding, meta)
+            progressed = True
+        if self.inflight and self.poll():
+            progressed = True
+        if self.pump():
+            progressed = True
+        return progressed
+
+    def run(self, stop: threading.Event, idle_wait_s: float = 0.05, poll_interval_s: float = 20e-6) -> None:
+        """Serve until ``stop`` is set: spin gently while kernels are in flight, sleep when idle."""
+        while not stop.is_set():
+            if self.step():
+                continue
+            if self.inflight:
+                time.sleep(poll_interval_s)
+            else:
+                self._wake.wait(idle_wait_s)
+                self._wake.clear()
+
+    def wake(self) -> None:
+        """Interrupt an idle wait (used to stop promptly)."""
+        self._wake.set()
+
+    # ----------------------------------------------------------------- statistics
+    @property
+    def mean_batch(self) -> float:
+        return self.frames_launched / self.launches if self.launches else 0.0
+
+    @property
+    def mean_group_size(self) -> float:
+        return self.launches / self.groups if self.groups else 0.0
+
+    def queue_lengths(self) -> dict[str, int]:
+        return {p.name: len(p.queue) for p in self.pipelines}
+
+
+class BusyMeter:
+    """Union of kernel intervals on the GPU: busy time however many streams overlap.
+
+    Intervals arrive roughly in completion order; those ending more than ``horizon_ns`` before the
+    latest start are folded into a running total, so memory stays bounded.
+    """
+
+    def __init__(self, horizon_ns: int = 1_000_000_000):
+        self.horizon_ns = horizon_ns
+        self._folded = 0
+        self._intervals: list[tuple[int, int]] = []
+        self._latest_start = 0
+
+    def add(self, start_ns: int, end_ns: int) -> None:
+        self._intervals.append((start_ns, end_ns))
+        self._latest_start = max(self._latest_start, start_ns)
+        if len(self._intervals) > 4096:
+            self._merge(fold_before=self._latest_start - self.horizon_ns)
+
+    def _merge(self, fold_before: int | None = None) -> None:
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(self._intervals):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        if fold_before is not None:
+            keep = [iv for iv in merged if iv[1] >= fold_before]
+            self._folded += sum(end - start for start, end in merged if end < fold_before)
+            merged = keep
+        self._intervals = merged
+
+    def busy_ns(self) -> int:
+        self._merge()
+        return self._folded + sum(end - start for start, end in self._intervals)
+
+
+class EngineBackend:
+    """Runs launches on an :class:`~s3dnn_ros.engine.base.Engine` in real time."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.busy = BusyMeter()
+
+    @staticmethod
+    def now_ns() -> int:
+        return time.monotonic_ns()
+
+    def open_pipeline(self, pipeline: Pipeline) -> None:
+        self.engine.open_pipeline(pipeline.id)
+
+    def launch(self, launch: Launch) -> None:
+        pids = [frame.pipeline.id for frame in launch.frames]
+        if launch.layer == 0:
+            for frame in launch.frames:
+                try:
+                    self.engine.set_input(frame.pipeline.id, frame.image, frame.encoding)
+                except ValueError as error:
+                    raise EngineError(f'{frame.pipeline.name}: {error}') from error
+        start = time.monotonic_ns()
+        launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
+        interval = getattr(launch.handle, 'interval', None)
+        if interval is None:  # synchronous engine: the call itself was the kernel
+            self.busy.add(start, time.monotonic_ns())
+
+    def done(self, launch: Launch) -> bool:
+        handle = launch.handle
+        if not handle.done():
+            return False
+        interval = getattr(handle, 'interval', None)
+        if interval is not None:
+            self.busy.add(*interval())
+        return True
+
+    def result(self, frame: Frame) -> Any:
+        return self.engine.result(frame.pipeline.id).copy()
+
+    def busy_ns(self) -> int:
+        return self.busy.busy_ns()
+
+
+def summarize(pipelines: Sequence[Pipeline]) -> dict:
+    """Totals over pipelines (latency percentiles over all completed frames)."""
+    total = PipelineStats()
+    for pipeline in pipelines:
+        s = pipeline.stats
+        total.released += s.released
+        total.completed += s.completed
+        total.missed += s.missed
+        total.dropped_queue += s.dropped_queue
+        total.dropped_deadline += s.dropped_deadline
+        total.dropped_error += s.dropped_error
+        total.latencies_ns.extend(s.latencies_ns)
+    return total.summary()

@@ -1,0 +1,1 @@
+"""Command-line tools: simulator, benchmarks, weight conversion."""

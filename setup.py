@@ -1,0 +1,36 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 's3dnn_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*.yaml')),
+        ('share/' + package_name + '/kernels', glob('kernels/*.cu') + glob('kernels/*.cuh')),
+    ],
+    python_requires='>=3.10',
+    install_requires=['setuptools', 'numpy'],
+    extras_require={
+        'test': ['pytest'],
+        'gpu': ['pycuda'],
+        'torch': ['torch'],
+    },
+    zip_safe=True,
+    maintainer='s3dnn_ros maintainers',
+    maintainer_email='maintainers@s3dnn-ros.org',
+    description='S3DNN real-time GPU DNN scheduling for ROS 2 perception',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            's3dnn-sim = s3dnn_ros.tools.sim:main',
+            's3dnn-convert-weights = s3dnn_ros.tools.convert_weights:main',
+        ],
+    },
+)

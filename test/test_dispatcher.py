@@ -1,0 +1,237 @@
+"""The dispatcher: frame flow, queue drops, chained launches, engine errors, the live thread, and a
+whole run on the reference engine checked against the reference forward pass."""
+import threading
+
+import numpy as np
+import pytest
+
+from s3dnn_ros.engine.base import EngineError
+from s3dnn_ros.engine.reference import ReferenceEngine, forward, logits
+from s3dnn_ros.model import alexnet, init_weights
+from s3dnn_ros.scheduler.dispatcher import DROP_ERROR, DROP_QUEUE, BusyMeter, Dispatcher, EngineBackend, summarize
+from s3dnn_ros.scheduler.policies import make_policy
+
+from scheduling_helpers import MS, NUM_LAYERS, uniform_costs
+
+
+class ManualBackend:
+    """Launches finish only when the test says so; an optional layer fails on launch."""
+
+    def __init__(self, fail_layer=None):
+        self.now = 0
+        self.launched = []
+        self.finished = set()
+        self.fail_layer = fail_layer
+
+    def now_ns(self):
+        return self.now
+
+    def open_pipeline(self, pipeline):
+        pass
+
+    def launch(self, launch):
+        if launch.layer == self.fail_layer:
+            raise EngineError(f'launch of layer {launch.layer} failed')
+        launch.handle = len(self.launched)
+        self.launched.append(launch)
+
+    def done(self, launch):
+        return launch.handle in self.finished
+
+    def result(self, frame):
+        return ('result', frame.pipeline.name, frame.seq)
+
+    def busy_ns(self):
+        return 0
+
+    def finish_all(self, dispatcher):
+        """Complete everything issued so far, then let the dispatcher react."""
+        self.finished.update(launch.handle for launch in self.launched)
+        dispatcher.poll()
+        dispatcher.pump()
+
+
+def make_dispatcher(policy='s3dnn', backend=None, **cost_args):
+    done, dropped = [], []
+    backend = backend or ManualBackend()
+    dispatcher = Dispatcher(make_policy(policy, uniform_costs(**cost_args)), backend,
+                            on_done=done.append, on_drop=lambda frame, reason: dropped.append((frame, reason)))
+    return dispatcher, backend, done, dropped
+
+
+def test_a_frame_walks_through_every_layer_and_is_reported_once():
+    dispatcher, backend, done, dropped = make_dispatcher(tb=1.0)
+    cam = dispatcher.add_pipeline('cam', 20 * MS)
+    dispatcher.arrive(cam, 0)
+    for step in range(NUM_LAYERS):
+        dispatcher.pump()
+        assert backend.launched[-1].layer == step
+        backend.now += 100_000
+        backend.finish_all(dispatcher)
+    assert [frame.seq for frame in done] == [1]
+    frame = done[0]
+    assert frame.result == ('result', 'cam', 1) and frame.latency_ns == NUM_LAYERS * 100_000 and not frame.missed
+    assert cam.stats.completed == 1 and cam.stats.latency_ms(50) == pytest.approx(1.4)
+    assert dropped == [] and cam.current is None and dispatcher.inflight == []
+
+
+def test_queue_depth_one_keeps_the_newest_frame_and_counts_the_drop():
+    dispatcher, backend, done, dropped = make_dispatcher(tb=1.0)
+    cam = dispatcher.add_pipeline('cam', 20 * MS, queue_depth=1)
+    first = dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    second = dispatcher.arrive(cam, 1)
+    third = dispatcher.arrive(cam, 2)
+    assert dropped == [(second, DROP_QUEUE)] and cam.stats.dropped_queue == 1
+    while cam.current is not None:
+        backend.finish_all(dispatcher)
+    assert [frame.seq for frame in done] == [first.seq, third.seq]
+    assert cam.stats.released == 3 and cam.stats.completed == 2 and cam.stats.miss_ratio == pytest.approx(1 / 3)
+
+
+def test_chained_successors_are_not_enqueued_again():
+    dispatcher, backend, done, _ = make_dispatcher('sequential')
+    cam = dispatcher.add_pipeline('cam', 20 * MS)
+    dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    assert [launch.layer for launch in backend.launched] == list(range(NUM_LAYERS))
+    backend.finished.add(backend.launched[0].handle)  # only the first layer done
+    dispatcher.poll()
+    assert len(dispatcher.policy) == 0 and dispatcher.pump() == 0
+    backend.finish_all(dispatcher)
+    assert len(done) == 1 and len(backend.launched) == NUM_LAYERS and dispatcher.chained_launches == NUM_LAYERS - 1
+
+
+def test_max_inflight_bounds_dispatch_rounds():
+    dispatcher, backend, _, _ = make_dispatcher(tb=1.0, fused_growth=1.0)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(4)]
+    for cam in cams:
+        dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    assert len(backend.launched) == dispatcher.policy.max_inflight == 2  # tbRatio 1: one launch a round
+    backend.finish_all(dispatcher)
+    assert len(backend.launched) == 4
+
+
+def test_fused_launch_counts_and_advances_every_frame():
+    dispatcher, backend, _, _ = make_dispatcher(tb=0.1)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(3)]
+    for cam in cams:
+        dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    first = backend.launched[0]
+    assert [launch.batch for launch in backend.launched] == [3, 3]  # layer 0 fused, layer 1 reserved behind it
+    assert dispatcher.fused_launches == 2 and dispatcher.mean_batch == 3
+    backend.finished.add(first.handle)
+    dispatcher.poll()
+    assert all(cam.current.done_layers == 1 for cam in cams)
+
+
+def test_engine_error_drops_that_frame_and_other_cameras_go_on():
+    backend = ManualBackend(fail_layer=0)
+    dispatcher, backend, done, dropped = make_dispatcher(backend=backend, tb=1.0, fused_growth=1.0)
+    bad = dispatcher.add_pipeline('bad', 20 * MS)
+    dispatcher.arrive(bad, 0)
+    dispatcher.pump()
+    assert dropped and dropped[0][1] == DROP_ERROR and bad.stats.dropped_error == 1
+    assert dispatcher.engine_errors == 1 and 'layer 0' in dispatcher.last_error
+    backend.fail_layer = None
+    good = dispatcher.add_pipeline('good', 20 * MS)
+    dispatcher.arrive(good, 0)
+    while good.current is not None:
+        dispatcher.pump()
+        backend.finish_all(dispatcher)
+    assert [frame.pipeline.name for frame in done] == ['good']
+    assert dispatcher._groups_inflight == 0
+
+
+def test_completion_error_is_reported_not_raised():
+    class FailingDone(ManualBackend):
+        def done(self, launch):
+            raise EngineError('illegal address')
+
+    dispatcher, backend, _, dropped = make_dispatcher(backend=FailingDone(), tb=1.0)
+    cam = dispatcher.add_pipeline('cam', 20 * MS)
+    dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    dispatcher.poll()
+    assert dropped[0][1] == DROP_ERROR and dispatcher.last_error == 'illegal address' and dispatcher.inflight == []
+
+
+def test_busy_meter_counts_overlapping_intervals_once():
+    meter = BusyMeter(horizon_ns=1000)
+    for start, end in [(0, 10), (5, 20), (30, 40), (35, 36)]:
+        meter.add(start, end)
+    assert meter.busy_ns() == 30
+    for i in range(5000):  # enough to trigger folding of old intervals
+        meter.add(100 + 10 * i, 105 + 10 * i)
+    assert meter.busy_ns() == 30 + 5000 * 5
+
+
+@pytest.fixture(scope='module')
+def reference():
+    network = alexnet()
+    weights = init_weights(network, seed=7)
+    return network, weights
+
+
+def test_reference_engine_run_matches_the_forward_pass(reference):
+    """Three cameras through the real dispatcher (fused launches included) give the same top-k as
+    running each image alone through the reference forward pass."""
+    network, weights = reference
+    engine = ReferenceEngine(network, weights)
+    backend = EngineBackend(engine)
+    done = []
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), backend, on_done=done.append)
+    rng = np.random.default_rng(1)
+    images = [(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), 'rgb8'),
+              (rng.integers(0, 256, (90, 100, 3), dtype=np.uint8), 'bgr8'),
+              (rng.integers(0, 256, (64, 64, 1), dtype=np.uint8), 'mono8')]
+    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(3)]
+    for cam, (image, encoding) in zip(cams, images):
+        dispatcher.arrive(cam, backend.now_ns(), image, encoding)
+    while len(done) < 3:
+        dispatcher.step()
+    assert dispatcher.fused_launches > 0
+    for frame in done:
+        scores, ids = frame.result
+        expected = forward(network, weights, [images[frame.pipeline.id]])[0]
+        np.testing.assert_allclose(scores, expected[0], rtol=1e-4, atol=1e-7)
+        # untrained weights leave near-ties among the top classes: check each id by its own probability
+        frame_logits = logits(network, weights, [images[frame.pipeline.id]])[0].astype(np.float64)
+        probabilities = np.exp(frame_logits - frame_logits.max())
+        probabilities /= probabilities.sum()
+        np.testing.assert_allclose(probabilities[ids.astype(int)], scores, rtol=1e-4)
+    assert backend.busy_ns() > 0
+
+
+def test_live_thread_serves_frames_submitted_from_another_thread(reference):
+    network, weights = reference
+    engine = ReferenceEngine(network, weights)
+    finished = threading.Event()
+    done = []
+
+    def on_done(frame):
+        done.append(frame)
+        if len(done) == 4:
+            finished.set()
+
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), EngineBackend(engine), on_done=on_done)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(2)]
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,))
+    thread.start()
+    image = np.zeros((48, 64, 3), dtype=np.uint8)
+    for _ in range(2):
+        for cam in cams:
+            dispatcher.submit(cam, image, 'rgb8', meta='header')
+        while any(cam.current or cam.queue for cam in cams) or dispatcher._inbox:
+            finished.wait(0.01)
+    assert finished.wait(10)
+    stop.set()
+    dispatcher.wake()
+    thread.join(2)
+    assert not thread.is_alive()
+    assert {frame.meta for frame in done} == {'header'}
+    totals = summarize(cams)
+    assert totals['completed'] == 4 and totals['released'] == 4 and totals['dropped'] == 0

@@ -1,0 +1,271 @@
+"""Policies on hand-built queues: LSF order, tbRatio grouping, look-ahead, fusion, firm drops, baselines."""
+import pytest
+
+from s3dnn_ros.engine.costs import estimate
+from s3dnn_ros.scheduler.policies import POLICIES, make_policy
+from s3dnn_ros.scheduler.simulator import Camera, simulate
+
+from scheduling_helpers import MS, NETWORK, NUM_LAYERS, inflight_launch, pipelines, ready_frame, uniform_costs
+
+
+def test_lsf_orders_by_slack_where_edf_orders_by_deadline():
+    costs = uniform_costs(cost_us=100.0, tb=1.0)  # 14 layers: 1.4 ms left at layer 0, 0.1 ms at layer 13
+    early_layer, late_layer = pipelines(2)
+    for name in ('s3dnn', 'edf'):
+        policy = make_policy(name, costs)
+        a = ready_frame(early_layer, 0, deadline_ms=5.0)   # slack at t=0: 5.0 - 1.4 = 3.6 ms
+        b = ready_frame(late_layer, 13, deadline_ms=4.0)   # slack at t=0: 4.0 - 0.1 = 3.9 ms
+        policy.enqueue(a, 0)
+        policy.enqueue(b, 0)
+        first = policy.dequeue(0, []).launches
+        assert len(first) == 1  # tbRatio 1: no grouping
+        assert first[0].frames == ([a] if name == 's3dnn' else [b])
+
+
+def test_task_slack_is_deadline_minus_now_minus_remaining_cost():
+    costs = uniform_costs(cost_us=100.0)
+    policy = make_policy('s3dnn', costs)
+    (pipeline,) = pipelines(1)
+    task = policy.enqueue(ready_frame(pipeline, 10, deadline_ms=3.0), 0)
+    assert task.remaining_ns == 4 * 100_000
+    assert task.slack(1 * MS) == 3 * MS - 1 * MS - 400_000
+
+
+def test_slack_order_follows_arrivals_and_completions():
+    """A frame re-enters Q with its new layer's slack; the order changes with it."""
+    costs = uniform_costs(cost_us=100.0, tb=1.0, fused_growth=1.0)  # fusion saves nothing: not fused
+    policy = make_policy('s3dnn', costs)
+    p0, p1 = pipelines(2)
+    a = ready_frame(p0, 0, deadline_ms=5.0)    # slack 3.6 ms
+    b = ready_frame(p1, 0, deadline_ms=5.2)    # slack 3.8 ms
+    policy.enqueue(a, 0)
+    policy.enqueue(b, 0)
+    assert policy.dequeue(0, []).launches[0].frames == [a]
+    a.next_layer = a.done_layers = 5           # a advanced: slack 5.0 - 0.9 = 4.1 ms > b's 3.8
+    policy.enqueue(a, 0)
+    assert policy.dequeue(0, []).launches[0].frames == [b]
+
+
+def test_grouping_adds_small_kernels_until_tb_reaches_one():
+    costs = uniform_costs(tb=0.4)
+    policy = make_policy('s3dnn', costs)
+    frames = [ready_frame(p, layer, deadline_ms=10 + i) for i, (p, layer) in enumerate(zip(pipelines(4), (1, 2, 3, 4)))]
+    for frame in frames:
+        policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    grouped = [launch for launch in group.launches if not launch.chained]
+    assert [launch.frames[0] for launch in grouped] == frames[:3]  # 0.4, 0.8, 1.2: stops once >= 1
+    assert group.tb_ratio == pytest.approx(1.2)
+    assert len(policy) == 1 and policy.queued()[0].frame is frames[3]
+    assert len({launch.stream for launch in grouped}) == 3  # concurrent kernels on separate streams
+
+
+def test_grouping_never_adds_a_kernel_that_fills_the_gpu_alone():
+    costs = uniform_costs(tb={i: (1.5 if i == 2 else 0.3) for i in range(NUM_LAYERS)})
+    policy = make_policy('s3dnn', costs)
+    head, big, small = (ready_frame(p, layer, deadline_ms=d)
+                        for p, layer, d in zip(pipelines(3), (1, 2, 3), (5.0, 6.0, 7.0)))
+    for frame in (head, big, small):
+        policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    members = [launch.frames[0] for launch in group.launches if not launch.chained]
+    assert members == [head, small]
+    assert [task.frame for task in policy.queued()] == [big]
+
+
+def test_head_that_fills_the_gpu_runs_alone():
+    costs = uniform_costs(tb=1.0)
+    policy = make_policy('s3dnn', costs)
+    for p, layer in zip(pipelines(3), (1, 2, 3)):
+        policy.enqueue(ready_frame(p, layer), 0)
+    group = policy.dequeue(0, [])
+    assert len(group.launches) == 1 and not group.launches[0].chained
+
+
+def test_look_ahead_reserves_the_successor_that_fits():
+    costs = uniform_costs(tb={i: 0.3 if i == 3 else 0.5 for i in range(NUM_LAYERS)})
+    policy = make_policy('s3dnn', costs)
+    (pipeline,) = pipelines(1)
+    frame = ready_frame(pipeline, 3)
+    policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    assert [(launch.layer, launch.chained) for launch in group.launches] == [(3, False), (4, True)]
+    assert group.launches[1].stream == group.launches[0].stream  # stream order is the dependency
+    assert group.launches[1].frames == [frame]
+
+
+def test_look_ahead_skips_a_successor_that_does_not_fit():
+    costs = uniform_costs(tb={i: 0.3 if i == 3 else 0.8 for i in range(NUM_LAYERS)})
+    policy = make_policy('s3dnn', costs)
+    (pipeline,) = pipelines(1)
+    policy.enqueue(ready_frame(pipeline, 3), 0)
+    group = policy.dequeue(0, [])
+    assert [launch.layer for launch in group.launches] == [3]
+
+
+def test_look_ahead_considers_launches_on_the_gpu_and_takes_least_slack():
+    costs = uniform_costs(tb=0.2)
+    policy = make_policy('s3dnn', costs)
+    queued_p, urgent_p, relaxed_p = pipelines(3)
+    queued = ready_frame(queued_p, 7, deadline_ms=20.0)
+    urgent = ready_frame(urgent_p, 0, deadline_ms=2.0)
+    relaxed = ready_frame(relaxed_p, 0, deadline_ms=30.0)
+    running = [inflight_launch([relaxed], 5, stream=relaxed_p.stream, costs=costs),
+               inflight_launch([urgent], 5, stream=urgent_p.stream, costs=costs)]
+    policy.enqueue(queued, 0)
+    group = policy.dequeue(0, running)
+    chained = [launch for launch in group.launches if launch.chained]
+    assert len(chained) == 1  # one reservation per DEQUEUE
+    assert chained[0].frames == [urgent] and chained[0].layer == 6 and chained[0].stream == urgent_p.stream
+
+
+def test_look_ahead_does_not_reserve_past_the_last_layer_or_twice():
+    costs = uniform_costs(tb=0.2)
+    policy = make_policy('s3dnn', costs)
+    last_p, chained_p = pipelines(2)
+    last = ready_frame(last_p, 0)
+    done_soon = inflight_launch([last], NUM_LAYERS - 1, stream=0, costs=costs)
+    twice = ready_frame(chained_p, 0)
+    already = inflight_launch([twice], 4, stream=1, costs=costs)
+    twice.next_layer = 6  # layer 5 was already reserved behind it
+    assert policy.dequeue(0, [done_soon, already]).launches == []  # empty queue: nothing to dequeue
+    (queued_p,) = pipelines(1)
+    policy.enqueue(ready_frame(queued_p, 2), 0)
+    group = policy.dequeue(0, [done_soon, already])
+    assert [launch.layer for launch in group.launches] == [2, 3]  # only the queued frame's own successor
+
+
+def test_fusion_merges_only_the_same_layer():
+    costs = uniform_costs(tb=0.1)
+    policy = make_policy('s3dnn', costs)
+    ps = pipelines(4)
+    same = [ready_frame(p, 3, deadline_ms=5 + i) for i, p in enumerate(ps[:3])]
+    other = ready_frame(ps[3], 5, deadline_ms=5.5)
+    for frame in [*same, other]:
+        policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    first, second = group.launches[0], group.launches[1]
+    assert first.layer == 3 and first.frames == same and first.batch == 3
+    assert first.cost_ns == costs.cost_ns(3, 3) and first.tb_ratio == pytest.approx(costs.tb_ratio(3, 3))
+    assert first.stream == ps[0].stream  # the most urgent frame's stream
+    assert second.layer == 5 and second.frames == [other]
+
+
+def test_fusion_respects_max_batch():
+    costs = uniform_costs(tb=0.01)
+    policy = make_policy('s3dnn', costs, max_batch=4)
+    for p in pipelines(6):
+        policy.enqueue(ready_frame(p, 2), 0)
+    group = policy.dequeue(0, [])
+    assert [launch.batch for launch in group.launches if launch.layer == 2] == [4, 2]
+
+
+def test_fusion_does_not_make_the_most_urgent_frame_miss():
+    costs = uniform_costs(cost_us=100.0, tb=0.1, fused_growth=0.5)  # a second frame adds 50 µs
+    policy = make_policy('s3dnn', costs)
+    urgent_p, other_p = pipelines(2)
+    # layer 13 is the last: remaining 100 µs; deadline 130 µs leaves 30 µs of slack < 50 µs
+    urgent = ready_frame(urgent_p, 13, deadline_ms=0.130)
+    other = ready_frame(other_p, 13, deadline_ms=50.0)
+    policy.enqueue(urgent, 0)
+    policy.enqueue(other, 0)
+    group = policy.dequeue(0, [])
+    assert group.launches[0].frames == [urgent]
+    assert [launch.frames for launch in group.launches[1:]] == [[other]]  # grouped, not fused
+
+
+def test_fusion_goes_ahead_when_the_head_is_already_late():
+    costs = uniform_costs(cost_us=100.0, tb=0.1, fused_growth=0.5)
+    policy = make_policy('s3dnn', costs)
+    late_p, other_p = pipelines(2)
+    late = ready_frame(late_p, 13, deadline_ms=0.05)  # negative slack already
+    other = ready_frame(other_p, 13, deadline_ms=50.0)
+    policy.enqueue(late, 0)
+    policy.enqueue(other, 0)
+    assert policy.dequeue(0, []).launches[0].frames == [late, other]
+
+
+def test_no_fusion_when_it_saves_no_gpu_time():
+    costs = uniform_costs(tb=0.1, fused_growth=1.0)  # b frames cost b times one frame
+    policy = make_policy('s3dnn', costs)
+    for p in pipelines(3):
+        policy.enqueue(ready_frame(p, 4), 0)
+    group = policy.dequeue(0, [])
+    assert [launch.batch for launch in group.launches if not launch.chained] == [1, 1, 1]
+
+
+@pytest.mark.parametrize('name', ['fifo', 'edf'])
+def test_fifo_and_edf_group_without_fusion_or_look_ahead(name):
+    costs = uniform_costs(tb=0.3)
+    policy = make_policy(name, costs)
+    frames = [ready_frame(p, 4, release_ms=i, deadline_ms=10 - i) for i, p in enumerate(pipelines(3))]
+    for frame in frames:
+        policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    assert all(launch.batch == 1 and not launch.chained for launch in group.launches)
+    order = [launch.frames[0] for launch in group.launches]
+    assert order == (frames if name == 'fifo' else frames[::-1])
+
+
+def test_firm_mode_drops_frames_that_cannot_make_it_before_they_run():
+    costs = uniform_costs(cost_us=100.0, tb=0.2)
+    policy = make_policy('s3dnn', costs, firm=True)
+    lost_p, fine_p, lost_peer_p = pipelines(3)
+    lost = ready_frame(lost_p, 0, deadline_ms=1.0)       # needs 1.4 ms
+    fine = ready_frame(fine_p, 0, deadline_ms=10.0)
+    lost_peer = ready_frame(lost_peer_p, 0, deadline_ms=1.2)
+    for frame in (lost, fine, lost_peer):
+        policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    assert set(group.dropped) == {lost, lost_peer}
+    assert [launch.frames for launch in group.launches if not launch.chained] == [[fine]]
+    assert make_policy('s3dnn', costs, firm=False).lost(lost, 0, 0) is False
+
+
+def test_sequential_issues_whole_frames_on_one_stream_one_at_a_time():
+    costs = uniform_costs()
+    policy = make_policy('sequential', costs)
+    assert policy.max_inflight == 1
+    a_p, b_p = pipelines(2)
+    a, b = ready_frame(a_p, 0, release_ms=1.0), ready_frame(b_p, 0, release_ms=0.5)
+    policy.enqueue(a, 0)
+    policy.enqueue(b, 0)
+    group = policy.dequeue(0, [])
+    assert [launch.layer for launch in group.launches] == list(range(NUM_LAYERS))
+    assert all(launch.frames == [b] and launch.stream == 0 for launch in group.launches)  # oldest first
+    assert [launch.chained for launch in group.launches] == [False] + [True] * (NUM_LAYERS - 1)
+
+
+def test_streams_baseline_uses_each_pipelines_stream_without_limit():
+    costs = uniform_costs()
+    policy = make_policy('streams', costs)
+    assert policy.max_inflight is None
+    ps = pipelines(3)
+    for p in ps:
+        policy.enqueue(ready_frame(p, 0), 0)
+    streams = [policy.dequeue(0, []).launches[0].stream for _ in ps]
+    assert streams == [p.stream for p in ps]
+
+
+def test_unknown_policy_is_named_with_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"'lottery'.*s3dnn, streams, sequential, fifo, edf"):
+        make_policy('lottery', uniform_costs())
+    assert set(POLICIES) == {'s3dnn', 'streams', 'sequential', 'fifo', 'edf'}
+
+
+@pytest.mark.parametrize('firm', [False, True])
+def test_long_deadline_camera_is_not_starved_under_sustained_overload(firm):
+    """24 cameras with 15 ms deadlines at 60 FPS ask a T4 for about 2.4x the batch-1 work it can do,
+    so Q always holds short-deadline kernels. A 150 ms camera beside them still gets every frame
+    through: its slack shrinks while it waits, so least slack first eventually puts it ahead of the
+    fresh short-deadline frames. Soft deadlines: everything is late under this overload, but its
+    worst latency stays bounded; firm deadlines (lost frames dropped): it misses nothing."""
+    cameras = [Camera(f'fast{i}', 60.0, 15.0) for i in range(24)] + [Camera('slow', 10.0, 150.0)]
+    result = simulate(cameras, 's3dnn', estimate(NETWORK, 't4'), seconds=2.0, seed=3, firm=firm)
+    fast, slow = result['per_camera'][:-1], result['per_camera'][-1]
+    if not firm:
+        assert sum(c['dropped'] + c['missed'] for c in fast) > 0.5 * sum(c['released'] for c in fast)
+    assert slow['completed'] == slow['released'] > 0
+    assert slow['max_ms'] < 1.5 * 150.0
+    if firm:
+        assert slow['missed'] == 0
