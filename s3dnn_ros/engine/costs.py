@@ -19,12 +19,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 
 from ..model.alexnet import Network
 from ..model.layers import Layer
 
 MAX_BATCH = 64
+#: costs and tbRatios at or above this are rejected (also excludes inf and NaN)
+MAX_JSON_NUMBER = 1e12
 
 
 class CostTableError(ValueError):
@@ -193,7 +196,7 @@ class CostTable:
                 data = json.load(file)
         except FileNotFoundError:
             raise CostTableError(f'cost table {path!r} does not exist') from None
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, ValueError) as error:  # ValueError covers JSON and UTF-8 decoding errors
             raise CostTableError(f'cost table {path!r} is not readable JSON: {error}') from error
         return cls.from_json(data, network, path)
 
@@ -211,14 +214,14 @@ class CostTable:
             entries[name] = {}
             for batch, entry in points.items():
                 key = f'layers.{name}.{batch}'
-                if not str(batch).isdigit() or not 1 <= int(batch) <= 4096:
+                if not re.fullmatch(r'[0-9]{1,4}', str(batch)) or not 1 <= int(batch) <= 4096:
                     raise CostTableError(f'{source_name}: {key}: batch size must be an integer 1..4096')
                 if not isinstance(entry, dict):
                     raise CostTableError(f'{source_name}: {key}: expected {{"cost_us": ..., "tb_ratio": ...}}')
                 cost, tb = entry.get('cost_us'), entry.get('tb_ratio')
                 for field, value in (('cost_us', cost), ('tb_ratio', tb)):
-                    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-                            or not math.isfinite(value):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                            or not 0 < value < MAX_JSON_NUMBER:
                         raise CostTableError(f'{source_name}: {key}.{field}={value!r}: must be a positive number')
                 entries[name][int(batch)] = (float(cost), float(tb))
         return cls(network, entries, str(data.get('gpu', 'unknown')), str(data.get('source', 'file')),
@@ -231,5 +234,12 @@ def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 
         if gpu not in GPUS:
             raise CostTableError(f'gpu={gpu!r}: allowed {", ".join(GPUS)}')
         gpu = GPUS[gpu]
-    entries = {layer.name: {b: estimate_layer(layer, b, gpu) for b in batches} for layer in network.kernel_layers}
+    entries = {}
+    for layer in network.kernel_layers:
+        points, floor = {}, 0.0
+        for batch in sorted(batches):
+            cost, tb = estimate_layer(layer, batch, gpu)
+            floor = max(floor, cost)  # tile rounding can make a larger batch look cheaper: it never is
+            points[batch] = (floor, tb)
+        entries[layer.name] = points
     return CostTable(network, entries, gpu.name, 'estimated')

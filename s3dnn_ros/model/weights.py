@@ -73,10 +73,13 @@ def load_weights(path: str | os.PathLike, network: Network) -> Weights:
         raise WeightsError(f'weights file {path!r} does not exist (give a .npz from s3dnn-convert-weights, '
                            'or leave weights empty for seeded untrained weights)')
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError('it holds a single array, not named tensors')
+        with archive:
             weights = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as error:
-        raise WeightsError(f'weights file {path!r} is not a readable .npz archive: {error}') from error
+    except (OSError, ValueError, EOFError) as error:
+        raise WeightsError(f'weights file {path!r} is not a readable .npz archive: {error or "it is empty"}') from error
     return check_weights(network, weights, path)
 
 

@@ -33,6 +33,26 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number; allowed: a number >= 0') from None
+    if not 0 <= value < float('inf'):
+        raise argparse.ArgumentTypeError(f'{text} is not allowed; allowed: a finite number >= 0')
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer; allowed: an integer >= 0') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{value} is not allowed; allowed: an integer >= 0')
+    return value
+
+
 def positive_floats(text: str) -> list[float]:
     """A comma list of positive numbers, e.g. ``30`` or ``30,15,60``."""
     return [positive_float(part) for part in text.split(',')]

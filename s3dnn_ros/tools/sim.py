@@ -11,7 +11,8 @@ from ..engine.costs import GPUS, CostTableError, CostTable, estimate
 from ..model.alexnet import alexnet
 from ..scheduler.policies import POLICIES
 from ..scheduler.simulator import DEFAULT_JITTER_MS, DEFAULT_LAUNCH_OVERHEAD_US, Camera, simulate
-from .cli import Parser, choices_list, per_camera, positive_float, positive_floats, positive_int
+from .cli import (Parser, choices_list, non_negative_float, non_negative_int, per_camera, positive_float,
+                  positive_floats, positive_int)
 
 COLUMNS = [('released', 'released', '{:d}'), ('completed', 'completed', '{:d}'), ('missed', 'missed', '{:d}'),
            ('dropped', 'dropped', '{:d}'), ('miss_ratio', 'miss %', '{:.2%}'), ('p50_ms', 'p50 ms', '{:.2f}'),
@@ -37,8 +38,9 @@ def build_parser() -> Parser:
     parser.add_argument('--max-batch', type=positive_int, default=16, help='largest fused batch (default 16)')
     parser.add_argument('--launch-overhead-us', type=positive_float, default=DEFAULT_LAUNCH_OVERHEAD_US,
                         help=f'host time per kernel launch (default {DEFAULT_LAUNCH_OVERHEAD_US})')
-    parser.add_argument('--jitter-ms', type=float, default=DEFAULT_JITTER_MS, help='camera jitter, uniform +-')
-    parser.add_argument('--seed', type=int, default=0, help='random seed of phases and jitter (default 0)')
+    parser.add_argument('--jitter-ms', type=non_negative_float, default=DEFAULT_JITTER_MS,
+                        help='camera jitter, uniform +-')
+    parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed of phases and jitter (default 0)')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of tables')
     return parser
 
@@ -56,8 +58,6 @@ def format_table(results: dict, title: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.jitter_ms < 0:
-        parser.error(f'argument --jitter-ms: {args.jitter_ms} is not allowed; allowed: a number >= 0')
     fps = per_camera(parser, '--fps', args.fps, args.cameras)
     deadlines = per_camera(parser, '--deadline-ms', args.deadline_ms, args.cameras)
     network = alexnet()
