@@ -14,6 +14,9 @@ COLCON_DIRS := --build-base build --install-base install
 .PHONY: run test build bench sim clean
 
 run: $(VENV)/.ready
+	$(ROS_ENV) s3dnn-perception --cameras 4 --fps 30 --seconds 15 --engine auto
+
+sim: $(VENV)/.ready
 	$(BIN)/s3dnn-sim --cameras 24 --fps 30 --deadline-ms 50 --seconds 5 --gpu t4
 
 test: $(VENV)/.ready

@@ -31,6 +31,9 @@ setup(
         'console_scripts': [
             's3dnn-sim = s3dnn_ros.tools.sim:main',
             's3dnn-convert-weights = s3dnn_ros.tools.convert_weights:main',
+            's3dnn-perception = s3dnn_ros.tools.perception:main',
+            'perception_node = s3dnn_ros.ros.perception_node:main',
+            'camera_sim = s3dnn_ros.ros.camera_sim:main',
         ],
     },
 )

@@ -81,7 +81,9 @@ class PipelineStats:
         """Latency percentile of completed frames in ms (0.0 before the first completion)."""
         if not self.latencies_ns:
             return 0.0
-        return float(np.percentile(np.frombuffer(self.latencies_ns, dtype=np.int64), percentile)) / 1e6
+        # a copy, not a view: another thread may append meanwhile, and an array with an exported
+        # buffer cannot grow
+        return float(np.percentile(np.array(self.latencies_ns, dtype=np.int64), percentile)) / 1e6
 
     def summary(self) -> dict:
         return {'released': self.released, 'completed': self.completed, 'missed': self.missed,

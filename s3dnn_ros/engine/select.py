@@ -1,0 +1,31 @@
+"""Pick the engine a node asked for: ``cuda``, ``reference``, or ``auto`` (cuda when a GPU and pycuda are
+present, else the reference engine), with a sentence saying why for the log."""
+from __future__ import annotations
+
+from ..model.alexnet import Network
+from ..model.weights import Weights
+from .base import Engine, EngineError
+from .reference import ReferenceEngine
+
+ENGINE_KINDS = ('auto', 'cuda', 'reference')
+
+
+def make_engine(kind: str, network: Network, weights: Weights, device_id: int = 0,
+                max_batch: int = 16) -> tuple[Engine, str]:
+    """(engine, why); EngineError when ``cuda`` was asked for and cannot run."""
+    if kind not in ENGINE_KINDS:
+        raise ValueError(f'engine={kind!r}: allowed {", ".join(ENGINE_KINDS)}')
+    if kind == 'reference':
+        return ReferenceEngine(network, weights), 'reference engine (numpy on the CPU), as configured'
+    try:
+        from .cuda import CudaEngine
+        engine = CudaEngine(network, weights, device_id=device_id, max_batch=max_batch)
+    except ImportError as error:
+        problem = f'the CUDA engine cannot be imported ({error})'
+    except EngineError as error:
+        problem = str(error)
+    else:
+        return engine, f'CUDA engine on {engine.device_name} (device {device_id})'
+    if kind == 'cuda':
+        raise EngineError(f'engine=cuda: {problem}')
+    return ReferenceEngine(network, weights), f'reference engine (numpy on the CPU): auto found no usable GPU: {problem}'

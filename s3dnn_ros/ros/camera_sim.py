@@ -1,0 +1,103 @@
+"""camera_sim: publishes sensor_msgs/Image with real stamps and moving content, for machines without
+cameras. Each frame is a colour gradient scrolling sideways with a bright square bouncing over it.
+
+Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), frame_id, reliability.
+"""
+from __future__ import annotations
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from ..engine.base import ENCODINGS
+from .config import RELIABILITY, ConfigError
+from .image_codec import array_to_image
+
+
+def make_frames(width: int, height: int, encoding: str):
+    """A generator of H x W x C uint8 frames whose content moves from one frame to the next."""
+    channels = ENCODINGS[encoding][0]
+    x = np.linspace(0, 2 * np.pi, width, endpoint=False)
+    phases = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3][:max(1, min(channels, 3))])
+    row = (127.5 + 127.5 * np.sin(x[:, None] + phases[None, :])).astype(np.uint8)  # (W, min(C,3))
+    if channels == 4:
+        row = np.concatenate([row, np.full((width, 1), 255, np.uint8)], axis=1)
+    gradient = np.repeat(np.tile(row, (2, 1))[None], height, axis=0)  # two periods wide, to scroll through
+    side = max(4, min(width, height) // 6)
+    step = 0
+    while True:
+        shift = (step * 4) % width
+        frame = np.ascontiguousarray(gradient[:, shift:shift + width])
+        top = abs((step * 3) % (2 * (height - side)) - (height - side))
+        left = abs((step * 5) % (2 * (width - side)) - (width - side))
+        frame[top:top + side, left:left + side] = 255
+        yield frame
+        step += 1
+
+
+class CameraSim(Node):
+    """A fake camera: one Image per timer tick."""
+
+    def __init__(self, name: str = 'camera_sim', **node_options):
+        super().__init__(name, **node_options)
+        self.topic = self.declare_parameter('topic', '/camera/image_raw').value
+        fps = self.declare_parameter('fps', 30.0).value
+        width = self.declare_parameter('width', 640).value
+        height = self.declare_parameter('height', 480).value
+        encoding = self.declare_parameter('encoding', 'rgb8').value
+        self.frame_id = self.declare_parameter('frame_id', 'camera').value
+        reliability = self.declare_parameter('reliability', 'best_effort').value
+        problems = [f'{name}={value!r}: allowed {allowed}' for name, value, ok, allowed in (
+            ('fps', fps, 0 < fps <= 1000, 'a number in (0, 1000]'),
+            ('width', width, 8 <= width <= 8192, 'an integer 8..8192'),
+            ('height', height, 8 <= height <= 8192, 'an integer 8..8192'),
+            ('encoding', encoding, encoding in ENCODINGS, ', '.join(ENCODINGS)),
+            ('reliability', reliability, reliability in RELIABILITY, ', '.join(RELIABILITY))) if not ok]
+        if problems:
+            self.destroy_node()
+            raise ConfigError('parameter ' + problems[0])
+        self.encoding = encoding
+        self.published = 0
+        self._frames = make_frames(width, height, encoding)
+        qos = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5,
+                         reliability=(QoSReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
+                                      else QoSReliabilityPolicy.RELIABLE))
+        self.publisher = self.create_publisher(Image, self.topic, qos)
+        self.create_timer(1.0 / fps, self._tick)
+        self.get_logger().info(f'{width}x{height} {encoding} at {fps:g} FPS on {self.topic}')
+
+    def _tick(self) -> None:
+        msg = Image()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.frame_id
+        array_to_image(next(self._frames), self.encoding, msg)
+        self.publisher.publish(msg)
+        self.published += 1
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    executor = SingleThreadedExecutor()
+    node = None
+    try:
+        node = CameraSim()
+        executor.add_node(node)
+        executor.spin()
+    except ConfigError as error:
+        rclpy.logging.get_logger('camera_sim').fatal(str(error))
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

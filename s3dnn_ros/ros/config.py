@@ -1,0 +1,211 @@
+"""The perception node's parameters: names, defaults, and validation with messages that name the
+parameter, its value and what is allowed. Pure Python, so the rules are testable without ROS and the
+launch file and command-line tool can read the same camera list.
+
+Global parameters and per-camera parameters ``<camera>.<key>`` for every name in ``cameras``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..scheduler.policies import POLICIES
+
+NODE_NAME = 's3dnn_perception'
+ENGINES = ('auto', 'cuda', 'reference')
+RELIABILITY = ('best_effort', 'reliable')
+_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
+_TOPIC = re.compile(r'^/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$')
+
+
+class ConfigError(ValueError):
+    """An invalid parameter: the node refuses to start rather than run half-configured."""
+
+
+def default_topic(camera: str) -> str:
+    return f'/{camera}/image_raw'
+
+
+def detections_topic(camera: str) -> str:
+    return f'/s3dnn/{camera}/detections'
+
+
+def _fail(name: str, value: Any, allowed: str):
+    raise ConfigError(f'parameter {name}={value!r}: allowed {allowed}')
+
+
+def _number(low: float, high: float = float('inf'), low_inclusive: bool = False) -> Callable:
+    bound = ('>= ' if low_inclusive else '> ') + f'{low:g}' + (f' and <= {high:g}' if high != float('inf') else '')
+
+    def check(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(name, value, f'a number {bound}')
+        ok = (value >= low if low_inclusive else value > low) and value <= high
+        if not ok or value != value:
+            _fail(name, value, f'a number {bound}')
+        return float(value)
+    return check
+
+
+def _integer(low: int, high: int) -> Callable:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            _fail(name, value, f'an integer {low}..{high}')
+        return value
+    return check
+
+
+def _one_of(options) -> Callable:
+    def check(name: str, value: Any) -> str:
+        if value not in options:
+            _fail(name, value, 'one of ' + ', '.join(options))
+        return value
+    return check
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(name, value, 'true or false')
+    return value
+
+
+def _string(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        _fail(name, value, 'a string')
+    return value
+
+
+def _topic(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _TOPIC.match(value):
+        _fail(name, value, 'a ROS topic name like /front/image_raw')
+    return value
+
+
+def check_camera_names(name: str, value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        _fail(name, value, 'a non-empty list of camera names')
+    for camera in value:
+        if not _NAME.match(camera):
+            _fail(name, value, f'names of letters, digits and _ starting with a letter ({camera!r} is not)')
+    if len(set(value)) != len(value):
+        _fail(name, value, 'distinct names')
+    return list(value)
+
+
+#: (name, default, check) of every global parameter
+GLOBAL_PARAMETERS = [
+    ('cameras', ['camera'], check_camera_names),
+    ('policy', 's3dnn', _one_of(tuple(POLICIES))),
+    ('engine', 'auto', _one_of(ENGINES)),
+    ('device_id', 0, _integer(0, 63)),
+    ('weights', '', _string),
+    ('labels', '', _string),
+    ('top_k', 5, _integer(1, 1000)),
+    ('max_batch', 16, _integer(1, 64)),
+    ('firm_deadlines', False, _boolean),
+    ('qos.reliability', 'best_effort', _one_of(RELIABILITY)),
+    ('qos.depth', 5, _integer(1, 1000)),
+    ('diagnostics_period_s', 1.0, _number(0.0, 3600.0)),
+    ('miss_warn_ratio', 0.05, _number(0.0, 1.0, low_inclusive=True)),
+    ('miss_error_ratio', 0.2, _number(0.0, 1.0, low_inclusive=True)),
+]
+
+#: (key, default or default(camera), check) of every per-camera parameter ``<camera>.<key>``
+CAMERA_PARAMETERS = [
+    ('topic', default_topic, _topic),
+    ('deadline_ms', 100.0, _number(0.0, 3_600_000.0)),
+    ('fps_hint', 0.0, _number(0.0, 10_000.0, low_inclusive=True)),
+    ('queue_depth', 1, _integer(1, 1000)),
+]
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    name: str
+    topic: str
+    deadline_ms: float
+    fps_hint: float
+    queue_depth: int
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    cameras: tuple[CameraConfig, ...]
+    policy: str
+    engine: str
+    device_id: int
+    weights: str
+    labels: str
+    top_k: int
+    max_batch: int
+    firm_deadlines: bool
+    qos_reliability: str
+    qos_depth: int
+    diagnostics_period_s: float
+    miss_warn_ratio: float
+    miss_error_ratio: float
+
+
+def camera_default(key: str, camera: str):
+    default = dict((k, d) for k, d, _ in CAMERA_PARAMETERS)[key]
+    return default(camera) if callable(default) else default
+
+
+def validate(values: dict[str, Any]) -> NodeConfig:
+    """Check every parameter (missing ones take their defaults) and build the node's configuration."""
+    checked = {}
+    for name, default, check in GLOBAL_PARAMETERS:
+        checked[name] = check(name, values.get(name, default))
+    if checked['miss_error_ratio'] < checked['miss_warn_ratio']:
+        _fail('miss_error_ratio', checked['miss_error_ratio'],
+              f'a ratio >= miss_warn_ratio ({checked["miss_warn_ratio"]:g})')
+    cameras = []
+    topics = {}
+    for camera in checked['cameras']:
+        fields = {}
+        for key, _, check in CAMERA_PARAMETERS:
+            name = f'{camera}.{key}'
+            fields[key] = check(name, values.get(name, camera_default(key, camera)))
+        if fields['topic'] in topics:
+            _fail(f'{camera}.topic', fields['topic'], f'a topic no other camera uses ({topics[fields["topic"]]} does)')
+        topics[fields['topic']] = camera
+        cameras.append(CameraConfig(camera, **fields))
+    return NodeConfig(cameras=tuple(cameras), policy=checked['policy'], engine=checked['engine'],
+                      device_id=checked['device_id'], weights=checked['weights'], labels=checked['labels'],
+                      top_k=checked['top_k'], max_batch=checked['max_batch'],
+                      firm_deadlines=checked['firm_deadlines'], qos_reliability=checked['qos.reliability'],
+                      qos_depth=checked['qos.depth'], diagnostics_period_s=checked['diagnostics_period_s'],
+                      miss_warn_ratio=checked['miss_warn_ratio'], miss_error_ratio=checked['miss_error_ratio'])
+
+
+def read_labels(path: str, num_classes: int) -> list[str]:
+    """One label per line, exactly ``num_classes`` lines; ConfigError naming the parameter otherwise."""
+    try:
+        with open(path, encoding='utf-8') as file:
+            labels = file.read().splitlines()
+    except OSError as error:
+        raise ConfigError(f'parameter labels={path!r}: cannot read it ({error.strerror}); '
+                          f'allowed a text file with {num_classes} lines, one label per class') from error
+    if len(labels) != num_classes:
+        raise ConfigError(f'parameter labels={path!r}: has {len(labels)} lines; '
+                          f'allowed a text file with {num_classes} lines, one label per class')
+    return labels
+
+
+def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any]:
+    """The node's flattened parameters from a ROS 2 params file (its own section, or ``/**``)."""
+    import yaml
+    with open(path, encoding='utf-8') as file:
+        data = yaml.safe_load(file) or {}
+    section = data.get(node_name) or data.get('/' + node_name) or data.get('/**') or {}
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: dict):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(f'{prefix}{key}.', value)
+            else:
+                flat[prefix + key] = value
+    walk('', section.get('ros__parameters', {}))
+    return flat

@@ -1,0 +1,71 @@
+"""sensor_msgs/Image <-> numpy, without copying where the encoding allows.
+
+The engines take H x W x C uint8 images in rgb8, bgr8, rgba8, bgra8 or mono8. Those encodings become a
+strided view straight over ``msg.data`` (row padding in ``step`` is skipped by the stride, and 8-bit
+channels have no byte order, so ``is_bigendian`` needs no swap). Any other encoding goes through
+cv_bridge when it is importable; without it the frame is rejected with the encoding named.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..engine.base import ENCODINGS
+
+
+class FrameRejected(ValueError):
+    """A frame the node cannot use; the message says why and the node counts it."""
+
+
+@functools.cache
+def cv_bridge():
+    """A CvBridge when the ROS 2 cv_bridge is importable, else None (looked up once)."""
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return None
+    return CvBridge()
+
+
+def image_to_array(msg) -> tuple[np.ndarray, str]:
+    """(H x W x C uint8 view, engine encoding) of a sensor_msgs/Image; FrameRejected if unusable."""
+    encoding = msg.encoding
+    if msg.width == 0 or msg.height == 0:
+        raise FrameRejected(f'image has zero size ({msg.width}x{msg.height})')
+    if encoding not in ENCODINGS:
+        return _convert_with_cv_bridge(msg)
+    channels = ENCODINGS[encoding][0]
+    row_bytes = msg.width * channels
+    if msg.step < row_bytes:
+        raise FrameRejected(f'step {msg.step} < width x channels = {msg.width} x {channels} = {row_bytes} '
+                            f'for {encoding}')
+    needed = msg.step * msg.height
+    if len(msg.data) < needed:
+        raise FrameRejected(f'data has {len(msg.data)} bytes, step x height = {msg.step} x {msg.height} = {needed}')
+    buffer = np.frombuffer(msg.data, dtype=np.uint8, count=needed)
+    view = as_strided(buffer, shape=(msg.height, msg.width, channels), strides=(msg.step, channels, 1),
+                      writeable=False)
+    return view, encoding
+
+
+def _convert_with_cv_bridge(msg) -> tuple[np.ndarray, str]:
+    bridge = cv_bridge()
+    if bridge is None:
+        raise FrameRejected(f'encoding {msg.encoding!r} is not supported without cv_bridge; '
+                            f'supported: {", ".join(ENCODINGS)}')
+    try:
+        return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8')), 'rgb8'
+    except Exception as error:  # cv_bridge raises its own and OpenCV's error types
+        raise FrameRejected(f'cv_bridge could not convert {msg.encoding!r} to rgb8: {error}') from error
+
+
+def array_to_image(array: np.ndarray, encoding: str, msg) -> None:
+    """Fill ``msg`` (a sensor_msgs/Image) from an H x W x C uint8 array; bytes, not a per-element copy."""
+    height, width = array.shape[:2]
+    msg.height, msg.width = height, width
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = width * (array.shape[2] if array.ndim == 3 else 1)
+    msg.data = np.ascontiguousarray(array).tobytes()

@@ -1,0 +1,110 @@
+"""s3dnn-perception: the perception node and one simulated camera per configured camera, in one process.
+
+For machines without ``ros2 launch``; on exit (after --seconds, or Ctrl-C) prints a per-camera summary.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.parameter import Parameter
+
+from ..engine.base import EngineError
+from ..ros.camera_sim import CameraSim
+from ..ros.config import ENGINES, ConfigError, default_topic
+from ..ros.perception_node import PerceptionNode
+from ..scheduler.policies import POLICIES
+from .cli import Parser, positive_float, positive_int
+
+
+def default_config() -> str | None:
+    """config/perception.yaml of the installed package, else of the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        path = os.path.join(get_package_share_directory('s3dnn_ros'), 'config', 'perception.yaml')
+        if os.path.isfile(path):
+            return path
+    except (ImportError, LookupError):
+        pass
+    path = os.path.join(os.path.dirname(__file__), '..', '..', 'config', 'perception.yaml')
+    return os.path.normpath(path) if os.path.isfile(path) else None
+
+
+def overrides(args) -> list[Parameter]:
+    params = []
+    if args.policy:
+        params.append(Parameter('policy', value=args.policy))
+    if args.engine:
+        params.append(Parameter('engine', value=args.engine))
+    if args.cameras:
+        names = [f'cam{i}' for i in range(args.cameras)]
+        params.append(Parameter('cameras', value=names))
+        for name in names:
+            params += [Parameter(f'{name}.topic', value=default_topic(name)),
+                       Parameter(f'{name}.deadline_ms', value=args.deadline_ms),
+                       Parameter(f'{name}.fps_hint', value=args.fps)]
+    return params
+
+
+def format_summary(rows: list[dict], title: str) -> str:
+    columns = [('camera', '{}'), ('received', '{:d}'), ('completed', '{:d}'), ('missed', '{:d}'),
+               ('dropped', '{:d}'), ('rejected', '{:d}'), ('p50_ms', '{:.1f}'), ('p99_ms', '{:.1f}')]
+    header = [name.replace('_ms', ' ms') for name, _ in columns]
+    cells = [[fmt.format(row[name]) for name, fmt in columns] for row in rows]
+    widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(columns))]
+    lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)), '  '.join('-' * w for w in widths)]
+    return '\n'.join(lines + ['  '.join(c.rjust(w) for c, w in zip(row, widths)) for row in cells])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog='s3dnn-perception', description='Run the perception node with simulated cameras.')
+    parser.add_argument('--config', help='parameters file (default: the package\'s config/perception.yaml)')
+    parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
+    parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
+    parser.add_argument('--cameras', type=positive_int, help='N simulated cameras cam0..camN-1 instead of the config\'s')
+    parser.add_argument('--fps', type=positive_float, default=30.0, help='simulated camera rate (default 30)')
+    parser.add_argument('--deadline-ms', type=positive_float, default=100.0,
+                        help='deadline of the --cameras cameras (default 100)')
+    parser.add_argument('--width', type=positive_int, default=640)
+    parser.add_argument('--height', type=positive_int, default=480)
+    parser.add_argument('--seconds', type=positive_float, default=15.0, help='how long to run (default 15)')
+    args = parser.parse_args(argv)
+    config = args.config or default_config()
+    if config and not os.path.isfile(config):
+        parser.error(f'argument --config: {config!r} does not exist')
+    rclpy.init(args=['--ros-args', '--params-file', config] if config else None)
+    try:
+        node = PerceptionNode(parameter_overrides=overrides(args))
+    except (ConfigError, EngineError) as error:
+        print(f's3dnn-perception: error: {error}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    cameras = [CameraSim(f'camera_sim_{camera.name}', parameter_overrides=[
+        Parameter('topic', value=camera.topic), Parameter('fps', value=camera.fps_hint or args.fps),
+        Parameter('width', value=args.width), Parameter('height', value=args.height),
+        Parameter('frame_id', value=camera.name)]) for camera in node.config.cameras]
+    executor = SingleThreadedExecutor()
+    for each in [node, *cameras]:
+        executor.add_node(each)
+    end = time.monotonic() + args.seconds
+    try:
+        while rclpy.ok() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    rows = node.summary()
+    title = (f'{len(rows)} cameras, policy {node.config.policy}, engine {node.engine.name} on '
+             f'{node.engine.device_name}, {args.seconds:g} s')
+    executor.shutdown()
+    for each in [*cameras, node]:
+        each.destroy_node()
+    rclpy.try_shutdown()
+    print(format_summary(rows, title))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Test session set-up: an isolated ROS 2 environment (random domain, temporary ROS home and logs),
+set before anything initialises rclpy so parallel runs never talk to each other."""
+import os
+import random
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))  # scheduling_helpers, ros_helpers
+
+_ROS_HOME = tempfile.mkdtemp(prefix='s3dnn-test-ros-')
+os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 101))
+os.environ['ROS_HOME'] = _ROS_HOME
+os.environ['ROS_LOG_DIR'] = os.path.join(_ROS_HOME, 'log')
+os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')

@@ -1,0 +1,255 @@
+"""The perception node with real rclpy nodes and topics: detections with the source header, diagnostics,
+bad frames, parameters, queue drops and shutdown. The reference engine runs the network on the CPU."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
+
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from s3dnn_ros.ros.config import ConfigError  # noqa: E402
+from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: E402
+
+from ros_helpers import Driver, RosSession, overrides, values  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CAMERAS = ['cam0', 'cam1', 'cam2']
+
+
+def node_params(cameras=CAMERAS, **extra):
+    params = {'cameras': cameras, 'engine': 'reference', 'diagnostics_period_s': 0.25}
+    for name in cameras:
+        params[f'{name}.deadline_ms'] = 10_000.0
+        params[f'{name}.queue_depth'] = 8
+    params.update(extra)
+    return params
+
+
+@pytest.fixture
+def session():
+    ros = RosSession()
+    yield ros
+    ros.close()
+
+
+def start(session, params, cameras=CAMERAS):
+    node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
+    driver = session.add(Driver(session.context, cameras))
+    assert session.spin_until(driver.connected), 'discovery did not complete'
+    return node, driver
+
+
+def test_detections_carry_each_frames_header_and_sorted_scores(session):
+    node, driver = start(session, node_params())
+    sent = {}
+    for k in range(2):
+        for i, camera in enumerate(CAMERAS):
+            sec, nanosec = 1000 + k, 100 * i + 7
+            driver.send(camera, sec, nanosec, frame_id=f'{camera}_frame{k}')
+            sent.setdefault(camera, []).append((sec, nanosec, f'{camera}_frame{k}'))
+    assert session.spin_until(lambda: all(len(driver.detections[c]) == 2 for c in CAMERAS), 60)
+    for camera in CAMERAS:
+        got = [(d['header']['stamp']['sec'], d['header']['stamp']['nanosec'], d['header']['frame_id'])
+               for d in driver.detections[camera]]
+        assert sorted(got) == sorted(sent[camera])
+        for detection in driver.detections[camera]:
+            scores = [c['score'] for c in detection['classes']]
+            assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+            assert 0 < sum(scores) <= 1.0 + 1e-6
+            assert all(0 <= c['id'] < 1000 and c['label'] is None for c in detection['classes'])
+            assert detection['camera'] == camera and detection['deadline_ms'] == 10_000.0
+            assert detection['latency_ms'] > 0 and detection['missed'] is False
+
+
+def test_diagnostics_report_every_camera_and_the_scheduler(session):
+    node, driver = start(session, node_params())
+    for camera in CAMERAS:
+        driver.send(camera, 1)
+    assert session.spin_until(lambda: all(driver.detections[c] for c in CAMERAS), 60)
+    assert session.spin_until(lambda: any(values(s)['completed'] == '1' for s in driver.statuses('s3dnn: cam2')))
+    status = [s for s in driver.statuses('s3dnn: cam2') if values(s)['completed'] == '1'][-1]
+    assert status.level == DiagnosticStatus.OK and status.hardware_id == 'cpu'
+    fields = values(status)
+    for key in ('received', 'completed', 'missed', 'dropped', 'rejected', 'miss ratio (window)', 'miss ratio (total)',
+                'latency p50 ms', 'latency p95 ms', 'latency p99 ms', 'latency max ms', 'deadline ms', 'queue length'):
+        assert key in fields
+    assert fields['received'] == '1' and fields['missed'] == '0' and fields['deadline ms'] == '10000.0000'
+    scheduler = values(driver.statuses('s3dnn: scheduler')[-1])
+    assert scheduler['policy'] == 's3dnn' and scheduler['engine'] == 'reference' and scheduler['device'] == 'cpu'
+    assert int(scheduler['groups dispatched']) > 0 and 0.0 <= float(scheduler['gpu busy fraction']) <= 1.0
+    for key in ('mean group size', 'fused launches', 'mean batch', 'engine errors'):
+        assert key in scheduler
+
+
+def test_a_tiny_deadline_turns_the_camera_status_to_error(session):
+    params = node_params(cameras=['cam0'])
+    params['cam0.deadline_ms'] = 0.01
+    node, driver = start(session, params, cameras=['cam0'])
+    driver.send('cam0', 5)
+    assert session.spin_until(lambda: driver.detections['cam0'], 60)
+    assert driver.detections['cam0'][0]['missed'] is True
+    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR for s in driver.statuses('s3dnn: cam0')))
+    error = [s for s in driver.statuses('s3dnn: cam0') if s.level == DiagnosticStatus.ERROR][0]
+    assert error.message.startswith('miss ratio 1.00 >= 0.2') and values(error)['missed'] == '1'
+
+
+def test_a_camera_that_stops_publishing_turns_error_after_five_periods(session):
+    node, driver = start(session, node_params(cameras=['cam0'], diagnostics_period_s=0.2), cameras=['cam0'])
+    driver.send('cam0', 1)
+    assert session.spin_until(lambda: driver.detections['cam0'], 60)
+    assert session.spin_until(lambda: any(s.message.startswith('no frame for')
+                                          for s in driver.statuses('s3dnn: cam0')), 10)
+    stale = [s for s in driver.statuses('s3dnn: cam0') if s.message.startswith('no frame for')][0]
+    assert stale.level == DiagnosticStatus.ERROR
+    assert float(stale.message.split()[3]) >= 5 * 0.2
+
+
+class _Config:
+    diagnostics_period_s = 1.0
+    miss_warn_ratio = 0.05
+    miss_error_ratio = 0.2
+
+
+@pytest.mark.parametrize('ratio, resolved, quiet_s, error_drops, expected', [
+    (0.0, 10, 0.5, 0, 'OK'),
+    (0.05, 20, 0.5, 0, 'WARN'),
+    (0.19, 100, 0.5, 0, 'WARN'),
+    (0.2, 5, 0.5, 0, 'ERROR'),
+    (0.0, 0, 5.0, 0, 'ERROR'),     # stale: 5 periods without a frame
+    (0.0, 0, 4.9, 0, 'OK'),
+    (0.0, 0, None, 0, 'OK'),       # never sent anything: waiting, not an error
+    (0.0, 3, 0.1, 1, 'ERROR'),     # engine failure
+    (0.9, 0, 0.1, 0, 'OK'),        # nothing resolved in the window: no ratio to judge
+])
+def test_camera_level_thresholds(ratio, resolved, quiet_s, error_drops, expected):
+    level, message = camera_level(_Config(), ratio, resolved, quiet_s, error_drops, 1, 'launch failed')
+    assert level == expected
+    if error_drops:
+        assert message == 'engine error: launch failed'
+
+
+def bad_frames():
+    """One of each frame the node must reject, with the word its reason must contain."""
+    wrong_encoding = Image(height=4, width=4, encoding='yuv422', step=8, data=bytes(32))
+    short = Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(40))
+    zero = Image(height=0, width=4, encoding='rgb8', step=12, data=b'')
+    narrow_step = Image(height=4, width=4, encoding='rgb8', step=8, data=bytes(48))
+    return [(wrong_encoding, 'yuv422'), (short, 'data has 40 bytes'), (zero, 'zero size'), (narrow_step, 'step 8')]
+
+
+def test_bad_frames_are_rejected_and_counted_while_a_good_camera_goes_on(session):
+    node, driver = start(session, node_params(cameras=['good', 'bad']), cameras=['good', 'bad'])
+    for k, (msg, reason) in enumerate(bad_frames()):
+        driver.send('bad', 10 + k, msg=msg)
+        driver.send('good', 10 + k)
+        assert session.spin_until(lambda: node.cameras['bad'].rejected == k + 1)
+        assert reason in node.cameras['bad'].last_reject_reason
+    assert session.spin_until(lambda: len(driver.detections['good']) == 4, 60)
+    assert driver.detections['bad'] == []
+    assert session.spin_until(lambda: any(values(s).get('rejected') == '4' for s in driver.statuses('s3dnn: bad')))
+    bad = [s for s in driver.statuses('s3dnn: bad') if values(s).get('rejected') == '4'][-1]
+    assert 'last reject reason' in values(bad) and values(bad)['completed'] == '0'
+
+
+def test_queue_depth_one_drops_older_frames_and_counts_them(session):
+    params = node_params(cameras=['cam0'], **{'qos.depth': 20})  # DDS keeps the whole burst for the node
+    params['cam0.queue_depth'] = 1
+    node, driver = start(session, params, cameras=['cam0'])
+    for k in range(12):  # far faster than the CPU engine's ~30 ms a frame
+        driver.send('cam0', 100 + k)
+    camera = node.cameras['cam0']
+    assert session.spin_until(lambda: camera.received == 12, 20)
+    stats = camera.pipeline.stats
+    assert session.spin_until(lambda: stats.completed + stats.dropped == 12, 60)
+    assert stats.dropped_queue > 0 and stats.completed == len(driver.detections['cam0'])
+    newest = max(d['header']['stamp']['sec'] for d in driver.detections['cam0'])
+    assert newest == 111  # the last frame always survives
+    assert session.spin_until(lambda: any(values(s)['dropped'] == str(stats.dropped)
+                                          for s in driver.statuses('s3dnn: cam0')))
+
+
+@pytest.mark.parametrize('name, value, words', [
+    ('policy', 'lottery', ["policy='lottery'", 's3dnn, streams, sequential, fifo, edf']),
+    ('engine', 'tpu', ["engine='tpu'", 'auto, cuda, reference']),
+    ('top_k', 0, ['top_k=0', '1..1000']),
+    ('device_id', -1, ['device_id=-1']),
+    ('qos.reliability', 'sometimes', ["qos.reliability='sometimes'", 'best_effort, reliable']),
+    ('diagnostics_period_s', 0.0, ['diagnostics_period_s=0.0', '> 0']),
+    ('firm_deadlines', 'yes', ["firm_deadlines='yes'", 'true or false']),
+    ('cameras', ['a', 'a'], ['distinct']),
+    ('cam0.deadline_ms', 'soon', ["cam0.deadline_ms='soon'", 'a number > 0']),
+    ('cam0.queue_depth', 0, ['cam0.queue_depth=0', '1..1000']),
+    ('cam0.topic', 'not a topic', ["cam0.topic='not a topic'"]),
+    ('weights', '/nonexistent/alexnet.npz', ['parameter weights=', 'does not exist']),
+    ('labels', '/nonexistent/labels.txt', ['parameter labels=', 'cannot read it']),
+])
+def test_an_invalid_parameter_stops_the_node_with_a_message_naming_it(session, name, value, words):
+    params = node_params(cameras=['cam0'])
+    params[name] = value
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(ConfigError) as error:
+        PerceptionNode(context=session.context, parameter_overrides=overrides(params))
+    for word in words:
+        assert word in str(error.value)
+    assert {t.name for t in threading.enumerate()} == before  # nothing started half-way
+
+
+def test_labels_file_must_have_one_line_per_class(session, tmp_path):
+    labels = tmp_path / 'labels.txt'
+    labels.write_text('\n'.join(f'class {i}' for i in range(999)) + '\n')
+    with pytest.raises(ConfigError, match='has 999 lines; allowed a text file with 1000 lines'):
+        PerceptionNode(context=session.context, parameter_overrides=overrides(node_params(labels=str(labels))))
+    labels.write_text('\n'.join(f'class {i}' for i in range(1000)) + '\n')
+    node, driver = start(session, node_params(cameras=['cam0'], labels=str(labels)), cameras=['cam0'])
+    driver.send('cam0', 1)
+    assert session.spin_until(lambda: driver.detections['cam0'], 60)
+    assert all(c['label'] == f'class {c["id"]}' for c in driver.detections['cam0'][0]['classes'])
+
+
+def test_shutdown_under_load_joins_the_dispatcher_thread(session):
+    node, driver = start(session, node_params(cameras=['cam0', 'cam1']), cameras=['cam0', 'cam1'])
+    for k in range(30):
+        driver.send('cam0', k)
+        driver.send('cam1', k)
+        session.spin_for(0.01)
+    assert node.dispatcher.launches > 0
+    thread = node._thread
+    session.executor.remove_node(node)
+    session.nodes.remove(node)
+    node.destroy_node()
+    assert not thread.is_alive() and node.engine is None
+    assert 's3dnn-dispatcher' not in {t.name for t in threading.enumerate()}
+
+
+def run_node(*ros_args, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1', **(env_extra or {}))
+    return subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', *ros_args],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_main_exits_2_naming_a_bad_parameter():
+    process = run_node('-p', 'policy:=bogus')
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "parameter policy='bogus': allowed one of s3dnn" in output and 'Traceback' not in output
+
+
+def test_main_stops_cleanly_on_sigint():
+    process = run_node('-p', 'engine:=reference', '-p', 'cameras:=[cam0]')
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if 'policy s3dnn' in line:  # the last line of start-up
+            break
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=30)
+    output = ''.join(lines) + rest
+    assert process.returncode == 0, output
+    assert 'Traceback' not in output

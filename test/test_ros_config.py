@@ -1,0 +1,57 @@
+"""Parameter validation of the perception node (pure Python: the same rules the node applies)."""
+import pytest
+
+from s3dnn_ros.ros.config import ConfigError, parameters_from_yaml, validate
+
+REPO_CONFIG = __import__('pathlib').Path(__file__).resolve().parents[1] / 'config' / 'perception.yaml'
+
+
+def test_defaults_give_one_camera_on_its_default_topic():
+    config = validate({})
+    assert [c.name for c in config.cameras] == ['camera']
+    camera = config.cameras[0]
+    assert (camera.topic, camera.deadline_ms, camera.queue_depth) == ('/camera/image_raw', 100.0, 1)
+    assert (config.policy, config.engine, config.qos_reliability, config.top_k) == ('s3dnn', 'auto', 'best_effort', 5)
+
+
+def test_the_shipped_config_is_valid():
+    config = validate(parameters_from_yaml(str(REPO_CONFIG)))
+    assert [c.name for c in config.cameras] == ['front', 'left', 'right', 'rear']
+    assert config.cameras[3].deadline_ms == 200.0 and config.cameras[0].topic == '/front/image_raw'
+
+
+@pytest.mark.parametrize('values, message', [
+    ({'policy': 'rr'}, "parameter policy='rr': allowed one of s3dnn, streams, sequential, fifo, edf"),
+    ({'engine': 1}, "parameter engine=1: allowed one of auto, cuda, reference"),
+    ({'device_id': 64}, 'parameter device_id=64: allowed an integer 0..63'),
+    ({'device_id': 1.5}, 'parameter device_id=1.5: allowed an integer 0..63'),
+    ({'top_k': 1001}, 'parameter top_k=1001: allowed an integer 1..1000'),
+    ({'max_batch': 0}, 'parameter max_batch=0: allowed an integer 1..64'),
+    ({'firm_deadlines': 1}, 'parameter firm_deadlines=1: allowed true or false'),
+    ({'qos.depth': 0}, 'parameter qos.depth=0: allowed an integer 1..1000'),
+    ({'diagnostics_period_s': -1}, 'parameter diagnostics_period_s=-1: allowed a number > 0 and <= 3600'),
+    ({'miss_warn_ratio': 1.5}, 'parameter miss_warn_ratio=1.5: allowed a number >= 0 and <= 1'),
+    ({'miss_warn_ratio': 0.5, 'miss_error_ratio': 0.3},
+     'parameter miss_error_ratio=0.3: allowed a ratio >= miss_warn_ratio (0.5)'),
+    ({'weights': 3}, 'parameter weights=3: allowed a string'),
+    ({'cameras': []}, 'parameter cameras=[]: allowed a non-empty list of camera names'),
+    ({'cameras': ['front', '2nd']}, "allowed names of letters, digits and _ starting with a letter ('2nd' is not)"),
+    ({'cameras': ['a', 'b'], 'a.topic': '/x', 'b.topic': '/x'},
+     "parameter b.topic='/x': allowed a topic no other camera uses (a does)"),
+    ({'cameras': ['a'], 'a.deadline_ms': 0}, 'parameter a.deadline_ms=0: allowed a number > 0'),
+    ({'cameras': ['a'], 'a.deadline_ms': float('nan')}, 'parameter a.deadline_ms=nan: allowed a number > 0'),
+    ({'cameras': ['a'], 'a.deadline_ms': True}, 'parameter a.deadline_ms=True: allowed a number > 0'),
+    ({'cameras': ['a'], 'a.fps_hint': -1.0}, 'parameter a.fps_hint=-1.0: allowed a number >= 0'),
+    ({'cameras': ['a'], 'a.queue_depth': 2.0}, 'parameter a.queue_depth=2.0: allowed an integer 1..1000'),
+    ({'cameras': ['a'], 'a.topic': 'two words'}, "parameter a.topic='two words': allowed a ROS topic name"),
+])
+def test_invalid_values_name_the_parameter_value_and_what_is_allowed(values, message):
+    with pytest.raises(ConfigError) as error:
+        validate(values)
+    assert message in str(error.value)
+
+
+def test_params_file_sections_and_nesting(tmp_path):
+    path = tmp_path / 'p.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    cameras: [a]\n    a:\n      deadline_ms: 5.0\n    qos:\n      depth: 3\n')
+    assert parameters_from_yaml(str(path)) == {'cameras': ['a'], 'a.deadline_ms': 5.0, 'qos.depth': 3}
