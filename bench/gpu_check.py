@@ -1,0 +1,435 @@
+"""Check and time the CUDA engine on a GPU in one run; prints compact tables, writes details as JSON.
+
+    python3 bench/gpu_check.py [--out DIR] [--quick]
+
+Sections (each runs even when an earlier one fails, and reports its error):
+  ceilings   device-to-device copy bandwidth and FP32 SGEMM rate through torch (TF32 off)
+  layers     every kernel layer at batch 1, 4, 16 against the numpy reference (relative error)
+  torch      whole AlexNet against torchvision's with the same random weights, batch 1 and 16
+  fusion     a fused launch of 16 (and 5) different frames against one frame at a time (bit-identical?)
+  tiles      every conv2d tile on every conv layer at batch 1..16, and the tile the engine picks
+  timings    every layer at batch 1, 4, 16: this engine vs torch/cuDNN FP32 (TF32 off), GPU time per
+             launch (medians of back-to-back launches queued behind a delay); whole network too
+  overlap    one layer for 8 pipelines: 8 launches on one stream, on 8 streams, and one fused launch
+             (span from the first start to the last end, host issue gaps included)
+  calibrate  the engine's own calibration (cost table saved as JSON)
+  sass       instruction mix of the conv and linear kernels (when cuobjdump is on PATH)
+Details go to DIR/gpu_check.json (DIR: --out, else $OUT, else bench/out).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from s3dnn_ros.engine import reference  # noqa: E402
+from s3dnn_ros.engine.cuda import CONV_TILES, CudaEngine  # noqa: E402
+from s3dnn_ros.model import alexnet  # noqa: E402
+from s3dnn_ros.model.weights import load_torch_state_dict  # noqa: E402
+
+BATCHES = (1, 4, 16)
+
+
+def rel_error(out, ref) -> float:
+    return float(np.linalg.norm(np.asarray(out, np.float64) - ref) / np.linalg.norm(ref))
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+class Check:
+    """Shared state: torch, the model, the engine, 16 open pipelines holding valid activations."""
+
+    def __init__(self, quick: bool):
+        import torch
+        import torchvision
+        self.torch = torch
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        self.quick = quick
+        self.rng = np.random.default_rng()
+        self.network = alexnet()
+        torch.manual_seed(int(self.rng.integers(2**31)))
+        model = torchvision.models.alexnet(weights=None).eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / 'alexnet.pth'
+            torch.save(model.state_dict(), path)
+            self.weights = load_torch_state_dict(path, self.network)
+        self.model = model.cuda()
+        begin = time.perf_counter()
+        self.engine = CudaEngine(self.network, self.weights)
+        self.engine_init_s = time.perf_counter() - begin
+        self.layers = self.engine.layers
+        self.pids = list(range(16))
+        self.images = [(self.rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), 'rgb8') for _ in self.pids]
+        for pid, (image, encoding) in zip(self.pids, self.images):
+            self.engine.open_pipeline(pid)
+            self.engine.set_input(pid, image, encoding)
+        self.run_all(self.pids)
+
+    def run_all(self, pids, stream=0):
+        for index in range(len(self.layers)):
+            completion = self.engine.launch(index, pids, stream)
+        completion.wait()
+
+    def params(self, layer):
+        return reference.layer_params(self.network, self.weights, layer)
+
+    # ---- timing helpers
+    def torch_times(self, fn, warmup=5, repeats=30) -> list[float]:
+        """GPU µs per call of ``fn``, calls queued behind a GPU sleep so none waits for the host."""
+        torch = self.torch
+        begin = time.perf_counter()
+        for _ in range(warmup):
+            fn()
+        issue_s = (time.perf_counter() - begin) / warmup
+        torch.cuda.synchronize()
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        torch.cuda._sleep(int((2 * issue_s * repeats + 1e-3) * 2e9))  # cycles at up to 2 GHz
+        for start, end in zip(starts, ends):
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize()
+        return [start.elapsed_time(end) * 1000 for start, end in zip(starts, ends)]
+
+    def ours(self, indices, batch, warmup=5, repeats=30) -> float:
+        return median(self.engine.time_launches(list(indices), self.pids[:batch], warmup, repeats))
+
+    # ---- sections
+    def ceilings(self):
+        torch = self.torch
+        a = torch.empty(2**28, dtype=torch.float32, device='cuda').normal_()
+        b = torch.empty_like(a)
+        copy_us = median(self.torch_times(lambda: b.copy_(a), 3, 10))
+        m = torch.randn(8192, 8192, device='cuda')
+        gemm_us = median(self.torch_times(lambda: m @ m, 2, 5))
+        return {'copy_GBps': 2 * a.numel() * 4 / copy_us / 1e3, 'sgemm_TFLOPs': 2 * 8192**3 / gemm_us / 1e6}
+
+    def layers_vs_reference(self):
+        rows = []
+        for index, layer in enumerate(self.layers):
+            for batch in BATCHES:
+                pids = self.pids[:batch]
+                if index == 0:
+                    shapes = [(480, 640, 3, 'rgb8'), (100, 150, 4, 'bgra8'), (37, 1001, 1, 'mono8'),
+                              (1080, 1920, 3, 'bgr8')] * 4
+                    images = [(self.rng.integers(0, 256, (h, w, c), dtype=np.uint8), enc)
+                              for h, w, c, enc in shapes[:batch]]
+                    for pid, (image, encoding) in zip(pids, images):
+                        self.engine.set_input(pid, image, encoding)
+                    expected = reference.preprocess_batch(images)
+                else:
+                    x = self.rng.standard_normal((batch, *self.layers[index - 1].out_shape)).astype(np.float32)
+                    if layer.kind == 'softmax':
+                        x *= 4
+                    for pid, frame in zip(pids, x):
+                        self.engine.set_layer_output(pid, index - 1, frame)
+                    expected = reference.run_layer(layer, x, self.params(layer))
+                self.engine.launch(index, pids, 0).wait()
+                row = {'layer': layer.name, 'batch': batch, 'kernel': self.engine.kernel_name(index, batch)}
+                if layer.kind == 'softmax':
+                    out = np.stack([self.engine.result(pid).copy() for pid in pids])
+                    row['rel_error'] = rel_error(out[:, 0], expected[:, 0])
+                    row['ids_equal'] = bool(np.array_equal(out[:, 1], expected[:, 1]))
+                else:
+                    out = np.stack([self.engine.layer_output(pid, index) for pid in pids])
+                    row['rel_error'] = rel_error(out, expected.reshape(out.shape))
+                row['ok'] = row['rel_error'] <= 1e-4 and row.get('ids_equal', True)
+                rows.append(row)
+        # restore valid activations for the timings
+        for pid, (image, encoding) in zip(self.pids, self.images):
+            self.engine.set_input(pid, image, encoding)
+        self.run_all(self.pids)
+        return rows
+
+    def versus_torch(self):
+        torch = self.torch
+        rows = []
+        logits_index = len(self.layers) - 2
+        for batch in (1, 16):
+            images = [(self.rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), 'rgb8') for _ in range(batch)]
+            x = torch.from_numpy(reference.preprocess_batch(images)).cuda()
+            with torch.no_grad():
+                expected = self.model(x).double().cpu().numpy()
+            pids = self.pids[:batch]
+            for pid, (image, encoding) in zip(pids, images):
+                self.engine.set_input(pid, image, encoding)
+            self.run_all(pids)
+            logits = np.stack([self.engine.layer_output(pid, logits_index) for pid in pids])
+            top = np.stack([self.engine.result(pid)[1].copy() for pid in pids])
+            order = np.argsort(-expected, axis=1, kind='stable')
+            expected_top5 = order[:, :5]
+            error = rel_error(logits, expected)
+            # classes whose torch logits differ by less than 1e-5 of the largest are tied below float32 rounding
+            picked = np.take_along_axis(expected, top.astype(np.int64), axis=1)
+            best = np.take_along_axis(expected, expected_top5, axis=1)
+            scale = np.abs(expected).max(axis=1, keepdims=True)
+            same_up_to_ties = bool((np.abs(picked - best) <= 1e-5 * scale).all())
+            gaps = -np.diff(np.take_along_axis(expected, order[:, :6], axis=1), axis=1) / scale
+            rows.append({'batch': batch, 'rel_logit_error': error,
+                         'top5_frames_identical': int((top == expected_top5).all(axis=1).sum()),
+                         'top5_equal_up_to_ties': same_up_to_ties, 'min_top6_gap_rel': float(gaps.min()),
+                         'ok': error <= 1e-3 and same_up_to_ties})
+        for pid, (image, encoding) in zip(self.pids, self.images):
+            self.engine.set_input(pid, image, encoding)
+        self.run_all(self.pids)
+        return rows
+
+    def fusion(self):
+        rows = []
+        logits_index = len(self.layers) - 2
+        sizes = [(480, 640, 3, 'rgb8'), (100, 150, 4, 'bgra8'), (37, 1001, 1, 'mono8'), (720, 1280, 3, 'bgr8')]
+        for k in (5, 16):
+            images = [(self.rng.integers(0, 256, sizes[i % 4][:3], dtype=np.uint8), sizes[i % 4][3]) for i in range(k)]
+            pids = self.pids[:k]
+            for pid, (image, encoding) in zip(pids, images):
+                self.engine.set_input(pid, image, encoding)
+            self.run_all(pids)
+            fused = [(self.engine.layer_output(pid, logits_index), self.engine.result(pid).copy()) for pid in pids]
+            identical, worst = True, 0.0
+            for stream, pid in enumerate(pids):
+                self.run_all([pid], stream)
+                logits, result = self.engine.layer_output(pid, logits_index), self.engine.result(pid).copy()
+                identical &= bool(np.array_equal(logits, fused[stream][0]) and np.array_equal(result, fused[stream][1]))
+                worst = max(worst, rel_error(logits, fused[stream][0]))
+            rows.append({'frames': k, 'bit_identical': identical, 'max_rel_diff': worst, 'ok': worst <= 1e-6})
+        for pid, (image, encoding) in zip(self.pids, self.images):
+            self.engine.set_input(pid, image, encoding)
+        self.run_all(self.pids)
+        return rows
+
+    def tiles(self):
+        rows = []
+        batches = (1, 2, 4, 8, 16) if not self.quick else (1, 16)
+        for index, layer in enumerate(self.layers):
+            if layer.kind != 'conv':
+                continue
+            for batch in batches:
+                picked = self.engine.kernel_name(index, batch)
+                row = {'layer': layer.name, 'batch': batch, 'picked': picked}
+                for tile in CONV_TILES:
+                    self.engine.conv_tile = tile
+                    row[f'{tile[0]}x{tile[1]}'] = self.ours([index], batch, 3, 15)
+                self.engine.conv_tile = None
+                rows.append(row)
+        return rows
+
+    def torch_layer_fns(self, batch):
+        """Per layer name: a function running torch's equivalent on a prepared input of ``batch`` frames."""
+        torch = self.torch
+        f, c = self.model.features, self.model.classifier
+        relu = torch.nn.functional.relu
+        ops = {'conv1': lambda x: relu(f[0](x), inplace=True), 'pool1': f[2],
+               'conv2': lambda x: relu(f[3](x), inplace=True), 'pool2': f[5],
+               'conv3': lambda x: relu(f[6](x), inplace=True), 'conv4': lambda x: relu(f[8](x), inplace=True),
+               'conv5': lambda x: relu(f[10](x), inplace=True), 'pool5': f[12], 'avgpool': self.model.avgpool,
+               'fc6': lambda x: relu(c[1](x), inplace=True), 'fc7': lambda x: relu(c[4](x), inplace=True),
+               'fc8': c[6], 'softmax': lambda x: torch.topk(torch.softmax(x, 1), 5, 1)}
+        fns = {}
+        for layer in self.layers[1:]:
+            x = torch.randn(batch, *layer.in_shape, device='cuda')
+            op = ops[layer.name]
+            fns[layer.name] = (lambda op, x: lambda: op(x))(op, x)
+        mean = torch.tensor(self.layers[0].mean, device='cuda').view(1, 3, 1, 1)
+        std = torch.tensor(self.layers[0].std, device='cuda').view(1, 3, 1, 1)
+        host = torch.from_numpy(np.stack([image for image, _ in self.images[:batch]])).pin_memory()
+
+        def preprocess():
+            images = host.to('cuda', non_blocking=True).permute(0, 3, 1, 2).float()
+            resized = torch.nn.functional.interpolate(images, size=(224, 224), mode='bilinear', align_corners=False)
+            return (resized / 255 - mean) / std
+
+        def network(x=torch.randn(batch, 3, 224, 224, device='cuda')):
+            return torch.topk(torch.softmax(self.model(x), 1), 5, 1)
+
+        fns['preprocess'] = preprocess
+        return fns, network, lambda: torch.topk(torch.softmax(self.model(preprocess()), 1), 5, 1)
+
+    def timings(self):
+        torch = self.torch
+        rows = []
+        with torch.no_grad():
+            for batch in BATCHES:
+                fns, network, whole = self.torch_layer_fns(batch)
+                for index, layer in enumerate(self.layers):
+                    ours = self.ours([index], batch)
+                    theirs = median(self.torch_times(fns[layer.name]))
+                    row = {'layer': layer.name, 'batch': batch, 'kernel': self.engine.kernel_name(index, batch),
+                           'ours_us': ours, 'torch_us': theirs, 'ratio': ours / theirs}
+                    if layer.kind == 'conv':
+                        row['TFLOPs'] = batch * layer.flops / ours / 1e6
+                    if layer.kind == 'linear':
+                        row['GBps'] = layer.bytes(batch) / ours / 1e3
+                    rows.append(row)
+                ours = self.ours(range(1, len(self.layers)), batch, 3, 20)
+                theirs = median(self.torch_times(network, 3, 20))
+                rows.append({'layer': 'network', 'batch': batch, 'ours_us': ours, 'torch_us': theirs,
+                             'ratio': ours / theirs})
+                ours = self.ours(range(len(self.layers)), batch, 3, 20)
+                theirs = median(self.torch_times(whole, 3, 20))
+                rows.append({'layer': 'upload+all', 'batch': batch, 'ours_us': ours, 'torch_us': theirs,
+                             'ratio': ours / theirs})
+                torch.backends.cudnn.benchmark = True
+                fns, network, _ = self.torch_layer_fns(batch)
+                theirs = median(self.torch_times(network, 5, 20))
+                torch.backends.cudnn.benchmark = False
+                rows.append({'layer': 'network (cudnn.benchmark)', 'batch': batch,
+                             'ours_us': rows[-2]['ours_us'], 'torch_us': theirs, 'ratio': rows[-2]['ours_us'] / theirs})
+        return rows
+
+    def overlap(self):
+        rows = []
+        pids = self.pids[:8]
+        for name in ('conv2', 'conv4', 'fc6'):
+            index = [layer.name for layer in self.layers].index(name)
+            spans = {}
+            for mode in ('one stream', '8 streams', 'fused'):
+                samples = []
+                for _ in range(10):
+                    if mode == 'fused':
+                        completions = [self.engine.launch(index, pids, 0)]
+                    else:
+                        completions = [self.engine.launch(index, [pid], 0 if mode == 'one stream' else stream)
+                                       for stream, pid in enumerate(pids)]
+                    for completion in completions:
+                        completion.wait()
+                    intervals = [completion.interval() for completion in completions]
+                    samples.append((max(end for _, end in intervals) - min(start for start, _ in intervals)) / 1000)
+                spans[mode] = median(samples)
+            rows.append({'layer': name, 'tb_ratio_b1': self.engine.tb_ratio(index, 1), **spans})
+        return rows
+
+    def calibrate(self, out_dir: Path):
+        begin = time.perf_counter()
+        table = self.engine.calibrate()
+        seconds = time.perf_counter() - begin
+        name = re.sub(r'[^A-Za-z0-9]+', '-', self.engine.device_name).strip('-').lower()
+        table.save(out_dir / f'costs-{name}.json')
+        return {'seconds': seconds, 'frame_cost_us_batch1': table.frame_cost_ns / 1000,
+                'file': f'costs-{name}.json'}
+
+
+def sass_summary() -> dict:
+    if not shutil.which('cuobjdump') or not shutil.which('nvcc'):
+        return {'skipped': 'cuobjdump or nvcc not on PATH'}
+    summary = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for source in ('conv2d.cu', 'linear.cu'):
+            cubin = Path(tmp) / f'{source}.cubin'
+            subprocess.run(['nvcc', '-cubin', '-O3', '-arch=sm_90', '-I', str(REPO / 'kernels'), '-o', str(cubin),
+                            str(REPO / 'kernels' / source)], check=True, capture_output=True)
+            sass = subprocess.run(['cuobjdump', '-sass', str(cubin)], check=True, capture_output=True,
+                                  text=True).stdout
+            for chunk in sass.split('Function : ')[1:]:
+                name = chunk.split()[0]
+                opcode = r'/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_.]+)'
+                ops = Counter(m.group(1) for m in re.finditer(opcode, chunk))
+                keep = ('FFMA', 'LDS.128', 'LDS', 'LDG.E.128.CONSTANT', 'LDG.E.CONSTANT', 'LDG.E.EF.128', 'LDG.E.128',
+                        'LDL', 'STL', 'LDC', 'BAR.SYNC', 'STS.128', 'STS')
+                summary[name] = {op: ops[op] for op in keep if ops.get(op)}
+                summary[name]['total'] = sum(ops.values())
+    return summary
+
+
+def print_tables(report: dict) -> None:
+    print('\n==== gpu_check', report['device'], report['date'], f"torch {report['torch_version']}")
+    if 'ceilings' in report and 'error' not in report['ceilings']:
+        c = report['ceilings']
+        print(f"ceilings: copy {c['copy_GBps']:.0f} GB/s, FP32 SGEMM (TF32 off) {c['sgemm_TFLOPs']:.1f} TFLOP/s")
+    for name in ('layers', 'torch', 'fusion'):
+        rows = report.get(name)
+        if isinstance(rows, dict):
+            print(f'{name}: ERROR {rows["error"].splitlines()[-1]}')
+            continue
+        bad = [row for row in rows if not row['ok']]
+        print(f'{name}: {len(rows) - len(bad)}/{len(rows)} ok')
+        for row in (rows if name != 'layers' else bad):
+            print('   ', {k: (f'{v:.2e}' if isinstance(v, float) else v) for k, v in row.items()})
+        if name == 'layers':
+            worst = max(rows, key=lambda row: row['rel_error'])
+            print(f"    worst layer error {worst['rel_error']:.2e} ({worst['layer']} batch {worst['batch']})")
+    tiles = report.get('tiles')
+    if isinstance(tiles, list):
+        names = [f'{t[0]}x{t[1]}' for t in CONV_TILES]
+        print('conv tiles (µs):', 'layer batch |', ' '.join(f'{n:>8}' for n in names), '| picked')
+        for row in tiles:
+            best = min(names, key=lambda n: row[n])
+            print(f"  {row['layer']:>6} {row['batch']:>3} |", ' '.join(f'{row[n]:8.1f}' for n in names),
+                  f"| {row['picked'][7:]}{'' if row['picked'].endswith(best) else ' (best ' + best + ')'}")
+    elif tiles:
+        print('tiles: ERROR', tiles['error'].splitlines()[-1])
+    timings = report.get('timings')
+    if isinstance(timings, list):
+        print('timings (GPU µs, median):  layer  batch  ours  torch  ours/torch  kernel  [TFLOP/s | GB/s]')
+        for row in timings:
+            extra = (f"{row['TFLOPs']:.1f} TFLOP/s" if 'TFLOPs' in row
+                     else f"{row['GBps']:.0f} GB/s" if 'GBps' in row else '')
+            print(f"  {row['layer']:>26} {row['batch']:>3} {row['ours_us']:9.1f} {row['torch_us']:9.1f} "
+                  f"{row['ratio']:6.2f}  {row.get('kernel', '')} {extra}")
+    elif timings:
+        print('timings: ERROR', timings['error'].splitlines()[-1])
+    overlap = report.get('overlap')
+    if isinstance(overlap, list):
+        print('overlap (µs, 8 pipelines at batch 1): layer tbRatio(b1) | one stream | 8 streams | fused')
+        for row in overlap:
+            print(f"  {row['layer']:>6} {row['tb_ratio_b1']:.3f} | {row['one stream']:9.1f} | "
+                  f"{row['8 streams']:9.1f} | {row['fused']:9.1f}")
+    elif overlap:
+        print('overlap: ERROR', overlap['error'].splitlines()[-1])
+    for name in ('calibrate', 'sass'):
+        if name in report:
+            print(f'{name}:', json.dumps(report[name])[:1500])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', type=Path, default=None)
+    parser.add_argument('--quick', action='store_true', help='fewer tile sizes')
+    args = parser.parse_args(argv)
+    out_dir = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check = Check(args.quick)
+    import torch
+    report = {'device': check.engine.device_name, 'date': datetime.date.today().isoformat(),
+              'torch_version': torch.__version__, 'engine_init_s': check.engine_init_s}
+    sections = [('ceilings', check.ceilings), ('layers', check.layers_vs_reference), ('torch', check.versus_torch),
+                ('fusion', check.fusion), ('tiles', check.tiles), ('timings', check.timings),
+                ('overlap', check.overlap),
+                ('calibrate', lambda: check.calibrate(out_dir)), ('sass', sass_summary)]
+    for name, section in sections:
+        begin = time.perf_counter()
+        try:
+            report[name] = section()
+        except Exception:
+            report[name] = {'error': traceback.format_exc()}
+            print(f'section {name} failed:\n{report[name]["error"]}', flush=True)
+        print(f'section {name}: {time.perf_counter() - begin:.1f} s', flush=True)
+        (out_dir / 'gpu_check.json').write_text(json.dumps(report, indent=1))
+    check.engine.close()
+    print_tables(report)
+    failed = [name for name in ('layers', 'torch', 'fusion') if not isinstance(report.get(name), list)
+              or not all(row['ok'] for row in report[name])]
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,793 @@
+"""The CUDA engine: every kernel layer a hand-written CUDA C kernel (``kernels/*.cu``) run through PyCUDA.
+
+This is the only module that imports pycuda, and only when an engine is constructed, so the package
+imports (and falls back to the reference engine) on machines without it.
+
+Why it is built the way it is:
+
+* Per-frame pointers travel by value. Each kernel takes one struct argument (``*_ARGS`` below mirror
+  the structs in the .cu files) that starts with one input and one output address per frame of the
+  fused launch. CUDA copies kernel arguments when the launch is issued, so a fused launch over k
+  pipelines reads and writes each pipeline's own buffers with no device pointer table, no per-launch
+  allocation and no copy of activations. A launch of more than ``max_batch`` frames
+  (``max_batch <= MAX_FRAMES``) becomes several kernel launches on the same stream.
+* Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
+  block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame of a
+  given size allocates its pinned staging buffer and device copy, reallocated only when the image
+  grows; completion events come from a pool. ``allocations`` counts every allocation so tests can
+  check that steady-state frames make none.
+* The engine is made on one thread and driven from another (the dispatcher's), so every entry point
+  makes the device's primary context current on the calling thread, pushing it once per thread. PyCUDA
+  aborts the process when a thread ends with contexts on its stack, so each thread's pushes are popped
+  when it ends (and the main thread's at exit).
+* Kernels are compiled once per process and architecture (``-O3``, ``-arch=sm_XY`` of the device) and
+  loaded into each engine's context.
+* A launch records an event before and after its work; :meth:`CudaCompletion.interval` maps them to the
+  host's ``time.monotonic_ns`` clock through a reference event recorded at start-up after a
+  synchronisation (re-based on later events so float32 millisecond offsets keep sub-microsecond
+  precision).
+"""
+from __future__ import annotations
+
+import atexit
+import datetime
+import math
+import os
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..model.alexnet import Network
+from ..model.weights import Weights, check_weights
+from .base import ENCODINGS, Completion, Engine, EngineError, check_image
+from .costs import CostTable, CostTableError
+from .reference import layer_params
+
+#: frames one kernel launch can take (S3DNN_MAX_FRAMES in kernels/common.cuh)
+MAX_FRAMES = 16
+KERNEL_FILES = ('preprocess.cu', 'conv2d.cu', 'pool.cu', 'linear.cu', 'softmax.cu', 'delay.cu')
+#: (BM, BN) output tiles of the conv2d kernels
+CONV_TILES = ((128, 128), (128, 64), (64, 128), (64, 64))
+#: 128x64 tiles are picked when they cover at least this share of the SMs (and M is a multiple of 128)
+CONV_WIDE_TILE_COVER = 0.6
+#: the weights are padded to this many output channels so every tile reads in bounds
+CONV_M_ALIGN = 128
+CONV_K_ALIGN = 16
+THREADS = 256
+#: rows of W per block of the linear kernels, per rows-per-warp R (8 warps a block)
+LINEAR_WARPS = 8
+#: largest batch the weight-streaming linear kernels take; larger ones use the tiled kernels, whose
+#: variants hold 8 or 16 frames
+LINEAR_STREAM_MAX = 4
+LINEAR_TILED_FRAMES = (8, 16)
+#: re-base the GPU-to-host clock mapping once an event lies this far from the reference (ms)
+REBASE_MS = 1000.0
+
+_PTRS = (np.uint64, (MAX_FRAMES,))
+
+
+def _struct(fields, size: int) -> np.dtype:
+    dtype = np.dtype(fields, align=True)
+    if dtype.itemsize != size:
+        raise AssertionError(f'argument struct is {dtype.itemsize} bytes, the kernel expects {size}')
+    return dtype
+
+
+PREPROCESS_ARGS = _struct([('image', *_PTRS), ('out', *_PTRS), ('meta', np.int32, (MAX_FRAMES, 4)),
+                           ('mean', np.float32, (3,)), ('std', np.float32, (3,)), ('size', np.int32)], 544)
+CONV_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64), ('ktab', np.uint64)]
+                    + [(name, np.int32) for name in ('frames', 'channels', 'height', 'width', 'M', 'Mp', 'Kp',
+                                                     'out_h', 'out_w', 'stride', 'pad', 'relu')], 328)
+POOL_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS)]
+                    + [(name, np.int32) for name in ('channels', 'height', 'width', 'out_h', 'out_w', 'kernel',
+                                                     'stride', 'frames')], 288)
+LINEAR_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64)]
+                      + [(name, np.int32) for name in ('frames', 'in_features', 'out_features', 'relu')], 288)
+SOFTMAX_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('classes', np.int32), ('k', np.int32)], 264)
+
+
+def _import_pycuda():
+    try:
+        import pycuda.driver as driver
+    except ImportError as error:
+        raise EngineError(f'the CUDA engine needs pycuda, which cannot be imported ({error}): '
+                          'pip install "s3dnn_ros[gpu]", or use engine: reference') from error
+    return driver
+
+
+class _ThreadContexts:
+    """The contexts this thread pushed; popped when the thread ends (its thread-local value is released on
+    that thread) or, for the main thread, at exit."""
+
+    def __init__(self, driver):
+        self.driver = driver
+        self.pushed: list[Any] = []
+
+    def push(self, context) -> None:
+        context.push()
+        self.pushed.append(context)
+
+    def pop_all(self) -> None:
+        while self.pushed:
+            self.pushed.pop()
+            self.driver.Context.pop()
+
+    def __del__(self):
+        self.pop_all()
+
+
+_THREAD = threading.local()
+#: one context object per device for the whole process: PyCUDA frees an object (memory, event, module) on
+#: a thread only while the very object it was made under is current there, so engines share it
+_PRIMARY_CONTEXTS: dict[int, Any] = {}
+_PRIMARY_CONTEXTS_LOCK = threading.Lock()
+
+
+def _primary_context(device_id: int, device) -> Any:
+    with _PRIMARY_CONTEXTS_LOCK:
+        context = _PRIMARY_CONTEXTS.get(device_id)
+        if context is None:
+            context = _PRIMARY_CONTEXTS[device_id] = device.retain_primary_context()
+        return context
+
+
+def _thread_contexts(driver) -> _ThreadContexts:
+    contexts = getattr(_THREAD, 'contexts', None)
+    if contexts is None:
+        contexts = _THREAD.contexts = _ThreadContexts(driver)
+        if threading.current_thread() is threading.main_thread():
+            atexit.register(contexts.pop_all)
+    return contexts
+
+
+def kernel_dir() -> Path:
+    """The folder of the .cu sources: ``<repo>/kernels`` beside the package, else the installed share."""
+    source = Path(__file__).resolve().parents[2] / 'kernels'
+    if (source / 'common.cuh').is_file():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        share = Path(get_package_share_directory('s3dnn_ros')) / 'kernels'
+    except Exception:  # not importable, or the package is not installed in the ament index
+        share = None
+    if share is not None and (share / 'common.cuh').is_file():
+        return share
+    raise EngineError(f'CUDA kernel sources not found in {source} nor in share/s3dnn_ros/kernels')
+
+
+_CUBINS: dict[tuple[str, str], bytes] = {}
+_CUBINS_LOCK = threading.Lock()
+
+
+def compiled_kernels(arch: str) -> dict[str, bytes]:
+    """Cubins of every kernel file for ``arch`` (e.g. 'sm_90'), compiled once per process."""
+    with _CUBINS_LOCK:
+        missing = [name for name in KERNEL_FILES if (name, arch) not in _CUBINS]
+        if missing:
+            from pycuda.compiler import compile as nvcc_compile
+            from pycuda.driver import CompileError
+            directory = kernel_dir()
+
+            def build(name: str) -> bytes:
+                return nvcc_compile((directory / name).read_text(encoding='utf-8'), options=['-O3'], arch=arch,
+                                    include_dirs=[str(directory)], no_extern_c=True)
+
+            try:
+                with ThreadPoolExecutor(len(missing)) as pool:
+                    for name, cubin in zip(missing, pool.map(build, missing)):
+                        _CUBINS[(name, arch)] = cubin
+            except (CompileError, OSError) as error:
+                raise EngineError(f'compiling the CUDA kernels for {arch} failed: {error}') from error
+        return {name: _CUBINS[(name, arch)] for name in KERNEL_FILES}
+
+
+@dataclass
+class _Plan:
+    """One kernel launch of a layer over a given number of frames, its argument struct half filled."""
+
+    function: Any
+    name: str
+    grid: tuple[int, int]
+    shared: int
+    args: np.ndarray                   # one record; static fields set, per-frame pointers set per launch
+    words: np.ndarray = field(init=False)  # the record as uint64: in/image at [0:16], out at [16:32]
+
+    def __post_init__(self):
+        self.words = self.args.view(np.uint64)
+
+    @property
+    def blocks(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+
+@dataclass
+class _Pipeline:
+    buffer: Any                        # device block holding every kernel layer's output
+    outputs: list[int]                 # device address of each kernel layer's output
+    result: np.ndarray                 # pinned (2, k)
+    copied: Any                        # event after the last H2D of the staged image
+    staging: np.ndarray | None = None  # pinned uint8 image bytes
+    image: Any = None                  # device copy of the staged image
+    capacity: int = 0
+    image_bytes: int = 0
+    meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
+    staged: bool = False
+
+
+class CudaCompletion(Completion):
+    """Events around one launch; polling never blocks, and the events go back to the engine's pool."""
+
+    __slots__ = ('_engine', 'events', '_interval')
+
+    def __init__(self, engine: 'CudaEngine', events: tuple[Any, Any]):
+        self._engine = engine
+        self.events = events
+        self._interval: tuple[int, int] | None = None
+
+    def done(self) -> bool:
+        return self._engine._query(self.events[1])
+
+    def wait(self) -> None:
+        self._engine._synchronize(self.events[1])
+
+    def interval(self) -> tuple[int, int]:
+        """(start_ns, end_ns) of the launch on the host's ``time.monotonic_ns`` clock; only once done."""
+        if self._interval is None:
+            self._interval = self._engine._host_interval(self)
+        return self._interval
+
+    def __del__(self):
+        self._engine._recycle(self.events)
+
+
+class CudaEngine(Engine):
+    """Runs the network's kernel layers on one GPU, fused over pipelines, on a pool of streams."""
+
+    name = 'cuda'
+
+    def __init__(self, network: Network, weights: Weights, device_id: int = 0, streams: int = 16,
+                 max_batch: int = MAX_FRAMES, cost_table_path: str | os.PathLike | None = None):
+        super().__init__(network)
+        if not 1 <= max_batch <= MAX_FRAMES:
+            raise ValueError(f'max_batch={max_batch}: allowed 1..{MAX_FRAMES} frames per kernel launch')
+        if streams < 1:
+            raise ValueError(f'streams={streams}: must be >= 1')
+        self.max_batch = max_batch
+        self.cost_table_path = os.fspath(cost_table_path) if cost_table_path is not None else None
+        self.allocations = 0
+        self._closed = True  # until the device is set up
+        self._drv = drv = _import_pycuda()
+        weights = check_weights(network, weights, 'weights')
+        self._pipelines: dict[Any, _Pipeline] = {}
+        self._plans: dict[tuple[int, int], _Plan] = {}
+        self._resident: dict[str, int] = {}
+        self._free_events: list[tuple[Any, Any]] = []
+        self._device_buffers: list[Any] = []
+        self._cost_table: CostTable | None = None
+        self._conv_tile: tuple[int, int] | None = None
+        try:
+            drv.init()
+            count = drv.Device.count()
+            if not 0 <= device_id < count:
+                raise EngineError(f'CUDA device {device_id} does not exist ({count} device(s) found)')
+            self.device_id = device_id
+            self._device = device = drv.Device(device_id)
+            self._device_name = device.name()
+            self._context = _primary_context(device_id, device)
+            self._activate()
+            self._closed = False
+            attribute = drv.device_attribute
+            self._sm_count = device.get_attribute(attribute.MULTIPROCESSOR_COUNT)
+            self._sm_limits = dict(
+                threads=device.get_attribute(attribute.MAX_THREADS_PER_MULTIPROCESSOR),
+                blocks=device.get_attribute(attribute.MAX_BLOCKS_PER_MULTIPROCESSOR),
+                registers=device.get_attribute(attribute.MAX_REGISTERS_PER_MULTIPROCESSOR),
+                shared=device.get_attribute(attribute.MAX_SHARED_MEMORY_PER_MULTIPROCESSOR),
+                reserved=device.get_attribute(attribute.RESERVED_SHARED_MEMORY_PER_BLOCK))
+            arch = 'sm_%d%d' % device.compute_capability()
+            self._modules = [drv.module_from_buffer(cubin) for cubin in compiled_kernels(arch).values()]
+            self._functions: dict[str, Any] = {}
+            self._params = [self._upload_params(layer, layer_params(network, weights, layer)) for layer in self.layers]
+            self._streams = [drv.Stream() for _ in range(streams)]
+            self.allocations += streams
+            self._ref_event = drv.Event()
+            self.allocations += 1
+            drv.Context.synchronize()
+            self._ref_ns = time.monotonic_ns()
+            self._ref_event.record()
+            self._ref_event.synchronize()
+        except drv.Error as error:
+            self.close()
+            raise EngineError(f'CUDA device {device_id}: {error}') from error
+        except EngineError:
+            self.close()
+            raise
+
+    # ----------------------------------------------------------------- device plumbing
+    @property
+    def device_name(self) -> str:
+        return self._device_name
+
+    def _activate(self) -> None:
+        """Make the context current on this thread (pushed once per thread)."""
+        contexts = _thread_contexts(self._drv)
+        if not any(context is self._context for context in contexts.pushed):
+            contexts.push(self._context)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError('the CUDA engine is closed')
+
+    def _mem_alloc(self, nbytes: int):
+        buffer = self._drv.mem_alloc(max(int(nbytes), 1))
+        self.allocations += 1
+        return buffer
+
+    def _to_device(self, array: np.ndarray):
+        buffer = self._drv.to_device(np.ascontiguousarray(array))
+        self.allocations += 1
+        self._device_buffers.append(buffer)
+        return buffer
+
+    def _pinned(self, shape, dtype) -> np.ndarray:
+        array = self._drv.pagelocked_empty(shape, dtype)
+        self.allocations += 1
+        return array
+
+    def _function(self, name: str):
+        function = self._functions.get(name)
+        if function is None:
+            for module in self._modules:
+                try:
+                    function = module.get_function(name)
+                    break
+                except self._drv.LogicError:  # not in this module
+                    continue
+            else:
+                raise EngineError(f'kernel {name!r} is in none of {", ".join(KERNEL_FILES)}')
+            self._functions[name] = function
+        return function
+
+    def _upload_params(self, layer, params: dict[str, np.ndarray]) -> dict[str, int]:
+        """Device copies of one layer's parameters, laid out for its kernel."""
+        if layer.kind == 'conv':
+            m, c, k, _ = params['weight'].shape
+            _, height, width = layer.in_shape
+            depth = c * k * k
+            kp = -(-depth // CONV_K_ALIGN) * CONV_K_ALIGN
+            mp = -(-m // CONV_M_ALIGN) * CONV_M_ALIGN
+            transposed = np.zeros((kp, mp), np.float32)
+            transposed[:depth, :m] = params['weight'].reshape(m, depth).T
+            channel, rest = np.divmod(np.arange(depth), k * k)
+            kh, kw = np.divmod(rest, k)
+            ktab = np.empty((kp, 2), np.int32)
+            ktab[:depth, 0] = channel * height * width + kh * width + kw
+            ktab[:depth, 1] = (kh << 16) | kw
+            ktab[depth:] = (0, 0x4000 << 16)  # a padded row: kh far outside any image
+            return dict(weight=int(self._to_device(transposed)), bias=int(self._to_device(params['bias'])),
+                        ktab=int(self._to_device(ktab)), Kp=kp, Mp=mp)
+        if layer.kind == 'linear':
+            if layer.in_features % 4:
+                raise EngineError(f'{layer.name}: in_features={layer.in_features} must be a multiple of 4 '
+                                  '(rows are read in 16-byte loads)')
+            return dict(weight=int(self._to_device(params['weight'])), bias=int(self._to_device(params['bias'])))
+        return {}
+
+    # ----------------------------------------------------------------- launch plans
+    @property
+    def conv_tile(self) -> tuple[int, int] | None:
+        """Force one (BM, BN) conv2d tile for every conv launch (tests, benchmarks); None picks per launch."""
+        return self._conv_tile
+
+    @conv_tile.setter
+    def conv_tile(self, tile: tuple[int, int] | None) -> None:
+        if tile is not None and tuple(tile) not in CONV_TILES:
+            raise ValueError(f'conv_tile={tile!r}: allowed {", ".join(map(str, CONV_TILES))} or None')
+        self._conv_tile = None if tile is None else tuple(tile)
+        self._plans.clear()
+
+    def _pick_conv_tile(self, m: int, n: int) -> tuple[int, int]:
+        """64x64 tiles keep the most blocks and warps in flight, which wins at AlexNet's sizes on an H200
+        (bench/notes-gpu.md); 128x64 tiles read half as much shared memory per FMA and win once M is a
+        multiple of 128 and their blocks still cover most SMs."""
+        if self._conv_tile is not None:
+            return self._conv_tile
+        wide_blocks = -(-m // 128) * -(-n // 64)
+        if m % 128 == 0 and wide_blocks >= CONV_WIDE_TILE_COVER * self._sm_count:
+            return 128, 64
+        return 64, 64
+
+    def _plan(self, index: int, frames: int) -> _Plan:
+        plan = self._plans.get((index, frames))
+        if plan is None:
+            plan = self._plans[(index, frames)] = self._make_plan(index, frames)
+        return plan
+
+    def _make_plan(self, index: int, frames: int) -> _Plan:
+        layer = self.layers[index]
+        params = self._params[index]
+        kind = layer.kind
+        shared = 0
+        if kind == 'preprocess':
+            size = layer.out_shape[1]
+            name, grid = 'preprocess', (-(-size * size // THREADS), frames)
+            args = np.zeros(1, PREPROCESS_ARGS)
+            args['mean'], args['std'], args['size'] = layer.mean, layer.std, size
+        elif kind == 'conv':
+            channels, height, width = layer.in_shape
+            m, out_h, out_w = layer.out_shape
+            tile = self._pick_conv_tile(m, frames * out_h * out_w)
+            name = f'conv2d_{tile[0]}x{tile[1]}'
+            grid = (-(-frames * out_h * out_w // tile[1]), -(-m // tile[0]))
+            args = np.zeros(1, CONV_ARGS)
+            for key, value in dict(weight=params['weight'], bias=params['bias'], ktab=params['ktab'], frames=frames,
+                                   channels=channels, height=height, width=width, M=m, Mp=params['Mp'],
+                                   Kp=params['Kp'], out_h=out_h, out_w=out_w, stride=layer.stride, pad=layer.padding,
+                                   relu=int(layer.relu)).items():
+                args[key] = value
+        elif kind in ('maxpool', 'avgpool'):
+            channels, height, width = layer.in_shape
+            _, out_h, out_w = layer.out_shape
+            name = 'maxpool2d' if kind == 'maxpool' else 'adaptive_avgpool2d'
+            grid = (-(-channels * out_h * out_w // THREADS), frames)
+            args = np.zeros(1, POOL_ARGS)
+            for key, value in dict(channels=channels, height=height, width=width, out_h=out_h, out_w=out_w,
+                                   kernel=getattr(layer, 'kernel', 0), stride=getattr(layer, 'stride', 0),
+                                   frames=frames).items():
+                args[key] = value
+        elif kind == 'linear':
+            rows = layer.out_features
+            if frames <= LINEAR_STREAM_MAX:
+                per_warp = 2 if -(-rows // (2 * LINEAR_WARPS)) >= 0.9 * self._sm_count else 1
+                name = f'linear_stream_nb{frames}_r{per_warp}'
+            else:
+                per_warp = next((r for r in (4, 2) if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * self._sm_count), 1)
+                slots = next(n for n in LINEAR_TILED_FRAMES if frames <= n)
+                name = f'linear_tiled_nb{slots}_r{per_warp}'
+            grid = (-(-rows // (per_warp * LINEAR_WARPS)), 1)
+            args = np.zeros(1, LINEAR_ARGS)
+            for key, value in dict(weight=params['weight'], bias=params['bias'], frames=frames,
+                                   in_features=layer.in_features, out_features=rows, relu=int(layer.relu)).items():
+                args[key] = value
+        elif kind == 'softmax':
+            classes = layer.in_shape[0]
+            name, grid, shared = 'softmax_topk', (frames, 1), classes * 4
+            args = np.zeros(1, SOFTMAX_ARGS)
+            args['classes'], args['k'] = classes, layer.k
+        else:
+            raise EngineError(f'layer {layer.name!r}: no CUDA kernel for kind {kind!r}')
+        return _Plan(self._function(name), name, grid, shared, args)
+
+    def _chunks(self, count: int) -> list[int]:
+        """Frames of each kernel launch when ``count`` frames are fused (at most ``max_batch`` each)."""
+        whole, rest = divmod(count, self.max_batch)
+        return [self.max_batch] * whole + ([rest] if rest else [])
+
+    def kernel_name(self, layer_index: int, batch: int) -> str:
+        """The kernel variant a launch of ``batch`` frames (up to ``max_batch``) of the layer runs."""
+        self._check_open()
+        return self._plan(layer_index, min(batch, self.max_batch)).name
+
+    def _resident_blocks(self, plan: _Plan) -> int:
+        """Blocks of the plan's kernel one SM holds at once (threads, registers, shared memory)."""
+        key = f'{plan.name}/{plan.shared}'
+        blocks = self._resident.get(key)
+        if blocks is None:
+            limits = self._sm_limits
+            warps = THREADS // 32
+            registers = -(-plan.function.num_regs * 32 // 256) * 256 * warps  # 256-register units per warp
+            shared = plan.function.shared_size_bytes + plan.shared + limits['reserved']
+            shared = -(-shared // 128) * 128
+            blocks = max(1, min(limits['blocks'], limits['threads'] // THREADS,
+                                limits['registers'] // registers, limits['shared'] // shared))
+            self._resident[key] = blocks
+        return blocks
+
+    def tb_ratio(self, layer_index: int, batch: int) -> float:
+        """Thread blocks launched / (SMs x blocks resident per SM) for a launch of ``batch`` frames."""
+        self._check_open()
+        if not 0 <= layer_index < len(self.layers):
+            raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
+        if batch < 1:
+            raise ValueError(f'batch={batch}: must be >= 1')
+        self._activate()
+        total = 0.0
+        for frames in self._chunks(batch):
+            plan = self._plan(layer_index, frames)
+            total += plan.blocks / (self._sm_count * self._resident_blocks(plan))
+        return total
+
+    # ----------------------------------------------------------------- pipelines
+    def _pipeline(self, pid) -> _Pipeline:
+        try:
+            return self._pipelines[pid]
+        except KeyError:
+            raise ValueError(f'pipeline {pid!r} is not open (open: {sorted(self._pipelines, key=str)})') from None
+
+    def open_pipeline(self, pid) -> None:
+        self._check_open()
+        if pid in self._pipelines:
+            raise ValueError(f'pipeline {pid!r} is already open')
+        self._activate()
+        offsets, total = [], 0
+        for layer in self.layers:
+            offsets.append(total)
+            total += -(-math.prod(layer.out_shape) * 4 // 256) * 256
+        try:
+            buffer = self._mem_alloc(total)
+            result = self._pinned(self.layers[-1].out_shape, np.float32)
+            copied = self._drv.Event()
+            self.allocations += 1
+        except self._drv.Error as error:
+            raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of activations failed: '
+                              f'{error}') from error
+        self._pipelines[pid] = _Pipeline(buffer, [int(buffer) + offset for offset in offsets], result, copied)
+
+    def close_pipeline(self, pid) -> None:
+        pipeline = self._pipeline(pid)
+        self._activate()
+        pipeline.copied.synchronize()
+        del self._pipelines[pid]
+        self._free_pipeline(pipeline)
+
+    def _free_pipeline(self, pipeline: _Pipeline) -> None:
+        pipeline.buffer.free()
+        pipeline.result.base.free()
+        if pipeline.staging is not None:
+            pipeline.staging.base.free()
+            pipeline.image.free()
+
+    def set_input(self, pid, image: np.ndarray, encoding: str) -> None:
+        """Copy ``image`` into the pipeline's pinned staging buffer, keeping its row step when rows are
+        contiguous; the copy to the device is part of the next launch of layer 0."""
+        pipeline = self._pipeline(pid)
+        channels = check_image(image, encoding)
+        self._activate()
+        height, width = image.shape[:2]
+        row = width * channels
+        strides = image.strides
+        keep_step = strides[2] == 1 and strides[1] == channels and strides[0] >= row
+        step = strides[0] if keep_step else row
+        nbytes = (height - 1) * step + row
+        pipeline.copied.synchronize()  # the previous frame's upload has left the staging buffer
+        if nbytes > pipeline.capacity:
+            try:
+                staging = self._pinned(nbytes, np.uint8)
+                device = self._mem_alloc(nbytes)
+            except self._drv.Error as error:
+                raise EngineError(f'pipeline {pid!r}: staging a {height}x{width} {encoding} image failed: '
+                                  f'{error}') from error
+            if pipeline.staging is not None:
+                pipeline.staging.base.free()
+                pipeline.image.free()
+            pipeline.staging, pipeline.image, pipeline.capacity = staging, device, nbytes
+        if keep_step:
+            source = np.lib.stride_tricks.as_strided(image, (height, row), (step, 1))
+            target = np.lib.stride_tricks.as_strided(pipeline.staging, (height, row), (step, 1))
+            np.copyto(target, source)
+        else:
+            pipeline.staging[:nbytes].reshape(height, width, channels)[...] = image
+        order = ENCODINGS[encoding][1]
+        code = channels | order[0] << 8 | order[1] << 16 | order[2] << 24
+        pipeline.meta = np.array((height, width, step, code), np.int32)
+        pipeline.image_bytes = nbytes
+        pipeline.staged = True
+
+    # ----------------------------------------------------------------- launches
+    def _launch_pipelines(self, layer_index: int, pids: Sequence) -> list[_Pipeline]:
+        self._check_open()
+        if not 0 <= layer_index < len(self.layers):
+            raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
+        if not pids:
+            raise ValueError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) with no pipelines')
+        if len(set(pids)) != len(pids):
+            raise ValueError(f'launch of layer {layer_index}: pipelines {list(pids)} repeat a pid')
+        pipelines = [self._pipeline(pid) for pid in pids]
+        if layer_index == 0:
+            missing = [pid for pid, p in zip(pids, pipelines) if not p.staged]
+            if missing:
+                raise ValueError(f'launch of layer 0 ({self.layers[0].name}): pipeline {missing[0]!r} has no '
+                                 'staged input')
+        return pipelines
+
+    def _take_events(self) -> tuple[Any, Any]:
+        try:
+            return self._free_events.pop()
+        except IndexError:
+            self.allocations += 2
+            return self._drv.Event(), self._drv.Event()
+
+    def _recycle(self, events: tuple[Any, Any]) -> None:
+        if not self._closed:
+            self._free_events.append(events)
+
+    def _enqueue(self, index: int, pipelines: list[_Pipeline], stream) -> None:
+        """The kernel launches of one layer over ``pipelines``, ``max_batch`` frames each."""
+        start = 0
+        for frames in self._chunks(len(pipelines)):
+            chunk = pipelines[start:start + frames]
+            start += frames
+            plan = self._plan(index, frames)
+            words = plan.words
+            if index == 0:
+                words[:frames] = [int(p.image) for p in chunk]
+                meta = plan.args['meta'][0]
+                for frame, p in enumerate(chunk):
+                    meta[frame] = p.meta
+            else:
+                words[:frames] = [p.outputs[index - 1] for p in chunk]
+            words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
+            plan.function(plan.args[0], grid=plan.grid, block=(THREADS, 1, 1), shared=plan.shared, stream=stream)
+
+    def launch(self, layer_index: int, pids: Sequence, stream: int) -> CudaCompletion:
+        """Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
+        download; all on stream ``stream % streams`` between the completion's two events."""
+        pipelines = self._launch_pipelines(layer_index, pids)
+        self._activate()
+        drv = self._drv
+        cuda_stream = self._streams[stream % len(self._streams)]
+        events = self._take_events()
+        try:
+            events[0].record(cuda_stream)
+            if layer_index == 0:
+                for p in pipelines:
+                    drv.memcpy_htod_async(p.image, p.staging[:p.image_bytes], cuda_stream)
+                    p.copied.record(cuda_stream)
+            self._enqueue(layer_index, pipelines, cuda_stream)
+            if layer_index == len(self.layers) - 1:
+                for p in pipelines:
+                    drv.memcpy_dtoh_async(p.result, p.outputs[-1], cuda_stream)
+            events[1].record(cuda_stream)
+        except drv.Error as error:
+            self._free_events.append(events)
+            raise EngineError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) for pipelines '
+                              f'{list(pids)} failed: {error}') from error
+        return CudaCompletion(self, events)
+
+    def _query(self, event) -> bool:
+        self._activate()
+        try:
+            return event.query()
+        except self._drv.Error as error:
+            raise EngineError(f'GPU failure: {error}') from error
+
+    def _synchronize(self, event) -> None:
+        self._activate()
+        try:
+            event.synchronize()
+        except self._drv.Error as error:
+            raise EngineError(f'GPU failure: {error}') from error
+
+    def _host_interval(self, completion: CudaCompletion) -> tuple[int, int]:
+        start, end = completion.events
+        self._activate()
+        try:
+            offset_ms = start.time_since(self._ref_event)
+            duration_ms = end.time_since(start)
+        except self._drv.Error as error:
+            raise EngineError(f'reading launch events failed (not done yet?): {error}') from error
+        start_ns = self._ref_ns + round(offset_ms * 1e6)
+        if offset_ms > REBASE_MS:  # float32 ms lose precision far from the reference: move it here
+            completion.events = (self._ref_event, end)  # the old reference goes back to the pool
+            self._ref_event, self._ref_ns = start, start_ns
+        return start_ns, start_ns + round(duration_ms * 1e6)
+
+    def result(self, pid) -> np.ndarray:
+        """The pinned (2, k) result of the pipeline's last frame (a view: copy it before the next frame)."""
+        return self._pipeline(pid).result
+
+    # ----------------------------------------------------------------- host access for tests and calibration
+    def layer_output(self, pid, layer_index: int) -> np.ndarray:
+        """A host copy of the pipeline's output of kernel layer ``layer_index`` (synchronises the device)."""
+        pipeline = self._pipeline(pid)
+        self._activate()
+        self._drv.Context.synchronize()
+        out = np.empty(self.layers[layer_index].out_shape, np.float32)
+        self._drv.memcpy_dtoh(out, pipeline.outputs[layer_index])
+        return out
+
+    def set_layer_output(self, pid, layer_index: int, value: np.ndarray) -> None:
+        """Overwrite the pipeline's output of kernel layer ``layer_index`` (the next layer's input)."""
+        pipeline = self._pipeline(pid)
+        shape = self.layers[layer_index].out_shape
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        if value.shape != shape:
+            raise ValueError(f'layer {layer_index} output has shape {shape}, got {value.shape}')
+        self._activate()
+        self._drv.Context.synchronize()
+        self._drv.memcpy_htod(pipeline.outputs[layer_index], value)
+
+    # ----------------------------------------------------------------- costs
+    def _delay(self, stream, ns: int) -> None:
+        self._function('delay')(np.uint64(ns), grid=(1, 1), block=(32, 1, 1), stream=stream)
+
+    def time_launches(self, layer_indices: Sequence[int], pids: Sequence, warmup: int = 3,
+                      repeats: int = 20) -> list[float]:
+        """GPU durations (µs) of ``repeats`` runs of the kernel layers ``layer_indices`` in order over
+        ``pids`` on stream 0, from the first launch's start to the last one's end. The runs are queued
+        behind a delay kernel, so each starts when the one before ends instead of waiting for the host."""
+        def run():
+            completions = [self.launch(index, pids, 0) for index in layer_indices]
+            return completions[0], completions[-1]
+
+        begin = time.perf_counter()
+        for _ in range(warmup):
+            run()
+        issue_s = (time.perf_counter() - begin) / max(warmup, 1)
+        self._delay(self._streams[0], int(2e9 * issue_s * repeats) + 1_000_000)
+        runs = [run() for _ in range(repeats)]
+        runs[-1][1].wait()
+        return [(last.interval()[1] - first.interval()[0]) / 1000 for first, last in runs]
+
+    def calibrate(self, batches: Sequence[int] = range(1, 17), repeats: int = 20, warmup: int = 3) -> CostTable:
+        """Median GPU time of each kernel layer's launch per batch size (CUDA events, after warm-up), with the
+        occupancy tbRatio; layer 0 includes the image uploads (a nominal camera image per frame)."""
+        self._check_open()
+        batches = sorted({int(b) for b in batches})
+        if not batches or batches[0] < 1:
+            raise ValueError(f'batches={batches}: need batch sizes >= 1')
+        pids = [('calibration', i) for i in range(batches[-1])]
+        image = np.random.default_rng(0).integers(0, 256, self.layers[0].in_shape, dtype=np.uint8)
+        encoding = {1: 'mono8', 3: 'rgb8', 4: 'rgba8'}[image.shape[2]]
+        entries: dict[str, dict[int, tuple[float, float]]] = {layer.name: {} for layer in self.layers}
+        try:
+            for pid in pids:
+                self.open_pipeline(pid)
+                self.set_input(pid, image, encoding)
+            for index in range(len(self.layers)):
+                self.launch(index, pids, 0).wait()
+            for index, layer in enumerate(self.layers):
+                for batch in batches:
+                    durations = self.time_launches([index], pids[:batch], warmup, repeats)
+                    entries[layer.name][batch] = (max(statistics.median(durations), 1e-3), self.tb_ratio(index, batch))
+        finally:
+            for pid in pids:
+                if pid in self._pipelines:
+                    self.close_pipeline(pid)
+        return CostTable(self.network, entries, self.device_name, 'measured', datetime.date.today().isoformat())
+
+    def cost_table(self) -> CostTable:
+        """The table at ``cost_table_path`` when it exists, else one calibration (saved there when a path
+        was given); computed once per engine."""
+        if self._cost_table is None:
+            path = self.cost_table_path
+            if path is not None and os.path.isfile(path):
+                self._cost_table = CostTable.load(path, self.network)
+            else:
+                table = self.calibrate()
+                if path is not None:
+                    try:
+                        table.save(path)
+                    except OSError as error:
+                        raise CostTableError(f'cannot save the calibrated cost table to {path!r}: {error}') from error
+                self._cost_table = table
+        return self._cost_table
+
+    # ----------------------------------------------------------------- shutdown
+    def close(self) -> None:
+        """Free every buffer; the engine is unusable afterwards."""
+        if self._closed:
+            return
+        self._closed = True
+        drv = self._drv
+        try:
+            self._activate()
+            drv.Context.synchronize()
+            for pipeline in self._pipelines.values():
+                self._free_pipeline(pipeline)
+            for buffer in self._device_buffers:
+                buffer.free()
+        except drv.Error:
+            pass  # a failed context cannot free anything; the driver reclaims it with the process
+        self._pipelines.clear()
+        self._device_buffers.clear()
+        self._free_events.clear()
+        self._plans.clear()
+        self._functions = {}
+        self._modules = []

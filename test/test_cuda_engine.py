@@ -1,0 +1,495 @@
+"""The CUDA engine against the numpy reference and torchvision, on a GPU.
+
+Skipped as a whole (with the reason) without pycuda or a CUDA device. Inputs are fresh random data on
+every run (the seed is printed, so a failure can be replayed); errors are ‖out − ref‖ / ‖ref‖.
+"""
+import itertools
+import threading
+import time
+
+import numpy as np
+import pytest
+
+try:
+    import pycuda.driver as drv
+
+    drv.init()
+    if drv.Device.count() < 1:
+        raise RuntimeError('no CUDA device found')
+except Exception as error:  # ImportError, or pycuda's errors when there is no driver or device
+    pytest.skip(f'needs pycuda and a CUDA device: {error}', allow_module_level=True)
+
+from s3dnn_ros.engine import reference
+from s3dnn_ros.engine.base import EngineError
+from s3dnn_ros.engine.costs import CostTable, estimate
+from s3dnn_ros.engine.cuda import CONV_TILES, CudaEngine
+from s3dnn_ros.engine.select import make_engine
+from s3dnn_ros.model import alexnet, init_weights
+from s3dnn_ros.model.alexnet import Network
+from s3dnn_ros.model.layers import (AdaptiveAvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Preprocess,
+                                    SoftmaxTopK)
+from s3dnn_ros.model.weights import load_torch_state_dict
+
+pytestmark = pytest.mark.gpu
+
+LAYER_TOLERANCE = 1e-4
+TORCH_TOLERANCE = 1e-3
+#: two classes whose torch logits differ by less than this (relative to the largest logit) are a tie: their
+#: order is below float32 rounding (untrained random weights give nearly uniform logits)
+TIE_TOLERANCE = 1e-5
+ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+_pids = itertools.count(1000)
+
+
+def rel_error(out, ref):
+    return float(np.linalg.norm(np.asarray(out, np.float64) - ref) / np.linalg.norm(ref))
+
+
+@pytest.fixture
+def rng():
+    seed = np.random.SeedSequence().entropy
+    print(f'random seed {seed}')
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope='module')
+def network():
+    return alexnet()
+
+
+@pytest.fixture(scope='module')
+def weights(network):
+    return init_weights(network, seed=7)
+
+
+@pytest.fixture(scope='module')
+def engine(network, weights):
+    engine = CudaEngine(network, weights)
+    yield engine
+    engine.close()
+
+
+class Pipelines:
+    """``n`` open pipelines of ``engine``, closed on exit."""
+
+    def __init__(self, engine, n):
+        self.engine = engine
+        self.pids = [next(_pids) for _ in range(n)]
+
+    def __enter__(self):
+        for pid in self.pids:
+            self.engine.open_pipeline(pid)
+        return self.pids
+
+    def __exit__(self, *exc):
+        for pid in self.pids:
+            self.engine.close_pipeline(pid)
+
+
+def random_image(rng, height, width, encoding):
+    return rng.integers(0, 256, (height, width, ENCODING_CHANNELS[encoding]), dtype=np.uint8)
+
+
+def random_images(rng, n):
+    sizes = [(480, 640), (100, 150), (224, 224), (37, 1001), (720, 1280), (300, 200)]
+    encodings = list(ENCODING_CHANNELS)
+    return [(random_image(rng, *sizes[i % len(sizes)], encodings[i % len(encodings)]), encodings[i % len(encodings)])
+            for i in range(n)]
+
+
+def run_network(engine, pids, images, last=None, stream=0):
+    """Stage ``images`` and run kernel layers 0..last (default all) fused over ``pids``."""
+    for pid, (image, encoding) in zip(pids, images):
+        engine.set_input(pid, image, encoding)
+    last = len(engine.layers) - 1 if last is None else last
+    for index in range(last + 1):
+        completion = engine.launch(index, pids, stream)
+    completion.wait()
+
+
+# ---- preprocessing ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('height,width,encoding', [(480, 640, 'rgb8'), (100, 150, 'bgra8'), (37, 1001, 'mono8'),
+                                                   (224, 224, 'bgr8'), (1080, 1920, 'rgba8'), (1, 1, 'rgb8')])
+def test_preprocess_matches_reference(engine, rng, height, width, encoding):
+    image = random_image(rng, height, width, encoding)
+    with Pipelines(engine, 1) as (pid,):
+        engine.set_input(pid, image, encoding)
+        engine.launch(0, [pid], 0).wait()
+        out = engine.layer_output(pid, 0)
+    assert rel_error(out, reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
+
+
+def test_preprocess_padded_rows_and_views(engine, rng):
+    """Row steps larger than the row (kept as the kernel's step) and non-contiguous views (packed)."""
+    padded = rng.integers(0, 256, (240, 1000), dtype=np.uint8)[:, :320 * 3].reshape(240, 320, 3)
+    flipped = random_image(rng, 120, 90, 'bgr8')[::-1, ::-1]
+    channel_view = random_image(rng, 64, 48, 'rgba8')[:, :, :1]
+    cases = [(padded, 'rgb8'), (flipped, 'bgr8'), (channel_view, 'mono8')]
+    with Pipelines(engine, len(cases)) as pids:
+        for pid, (image, encoding) in zip(pids, cases):
+            engine.set_input(pid, image, encoding)
+        engine.launch(0, pids, 0).wait()
+        for pid, (image, encoding) in zip(pids, cases):
+            assert rel_error(engine.layer_output(pid, 0), reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
+
+
+def test_preprocess_fused_mixed_sizes(engine, rng):
+    images = random_images(rng, 7)
+    with Pipelines(engine, len(images)) as pids:
+        for pid, (image, encoding) in zip(pids, images):
+            engine.set_input(pid, image, encoding)
+        engine.launch(0, pids, 3).wait()
+        for pid, (image, encoding) in zip(pids, images):
+            assert rel_error(engine.layer_output(pid, 0), reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
+
+
+# ---- every kernel layer against the reference -------------------------------------------------------------
+
+def layer_cases():
+    layers = alexnet().kernel_layers
+    for index, layer in enumerate(layers):
+        if index == 0:
+            continue
+        batches = (1, 2, 3, 4, 5, 8, 9, 16) if layer.kind == 'linear' else (1, 3, 16)
+        for batch in batches:
+            yield pytest.param(index, batch, id=f'{layer.name}-b{batch}')
+
+
+def check_layer(engine, weights, rng, index, batch):
+    layer = engine.layers[index]
+    x = rng.standard_normal((batch, *engine.layers[index - 1].out_shape)).astype(np.float32)
+    if layer.kind == 'softmax':
+        x *= 4
+    expected = reference.run_layer(layer, x, reference.layer_params(engine.network, weights, layer))
+    with Pipelines(engine, batch) as pids:
+        for pid, frame in zip(pids, x):
+            engine.set_layer_output(pid, index - 1, frame)
+        engine.launch(index, pids, index).wait()
+        if layer.kind == 'softmax':
+            out = np.stack([engine.result(pid).copy() for pid in pids])
+            assert rel_error(out[:, 0], expected[:, 0]) <= LAYER_TOLERANCE
+            np.testing.assert_array_equal(out[:, 1], expected[:, 1])
+        else:
+            out = np.stack([engine.layer_output(pid, index) for pid in pids])
+            error = rel_error(out, expected.reshape(out.shape))
+            assert error <= LAYER_TOLERANCE, f'{layer.name} batch {batch}: relative error {error:.2e}'
+
+
+@pytest.mark.parametrize('index,batch', list(layer_cases()))
+def test_layer_matches_reference(engine, weights, rng, index, batch):
+    check_layer(engine, weights, rng, index, batch)
+
+
+@pytest.mark.parametrize('tile', list(CONV_TILES), ids=lambda tile: f'{tile[0]}x{tile[1]}')
+def test_every_conv_tile_matches_reference(engine, weights, rng, tile):
+    engine.conv_tile = tile
+    try:
+        for index, layer in enumerate(engine.layers):
+            if layer.kind == 'conv':
+                for batch in (1, 2):
+                    check_layer(engine, weights, rng, index, batch)
+    finally:
+        engine.conv_tile = None
+
+
+def test_softmax_ties_keep_lower_id_first(engine, rng):
+    layer_index = len(engine.layers) - 1
+    k = engine.layers[-1].k
+    logits = rng.standard_normal(engine.layers[-1].in_shape).astype(np.float32)
+    logits[[700, 3, 41]] = logits.max() + 1  # three equal winners, not in id order
+    with Pipelines(engine, 1) as (pid,):
+        engine.set_layer_output(pid, layer_index - 1, logits)
+        engine.launch(layer_index, [pid], 0).wait()
+        out = engine.result(pid).copy()
+    expected = reference.softmax_topk(logits[None], k)[0]
+    np.testing.assert_array_equal(out[1, :3], [3, 41, 700])
+    np.testing.assert_array_equal(out[1], expected[1])
+    assert out[0, 0] == out[0, 1] == out[0, 2]
+
+
+def test_small_network_matches_reference(rng):
+    """Shapes AlexNet does not have: 16 output channels, adaptive pooling 27 -> 5 with overlapping bins,
+    a 400 -> 10 linear layer, top 3."""
+    layers = (Preprocess('preprocess', (120, 160, 3), (3, 224, 224)),
+              Conv2d('conv', (3, 224, 224), (16, 55, 55), kernel=11, stride=4, padding=2),
+              MaxPool2d('pool', (16, 55, 55), (16, 27, 27), kernel=3, stride=2),
+              AdaptiveAvgPool2d('avgpool', (16, 27, 27), (16, 5, 5)),
+              Flatten('flatten', (16, 5, 5), (400,)),
+              Linear('fc', (400,), (10,)),
+              SoftmaxTopK('softmax', (10,), (2, 3), k=3))
+    network = Network('small', layers, {'conv': 'features.0', 'fc': 'classifier.0'})
+    weights = init_weights(network, seed=int(rng.integers(1000)))
+    images = random_images(rng, 3)
+    engine = CudaEngine(network, weights, streams=1)
+    try:
+        with Pipelines(engine, len(images)) as pids:
+            run_network(engine, pids, images)
+            x = reference.preprocess_batch(images)
+            for index, layer in enumerate(network.kernel_layers[1:-1], start=1):
+                x = reference.run_layer(layer, x, reference.layer_params(network, weights, layer))
+                out = np.stack([engine.layer_output(pid, index) for pid in pids])
+                assert rel_error(out, x.reshape(out.shape)) <= LAYER_TOLERANCE, layer.name
+            out = np.stack([engine.result(pid).copy() for pid in pids])
+    finally:
+        engine.close()
+    expected = reference.forward(network, weights, images)
+    assert rel_error(out[:, 0], expected[:, 0]) <= LAYER_TOLERANCE
+    np.testing.assert_array_equal(out[:, 1], expected[:, 1])
+
+
+# ---- fusion ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('k', [2, 5, 16])
+def test_fused_launches_equal_unfused(engine, rng, k):
+    images = random_images(rng, k)
+    logits_index = len(engine.layers) - 2
+    with Pipelines(engine, k) as pids:
+        run_network(engine, pids, images)
+        fused = [(engine.result(pid).copy(), engine.layer_output(pid, logits_index)) for pid in pids]
+        for stream, (pid, image) in enumerate(zip(pids, images)):
+            run_network(engine, [pid], [image], stream=stream)
+            result, logits = engine.result(pid).copy(), engine.layer_output(pid, logits_index)
+            np.testing.assert_allclose(logits, fused[stream][1], rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose(result[0], fused[stream][0][0], rtol=1e-6)
+            np.testing.assert_array_equal(result[1], fused[stream][0][1])
+
+
+def test_launch_larger_than_max_batch_is_split(engine, weights, rng):
+    images = random_images(rng, 6)
+    expected = reference.forward(engine.network, weights, images)
+    engine.max_batch = 4
+    try:
+        with Pipelines(engine, len(images)) as pids:
+            run_network(engine, pids, images)
+            out = np.stack([engine.result(pid).copy() for pid in pids])
+    finally:
+        engine.max_batch = 16
+    assert rel_error(out[:, 0], expected[:, 0]) <= LAYER_TOLERANCE
+    np.testing.assert_array_equal(out[:, 1], expected[:, 1])
+
+
+# ---- whole network against torchvision ----------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def torch_setup(network, tmp_path_factory):
+    torch = pytest.importorskip('torch')
+    torchvision = pytest.importorskip('torchvision')
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = torchvision.models.alexnet(weights=None).eval()
+    path = tmp_path_factory.mktemp('torch') / 'alexnet.pth'
+    torch.save(model.state_dict(), path)
+    weights = load_torch_state_dict(path, network)
+    engine = CudaEngine(network, weights)
+    yield torch, model.cuda(), engine
+    engine.close()
+
+
+@pytest.mark.parametrize('batch', [1, 16])
+def test_alexnet_matches_torchvision(torch_setup, rng, batch):
+    torch, model, engine = torch_setup
+    images = [(random_image(rng, 480, 640, 'rgb8'), 'rgb8') for _ in range(batch)]
+    x = torch.from_numpy(reference.preprocess_batch(images)).cuda()
+    with torch.no_grad():
+        expected = model(x).double().cpu().numpy()
+    logits_index = len(engine.layers) - 2
+    with Pipelines(engine, batch) as pids:
+        run_network(engine, pids, images)
+        logits = np.stack([engine.layer_output(pid, logits_index) for pid in pids])
+        top = np.stack([engine.result(pid)[1].copy() for pid in pids])
+    error = rel_error(logits, expected)
+    assert error <= TORCH_TOLERANCE, f'relative logit error {error:.2e}'
+    assert_same_top5(np.argsort(-logits, axis=1, kind='stable')[:, :5], expected)
+    assert_same_top5(top.astype(np.int64), expected)
+
+
+def assert_same_top5(ids, expected_logits):
+    """``ids`` are torch's top 5 classes in order, except that classes tied within TIE_TOLERANCE may swap."""
+    expected_ids = np.argsort(-expected_logits, axis=1, kind='stable')[:, :5]
+    picked = np.take_along_axis(expected_logits, ids, axis=1)
+    best = np.take_along_axis(expected_logits, expected_ids, axis=1)
+    tolerance = TIE_TOLERANCE * np.abs(expected_logits).max(axis=1, keepdims=True)
+    assert (np.abs(picked - best) <= tolerance).all(), f'top 5 {ids.tolist()} != {expected_ids.tolist()}'
+
+
+# ---- threads, allocations, errors -----------------------------------------------------------------------------
+
+def test_driven_from_another_thread(engine, weights, rng):
+    images = random_images(rng, 3)
+    expected = reference.forward(engine.network, weights, images)
+    outcome = {}
+
+    def work():
+        try:
+            with Pipelines(engine, len(images)) as pids:
+                run_network(engine, pids, images, stream=5)
+                outcome['result'] = np.stack([engine.result(pid).copy() for pid in pids])
+        except Exception as error:  # reported on the main thread
+            outcome['error'] = error
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert 'error' not in outcome, outcome.get('error')
+    assert rel_error(outcome['result'][:, 0], expected[:, 0]) <= LAYER_TOLERANCE
+    np.testing.assert_array_equal(outcome['result'][:, 1], expected[:, 1])
+    # the thread ended with the context popped, and this thread still drives the engine
+    with Pipelines(engine, 1) as pids:
+        run_network(engine, pids, images[:1])
+        np.testing.assert_array_equal(engine.result(pids[0])[1], expected[0, 1])
+
+
+def test_engine_made_on_one_thread_used_on_another(network, weights, rng):
+    made = {}
+    thread = threading.Thread(target=lambda: made.setdefault('engine', CudaEngine(network, weights, streams=2)))
+    thread.start()
+    thread.join(120)
+    engine = made['engine']
+    try:
+        images = random_images(rng, 2)
+        with Pipelines(engine, 2) as pids:
+            run_network(engine, pids, images)
+            out = np.stack([engine.result(pid).copy() for pid in pids])
+        np.testing.assert_array_equal(out[:, 1], reference.forward(network, weights, images)[:, 1])
+    finally:
+        engine.close()
+
+
+def test_dispatcher_thread_drives_the_engine(engine, weights, rng):
+    from s3dnn_ros.scheduler.dispatcher import Dispatcher, EngineBackend
+    from s3dnn_ros.scheduler.policies import make_policy
+
+    results, lock = {}, threading.Lock()
+
+    def on_done(frame):
+        with lock:
+            results[(frame.pipeline.name, frame.meta)] = frame.result
+
+    dispatcher = Dispatcher(make_policy('s3dnn', estimate(engine.network, 'h100')), EngineBackend(engine),
+                            on_done=on_done)
+    pipelines = [dispatcher.add_pipeline(f'cam{i}', deadline_ns=10**9, queue_depth=8) for i in range(4)]
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,))
+    thread.start()
+    frames = {}
+    try:
+        for n in range(3):
+            for pipeline in pipelines:
+                image = random_images(rng, 1)[0]
+                frames[(pipeline.name, n)] = image
+                dispatcher.submit(pipeline, image[0], image[1], meta=n)
+        deadline = time.monotonic() + 60
+        while len(results) < len(frames) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        dispatcher.wake()
+        thread.join(10)
+        for pipeline in pipelines:
+            engine.close_pipeline(pipeline.id)
+    assert dispatcher.engine_errors == 0, dispatcher.last_error
+    assert sorted(results) == sorted(frames)
+    keys = sorted(frames)
+    expected = reference.forward(engine.network, weights, [frames[key] for key in keys])
+    out = np.stack([results[key] for key in keys])
+    assert rel_error(out[:, 0], expected[:, 0]) <= LAYER_TOLERANCE
+    np.testing.assert_array_equal(out[:, 1], expected[:, 1])
+
+
+def test_steady_state_frames_allocate_nothing(engine, rng):
+    images = random_images(rng, 3)
+    with Pipelines(engine, len(images)) as pids:
+        def frame(frame_images):
+            for pid, (image, encoding) in zip(pids, frame_images):
+                engine.set_input(pid, image, encoding)
+            for index in range(len(engine.layers)):
+                completion = engine.launch(index, pids, index % 2)
+                while not completion.done():
+                    pass
+                completion.interval()
+            return [engine.result(pid).copy() for pid in pids]
+
+        frame(images)
+        frame(images)
+        before = engine.allocations
+        for _ in range(10):
+            frame([(random_image(rng, *image.shape[:2], encoding), encoding) for image, encoding in images])
+        assert engine.allocations == before
+        bigger = [(random_image(rng, 1080, 1920, 'rgb8'), 'rgb8')] + images[1:]
+        frame(bigger)
+        assert engine.allocations == before + 2  # one pinned staging buffer and its device copy
+        frame(images)
+        assert engine.allocations == before + 2
+
+
+def test_bad_device_id_raises_engine_error(network, weights):
+    with pytest.raises(EngineError, match='device'):
+        make_engine('cuda', network, weights, device_id=drv.Device.count() + 3)
+
+
+def test_failed_launch_raises_engine_error(engine, rng):
+    with Pipelines(engine, 1) as pids:
+        engine.set_layer_output(pids[0], 1, rng.standard_normal(engine.layers[1].out_shape).astype(np.float32))
+        plan = engine._plan(2, 1)
+        grid, plan.grid = plan.grid, (0, 1)  # an invalid launch configuration: refused, not sticky
+        try:
+            with pytest.raises(EngineError, match='pool1'):
+                engine.launch(2, pids, 0)
+        finally:
+            plan.grid = grid
+        engine.launch(2, pids, 0).wait()
+
+
+def test_interval_is_on_the_host_clock(engine, rng):
+    with Pipelines(engine, 2) as pids:
+        before = time.monotonic_ns()
+        run_network(engine, pids, random_images(rng, 2), last=3)
+        completion = engine.launch(4, pids, 1)
+        completion.wait()
+        after = time.monotonic_ns()
+        assert completion.done()
+        start, end = completion.interval()
+    assert before - 1_000_000 <= start <= end <= after + 1_000_000
+
+
+# ---- costs ---------------------------------------------------------------------------------------------------
+
+def test_tb_ratio(engine):
+    for index, layer in enumerate(engine.layers):
+        ratios = [engine.tb_ratio(index, batch) for batch in range(1, 17)]
+        assert all(0 < ratio < float('inf') for ratio in ratios), (layer.name, ratios)
+        if layer.kind == 'conv':
+            assert ratios[15] > ratios[3] > ratios[0], (layer.name, ratios)
+        assert engine.tb_ratio(index, 32) == pytest.approx(2 * ratios[15])
+
+
+def test_calibrate_returns_a_cost_table(engine, network):
+    table = engine.calibrate(batches=(1, 4, 16), repeats=5)
+    assert isinstance(table, CostTable)
+    assert table.source == 'measured' and table.gpu == engine.device_name and table.date
+    again = CostTable.from_json(table.to_json(), network)
+    for index in range(len(engine.layers)):
+        assert again.cost_ns(index, 1) > 0
+        assert again.tb_ratio(index, 16) == pytest.approx(engine.tb_ratio(index, 16), abs=1e-5)
+
+
+def test_cost_table_is_saved_and_reloaded(network, weights, tmp_path):
+    path = tmp_path / 'costs.json'
+    first = CudaEngine(network, weights, streams=1, cost_table_path=path)
+    try:
+        table = first.cost_table()
+        assert first.cost_table() is table
+    finally:
+        first.close()
+    assert path.is_file()
+    saved = path.read_text()
+    second = CudaEngine(network, weights, streams=1, cost_table_path=path)
+    try:
+        loaded = second.cost_table()
+    finally:
+        second.close()
+    assert path.read_text() == saved
+    assert loaded.gpu == table.gpu and loaded.source == 'measured'
+    assert loaded.cost_ns(3, 16) == table.cost_ns(3, 16)
