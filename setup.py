@@ -16,7 +16,7 @@ setup(
         ('share/' + package_name + '/kernels', glob('kernels/*.cu') + glob('kernels/*.cuh')),
     ],
     python_requires='>=3.10',
-    install_requires=['setuptools', 'numpy'],
+    install_requires=['setuptools', 'numpy', 'PyYAML'],
     extras_require={
         'test': ['pytest'],
         'gpu': ['pycuda'],
@@ -32,6 +32,7 @@ setup(
             's3dnn-sim = s3dnn_ros.tools.sim:main',
             's3dnn-convert-weights = s3dnn_ros.tools.convert_weights:main',
             's3dnn-perception = s3dnn_ros.tools.perception:main',
+            's3dnn-bench = s3dnn_ros.tools.bench:main',
             'perception_node = s3dnn_ros.ros.perception_node:main',
             'camera_sim = s3dnn_ros.ros.camera_sim:main',
         ],

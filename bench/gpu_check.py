@@ -1,15 +1,14 @@
-"""Check and time the CUDA engine on a GPU in one run; prints compact tables, writes details as JSON.
+"""Check the CUDA engine on a GPU in one run; prints compact tables, writes details as JSON.
+
+Timings against torch and the roofline floor are in ``s3dnn-bench`` (s3dnn_ros/tools/bench.py).
 
     python3 bench/gpu_check.py [--out DIR] [--quick]
 
 Sections (each runs even when an earlier one fails, and reports its error):
-  ceilings   device-to-device copy bandwidth and FP32 SGEMM rate through torch (TF32 off)
   layers     every kernel layer at batch 1, 4, 16 against the numpy reference (relative error)
   torch      whole AlexNet against torchvision's with the same random weights, batch 1 and 16
   fusion     a fused launch of 16 (and 5) different frames against one frame at a time (bit-identical?)
   tiles      every conv2d tile on every conv layer at batch 1..16, and the tile the engine picks
-  timings    every layer at batch 1, 4, 16: this engine vs torch/cuDNN FP32 (TF32 off), GPU time per
-             launch (medians of back-to-back launches queued behind a delay); whole network too
   overlap    one layer for 8 pipelines: 8 launches on one stream, on 8 streams, and one fused launch
              (span from the first start to the last end, host issue gaps included)
   calibrate  the engine's own calibration (cost table saved as JSON)
@@ -92,38 +91,10 @@ class Check:
     def params(self, layer):
         return reference.layer_params(self.network, self.weights, layer)
 
-    # ---- timing helpers
-    def torch_times(self, fn, warmup=5, repeats=30) -> list[float]:
-        """GPU µs per call of ``fn``, calls queued behind a GPU sleep so none waits for the host."""
-        torch = self.torch
-        begin = time.perf_counter()
-        for _ in range(warmup):
-            fn()
-        issue_s = (time.perf_counter() - begin) / warmup
-        torch.cuda.synchronize()
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
-        torch.cuda._sleep(int((2 * issue_s * repeats + 1e-3) * 2e9))  # cycles at up to 2 GHz
-        for start, end in zip(starts, ends):
-            start.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize()
-        return [start.elapsed_time(end) * 1000 for start, end in zip(starts, ends)]
-
     def ours(self, indices, batch, warmup=5, repeats=30) -> float:
         return median(self.engine.time_launches(list(indices), self.pids[:batch], warmup, repeats))
 
     # ---- sections
-    def ceilings(self):
-        torch = self.torch
-        a = torch.empty(2**28, dtype=torch.float32, device='cuda').normal_()
-        b = torch.empty_like(a)
-        copy_us = median(self.torch_times(lambda: b.copy_(a), 3, 10))
-        m = torch.randn(8192, 8192, device='cuda')
-        gemm_us = median(self.torch_times(lambda: m @ m, 2, 5))
-        return {'copy_GBps': 2 * a.numel() * 4 / copy_us / 1e3, 'sgemm_TFLOPs': 2 * 8192**3 / gemm_us / 1e6}
-
     def layers_vs_reference(self):
         rows = []
         for index, layer in enumerate(self.layers):
@@ -233,69 +204,6 @@ class Check:
                 rows.append(row)
         return rows
 
-    def torch_layer_fns(self, batch):
-        """Per layer name: a function running torch's equivalent on a prepared input of ``batch`` frames."""
-        torch = self.torch
-        f, c = self.model.features, self.model.classifier
-        relu = torch.nn.functional.relu
-        ops = {'conv1': lambda x: relu(f[0](x), inplace=True), 'pool1': f[2],
-               'conv2': lambda x: relu(f[3](x), inplace=True), 'pool2': f[5],
-               'conv3': lambda x: relu(f[6](x), inplace=True), 'conv4': lambda x: relu(f[8](x), inplace=True),
-               'conv5': lambda x: relu(f[10](x), inplace=True), 'pool5': f[12], 'avgpool': self.model.avgpool,
-               'fc6': lambda x: relu(c[1](x), inplace=True), 'fc7': lambda x: relu(c[4](x), inplace=True),
-               'fc8': c[6], 'softmax': lambda x: torch.topk(torch.softmax(x, 1), 5, 1)}
-        fns = {}
-        for layer in self.layers[1:]:
-            x = torch.randn(batch, *layer.in_shape, device='cuda')
-            op = ops[layer.name]
-            fns[layer.name] = (lambda op, x: lambda: op(x))(op, x)
-        mean = torch.tensor(self.layers[0].mean, device='cuda').view(1, 3, 1, 1)
-        std = torch.tensor(self.layers[0].std, device='cuda').view(1, 3, 1, 1)
-        host = torch.from_numpy(np.stack([image for image, _ in self.images[:batch]])).pin_memory()
-
-        def preprocess():
-            images = host.to('cuda', non_blocking=True).permute(0, 3, 1, 2).float()
-            resized = torch.nn.functional.interpolate(images, size=(224, 224), mode='bilinear', align_corners=False)
-            return (resized / 255 - mean) / std
-
-        def network(x=torch.randn(batch, 3, 224, 224, device='cuda')):
-            return torch.topk(torch.softmax(self.model(x), 1), 5, 1)
-
-        fns['preprocess'] = preprocess
-        return fns, network, lambda: torch.topk(torch.softmax(self.model(preprocess()), 1), 5, 1)
-
-    def timings(self):
-        torch = self.torch
-        rows = []
-        with torch.no_grad():
-            for batch in BATCHES:
-                fns, network, whole = self.torch_layer_fns(batch)
-                for index, layer in enumerate(self.layers):
-                    ours = self.ours([index], batch)
-                    theirs = median(self.torch_times(fns[layer.name]))
-                    row = {'layer': layer.name, 'batch': batch, 'kernel': self.engine.kernel_name(index, batch),
-                           'ours_us': ours, 'torch_us': theirs, 'ratio': ours / theirs}
-                    if layer.kind == 'conv':
-                        row['TFLOPs'] = batch * layer.flops / ours / 1e6
-                    if layer.kind == 'linear':
-                        row['GBps'] = layer.bytes(batch) / ours / 1e3
-                    rows.append(row)
-                ours = self.ours(range(1, len(self.layers)), batch, 3, 20)
-                theirs = median(self.torch_times(network, 3, 20))
-                rows.append({'layer': 'network', 'batch': batch, 'ours_us': ours, 'torch_us': theirs,
-                             'ratio': ours / theirs})
-                ours = self.ours(range(len(self.layers)), batch, 3, 20)
-                theirs = median(self.torch_times(whole, 3, 20))
-                rows.append({'layer': 'upload+all', 'batch': batch, 'ours_us': ours, 'torch_us': theirs,
-                             'ratio': ours / theirs})
-                torch.backends.cudnn.benchmark = True
-                fns, network, _ = self.torch_layer_fns(batch)
-                theirs = median(self.torch_times(network, 5, 20))
-                torch.backends.cudnn.benchmark = False
-                rows.append({'layer': 'network (cudnn.benchmark)', 'batch': batch,
-                             'ours_us': rows[-2]['ours_us'], 'torch_us': theirs, 'ratio': rows[-2]['ours_us'] / theirs})
-        return rows
-
     def overlap(self):
         rows = []
         pids = self.pids[:8]
@@ -352,9 +260,6 @@ def sass_summary() -> dict:
 
 def print_tables(report: dict) -> None:
     print('\n==== gpu_check', report['device'], report['date'], f"torch {report['torch_version']}")
-    if 'ceilings' in report and 'error' not in report['ceilings']:
-        c = report['ceilings']
-        print(f"ceilings: copy {c['copy_GBps']:.0f} GB/s, FP32 SGEMM (TF32 off) {c['sgemm_TFLOPs']:.1f} TFLOP/s")
     for name in ('layers', 'torch', 'fusion'):
         rows = report.get(name)
         if isinstance(rows, dict):
@@ -377,16 +282,6 @@ def print_tables(report: dict) -> None:
                   f"| {row['picked'][7:]}{'' if row['picked'].endswith(best) else ' (best ' + best + ')'}")
     elif tiles:
         print('tiles: ERROR', tiles['error'].splitlines()[-1])
-    timings = report.get('timings')
-    if isinstance(timings, list):
-        print('timings (GPU µs, median):  layer  batch  ours  torch  ours/torch  kernel  [TFLOP/s | GB/s]')
-        for row in timings:
-            extra = (f"{row['TFLOPs']:.1f} TFLOP/s" if 'TFLOPs' in row
-                     else f"{row['GBps']:.0f} GB/s" if 'GBps' in row else '')
-            print(f"  {row['layer']:>26} {row['batch']:>3} {row['ours_us']:9.1f} {row['torch_us']:9.1f} "
-                  f"{row['ratio']:6.2f}  {row.get('kernel', '')} {extra}")
-    elif timings:
-        print('timings: ERROR', timings['error'].splitlines()[-1])
     overlap = report.get('overlap')
     if isinstance(overlap, list):
         print('overlap (µs, 8 pipelines at batch 1): layer tbRatio(b1) | one stream | 8 streams | fused')
@@ -411,9 +306,8 @@ def main(argv=None) -> int:
     import torch
     report = {'device': check.engine.device_name, 'date': datetime.date.today().isoformat(),
               'torch_version': torch.__version__, 'engine_init_s': check.engine_init_s}
-    sections = [('ceilings', check.ceilings), ('layers', check.layers_vs_reference), ('torch', check.versus_torch),
-                ('fusion', check.fusion), ('tiles', check.tiles), ('timings', check.timings),
-                ('overlap', check.overlap),
+    sections = [('layers', check.layers_vs_reference), ('torch', check.versus_torch),
+                ('fusion', check.fusion), ('tiles', check.tiles), ('overlap', check.overlap),
                 ('calibrate', lambda: check.calibrate(out_dir)), ('sass', sass_summary)]
     for name, section in sections:
         begin = time.perf_counter()

@@ -7,7 +7,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -19,14 +19,16 @@ def _nodes(context):
     overrides = {name: value for name in ('policy', 'engine')
                  if (value := LaunchConfiguration(name).perform(context))}
     nodes = [Node(package='s3dnn_ros', executable='perception_node', name=NODE_NAME,
-                  parameters=[config, overrides], output='screen', emulate_tty=True)]
+                  parameters=[config, overrides], output='screen', emulate_tty=True,
+                  on_exit=Shutdown(reason=f'{NODE_NAME} exited'))]
     if LaunchConfiguration('demo').perform(context).lower() in ('true', '1', 'yes'):
         params = parameters_from_yaml(config)
         for camera in params.get('cameras', ['camera']):
             nodes.append(Node(package='s3dnn_ros', executable='camera_sim', name=f'camera_sim_{camera}',
                               parameters=[{'topic': params.get(f'{camera}.topic', default_topic(camera)),
                                            'fps': float(params.get(f'{camera}.fps_hint') or 30.0),
-                                           'frame_id': camera}],
+                                           'frame_id': camera,
+                                           'reliability': params.get('qos.reliability', 'best_effort')}],
                               output='screen', emulate_tty=True))
     return nodes
 

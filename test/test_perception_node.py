@@ -228,6 +228,38 @@ def test_shutdown_under_load_joins_the_dispatcher_thread(session):
     assert 's3dnn-dispatcher' not in {t.name for t in threading.enumerate()}
 
 
+def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(session, monkeypatch):
+    """A launch that fails drops that frame, turns its camera and the scheduler status to ERROR, and the
+    next frames are served again once the engine works."""
+    from s3dnn_ros.engine.base import EngineError
+    from s3dnn_ros.engine.reference import ReferenceEngine
+    from s3dnn_ros.ros import perception_node
+
+    class FlakyEngine(ReferenceEngine):
+        failing = True
+
+        def launch(self, layer_index, pids, stream):
+            if self.failing and layer_index == 3:
+                raise EngineError('illegal memory access in conv2')
+            return super().launch(layer_index, pids, stream)
+
+    monkeypatch.setattr(perception_node, 'make_engine',
+                        lambda kind, network, weights, *args: (FlakyEngine(network, weights), 'flaky engine'))
+    node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
+    driver.send('cam0', 1)
+    camera = node.cameras['cam0']
+    assert session.spin_until(lambda: camera.pipeline.stats.dropped_error == 1, 30)
+    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR for s in driver.statuses('s3dnn: cam0')))
+    error = [s for s in driver.statuses('s3dnn: cam0') if s.level == DiagnosticStatus.ERROR][0]
+    assert error.message == 'engine error: illegal memory access in conv2'
+    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR
+                                          for s in driver.statuses('s3dnn: scheduler')))
+    node.engine.failing = False
+    driver.send('cam0', 2)
+    assert session.spin_until(lambda: driver.detections['cam0'], 60)
+    assert driver.detections['cam0'][0]['header']['stamp']['sec'] == 2
+
+
 def run_node(*ros_args, env_extra=None):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1', **(env_extra or {}))
     return subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', *ros_args],

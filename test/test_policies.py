@@ -269,3 +269,13 @@ def test_long_deadline_camera_is_not_starved_under_sustained_overload(firm):
     assert slow['max_ms'] < 1.5 * 150.0
     if firm:
         assert slow['missed'] == 0
+
+
+def test_max_inflight_applies_to_kernel_level_policies_only():
+    costs = uniform_costs()
+    assert make_policy('s3dnn', costs, max_inflight=4).max_inflight == 4
+    assert make_policy('edf', costs, max_inflight=3).max_inflight == 3
+    assert make_policy('sequential', costs, max_inflight=4).max_inflight == 1
+    assert make_policy('streams', costs, max_inflight=4).max_inflight is None
+    with pytest.raises(ValueError, match='max_inflight=0'):
+        make_policy('s3dnn', costs, max_inflight=0)

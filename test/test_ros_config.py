@@ -55,3 +55,11 @@ def test_params_file_sections_and_nesting(tmp_path):
     path = tmp_path / 'p.yaml'
     path.write_text('/**:\n  ros__parameters:\n    cameras: [a]\n    a:\n      deadline_ms: 5.0\n    qos:\n      depth: 3\n')
     assert parameters_from_yaml(str(path)) == {'cameras': ['a'], 'a.deadline_ms': 5.0, 'qos.depth': 3}
+
+
+def test_max_inflight_and_cost_table():
+    config = validate({'max_inflight': 4, 'cost_table': '/tmp/costs.json'})
+    assert config.max_inflight == 4 and config.cost_table == '/tmp/costs.json'
+    assert validate({}).max_inflight == 2 and validate({}).cost_table == ''
+    with pytest.raises(ConfigError, match=r'parameter max_inflight=0: allowed an integer 1\.\.16'):
+        validate({'max_inflight': 0})

@@ -10,16 +10,19 @@ from .reference import ReferenceEngine
 ENGINE_KINDS = ('auto', 'cuda', 'reference')
 
 
-def make_engine(kind: str, network: Network, weights: Weights, device_id: int = 0,
-                max_batch: int = 16) -> tuple[Engine, str]:
-    """(engine, why); EngineError when ``cuda`` was asked for and cannot run."""
+def make_engine(kind: str, network: Network, weights: Weights, device_id: int = 0, max_batch: int = 16,
+                cost_table_path: str | None = None) -> tuple[Engine, str]:
+    """(engine, why); EngineError when ``cuda`` was asked for and cannot run. ``cost_table_path`` is the
+    CUDA engine's measured cost table (loaded when it exists, else written after calibration)."""
     if kind not in ENGINE_KINDS:
         raise ValueError(f'engine={kind!r}: allowed {", ".join(ENGINE_KINDS)}')
     if kind == 'reference':
         return ReferenceEngine(network, weights), 'reference engine (numpy on the CPU), as configured'
     try:
-        from .cuda import CudaEngine
-        engine = CudaEngine(network, weights, device_id=device_id, max_batch=max_batch)
+        from .cuda import MAX_FRAMES, CudaEngine
+        # larger fused batches are split into launches of MAX_FRAMES frames on the same stream
+        engine = CudaEngine(network, weights, device_id=device_id, max_batch=min(max_batch, MAX_FRAMES),
+                            cost_table_path=cost_table_path)
     except ImportError as error:
         problem = f'the CUDA engine cannot be imported ({error})'
     except EngineError as error:

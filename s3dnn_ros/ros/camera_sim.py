@@ -5,6 +5,8 @@ Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), f
 """
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -92,6 +94,7 @@ def main(args=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (see perception_node.main)
         executor.shutdown()
         if node is not None:
             node.destroy_node()

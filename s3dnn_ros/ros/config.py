@@ -100,9 +100,11 @@ GLOBAL_PARAMETERS = [
     ('engine', 'auto', _one_of(ENGINES)),
     ('device_id', 0, _integer(0, 63)),
     ('weights', '', _string),
+    ('cost_table', '', _string),
     ('labels', '', _string),
     ('top_k', 5, _integer(1, 1000)),
     ('max_batch', 16, _integer(1, 64)),
+    ('max_inflight', 2, _integer(1, 16)),
     ('firm_deadlines', False, _boolean),
     ('qos.reliability', 'best_effort', _one_of(RELIABILITY)),
     ('qos.depth', 5, _integer(1, 1000)),
@@ -136,9 +138,11 @@ class NodeConfig:
     engine: str
     device_id: int
     weights: str
+    cost_table: str
     labels: str
     top_k: int
     max_batch: int
+    max_inflight: int
     firm_deadlines: bool
     qos_reliability: str
     qos_depth: int
@@ -172,8 +176,10 @@ def validate(values: dict[str, Any]) -> NodeConfig:
         topics[fields['topic']] = camera
         cameras.append(CameraConfig(camera, **fields))
     return NodeConfig(cameras=tuple(cameras), policy=checked['policy'], engine=checked['engine'],
-                      device_id=checked['device_id'], weights=checked['weights'], labels=checked['labels'],
+                      device_id=checked['device_id'], weights=checked['weights'],
+                      cost_table=checked['cost_table'], labels=checked['labels'],
                       top_k=checked['top_k'], max_batch=checked['max_batch'],
+                      max_inflight=checked['max_inflight'],
                       firm_deadlines=checked['firm_deadlines'], qos_reliability=checked['qos.reliability'],
                       qos_depth=checked['qos.depth'], diagnostics_period_s=checked['diagnostics_period_s'],
                       miss_warn_ratio=checked['miss_warn_ratio'], miss_error_ratio=checked['miss_error_ratio'])

@@ -8,6 +8,7 @@ detection.
 """
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy, QoSHistoryPolicy
 from sensor_msgs.msg import Image
 
 from ..engine.base import EngineError
+from ..engine.costs import CostTableError
 from ..engine.select import make_engine
 from ..model.alexnet import alexnet
 from ..model.weights import WeightsError, init_weights, load_weights
@@ -82,7 +84,7 @@ class PerceptionNode(Node):
             self.config = self._read_parameters()
             self._setup()
         except (ConfigError, EngineError):
-            self.destroy_node()
+            self.destroy_node()  # also closes an engine that was already made
             raise
 
     # ------------------------------------------------------------------ configuration
@@ -111,11 +113,16 @@ class PerceptionNode(Node):
             weights = init_weights(network, seed=0)
             log.warning('weights: none given, using seeded UNTRAINED weights: the classes reported mean nothing')
         self.labels = read_labels(config.labels, network.num_classes) if config.labels else None
-        self.engine, why = make_engine(config.engine, network, weights, config.device_id, config.max_batch)
+        self.engine, why = make_engine(config.engine, network, weights, config.device_id, config.max_batch,
+                                       config.cost_table or None)
         log.info(f'engine: {why}')
         self.backend = EngineBackend(self.engine)
-        policy = make_policy(config.policy, self.engine.cost_table(), firm=config.firm_deadlines,
-                             max_batch=config.max_batch)
+        try:
+            costs = self.engine.cost_table()
+        except CostTableError as error:
+            raise ConfigError(f'parameter cost_table={config.cost_table!r}: {error}') from error
+        policy = make_policy(config.policy, costs, firm=config.firm_deadlines, max_batch=config.max_batch,
+                             max_inflight=config.max_inflight)
         self.dispatcher = Dispatcher(policy, self.backend, on_done=self._publish_detection)
         self.encoder = DetectionEncoder()
         log.info(f'detections: {self.encoder.type_name} on {detections_topic("<camera>")}')
@@ -267,6 +274,9 @@ def main(args=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C reaches this process twice (the terminal signals the whole process group and
+        # ros2 launch forwards SIGINT): the second must not break the cleanup with a KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         executor.shutdown()
         if node is not None:
             node.destroy_node()

@@ -105,15 +105,21 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- dispatch
     def pump(self) -> int:
-        """Dispatch groups while the policy allows more in flight; returns launches issued."""
+        """Dispatch groups while the policy allows more in flight; returns launches issued.
+
+        The policy is asked even with nothing queued while launches are in flight: it may look ahead
+        at their successors. An empty answer ends the round.
+        """
         issued = 0
         limit = self.policy.max_inflight
-        while len(self.policy) and (limit is None or self._groups_inflight < limit):
+        while (len(self.policy) or self.inflight) and (limit is None or self._groups_inflight < limit):
             group = self.policy.dequeue(self.backend.now_ns(), self.inflight)
             for frame in group.dropped:
                 self._drop(frame, DROP_DEADLINE)
             if group.launches:
                 issued += self._issue(group)
+            elif not group.dropped:
+                break
         return issued
 
     def _issue(self, group: Group) -> int:
@@ -237,13 +243,17 @@ class Dispatcher:
             progressed = True
         return progressed
 
-    def run(self, stop: threading.Event, idle_wait_s: float = 0.05, poll_interval_s: float = 20e-6) -> None:
-        """Serve until ``stop`` is set: spin gently while kernels are in flight, sleep when idle."""
+    def run(self, stop: threading.Event, idle_wait_s: float = 0.05) -> None:
+        """Serve until ``stop`` is set: poll while kernels are in flight, sleep when idle.
+
+        While in flight the loop only yields (``sleep(0)`` lets other threads take the GIL): any real
+        sleep rounds up to tens of microseconds, a gap the GPU would sit idle between dependent kernels.
+        """
         while not stop.is_set():
             if self.step():
                 continue
             if self.inflight:
-                time.sleep(poll_interval_s)
+                time.sleep(0)
             else:
                 self._wake.wait(idle_wait_s)
                 self._wake.clear()

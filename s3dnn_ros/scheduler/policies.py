@@ -42,6 +42,8 @@ class Policy(ABC):
     #: dispatch rounds on the GPU at once (None: unlimited); 2 lets the next round be decided and
     #: queued on the GPU while the current one runs, so the GPU does not wait for the host.
     max_inflight: int | None = 2
+    #: whether ``max_inflight`` may be changed (the whole-frame baselines define theirs)
+    inflight_configurable = True
 
     def __init__(self, costs: CostTable, firm: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
                  max_inflight: int | None = None):
@@ -50,7 +52,7 @@ class Policy(ABC):
         self.costs = costs
         self.firm = firm
         self.max_batch = max_batch
-        if max_inflight is not None:
+        if max_inflight is not None and self.inflight_configurable:
             if max_inflight < 1:
                 raise ValueError(f'max_inflight={max_inflight}: must be >= 1')
             self.max_inflight = max_inflight
@@ -121,7 +123,9 @@ class S3dnnPolicy(Policy):
        the GPU are examined; the one whose frames have least slack and whose tbRatio fits in
        1 - tbRatio(G) is *reserved*: it is launched now, chained on its predecessor's stream, so the GPU
        starts it the moment the predecessor ends without a round trip through the host. At most one
-       successor is reserved per DEQUEUE.
+       successor is reserved per DEQUEUE. With Q empty, G is empty (tbRatio 0) and a DEQUEUE only
+       looks ahead: the dispatcher asks for one whenever a dispatch slot is free, so a chain of kernels
+       stays one launch ahead of the GPU even when no other work is ready.
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
     """
@@ -137,6 +141,10 @@ class S3dnnPolicy(Policy):
         group = Group()
         head = self._pop_first(now_ns, group)
         if head is None:
+            if self.look_ahead:
+                successor = self._reserve_successor(inflight, 1.0, now_ns)
+                if successor is not None:
+                    group.launches.append(successor)
             return group
         group.launches.append(self._fused_launch(head, now_ns, group))
         tb = group.tb_ratio
@@ -231,6 +239,8 @@ class EdfPolicy(FifoPolicy):
 
 class WholeFramePolicy(Policy):
     """Baselines that issue all kernels of a frame at once, in release order."""
+
+    inflight_configurable = False
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.release_ns

@@ -39,6 +39,8 @@ def overrides(args) -> list[Parameter]:
         params.append(Parameter('policy', value=args.policy))
     if args.engine:
         params.append(Parameter('engine', value=args.engine))
+    if args.max_inflight:
+        params.append(Parameter('max_inflight', value=args.max_inflight))
     if args.cameras:
         names = [f'cam{i}' for i in range(args.cameras)]
         params.append(Parameter('cameras', value=names))
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--config', help='parameters file (default: the package\'s config/perception.yaml)')
     parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
     parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
+    parser.add_argument('--max-inflight', type=positive_int, help='override the configured max_inflight')
     parser.add_argument('--cameras', type=positive_int, help='N simulated cameras cam0..camN-1 instead of the config\'s')
     parser.add_argument('--fps', type=positive_float, default=30.0, help='simulated camera rate (default 30)')
     parser.add_argument('--deadline-ms', type=positive_float, default=100.0,

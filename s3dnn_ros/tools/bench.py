@@ -1,0 +1,472 @@
+"""s3dnn-bench: the engine and the scheduler on a real device, against torch and against the floor.
+
+    s3dnn-bench [--engine cuda|reference] [--sections layers,table1,four_cameras] [--json] [--out DIR]
+
+Sections, each measured in the same process on the same card:
+
+``layers``
+    Every kernel layer and the whole network at batch 1, 2, 4, 8, 16, 64: our kernels (GPU time of
+    back-to-back launches queued behind a delay kernel) against torch/cuDNN FP32 with TF32 off (CUDA
+    graph replay, queued behind a GPU sleep), and against the floor max(FLOPs / measured SGEMM rate,
+    bytes / measured copy bandwidth); the larger term names what bounds the layer.
+``table1``
+    Four runs of AlexNet, each a batch of 2, 4, 8 or 16 frames, on 1 and on 4 streams, issued
+    sequentially (one run after another), as CUDA streaming (each run's layers issued at once on its
+    own stream) and through the S3DNN dispatcher (each frame its own pipeline): total wall time.
+``four_cameras``
+    Four cameras each sending one frame at the same moment: one S3DNN round (submission to the last
+    result on the host) against torch running the four frames one after another (eager and CUDA
+    graph), and how long the GPU sat idle while frames were waiting.
+
+With ``--json`` stdout is exactly one JSON object holding every section, the card and the date; the
+same object is written to ``DIR/bench-<card>.json``. Tables are printed otherwise.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.base import Engine
+from ..engine.reference import ReferenceEngine, measure_matmul_flops
+from ..model.alexnet import Network, alexnet
+from ..model.weights import Weights, init_weights
+from ..scheduler.dispatcher import Dispatcher, EngineBackend
+from ..scheduler.policies import make_policy
+from .cli import Parser, choices_list, positive_int
+
+SECTIONS = ['layers', 'table1', 'four_cameras']
+LAYER_BATCHES = (1, 2, 4, 8, 16, 64)
+TABLE1_BATCHES = (2, 4, 8, 16)
+TABLE1_STREAMS = (1, 4)
+RUNS = 4
+CAMERA_SHAPE = (480, 640, 3)
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+def camera_images(count: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, CAMERA_SHAPE, dtype=np.uint8) for _ in range(count)]
+
+
+# ----------------------------------------------------------------------------------------- torch
+class TorchBaseline:
+    """torchvision AlexNet with our weights on the GPU, FP32 with TF32 off, plus its own preprocessing."""
+
+    def __init__(self, network: Network, weights: Weights):
+        import torch
+        import torchvision
+        self.torch = torch
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        model = torchvision.models.alexnet(weights=None)
+        model.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
+        self.model = model.cuda().eval()
+        self.network = network
+        preprocess = network.layers[0]
+        self.mean = torch.tensor(preprocess.mean, device='cuda').view(1, 3, 1, 1)
+        self.std = torch.tensor(preprocess.std, device='cuda').view(1, 3, 1, 1)
+        self.k = network.top_k
+
+    def preprocess(self, host_images):
+        torch = self.torch
+        images = host_images.to('cuda', non_blocking=True).permute(0, 3, 1, 2).float()
+        resized = torch.nn.functional.interpolate(images, size=(224, 224), mode='bilinear', align_corners=False)
+        return (resized / 255 - self.mean) / self.std
+
+    def head(self, logits, host_result):
+        values, ids = self.torch.topk(self.torch.softmax(logits, 1), self.k, 1)
+        host_result.copy_(self.torch.stack((values, ids.float()), 1), non_blocking=True)
+
+    def pinned_images(self, images: list[np.ndarray]):
+        return self.torch.from_numpy(np.stack(images)).pin_memory()
+
+    def layer_ops(self, batch: int, images: list[np.ndarray]) -> dict:
+        """Kernel layer name -> a function running torch's equivalent on a prepared ``batch``-frame input."""
+        torch = self.torch
+        features, classifier = self.model.features, self.model.classifier
+        relu = torch.nn.functional.relu
+        host = self.pinned_images(images[:batch])
+        result = torch.empty((batch, 2, self.k), pin_memory=True)
+        ops = {'preprocess': lambda x: self.preprocess(host),
+               'conv1': lambda x: relu(features[0](x), inplace=True), 'pool1': features[2],
+               'conv2': lambda x: relu(features[3](x), inplace=True), 'pool2': features[5],
+               'conv3': lambda x: relu(features[6](x), inplace=True),
+               'conv4': lambda x: relu(features[8](x), inplace=True),
+               'conv5': lambda x: relu(features[10](x), inplace=True), 'pool5': features[12],
+               'avgpool': self.model.avgpool,
+               'fc6': lambda x: relu(classifier[1](x.flatten(1)), inplace=True),
+               'fc7': lambda x: relu(classifier[4](x), inplace=True), 'fc8': classifier[6],
+               'softmax': lambda x: self.head(x, result)}
+        calls = {}
+        for layer in self.network.kernel_layers:
+            x = None if layer.kind == 'preprocess' else torch.randn(batch, *layer.in_shape, device='cuda')
+            calls[layer.name] = (lambda op, x: lambda: op(x))(ops[layer.name], x)
+        x = torch.randn(batch, 3, 224, 224, device='cuda')
+        calls['network'] = lambda: self.head(self.model(x), result)
+        calls['upload+network'] = lambda: self.head(self.model(self.preprocess(host)), result)
+        return calls
+
+    def graph(self, fn):
+        """``fn`` captured as a CUDA graph; returns its replay."""
+        torch = self.torch
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.no_grad(), torch.cuda.stream(side):
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(graph):
+            fn()
+        return graph.replay
+
+    def gpu_time_us(self, fn, warmup: int = 3, repeats: int = 20) -> float:
+        """Median GPU µs of ``fn``, calls queued behind a GPU sleep so none waits for the host."""
+        torch = self.torch
+        begin = time.perf_counter()
+        for _ in range(warmup):
+            fn()
+        issue_s = (time.perf_counter() - begin) / warmup
+        torch.cuda.synchronize()
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
+        torch.cuda._sleep(int((2 * issue_s * repeats + 1e-3) * 2e9))  # cycles, at up to 2 GHz
+        for start, end in zip(starts, ends):
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize()
+        return median(start.elapsed_time(end) * 1000 for start, end in zip(starts, ends))
+
+    def ceilings(self) -> dict:
+        """Device-to-device copy bandwidth (bytes read + written) and FP32 SGEMM rate, TF32 off."""
+        torch = self.torch
+        a = torch.empty(2**28, dtype=torch.float32, device='cuda').normal_()
+        b = torch.empty_like(a)
+        copy_us = self.gpu_time_us(lambda: b.copy_(a), 3, 10)
+        m = torch.randn(8192, 8192, device='cuda')
+        gemm_us = self.gpu_time_us(lambda: m @ m, 2, 5)
+        return {'copy_GBps': 2 * a.numel() * 4 / copy_us / 1e3, 'sgemm_TFLOPs': 2 * 8192**3 / gemm_us / 1e6,
+                'source': 'torch'}
+
+
+def load_torch(network: Network, weights: Weights, engine: Engine):
+    """The torch baseline on the engine's GPU, or None (with the reason) where torch or CUDA is absent."""
+    if engine.name != 'cuda':
+        return None, 'the reference engine runs on the CPU: no GPU baseline'
+    try:
+        import torch
+        import torchvision  # noqa: F401
+    except ImportError as error:
+        return None, f'torch/torchvision not importable ({error})'
+    if not torch.cuda.is_available():
+        return None, 'torch sees no CUDA device'
+    return TorchBaseline(network, weights), None
+
+
+# ----------------------------------------------------------------------------------------- helpers
+class Bench:
+    """The engine under test, its open pipelines with real activations, and the torch baseline."""
+
+    def __init__(self, engine: Engine, network: Network, weights: Weights, repeats: int, max_inflight: int = 2):
+        self.engine = engine
+        self.max_inflight = max_inflight
+        self.network = network
+        self.weights = weights
+        self.repeats = repeats
+        self.layers = network.kernel_layers
+        self.images = camera_images(max(LAYER_BATCHES))
+        self.torch, self.torch_missing = load_torch(network, weights, engine)
+        self._pipelines = 0
+
+    def open_pipelines(self, count: int, tag: str) -> list:
+        pids = [(tag, i) for i in range(count)]
+        for pid, image in zip(pids, self.images * (count // len(self.images) + 1)):
+            self.engine.open_pipeline(pid)
+            self.engine.set_input(pid, image, 'rgb8')
+        return pids
+
+    def close_pipelines(self, pids) -> None:
+        for pid in pids:
+            self.engine.close_pipeline(pid)
+
+    def run_layers(self, indices, pids, stream: int = 0):
+        completion = None
+        for index in indices:
+            completion = self.engine.launch(index, pids, stream)
+        return completion
+
+    def ours_us(self, indices, pids) -> float:
+        """Median duration of the layers ``indices`` over ``pids``, back to back on one stream."""
+        if hasattr(self.engine, 'time_launches'):
+            return median(self.engine.time_launches(list(indices), pids, 3, self.repeats))
+        samples = []
+        for _ in range(self.repeats):
+            begin = time.perf_counter_ns()
+            self.run_layers(indices, pids).wait()
+            samples.append((time.perf_counter_ns() - begin) / 1000)
+        return median(samples)
+
+    def ceilings(self) -> dict:
+        if self.torch is not None:
+            return self.torch.ceilings()
+        a = np.ones(2**24, np.float32)
+        b = np.empty_like(a)
+        begin = time.perf_counter()
+        for _ in range(5):
+            np.copyto(b, a)
+        seconds = (time.perf_counter() - begin) / 5
+        return {'copy_GBps': 2 * a.nbytes / seconds / 1e9, 'sgemm_TFLOPs': measure_matmul_flops() / 1e12,
+                'source': 'numpy'}
+
+    # ------------------------------------------------------------------------------------- layers
+    def layers_section(self, batches) -> dict:
+        ceilings = self.ceilings()
+        flop_rate = ceilings['sgemm_TFLOPs'] * 1e12
+        byte_rate = ceilings['copy_GBps'] * 1e9
+        rows = []
+        pids_all = self.open_pipelines(max(batches), 'layers')
+        self.run_layers(range(len(self.layers)), pids_all).wait()  # valid activations everywhere
+        try:
+            for batch in batches:
+                pids = pids_all[:batch]
+                theirs = {}
+                if self.torch is not None:
+                    with self.torch.torch.no_grad():
+                        calls = self.torch.layer_ops(batch, self.images * (batch // len(self.images) + 1))
+                        theirs = {name: self.torch.gpu_time_us(self.torch.graph(fn), 3, self.repeats)
+                                  for name, fn in calls.items()}
+                for index, layer in enumerate(self.layers):
+                    rows.append(self._row(layer.name, batch, self.ours_us([index], pids), theirs.get(layer.name),
+                                          batch * layer.flops, layer.bytes(batch), flop_rate, byte_rate))
+                network_flops = sum(batch * layer.flops for layer in self.layers[1:])
+                network_bytes = sum(layer.bytes(batch) for layer in self.layers[1:])
+                rows.append(self._row('network', batch, self.ours_us(range(1, len(self.layers)), pids),
+                                      theirs.get('network'), network_flops, network_bytes, flop_rate, byte_rate))
+                rows.append(self._row('upload+network', batch, self.ours_us(range(len(self.layers)), pids),
+                                      theirs.get('upload+network'), network_flops + batch * self.layers[0].flops,
+                                      network_bytes + self.layers[0].bytes(batch), flop_rate, byte_rate))
+        finally:
+            self.close_pipelines(pids_all)
+        return {'ceilings': ceilings, 'rows': rows}
+
+    @staticmethod
+    def _row(name, batch, ours, theirs, flops, nbytes, flop_rate, byte_rate) -> dict:
+        compute_us, memory_us = flops / flop_rate * 1e6, nbytes / byte_rate * 1e6
+        floor = max(compute_us, memory_us)
+        return {'layer': name, 'batch': batch, 'ours_us': round(ours, 2),
+                'torch_us': None if theirs is None else round(theirs, 2),
+                'ratio': None if theirs is None else round(ours / theirs, 3),
+                'floor_us': round(floor, 2), 'bound': 'compute' if compute_us >= memory_us else 'memory',
+                'of_floor': round(ours / floor, 2) if floor else None}
+
+    # ------------------------------------------------------------------------------------- table 1
+    def table1_section(self, batches, streams_options) -> dict:
+        rows = []
+        for streams in streams_options:
+            engine = self.engine_with_streams(streams)
+            for batch in batches:
+                row = {'batch': batch, 'streams': streams}
+                runs = [[(f'run{r}', i) for i in range(batch)] for r in range(RUNS)]
+                all_pids = [pid for run in runs for pid in run]
+                for pid in all_pids:
+                    engine.open_pipeline(pid)
+                try:
+                    row['sequential_ms'] = self._repeat(lambda: self._runs(engine, runs, streams, wait_each=True))
+                    row['streams_ms'] = self._repeat(lambda: self._runs(engine, runs, streams, wait_each=False))
+                finally:
+                    for pid in all_pids:
+                        engine.close_pipeline(pid)
+                row['s3dnn_ms'] = self._repeat(lambda: self.s3dnn_round(engine, RUNS * batch)[0])
+                rows.append(row)
+            if engine is not self.engine:
+                engine.close()
+        return {'runs': RUNS, 'rows': rows}
+
+    def engine_with_streams(self, streams: int) -> Engine:
+        if self.engine.name != 'cuda':
+            return self.engine
+        from ..engine.cuda import CudaEngine
+        return CudaEngine(self.network, self.weights, device_id=self.engine.device_id, streams=streams)
+
+    def _runs(self, engine, runs, streams: int, wait_each: bool) -> float:
+        """Wall ms of four runs, each a fused launch per layer of its frames; one stream per run (mod streams)."""
+        begin = time.perf_counter_ns()
+        last = []
+        for r, pids in enumerate(runs):
+            for pid, image in zip(pids, self.images * 4):
+                engine.set_input(pid, image, 'rgb8')
+            completion = None
+            for index in range(len(self.layers)):
+                completion = engine.launch(index, pids, r % streams)
+            if wait_each:
+                completion.wait()
+            last.append(completion)
+        for completion in last:
+            completion.wait()
+        return (time.perf_counter_ns() - begin) / 1e6
+
+    def _repeat(self, measure) -> float:
+        measure()  # warm-up
+        return round(median(measure() for _ in range(max(1, self.repeats // 4))), 3)
+
+    def s3dnn_round(self, engine, frames: int) -> tuple[float, float]:
+        """(wall ms from submitting ``frames`` camera frames at once to the last result, GPU busy ms)."""
+        backend = EngineBackend(engine)
+        done = []
+        policy = make_policy('s3dnn', engine.cost_table(), max_inflight=self.max_inflight)
+        dispatcher = Dispatcher(policy, backend, on_done=done.append)
+        pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
+        images = (self.images * (frames // len(self.images) + 1))[:frames]
+        try:
+            for pipeline, image in zip(pipelines, images):  # a camera's first frame allocates its staging
+                engine.set_input(pipeline.id, image, 'rgb8')
+            busy_before = backend.busy_ns()
+            begin = time.perf_counter_ns()
+            for pipeline, image in zip(pipelines, images):
+                dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
+            while len(done) < frames:
+                dispatcher.step()
+            wall_ms = (time.perf_counter_ns() - begin) / 1e6
+            return wall_ms, (backend.busy_ns() - busy_before) / 1e6
+        finally:
+            for pipeline in pipelines:
+                engine.close_pipeline(pipeline.id)
+
+    # ------------------------------------------------------------------------------------- four cameras
+    def four_cameras_section(self) -> dict:
+        samples = [self.s3dnn_round(self.engine, 4) for _ in range(self.repeats + 1)][1:]
+        wall = median(s[0] for s in samples)
+        busy = median(s[1] for s in samples)
+        result = {'s3dnn_round_ms': round(wall, 3), 'gpu_busy_ms': round(busy, 3),
+                  'gpu_idle_while_queued_ms': round(max(0.0, wall - busy), 3),
+                  'idle_fraction': round(max(0.0, wall - busy) / wall, 3)}
+        if self.torch is not None:
+            for name, use_graph in (('torch_eager', False), ('torch_graph', True)):
+                ms = self._torch_four(use_graph)
+                result[f'{name}_sequential_ms'] = round(ms, 3)
+                result[f'ratio_vs_{name}'] = round(wall / ms, 3)
+        else:
+            result['torch'] = self.torch_missing
+        return result
+
+    def _torch_four(self, use_graph: bool) -> float:
+        """Wall ms of torch running four batch-1 frames one after another (upload to result on the host)."""
+        baseline = self.torch
+        torch = baseline.torch
+        hosts = [baseline.pinned_images([image]) for image in self.images[:4]]
+        results = [torch.empty((1, 2, baseline.k), pin_memory=True) for _ in range(4)]
+        calls = [(lambda h, r: lambda: baseline.head(baseline.model(baseline.preprocess(h)), r))(h, r)
+                 for h, r in zip(hosts, results)]
+        if use_graph:
+            calls = [baseline.graph(call) for call in calls]
+        samples = []
+        with torch.no_grad():
+            for _ in range(self.repeats + 1):
+                torch.cuda.synchronize()
+                begin = time.perf_counter_ns()
+                for call in calls:
+                    call()
+                torch.cuda.synchronize()
+                samples.append((time.perf_counter_ns() - begin) / 1e6)
+        return median(samples[1:])
+
+
+# ----------------------------------------------------------------------------------------- output
+def _table(title: str, header: list[str], rows: list[list]) -> str:
+    cells = [[('' if v is None else f'{v:.2f}' if isinstance(v, float) else str(v)) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(header))]
+    lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)), '  '.join('-' * w for w in widths)]
+    return '\n'.join(lines + ['  '.join(c.rjust(w) for c, w in zip(row, widths)) for row in cells])
+
+
+def format_report(report: dict) -> str:
+    parts = [f"s3dnn-bench: engine {report['engine']} on {report['card']}, {report['date']}"]
+    if 'layers' in report:
+        ceilings = report['layers']['ceilings']
+        parts.append(f"floor: copy {ceilings['copy_GBps']:.0f} GB/s, FP32 SGEMM {ceilings['sgemm_TFLOPs']:.1f} TFLOP/s "
+                     f"({ceilings['source']})")
+        parts.append(_table('layers (µs; torch = cuDNN/cuBLAS FP32, CUDA graph replay)',
+                            ['layer', 'batch', 'ours', 'torch', 'ours/torch', 'floor', 'bound', 'ours/floor'],
+                            [[r['layer'], r['batch'], r['ours_us'], r['torch_us'], r['ratio'], r['floor_us'],
+                              r['bound'], r['of_floor']] for r in report['layers']['rows']]))
+    if 'table1' in report:
+        parts.append(_table(f"table 1: total ms of {report['table1']['runs']} runs of batch B",
+                            ['B', 'streams', 'sequential', 'streams', 's3dnn'],
+                            [[r['batch'], r['streams'], r['sequential_ms'], r['streams_ms'], r['s3dnn_ms']]
+                             for r in report['table1']['rows']]))
+    if 'four_cameras' in report:
+        four = report['four_cameras']
+        parts.append('four cameras, one frame each: ' + ', '.join(f'{k} {v}' for k, v in four.items()))
+    return '\n\n'.join(parts)
+
+
+def file_name(card: str) -> str:
+    return 'bench-' + re.sub(r'[^A-Za-z0-9]+', '-', card).strip('-').lower() + '.json'
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog='s3dnn-bench', description='Benchmark the engine and the S3DNN scheduler on this machine.')
+    parser.add_argument('--engine', choices=['cuda', 'reference'], default='cuda')
+    parser.add_argument('--device-id', type=int, default=0)
+    parser.add_argument('--sections', type=choices_list(SECTIONS), default=SECTIONS,
+                        help=f'comma list (default all: {",".join(SECTIONS)})')
+    parser.add_argument('--batches', type=choices_list([str(b) for b in LAYER_BATCHES]),
+                        default=[str(b) for b in LAYER_BATCHES], help='batch sizes of the layers section')
+    parser.add_argument('--table1-batches', type=choices_list([str(b) for b in TABLE1_BATCHES]),
+                        default=[str(b) for b in TABLE1_BATCHES])
+    parser.add_argument('--repeats', type=positive_int, default=20, help='timed repetitions (default 20)')
+    parser.add_argument('--max-inflight', type=positive_int, default=2,
+                        help='dispatch rounds the S3DNN dispatcher keeps on the GPU (default 2)')
+    parser.add_argument('--out', type=Path, help='folder for the JSON record (default bench/results)')
+    parser.add_argument('--json', action='store_true', help='print one JSON object instead of tables')
+    args = parser.parse_args(argv)
+    network = alexnet()
+    weights = init_weights(network, seed=0)
+    if args.engine == 'cuda':
+        from ..engine.base import EngineError
+        from ..engine.cuda import CudaEngine
+        try:
+            engine = CudaEngine(network, weights, device_id=args.device_id)
+        except EngineError as error:
+            parser.error(f'argument --engine: cuda cannot run here: {error}')
+    else:
+        engine = ReferenceEngine(network, weights)
+    bench = Bench(engine, network, weights, args.repeats, args.max_inflight)
+    report = {'benchmark': 's3dnn-bench', 'engine': engine.name, 'card': engine.device_name,
+              'date': datetime.date.today().isoformat(), 'command': 's3dnn-bench ' + ' '.join(argv or sys.argv[1:]),
+              'max_inflight': args.max_inflight,
+              'torch_baseline': bench.torch_missing or 'torch ' + bench.torch.torch.__version__}
+    try:
+        if 'layers' in args.sections:
+            report['layers'] = bench.layers_section([int(b) for b in args.batches])
+        if 'table1' in args.sections:
+            report['table1'] = bench.table1_section([int(b) for b in args.table1_batches], TABLE1_STREAMS)
+        if 'four_cameras' in args.sections:
+            report['four_cameras'] = bench.four_cameras_section()
+    finally:
+        engine.close()
+    out = args.out or Path(__file__).resolve().parents[2] / 'bench' / 'results'
+    out.mkdir(parents=True, exist_ok=True)
+    (out / file_name(report['card'])).write_text(json.dumps(report, indent=1))
+    if args.json:
+        json.dump(report, sys.stdout)
+        sys.stdout.write('\n')
+    else:
+        print(format_report(report))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The whole perception node on the GPU: frames in over real topics, detections out, the same classes and
+scores as the numpy reference engine; the measured cost table written once and loaded after."""
+import numpy as np
+import pytest
+
+try:
+    import pycuda.driver as drv
+
+    drv.init()
+    if drv.Device.count() < 1:
+        raise RuntimeError('no CUDA device found')
+except Exception as error:  # ImportError, or pycuda's errors when there is no driver or device
+    pytest.skip(f'needs pycuda and a CUDA device: {error}', allow_module_level=True)
+
+pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels')
+
+from sensor_msgs.msg import Image  # noqa: E402
+
+from s3dnn_ros.engine.costs import CostTable  # noqa: E402
+from s3dnn_ros.engine.reference import logits  # noqa: E402
+from s3dnn_ros.model import alexnet, init_weights  # noqa: E402
+from s3dnn_ros.ros.image_codec import array_to_image  # noqa: E402
+from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
+
+from ros_helpers import Driver, RosSession, overrides, values  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+CAMERAS = ['front', 'rear']
+
+
+@pytest.fixture
+def session():
+    ros = RosSession()
+    yield ros
+    ros.close()
+
+
+def test_gpu_node_detects_what_the_reference_engine_computes(session, tmp_path):
+    cost_table = tmp_path / 'costs.json'
+    params = {'cameras': CAMERAS, 'engine': 'cuda', 'cost_table': str(cost_table), 'diagnostics_period_s': 0.25}
+    for name in CAMERAS:
+        params[f'{name}.queue_depth'] = 8
+        params[f'{name}.deadline_ms'] = 1000.0
+    node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
+    assert node.engine.name == 'cuda' and cost_table.is_file()  # calibrated at start, saved for next time
+    assert CostTable.load(cost_table, node.engine.network).source == 'measured'
+    driver = session.add(Driver(session.context, CAMERAS))
+    assert session.spin_until(driver.connected)
+    rng = np.random.default_rng()
+    sent = {}
+    for k in range(3):
+        for name, encoding in zip(CAMERAS, ('rgb8', 'bgr8')):
+            image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+            msg = Image()
+            array_to_image(image, encoding, msg)
+            driver.send(name, 100 + k, msg=msg)
+            sent[(name, 100 + k)] = (image, encoding)
+    assert session.spin_until(lambda: all(len(driver.detections[n]) == 3 for n in CAMERAS), 60)
+    network = alexnet()
+    weights = init_weights(network, seed=0)  # what the node uses without a weights file
+    for name in CAMERAS:
+        for detection in driver.detections[name]:
+            image, encoding = sent[(name, detection['header']['stamp']['sec'])]
+            expected = logits(network, weights, [(image, encoding)])[0].astype(np.float64)
+            probabilities = np.exp(expected - expected.max())
+            probabilities /= probabilities.sum()
+            ids = [c['id'] for c in detection['classes']]
+            scores = np.array([c['score'] for c in detection['classes']])
+            # the reference's probability of each reported class is the reported score, and no other class
+            # scores higher than the fifth (ties within float32 rounding aside)
+            np.testing.assert_allclose(probabilities[ids], scores, rtol=1e-4)
+            assert np.sort(probabilities)[-5] <= scores[-1] * (1 + 1e-4)
+    assert session.spin_until(lambda: any(s.hardware_id == node.engine.device_name
+                                          for s in driver.statuses('s3dnn: scheduler')))
+    scheduler = values(driver.statuses('s3dnn: scheduler')[-1])
+    assert scheduler['engine'] == 'cuda' and int(scheduler['engine errors']) == 0
+    assert float(scheduler['gpu busy fraction']) > 0
+
+    again = PerceptionNode(context=session.context, parameter_overrides=overrides(params))
+    try:
+        assert again.engine.cost_table().to_json() == CostTable.load(cost_table, network).to_json()
+    finally:
+        again.destroy_node()
