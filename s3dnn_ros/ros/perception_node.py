@@ -37,6 +37,8 @@ from .messages import Detection, DetectionEncoder, status
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
 STALE_PERIODS = 5
+#: more cameras than this share streams (the GPU has 32 hardware queues at most)
+MAX_STREAMS = 32
 
 
 def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | None, error_drops: int,
@@ -113,8 +115,10 @@ class PerceptionNode(Node):
             weights = init_weights(network, seed=0)
             log.warning('weights: none given, using seeded UNTRAINED weights: the classes reported mean nothing')
         self.labels = read_labels(config.labels, network.num_classes) if config.labels else None
+        # a stream per camera (the policies put a camera's kernels on its own stream); one for sequential
+        streams = 1 if config.policy == 'sequential' else min(len(config.cameras), MAX_STREAMS)
         self.engine, why = make_engine(config.engine, network, weights, config.device_id, config.max_batch,
-                                       config.cost_table or None)
+                                       config.cost_table or None, streams)
         log.info(f'engine: {why}')
         self.backend = EngineBackend(self.engine)
         try:
