@@ -10,14 +10,10 @@ import time
 import numpy as np
 import pytest
 
-try:
-    import pycuda.driver as drv
+from gpu_helpers import require_cuda_device
 
-    drv.init()
-    if drv.Device.count() < 1:
-        raise RuntimeError('no CUDA device found')
-except Exception as error:  # ImportError, or pycuda's errors when there is no driver or device
-    pytest.skip(f'needs pycuda and a CUDA device: {error}', allow_module_level=True)
+require_cuda_device()
+import pycuda.driver as drv  # noqa: E402
 
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.base import EngineError

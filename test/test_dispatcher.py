@@ -256,3 +256,16 @@ def test_live_thread_serves_frames_submitted_from_another_thread(reference):
     assert {frame.meta for frame in done} == {'header'}
     totals = summarize(cams)
     assert totals['completed'] == 4 and totals['released'] == 4 and totals['dropped'] == 0
+
+
+def test_latency_history_is_bounded_when_asked():
+    dispatcher, backend, done, _ = make_dispatcher('sequential')
+    cam = dispatcher.add_pipeline('cam', 20 * MS, latency_history=3)
+    for k in range(5):
+        dispatcher.arrive(cam, backend.now)
+        while cam.current is not None:
+            dispatcher.pump()
+            backend.now += 1000 * (k + 1)
+            backend.finish_all(dispatcher)
+    assert cam.stats.completed == 5 and len(cam.stats.latencies_ns) == 3
+    assert list(cam.stats.latencies_ns) == [frame.latency_ns for frame in done[-3:]]

@@ -1,11 +1,11 @@
 """engine: auto | cuda | reference, with the reason logged; made deterministic by hiding pycuda."""
-import builtins
-
 import pytest
 
 from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.select import make_engine
 from s3dnn_ros.model import alexnet, init_weights
+
+from gpu_helpers import hide_pycuda
 
 
 @pytest.fixture(scope='module')
@@ -16,14 +16,7 @@ def model():
 
 @pytest.fixture
 def no_pycuda(monkeypatch):
-    real_import = builtins.__import__
-
-    def without_pycuda(name, *args, **kwargs):
-        if name == 'pycuda' or name.startswith('pycuda.'):
-            raise ImportError(f'No module named {name!r}')
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, '__import__', without_pycuda)
+    hide_pycuda(monkeypatch)
 
 
 def test_auto_falls_back_to_the_reference_engine_and_says_why(model, no_pycuda):
@@ -42,3 +35,12 @@ def test_reference_and_unknown_kinds(model):
     assert engine.name == 'reference' and 'as configured' in why
     with pytest.raises(ValueError, match=r"engine='tpu': allowed auto, cuda, reference"):
         make_engine('tpu', *model)
+
+
+def test_the_cuda_module_imports_without_pycuda_and_the_engine_names_it(model, no_pycuda):
+    from s3dnn_ros.engine import cuda
+    with pytest.raises(EngineError, match='pycuda'):
+        cuda.CudaEngine(*model)
+    # the argument structs mirror the kernels' (static_assert sizes in kernels/*.cu)
+    assert cuda.PREPROCESS_ARGS.itemsize == 544 and cuda.CONV_ARGS.itemsize == 328
+    assert cuda.LINEAR_ARGS.fields['in'][1] == 0

@@ -3,15 +3,9 @@ scores as the numpy reference engine; the measured cost table written once and l
 import numpy as np
 import pytest
 
-try:
-    import pycuda.driver as drv
+from gpu_helpers import require_cuda_device
 
-    drv.init()
-    if drv.Device.count() < 1:
-        raise RuntimeError('no CUDA device found')
-except Exception as error:  # ImportError, or pycuda's errors when there is no driver or device
-    pytest.skip(f'needs pycuda and a CUDA device: {error}', allow_module_level=True)
-
+require_cuda_device()
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels')
 
 from sensor_msgs.msg import Image  # noqa: E402

@@ -10,7 +10,6 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 KERNELS = Path(__file__).resolve().parents[1] / 'kernels'
@@ -55,25 +54,3 @@ def test_compiles_without_warnings(compilations, source, arch):
     assert result.returncode == 0, f'nvcc {source} for {arch} failed:\n{output}'
     assert 'warning' not in output.lower(), f'nvcc {source} for {arch} warned:\n{output}'
 
-
-def test_engine_without_pycuda_raises_engine_error(monkeypatch):
-    """Without pycuda the module still imports and constructing the engine names the problem."""
-    import builtins
-
-    from s3dnn_ros.engine import cuda
-    from s3dnn_ros.engine.base import EngineError
-    from s3dnn_ros.model import alexnet, init_weights
-
-    real_import = builtins.__import__
-
-    def no_pycuda(name, *args, **kwargs):
-        if name == 'pycuda' or name.startswith('pycuda.'):
-            raise ImportError(f'No module named {name!r}')
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, '__import__', no_pycuda)
-    network = alexnet()
-    with pytest.raises(EngineError, match='pycuda'):
-        cuda.CudaEngine(network, init_weights(network))
-    assert cuda.PREPROCESS_ARGS.itemsize == 544 and cuda.CONV_ARGS.itemsize == 328
-    assert np.dtype(cuda.LINEAR_ARGS).fields['in'][1] == 0

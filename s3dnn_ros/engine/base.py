@@ -100,6 +100,15 @@ class Engine(ABC):
     def close(self) -> None:
         """Release everything; the engine is unusable afterwards."""
 
+    def check_launch(self, layer_index: int, pids: Sequence[int]) -> None:
+        """ValueError naming what is wrong with a launch's layer index or pipeline list."""
+        if not 0 <= layer_index < len(self.layers):
+            raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
+        if not pids:
+            raise ValueError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) with no pipelines')
+        if len(set(pids)) != len(pids):
+            raise ValueError(f'launch of layer {layer_index}: pipelines {list(pids)} repeat a pid')
+
 
 def check_image(image: np.ndarray, encoding: str) -> int:
     """Number of channels of ``image`` for ``encoding``; ValueError naming what is wrong otherwise."""

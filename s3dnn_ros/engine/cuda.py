@@ -582,12 +582,7 @@ class CudaEngine(Engine):
     # ----------------------------------------------------------------- launches
     def _launch_pipelines(self, layer_index: int, pids: Sequence) -> list[_Pipeline]:
         self._check_open()
-        if not 0 <= layer_index < len(self.layers):
-            raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
-        if not pids:
-            raise ValueError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) with no pipelines')
-        if len(set(pids)) != len(pids):
-            raise ValueError(f'launch of layer {layer_index}: pipelines {list(pids)} repeat a pid')
+        self.check_launch(layer_index, pids)
         pipelines = [self._pipeline(pid) for pid in pids]
         if layer_index == 0:
             missing = [pid for pid, p in zip(pids, pipelines) if not p.staged]

@@ -253,12 +253,7 @@ class ReferenceEngine(Engine):
 
     def launch(self, layer_index: int, pids: Sequence[int], stream: int) -> Done:
         """Run the layer now for all ``pids`` as one batch; ``stream`` is irrelevant on the CPU."""
-        if not 0 <= layer_index < len(self.layers):
-            raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
-        if not pids:
-            raise ValueError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) with no pipelines')
-        if len(set(pids)) != len(pids):
-            raise ValueError(f'launch of layer {layer_index}: pipelines {list(pids)} repeat a pid')
+        self.check_launch(layer_index, pids)
         pipelines = [self._pipeline(pid) for pid in pids]
         layer = self.layers[layer_index]
         if layer_index == 0:

@@ -5,11 +5,7 @@ Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), f
 """
 from __future__ import annotations
 
-import signal
-
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -17,6 +13,7 @@ from sensor_msgs.msg import Image
 from ..engine.base import ENCODINGS
 from .config import RELIABILITY, ConfigError
 from .image_codec import array_to_image
+from .spin import run_node
 
 
 def make_frames(width: int, height: int, encoding: str):
@@ -81,25 +78,7 @@ class CameraSim(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    executor = SingleThreadedExecutor()
-    node = None
-    try:
-        node = CameraSim()
-        executor.add_node(node)
-        executor.spin()
-    except ConfigError as error:
-        rclpy.logging.get_logger('camera_sim').fatal(str(error))
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (see perception_node.main)
-        executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(CameraSim, 'camera_sim', (ConfigError,), args)
 
 
 if __name__ == '__main__':

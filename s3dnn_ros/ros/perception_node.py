@@ -8,15 +8,12 @@ detection.
 """
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, QoSHistoryPolicy
@@ -34,11 +31,14 @@ from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConf
                      check_camera_names, detections_topic, read_labels, validate)
 from .image_codec import FrameRejected, image_to_array
 from .messages import Detection, DetectionEncoder, status
+from .spin import run_node
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
 STALE_PERIODS = 5
 #: more cameras than this share streams (the GPU has 32 hardware queues at most)
 MAX_STREAMS = 32
+#: completed frames per camera whose latencies the summary's percentiles cover (an hour at 30 FPS)
+LATENCY_HISTORY = 108_000
 
 
 def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | None, error_drops: int,
@@ -136,7 +136,7 @@ class PerceptionNode(Node):
         self.cameras: dict[str, CameraState] = {}
         for camera in config.cameras:
             pipeline = self.dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth,
-                                                    camera.fps_hint or None)
+                                                    camera.fps_hint or None, LATENCY_HISTORY)
             state = CameraState(camera, pipeline, self.create_publisher(self.encoder.msg_type,
                                                                          detections_topic(camera.name), 10))
             self.create_subscription(Image, camera.topic, lambda msg, s=state: self._on_image(s, msg), qos)
@@ -265,27 +265,7 @@ class PerceptionNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    executor = SingleThreadedExecutor()  # before the node: a Ctrl-C right after start-up finds it built
-    node = None
-    try:
-        node = PerceptionNode()
-        executor.add_node(node)
-        executor.spin()
-    except (ConfigError, EngineError) as error:
-        rclpy.logging.get_logger(NODE_NAME).fatal(str(error))
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        # Ctrl-C reaches this process twice (the terminal signals the whole process group and
-        # ros2 launch forwards SIGINT): the second must not break the cleanup with a KeyboardInterrupt
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PerceptionNode, NODE_NAME, (ConfigError, EngineError), args)
 
 
 if __name__ == '__main__':

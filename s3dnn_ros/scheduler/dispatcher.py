@@ -72,8 +72,9 @@ class Dispatcher:
         self.last_error: str | None = None
 
     # ----------------------------------------------------------------- pipelines and arrivals
-    def add_pipeline(self, name: str, deadline_ns: int, queue_depth: int = 1, fps: float | None = None) -> Pipeline:
-        pipeline = Pipeline(len(self.pipelines), name, deadline_ns, queue_depth, fps)
+    def add_pipeline(self, name: str, deadline_ns: int, queue_depth: int = 1, fps: float | None = None,
+                     latency_history: int | None = None) -> Pipeline:
+        pipeline = Pipeline(len(self.pipelines), name, deadline_ns, queue_depth, fps, latency_history)
         self.backend.open_pipeline(pipeline)
         self.pipelines.append(pipeline)
         return pipeline

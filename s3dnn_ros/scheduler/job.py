@@ -7,7 +7,6 @@ the GPU is a :class:`Launch` (one kernel layer over one or more frames - a fused
 """
 from __future__ import annotations
 
-from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,16 +56,18 @@ class PipelineStats:
 
     A frame is *resolved* when it completed or was dropped; ``miss_ratio`` is the share of resolved
     frames that produced no result by their deadline: (missed + dropped) / (completed + dropped).
+    Latency percentiles cover the last ``latency_history`` completed frames (all when None), so a
+    long-running node keeps bounded memory.
     """
 
-    def __init__(self):
+    def __init__(self, latency_history: int | None = None):
         self.released = 0
         self.completed = 0
         self.missed = 0
         self.dropped_queue = 0
         self.dropped_deadline = 0
         self.dropped_error = 0
-        self.latencies_ns = array('q')
+        self.latencies_ns: deque[int] = deque(maxlen=latency_history)
 
     @property
     def dropped(self) -> int:
@@ -81,9 +82,8 @@ class PipelineStats:
         """Latency percentile of completed frames in ms (0.0 before the first completion)."""
         if not self.latencies_ns:
             return 0.0
-        # a copy, not a view: another thread may append meanwhile, and an array with an exported
-        # buffer cannot grow
-        return float(np.percentile(np.array(self.latencies_ns, dtype=np.int64), percentile)) / 1e6
+        # list() copies in one step under the GIL, while the dispatcher thread may be appending
+        return float(np.percentile(np.array(list(self.latencies_ns), dtype=np.int64), percentile)) / 1e6
 
     def summary(self) -> dict:
         return {'released': self.released, 'completed': self.completed, 'missed': self.missed,
@@ -97,7 +97,8 @@ class Pipeline:
     """One camera: relative deadline, frame queue (``queue_depth`` newest frames), the frame running
     on the GPU, its default stream and statistics."""
 
-    def __init__(self, pid: int, name: str, deadline_ns: int, queue_depth: int = 1, fps: float | None = None):
+    def __init__(self, pid: int, name: str, deadline_ns: int, queue_depth: int = 1, fps: float | None = None,
+                 latency_history: int | None = None):
         if deadline_ns <= 0:
             raise ValueError(f'{name}: deadline must be positive, got {deadline_ns} ns')
         if queue_depth < 1:
@@ -110,7 +111,7 @@ class Pipeline:
         self.stream = pid
         self.queue: deque[Frame] = deque()
         self.current: Frame | None = None
-        self.stats = PipelineStats()
+        self.stats = PipelineStats(latency_history)
         self._seq = 0
 
     def new_frame(self, release_ns: int, image: Any = None, encoding: str = 'rgb8', meta: Any = None) -> Frame:

@@ -13,44 +13,26 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer; allowed: an integer >= 1') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'{value} is not allowed; allowed: an integer >= 1')
-    return value
+def _number(kind, minimum, inclusive: bool):
+    """An argparse type for a finite ``kind`` (int or float) above ``minimum`` (or at it, if ``inclusive``)."""
+    name = 'an integer' if kind is int else 'a number'
+    allowed = f'{"an integer" if kind is int else "a finite number"} {">=" if inclusive else ">"} {minimum}'
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not {name}; allowed: {allowed}') from None
+        if not (value >= minimum if inclusive else value > minimum) or value == float('inf'):
+            raise argparse.ArgumentTypeError(f'{text} is not allowed; allowed: {allowed}')
+        return value
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a number; allowed: a number > 0') from None
-    if not value > 0 or value == float('inf'):
-        raise argparse.ArgumentTypeError(f'{text} is not allowed; allowed: a finite number > 0')
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a number; allowed: a number >= 0') from None
-    if not 0 <= value < float('inf'):
-        raise argparse.ArgumentTypeError(f'{text} is not allowed; allowed: a finite number >= 0')
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not an integer; allowed: an integer >= 0') from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{value} is not allowed; allowed: an integer >= 0')
-    return value
+positive_int = _number(int, 1, inclusive=True)
+non_negative_int = _number(int, 0, inclusive=True)
+positive_float = _number(float, 0, inclusive=False)
+non_negative_float = _number(float, 0, inclusive=True)
 
 
 def positive_floats(text: str) -> list[float]:
