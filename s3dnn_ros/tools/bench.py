@@ -40,7 +40,7 @@ from ..model.alexnet import Network, alexnet
 from ..model.weights import Weights, init_weights
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
 from ..scheduler.policies import make_policy
-from .cli import Parser, choices_list, positive_int
+from .cli import Parser, choices_list, positive_int, text_table
 
 SECTIONS = ['layers', 'table1', 'four_cameras']
 LAYER_BATCHES = (1, 2, 4, 8, 16, 64)
@@ -386,9 +386,7 @@ class Bench:
 # ----------------------------------------------------------------------------------------- output
 def _table(title: str, header: list[str], rows: list[list]) -> str:
     cells = [[('' if v is None else f'{v:.2f}' if isinstance(v, float) else str(v)) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(header))]
-    lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)), '  '.join('-' * w for w in widths)]
-    return '\n'.join(lines + ['  '.join(c.rjust(w) for c, w in zip(row, widths)) for row in cells])
+    return text_table(title, header, cells)
 
 
 def format_report(report: dict) -> str:

@@ -53,6 +53,13 @@ def choices_list(allowed: list[str]):
     return parse
 
 
+def text_table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    """A title, then right-aligned columns of already formatted cells under a header and a rule."""
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)), '  '.join('-' * w for w in widths)]
+    return '\n'.join(lines + ['  '.join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows])
+
+
 def per_camera(parser: Parser, name: str, values: list[float], cameras: int) -> list[float]:
     """Expand a length-1 list to every camera; a list of another length than ``cameras`` is an error."""
     if len(values) == 1:

@@ -17,7 +17,7 @@ from ..ros.camera_sim import CameraSim
 from ..ros.config import ENGINES, ConfigError, default_topic
 from ..ros.perception_node import PerceptionNode
 from ..scheduler.policies import POLICIES
-from .cli import Parser, positive_float, positive_int
+from .cli import Parser, positive_float, positive_int, text_table
 
 
 def default_config() -> str | None:
@@ -55,10 +55,7 @@ def format_summary(rows: list[dict], title: str) -> str:
     columns = [('camera', '{}'), ('received', '{:d}'), ('completed', '{:d}'), ('missed', '{:d}'),
                ('dropped', '{:d}'), ('rejected', '{:d}'), ('p50_ms', '{:.1f}'), ('p99_ms', '{:.1f}')]
     header = [name.replace('_ms', ' ms') for name, _ in columns]
-    cells = [[fmt.format(row[name]) for name, fmt in columns] for row in rows]
-    widths = [max(len(r[i]) for r in [header] + cells) for i in range(len(columns))]
-    lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)), '  '.join('-' * w for w in widths)]
-    return '\n'.join(lines + ['  '.join(c.rjust(w) for c, w in zip(row, widths)) for row in cells])
+    return text_table(title, header, [[fmt.format(row[name]) for name, fmt in columns] for row in rows])
 
 
 def main(argv: list[str] | None = None) -> int:

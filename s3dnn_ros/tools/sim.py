@@ -12,7 +12,7 @@ from ..model.alexnet import alexnet
 from ..scheduler.policies import POLICIES
 from ..scheduler.simulator import DEFAULT_JITTER_MS, DEFAULT_LAUNCH_OVERHEAD_US, Camera, simulate
 from .cli import (Parser, choices_list, non_negative_float, non_negative_int, per_camera, positive_float,
-                  positive_floats, positive_int)
+                  positive_floats, positive_int, text_table)
 
 COLUMNS = [('released', 'released', '{:d}'), ('completed', 'completed', '{:d}'), ('missed', 'missed', '{:d}'),
            ('dropped', 'dropped', '{:d}'), ('miss_ratio', 'miss %', '{:.2%}'), ('p50_ms', 'p50 ms', '{:.2f}'),
@@ -48,11 +48,7 @@ def build_parser() -> Parser:
 def format_table(results: dict, title: str) -> str:
     header = ['policy'] + [label for _, label, _ in COLUMNS]
     rows = [[policy] + [fmt.format(result[key]) for key, _, fmt in COLUMNS] for policy, result in results.items()]
-    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)),
-             '  '.join('-' * w for w in widths)]
-    lines += ['  '.join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
-    return '\n'.join(lines)
+    return text_table(title, header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
