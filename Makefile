@@ -11,7 +11,7 @@ PY_DEPS := numpy rosbags matplotlib
 ROS_ENV := . $(BIN)/activate && export AMENT_PREFIX_PATH=$$VIRTUAL_ENV &&
 COLCON_DIRS := --build-base build --install-base install
 
-.PHONY: run test build bench sim clean
+.PHONY: run test build bench sim replay clean
 
 run: $(VENV)/.ready
 	$(ROS_ENV) s3dnn-perception --cameras 4 --fps 30 --seconds 15 --engine auto
@@ -23,6 +23,12 @@ test: $(VENV)/.ready
 	$(ROS_ENV) colcon build --symlink-install $(COLCON_DIRS)
 	$(ROS_ENV) colcon test $(COLCON_DIRS) --return-code-on-test-failure --event-handlers console_direct+
 	$(ROS_ENV) colcon test-result --test-result-base build --verbose
+
+# a 10 s recording of 4 simulated cameras, written once, replayed into the node under each main policy
+replay: $(VENV)/.ready
+	test -d build/four_cams || $(BIN)/s3dnn-make-bag build/four_cams --cameras 4 --fps 30 --seconds 10
+	$(ROS_ENV) s3dnn-replay build/four_cams --policy s3dnn --engine auto
+	$(ROS_ENV) s3dnn-replay build/four_cams --policy streams --engine auto
 
 bench: $(VENV)/.ready
 	$(BIN)/python bench/scheduler_cost.py

@@ -9,7 +9,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from s3dnn_ros.ros.camera_sim import CameraSim, make_frames  # noqa: E402
+from s3dnn_ros.ros.camera_sim import CameraSim  # noqa: E402
+from s3dnn_ros.ros.pattern import make_frames  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.image_codec import image_to_array  # noqa: E402
 

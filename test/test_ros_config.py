@@ -57,6 +57,21 @@ def test_params_file_sections_and_nesting(tmp_path):
     assert parameters_from_yaml(str(path)) == {'cameras': ['a'], 'a.deadline_ms': 5.0, 'qos.depth': 3}
 
 
+@pytest.mark.parametrize('text, message', [
+    ('s3dnn_perception:\n  ros__parameters: [\n', 'not valid YAML at line 3'),
+    ('- just\n- a list\n', 'not a mapping of node sections'),
+    (None, 'cannot read it (No such file or directory)'),
+])
+def test_unreadable_params_file_is_a_config_error_naming_it(tmp_path, text, message):
+    path = tmp_path / 'p.yaml'
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        parameters_from_yaml(str(path))
+    assert str(error.value).startswith(f'parameters file {str(path)!r}: {message}')
+    assert 'allowed a ROS 2 params file' in str(error.value)
+
+
 def test_max_inflight_and_cost_table():
     config = validate({'max_inflight': 4, 'cost_table': '/tmp/costs.json'})
     assert config.max_inflight == 4 and config.cost_table == '/tmp/costs.json'

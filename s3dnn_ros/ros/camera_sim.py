@@ -1,40 +1,18 @@
 """camera_sim: publishes sensor_msgs/Image with real stamps and moving content, for machines without
-cameras. Each frame is a colour gradient scrolling sideways with a bright square bouncing over it.
+cameras. Each frame is the moving test pattern of ``pattern.make_frames``.
 
 Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), frame_id, reliability.
 """
 from __future__ import annotations
 
-import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from ..engine.base import ENCODINGS
 from .config import RELIABILITY, ConfigError
 from .image_codec import array_to_image
-from .spin import run_node
-
-
-def make_frames(width: int, height: int, encoding: str):
-    """A generator of H x W x C uint8 frames whose content moves from one frame to the next."""
-    channels = ENCODINGS[encoding][0]
-    x = np.linspace(0, 2 * np.pi, width, endpoint=False)
-    phases = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3][:max(1, min(channels, 3))])
-    row = (127.5 + 127.5 * np.sin(x[:, None] + phases[None, :])).astype(np.uint8)  # (W, min(C,3))
-    if channels == 4:
-        row = np.concatenate([row, np.full((width, 1), 255, np.uint8)], axis=1)
-    gradient = np.repeat(np.tile(row, (2, 1))[None], height, axis=0)  # two periods wide, to scroll through
-    side = max(4, min(width, height) // 6)
-    step = 0
-    while True:
-        shift = (step * 4) % width
-        frame = np.ascontiguousarray(gradient[:, shift:shift + width])
-        top = abs((step * 3) % (2 * (height - side)) - (height - side))
-        left = abs((step * 5) % (2 * (width - side)) - (width - side))
-        frame[top:top + side, left:left + side] = 255
-        yield frame
-        step += 1
+from .pattern import make_frames
+from .spin import image_qos, run_node
 
 
 class CameraSim(Node):
@@ -61,10 +39,7 @@ class CameraSim(Node):
         self.encoding = encoding
         self.published = 0
         self._frames = make_frames(width, height, encoding)
-        qos = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5,
-                         reliability=(QoSReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
-                                      else QoSReliabilityPolicy.RELIABLE))
-        self.publisher = self.create_publisher(Image, self.topic, qos)
+        self.publisher = self.create_publisher(Image, self.topic, image_qos(reliability, 5))
         self.create_timer(1.0 / fps, self._tick)
         self.get_logger().info(f'{width}x{height} {encoding} at {fps:g} FPS on {self.topic}')
 

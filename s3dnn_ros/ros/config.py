@@ -200,10 +200,21 @@ def read_labels(path: str, num_classes: int) -> list[str]:
 
 
 def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """The node's flattened parameters from a ROS 2 params file (its own section, or ``/**``)."""
+    """The node's flattened parameters from a ROS 2 params file (its own section, or ``/**``); ConfigError
+    naming the file when it cannot be read or is not a params file."""
     import yaml
-    with open(path, encoding='utf-8') as file:
-        data = yaml.safe_load(file) or {}
+    allowed = f'a ROS 2 params file with a {node_name}: or /**: section holding ros__parameters:'
+    try:
+        with open(path, encoding='utf-8') as file:
+            data = yaml.safe_load(file) or {}
+    except OSError as error:
+        raise ConfigError(f'parameters file {path!r}: cannot read it ({error.strerror}); allowed {allowed}') from error
+    except yaml.YAMLError as error:
+        where = getattr(error, 'problem_mark', None)
+        line = f' at line {where.line + 1}' if where else ''
+        raise ConfigError(f'parameters file {path!r}: not valid YAML{line}; allowed {allowed}') from error
+    if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
+        raise ConfigError(f'parameters file {path!r}: not a mapping of node sections; allowed {allowed}')
     section = data.get(node_name) or data.get('/' + node_name) or data.get('/**') or {}
     flat: dict[str, Any] = {}
 

@@ -16,7 +16,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, QoSHistoryPolicy
 from sensor_msgs.msg import Image
 
 from ..engine.base import EngineError
@@ -31,7 +30,7 @@ from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConf
                      check_camera_names, detections_topic, read_labels, validate)
 from .image_codec import FrameRejected, image_to_array
 from .messages import Detection, DetectionEncoder, status
-from .spin import run_node
+from .spin import image_qos, run_node
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
 STALE_PERIODS = 5
@@ -130,9 +129,7 @@ class PerceptionNode(Node):
         self.dispatcher = Dispatcher(policy, self.backend, on_done=self._publish_detection)
         self.encoder = DetectionEncoder()
         log.info(f'detections: {self.encoder.type_name} on {detections_topic("<camera>")}')
-        qos = QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=config.qos_depth,
-                         reliability=(QoSReliabilityPolicy.BEST_EFFORT if config.qos_reliability == 'best_effort'
-                                      else QoSReliabilityPolicy.RELIABLE))
+        qos = image_qos(config.qos_reliability, config.qos_depth)
         self.cameras: dict[str, CameraState] = {}
         for camera in config.cameras:
             pipeline = self.dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth,

@@ -1,4 +1,5 @@
-"""The ``main`` every node of this package shares: start, spin until Ctrl-C or shutdown, clean up."""
+"""What the nodes of this package share: ``run_node`` (start, spin until Ctrl-C or shutdown, clean up) and
+the QoS profile of camera images."""
 from __future__ import annotations
 
 import signal
@@ -7,6 +8,7 @@ from typing import Callable
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 
 
 def run_node(make_node: Callable[[], Node], name: str, startup_errors: tuple[type[Exception], ...],
@@ -34,3 +36,10 @@ def run_node(make_node: Callable[[], Node], name: str, startup_errors: tuple[typ
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def image_qos(reliability: str, depth: int) -> QoSProfile:
+    """Keep-last ``depth`` with ``reliability`` 'best_effort' (sensor data) or 'reliable'."""
+    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=(QoSReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
+                                   else QoSReliabilityPolicy.RELIABLE))

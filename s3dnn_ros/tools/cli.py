@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 
@@ -67,3 +68,9 @@ def per_camera(parser: Parser, name: str, values: list[float], cameras: int) -> 
     if len(values) != cameras:
         parser.error(f'argument {name}: {len(values)} values given; allowed: 1 value or one per camera ({cameras})')
     return values
+
+
+def require_rosbags(parser: Parser) -> None:
+    """The bag tools need rosbags (pure Python, PyPI); say how to get it rather than fail on an import."""
+    if importlib.util.find_spec('rosbags') is None:
+        parser.error('the Python package rosbags is not installed; install it with: pip install rosbags')

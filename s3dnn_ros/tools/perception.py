@@ -27,13 +27,14 @@ def default_config() -> str | None:
         path = os.path.join(get_package_share_directory('s3dnn_ros'), 'config', 'perception.yaml')
         if os.path.isfile(path):
             return path
-    except (ImportError, LookupError):
+    except (ImportError, LookupError, OSError):  # no ament index (AMENT_PREFIX_PATH unset): the source tree
         pass
     path = os.path.join(os.path.dirname(__file__), '..', '..', 'config', 'perception.yaml')
     return os.path.normpath(path) if os.path.isfile(path) else None
 
 
-def overrides(args) -> list[Parameter]:
+def scheduler_overrides(args) -> list[Parameter]:
+    """The --policy, --engine and --max-inflight overrides, shared with s3dnn-replay."""
     params = []
     if args.policy:
         params.append(Parameter('policy', value=args.policy))
@@ -41,6 +42,11 @@ def overrides(args) -> list[Parameter]:
         params.append(Parameter('engine', value=args.engine))
     if args.max_inflight:
         params.append(Parameter('max_inflight', value=args.max_inflight))
+    return params
+
+
+def overrides(args) -> list[Parameter]:
+    params = scheduler_overrides(args)
     if args.cameras:
         names = [f'cam{i}' for i in range(args.cameras)]
         params.append(Parameter('cameras', value=names))
@@ -51,9 +57,11 @@ def overrides(args) -> list[Parameter]:
     return params
 
 
-def format_summary(rows: list[dict], title: str) -> str:
-    columns = [('camera', '{}'), ('received', '{:d}'), ('completed', '{:d}'), ('missed', '{:d}'),
-               ('dropped', '{:d}'), ('rejected', '{:d}'), ('p50_ms', '{:.1f}'), ('p99_ms', '{:.1f}')]
+SUMMARY_COLUMNS = [('camera', '{}'), ('received', '{:d}'), ('completed', '{:d}'), ('missed', '{:d}'),
+                   ('dropped', '{:d}'), ('rejected', '{:d}'), ('p50_ms', '{:.1f}'), ('p99_ms', '{:.1f}')]
+
+
+def format_summary(rows: list[dict], title: str, columns=SUMMARY_COLUMNS) -> str:
     header = [name.replace('_ms', ' ms') for name, _ in columns]
     return text_table(title, header, [[fmt.format(row[name]) for name, fmt in columns] for row in rows])
 

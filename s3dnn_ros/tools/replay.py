@@ -1,0 +1,238 @@
+"""s3dnn-replay: play a ROS 2 bag's camera images into the perception node, in one process, and print what
+happened per camera: images sent from the bag, received by the node, completed, missed, dropped, rejected,
+and latency percentiles.
+
+Cameras: with ``--config`` the file's cameras are used and each camera's topic must be in the bag; without
+it every sensor_msgs/msg/Image topic of the bag becomes a camera named after its topic (``/front/image_raw``
+-> ``front``) with ``--deadline-ms`` and ``--queue-depth``, and the rest of the parameters come from the
+package's config/perception.yaml. Images are published with the node's own QoS at their recorded spacing
+(log times) divided by ``--rate``; the header, stamp included, is the recorded one and is copied to the
+detections. After the last image the node gets up to ``--drain-s`` to finish what it holds.
+
+Example: ``s3dnn-make-bag four_cams && s3dnn-replay four_cams --policy s3dnn``
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.parameter import Parameter
+
+from ..engine.base import EngineError
+from ..ros.bag_player import BagPlayer
+from ..ros.config import ENGINES, ConfigError, parameters_from_yaml, validate
+from ..ros.perception_node import PerceptionNode
+from ..scheduler.policies import POLICIES
+from .cli import Parser, positive_float, positive_int, require_rosbags
+from .perception import SUMMARY_COLUMNS, default_config, format_summary, scheduler_overrides
+
+IMAGE = 'sensor_msgs/msg/Image'
+#: last topic segments that name the stream rather than the camera
+IMAGE_SUFFIXES = ('image_raw', 'image', 'image_color', 'image_rect', 'image_rect_color')
+#: how long the node's subscriptions get to match the player's publishers
+MATCH_TIMEOUT_S = 5.0
+#: the node is idle once nothing has arrived for this long and every received frame is resolved
+QUIET_S = 0.3
+
+
+class BagError(ValueError):
+    """A bag that cannot be replayed; the message names the bag and what is wrong."""
+
+
+def camera_name(topic: str, taken: set[str]) -> str:
+    """A camera name (letters, digits, _) for an image topic, distinct from ``taken``."""
+    parts = [part for part in topic.split('/') if part]
+    if len(parts) > 1 and parts[-1] in IMAGE_SUFFIXES:
+        parts = parts[:-1]
+    name = re.sub(r'[^A-Za-z0-9_]', '_', '_'.join(parts)) or 'camera'
+    if not name[0].isalpha():
+        name = 'cam_' + name
+    unique, n = name, 2
+    while unique in taken:
+        unique, n = f'{name}_{n}', n + 1
+    return unique
+
+
+def one_line(error: Exception) -> str:
+    """A library's error message on one line (YAML and mcap errors span several)."""
+    return ' '.join(str(error).split())
+
+
+class Bag:
+    """A ROS 2 bag opened with rosbags: its image topics and a stream of their raw records."""
+
+    def __init__(self, path: str):
+        from rosbags.rosbag2 import Reader
+        self.path = path
+        if not os.path.exists(path):
+            raise BagError(f'bag {path!r} does not exist; allowed: a ROS 2 bag directory (metadata.yaml and '
+                           f'.mcap or .db3 files)')
+        try:
+            self.reader = Reader(path)
+            self.reader.open()
+        except Exception as error:  # noqa: BLE001 - rosbags, sqlite3 and mcap each raise their own kinds
+            raise BagError(f'bag {path!r} cannot be read: {one_line(error)}') from error
+        self.images = {c.topic: c for c in self.reader.connections if c.msgtype == IMAGE}
+        self.other_topics = sorted(f'{c.topic} ({c.msgtype})' for c in self.reader.connections
+                                   if c.msgtype != IMAGE)
+        if not self.images:
+            self.close()
+            raise BagError(f'bag {path!r} has no {IMAGE} topic; its topics: '
+                           f'{", ".join(self.other_topics) or "none"}')
+
+    def fps(self, topic: str) -> float:
+        """Recorded images per second on ``topic`` (0 when it cannot tell)."""
+        count, duration_s = self.images[topic].msgcount, self.reader.duration / 1e9
+        return (count - 1) / duration_s if count > 1 and duration_s > 0 else 0.0
+
+    def records(self, topics: list[str]):
+        """(topic, log time ns, CDR bytes) in log-time order; a record that cannot be read ends it with a
+        BagError naming the record."""
+        connections = [self.images[topic] for topic in topics]
+        index = 0
+        try:
+            for connection, log_ns, data in self.reader.messages(connections=connections):
+                index += 1
+                yield connection.topic, log_ns, data
+        except Exception as error:  # noqa: BLE001 - see __init__
+            raise BagError(f'bag {self.path!r}: record {index + 1} cannot be read: {one_line(error)}') from error
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def bag_cameras(bag: Bag, args) -> list[Parameter]:
+    """Parameters that make one camera of every image topic in the bag."""
+    names, params = [], []
+    for topic in sorted(bag.images):
+        name = camera_name(topic, set(names))
+        names.append(name)
+        params += [Parameter(f'{name}.topic', value=topic), Parameter(f'{name}.deadline_ms', value=args.deadline_ms),
+                   Parameter(f'{name}.fps_hint', value=bag.fps(topic)),
+                   Parameter(f'{name}.queue_depth', value=args.queue_depth)]
+    return [Parameter('cameras', value=names)] + params
+
+
+def start_node(args, bag: Bag) -> PerceptionNode:
+    """The perception node for this bag; a --config whose cameras the bag lacks is refused before it starts."""
+    config = args.config or default_config()
+    if config and not os.path.isfile(config):
+        raise ConfigError(f'argument --config: {config!r} does not exist')
+    if args.config:
+        cameras = validate(parameters_from_yaml(args.config)).cameras
+        missing = [f'{camera.name} ({camera.topic})' for camera in cameras if camera.topic not in bag.images]
+        if missing:
+            raise ConfigError(f'cameras of {args.config!r} without images in bag {bag.path!r}: {", ".join(missing)}; '
+                              f'allowed: its image topics {", ".join(sorted(bag.images))}')
+    rclpy.init(args=['--ros-args', '--params-file', config] if config else None)
+    params = scheduler_overrides(args) + ([] if args.config else bag_cameras(bag, args))
+    return PerceptionNode(parameter_overrides=params)
+
+
+def pending(node: PerceptionNode) -> int:
+    """Frames the node received and has not yet completed, dropped or rejected."""
+    return sum(camera.received - camera.rejected - camera.pipeline.stats.completed - camera.pipeline.stats.dropped
+               for camera in node.cameras.values())
+
+
+def replay(args, bag: Bag, node: PerceptionNode) -> tuple[BagPlayer, float]:
+    """Play the bag into the node, then let the node drain; returns the player and the seconds it took."""
+    topics = [camera.topic for camera in node.config.cameras]
+    player = BagPlayer(topics, bag.records(topics), args.rate, node.config.qos_reliability, node.config.qos_depth)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    executor.add_node(player)
+    started = time.monotonic()
+    try:
+        unmatched = player.unmatched_topics(MATCH_TIMEOUT_S)
+        if unmatched:
+            raise ConfigError(f'no subscriber on {", ".join(unmatched)} after {MATCH_TIMEOUT_S:g} s')
+        player.start()
+        while rclpy.ok() and not player.finished.is_set():
+            executor.spin_once(timeout_sec=0.05)
+        drain_end = time.monotonic() + args.drain_s
+        last_received, last_change = -1, time.monotonic()
+        while rclpy.ok() and time.monotonic() < drain_end:
+            executor.spin_once(timeout_sec=0.05)
+            received = sum(camera.received for camera in node.cameras.values())
+            if received != last_received:
+                last_received, last_change = received, time.monotonic()
+            elif pending(node) == 0 and time.monotonic() - last_change >= QUIET_S:
+                break
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.remove_node(player)
+        player.destroy_node()
+        executor.shutdown()
+    return player, time.monotonic() - started
+
+
+def summary(args, node: PerceptionNode, player: BagPlayer, wall_s: float) -> dict:
+    """What the replay did, per camera and overall (the --json object)."""
+    rows = node.summary()
+    for row, camera in zip(rows, node.config.cameras):
+        row['topic'] = camera.topic
+        row['sent'] = player.sent[camera.topic]
+    return {'bag': str(Path(args.bag)), 'policy': node.config.policy, 'engine': node.engine.name,
+            'device': node.engine.device_name, 'rate': args.rate, 'wall_s': round(wall_s, 3),
+            'error': str(player.error) if player.error else None, 'cameras': rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog='s3dnn-replay', description='Replay a ROS 2 bag\'s camera images into the perception '
+                    'node and print per-camera results.')
+    parser.add_argument('bag', help='ROS 2 bag directory (mcap or sqlite3)')
+    parser.add_argument('--config', help='parameters file whose cameras name the bag\'s topics '
+                        '(default: one camera per image topic, other parameters from config/perception.yaml)')
+    parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
+    parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
+    parser.add_argument('--max-inflight', type=positive_int, help='override the configured max_inflight')
+    parser.add_argument('--deadline-ms', type=positive_float, default=100.0,
+                        help='deadline of cameras taken from the bag (default 100)')
+    parser.add_argument('--queue-depth', type=positive_int, default=1,
+                        help='queue depth of cameras taken from the bag (default 1: newest frame wins)')
+    parser.add_argument('--rate', type=positive_float, default=1.0, help='playback speed factor (default 1)')
+    parser.add_argument('--drain-s', type=positive_float, default=10.0,
+                        help='longest wait after the last image for the node to finish (default 10)')
+    parser.add_argument('--json', action='store_true', help='print one JSON object instead of the table')
+    args = parser.parse_args(argv)
+    require_rosbags(parser)
+    node = None
+    try:
+        bag = Bag(args.bag)
+    except BagError as error:
+        print(f's3dnn-replay: error: {error}', file=sys.stderr)
+        return 2
+    try:
+        node = start_node(args, bag)
+        player, wall_s = replay(args, bag, node)
+        result = summary(args, node, player, wall_s)
+    except (ConfigError, EngineError) as error:
+        print(f's3dnn-replay: error: {error}', file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        bag.close()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        title = (f'{args.bag}: {len(result["cameras"])} cameras, policy {result["policy"]}, engine '
+                 f'{result["engine"]} on {result["device"]}, rate {args.rate:g}, {wall_s:.1f} s')
+        print(format_summary(result['cameras'], title, SUMMARY_COLUMNS[:1] + [('sent', '{:d}')] + SUMMARY_COLUMNS[1:]))
+    if result['error']:
+        print(f's3dnn-replay: error: {result["error"]}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
