@@ -18,7 +18,7 @@ import pycuda.driver as drv  # noqa: E402
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.costs import CostTable, estimate
-from s3dnn_ros.engine.cuda import CONV_TILES, CudaEngine
+from s3dnn_ros.engine.cuda import CONV_TILES, CudaEngine, compiled_kernels
 from s3dnn_ros.engine.select import make_engine
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.model.alexnet import Network
@@ -187,6 +187,31 @@ def test_every_conv_tile_matches_reference(engine, weights, rng, tile):
                     check_layer(engine, weights, rng, index, batch)
     finally:
         engine.conv_tile = None
+
+
+def test_pre_sm80_code_path_matches_reference(network, weights, rng):
+    """The kernels as a pre-sm_80 GPU (the seed's T4, sm_75) runs them: PTX for compute_75, loads without
+    cp.async, JIT-compiled for this GPU. Every conv tile, then every layer of a fused network run."""
+    assert b'cp.async' in compiled_kernels('compute_80')['conv2d.cu']
+    assert b'cp.async' not in compiled_kernels('compute_75')['conv2d.cu']
+    engine = CudaEngine(network, weights, streams=1, kernel_arch='compute_75')
+    try:
+        for tile in CONV_TILES:
+            engine.conv_tile = tile
+            for index, layer in enumerate(engine.layers):
+                if layer.kind == 'conv':
+                    check_layer(engine, weights, rng, index, 2)
+        engine.conv_tile = None
+        images = random_images(rng, 3)
+        with Pipelines(engine, len(images)) as pids:
+            run_network(engine, pids, images, last=len(engine.layers) - 2)
+            x = reference.preprocess_batch(images)
+            for index, layer in enumerate(network.kernel_layers[1:-1], start=1):
+                x = reference.run_layer(layer, x, reference.layer_params(network, weights, layer))
+                out = np.stack([engine.layer_output(pid, index) for pid in pids])
+                assert rel_error(out, x.reshape(out.shape)) <= LAYER_TOLERANCE, layer.name
+    finally:
+        engine.close()
 
 
 def test_softmax_ties_keep_lower_id_first(engine, rng):

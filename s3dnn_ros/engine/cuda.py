@@ -20,8 +20,8 @@ Why it is built the way it is:
   makes the device's primary context current on the calling thread, pushing it once per thread. PyCUDA
   aborts the process when a thread ends with contexts on its stack, so each thread's pushes are popped
   when it ends (and the main thread's at exit).
-* Kernels are compiled once per process and architecture (``-O3``, ``-arch=sm_XY`` of the device) and
-  loaded into each engine's context.
+* Kernels are compiled once per process and architecture (``-O3``, ``-arch=sm_XY`` of the device, or
+  PTX of an older virtual architecture to test its code paths) and loaded into each engine's context.
 * A launch records an event before and after its work; :meth:`CudaCompletion.interval` maps them to the
   host's ``time.monotonic_ns`` clock through a reference event recorded at start-up after a
   synchronisation (re-based on later events so float32 millisecond offsets keep sub-microsecond
@@ -166,7 +166,8 @@ _CUBINS_LOCK = threading.Lock()
 
 
 def compiled_kernels(arch: str) -> dict[str, bytes]:
-    """Cubins of every kernel file for ``arch`` (e.g. 'sm_90'), compiled once per process."""
+    """Every kernel file compiled once per process: a cubin for a real ``arch`` ('sm_90'), PTX for a
+    virtual one ('compute_75'), which the driver JIT-compiles for the device it is loaded on."""
     with _CUBINS_LOCK:
         missing = [name for name in KERNEL_FILES if (name, arch) not in _CUBINS]
         if missing:
@@ -174,9 +175,12 @@ def compiled_kernels(arch: str) -> dict[str, bytes]:
             from pycuda.driver import CompileError
             directory = kernel_dir()
 
+            ptx = arch.startswith('compute_')
+
             def build(name: str) -> bytes:
-                return nvcc_compile((directory / name).read_text(encoding='utf-8'), options=['-O3'], arch=arch,
-                                    include_dirs=[str(directory)], no_extern_c=True)
+                image = nvcc_compile((directory / name).read_text(encoding='utf-8'), options=['-O3'], arch=arch,
+                                     include_dirs=[str(directory)], no_extern_c=True, target='ptx' if ptx else 'cubin')
+                return image + b'\0' if ptx else image  # the driver reads PTX as a NUL-terminated string
 
             try:
                 with ThreadPoolExecutor(len(missing)) as pool:
@@ -252,7 +256,11 @@ class CudaEngine(Engine):
     name = 'cuda'
 
     def __init__(self, network: Network, weights: Weights, device_id: int = 0, streams: int = 16,
-                 max_batch: int = MAX_FRAMES, cost_table_path: str | os.PathLike | None = None):
+                 max_batch: int = MAX_FRAMES, cost_table_path: str | os.PathLike | None = None,
+                 kernel_arch: str | None = None):
+        """``kernel_arch`` None compiles for the device's own sm_XY. A virtual architecture such as
+        'compute_75' builds PTX that the driver JIT-compiles for this device: the code paths of older
+        GPUs (no cp.async before sm_80) then run, and can be checked, on a newer one."""
         super().__init__(network)
         if not 1 <= max_batch <= MAX_FRAMES:
             raise ValueError(f'max_batch={max_batch}: allowed 1..{MAX_FRAMES} frames per kernel launch')
@@ -290,7 +298,7 @@ class CudaEngine(Engine):
                 registers=device.get_attribute(attribute.MAX_REGISTERS_PER_MULTIPROCESSOR),
                 shared=device.get_attribute(attribute.MAX_SHARED_MEMORY_PER_MULTIPROCESSOR),
                 reserved=device.get_attribute(attribute.RESERVED_SHARED_MEMORY_PER_BLOCK))
-            arch = 'sm_%d%d' % device.compute_capability()
+            arch = kernel_arch or 'sm_%d%d' % device.compute_capability()
             self._modules = [drv.module_from_buffer(cubin) for cubin in compiled_kernels(arch).values()]
             self._functions: dict[str, Any] = {}
             self._params = [self._upload_params(layer, layer_params(network, weights, layer)) for layer in self.layers]
