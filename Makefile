@@ -11,7 +11,7 @@ PY_DEPS := numpy rosbags matplotlib
 ROS_ENV := . $(BIN)/activate && export AMENT_PREFIX_PATH=$$VIRTUAL_ENV &&
 COLCON_DIRS := --build-base build --install-base install
 
-.PHONY: run test build bench sim replay clean
+.PHONY: run test build bench sim sweep replay clean
 
 run: $(VENV)/.ready
 	$(ROS_ENV) s3dnn-perception --cameras 4 --fps 30 --seconds 15 --engine auto
@@ -23,6 +23,12 @@ test: $(VENV)/.ready
 	$(ROS_ENV) colcon build --symlink-install $(COLCON_DIRS)
 	$(ROS_ENV) colcon test $(COLCON_DIRS) --return-code-on-test-failure --event-handlers console_direct+
 	$(ROS_ENV) colcon test-result --test-result-base build --verbose
+
+# every policy at 8 to 40 cameras on the modelled T4: a table, and the plot in build/sweep-t4.png
+sweep: $(VENV)/.ready
+	mkdir -p build
+	$(BIN)/s3dnn-sim --sweep-cameras 8,16,24,32,40 --fps 30 --deadline-ms 50 --seconds 2 --gpu t4 \
+		--plot build/sweep-t4.png
 
 # a 10 s recording of 4 simulated cameras, written once, replayed into the node under each main policy
 replay: $(VENV)/.ready

@@ -290,3 +290,61 @@ def test_nan_jitter_is_a_usage_error(capsys):
 
 def test_negative_seed_is_a_usage_error(capsys):
     assert_usage_error(capsys, ['--seed', '-1', *TINY], '--seed')
+
+
+# ---- camera-count sweeps and plots ---------------------------------------------------------------------------
+
+SWEEP = ['--fps', '120', '--deadline-ms', '4', '--seconds', '0.3', '--gpu', 't4', '--policy', 's3dnn,streams']
+
+
+def test_sweep_gives_the_results_of_single_runs_at_each_count(capsys):
+    sweep = run_json(capsys, '--sweep-cameras', '2,5', *SWEEP)
+    assert sweep['cameras'] == [2, 5] and list(sweep['policies']) == ['s3dnn', 'streams']
+    for i, count in enumerate((2, 5)):
+        single = run_json(capsys, '--cameras', str(count), *SWEEP)
+        for policy in ('s3dnn', 'streams'):
+            assert sweep['policies'][policy][i] == single[policy]
+
+
+def test_sweep_table_has_a_row_per_count_with_miss_and_p99_per_policy(capsys):
+    assert sim.main(['--sweep-cameras', '2,3,4', *SWEEP]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == 'cameras at 120 FPS, deadline 4 ms, 0.3 s, T4 (nominal) (estimated)'
+    assert lines[1].split() == ['cameras', 's3dnn', 'miss', '%', 's3dnn', 'p99', 'ms', 'streams', 'miss', '%',
+                                'streams', 'p99', 'ms']
+    assert [line.split()[0] for line in lines[3:]] == ['2', '3', '4']
+    assert all(len(line.split()) == 5 for line in lines[3:])
+
+
+@pytest.mark.parametrize('suffix, magic', [('png', b'\x89PNG\r\n\x1a\n'), ('svg', b'<?xml')])
+def test_sweep_plot_is_written(capsys, tmp_path, suffix, magic):
+    pytest.importorskip('matplotlib', reason='plots need matplotlib (make test installs it)')
+    path = tmp_path / f'sweep.{suffix}'
+    assert sim.main(['--sweep-cameras', '2,4', *SWEEP, '--plot', str(path)]) == 0
+    assert path.read_bytes().startswith(magic)
+    if suffix == 'png':
+        import matplotlib.image
+        height, width = matplotlib.image.imread(path).shape[:2]
+        assert width > height > 200
+    else:
+        text = path.read_text()
+        assert 's3dnn' in text and 'streams' in text and 'cameras' in text
+
+
+@pytest.mark.parametrize('argv, argument, detail', [
+    (['--plot', 'x.png', *TINY], '--plot', 'needs --sweep-cameras (it plots results against the camera count)'),
+    (['--sweep-cameras', '2', '--plot', 'x.gif', *TINY], '--plot',
+     "'x.gif' has an unknown format; allowed: .png, .pdf, .svg"),
+    (['--sweep-cameras', '2,3', '--fps', '30,15', '--seconds', '0.2'], '--sweep-cameras',
+     'the camera count varies, so --fps and --deadline-ms take one value'),
+    (['--sweep-cameras', '2,0', *TINY], '--sweep-cameras', '0 is not allowed; allowed: an integer >= 1'),
+])
+def test_sweep_usage_errors(capsys, argv, argument, detail):
+    assert assert_usage_error(capsys, argv, argument) == detail
+
+
+def test_plot_into_a_missing_folder_is_a_usage_error(capsys, tmp_path):
+    pytest.importorskip('matplotlib', reason='plots need matplotlib (make test installs it)')
+    path = tmp_path / 'missing' / 'sweep.png'
+    detail = assert_usage_error(capsys, ['--sweep-cameras', '2', *SWEEP, '--plot', str(path)], '--plot')
+    assert detail.startswith(f'cannot write {str(path)!r}')

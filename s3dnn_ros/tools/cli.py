@@ -36,6 +36,11 @@ positive_float = _number(float, 0, inclusive=False)
 non_negative_float = _number(float, 0, inclusive=True)
 
 
+def positive_ints(text: str) -> list[int]:
+    """A comma list of positive integers, e.g. ``4,8,16``."""
+    return [positive_int(part) for part in text.split(',')]
+
+
 def positive_floats(text: str) -> list[float]:
     """A comma list of positive numbers, e.g. ``30`` or ``30,15,60``."""
     return [positive_float(part) for part in text.split(',')]

@@ -1,9 +1,12 @@
 """s3dnn-sim: compare scheduling policies on the discrete-event GPU simulator.
 
-Example: ``s3dnn-sim --cameras 24 --fps 30 --deadline-ms 50 --seconds 5 --gpu t4``
+Example: ``s3dnn-sim --cameras 24 --fps 30 --deadline-ms 50 --seconds 5 --gpu t4``; with
+``--sweep-cameras 8,16,24,32 --plot sweep.png`` every policy runs at each camera count and the miss ratio
+and p99 latency are plotted against the count.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
@@ -12,7 +15,9 @@ from ..model.alexnet import alexnet
 from ..scheduler.policies import POLICIES
 from ..scheduler.simulator import DEFAULT_JITTER_MS, DEFAULT_LAUNCH_OVERHEAD_US, Camera, simulate
 from .cli import (Parser, choices_list, non_negative_float, non_negative_int, per_camera, positive_float,
-                  positive_floats, positive_int, text_table)
+                  positive_floats, positive_int, positive_ints, text_table)
+
+PLOT_FORMATS = ('.png', '.pdf', '.svg')
 
 COLUMNS = [('released', 'released', '{:d}'), ('completed', 'completed', '{:d}'), ('missed', 'missed', '{:d}'),
            ('dropped', 'dropped', '{:d}'), ('miss_ratio', 'miss %', '{:.2%}'), ('p50_ms', 'p50 ms', '{:.2f}'),
@@ -41,6 +46,10 @@ def build_parser() -> Parser:
     parser.add_argument('--jitter-ms', type=non_negative_float, default=DEFAULT_JITTER_MS,
                         help='camera jitter, uniform +-')
     parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed of phases and jitter (default 0)')
+    parser.add_argument('--sweep-cameras', type=positive_ints, metavar='N,N,...',
+                        help='run every policy at each of these camera counts (replaces --cameras)')
+    parser.add_argument('--plot', metavar='FILE', help='with --sweep-cameras: draw miss ratio and p99 latency '
+                        f'against the camera count into FILE ({", ".join(PLOT_FORMATS)})')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of tables')
     return parser
 
@@ -51,29 +60,85 @@ def format_table(results: dict, title: str) -> str:
     return text_table(title, header, rows)
 
 
+def format_sweep(counts: list[int], sweep: dict, title: str) -> str:
+    header = ['cameras'] + [f'{policy} {label}' for policy in sweep for label in ('miss %', 'p99 ms')]
+    rows = [[str(count)] + [cell for results in sweep.values()
+                            for cell in (f'{results[i]["miss_ratio"]:.2%}', f'{results[i]["p99_ms"]:.2f}')]
+            for i, count in enumerate(counts)]
+    return text_table(title, header, rows)
+
+
+def plot_sweep(counts: list[int], sweep: dict, deadline_ms: float, title: str, path: str) -> None:
+    """Miss ratio and p99 latency against the number of cameras, one line per policy."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, (misses, latency) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for policy, results in sweep.items():
+        misses.plot(counts, [100 * result['miss_ratio'] for result in results], marker='o', label=policy)
+        latency.plot(counts, [result['p99_ms'] for result in results], marker='o', label=policy)
+    latency.axhline(deadline_ms, linestyle='--', color='grey', label='deadline')
+    misses.set(xlabel='cameras', ylabel='missed + dropped frames (%)', ylim=(-2, 102))
+    latency.set(xlabel='cameras', ylabel='p99 latency of completed frames (ms)')
+    misses.legend()
+    latency.legend()
+    figure.suptitle(title)
+    try:
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close(figure)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    fps = per_camera(parser, '--fps', args.fps, args.cameras)
-    deadlines = per_camera(parser, '--deadline-ms', args.deadline_ms, args.cameras)
+    if args.plot is not None:
+        if not args.sweep_cameras:
+            parser.error('argument --plot: needs --sweep-cameras (it plots results against the camera count)')
+        if not args.plot.lower().endswith(PLOT_FORMATS):
+            parser.error(f'argument --plot: {args.plot!r} has an unknown format; allowed: {", ".join(PLOT_FORMATS)}')
+        if importlib.util.find_spec('matplotlib') is None:
+            parser.error('argument --plot: matplotlib is not installed; install it with: pip install matplotlib')
+    if args.sweep_cameras and (len(args.fps) > 1 or len(args.deadline_ms) > 1):
+        parser.error('argument --sweep-cameras: the camera count varies, so --fps and --deadline-ms take one value')
+    counts = args.sweep_cameras or [args.cameras]
+    fps = per_camera(parser, '--fps', args.fps, counts[-1])
+    deadlines = per_camera(parser, '--deadline-ms', args.deadline_ms, counts[-1])
     network = alexnet()
     try:
         costs = CostTable.load(args.cost_table, network) if args.cost_table else estimate(network, args.gpu)
     except CostTableError as error:
         parser.error(f'argument --cost-table: {error}')
-    cameras = [Camera(f'cam{i}', fps[i], deadlines[i], args.queue_depth) for i in range(args.cameras)]
-    results = {policy: simulate(cameras, policy, costs, args.seconds, firm=args.firm, seed=args.seed,
-                                launch_overhead_us=args.launch_overhead_us, jitter_ms=args.jitter_ms,
-                                max_batch=args.max_batch)
-               for policy in args.policy}
+
+    def run(count: int) -> dict:
+        cameras = [Camera(f'cam{i}', fps[i], deadlines[i], args.queue_depth) for i in range(count)]
+        return {policy: simulate(cameras, policy, costs, args.seconds, firm=args.firm, seed=args.seed,
+                                 launch_overhead_us=args.launch_overhead_us, jitter_ms=args.jitter_ms,
+                                 max_batch=args.max_batch)
+                for policy in args.policy}
+
+    fps_text = ','.join(f'{f:g}' for f in sorted(set(fps)))
+    deadline_text = ','.join(f'{d:g}' for d in sorted(set(deadlines)))
+    setting = (f'at {fps_text} FPS, deadline {deadline_text} ms, {args.seconds:g} s, {costs.gpu} ({costs.source})'
+               f'{", firm" if args.firm else ""}')
+    if not args.sweep_cameras:
+        results = run(args.cameras)
+        if args.json:
+            print(json.dumps(results))
+        else:
+            print(format_table(results, f'{args.cameras} cameras {setting}'))
+        return 0
+    runs = [run(count) for count in counts]
+    sweep = {policy: [results[policy] for results in runs] for policy in args.policy}
+    if args.plot:
+        try:
+            plot_sweep(counts, sweep, deadlines[0], f'AlexNet, cameras {setting}', args.plot)
+        except OSError as error:
+            parser.error(f'argument --plot: cannot write {args.plot!r}: {error.strerror or error}')
     if args.json:
-        json.dump(results, sys.stdout)
-        sys.stdout.write('\n')
+        print(json.dumps({'cameras': counts, 'policies': sweep}))
     else:
-        fps_text = ','.join(f'{f:g}' for f in sorted(set(fps)))
-        deadline_text = ','.join(f'{d:g}' for d in sorted(set(deadlines)))
-        print(format_table(results, f'{args.cameras} cameras at {fps_text} FPS, deadline {deadline_text} ms, '
-                           f'{args.seconds:g} s, {costs.gpu} ({costs.source}){", firm" if args.firm else ""}'))
+        print(format_sweep(counts, sweep, f'cameras {setting}'))
     return 0
 
 
