@@ -1,0 +1,122 @@
+"""Where the host time of one S3DNN round goes on a GPU: N camera frames submitted at once, run to their
+results by the dispatcher with the CUDA engine, profiled with cProfile over the timed part only (the
+pipelines' first-frame allocations happen before it, as in s3dnn-bench).
+
+    python3 bench/host_profile.py [--frames 4,16,64] [--rounds 10] [--out DIR]
+
+Prints, per round size, the wall time of a round and the host time spent in each part of the dispatch
+path (cumulative, so nested parts overlap: staging and kernel launches are inside the backend's launch).
+The GPU's own busy time comes from the engine's events. Writes DIR/host_profile-<card>.json (DIR: --out,
+else $OUT, else bench/out).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import json
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
+from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
+from s3dnn_ros.model.weights import init_weights  # noqa: E402
+from s3dnn_ros.scheduler.dispatcher import Dispatcher, EngineBackend  # noqa: E402
+from s3dnn_ros.scheduler.policies import make_policy  # noqa: E402
+from s3dnn_ros.tools.bench import camera_images, file_name  # noqa: E402
+from s3dnn_ros.tools.cli import positive_int, positive_ints, text_table  # noqa: E402
+
+#: (label, module file suffix, function name) of the parts reported, outermost first
+PARTS = [
+    ('backend launch (staging + kernel launches)', 'scheduler/dispatcher.py', 'launch'),
+    ('  image staging into pinned memory', 'engine/cuda.py', 'set_input'),
+    ('  engine launch (events, copies, kernels)', 'engine/cuda.py', 'launch'),
+    ('    kernel launch calls (PyCUDA)', 'pycuda/driver.py', 'function_call'),
+    ('completion polling', 'scheduler/dispatcher.py', 'poll'),
+    ('policy dequeue', 'scheduler/policies.py', 'dequeue'),
+    ('policy enqueue', 'scheduler/policies.py', 'enqueue'),
+]
+
+
+def profile_round(engine: CudaEngine, images, frames: int, max_inflight: int) -> tuple[float, float, pstats.Stats]:
+    """(wall ms, GPU busy ms, profile) of one round of ``frames`` frames from as many cameras."""
+    backend = EngineBackend(engine)
+    done = []
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table(), max_inflight=max_inflight), backend,
+                            on_done=done.append)
+    pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
+    batch = [images[i % len(images)] for i in range(frames)]
+    for pipeline, image in zip(pipelines, batch):
+        engine.set_input(pipeline.id, image, 'rgb8')
+    profiler = cProfile.Profile()
+    busy_before = backend.busy_ns()
+    begin = time.perf_counter_ns()
+    profiler.enable()
+    for pipeline, image in zip(pipelines, batch):
+        dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
+    while len(done) < frames:
+        dispatcher.step()
+    profiler.disable()
+    wall_ms = (time.perf_counter_ns() - begin) / 1e6
+    busy_ms = (backend.busy_ns() - busy_before) / 1e6
+    for pipeline in pipelines:
+        engine.close_pipeline(pipeline.id)
+    return wall_ms, busy_ms, pstats.Stats(profiler)
+
+
+def part_ms(stats: pstats.Stats, suffix: str, name: str) -> float:
+    """Cumulative ms in functions called ``name`` defined in a file ending with ``suffix``."""
+    return sum(entry[3] for (path, _, function), entry in stats.stats.items()
+               if function == name and path.replace(os.sep, '/').endswith(suffix)) * 1e3
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--frames', type=positive_ints, default=[4, 16, 64])
+    parser.add_argument('--rounds', type=positive_int, default=10)
+    parser.add_argument('--max-inflight', type=positive_int, default=2)
+    parser.add_argument('--out', type=Path)
+    args = parser.parse_args()
+    network = alexnet()
+    engine = CudaEngine(network, init_weights(network, seed=0), streams=4)
+    images = camera_images(4)
+    report = {'benchmark': 'host_profile', 'card': engine.device_name, 'date': datetime.date.today().isoformat(),
+              'command': 'python3 bench/host_profile.py ' + ' '.join(sys.argv[1:]),
+              'max_inflight': args.max_inflight, 'rounds': []}
+    try:
+        for frames in args.frames:
+            profile_round(engine, images, frames, args.max_inflight)  # warm-up
+            walls, busies, merged = [], [], None
+            for _ in range(args.rounds):
+                wall, busy, stats = profile_round(engine, images, frames, args.max_inflight)
+                walls.append(wall)
+                busies.append(busy)
+                merged = stats if merged is None else merged.add(stats)
+            parts = {label: round(part_ms(merged, suffix, name) / args.rounds, 3) for label, suffix, name in PARTS}
+            report['rounds'].append({'frames': frames, 'wall_ms': round(statistics.median(walls), 3),
+                                     'gpu_busy_ms': round(statistics.median(busies), 3), 'host_ms': parts})
+    finally:
+        engine.close()
+    header = ['part (ms per round)'] + [f'{r["frames"]} frames' for r in report['rounds']]
+    rows = [['wall (median)'] + [f'{r["wall_ms"]:.2f}' for r in report['rounds']],
+            ['GPU busy (median)'] + [f'{r["gpu_busy_ms"]:.2f}' for r in report['rounds']]]
+    rows += [[label] + [f'{r["host_ms"][label]:.2f}' for r in report['rounds']] for label, _, _ in PARTS]
+    print(text_table(f'host time of one S3DNN round on {report["card"]}, {report["date"]} '
+                     f'(mean of {args.rounds} profiled rounds; wall and busy: median, profiler on)', header, rows))
+    out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / file_name(report['card']).replace('bench-', 'host_profile-')
+    path.write_text(json.dumps(report, indent=1))
+    print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
