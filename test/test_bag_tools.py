@@ -111,6 +111,18 @@ def test_make_bag_writes_the_moving_pattern_on_a_fixed_timeline(tmp_path, storag
     assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[1], first[2])
 
 
+def test_make_bag_writes_the_same_bag_for_the_same_arguments(tmp_path):
+    def records(path):
+        with AnyReader([path], default_typestore=TYPESTORE) as reader:
+            return [(c.topic, log_ns, bytes(raw)) for c, log_ns, raw in reader.messages()]
+
+    for name in ('one', 'two'):
+        make_bag.write_bag(str(tmp_path / name), cameras=2, fps=15, seconds=0.5, width=24, height=16,
+                           encoding='mono8', storage='sqlite3')
+    first, second = records(tmp_path / 'one'), records(tmp_path / 'two')
+    assert len(first) == 2 * 8 and first == second
+
+
 def test_make_bag_command_line(tmp_path, capsys):
     path = tmp_path / 'cli'
     assert make_bag.main([str(path), '--cameras', '2', '--fps', '5', '--seconds', '1', '--width', '16',
