@@ -2,7 +2,7 @@
 results by the dispatcher with the CUDA engine, profiled with cProfile over the timed part only (the
 pipelines' first-frame allocations happen before it, as in s3dnn-bench).
 
-    python3 bench/host_profile.py [--frames 4,16,64] [--rounds 10] [--out DIR]
+    python3 bench/host_profile.py [--frames 4,16,64] [--rounds 10] [--staging-threads T] [--out DIR]
 
 Prints, per round size, the wall time of a round and the host time spent in each part of the dispatch
 path (cumulative, so nested parts overlap: staging and kernel launches are inside the backend's launch).
@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from s3dnn_ros.engine import cuda  # noqa: E402
 from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
@@ -36,7 +37,7 @@ from s3dnn_ros.tools.cli import positive_int, positive_ints, text_table  # noqa:
 #: (label, module file suffix, function name) of the parts reported, outermost first
 PARTS = [
     ('backend launch (staging + kernel launches)', 'scheduler/dispatcher.py', 'launch'),
-    ('  image staging into pinned memory', 'engine/cuda.py', 'set_input'),
+    ('  image staging into pinned memory', 'engine/cuda.py', 'set_inputs'),
     ('  engine launch (events, copies, kernels)', 'engine/cuda.py', 'launch'),
     ('    kernel launch calls (PyCUDA)', 'pycuda/driver.py', 'function_call'),
     ('completion polling', 'scheduler/dispatcher.py', 'poll'),
@@ -82,14 +83,17 @@ def main() -> int:
     parser.add_argument('--frames', type=positive_ints, default=[4, 16, 64])
     parser.add_argument('--rounds', type=positive_int, default=10)
     parser.add_argument('--max-inflight', type=positive_int, default=2)
+    parser.add_argument('--staging-threads', type=positive_int, default=cuda.STAGING_THREADS,
+                        help=f'threads copying a fused launch\'s images (default {cuda.STAGING_THREADS})')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
+    cuda.STAGING_THREADS = args.staging_threads
     network = alexnet()
     engine = CudaEngine(network, init_weights(network, seed=0), streams=4)
     images = camera_images(4)
     report = {'benchmark': 'host_profile', 'card': engine.device_name, 'date': datetime.date.today().isoformat(),
               'command': 'python3 bench/host_profile.py ' + ' '.join(sys.argv[1:]),
-              'max_inflight': args.max_inflight, 'rounds': []}
+              'max_inflight': args.max_inflight, 'staging_threads': args.staging_threads, 'rounds': []}
     try:
         for frames in args.frames:
             profile_round(engine, images, frames, args.max_inflight)  # warm-up
@@ -108,11 +112,12 @@ def main() -> int:
     rows = [['wall (median)'] + [f'{r["wall_ms"]:.2f}' for r in report['rounds']],
             ['GPU busy (median)'] + [f'{r["gpu_busy_ms"]:.2f}' for r in report['rounds']]]
     rows += [[label] + [f'{r["host_ms"][label]:.2f}' for r in report['rounds']] for label, _, _ in PARTS]
-    print(text_table(f'host time of one S3DNN round on {report["card"]}, {report["date"]} '
-                     f'(mean of {args.rounds} profiled rounds; wall and busy: median, profiler on)', header, rows))
+    print(text_table(f'host time of one S3DNN round on {report["card"]}, {report["date"]}, '
+                     f'{args.staging_threads} staging thread(s) (mean of {args.rounds} profiled rounds; wall and '
+                     'busy: median, profiler on)', header, rows))
     out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
     out.mkdir(parents=True, exist_ok=True)
-    path = out / file_name(report['card']).replace('bench-', 'host_profile-')
+    path = out / file_name(report['card']).replace('bench-', f'host_profile-staging{args.staging_threads}-')
     path.write_text(json.dumps(report, indent=1))
     print(f'wrote {path}')
     return 0

@@ -130,6 +130,26 @@ def test_preprocess_padded_rows_and_views(engine, rng):
             assert rel_error(engine.layer_output(pid, 0), reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
 
 
+def test_set_inputs_stages_like_set_input(engine, rng):
+    """A fused launch's images staged together (copied on several threads) give the same preprocessing
+    output as staging them one by one; padded rows included."""
+    images = random_images(rng, 6)
+    padded = np.zeros((48, 80, 3), np.uint8)
+    padded[:, :64] = random_image(rng, 48, 64, 'rgb8')
+    images.append((padded[:, :64], 'rgb8'))  # rows 240 bytes apart, 192 used
+    with Pipelines(engine, len(images)) as together, Pipelines(engine, len(images)) as one_by_one:
+        engine.set_inputs([(pid, image, encoding) for pid, (image, encoding) in zip(together, images)])
+        for pid, (image, encoding) in zip(one_by_one, images):
+            engine.set_input(pid, image, encoding)
+        engine.launch(0, together + one_by_one, 0).wait()
+        for a, b, (image, encoding) in zip(together, one_by_one, images):
+            out = engine.layer_output(a, 0)
+            np.testing.assert_array_equal(out, engine.layer_output(b, 0))
+            assert rel_error(out, reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
+        with pytest.raises(ValueError, match='repeat a pid'):
+            engine.set_inputs([(together[0], images[0][0], images[0][1])] * 2)
+
+
 def test_preprocess_fused_mixed_sizes(engine, rng):
     images = random_images(rng, 7)
     with Pipelines(engine, len(images)) as pids:

@@ -4,7 +4,8 @@ An engine owns the device state of every pipeline (input staging, one activation
 the result) and a pool of streams. The dispatcher drives it with four calls:
 
 * ``open_pipeline(pid)`` once per camera, before its first frame (allocates everything up front);
-* ``set_input(pid, image, encoding)`` when a frame of that pipeline is about to run layer 0;
+* ``set_input(pid, image, encoding)`` (or ``set_inputs`` for several) when a frame of that pipeline is
+  about to run layer 0;
 * ``launch(layer_index, pids, stream)`` runs kernel layer ``layer_index`` for the frames currently in
   pipelines ``pids`` (a fused launch when there are several) on stream ``stream``, after everything
   launched earlier on that stream, and returns a :class:`Completion` to poll;
@@ -88,6 +89,12 @@ class Engine(ABC):
     @abstractmethod
     def set_input(self, pid: int, image: np.ndarray, encoding: str) -> None:
         """Stage ``image`` (H x W x C uint8, rows may be padded) as pipeline ``pid``'s next frame."""
+
+    def set_inputs(self, items: Sequence[tuple[int, np.ndarray, str]]) -> None:
+        """``set_input`` for several pipelines ``(pid, image, encoding)`` at once (a fused launch's frames);
+        engines may copy them in parallel."""
+        for pid, image, encoding in items:
+            self.set_input(pid, image, encoding)
 
     @abstractmethod
     def launch(self, layer_index: int, pids: Sequence[int], stream: int) -> Completion:

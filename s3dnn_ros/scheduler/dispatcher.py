@@ -12,7 +12,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Protocol, Sequence
 
-from ..engine.base import Engine, EngineError
+from ..engine.base import Engine, EngineError, check_image
 from .job import Frame, Group, Launch, Pipeline, PipelineStats
 from .policies import Policy
 
@@ -330,11 +330,12 @@ class EngineBackend:
     def launch(self, launch: Launch) -> None:
         pids = [frame.pipeline.id for frame in launch.frames]
         if launch.layer == 0:
-            for frame in launch.frames:
+            for frame in launch.frames:  # name the camera of a bad image
                 try:
-                    self.engine.set_input(frame.pipeline.id, frame.image, frame.encoding)
+                    check_image(frame.image, frame.encoding)
                 except ValueError as error:
                     raise EngineError(f'{frame.pipeline.name}: {error}') from error
+            self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding) for frame in launch.frames])
         start = time.monotonic_ns()
         launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
         interval = getattr(launch.handle, 'interval', None)

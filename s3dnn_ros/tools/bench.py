@@ -305,8 +305,7 @@ class Bench:
         begin = time.perf_counter_ns()
         last = []
         for r, pids in enumerate(runs):
-            for pid, image in zip(pids, self.images * 4):
-                engine.set_input(pid, image, 'rgb8')
+            engine.set_inputs([(pid, image, 'rgb8') for pid, image in zip(pids, self.images * 4)])
             completion = None
             for index in range(len(self.layers)):
                 completion = engine.launch(index, pids, r % streams)
