@@ -226,6 +226,25 @@ def test_reference_engine_run_matches_the_forward_pass(reference):
     assert backend.busy_ns() > 0
 
 
+def test_a_bad_image_is_dropped_on_arrival_and_spares_the_other_cameras(reference):
+    network, weights = reference
+    engine = ReferenceEngine(network, weights)
+    done, drops = [], []
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), EngineBackend(engine), on_done=done.append,
+                            on_drop=lambda frame, reason: drops.append((frame.pipeline.name, reason)))
+    bad, good = (dispatcher.add_pipeline(name, 10_000 * MS) for name in ('bad', 'good'))
+    image = np.zeros((48, 64, 3), np.uint8)
+    dispatcher.arrive(bad, 0, image[:, :, :2], 'rgb8')  # two channels for a three-channel encoding
+    dispatcher.arrive(good, 0, image, 'rgb8')
+    while len(done) < 1:
+        dispatcher.step()
+    assert [frame.pipeline.name for frame in done] == ['good']
+    assert drops == [('bad', DROP_ERROR)]
+    assert (bad.stats.released, bad.stats.dropped_error, bad.stats.completed) == (1, 1, 0)
+    assert dispatcher.last_error.startswith('bad: rgb8 image must be H x W x 3 uint8')
+    assert dispatcher.engine_errors == 0
+
+
 def test_live_thread_serves_frames_submitted_from_another_thread(reference):
     network, weights = reference
     engine = ReferenceEngine(network, weights)

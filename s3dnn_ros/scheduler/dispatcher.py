@@ -89,8 +89,18 @@ class Dispatcher:
 
     def arrive(self, pipeline: Pipeline, release_ns: int, image: Any = None, encoding: str = 'rgb8',
                meta: Any = None) -> Frame:
-        """A frame enters its pipeline (dispatcher thread)."""
+        """A frame enters its pipeline (dispatcher thread). An image the engines cannot take is dropped
+        here, counted as an error drop of its camera, before a fused launch could take other cameras'
+        frames down with it."""
         frame = pipeline.new_frame(release_ns, image, encoding, meta)
+        if image is not None:
+            try:
+                check_image(image, encoding)
+            except ValueError as error:
+                pipeline.stats.released += 1
+                self.last_error = f'{pipeline.name}: {error}'
+                self._drop(frame, DROP_ERROR)
+                return frame
         overflow = pipeline.admit(frame)
         if overflow is not None and self.on_drop:
             self.on_drop(overflow, DROP_QUEUE)
@@ -330,12 +340,11 @@ class EngineBackend:
     def launch(self, launch: Launch) -> None:
         pids = [frame.pipeline.id for frame in launch.frames]
         if launch.layer == 0:
-            for frame in launch.frames:  # name the camera of a bad image
-                try:
-                    check_image(frame.image, frame.encoding)
-                except ValueError as error:
-                    raise EngineError(f'{frame.pipeline.name}: {error}') from error
-            self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding) for frame in launch.frames])
+            try:
+                self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding) for frame in launch.frames])
+            except ValueError as error:
+                names = ', '.join(frame.pipeline.name for frame in launch.frames)
+                raise EngineError(f'staging the images of {names}: {error}') from error
         start = time.monotonic_ns()
         launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
         interval = getattr(launch.handle, 'interval', None)
