@@ -22,9 +22,9 @@ class BagPlayer(Node):
 
     def __init__(self, topics: Iterable[str], records: Iterator[tuple[str, int, bytes]], rate: float = 1.0,
                  reliability: str = 'best_effort', depth: int = 5, name: str = 's3dnn_bag_player', **node_options):
-        super().__init__(name, **node_options)
         if not rate > 0:
             raise ValueError(f'rate={rate!r}: allowed a number > 0')
+        super().__init__(name, **node_options)
         qos = image_qos(reliability, depth)
         self.publishers_by_topic = {topic: self.create_publisher(Image, topic, qos) for topic in topics}
         self.sent = dict.fromkeys(self.publishers_by_topic, 0)

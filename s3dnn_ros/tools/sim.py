@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep_cameras and (len(args.fps) > 1 or len(args.deadline_ms) > 1):
         parser.error('argument --sweep-cameras: the camera count varies, so --fps and --deadline-ms take one value')
     counts = args.sweep_cameras or [args.cameras]
-    fps = per_camera(parser, '--fps', args.fps, counts[-1])
-    deadlines = per_camera(parser, '--deadline-ms', args.deadline_ms, counts[-1])
+    fps = per_camera(parser, '--fps', args.fps, max(counts))
+    deadlines = per_camera(parser, '--deadline-ms', args.deadline_ms, max(counts))
     network = alexnet()
     try:
         costs = CostTable.load(args.cost_table, network) if args.cost_table else estimate(network, args.gpu)
