@@ -21,6 +21,7 @@ from rosbags.typesys import Stores, get_typestore  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+from process_helpers import popen, run  # noqa: E402
 from ros_helpers import RosSession  # noqa: E402
 from s3dnn_ros.ros.bag_player import BagPlayer  # noqa: E402
 from s3dnn_ros.ros.config import detections_topic  # noqa: E402
@@ -84,9 +85,8 @@ def replay(*args, wait=True):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     command = [sys.executable, '-m', 's3dnn_ros.tools.replay', *map(str, args)]
     if not wait:
-        return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-    return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        return popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return run(command, timeout=120, cwd=REPO_ROOT, env=env)
 
 
 # ---------------------------------------------------------------------------------------------- s3dnn-make-bag

@@ -2,9 +2,8 @@
 spills and local memory too). Needs nvcc only, no GPU; skipped without nvcc unless S3DNN_REQUIRE_NVCC=1.
 
 The compilations run in parallel, one per core, but every nvcc is started from the test's own thread: starting
-processes from several threads at once made exec fail with EFAULT on some sandboxed CI hosts.
+processes from several threads at once made exec fail with EFAULT on a sandboxed CI host.
 """
-import errno
 import os
 import shutil
 import subprocess
@@ -12,6 +11,8 @@ from collections import deque
 from pathlib import Path
 
 import pytest
+
+from process_helpers import popen
 KERNELS = Path(__file__).resolve().parents[1] / 'kernels'
 SOURCES = sorted(path.name for path in KERNELS.glob('*.cu'))
 ARCHS = ('sm_75', 'sm_87', 'sm_90')
@@ -22,16 +23,6 @@ FLAGS = ['-cubin', '-O3', '--Werror', 'all-warnings', '-Xptxas', '-Werror', '-Xp
 def test_kernel_sources_present():
     assert {'preprocess.cu', 'conv2d.cu', 'pool.cu', 'linear.cu', 'softmax.cu'} <= set(SOURCES)
     assert (KERNELS / 'common.cuh').is_file()
-
-
-def spawn(command, sink, attempts=3):
-    """Popen, tried again when exec itself fails with EFAULT (a host fault, not a compile result)."""
-    for attempt in range(attempts):
-        try:
-            return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        except OSError as error:
-            if error.errno != errno.EFAULT or attempt == attempts - 1:
-                raise
 
 
 class Compilations:
@@ -60,7 +51,7 @@ class Compilations:
             command = [self.nvcc, *FLAGS, f'-arch={arch}', '-I', str(KERNELS),
                        '-o', str(self.out / f'{source}.{arch}.cubin'), str(KERNELS / source)]
             with log.open('w') as sink:
-                self.running[job] = spawn(command, sink), log
+                self.running[job] = popen(command, stdout=sink, stderr=subprocess.STDOUT), log
 
     def close(self):
         for process, _ in self.running.values():

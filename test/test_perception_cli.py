@@ -1,10 +1,11 @@
 """s3dnn-perception: the node and simulated cameras in one process, then a per-camera summary table."""
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import process_helpers
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
 
@@ -13,8 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def run(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.perception', *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return process_helpers.run([sys.executable, '-m', 's3dnn_ros.tools.perception', *args], timeout=120,
+                               cwd=REPO_ROOT, env=env)
 
 
 def test_runs_simulated_cameras_and_prints_the_summary():

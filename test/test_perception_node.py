@@ -17,6 +17,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: E402
 
+from process_helpers import popen  # noqa: E402
 from ros_helpers import Driver, RosSession, overrides, values  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -262,8 +263,8 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
 
 def run_node(*ros_args, env_extra=None):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1', **(env_extra or {}))
-    return subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', *ros_args],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', *ros_args],
+                 cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_main_exits_2_naming_a_bad_parameter():

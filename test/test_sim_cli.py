@@ -1,11 +1,12 @@
 """The s3dnn-sim command line: JSON and table output, per-camera settings, cost tables and argument errors."""
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from process_helpers import run
 
 from s3dnn_ros.engine.costs import estimate
 from s3dnn_ros.model import alexnet
@@ -27,8 +28,7 @@ OVERLOAD = ['--cameras', '4', '--fps', '120', '--deadline-ms', '4', '--seconds',
 
 def run_subprocess(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.sim', *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return run([sys.executable, '-m', 's3dnn_ros.tools.sim', *args], timeout=60, cwd=REPO_ROOT, env=env)
 
 
 def run_json(capsys, *args):
@@ -64,8 +64,8 @@ def t4_table_file(tmp_path_factory):
 def overloaded_results():
     """Results of every policy on the overloaded firm scenario (module-wide: shared by several checks)."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    result = subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.sim', *OVERLOAD, '--json'], cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = run([sys.executable, '-m', 's3dnn_ros.tools.sim', *OVERLOAD, '--json'], timeout=60, cwd=REPO_ROOT,
+                 env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

@@ -2,7 +2,6 @@
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 from math import sqrt
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from process_helpers import run
 from s3dnn_ros.model import WeightsError, alexnet, init_weights, load_torch_state_dict, load_weights, save_weights
 from s3dnn_ros.model.alexnet import Network
 from s3dnn_ros.model.layers import Conv2d, Flatten, Linear
@@ -228,9 +228,8 @@ def test_convert_cli_without_torch_exits_1_saying_how_to_install_it(tmp_path, mo
 def test_convert_cli_missing_input_exits_1_with_one_error_line(tmp_path):
     target = tmp_path / 'out.npz'
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    result = subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.convert_weights',
-                             str(tmp_path / 'absent.pth'), str(target)],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = run([sys.executable, '-m', 's3dnn_ros.tools.convert_weights', str(tmp_path / 'absent.pth'), str(target)],
+                 timeout=60, cwd=REPO_ROOT, env=env)
     assert result.returncode == 1
     assert result.stdout == ''
     lines = result.stderr.splitlines()
