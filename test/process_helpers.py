@@ -2,6 +2,7 @@
 on a sandboxed CI host, it is a fault of the host rather than of the program, and the retry keeps every
 assertion about the program itself."""
 import errno
+import os
 import subprocess
 
 ATTEMPTS = 3
@@ -25,3 +26,24 @@ def run(command, timeout: float, **kwargs) -> subprocess.CompletedProcess:
             process.kill()
             raise
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def interrupt_after(command, ready: str, signals, timeout: float = 30, **kwargs) -> tuple[int, str]:
+    """Start ``command`` (stdout and stderr merged), wait for a line containing ``ready``, send each of
+    ``signals``; return the exit status and everything printed. ``PYTHONFAULTHANDLER`` is set, so a crash
+    prints every thread's Python stack into that output."""
+    env = dict(kwargs.pop('env', None) or os.environ, PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1')
+    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kwargs) as process:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if ready in line:
+                break
+        for signum in signals:
+            process.send_signal(signum)
+        try:
+            rest, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    return process.returncode, ''.join(lines) + rest

@@ -3,6 +3,7 @@ spacing; s3dnn-replay plays real bags (written by rosbags) into the perception n
 detections, counts bad frames, and refuses unreadable bags and mismatched configs with one error line."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from rosbags.typesys import Stores, get_typestore  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from process_helpers import popen, run  # noqa: E402
+from process_helpers import interrupt_after, popen, run  # noqa: E402
 from ros_helpers import RosSession  # noqa: E402
 from s3dnn_ros.ros.bag_player import BagPlayer  # noqa: E402
 from s3dnn_ros.ros.config import detections_topic  # noqa: E402
@@ -248,6 +249,20 @@ def test_replay_without_config_makes_a_camera_of_every_image_topic(tmp_path):
                                                                             ('rear', '/rear/image_raw', 3)]
     for row in rows:  # best-effort QoS may lose frames in transport, never silently
         assert row['completed'] + row['dropped'] + row['rejected'] == row['received'] <= row['sent']
+
+
+def test_sigint_stops_a_replay_early_with_the_summary_of_what_played(tmp_path):
+    t0 = START_SEC * 10**9
+    write(tmp_path / 'bag', {'/front/image_raw': [(t0 + n * 10**9, image(t0 + n * 10**9, 'x')) for n in range(100)]})
+    started = time.monotonic()
+    returncode, output = interrupt_after(
+        [sys.executable, '-m', 's3dnn_ros.tools.replay', str(tmp_path / 'bag'), '--engine', 'reference', '--json'],
+        'policy s3dnn', [signal.SIGINT], cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert returncode == 0, output
+    assert time.monotonic() - started < 60  # the bag lasts 100 s
+    result = json.loads([line for line in output.splitlines() if line.startswith('{')][-1])
+    assert result['cameras'][0]['camera'] == 'front' and result['cameras'][0]['sent'] < 100
+    assert 'Traceback' not in output
 
 
 def one_error_line(result, *fragments):

@@ -1,4 +1,10 @@
-"""camera_sim: real stamps, moving content, the configured size and encoding; bad parameters refused."""
+"""camera_sim: real stamps, moving content, the configured size and encoding; bad parameters refused; a
+clean stop on SIGINT."""
+import os
+import signal
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,7 +20,10 @@ from s3dnn_ros.ros.pattern import make_frames  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.image_codec import image_to_array  # noqa: E402
 
+from process_helpers import interrupt_after  # noqa: E402
 from ros_helpers import RosSession  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -52,3 +61,12 @@ def test_frames_have_the_encoding_shape_and_move(encoding):
 def test_invalid_parameters_are_refused(session, name, value):
     with pytest.raises(ConfigError, match=rf'parameter {name}='):
         CameraSim(context=session.context, parameter_overrides=[Parameter(name, value=value)])
+
+
+def test_main_stops_cleanly_on_sigint_while_publishing():
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    returncode, output = interrupt_after(
+        [sys.executable, '-m', 's3dnn_ros.ros.camera_sim', '--ros-args', '-p', 'fps:=200.0', '-p', 'width:=64',
+         '-p', 'height:=48'], 'at 200 FPS on', [signal.SIGINT], cwd=REPO_ROOT, env=env)
+    assert returncode == 0, output
+    assert 'Traceback' not in output and 'Fatal Python error' not in output

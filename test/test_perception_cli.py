@@ -1,6 +1,8 @@
 """s3dnn-perception: the node and simulated cameras in one process, then a per-camera summary table."""
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,16 @@ def test_bad_override_is_one_error_line():
     result = run('--policy', 'lottery')
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith('s3dnn-perception: error: argument --policy')
+
+
+def test_sigint_ends_the_run_early_with_the_summary():
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    started = time.monotonic()
+    returncode, output = process_helpers.interrupt_after(
+        [sys.executable, '-m', 's3dnn_ros.tools.perception', '--cameras', '1', '--seconds', '600', '--engine',
+         'reference', '--width', '64', '--height', '48'], 'policy s3dnn', [signal.SIGINT], cwd=REPO_ROOT, env=env)
+    assert returncode == 0, output
+    assert time.monotonic() - started < 120
+    assert '1 cameras, policy s3dnn, engine reference on cpu, stopped after ' in output
+    assert 'cam0' in output.split('stopped after ')[1]  # the table follows the title
+    assert 'Traceback' not in output

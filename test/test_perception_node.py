@@ -17,7 +17,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: E402
 
-from process_helpers import popen  # noqa: E402
+from process_helpers import interrupt_after, popen  # noqa: E402
 from ros_helpers import Driver, RosSession, overrides, values  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -274,15 +274,13 @@ def test_main_exits_2_naming_a_bad_parameter():
     assert "parameter policy='bogus': allowed one of s3dnn" in output and 'Traceback' not in output
 
 
-def test_main_stops_cleanly_on_sigint():
-    process = run_node('-p', 'engine:=reference', '-p', 'cameras:=[cam0]')
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if 'policy s3dnn' in line:  # the last line of start-up
-            break
-    process.send_signal(signal.SIGINT)
-    rest, _ = process.communicate(timeout=30)
-    output = ''.join(lines) + rest
-    assert process.returncode == 0, output
-    assert 'Traceback' not in output
+@pytest.mark.parametrize('signals', [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+                         ids=['SIGINT', 'SIGTERM', 'SIGINT-twice'])
+def test_main_stops_cleanly_on_a_stop_signal(signals):
+    """Ctrl-C, ros2 launch's SIGTERM, and a Ctrl-C that reaches the node twice (terminal and launch)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    returncode, output = interrupt_after(
+        [sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', '-p', 'engine:=reference',
+         '-p', 'cameras:=[cam0]'], 'policy s3dnn', signals, cwd=REPO_ROOT, env=env)
+    assert returncode == 0, output
+    assert 'Traceback' not in output and 'Fatal Python error' not in output

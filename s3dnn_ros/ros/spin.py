@@ -1,36 +1,64 @@
-"""What the nodes of this package share: ``run_node`` (start, spin until Ctrl-C or shutdown, clean up) and
-the QoS profile of camera images."""
+"""What the programs of this package share: ROS start-up with Python's own SIGINT/SIGTERM handling
+(``init_ros``), the spin loop of a one-node program (``run_node``) and the QoS profile of camera images.
+
+rclpy's signal handlers are not installed. On a signal they shut the context down from rclpy's own
+thread while the main thread, woken by the same signal, is already destroying nodes: that race killed a
+node with SIGSEGV on Ctrl-C now and then. Here a signal only sets an event; the main thread spins in
+short slices, sees the event and cleans up alone.
+"""
 from __future__ import annotations
 
 import signal
+import threading
 from typing import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+
+#: longest time between a stop signal and the spin loop noticing it
+SPIN_SLICE_S = 0.1
+
+
+def init_ros(args=None) -> threading.Event:
+    """``rclpy.init`` without rclpy's signal handlers; returns the event SIGINT and SIGTERM set.
+
+    A repeated signal (a terminal's Ctrl-C reaches the whole process group and ``ros2 launch`` forwards
+    it too) only sets the event again, so it cannot break a cleanup half-way.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    return stop
+
+
+def spin_until(executor, stop: threading.Event, done: Callable[[], bool] = lambda: False) -> None:
+    """Spin ``executor`` until a stop signal, ``done()``, or the context shutting down."""
+    try:
+        while not stop.is_set() and rclpy.ok() and not done():
+            executor.spin_once(timeout_sec=SPIN_SLICE_S)
+    except ExternalShutdownException:
+        pass
 
 
 def run_node(make_node: Callable[[], Node], name: str, startup_errors: tuple[type[Exception], ...],
              args=None) -> int:
     """Exit status 0 after a clean stop, 2 when ``make_node`` raised one of ``startup_errors`` (logged as
     FATAL under ``name``, with no traceback)."""
-    rclpy.init(args=args)
-    executor = SingleThreadedExecutor()  # before the node: a Ctrl-C right after start-up finds it built
+    stop = init_ros(args)
+    executor = SingleThreadedExecutor()
     node = None
     try:
         node = make_node()
         executor.add_node(node)
-        executor.spin()
+        spin_until(executor, stop)
     except startup_errors as error:
         rclpy.logging.get_logger(name).fatal(str(error))
         return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     finally:
-        # Ctrl-C reaches this process twice (the terminal signals the whole process group and
-        # ros2 launch forwards SIGINT): the second must not break the cleanup with a KeyboardInterrupt
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         executor.shutdown()
         if node is not None:
             node.destroy_node()

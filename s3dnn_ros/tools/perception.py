@@ -9,13 +9,14 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from ..engine.base import EngineError
 from ..ros.camera_sim import CameraSim
 from ..ros.config import ENGINES, ConfigError, default_topic
 from ..ros.perception_node import PerceptionNode
+from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
 from .cli import Parser, positive_float, positive_int, text_table
 
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or default_config()
     if config and not os.path.isfile(config):
         parser.error(f'argument --config: {config!r} does not exist')
-    rclpy.init(args=['--ros-args', '--params-file', config] if config else None)
+    stop = init_ros(['--ros-args', '--params-file', config] if config else None)
     try:
         node = PerceptionNode(parameter_overrides=overrides(args))
     except (ConfigError, EngineError) as error:
@@ -97,15 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     executor = SingleThreadedExecutor()
     for each in [node, *cameras]:
         executor.add_node(each)
-    end = time.monotonic() + args.seconds
-    try:
-        while rclpy.ok() and time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    started = time.monotonic()
+    spin_until(executor, stop, lambda: time.monotonic() - started >= args.seconds)
     rows = node.summary()
+    ran = (f'stopped after {time.monotonic() - started:.1f} of {args.seconds:g} s' if stop.is_set()
+           else f'{args.seconds:g} s')
     title = (f'{len(rows)} cameras, policy {node.config.policy}, engine {node.engine.name} on '
-             f'{node.engine.device_name}, {args.seconds:g} s')
+             f'{node.engine.device_name}, {ran}')
     executor.shutdown()
     for each in [*cameras, node]:
         each.destroy_node()

@@ -17,17 +17,19 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from ..engine.base import EngineError
 from ..ros.bag_player import BagPlayer
 from ..ros.config import ENGINES, ConfigError, parameters_from_yaml, validate
 from ..ros.perception_node import PerceptionNode
+from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
 from .cli import Parser, positive_float, positive_int, require_rosbags
 from .perception import SUMMARY_COLUMNS, default_config, format_summary, scheduler_overrides
@@ -119,8 +121,9 @@ def bag_cameras(bag: Bag, args) -> list[Parameter]:
     return [Parameter('cameras', value=names)] + params
 
 
-def start_node(args, bag: Bag) -> PerceptionNode:
-    """The perception node for this bag; a --config whose cameras the bag lacks is refused before it starts."""
+def start_node(args, bag: Bag) -> tuple[PerceptionNode, threading.Event]:
+    """The perception node for this bag, and the event a stop signal sets. A --config whose cameras the
+    bag lacks is refused before the node starts."""
     config = args.config or default_config()
     if config and not os.path.isfile(config):
         raise ConfigError(f'argument --config: {config!r} does not exist')
@@ -130,9 +133,9 @@ def start_node(args, bag: Bag) -> PerceptionNode:
         if missing:
             raise ConfigError(f'cameras of {args.config!r} without images in bag {bag.path!r}: {", ".join(missing)}; '
                               f'allowed: its image topics {", ".join(sorted(bag.images))}')
-    rclpy.init(args=['--ros-args', '--params-file', config] if config else None)
+    stop = init_ros(['--ros-args', '--params-file', config] if config else None)
     params = scheduler_overrides(args) + ([] if args.config else bag_cameras(bag, args))
-    return PerceptionNode(parameter_overrides=params)
+    return PerceptionNode(parameter_overrides=params), stop
 
 
 def pending(node: PerceptionNode) -> int:
@@ -141,8 +144,9 @@ def pending(node: PerceptionNode) -> int:
                for camera in node.cameras.values())
 
 
-def replay(args, bag: Bag, node: PerceptionNode) -> tuple[BagPlayer, float]:
-    """Play the bag into the node, then let the node drain; returns the player and the seconds it took."""
+def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple[BagPlayer, float]:
+    """Play the bag into the node, then let the node drain; returns the player and the seconds it took.
+    A stop signal ends both early."""
     topics = [camera.topic for camera in node.config.cameras]
     player = BagPlayer(topics, bag.records(topics), args.rate, node.config.qos_reliability, node.config.qos_depth)
     executor = SingleThreadedExecutor()
@@ -154,19 +158,18 @@ def replay(args, bag: Bag, node: PerceptionNode) -> tuple[BagPlayer, float]:
         if unmatched:
             raise ConfigError(f'no subscriber on {", ".join(unmatched)} after {MATCH_TIMEOUT_S:g} s')
         player.start()
-        while rclpy.ok() and not player.finished.is_set():
-            executor.spin_once(timeout_sec=0.05)
+        spin_until(executor, stop, player.finished.is_set)
         drain_end = time.monotonic() + args.drain_s
-        last_received, last_change = -1, time.monotonic()
-        while rclpy.ok() and time.monotonic() < drain_end:
-            executor.spin_once(timeout_sec=0.05)
+        last = {'received': -1, 'change': time.monotonic()}
+
+        def drained() -> bool:
             received = sum(camera.received for camera in node.cameras.values())
-            if received != last_received:
-                last_received, last_change = received, time.monotonic()
-            elif pending(node) == 0 and time.monotonic() - last_change >= QUIET_S:
-                break
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+            if received != last['received']:
+                last.update(received=received, change=time.monotonic())
+                return False
+            return pending(node) == 0 and time.monotonic() - last['change'] >= QUIET_S
+
+        spin_until(executor, stop, lambda: time.monotonic() >= drain_end or drained())
     finally:
         executor.remove_node(player)
         player.destroy_node()
@@ -211,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f's3dnn-replay: error: {error}', file=sys.stderr)
         return 2
     try:
-        node = start_node(args, bag)
-        player, wall_s = replay(args, bag, node)
+        node, stop = start_node(args, bag)
+        player, wall_s = replay(args, bag, node, stop)
         result = summary(args, node, player, wall_s)
     except (ConfigError, EngineError) as error:
         print(f's3dnn-replay: error: {error}', file=sys.stderr)
