@@ -26,9 +26,11 @@ def test_node_in_its_own_process_reports_each_camera(tmp_path):
     assert (s3dnn['policy'], s3dnn['engine']) == ('s3dnn', 'reference')
     assert [row['camera'] for row in s3dnn['cameras']] == ['cam0', 'cam1']
     for row in s3dnn['cameras']:
-        assert 6 <= row['detections'] <= 16  # 4 FPS for 3 s, give or take timer phase and start-up
-        assert row['missed'] == 0 and row['node_dropped'] == 0
-        assert row['node_received'] >= row['detections']
+        # 4 FPS for 3 s, give or take timer phase and start-up; a loaded CI host may make the CPU engine
+        # fall behind, and then the node drops frames (newest wins) and counts them
+        assert 3 <= row['detections'] <= 16
+        assert row['missed'] == 0
+        assert row['node_received'] >= row['detections'] + row['node_dropped']
         assert 0 < row['p50_ms'] <= row['p99_ms'] <= row['max_ms']
     table = result.stdout.splitlines()
     assert table[0].startswith('2 cameras (one process each) at 4 FPS into the node (own process)')
