@@ -27,7 +27,7 @@ from ros_helpers import RosSession  # noqa: E402
 from s3dnn_ros.ros.bag_player import BagPlayer  # noqa: E402
 from s3dnn_ros.ros.config import detections_topic  # noqa: E402
 from s3dnn_ros.ros.pattern import make_frames  # noqa: E402
-from s3dnn_ros.ros.spin import image_qos  # noqa: E402
+from s3dnn_ros.ros.spin import image_qos, unmatched_topics  # noqa: E402
 from s3dnn_ros.tools import make_bag  # noqa: E402
 from s3dnn_ros.tools.replay import camera_name  # noqa: E402
 
@@ -150,7 +150,7 @@ def test_bag_player_keeps_the_recorded_spacing_scaled_by_rate_and_counts_what_it
                                                                                    IMAGE))) for n in range(6)]
         player = session.add(BagPlayer(['/a/image_raw'], iter(records), rate=2.0, reliability='reliable', depth=50,
                                        context=session.context))
-        assert player.unmatched_topics(5.0) == []
+        assert unmatched_topics(player.publishers_by_topic, 5.0) == []
         started = time.monotonic()
         player.start()
         assert session.spin_until(lambda: player.finished.is_set() and len(received) == 6, 10.0)
@@ -200,7 +200,8 @@ def test_replay_publishes_every_frame_and_detections_carry_the_recorded_stamps(t
         for name in stamps:
             listener.create_subscription(String, detections_topic(name),
                                          lambda msg, n=name: detections[n].append(json.loads(msg.data)), 100)
-        process = replay(tmp_path / 'bag', '--config', params, '--json', '--drain-s', '60', wait=False)
+        process = replay(tmp_path / 'bag', '--config', params, '--json', '--drain-s', '60', '--wait-listeners', '60',
+                         wait=False)
         assert session.spin_until(lambda: process.poll() is not None or
                                   sum(map(len, detections.values())) == 12, 120.0)
         session.spin_for(0.5)
@@ -249,6 +250,15 @@ def test_replay_without_config_makes_a_camera_of_every_image_topic(tmp_path):
                                                                             ('rear', '/rear/image_raw', 3)]
     for row in rows:  # best-effort QoS may lose frames in transport, never silently
         assert row['completed'] + row['dropped'] + row['rejected'] == row['received'] <= row['sent']
+
+
+def test_replay_waiting_for_listeners_that_never_come_ends_with_an_error(tmp_path):
+    t0 = START_SEC * 10**9
+    write(tmp_path / 'bag', {'/front/image_raw': [(t0, image(t0, 'x'))]})
+    result = replay(tmp_path / 'bag', '--engine', 'reference', '--wait-listeners', '0.5')
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
+    assert result.stderr.splitlines()[-1] == ('s3dnn-replay: error: --wait-listeners 0.5: no subscriber on '
+                                              '/s3dnn/front/detections')
 
 
 def test_sigint_stops_a_replay_early_with_the_summary_of_what_played(tmp_path):

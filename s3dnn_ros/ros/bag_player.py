@@ -36,17 +36,6 @@ class BagPlayer(Node):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._play, name='s3dnn-bag-player', daemon=True)
 
-    def unmatched_topics(self, timeout_s: float) -> list[str]:
-        """Wait until every topic has a subscriber (so the first frames are not published to nobody);
-        return the topics that still have none after ``timeout_s``."""
-        end = time.monotonic() + timeout_s
-        while True:
-            missing = [topic for topic, publisher in self.publishers_by_topic.items()
-                       if publisher.get_subscription_count() == 0]
-            if not missing or time.monotonic() >= end:
-                return missing
-            time.sleep(0.02)
-
     def start(self) -> None:
         self._thread.start()
 

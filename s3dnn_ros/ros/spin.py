@@ -1,5 +1,6 @@
 """What the programs of this package share: ROS start-up with Python's own SIGINT/SIGTERM handling
-(``init_ros``), the spin loop of a one-node program (``run_node``) and the QoS profile of camera images.
+(``init_ros``), the spin loop of a one-node program (``run_node``), waiting for subscribers
+(``unmatched_topics``) and the QoS profile of camera images.
 
 rclpy's signal handlers are not installed. On a signal they shut the context down from rclpy's own
 thread while the main thread, woken by the same signal, is already destroying nodes: that race killed a
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Callable
+import time
+from typing import Callable, Mapping
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -64,6 +66,18 @@ def run_node(make_node: Callable[[], Node], name: str, startup_errors: tuple[typ
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def unmatched_topics(publishers: Mapping[str, object], timeout_s: float) -> list[str]:
+    """Wait until every publisher of ``{topic: publisher}`` has a subscriber, so its first messages are not
+    published to nobody; return the topics that still have none after ``timeout_s``. Discovery runs in
+    the middleware's threads: nothing needs to spin meanwhile."""
+    end = time.monotonic() + timeout_s
+    while True:
+        missing = [topic for topic, publisher in publishers.items() if publisher.get_subscription_count() == 0]
+        if not missing or time.monotonic() >= end:
+            return missing
+        time.sleep(0.02)
 
 
 def image_qos(reliability: str, depth: int) -> QoSProfile:

@@ -27,9 +27,9 @@ from rclpy.parameter import Parameter
 
 from ..engine.base import EngineError
 from ..ros.bag_player import BagPlayer
-from ..ros.config import ENGINES, ConfigError, parameters_from_yaml, validate
+from ..ros.config import ENGINES, ConfigError, detections_topic, parameters_from_yaml, validate
 from ..ros.perception_node import PerceptionNode
-from ..ros.spin import init_ros, spin_until
+from ..ros.spin import init_ros, spin_until, unmatched_topics
 from ..scheduler.policies import POLICIES
 from .cli import Parser, positive_float, positive_int, require_rosbags
 from .perception import SUMMARY_COLUMNS, default_config, format_summary, scheduler_overrides
@@ -154,9 +154,15 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple
     executor.add_node(player)
     started = time.monotonic()
     try:
-        unmatched = player.unmatched_topics(MATCH_TIMEOUT_S)
+        unmatched = unmatched_topics(player.publishers_by_topic, MATCH_TIMEOUT_S)
         if unmatched:
             raise ConfigError(f'no subscriber on {", ".join(unmatched)} after {MATCH_TIMEOUT_S:g} s')
+        if args.wait_listeners:
+            outputs = {detections_topic(name): camera.publisher for name, camera in node.cameras.items()}
+            unheard = unmatched_topics(outputs, args.wait_listeners)
+            if unheard:
+                raise ConfigError(f'--wait-listeners {args.wait_listeners:g}: no subscriber on '
+                                  f'{", ".join(unheard)}')
         player.start()
         spin_until(executor, stop, player.finished.is_set)
         drain_end = time.monotonic() + args.drain_s
@@ -204,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rate', type=positive_float, default=1.0, help='playback speed factor (default 1)')
     parser.add_argument('--drain-s', type=positive_float, default=10.0,
                         help='longest wait after the last image for the node to finish (default 10)')
+    parser.add_argument('--wait-listeners', type=positive_float, metavar='S',
+                        help='before playing, wait up to S seconds until every camera\'s detections topic has a '
+                        'subscriber (a recorder, an evaluation script), so it sees the first detections too')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of the table')
     args = parser.parse_args(argv)
     require_rosbags(parser)
