@@ -1,7 +1,7 @@
 """The discrete-event GPU model and whole-policy simulations."""
 import pytest
 
-from s3dnn_ros.engine.costs import estimate
+from s3dnn_ros.engine.costs import HostCosts, estimate
 from s3dnn_ros.scheduler.job import Launch
 from s3dnn_ros.scheduler.simulator import Camera, SimulatedGpu, simulate
 
@@ -22,7 +22,7 @@ def kernel(stream, cost_us, tb):
 
 
 def test_kernels_that_fit_together_overlap_at_solo_speed():
-    gpu = SimulatedGpu(launch_overhead_us=0)
+    gpu = SimulatedGpu(HostCosts(launch_us=0))
     a, b = kernel(0, 100, 0.5), kernel(1, 100, 0.5)
     gpu.launch(a)
     gpu.launch(b)
@@ -31,12 +31,12 @@ def test_kernels_that_fit_together_overlap_at_solo_speed():
 
 
 def test_kernels_beyond_the_gpu_share_it_proportionally():
-    gpu = SimulatedGpu(launch_overhead_us=0)
+    gpu = SimulatedGpu(HostCosts(launch_us=0))
     a, b = kernel(0, 100, 1.0), kernel(1, 100, 1.0)
     gpu.launch(a)
     gpu.launch(b)
     assert run_until_idle(gpu) == {a: 200_000, b: 200_000}
-    gpu = SimulatedGpu(launch_overhead_us=0)
+    gpu = SimulatedGpu(HostCosts(launch_us=0))
     big, small = kernel(0, 100, 3.0), kernel(1, 20, 0.25)  # demand counts at most 1 per kernel
     gpu.launch(big)
     gpu.launch(small)
@@ -46,7 +46,7 @@ def test_kernels_beyond_the_gpu_share_it_proportionally():
 
 
 def test_a_stream_runs_its_kernels_in_order():
-    gpu = SimulatedGpu(launch_overhead_us=0)
+    gpu = SimulatedGpu(HostCosts(launch_us=0))
     first, second = kernel(0, 50, 0.1), kernel(0, 30, 0.1)
     gpu.launch(first)
     gpu.launch(second)
@@ -54,7 +54,7 @@ def test_a_stream_runs_its_kernels_in_order():
 
 
 def test_the_host_pays_for_every_launch():
-    gpu = SimulatedGpu(launch_overhead_us=10)
+    gpu = SimulatedGpu(HostCosts(launch_us=10))
     a, b = kernel(0, 5, 0.1), kernel(1, 5, 0.1)
     gpu.launch(a)
     gpu.launch(b)
@@ -97,9 +97,10 @@ def test_s3dnn_meets_deadlines_where_cuda_streaming_misses_them():
 
 
 def test_firm_deadlines_drop_instead_of_finishing_late():
-    """24 cameras at 60 FPS with 15 ms deadlines overload a T4. With soft deadlines the late frames
-    keep the GPU busy and make the next ones late too; firm deadlines drop them before they run."""
-    cameras = [Camera(f'cam{i}', 60.0, 15.0) for i in range(24)]
+    """32 cameras at 60 FPS with 15 ms deadlines overload a T4 even with fused batches. With soft deadlines
+    the late frames keep the GPU busy and make the next ones late too; firm deadlines drop them before
+    they run."""
+    cameras = [Camera(f'cam{i}', 60.0, 15.0) for i in range(32)]
     costs = estimate(NETWORK, 't4')
     soft = simulate(cameras, 's3dnn', costs, seconds=1.0, seed=2)
     firm = simulate(cameras, 's3dnn', costs, seconds=1.0, seed=2, firm=True)

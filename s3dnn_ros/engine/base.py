@@ -5,7 +5,7 @@ the result) and a pool of streams. The dispatcher drives it with four calls:
 
 * ``open_pipeline(pid)`` once per camera, before its first frame (allocates everything up front);
 * ``set_input(pid, image, encoding)`` (or ``set_inputs`` for several) when a frame of that pipeline is
-  about to run layer 0;
+  about to run layer 0 (images in memory given to ``pin`` are read where they lie, without a copy);
 * ``launch(layer_index, pids, stream)`` runs kernel layer ``layer_index`` for the frames currently in
   pipelines ``pids`` (a fused launch when there are several) on stream ``stream``, after everything
   launched earlier on that stream, and returns a :class:`Completion` to poll;
@@ -95,6 +95,15 @@ class Engine(ABC):
         engines may copy them in parallel."""
         for pid, image, encoding in items:
             self.set_input(pid, image, encoding)
+
+    def pin(self, array: np.ndarray) -> np.ndarray:
+        """Make a contiguous 1-D uint8 host array (frame slots the caller owns) fast to upload from; returns
+        the array to take image views of. Images that are views of it are read where they lie. Engines
+        without a device return it unchanged."""
+        return array
+
+    def unpin(self, array: np.ndarray) -> None:
+        """Undo :meth:`pin` once nothing launched reads from ``array`` any more."""
 
     @abstractmethod
     def launch(self, layer_index: int, pids: Sequence[int], stream: int) -> Completion:

@@ -13,6 +13,11 @@ format is::
 
 Batch sizes absent from a table are interpolated linearly between the nearest present ones and
 extrapolated beyond the largest as whole copies of it plus a remainder.
+
+A table may also carry the *host* costs measured beside it (:class:`HostCosts`, the ``"host"`` object:
+``{"frame_us": .., "decision_us": .., "launch_us": .., "upload_us": .., "completion_us": ..}``): what the
+scheduler's own thread spends per frame, per decision, per launch, per uploaded image and per completion.
+The simulator charges them to a modelled host and the S3DNN policy sizes its fused batches with them.
 """
 from __future__ import annotations
 
@@ -114,6 +119,42 @@ def estimate_layer(layer: Layer, batch: int, gpu: GpuSpec) -> tuple[float, float
     return seconds * 1e6 + gpu.launch_overhead_us, tb
 
 
+@dataclass(frozen=True)
+class HostCosts:
+    """Host time (µs) of the scheduler's thread: per frame taken in and finished (``frame_us``), per
+    DEQUEUE decision, per kernel launch issued, per image uploaded by a layer-0 launch, per launch retired."""
+
+    frame_us: float = 0.0
+    decision_us: float = 0.0
+    launch_us: float = 0.0
+    upload_us: float = 0.0
+    completion_us: float = 0.0
+
+    FIELDS = ('frame_us', 'decision_us', 'launch_us', 'upload_us', 'completion_us')
+
+    def frame_ns(self, batch: int, layers: int) -> float:
+        """Host ns per frame when every layer runs fused over ``batch`` frames (one decision per launch)."""
+        per_launch = self.launch_us + self.completion_us + self.decision_us
+        return 1000 * (self.frame_us + self.upload_us + layers * per_launch / batch)
+
+    def to_json(self) -> dict:
+        return {name: round(getattr(self, name), 3) for name in self.FIELDS}
+
+    @classmethod
+    def from_json(cls, data: object, source_name: str) -> 'HostCosts':
+        if not isinstance(data, dict) or set(data) - set(cls.FIELDS):
+            raise CostTableError(f'{source_name}: host: expected an object with keys among {", ".join(cls.FIELDS)}')
+        for name, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < MAX_JSON_NUMBER:
+                raise CostTableError(f'{source_name}: host.{name}={value!r}: must be a number >= 0')
+        return cls(**{name: float(value) for name, value in data.items()})
+
+
+#: host costs the simulator assumes when a table has none: only a launch costs the host, as PyCUDA's
+#: call does (the default of ``s3dnn-sim --launch-overhead-us``)
+NOMINAL_HOST = HostCosts(launch_us=8.0)
+
+
 class CostTable:
     """Durations (ns) and tbRatios per kernel layer index and batch size, with slack bookkeeping.
 
@@ -122,12 +163,13 @@ class CostTable:
     """
 
     def __init__(self, network: Network, entries: dict[str, dict[int, tuple[float, float]]],
-                 gpu: str, source: str, date: str = ''):
+                 gpu: str, source: str, date: str = '', host: HostCosts | None = None):
         self.network = network
         self.gpu = gpu
         self.source = source
         self.date = date
         self.entries = entries
+        self.host = host  # measured host costs, None when the table has none
         names = [layer.name for layer in network.kernel_layers]
         for name in names:
             if not entries.get(name):
@@ -178,11 +220,22 @@ class CostTable:
         """Batch-1 cost of a whole frame."""
         return self.remaining_ns[0]
 
+    def frame_gpu_ns(self, batch: int) -> float:
+        """GPU ns per frame of a whole frame run fused over ``batch`` frames, its layers one after another."""
+        return sum(self.cost_ns(index, batch) for index in range(len(self._cost_ns))) / batch
+
+    def with_host(self, host: HostCosts | None) -> 'CostTable':
+        """The same table carrying ``host``."""
+        return CostTable(self.network, self.entries, self.gpu, self.source, self.date, host)
+
     def to_json(self) -> dict:
-        return {'gpu': self.gpu, 'source': self.source, 'date': self.date,
+        data = {'gpu': self.gpu, 'source': self.source, 'date': self.date,
                 'layers': {name: {str(b): {'cost_us': round(c, 3), 'tb_ratio': round(r, 5)}
                                   for b, (c, r) in sorted(points.items())}
                            for name, points in self.entries.items()}}
+        if self.host is not None:
+            data['host'] = self.host.to_json()
+        return data
 
     def save(self, path: str | os.PathLike) -> None:
         with open(path, 'w', encoding='utf-8') as file:
@@ -224,8 +277,9 @@ class CostTable:
                             or not 0 < value < MAX_JSON_NUMBER:
                         raise CostTableError(f'{source_name}: {key}.{field}={value!r}: must be a positive number')
                 entries[name][int(batch)] = (float(cost), float(tb))
+        host = HostCosts.from_json(data['host'], source_name) if 'host' in data else None
         return cls(network, entries, str(data.get('gpu', 'unknown')), str(data.get('source', 'file')),
-                   str(data.get('date', '')))
+                   str(data.get('date', '')), host)
 
 
 def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 1)) -> CostTable:

@@ -16,9 +16,13 @@ Why it is built the way it is:
   given size allocates its pinned staging buffer and device copy, reallocated only when the image
   grows; completion events come from a pool. ``allocations`` counts every allocation so tests can
   check that steady-state frames make none.
-* A fused launch's images are copied into pinned memory on STAGING_THREADS threads (``set_inputs``):
-  one thread reaches about a third of the host's copy bandwidth, and with 64 frames the copies were
-  the largest part of the dispatcher's host time.
+* Images in host memory the caller page-locked with :meth:`CudaEngine.pin` (the scheduler worker's
+  shared-memory frame slots) are uploaded from where they lie: no host copy at all. Other images are
+  copied into the pipeline's pinned staging buffer first, a fused launch's on STAGING_THREADS threads
+  (``set_inputs``): one thread reaches about a third of the host's copy bandwidth.
+* A launch costs few Python calls: each (layer, batch) plan keeps its argument record, the launch writes
+  the frames' pointers into it and hands its bytes to ``cuLaunchKernel`` (PyCUDA's ``_launch_kernel``)
+  without PyCUDA's per-call argument packing.
 * The engine is made on one thread and driven from another (the dispatcher's), so every entry point
   makes the device's primary context current on the calling thread, pushing it once per thread. PyCUDA
   aborts the process when a thread ends with contexts on its stack, so each thread's pushes are popped
@@ -63,6 +67,7 @@ CONV_WIDE_TILE_COVER = 0.6
 CONV_M_ALIGN = 128
 CONV_K_ALIGN = 16
 THREADS = 256
+BLOCK = (THREADS, 1, 1)
 #: rows of W per block of the linear kernels, per rows-per-warp R (8 warps a block)
 LINEAR_WARPS = 8
 #: largest batch the weight-streaming linear kernels take; larger ones use the tiled kernels, whose
@@ -207,9 +212,11 @@ class _Plan:
     shared: int
     args: np.ndarray                   # one record; static fields set, per-frame pointers set per launch
     words: np.ndarray = field(init=False)  # the record as uint64: in/image at [0:16], out at [16:32]
+    buffer: np.ndarray = field(init=False)  # the record's bytes, what cuLaunchKernel copies
 
     def __post_init__(self):
         self.words = self.args.view(np.uint64)
+        self.buffer = self.args.view(np.uint8)
 
     @property
     def blocks(self) -> int:
@@ -221,13 +228,14 @@ class _Pipeline:
     buffer: Any                        # device block holding every kernel layer's output
     outputs: list[int]                 # device address of each kernel layer's output
     result: np.ndarray                 # pinned (2, k)
-    copied: Any                        # event after the last H2D of the staged image
-    staging: np.ndarray | None = None  # pinned uint8 image bytes
+    copied: Any                        # event after the last H2D from the staging buffer
+    staging: np.ndarray | None = None  # own pinned uint8 image bytes, for images not in pinned memory
+    staging_capacity: int = 0
     image: Any = None                  # device copy of the staged image
-    capacity: int = 0
-    image_bytes: int = 0
+    image_capacity: int = 0
+    upload: np.ndarray | None = None   # page-locked bytes a layer-0 launch uploads (the last staged image)
+    upload_staged: bool = False        # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
     meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
-    staged: bool = False
 
 
 class CudaCompletion(Completion):
@@ -283,6 +291,8 @@ class CudaEngine(Engine):
         self._resident: dict[str, int] = {}
         self._free_events: list[tuple[Any, Any]] = []
         self._staging_pool: ThreadPoolExecutor | None = None
+        self._registered: dict[int, np.ndarray] = {}  # id -> array returned by pin()
+        self._last_layer = len(self.layers) - 1
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
         self._conv_tile: tuple[int, int] | None = None
@@ -556,20 +566,47 @@ class CudaEngine(Engine):
         pipeline.result.base.free()
         if pipeline.staging is not None:
             pipeline.staging.base.free()
+        if pipeline.image is not None:
             pipeline.image.free()
 
+    # ----------------------------------------------------------------- inputs
+    def pin(self, array: np.ndarray) -> np.ndarray:
+        """Page-lock a contiguous uint8 host array the caller owns (``cuMemHostRegister``) and return the
+        registered view. Images that are views of it are uploaded straight from it, with no staging copy;
+        the caller must not rewrite such an image until its frame's layer-0 launch has completed."""
+        self._check_open()
+        if array.dtype != np.uint8 or array.ndim != 1 or not array.flags.c_contiguous:
+            raise ValueError(f'pin: expected a contiguous 1-D uint8 array, got {array.shape} {array.dtype}')
+        self._activate()
+        try:
+            registered = self._drv.register_host_memory(array)
+        except self._drv.Error as error:
+            raise EngineError(f'page-locking {array.nbytes / 2**20:.1f} MiB of host memory failed: {error}') from error
+        self._registered[id(registered)] = registered
+        return registered
+
+    def unpin(self, registered: np.ndarray) -> None:
+        """Undo :meth:`pin` (after every launch reading from it has completed)."""
+        if self._registered.pop(id(registered), None) is not None and not self._closed:
+            self._activate()
+            registered.base.free()
+
     def set_input(self, pid, image: np.ndarray, encoding: str) -> None:
-        """Copy ``image`` into the pipeline's pinned staging buffer, keeping its row step when rows are
-        contiguous; the copy to the device is part of the next launch of layer 0."""
-        np.copyto(*self._prepare_staging(pid, image, encoding))
+        """Stage ``image`` as the pipeline's next frame; the copy to the device is part of the next launch of
+        layer 0. An image in memory given to :meth:`pin` is uploaded from where it is; any other is first
+        copied into the pipeline's own pinned buffer, keeping its row step when rows are contiguous."""
+        copy = self._prepare_staging(pid, image, encoding)
+        if copy is not None:
+            np.copyto(*copy)
 
     def set_inputs(self, items: Sequence[tuple[Any, np.ndarray, str]]) -> None:
-        """``set_input`` for several pipelines, the copies spread over STAGING_THREADS threads (numpy
+        """``set_input`` for several pipelines, the staging copies spread over STAGING_THREADS threads (numpy
         releases the GIL while it copies; one thread reaches about a third of the host's copy bandwidth)."""
         pids = [pid for pid, _, _ in items]
         if len(set(pids)) != len(pids):
             raise ValueError(f'set_inputs: pipelines {pids} repeat a pid')
-        copies = [self._prepare_staging(pid, image, encoding) for pid, image, encoding in items]
+        copies = [copy for copy in (self._prepare_staging(pid, image, encoding) for pid, image, encoding in items)
+                  if copy is not None]
         if len(copies) < 2:
             for target, source in copies:
                 np.copyto(target, source)
@@ -579,55 +616,57 @@ class CudaEngine(Engine):
         for _ in self._staging_pool.map(np.copyto, *zip(*copies)):
             pass  # map re-raises a copy's error here
 
-    def _prepare_staging(self, pid, image: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray]:
-        """Everything of ``set_input`` but the copy itself: checks, waiting for the previous upload,
-        growing the staging buffer, the frame's geometry; returns (target, source) views of equal shape."""
+    def _prepare_staging(self, pid, image: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Everything of ``set_input`` but the copy itself: checks, the frame's geometry, the device buffer,
+        and for an image outside pinned memory the pipeline's staging buffer (after its previous upload);
+        returns the (target, source) views of that copy, or None for a pinned image."""
         pipeline = self._pipeline(pid)
         channels = check_image(image, encoding)
-        self._activate()
         height, width = image.shape[:2]
         row = width * channels
         strides = image.strides
         keep_step = strides[2] == 1 and strides[1] == channels and strides[0] >= row
         step = strides[0] if keep_step else row
         nbytes = (height - 1) * step + row
+        self._activate()
+        if nbytes > pipeline.image_capacity:
+            try:
+                device = self._mem_alloc(nbytes)
+            except self._drv.Error as error:
+                raise EngineError(f'pipeline {pid!r}: a device buffer for a {height}x{width} {encoding} image '
+                                  f'failed: {error}') from error
+            if pipeline.image is not None:
+                pipeline.copied.synchronize()
+                pipeline.image.free()
+            pipeline.image, pipeline.image_capacity = device, nbytes
+        order = ENCODINGS[encoding][1]
+        pipeline.meta = np.array((height, width, step, channels | order[0] << 8 | order[1] << 16 | order[2] << 24),
+                                 np.int32)
+        registered = self._registered.get(id(image.base)) if keep_step else None
+        if registered is not None and registered is image.base:
+            offset = image.__array_interface__['data'][0] - registered.__array_interface__['data'][0]
+            pipeline.upload, pipeline.upload_staged = registered[offset:offset + nbytes], False
+            return None
         pipeline.copied.synchronize()  # the previous frame's upload has left the staging buffer
-        if nbytes > pipeline.capacity:
+        if nbytes > pipeline.staging_capacity:
             try:
                 staging = self._pinned(nbytes, np.uint8)
-                device = self._mem_alloc(nbytes)
             except self._drv.Error as error:
                 raise EngineError(f'pipeline {pid!r}: staging a {height}x{width} {encoding} image failed: '
                                   f'{error}') from error
             if pipeline.staging is not None:
                 pipeline.staging.base.free()
-                pipeline.image.free()
-            pipeline.staging, pipeline.image, pipeline.capacity = staging, device, nbytes
+            pipeline.staging, pipeline.staging_capacity = staging, nbytes
+        pipeline.upload, pipeline.upload_staged = pipeline.staging[:nbytes], True
         if keep_step:
             source = np.lib.stride_tricks.as_strided(image, (height, row), (step, 1))
             target = np.lib.stride_tricks.as_strided(pipeline.staging, (height, row), (step, 1))
         else:
             source = image
             target = pipeline.staging[:nbytes].reshape(height, width, channels)
-        order = ENCODINGS[encoding][1]
-        code = channels | order[0] << 8 | order[1] << 16 | order[2] << 24
-        pipeline.meta = np.array((height, width, step, code), np.int32)
-        pipeline.image_bytes = nbytes
-        pipeline.staged = True
         return target, source
 
     # ----------------------------------------------------------------- launches
-    def _launch_pipelines(self, layer_index: int, pids: Sequence) -> list[_Pipeline]:
-        self._check_open()
-        self.check_launch(layer_index, pids)
-        pipelines = [self._pipeline(pid) for pid in pids]
-        if layer_index == 0:
-            missing = [pid for pid, p in zip(pids, pipelines) if not p.staged]
-            if missing:
-                raise ValueError(f'launch of layer 0 ({self.layers[0].name}): pipeline {missing[0]!r} has no '
-                                 'staged input')
-        return pipelines
-
     def _take_events(self) -> tuple[Any, Any]:
         try:
             return self._free_events.pop()
@@ -640,27 +679,28 @@ class CudaEngine(Engine):
             self._free_events.append(events)
 
     def _enqueue(self, index: int, pipelines: list[_Pipeline], stream) -> None:
-        """The kernel launches of one layer over ``pipelines``, ``max_batch`` frames each."""
+        """The kernel launches of one layer over ``pipelines``, ``max_batch`` frames each: the plan's argument
+        record gets this launch's pointers and goes to ``cuLaunchKernel`` as it is (no per-launch packing)."""
         start = 0
         for frames in self._chunks(len(pipelines)):
             chunk = pipelines[start:start + frames]
             start += frames
-            plan = self._plan(index, frames)
+            plan = self._plans.get((index, frames)) or self._plan(index, frames)
             words = plan.words
             if index == 0:
                 words[:frames] = [int(p.image) for p in chunk]
-                meta = plan.args['meta'][0]
-                for frame, p in enumerate(chunk):
-                    meta[frame] = p.meta
+                plan.args['meta'][0, :frames] = [p.meta for p in chunk]
             else:
                 words[:frames] = [p.outputs[index - 1] for p in chunk]
             words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
-            plan.function(plan.args[0], grid=plan.grid, block=(THREADS, 1, 1), shared=plan.shared, stream=stream)
+            plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
 
     def launch(self, layer_index: int, pids: Sequence, stream: int) -> CudaCompletion:
         """Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
         download; all on stream ``stream % streams`` between the completion's two events."""
-        pipelines = self._launch_pipelines(layer_index, pids)
+        self._check_open()
+        self.check_launch(layer_index, pids)
+        pipelines = [self._pipeline(pid) for pid in pids]
         self._activate()
         drv = self._drv
         cuda_stream = self._streams[stream % len(self._streams)]
@@ -668,11 +708,16 @@ class CudaEngine(Engine):
         try:
             events[0].record(cuda_stream)
             if layer_index == 0:
+                for pid, p in zip(pids, pipelines):
+                    if p.upload is None:
+                        raise ValueError(f'launch of layer 0 ({self.layers[0].name}): pipeline {pid!r} has no '
+                                         'staged input')
                 for p in pipelines:
-                    drv.memcpy_htod_async(p.image, p.staging[:p.image_bytes], cuda_stream)
-                    p.copied.record(cuda_stream)
+                    drv.memcpy_htod_async(p.image, p.upload, cuda_stream)
+                    if p.upload_staged:
+                        p.copied.record(cuda_stream)
             self._enqueue(layer_index, pipelines, cuda_stream)
-            if layer_index == len(self.layers) - 1:
+            if layer_index == self._last_layer:
                 for p in pipelines:
                     drv.memcpy_dtoh_async(p.result, p.outputs[-1], cuda_stream)
             events[1].record(cuda_stream)
@@ -816,11 +861,14 @@ class CudaEngine(Engine):
             drv.Context.synchronize()
             for pipeline in self._pipelines.values():
                 self._free_pipeline(pipeline)
+            for registered in self._registered.values():
+                registered.base.free()
             for buffer in self._device_buffers:
                 buffer.free()
         except drv.Error:
             pass  # a failed context cannot free anything; the driver reclaims it with the process
         self._pipelines.clear()
+        self._registered.clear()
         self._device_buffers.clear()
         self._free_events.clear()
         self._plans.clear()

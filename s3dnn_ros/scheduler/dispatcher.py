@@ -147,13 +147,19 @@ class Dispatcher:
             except EngineError as error:
                 self._engine_failed(launch, error)
                 continue
-            launch.issue_ns = self.backend.now_ns()
+            if launch.layer == 0:
+                now = self.backend.now_ns()
+                for frame in frames:
+                    frame.started_ns = now
             for frame in frames:
                 frame.next_layer = launch.layer + 1
                 frame.stream = launch.stream
             group.pending += 1
             self.inflight.append(launch)
-            self._by_stream.setdefault(launch.stream, deque()).append(launch)
+            stream_queue = self._by_stream.get(launch.stream)
+            if stream_queue is None:
+                stream_queue = self._by_stream[launch.stream] = deque()
+            stream_queue.append(launch)
             issued += 1
             self.launches += 1
             self.frames_launched += launch.batch
@@ -165,9 +171,10 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- completions
     def poll(self) -> int:
-        """Retire finished launches (stream heads only: a stream completes in order)."""
+        """Retire finished launches (stream heads only: a stream completes in order). Streams with nothing
+        in flight are not kept, so a poll costs as many checks as streams are busy."""
         retired = 0
-        for stream_queue in list(self._by_stream.values()):
+        for stream, stream_queue in list(self._by_stream.items()):
             while stream_queue:
                 launch = stream_queue[0]
                 try:
@@ -182,12 +189,17 @@ class Dispatcher:
                 stream_queue.popleft()
                 self.complete(launch, from_poll=True)
                 retired += 1
+            if not stream_queue:
+                del self._by_stream[stream]
         return retired
 
     def complete(self, launch: Launch, from_poll: bool = False) -> None:
         """``launch`` finished: advance its frames, enqueue ready successors, finish whole frames."""
         if not from_poll:
-            self._by_stream[launch.stream].remove(launch)
+            stream_queue = self._by_stream[launch.stream]
+            stream_queue.remove(launch)
+            if not stream_queue:
+                del self._by_stream[launch.stream]
         self._retire(launch)
         now = self.backend.now_ns()
         for frame in launch.frames:
@@ -213,6 +225,7 @@ class Dispatcher:
         stats.completed += 1
         stats.missed += frame.missed
         stats.latencies_ns.append(frame.finish_ns - frame.release_ns)
+        self.policy.finished(frame, now)
         if self.on_done:
             self.on_done(frame)
         self._release(frame)
@@ -266,8 +279,16 @@ class Dispatcher:
             if self.inflight:
                 time.sleep(0)
             else:
-                self._wake.wait(idle_wait_s)
+                self._wake.wait(self.idle_wait_s(idle_wait_s))
                 self._wake.clear()
+
+    def idle_wait_s(self, longest_s: float) -> float:
+        """How long an idle loop may wait for new frames: ``longest_s``, or less when the policy holds
+        ready work back until a given time."""
+        hold = self.policy.hold_until_ns
+        if hold is None or not len(self.policy):
+            return longest_s
+        return min(longest_s, max(0.0, (hold - self.backend.now_ns()) / 1e9))
 
     def wake(self) -> None:
         """Interrupt an idle wait (used to stop promptly)."""
@@ -281,9 +302,6 @@ class Dispatcher:
     @property
     def mean_group_size(self) -> float:
         return self.launches / self.groups if self.groups else 0.0
-
-    def queue_lengths(self) -> dict[str, int]:
-        return {p.name: len(p.queue) for p in self.pipelines}
 
 
 class BusyMeter:

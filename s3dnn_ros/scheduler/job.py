@@ -22,7 +22,7 @@ class Frame:
     """
 
     __slots__ = ('pipeline', 'seq', 'release_ns', 'deadline_ns', 'image', 'encoding', 'meta',
-                 'next_layer', 'done_layers', 'stream', 'result', 'finish_ns')
+                 'next_layer', 'done_layers', 'stream', 'result', 'started_ns', 'finish_ns')
 
     def __init__(self, pipeline: 'Pipeline', seq: int, release_ns: int, image: Any = None,
                  encoding: str = 'rgb8', meta: Any = None):
@@ -37,6 +37,7 @@ class Frame:
         self.done_layers = 0
         self.stream = pipeline.stream
         self.result = None
+        self.started_ns = None  # when its first layer was launched
         self.finish_ns = None
 
     @property
@@ -139,10 +140,10 @@ class KernelTask:
     is fixed while the task waits, which is what keeps the queue sorted without re-sorting.
     """
 
-    __slots__ = ('frame', 'layer', 'cost_ns', 'tb_ratio', 'remaining_ns', 'key', 'seq')
+    __slots__ = ('frame', 'layer', 'cost_ns', 'tb_ratio', 'remaining_ns', 'key', 'seq', 'ready_ns')
 
     def __init__(self, frame: Frame, layer: int, cost_ns: int, tb_ratio: float, remaining_ns: int,
-                 key: int = 0, seq: int = 0):
+                 key: int = 0, seq: int = 0, ready_ns: int = 0):
         self.frame = frame
         self.layer = layer
         self.cost_ns = cost_ns
@@ -150,14 +151,7 @@ class KernelTask:
         self.remaining_ns = remaining_ns
         self.key = key
         self.seq = seq
-
-    @property
-    def pipeline(self) -> Pipeline:
-        return self.frame.pipeline
-
-    @property
-    def deadline_ns(self) -> int:
-        return self.frame.deadline_ns
+        self.ready_ns = ready_ns
 
     def slack(self, now_ns: int) -> int:
         """deadline - now - remaining estimated cost: how long this frame can still wait."""
@@ -183,7 +177,6 @@ class Launch:
     chained: bool = False
     group: 'Group | None' = None
     handle: Any = None
-    issue_ns: int = 0
 
     @property
     def batch(self) -> int:

@@ -20,19 +20,33 @@ Policies:
     scheduler logic: the GPU's hardware queues interleave the streams ("CUDA streaming").
 
 With ``firm=True`` a frame whose deadline can no longer be met (now + remaining batch-1 cost >
-deadline) is dropped when the policy would dispatch it, before it costs GPU time.
+deadline) is dropped when the policy would dispatch it, before it costs GPU time. Its first layer is held
+to a stricter test, so that overload sheds frames before they cost anything rather than half-way through
+the network: a frame is dropped there when now + the time frames currently take from their first launch
+to their result (an estimate of recent frames, :meth:`Policy.network_time_ns`) exceeds its deadline.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from bisect import insort
+from collections import deque
 from itertools import count
 from typing import Sequence
 
-from ..engine.costs import CostTable
+from ..engine.costs import NOMINAL_HOST, CostTable, HostCosts
 from .job import Frame, Group, KernelTask, Launch
 
 DEFAULT_MAX_BATCH = 16
+#: share of the host's and of the GPU's time the fused batch size aims to leave busy (rule 6)
+LOAD_TARGET = 0.5
+#: frames that started in this last span of time give the arrival rate (rule 6)
+RATE_WINDOW_NS = 200_000_000
+#: a held frame keeps at least this share of its relative deadline as slack (rule 6)
+HOLD_RESERVE = 0.5
+#: the target batch is recomputed at most this often
+TARGET_REFRESH_NS = 1_000_000
+#: firm mode: each frame shed before its first layer shortens the network-time estimate by this share
+SHED_DECAY = 1 / 64
 
 
 class Policy(ABC):
@@ -57,8 +71,15 @@ class Policy(ABC):
                 raise ValueError(f'max_inflight={max_inflight}: must be >= 1')
             self.max_inflight = max_inflight
         self.num_layers = len(costs.network.kernel_layers)
+        #: the host's costs; a live scheduler replaces them with what it measures on its own thread
+        self.host: HostCosts = costs.host or NOMINAL_HOST
+        #: when a policy holds ready work back (rule 6 of ``s3dnn``): the time it wants to be asked again
+        self.hold_until_ns: int | None = None
         self._queue: list[tuple[int, int, KernelTask]] = []
         self._seq = count()
+        self._first_layer_ready = 0  # tasks of layer 0 in the queue
+        self._network_mean = 0.0     # smoothed first launch -> result time of finished frames (ns)
+        self._network_deviation = 0.0
 
     @abstractmethod
     def key(self, frame: Frame, layer: int) -> int:
@@ -68,8 +89,21 @@ class Policy(ABC):
         """ENQUEUE: ``frame``'s next layer is ready; insert it in order."""
         layer = frame.next_layer
         task = KernelTask(frame, layer, self.costs.cost_ns(layer), self.costs.tb_ratio(layer),
-                          self.costs.remaining_ns[layer], self.key(frame, layer), next(self._seq))
+                          self.costs.remaining_ns[layer], self.key(frame, layer), next(self._seq), now_ns)
         insort(self._queue, (task.key, task.seq, task))
+        if layer == 0:
+            self._first_layer_ready += 1
+            self._started(now_ns)
+        return task
+
+    def _started(self, now_ns: int) -> None:
+        """A frame's first layer became ready (rate bookkeeping for policies that need it)."""
+
+    def _take(self, index: int) -> KernelTask:
+        """Remove and return the task at ``index`` of the queue."""
+        task = self._queue.pop(index)[2]
+        if task.layer == 0:
+            self._first_layer_ready -= 1
         return task
 
     @abstractmethod
@@ -84,13 +118,42 @@ class Policy(ABC):
         return [entry[2] for entry in self._queue]
 
     def lost(self, frame: Frame, layer: int, now_ns: int) -> bool:
-        """Firm mode: the frame cannot finish by its deadline even if it ran alone from now on."""
-        return self.firm and now_ns + self.costs.remaining_ns[layer] > frame.deadline_ns
+        """Firm mode: the frame cannot finish by its deadline even if it ran alone from now on; before its
+        first layer, in the time frames take through the network now."""
+        if not self.firm:
+            return False
+        if now_ns + self.costs.remaining_ns[layer] > frame.deadline_ns:
+            return True
+        if layer == 0 and now_ns + self.network_time_ns() > frame.deadline_ns:
+            # shed; and trust the estimate a little less each time, so that it cannot keep shedding every
+            # frame once the load that made it long has gone (no frame would finish to correct it)
+            self._network_mean *= 1 - SHED_DECAY
+            self._network_deviation *= 1 - SHED_DECAY
+            return True
+        return False
 
-    def _pop_first(self, now_ns: int, group: Group) -> KernelTask | None:
-        """Remove and return the first task that is not lost; lost ones go to ``group.dropped``."""
-        while self._queue:
-            task = self._queue.pop(0)[2]
+    def finished(self, frame: Frame, now_ns: int) -> None:
+        """The dispatcher reports a frame whose last layer completed (``frame.started_ns``: its first launch).
+        Its time through the network updates a smoothed mean and mean deviation (gains 1/8 and 1/4)."""
+        sample = now_ns - frame.started_ns
+        error = sample - self._network_mean
+        self._network_mean += error / 8
+        self._network_deviation += (abs(error) - self._network_deviation) / 4
+
+    def network_time_ns(self) -> float:
+        """Time a frame now takes from its first launch to its result: smoothed mean + 2 mean deviations
+        (0 before the first frame finished)."""
+        return self._network_mean + 2 * self._network_deviation
+
+    def _pop_first(self, now_ns: int, group: Group, skip_first_layer: bool = False) -> KernelTask | None:
+        """Remove and return the first task that is not lost (nor of layer 0 with ``skip_first_layer``); lost
+        ones met on the way go to ``group.dropped``."""
+        index = 0
+        while index < len(self._queue):
+            if skip_first_layer and self._queue[index][2].layer == 0:
+                index += 1
+                continue
+            task = self._take(index)
             if not self.lost(task.frame, task.layer, now_ns):
                 return task
             group.dropped.append(task.frame)
@@ -128,18 +191,78 @@ class S3dnnPolicy(Policy):
        stays one launch ahead of the GPU even when no other work is ready.
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
+    6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the first
+       layer decides how many launches (host time) and how much GPU time every frame costs. The policy
+       keeps the arrival rate r (frames whose first layer became ready in the last RATE_WINDOW_NS) and
+       picks the *target batch* b*: the smallest b <= max_batch with r * host(b) <= LOAD_TARGET and
+       r * gpu(b) <= LOAD_TARGET, where host(b) is the host time per frame at batch b
+       (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch, completion and decision shared
+       by b frames) and gpu(b) the GPU time per frame with every layer fused over b frames; max_batch when
+       none qualifies. At low load b* is 1 and nothing changes. While fewer than b* first-layer tasks are
+       ready, they are *held*: they neither head nor join G, until the oldest of them has waited b*/r (the
+       time b* frames take to arrive) or would keep less than HOLD_RESERVE of its relative deadline as
+       slack, whichever comes first. Other layers are dispatched meanwhile; with nothing else to do the
+       DEQUEUE only looks ahead and ``hold_until_ns`` says when to ask again. When the host or the GPU
+       saturates this fuses more instead of less, so throughput holds under overload.
     """
 
     name = 's3dnn'
     fusion = True
     look_ahead = True
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._starts: deque[int] = deque()
+        self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
+
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
 
+    def _started(self, now_ns: int) -> None:
+        self._starts.append(now_ns)
+        self.arrival_rate(now_ns)  # forget starts older than the window
+
+    def arrival_rate(self, now_ns: int) -> float:
+        """Frames per second whose first layer became ready in the last RATE_WINDOW_NS."""
+        starts = self._starts
+        while starts and starts[0] <= now_ns - RATE_WINDOW_NS:
+            starts.popleft()
+        return len(starts) * 1e9 / RATE_WINDOW_NS
+
+    def target_batch(self, now_ns: int) -> int:
+        """b* of rule 6 (recomputed at most every TARGET_REFRESH_NS)."""
+        batch, when = self._target
+        if now_ns - when < TARGET_REFRESH_NS:
+            return batch
+        rate = self.arrival_rate(now_ns) / 1e9  # frames per ns
+        layers = self.num_layers
+        batch = next((b for b in range(1, self.max_batch + 1)
+                      if rate * self.host.frame_ns(b, layers) <= LOAD_TARGET
+                      and rate * self.costs.frame_gpu_ns(b) <= LOAD_TARGET), self.max_batch)
+        self._target = (batch, now_ns)
+        return batch
+
+    def _hold_until(self, now_ns: int) -> int | None:
+        """Until when the first-layer tasks are held (rule 6), None when they are not."""
+        if not self._first_layer_ready:
+            return None
+        batch = self.target_batch(now_ns)
+        if self._first_layer_ready >= batch:
+            return None
+        oldest = min((task for _, _, task in self._queue if task.layer == 0), key=lambda task: task.ready_ns)
+        frame = oldest.frame
+        rate = self.arrival_rate(now_ns)
+        if rate <= 0:
+            return None
+        reserve = HOLD_RESERVE * frame.pipeline.deadline_ns + self.costs.remaining_ns[0]
+        until = min(oldest.ready_ns + round(batch * 1e9 / rate), frame.deadline_ns - round(reserve))
+        return until if until > now_ns else None
+
     def dequeue(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         group = Group()
-        head = self._pop_first(now_ns, group)
+        self.hold_until_ns = self._hold_until(now_ns) if self.fusion else None
+        held = self.hold_until_ns is not None
+        head = self._pop_first(now_ns, group, skip_first_layer=held)
         if head is None:
             if self.look_ahead:
                 successor = self._reserve_successor(inflight, 1.0, now_ns)
@@ -152,10 +275,10 @@ class S3dnnPolicy(Policy):
             index = 0
             while tb < 1 and index < len(self._queue):
                 task = self._queue[index][2]
-                if task.tb_ratio >= 1:
+                if task.tb_ratio >= 1 or (held and task.layer == 0):
                     index += 1
                     continue
-                del self._queue[index]
+                self._take(index)
                 if self.lost(task.frame, task.layer, now_ns):
                     group.dropped.append(task.frame)
                     continue
@@ -183,7 +306,7 @@ class S3dnnPolicy(Policy):
                     index += 1
                     continue
                 if self.lost(other.frame, layer, now_ns):
-                    del self._queue[index]
+                    self._take(index)
                     group.dropped.append(other.frame)
                     continue
                 batch = len(frames)
@@ -191,7 +314,7 @@ class S3dnnPolicy(Policy):
                     break
                 if slack >= 0 and slack - (cost(layer, batch + 1) - single) < 0:
                     break
-                del self._queue[index]
+                self._take(index)
                 frames.append(other.frame)
         return self._launch(layer, frames, task.frame.pipeline.stream)
 

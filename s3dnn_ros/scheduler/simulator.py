@@ -1,10 +1,18 @@
-"""Discrete-event simulation of cameras, the dispatcher and a GPU, on a virtual clock.
+"""Discrete-event simulation of cameras, the dispatcher, its host thread and a GPU, on a virtual clock.
 
 The GPU model: each stream runs its launches in order; the launches at the heads of all streams run
 together. With demands d_i = min(tbRatio_i, 1), kernels whose demands sum to S <= 1 all progress at
 solo speed (their cost-table duration); when S > 1 they share the GPU proportionally and each
-progresses at 1/S of solo speed. The host issues one launch every ``launch_overhead_us`` (the Python
-+ driver cost of a launch), so policies that decide per kernel pay for it, as they would live.
+progresses at 1/S of solo speed.
+
+The host model: the dispatcher runs on one host thread, which does one thing at a time and is charged
+:class:`~s3dnn_ros.engine.costs.HostCosts`: ``frame_us`` for every frame it takes in, ``completion_us``
+for every launch it retires, ``decision_us`` for every dispatch round it decides, and ``launch_us`` (plus
+``upload_us`` per image of a first-layer launch) for every launch it issues; a launch reaches the GPU
+when its issue is paid for. Frames arriving while the host is busy wait for it (their latency counts
+from their arrival); a launch that completes while the host is busy is noticed when it is free. So a
+scheduler that needs more host time per frame than the frame interval falls behind, as it would live.
+The dispatcher's clock is the host's.
 
 Cameras release frames at ``fps`` with a seeded random phase and a seeded uniform jitter; arrivals
 stop after ``seconds`` and the simulation drains, so every released frame ends completed or dropped.
@@ -19,12 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.costs import CostTable
+from ..engine.costs import NOMINAL_HOST, CostTable, HostCosts
 from .dispatcher import Dispatcher, summarize
 from .job import Frame, Launch, Pipeline
 from .policies import DEFAULT_MAX_BATCH, make_policy
 
-DEFAULT_LAUNCH_OVERHEAD_US = 8.0
 DEFAULT_JITTER_MS = 0.5
 
 
@@ -47,26 +54,34 @@ class _Kernel:
 
 
 class SimulatedGpu:
-    """Dispatcher backend on a virtual clock (see the module docstring for the model)."""
+    """Dispatcher backend: the GPU model on a virtual clock and the host clock that pays for launches (see
+    the module docstring). ``now_ns`` is the host's clock; ``charge`` advances it."""
 
-    def __init__(self, launch_overhead_us: float = DEFAULT_LAUNCH_OVERHEAD_US):
-        self.launch_overhead_ns = round(launch_overhead_us * 1000)
-        self.now = 0
-        self._host_free = 0
-        self._streams: dict[int, deque[_Kernel]] = {}
+    def __init__(self, host: HostCosts = NOMINAL_HOST):
+        self.launch_ns = round(host.launch_us * 1000)
+        self.upload_ns = round(host.upload_us * 1000)
+        self.decision_ns = round(host.decision_us * 1000)
+        self.now = 0          # the GPU model's time
+        self.host_clock = 0   # when the host thread is next free
+        self._streams: dict[int, deque[_Kernel]] = {}  # only streams with kernels queued
         self._busy = 0
-        self.idle_with_work_ns = 0
+        self._last_group = None
 
     def now_ns(self) -> int:
-        return self.now
+        return self.host_clock
+
+    def charge(self, ns: int) -> None:
+        self.host_clock += ns
 
     def open_pipeline(self, pipeline: Pipeline) -> None:
         pass
 
     def launch(self, launch: Launch) -> None:
-        issue = max(self.now, self._host_free) + self.launch_overhead_ns
-        self._host_free = issue
-        kernel = _Kernel(launch, issue)
+        if launch.group is not self._last_group:  # the first launch of a round pays for its decision
+            self._last_group = launch.group
+            self.host_clock += self.decision_ns
+        self.host_clock += self.launch_ns + (self.upload_ns * launch.batch if launch.layer == 0 else 0)
+        kernel = _Kernel(launch, max(self.host_clock, self.now))
         launch.handle = kernel
         self._streams.setdefault(launch.stream, deque()).append(kernel)
 
@@ -80,7 +95,8 @@ class SimulatedGpu:
         return self._busy
 
     def _running(self) -> list[_Kernel]:
-        return [queue[0] for queue in self._streams.values() if queue and queue[0].issue_ns <= self.now]
+        now = self.now
+        return [queue[0] for queue in self._streams.values() if queue[0].issue_ns <= now]
 
     @staticmethod
     def _rate(running: list[_Kernel]) -> float:
@@ -89,11 +105,12 @@ class SimulatedGpu:
 
     def next_event_ns(self) -> int | None:
         """When the next launch completes or becomes eligible to run (None: nothing on the GPU)."""
+        now = self.now
+        times = [queue[0].issue_ns for queue in self._streams.values() if queue[0].issue_ns > now]
         running = self._running()
-        times = [queue[0].issue_ns for queue in self._streams.values() if queue and queue[0].issue_ns > self.now]
         if running:
             rate = self._rate(running)
-            times.append(self.now + max(1, math.ceil(min(kernel.work for kernel in running) / rate)))
+            times.append(now + max(1, math.ceil(min(kernel.work for kernel in running) / rate)))
         return min(times) if times else None
 
     def advance(self, t: int) -> list[Launch]:
@@ -107,26 +124,42 @@ class SimulatedGpu:
             self._busy += elapsed
         self.now = t
         finished = []
-        for queue in self._streams.values():
-            if queue and queue[0].issue_ns <= t and queue[0].work <= 0.5:
+        for stream, queue in list(self._streams.items()):
+            if queue[0].issue_ns <= t and queue[0].work <= 0.5:
                 kernel = queue.popleft()
                 kernel.work = 0.0
                 finished.append(kernel.launch)
+                if not queue:
+                    del self._streams[stream]
+        return finished
+
+    def advance_to(self, t: int) -> list[Launch]:
+        """Run the GPU up to ``t`` however many events lie before it; returns every launch finished."""
+        finished = []
+        while (event := self.next_event_ns()) is not None and event <= t:
+            finished += self.advance(event)
+        if t > self.now:
+            finished += self.advance(t)
         return finished
 
 
 def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: float, firm: bool = False,
-             seed: int = 0, launch_overhead_us: float = DEFAULT_LAUNCH_OVERHEAD_US,
-             jitter_ms: float = DEFAULT_JITTER_MS, max_batch: int = DEFAULT_MAX_BATCH) -> dict:
-    """Run one policy over the cameras' frames; returns the summary the ``s3dnn-sim`` CLI prints."""
-    gpu = SimulatedGpu(launch_overhead_us)
-    dispatcher = Dispatcher(make_policy(policy, costs, firm=firm, max_batch=max_batch), gpu)
+             seed: int = 0, host: HostCosts | None = None, jitter_ms: float = DEFAULT_JITTER_MS,
+             max_batch: int = DEFAULT_MAX_BATCH) -> dict:
+    """Run one policy over the cameras' frames; returns the summary the ``s3dnn-sim`` CLI prints. ``host``:
+    the host costs to charge, by default the cost table's measured ones, else NOMINAL_HOST."""
+    host = host or costs.host or NOMINAL_HOST
+    gpu = SimulatedGpu(host)
+    scheduler = make_policy(policy, costs, firm=firm, max_batch=max_batch)
+    scheduler.host = host
+    dispatcher = Dispatcher(scheduler, gpu)
+    frame_ns, completion_ns = round(host.frame_us * 1000), round(host.completion_us * 1000)
     rng = np.random.default_rng(seed)
     end_ns = round(seconds * 1e9)
     arrivals: list[tuple[int, int, int]] = []
     schedules = []
     for index, camera in enumerate(cameras):
-        dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth, camera.fps)
+        dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth)
         period = 1e9 / camera.fps
         jitter = min(jitter_ms * 1e6, period / 4)
         schedules.append((rng.uniform(0, period), period, jitter, np.random.default_rng([seed, index])))
@@ -134,20 +167,31 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
         _push_arrival(arrivals, index, 0, schedule, end_ns)
 
     while True:
-        next_gpu = gpu.next_event_ns()
-        next_arrival = arrivals[0][0] if arrivals else None
-        if next_gpu is None and next_arrival is None:
-            break
-        t = min(x for x in (next_gpu, next_arrival) if x is not None)
-        for launch in gpu.advance(t):
+        t = gpu.host_clock
+        finished = gpu.advance_to(t)
+        due = []
+        while arrivals and arrivals[0][0] <= t:
+            due.append(heapq.heappop(arrivals))
+        for launch in finished:
+            gpu.charge(completion_ns)
             dispatcher.complete(launch)
-        while arrivals and arrivals[0][0] == t:
-            _, index, k = heapq.heappop(arrivals)
-            dispatcher.arrive(dispatcher.pipelines[index], t)
+        for arrival_ns, index, k in due:
+            gpu.charge(frame_ns)
+            dispatcher.arrive(dispatcher.pipelines[index], arrival_ns)
             _push_arrival(arrivals, index, k + 1, schedules[index], end_ns)
+        launches = dispatcher.launches
         dispatcher.pump()
+        if finished or due or dispatcher.launches != launches:
+            continue
+        # idle: the host waits for the next completion, arrival or the end of a hold
+        hold = scheduler.hold_until_ns if len(scheduler) else None
+        candidates = [x for x in (gpu.next_event_ns(), arrivals[0][0] if arrivals else None, hold)
+                      if x is not None and x > t]
+        if not candidates:
+            break
+        gpu.host_clock = min(candidates)
 
-    elapsed = max(gpu.now, end_ns)
+    elapsed = max(gpu.now, gpu.host_clock, end_ns)
     total = summarize(dispatcher.pipelines)
     return {
         'released': total['released'], 'completed': total['completed'], 'missed': total['missed'],

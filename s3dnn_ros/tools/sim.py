@@ -10,10 +10,12 @@ import importlib.util
 import json
 import sys
 
-from ..engine.costs import GPUS, CostTableError, CostTable, estimate
+import dataclasses
+
+from ..engine.costs import GPUS, NOMINAL_HOST, CostTableError, CostTable, estimate
 from ..model.alexnet import alexnet
 from ..scheduler.policies import POLICIES
-from ..scheduler.simulator import DEFAULT_JITTER_MS, DEFAULT_LAUNCH_OVERHEAD_US, Camera, simulate
+from ..scheduler.simulator import DEFAULT_JITTER_MS, Camera, simulate
 from .cli import (Parser, choices_list, non_negative_float, non_negative_int, per_camera, positive_float,
                   positive_floats, positive_int, positive_ints, text_table)
 
@@ -41,8 +43,9 @@ def build_parser() -> Parser:
     parser.add_argument('--firm', action='store_true', help='drop frames that can no longer meet their deadline')
     parser.add_argument('--queue-depth', type=positive_int, default=1, help='frames waiting per camera (default 1)')
     parser.add_argument('--max-batch', type=positive_int, default=16, help='largest fused batch (default 16)')
-    parser.add_argument('--launch-overhead-us', type=positive_float, default=DEFAULT_LAUNCH_OVERHEAD_US,
-                        help=f'host time per kernel launch (default {DEFAULT_LAUNCH_OVERHEAD_US})')
+    parser.add_argument('--launch-overhead-us', type=non_negative_float,
+                        help='host time per kernel launch (default: the cost table\'s measured host costs, '
+                             f'else {NOMINAL_HOST.launch_us:g} µs per launch and nothing else)')
     parser.add_argument('--jitter-ms', type=non_negative_float, default=DEFAULT_JITTER_MS,
                         help='camera jitter, uniform +-')
     parser.add_argument('--seed', type=non_negative_int, default=0, help='random seed of phases and jitter (default 0)')
@@ -110,11 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     except CostTableError as error:
         parser.error(f'argument --cost-table: {error}')
 
+    host = costs.host or NOMINAL_HOST
+    if args.launch_overhead_us is not None:
+        host = dataclasses.replace(host, launch_us=args.launch_overhead_us)
+
     def run(count: int) -> dict:
         cameras = [Camera(f'cam{i}', fps[i], deadlines[i], args.queue_depth) for i in range(count)]
         return {policy: simulate(cameras, policy, costs, args.seconds, firm=args.firm, seed=args.seed,
-                                 launch_overhead_us=args.launch_overhead_us, jitter_ms=args.jitter_ms,
-                                 max_batch=args.max_batch)
+                                 host=host, jitter_ms=args.jitter_ms, max_batch=args.max_batch)
                 for policy in args.policy}
 
     fps_text = ','.join(f'{f:g}' for f in sorted(set(fps)))
