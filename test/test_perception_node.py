@@ -1,5 +1,6 @@
 """The perception node with real rclpy nodes and topics: detections with the source header, diagnostics,
 bad frames, parameters, queue drops and shutdown. The reference engine runs the network on the CPU."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: E402
+from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
 
 from process_helpers import interrupt_after, popen  # noqa: E402
 from ros_helpers import Driver, RosSession, overrides, values  # noqa: E402
@@ -160,19 +162,23 @@ def test_bad_frames_are_rejected_and_counted_while_a_good_camera_goes_on(session
 
 
 def test_queue_depth_one_drops_older_frames_and_counts_them(session):
+    """A burst far faster than the CPU engine's ~30 ms a frame: the worker keeps the newest frame in the
+    queue (older ones are dropped as 'queue'), and a frame that finds all queue_depth + 2 slots of its
+    camera still held is refused at once ('no free slot'). Every frame is accounted for."""
     params = node_params(cameras=['cam0'], **{'qos.depth': 20})  # DDS keeps the whole burst for the node
     params['cam0.queue_depth'] = 1
     node, driver = start(session, params, cameras=['cam0'])
-    for k in range(12):  # far faster than the CPU engine's ~30 ms a frame
+    for k in range(12):
         driver.send('cam0', 100 + k)
     camera = node.cameras['cam0']
     assert session.spin_until(lambda: camera.received == 12, 20)
-    stats = camera.pipeline.stats
-    assert session.spin_until(lambda: stats.completed + stats.dropped == 12, 60)
-    assert stats.dropped_queue > 0 and stats.completed == len(driver.detections['cam0'])
-    newest = max(d['header']['stamp']['sec'] for d in driver.detections['cam0'])
-    assert newest == 111  # the last frame always survives
-    assert session.spin_until(lambda: any(values(s)['dropped'] == str(stats.dropped)
+    assert session.spin_until(lambda: camera.completed + sum(camera.dropped.values()) == 12, 60)
+    assert set(camera.dropped) <= {'queue', NO_SLOT} and camera.dropped['queue'] > 0
+    assert session.spin_until(lambda: len(driver.detections['cam0']) == camera.completed)
+    assert 0 < camera.completed < 12
+    assert node.pending() == 0
+    assert session.spin_until(lambda: any(values(s)['dropped'] == str(sum(camera.dropped.values()))
+                                          and values(s)['dropped (queue)'] == str(camera.dropped['queue'])
                                           for s in driver.statuses('s3dnn: cam0')))
 
 
@@ -195,7 +201,7 @@ def test_an_invalid_parameter_stops_the_node_with_a_message_naming_it(session, n
     params = node_params(cameras=['cam0'])
     params[name] = value
     before = {t.name for t in threading.enumerate()}
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises((ConfigError, WorkerError)) as error:
         PerceptionNode(context=session.context, parameter_overrides=overrides(params))
     for word in words:
         assert word in str(error.value)
@@ -214,51 +220,66 @@ def test_labels_file_must_have_one_line_per_class(session, tmp_path):
     assert all(c['label'] == f'class {c["id"]}' for c in driver.detections['cam0'][0]['classes'])
 
 
-def test_shutdown_under_load_joins_the_dispatcher_thread(session):
+def test_shutdown_under_load_leaves_no_worker_and_no_shared_memory(session):
     node, driver = start(session, node_params(cameras=['cam0', 'cam1']), cameras=['cam0', 'cam1'])
     for k in range(30):
         driver.send('cam0', k)
         driver.send('cam1', k)
         session.spin_for(0.01)
-    assert node.dispatcher.launches > 0
-    thread = node._thread
+    assert session.spin_until(lambda: driver.detections['cam0'] and driver.detections['cam1'], 60)
+    pid, segments = node.worker.pid, node.worker.segments()
+    assert len(segments) == 2 and all(os.path.exists(f'/dev/shm/{name}') for name in segments)
     session.executor.remove_node(node)
     session.nodes.remove(node)
     node.destroy_node()
-    assert not thread.is_alive() and node.engine is None
-    assert 's3dnn-dispatcher' not in {t.name for t in threading.enumerate()}
+    assert node.worker is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker exited and was reaped
+    assert not any(os.path.exists(f'/dev/shm/{name}') for name in segments)
+    assert 's3dnn-worker-receiver' not in {t.name for t in threading.enumerate()}
+
+
+def test_a_killed_worker_is_reported_and_replaced_and_every_camera_goes_on(session):
+    node, driver = start(session, node_params(cameras=['cam0', 'cam1']), cameras=['cam0', 'cam1'])
+    for camera in ('cam0', 'cam1'):
+        driver.send(camera, 1)
+    assert session.spin_until(lambda: driver.detections['cam0'] and driver.detections['cam1'], 60)
+    first = node.worker.pid
+    os.kill(first, signal.SIGKILL)
+    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR and 'SIGKILL' in s.message
+                                          for s in driver.statuses('s3dnn: scheduler')), 30)
+    assert session.spin_until(lambda: node.worker.pid not in (None, first), 60)
+    for camera in ('cam0', 'cam1'):
+        driver.send(camera, 2)
+    assert session.spin_until(lambda: all(any(d['header']['stamp']['sec'] == 2 for d in driver.detections[c])
+                                          for c in ('cam0', 'cam1')), 60)
+    assert node.worker.restarts == 1
+    assert session.spin_until(lambda: any(values(s)['worker restarts'] == '1'
+                                          and values(s)['worker pid'] == str(node.worker.pid)
+                                          for s in driver.statuses('s3dnn: scheduler')))
 
 
 def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(session, monkeypatch):
-    """A launch that fails drops that frame, turns its camera and the scheduler status to ERROR, and the
-    next frames are served again once the engine works."""
-    from s3dnn_ros.engine.base import EngineError
-    from s3dnn_ros.engine.reference import ReferenceEngine
-    from s3dnn_ros.ros import perception_node
-
-    class FlakyEngine(ReferenceEngine):
-        failing = True
-
-        def launch(self, layer_index, pids, stream):
-            if self.failing and layer_index == 3:
-                raise EngineError('illegal memory access in conv2')
-            return super().launch(layer_index, pids, stream)
-
-    monkeypatch.setattr(perception_node, 'make_engine',
-                        lambda kind, network, weights, *args: (FlakyEngine(network, weights), 'flaky engine'))
+    """A launch that fails (inside the real worker process) drops that frame, turns its camera and the
+    scheduler status to ERROR, and the next frames are served again."""
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(Path(__file__).parent), os.environ.get('PYTHONPATH', '')]))
+    spec = PerceptionNode.worker_spec
+    monkeypatch.setattr(PerceptionNode, 'worker_spec',
+                        lambda self: dataclasses.replace(spec(self), engine_factory='flaky_engine:first_frame_fails'))
     node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
+    assert 'made by flaky_engine:first_frame_fails' in node.worker.info['why']
     driver.send('cam0', 1)
     camera = node.cameras['cam0']
-    assert session.spin_until(lambda: camera.pipeline.stats.dropped_error == 1, 30)
+    assert session.spin_until(lambda: camera.dropped['error'] == 1, 30)
     assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR for s in driver.statuses('s3dnn: cam0')))
     error = [s for s in driver.statuses('s3dnn: cam0') if s.level == DiagnosticStatus.ERROR][0]
     assert error.message == 'engine error: illegal memory access in conv2'
     assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR
                                           for s in driver.statuses('s3dnn: scheduler')))
-    node.engine.failing = False
     driver.send('cam0', 2)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert driver.detections['cam0'][0]['header']['stamp']['sec'] == 2
+    assert node.worker.restarts == 0  # an engine error is not a lost context: the same worker goes on
 
 
 def run_node(*ros_args, env_extra=None):

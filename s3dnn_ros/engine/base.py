@@ -113,6 +113,10 @@ class Engine(ABC):
     def result(self, pid: int) -> np.ndarray:
         """(2, k) array of pipeline ``pid``'s last frame: row 0 scores (descending), row 1 class ids."""
 
+    def check(self) -> None:
+        """EngineError when the device can no longer run anything (a lost GPU context); the caller then
+        starts over with a new engine, in a new process."""
+
     def close(self) -> None:
         """Release everything; the engine is unusable afterwards."""
 

@@ -345,6 +345,15 @@ class CudaEngine(Engine):
         if not any(context is self._context for context in contexts.pushed):
             contexts.push(self._context)
 
+    def check(self) -> None:
+        """Synchronise the context: a sticky error (an illegal address, a lost device) surfaces here."""
+        self._check_open()
+        self._activate()
+        try:
+            self._drv.Context.synchronize()
+        except self._drv.Error as error:
+            raise EngineError(f'CUDA device {self.device_id}: {error}') from error
+
     def _check_open(self) -> None:
         if self._closed:
             raise EngineError('the CUDA engine is closed')

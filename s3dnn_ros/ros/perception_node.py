@@ -1,14 +1,18 @@
-"""The s3dnn_perception node: camera subscriptions -> S3DNN dispatcher -> detections and /diagnostics.
+"""The s3dnn_perception node: camera subscriptions -> the scheduler worker process -> detections and
+/diagnostics.
 
-Executor callbacks only turn an Image into a numpy view and hand it to the dispatcher, which runs on
-its own thread and publishes each camera's detection from its completion callback: the executor never
-waits for inference. A frame's deadline counts from the moment its callback receives it (the image
-stamp may come from another clock, e.g. a replayed bag); the stamp and frame_id are copied to the
-detection.
+This process does ROS I/O only. The GPU is driven by a scheduler worker in a process of its own
+(:mod:`s3dnn_ros.worker`), so the GPU loop never waits for this interpreter's GIL. An image callback
+copies the frame once, into a shared-memory slot of its camera, and hands the worker the slot's number;
+the header stays here, keyed by the frame's sequence number. The worker's outputs come back on a
+receiver thread, which only queues them and triggers a guard condition: detections are published from
+the executor. A frame's deadline counts from the moment its callback receives it (the image stamp may come
+from another clock, e.g. a replayed bag); the stamp and frame_id are copied to the detection. If the
+worker dies, its frames are counted as dropped, /diagnostics turns ERROR and a new worker takes over.
 """
 from __future__ import annotations
 
-import threading
+import collections
 import time
 from dataclasses import dataclass, field
 
@@ -18,14 +22,9 @@ from rclpy.node import Node
 from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import Image
 
-from ..engine.base import EngineError
-from ..engine.costs import CostTableError
-from ..engine.select import make_engine
 from ..model.alexnet import alexnet
-from ..model.weights import WeightsError, init_weights, load_weights
-from ..scheduler.dispatcher import Dispatcher, EngineBackend
-from ..scheduler.job import Frame, Pipeline
-from ..scheduler.policies import make_policy
+from ..worker.client import WorkerClient, WorkerError
+from ..worker.core import DONE, CameraSpec, WorkerSpec
 from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, camera_default,
                      check_camera_names, detections_topic, read_labels, validate)
 from .image_codec import FrameRejected, image_to_array
@@ -34,19 +33,20 @@ from .spin import image_qos, run_node
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
 STALE_PERIODS = 5
-#: more cameras than this share streams (the GPU has 32 hardware queues at most)
-MAX_STREAMS = 32
 #: completed frames per camera whose latencies the summary's percentiles cover (an hour at 30 FPS)
 LATENCY_HISTORY = 108_000
+#: drop reasons that mean the frame was lost to a failure, not to load (an ERROR on /diagnostics)
+FAILURE_REASONS = ('error', 'slot', 'worker')
 
 
 def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | None, error_drops: int,
                  completed: int, last_error: str | None) -> tuple[str, str]:
     """Level and message of one camera's status for the last diagnostics period.
 
-    ERROR: an engine error dropped its frames, it sent frames and then none for STALE_PERIODS periods,
-    or its window miss ratio reached ``miss_error_ratio``; WARN: the ratio reached ``miss_warn_ratio``.
-    A camera that never sent a frame is OK (waiting), so a node can start before its cameras.
+    ERROR: an engine or worker failure dropped its frames, it sent frames and then none for STALE_PERIODS
+    periods, or its window miss ratio reached ``miss_error_ratio``; WARN: the ratio reached
+    ``miss_warn_ratio``. A camera that never sent a frame is OK (waiting), so a node can start before its
+    cameras.
     """
     if error_drops:
         return 'ERROR', f'engine error: {last_error}'
@@ -63,29 +63,43 @@ def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | No
 
 @dataclass
 class CameraState:
-    """One camera's pipeline, publisher and the counters the node keeps beside the dispatcher's."""
+    """One camera's publisher, its frames in flight (header and release time by sequence number) and its
+    counters. Touched only by the node's callbacks (one mutually exclusive group)."""
 
     config: CameraConfig
-    pipeline: Pipeline
+    index: int
     publisher: object
     received: int = 0
     rejected: int = 0
+    completed: int = 0
+    missed: int = 0
+    dropped: collections.Counter = field(default_factory=collections.Counter)  # reason -> frames
     last_received_ns: int | None = None
     last_reject_reason: str = ''
+    in_flight: dict = field(default_factory=dict)  # seq -> (header, release_ns)
+    latencies_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_HISTORY))
     window_latencies_ms: list[float] = field(default_factory=list)
     previous: dict = field(default_factory=dict)
 
+    def totals(self) -> dict:
+        failures = sum(self.dropped[reason] for reason in FAILURE_REASONS)
+        return {'completed': self.completed, 'missed': self.missed, 'dropped': sum(self.dropped.values()),
+                'dropped_error': failures}
+
+    def latency_ms(self, percentile: float) -> float:
+        return float(np.percentile(np.asarray(self.latencies_ms), percentile)) if self.latencies_ms else 0.0
+
 
 class PerceptionNode(Node):
-    """Runs AlexNet on every configured camera under one GPU scheduler."""
+    """Runs AlexNet on every configured camera under one GPU scheduler (a worker process)."""
 
     def __init__(self, **node_options):
         super().__init__(NODE_NAME, **node_options)
         try:
             self.config = self._read_parameters()
             self._setup()
-        except (ConfigError, EngineError):
-            self.destroy_node()  # also closes an engine that was already made
+        except (ConfigError, WorkerError):
+            self.destroy_node()  # also stops a worker that was already started
             raise
 
     # ------------------------------------------------------------------ configuration
@@ -100,60 +114,52 @@ class PerceptionNode(Node):
                 values[f'{camera}.{key}'] = self._declare(f'{camera}.{key}', camera_default(key, camera))
         return validate(values)
 
+    def worker_spec(self) -> WorkerSpec:
+        config = self.config
+        return WorkerSpec(cameras=tuple(CameraSpec(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth)
+                                        for camera in config.cameras),
+                          policy=config.policy, engine=config.engine, device_id=config.device_id,
+                          weights=config.weights, cost_table=config.cost_table, top_k=config.top_k,
+                          max_batch=config.max_batch, max_inflight=config.max_inflight,
+                          firm_deadlines=config.firm_deadlines,
+                          stats_period_s=min(0.25, config.diagnostics_period_s / 2))
+
     def _setup(self):
         config = self.config
         log = self.get_logger()
-        network = alexnet(top_k=config.top_k)
-        if config.weights:
-            try:
-                weights = load_weights(config.weights, network)
-            except WeightsError as error:
-                raise ConfigError(f'parameter weights={config.weights!r}: {error}') from error
-            log.info(f'weights: {config.weights}')
-        else:
-            weights = init_weights(network, seed=0)
+        self.labels = read_labels(config.labels, alexnet().num_classes) if config.labels else None
+        if not config.weights:
             log.warning('weights: none given, using seeded UNTRAINED weights: the classes reported mean nothing')
-        self.labels = read_labels(config.labels, network.num_classes) if config.labels else None
-        # a stream per camera (the policies put a camera's kernels on its own stream); one for sequential
-        streams = 1 if config.policy == 'sequential' else min(len(config.cameras), MAX_STREAMS)
-        self.engine, why = make_engine(config.engine, network, weights, config.device_id, config.max_batch,
-                                       config.cost_table or None, streams)
-        log.info(f'engine: {why}')
-        self.backend = EngineBackend(self.engine)
-        try:
-            costs = self.engine.cost_table()
-        except CostTableError as error:
-            raise ConfigError(f'parameter cost_table={config.cost_table!r}: {error}') from error
-        policy = make_policy(config.policy, costs, firm=config.firm_deadlines, max_batch=config.max_batch,
-                             max_inflight=config.max_inflight)
-        self.dispatcher = Dispatcher(policy, self.backend, on_done=self._publish_detection)
         self.encoder = DetectionEncoder()
-        log.info(f'detections: {self.encoder.type_name} on {detections_topic("<camera>")}')
         qos = image_qos(config.qos_reliability, config.qos_depth)
         self.cameras: dict[str, CameraState] = {}
-        for camera in config.cameras:
-            pipeline = self.dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth,
-                                                    camera.fps_hint or None, LATENCY_HISTORY)
-            state = CameraState(camera, pipeline, self.create_publisher(self.encoder.msg_type,
-                                                                         detections_topic(camera.name), 10))
+        for index, camera in enumerate(config.cameras):
+            state = CameraState(camera, index, self.create_publisher(self.encoder.msg_type,
+                                                                      detections_topic(camera.name), 10))
             self.create_subscription(Image, camera.topic, lambda msg, s=state: self._on_image(s, msg), qos)
             self.cameras[camera.name] = state
+        self._states = list(self.cameras.values())  # by camera index
+        self._outputs: collections.deque = collections.deque()   # from the receiver thread
+        self._restarts: collections.deque = collections.deque()  # why the worker was replaced
+        self._outputs_ready = self.create_guard_condition(self._publish_outputs)
+        self.worker = WorkerClient(self.worker_spec(), self._receive_outputs, self._worker_replaced)
+        info = self.worker.info
+        self.engine_name, self.device_name = info['engine'], info['device']
+        log.info(f'engine: {info["why"]}; costs: {info["costs"]}; scheduler worker pid {self.worker.pid}')
+        if config.weights:
+            log.info(f'weights: {config.weights}')
+        log.info(f'detections: {self.encoder.type_name} on {detections_topic("<camera>")}')
+        for camera in config.cameras:
             log.info(f'camera {camera.name}: {camera.topic} -> {detections_topic(camera.name)}, '
                      f'deadline {camera.deadline_ms:g} ms, queue depth {camera.queue_depth}')
-        self._states = list(self.cameras.values())  # indexed by pipeline id
-        self._window_lock = threading.Lock()
         self._scheduler_previous = {}
         self._window_start_ns = time.monotonic_ns()
         self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(config.diagnostics_period_s, self._publish_diagnostics)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.dispatcher.run, args=(self._stop,), name='s3dnn-dispatcher',
-                                        daemon=True)
-        self._thread.start()
         log.info(f'policy {config.policy}{" (firm deadlines)" if config.firm_deadlines else ""}, '
                  f'{len(self.cameras)} camera(s)')
 
-    # ------------------------------------------------------------------ frames in, detections out
+    # ------------------------------------------------------------------ frames in
     def _on_image(self, camera: CameraState, msg: Image) -> None:
         now = time.monotonic_ns()
         camera.received += 1
@@ -166,18 +172,42 @@ class PerceptionNode(Node):
             self.get_logger().warning(f'camera {camera.config.name}: frame rejected: {error}',
                                       throttle_duration_sec=5.0)
             return
-        # the view keeps msg.data alive; the header travels with the frame to its detection
-        self.dispatcher.submit(camera.pipeline, image, encoding, meta=msg.header, release_ns=now)
+        seq, refused = self.worker.submit(camera.index, image, encoding, now)
+        if seq is None:
+            camera.dropped[refused] += 1
+        else:
+            camera.in_flight[seq] = (msg.header, now)
 
-    def _publish_detection(self, frame: Frame) -> None:
-        camera = self._states[frame.pipeline.id]
-        scores, ids = frame.result
-        latency_ms = (time.monotonic_ns() - frame.release_ns) / 1e6
-        detection = Detection(camera.config.name, frame.meta, [int(i) for i in ids], [float(s) for s in scores],
-                              self.labels, latency_ms, camera.config.deadline_ms,
-                              latency_ms > camera.config.deadline_ms)
-        camera.publisher.publish(self.encoder.encode(detection))
-        with self._window_lock:
+    # ------------------------------------------------------------------ outputs: receiver thread -> executor
+    def _receive_outputs(self, outputs: list[tuple]) -> None:
+        """Receiver thread: queue the worker's outputs and wake the executor."""
+        self._outputs.extend(outputs)
+        self._outputs_ready.trigger()
+
+    def _worker_replaced(self, why: str) -> None:
+        """Receiver thread: the worker died and a new one is being started."""
+        self._restarts.append(why)
+        self.get_logger().error(f'{why}; starting a new scheduler worker')
+        self._outputs_ready.trigger()
+
+    def _publish_outputs(self) -> None:
+        """Executor: publish the detections of finished frames, count dropped ones."""
+        outputs = self._outputs
+        while outputs:
+            kind, index, seq, time_ns, payload = outputs.popleft()
+            camera = self._states[index]
+            header, release_ns = camera.in_flight.pop(seq)
+            if kind != DONE:
+                camera.dropped[payload] += 1
+                continue
+            scores, ids = payload
+            latency_ms = (time.monotonic_ns() - release_ns) / 1e6
+            missed = latency_ms > camera.config.deadline_ms
+            camera.publisher.publish(self.encoder.encode(Detection(
+                camera.config.name, header, ids, scores, self.labels, latency_ms, camera.config.deadline_ms, missed)))
+            camera.completed += 1
+            camera.missed += missed
+            camera.latencies_ms.append(latency_ms)
             camera.window_latencies_ms.append(latency_ms)
 
     # ------------------------------------------------------------------ diagnostics
@@ -185,84 +215,97 @@ class PerceptionNode(Node):
         now = time.monotonic_ns()
         period_ns = max(1, now - self._window_start_ns)
         self._window_start_ns = now
-        hardware_id = self.engine.device_name
+        stats = self.worker.stats or {}
+        restarts = []
+        while self._restarts:
+            restarts.append(self._restarts.popleft())
+        last_error = restarts[-1] if restarts else stats.get('last_error')
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        with self._window_lock:
-            windows = {name: camera.window_latencies_ms for name, camera in self.cameras.items()}
-            for camera in self.cameras.values():
-                camera.window_latencies_ms = []
-        for name, camera in self.cameras.items():
-            array.status.append(self._camera_status(camera, windows[name], now, hardware_id))
-        array.status.append(self._scheduler_status(period_ns, hardware_id))
+        for camera in self._states:
+            array.status.append(self._camera_status(camera, now, stats, last_error))
+        array.status.append(self._scheduler_status(period_ns, stats, restarts))
         self.diagnostics.publish(array)
 
-    def _camera_status(self, camera: CameraState, latencies: list[float], now: int, hardware_id: str):
-        stats = camera.pipeline.stats
-        totals = {'completed': stats.completed, 'missed': stats.missed, 'dropped': stats.dropped,
-                  'dropped_error': stats.dropped_error}
+    def _camera_status(self, camera: CameraState, now: int, stats: dict, last_error: str | None):
+        totals = camera.totals()
         window = {key: value - camera.previous.get(key, 0) for key, value in totals.items()}
         camera.previous = totals
+        latencies, camera.window_latencies_ms = camera.window_latencies_ms, []
         resolved = window['completed'] + window['dropped']
         window_ratio = (window['missed'] + window['dropped']) / resolved if resolved else 0.0
         quiet_s = (now - camera.last_received_ns) / 1e9 if camera.last_received_ns is not None else None
         level, message = camera_level(self.config, window_ratio, resolved, quiet_s, window['dropped_error'],
-                                      window['completed'], self.dispatcher.last_error)
-        values = {'received': camera.received, 'completed': stats.completed, 'missed': stats.missed,
-                  'dropped': stats.dropped, 'rejected': camera.rejected,
-                  'miss ratio (window)': window_ratio, 'miss ratio (total)': stats.miss_ratio}
+                                      window['completed'], last_error)
+        resolved_total = totals['completed'] + totals['dropped']
+        values = {'received': camera.received, 'completed': camera.completed, 'missed': camera.missed,
+                  'dropped': totals['dropped'], 'rejected': camera.rejected,
+                  'miss ratio (window)': window_ratio,
+                  'miss ratio (total)': ((camera.missed + totals['dropped']) / resolved_total if resolved_total
+                                         else 0.0)}
         lat = np.asarray(latencies) if latencies else None
         for label, q in (('p50', 50), ('p95', 95), ('p99', 99)):
             values[f'latency {label} ms'] = float(np.percentile(lat, q)) if lat is not None else 0.0
         values['latency max ms'] = float(lat.max()) if lat is not None else 0.0
         values['deadline ms'] = camera.config.deadline_ms
-        values['queue length'] = len(camera.pipeline.queue)
+        cameras = stats.get('cameras')
+        values['queue length'] = cameras[camera.index]['queue'] if cameras else 0
+        for reason, count in sorted(camera.dropped.items()):
+            values[f'dropped ({reason})'] = count
         if camera.rejected:
             values['last reject reason'] = camera.last_reject_reason
-        return status(f's3dnn: {camera.config.name}', level, message, hardware_id, values)
+        return status(f's3dnn: {camera.config.name}', level, message, self.device_name, values)
 
-    def _scheduler_status(self, period_ns: int, hardware_id: str):
-        dispatcher = self.dispatcher
-        totals = {'busy_ns': self.backend.busy_ns(), 'engine_errors': dispatcher.engine_errors}
-        previous = self._scheduler_previous
-        self._scheduler_previous = totals
-        busy = (totals['busy_ns'] - previous.get('busy_ns', 0)) / period_ns
-        new_errors = totals['engine_errors'] - previous.get('engine_errors', 0)
-        level, message = ('ERROR', f'engine error: {dispatcher.last_error}') if new_errors else ('OK', 'running')
-        return status('s3dnn: scheduler', level, message, hardware_id, {
-            'policy': self.config.policy, 'engine': self.engine.name, 'device': hardware_id,
-            'gpu busy fraction': min(1.0, busy), 'groups dispatched': dispatcher.groups,
-            'mean group size': dispatcher.mean_group_size, 'launches': dispatcher.launches,
-            'fused launches': dispatcher.fused_launches, 'mean batch': dispatcher.mean_batch,
-            'engine errors': dispatcher.engine_errors})
+    def _scheduler_status(self, period_ns: int, stats: dict, restarts: list[str]):
+        totals = {'busy_ns': stats.get('busy_ns', 0), 'engine_errors': stats.get('engine_errors', 0),
+                  'host_work_ns': stats.get('host_work_ns', 0), 'uptime_ns': stats.get('uptime_ns', 0)}
+        previous, self._scheduler_previous = self._scheduler_previous, totals
+        fresh = totals['uptime_ns'] < previous.get('uptime_ns', 0)  # a new worker counts from zero again
+        delta = {key: value - (0 if fresh else previous.get(key, 0)) for key, value in totals.items()}
+        busy = delta['busy_ns'] / period_ns
+        host_busy = delta['host_work_ns'] / period_ns
+        if restarts:
+            level, message = 'ERROR', f'{restarts[-1]}; a new worker was started'
+        elif delta['engine_errors'] > 0:
+            level, message = 'ERROR', f'engine error: {stats.get("last_error")}'
+        else:
+            level, message = 'OK', 'running'
+        values = {'policy': self.config.policy, 'engine': self.engine_name, 'device': self.device_name,
+                  'gpu busy fraction': min(1.0, max(0.0, busy)),
+                  'scheduler host busy fraction': min(1.0, max(0.0, host_busy)),
+                  'groups dispatched': stats.get('groups', 0), 'mean group size': stats.get('mean_group_size', 0.0),
+                  'launches': stats.get('launches', 0), 'fused launches': stats.get('fused_launches', 0),
+                  'mean batch': stats.get('mean_batch', 0.0), 'target batch': stats.get('target_batch', 1),
+                  'engine errors': stats.get('engine_errors', 0), 'worker restarts': self.worker.restarts,
+                  'worker pid': self.worker.pid or 0}
+        host = stats.get('host_costs')
+        if host:
+            values.update({f'host {key.replace("_us", "")} us': value for key, value in host.items()})
+        return status('s3dnn: scheduler', level, message, self.device_name, values)
 
     # ------------------------------------------------------------------ summary and shutdown
     def summary(self) -> list[dict]:
         """Per-camera totals for the command-line summary table."""
-        rows = []
-        for name, camera in self.cameras.items():
-            stats = camera.pipeline.stats
-            rows.append({'camera': name, 'received': camera.received, 'completed': stats.completed,
-                         'missed': stats.missed, 'dropped': stats.dropped, 'rejected': camera.rejected,
-                         'p50_ms': stats.latency_ms(50), 'p99_ms': stats.latency_ms(99)})
-        return rows
+        return [{'camera': name, 'received': camera.received, 'completed': camera.completed,
+                 'missed': camera.missed, 'dropped': sum(camera.dropped.values()), 'rejected': camera.rejected,
+                 'p50_ms': camera.latency_ms(50), 'p99_ms': camera.latency_ms(99)}
+                for name, camera in self.cameras.items()]
+
+    def pending(self) -> int:
+        """Frames handed to the worker and not yet resolved (published or counted dropped)."""
+        return sum(len(camera.in_flight) for camera in self._states) + len(self._outputs)
 
     def destroy_node(self):
-        """Stop and join the dispatcher thread, release the engine's buffers, then the ROS entities."""
-        stop = getattr(self, '_stop', None)
-        if stop is not None and not stop.is_set():
-            stop.set()
-            self.dispatcher.wake()
-            self._thread.join(timeout=10.0)
-        engine = getattr(self, 'engine', None)
-        if engine is not None:
-            engine.close()
-            self.engine = None
+        """Stop the worker (it frees the GPU), remove the frame slots, then the ROS entities."""
+        worker = getattr(self, 'worker', None)
+        if worker is not None:
+            worker.close()
+            self.worker = None
         return super().destroy_node()
 
 
 def main(args=None):
-    return run_node(PerceptionNode, NODE_NAME, (ConfigError, EngineError), args)
+    return run_node(PerceptionNode, NODE_NAME, (ConfigError, WorkerError), args)
 
 
 if __name__ == '__main__':

@@ -72,9 +72,9 @@ class Dispatcher:
         self.last_error: str | None = None
 
     # ----------------------------------------------------------------- pipelines and arrivals
-    def add_pipeline(self, name: str, deadline_ns: int, queue_depth: int = 1, fps: float | None = None,
+    def add_pipeline(self, name: str, deadline_ns: int, queue_depth: int = 1,
                      latency_history: int | None = None) -> Pipeline:
-        pipeline = Pipeline(len(self.pipelines), name, deadline_ns, queue_depth, fps, latency_history)
+        pipeline = Pipeline(len(self.pipelines), name, deadline_ns, queue_depth, latency_history)
         self.backend.open_pipeline(pipeline)
         self.pipelines.append(pipeline)
         return pipeline
@@ -214,6 +214,7 @@ class Dispatcher:
     def _retire(self, launch: Launch) -> None:
         self.inflight.remove(launch)
         group = launch.group
+        launch.group = None  # no cycle left for the garbage collector
         group.pending -= 1
         if group.pending == 0:
             self._groups_inflight -= 1
@@ -294,6 +295,16 @@ class Dispatcher:
         """Interrupt an idle wait (used to stop promptly)."""
         self._wake.set()
 
+    def discard(self) -> None:
+        """Forget every frame and launch without reporting them (a scheduler shutting down)."""
+        self.inflight.clear()
+        self._by_stream.clear()
+        self._inbox.clear()
+        self.policy.clear()
+        for pipeline in self.pipelines:
+            pipeline.queue.clear()
+            pipeline.current = None
+
     # ----------------------------------------------------------------- statistics
     @property
     def mean_batch(self) -> float:
@@ -342,11 +353,15 @@ class BusyMeter:
 
 
 class EngineBackend:
-    """Runs launches on an :class:`~s3dnn_ros.engine.base.Engine` in real time."""
+    """Runs launches on an :class:`~s3dnn_ros.engine.base.Engine` in real time, and counts the host time its
+    launch calls take (``launch_ns`` over ``launches``; of those, ``first_layer_ns`` over
+    ``first_layer_launches``, which staged ``uploads`` images)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.busy = BusyMeter()
+        self.launch_ns = self.launches = 0
+        self.first_layer_ns = self.first_layer_launches = self.uploads = 0
 
     @staticmethod
     def now_ns() -> int:
@@ -356,18 +371,26 @@ class EngineBackend:
         self.engine.open_pipeline(pipeline.id)
 
     def launch(self, launch: Launch) -> None:
-        pids = [frame.pipeline.id for frame in launch.frames]
+        begin = time.perf_counter_ns()
+        frames = launch.frames
+        pids = [frame.pipeline.id for frame in frames]
         if launch.layer == 0:
             try:
-                self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding) for frame in launch.frames])
+                self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding) for frame in frames])
             except ValueError as error:
-                names = ', '.join(frame.pipeline.name for frame in launch.frames)
+                names = ', '.join(frame.pipeline.name for frame in frames)
                 raise EngineError(f'staging the images of {names}: {error}') from error
         start = time.monotonic_ns()
         launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
-        interval = getattr(launch.handle, 'interval', None)
-        if interval is None:  # synchronous engine: the call itself was the kernel
+        if not hasattr(launch.handle, 'interval'):  # synchronous engine: the call itself was the kernel
             self.busy.add(start, time.monotonic_ns())
+        spent = time.perf_counter_ns() - begin
+        self.launch_ns += spent
+        self.launches += 1
+        if launch.layer == 0:
+            self.first_layer_ns += spent
+            self.first_layer_launches += 1
+            self.uploads += len(frames)
 
     def done(self, launch: Launch) -> bool:
         handle = launch.handle

@@ -98,7 +98,7 @@ class Pipeline:
     """One camera: relative deadline, frame queue (``queue_depth`` newest frames), the frame running
     on the GPU, its default stream and statistics."""
 
-    def __init__(self, pid: int, name: str, deadline_ns: int, queue_depth: int = 1, fps: float | None = None,
+    def __init__(self, pid: int, name: str, deadline_ns: int, queue_depth: int = 1,
                  latency_history: int | None = None):
         if deadline_ns <= 0:
             raise ValueError(f'{name}: deadline must be positive, got {deadline_ns} ns')
@@ -108,7 +108,6 @@ class Pipeline:
         self.name = name
         self.deadline_ns = deadline_ns
         self.queue_depth = queue_depth
-        self.fps = fps
         self.stream = pid
         self.queue: deque[Frame] = deque()
         self.current: Frame | None = None

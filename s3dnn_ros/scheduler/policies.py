@@ -113,6 +113,11 @@ class Policy(ABC):
     def __len__(self) -> int:
         return len(self._queue)
 
+    def clear(self) -> None:
+        """Forget every ready task (a scheduler shutting down)."""
+        self._queue.clear()
+        self._first_layer_ready = 0
+
     def queued(self) -> list[KernelTask]:
         """Ready tasks in dispatch order."""
         return [entry[2] for entry in self._queue]

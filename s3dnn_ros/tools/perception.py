@@ -12,12 +12,12 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from ..engine.base import EngineError
 from ..ros.camera_sim import CameraSim
 from ..ros.config import ENGINES, ConfigError, default_topic
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
+from ..worker.client import WorkerError
 from .cli import Parser, positive_float, positive_int, text_table
 
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = init_ros(['--ros-args', '--params-file', config] if config else None)
     try:
         node = PerceptionNode(parameter_overrides=overrides(args))
-    except (ConfigError, EngineError) as error:
+    except (ConfigError, WorkerError) as error:
         print(f's3dnn-perception: error: {error}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = node.summary()
     ran = (f'stopped after {time.monotonic() - started:.1f} of {args.seconds:g} s' if stop.is_set()
            else f'{args.seconds:g} s')
-    title = (f'{len(rows)} cameras, policy {node.config.policy}, engine {node.engine.name} on '
-             f'{node.engine.device_name}, {ran}')
+    title = (f'{len(rows)} cameras, policy {node.config.policy}, engine {node.engine_name} on '
+             f'{node.device_name}, {ran}')
     executor.shutdown()
     for each in [*cameras, node]:
         each.destroy_node()

@@ -25,12 +25,12 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from ..engine.base import EngineError
 from ..ros.bag_player import BagPlayer
 from ..ros.config import ENGINES, ConfigError, detections_topic, parameters_from_yaml, validate
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until, unmatched_topics
 from ..scheduler.policies import POLICIES
+from ..worker.client import WorkerError
 from .cli import Parser, positive_float, positive_int, require_rosbags
 from .perception import SUMMARY_COLUMNS, default_config, format_summary, scheduler_overrides
 
@@ -138,12 +138,6 @@ def start_node(args, bag: Bag) -> tuple[PerceptionNode, threading.Event]:
     return PerceptionNode(parameter_overrides=params), stop
 
 
-def pending(node: PerceptionNode) -> int:
-    """Frames the node received and has not yet completed, dropped or rejected."""
-    return sum(camera.received - camera.rejected - camera.pipeline.stats.completed - camera.pipeline.stats.dropped
-               for camera in node.cameras.values())
-
-
 def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple[BagPlayer, float]:
     """Play the bag into the node, then let the node drain; returns the player and the seconds it took.
     A stop signal ends both early."""
@@ -173,7 +167,7 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple
             if received != last['received']:
                 last.update(received=received, change=time.monotonic())
                 return False
-            return pending(node) == 0 and time.monotonic() - last['change'] >= QUIET_S
+            return node.pending() == 0 and time.monotonic() - last['change'] >= QUIET_S
 
         spin_until(executor, stop, lambda: time.monotonic() >= drain_end or drained())
     finally:
@@ -189,8 +183,8 @@ def summary(args, node: PerceptionNode, player: BagPlayer, wall_s: float) -> dic
     for row, camera in zip(rows, node.config.cameras):
         row['topic'] = camera.topic
         row['sent'] = player.sent[camera.topic]
-    return {'bag': str(Path(args.bag)), 'policy': node.config.policy, 'engine': node.engine.name,
-            'device': node.engine.device_name, 'rate': args.rate, 'wall_s': round(wall_s, 3),
+    return {'bag': str(Path(args.bag)), 'policy': node.config.policy, 'engine': node.engine_name,
+            'device': node.device_name, 'rate': args.rate, 'wall_s': round(wall_s, 3),
             'error': str(player.error) if player.error else None, 'cameras': rows}
 
 
@@ -226,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         node, stop = start_node(args, bag)
         player, wall_s = replay(args, bag, node, stop)
         result = summary(args, node, player, wall_s)
-    except (ConfigError, EngineError) as error:
+    except (ConfigError, WorkerError) as error:
         print(f's3dnn-replay: error: {error}', file=sys.stderr)
         return 2
     finally:

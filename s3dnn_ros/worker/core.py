@@ -1,0 +1,343 @@
+"""The scheduler worker's core: one GPU's engine, policy and dispatcher, driven by messages.
+
+:class:`WorkerCore` is the unit per GPU. It is built from a plain, picklable :class:`WorkerSpec`
+(:func:`build_worker` loads the weights, makes the engine, reads or calibrates its cost table and makes
+the policy), takes frames that lie in shared-memory slots (:mod:`.slots`), and gives back plain outputs:
+one tuple per frame finished or dropped, and :meth:`WorkerCore.snapshot`, a dict of statistics. Nothing
+in it knows about ROS or processes; :mod:`.process` runs it in a process of its own, and the capacity
+benchmark and tests drive the same loop.
+
+It also measures its own thread's host time (:meth:`WorkerCore.host_costs`): per frame taken in and
+handed back, per decision, per launch, per uploaded image and per retired launch. Every
+HOST_REFRESH_S the policy's host costs are replaced with what was measured, so the S3DNN policy sizes
+its fused batches for this host (rule 6 of :class:`~s3dnn_ros.scheduler.policies.S3dnnPolicy`).
+"""
+from __future__ import annotations
+
+import gc
+import importlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..engine.base import ENCODINGS, Engine, EngineError
+from ..engine.costs import CostTableError, HostCosts
+from ..engine.select import make_engine
+from ..model.alexnet import alexnet
+from ..model.weights import WeightsError, init_weights, load_weights
+from ..scheduler.dispatcher import Dispatcher, EngineBackend
+from ..scheduler.job import Frame
+from ..scheduler.policies import make_policy
+from .slots import Ring
+
+#: the policy's host costs are re-measured this often
+HOST_REFRESH_S = 0.5
+#: measured host costs need at least this many launches in the last period to replace the current ones
+HOST_MIN_LAUNCHES = 50
+#: the CUDA engine's stream pool: a stream per camera up to this many (the GPU has 32 hardware queues)
+MAX_STREAMS = 32
+#: dropped-frame reason when the frame's slot cannot be read (a ring that failed to open)
+DROP_SLOT = 'slot'
+
+#: output kinds
+DONE, DROPPED = 'done', 'dropped'
+
+
+class WorkerStartError(RuntimeError):
+    """The worker could not start (weights, engine, cost table); the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    name: str
+    deadline_ns: int
+    queue_depth: int = 1
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs to build itself; plain values, so it crosses into a new process."""
+
+    cameras: tuple[CameraSpec, ...]
+    policy: str = 's3dnn'
+    engine: str = 'auto'
+    device_id: int = 0
+    weights: str = ''
+    cost_table: str = ''
+    top_k: int = 5
+    max_batch: int = 16
+    max_inflight: int = 2
+    firm_deadlines: bool = False
+    stats_period_s: float = 0.25
+    #: 'module:function' making the engine from (network, weights) instead of ``engine`` (a plug-in seam;
+    #: the tests use it to run a failing engine inside a real worker process)
+    engine_factory: str = ''
+
+
+def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore':
+    """The worker for ``spec``; WorkerStartError naming the parameter when it cannot be built. ``engine``:
+    an engine made by the caller (tests), else the one ``spec.engine`` asks for."""
+    network = alexnet(top_k=spec.top_k)
+    why = 'given by the caller'
+    if engine is None:
+        if spec.weights:
+            try:
+                weights = load_weights(spec.weights, network)
+            except WeightsError as error:
+                raise WorkerStartError(f'parameter weights={spec.weights!r}: {error}') from error
+        else:
+            weights = init_weights(network, seed=0)
+        streams = 1 if spec.policy == 'sequential' else min(len(spec.cameras), MAX_STREAMS)
+        try:
+            if spec.engine_factory:
+                module, _, function = spec.engine_factory.partition(':')
+                engine = getattr(importlib.import_module(module), function)(network, weights)
+                why = f'{engine.name} engine made by {spec.engine_factory}'
+            else:
+                engine, why = make_engine(spec.engine, network, weights, spec.device_id, spec.max_batch,
+                                          spec.cost_table or None, streams)
+        except EngineError as error:
+            raise WorkerStartError(f'parameter engine={spec.engine!r}: {error}') from error
+    try:
+        costs = engine.cost_table()
+    except CostTableError as error:
+        engine.close()
+        raise WorkerStartError(f'parameter cost_table={spec.cost_table!r}: {error}') from error
+    return WorkerCore(spec, engine, costs, why)
+
+
+class _Meter:
+    """Host ns and counts of one kind of work, totals and since the last period."""
+
+    __slots__ = ('ns', 'count')
+
+    def __init__(self):
+        self.ns = 0
+        self.count = 0
+
+
+class WorkerCore:
+    """Frames in, outputs out, on one thread: call :meth:`frame` for each arriving frame and :meth:`step`
+    in a loop; :meth:`take_outputs` returns what finished since the last call."""
+
+    def __init__(self, spec: WorkerSpec, engine: Engine, costs, engine_why: str = ''):
+        self.spec = spec
+        self.engine = engine
+        self.engine_why = engine_why
+        self.costs = costs
+        self.policy = make_policy(spec.policy, costs, firm=spec.firm_deadlines, max_batch=spec.max_batch,
+                                  max_inflight=spec.max_inflight)
+        self.backend = EngineBackend(engine)
+        self.dispatcher = Dispatcher(self.policy, self.backend, on_done=self._done, on_drop=self._dropped)
+        self.pipelines = [self.dispatcher.add_pipeline(camera.name, camera.deadline_ns, camera.queue_depth)
+                          for camera in spec.cameras]
+        self._rings: dict[int, tuple[Ring, Any]] = {}   # camera -> (current ring, its pinned bytes)
+        self._retired: list[tuple[Ring, Any, int]] = []  # (ring, pinned, camera) waiting for their frames
+        self._frames_in_ring: dict[tuple[int, int], int] = {}  # (camera, generation) -> frames not resolved
+        self._outputs: list[tuple] = []
+        self.started_ns = time.monotonic_ns()
+        # host time of this thread, by kind of work
+        self.meters = {kind: _Meter() for kind in ('arrive', 'output', 'decide', 'retire', 'spin')}
+        self._host_mark = self._host_totals()
+        self._host_refresh_ns = self.started_ns + round(HOST_REFRESH_S * 1e9)
+
+    # ------------------------------------------------------------------ rings
+    def open_ring(self, camera: int, name: str, slot_bytes: int, slots: int, generation: int) -> None:
+        """Attach camera ``camera``'s ring (page-locked for the engine); an older ring of the camera is
+        released once its last frame is resolved."""
+        ring = Ring.open(name, slot_bytes, slots, generation)
+        try:
+            pinned = self.engine.pin(ring.array)
+        except Exception:
+            ring.close()
+            raise
+        previous = self._rings.get(camera)
+        self._rings[camera] = (ring, pinned)
+        if previous is not None:
+            self._retired.append((*previous, camera))
+            self._release_retired()
+
+    def _release_retired(self) -> None:
+        keep = []
+        for ring, pinned, camera in self._retired:
+            if self._frames_in_ring.get((camera, ring.generation), 0):
+                keep.append((ring, pinned, camera))
+                continue
+            self.engine.unpin(pinned)
+            if not ring.close():
+                keep.append((ring, None, camera))  # a view still alive: try again later
+        self._retired = keep
+
+    def close(self) -> None:
+        """Release the engine, then the rings (no frame, launch or engine buffer refers to them any more)."""
+        rings = [ring for ring, _ in self._rings.values()] + [ring for ring, _, _ in self._retired]
+        self._unpin_all()
+        self._rings.clear()
+        self._retired = []
+        self._frames_in_ring.clear()
+        self.engine.close()
+        self.dispatcher.discard()
+        gc.collect()  # finished launches and their groups refer to each other, and through them to frames
+        for ring in rings:
+            ring.close()
+
+    def _unpin_all(self) -> None:
+        for entry in (*self._rings.values(), *self._retired):
+            if entry[1] is not None:
+                self.engine.unpin(entry[1])
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int, height: int, width: int,
+              encoding: str) -> None:
+        """A frame of camera ``camera`` lies in ``slot`` of its ring of ``generation``."""
+        start = time.perf_counter_ns()
+        pipeline = self.pipelines[camera]
+        ring, pinned = self._rings.get(camera, (None, None))
+        try:
+            if ring is None or ring.generation != generation:
+                raise ValueError(f'no ring of generation {generation} is open for camera {pipeline.name}')
+            if encoding not in ENCODINGS:
+                raise ValueError(f'encoding {encoding!r} is not supported')
+            image = ring.image(slot, height, width, encoding, pinned)
+        except ValueError as error:
+            pipeline.stats.released += 1
+            pipeline.stats.dropped_error += 1
+            self.dispatcher.last_error = f'{pipeline.name}: {error}'
+            self._outputs.append((DROPPED, camera, seq, time.monotonic_ns(), DROP_SLOT))
+        else:
+            key = (camera, generation)
+            self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
+            self.dispatcher.arrive(pipeline, release_ns, image, encoding, meta=(seq, generation))
+        self._meter('arrive', start)
+
+    def _resolved(self, frame: Frame) -> None:
+        key = (frame.pipeline.id, frame.meta[1])
+        left = self._frames_in_ring[key] - 1
+        if left:
+            self._frames_in_ring[key] = left
+        else:
+            del self._frames_in_ring[key]
+            if self._retired:
+                self._release_retired()
+
+    def _done(self, frame: Frame) -> None:
+        scores, ids = frame.result
+        self._outputs.append((DONE, frame.pipeline.id, frame.meta[0], frame.finish_ns,
+                              (scores.tolist(), ids.astype(int).tolist())))
+        self._resolved(frame)
+
+    def _dropped(self, frame: Frame, reason: str) -> None:
+        self._outputs.append((DROPPED, frame.pipeline.id, frame.meta[0], time.monotonic_ns(), reason))
+        self._resolved(frame)
+
+    def take_outputs(self) -> list[tuple]:
+        """``(DONE, camera, seq, finish_ns, (scores, class_ids))`` or ``(DROPPED, camera, seq, time_ns,
+        reason)`` for every frame resolved since the last call."""
+        outputs, self._outputs = self._outputs, []
+        return outputs
+
+    # ------------------------------------------------------------------ the loop's work
+    def _meter(self, kind: str, start: int) -> None:
+        meter = self.meters[kind]
+        meter.ns += time.perf_counter_ns() - start
+        meter.count += 1
+
+    def step(self) -> bool:
+        """Retire finished launches and dispatch; True if anything happened."""
+        dispatcher = self.dispatcher
+        start = time.perf_counter_ns()
+        retired = dispatcher.poll() if dispatcher.inflight else 0
+        if retired:
+            meter = self.meters['retire']
+            meter.ns += time.perf_counter_ns() - start
+            meter.count += retired
+            start = time.perf_counter_ns()
+        groups = dispatcher.groups
+        issued = dispatcher.pump()
+        if issued:
+            meter = self.meters['decide']
+            meter.ns += time.perf_counter_ns() - start
+            meter.count += dispatcher.groups - groups
+        elif not retired:
+            self._meter('spin', start)
+        now = time.monotonic_ns()
+        if now >= self._host_refresh_ns:
+            self._refresh_host_costs(now)
+        return bool(retired or issued)
+
+    def idle_wait_s(self, longest_s: float) -> float:
+        """How long the loop may block waiting for frames: 0 while launches are in flight (they are polled),
+        else ``longest_s`` or until the policy's hold ends."""
+        if self.dispatcher.inflight:
+            return 0.0
+        return self.dispatcher.idle_wait_s(longest_s)
+
+    def timed_output(self, start: int, frames: int) -> None:
+        """The caller spent the time since ``start`` handing ``frames`` outputs over."""
+        meter = self.meters['output']
+        meter.ns += time.perf_counter_ns() - start
+        meter.count += frames
+
+    # ------------------------------------------------------------------ host costs
+    def _host_totals(self) -> dict[str, int]:
+        backend = self.backend
+        return {'arrive_ns': self.meters['arrive'].ns, 'arrivals': self.meters['arrive'].count,
+                'output_ns': self.meters['output'].ns, 'outputs': self.meters['output'].count,
+                'decide_ns': self.meters['decide'].ns, 'groups': self.meters['decide'].count,
+                'retire_ns': self.meters['retire'].ns, 'retired': self.meters['retire'].count,
+                'launch_ns': backend.launch_ns, 'launches': backend.launches,
+                'first_ns': backend.first_layer_ns, 'first_launches': backend.first_layer_launches,
+                'uploads': backend.uploads}
+
+    @staticmethod
+    def _costs_from(delta: dict[str, int]) -> HostCosts | None:
+        """HostCosts from the differences of two ``_host_totals`` (None with too few launches)."""
+        launches = delta['launches']
+        later = launches - delta['first_launches']
+        if launches < HOST_MIN_LAUNCHES or not delta['arrivals'] or not delta['groups']:
+            return None
+        launch_ns = (delta['launch_ns'] - delta['first_ns']) / later if later else delta['first_ns'] / launches
+        upload_ns = max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns) / max(1, delta['uploads'])
+        decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns']) / delta['groups']
+        frame_ns = delta['arrive_ns'] / delta['arrivals'] + (delta['output_ns'] / delta['outputs']
+                                                            if delta['outputs'] else 0.0)
+        completion_ns = delta['retire_ns'] / delta['retired'] if delta['retired'] else 0.0
+        return HostCosts(frame_us=frame_ns / 1000, decision_us=decide_ns / 1000, launch_us=launch_ns / 1000,
+                         upload_us=upload_ns / 1000, completion_us=completion_ns / 1000)
+
+    def host_costs(self) -> HostCosts | None:
+        """What this thread measured since it started (None before enough launches)."""
+        return self._costs_from(self._host_totals())
+
+    def _refresh_host_costs(self, now: int) -> None:
+        totals = self._host_totals()
+        delta = {key: totals[key] - self._host_mark[key] for key in totals}
+        measured = self._costs_from(delta)
+        if measured is not None:
+            self.policy.host = measured
+            self._host_mark = totals
+        self._host_refresh_ns = now + round(HOST_REFRESH_S * 1e9)
+
+    # ------------------------------------------------------------------ statistics
+    def snapshot(self) -> dict:
+        """Plain statistics of the scheduler and every camera's pipeline (for diagnostics and benchmarks)."""
+        dispatcher = self.dispatcher
+        now = time.monotonic_ns()
+        work_ns = sum(meter.ns for kind, meter in self.meters.items() if kind != 'spin')
+        host = self.host_costs()
+        return {
+            'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,
+            'device': self.engine.device_name, 'busy_ns': self.backend.busy_ns(),
+            'groups': dispatcher.groups, 'launches': dispatcher.launches,
+            'fused_launches': dispatcher.fused_launches, 'frames_launched': dispatcher.frames_launched,
+            'mean_batch': dispatcher.mean_batch, 'mean_group_size': dispatcher.mean_group_size,
+            'engine_errors': dispatcher.engine_errors, 'last_error': dispatcher.last_error,
+            'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns,
+            'host_costs': host.to_json() if host else None,
+            'policy_host_costs': self.policy.host.to_json(),
+            'target_batch': self.policy.target_batch(now) if hasattr(self.policy, 'target_batch') else 1,
+            'cameras': [{'released': p.stats.released, 'completed': p.stats.completed, 'missed': p.stats.missed,
+                         'dropped_queue': p.stats.dropped_queue, 'dropped_deadline': p.stats.dropped_deadline,
+                         'dropped_error': p.stats.dropped_error, 'queue': len(p.queue) + (p.current is not None)}
+                        for p in self.pipelines],
+        }

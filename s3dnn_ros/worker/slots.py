@@ -1,0 +1,103 @@
+"""Frame slots in shared memory: where an image crosses from the node process into the scheduler worker.
+
+Each camera has a *ring* of ``queue_depth + 2`` equal slots in one POSIX shared-memory segment: up to
+``queue_depth`` frames waiting, one running, one being written. The node copies an image into a free slot
+(its only copy of the frame) and sends the worker a small message naming the slot; the worker page-locks
+the whole segment once (:meth:`~s3dnn_ros.engine.base.Engine.pin`), so the GPU upload reads the slot where
+it lies. A slot is free again when the worker reports its frame finished or dropped.
+
+A camera whose images outgrow the slots gets a new ring of the next *generation*; frames still in the old
+one finish there, and the old segment is released once none is left. The node creates and unlinks every
+segment; the worker only attaches to them.
+"""
+from __future__ import annotations
+
+import sys
+from multiprocessing import shared_memory
+
+import numpy as np
+
+from ..engine.base import ENCODINGS
+
+#: slots are sized in whole pages, so a segment can be page-locked as it is
+PAGE = 4096
+
+
+def slot_bytes_for(nbytes: int) -> int:
+    return max(PAGE, -(-nbytes // PAGE) * PAGE)
+
+
+def attach(name: str) -> shared_memory.SharedMemory:
+    """Open an existing segment without taking ownership of it: the creating process unlinks it, and before
+    Python 3.13 an attaching process's resource tracker would unlink it too when that process exits (a
+    restarted worker would then find its frames gone), so the attaching side does not register it."""
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name, track=False)
+    from multiprocessing import resource_tracker
+    register = resource_tracker.register
+    resource_tracker.register = lambda *args: None
+    try:
+        return shared_memory.SharedMemory(name)
+    finally:
+        resource_tracker.register = register
+
+
+class Ring:
+    """One camera's slots: ``slots`` slots of ``slot_bytes`` bytes each in segment ``name``."""
+
+    def __init__(self, memory: shared_memory.SharedMemory, slot_bytes: int, slots: int, generation: int):
+        if memory.size < slot_bytes * slots:
+            raise ValueError(f'segment {memory.name} holds {memory.size} bytes, {slots} slots of {slot_bytes} need '
+                             f'{slot_bytes * slots}')
+        self.memory = memory
+        self.slot_bytes = slot_bytes
+        self.slots = slots
+        self.generation = generation
+        self.array = np.frombuffer(memory.buf, np.uint8, slot_bytes * slots)
+
+    @property
+    def name(self) -> str:
+        return self.memory.name
+
+    @classmethod
+    def create(cls, slot_bytes: int, slots: int, generation: int) -> 'Ring':
+        return cls(shared_memory.SharedMemory(create=True, size=slot_bytes * slots), slot_bytes, slots, generation)
+
+    @classmethod
+    def open(cls, name: str, slot_bytes: int, slots: int, generation: int) -> 'Ring':
+        return cls(attach(name), slot_bytes, slots, generation)
+
+    def describe(self) -> tuple[str, int, int, int]:
+        """(segment name, slot bytes, slots, generation): what the other process needs to open it."""
+        return self.memory.name, self.slot_bytes, self.slots, self.generation
+
+    def image(self, slot: int, height: int, width: int, encoding: str, array: np.ndarray | None = None) -> np.ndarray:
+        """The H x W x C view of ``slot`` (rows packed), taken of ``array`` (the ring's bytes as pinned by
+        the engine) or of the ring's own view; ValueError when the frame does not fit or the slot is not
+        one of the ring's."""
+        channels = ENCODINGS[encoding][0]
+        nbytes = height * width * channels
+        if not 0 <= slot < self.slots:
+            raise ValueError(f'slot {slot} is not one of the ring\'s {self.slots}')
+        if not 0 < nbytes <= self.slot_bytes:
+            raise ValueError(f'a {height}x{width} {encoding} frame ({nbytes} bytes) does not fit a slot of '
+                             f'{self.slot_bytes} bytes')
+        start = slot * self.slot_bytes
+        source = self.array if array is None else array
+        return source[start:start + nbytes].reshape(height, width, channels)
+
+    def close(self) -> bool:
+        """Unmap this process's view; False while views of it are still alive elsewhere in the process."""
+        self.array = None
+        try:
+            self.memory.close()
+        except BufferError:
+            return False
+        return True
+
+    def unlink(self) -> None:
+        """Remove the segment's name (the creator does this once); mappings stay valid until closed."""
+        try:
+            self.memory.unlink()
+        except FileNotFoundError:
+            pass
