@@ -18,6 +18,13 @@ Sections, each measured in the same process on the same card:
     result on the host) against torch running the four frames one after another (eager and CUDA
     graph), and how long the GPU sat idle while frames were waiting.
 
+``capacity`` (only when asked for: it takes minutes)
+    Open-loop cameras (``--cameras N,N,...`` at ``--fps``, ``--deadline-ms``, ``--width`` x ``--height``)
+    through a real scheduler worker process per policy (``--policies``), swept over the camera counts,
+    beside the simulator's prediction for the same points with the cost table and host costs measured in
+    the same run; see :mod:`s3dnn_ros.tools.capacity`. Writes ``DIR/capacity-<card>.json`` and the plot
+    ``DIR/capacity-<card>.png``.
+
 With ``--json`` stdout is exactly one JSON object holding every section, the card and the date; the
 same object is written to ``DIR/bench-<card>.json``. Tables are printed otherwise.
 """
@@ -28,6 +35,7 @@ import json
 import re
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,10 +46,11 @@ from ..engine.reference import ReferenceEngine, measure_matmul_flops
 from ..model.alexnet import Network, alexnet
 from ..model.weights import Weights, init_weights
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
-from ..scheduler.policies import make_policy
-from .cli import Parser, choices_list, positive_int, text_table
+from ..scheduler.policies import POLICIES, make_policy
+from .cli import Parser, choices_list, non_negative_float, positive_float, positive_int, positive_ints, text_table
 
-SECTIONS = ['layers', 'table1', 'four_cameras']
+SECTIONS = ['layers', 'table1', 'four_cameras', 'capacity']
+DEFAULT_SECTIONS = ['layers', 'table1', 'four_cameras']
 LAYER_BATCHES = (1, 2, 4, 8, 16, 64)
 TABLE1_BATCHES = (2, 4, 8, 16)
 TABLE1_STREAMS = (1, 4)
@@ -416,8 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog='s3dnn-bench', description='Benchmark the engine and the S3DNN scheduler on this machine.')
     parser.add_argument('--engine', choices=['cuda', 'reference'], default='cuda')
     parser.add_argument('--device-id', type=int, default=0)
-    parser.add_argument('--sections', type=choices_list(SECTIONS), default=SECTIONS,
-                        help=f'comma list (default all: {",".join(SECTIONS)})')
+    parser.add_argument('--sections', type=choices_list(SECTIONS), default=DEFAULT_SECTIONS,
+                        help=f'comma list of {",".join(SECTIONS)} (default {",".join(DEFAULT_SECTIONS)})')
     parser.add_argument('--batches', type=choices_list([str(b) for b in LAYER_BATCHES]),
                         default=[str(b) for b in LAYER_BATCHES], help='batch sizes of the layers section')
     parser.add_argument('--table1-batches', type=choices_list([str(b) for b in TABLE1_BATCHES]),
@@ -425,9 +434,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--repeats', type=positive_int, default=20, help='timed repetitions (default 20)')
     parser.add_argument('--max-inflight', type=positive_int, default=2,
                         help='dispatch rounds the S3DNN dispatcher keeps on the GPU (default 2)')
-    parser.add_argument('--out', type=Path, help='folder for the JSON record (default bench/results)')
+    capacity = parser.add_argument_group('capacity section')
+    capacity.add_argument('--cameras', type=positive_ints, default=[32, 64, 128, 192, 256],
+                          help='camera counts to sweep (default 32,64,128,192,256)')
+    capacity.add_argument('--policies', type=choices_list(list(POLICIES)), default=['s3dnn', 'streams', 'sequential'],
+                          help='policies to measure (default s3dnn,streams,sequential)')
+    capacity.add_argument('--fps', type=positive_float, default=30.0, help='frames per second per camera (default 30)')
+    capacity.add_argument('--deadline-ms', type=positive_float, default=50.0, help='relative deadline (default 50)')
+    capacity.add_argument('--width', type=positive_int, default=640, help='image width (default 640)')
+    capacity.add_argument('--height', type=positive_int, default=480, help='image height (default 480)')
+    capacity.add_argument('--seconds', type=positive_float, default=4.0, help='measured seconds per point (default 4)')
+    capacity.add_argument('--warmup-s', type=non_negative_float, default=1.0,
+                          help='unmeasured seconds before each point (default 1)')
+    capacity.add_argument('--feeders', type=positive_int, default=8, help='threads releasing frames (default 8)')
+    capacity.add_argument('--queue-depth', type=positive_int, default=1, help='frames waiting per camera (default 1)')
+    capacity.add_argument('--firm', action='store_true', help='firm deadlines: drop frames that can no longer make it')
+    capacity.add_argument('--overload', type=non_negative_float, default=1.5,
+                          help='also run each policy at this multiple of its knee (default 1.5; 0: no)')
+    parser.add_argument('--out', type=Path, help='folder for the JSON record (default ./bench/results)')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of tables')
     args = parser.parse_args(argv)
+    out = args.out or Path('bench') / 'results'
+    command = 's3dnn-bench ' + ' '.join(argv if argv is not None else sys.argv[1:])
+    date = datetime.date.today().isoformat()
+    engine_sections = [section for section in args.sections if section != 'capacity']
+    report = None
+    if engine_sections:
+        report = engine_report(parser, args, engine_sections, command, date)
+    if 'capacity' in args.sections:
+        capacity_report(parser, args, out, command, date)
+    if report is None:
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / file_name(report['card'])).write_text(json.dumps(report, indent=1))
+    if args.json:
+        json.dump(report, sys.stdout)
+        sys.stdout.write('\n')
+    else:
+        print(format_report(report))
+    return 0
+
+
+def engine_report(parser: Parser, args, sections: list[str], command: str, date: str) -> dict:
+    """The layers, table1 and four_cameras sections on an engine made in this process."""
     network = alexnet()
     weights = init_weights(network, seed=0)
     if args.engine == 'cuda':
@@ -440,28 +489,51 @@ def main(argv: list[str] | None = None) -> int:
     else:
         engine = ReferenceEngine(network, weights)
     bench = Bench(engine, network, weights, args.repeats, args.max_inflight)
-    report = {'benchmark': 's3dnn-bench', 'engine': engine.name, 'card': engine.device_name,
-              'date': datetime.date.today().isoformat(), 'command': 's3dnn-bench ' + ' '.join(argv or sys.argv[1:]),
-              'max_inflight': args.max_inflight,
+    report = {'benchmark': 's3dnn-bench', 'engine': engine.name, 'card': engine.device_name, 'date': date,
+              'command': command, 'max_inflight': args.max_inflight,
               'torch_baseline': bench.torch_missing or 'torch ' + bench.torch.torch.__version__}
     try:
-        if 'layers' in args.sections:
+        if 'layers' in sections:
             report['layers'] = bench.layers_section([int(b) for b in args.batches])
-        if 'table1' in args.sections:
+        if 'table1' in sections:
             report['table1'] = bench.table1_section([int(b) for b in args.table1_batches], TABLE1_STREAMS)
-        if 'four_cameras' in args.sections:
+        if 'four_cameras' in sections:
             report['four_cameras'] = bench.four_cameras_section()
     finally:
         engine.close()
-    out = args.out or Path(__file__).resolve().parents[2] / 'bench' / 'results'
+    return report
+
+
+def capacity_report(parser: Parser, args, out: Path, command: str, date: str) -> None:
+    """The capacity section: its table, JSON record and plot (see :mod:`s3dnn_ros.tools.capacity`)."""
+    from .capacity import CapacitySetting, capacity_section, format_capacity, plot_capacity
+    from ..worker.client import WorkerError
+    setting = CapacitySetting(counts=tuple(sorted(set(args.cameras))), policies=tuple(args.policies), fps=args.fps,
+                              deadline_ms=args.deadline_ms, width=args.width, height=args.height,
+                              seconds=args.seconds, warmup_s=args.warmup_s, feeders=args.feeders,
+                              queue_depth=args.queue_depth, firm=args.firm, max_inflight=args.max_inflight,
+                              engine=args.engine, device_id=args.device_id, overload=args.overload)
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
+        (lambda line: print(line, flush=True))
+    with tempfile.TemporaryDirectory() as folder:  # the first worker calibrates, the others load its table
+        try:
+            section = capacity_section(setting, str(Path(folder) / 'costs.json'), log)
+        except WorkerError as error:
+            parser.error(f'argument --engine: the scheduler worker could not start: {error}')
+    card = section['device']
+    record = {'benchmark': 'capacity', 'card': card, 'date': date, 'command': command, 'engine': args.engine,
+              **section}
     out.mkdir(parents=True, exist_ok=True)
-    (out / file_name(report['card'])).write_text(json.dumps(report, indent=1))
+    name = file_name(card).replace('bench-', 'capacity-', 1)
+    (out / name).write_text(json.dumps(record, indent=1))
+    plot_capacity(section, f'{card}, {date}: {args.width}x{args.height} at {args.fps:g} FPS, deadline '
+                  f'{args.deadline_ms:g} ms', str(out / name.replace('.json', '.png')))
     if args.json:
-        json.dump(report, sys.stdout)
+        json.dump(record, sys.stdout)
         sys.stdout.write('\n')
     else:
-        print(format_report(report))
-    return 0
+        print(format_capacity(section))
+        print(f'wrote {out / name} and its plot')
 
 
 if __name__ == '__main__':

@@ -106,6 +106,27 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
     return WorkerCore(spec, engine, costs, why)
 
 
+def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
+    """HostCosts from the difference of two :meth:`WorkerCore.host_totals` (None with too few launches).
+
+    A launch costs what the backend's launch calls took for layers after the first; a first-layer launch
+    costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that was not
+    launching, per round; a completion the poll time per retired launch (finishing frames included); a
+    frame its arrival plus handing its output over."""
+    launches = delta['launches']
+    later = launches - delta['first_launches']
+    if launches < HOST_MIN_LAUNCHES or not delta['arrivals'] or not delta['groups']:
+        return None
+    launch_ns = (delta['launch_ns'] - delta['first_ns']) / later if later else delta['first_ns'] / launches
+    upload_ns = max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns) / max(1, delta['uploads'])
+    decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns']) / delta['groups']
+    frame_ns = delta['arrive_ns'] / delta['arrivals'] + (delta['output_ns'] / delta['outputs'] if delta['outputs']
+                                                        else 0.0)
+    completion_ns = delta['retire_ns'] / delta['retired'] if delta['retired'] else 0.0
+    return HostCosts(frame_us=frame_ns / 1000, decision_us=decide_ns / 1000, launch_us=launch_ns / 1000,
+                     upload_us=upload_ns / 1000, completion_us=completion_ns / 1000)
+
+
 class _Meter:
     """Host ns and counts of one kind of work, totals and since the last period."""
 
@@ -138,7 +159,7 @@ class WorkerCore:
         self.started_ns = time.monotonic_ns()
         # host time of this thread, by kind of work
         self.meters = {kind: _Meter() for kind in ('arrive', 'output', 'decide', 'retire', 'spin')}
-        self._host_mark = self._host_totals()
+        self._host_mark = self.host_totals()
         self._host_refresh_ns = self.started_ns + round(HOST_REFRESH_S * 1e9)
 
     # ------------------------------------------------------------------ rings
@@ -279,7 +300,7 @@ class WorkerCore:
         meter.count += frames
 
     # ------------------------------------------------------------------ host costs
-    def _host_totals(self) -> dict[str, int]:
+    def host_totals(self) -> dict[str, int]:
         backend = self.backend
         return {'arrive_ns': self.meters['arrive'].ns, 'arrivals': self.meters['arrive'].count,
                 'output_ns': self.meters['output'].ns, 'outputs': self.meters['output'].count,
@@ -289,30 +310,14 @@ class WorkerCore:
                 'first_ns': backend.first_layer_ns, 'first_launches': backend.first_layer_launches,
                 'uploads': backend.uploads}
 
-    @staticmethod
-    def _costs_from(delta: dict[str, int]) -> HostCosts | None:
-        """HostCosts from the differences of two ``_host_totals`` (None with too few launches)."""
-        launches = delta['launches']
-        later = launches - delta['first_launches']
-        if launches < HOST_MIN_LAUNCHES or not delta['arrivals'] or not delta['groups']:
-            return None
-        launch_ns = (delta['launch_ns'] - delta['first_ns']) / later if later else delta['first_ns'] / launches
-        upload_ns = max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns) / max(1, delta['uploads'])
-        decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns']) / delta['groups']
-        frame_ns = delta['arrive_ns'] / delta['arrivals'] + (delta['output_ns'] / delta['outputs']
-                                                            if delta['outputs'] else 0.0)
-        completion_ns = delta['retire_ns'] / delta['retired'] if delta['retired'] else 0.0
-        return HostCosts(frame_us=frame_ns / 1000, decision_us=decide_ns / 1000, launch_us=launch_ns / 1000,
-                         upload_us=upload_ns / 1000, completion_us=completion_ns / 1000)
-
     def host_costs(self) -> HostCosts | None:
         """What this thread measured since it started (None before enough launches)."""
-        return self._costs_from(self._host_totals())
+        return host_costs_from(self.host_totals())
 
     def _refresh_host_costs(self, now: int) -> None:
-        totals = self._host_totals()
+        totals = self.host_totals()
         delta = {key: totals[key] - self._host_mark[key] for key in totals}
-        measured = self._costs_from(delta)
+        measured = host_costs_from(delta)
         if measured is not None:
             self.policy.host = measured
             self._host_mark = totals
@@ -332,7 +337,7 @@ class WorkerCore:
             'fused_launches': dispatcher.fused_launches, 'frames_launched': dispatcher.frames_launched,
             'mean_batch': dispatcher.mean_batch, 'mean_group_size': dispatcher.mean_group_size,
             'engine_errors': dispatcher.engine_errors, 'last_error': dispatcher.last_error,
-            'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns,
+            'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns, 'host_totals': self.host_totals(),
             'host_costs': host.to_json() if host else None,
             'policy_host_costs': self.policy.host.to_json(),
             'target_batch': self.policy.target_batch(now) if hasattr(self.policy, 'target_batch') else 1,

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_START_FAILED
     try:
         connection.send(('ready', {'engine': core.engine.name, 'device': core.engine.device_name,
-                                   'why': core.engine_why, 'costs': f'{core.costs.gpu} ({core.costs.source})'}))
+                                   'why': core.engine_why, 'costs': f'{core.costs.gpu} ({core.costs.source})',
+                                   'cost_table': core.costs.to_json()}))
         return serve(connection, core)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return 0  # the parent is gone
