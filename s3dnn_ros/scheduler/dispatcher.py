@@ -319,33 +319,40 @@ class BusyMeter:
     """Union of kernel intervals on the GPU: busy time however many streams overlap.
 
     Intervals arrive roughly in completion order; those ending more than ``horizon_ns`` before the
-    latest start are folded into a running total, so memory stays bounded.
+    latest start are folded into a running total, so memory stays bounded. Merging sorts what is kept,
+    and happens only when the list has doubled since the last merge (or when the total is read), so
+    each interval costs amortised O(log n) however many launches a second there are.
     """
 
-    def __init__(self, horizon_ns: int = 1_000_000_000):
+    MIN_MERGE = 1024
+
+    def __init__(self, horizon_ns: int = 50_000_000):
         self.horizon_ns = horizon_ns
         self._folded = 0
         self._intervals: list[tuple[int, int]] = []
         self._latest_start = 0
+        self._merge_at = self.MIN_MERGE
 
     def add(self, start_ns: int, end_ns: int) -> None:
         self._intervals.append((start_ns, end_ns))
-        self._latest_start = max(self._latest_start, start_ns)
-        if len(self._intervals) > 4096:
-            self._merge(fold_before=self._latest_start - self.horizon_ns)
+        if start_ns > self._latest_start:
+            self._latest_start = start_ns
+        if len(self._intervals) > self._merge_at:
+            self._merge()
 
-    def _merge(self, fold_before: int | None = None) -> None:
+    def _merge(self) -> None:
+        fold_before = self._latest_start - self.horizon_ns
         merged: list[tuple[int, int]] = []
         for start, end in sorted(self._intervals):
             if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+                if end > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], end)
             else:
                 merged.append((start, end))
-        if fold_before is not None:
-            keep = [iv for iv in merged if iv[1] >= fold_before]
-            self._folded += sum(end - start for start, end in merged if end < fold_before)
-            merged = keep
-        self._intervals = merged
+        keep = [iv for iv in merged if iv[1] >= fold_before]
+        self._folded += sum(end - start for start, end in merged if end < fold_before)
+        self._intervals = keep
+        self._merge_at = max(self.MIN_MERGE, 2 * len(keep))
 
     def busy_ns(self) -> int:
         self._merge()
