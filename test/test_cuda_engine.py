@@ -465,6 +465,31 @@ def test_steady_state_frames_allocate_nothing(engine, rng):
         assert engine.allocations == before + 2
 
 
+def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng):
+    """A frame slot the caller page-locked with pin(): the engine uploads straight from it (no staging
+    buffer is allocated, only the device copy) and computes what it computes from a staged copy."""
+    slots = engine.pin(np.zeros(3 * 4096 * 240, np.uint8))
+    image = random_image(rng, 480, 640, 'bgr8')
+    in_slot = slots[4096 * 240:4096 * 240 + image.nbytes].reshape(image.shape)
+    in_slot[...] = image
+    try:
+        with Pipelines(engine, 2) as (pinned, staged):
+            before = engine.allocations
+            run_network(engine, [pinned], [(in_slot, 'bgr8')])
+            assert engine.allocations == before + 1  # the device copy of the image, no pinned staging buffer
+            run_network(engine, [staged], [(image, 'bgr8')])
+            assert engine.allocations == before + 3  # a staging buffer and a device copy
+            np.testing.assert_array_equal(engine.result(pinned), engine.result(staged))
+            following = random_image(rng, 480, 640, 'bgr8')
+            in_slot[...] = following  # the next frame in the same slot
+            run_network(engine, [pinned], [(in_slot, 'bgr8')])
+            run_network(engine, [staged], [(following, 'bgr8')])
+            np.testing.assert_array_equal(engine.result(pinned), engine.result(staged))
+            assert engine.allocations == before + 3
+    finally:
+        engine.unpin(slots)
+
+
 def test_bad_device_id_raises_engine_error(network, weights):
     with pytest.raises(EngineError, match='device'):
         make_engine('cuda', network, weights, device_id=drv.Device.count() + 3)
