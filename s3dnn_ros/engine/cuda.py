@@ -37,7 +37,9 @@ Why it is built the way it is:
 from __future__ import annotations
 
 import atexit
+import ctypes
 import datetime
+import functools
 import math
 import os
 import statistics
@@ -110,6 +112,17 @@ def _import_pycuda():
         raise EngineError(f'the CUDA engine needs pycuda, which cannot be imported ({error}): '
                           'pip install "s3dnn_ros[gpu]", or use engine: reference') from error
     return driver
+
+
+@functools.cache
+def _driver_api():
+    """The CUDA driver library, for the two calls PyCUDA cannot make under NumPy 2 (see ``pin``)."""
+    library = ctypes.CDLL('libcuda.so.1')
+    library.cuMemHostRegister_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
+    library.cuMemHostRegister_v2.restype = ctypes.c_int
+    library.cuMemHostUnregister.argtypes = [ctypes.c_void_p]
+    library.cuMemHostUnregister.restype = ctypes.c_int
+    return library
 
 
 class _ThreadContexts:
@@ -580,25 +593,28 @@ class CudaEngine(Engine):
 
     # ----------------------------------------------------------------- inputs
     def pin(self, array: np.ndarray) -> np.ndarray:
-        """Page-lock a contiguous uint8 host array the caller owns (``cuMemHostRegister``) and return the
-        registered view. Images that are views of it are uploaded straight from it, with no staging copy;
-        the caller must not rewrite such an image until its frame's layer-0 launch has completed."""
+        """Page-lock a contiguous 1-D uint8 host array the caller owns (``cuMemHostRegister``) and return it.
+        Images that are views of it are uploaded straight from it, with no staging copy; the caller must not
+        rewrite such an image until its frame's layer-0 launch has completed.
+
+        The driver is called through ctypes: PyCUDA's ``register_host_memory`` sets the NumPy base of the
+        array it returns twice, which NumPy 2 refuses."""
         self._check_open()
         if array.dtype != np.uint8 or array.ndim != 1 or not array.flags.c_contiguous:
             raise ValueError(f'pin: expected a contiguous 1-D uint8 array, got {array.shape} {array.dtype}')
         self._activate()
-        try:
-            registered = self._drv.register_host_memory(array)
-        except self._drv.Error as error:
-            raise EngineError(f'page-locking {array.nbytes / 2**20:.1f} MiB of host memory failed: {error}') from error
-        self._registered[id(registered)] = registered
-        return registered
+        result = _driver_api().cuMemHostRegister_v2(array.ctypes.data, array.nbytes, 0)
+        if result:
+            raise EngineError(f'page-locking {array.nbytes / 2**20:.1f} MiB of host memory failed: '
+                              f'cuMemHostRegister returned CUresult {result}')
+        self._registered[id(array)] = array
+        return array
 
-    def unpin(self, registered: np.ndarray) -> None:
+    def unpin(self, array: np.ndarray) -> None:
         """Undo :meth:`pin` (after every launch reading from it has completed)."""
-        if self._registered.pop(id(registered), None) is not None and not self._closed:
+        if self._registered.pop(id(array), None) is not None and not self._closed:
             self._activate()
-            registered.base.free()
+            _driver_api().cuMemHostUnregister(array.ctypes.data)
 
     def set_input(self, pid, image: np.ndarray, encoding: str) -> None:
         """Stage ``image`` as the pipeline's next frame; the copy to the device is part of the next launch of
@@ -871,7 +887,7 @@ class CudaEngine(Engine):
             for pipeline in self._pipelines.values():
                 self._free_pipeline(pipeline)
             for registered in self._registered.values():
-                registered.base.free()
+                _driver_api().cuMemHostUnregister(registered.ctypes.data)
             for buffer in self._device_buffers:
                 buffer.free()
         except drv.Error:
