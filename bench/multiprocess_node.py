@@ -1,16 +1,23 @@
 """The perception node in its own process, as ``ros2 launch`` runs it, fed by one camera_sim process per
-camera: the latency a deployed node achieves when it does not share its interpreter with the cameras.
+camera, swept over camera counts: the capacity a deployed node reaches through ROS.
 
-    python3 bench/multiprocess_node.py [--cameras 8] [--fps 30] [--deadline-ms 50] [--seconds 15]
-                                       [--policy s3dnn,streams,sequential] [--engine auto] [--out DIR]
+    python3 bench/multiprocess_node.py [--cameras 16,32,64] [--fps 30] [--deadline-ms 50] [--seconds 8]
+                                       [--width 320] [--height 240] [--qos reliable]
+                                       [--policy s3dnn,streams] [--engine auto] [--out DIR]
 
-For each policy: start the node (parameters written to a temporary params file) and the cameras as
-separate Python processes on a private ROS domain, wait until every camera has a detection, then collect
-every detection for --seconds in this process. Reports per camera the detections, how many missed their
-deadline, and the node's own latency (``latency_ms``: from its callback receiving the image to publishing
-the detection) p50/p99/max, plus the node's totals for the whole run from its last /diagnostics
-(received, dropped; they include the start-up). Prints a table and
-writes DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else bench/out).
+For each policy and camera count: start the node (parameters in a temporary params file; its scheduler
+worker is a third process) and the cameras as separate Python processes on a private ROS domain, wait
+until every camera has a detection, then collect every detection for --seconds in this process, and the
+node's /diagnostics at both ends of that span.
+
+Per point it reports the keys of the capacity benchmark (``s3dnn-bench --sections capacity``):
+``released`` (frames the node received in the span), ``completed`` (detections), ``missed`` (detections
+whose ``latency_ms``, from the node's callback to the publication, exceeds the deadline), ``dropped`` (the
+node's drops in the span), ``lost`` (frames the cameras should have sent in the span, cameras x fps x
+seconds, that the node never received), ``miss_ratio`` = (missed + dropped + lost) / expected, latency
+p50/p99, the GPU busy fraction and the scheduler's host busy time per frame (from the diagnostics), the
+mean fused batch, and ``e2e_p99_ms``: from the camera's stamp to this process receiving the detection.
+Prints a table and writes DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 
@@ -39,10 +46,12 @@ from std_msgs.msg import String  # noqa: E402
 
 from s3dnn_ros.ros.config import NODE_NAME, default_topic, detections_topic  # noqa: E402
 from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
-from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int, text_table  # noqa: E402
+from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int, positive_ints, text_table  # noqa: E402
 
 #: longest wait for the node to start (engine set-up and calibration) and every camera's first detection
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 180.0
+#: how long the diagnostics at the end of the span may take to arrive
+DIAGNOSTICS_WAIT_S = 3.0
 
 
 def params_file(folder: Path, names: list[str], args, policy: str) -> Path:
@@ -50,14 +59,45 @@ def params_file(folder: Path, names: list[str], args, policy: str) -> Path:
     for name in names:
         lines += [f'    {name}:', f'      topic: {default_topic(name)}', f'      deadline_ms: {args.deadline_ms}',
                   f'      fps_hint: {args.fps}']
-    lines += [f'    policy: {policy}', f'    engine: {args.engine}']
-    path = folder / f'{policy}.yaml'
+    lines += [f'    policy: {policy}', f'    engine: {args.engine}', '    diagnostics_period_s: 0.5',
+              '    qos:', f'      reliability: {args.qos}', '      depth: 5']
+    if args.cost_table:
+        lines.append(f'    cost_table: {args.cost_table}')
+    path = folder / f'{policy}-{len(names)}.yaml'
     path.write_text('\n'.join(lines) + '\n')
     return path
 
 
-def run_policy(policy: str, args, folder: Path) -> dict:
-    names = [f'cam{i}' for i in range(args.cameras)]
+class Listener:
+    """This process's node: every detection (with its arrival time) and the latest diagnostics."""
+
+    def __init__(self, context: Context, names: list[str]):
+        self.node = rclpy.create_node('multiprocess_listener', context=context)
+        self.detections = {name: [] for name in names}
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.diagnostics_at = 0.0
+        self.windows: list[dict[str, str]] = []  # scheduler statuses received while collecting
+        self.collecting = True
+        for name in names:
+            self.node.create_subscription(String, detections_topic(name),
+                                          lambda msg, n=name: self._detection(n, msg), 1000)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 10)
+
+    def _detection(self, name: str, msg) -> None:
+        if self.collecting:
+            self.detections[name].append((time.time_ns(), json.loads(msg.data)))
+
+    def _diagnostics(self, array) -> None:
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            self.diagnostics[status.name] = values
+            if status.name == 's3dnn: scheduler' and self.collecting:
+                self.windows.append(values)
+        self.diagnostics_at = time.monotonic()
+
+
+def run_point(policy: str, count: int, args, folder: Path) -> dict:
+    names = [f'cam{i}' for i in range(count)]
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.SystemRandom().randint(1, 101)),
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]))
     os.environ['ROS_DOMAIN_ID'] = env['ROS_DOMAIN_ID']  # this process listens on the same domain
@@ -67,98 +107,119 @@ def run_policy(policy: str, args, folder: Path) -> dict:
     cameras = [subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.camera_sim', '--ros-args',
                                  '-p', f'topic:={default_topic(name)}', '-p', f'fps:={float(args.fps)}',
                                  '-p', f'width:={args.width}', '-p', f'height:={args.height}',
-                                 '-p', f'frame_id:={name}'], env=env, cwd=REPO,
+                                 '-p', f'frame_id:={name}', '-p', f'reliability:={args.qos}'], env=env, cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in names]
     context = Context()
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
-    listener = rclpy.create_node('multiprocess_listener', context=context)
-    executor.add_node(listener)
-    detections = {name: [] for name in names}
-    diagnostics = {}
-    collecting = True
+    listener = Listener(context, names)
+    executor.add_node(listener.node)
 
-    def on_detection(name, msg):
-        if collecting:
-            detections[name].append(json.loads(msg.data))
-    for name in names:
-        listener.create_subscription(String, detections_topic(name), lambda msg, n=name: on_detection(n, msg), 1000)
+    def spin_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
 
-    def on_diagnostics(array):
-        for status in array.status:
-            diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
-    listener.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+    def camera_totals() -> dict[str, tuple[int, int]]:
+        return {name: (int(listener.diagnostics.get(f's3dnn: {name}', {}).get('received', 0)),
+                       int(listener.diagnostics.get(f's3dnn: {name}', {}).get('dropped', 0))) for name in names}
     try:
         end = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < end and not all(detections.values()):
+        while time.monotonic() < end and not all(listener.detections.values()):
             if node.poll() is not None:
                 raise RuntimeError(f'the node exited during start-up: {node.stderr.read()[-2000:]}')
             executor.spin_once(timeout_sec=0.05)
-        if not all(detections.values()):
-            raise RuntimeError(f'no detection from {[n for n, d in detections.items() if not d]} after '
+        if not all(listener.detections.values()):
+            raise RuntimeError(f'no detection from {[n for n, d in listener.detections.items() if not d]} after '
                                f'{START_TIMEOUT_S:g} s')
-        for collected in detections.values():
+        spin_for(1.0)  # settle
+        mark = time.monotonic()
+        while listener.diagnostics_at <= mark:  # the totals at the start of the span
+            executor.spin_once(timeout_sec=0.05)
+        before = camera_totals()
+        for collected in listener.detections.values():
             collected.clear()
-        end = time.monotonic() + args.seconds
-        while time.monotonic() < end:
+        listener.windows.clear()
+        started = time.monotonic()
+        spin_for(args.seconds)
+        listener.collecting = False
+        span = time.monotonic() - started
+        mark = time.monotonic()
+        deadline = mark + DIAGNOSTICS_WAIT_S
+        while listener.diagnostics_at <= mark and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
-        collecting = False
-        end = time.monotonic() + 1.5  # one more diagnostics period
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.05)
+        after = camera_totals()
+        scheduler = listener.diagnostics.get('s3dnn: scheduler', {})
+        windows = list(listener.windows)
     finally:
         for process in [*cameras, node]:
             process.send_signal(signal.SIGINT)
         for process in [*cameras, node]:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
         executor.shutdown()
-        listener.destroy_node()
+        listener.node.destroy_node()
         rclpy.try_shutdown(context=context)
-    rows = []
-    for name in names:
-        latencies = np.array([d['latency_ms'] for d in detections[name]])
-        totals = diagnostics.get(f's3dnn: {name}', {})
-        rows.append({'camera': name, 'detections': len(latencies),
-                     'missed': int(sum(d['missed'] for d in detections[name])),
-                     'node_received': int(totals.get('received', 0)), 'node_dropped': int(totals.get('dropped', 0)),
-                     'p50_ms': float(np.percentile(latencies, 50)) if len(latencies) else None,
-                     'p99_ms': float(np.percentile(latencies, 99)) if len(latencies) else None,
-                     'max_ms': float(latencies.max()) if len(latencies) else None})
-    scheduler = diagnostics.get('s3dnn: scheduler', {})
-    return {'policy': policy, 'engine': scheduler.get('engine'), 'device': scheduler.get('device'),
-            'mean_batch': scheduler.get('mean batch'), 'cameras': rows}
+    detections = [d for name in names for d in listener.detections[name]]
+    latencies = np.array([d['latency_ms'] for _, d in detections] or [0.0])
+    e2e = np.array([(arrived - (d['header']['stamp']['sec'] * 10**9 + d['header']['stamp']['nanosec'])) / 1e6
+                    for arrived, d in detections] or [0.0])
+    received = sum(after[n][0] - before[n][0] for n in names)
+    dropped = sum(after[n][1] - before[n][1] for n in names)
+    expected = round(count * args.fps * span)
+    lost = max(0, expected - received)
+    missed = sum(d['missed'] for _, d in detections)
+    busy = [float(w.get('gpu busy fraction', 0)) for w in windows] or [0.0]
+    host = [float(w.get('scheduler host busy fraction', 0)) for w in windows] or [0.0]
+    frames_per_s = received / span if span else 0.0
+    return {'cameras': count, 'policy': policy, 'source': 'ros', 'engine': scheduler.get('engine'),
+            'device': scheduler.get('device'), 'expected': expected, 'released': received,
+            'completed': len(detections), 'missed': int(missed), 'dropped': dropped, 'lost': lost,
+            'miss_ratio': round((missed + dropped + lost) / expected, 6) if expected else 0.0,
+            'p50_ms': round(float(np.percentile(latencies, 50)), 3), 'p99_ms': round(float(np.percentile(latencies, 99)), 3),
+            'e2e_p99_ms': round(float(np.percentile(e2e, 99)), 3),
+            'gpu_busy': round(float(np.mean(busy)), 4), 'mean_batch': float(scheduler.get('mean batch', 0)),
+            'host_us_per_frame': round(float(np.mean(host)) * 1e6 / frames_per_s, 2) if frames_per_s else None,
+            'per_camera': {name: len(listener.detections[name]) for name in names}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--cameras', type=positive_int, default=8)
+    parser.add_argument('--cameras', type=positive_ints, default=[8], help='camera counts to sweep (default 8)')
     parser.add_argument('--fps', type=positive_float, default=30.0)
     parser.add_argument('--deadline-ms', type=positive_float, default=50.0)
-    parser.add_argument('--seconds', type=positive_float, default=15.0)
+    parser.add_argument('--seconds', type=positive_float, default=8.0)
     parser.add_argument('--width', type=positive_int, default=640)
     parser.add_argument('--height', type=positive_int, default=480)
-    parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=['s3dnn', 'streams', 'sequential'])
+    parser.add_argument('--qos', choices=['reliable', 'best_effort'], default='reliable')
+    parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=['s3dnn', 'streams'])
     parser.add_argument('--engine', choices=['auto', 'cuda', 'reference'], default='auto')
+    parser.add_argument('--cost-table', help='cost table the node loads, or writes after calibrating once')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     report = {'benchmark': 'multiprocess_node', 'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]), 'runs': []}
+              'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]), 'width': args.width,
+              'height': args.height, 'fps': args.fps, 'deadline_ms': args.deadline_ms, 'qos': args.qos, 'rows': []}
     with tempfile.TemporaryDirectory() as folder:
         for policy in args.policy:
-            report['runs'].append(run_policy(policy, args, Path(folder)))
-    report['card'] = report['runs'][0]['device']
-    header = ['policy', 'camera', 'detections', 'missed', 'p50 ms', 'p99 ms', 'max ms', 'node received',
-              'node dropped']
-    rows = [[run['policy'], row['camera'], str(row['detections']), str(row['missed'])]
-            + [f'{row[key]:.1f}' if row[key] is not None else '-' for key in ('p50_ms', 'p99_ms', 'max_ms')]
-            + [str(row['node_received']), str(row['node_dropped'])]
-            for run in report['runs'] for row in run['cameras']]
-    print(text_table(f'{args.cameras} cameras (one process each) at {args.fps:g} FPS into the node (own process), '
-                     f'deadline {args.deadline_ms:g} ms, {args.seconds:g} s, engine on {report["card"]}, '
-                     f'{report["date"]}', header, rows))
+            for count in args.cameras:
+                row = run_point(policy, count, args, Path(folder))
+                report['rows'].append(row)
+                print(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%} (missed {row["missed"]}, '
+                      f'dropped {row["dropped"]}, lost {row["lost"]}), p99 {row["p99_ms"]:.1f} ms', flush=True)
+    report['card'] = report['rows'][0]['device']
+    header = ['policy', 'cameras', 'expected', 'received', 'completed', 'missed', 'dropped', 'lost', 'miss %',
+              'p50 ms', 'p99 ms', 'e2e p99 ms', 'GPU busy', 'batch', 'host µs/frame']
+    rows = [[row['policy'], str(row['cameras']), str(row['expected']), str(row['released']), str(row['completed']),
+             str(row['missed']), str(row['dropped']), str(row['lost']), f'{row["miss_ratio"]:.2%}',
+             f'{row["p50_ms"]:.1f}', f'{row["p99_ms"]:.1f}', f'{row["e2e_p99_ms"]:.1f}', f'{row["gpu_busy"]:.0%}',
+             f'{row["mean_batch"]:.2f}', '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}']
+            for row in report['rows']]
+    print(text_table(f'camera processes at {args.fps:g} FPS ({args.width}x{args.height}, {args.qos}) into the node '
+                     f'(own process), deadline {args.deadline_ms:g} ms, {args.seconds:g} s per point, engine on '
+                     f'{report["card"]}, {report["date"]}', header, rows))
     out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
     out.mkdir(parents=True, exist_ok=True)
     card = ''.join(c if c.isalnum() else '-' for c in str(report['card'])).strip('-').lower()

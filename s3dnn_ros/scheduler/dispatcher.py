@@ -62,6 +62,7 @@ class Dispatcher:
         self._groups_inflight = 0
         self._inbox: deque[tuple] = deque()
         self._wake = threading.Event()
+        self._settled = False  # the policy's last answer was empty and nothing changed since
         # counters
         self.groups = 0
         self.launches = 0
@@ -109,6 +110,7 @@ class Dispatcher:
         return frame
 
     def _start_next(self, pipeline: Pipeline) -> None:
+        self._settled = False
         if pipeline.queue:
             frame = pipeline.queue.popleft()
             pipeline.current = frame
@@ -119,8 +121,14 @@ class Dispatcher:
         """Dispatch groups while the policy allows more in flight; returns launches issued.
 
         The policy is asked even with nothing queued while launches are in flight: it may look ahead
-        at their successors. An empty answer ends the round.
+        at their successors. An empty answer ends the round, and the policy is not asked again until a
+        frame arrives, a launch completes or the policy's hold ends (a live loop calls this very often).
         """
+        if self._settled:  # the policy answered nothing and nothing changed since; is its hold over?
+            hold = self.policy.hold_until_ns
+            if hold is None or self.backend.now_ns() < hold:
+                return 0
+            self._settled = False
         issued = 0
         limit = self.policy.max_inflight
         while (len(self.policy) or self.inflight) and (limit is None or self._groups_inflight < limit):
@@ -130,6 +138,7 @@ class Dispatcher:
             if group.launches:
                 issued += self._issue(group)
             elif not group.dropped:
+                self._settled = True
                 break
         return issued
 
@@ -212,6 +221,7 @@ class Dispatcher:
                 self.policy.enqueue(frame, now)
 
     def _retire(self, launch: Launch) -> None:
+        self._settled = False
         self.inflight.remove(launch)
         group = launch.group
         launch.group = None  # no cycle left for the garbage collector

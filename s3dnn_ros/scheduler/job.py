@@ -139,7 +139,7 @@ class KernelTask:
     is fixed while the task waits, which is what keeps the queue sorted without re-sorting.
     """
 
-    __slots__ = ('frame', 'layer', 'cost_ns', 'tb_ratio', 'remaining_ns', 'key', 'seq', 'ready_ns')
+    __slots__ = ('frame', 'layer', 'cost_ns', 'tb_ratio', 'remaining_ns', 'key', 'seq', 'ready_ns', 'queued')
 
     def __init__(self, frame: Frame, layer: int, cost_ns: int, tb_ratio: float, remaining_ns: int,
                  key: int = 0, seq: int = 0, ready_ns: int = 0):
@@ -151,6 +151,7 @@ class KernelTask:
         self.key = key
         self.seq = seq
         self.ready_ns = ready_ns
+        self.queued = True  # while the policy's queue holds it
 
     def slack(self, now_ns: int) -> int:
         """deadline - now - remaining estimated cost: how long this frame can still wait."""

@@ -78,6 +78,7 @@ class Policy(ABC):
         self._queue: list[tuple[int, int, KernelTask]] = []
         self._seq = count()
         self._first_layer_ready = 0  # tasks of layer 0 in the queue
+        self._first_layer: deque[KernelTask] = deque()  # those tasks, oldest first (and some taken ones)
         self._network_mean = 0.0     # smoothed first launch -> result time of finished frames (ns)
         self._network_deviation = 0.0
 
@@ -93,6 +94,7 @@ class Policy(ABC):
         insort(self._queue, (task.key, task.seq, task))
         if layer == 0:
             self._first_layer_ready += 1
+            self._first_layer.append(task)
             self._started(now_ns)
         return task
 
@@ -102,9 +104,17 @@ class Policy(ABC):
     def _take(self, index: int) -> KernelTask:
         """Remove and return the task at ``index`` of the queue."""
         task = self._queue.pop(index)[2]
+        task.queued = False
         if task.layer == 0:
             self._first_layer_ready -= 1
         return task
+
+    def _oldest_first_layer(self) -> KernelTask:
+        """The first-layer task that became ready first (there must be one)."""
+        tasks = self._first_layer
+        while not tasks[0].queued:
+            tasks.popleft()
+        return tasks[0]
 
     @abstractmethod
     def dequeue(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
@@ -117,6 +127,7 @@ class Policy(ABC):
         """Forget every ready task (a scheduler shutting down)."""
         self._queue.clear()
         self._first_layer_ready = 0
+        self._first_layer.clear()
 
     def queued(self) -> list[KernelTask]:
         """Ready tasks in dispatch order."""
@@ -254,7 +265,7 @@ class S3dnnPolicy(Policy):
         batch = self.target_batch(now_ns)
         if self._first_layer_ready >= batch:
             return None
-        oldest = min((task for _, _, task in self._queue if task.layer == 0), key=lambda task: task.ready_ns)
+        oldest = self._oldest_first_layer()
         frame = oldest.frame
         rate = self.arrival_rate(now_ns)
         if rate <= 0:

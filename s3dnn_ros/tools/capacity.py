@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +44,8 @@ KNEE_MISS_RATIO = 0.01
 DRAIN_S = 5.0
 #: pause between points, so that the policy's rate window and estimates forget the previous load
 SETTLE_S = 0.5
+#: this process's GIL switch interval while feeding (Python's default, 5 ms, would delay frames by as much)
+SWITCH_INTERVAL_S = 0.0002
 
 
 @dataclass(frozen=True)
@@ -109,16 +112,15 @@ class _Router:
 def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_ns: float, start_ns: int,
           end_ns: int, image: np.ndarray, point: _Point) -> None:
     """One feeder thread: release frame k of each camera in ``cameras`` at start + phase + k x period until
-    ``end_ns`` (sleeping, then spinning the last 0.1 ms)."""
+    ``end_ns``. It sleeps until a frame is due (never spins: a spinning thread would hold the GIL the other
+    feeders need)."""
     heap = [(start_ns + round(phase), camera, 0, phase) for camera, phase in zip(cameras, phases)]
     heapq.heapify(heap)
     while heap and heap[0][0] < end_ns:
         due, camera, k, phase = heap[0]
         wait = (due - time.monotonic_ns()) / 1e9
-        if wait > 0.0002:
-            time.sleep(wait - 0.0001)
-        while time.monotonic_ns() < due:
-            pass
+        if wait > 0:
+            time.sleep(wait)
         heapq.heapreplace(heap, (start_ns + round(phase + (k + 1) * period_ns), camera, k + 1, phase))
         late = time.monotonic_ns() - due
         seq, _ = client.submit(camera, image, 'rgb8', due)
@@ -235,6 +237,7 @@ def _simulate(args) -> dict:
 def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) -> dict:
     """Every policy over every count on the GPU, then the same points simulated; see the module docstring."""
     image = np.random.default_rng(setting.seed).integers(0, 256, (setting.height, setting.width, 3), np.uint8)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # feeder threads waiting for the GIL would release frames late
     largest = max(setting.counts)
     if setting.overload:
         largest = max(largest, round(largest * setting.overload))

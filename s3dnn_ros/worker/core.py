@@ -210,8 +210,8 @@ class WorkerCore:
     # ------------------------------------------------------------------ frames
     def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int, height: int, width: int,
               encoding: str) -> None:
-        """A frame of camera ``camera`` lies in ``slot`` of its ring of ``generation``."""
-        start = time.perf_counter_ns()
+        """A frame of camera ``camera`` lies in ``slot`` of its ring of ``generation``. (The loop that receives
+        frames meters the time, receiving included: :meth:`timed`.)"""
         pipeline = self.pipelines[camera]
         ring, pinned = self._rings.get(camera, (None, None))
         try:
@@ -229,7 +229,6 @@ class WorkerCore:
             key = (camera, generation)
             self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
             self.dispatcher.arrive(pipeline, release_ns, image, encoding, meta=(seq, generation))
-        self._meter('arrive', start)
 
     def _resolved(self, frame: Frame) -> None:
         key = (frame.pipeline.id, frame.meta[1])
@@ -293,9 +292,10 @@ class WorkerCore:
             return 0.0
         return self.dispatcher.idle_wait_s(longest_s)
 
-    def timed_output(self, start: int, frames: int) -> None:
-        """The caller spent the time since ``start`` handing ``frames`` outputs over."""
-        meter = self.meters['output']
+    def timed(self, kind: str, start: int, frames: int) -> None:
+        """The loop spent the time since ``start`` taking ``frames`` frames in (``kind`` 'arrive': receiving
+        and :meth:`frame`) or handing their outputs over ('output')."""
+        meter = self.meters[kind]
         meter.ns += time.perf_counter_ns() - start
         meter.count += frames
 

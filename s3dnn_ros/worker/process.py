@@ -42,23 +42,27 @@ def serve(connection: Connection, core: WorkerCore) -> int:
     errors = core.dispatcher.engine_errors
     while True:
         if connection.poll(core.idle_wait_s(IDLE_WAIT_S)):
+            start, frames = time.perf_counter_ns(), 0
             while True:
                 message = connection.recv()
                 kind = message[0]
                 if kind == 'frame':
                     core.frame(*message[1:])
+                    frames += 1
                 elif kind == 'ring':
                     core.open_ring(*message[1:])
                 elif kind == 'stop':
                     return 0
                 if not connection.poll(0):
                     break
+            if frames:
+                core.timed('arrive', start, frames)
         core.step()
         outputs = core.take_outputs()
         if outputs:
             start = time.perf_counter_ns()
             connection.send(('outputs', outputs))
-            core.timed_output(start, len(outputs))
+            core.timed('output', start, len(outputs))
         if core.dispatcher.engine_errors != errors:
             errors = core.dispatcher.engine_errors
             try:
