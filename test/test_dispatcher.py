@@ -76,23 +76,21 @@ def test_a_frame_walks_through_every_layer_and_is_reported_once():
     assert dropped == [] and cam.current is None and dispatcher.inflight == []
 
 
-def test_look_ahead_keeps_a_lone_chain_one_launch_ahead():
-    """With nothing else queued, every completion lets the policy reserve the next layer, so the GPU
-    always has the following kernel queued behind the running one."""
+def test_look_ahead_queues_a_lone_chain_whole():
+    """With nothing else queued, rounds that only chain successors take no dispatch slot, so the policy is
+    asked until the frame's every layer is queued behind the first on its stream: the GPU never waits for
+    the host between layers. A frame arriving meanwhile still gets a slot for its first layer."""
     dispatcher, backend, _, _ = make_dispatcher(tb=0.2)
-    cam = dispatcher.add_pipeline('cam', 20 * MS)
+    cam, other = dispatcher.add_pipeline('cam', 20 * MS), dispatcher.add_pipeline('other', 20 * MS)
     dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    assert [launch.layer for launch in backend.launched] == [0, 1, 2]  # two rounds in flight: 0+1, then 2
-    backend.finished.add(backend.launched[0].handle)
-    dispatcher.poll()
-    dispatcher.pump()
-    assert len(backend.launched) == 3  # the first round (layers 0 and 1) is still on the GPU
-    backend.finished.add(backend.launched[1].handle)
-    dispatcher.poll()
-    dispatcher.pump()
-    assert [launch.layer for launch in backend.launched] == [0, 1, 2, 3]  # 2 runs, 3 waits behind it
+    assert [launch.layer for launch in backend.launched] == list(range(NUM_LAYERS))
     assert all(launch.stream == cam.stream for launch in backend.launched)
+    assert [launch.chained for launch in backend.launched] == [False] + [True] * (NUM_LAYERS - 1)
+    assert dispatcher.chained_launches == NUM_LAYERS - 1
+    dispatcher.arrive(other, 1)
+    dispatcher.pump()
+    assert backend.launched[NUM_LAYERS].frames[0].pipeline is other and backend.launched[NUM_LAYERS].layer == 0
 
 
 def test_queue_depth_one_keeps_the_newest_frame_and_counts_the_drop():
@@ -140,9 +138,9 @@ def test_fused_launch_counts_and_advances_every_frame():
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
     first = backend.launched[0]
-    # layer 0 fused, layer 1 reserved behind it, layer 2 reserved in the second round in flight
-    assert [(launch.layer, launch.batch) for launch in backend.launched] == [(0, 3), (1, 3), (2, 3)]
-    assert dispatcher.fused_launches == 3 and dispatcher.mean_batch == 3
+    # layer 0 fused, then (nothing else ready) every later layer chained behind it, still fused
+    assert [(launch.layer, launch.batch) for launch in backend.launched] == [(layer, 3) for layer in range(NUM_LAYERS)]
+    assert dispatcher.fused_launches == NUM_LAYERS and dispatcher.mean_batch == 3
     backend.finished.add(first.handle)
     dispatcher.poll()
     assert all(cam.current.done_layers == 1 for cam in cams)

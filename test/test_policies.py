@@ -119,6 +119,25 @@ def test_look_ahead_considers_launches_on_the_gpu_and_takes_least_slack():
     assert chained[0].frames == [urgent] and chained[0].layer == 6 and chained[0].stream == urgent_p.stream
 
 
+def test_look_ahead_chains_a_lone_chain_whatever_its_tb_ratio_without_a_slot():
+    """Rule 4: Q empty and one stream busy: the successor runs in its predecessor's place, so it is reserved
+    even when it fills the GPU, and the round takes no dispatch slot. With two chains on the GPU it must
+    fit (tbRatio <= 1) and takes a slot."""
+    costs = uniform_costs(tb=1.5)
+    policy = make_policy('s3dnn', costs)
+    lone_p, other_p = pipelines(2)
+    lone = ready_frame(lone_p, 0)
+    running = inflight_launch([lone], 4, stream=lone_p.stream, costs=costs)
+    group = policy.dequeue(0, [running])
+    assert [(launch.layer, launch.chained) for launch in group.launches] == [(5, True)]
+    assert group.takes_slot is False
+    other = ready_frame(other_p, 0)
+    beside = inflight_launch([other], 2, stream=other_p.stream, costs=costs)
+    lone.next_layer = 5
+    group = policy.dequeue(0, [running, beside])
+    assert group.launches == [] and group.takes_slot is True
+
+
 def test_look_ahead_does_not_reserve_past_the_last_layer_or_twice():
     costs = uniform_costs(tb=0.2)
     policy = make_policy('s3dnn', costs)

@@ -143,8 +143,10 @@ class Dispatcher:
         return issued
 
     def _issue(self, group: Group) -> int:
+        """Launch a group; it holds a dispatch slot unless the policy says it needs none
+        (``Group.takes_slot``: successors chained behind a lone chain delay no decision)."""
         self.groups += 1
-        self._groups_inflight += 1
+        self._groups_inflight += group.takes_slot
         issued = 0
         for launch in group.launches:
             frames = launch.frames
@@ -175,7 +177,7 @@ class Dispatcher:
             self.fused_launches += launch.batch > 1
             self.chained_launches += launch.chained
         if group.pending == 0:
-            self._groups_inflight -= 1
+            self._groups_inflight -= group.takes_slot
         return issued
 
     # ----------------------------------------------------------------- completions
@@ -227,7 +229,7 @@ class Dispatcher:
         launch.group = None  # no cycle left for the garbage collector
         group.pending -= 1
         if group.pending == 0:
-            self._groups_inflight -= 1
+            self._groups_inflight -= group.takes_slot
 
     def _finish(self, frame: Frame, now: int) -> None:
         frame.finish_ns = now

@@ -27,6 +27,7 @@ to their result (an estimate of recent frames, :meth:`Policy.network_time_ns`) e
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from bisect import insort
 from collections import deque
@@ -202,9 +203,14 @@ class S3dnnPolicy(Policy):
        the GPU are examined; the one whose frames have least slack and whose tbRatio fits in
        1 - tbRatio(G) is *reserved*: it is launched now, chained on its predecessor's stream, so the GPU
        starts it the moment the predecessor ends without a round trip through the host. At most one
-       successor is reserved per DEQUEUE. With Q empty, G is empty (tbRatio 0) and a DEQUEUE only
-       looks ahead: the dispatcher asks for one whenever a dispatch slot is free, so a chain of kernels
-       stays one launch ahead of the GPU even when no other work is ready.
+       successor is reserved per DEQUEUE. With nothing to take from Q, a DEQUEUE only looks ahead, and
+       the successor must fit in the whole GPU (tbRatio <= 1) - except for a *lone chain*: Q empty and
+       every launch on the GPU on one stream. Its successor qualifies whatever its tbRatio (it runs after
+       its predecessor, in its place, and nothing else waits for the GPU), and the round takes no
+       dispatch slot (``Group.takes_slot``), so the dispatcher asks again at once: a lone chain is queued
+       on the GPU whole, and the GPU never waits for the host between its layers. With several chains
+       or anything in Q, every layer is decided afresh (least slack first keeps control of the order,
+       and firm mode can still drop a frame before its next layer).
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
     6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the first
@@ -281,9 +287,11 @@ class S3dnnPolicy(Policy):
         head = self._pop_first(now_ns, group, skip_first_layer=held)
         if head is None:
             if self.look_ahead:
-                successor = self._reserve_successor(inflight, 1.0, now_ns)
+                lone = not self._queue and len({launch.stream for launch in inflight}) == 1
+                successor = self._reserve_successor(inflight, math.inf if lone else 1.0, now_ns)
                 if successor is not None:
                     group.launches.append(successor)
+                    group.takes_slot = not lone
             return group
         group.launches.append(self._fused_launch(head, now_ns, group))
         tb = group.tb_ratio
