@@ -136,7 +136,10 @@ class Dispatcher:
             for frame in group.dropped:
                 self._drop(frame, DROP_DEADLINE)
             if group.launches:
-                issued += self._issue(group)
+                launched = self._issue(group)
+                issued += launched
+                if not launched and not group.dropped:
+                    break  # every launch of the group was skipped (its frames failed): ask after a change
             elif not group.dropped:
                 self._settled = True
                 break

@@ -350,8 +350,8 @@ class S3dnnPolicy(Policy):
             if layer >= self.num_layers:
                 continue
             frames = launch.frames
-            if any(frame.next_layer > layer for frame in frames):
-                continue  # already chained further
+            if any(frame.next_layer > layer or frame.pipeline.current is not frame for frame in frames):
+                continue  # already chained further, or a frame was dropped (an engine error)
             if self.costs.tb_ratio(layer, len(frames)) > room:
                 continue
             if any(self.lost(frame, layer, now_ns) for frame in frames):
