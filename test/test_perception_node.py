@@ -265,9 +265,9 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
     monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(Path(__file__).parent), os.environ.get('PYTHONPATH', '')]))
     spec = PerceptionNode.worker_spec
     monkeypatch.setattr(PerceptionNode, 'worker_spec',
-                        lambda self: dataclasses.replace(spec(self), engine_factory='flaky_engine:first_frame_fails'))
+                        lambda self: dataclasses.replace(spec(self), engine_factory='worker_engines:first_frame_fails'))
     node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
-    assert 'made by flaky_engine:first_frame_fails' in node.worker.info['why']
+    assert 'made by worker_engines:first_frame_fails' in node.worker.info['why']
     driver.send('cam0', 1)
     camera = node.cameras['cam0']
     assert session.spin_until(lambda: camera.dropped['error'] == 1, 30)

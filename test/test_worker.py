@@ -1,0 +1,160 @@
+"""The scheduler worker without ROS: frame slots in shared memory, a real worker process with the reference
+engine, refusals and ring growth, start-up errors, and the in-process core's host-cost measurement."""
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from s3dnn_ros.engine import reference
+from s3dnn_ros.engine.costs import HostCosts
+from s3dnn_ros.model import alexnet, init_weights
+from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
+from s3dnn_ros.worker.core import DONE, DROPPED, CameraSpec, WorkerSpec, host_costs_from
+from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
+
+TEST_DIR = str(Path(__file__).parent)
+
+
+class Outputs:
+    """Collects a client's outputs (receiver thread) and waits for them."""
+
+    def __init__(self):
+        self.items = []
+        self.lock = threading.Lock()
+
+    def __call__(self, outputs):
+        with self.lock:
+            self.items.extend(outputs)
+
+    def wait(self, count, timeout_s=60.0):
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            with self.lock:
+                if len(self.items) >= count:
+                    return list(self.items)
+            time.sleep(0.01)
+        raise AssertionError(f'{len(self.items)} outputs after {timeout_s} s, expected {count}')
+
+
+def spec(cameras=('a', 'b'), queue_depth=2, **extra):
+    return WorkerSpec(cameras=tuple(CameraSpec(name, 10**10, queue_depth) for name in cameras), engine='reference',
+                      **extra)
+
+
+@pytest.fixture
+def test_engines(monkeypatch):
+    """Make this folder importable in worker processes (for ``engine_factory``)."""
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([TEST_DIR, os.environ.get('PYTHONPATH', '')]))
+
+
+def test_ring_slots_are_page_sized_views_that_check_what_fits():
+    ring = Ring.create(slot_bytes_for(100 * 3), 3, generation=0)
+    try:
+        assert ring.slot_bytes == PAGE and ring.array.nbytes == 3 * PAGE
+        view = ring.image(2, 10, 10, 'rgb8')
+        view[...] = 7
+        assert ring.array[2 * PAGE:2 * PAGE + 300].tolist() == [7] * 300 and ring.array[:2 * PAGE].max() == 0
+        other = Ring.open(*ring.describe())  # another mapping of the same segment sees the frame
+        assert other.image(2, 10, 10, 'rgb8').tolist() == view.tolist()
+        del view
+        assert other.close()
+        with pytest.raises(ValueError, match='does not fit a slot of 4096 bytes'):
+            ring.image(0, 40, 40, 'rgb8')
+        with pytest.raises(ValueError, match="slot 3 is not one of the ring's 3"):
+            ring.image(3, 1, 1, 'mono8')
+    finally:
+        ring.unlink()
+        assert ring.close()
+
+
+def test_frames_cross_into_the_worker_and_back_with_their_sequence_numbers():
+    outputs = Outputs()
+    client = WorkerClient(spec(), outputs)
+    rng = np.random.default_rng(1)
+    images = {}
+    try:
+        assert client.info['engine'] == 'reference' and client.pid != os.getpid()
+        for k in range(2):
+            for camera, encoding in ((0, 'rgb8'), (1, 'bgr8')):
+                image = rng.integers(0, 256, (48, 64, 3), np.uint8)
+                seq, refused = client.submit(camera, image[:, :, :], encoding, time.monotonic_ns())
+                assert refused is None
+                images[(camera, seq)] = (image, encoding)
+        got = outputs.wait(4)
+    finally:
+        client.close()
+    network = alexnet()
+    weights = init_weights(network, seed=0)
+    assert sorted((o[1], o[2]) for o in got) == sorted(images)
+    for kind, camera, seq, finish_ns, (scores, ids) in got:
+        assert kind == DONE and finish_ns > 0
+        expected = reference.forward(network, weights, [images[(camera, seq)]])[0]
+        np.testing.assert_allclose(scores, expected[0], rtol=1e-5)
+
+
+def test_a_busy_worker_holds_every_slot_and_further_frames_are_refused(test_engines):
+    """queue_depth 1 gives 3 slots; while the worker is stuck in a launch it reads no message and frees
+    none, so the fourth frame of the camera is refused at once. The others are all resolved later."""
+    outputs = Outputs()
+    client = WorkerClient(spec(cameras=('a',), queue_depth=1, engine_factory='worker_engines:slow'), outputs)
+    image = np.zeros((48, 64, 3), np.uint8)
+    try:
+        results = [client.submit(0, image, 'rgb8', time.monotonic_ns()) for _ in range(3)]
+        time.sleep(0.3)  # the worker is now inside the first frame's one-second launch
+        results.append(client.submit(0, image, 'rgb8', time.monotonic_ns()))
+        assert [refused for _, refused in results] == [None, None, None, NO_SLOT]
+        got = outputs.wait(3)
+        assert sorted(o[0] for o in got) == [DONE, DONE, DROPPED]  # the second was replaced by the third
+        assert [o[4] for o in got if o[0] == DROPPED] == ['queue']
+        seq, refused = client.submit(0, image, 'rgb8', time.monotonic_ns())
+        assert refused is None  # the slots came back
+    finally:
+        client.close()
+
+
+def test_a_larger_image_gets_a_new_ring_and_the_old_one_is_removed():
+    outputs = Outputs()
+    client = WorkerClient(spec(cameras=('a',)), outputs)
+    try:
+        client.submit(0, np.zeros((48, 64, 3), np.uint8), 'rgb8', time.monotonic_ns())
+        outputs.wait(1)
+        (small,) = client.segments()
+        client.submit(0, np.ones((480, 640, 3), np.uint8), 'rgb8', time.monotonic_ns())
+        (large,) = client.segments()
+        assert large != small and not os.path.exists(f'/dev/shm/{small}')
+        got = outputs.wait(2)
+        assert [o[0] for o in got] == [DONE, DONE]
+    finally:
+        client.close()
+    assert not os.path.exists(f'/dev/shm/{large}')
+
+
+def test_a_worker_that_cannot_start_says_which_parameter_is_wrong(tmp_path):
+    with pytest.raises(WorkerError, match=r"parameter weights='.*missing.npz': .*does not exist"):
+        WorkerClient(spec(weights=str(tmp_path / 'missing.npz')), Outputs())
+
+
+def test_the_worker_ignores_sigint_and_stops_when_its_client_closes():
+    client = WorkerClient(spec(cameras=('a',)), Outputs())
+    pid = client.pid
+    os.kill(pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+    time.sleep(0.3)
+    os.kill(pid, 0)  # still alive
+    assert client.restarts == 0
+    client.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_host_costs_are_derived_from_the_measured_totals():
+    totals = {'arrive_ns': 20_000, 'arrivals': 10, 'output_ns': 10_000, 'outputs': 10, 'decide_ns': 600_000,
+              'groups': 20, 'retire_ns': 300_000, 'retired': 100, 'launch_ns': 500_000, 'launches': 100,
+              'first_ns': 100_000, 'first_launches': 20, 'uploads': 40}
+    costs = host_costs_from(totals)
+    # later launches: 400 µs / 80 = 5 µs; first-layer launches 100 µs = 20 x 5 µs + 40 uploads x 0 µs
+    assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0, completion_us=3.0)
+    assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say
