@@ -34,3 +34,30 @@ def test_bad_section_is_a_usage_error(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("s3dnn-bench: error: argument --sections: 'everything' is not known")
+
+
+def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
+    """The capacity sweep on the CPU (reference engine, tiny images, slow cameras): one worker per policy,
+    every count measured and simulated, the knees, the JSON record and its plot."""
+    argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '1,2', '--policies', 's3dnn,streams',
+            '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height', '48', '--seconds', '1.5',
+            '--warmup-s', '0.2', '--overload', '0', '--json', '--out', str(tmp_path)]
+    assert bench.main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / 'capacity-cpu.json').read_text()) == record
+    assert (tmp_path / 'capacity-cpu.png').stat().st_size > 10_000
+    assert (record['card'], record['width'], record['height'], record['fps'], record['deadline_ms']) == \
+        ('cpu', 64, 48, 5.0, 5000.0)
+    assert sorted((row['policy'], row['cameras'], row['source']) for row in record['rows']) == [
+        (policy, count, source) for policy in ('s3dnn', 'streams') for count in (1, 2) for source in ('gpu', 'sim')]
+    for row in record['rows']:
+        assert row['released'] == row['completed'] + row['dropped'] > 0
+        assert row['miss_ratio'] == pytest.approx((row['missed'] + row['dropped']) / row['released'], abs=1e-6)
+        assert 0 < row['p50_ms'] <= row['p99_ms'] and row['mean_batch'] >= 1
+        if row['source'] == 'gpu':
+            # 5 frames/s per camera for 1.5 s, each released at its due time
+            assert 7 * row['cameras'] <= row['released'] <= 8 * row['cameras']
+            assert row['host_us_per_frame'] > 0 and row['feeder_late_p99_ms'] >= 0
+    assert record['knees'] == {'s3dnn': {'gpu': 2, 'sim': 2}, 'streams': {'gpu': 2, 'sim': 2}}
+    assert set(record['host_costs']) == {'s3dnn', 'streams'}
+    assert record['cost_table']['layers'].keys() == {layer.name for layer in alexnet().kernel_layers}

@@ -298,3 +298,103 @@ def test_max_inflight_applies_to_kernel_level_policies_only():
     assert make_policy('streams', costs, max_inflight=4).max_inflight is None
     with pytest.raises(ValueError, match='max_inflight=0'):
         make_policy('s3dnn', costs, max_inflight=0)
+
+
+def started(policy, count, every_ns, pipeline_list, layer=0, deadline_ms=50.0):
+    """``count`` frames whose first layer became ready ``every_ns`` apart (one per pipeline), enqueued."""
+    frames = []
+    for k in range(count):
+        frame = ready_frame(pipeline_list[k], layer, release_ms=k * every_ns / MS, deadline_ms=None)
+        frame.deadline_ns = frame.release_ns + round(deadline_ms * MS)
+        policy.enqueue(frame, k * every_ns)
+        frames.append(frame)
+    return frames
+
+
+def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate():
+    """b* is the smallest batch at which rate x host time per frame and rate x GPU time per frame both
+    stay under LOAD_TARGET. Host: 14 layers x (10 + 0 + 0) µs / b + 0; GPU: every layer 100 µs + 25 µs per
+    extra frame, so gpu(b) = 14 x (100 + 25 (b - 1)) / b µs per frame."""
+    from s3dnn_ros.engine.costs import HostCosts
+    from s3dnn_ros.scheduler.policies import LOAD_TARGET, RATE_WINDOW_NS
+    costs = uniform_costs(cost_us=100.0, tb=0.5)
+    slow = make_policy('s3dnn', costs)
+    slow.host = HostCosts(launch_us=10.0)
+    started(slow, 10, 20 * MS, pipelines(10))  # 50 frames/s: 50 x 1.4 ms = 0.07 of the GPU
+    assert slow.target_batch(200 * MS) == 1
+    fast = make_policy('s3dnn', costs)
+    fast.host = HostCosts(launch_us=10.0)
+    count = 200
+    started(fast, count, RATE_WINDOW_NS // count, pipelines(count))  # 1000 frames/s in the window
+    rate = fast.arrival_rate(RATE_WINDOW_NS - 1) / 1e9
+    expected = next(b for b in range(1, 17) if rate * max(14 * 10_000 / b, 14 * (100_000 + 25_000 * (b - 1)) / b)
+                    <= LOAD_TARGET)
+    assert expected > 1 and fast.target_batch(RATE_WINDOW_NS - 1) == expected
+
+
+def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wait_ends():
+    """Fewer ready first layers than b*: none heads or joins a group, and hold_until_ns is when the oldest
+    has waited b*/rate; at that time it goes with whatever joined it."""
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
+    costs = uniform_costs(cost_us=100.0, tb=0.1)
+    policy = make_policy('s3dnn', costs)
+    count = 400
+    started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
+    now = RATE_WINDOW_NS
+    while len(policy):  # take everything started so far: one fused round after another
+        policy.dequeue(now, [])
+    batch = policy.target_batch(now)
+    assert batch > 1
+    (late_p,) = pipelines(1, deadline_ms=1000.0)
+    late = ready_frame(late_p, 0, release_ms=now / MS)
+    late.deadline_ns = now + 1000 * MS
+    policy.enqueue(late, now)
+    rate = policy.arrival_rate(now)
+    group = policy.dequeue(now, [])
+    assert group.launches == [] and len(policy) == 1
+    assert policy.hold_until_ns == now + round(batch * 1e9 / rate)
+    group = policy.dequeue(policy.hold_until_ns, [])
+    assert [(launch.layer, launch.frames) for launch in group.launches][:1] == [(0, [late])]
+    assert policy.hold_until_ns is None
+
+
+def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
+    costs = uniform_costs(cost_us=100.0, tb=0.1)
+    policy = make_policy('s3dnn', costs)
+    count = 400
+    started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
+    now = RATE_WINDOW_NS
+    while len(policy):
+        policy.dequeue(now, [])
+    (tight_p,) = pipelines(1, deadline_ms=4.0)
+    tight = ready_frame(tight_p, 0, release_ms=now / MS)
+    tight.deadline_ns = now + 4 * MS
+    policy.enqueue(tight, now)
+    policy.dequeue(now, [])
+    remaining = costs.remaining_ns[0]  # 1.4 ms
+    assert policy.hold_until_ns == tight.deadline_ns - round(0.5 * 4 * MS + remaining)
+
+
+def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_through_the_network():
+    """Firm: the first layer is dropped when now + the smoothed network time (mean + 2 mean deviations of
+    first launch -> result) exceeds the deadline, though the frame would make it alone; each such drop
+    shortens the estimate by SHED_DECAY, so the shedding stops once the load that caused it is gone."""
+    from s3dnn_ros.scheduler.policies import SHED_DECAY
+    costs = uniform_costs(cost_us=100.0, tb=1.0)  # 1.4 ms per frame alone
+    policy = make_policy('s3dnn', costs, firm=True)
+    (p,) = pipelines(1)
+    for _ in range(40):  # frames have been taking 20 ms from their first launch to their result
+        frame = ready_frame(p, 0)
+        frame.started_ns = 0
+        policy.finished(frame, 20 * MS)
+    estimate = policy.network_time_ns()
+    assert 19 * MS < estimate < 21 * MS
+    frame = ready_frame(p, 0, deadline_ms=10.0)  # 10 ms left: alone it would make it
+    policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    assert group.dropped == [frame] and group.launches == []
+    assert policy.network_time_ns() == pytest.approx(estimate * (1 - SHED_DECAY))
+    soft = make_policy('s3dnn', costs)
+    soft.enqueue(ready_frame(p, 0, deadline_ms=10.0), 0)
+    assert soft.dequeue(0, []).dropped == []  # soft deadlines: nothing is shed

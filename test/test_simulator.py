@@ -107,3 +107,33 @@ def test_firm_deadlines_drop_instead_of_finishing_late():
     assert soft['missed'] > 0.5 * soft['completed']
     assert firm['missed'] < 0.05 * firm['completed']
     assert firm['missed'] < soft['missed'] and firm['completed'] - firm['missed'] >= soft['completed'] - soft['missed']
+
+
+def test_the_host_pays_for_a_frame_its_decisions_launches_upload_and_completions():
+    """One frame alone, every layer 100 µs of GPU: the host takes it in (frame 1 µs), decides and launches
+    its first layer (decision 1 + launch 1 + upload 1 µs) and chains the rest (1 + 1 µs each, well ahead
+    of the GPU); it notices the last completion (1 µs) 14 x 100 µs after the first launch reached the GPU."""
+    from scheduling_helpers import uniform_costs
+    host = HostCosts(frame_us=1.0, decision_us=1.0, launch_us=1.0, upload_us=1.0, completion_us=1.0)
+    result = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5), seconds=0.9,
+                      host=host, jitter_ms=0.0)
+    (camera,) = result['per_camera']
+    assert camera['completed'] == 1
+    assert camera['max_ms'] == pytest.approx((1 + 1 + 1 + 1 + 14 * 100 + 1) / 1000, abs=1e-6)
+    free = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5), seconds=0.9,
+                    host=HostCosts(), jitter_ms=0.0)
+    assert free['per_camera'][0]['max_ms'] == pytest.approx(1.4, abs=1e-6)
+
+
+def test_a_saturated_host_makes_per_frame_launches_miss_where_fused_launches_keep_up():
+    """100 µs of host time per launch and a fast GPU (10 µs a layer): 32 cameras at 30 FPS ask a policy that
+    launches every layer of every frame for 960 x 14 x 100 µs = 1.34 s of host time a second. The streams
+    baseline falls behind; S3DNN sizes its fused batches for the host and keeps every deadline."""
+    from scheduling_helpers import uniform_costs
+    costs = uniform_costs(cost_us=10.0, tb=0.05)
+    host = HostCosts(launch_us=100.0)
+    cameras = [Camera(f'cam{i}', 30.0, 50.0) for i in range(32)]
+    streams = simulate(cameras, 'streams', costs, seconds=2.0, host=host)
+    s3dnn = simulate(cameras, 's3dnn', costs, seconds=2.0, host=host)
+    assert streams['miss_ratio'] > 0.5 and streams['gpu_busy'] < 0.5  # the GPU waits for the host
+    assert s3dnn['miss_ratio'] == 0 and s3dnn['mean_batch'] > 2

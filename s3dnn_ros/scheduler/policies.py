@@ -222,8 +222,9 @@ class S3dnnPolicy(Policy):
        by b frames) and gpu(b) the GPU time per frame with every layer fused over b frames; max_batch when
        none qualifies. At low load b* is 1 and nothing changes. While fewer than b* first-layer tasks are
        ready, they are *held*: they neither head nor join G, until the oldest of them has waited b*/r (the
-       time b* frames take to arrive) or would keep less than HOLD_RESERVE of its relative deadline as
-       slack, whichever comes first. Other layers are dispatched meanwhile; with nothing else to do the
+       time b* frames take to arrive, at the rate when it became the oldest) or would keep less than
+       HOLD_RESERVE of its relative deadline as slack, whichever comes first. Other layers are
+       dispatched meanwhile; with nothing else to do the
        DEQUEUE only looks ahead and ``hold_until_ns`` says when to ask again. When the host or the GPU
        saturates this fuses more instead of less, so throughput holds under overload.
     """
@@ -236,6 +237,7 @@ class S3dnnPolicy(Policy):
         super().__init__(*args, **kwargs)
         self._starts: deque[int] = deque()
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
+        self._held: tuple[KernelTask, int] | None = None  # the oldest held first layer and its hold's end
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
@@ -272,12 +274,17 @@ class S3dnnPolicy(Policy):
         if self._first_layer_ready >= batch:
             return None
         oldest = self._oldest_first_layer()
-        frame = oldest.frame
-        rate = self.arrival_rate(now_ns)
-        if rate <= 0:
-            return None
-        reserve = HOLD_RESERVE * frame.pipeline.deadline_ns + self.costs.remaining_ns[0]
-        until = min(oldest.ready_ns + round(batch * 1e9 / rate), frame.deadline_ns - round(reserve))
+        held = self._held
+        if held is not None and held[0] is oldest:  # its hold was set when it became the oldest: keep it
+            until = held[1]
+        else:
+            rate = self.arrival_rate(now_ns)
+            if rate <= 0:
+                return None
+            frame = oldest.frame
+            reserve = HOLD_RESERVE * frame.pipeline.deadline_ns + self.costs.remaining_ns[0]
+            until = min(oldest.ready_ns + round(batch * 1e9 / rate), frame.deadline_ns - round(reserve))
+            self._held = (oldest, until)
         return until if until > now_ns else None
 
     def dequeue(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
