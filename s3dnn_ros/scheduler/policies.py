@@ -242,6 +242,10 @@ class S3dnnPolicy(Policy):
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
 
+    def clear(self) -> None:
+        super().clear()
+        self._held = None
+
     def _started(self, now_ns: int) -> None:
         self._starts.append(now_ns)
         self.arrival_rate(now_ns)  # forget starts older than the window
