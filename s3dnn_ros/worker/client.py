@@ -121,7 +121,9 @@ class WorkerClient:
         return f'exited with status {code}'
 
     @staticmethod
-    def _stop_process(process: subprocess.Popen, connection: Connection | None) -> None:
+    def _stop_process(process: subprocess.Popen, connection: Connection | None, close: bool = True) -> None:
+        """Ask the worker to stop, kill it after STOP_TIMEOUT_S, reap it; close the connection unless told not
+        to (the receiver thread may still be reading it)."""
         if connection is not None:
             try:
                 connection.send(('stop',))
@@ -132,7 +134,7 @@ class WorkerClient:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if connection is not None:
+        if connection is not None and close:
             connection.close()
 
     @property
@@ -268,15 +270,7 @@ class WorkerClient:
         with self._lock:
             process, connection = self._process, self._connection
         if process is not None:
-            try:
-                connection.send(('stop',))
-            except OSError:
-                pass
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            self._stop_process(process, connection, close=False)
         self._receiver.join(STOP_TIMEOUT_S + 5)
         with self._lock:
             if self._connection is not None:
