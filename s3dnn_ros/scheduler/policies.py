@@ -59,6 +59,8 @@ class Policy(ABC):
     max_inflight: int | None = 2
     #: whether ``max_inflight`` may be changed (the whole-frame baselines define theirs)
     inflight_configurable = True
+    #: whether every launch goes to one stream (an engine needs no more)
+    single_stream = False
 
     def __init__(self, costs: CostTable, firm: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
                  max_inflight: int | None = None):
@@ -421,6 +423,7 @@ class SequentialPolicy(WholeFramePolicy):
 
     name = 'sequential'
     max_inflight = 1
+    single_stream = True
 
     def stream_of(self, frame: Frame) -> int:
         return 0

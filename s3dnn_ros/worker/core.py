@@ -27,7 +27,7 @@ from ..model.alexnet import alexnet
 from ..model.weights import WeightsError, init_weights, load_weights
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
 from ..scheduler.job import Frame
-from ..scheduler.policies import make_policy
+from ..scheduler.policies import POLICIES, make_policy
 from .slots import Ring
 
 #: the policy's host costs are re-measured this often
@@ -87,7 +87,7 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
                 raise WorkerStartError(f'parameter weights={spec.weights!r}: {error}') from error
         else:
             weights = init_weights(network, seed=0)
-        streams = 1 if spec.policy == 'sequential' else min(len(spec.cameras), MAX_STREAMS)
+        streams = 1 if POLICIES[spec.policy].single_stream else min(len(spec.cameras), MAX_STREAMS)
         try:
             if spec.engine_factory:
                 module, _, function = spec.engine_factory.partition(':')
