@@ -77,6 +77,8 @@ class WorkerSpec:
 def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore':
     """The worker for ``spec``; WorkerStartError naming the parameter when it cannot be built. ``engine``:
     an engine made by the caller (tests), else the one ``spec.engine`` asks for."""
+    if spec.policy not in POLICIES:
+        raise WorkerStartError(f'parameter policy={spec.policy!r}: allowed one of {", ".join(POLICIES)}')
     network = alexnet(top_k=spec.top_k)
     why = 'given by the caller'
     if engine is None:
