@@ -199,6 +199,8 @@ def main() -> int:
     parser.add_argument('--cost-table', help='cost table the node loads, or writes after calibrating once')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
+    # a SIGTERM (from timeout, say) ends the run through the finally clauses, which stop every process started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit('multiprocess_node: stopped by SIGTERM'))
     report = {'benchmark': 'multiprocess_node', 'date': datetime.date.today().isoformat(),
               'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]), 'width': args.width,
               'height': args.height, 'fps': args.fps, 'deadline_ms': args.deadline_ms, 'qos': args.qos, 'rows': []}

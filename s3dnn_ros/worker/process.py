@@ -21,6 +21,7 @@ worker also ends when the parent's end of the socket closes.
 """
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import sys
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     except WorkerStartError as error:
         connection.send(('error', str(error)))
         return EXIT_START_FAILED
+    # what start-up made (engine, weights, kernels) lives as long as the process: keep the collector from
+    # scanning it again and again, so that its pauses stay short (they stall the GPU loop)
+    gc.collect()
+    gc.freeze()
     try:
         connection.send(('ready', {'engine': core.engine.name, 'device': core.engine.device_name,
                                    'why': core.engine_why, 'costs': f'{core.costs.gpu} ({core.costs.source})',
