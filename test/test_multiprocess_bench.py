@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def test_node_in_its_own_process_is_swept_over_camera_counts(tmp_path):
     command = [sys.executable, 'bench/multiprocess_node.py', '--cameras', '1,2', '--fps', '4', '--seconds', '3',
                '--width', '64', '--height', '48', '--engine', 'reference', '--policy', 's3dnn',
-               '--deadline-ms', '5000', '--out', str(tmp_path)]
+               '--deadline-ms', '5000', '--warmup-s', '0', '--out', str(tmp_path)]
     result = run(command, timeout=300, cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / 'multiprocess_node-cpu.json').read_text())
