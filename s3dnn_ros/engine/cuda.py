@@ -12,8 +12,7 @@ Why it is built the way it is:
   allocation and no copy of activations. A launch of more than ``max_batch`` frames
   (``max_batch <= MAX_FRAMES``) becomes several kernel launches on the same stream.
 * Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
-  block holding every kernel layer's output) and its (2, k) result in mapped pinned host memory, which
-  the last kernel writes directly (no download per frame); a camera's first frame of a
+  block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame of a
   given size allocates its pinned staging buffer and device copy, reallocated only when the image
   grows; completion events come from a pool. ``allocations`` counts every allocation so tests can
   check that steady-state frames make none.
@@ -241,7 +240,7 @@ class _Plan:
 class _Pipeline:
     buffer: Any                        # device block holding every kernel layer's output
     outputs: list[int]                 # device address of each kernel layer's output
-    result: np.ndarray                 # pinned (2, k), mapped: the last layer's output
+    result: np.ndarray                 # pinned (2, k)
     copied: Any                        # event after the last H2D from the staging buffer
     staging: np.ndarray | None = None  # own pinned uint8 image bytes, for images not in pinned memory
     staging_capacity: int = 0
@@ -306,6 +305,7 @@ class CudaEngine(Engine):
         self._free_events: list[tuple[Any, Any]] = []
         self._staging_pool: ThreadPoolExecutor | None = None
         self._registered: dict[int, np.ndarray] = {}  # id -> array returned by pin()
+        self._last_layer = len(self.layers) - 1
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
         self._conv_tile: tuple[int, int] | None = None
@@ -568,16 +568,13 @@ class CudaEngine(Engine):
             total += -(-math.prod(layer.out_shape) * 4 // 256) * 256
         try:
             buffer = self._mem_alloc(total)
-            # the last layer writes each frame's (2, k) result straight into mapped pinned host memory
-            result = self._drv.pagelocked_empty(self.layers[-1].out_shape, np.float32,
-                                                mem_flags=self._drv.host_alloc_flags.DEVICEMAP)
+            result = self._pinned(self.layers[-1].out_shape, np.float32)
             copied = self._drv.Event()
-            self.allocations += 2
+            self.allocations += 1
         except self._drv.Error as error:
             raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of activations failed: '
                               f'{error}') from error
-        outputs = [int(buffer) + offset for offset in offsets[:-1]] + [int(result.base.get_device_pointer())]
-        self._pipelines[pid] = _Pipeline(buffer, outputs, result, copied)
+        self._pipelines[pid] = _Pipeline(buffer, [int(buffer) + offset for offset in offsets], result, copied)
 
     def close_pipeline(self, pid) -> None:
         pipeline = self._pipeline(pid)
@@ -724,8 +721,8 @@ class CudaEngine(Engine):
             plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
 
     def launch(self, layer_index: int, pids: Sequence, stream: int) -> CudaCompletion:
-        """Layer 0 starts with each frame's image upload; the last layer writes each frame's result into its
-        mapped pinned ``result``; all on stream ``stream % streams`` between the completion's two events."""
+        """Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
+        download; all on stream ``stream % streams`` between the completion's two events."""
         self._check_open()
         self.check_launch(layer_index, pids)
         try:
@@ -748,6 +745,9 @@ class CudaEngine(Engine):
                     if p.upload_staged:
                         p.copied.record(cuda_stream)
             self._enqueue(layer_index, pipelines, cuda_stream)
+            if layer_index == self._last_layer:
+                for p in pipelines:
+                    drv.memcpy_dtoh_async(p.result, p.outputs[-1], cuda_stream)
             events[1].record(cuda_stream)
         except drv.Error as error:
             self._free_events.append(events)
