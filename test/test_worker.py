@@ -66,6 +66,8 @@ def test_ring_slots_are_page_sized_views_that_check_what_fits():
             ring.image(0, 40, 40, 'rgb8')
         with pytest.raises(ValueError, match="slot 3 is not one of the ring's 3"):
             ring.image(3, 1, 1, 'mono8')
+        with pytest.raises(ValueError, match="encoding 'yuv422' is not supported; allowed: rgb8"):
+            ring.image(0, 1, 1, 'yuv422')
     finally:
         ring.unlink()
         assert ring.close()

@@ -25,9 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..engine.base import ENCODINGS
 from .core import DROPPED, WorkerSpec
-from .slots import Ring, slot_bytes_for
+from .slots import Ring, frame_bytes, slot_bytes_for
 
 #: refusal and drop reasons of :meth:`WorkerClient.submit` and of frames lost with a worker
 NO_SLOT, DROP_WORKER = 'no free slot', 'worker'
@@ -153,9 +152,8 @@ class WorkerClient:
         worker: ``(seq, None)``, whose output will carry ``seq``; or ``(None, reason)`` when it was refused
         (NO_SLOT: every slot holds a frame the worker has not resolved; DROP_WORKER: the worker is being
         replaced). ValueError for an encoding the engines do not take."""
-        channels = ENCODINGS[encoding][0]
         height, width = image.shape[:2]
-        nbytes = height * width * channels
+        nbytes = frame_bytes(height, width, encoding)
         state = self._cameras[camera]
         with self._lock:
             if self._connection is None:

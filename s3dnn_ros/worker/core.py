@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.base import ENCODINGS, Engine, EngineError
+from ..engine.base import Engine, EngineError
 from ..engine.costs import CostTableError, HostCosts
 from ..engine.select import make_engine
 from ..model.alexnet import alexnet
@@ -160,7 +160,7 @@ class WorkerCore:
         self._outputs: list[tuple] = []
         self.started_ns = time.monotonic_ns()
         # host time of this thread, by kind of work
-        self.meters = {kind: _Meter() for kind in ('arrive', 'output', 'decide', 'retire', 'spin')}
+        self.meters = {kind: _Meter() for kind in ('arrive', 'output', 'decide', 'retire')}
         self._host_mark = self.host_totals()
         self._host_refresh_ns = self.started_ns + round(HOST_REFRESH_S * 1e9)
 
@@ -219,8 +219,6 @@ class WorkerCore:
         try:
             if ring is None or ring.generation != generation:
                 raise ValueError(f'no ring of generation {generation} is open for camera {pipeline.name}')
-            if encoding not in ENCODINGS:
-                raise ValueError(f'encoding {encoding!r} is not supported')
             image = ring.image(slot, height, width, encoding, pinned)
         except ValueError as error:
             pipeline.stats.released += 1
@@ -259,29 +257,19 @@ class WorkerCore:
         return outputs
 
     # ------------------------------------------------------------------ the loop's work
-    def _meter(self, kind: str, start: int) -> None:
-        meter = self.meters[kind]
-        meter.ns += time.perf_counter_ns() - start
-        meter.count += 1
-
     def step(self) -> bool:
-        """Retire finished launches and dispatch; True if anything happened."""
+        """Retire finished launches and dispatch; True if anything happened. Only work that retired or issued
+        something is metered (a loop polling an idle GPU is not host cost)."""
         dispatcher = self.dispatcher
         start = time.perf_counter_ns()
         retired = dispatcher.poll() if dispatcher.inflight else 0
         if retired:
-            meter = self.meters['retire']
-            meter.ns += time.perf_counter_ns() - start
-            meter.count += retired
+            self.timed('retire', start, retired)
             start = time.perf_counter_ns()
         groups = dispatcher.groups
         issued = dispatcher.pump()
         if issued:
-            meter = self.meters['decide']
-            meter.ns += time.perf_counter_ns() - start
-            meter.count += dispatcher.groups - groups
-        elif not retired:
-            self._meter('spin', start)
+            self.timed('decide', start, dispatcher.groups - groups)
         now = time.monotonic_ns()
         if now >= self._host_refresh_ns:
             self._refresh_host_costs(now)
@@ -294,12 +282,13 @@ class WorkerCore:
             return 0.0
         return self.dispatcher.idle_wait_s(longest_s)
 
-    def timed(self, kind: str, start: int, frames: int) -> None:
-        """The loop spent the time since ``start`` taking ``frames`` frames in (``kind`` 'arrive': receiving
-        and :meth:`frame`) or handing their outputs over ('output')."""
+    def timed(self, kind: str, start: int, count: int) -> None:
+        """Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``: frames taken
+        in ('arrive': receiving and :meth:`frame`), outputs handed over ('output'), launches retired
+        ('retire'), rounds decided ('decide')."""
         meter = self.meters[kind]
         meter.ns += time.perf_counter_ns() - start
-        meter.count += frames
+        meter.count += count
 
     # ------------------------------------------------------------------ host costs
     def host_totals(self) -> dict[str, int]:
@@ -330,7 +319,7 @@ class WorkerCore:
         """Plain statistics of the scheduler and every camera's pipeline (for diagnostics and benchmarks)."""
         dispatcher = self.dispatcher
         now = time.monotonic_ns()
-        work_ns = sum(meter.ns for kind, meter in self.meters.items() if kind != 'spin')
+        work_ns = sum(meter.ns for meter in self.meters.values())
         host = self.host_costs()
         return {
             'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,

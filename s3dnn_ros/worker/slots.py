@@ -27,6 +27,14 @@ def slot_bytes_for(nbytes: int) -> int:
     return max(PAGE, -(-nbytes // PAGE) * PAGE)
 
 
+def frame_bytes(height: int, width: int, encoding: str) -> int:
+    """Bytes of a ``height`` x ``width`` frame in a slot (rows packed); ValueError for an encoding the engines
+    do not take."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f'encoding {encoding!r} is not supported; allowed: {", ".join(ENCODINGS)}')
+    return height * width * ENCODINGS[encoding][0]
+
+
 def attach(name: str) -> shared_memory.SharedMemory:
     """Open an existing segment without taking ownership of it: the creating process unlinks it, and before
     Python 3.13 an attaching process's resource tracker would unlink it too when that process exits (a
@@ -75,8 +83,7 @@ class Ring:
         """The H x W x C view of ``slot`` (rows packed), taken of ``array`` (the ring's bytes as pinned by
         the engine) or of the ring's own view; ValueError when the frame does not fit or the slot is not
         one of the ring's."""
-        channels = ENCODINGS[encoding][0]
-        nbytes = height * width * channels
+        nbytes = frame_bytes(height, width, encoding)
         if not 0 <= slot < self.slots:
             raise ValueError(f'slot {slot} is not one of the ring\'s {self.slots}')
         if not 0 < nbytes <= self.slot_bytes:
@@ -84,7 +91,7 @@ class Ring:
                              f'{self.slot_bytes} bytes')
         start = slot * self.slot_bytes
         source = self.array if array is None else array
-        return source[start:start + nbytes].reshape(height, width, channels)
+        return source[start:start + nbytes].reshape(height, width, ENCODINGS[encoding][0])
 
     def close(self) -> bool:
         """Unmap this process's view; False while views of it are still alive elsewhere in the process."""
