@@ -46,6 +46,23 @@ def test_slack_order_follows_arrivals_and_completions():
     assert policy.dequeue(0, []).launches[0].frames == [b]
 
 
+def test_enqueue_all_queues_exactly_what_enqueueing_one_by_one_does():
+    costs = uniform_costs(cost_us=100.0, tb=0.3)
+    one, many = make_policy('s3dnn', costs), make_policy('s3dnn', costs)
+    others = [ready_frame(p, layer, deadline_ms=4.0 + layer) for p, layer in zip(pipelines(3), (2, 6, 9))]
+    cohort = [ready_frame(p, 6, deadline_ms=d) for p, d in zip(pipelines(4), (9.0, 5.0, 7.0, 5.0))]
+    for policy in (one, many):
+        for frame in others:
+            policy.enqueue(frame, 0)
+    for frame in cohort:
+        one.enqueue(frame, 3 * MS)
+    many.enqueue_all(cohort, 6, 3 * MS)
+    def view(policy):
+        return [(t.frame, t.layer, t.cost_ns, t.tb_ratio, t.remaining_ns, t.key, t.ready_ns) for t in policy.queued()]
+    assert view(many) == view(one)
+    assert [t.frame for t in many.queued()][:3] == [cohort[1], cohort[3], others[0]]  # least slack, then seq
+
+
 def test_grouping_adds_small_kernels_until_tb_reaches_one():
     costs = uniform_costs(tb=0.4)
     policy = make_policy('s3dnn', costs)
@@ -330,6 +347,35 @@ def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate()
     expected = next(b for b in range(1, 17) if rate * max(14 * 10_000 / b, 14 * (100_000 + 25_000 * (b - 1)) / b)
                     <= LOAD_TARGET)
     assert expected > 1 and fast.target_batch(RATE_WINDOW_NS - 1) == expected
+
+
+def test_rule2_fuses_at_no_gpu_gain_up_to_the_target_batch_when_load_is_high():
+    """An addition that costs the GPU what the frame costs alone (here: past the cost table's largest
+    batch, 4, a launch costs the sum of its kernels) is fused only while the launch is below b*: it then
+    saves a launch of host time. At low load (b* = 1) such frames are not fused."""
+    from s3dnn_ros.engine.costs import HostCosts
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
+    costs = uniform_costs(cost_us=100.0, tb=0.01, batches=4)
+    assert costs.cost_ns(4, 5) - costs.cost_ns(4, 4) == costs.cost_ns(4, 1)
+    busy = make_policy('s3dnn', costs, max_batch=16)
+    busy.host = HostCosts(launch_us=300.0)  # a slow host: 800 frames/s need b >= 7 to keep it half idle
+    count = 160
+    started(busy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
+    now = RATE_WINDOW_NS
+    while len(busy):
+        busy.dequeue(now, [])
+    target = busy.target_batch(now)
+    assert 4 < target < 16
+    waiting = [ready_frame(p, 4, deadline_ms=1000.0) for p in pipelines(target + 3)]
+    for frame in waiting:
+        busy.enqueue(frame, now)
+    fused = [launch.batch for launch in busy.dequeue(now, []).launches if launch.layer == 4]
+    assert fused[0] == target  # past 4 frames: no GPU gain, fused up to b*, not to max_batch
+    idle = make_policy('s3dnn', costs, max_batch=16)
+    for frame in waiting[:6]:
+        idle.enqueue(frame, 0)
+    assert idle.target_batch(0) == 1
+    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 4][0] == 4
 
 
 def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wait_ends():

@@ -133,6 +133,11 @@ class _ThreadContexts:
         self.driver = driver
         self.pushed: list[Any] = []
 
+    @property
+    def current(self) -> Any:
+        """The context this thread made current last (None before any)."""
+        return self.pushed[-1] if self.pushed else None
+
     def push(self, context) -> None:
         context.push()
         self.pushed.append(context)
@@ -245,6 +250,7 @@ class _Pipeline:
     staging: np.ndarray | None = None  # own pinned uint8 image bytes, for images not in pinned memory
     staging_capacity: int = 0
     image: Any = None                  # device copy of the staged image
+    image_ptr: int = 0                 # its device address
     image_capacity: int = 0
     upload: np.ndarray | None = None   # page-locked bytes a layer-0 launch uploads (the last staged image)
     upload_staged: bool = False        # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
@@ -305,6 +311,7 @@ class CudaEngine(Engine):
         self._free_events: list[tuple[Any, Any]] = []
         self._staging_pool: ThreadPoolExecutor | None = None
         self._registered: dict[int, np.ndarray] = {}  # id -> array returned by pin()
+        self._metas: dict[tuple, np.ndarray] = {}  # (height, width, step, encoding) -> the kernel's image meta
         self._last_layer = len(self.layers) - 1
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
@@ -353,9 +360,12 @@ class CudaEngine(Engine):
         return self._device_name
 
     def _activate(self) -> None:
-        """Make the context current on this thread (pushed once per thread)."""
+        """Make this engine's context the current one on this thread. A thread that uses one engine pushes
+        it once; one that switches between devices pops the other device's context first, so the stack
+        never grows and the current context is always the engine's own."""
         contexts = _thread_contexts(self._drv)
-        if not any(context is self._context for context in contexts.pushed):
+        if contexts.current is not self._context:
+            contexts.pop_all()
             contexts.push(self._context)
 
     def check(self) -> None:
@@ -663,12 +673,19 @@ class CudaEngine(Engine):
             if pipeline.image is not None:
                 pipeline.copied.synchronize()
                 pipeline.image.free()
-            pipeline.image, pipeline.image_capacity = device, nbytes
-        order = ENCODINGS[encoding][1]
-        pipeline.meta = np.array((height, width, step, channels | order[0] << 8 | order[1] << 16 | order[2] << 24),
-                                 np.int32)
+            pipeline.image, pipeline.image_ptr, pipeline.image_capacity = device, int(device), nbytes
+        geometry = (height, width, step, encoding)
+        meta = self._metas.get(geometry)
+        if meta is None:
+            order = ENCODINGS[encoding][1]
+            meta = self._metas[geometry] = np.array(
+                (height, width, step, channels | order[0] << 8 | order[1] << 16 | order[2] << 24), np.int32)
+        pipeline.meta = meta
         registered = self._registered.get(id(image.base)) if keep_step else None
         if registered is not None and registered is image.base:
+            if step == row:  # packed rows: the image view is the page-locked span to upload
+                pipeline.upload, pipeline.upload_staged = image, False
+                return None
             offset = image.__array_interface__['data'][0] - registered.__array_interface__['data'][0]
             pipeline.upload, pipeline.upload_staged = registered[offset:offset + nbytes], False
             return None
@@ -713,7 +730,7 @@ class CudaEngine(Engine):
             plan = self._plans.get((index, frames)) or self._plan(index, frames)
             words = plan.words
             if index == 0:
-                words[:frames] = [int(p.image) for p in chunk]
+                words[:frames] = [p.image_ptr for p in chunk]
                 plan.args['meta'][0, :frames] = [p.meta for p in chunk]
             else:
                 words[:frames] = [p.outputs[index - 1] for p in chunk]

@@ -216,14 +216,18 @@ class Dispatcher:
                 del self._by_stream[launch.stream]
         self._retire(launch)
         now = self.backend.now_ns()
+        done = launch.layer + 1
+        ready = []
         for frame in launch.frames:
             if frame.pipeline.current is not frame:
                 continue  # dropped after an engine error while this launch was in flight
-            frame.done_layers = launch.layer + 1
-            if frame.done_layers == self.num_layers:
+            frame.done_layers = done
+            if done == self.num_layers:
                 self._finish(frame, now)
-            elif frame.next_layer == frame.done_layers:
-                self.policy.enqueue(frame, now)
+            elif frame.next_layer == done:
+                ready.append(frame)
+        if ready:
+            self.policy.enqueue_all(ready, done, now)
 
     def _retire(self, launch: Launch) -> None:
         self._settled = False

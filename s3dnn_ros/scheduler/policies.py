@@ -31,7 +31,7 @@ import math
 from abc import ABC, abstractmethod
 from bisect import insort
 from collections import deque
-from itertools import count
+from itertools import chain, count
 from typing import Sequence
 
 from ..engine.costs import NOMINAL_HOST, CostTable, HostCosts
@@ -46,6 +46,9 @@ RATE_WINDOW_NS = 200_000_000
 HOLD_RESERVE = 0.5
 #: the target batch is recomputed at most this often
 TARGET_REFRESH_NS = 1_000_000
+#: rule 2: a fused frame whose GPU cost exceeds its own batch-1 cost by at most this share costs the GPU nothing
+#: (cost tables round each entry; a launch beyond the largest kernel batch costs exactly the sum of its kernels)
+FUSE_TOLERANCE = 0.01
 #: firm mode: each frame shed before its first layer shortens the network-time estimate by this share
 SHED_DECAY = 1 / 64
 
@@ -78,10 +81,13 @@ class Policy(ABC):
         self.host: HostCosts = costs.host or NOMINAL_HOST
         #: when a policy holds ready work back (rule 6 of ``s3dnn``): the time it wants to be asked again
         self.hold_until_ns: int | None = None
-        self._queue: list[tuple[int, int, KernelTask]] = []
+        # Q, one list per layer, each sorted by (key, seq): the head of Q is the least of the lists' heads,
+        # and a layer's fusion peers are the first entries of its own list (a DEQUEUE costs the same however
+        # many frames wait)
+        self._layers: list[list[tuple[int, int, KernelTask]]] = [[] for _ in range(self.num_layers)]
+        self._ready = 0  # tasks in Q
         self._seq = count()
-        self._first_layer_ready = 0  # tasks of layer 0 in the queue
-        self._first_layer: deque[KernelTask] = deque()  # those tasks, oldest first (and some taken ones)
+        self._first_layer: deque[KernelTask] = deque()  # layer-0 tasks, oldest first (and some taken ones)
         self._network_mean = 0.0     # smoothed first launch -> result time of finished frames (ns)
         self._network_deviation = 0.0
 
@@ -94,23 +100,52 @@ class Policy(ABC):
         layer = frame.next_layer
         task = KernelTask(frame, layer, self.costs.cost_ns(layer), self.costs.tb_ratio(layer),
                           self.costs.remaining_ns[layer], self.key(frame, layer), next(self._seq), now_ns)
-        insort(self._queue, (task.key, task.seq, task))
+        insort(self._layers[layer], (task.key, task.seq, task))
+        self._ready += 1
         if layer == 0:
-            self._first_layer_ready += 1
             self._first_layer.append(task)
             self._started(now_ns)
         return task
 
+    def enqueue_all(self, frames: Sequence[Frame], layer: int, now_ns: int) -> None:
+        """ENQUEUE for frames whose next layer ``layer`` became ready together (a completed fused launch);
+        the same as enqueueing them one by one, with the layer's costs looked up once."""
+        if layer == 0:
+            for frame in frames:
+                self.enqueue(frame, now_ns)
+            return
+        costs = self.costs
+        cost, tb, remaining = costs.cost_ns(layer), costs.tb_ratio(layer), costs.remaining_ns[layer]
+        key, seq, queue = self.key, self._seq, self._layers[layer]
+        for frame in frames:
+            task = KernelTask(frame, layer, cost, tb, remaining, key(frame, layer), next(seq), now_ns)
+            insort(queue, (task.key, task.seq, task))
+        self._ready += len(frames)
+
     def _started(self, now_ns: int) -> None:
         """A frame's first layer became ready (rate bookkeeping for policies that need it)."""
 
-    def _take(self, index: int) -> KernelTask:
-        """Remove and return the task at ``index`` of the queue."""
-        task = self._queue.pop(index)[2]
+    def _take(self, layer: int) -> KernelTask:
+        """Remove and return the first task of ``layer`` in Q."""
+        task = self._layers[layer].pop(0)[2]
         task.queued = False
-        if task.layer == 0:
-            self._first_layer_ready -= 1
+        self._ready -= 1
         return task
+
+    def _least_layer(self, layers) -> int | None:
+        """Of ``layers``, the one whose first task comes first in Q (None when they have none)."""
+        best, best_head = None, None
+        queues = self._layers
+        for layer in layers:
+            queue = queues[layer]
+            if queue and (best_head is None or queue[0] < best_head):
+                best, best_head = layer, queue[0]
+        return best
+
+    @property
+    def _first_layer_ready(self) -> int:
+        """Tasks of layer 0 in Q."""
+        return len(self._layers[0])
 
     def _oldest_first_layer(self) -> KernelTask:
         """The first-layer task that became ready first (there must be one)."""
@@ -124,17 +159,18 @@ class Policy(ABC):
         """DEQUEUE: the next group to launch (possibly empty), plus frames dropped as lost."""
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return self._ready
 
     def clear(self) -> None:
         """Forget every ready task (a scheduler shutting down)."""
-        self._queue.clear()
-        self._first_layer_ready = 0
+        for queue in self._layers:
+            queue.clear()
+        self._ready = 0
         self._first_layer.clear()
 
     def queued(self) -> list[KernelTask]:
         """Ready tasks in dispatch order."""
-        return [entry[2] for entry in self._queue]
+        return [entry[2] for entry in sorted(chain.from_iterable(self._layers))]
 
     def lost(self, frame: Frame, layer: int, now_ns: int) -> bool:
         """Firm mode: the frame cannot finish by its deadline even if it ran alone from now on; before its
@@ -167,12 +203,9 @@ class Policy(ABC):
     def _pop_first(self, now_ns: int, group: Group, skip_first_layer: bool = False) -> KernelTask | None:
         """Remove and return the first task that is not lost (nor of layer 0 with ``skip_first_layer``); lost
         ones met on the way go to ``group.dropped``."""
-        index = 0
-        while index < len(self._queue):
-            if skip_first_layer and self._queue[index][2].layer == 0:
-                index += 1
-                continue
-            task = self._take(index)
+        layers = range(1 if skip_first_layer else 0, self.num_layers)
+        while (layer := self._least_layer(layers)) is not None:
+            task = self._take(layer)
             if not self.lost(task.frame, task.layer, now_ns):
                 return task
             group.dropped.append(task.frame)
@@ -196,9 +229,13 @@ class S3dnnPolicy(Policy):
 
     1. The head h (least slack) starts group G. Lost frames (firm mode) met on the way are dropped.
     2. Data fusion: ready tasks of h's layer from other pipelines join h's launch in LSF order, up to
-       ``max_batch`` frames, while each addition saves GPU time (cost(b+1) < cost(b) + cost(1)) and does
-       not turn h's non-negative slack negative (h's slack already below 0 does not block fusion).
-       Every task that later joins G is fused with its own layer's peers the same way.
+       ``max_batch`` frames, while each addition saves GPU time (cost(b+1) < cost(b) + cost(1)), or costs
+       the GPU no more than running alone (cost(b+1) - cost(b) <= cost(1) + FUSE_TOLERANCE) and the
+       launch is still smaller than the target batch b* of rule 6 (it then saves a launch of host time:
+       beyond the engine's largest kernel batch a fused launch is several kernels, no faster on the GPU,
+       but one decision, launch and completion on the host), and does not turn h's non-negative slack
+       negative (h's slack already below 0 does not block fusion). Every task that later joins G is
+       fused with its own layer's peers the same way.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU alone).
     4. Look-ahead: if tbRatio(G) is still < 1, the successors of G's launches and of launches still on
@@ -240,6 +277,9 @@ class S3dnnPolicy(Policy):
         self._starts: deque[int] = deque()
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
         self._held: tuple[KernelTask, int] | None = None  # the oldest held first layer and its hold's end
+        self._fusion_steps: dict[int, list[tuple[bool, bool, int]]] = {}  # rule 2's per-batch tests, per layer
+        # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
+        self._small_layers = [layer for layer in range(self.num_layers) if self.costs.tb_ratio(layer) < 1]
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
@@ -300,7 +340,7 @@ class S3dnnPolicy(Policy):
         head = self._pop_first(now_ns, group, skip_first_layer=held)
         if head is None:
             if self.look_ahead:
-                lone = not self._queue and len({launch.stream for launch in inflight}) == 1
+                lone = not self._ready and len({launch.stream for launch in inflight}) == 1
                 successor = self._reserve_successor(inflight, math.inf if lone else 1.0, now_ns)
                 if successor is not None:
                     group.launches.append(successor)
@@ -309,13 +349,9 @@ class S3dnnPolicy(Policy):
         group.launches.append(self._fused_launch(head, now_ns, group))
         tb = group.tb_ratio
         if head.tb_ratio < 1:
-            index = 0
-            while tb < 1 and index < len(self._queue):
-                task = self._queue[index][2]
-                if task.tb_ratio >= 1 or (held and task.layer == 0):
-                    index += 1
-                    continue
-                self._take(index)
+            small = [layer for layer in self._small_layers if layer or not held]
+            while tb < 1 and (layer := self._least_layer(small)) is not None:
+                task = self._take(layer)
                 if self.lost(task.frame, task.layer, now_ns):
                     group.dropped.append(task.frame)
                     continue
@@ -329,31 +365,58 @@ class S3dnnPolicy(Policy):
         return group
 
     def _fused_launch(self, task: KernelTask, now_ns: int, group: Group) -> Launch:
-        """``task``'s launch, fused with same-layer peers from the queue (rule 2)."""
+        """``task``'s launch, fused with same-layer peers from the queue (rule 2). Whether one more frame may
+        join depends only on the launch's size (and h's slack), not on the frame, so the launch's room is
+        worked out once; with soft deadlines its peers then leave the queue in one slice."""
         frames = [task.frame]
         layer = task.layer
-        if self.fusion:
-            cost = self.costs.cost_ns
-            slack = task.slack(now_ns)
-            single = cost(layer, 1)
-            index = 0
-            while index < len(self._queue) and len(frames) < self.max_batch:
-                other = self._queue[index][2]
-                if other.layer != layer:
-                    index += 1
-                    continue
-                if self.lost(other.frame, layer, now_ns):
-                    self._take(index)
-                    group.dropped.append(other.frame)
-                    continue
-                batch = len(frames)
-                if cost(layer, batch + 1) - cost(layer, batch) >= single:
-                    break
-                if slack >= 0 and slack - (cost(layer, batch + 1) - single) < 0:
-                    break
-                self._take(index)
-                frames.append(other.frame)
+        queue = self._layers[layer]
+        if self.fusion and queue:
+            room = self._fusion_room(layer, task.slack(now_ns), now_ns)
+            if not self.firm:
+                take = min(room - 1, len(queue))
+                if take > 0:
+                    entries = queue[:take]
+                    del queue[:take]
+                    self._ready -= take
+                    for entry in entries:
+                        entry[2].queued = False
+                    frames += [entry[2].frame for entry in entries]
+            else:
+                while queue and len(frames) < self.max_batch:
+                    other = queue[0][2]
+                    if self.lost(other.frame, layer, now_ns):
+                        self._take(layer)
+                        group.dropped.append(other.frame)
+                        continue
+                    if len(frames) >= room:
+                        break
+                    self._take(layer)
+                    frames.append(other.frame)
         return self._launch(layer, frames, task.frame.pipeline.stream)
+
+    def _fusion_room(self, layer: int, slack: int, now_ns: int) -> int:
+        """The frames a launch of ``layer`` headed by a task with ``slack`` may hold under rule 2: it grows
+        from b to b + 1 while the addition saves GPU time (or costs none and b < b*) and leaves a
+        non-negative head slack non-negative."""
+        steps = self._fusion_steps.get(layer)
+        if steps is None:
+            cost = self.costs.cost_ns
+            single = cost(layer, 1)
+            neutral = single * (1 + FUSE_TOLERANCE)  # an addition costing up to this saves the GPU nothing
+            # per batch b: (the addition's GPU cost is no saving, it is a loss, the head's delay at b + 1)
+            steps = self._fusion_steps[layer] = [
+                (extra >= single, extra > neutral, cost(layer, b + 1) - single)
+                for b in range(1, self.max_batch) for extra in (cost(layer, b + 1) - cost(layer, b),)]
+        target = self.target_batch(now_ns)
+        batch = 1
+        for no_saving, loss, delay in steps:
+            if no_saving and (batch >= target or loss):
+                break
+            if slack >= 0 and slack - delay < 0:
+                break
+            batch += 1
+        return batch
 
     def _reserve_successor(self, launches: Sequence[Launch], room: float, now_ns: int) -> Launch | None:
         """Rule 4: the least-slack successor that fits in ``room``, chained behind its predecessor."""

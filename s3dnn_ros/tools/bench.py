@@ -46,7 +46,7 @@ from ..engine.reference import ReferenceEngine, measure_matmul_flops
 from ..model.alexnet import Network, alexnet
 from ..model.weights import Weights, init_weights
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
-from ..scheduler.policies import POLICIES, make_policy
+from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES, make_policy
 from .cli import Parser, choices_list, non_negative_float, positive_float, positive_int, positive_ints, text_table
 
 SECTIONS = ['layers', 'table1', 'four_cameras', 'capacity']
@@ -449,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     capacity.add_argument('--feeders', type=positive_int, default=8, help='threads releasing frames (default 8)')
     capacity.add_argument('--queue-depth', type=positive_int, default=1, help='frames waiting per camera (default 1)')
     capacity.add_argument('--firm', action='store_true', help='firm deadlines: drop frames that can no longer make it')
+    capacity.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH,
+                          help=f'largest fused batch of the S3DNN policy (default {DEFAULT_MAX_BATCH})')
     capacity.add_argument('--overload', type=non_negative_float, default=1.5,
                           help='also run each policy at this multiple of its knee (default 1.5; 0: no)')
     parser.add_argument('--out', type=Path, help='folder for the JSON record (default ./bench/results)')
@@ -512,6 +514,7 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
                               deadline_ms=args.deadline_ms, width=args.width, height=args.height,
                               seconds=args.seconds, warmup_s=args.warmup_s, feeders=args.feeders,
                               queue_depth=args.queue_depth, firm=args.firm, max_inflight=args.max_inflight,
+                              max_batch=args.max_batch,
                               engine=args.engine, device_id=args.device_id, overload=args.overload)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
         (lambda line: print(line, flush=True))

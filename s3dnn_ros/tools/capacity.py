@@ -35,6 +35,7 @@ import numpy as np
 
 from ..engine.costs import CostTable, HostCosts
 from ..model.alexnet import alexnet
+from ..scheduler.policies import DEFAULT_MAX_BATCH
 from ..scheduler.simulator import Camera, simulate
 from ..worker.client import WorkerClient
 from ..worker.core import DONE, CameraSpec, WorkerSpec, host_costs_from
@@ -63,6 +64,7 @@ class CapacitySetting:
     queue_depth: int = 1
     firm: bool = False
     max_inflight: int = 2
+    max_batch: int = DEFAULT_MAX_BATCH
     engine: str = 'cuda'
     device_id: int = 0
     overload: float = 0.0
@@ -231,7 +233,8 @@ def _simulate(args) -> dict:
     costs = CostTable.from_json(costs_json, alexnet())
     host = HostCosts(**host_json) if host_json else None
     cameras = [Camera(f'cam{i}', setting.fps, setting.deadline_ms, setting.queue_depth) for i in range(count)]
-    result = simulate(cameras, policy, costs, setting.seconds, firm=setting.firm, seed=setting.seed, host=host)
+    result = simulate(cameras, policy, costs, setting.seconds, firm=setting.firm, seed=setting.seed, host=host,
+                      max_batch=setting.max_batch)
     return {'cameras': count, 'policy': policy, 'source': 'sim', 'released': result['released'],
             'completed': result['completed'], 'missed': result['missed'], 'dropped': result['dropped'],
             'miss_ratio': result['miss_ratio'], 'p50_ms': result['p50_ms'], 'p99_ms': result['p99_ms'],
@@ -254,7 +257,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
         spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}', round(setting.deadline_ms * 1e6), setting.queue_depth)
                                         for i in range(largest)),
                           policy=policy, engine=setting.engine, device_id=setting.device_id,
-                          cost_table=cost_table_path, max_inflight=setting.max_inflight,
+                          cost_table=cost_table_path, max_inflight=setting.max_inflight, max_batch=setting.max_batch,
                           firm_deadlines=setting.firm, stats_period_s=0.05)
         router = _Router()
         client = WorkerClient(spec, router)
@@ -285,6 +288,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
                       for source in ('gpu', 'sim')} for policy in setting.policies}
     return {'device': device, 'width': setting.width, 'height': setting.height, 'fps': setting.fps, 'deadline_ms': setting.deadline_ms,
             'seconds': setting.seconds, 'feeders': setting.feeders, 'queue_depth': setting.queue_depth,
+            'max_batch': setting.max_batch,
             'firm': setting.firm, 'host_costs': host_by_policy, 'knees': knees, 'rows': rows,
             'cost_table': costs_json}
 
