@@ -383,7 +383,7 @@ def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wa
     has waited b*/rate; at that time it goes with whatever joined it."""
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.1)
-    policy = make_policy('s3dnn', costs)
+    policy = make_policy('s3dnn', costs, max_batch=16)  # 400 frames: 25 whole batches, none left held
     count = 400
     started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS
@@ -407,7 +407,7 @@ def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wa
 def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.1)
-    policy = make_policy('s3dnn', costs)
+    policy = make_policy('s3dnn', costs, max_batch=16)  # 400 frames: 25 whole batches, none left held
     count = 400
     started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS

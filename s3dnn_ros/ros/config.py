@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..scheduler.policies import POLICIES
+from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
 
 NODE_NAME = 's3dnn_perception'
 ENGINES = ('auto', 'cuda', 'reference')
@@ -103,7 +103,7 @@ GLOBAL_PARAMETERS = [
     ('cost_table', '', _string),
     ('labels', '', _string),
     ('top_k', 5, _integer(1, 1000)),
-    ('max_batch', 16, _integer(1, 64)),
+    ('max_batch', DEFAULT_MAX_BATCH, _integer(1, 64)),
     ('max_inflight', 2, _integer(1, 16)),
     ('firm_deadlines', False, _boolean),
     ('qos.reliability', 'best_effort', _one_of(RELIABILITY)),

@@ -14,7 +14,7 @@ import dataclasses
 
 from ..engine.costs import GPUS, NOMINAL_HOST, CostTableError, CostTable, estimate
 from ..model.alexnet import alexnet
-from ..scheduler.policies import POLICIES
+from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
 from ..scheduler.simulator import DEFAULT_JITTER_MS, Camera, simulate
 from .cli import (Parser, choices_list, non_negative_float, non_negative_int, per_camera, positive_float,
                   positive_floats, positive_int, positive_ints, text_table)
@@ -42,7 +42,8 @@ def build_parser() -> Parser:
     parser.add_argument('--cost-table', metavar='FILE', help='measured cost table JSON (overrides --gpu)')
     parser.add_argument('--firm', action='store_true', help='drop frames that can no longer meet their deadline')
     parser.add_argument('--queue-depth', type=positive_int, default=1, help='frames waiting per camera (default 1)')
-    parser.add_argument('--max-batch', type=positive_int, default=16, help='largest fused batch (default 16)')
+    parser.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH,
+                        help=f'largest fused batch (default {DEFAULT_MAX_BATCH})')
     parser.add_argument('--launch-overhead-us', type=non_negative_float,
                         help='host time per kernel launch (default: the cost table\'s measured host costs, '
                              f'else {NOMINAL_HOST.launch_us:g} µs per launch and nothing else)')

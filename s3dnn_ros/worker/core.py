@@ -27,7 +27,7 @@ from ..model.alexnet import alexnet
 from ..model.weights import WeightsError, init_weights, load_weights
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
 from ..scheduler.job import Frame
-from ..scheduler.policies import POLICIES, make_policy
+from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES, make_policy
 from .slots import Ring
 
 #: the policy's host costs are re-measured this often
@@ -65,7 +65,7 @@ class WorkerSpec:
     weights: str = ''
     cost_table: str = ''
     top_k: int = 5
-    max_batch: int = 16
+    max_batch: int = DEFAULT_MAX_BATCH
     max_inflight: int = 2
     firm_deadlines: bool = False
     stats_period_s: float = 0.25
