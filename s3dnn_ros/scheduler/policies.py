@@ -48,8 +48,7 @@ RATE_WINDOW_NS = 200_000_000
 HOLD_RESERVE = 0.5
 #: the target batch is recomputed at most this often
 TARGET_REFRESH_NS = 1_000_000
-#: rule 2: a fused frame whose GPU cost exceeds its own batch-1 cost by at most this share costs the GPU nothing
-#: (cost tables round each entry; a launch beyond the largest kernel batch costs exactly the sum of its kernels)
+#: rule 2: a fused launch costing at most this share more than its frames alone costs the GPU nothing
 FUSE_TOLERANCE = 0.01
 #: firm mode: each frame shed before its first layer shortens the network-time estimate by this share
 SHED_DECAY = 1 / 64
@@ -231,13 +230,15 @@ class S3dnnPolicy(Policy):
 
     1. The head h (least slack) starts group G. Lost frames (firm mode) met on the way are dropped.
     2. Data fusion: ready tasks of h's layer from other pipelines join h's launch in LSF order, up to
-       ``max_batch`` frames, while each addition saves GPU time (cost(b+1) < cost(b) + cost(1)), or costs
-       the GPU no more than running alone (cost(b+1) - cost(b) <= cost(1) + FUSE_TOLERANCE) and the
-       launch is still smaller than the target batch b* of rule 6 (it then saves a launch of host time:
-       beyond the engine's largest kernel batch a fused launch is several kernels, no faster on the GPU,
-       but one decision, launch and completion on the host), and does not turn h's non-negative slack
-       negative (h's slack already below 0 does not block fusion). Every task that later joins G is
-       fused with its own layer's peers the same way.
+       ``max_batch`` frames, while the fused launch costs the GPU less than its frames would alone
+       (cost(b+1) < (b+1) cost(1)), or no more than that (within FUSE_TOLERANCE) and the launch is still
+       smaller than the target batch b* of rule 6 (it then saves launches of host time only), and the
+       addition does not turn h's non-negative slack negative (h's slack already below 0 does not block
+       fusion). The test is on the whole launch, not on the last frame added: a calibrated cost table
+       is noisy, and one entry a few µs high must not cap every batch at its size. Beyond the engine's
+       largest kernel batch a launch is several kernels costing their sum, which stays below running
+       its frames alone. Every task that later joins G is fused with its own layer's peers the same
+       way.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU alone).
     4. Look-ahead: if tbRatio(G) is still < 1, the successors of G's launches and of launches still on
@@ -399,17 +400,17 @@ class S3dnnPolicy(Policy):
 
     def _fusion_room(self, layer: int, slack: int, now_ns: int) -> int:
         """The frames a launch of ``layer`` headed by a task with ``slack`` may hold under rule 2: it grows
-        from b to b + 1 while the addition saves GPU time (or costs none and b < b*) and leaves a
-        non-negative head slack non-negative."""
+        from b to b + 1 while the launch of b + 1 saves GPU time over its frames alone (or costs no more
+        and b < b*) and leaves a non-negative head slack non-negative."""
         steps = self._fusion_steps.get(layer)
         if steps is None:
             cost = self.costs.cost_ns
             single = cost(layer, 1)
-            neutral = single * (1 + FUSE_TOLERANCE)  # an addition costing up to this saves the GPU nothing
-            # per batch b: (the addition's GPU cost is no saving, it is a loss, the head's delay at b + 1)
+            # per batch b: (a launch of b + 1 saves no GPU time over its frames alone, it loses some, the
+            # head's delay at b + 1)
             steps = self._fusion_steps[layer] = [
-                (extra >= single, extra > neutral, cost(layer, b + 1) - single)
-                for b in range(1, self.max_batch) for extra in (cost(layer, b + 1) - cost(layer, b),)]
+                (fused >= alone, fused > alone * (1 + FUSE_TOLERANCE), fused - single)
+                for b in range(1, self.max_batch) for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]
         target = self.target_batch(now_ns)
         batch = 1
         for no_saving, loss, delay in steps:
