@@ -1,0 +1,201 @@
+"""The scheduler worker's loop alone: host time per frame of one :class:`WorkerCore` under open-loop cameras,
+in this process, with no socket and no feeder process beside it.
+
+    python3 bench/worker_profile.py [--cameras 192] [--seconds 3] [--max-batch 32] [--policy s3dnn]
+                                    [--engine cuda|timed] [--cost-table FILE] [--profile] [--out DIR]
+
+Every camera's frame k is due at phase + k / fps (random phase, seeded); the loop hands each frame to the
+core when it is due (from a slot of the camera's shared-memory ring, as the worker process does), steps the
+core, and pickles its outputs as the worker process would send them. One second of warm-up, then
+``--seconds`` measured (frames still in flight at the end are not waited for). Compare its host µs per frame with the capacity benchmark's at the same count: the
+difference is what the worker process pays for its messages and for running beside the frame producers.
+
+``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost table's GPU
+time, one launch at a time, so the scheduler's own host cost can be measured on a machine without one.
+``--profile`` adds a cProfile of the measured span (it slows the loop: the costs it prints are then
+inflated). Writes DIR/worker_profile-<card>.json (DIR: --out, else $OUT, else bench/out).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import heapq
+import io
+import json
+import os
+import pickle
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from s3dnn_ros.engine.base import Completion, Engine  # noqa: E402
+from s3dnn_ros.engine.costs import CostTable  # noqa: E402
+from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
+from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH, POLICIES  # noqa: E402
+from s3dnn_ros.tools.bench import file_name  # noqa: E402
+from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int  # noqa: E402
+from s3dnn_ros.worker.core import CameraSpec, WorkerSpec, build_worker  # noqa: E402
+from s3dnn_ros.worker.slots import Ring, frame_bytes, slot_bytes_for  # noqa: E402
+
+SLOTS = 3
+WARMUP_S = 1.0
+
+
+class _Timed(Completion):
+    __slots__ = ('start', 'end')
+
+    def __init__(self, start: int, end: int):
+        self.start, self.end = start, end
+
+    def done(self) -> bool:
+        return time.monotonic_ns() >= self.end
+
+    def wait(self) -> None:
+        time.sleep(max(0.0, (self.end - time.monotonic_ns()) / 1e9))
+
+    def interval(self) -> tuple[int, int]:
+        return self.start, self.end
+
+
+class TimedEngine(Engine):
+    """Launches take the cost table's time, one after another; results are zeros."""
+
+    name = 'timed'
+
+    def __init__(self, costs: CostTable):
+        super().__init__(costs.network)
+        self.costs = costs
+        self._free_ns = 0
+        self._result = np.zeros((2, self.layers[-1].k), np.float32)
+
+    @property
+    def device_name(self) -> str:
+        return f'timed ({self.costs.gpu})'
+
+    def cost_table(self) -> CostTable:
+        return self.costs
+
+    def open_pipeline(self, pid) -> None:
+        pass
+
+    def close_pipeline(self, pid) -> None:
+        pass
+
+    def set_input(self, pid, image, encoding) -> None:
+        pass
+
+    def launch(self, layer_index, pids, stream) -> _Timed:
+        start = max(time.monotonic_ns(), self._free_ns)
+        self._free_ns = start + self.costs.cost_ns(layer_index, len(pids))
+        return _Timed(start, self._free_ns)
+
+    def result(self, pid) -> np.ndarray:
+        return self._result
+
+
+def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cProfile.Profile | None = None) -> dict:
+    """Deliver every camera's frames at their due times for WARMUP_S + ``seconds``, the core stepping all the
+    while; returns its snapshot at the end of the warm-up, where the profiler (if any) starts."""
+    period = 1e9 / fps
+    phases = np.random.default_rng(seed).uniform(0, period, cameras)
+    start = time.monotonic_ns() + 1_000_000
+    mark = start + round(WARMUP_S * 1e9)
+    end = mark + round(seconds * 1e9)
+    due = [(start + round(phase), camera, 0) for camera, phase in enumerate(phases)]
+    heapq.heapify(due)
+    before = None
+    while (now := time.monotonic_ns()) < end:
+        if before is None and now >= mark:
+            before = core.snapshot()
+            if profiler:
+                profiler.enable()
+        began, taken = time.perf_counter_ns(), 0
+        while due[0][0] <= now:
+            when, camera, k = due[0]
+            heapq.heapreplace(due, (start + round(phases[camera] + (k + 1) * period), camera, k + 1))
+            core.frame(camera, 0, k % SLOTS, k, when, 480, 640, 'rgb8')
+            taken += 1
+        if taken:
+            core.timed('arrive', began, taken)
+        core.step()
+        outputs = core.take_outputs()
+        if outputs:
+            began = time.perf_counter_ns()
+            pickle.dumps(('outputs', outputs))
+            core.timed('output', began, len(outputs))
+    if profiler:
+        profiler.disable()
+    return before
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--cameras', type=positive_int, default=192)
+    parser.add_argument('--fps', type=positive_float, default=30.0)
+    parser.add_argument('--deadline-ms', type=positive_float, default=50.0)
+    parser.add_argument('--seconds', type=positive_float, default=3.0)
+    parser.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH)
+    parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=['s3dnn'])
+    parser.add_argument('--engine', choices=['cuda', 'timed'], default='cuda')
+    parser.add_argument('--cost-table', type=Path, default=REPO / 'bench' / 'results' / 'costs-nvidia-h200.json',
+                        help='the timed engine\'s GPU times (default: the H200 table in bench/results)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--profile', action='store_true', help='cProfile the measured span (slows the loop)')
+    parser.add_argument('--out', type=Path)
+    args = parser.parse_args()
+    (policy,) = args.policy
+    cameras = tuple(CameraSpec(f'cam{i}', round(args.deadline_ms * 1e6)) for i in range(args.cameras))
+    spec = WorkerSpec(cameras, policy=policy, engine='cuda', max_batch=args.max_batch)
+    engine = TimedEngine(CostTable.load(args.cost_table, alexnet())) if args.engine == 'timed' else None
+    core = build_worker(spec, engine)
+    slot_bytes = slot_bytes_for(frame_bytes(480, 640, 'rgb8'))
+    rings = []
+    try:
+        for camera in range(args.cameras):
+            ring = Ring.create(slot_bytes, SLOTS, 0)
+            rings.append(ring)
+            core.open_ring(camera, ring.name, slot_bytes, SLOTS, 0)
+        profiler = cProfile.Profile() if args.profile else None
+        before = run(core, args.cameras, args.fps, args.seconds, args.seed, profiler)
+        after = core.snapshot()
+    finally:
+        core.close()
+        for ring in rings:
+            ring.close()
+            ring.unlink()
+    totals = {key: sum(c[key] for c in after['cameras']) - sum(c[key] for c in before['cameras'])
+              for key in ('released', 'completed', 'missed', 'dropped_queue', 'dropped_deadline', 'dropped_error')}
+    host_ns = after['host_work_ns'] - before['host_work_ns']
+    report = {'benchmark': 'worker_profile', 'card': after['device'], 'date': datetime.date.today().isoformat(),
+              'command': 'python3 bench/worker_profile.py ' + ' '.join(sys.argv[1:]), 'engine': after['engine'],
+              'policy': policy, 'cameras': args.cameras, 'fps': args.fps, 'deadline_ms': args.deadline_ms,
+              'seconds': args.seconds, 'max_batch': args.max_batch, 'profiled': args.profile, **totals,
+              'mean_batch': after['mean_batch'],
+              'host_us_per_frame': round(host_ns / max(1, totals['released']) / 1000, 2),
+              'host_busy': round(host_ns / (after['time_ns'] - before['time_ns']), 4),
+              'host_costs': after['host_costs']}
+    print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: released '
+          f'{totals["released"]}, completed {totals["completed"]}, missed {totals["missed"]}, mean batch '
+          f'{report["mean_batch"]:.1f}, host {report["host_us_per_frame"]} µs/frame '
+          f'({report["host_busy"]:.0%} busy), host costs {report["host_costs"]}')
+    if profiler:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats('tottime').print_stats(30)
+        print(text.getvalue())
+    out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / file_name(report['card']).replace('bench-', 'worker_profile-')
+    path.write_text(json.dumps(report, indent=1))
+    print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
