@@ -7,8 +7,9 @@ in this process, with no socket and no feeder process beside it.
 Every camera's frame k is due at phase + k / fps (random phase, seeded); the loop hands each frame to the
 core when it is due (from a slot of the camera's shared-memory ring, as the worker process does), steps the
 core, and pickles its outputs as the worker process would send them. One second of warm-up, then
-``--seconds`` measured (frames still in flight at the end are not waited for). Compare its host µs per frame with the capacity benchmark's at the same count: the
-difference is what the worker process pays for its messages and for running beside the frame producers.
+``--seconds`` measured (frames still in flight at the end are not waited for). Compare its host µs per
+frame with the capacity benchmark's at the same count: the difference is what the worker process pays for
+its messages and for running beside the frame producers.
 
 ``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost table's GPU
 time, one launch at a time, so the scheduler's own host cost can be measured on a machine without one.

@@ -191,7 +191,7 @@ def test_queue_depth_one_drops_older_frames_and_counts_them(session):
     ('diagnostics_period_s', 0.0, ['diagnostics_period_s=0.0', '> 0']),
     ('firm_deadlines', 'yes', ["firm_deadlines='yes'", 'true or false']),
     ('cameras', ['a', 'a'], ['distinct']),
-    ('cam0.deadline_ms', 'soon', ["cam0.deadline_ms='soon'", 'a number > 0']),
+    ('cam0.deadline_ms', 'soon', ["cam0.deadline_ms='soon'", 'a number >= 0.001']),
     ('cam0.queue_depth', 0, ['cam0.queue_depth=0', '1..1000']),
     ('cam0.topic', 'not a topic', ["cam0.topic='not a topic'"]),
     ('weights', '/nonexistent/alexnet.npz', ['parameter weights=', 'does not exist']),

@@ -1,7 +1,7 @@
 """Parameter validation of the perception node (pure Python: the same rules the node applies)."""
 import pytest
 
-from s3dnn_ros.ros.config import ConfigError, parameters_from_yaml, validate
+from s3dnn_ros.ros.config import ConfigError, parameters_from_yaml, read_labels, validate
 
 REPO_CONFIG = __import__('pathlib').Path(__file__).resolve().parents[1] / 'config' / 'perception.yaml'
 
@@ -35,12 +35,18 @@ def test_the_shipped_config_is_valid():
      'parameter miss_error_ratio=0.3: allowed a ratio >= miss_warn_ratio (0.5)'),
     ({'weights': 3}, 'parameter weights=3: allowed a string'),
     ({'cameras': []}, 'parameter cameras=[]: allowed a non-empty list of camera names'),
-    ({'cameras': ['front', '2nd']}, "allowed names of letters, digits and _ starting with a letter ('2nd' is not)"),
+    ({'cameras': ['front', '2nd']},
+     "allowed names of letters, digits and _ starting with a letter, at most 64 characters ('2nd' is not)"),
     ({'cameras': ['a', 'b'], 'a.topic': '/x', 'b.topic': '/x'},
      "parameter b.topic='/x': allowed a topic no other camera uses (a does)"),
-    ({'cameras': ['a'], 'a.deadline_ms': 0}, 'parameter a.deadline_ms=0: allowed a number > 0'),
-    ({'cameras': ['a'], 'a.deadline_ms': float('nan')}, 'parameter a.deadline_ms=nan: allowed a number > 0'),
-    ({'cameras': ['a'], 'a.deadline_ms': True}, 'parameter a.deadline_ms=True: allowed a number > 0'),
+    ({'cameras': ['a'], 'a.deadline_ms': 0}, 'parameter a.deadline_ms=0: allowed a number >= 0.001'),
+    ({'cameras': ['a'], 'a.deadline_ms': 1e-7}, 'parameter a.deadline_ms=1e-07: allowed a number >= 0.001'),
+    ({'cameras': ['a'], 'a.deadline_ms': float('nan')}, 'parameter a.deadline_ms=nan: allowed a number >= 0.001'),
+    ({'cameras': ['a'], 'a.deadline_ms': True}, 'parameter a.deadline_ms=True: allowed a number >= 0.001'),
+    ({'cameras': ['x' * 65]}, f"at most 64 characters ('{'x' * 65}' is not)"),
+    ({'cameras': ['front\n']}, "starting with a letter, at most 64 characters ('front\\n' is not)"),
+    ({'cameras': ['a'], 'a.topic': '/a' * 101}, 'allowed a ROS topic name like /front/image_raw, at most 200'),
+    ({'cameras': ['a'], 'a.topic': '/a/image_raw\n'}, "parameter a.topic='/a/image_raw\\n': allowed a ROS topic"),
     ({'cameras': ['a'], 'a.fps_hint': -1.0}, 'parameter a.fps_hint=-1.0: allowed a number >= 0'),
     ({'cameras': ['a'], 'a.queue_depth': 2.0}, 'parameter a.queue_depth=2.0: allowed an integer 1..1000'),
     ({'cameras': ['a'], 'a.topic': 'two words'}, "parameter a.topic='two words': allowed a ROS topic name"),
@@ -61,10 +67,13 @@ def test_params_file_sections_and_nesting(tmp_path):
     ('s3dnn_perception:\n  ros__parameters: [\n', 'not valid YAML at line 3'),
     ('- just\n- a list\n', 'not a mapping of node sections'),
     (None, 'cannot read it (No such file or directory)'),
+    (b'cameras: [caf\xe9]\n', 'not UTF-8 text (byte 13)'),
 ])
 def test_unreadable_params_file_is_a_config_error_naming_it(tmp_path, text, message):
     path = tmp_path / 'p.yaml'
-    if text is not None:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
         path.write_text(text)
     with pytest.raises(ConfigError) as error:
         parameters_from_yaml(str(path))
@@ -78,3 +87,11 @@ def test_max_inflight_and_cost_table():
     assert validate({}).max_inflight == 2 and validate({}).cost_table == ''
     with pytest.raises(ConfigError, match=r'parameter max_inflight=0: allowed an integer 1\.\.16'):
         validate({'max_inflight': 0})
+
+
+def test_labels_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path):
+    path = tmp_path / 'labels.txt'
+    path.write_bytes(b'tench\ngoldfish\ngreat white shark\xff\n')
+    with pytest.raises(ConfigError) as error:
+        read_labels(str(path), 3)
+    assert str(error.value).startswith(f'parameter labels={str(path)!r}: not UTF-8 text (byte 32)')

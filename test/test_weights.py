@@ -178,14 +178,22 @@ def test_load_of_a_missing_file_names_the_path(tmp_path, network):
 def test_load_of_a_file_that_is_not_an_npz_names_the_path(tmp_path, network):
     path = tmp_path / 'garbage.npz'
     path.write_bytes(b'these bytes are not a zip archive\x00\x01\x02' * 4)
-    with pytest.raises(WeightsError, match=rf"^weights file '{re.escape(str(path))}' is not a readable .npz archive"):
+    with pytest.raises(WeightsError, match=rf"^weights file '{re.escape(str(path))}' is not a .npz \(zip\) archive"):
         load_weights(path, network)
+
+
+def test_load_of_a_text_file_says_it_is_not_an_npz_without_numpys_pickle_advice(tmp_path, network):
+    path = tmp_path / 'notes.txt'
+    path.write_text('features.0.weight: 1 2 3\n')
+    with pytest.raises(WeightsError) as error:
+        load_weights(path, network)
+    assert 'is not a .npz (zip) archive' in str(error.value) and 'pickle' not in str(error.value)
 
 
 def test_load_of_an_empty_file_raises_weights_error(tmp_path, network):
     path = tmp_path / 'empty.npz'
     path.write_bytes(b'')
-    with pytest.raises(WeightsError, match='is not a readable .npz archive'):
+    with pytest.raises(WeightsError, match='is empty'):
         load_weights(path, network)
 
 
@@ -193,8 +201,24 @@ def test_load_of_a_single_array_npy_file_raises_weights_error(tmp_path, network)
     path = tmp_path / 'array.npz'
     with open(path, 'wb') as file:
         np.save(file, np.zeros(3, np.float32))
-    with pytest.raises(WeightsError, match='is not a readable .npz archive'):
+    with pytest.raises(WeightsError, match='is a single .npy array, not named tensors'):
         load_weights(path, network)
+
+
+def test_load_of_a_directory_says_it_is_a_directory(tmp_path, network):
+    with pytest.raises(WeightsError, match=rf"^weights file '{re.escape(str(tmp_path))}' is a directory"):
+        load_weights(tmp_path, network)
+
+
+@pytest.mark.parametrize('damage', ['half copied', 'overwritten'])
+def test_load_of_a_damaged_archive_is_a_weights_error_naming_the_file(tmp_path, network, seeded_weights, damage):
+    good = tmp_path / 'good.npz'
+    save_weights(good, seeded_weights)
+    data = good.read_bytes()
+    bad = tmp_path / 'bad.npz'
+    bad.write_bytes(data[:len(data) // 2] if damage == 'half copied' else data[:1000] + bytes(1000) + data[2000:])
+    with pytest.raises(WeightsError, match=rf"^weights file '{re.escape(str(bad))}' is a damaged .npz archive"):
+        load_weights(bad, network)
 
 
 def test_load_of_an_incomplete_archive_names_the_file_and_the_missing_tensor(tmp_path, network):
@@ -213,10 +237,10 @@ def test_torch_import_without_torch_says_how_to_install_it(tmp_path, monkeypatch
         load_torch_state_dict(tmp_path / 'alexnet.pth', network)
 
 
-def test_convert_cli_without_torch_exits_1_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
+def test_convert_cli_without_torch_exits_2_saying_how_to_install_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, 'torch', None)
     target = tmp_path / 'out.npz'
-    assert convert_weights.main([str(tmp_path / 'alexnet.pth'), str(target)]) == 1
+    assert convert_weights.main([str(tmp_path / 'alexnet.pth'), str(target)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ''
     assert captured.err.startswith('s3dnn-convert-weights: error: ')
@@ -225,12 +249,12 @@ def test_convert_cli_without_torch_exits_1_saying_how_to_install_it(tmp_path, mo
     assert not target.exists()
 
 
-def test_convert_cli_missing_input_exits_1_with_one_error_line(tmp_path):
+def test_convert_cli_missing_input_exits_2_with_one_error_line(tmp_path):
     target = tmp_path / 'out.npz'
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     result = run([sys.executable, '-m', 's3dnn_ros.tools.convert_weights', str(tmp_path / 'absent.pth'), str(target)],
                  timeout=60, cwd=REPO_ROOT, env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stdout == ''
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -314,6 +338,6 @@ def test_convert_cli_writes_an_npz_that_loads_back(tmp_path, capsys, network, se
 @needs_torch
 def test_convert_cli_missing_input_names_the_file(tmp_path, capsys):
     missing = tmp_path / 'absent.pth'
-    assert convert_weights.main([str(missing), str(tmp_path / 'out.npz')]) == 1
+    assert convert_weights.main([str(missing), str(tmp_path / 'out.npz')]) == 2
     assert capsys.readouterr().err == (f"s3dnn-convert-weights: error: state dict file '{missing}' "
                                        'does not exist\n')

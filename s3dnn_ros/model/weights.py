@@ -6,6 +6,8 @@ checks the tensors against the network and names the offending tensor and shapes
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from math import prod, sqrt
 
 import numpy as np
@@ -13,6 +15,9 @@ import numpy as np
 from .alexnet import Network
 
 Weights = dict[str, np.ndarray]
+
+#: the first bytes of a zip archive (an .npz) and of a single .npy array
+ZIP_MAGIC, NPY_MAGIC = b'PK\x03\x04', b'\x93NUMPY'
 
 
 class WeightsError(ValueError):
@@ -69,17 +74,26 @@ def save_weights(path: str | os.PathLike, weights: Weights) -> None:
 def load_weights(path: str | os.PathLike, network: Network) -> Weights:
     """Read and check a .npz written by :func:`save_weights` or ``s3dnn-convert-weights``."""
     path = os.fspath(path)
+    allowed = 'give a .npz from s3dnn-convert-weights, or leave weights empty for seeded untrained weights'
+    if os.path.isdir(path):
+        raise WeightsError(f'weights file {path!r} is a directory ({allowed})')
     if not os.path.isfile(path):
-        raise WeightsError(f'weights file {path!r} does not exist (give a .npz from s3dnn-convert-weights, '
-                           'or leave weights empty for seeded untrained weights)')
+        raise WeightsError(f'weights file {path!r} does not exist ({allowed})')
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError('it holds a single array, not named tensors')
-        with archive:
+        with open(path, 'rb') as file:
+            start = file.read(len(NPY_MAGIC))
+    except OSError as error:
+        raise WeightsError(f'weights file {path!r}: cannot read it ({error.strerror})') from error
+    if not start:
+        raise WeightsError(f'weights file {path!r} is empty ({allowed})')
+    if not start.startswith(ZIP_MAGIC):
+        what = 'a single .npy array, not named tensors' if start.startswith(NPY_MAGIC) else 'not a .npz (zip) archive'
+        raise WeightsError(f'weights file {path!r} is {what} ({allowed})')
+    try:
+        with np.load(path, allow_pickle=False) as archive:
             weights = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise WeightsError(f'weights file {path!r} is not a readable .npz archive: {error or "it is empty"}') from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise WeightsError(f'weights file {path!r} is a damaged .npz archive (half copied?): {error}') from error
     return check_weights(network, weights, path)
 
 

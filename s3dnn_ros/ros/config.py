@@ -15,8 +15,11 @@ from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
 NODE_NAME = 's3dnn_perception'
 ENGINES = ('auto', 'cuda', 'reference')
 RELIABILITY = ('best_effort', 'reliable')
-_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
-_TOPIC = re.compile(r'^/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$')
+_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
+_TOPIC = re.compile(r'/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
+#: longest camera name and topic: the node builds topic and parameter names from the camera's name, and DDS
+#: refuses topic names of more than 255 characters with its own prefixes
+MAX_NAME, MAX_TOPIC = 64, 200
 
 
 class ConfigError(ValueError):
@@ -77,8 +80,8 @@ def _string(name: str, value: Any) -> str:
 
 
 def _topic(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not _TOPIC.match(value):
-        _fail(name, value, 'a ROS topic name like /front/image_raw')
+    if not isinstance(value, str) or len(value) > MAX_TOPIC or not _TOPIC.fullmatch(value):
+        _fail(name, value, f'a ROS topic name like /front/image_raw, at most {MAX_TOPIC} characters')
     return value
 
 
@@ -86,8 +89,9 @@ def check_camera_names(name: str, value: Any) -> list[str]:
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
         _fail(name, value, 'a non-empty list of camera names')
     for camera in value:
-        if not _NAME.match(camera):
-            _fail(name, value, f'names of letters, digits and _ starting with a letter ({camera!r} is not)')
+        if len(camera) > MAX_NAME or not _NAME.fullmatch(camera):
+            _fail(name, value, f'names of letters, digits and _ starting with a letter, at most {MAX_NAME} characters '
+                               f'({camera!r} is not)')
     if len(set(value)) != len(value):
         _fail(name, value, 'distinct names')
     return list(value)
@@ -116,7 +120,7 @@ GLOBAL_PARAMETERS = [
 #: (key, default or default(camera), check) of every per-camera parameter ``<camera>.<key>``
 CAMERA_PARAMETERS = [
     ('topic', default_topic, _topic),
-    ('deadline_ms', 100.0, _number(0.0, 3_600_000.0)),
+    ('deadline_ms', 100.0, _number(0.001, 3_600_000.0, low_inclusive=True)),  # >= 1 µs: the node counts in ns
     ('fps_hint', 0.0, _number(0.0, 10_000.0, low_inclusive=True)),
     ('queue_depth', 1, _integer(1, 1000)),
 ]
@@ -193,6 +197,9 @@ def read_labels(path: str, num_classes: int) -> list[str]:
     except OSError as error:
         raise ConfigError(f'parameter labels={path!r}: cannot read it ({error.strerror}); '
                           f'allowed a text file with {num_classes} lines, one label per class') from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f'parameter labels={path!r}: not UTF-8 text (byte {error.start}); '
+                          f'allowed a text file with {num_classes} lines, one label per class') from error
     if len(labels) != num_classes:
         raise ConfigError(f'parameter labels={path!r}: has {len(labels)} lines; '
                           f'allowed a text file with {num_classes} lines, one label per class')
@@ -209,6 +216,9 @@ def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any
             data = yaml.safe_load(file) or {}
     except OSError as error:
         raise ConfigError(f'parameters file {path!r}: cannot read it ({error.strerror}); allowed {allowed}') from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f'parameters file {path!r}: not UTF-8 text (byte {error.start}); '
+                          f'allowed {allowed}') from error
     except yaml.YAMLError as error:
         where = getattr(error, 'problem_mark', None)
         line = f' at line {where.line + 1}' if where else ''

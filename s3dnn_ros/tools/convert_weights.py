@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         weights = load_torch_state_dict(args.source, alexnet())
     except WeightsError as error:
         print(f's3dnn-convert-weights: error: {error}', file=sys.stderr)
-        return 1
+        return 2
     save_weights(args.target, weights)
     print(f'wrote {len(weights)} tensors ({sum(w.size for w in weights.values()):,} parameters) to {args.target}')
     return 0
