@@ -135,7 +135,7 @@ def test_make_bag_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         make_bag.main([str(tmp_path / 'tiny'), '--width', '4'])
     assert exit_info.value.code == 2
-    assert 'allowed: 8 or more' in capsys.readouterr().err
+    assert '--width: 4 is not allowed; allowed: an integer >= 8 and <= 8192' in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- BagPlayer

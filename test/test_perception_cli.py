@@ -53,3 +53,27 @@ def test_sigint_ends_the_run_early_with_the_summary():
     assert '1 cameras, policy s3dnn, engine reference on cpu, stopped after ' in output
     assert 'cam0' in output.split('stopped after ')[1]  # the table follows the title
     assert 'Traceback' not in output
+
+
+@pytest.mark.parametrize('argv, detail', [
+    (['--width', '4'], 'argument --width: 4 is not allowed; allowed: an integer >= 8 and <= 8192'),
+    (['--height', '10000'], 'argument --height: 10000 is not allowed; allowed: an integer >= 8 and <= 8192'),
+    (['--fps', '2000'], 'argument --fps: 2000 is not allowed; allowed: a finite number >= 0.01 and <= 1000'),
+    (['--deadline-ms', '1e-7'], 'argument --deadline-ms: 1e-7 is not allowed; allowed: a finite number >= 0.001'),
+])
+def test_out_of_range_arguments_exit_2_with_one_line_before_anything_starts(capsys, argv, detail):
+    from s3dnn_ros.tools import perception
+    with pytest.raises(SystemExit) as exit_info:
+        perception.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(f's3dnn-perception: error: {detail}')
+
+
+def test_replay_rate_out_of_range_names_the_argument(capsys):
+    from s3dnn_ros.tools import replay
+    with pytest.raises(SystemExit) as exit_info:
+        replay.main(['some.bag', '--rate', '1e-300'])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ('s3dnn-replay: error: argument --rate: 1e-300 is not allowed; allowed: a finite '
+                                       'number >= 0.001 and <= 1000\n')

@@ -14,26 +14,44 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _number(kind, minimum, inclusive: bool):
-    """An argparse type for a finite ``kind`` (int or float) above ``minimum`` (or at it, if ``inclusive``)."""
+def _number(kind, minimum, inclusive: bool, maximum=None):
+    """An argparse type for a finite ``kind`` (int or float) above ``minimum`` (or at it, if ``inclusive``) and,
+    when given, at most ``maximum``."""
     name = 'an integer' if kind is int else 'a number'
-    allowed = f'{"an integer" if kind is int else "a finite number"} {">=" if inclusive else ">"} {minimum}'
+    allowed = f'{"an integer" if kind is int else "a finite number"} {">=" if inclusive else ">"} {minimum:g}'
+    if maximum is not None:
+        allowed += f' and <= {maximum:g}'
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f'{text!r} is not {name}; allowed: {allowed}') from None
-        if not (value >= minimum if inclusive else value > minimum) or value == float('inf'):
+        if (not (value >= minimum if inclusive else value > minimum) or value == float('inf')
+                or (maximum is not None and value > maximum)):
             raise argparse.ArgumentTypeError(f'{text} is not allowed; allowed: {allowed}')
         return value
     return parse
+
+
+def bounded_int(minimum: int, maximum: int):
+    """An argparse type for an integer in ``minimum..maximum``."""
+    return _number(int, minimum, True, maximum)
+
+
+def bounded_float(minimum: float, maximum: float):
+    """An argparse type for a number in ``[minimum, maximum]``."""
+    return _number(float, minimum, True, maximum)
 
 
 positive_int = _number(int, 1, inclusive=True)
 non_negative_int = _number(int, 0, inclusive=True)
 positive_float = _number(float, 0, inclusive=False)
 non_negative_float = _number(float, 0, inclusive=True)
+#: what the tools accept as a frame rate, a deadline and an image side (the node's and camera_sim's limits)
+FPS = bounded_float(0.01, 1000.0)
+DEADLINE_MS = bounded_float(0.001, 3_600_000.0)
+IMAGE_SIDE = bounded_int(8, 8192)
 
 
 def positive_ints(text: str) -> list[int]:
@@ -44,6 +62,16 @@ def positive_ints(text: str) -> list[int]:
 def positive_floats(text: str) -> list[float]:
     """A comma list of positive numbers, e.g. ``30`` or ``30,15,60``."""
     return [positive_float(part) for part in text.split(',')]
+
+
+def fps_list(text: str) -> list[float]:
+    """A comma list of frame rates (see FPS)."""
+    return [FPS(part) for part in text.split(',')]
+
+
+def deadline_list(text: str) -> list[float]:
+    """A comma list of relative deadlines in ms (see DEADLINE_MS)."""
+    return [DEADLINE_MS(part) for part in text.split(',')]
 
 
 def choices_list(allowed: list[str]):

@@ -14,7 +14,7 @@ import sys
 from ..engine.base import ENCODINGS
 from ..ros.config import default_topic
 from ..ros.pattern import make_frames
-from .cli import Parser, non_negative_int, positive_float, positive_int, require_rosbags
+from .cli import FPS, IMAGE_SIDE, Parser, bounded_int, positive_float, positive_int, require_rosbags
 
 IMAGE = 'sensor_msgs/msg/Image'
 STORAGES = ('mcap', 'sqlite3')
@@ -61,17 +61,15 @@ def main(argv: list[str] | None = None) -> int:
                     '(sensor_msgs/Image on /cam<i>/image_raw) for s3dnn-replay or ros2 bag play.')
     parser.add_argument('path', help='bag directory to create (must not exist)')
     parser.add_argument('--cameras', type=positive_int, default=4, help='number of cameras (default 4)')
-    parser.add_argument('--fps', type=positive_float, default=30.0, help='frames per second per camera (default 30)')
+    parser.add_argument('--fps', type=FPS, default=30.0, help='frames per second per camera (default 30)')
     parser.add_argument('--seconds', type=positive_float, default=10.0, help='length of the recording (default 10)')
-    parser.add_argument('--width', type=positive_int, default=640)
-    parser.add_argument('--height', type=positive_int, default=480)
+    parser.add_argument('--width', type=IMAGE_SIDE, default=640)
+    parser.add_argument('--height', type=IMAGE_SIDE, default=480)
     parser.add_argument('--encoding', choices=list(ENCODINGS), default='rgb8')
     parser.add_argument('--storage', choices=STORAGES, default='mcap', help='storage format (default mcap)')
-    parser.add_argument('--start-sec', type=non_negative_int, default=1_700_000_000,
-                        help='stamp of the first frame, in seconds (default 1700000000)')
+    parser.add_argument('--start-sec', type=bounded_int(0, 2**31 - 1), default=1_700_000_000,
+                        help='stamp of the first frame, in seconds, 0 to 2147483647 (default 1700000000)')
     args = parser.parse_args(argv)
-    if args.width < 8 or args.height < 8:
-        parser.error(f'argument --width/--height: {args.width}x{args.height} is too small; allowed: 8 or more each')
     require_rosbags(parser)
     from rosbags.rosbag2 import WriterError
     try:

@@ -18,7 +18,7 @@ from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
 from ..worker.client import WorkerError
-from .cli import Parser, positive_float, positive_int, text_table
+from .cli import DEADLINE_MS, FPS, IMAGE_SIDE, Parser, positive_float, positive_int, text_table
 
 
 def default_config() -> str | None:
@@ -74,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
     parser.add_argument('--max-inflight', type=positive_int, help='override the configured max_inflight')
     parser.add_argument('--cameras', type=positive_int, help='N simulated cameras cam0..camN-1 instead of the config\'s')
-    parser.add_argument('--fps', type=positive_float, default=30.0, help='simulated camera rate (default 30)')
-    parser.add_argument('--deadline-ms', type=positive_float, default=100.0,
+    parser.add_argument('--fps', type=FPS, default=30.0, help='simulated camera rate (default 30)')
+    parser.add_argument('--deadline-ms', type=DEADLINE_MS, default=100.0,
                         help='deadline of the --cameras cameras (default 100)')
-    parser.add_argument('--width', type=positive_int, default=640)
-    parser.add_argument('--height', type=positive_int, default=480)
+    parser.add_argument('--width', type=IMAGE_SIDE, default=640)
+    parser.add_argument('--height', type=IMAGE_SIDE, default=480)
     parser.add_argument('--seconds', type=positive_float, default=15.0, help='how long to run (default 15)')
     args = parser.parse_args(argv)
     config = args.config or default_config()

@@ -31,7 +31,7 @@ from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until, unmatched_topics
 from ..scheduler.policies import POLICIES
 from ..worker.client import WorkerError
-from .cli import Parser, positive_float, positive_int, require_rosbags
+from .cli import DEADLINE_MS, Parser, bounded_float, positive_float, positive_int, require_rosbags
 from .perception import SUMMARY_COLUMNS, default_config, format_summary, scheduler_overrides
 
 IMAGE = 'sensor_msgs/msg/Image'
@@ -197,11 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
     parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
     parser.add_argument('--max-inflight', type=positive_int, help='override the configured max_inflight')
-    parser.add_argument('--deadline-ms', type=positive_float, default=100.0,
+    parser.add_argument('--deadline-ms', type=DEADLINE_MS, default=100.0,
                         help='deadline of cameras taken from the bag (default 100)')
     parser.add_argument('--queue-depth', type=positive_int, default=1,
                         help='queue depth of cameras taken from the bag (default 1: newest frame wins)')
-    parser.add_argument('--rate', type=positive_float, default=1.0, help='playback speed factor (default 1)')
+    parser.add_argument('--rate', type=bounded_float(0.001, 1000.0), default=1.0,
+                        help='playback speed factor, 0.001 to 1000 (default 1)')
     parser.add_argument('--drain-s', type=positive_float, default=10.0,
                         help='longest wait after the last image for the node to finish (default 10)')
     parser.add_argument('--wait-listeners', type=positive_float, metavar='S',

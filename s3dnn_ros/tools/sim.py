@@ -16,8 +16,8 @@ from ..engine.costs import GPUS, NOMINAL_HOST, CostTableError, CostTable, estima
 from ..model.alexnet import alexnet
 from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
 from ..scheduler.simulator import DEFAULT_JITTER_MS, Camera, simulate
-from .cli import (Parser, choices_list, non_negative_float, non_negative_int, per_camera, positive_float,
-                  positive_floats, positive_int, positive_ints, text_table)
+from .cli import (Parser, bounded_float, choices_list, deadline_list, fps_list, non_negative_float, non_negative_int,
+                  per_camera, positive_float, positive_int, positive_ints, text_table)
 
 PLOT_FORMATS = ('.png', '.pdf', '.svg')
 
@@ -31,9 +31,9 @@ def build_parser() -> Parser:
     parser = Parser(prog='s3dnn-sim', description='Simulate cameras feeding AlexNet through each scheduling '
                     'policy on a modelled GPU and compare deadline misses, latency and throughput.')
     parser.add_argument('--cameras', type=positive_int, default=8, help='number of cameras (default 8)')
-    parser.add_argument('--fps', type=positive_floats, default=[30.0],
+    parser.add_argument('--fps', type=fps_list, default=[30.0],
                         help='frames per second, one value or one per camera (default 30)')
-    parser.add_argument('--deadline-ms', type=positive_floats, default=[33.0],
+    parser.add_argument('--deadline-ms', type=deadline_list, default=[33.0],
                         help='relative deadline in ms, one value or one per camera (default 33)')
     parser.add_argument('--seconds', type=positive_float, default=5.0, help='simulated seconds of arrivals')
     parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=list(POLICIES),
@@ -44,7 +44,7 @@ def build_parser() -> Parser:
     parser.add_argument('--queue-depth', type=positive_int, default=1, help='frames waiting per camera (default 1)')
     parser.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH,
                         help=f'largest fused batch (default {DEFAULT_MAX_BATCH})')
-    parser.add_argument('--launch-overhead-us', type=non_negative_float,
+    parser.add_argument('--launch-overhead-us', type=bounded_float(0.0, 1_000_000.0),
                         help='host time per kernel launch (default: the cost table\'s measured host costs, '
                              f'else {NOMINAL_HOST.launch_us:g} µs per launch and nothing else)')
     parser.add_argument('--jitter-ms', type=non_negative_float, default=DEFAULT_JITTER_MS,
