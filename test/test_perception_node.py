@@ -305,3 +305,65 @@ def test_main_stops_cleanly_on_a_stop_signal(signals):
          '-p', 'cameras:=[cam0]'], 'policy s3dnn', signals, cwd=REPO_ROOT, env=env)
     assert returncode == 0, output
     assert 'Traceback' not in output and 'Fatal Python error' not in output
+
+
+@pytest.mark.parametrize('name, value, words', [
+    ('deadline_msec', 5.0, ['parameter deadline_msec=5.0', 'has no such parameter', 'did you mean cam0.deadline_ms?']),
+    ('polcy', 'streams', ["parameter polcy='streams'", 'did you mean policy?']),
+    ('cam9.deadline_ms', 5.0, ["'cam9' is not one of the cameras", 'cameras cam0']),
+])
+def test_a_parameter_the_node_does_not_have_stops_it_naming_the_nearest_one(session, name, value, words):
+    params = node_params(cameras=['cam0'])
+    params[name] = value
+    with pytest.raises(ConfigError) as error:
+        PerceptionNode(context=session.context, parameter_overrides=overrides(params))
+    for word in words:
+        assert word in str(error.value)
+
+
+@pytest.mark.parametrize('section, remap, ok', [
+    ('other_node', [], False),                             # a file for another node
+    ('s3dnn_perception', ['-r', '__ns:=/robot1'], False),  # the namespace moved the node away from its section
+    ('/robot1/s3dnn_perception', ['-r', '__ns:=/robot1'], True),
+    ('/**', ['-r', '__ns:=/robot1'], True),
+])
+def test_a_params_file_without_a_section_for_the_node_stops_it(session, tmp_path, section, remap, ok):
+    path = tmp_path / 'params.yaml'
+    path.write_text(f'{section}:\n  ros__parameters:\n    cameras: [front]\n    engine: reference\n')
+    args = ['--ros-args', *remap, '--params-file', str(path)]
+    if not ok:
+        with pytest.raises(ConfigError) as error:
+            PerceptionNode(context=session.context, cli_args=args)
+        assert str(error.value).startswith(f'parameters file {str(path)!r}: no section for node ')
+        assert f'(sections: {section})' in str(error.value)
+        return
+    node = session.add(PerceptionNode(context=session.context, cli_args=args))
+    assert [camera.name for camera in node.config.cameras] == ['front']  # the file's values, not the defaults
+
+
+def test_parameters_set_at_run_time_apply_or_are_refused_with_a_reason(session):
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(node_params(['cam0']))))
+    assert node.describe_parameter('policy').read_only and node.describe_parameter('policy').description
+    assert not node.describe_parameter('miss_warn_ratio').read_only
+    client_node = session.add(rclpy.create_node('param_client', context=session.context))
+    client = AsyncParameterClient(client_node, node.get_fully_qualified_name())
+    assert session.spin_until(client.services_are_ready)
+
+    def set_remote(name, value):
+        future = client.set_parameters([Parameter(name, value=value)])
+        assert session.spin_until(future.done)
+        return future.result().results[0]
+    refused = set_remote('policy', 'streams')
+    assert not refused.successful and 'policy' in refused.reason
+    assert node.get_parameter('policy').value == 's3dnn' and node.config.policy == 's3dnn'
+    refused = set_remote('cam0.deadline_ms', -5.0)
+    assert not refused.successful and node.config.cameras[0].deadline_ms == 10_000.0
+    applied = set_remote('miss_warn_ratio', 0.1)
+    assert applied.successful and node.config.miss_warn_ratio == 0.1
+    assert node.get_parameter('miss_warn_ratio').value == 0.1
+    refused = set_remote('miss_warn_ratio', 0.9)  # above miss_error_ratio (0.2)
+    assert not refused.successful
+    assert refused.reason.startswith('parameter miss_warn_ratio=0.9: allowed miss_warn_ratio <= miss_error_ratio')
+    assert node.config.miss_warn_ratio == 0.1 and node.get_parameter('miss_warn_ratio').value == 0.1

@@ -95,3 +95,12 @@ def test_labels_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path):
     with pytest.raises(ConfigError) as error:
         read_labels(str(path), 3)
     assert str(error.value).startswith(f'parameter labels={str(path)!r}: not UTF-8 text (byte 32)')
+
+
+@pytest.mark.parametrize('section, found', [
+    ('s3dnn_perception', True), ('/s3dnn_perception', True), ('/**', True), ('/**/s3dnn_perception', True),
+    ('/*/s3dnn_perception', False), ('/robot1/s3dnn_perception', False), ('other_node', False)])
+def test_params_file_sections_match_the_node_name_as_ros_does(tmp_path, section, found):
+    path = tmp_path / 'p.yaml'
+    path.write_text(f'{section}:\n  ros__parameters:\n    policy: streams\n')
+    assert parameters_from_yaml(str(path)) == ({'policy': 'streams'} if found else {})

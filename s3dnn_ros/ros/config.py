@@ -6,6 +6,8 @@ Global parameters and per-camera parameters ``<camera>.<key>`` for every name in
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -126,6 +128,36 @@ CAMERA_PARAMETERS = [
 ]
 
 
+#: what each parameter means (its ROS parameter description); ``<camera>.`` stands for every camera
+DESCRIPTIONS = {
+    'cameras': 'camera names (letters, digits, _; at most 64 characters); one pipeline each',
+    'policy': 'GPU scheduling policy: ' + ', '.join(POLICIES),
+    'engine': 'auto (cuda when a GPU and pycuda are there), cuda or reference',
+    'device_id': 'CUDA device',
+    'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
+    'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, else written after calibrating',
+    'labels': 'UTF-8 text file with one label per class',
+    'top_k': 'classes per detection',
+    'max_batch': 'largest fused batch of the s3dnn policy',
+    'max_inflight': 'dispatch rounds s3dnn/fifo/edf keep on the GPU',
+    'firm_deadlines': 'drop a frame as soon as it can no longer meet its deadline',
+    'qos.reliability': 'camera subscriptions: best_effort or reliable',
+    'qos.depth': 'camera subscriptions: history depth',
+    'diagnostics_period_s': '/diagnostics period in seconds',
+    'miss_warn_ratio': 'window miss ratio that makes a camera WARN (may be set while running)',
+    'miss_error_ratio': 'window miss ratio that makes a camera ERROR (may be set while running)',
+    '<camera>.topic': 'sensor_msgs/Image topic of the camera',
+    '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms',
+    '<camera>.fps_hint': 'expected frame rate (0: unknown)',
+    '<camera>.queue_depth': 'frames that may wait; when full the oldest is dropped and counted',
+}
+
+
+def describe(name: str) -> str:
+    """The description of parameter ``name`` (a global one or ``<camera>.<key>``)."""
+    return DESCRIPTIONS.get(name) or DESCRIPTIONS['<camera>.' + name.partition('.')[2]]
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     name: str
@@ -206,9 +238,67 @@ def read_labels(path: str, num_classes: int) -> list[str]:
     return labels
 
 
+#: the parameters a running node applies when set (``ros2 param set``); every other one is read-only
+LIVE_PARAMETERS = ('miss_warn_ratio', 'miss_error_ratio')
+
+
+def apply_live(config: 'NodeConfig', changes: dict[str, Any]) -> 'NodeConfig':
+    """``config`` with ``changes`` to LIVE_PARAMETERS applied; ConfigError naming the first parameter that is
+    not live or whose value is not allowed."""
+    checks = {name: check for name, _, check in GLOBAL_PARAMETERS}
+    values = {}
+    for name, value in changes.items():
+        if name not in LIVE_PARAMETERS:
+            _fail(name, value, f'no change while the node runs (restart it); live: {", ".join(LIVE_PARAMETERS)}')
+        values[name] = checks[name](name, value)
+    merged = dataclasses.replace(config, **values)
+    if merged.miss_error_ratio < merged.miss_warn_ratio:
+        name = 'miss_error_ratio' if 'miss_error_ratio' in values else 'miss_warn_ratio'
+        _fail(name, values[name], f'miss_warn_ratio <= miss_error_ratio (they would be {merged.miss_warn_ratio:g} '
+                                  f'and {merged.miss_error_ratio:g})')
+    return merged
+
+
+def unknown_parameter(name: str, value: Any, known: list[str], cameras: list[str]) -> str:
+    """The one-line error for a parameter given to the node that it does not have: a per-camera key of a
+    camera that is not configured, or a name with the nearest known one."""
+    camera, _, key = name.partition('.')
+    if key in dict((k, None) for k, _, _ in CAMERA_PARAMETERS) and camera not in cameras:
+        return (f'parameter {name}={value!r}: {camera!r} is not one of the cameras; allowed <camera>.{key} for '
+                f'cameras {", ".join(cameras)}')
+    nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f'did you mean {nearest[0]}?' if nearest else f'allowed {", ".join(sorted(known))}'
+    return f'parameter {name}={value!r}: {NODE_NAME} has no such parameter; {hint}'
+
+
+def _section_pattern(key: str) -> re.Pattern:
+    """A params-file section name as ROS matches it against a node's full name: ``*`` one name token,
+    ``**`` any number of them; a name without a leading / is taken from the root (``s3dnn_perception``
+    is ``/s3dnn_perception``, so it does not reach a node moved to another namespace)."""
+    key = key if key.startswith('/') else '/' + key
+    parts = []
+    for token in re.split(r'(\*\*|\*)', key):
+        parts.append('.*' if token == '**' else '[^/]*' if token == '*' else re.escape(token))
+    return re.compile(''.join(parts).replace('/.*/', '(/.*)?/'))
+
+
+def params_file_sections(path: str, full_name: str) -> tuple[bool, list[str]]:
+    """Whether the params file at ``path`` has a section for the node ``full_name`` (e.g.
+    ``/robot1/s3dnn_perception``), and its section names; ConfigError when it cannot be read."""
+    import yaml
+    try:
+        with open(path, encoding='utf-8') as file:
+            data = yaml.safe_load(file) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f'parameters file {path!r}: cannot read it as YAML ({error})') from error
+    sections = [str(key) for key in data] if isinstance(data, dict) else []
+    return any(_section_pattern(key).fullmatch(full_name) for key in sections), sections
+
+
 def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """The node's flattened parameters from a ROS 2 params file (its own section, or ``/**``); ConfigError
-    naming the file when it cannot be read or is not a params file."""
+    """The node's flattened parameters from a ROS 2 params file (the first section whose name matches the
+    node's, as ROS matches them: ``s3dnn_perception``, ``/**``, ``/**/s3dnn_perception``...); ConfigError naming
+    the file when it cannot be read or is not a params file."""
     import yaml
     allowed = f'a ROS 2 params file with a {node_name}: or /**: section holding ros__parameters:'
     try:
@@ -225,7 +315,8 @@ def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any
         raise ConfigError(f'parameters file {path!r}: not valid YAML{line}; allowed {allowed}') from error
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
         raise ConfigError(f'parameters file {path!r}: not a mapping of node sections; allowed {allowed}')
-    section = data.get(node_name) or data.get('/' + node_name) or data.get('/**') or {}
+    full_name = node_name if node_name.startswith('/') else '/' + node_name
+    section = next((value for key, value in data.items() if _section_pattern(str(key)).fullmatch(full_name)), None) or {}
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, node: dict):

@@ -13,20 +13,22 @@ worker dies, its frames are counted as dropped, /diagnostics turns ERROR and a n
 from __future__ import annotations
 
 import collections
+import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from sensor_msgs.msg import Image
 
 from ..model.alexnet import alexnet
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import DONE, CameraSpec, WorkerSpec
-from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, camera_default,
-                     check_camera_names, detections_topic, read_labels, validate)
+from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, LIVE_PARAMETERS, NODE_NAME, CameraConfig, ConfigError,
+                     apply_live, camera_default, check_camera_names, describe, detections_topic,
+                     params_file_sections, read_labels, unknown_parameter, validate)
 from .image_codec import FrameRejected, image_to_array
 from .messages import Detection, DetectionEncoder, status
 from .spin import image_qos, run_node
@@ -96,23 +98,54 @@ class PerceptionNode(Node):
     def __init__(self, **node_options):
         super().__init__(NODE_NAME, **node_options)
         try:
+            self._check_params_files([*(node_options.get('cli_args') or []), *sys.argv])
             self.config = self._read_parameters()
+            self.add_on_set_parameters_callback(self._on_set_parameters)
             self._setup()
         except (ConfigError, WorkerError):
             self.destroy_node()  # also stops a worker that was already started
             raise
 
     # ------------------------------------------------------------------ configuration
+    def _check_params_files(self, args: list[str]) -> None:
+        """Every ``--params-file`` among ``args`` must have a section for this node (by its full name, as
+        ROS matches sections): one without is a file meant for another node, or a namespace remap left it
+        behind, and the node would silently run on its defaults."""
+        full_name = self.get_fully_qualified_name()
+        files = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == '--params-file']
+        for path in files:
+            found, sections = params_file_sections(path, full_name)
+            if not found:
+                raise ConfigError(f'parameters file {path!r}: no section for node {full_name} (sections: '
+                                  f'{", ".join(sections) or "none"}); allowed a section {full_name}:, /**: or '
+                                  'another pattern that matches it')
+
     def _declare(self, name, default):
-        descriptor = ParameterDescriptor(dynamic_typing=True)
+        descriptor = ParameterDescriptor(description=describe(name), read_only=name not in LIVE_PARAMETERS,
+                                         dynamic_typing=True)
         return self.declare_parameter(name, default, descriptor).value
 
     def _read_parameters(self):
         values = {name: self._declare(name, default) for name, default, _ in GLOBAL_PARAMETERS}
-        for camera in check_camera_names('cameras', values['cameras']):  # before declaring <camera>.*
+        cameras = check_camera_names('cameras', values['cameras'])
+        for camera in cameras:  # before declaring <camera>.*
             for key, _, _ in CAMERA_PARAMETERS:
                 values[f'{camera}.{key}'] = self._declare(f'{camera}.{key}', camera_default(key, camera))
+        # rclpy keeps the values given to this node (params files, -p, parameter_overrides) that were not
+        # declared in _parameter_overrides: any left over is a misspelled or misplaced parameter
+        for name, parameter in self._parameter_overrides.items():
+            if not self.has_parameter(name) and not name.startswith('qos_overrides.'):
+                raise ConfigError(unknown_parameter(name, parameter.value, sorted(values), cameras))
         return validate(values)
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """A parameter change at run time: LIVE_PARAMETERS are checked and applied, the others are read-only
+        (rclpy refuses them by their descriptor before this is called)."""
+        try:
+            self.config = apply_live(self.config, {parameter.name: parameter.value for parameter in parameters})
+        except ConfigError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
 
     def worker_spec(self) -> WorkerSpec:
         config = self.config

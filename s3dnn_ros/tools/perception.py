@@ -13,7 +13,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from ..ros.camera_sim import CameraSim
-from ..ros.config import ENGINES, ConfigError, default_topic
+from ..ros.config import CAMERA_PARAMETERS, ENGINES, ConfigError, default_topic, parameters_from_yaml
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
@@ -32,6 +32,20 @@ def default_config() -> str | None:
         pass
     path = os.path.join(os.path.dirname(__file__), '..', '..', 'config', 'perception.yaml')
     return os.path.normpath(path) if os.path.isfile(path) else None
+
+
+def config_overrides(path: str | None, replaces_cameras: bool) -> list[Parameter]:
+    """The node's parameters in the params file at ``path``, as overrides (ConfigError when it cannot be
+    read). A tool that replaces the camera list leaves the file's cameras and their parameters out: the
+    node refuses parameters of cameras it does not have."""
+    if not path:
+        return []
+    values = parameters_from_yaml(path)
+    if replaces_cameras:
+        camera_keys = {key for key, _, _ in CAMERA_PARAMETERS}
+        values = {name: value for name, value in values.items()
+                  if name != 'cameras' and name.partition('.')[2] not in camera_keys}
+    return [Parameter(name, value=value) for name, value in values.items()]
 
 
 def scheduler_overrides(args) -> list[Parameter]:
@@ -84,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     config = args.config or default_config()
     if config and not os.path.isfile(config):
         parser.error(f'argument --config: {config!r} does not exist')
-    stop = init_ros(['--ros-args', '--params-file', config] if config else None)
+    stop = init_ros(None)
     try:
-        node = PerceptionNode(parameter_overrides=overrides(args))
+        node = PerceptionNode(parameter_overrides=config_overrides(config, bool(args.cameras)) + overrides(args))
     except (ConfigError, WorkerError) as error:
         print(f's3dnn-perception: error: {error}', file=sys.stderr)
         rclpy.try_shutdown()

@@ -32,7 +32,7 @@ from ..ros.spin import init_ros, spin_until, unmatched_topics
 from ..scheduler.policies import POLICIES
 from ..worker.client import WorkerError
 from .cli import DEADLINE_MS, Parser, bounded_float, positive_float, positive_int, require_rosbags
-from .perception import SUMMARY_COLUMNS, default_config, format_summary, scheduler_overrides
+from .perception import SUMMARY_COLUMNS, config_overrides, default_config, format_summary, scheduler_overrides
 
 IMAGE = 'sensor_msgs/msg/Image'
 #: last topic segments that name the stream rather than the camera
@@ -133,8 +133,9 @@ def start_node(args, bag: Bag) -> tuple[PerceptionNode, threading.Event]:
         if missing:
             raise ConfigError(f'cameras of {args.config!r} without images in bag {bag.path!r}: {", ".join(missing)}; '
                               f'allowed: its image topics {", ".join(sorted(bag.images))}')
-    stop = init_ros(['--ros-args', '--params-file', config] if config else None)
-    params = scheduler_overrides(args) + ([] if args.config else bag_cameras(bag, args))
+    params = config_overrides(config, not args.config) + scheduler_overrides(args)
+    params += [] if args.config else bag_cameras(bag, args)
+    stop = init_ros(None)
     return PerceptionNode(parameter_overrides=params), stop
 
 
