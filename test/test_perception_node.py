@@ -120,6 +120,20 @@ class _Config:
     miss_error_ratio = 0.2
 
 
+def test_camera_level_rejects_and_silence():
+    level, message = camera_level(_Config(), 1.0, 0, 0.1, 0, 0, None, rejected=5, accepted=0,
+                                  reject_reason='encoding bayer_rggb8 is not supported')
+    assert (level, message) == ('ERROR', 'every frame rejected (5 in the last period): encoding bayer_rggb8 is '
+                                         'not supported')
+    level, message = camera_level(_Config(), 0.5, 1, 0.1, 0, 1, None, rejected=1, accepted=1)
+    assert level == 'ERROR' and message.startswith('miss ratio 0.50')  # a rejected frame counts as missed
+    assert camera_level(_Config(), 0.0, 0, None, 0, 0, None, waiting_s=4.9) == ('OK', 'waiting for the first frame')
+    level, message = camera_level(_Config(), 0.0, 0, None, 0, 0, None, waiting_s=5.0,
+                                  publishers=lambda: '1 publisher(s) on /x: cam publishes best_effort')
+    assert (level, message) == ('WARN', 'no frame in 5.0 s since start; 1 publisher(s) on /x: cam publishes '
+                                        'best_effort')
+
+
 @pytest.mark.parametrize('ratio, resolved, quiet_s, error_drops, expected', [
     (0.0, 10, 0.5, 0, 'OK'),
     (0.05, 20, 0.5, 0, 'WARN'),
@@ -161,6 +175,49 @@ def test_bad_frames_are_rejected_and_counted_while_a_good_camera_goes_on(session
     assert 'last reject reason' in values(bad) and values(bad)['completed'] == '0'
 
 
+def test_a_camera_whose_every_frame_is_rejected_is_an_error_naming_the_reason(session):
+    node, driver = start(session, node_params(cameras=['good', 'bad']), cameras=['good', 'bad'])
+    wrong_encoding = bad_frames()[0][0]
+    for k in range(6):
+        driver.send('bad', 10 + k, msg=wrong_encoding)
+        driver.send('good', 10 + k)
+        session.spin_for(0.05)
+    assert session.spin_until(lambda: any(s.message.startswith('every frame rejected')
+                                          for s in driver.statuses('s3dnn: bad')), 10)
+    bad = [s for s in driver.statuses('s3dnn: bad') if s.message.startswith('every frame rejected')][0]
+    assert bad.level == DiagnosticStatus.ERROR and 'yuv422' in bad.message
+    assert session.spin_until(lambda: len(driver.detections['good']) == 6, 60)
+    assert all(s.level != DiagnosticStatus.ERROR for s in driver.statuses('s3dnn: good'))
+
+
+def test_a_camera_that_never_sends_warns_naming_its_topic_and_publishers(session):
+    node, driver = start(session, node_params(cameras=['cam0', 'silent']), cameras=['cam0'])
+    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.WARN
+                                          for s in driver.statuses('s3dnn: silent')), 10)
+    status = [s for s in driver.statuses('s3dnn: silent') if s.level == DiagnosticStatus.WARN][0]
+    assert status.message.startswith('no frame in ') and 'since start; no publisher on /silent/image_raw' in \
+        status.message
+    assert float(status.message.split()[3]) >= 5 * 0.25
+    early = driver.statuses('s3dnn: silent')[0]
+    assert early.level == DiagnosticStatus.OK and early.message == 'waiting for the first frame'
+
+
+def test_reject_warnings_are_throttled_per_camera_and_reason(session):
+    node, driver = start(session, node_params(cameras=['a', 'b']), cameras=['a', 'b'])
+    logged = []
+    node.get_logger().warning = lambda text, **_: logged.append(text)
+    (wrong, _), (short, _) = bad_frames()[:2]
+    for k in range(3):
+        for camera in ('a', 'b'):
+            driver.send(camera, k, msg=wrong)
+            session.spin_for(0.02)
+            driver.send(camera, k, msg=short)
+            session.spin_for(0.02)
+    assert session.spin_until(lambda: node.cameras['a'].rejected >= 4 and node.cameras['b'].rejected >= 4)
+    assert sorted(text.split(':')[0] for text in logged) == ['camera a'] * 2 + ['camera b'] * 2
+    assert len({text for text in logged}) == 4  # each camera's two reasons once, within the 5 s period
+
+
 def test_queue_depth_one_drops_older_frames_and_counts_them(session):
     """A burst far faster than the CPU engine's ~30 ms a frame: the worker keeps the newest frame in the
     queue (older ones are dropped as 'queue'), and a frame that finds all queue_depth + 2 slots of its
@@ -188,7 +245,8 @@ def test_queue_depth_one_drops_older_frames_and_counts_them(session):
     ('top_k', 0, ['top_k=0', '1..1000']),
     ('device_id', -1, ['device_id=-1']),
     ('qos.reliability', 'sometimes', ["qos.reliability='sometimes'", 'best_effort, reliable']),
-    ('diagnostics_period_s', 0.0, ['diagnostics_period_s=0.0', '> 0']),
+    ('diagnostics_period_s', 0.0, ['diagnostics_period_s=0.0', '>= 0.1']),
+    ('diagnostics_period_s', 1e-6, ['diagnostics_period_s=1e-06', '>= 0.1']),
     ('firm_deadlines', 'yes', ["firm_deadlines='yes'", 'true or false']),
     ('cameras', ['a', 'a'], ['distinct']),
     ('cam0.deadline_ms', 'soon', ["cam0.deadline_ms='soon'", 'a number >= 0.001']),
@@ -367,3 +425,12 @@ def test_parameters_set_at_run_time_apply_or_are_refused_with_a_reason(session):
     assert not refused.successful
     assert refused.reason.startswith('parameter miss_warn_ratio=0.9: allowed miss_warn_ratio <= miss_error_ratio')
     assert node.config.miss_warn_ratio == 0.1 and node.get_parameter('miss_warn_ratio').value == 0.1
+
+
+def test_two_cameras_on_one_topic_after_name_resolution_stop_the_node(session):
+    params = node_params(cameras=['a', 'b'])
+    params['a.topic'], params['b.topic'] = '/x/image_raw', 'x/image_raw'
+    with pytest.raises(ConfigError) as error:
+        PerceptionNode(context=session.context, parameter_overrides=overrides(params))
+    assert str(error.value) == ("parameter b.topic='x/image_raw': allowed a topic no other camera uses "
+                                '(a uses /x/image_raw)')

@@ -29,7 +29,7 @@ def test_the_shipped_config_is_valid():
     ({'max_batch': 0}, 'parameter max_batch=0: allowed an integer 1..64'),
     ({'firm_deadlines': 1}, 'parameter firm_deadlines=1: allowed true or false'),
     ({'qos.depth': 0}, 'parameter qos.depth=0: allowed an integer 1..1000'),
-    ({'diagnostics_period_s': -1}, 'parameter diagnostics_period_s=-1: allowed a number > 0 and <= 3600'),
+    ({'diagnostics_period_s': -1}, 'parameter diagnostics_period_s=-1: allowed a number >= 0.1 and <= 3600'),
     ({'miss_warn_ratio': 1.5}, 'parameter miss_warn_ratio=1.5: allowed a number >= 0 and <= 1'),
     ({'miss_warn_ratio': 0.5, 'miss_error_ratio': 0.3},
      'parameter miss_error_ratio=0.3: allowed a ratio >= miss_warn_ratio (0.5)'),

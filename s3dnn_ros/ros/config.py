@@ -114,7 +114,7 @@ GLOBAL_PARAMETERS = [
     ('firm_deadlines', False, _boolean),
     ('qos.reliability', 'best_effort', _one_of(RELIABILITY)),
     ('qos.depth', 5, _integer(1, 1000)),
-    ('diagnostics_period_s', 1.0, _number(0.0, 3600.0)),
+    ('diagnostics_period_s', 1.0, _number(0.1, 3600.0, low_inclusive=True)),
     ('miss_warn_ratio', 0.05, _number(0.0, 1.0, low_inclusive=True)),
     ('miss_error_ratio', 0.2, _number(0.0, 1.0, low_inclusive=True)),
 ]

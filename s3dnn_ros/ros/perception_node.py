@@ -16,10 +16,12 @@ import collections
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from rclpy.qos import QoSReliabilityPolicy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from sensor_msgs.msg import Image
 
@@ -37,28 +39,42 @@ from .spin import image_qos, run_node
 STALE_PERIODS = 5
 #: completed frames per camera whose latencies the summary's percentiles cover (an hour at 30 FPS)
 LATENCY_HISTORY = 108_000
+#: a camera's reject warning is logged at most this often per distinct reason (each camera and reason
+#: is throttled on its own: one camera's bad frames do not hide another's)
+REJECT_LOG_PERIOD_NS = 5_000_000_000
+#: distinct reasons remembered per camera (a source whose every frame fails differently stays bounded)
+REJECT_REASONS_KEPT = 64
 #: drop reasons that mean the frame was lost to a failure, not to load (an ERROR on /diagnostics)
 FAILURE_REASONS = ('error', 'slot', 'worker')
 
 
 def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | None, error_drops: int,
-                 completed: int, last_error: str | None) -> tuple[str, str]:
+                 completed: int, last_error: str | None, rejected: int = 0, accepted: int = 0,
+                 reject_reason: str = '', waiting_s: float = 0.0, publishers: Callable[[], str] = str
+                 ) -> tuple[str, str]:
     """Level and message of one camera's status for the last diagnostics period.
 
-    ERROR: an engine or worker failure dropped its frames, it sent frames and then none for STALE_PERIODS
-    periods, or its window miss ratio reached ``miss_error_ratio``; WARN: the ratio reached
-    ``miss_warn_ratio``. A camera that never sent a frame is OK (waiting), so a node can start before its
-    cameras.
+    ERROR: an engine or worker failure dropped its frames, every frame it sent in the period was rejected
+    (the reason named), it sent frames and then none for STALE_PERIODS periods, or its window miss ratio
+    (rejected frames count as missed) reached ``miss_error_ratio``; WARN: the ratio reached
+    ``miss_warn_ratio``, or it has sent nothing for STALE_PERIODS periods since the node started (the
+    message says what ``publishers()`` found on its topic). A camera that has not sent anything yet is
+    OK (waiting) until then, so a node can start before its cameras.
     """
+    stale_s = STALE_PERIODS * config.diagnostics_period_s
     if error_drops:
         return 'ERROR', f'engine error: {last_error}'
-    if quiet_s is not None and quiet_s >= STALE_PERIODS * config.diagnostics_period_s:
+    if rejected and not accepted:
+        return 'ERROR', f'every frame rejected ({rejected} in the last period): {reject_reason}'
+    if quiet_s is not None and quiet_s >= stale_s:
         return 'ERROR', f'no frame for {quiet_s:.1f} s'
-    if resolved and window_ratio >= config.miss_error_ratio:
+    if (resolved or rejected) and window_ratio >= config.miss_error_ratio:
         return 'ERROR', f'miss ratio {window_ratio:.2f} >= {config.miss_error_ratio:g}'
-    if resolved and window_ratio >= config.miss_warn_ratio:
+    if (resolved or rejected) and window_ratio >= config.miss_warn_ratio:
         return 'WARN', f'miss ratio {window_ratio:.2f} >= {config.miss_warn_ratio:g}'
     if quiet_s is None:
+        if waiting_s >= stale_s:
+            return 'WARN', f'no frame in {waiting_s:.1f} s since start; {publishers()}'
         return 'OK', 'waiting for the first frame'
     return 'OK', f'{completed} frames in the last period'
 
@@ -78,6 +94,7 @@ class CameraState:
     dropped: collections.Counter = field(default_factory=collections.Counter)  # reason -> frames
     last_received_ns: int | None = None
     last_reject_reason: str = ''
+    reject_logged_ns: dict = field(default_factory=dict)  # reason -> when it was last logged
     in_flight: dict = field(default_factory=dict)  # seq -> (header, release_ns)
     latencies_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_HISTORY))
     window_latencies_ms: list[float] = field(default_factory=list)
@@ -86,7 +103,7 @@ class CameraState:
     def totals(self) -> dict:
         failures = sum(self.dropped[reason] for reason in FAILURE_REASONS)
         return {'completed': self.completed, 'missed': self.missed, 'dropped': sum(self.dropped.values()),
-                'dropped_error': failures}
+                'dropped_error': failures, 'received': self.received, 'rejected': self.rejected}
 
     def latency_ms(self, percentile: float) -> float:
         return float(np.percentile(np.asarray(self.latencies_ms), percentile)) if self.latencies_ms else 0.0
@@ -136,7 +153,15 @@ class PerceptionNode(Node):
         for name, parameter in self._parameter_overrides.items():
             if not self.has_parameter(name) and not name.startswith('qos_overrides.'):
                 raise ConfigError(unknown_parameter(name, parameter.value, sorted(values), cameras))
-        return validate(values)
+        config = validate(values)
+        users: dict[str, str] = {}
+        for camera in config.cameras:  # distinct as written; now as this node resolves them (namespace, remaps)
+            resolved = self.resolve_topic_name(camera.topic)
+            if resolved in users:
+                raise ConfigError(f'parameter {camera.name}.topic={camera.topic!r}: allowed a topic no other camera '
+                                  f'uses ({users[resolved]} uses {resolved})')
+            users[resolved] = camera.name
+        return config
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """A parameter change at run time: LIVE_PARAMETERS are checked and applied, the others are read-only
@@ -186,7 +211,7 @@ class PerceptionNode(Node):
             log.info(f'camera {camera.name}: {camera.topic} -> {detections_topic(camera.name)}, '
                      f'deadline {camera.deadline_ms:g} ms, queue depth {camera.queue_depth}')
         self._scheduler_previous = {}
-        self._window_start_ns = time.monotonic_ns()
+        self._started_ns = self._window_start_ns = time.monotonic_ns()
         self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(config.diagnostics_period_s, self._publish_diagnostics)
         log.info(f'policy {config.policy}{" (firm deadlines)" if config.firm_deadlines else ""}, '
@@ -201,9 +226,13 @@ class PerceptionNode(Node):
             image, encoding = image_to_array(msg)
         except FrameRejected as error:
             camera.rejected += 1
-            camera.last_reject_reason = str(error)
-            self.get_logger().warning(f'camera {camera.config.name}: frame rejected: {error}',
-                                      throttle_duration_sec=5.0)
+            camera.last_reject_reason = reason = str(error)
+            last = camera.reject_logged_ns.get(reason)
+            if last is None or now - last >= REJECT_LOG_PERIOD_NS:
+                if last is None and len(camera.reject_logged_ns) >= REJECT_REASONS_KEPT:
+                    camera.reject_logged_ns.clear()
+                camera.reject_logged_ns[reason] = now
+                self.get_logger().warning(f'camera {camera.config.name}: frame rejected: {reason}')
             return
         seq, refused = self.worker.submit(camera.index, image, encoding, now)
         if seq is None:
@@ -266,10 +295,14 @@ class PerceptionNode(Node):
         camera.previous = totals
         latencies, camera.window_latencies_ms = camera.window_latencies_ms, []
         resolved = window['completed'] + window['dropped']
-        window_ratio = (window['missed'] + window['dropped']) / resolved if resolved else 0.0
+        rejected = window['rejected']
+        window_ratio = ((window['missed'] + window['dropped'] + rejected) / (resolved + rejected)
+                        if resolved + rejected else 0.0)
         quiet_s = (now - camera.last_received_ns) / 1e9 if camera.last_received_ns is not None else None
         level, message = camera_level(self.config, window_ratio, resolved, quiet_s, window['dropped_error'],
-                                      window['completed'], last_error)
+                                      window['completed'], last_error, rejected, window['received'] - rejected,
+                                      camera.last_reject_reason, (now - self._started_ns) / 1e9,
+                                      lambda: self._publishers_on(camera.config.topic))
         resolved_total = totals['completed'] + totals['dropped']
         values = {'received': camera.received, 'completed': camera.completed, 'missed': camera.missed,
                   'dropped': totals['dropped'], 'rejected': camera.rejected,
@@ -288,6 +321,24 @@ class PerceptionNode(Node):
         if camera.rejected:
             values['last reject reason'] = camera.last_reject_reason
         return status(f's3dnn: {camera.config.name}', level, message, self.device_name, values)
+
+    def _publishers_on(self, topic: str) -> str:
+        """What is publishing on a camera's topic, for a camera that sends nothing: no one, or publishers
+        whose type or reliability cannot reach the node's subscription."""
+        topic = self.resolve_topic_name(topic)
+        publishers = self.get_publishers_info_by_topic(topic)
+        if not publishers:
+            return f'no publisher on {topic}'
+        wanted = 'sensor_msgs/msg/Image'
+        reliable = self.config.qos_reliability == 'reliable'
+        notes = []
+        for info in publishers:
+            if info.topic_type != wanted:
+                notes.append(f'{info.node_name} publishes {info.topic_type}, not {wanted}')
+            elif reliable and info.qos_profile.reliability == QoSReliabilityPolicy.BEST_EFFORT:
+                notes.append(f'{info.node_name} publishes best_effort, the subscription is reliable '
+                             '(qos.reliability)')
+        return f'{len(publishers)} publisher(s) on {topic}' + (': ' + '; '.join(notes) if notes else '')
 
     def _scheduler_status(self, period_ns: int, stats: dict, restarts: list[str]):
         totals = {'busy_ns': stats.get('busy_ns', 0), 'engine_errors': stats.get('engine_errors', 0),
