@@ -1,6 +1,7 @@
 """s3dnn-perception: the node and simulated cameras in one process, then a per-camera summary table."""
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -77,3 +78,24 @@ def test_replay_rate_out_of_range_names_the_argument(capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == ('s3dnn-replay: error: argument --rate: 1e-300 is not allowed; allowed: a finite '
                                        'number >= 0.001 and <= 1000\n')
+
+
+def test_stop_signals_arriving_all_through_shutdown_still_exit_0():
+    """Ctrl-C held down: SIGINT every 10 ms from the first until the process has exited. The cleanup runs
+    once, and a signal landing while Python finalizes is ignored rather than killing the process."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1')
+    for _ in range(3):
+        with process_helpers.popen(
+                [sys.executable, '-m', 's3dnn_ros.tools.perception', '--cameras', '1', '--seconds', '600',
+                 '--engine', 'reference', '--width', '64', '--height', '48'],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT, env=env) as process:
+            for line in process.stdout:
+                if 'policy s3dnn' in line:
+                    break
+            deadline = time.monotonic() + 60
+            while process.poll() is None and time.monotonic() < deadline:
+                process.send_signal(signal.SIGINT)
+                time.sleep(0.01)
+            output = process.stdout.read()
+            assert process.wait(timeout=5) == 0, output
+        assert 'stopped after' in output and 'Traceback' not in output

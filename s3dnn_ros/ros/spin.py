@@ -9,6 +9,7 @@ short slices, sees the event and cleans up alone.
 """
 from __future__ import annotations
 
+import atexit
 import signal
 import threading
 import time
@@ -22,17 +23,26 @@ from rclpy.signals import SignalHandlerOptions
 
 #: longest time between a stop signal and the spin loop noticing it
 SPIN_SLICE_S = 0.1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals() -> None:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def init_ros(args=None) -> threading.Event:
     """``rclpy.init`` without rclpy's signal handlers; returns the event SIGINT and SIGTERM set.
 
     A repeated signal (a terminal's Ctrl-C reaches the whole process group and ``ros2 launch`` forwards
-    it too) only sets the event again, so it cannot break a cleanup half-way.
+    it too) only sets the event again, so it cannot break a cleanup half-way. Once the program has
+    returned, both are ignored: Python's finalization restores the default action of signals that have a
+    Python handler, and a late Ctrl-C would turn a clean exit into status 130.
     """
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, lambda *_: stop.set())
+    atexit.register(_ignore_stop_signals)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     return stop
 
