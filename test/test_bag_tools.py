@@ -361,3 +361,30 @@ def test_replay_reports_a_record_that_cannot_be_read_after_what_played(tmp_path)
     assert summary['cameras'][0]['sent'] == readable
     assert f'record {readable + 1} cannot be read' in summary['error']
     assert result.stderr.splitlines()[-1] == f's3dnn-replay: error: {summary["error"]}'
+
+
+def test_replay_stops_at_a_record_whose_bytes_are_not_an_image_and_lists_other_topics(tmp_path):
+    """Record 4 of 6 holds bytes that are not a serialized Image (the node's middleware would drop it
+    silently); a CompressedImage topic beside the Image topic is listed as not replayed."""
+    bag = tmp_path / 'bag'
+    stamps = [START_SEC * 10**9 + k * 50_000_000 for k in range(6)]
+    good = [(stamp, image(stamp, 'cam')) for stamp in stamps]
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection('/cam/image_raw', IMAGE, typestore=TYPESTORE)
+        for k, (log_ns, msg) in enumerate(good):
+            data = TYPESTORE.serialize_cdr(msg, IMAGE)
+            writer.write(connection, log_ns, data[:40] if k == 3 else data)
+        compressed = writer.add_connection('/cam/image_raw/compressed', 'sensor_msgs/msg/CompressedImage',
+                                           typestore=TYPESTORE)
+        msg = TYPESTORE.types['sensor_msgs/msg/CompressedImage'](
+            header=good[0][1].header, format='jpeg', data=np.zeros(8, np.uint8))
+        writer.write(compressed, START_SEC * 10**9, TYPESTORE.serialize_cdr(msg, 'sensor_msgs/msg/CompressedImage'))
+    result = replay(bag, '--engine', 'reference', '--json', '--drain-s', '30')
+    assert result.returncode == 2, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary['cameras'][0]['sent'] == 3 and 'record 4 cannot be read' in summary['error']
+    assert summary['skipped_topics'] == ['/cam/image_raw/compressed (sensor_msgs/msg/CompressedImage)']
+    table = replay(bag, '--engine', 'reference', '--drain-s', '30')
+    assert table.returncode == 2
+    assert ('not replayed (not sensor_msgs/msg/Image): /cam/image_raw/compressed (sensor_msgs/msg/CompressedImage)'
+            in table.stdout)

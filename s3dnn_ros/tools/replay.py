@@ -80,6 +80,8 @@ class Bag:
             self.reader.open()
         except Exception as error:  # noqa: BLE001 - rosbags, sqlite3 and mcap each raise their own kinds
             raise BagError(f'bag {path!r} cannot be read: {one_line(error)}') from error
+        from rosbags.typesys import Stores, get_typestore
+        self._typestore = get_typestore(Stores.ROS2_KILTED)
         self.images = {c.topic: c for c in self.reader.connections if c.msgtype == IMAGE}
         self.other_topics = sorted(f'{c.topic} ({c.msgtype})' for c in self.reader.connections
                                    if c.msgtype != IMAGE)
@@ -94,12 +96,14 @@ class Bag:
         return (count - 1) / duration_s if count > 1 and duration_s > 0 else 0.0
 
     def records(self, topics: list[str]):
-        """(topic, log time ns, CDR bytes) in log-time order; a record that cannot be read ends it with a
-        BagError naming the record."""
+        """(topic, log time ns, CDR bytes) in log-time order; a record that cannot be read, or whose bytes are
+        not a sensor_msgs/Image (the node's middleware would drop it without a word), ends it with a BagError
+        naming the record."""
         connections = [self.images[topic] for topic in topics]
         index = 0
         try:
             for connection, log_ns, data in self.reader.messages(connections=connections):
+                self._typestore.deserialize_cdr(data, IMAGE)
                 index += 1
                 yield connection.topic, log_ns, data
         except Exception as error:  # noqa: BLE001 - see __init__
@@ -178,7 +182,7 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple
     return player, time.monotonic() - started
 
 
-def summary(args, node: PerceptionNode, player: BagPlayer, wall_s: float) -> dict:
+def summary(args, bag: Bag, node: PerceptionNode, player: BagPlayer, wall_s: float) -> dict:
     """What the replay did, per camera and overall (the --json object)."""
     rows = node.summary()
     for row, camera in zip(rows, node.config.cameras):
@@ -186,7 +190,8 @@ def summary(args, node: PerceptionNode, player: BagPlayer, wall_s: float) -> dic
         row['sent'] = player.sent[camera.topic]
     return {'bag': str(Path(args.bag)), 'policy': node.config.policy, 'engine': node.engine_name,
             'device': node.device_name, 'rate': args.rate, 'wall_s': round(wall_s, 3),
-            'error': str(player.error) if player.error else None, 'cameras': rows}
+            'error': str(player.error) if player.error else None, 'cameras': rows,
+            'skipped_topics': bag.other_topics}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         node, stop = start_node(args, bag)
         player, wall_s = replay(args, bag, node, stop)
-        result = summary(args, node, player, wall_s)
+        result = summary(args, bag, node, player, wall_s)
     except (ConfigError, WorkerError) as error:
         print(f's3dnn-replay: error: {error}', file=sys.stderr)
         return 2
@@ -236,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         title = (f'{args.bag}: {len(result["cameras"])} cameras, policy {result["policy"]}, engine '
                  f'{result["engine"]} on {result["device"]}, rate {args.rate:g}, {wall_s:.1f} s')
         print(format_summary(result['cameras'], title, SUMMARY_COLUMNS[:1] + [('sent', '{:d}')] + SUMMARY_COLUMNS[1:]))
+        if result['skipped_topics']:
+            print(f'not replayed (not {IMAGE}): {", ".join(result["skipped_topics"])}')
     if result['error']:
         print(f's3dnn-replay: error: {result["error"]}', file=sys.stderr)
         return 2
