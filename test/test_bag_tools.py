@@ -388,3 +388,11 @@ def test_replay_stops_at_a_record_whose_bytes_are_not_an_image_and_lists_other_t
     assert table.returncode == 2
     assert ('not replayed (not sensor_msgs/msg/Image): /cam/image_raw/compressed (sensor_msgs/msg/CompressedImage)'
             in table.stdout)
+
+
+def test_make_bag_under_a_regular_file_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    regular = tmp_path / 'notes.txt'
+    regular.write_text('not a directory\n')
+    assert make_bag.main([str(regular / 'bag'), '--seconds', '0.1', '--width', '16', '--height', '16']) == 2
+    assert capsys.readouterr().err == f"s3dnn-make-bag: error: cannot write '{regular / 'bag'}': Not a directory\n"
+    assert regular.read_text() == 'not a directory\n'

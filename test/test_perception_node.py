@@ -434,3 +434,13 @@ def test_two_cameras_on_one_topic_after_name_resolution_stop_the_node(session):
         PerceptionNode(context=session.context, parameter_overrides=overrides(params))
     assert str(error.value) == ("parameter b.topic='x/image_raw': allowed a topic no other camera uses "
                                 '(a uses /x/image_raw)')
+
+
+def test_another_node_of_the_same_name_makes_the_scheduler_status_an_error(session):
+    node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
+    assert session.spin_until(lambda: any(s.message == 'running' for s in driver.statuses('s3dnn: scheduler')), 10)
+    session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(node_params(cameras=['cam0']))))
+    assert session.spin_until(lambda: any('nodes named /s3dnn_perception on the graph' in s.message
+                                          for s in driver.statuses('s3dnn: scheduler')), 20)
+    status = [s for s in driver.statuses('s3dnn: scheduler') if 'nodes named' in s.message][0]
+    assert status.level == DiagnosticStatus.ERROR and status.message.startswith('2 nodes named /s3dnn_perception')

@@ -348,10 +348,14 @@ class PerceptionNode(Node):
         delta = {key: value - (0 if fresh else previous.get(key, 0)) for key, value in totals.items()}
         busy = delta['busy_ns'] / period_ns
         host_busy = delta['host_work_ns'] / period_ns
+        namesakes = self.get_node_names_and_namespaces().count((self.get_name(), self.get_namespace()))
         if restarts:
             level, message = 'ERROR', f'{restarts[-1]}; a new worker was started'
         elif delta['engine_errors'] > 0:
             level, message = 'ERROR', f'engine error: {stats.get("last_error")}'
+        elif namesakes > 1:
+            level, message = 'ERROR', (f'{namesakes} nodes named {self.get_fully_qualified_name()} on the graph: '
+                                       'their detections and statuses mix on the same topics')
         else:
             level, message = 'OK', 'running'
         values = {'policy': self.config.policy, 'engine': self.engine_name, 'device': self.device_name,

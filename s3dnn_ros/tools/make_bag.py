@@ -9,6 +9,8 @@ Example: ``s3dnn-make-bag four_cams --cameras 4 --fps 30 --seconds 10``
 """
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 
 from ..engine.base import ENCODINGS
@@ -72,11 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     require_rosbags(parser)
     from rosbags.rosbag2 import WriterError
+    existed = os.path.lexists(args.path)
     try:
         written = write_bag(args.path, args.cameras, args.fps, args.seconds, args.width, args.height, args.encoding,
                             args.storage, args.start_sec)
-    except WriterError as error:
-        print(f's3dnn-make-bag: error: cannot write {args.path!r}: {error}', file=sys.stderr)
+    except (WriterError, OSError) as error:
+        if not existed and os.path.isdir(args.path):
+            shutil.rmtree(args.path, ignore_errors=True)  # no partial bag left to make a re-run say 'exists'
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        print(f's3dnn-make-bag: error: cannot write {args.path!r}: {reason}', file=sys.stderr)
         return 2
     total = sum(written.values())
     print(f'{args.path}: {total} images, {len(written)} cameras ({", ".join(written)}), '
