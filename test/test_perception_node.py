@@ -444,3 +444,12 @@ def test_another_node_of_the_same_name_makes_the_scheduler_status_an_error(sessi
                                           for s in driver.statuses('s3dnn: scheduler')), 20)
     status = [s for s in driver.statuses('s3dnn: scheduler') if 'nodes named' in s.message][0]
     assert status.level == DiagnosticStatus.ERROR and status.message.startswith('2 nodes named /s3dnn_perception')
+
+
+def test_an_empty_camera_list_in_a_params_file_is_named_as_empty(session, tmp_path):
+    path = tmp_path / 'params.yaml'
+    path.write_text('s3dnn_perception:\n  ros__parameters:\n    cameras: []\n    engine: reference\n')
+    with pytest.raises(ConfigError) as error:
+        PerceptionNode(context=session.context, cli_args=['--ros-args', '--params-file', str(path)])
+    assert str(error.value) == ('parameter cameras is empty (an empty list has no type in ROS); allowed a '
+                                'non-empty list of camera names')

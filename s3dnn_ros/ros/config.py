@@ -88,6 +88,9 @@ def _topic(name: str, value: Any) -> str:
 
 
 def check_camera_names(name: str, value: Any) -> list[str]:
+    if value is None:  # ROS gives an empty YAML list no type: the parameter arrives unset
+        raise ConfigError(f'parameter {name} is empty (an empty list has no type in ROS); allowed a non-empty '
+                          'list of camera names')
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
         _fail(name, value, 'a non-empty list of camera names')
     for camera in value:
