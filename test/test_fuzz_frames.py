@@ -66,3 +66,40 @@ def test_fuzzed_frames_are_rejected_exactly_when_unusable_and_all_accounted_for(
         assert node.worker.restarts == 0
     finally:
         session.close()
+
+
+def fuzzed_parameters(rng) -> dict:
+    """Parameters with a few random values of random types for known and near-known names."""
+    from s3dnn_ros.ros.config import CAMERA_PARAMETERS, GLOBAL_PARAMETERS
+    names = [name for name, _, _ in GLOBAL_PARAMETERS if name != 'cameras']
+    names += [f'cam0.{key}' for key, _, _ in CAMERA_PARAMETERS] + ['cam1.deadline_ms', 'polic', 'cam0.deadline']
+    values = [0, -1, 1, 7, 2**40, 0.0, -0.5, 1e-9, 1e300, float('nan'), float('inf'), True, False, '', 'x',
+              'reliable', 's3dnn', '/cam0/image_raw', 'not a topic', [1, 2], ['a', 'b'], [0.5]]
+    params = {'cameras': ['cam0'], 'engine': 'reference'}
+    for _ in range(int(rng.integers(1, 4))):
+        params[str(rng.choice(names))] = values[int(rng.integers(0, len(values)))]
+    return params
+
+
+def test_fuzzed_parameters_start_the_node_or_stop_it_with_one_line():
+    """Whatever the values, the node either starts or raises ConfigError / WorkerError (one line, which the
+    programs print before exit 2): never another exception."""
+    from s3dnn_ros.ros.config import ConfigError
+    from s3dnn_ros.worker.client import WorkerError
+    session = RosSession()
+    rng = np.random.default_rng(SEED)
+    outcomes = {'started': 0, 'refused': 0}
+    try:
+        for _ in range(max(20, FRAMES // 3)):
+            params = fuzzed_parameters(rng)
+            try:
+                node = PerceptionNode(context=session.context, parameter_overrides=overrides(params))
+            except (ConfigError, WorkerError) as error:
+                assert '\n' not in str(error) and str(error).startswith(('parameter', 'parameters file')), params
+                outcomes['refused'] += 1
+            else:
+                node.destroy_node()
+                outcomes['started'] += 1
+    finally:
+        session.close()
+    assert outcomes['refused'] > 0 and outcomes['started'] > 0

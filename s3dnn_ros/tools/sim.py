@@ -35,7 +35,8 @@ def build_parser() -> Parser:
                         help='frames per second, one value or one per camera (default 30)')
     parser.add_argument('--deadline-ms', type=deadline_list, default=[33.0],
                         help='relative deadline in ms, one value or one per camera (default 33)')
-    parser.add_argument('--seconds', type=positive_float, default=5.0, help='simulated seconds of arrivals')
+    parser.add_argument('--seconds', type=bounded_float(0.001, 3600.0), default=5.0,
+                        help='simulated seconds of arrivals, up to 3600 (default 5)')
     parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=list(POLICIES),
                         help=f'comma list of policies (default all: {",".join(POLICIES)})')
     parser.add_argument('--gpu', choices=list(GPUS), default='h100', help='nominal GPU of the estimated cost table')
@@ -94,6 +95,14 @@ def plot_sweep(counts: list[int], sweep: dict, deadline_ms: float, title: str, p
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return simulate_cli(argv)
+    except KeyboardInterrupt:  # nothing to clean up; no result to print
+        print('s3dnn-sim: stopped by Ctrl-C before the simulation ended; no result', file=sys.stderr)
+        return 130
+
+
+def simulate_cli(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.plot is not None:
