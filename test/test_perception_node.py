@@ -384,10 +384,12 @@ def test_a_parameter_the_node_does_not_have_stops_it_naming_the_nearest_one(sess
     ('s3dnn_perception', ['-r', '__ns:=/robot1'], False),  # the namespace moved the node away from its section
     ('/robot1/s3dnn_perception', ['-r', '__ns:=/robot1'], True),
     ('/**', ['-r', '__ns:=/robot1'], True),
+    ('/robot1:\n  s3dnn_perception', ['-r', '__ns:=/robot1'], True),  # nested under its namespace
 ])
 def test_a_params_file_without_a_section_for_the_node_stops_it(session, tmp_path, section, remap, ok):
     path = tmp_path / 'params.yaml'
-    path.write_text(f'{section}:\n  ros__parameters:\n    cameras: [front]\n    engine: reference\n')
+    indent = '  ' * section.count('\n')
+    path.write_text(f'{section}:\n{indent}  ros__parameters:\n{indent}    cameras: [front]\n{indent}    engine: reference\n')
     args = ['--ros-args', *remap, '--params-file', str(path)]
     if not ok:
         with pytest.raises(ConfigError) as error:

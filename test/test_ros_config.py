@@ -104,3 +104,11 @@ def test_params_file_sections_match_the_node_name_as_ros_does(tmp_path, section,
     path = tmp_path / 'p.yaml'
     path.write_text(f'{section}:\n  ros__parameters:\n    policy: streams\n')
     assert parameters_from_yaml(str(path)) == ({'policy': 'streams'} if found else {})
+
+
+def test_params_file_sections_may_be_nested_under_their_namespace(tmp_path):
+    path = tmp_path / 'p.yaml'
+    path.write_text('/robot1:\n  s3dnn_perception:\n    ros__parameters:\n      policy: streams\n'
+                    '/**:\n  ros__parameters:\n    policy: fifo\n')
+    assert parameters_from_yaml(str(path), '/robot1/s3dnn_perception') == {'policy': 'streams'}
+    assert parameters_from_yaml(str(path)) == {'policy': 'fifo'}  # /s3dnn_perception: only /** matches

@@ -294,8 +294,22 @@ def params_file_sections(path: str, full_name: str) -> tuple[bool, list[str]]:
             data = yaml.safe_load(file) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f'parameters file {path!r}: cannot read it as YAML ({error})') from error
-    sections = [str(key) for key in data] if isinstance(data, dict) else []
-    return any(_section_pattern(key).fullmatch(full_name) for key in sections), sections
+    sections = [name for name, _ in node_sections(data)]
+    return any(_section_pattern(name).fullmatch(full_name) for name in sections), sections
+
+
+def node_sections(data: Any, prefix: str = '') -> list[tuple[str, dict]]:
+    """(section name, its ros__parameters) of a params file, in file order; a section may be written whole
+    (``/robot1/s3dnn_perception:``) or nested under its namespace (``/robot1:`` then ``s3dnn_perception:``)."""
+    found = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = f'{prefix}/{str(key).strip("/")}' if prefix else str(key)
+            if isinstance(value, dict) and 'ros__parameters' in value:
+                found.append((name, value['ros__parameters'] or {}))
+            elif isinstance(value, dict):
+                found += node_sections(value, name)
+    return found
 
 
 def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any]:
@@ -319,7 +333,8 @@ def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
         raise ConfigError(f'parameters file {path!r}: not a mapping of node sections; allowed {allowed}')
     full_name = node_name if node_name.startswith('/') else '/' + node_name
-    section = next((value for key, value in data.items() if _section_pattern(str(key)).fullmatch(full_name)), None) or {}
+    parameters = next((values for name, values in node_sections(data) if _section_pattern(name).fullmatch(full_name)),
+                      None) or {}
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, node: dict):
@@ -328,5 +343,5 @@ def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any
                 walk(f'{prefix}{key}.', value)
             else:
                 flat[prefix + key] = value
-    walk('', section.get('ros__parameters', {}))
+    walk('', parameters)
     return flat
