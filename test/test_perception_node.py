@@ -389,7 +389,8 @@ def test_a_parameter_the_node_does_not_have_stops_it_naming_the_nearest_one(sess
 def test_a_params_file_without_a_section_for_the_node_stops_it(session, tmp_path, section, remap, ok):
     path = tmp_path / 'params.yaml'
     indent = '  ' * section.count('\n')
-    path.write_text(f'{section}:\n{indent}  ros__parameters:\n{indent}    cameras: [front]\n{indent}    engine: reference\n')
+    path.write_text(f'{section}:\n{indent}  ros__parameters:\n'
+                    f'{indent}    cameras: [front]\n{indent}    engine: reference\n')
     args = ['--ros-args', *remap, '--params-file', str(path)]
     if not ok:
         with pytest.raises(ConfigError) as error:
@@ -419,7 +420,8 @@ def test_parameters_set_at_run_time_apply_or_are_refused_with_a_reason(session):
     assert not refused.successful and 'policy' in refused.reason
     assert node.get_parameter('policy').value == 's3dnn' and node.config.policy == 's3dnn'
     refused = set_remote('cam0.deadline_ms', -5.0)
-    assert not refused.successful and node.config.cameras[0].deadline_ms == 10_000.0
+    assert not refused.successful and refused.reason.startswith('parameter cam0.deadline_ms=-5.0: allowed a number')
+    assert node.config.cameras[0].deadline_ms == 10_000.0
     applied = set_remote('miss_warn_ratio', 0.1)
     assert applied.successful and node.config.miss_warn_ratio == 0.1
     assert node.get_parameter('miss_warn_ratio').value == 0.1
@@ -455,3 +457,22 @@ def test_an_empty_camera_list_in_a_params_file_is_named_as_empty(session, tmp_pa
         PerceptionNode(context=session.context, cli_args=['--ros-args', '--params-file', str(path)])
     assert str(error.value) == ('parameter cameras is empty (an empty list has no type in ROS); allowed a '
                                 'non-empty list of camera names')
+
+
+def test_a_deadline_set_at_run_time_judges_the_frames_received_after_it(session):
+    """cam0's deadline goes from 10 s to 1 µs while the node runs: frames before the change are on time,
+    frames after it all miss, in the node's detections and in the worker's own counts."""
+    from rclpy.parameter import Parameter
+    node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
+    driver.send('cam0', 1)
+    assert session.spin_until(lambda: len(driver.detections['cam0']) == 1, 60)
+    assert not driver.detections['cam0'][0]['missed']
+    result = node.set_parameters([Parameter('cam0.deadline_ms', value=0.001)])[0]
+    assert result.successful and node.cameras['cam0'].config.deadline_ms == 0.001
+    assert node.worker.spec.cameras[0].deadline_ns == 1000  # a replacement worker would start with it
+    for k in range(2, 4):
+        driver.send('cam0', k)
+        session.spin_for(0.05)
+    assert session.spin_until(lambda: len(driver.detections['cam0']) == 3, 60)
+    assert [d['missed'] for d in driver.detections['cam0']] == [False, True, True]
+    assert session.spin_until(lambda: node.worker.stats and node.worker.stats['cameras'][0]['missed'] == 2, 10)

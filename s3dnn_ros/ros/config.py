@@ -150,7 +150,7 @@ DESCRIPTIONS = {
     'miss_warn_ratio': 'window miss ratio that makes a camera WARN (may be set while running)',
     'miss_error_ratio': 'window miss ratio that makes a camera ERROR (may be set while running)',
     '<camera>.topic': 'sensor_msgs/Image topic of the camera',
-    '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms',
+    '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms (may be set while running)',
     '<camera>.fps_hint': 'expected frame rate (0: unknown)',
     '<camera>.queue_depth': 'frames that may wait; when full the oldest is dropped and counted',
 }
@@ -242,19 +242,30 @@ def read_labels(path: str, num_classes: int) -> list[str]:
 
 
 #: the parameters a running node applies when set (``ros2 param set``); every other one is read-only
-LIVE_PARAMETERS = ('miss_warn_ratio', 'miss_error_ratio')
+LIVE_PARAMETERS = ('miss_warn_ratio', 'miss_error_ratio', '<camera>.deadline_ms')
+
+
+def is_live(name: str) -> bool:
+    """Whether parameter ``name`` may change while the node runs (see LIVE_PARAMETERS)."""
+    return name in LIVE_PARAMETERS or '<camera>.' + name.partition('.')[2] in LIVE_PARAMETERS
 
 
 def apply_live(config: 'NodeConfig', changes: dict[str, Any]) -> 'NodeConfig':
     """``config`` with ``changes`` to LIVE_PARAMETERS applied; ConfigError naming the first parameter that is
     not live or whose value is not allowed."""
     checks = {name: check for name, _, check in GLOBAL_PARAMETERS}
+    camera_checks = {key: check for key, _, check in CAMERA_PARAMETERS}
+    cameras = {camera.name: camera for camera in config.cameras}
     values = {}
     for name, value in changes.items():
-        if name not in LIVE_PARAMETERS:
+        camera, _, key = name.partition('.')
+        if not is_live(name) or (key and camera not in cameras):
             _fail(name, value, f'no change while the node runs (restart it); live: {", ".join(LIVE_PARAMETERS)}')
-        values[name] = checks[name](name, value)
-    merged = dataclasses.replace(config, **values)
+        if key:
+            cameras[camera] = dataclasses.replace(cameras[camera], **{key: camera_checks[key](name, value)})
+        else:
+            values[name] = checks[name](name, value)
+    merged = dataclasses.replace(config, cameras=tuple(cameras.values()), **values)
     if merged.miss_error_ratio < merged.miss_warn_ratio:
         name = 'miss_error_ratio' if 'miss_error_ratio' in values else 'miss_warn_ratio'
         _fail(name, values[name], f'miss_warn_ratio <= miss_error_ratio (they would be {merged.miss_warn_ratio:g} '

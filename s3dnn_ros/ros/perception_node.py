@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image
 from ..model.alexnet import alexnet
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import DONE, CameraSpec, WorkerSpec
-from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, LIVE_PARAMETERS, NODE_NAME, CameraConfig, ConfigError,
+from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, is_live,
                      apply_live, camera_default, check_camera_names, describe, detections_topic,
                      params_file_sections, read_labels, unknown_parameter, validate)
 from .image_codec import FrameRejected, image_to_array
@@ -117,8 +117,8 @@ class PerceptionNode(Node):
         try:
             self._check_params_files([*(node_options.get('cli_args') or []), *sys.argv])
             self.config = self._read_parameters()
-            self.add_on_set_parameters_callback(self._on_set_parameters)
             self._setup()
+            self.add_on_set_parameters_callback(self._on_set_parameters)
         except (ConfigError, WorkerError):
             self.destroy_node()  # also stops a worker that was already started
             raise
@@ -138,7 +138,7 @@ class PerceptionNode(Node):
                                   'another pattern that matches it')
 
     def _declare(self, name, default):
-        descriptor = ParameterDescriptor(description=describe(name), read_only=name not in LIVE_PARAMETERS,
+        descriptor = ParameterDescriptor(description=describe(name), read_only=not is_live(name),
                                          dynamic_typing=True)
         return self.declare_parameter(name, default, descriptor).value
 
@@ -164,12 +164,20 @@ class PerceptionNode(Node):
         return config
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        """A parameter change at run time: LIVE_PARAMETERS are checked and applied, the others are read-only
-        (rclpy refuses them by their descriptor before this is called)."""
+        """A parameter change at run time: LIVE_PARAMETERS are checked and applied (a camera's new deadline
+        counts for the frames it receives from now on), the others are read-only (rclpy refuses them by their
+        descriptor before this is called)."""
         try:
-            self.config = apply_live(self.config, {parameter.name: parameter.value for parameter in parameters})
+            config = apply_live(self.config, {parameter.name: parameter.value for parameter in parameters})
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
+        self.config = config
+        for camera in config.cameras:
+            state = self.cameras[camera.name]
+            if state.config != camera:
+                if camera.deadline_ms != state.config.deadline_ms:
+                    self.worker.set_deadline(state.index, round(camera.deadline_ms * 1e6))
+                state.config = camera
         return SetParametersResult(successful=True)
 
     def worker_spec(self) -> WorkerSpec:

@@ -286,7 +286,8 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
         rows += list(pool.map(_simulate, jobs))
     knees = {policy: {source: knee([r for r in rows if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
-    return {'device': device, 'width': setting.width, 'height': setting.height, 'fps': setting.fps, 'deadline_ms': setting.deadline_ms,
+    return {'device': device, 'width': setting.width, 'height': setting.height, 'fps': setting.fps,
+            'deadline_ms': setting.deadline_ms,
             'seconds': setting.seconds, 'feeders': setting.feeders, 'queue_depth': setting.queue_depth,
             'max_batch': setting.max_batch,
             'firm': setting.firm, 'host_costs': host_by_policy, 'knees': knees, 'rows': rows,

@@ -11,6 +11,7 @@ spec and rings; frames submitted meanwhile are refused with that reason.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -176,6 +177,19 @@ class WorkerClient:
                     pass  # the worker died: the receiver thread restarts it
             self._free(state, seq)
         return None, DROP_WORKER
+
+    def set_deadline(self, camera: int, deadline_ns: int) -> None:
+        """Camera ``camera``'s relative deadline for the frames submitted from now on (also for a worker that
+        replaces this one)."""
+        with self._lock:
+            cameras = list(self.spec.cameras)
+            cameras[camera] = dataclasses.replace(cameras[camera], deadline_ns=deadline_ns)
+            self.spec = dataclasses.replace(self.spec, cameras=tuple(cameras))
+            if self._connection is not None:
+                try:
+                    self._connection.send(('deadline', camera, deadline_ns))
+                except OSError:
+                    pass  # the worker died: its replacement starts from the updated spec
 
     def _new_ring(self, index: int, state: _Camera, nbytes: int) -> None:
         """A ring whose slots hold ``nbytes`` (under the lock); the old one is released when it empties."""

@@ -230,6 +230,12 @@ class WorkerCore:
             self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
             self.dispatcher.arrive(pipeline, release_ns, image, encoding, meta=(seq, generation))
 
+    def set_deadline(self, camera: int, deadline_ns: int) -> None:
+        """Camera ``camera``'s relative deadline for the frames that arrive from now on."""
+        if deadline_ns <= 0:
+            raise ValueError(f'deadline of camera {self.pipelines[camera].name} must be positive, got {deadline_ns} ns')
+        self.pipelines[camera].deadline_ns = deadline_ns
+
     def _resolved(self, frame: Frame) -> None:
         key = (frame.pipeline.id, frame.meta[1])
         left = self._frames_in_ring[key] - 1

@@ -7,6 +7,7 @@ parent -> worker
     the :class:`~.core.WorkerSpec` (first message);
     ``('ring', camera, name, slot_bytes, slots, generation)``: the camera's frame slots (:mod:`.slots`);
     ``('frame', camera, generation, slot, seq, release_ns, height, width, encoding)``: a frame in a slot;
+    ``('deadline', camera, deadline_ns)``: the camera's relative deadline for frames from now on;
     ``('stop',)``.
 worker -> parent
     ``('ready', info)`` once built, or ``('error', message)`` and exit status 2;
@@ -52,6 +53,8 @@ def serve(connection: Connection, core: WorkerCore) -> int:
                     frames += 1
                 elif kind == 'ring':
                     core.open_ring(*message[1:])
+                elif kind == 'deadline':
+                    core.set_deadline(*message[1:])
                 elif kind == 'stop':
                     return 0
                 if not connection.poll(0):
