@@ -59,11 +59,6 @@ def positive_ints(text: str) -> list[int]:
     return [positive_int(part) for part in text.split(',')]
 
 
-def positive_floats(text: str) -> list[float]:
-    """A comma list of positive numbers, e.g. ``30`` or ``30,15,60``."""
-    return [positive_float(part) for part in text.split(',')]
-
-
 def fps_list(text: str) -> list[float]:
     """A comma list of frame rates (see FPS)."""
     return [FPS(part) for part in text.split(',')]
