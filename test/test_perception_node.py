@@ -419,8 +419,13 @@ def test_parameters_set_at_run_time_apply_or_are_refused_with_a_reason(session):
     refused = set_remote('policy', 'streams')
     assert not refused.successful and 'policy' in refused.reason
     assert node.get_parameter('policy').value == 's3dnn' and node.config.policy == 's3dnn'
-    refused = set_remote('cam0.deadline_ms', -5.0)
-    assert not refused.successful and refused.reason.startswith('parameter cam0.deadline_ms=-5.0: allowed a number')
+    deadline = node.describe_parameter('cam0.deadline_ms')
+    assert not deadline.read_only
+    assert (deadline.floating_point_range[0].from_value, deadline.floating_point_range[0].to_value) == (0.001, 3.6e6)
+    assert node.describe_parameter('top_k').integer_range[0].to_value == 1000
+    refused = set_remote('cam0.deadline_ms', -5.0)  # rclpy refuses it by the descriptor's range
+    assert not refused.successful and refused.reason == ('Parameter cam0.deadline_ms out of range Min: 0.001, '
+                                                         'Max: 3600000.0, value: -5.0')
     assert node.config.cameras[0].deadline_ms == 10_000.0
     applied = set_remote('miss_warn_ratio', 0.1)
     assert applied.successful and node.config.miss_warn_ratio == 0.1

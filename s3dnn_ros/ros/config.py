@@ -50,6 +50,8 @@ def _number(low: float, high: float = float('inf'), low_inclusive: bool = False)
         if not ok or value != value:
             _fail(name, value, f'a number {bound}')
         return float(value)
+    if low_inclusive and high != float('inf'):
+        check.range = (float, low, high)  # what the node's parameter descriptor states
     return check
 
 
@@ -58,6 +60,7 @@ def _integer(low: int, high: int) -> Callable:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             _fail(name, value, f'an integer {low}..{high}')
         return value
+    check.range = (int, low, high)
     return check
 
 
@@ -154,6 +157,12 @@ DESCRIPTIONS = {
     '<camera>.fps_hint': 'expected frame rate (0: unknown)',
     '<camera>.queue_depth': 'frames that may wait; when full the oldest is dropped and counted',
 }
+
+
+def check_of(name: str) -> Callable:
+    """The check of parameter ``name`` (a global one or ``<camera>.<key>``)."""
+    checks = {key: check for key, _, check in GLOBAL_PARAMETERS}
+    return checks.get(name) or {key: check for key, _, check in CAMERA_PARAMETERS}[name.partition('.')[2]]
 
 
 def describe(name: str) -> str:

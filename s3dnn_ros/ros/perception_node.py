@@ -22,14 +22,15 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSReliabilityPolicy
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterValueException
 from sensor_msgs.msg import Image
 
 from ..model.alexnet import alexnet
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import DONE, CameraSpec, WorkerSpec
 from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, is_live,
-                     apply_live, camera_default, check_camera_names, describe, detections_topic,
+                     apply_live, camera_default, check_camera_names, check_of, describe, detections_topic,
                      params_file_sections, read_labels, unknown_parameter, validate)
 from .image_codec import FrameRejected, image_to_array
 from .messages import Detection, DetectionEncoder, status
@@ -138,9 +139,22 @@ class PerceptionNode(Node):
                                   'another pattern that matches it')
 
     def _declare(self, name, default):
+        """Declare ``name`` with its description, read-only unless live, and its range where it has one; a value
+        rclpy refuses by that range is reported with the parameter's own one-line message."""
+        check = check_of(name)
         descriptor = ParameterDescriptor(description=describe(name), read_only=not is_live(name),
                                          dynamic_typing=True)
-        return self.declare_parameter(name, default, descriptor).value
+        kind, low, high = getattr(check, 'range', (None, 0, 0))
+        if kind is float:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+        elif kind is int:
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+        try:
+            return self.declare_parameter(name, default, descriptor).value
+        except InvalidParameterValueException as error:
+            value = self._parameter_overrides[name].value if name in self._parameter_overrides else default
+            check(name, value)  # raises ConfigError naming the parameter, the value and what is allowed
+            raise ConfigError(f'parameter {name}={value!r}: {error}') from error
 
     def _read_parameters(self):
         values = {name: self._declare(name, default) for name, default, _ in GLOBAL_PARAMETERS}
