@@ -125,12 +125,7 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cPr
             taken += 1
         if taken:
             core.timed('arrive', began, taken)
-        core.step()
-        outputs = core.take_outputs()
-        if outputs:
-            began = time.perf_counter_ns()
-            pickle.dumps(('outputs', outputs))
-            core.timed('output', began, len(outputs))
+        core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))  # what the worker process sends
     if profiler:
         profiler.disable()
     return before

@@ -18,7 +18,7 @@ import gc
 import importlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..engine.base import Engine, EngineError
 from ..engine.costs import CostTableError, HostCosts
@@ -280,6 +280,16 @@ class WorkerCore:
         if now >= self._host_refresh_ns:
             self._refresh_host_costs(now)
         return bool(retired or issued)
+
+    def cycle(self, send: Callable[[list[tuple]], None]) -> None:
+        """One turn of a serving loop after its frames were taken in: :meth:`step`, then hand what was
+        resolved to ``send`` (metered as 'output')."""
+        self.step()
+        outputs = self.take_outputs()
+        if outputs:
+            start = time.perf_counter_ns()
+            send(outputs)
+            self.timed('output', start, len(outputs))
 
     def idle_wait_s(self, longest_s: float) -> float:
         """How long the loop may block waiting for frames: 0 while launches are in flight (they are polled),

@@ -61,12 +61,7 @@ def serve(connection: Connection, core: WorkerCore) -> int:
                     break
             if frames:
                 core.timed('arrive', start, frames)
-        core.step()
-        outputs = core.take_outputs()
-        if outputs:
-            start = time.perf_counter_ns()
-            connection.send(('outputs', outputs))
-            core.timed('output', start, len(outputs))
+        core.cycle(lambda outputs: connection.send(('outputs', outputs)))
         if core.dispatcher.engine_errors != errors:
             errors = core.dispatcher.engine_errors
             try:
