@@ -159,10 +159,15 @@ DESCRIPTIONS = {
 }
 
 
+_GLOBAL_CHECKS = {name: check for name, _, check in GLOBAL_PARAMETERS}
+_CAMERA_CHECKS = {key: check for key, _, check in CAMERA_PARAMETERS}
+#: the keys of per-camera parameters (``<camera>.<key>``)
+CAMERA_KEYS = frozenset(_CAMERA_CHECKS)
+
+
 def check_of(name: str) -> Callable:
     """The check of parameter ``name`` (a global one or ``<camera>.<key>``)."""
-    checks = {key: check for key, _, check in GLOBAL_PARAMETERS}
-    return checks.get(name) or {key: check for key, _, check in CAMERA_PARAMETERS}[name.partition('.')[2]]
+    return _GLOBAL_CHECKS.get(name) or _CAMERA_CHECKS[name.partition('.')[2]]
 
 
 def describe(name: str) -> str:
@@ -262,8 +267,6 @@ def is_live(name: str) -> bool:
 def apply_live(config: 'NodeConfig', changes: dict[str, Any]) -> 'NodeConfig':
     """``config`` with ``changes`` to LIVE_PARAMETERS applied; ConfigError naming the first parameter that is
     not live or whose value is not allowed."""
-    checks = {name: check for name, _, check in GLOBAL_PARAMETERS}
-    camera_checks = {key: check for key, _, check in CAMERA_PARAMETERS}
     cameras = {camera.name: camera for camera in config.cameras}
     values = {}
     for name, value in changes.items():
@@ -271,9 +274,9 @@ def apply_live(config: 'NodeConfig', changes: dict[str, Any]) -> 'NodeConfig':
         if not is_live(name) or (key and camera not in cameras):
             _fail(name, value, f'no change while the node runs (restart it); live: {", ".join(LIVE_PARAMETERS)}')
         if key:
-            cameras[camera] = dataclasses.replace(cameras[camera], **{key: camera_checks[key](name, value)})
+            cameras[camera] = dataclasses.replace(cameras[camera], **{key: check_of(name)(name, value)})
         else:
-            values[name] = checks[name](name, value)
+            values[name] = check_of(name)(name, value)
     merged = dataclasses.replace(config, cameras=tuple(cameras.values()), **values)
     if merged.miss_error_ratio < merged.miss_warn_ratio:
         name = 'miss_error_ratio' if 'miss_error_ratio' in values else 'miss_warn_ratio'
@@ -286,7 +289,7 @@ def unknown_parameter(name: str, value: Any, known: list[str], cameras: list[str
     """The one-line error for a parameter given to the node that it does not have: a per-camera key of a
     camera that is not configured, or a name with the nearest known one."""
     camera, _, key = name.partition('.')
-    if key in dict((k, None) for k, _, _ in CAMERA_PARAMETERS) and camera not in cameras:
+    if key in CAMERA_KEYS and camera not in cameras:
         return (f'parameter {name}={value!r}: {camera!r} is not one of the cameras; allowed <camera>.{key} for '
                 f'cameras {", ".join(cameras)}')
     nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
@@ -308,13 +311,7 @@ def _section_pattern(key: str) -> re.Pattern:
 def params_file_sections(path: str, full_name: str) -> tuple[bool, list[str]]:
     """Whether the params file at ``path`` has a section for the node ``full_name`` (e.g.
     ``/robot1/s3dnn_perception``), and its section names; ConfigError when it cannot be read."""
-    import yaml
-    try:
-        with open(path, encoding='utf-8') as file:
-            data = yaml.safe_load(file) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f'parameters file {path!r}: cannot read it as YAML ({error})') from error
-    sections = [name for name, _ in node_sections(data)]
+    sections = [name for name, _ in node_sections(read_params_file(path, full_name))]
     return any(_section_pattern(name).fullmatch(full_name) for name in sections), sections
 
 
@@ -332,10 +329,9 @@ def node_sections(data: Any, prefix: str = '') -> list[tuple[str, dict]]:
     return found
 
 
-def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """The node's flattened parameters from a ROS 2 params file (the first section whose name matches the
-    node's, as ROS matches them: ``s3dnn_perception``, ``/**``, ``/**/s3dnn_perception``...); ConfigError naming
-    the file when it cannot be read or is not a params file."""
+def read_params_file(path: str, node_name: str = NODE_NAME) -> dict:
+    """The YAML mapping of a ROS 2 params file; ConfigError naming the file when it cannot be read or is not
+    a mapping of node sections."""
     import yaml
     allowed = f'a ROS 2 params file with a {node_name}: or /**: section holding ros__parameters:'
     try:
@@ -352,6 +348,14 @@ def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any
         raise ConfigError(f'parameters file {path!r}: not valid YAML{line}; allowed {allowed}') from error
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
         raise ConfigError(f'parameters file {path!r}: not a mapping of node sections; allowed {allowed}')
+    return data
+
+
+def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any]:
+    """The node's flattened parameters from a ROS 2 params file (the first section whose name matches the
+    node's, as ROS matches them: ``s3dnn_perception``, ``/**``, ``/**/s3dnn_perception``...); ConfigError naming
+    the file when it cannot be read or is not a params file."""
+    data = read_params_file(path, node_name)
     full_name = node_name if node_name.startswith('/') else '/' + node_name
     parameters = next((values for name, values in node_sections(data) if _section_pattern(name).fullmatch(full_name)),
                       None) or {}

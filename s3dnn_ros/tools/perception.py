@@ -13,7 +13,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from ..ros.camera_sim import CameraSim
-from ..ros.config import CAMERA_PARAMETERS, ENGINES, ConfigError, default_topic, parameters_from_yaml
+from ..ros.config import CAMERA_KEYS, ENGINES, ConfigError, default_topic, parameters_from_yaml
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
@@ -42,9 +42,8 @@ def config_overrides(path: str | None, replaces_cameras: bool) -> list[Parameter
         return []
     values = parameters_from_yaml(path)
     if replaces_cameras:
-        camera_keys = {key for key, _, _ in CAMERA_PARAMETERS}
         values = {name: value for name, value in values.items()
-                  if name != 'cameras' and name.partition('.')[2] not in camera_keys}
+                  if name != 'cameras' and name.partition('.')[2] not in CAMERA_KEYS}
     return [Parameter(name, value=value) for name, value in values.items()]
 
 
