@@ -69,6 +69,7 @@ class TimedEngine(Engine):
     """Launches take the cost table's time, one after another; results are zeros."""
 
     name = 'timed'
+    streams = 16  # stream ids as the CUDA engine's pool takes them (the timing ignores them)
 
     def __init__(self, costs: CostTable):
         super().__init__(costs.network)

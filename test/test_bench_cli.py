@@ -20,12 +20,17 @@ def test_json_report_holds_every_section(capsys, tmp_path):
     for row in rows:
         assert row['batch'] == 1 and row['ours_us'] > 0 and row['floor_us'] > 0
         assert row['bound'] in ('compute', 'memory') and row['torch_us'] is None
-    assert {(row['batch'], row['streams']) for row in report['table1']['rows']} == {(2, 1), (2, 4)}
+    assert sorted((row['inputs'], row['batch'], row['streams']) for row in report['table1']['rows']) == \
+        [('pageable', 2, 1), ('pageable', 2, 4), ('pinned', 2, 1), ('pinned', 2, 4)]
     for row in report['table1']['rows']:
         assert row['sequential_ms'] > 0 and row['streams_ms'] > 0 and row['s3dnn_ms'] > 0
+        assert row['s3dnn_vs_streams'] == pytest.approx(row['s3dnn_ms'] / row['streams_ms'], abs=1e-3)
     four = report['four_cameras']
-    assert four['s3dnn_round_ms'] >= four['gpu_busy_ms'] > 0
-    assert 0 <= four['idle_fraction'] < 1 and 'no GPU baseline' in four['torch']
+    assert [r['inputs'] for r in four['rounds']] == ['pinned', 'pageable']
+    for r in four['rounds']:
+        assert r['s3dnn_round_ms'] >= r['gpu_busy_ms'] > 0
+        assert 0 <= r['idle_fraction'] < 1
+    assert 'no GPU baseline' in four['torch']
 
 
 def test_bad_section_is_a_usage_error(capsys):

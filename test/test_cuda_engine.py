@@ -296,18 +296,28 @@ def test_fused_launches_equal_unfused(engine, rng, k):
             np.testing.assert_array_equal(result[1], fused[stream][0][1])
 
 
-def test_launch_larger_than_max_batch_is_split(engine, weights, rng):
-    images = random_images(rng, 6)
-    expected = reference.forward(engine.network, weights, images)
-    engine.max_batch = 4
+@pytest.mark.parametrize('streams', [16, 1])
+def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
+    """10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams forked from
+    and joined into the launch's stream (one after another on a one-stream engine). Every layer is issued
+    back to back with no host wait, so a missing fork or join reads activations not yet written; the
+    side streams and their events are made once."""
+    images = random_images(rng, 10)
+    expected = reference.forward(network, weights, images)
+    engine = CudaEngine(network, weights, streams=streams, max_batch=4)
     try:
         with Pipelines(engine, len(images)) as pids:
-            run_network(engine, pids, images)
+            run_network(engine, pids, images, stream=3)
             out = np.stack([engine.result(pid).copy() for pid in pids])
+            before = engine.allocations
+            run_network(engine, pids, images, stream=3)
+            again = np.stack([engine.result(pid).copy() for pid in pids])
+            assert engine.allocations == before
     finally:
-        engine.max_batch = 16
+        engine.close()
     assert rel_error(out[:, 0], expected[:, 0]) <= LAYER_TOLERANCE
     np.testing.assert_array_equal(out[:, 1], expected[:, 1])
+    np.testing.assert_array_equal(again, out)
 
 
 # ---- whole network against torchvision ----------------------------------------------------------------------

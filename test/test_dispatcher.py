@@ -17,7 +17,8 @@ from scheduling_helpers import MS, NUM_LAYERS, uniform_costs
 class ManualBackend:
     """Launches finish only when the test says so; an optional layer fails on launch."""
 
-    def __init__(self, fail_layer=None):
+    def __init__(self, fail_layer=None, streams=None):
+        self.streams = streams
         self.now = 0
         self.launched = []
         self.finished = set()
@@ -91,6 +92,38 @@ def test_look_ahead_queues_a_lone_chain_whole():
     dispatcher.arrive(other, 1)
     dispatcher.pump()
     assert backend.launched[NUM_LAYERS].frames[0].pipeline is other and backend.launched[NUM_LAYERS].layer == 0
+
+
+def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
+    """On a backend with 4 streams, cameras 0 and 4 share stream slot 0: camera 4's frame, started while
+    camera 0's is in flight, goes on the next free stream, and every later layer of each frame follows
+    its frame's stream (chained successors included). With every stream busy a launch keeps its own."""
+    dispatcher, backend, _, _ = make_dispatcher('streams', backend=ManualBackend(streams=4), tb=1.0)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(6)]
+    dispatcher.arrive(cams[0], 0)
+    dispatcher.arrive(cams[4], 0)
+    dispatcher.pump()
+    streams = {}
+    for launch in backend.launched:
+        streams.setdefault(launch.frames[0].pipeline.name, set()).add(launch.stream)
+    assert streams == {'cam0': {0}, 'cam4': {1}}
+    for cam in (cams[1], cams[2], cams[5]):  # slots 1, 2 taken or free: cam1 -> 2, cam2 -> 3, cam5 -> 1 busy
+        dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    first = {launch.frames[0].pipeline.name: launch.stream for launch in backend.launched if launch.layer == 0}
+    assert first == {'cam0': 0, 'cam4': 1, 'cam1': 2, 'cam2': 3, 'cam5': 1}
+    for launch in backend.launched:
+        assert launch.stream == first[launch.frames[0].pipeline.name]
+
+
+def test_unbounded_backend_keeps_the_policy_streams():
+    dispatcher, backend, _, _ = make_dispatcher('streams', tb=1.0)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(3)]
+    for cam in cams:
+        dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    assert {(launch.frames[0].pipeline.name, launch.stream) for launch in backend.launched} == \
+        {(cam.name, cam.stream) for cam in cams}
 
 
 def test_queue_depth_one_keeps_the_newest_frame_and_counts_the_drop():

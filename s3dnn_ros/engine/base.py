@@ -64,6 +64,8 @@ class Engine(ABC):
 
     #: 'reference' or 'cuda'
     name = 'engine'
+    #: streams launches run on, ``launch``'s stream taken modulo it (None: launches complete in the call)
+    streams: int | None = None
 
     def __init__(self, network: Network):
         self.network = network

@@ -10,7 +10,9 @@ Why it is built the way it is:
   fused launch. CUDA copies kernel arguments when the launch is issued, so a fused launch over k
   pipelines reads and writes each pipeline's own buffers with no device pointer table, no per-launch
   allocation and no copy of activations. A launch of more than ``max_batch`` frames
-  (``max_batch <= MAX_FRAMES``) becomes several kernel launches on the same stream.
+  (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its frames' copies, run side
+  by side on side streams forked from the launch's stream and joined back into it (one after another on
+  a one-stream engine).
 * Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
   block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame of a
   given size allocates its pinned staging buffer and device copy, reallocated only when the image
@@ -300,6 +302,7 @@ class CudaEngine(Engine):
         if streams < 1:
             raise ValueError(f'streams={streams}: must be >= 1')
         self.max_batch = max_batch
+        self.streams = streams
         self.cost_table_path = os.fspath(cost_table_path) if cost_table_path is not None else None
         self.allocations = 0
         self._closed = True  # until the device is set up
@@ -309,6 +312,8 @@ class CudaEngine(Engine):
         self._plans: dict[tuple[int, int], _Plan] = {}
         self._resident: dict[str, int] = {}
         self._free_events: list[tuple[Any, Any]] = []
+        self._sides: dict[int, list[tuple[Any, Any]]] = {}  # stream index -> side streams, each with its join event
+        self._forks: dict[int, Any] = {}  # stream index -> the event side streams wait for
         self._staging_pool: ThreadPoolExecutor | None = None
         self._registered: dict[int, np.ndarray] = {}  # id -> array returned by pin()
         self._metas: dict[tuple, np.ndarray] = {}  # (height, width, step, encoding) -> the kernel's image meta
@@ -720,26 +725,44 @@ class CudaEngine(Engine):
         if not self._closed:
             self._free_events.append(events)
 
-    def _enqueue(self, index: int, pipelines: list[_Pipeline], stream) -> None:
-        """The kernel launches of one layer over ``pipelines``, ``max_batch`` frames each: the plan's argument
-        record gets this launch's pointers and goes to ``cuLaunchKernel`` as it is (no per-launch packing)."""
-        start = 0
-        for frames in self._chunks(len(pipelines)):
-            chunk = pipelines[start:start + frames]
+    def _enqueue(self, index: int, chunk: list[_Pipeline], stream) -> None:
+        """One kernel launch of a layer over ``chunk`` (at most ``max_batch`` frames): the plan's argument record
+        gets this launch's pointers and goes to ``cuLaunchKernel`` as it is (no per-launch packing)."""
+        frames = len(chunk)
+        plan = self._plans.get((index, frames)) or self._plan(index, frames)
+        words = plan.words
+        if index == 0:
+            words[:frames] = [p.image_ptr for p in chunk]
+            plan.args['meta'][0, :frames] = [p.meta for p in chunk]
+        else:
+            words[:frames] = [p.outputs[index - 1] for p in chunk]
+        words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
+        plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
+
+    def _split(self, stream_index: int, pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
+        """(stream, join event or None, frames) of each kernel launch of a fused launch: the first on the
+        launch's stream, the others on side streams of that stream (made on first use, each with the event
+        that joins it back), so the kernels of one fused launch run side by side; with a one-stream engine
+        all on its stream, one after another."""
+        main = self._streams[stream_index]
+        parts, start = [], 0
+        for j, frames in enumerate(self._chunks(len(pipelines))):
+            stream, joined = main, None
+            if j and len(self._streams) > 1:
+                sides = self._sides.setdefault(stream_index, [])
+                while len(sides) < j:
+                    sides.append((self._drv.Stream(), self._drv.Event(self._drv.event_flags.DISABLE_TIMING)))
+                    self.allocations += 2
+                stream, joined = sides[j - 1]
+            parts.append((stream, joined, pipelines[start:start + frames]))
             start += frames
-            plan = self._plans.get((index, frames)) or self._plan(index, frames)
-            words = plan.words
-            if index == 0:
-                words[:frames] = [p.image_ptr for p in chunk]
-                plan.args['meta'][0, :frames] = [p.meta for p in chunk]
-            else:
-                words[:frames] = [p.outputs[index - 1] for p in chunk]
-            words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
-            plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
+        return parts
 
     def launch(self, layer_index: int, pids: Sequence, stream: int) -> CudaCompletion:
         """Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
-        download; all on stream ``stream % streams`` between the completion's two events."""
+        download. A launch of more than ``max_batch`` frames is several kernels, each with its frames' copies,
+        run side by side on side streams forked from and joined back into stream ``stream % streams``; the
+        completion's two events on that stream enclose all of it."""
         self._check_open()
         self.check_launch(layer_index, pids)
         try:
@@ -748,24 +771,39 @@ class CudaEngine(Engine):
             pipelines = [self._pipeline(pid) for pid in pids]  # raises, naming the pipeline
         self._activate()
         drv = self._drv
-        cuda_stream = self._streams[stream % len(self._streams)]
+        stream_index = stream % len(self._streams)
+        main = self._streams[stream_index]
+        if layer_index == 0:
+            for pid, p in zip(pids, pipelines):
+                if p.upload is None:
+                    raise ValueError(f'launch of layer 0 ({self.layers[0].name}): pipeline {pid!r} has no '
+                                     'staged input')
+        parts = self._split(stream_index, pipelines) if len(pipelines) > self.max_batch else [(main, None, pipelines)]
         events = self._take_events()
         try:
-            events[0].record(cuda_stream)
-            if layer_index == 0:
-                for pid, p in zip(pids, pipelines):
-                    if p.upload is None:
-                        raise ValueError(f'launch of layer 0 ({self.layers[0].name}): pipeline {pid!r} has no '
-                                         'staged input')
-                for p in pipelines:
-                    drv.memcpy_htod_async(p.image, p.upload, cuda_stream)
-                    if p.upload_staged:
-                        p.copied.record(cuda_stream)
-            self._enqueue(layer_index, pipelines, cuda_stream)
-            if layer_index == self._last_layer:
-                for p in pipelines:
-                    drv.memcpy_dtoh_async(p.result, p.outputs[-1], cuda_stream)
-            events[1].record(cuda_stream)
+            events[0].record(main)
+            if len(parts) > 1 and parts[1][1] is not None:
+                fork = self._forks.get(stream_index)
+                if fork is None:
+                    fork = self._forks[stream_index] = drv.Event(drv.event_flags.DISABLE_TIMING)
+                    self.allocations += 1
+                fork.record(main)
+            for target, joined, chunk in parts:
+                if joined is not None:
+                    target.wait_for_event(fork)
+                if layer_index == 0:
+                    for p in chunk:
+                        drv.memcpy_htod_async(p.image, p.upload, target)
+                        if p.upload_staged:
+                            p.copied.record(target)
+                self._enqueue(layer_index, chunk, target)
+                if layer_index == self._last_layer:
+                    for p in chunk:
+                        drv.memcpy_dtoh_async(p.result, p.outputs[-1], target)
+                if joined is not None:
+                    joined.record(target)
+                    main.wait_for_event(joined)
+            events[1].record(main)
         except drv.Error as error:
             self._free_events.append(events)
             raise EngineError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) for pipelines '
@@ -916,6 +954,8 @@ class CudaEngine(Engine):
         self._registered.clear()
         self._device_buffers.clear()
         self._free_events.clear()
+        self._sides.clear()
+        self._forks.clear()
         self._plans.clear()
         self._functions = {}
         self._modules = []

@@ -23,6 +23,9 @@ DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
 class Backend(Protocol):
     """What the dispatcher needs from the thing that runs kernels."""
 
+    #: streams the backend runs launches on, stream ids taken modulo this (None: as many as there are ids)
+    streams: int | None
+
     def now_ns(self) -> int: ...
 
     def open_pipeline(self, pipeline: Pipeline) -> None: ...
@@ -145,6 +148,22 @@ class Dispatcher:
                 break
         return issued
 
+    def _stream_for(self, launch: Launch) -> int:
+        """The stream ``launch`` runs on. A chained launch follows its frames' previous layer. Any other may
+        run on any stream: on a backend with a bounded set of streams (ids modulo ``backend.streams``) it
+        takes its own stream's slot unless a launch in flight holds it, then the next free one (its own
+        when none is free), so launches decided apart never wait for each other in one stream's order."""
+        if launch.chained:
+            return launch.frames[0].stream
+        count = self.backend.streams
+        if count is None:
+            return launch.stream
+        stream = launch.stream % count
+        busy = self._by_stream
+        if stream in busy:
+            stream = next((s % count for s in range(stream + 1, stream + count) if s % count not in busy), stream)
+        return stream
+
     def _issue(self, group: Group) -> int:
         """Launch a group; it holds a dispatch slot unless the policy says it needs none
         (``Group.takes_slot``: successors chained behind a lone chain delay no decision)."""
@@ -155,6 +174,7 @@ class Dispatcher:
             frames = launch.frames
             if any(frame.pipeline.current is not frame for frame in frames):
                 continue  # a frame of this launch failed earlier in the group
+            launch.stream = self._stream_for(launch)
             launch.group = group
             try:
                 self.backend.launch(launch)
@@ -385,6 +405,7 @@ class EngineBackend:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.streams = engine.streams
         self.busy = BusyMeter()
         self.launch_ns = self.launches = 0
         self.first_layer_ns = self.first_layer_launches = self.uploads = 0

@@ -57,6 +57,9 @@ class SimulatedGpu:
     """Dispatcher backend: the GPU model on a virtual clock and the host clock that pays for launches (see
     the module docstring). ``now_ns`` is the host's clock; ``charge`` advances it."""
 
+    #: every stream id is a stream of its own
+    streams = None
+
     def __init__(self, host: HostCosts = NOMINAL_HOST):
         self.launch_ns = round(host.launch_us * 1000)
         self.upload_ns = round(host.upload_us * 1000)

@@ -18,6 +18,11 @@ Sections, each measured in the same process on the same card:
     result on the host) against torch running the four frames one after another (eager and CUDA
     graph), and how long the GPU sat idle while frames were waiting.
 
+Both run once per kind of input (``--inputs``): ``pinned``, camera images in page-locked memory the
+engine uploads from where they lie, as the scheduler worker's frame slots are (and as the torch
+baseline's images are); ``pageable``, plain arrays each first copied into its pipeline's pinned staging
+buffer on the host, inside the timed span.
+
 ``capacity`` (only when asked for: it takes minutes)
     Open-loop cameras (``--cameras N,N,...`` at ``--fps``, ``--deadline-ms``, ``--width`` x ``--height``)
     through a real scheduler worker process per policy (``--policies``), swept over the camera counts,
@@ -56,6 +61,7 @@ TABLE1_BATCHES = (2, 4, 8, 16)
 TABLE1_STREAMS = (1, 4)
 RUNS = 4
 CAMERA_SHAPE = (480, 640, 3)
+INPUTS = ['pinned', 'pageable']
 
 
 def median(values) -> float:
@@ -196,7 +202,31 @@ class Bench:
         self.layers = network.kernel_layers
         self.images = camera_images(max(LAYER_BATCHES))
         self.torch, self.torch_missing = load_torch(network, weights, engine)
-        self._pipelines = 0
+        self._pinned: dict[int, tuple[Engine, np.ndarray, list[np.ndarray]]] = {}
+
+    def inputs(self, engine: Engine, kind: str) -> list[np.ndarray]:
+        """The camera images as ``kind`` inputs of ``engine``: 'pageable', the arrays themselves; 'pinned',
+        copies of them in one block of host memory given to ``engine.pin`` (kept until :meth:`release`)."""
+        if kind == 'pageable':
+            return self.images
+        held = self._pinned.get(id(engine))
+        if held is None:
+            block = np.empty(sum(image.nbytes for image in self.images), np.uint8)
+            engine.pin(block)
+            views, offset = [], 0
+            for image in self.images:
+                view = block[offset:offset + image.nbytes].reshape(image.shape)
+                view[...] = image
+                views.append(view)
+                offset += image.nbytes
+            held = self._pinned[id(engine)] = (engine, block, views)
+        return held[2]
+
+    def release(self, engine: Engine) -> None:
+        """Undo the pinning of ``engine``'s inputs (before the engine closes)."""
+        held = self._pinned.pop(id(engine), None)
+        if held is not None:
+            engine.unpin(held[1])
 
     def open_pipelines(self, count: int, tag: str) -> list:
         pids = [(tag, i) for i in range(count)]
@@ -280,27 +310,36 @@ class Bench:
                 'of_floor': round(ours / floor, 2) if floor else None}
 
     # ------------------------------------------------------------------------------------- table 1
-    def table1_section(self, batches, streams_options) -> dict:
+    def table1_section(self, batches, streams_options, kinds) -> dict:
         rows = []
         for streams in streams_options:
             engine = self.engine_with_streams(streams)
-            for batch in batches:
-                row = {'batch': batch, 'streams': streams}
-                runs = [[(f'run{r}', i) for i in range(batch)] for r in range(RUNS)]
-                all_pids = [pid for run in runs for pid in run]
-                for pid in all_pids:
-                    engine.open_pipeline(pid)
-                try:
-                    row['sequential_ms'] = self._repeat(lambda: self._runs(engine, runs, streams, wait_each=True))
-                    row['streams_ms'] = self._repeat(lambda: self._runs(engine, runs, streams, wait_each=False))
-                finally:
-                    for pid in all_pids:
-                        engine.close_pipeline(pid)
-                row['s3dnn_ms'] = self._repeat(lambda: self.s3dnn_round(engine, RUNS * batch)[0])
-                rows.append(row)
-            if engine is not self.engine:
-                engine.close()
+            try:
+                for kind in kinds:
+                    images = self.inputs(engine, kind)
+                    for batch in batches:
+                        rows.append(self._table1_row(engine, images, batch, streams, kind))
+            finally:
+                if engine is not self.engine:
+                    self.release(engine)
+                    engine.close()
         return {'runs': RUNS, 'rows': rows}
+
+    def _table1_row(self, engine: Engine, images, batch: int, streams: int, kind: str) -> dict:
+        row = {'batch': batch, 'streams': streams, 'inputs': kind}
+        runs = [[(f'run{r}', i) for i in range(batch)] for r in range(RUNS)]
+        all_pids = [pid for run in runs for pid in run]
+        for pid in all_pids:
+            engine.open_pipeline(pid)
+        try:
+            row['sequential_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams, wait_each=True))
+            row['streams_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams, wait_each=False))
+        finally:
+            for pid in all_pids:
+                engine.close_pipeline(pid)
+        row['s3dnn_ms'] = self._repeat(lambda: self.s3dnn_round(engine, images, RUNS * batch)[0])
+        row['s3dnn_vs_streams'] = round(row['s3dnn_ms'] / row['streams_ms'], 3)
+        return row
 
     def engine_with_streams(self, streams: int) -> Engine:
         if self.engine.name != 'cuda':
@@ -308,12 +347,12 @@ class Bench:
         from ..engine.cuda import CudaEngine
         return CudaEngine(self.network, self.weights, device_id=self.engine.device_id, streams=streams)
 
-    def _runs(self, engine, runs, streams: int, wait_each: bool) -> float:
+    def _runs(self, engine, images, runs, streams: int, wait_each: bool) -> float:
         """Wall ms of four runs, each a fused launch per layer of its frames; one stream per run (mod streams)."""
         begin = time.perf_counter_ns()
         last = []
         for r, pids in enumerate(runs):
-            engine.set_inputs([(pid, image, 'rgb8') for pid, image in zip(pids, self.images * 4)])
+            engine.set_inputs([(pid, image, 'rgb8') for pid, image in zip(pids, images[r * len(pids):])])
             completion = None
             for index in range(len(self.layers)):
                 completion = engine.launch(index, pids, r % streams)
@@ -328,14 +367,14 @@ class Bench:
         measure()  # warm-up
         return round(median(measure() for _ in range(max(1, self.repeats // 4))), 3)
 
-    def s3dnn_round(self, engine, frames: int) -> tuple[float, float]:
+    def s3dnn_round(self, engine, images, frames: int) -> tuple[float, float]:
         """(wall ms from submitting ``frames`` camera frames at once to the last result, GPU busy ms)."""
         backend = EngineBackend(engine)
         done = []
         policy = make_policy('s3dnn', engine.cost_table(), max_inflight=self.max_inflight)
         dispatcher = Dispatcher(policy, backend, on_done=done.append)
         pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
-        images = (self.images * (frames // len(self.images) + 1))[:frames]
+        images = (images * (frames // len(images) + 1))[:frames]
         try:
             for pipeline, image in zip(pipelines, images):  # a camera's first frame allocates its staging
                 engine.set_input(pipeline.id, image, 'rgb8')
@@ -352,20 +391,26 @@ class Bench:
                 engine.close_pipeline(pipeline.id)
 
     # ------------------------------------------------------------------------------------- four cameras
-    def four_cameras_section(self) -> dict:
-        samples = [self.s3dnn_round(self.engine, 4) for _ in range(self.repeats + 1)][1:]
-        wall = median(s[0] for s in samples)
-        busy = median(s[1] for s in samples)
-        result = {'s3dnn_round_ms': round(wall, 3), 'gpu_busy_ms': round(busy, 3),
-                  'gpu_idle_while_queued_ms': round(max(0.0, wall - busy), 3),
-                  'idle_fraction': round(max(0.0, wall - busy) / wall, 3)}
+    def four_cameras_section(self, kinds) -> dict:
+        result = {}
         if self.torch is not None:
             for name, use_graph in (('torch_eager', False), ('torch_graph', True)):
-                ms = self._torch_four(use_graph)
-                result[f'{name}_sequential_ms'] = round(ms, 3)
-                result[f'ratio_vs_{name}'] = round(wall / ms, 3)
+                result[f'{name}_sequential_ms'] = round(self._torch_four(use_graph), 3)
         else:
             result['torch'] = self.torch_missing
+        rounds = result['rounds'] = []
+        for kind in kinds:
+            images = self.inputs(self.engine, kind)
+            samples = [self.s3dnn_round(self.engine, images, 4) for _ in range(self.repeats + 1)][1:]
+            wall = median(s[0] for s in samples)
+            busy = median(s[1] for s in samples)
+            row = {'inputs': kind, 's3dnn_round_ms': round(wall, 3), 'gpu_busy_ms': round(busy, 3),
+                   'gpu_idle_while_queued_ms': round(max(0.0, wall - busy), 3),
+                   'idle_fraction': round(max(0.0, wall - busy) / wall, 3)}
+            for name in ('torch_eager', 'torch_graph'):
+                if f'{name}_sequential_ms' in result:
+                    row[f'ratio_vs_{name}'] = round(wall / result[f'{name}_sequential_ms'], 3)
+            rounds.append(row)
         return result
 
     def _torch_four(self, use_graph: bool) -> float:
@@ -408,12 +453,19 @@ def format_report(report: dict) -> str:
                               r['bound'], r['of_floor']] for r in report['layers']['rows']]))
     if 'table1' in report:
         parts.append(_table(f"table 1: total ms of {report['table1']['runs']} runs of batch B",
-                            ['B', 'streams', 'sequential', 'streams', 's3dnn'],
-                            [[r['batch'], r['streams'], r['sequential_ms'], r['streams_ms'], r['s3dnn_ms']]
-                             for r in report['table1']['rows']]))
+                            ['inputs', 'B', 'streams', 'sequential', 'streams', 's3dnn', 's3dnn/streams'],
+                            [[r['inputs'], r['batch'], r['streams'], r['sequential_ms'], r['streams_ms'],
+                              r['s3dnn_ms'], r['s3dnn_vs_streams']] for r in report['table1']['rows']]))
     if 'four_cameras' in report:
         four = report['four_cameras']
-        parts.append('four cameras, one frame each: ' + ', '.join(f'{k} {v}' for k, v in four.items()))
+        torch_ms = {k: v for k, v in four.items() if k != 'rounds'}
+        parts.append(_table('four cameras, one frame each (ms)',
+                            ['inputs', 's3dnn round', 'GPU busy', 'GPU idle while queued', 'idle share',
+                             'vs torch eager', 'vs torch graph'],
+                            [[r['inputs'], r['s3dnn_round_ms'], r['gpu_busy_ms'], r['gpu_idle_while_queued_ms'],
+                              r['idle_fraction'], r.get('ratio_vs_torch_eager'), r.get('ratio_vs_torch_graph')]
+                             for r in four['rounds']])
+                     + '\ntorch, the four frames one after another: ' + ', '.join(f'{k} {v}' for k, v in torch_ms.items()))
     return '\n\n'.join(parts)
 
 
@@ -431,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=[str(b) for b in LAYER_BATCHES], help='batch sizes of the layers section')
     parser.add_argument('--table1-batches', type=choices_list([str(b) for b in TABLE1_BATCHES]),
                         default=[str(b) for b in TABLE1_BATCHES])
+    parser.add_argument('--inputs', type=choices_list(INPUTS), default=INPUTS,
+                        help='images of table1 and four_cameras: pinned (page-locked, as the scheduler worker\'s '
+                             'frame slots), pageable (copied to staging first); default pinned,pageable')
     parser.add_argument('--repeats', type=positive_int, default=20, help='timed repetitions (default 20)')
     parser.add_argument('--max-inflight', type=positive_int, default=2,
                         help='dispatch rounds the S3DNN dispatcher keeps on the GPU (default 2)')
@@ -498,10 +553,12 @@ def engine_report(parser: Parser, args, sections: list[str], command: str, date:
         if 'layers' in sections:
             report['layers'] = bench.layers_section([int(b) for b in args.batches])
         if 'table1' in sections:
-            report['table1'] = bench.table1_section([int(b) for b in args.table1_batches], TABLE1_STREAMS)
+            report['table1'] = bench.table1_section([int(b) for b in args.table1_batches], TABLE1_STREAMS,
+                                                    args.inputs)
         if 'four_cameras' in sections:
-            report['four_cameras'] = bench.four_cameras_section()
+            report['four_cameras'] = bench.four_cameras_section(args.inputs)
     finally:
+        bench.release(engine)
         engine.close()
     return report
 
