@@ -298,10 +298,11 @@ def test_fused_launches_equal_unfused(engine, rng, k):
 
 @pytest.mark.parametrize('streams', [16, 1])
 def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
-    """10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams forked from
-    and joined into the launch's stream (one after another on a one-stream engine). Every layer is issued
-    back to back with no host wait, so a missing fork or join reads activations not yet written; the
-    side streams and their events are made once."""
+    """10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams joined into
+    the launch's stream (one after another on a one-stream engine). Every layer is issued back to back
+    with no host wait, so a missing fork, join or stream-order wait reads activations not yet written:
+    with the same frames in the same kernels (side kernels running ahead) and with frames changing
+    kernels every layer (forks). The side streams and their events are made once."""
     images = random_images(rng, 10)
     expected = reference.forward(network, weights, images)
     engine = CudaEngine(network, weights, streams=streams, max_batch=4)
@@ -313,11 +314,18 @@ def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
             run_network(engine, pids, images, stream=3)
             again = np.stack([engine.result(pid).copy() for pid in pids])
             assert engine.allocations == before
+            for pid, (image, encoding) in zip(pids, images):  # frames change kernels from layer to layer
+                engine.set_input(pid, image, encoding)
+            for index in range(len(engine.layers)):
+                completion = engine.launch(index, pids if index % 2 == 0 else pids[::-1], 3)
+            completion.wait()
+            shuffled = np.stack([engine.result(pid).copy() for pid in pids])
     finally:
         engine.close()
     assert rel_error(out[:, 0], expected[:, 0]) <= LAYER_TOLERANCE
     np.testing.assert_array_equal(out[:, 1], expected[:, 1])
     np.testing.assert_array_equal(again, out)
+    np.testing.assert_array_equal(shuffled, out)
 
 
 # ---- whole network against torchvision ----------------------------------------------------------------------
