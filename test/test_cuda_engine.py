@@ -298,11 +298,11 @@ def test_fused_launches_equal_unfused(engine, rng, k):
 
 @pytest.mark.parametrize('streams', [16, 1])
 def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
-    """10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams joined into
-    the launch's stream (one after another on a one-stream engine). Every layer is issued back to back
-    with no host wait, so a missing fork, join or stream-order wait reads activations not yet written:
-    with the same frames in the same kernels (side kernels running ahead) and with frames changing
-    kernels every layer (forks). The side streams and their events are made once."""
+    """10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams forked from
+    and joined into the launch's stream (one after another on a one-stream engine). Every layer is issued
+    back to back with no host wait, so a missing fork or join reads activations not yet written: with the
+    same frames in the same kernels and with frames changing kernels every layer. The side streams and
+    their events are made once."""
     images = random_images(rng, 10)
     expected = reference.forward(network, weights, images)
     engine = CudaEngine(network, weights, streams=streams, max_batch=4)

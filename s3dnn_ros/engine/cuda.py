@@ -11,8 +11,8 @@ Why it is built the way it is:
   pipelines reads and writes each pipeline's own buffers with no device pointer table, no per-launch
   allocation and no copy of activations. A launch of more than ``max_batch`` frames
   (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its frames' copies, run side
-  by side on side streams of the launch's stream, which waits for them (one after another on a
-  one-stream engine); see :meth:`CudaEngine.launch`.
+  by side on side streams forked from the launch's stream and joined back into it (one after another on
+  a one-stream engine).
 * Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
   block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame of a
   given size allocates its pinned staging buffer and device copy, reallocated only when the image
@@ -257,20 +257,6 @@ class _Pipeline:
     upload: np.ndarray | None = None   # page-locked bytes a layer-0 launch uploads (the last staged image)
     upload_staged: bool = False        # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
     meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
-    stream: Any = None                 # the CUDA stream its last launch ran on
-
-
-class _Side:
-    """A side stream of one of the engine's streams and its events: ``joined`` after its part of a launch,
-    ``uploaded`` after its layer-0 uploads. An event wait takes the event as last recorded when the wait is
-    issued, so one pair serves every launch."""
-
-    __slots__ = ('stream', 'joined', 'uploaded')
-
-    def __init__(self, drv):
-        self.stream = drv.Stream()
-        self.joined = drv.Event(drv.event_flags.DISABLE_TIMING)
-        self.uploaded = drv.Event(drv.event_flags.DISABLE_TIMING)
 
 
 class CudaCompletion(Completion):
@@ -326,8 +312,8 @@ class CudaEngine(Engine):
         self._plans: dict[tuple[int, int], _Plan] = {}
         self._resident: dict[str, int] = {}
         self._free_events: list[tuple[Any, Any]] = []
-        self._sides: dict[int, list[_Side]] = {}  # stream index -> its side streams
-        self._forks: dict[int, Any] = {}  # stream index -> the event side kernels wait for (a fork)
+        self._sides: dict[int, list[tuple[Any, Any]]] = {}  # stream index -> side streams, each with its join event
+        self._forks: dict[int, Any] = {}  # stream index -> the event side streams wait for
         self._staging_pool: ThreadPoolExecutor | None = None
         self._registered: dict[int, np.ndarray] = {}  # id -> array returned by pin()
         self._metas: dict[tuple, np.ndarray] = {}  # (height, width, step, encoding) -> the kernel's image meta
@@ -753,36 +739,30 @@ class CudaEngine(Engine):
         words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
         plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
 
-    def _split(self, stream_index: int, pipelines: list[_Pipeline]) -> list[tuple[Any, _Side | None, list[_Pipeline]]]:
-        """(stream, side or None, frames) of each kernel launch of a fused launch: each on a side stream of
-        the launch's stream (made on first use), so the kernels of one fused launch run side by side; with a
-        one-stream engine all on its stream, one after another."""
+    def _split(self, stream_index: int, pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
+        """(stream, join event or None, frames) of each kernel launch of a fused launch: the first on the
+        launch's stream, the others on side streams of that stream (made on first use, each with the event
+        that joins it back), so the kernels of one fused launch run side by side; with a one-stream engine
+        all on its stream, one after another."""
         main = self._streams[stream_index]
         parts, start = [], 0
-        sides = self._sides.setdefault(stream_index, []) if len(self._streams) > 1 else None
         for j, frames in enumerate(self._chunks(len(pipelines))):
-            stream, side = main, None
-            if sides is not None:
-                while len(sides) <= j:
-                    sides.append(_Side(self._drv))
-                    self.allocations += 3
-                side = sides[j]
-                stream = side.stream
-            parts.append((stream, side, pipelines[start:start + frames]))
+            stream, joined = main, None
+            if j and len(self._streams) > 1:
+                sides = self._sides.setdefault(stream_index, [])
+                while len(sides) < j:
+                    sides.append((self._drv.Stream(), self._drv.Event(self._drv.event_flags.DISABLE_TIMING)))
+                    self.allocations += 2
+                stream, joined = sides[j - 1]
+            parts.append((stream, joined, pipelines[start:start + frames]))
             start += frames
         return parts
 
     def launch(self, layer_index: int, pids: Sequence, stream: int) -> CudaCompletion:
         """Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
-        download; the completion's two events on stream ``stream % streams`` enclose all of it.
-
-        A launch of more than ``max_batch`` frames is several kernels, each with its frames' copies, run side
-        by side on side streams of that stream, which waits for them all. A side kernel also waits for the
-        work queued on the launch's stream before it (a fork) unless each of its frames' previous layer ran
-        on that same side stream: then stream order is enough, and the kernels of a chain queued whole (the
-        same frames in the same order, layer after layer) run ahead independently instead of in lock step.
-        Layer 0's uploads go one kernel's frames after the other's, so the first kernel starts computing
-        while the next one's images are still copied."""
+        download. A launch of more than ``max_batch`` frames is several kernels, each with its frames' copies,
+        run side by side on side streams forked from and joined back into stream ``stream % streams``; the
+        completion's two events on that stream enclose all of it."""
         self._check_open()
         self.check_launch(layer_index, pids)
         try:
@@ -793,49 +773,36 @@ class CudaEngine(Engine):
         drv = self._drv
         stream_index = stream % len(self._streams)
         main = self._streams[stream_index]
-        first = layer_index == 0
-        if first:
+        if layer_index == 0:
             for pid, p in zip(pids, pipelines):
                 if p.upload is None:
                     raise ValueError(f'launch of layer 0 ({self.layers[0].name}): pipeline {pid!r} has no '
                                      'staged input')
-        if len(pipelines) > self.max_batch:
-            parts = self._split(stream_index, pipelines)
-        else:
-            parts = [(main, None, pipelines)]
+        parts = self._split(stream_index, pipelines) if len(pipelines) > self.max_batch else [(main, None, pipelines)]
         events = self._take_events()
         try:
             events[0].record(main)
-            forked = [side is not None and any(p.stream is not target for p in chunk) for target, side, chunk in parts]
-            if any(forked):
+            if len(parts) > 1 and parts[1][1] is not None:
                 fork = self._forks.get(stream_index)
                 if fork is None:
                     fork = self._forks[stream_index] = drv.Event(drv.event_flags.DISABLE_TIMING)
                     self.allocations += 1
-                fork.record(main)  # everything queued on the launch's stream so far
-            uploaded = None
-            for (target, side, chunk), wait_fork in zip(parts, forked):
-                if wait_fork:
+                fork.record(main)
+            for target, joined, chunk in parts:
+                if joined is not None:
                     target.wait_for_event(fork)
-                if first:
-                    if uploaded is not None:
-                        target.wait_for_event(uploaded)  # the previous kernel's frames are uploaded
+                if layer_index == 0:
                     for p in chunk:
                         drv.memcpy_htod_async(p.image, p.upload, target)
                         if p.upload_staged:
                             p.copied.record(target)
-                    if side is not None:
-                        uploaded = side.uploaded
-                        uploaded.record(target)
                 self._enqueue(layer_index, chunk, target)
                 if layer_index == self._last_layer:
                     for p in chunk:
                         drv.memcpy_dtoh_async(p.result, p.outputs[-1], target)
-                for p in chunk:
-                    p.stream = target
-                if side is not None:
-                    side.joined.record(target)
-                    main.wait_for_event(side.joined)
+                if joined is not None:
+                    joined.record(target)
+                    main.wait_for_event(joined)
             events[1].record(main)
         except drv.Error as error:
             self._free_events.append(events)
@@ -905,11 +872,7 @@ class CudaEngine(Engine):
         """GPU durations (µs) of ``repeats`` runs of the kernel layers ``layer_indices`` in order over
         ``pids`` on stream 0, from the first launch's start to the last one's end. The runs are queued
         behind a delay kernel, so each starts when the one before ends instead of waiting for the host."""
-        pipelines = [self._pipeline(pid) for pid in pids]
-
         def run():
-            for p in pipelines:  # every side kernel of the first launch forks from stream 0: none starts early
-                p.stream = None
             completions = [self.launch(index, pids, 0) for index in layer_indices]
             return completions[0], completions[-1]
 
