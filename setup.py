@@ -30,14 +30,14 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            's3dnn-sim = s3dnn_ros.tools.sim:main',
-            's3dnn-convert-weights = s3dnn_ros.tools.convert_weights:main',
-            's3dnn-perception = s3dnn_ros.tools.perception:main',
-            's3dnn-bench = s3dnn_ros.tools.bench:main',
-            's3dnn-make-bag = s3dnn_ros.tools.make_bag:main',
-            's3dnn-replay = s3dnn_ros.tools.replay:main',
-            'perception_node = s3dnn_ros.ros.perception_node:main',
-            'camera_sim = s3dnn_ros.ros.camera_sim:main',
+            's3dnn-sim = s3dnn_ros.programs:sim',
+            's3dnn-convert-weights = s3dnn_ros.programs:convert_weights',
+            's3dnn-perception = s3dnn_ros.programs:perception',
+            's3dnn-bench = s3dnn_ros.programs:bench',
+            's3dnn-make-bag = s3dnn_ros.programs:make_bag',
+            's3dnn-replay = s3dnn_ros.programs:replay',
+            'perception_node = s3dnn_ros.programs:perception_node',
+            'camera_sim = s3dnn_ros.programs:camera_sim',
         ],
     },
 )

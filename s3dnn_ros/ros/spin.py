@@ -34,14 +34,17 @@ def _ignore_stop_signals() -> None:
 def init_ros(args=None) -> threading.Event:
     """``rclpy.init`` without rclpy's signal handlers; returns the event SIGINT and SIGTERM set.
 
-    A repeated signal (a terminal's Ctrl-C reaches the whole process group and ``ros2 launch`` forwards
-    it too) only sets the event again, so it cannot break a cleanup half-way. Once the program has
-    returned, both are ignored: Python's finalization restores the default action of signals that have a
+    A signal recorded before (by the entry point's :class:`s3dnn_ros.programs.EarlyStop`, while the
+    program was still importing) sets the event at once. A repeated signal (a terminal's Ctrl-C reaches
+    the whole process group and ``ros2 launch`` forwards it too) only sets the event again, so it cannot
+    break a cleanup half-way. Once the program has returned, both are ignored: Python's finalization restores the default action of signals that have a
     Python handler, and a late Ctrl-C would turn a clean exit into status 130.
     """
     stop = threading.Event()
     for signum in STOP_SIGNALS:
-        signal.signal(signum, lambda *_: stop.set())
+        previous = signal.signal(signum, lambda *_: stop.set())
+        if getattr(previous, 'received', None) is not None:  # s3dnn_ros.programs.EarlyStop got one first
+            stop.set()
     atexit.register(_ignore_stop_signals)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     return stop

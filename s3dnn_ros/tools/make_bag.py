@@ -78,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         written = write_bag(args.path, args.cameras, args.fps, args.seconds, args.width, args.height, args.encoding,
                             args.storage, args.start_sec)
-    except (WriterError, OSError) as error:
+    except (WriterError, OSError, KeyboardInterrupt) as error:
         if not existed and os.path.isdir(args.path):
             shutil.rmtree(args.path, ignore_errors=True)  # no partial bag left to make a re-run say 'exists'
+        if isinstance(error, KeyboardInterrupt):
+            print(f's3dnn-make-bag: stopped by Ctrl-C; the partial bag {args.path!r} was removed', file=sys.stderr)
+            return 130
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         print(f's3dnn-make-bag: error: cannot write {args.path!r}: {reason}', file=sys.stderr)
         return 2
