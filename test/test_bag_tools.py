@@ -390,6 +390,27 @@ def test_replay_stops_at_a_record_whose_bytes_are_not_an_image_and_lists_other_t
             in table.stdout)
 
 
+def test_replay_stops_at_a_record_rosbags_reads_and_the_middleware_refuses(tmp_path):
+    """Record 3 of 5 has a stray bit in its CDR encapsulation options: rosbags deserializes it, Fast CDR (the
+    node's subscription) does not and would drop it without a word. The replay checks records with the
+    middleware's deserializer, so it stops there and says so."""
+    bag = tmp_path / 'bag'
+    stamps = [START_SEC * 10**9 + k * 50_000_000 for k in range(5)]
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection('/cam/image_raw', IMAGE, typestore=TYPESTORE)
+        for k, stamp in enumerate(stamps):
+            data = bytearray(TYPESTORE.serialize_cdr(image(stamp, 'cam'), IMAGE))
+            if k == 2:
+                data[3] = 0xbe
+                TYPESTORE.deserialize_cdr(bytes(data), IMAGE)  # rosbags reads it
+            writer.write(connection, stamp, bytes(data))
+    result = replay(bag, '--engine', 'reference', '--json', '--drain-s', '30')
+    assert result.returncode == 2, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary['cameras'][0]['sent'] == summary['cameras'][0]['received'] == 2
+    assert 'record 3 cannot be read' in summary['error']
+
+
 def test_make_bag_under_a_regular_file_is_one_line_and_leaves_nothing(tmp_path, capsys):
     regular = tmp_path / 'notes.txt'
     regular.write_text('not a directory\n')

@@ -368,3 +368,23 @@ def test_ctrl_c_during_a_long_simulation_is_one_line_and_exit_130():
         out, err = process.communicate(timeout=60)
     assert process.returncode == 130 and out == ''
     assert err == 's3dnn-sim: stopped by Ctrl-C before the simulation ended; no result\n'
+
+
+def test_a_long_simulation_reports_its_progress_on_stderr():
+    """--progress-s: a line per policy about every that many seconds of wall time, the simulated seconds
+    growing; stdout holds only the result."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    result = subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.sim', '--cameras', '48', '--seconds', '20',
+                             '--policy', 'streams', '--progress-s', '0.05', '--json'],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)['streams']['released'] > 0
+    lines = result.stderr.splitlines()
+    assert len(lines) >= 2, result.stderr
+    done = []
+    for line in lines:
+        prefix, _, rest = line.partition(': ')
+        assert prefix == 's3dnn-sim' and rest.startswith('streams, 48 cameras: ') and rest.endswith(' of 20 s simulated')
+        done.append(float(rest.split(': ')[1].split(' of ')[0]))
+    assert done == sorted(done) and 0 <= done[0] and done[-1] <= 20

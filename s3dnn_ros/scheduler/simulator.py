@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -146,11 +148,17 @@ class SimulatedGpu:
         return finished
 
 
+#: loop turns between two looks at the wall clock for ``progress``
+PROGRESS_TURNS = 4096
+
+
 def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: float, firm: bool = False,
              seed: int = 0, host: HostCosts | None = None, jitter_ms: float = DEFAULT_JITTER_MS,
-             max_batch: int = DEFAULT_MAX_BATCH) -> dict:
+             max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[float], None] | None = None,
+             progress_every_s: float = 10.0) -> dict:
     """Run one policy over the cameras' frames; returns the summary the ``s3dnn-sim`` CLI prints. ``host``:
-    the host costs to charge, by default the cost table's measured ones, else NOMINAL_HOST."""
+    the host costs to charge, by default the cost table's measured ones, else NOMINAL_HOST. ``progress``, if
+    given, is called with the simulated seconds so far about every ``progress_every_s`` of wall time."""
     host = host or costs.host or NOMINAL_HOST
     gpu = SimulatedGpu(host)
     scheduler = make_policy(policy, costs, firm=firm, max_batch=max_batch)
@@ -169,8 +177,14 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
     for index, schedule in enumerate(schedules):
         _push_arrival(arrivals, index, 0, schedule, end_ns)
 
+    turns = 0
+    report_at = time.monotonic() + progress_every_s
     while True:
         t = gpu.host_clock
+        turns += 1
+        if progress is not None and turns % PROGRESS_TURNS == 0 and time.monotonic() >= report_at:
+            progress(min(t, end_ns) / 1e9)
+            report_at = time.monotonic() + progress_every_s
         finished = gpu.advance_to(t)
         due = []
         while arrivals and arrivals[0][0] <= t:

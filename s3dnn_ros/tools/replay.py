@@ -24,6 +24,8 @@ from pathlib import Path
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import Image
 
 from ..ros.bag_player import BagPlayer
 from ..ros.config import ENGINES, ConfigError, detections_topic, parameters_from_yaml, validate
@@ -80,8 +82,6 @@ class Bag:
             self.reader.open()
         except Exception as error:  # noqa: BLE001 - rosbags, sqlite3 and mcap each raise their own kinds
             raise BagError(f'bag {path!r} cannot be read: {one_line(error)}') from error
-        from rosbags.typesys import Stores, get_typestore
-        self._typestore = get_typestore(Stores.ROS2_KILTED)
         self.images = {c.topic: c for c in self.reader.connections if c.msgtype == IMAGE}
         self.other_topics = sorted(f'{c.topic} ({c.msgtype})' for c in self.reader.connections
                                    if c.msgtype != IMAGE)
@@ -98,12 +98,13 @@ class Bag:
     def records(self, topics: list[str]):
         """(topic, log time ns, CDR bytes) in log-time order; a record that cannot be read, or whose bytes are
         not a sensor_msgs/Image (the node's middleware would drop it without a word), ends it with a BagError
-        naming the record."""
+        naming the record. The bytes are checked by the middleware's own deserializer (rclpy's), the one the
+        node's subscription uses: rosbags' reads some bytes that it refuses."""
         connections = [self.images[topic] for topic in topics]
         index = 0
         try:
             for connection, log_ns, data in self.reader.messages(connections=connections):
-                self._typestore.deserialize_cdr(data, IMAGE)
+                deserialize_message(data if isinstance(data, bytes) else bytes(data), Image)
                 index += 1
                 yield connection.topic, log_ns, data
         except Exception as error:  # noqa: BLE001 - see __init__

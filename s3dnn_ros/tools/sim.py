@@ -6,11 +6,11 @@ and p99 latency are plotted against the count.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
-
-import dataclasses
+from typing import Callable
 
 from ..engine.costs import GPUS, NOMINAL_HOST, CostTableError, CostTable, estimate
 from ..model.alexnet import alexnet
@@ -55,6 +55,9 @@ def build_parser() -> Parser:
                         help='run every policy at each of these camera counts (replaces --cameras)')
     parser.add_argument('--plot', metavar='FILE', help='with --sweep-cameras: draw miss ratio and p99 latency '
                         f'against the camera count into FILE ({", ".join(PLOT_FORMATS)})')
+    parser.add_argument('--progress-s', type=non_negative_float, default=10.0,
+                        help='print how far each simulation got to stderr every this many seconds of wall time '
+                             '(default 10; 0: never)')
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of tables')
     return parser
 
@@ -127,10 +130,17 @@ def simulate_cli(argv: list[str] | None) -> int:
     if args.launch_overhead_us is not None:
         host = dataclasses.replace(host, launch_us=args.launch_overhead_us)
 
+    def progress(count: int, policy: str) -> Callable[[float], None] | None:
+        if not args.progress_s:
+            return None
+        return lambda done_s: print(f's3dnn-sim: {policy}, {count} cameras: {done_s:.1f} of {args.seconds:g} s '
+                                    'simulated', file=sys.stderr, flush=True)
+
     def run(count: int) -> dict:
         cameras = [Camera(f'cam{i}', fps[i], deadlines[i], args.queue_depth) for i in range(count)]
         return {policy: simulate(cameras, policy, costs, args.seconds, firm=args.firm, seed=args.seed,
-                                 host=host, jitter_ms=args.jitter_ms, max_batch=args.max_batch)
+                                 host=host, jitter_ms=args.jitter_ms, max_batch=args.max_batch,
+                                 progress=progress(count, policy), progress_every_s=args.progress_s)
                 for policy in args.policy}
 
     fps_text = ','.join(f'{f:g}' for f in sorted(set(fps)))
