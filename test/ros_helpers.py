@@ -16,7 +16,7 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from s3dnn_ros.ros.config import detections_topic
+from s3dnn_ros.ros.config import default_topic, detections_topic
 from s3dnn_ros.ros.image_codec import array_to_image
 
 
@@ -61,10 +61,10 @@ def overrides(params: dict) -> list[Parameter]:
 class Driver(Node):
     """Publishes images on the camera topics and records detections and diagnostics."""
 
-    def __init__(self, context, cameras: list[str]):
-        super().__init__('test_driver', context=context)
+    def __init__(self, context, cameras: list[str], namespace: str = ''):
+        super().__init__('test_driver', context=context, namespace=namespace)
         qos = QoSProfile(depth=20, reliability=QoSReliabilityPolicy.BEST_EFFORT)  # like sensor data, deeper
-        self.image_pubs = {name: self.create_publisher(Image, f'/{name}/image_raw', qos) for name in cameras}
+        self.image_pubs = {name: self.create_publisher(Image, default_topic(name), qos) for name in cameras}
         self.detections = {name: [] for name in cameras}
         self.diagnostics: list[DiagnosticArray] = []
         self.detection_subs = [

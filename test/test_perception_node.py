@@ -71,6 +71,30 @@ def test_detections_carry_each_frames_header_and_sorted_scores(session):
             assert detection['latency_ms'] > 0 and detection['missed'] is False
 
 
+def test_a_namespace_moves_every_camera_and_detections_topic_so_two_robots_do_not_collide(session):
+    """Two nodes with the same camera name in /robot1 and /robot2 (as ``-r __ns:=`` gives them): each
+    subscribes and publishes under its own namespace, and frames sent to one robot come back only there."""
+    params = overrides(node_params(['cam0']))
+    robots = {}
+    for robot in ('robot1', 'robot2'):
+        node = session.add(PerceptionNode(context=session.context, parameter_overrides=params,
+                                          cli_args=['--ros-args', '-r', f'__ns:=/{robot}']))
+        robots[robot] = (node, session.add(Driver(session.context, ['cam0'], namespace=f'/{robot}')))
+    node = robots['robot1'][0]
+    assert [sub.topic_name for sub in node.subscriptions if sub.msg_type is Image] == ['/robot1/cam0/image_raw']
+    assert node.cameras['cam0'].publisher.topic_name == '/robot1/s3dnn/cam0/detections'
+    assert session.spin_until(lambda: all(driver.connected() for _, driver in robots.values()))
+    robots['robot1'][1].send('cam0', 7, 1)
+    robots['robot2'][1].send('cam0', 9, 2)
+    robots['robot2'][1].send('cam0', 9, 3)
+    assert session.spin_until(lambda: len(robots['robot1'][1].detections['cam0']) == 1
+                              and len(robots['robot2'][1].detections['cam0']) == 2, 60)
+    session.spin_for(0.5)
+    stamps = {robot: sorted(d['header']['stamp']['nanosec'] for d in driver.detections['cam0'])
+              for robot, (_, driver) in robots.items()}
+    assert stamps == {'robot1': [1], 'robot2': [2, 3]}
+
+
 def test_diagnostics_report_every_camera_and_the_scheduler(session):
     node, driver = start(session, node_params())
     for camera in CAMERAS:

@@ -10,14 +10,14 @@ def test_defaults_give_one_camera_on_its_default_topic():
     config = validate({})
     assert [c.name for c in config.cameras] == ['camera']
     camera = config.cameras[0]
-    assert (camera.topic, camera.deadline_ms, camera.queue_depth) == ('/camera/image_raw', 100.0, 1)
+    assert (camera.topic, camera.deadline_ms, camera.queue_depth) == ('camera/image_raw', 100.0, 1)
     assert (config.policy, config.engine, config.qos_reliability, config.top_k) == ('s3dnn', 'auto', 'best_effort', 5)
 
 
 def test_the_shipped_config_is_valid():
     config = validate(parameters_from_yaml(str(REPO_CONFIG)))
     assert [c.name for c in config.cameras] == ['front', 'left', 'right', 'rear']
-    assert config.cameras[3].deadline_ms == 200.0 and config.cameras[0].topic == '/front/image_raw'
+    assert config.cameras[3].deadline_ms == 200.0 and config.cameras[0].topic == 'front/image_raw'
 
 
 @pytest.mark.parametrize('values, message', [

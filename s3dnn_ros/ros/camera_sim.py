@@ -20,7 +20,7 @@ class CameraSim(Node):
 
     def __init__(self, name: str = 'camera_sim', **node_options):
         super().__init__(name, **node_options)
-        self.topic = self.declare_parameter('topic', '/camera/image_raw').value
+        self.topic = self.declare_parameter('topic', 'camera/image_raw').value
         fps = self.declare_parameter('fps', 30.0).value
         width = self.declare_parameter('width', 640).value
         height = self.declare_parameter('height', 480).value
@@ -41,7 +41,7 @@ class CameraSim(Node):
         self._frames = make_frames(width, height, encoding)
         self.publisher = self.create_publisher(Image, self.topic, image_qos(reliability, 5))
         self.create_timer(1.0 / fps, self._tick)
-        self.get_logger().info(f'{width}x{height} {encoding} at {fps:g} FPS on {self.topic}')
+        self.get_logger().info(f'{width}x{height} {encoding} at {fps:g} FPS on {self.publisher.topic_name}')
 
     def _tick(self) -> None:
         msg = Image()

@@ -29,11 +29,13 @@ class ConfigError(ValueError):
 
 
 def default_topic(camera: str) -> str:
-    return f'/{camera}/image_raw'
+    """A camera's image topic unless configured: relative, so a namespace or remap moves it with the node."""
+    return f'{camera}/image_raw'
 
 
 def detections_topic(camera: str) -> str:
-    return f'/s3dnn/{camera}/detections'
+    """A camera's detections topic, relative like :func:`default_topic`."""
+    return f's3dnn/{camera}/detections'
 
 
 def _fail(name: str, value: Any, allowed: str):

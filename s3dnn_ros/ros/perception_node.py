@@ -228,9 +228,10 @@ class PerceptionNode(Node):
         log.info(f'engine: {info["why"]}; costs: {info["costs"]}; scheduler worker pid {self.worker.pid}')
         if config.weights:
             log.info(f'weights: {config.weights}')
-        log.info(f'detections: {self.encoder.type_name} on {detections_topic("<camera>")}')
+        log.info(f'detections: {self.encoder.type_name}')
         for camera in config.cameras:
-            log.info(f'camera {camera.name}: {camera.topic} -> {detections_topic(camera.name)}, '
+            log.info(f'camera {camera.name}: {self.resolve_topic_name(camera.topic)} -> '
+                     f'{self.resolve_topic_name(detections_topic(camera.name))}, '
                      f'deadline {camera.deadline_ms:g} ms, queue depth {camera.queue_depth}')
         self._scheduler_previous = {}
         self._started_ns = self._window_start_ns = time.monotonic_ns()

@@ -42,9 +42,10 @@ def write_bag(path: str, cameras: int, fps: float, seconds: float, width: int, h
         for _ in range(index * CAMERA_OFFSET):
             next(patterns[name])
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-    written = {default_topic(name): 0 for name in names}
+    topics = {name: '/' + default_topic(name) for name in names}  # a recording holds resolved (absolute) names
+    written = dict.fromkeys(topics.values(), 0)
     with Writer(path, version=9, storage_plugin=plugin) as writer:
-        connections = {name: writer.add_connection(default_topic(name), IMAGE, typestore=typestore)
+        connections = {name: writer.add_connection(topics[name], IMAGE, typestore=typestore)
                        for name in names}
         for step in range(count):
             stamp_ns = start_sec * 10**9 + round(step * 1e9 / fps)
@@ -54,7 +55,7 @@ def write_bag(path: str, cameras: int, fps: float, seconds: float, width: int, h
                             height=height, width=width, encoding=encoding, is_bigendian=0, step=width * channels,
                             data=frame.reshape(-1))
                 writer.write(connections[name], stamp_ns, typestore.serialize_cdr(msg, IMAGE))
-                written[default_topic(name)] += 1
+                written[topics[name]] += 1
     return written
 
 

@@ -28,7 +28,7 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 
 from ..ros.bag_player import BagPlayer
-from ..ros.config import ENGINES, ConfigError, detections_topic, parameters_from_yaml, validate
+from ..ros.config import ENGINES, ConfigError, parameters_from_yaml, validate
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until, unmatched_topics
 from ..scheduler.policies import POLICIES
@@ -158,7 +158,7 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple
         if unmatched:
             raise ConfigError(f'no subscriber on {", ".join(unmatched)} after {MATCH_TIMEOUT_S:g} s')
         if args.wait_listeners:
-            outputs = {detections_topic(name): camera.publisher for name, camera in node.cameras.items()}
+            outputs = {camera.publisher.topic_name: camera.publisher for camera in node.cameras.values()}
             unheard = unmatched_topics(outputs, args.wait_listeners)
             if unheard:
                 raise ConfigError(f'--wait-listeners {args.wait_listeners:g}: no subscriber on '
