@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ROS_WHEELS := ros-rclpy ros-sensor-msgs ros-std-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp
 BUILD_TOOLS := colcon-common-extensions 'setuptools<80' ros-ament-package catkin-pkg pytest
-PY_DEPS := numpy rosbags matplotlib
+PY_DEPS := numpy rosbags matplotlib opencv-python-headless
 # every shell that runs ROS code needs the wheels' ament index
 ROS_ENV := . $(BIN)/activate && export AMENT_PREFIX_PATH=$$VIRTUAL_ENV &&
 COLCON_DIRS := --build-base build --install-base install

@@ -34,6 +34,7 @@ from s3dnn_ros.tools.replay import camera_name  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 START_SEC = 1_700_000_000
 
 
@@ -148,7 +149,7 @@ def test_bag_player_keeps_the_recorded_spacing_scaled_by_rate_and_counts_what_it
                                      image_qos('reliable', 50))
         records = [('/a/image_raw', n * 100_000_000, bytes(TYPESTORE.serialize_cdr(image(n * 100_000_000, 'a'),
                                                                                    IMAGE))) for n in range(6)]
-        player = session.add(BagPlayer(['/a/image_raw'], iter(records), rate=2.0, reliability='reliable', depth=50,
+        player = session.add(BagPlayer({'/a/image_raw': Image}, iter(records), rate=2.0, reliability='reliable', depth=50,
                                        context=session.context))
         assert unmatched_topics(player.publishers_by_topic, 5.0) == []
         started = time.monotonic()
@@ -169,7 +170,7 @@ def test_bag_player_stops_on_an_unreadable_record_and_keeps_the_error():
 
     session = RosSession()
     try:
-        player = session.add(BagPlayer(['/a/image_raw'], records(), context=session.context))
+        player = session.add(BagPlayer({'/a/image_raw': Image}, records(), context=session.context))
         player.start()
         assert player.finished.wait(5.0)
         assert player.sent == {'/a/image_raw': 1}
@@ -287,7 +288,7 @@ def test_replay_refuses_bags_it_cannot_use(tmp_path):
     one_error_line(replay(tmp_path / 'missing'), f"bag '{tmp_path / 'missing'}' does not exist")
     t0 = START_SEC * 10**9
     write(tmp_path / 'strings', {}, extra_topic='/chatter')
-    one_error_line(replay(tmp_path / 'strings'), 'has no sensor_msgs/msg/Image topic',
+    one_error_line(replay(tmp_path / 'strings'), 'has no sensor_msgs/msg/Image topic nor',
                    '/chatter (std_msgs/msg/String)')
     write(tmp_path / 'torn', {'/a/image_raw': [(t0, image(t0, 'a'))]})
     (tmp_path / 'torn' / 'metadata.yaml').write_text('rosbag2_bagfile_information: [\n')
@@ -383,11 +384,12 @@ def test_replay_stops_at_a_record_whose_bytes_are_not_an_image_and_lists_other_t
     assert result.returncode == 2, result.stderr
     summary = json.loads(result.stdout)
     assert summary['cameras'][0]['sent'] == 3 and 'record 4 cannot be read' in summary['error']
-    assert summary['skipped_topics'] == ['/cam/image_raw/compressed (sensor_msgs/msg/CompressedImage)']
+    assert summary['skipped_topics'] == [
+        "/cam/image_raw/compressed (sensor_msgs/msg/CompressedImage; the same camera's raw images are replayed)"]
     table = replay(bag, '--engine', 'reference', '--drain-s', '30')
     assert table.returncode == 2
-    assert ('not replayed (not sensor_msgs/msg/Image): /cam/image_raw/compressed (sensor_msgs/msg/CompressedImage)'
-            in table.stdout)
+    assert ("not replayed: /cam/image_raw/compressed (sensor_msgs/msg/CompressedImage; the same camera's raw images "
+            'are replayed)' in table.stdout)
 
 
 def test_replay_stops_at_a_record_rosbags_reads_and_the_middleware_refuses(tmp_path):
@@ -409,6 +411,39 @@ def test_replay_stops_at_a_record_rosbags_reads_and_the_middleware_refuses(tmp_p
     summary = json.loads(result.stdout)
     assert summary['cameras'][0]['sent'] == summary['cameras'][0]['received'] == 2
     assert 'record 3 cannot be read' in summary['error']
+
+
+def test_replay_plays_compressed_topics_as_compressed_cameras(tmp_path):
+    """A bag with /front/image_raw/compressed (jpeg) beside /rear/image_raw (raw), and a CompressedImage on a
+    name image_transport would not give: front becomes a compressed camera, its frames are decoded and
+    completed with their recorded stamps, the odd topic is listed as not replayed."""
+    cv2 = pytest.importorskip('cv2', reason='compressed images need OpenCV (make test installs it)')
+    bag = tmp_path / 'bag'
+    t0 = START_SEC * 10**9
+    types = TYPESTORE.types
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        front = writer.add_connection('/front/image_raw/compressed', COMPRESSED, typestore=TYPESTORE)
+        odd = writer.add_connection('/front/jpeg', COMPRESSED, typestore=TYPESTORE)
+        rear = writer.add_connection('/rear/image_raw', IMAGE, typestore=TYPESTORE)
+        for k in range(4):
+            stamp = t0 + k * 50_000_000
+            raw = image(stamp, 'front')
+            ok, jpeg = cv2.imencode('.jpg', np.asarray(raw.data).reshape(raw.height, raw.width, 3))
+            msg = types[COMPRESSED](header=raw.header, format='jpeg', data=jpeg.reshape(-1))
+            writer.write(front, stamp, TYPESTORE.serialize_cdr(msg, COMPRESSED))
+            writer.write(odd, stamp, TYPESTORE.serialize_cdr(msg, COMPRESSED))
+            writer.write(rear, stamp, TYPESTORE.serialize_cdr(image(stamp, 'rear'), IMAGE))
+    result = replay(bag, '--engine', 'reference', '--json', '--drain-s', '60', '--deadline-ms', '60000',
+                    '--queue-depth', '10')
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    rows = {row['camera']: row for row in summary['cameras']}
+    assert rows['front']['topic'] == '/front/image_raw/compressed' and rows['rear']['topic'] == '/rear/image_raw'
+    for row in rows.values():
+        assert row['sent'] == 4 and row['completed'] + row['dropped'] == row['received'] <= 4 and row['rejected'] == 0
+    assert rows['front']['completed'] > 0
+    assert summary['skipped_topics'] == ['/front/jpeg (sensor_msgs/msg/CompressedImage, not on a <topic>/compressed '
+                                         'name)']
 
 
 def test_make_bag_under_a_regular_file_is_one_line_and_leaves_nothing(tmp_path, capsys):

@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable, Iterator
+from typing import Iterator, Mapping
 
 from rclpy.node import Node
-from sensor_msgs.msg import Image
 
 from .spin import image_qos
 
 
 class BagPlayer(Node):
-    """Replays ``records`` on ``topics`` at ``rate`` times the recorded speed once ``start`` is called."""
+    """Replays ``records`` on ``topics`` (topic -> message type, e.g. sensor_msgs Image or CompressedImage)
+    at ``rate`` times the recorded speed once ``start`` is called."""
 
-    def __init__(self, topics: Iterable[str], records: Iterator[tuple[str, int, bytes]], rate: float = 1.0,
+    def __init__(self, topics: Mapping[str, type], records: Iterator[tuple[str, int, bytes]], rate: float = 1.0,
                  reliability: str = 'best_effort', depth: int = 5, name: str = 's3dnn_bag_player', **node_options):
         if not rate > 0:
             raise ValueError(f'rate={rate!r}: allowed a number > 0')
         super().__init__(name, **node_options)
         qos = image_qos(reliability, depth)
-        self.publishers_by_topic = {topic: self.create_publisher(Image, topic, qos) for topic in topics}
+        self.publishers_by_topic = {topic: self.create_publisher(msg_type, topic, qos)
+                                    for topic, msg_type in topics.items()}
         self.sent = dict.fromkeys(self.publishers_by_topic, 0)
         #: what stopped the replay early (an unreadable record), or None
         self.error: Exception | None = None

@@ -17,6 +17,8 @@ from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
 NODE_NAME = 's3dnn_perception'
 ENGINES = ('auto', 'cuda', 'reference')
 RELIABILITY = ('best_effort', 'reliable')
+#: how a camera's images arrive (image_transport's names): sensor_msgs/Image, or CompressedImage on <topic>/compressed
+TRANSPORTS = ('raw', 'compressed')
 _NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _TOPIC = re.compile(r'/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
 #: longest camera name and topic: the node builds topic and parameter names from the camera's name, and DDS
@@ -31,6 +33,11 @@ class ConfigError(ValueError):
 def default_topic(camera: str) -> str:
     """A camera's image topic unless configured: relative, so a namespace or remap moves it with the node."""
     return f'{camera}/image_raw'
+
+
+def compressed_topic(topic: str) -> str:
+    """Where image_transport's compressed plugin publishes the images of ``topic``."""
+    return topic.rstrip('/') + '/compressed'
 
 
 def detections_topic(camera: str) -> str:
@@ -130,6 +137,7 @@ GLOBAL_PARAMETERS = [
 #: (key, default or default(camera), check) of every per-camera parameter ``<camera>.<key>``
 CAMERA_PARAMETERS = [
     ('topic', default_topic, _topic),
+    ('transport', 'raw', _one_of(TRANSPORTS)),
     ('deadline_ms', 100.0, _number(0.001, 3_600_000.0, low_inclusive=True)),  # >= 1 µs: the node counts in ns
     ('fps_hint', 0.0, _number(0.0, 10_000.0, low_inclusive=True)),
     ('queue_depth', 1, _integer(1, 1000)),
@@ -155,6 +163,8 @@ DESCRIPTIONS = {
     'miss_warn_ratio': 'window miss ratio that makes a camera WARN (may be set while running)',
     'miss_error_ratio': 'window miss ratio that makes a camera ERROR (may be set while running)',
     '<camera>.topic': 'sensor_msgs/Image topic of the camera',
+    '<camera>.transport': 'raw: sensor_msgs/Image on the topic; compressed: sensor_msgs/CompressedImage (jpeg, png) '
+                          'on <topic>/compressed, decoded by OpenCV off the executor',
     '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms (may be set while running)',
     '<camera>.fps_hint': 'expected frame rate (0: unknown)',
     '<camera>.queue_depth': 'frames that may wait; when full the oldest is dropped and counted',
@@ -181,6 +191,7 @@ def describe(name: str) -> str:
 class CameraConfig:
     name: str
     topic: str
+    transport: str
     deadline_ms: float
     fps_hint: float
     queue_depth: int

@@ -1,9 +1,10 @@
-"""sensor_msgs/Image <-> numpy, without copying where the encoding allows.
+"""sensor_msgs/Image and CompressedImage -> numpy, without copying where the encoding allows.
 
 The engines take H x W x C uint8 images in rgb8, bgr8, rgba8, bgra8 or mono8. Those encodings become a
 strided view straight over ``msg.data`` (row padding in ``step`` is skipped by the stride, and 8-bit
 channels have no byte order, so ``is_bigendian`` needs no swap). Any other encoding goes through
-cv_bridge when it is importable; without it the frame is rejected with the encoding named.
+cv_bridge when it is importable; without it the frame is rejected with the encoding named. Compressed
+images (jpeg, png: whatever OpenCV's ``imdecode`` reads) are decoded by OpenCV into bgr8, bgra8 or mono8.
 """
 from __future__ import annotations
 
@@ -27,6 +28,39 @@ def cv_bridge():
     except ImportError:
         return None
     return CvBridge()
+
+
+@functools.cache
+def opencv():
+    """OpenCV's ``cv2`` module when it is importable, else None (looked up once)."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
+
+
+def decode_compressed(msg) -> tuple[np.ndarray, str]:
+    """(H x W x C uint8 array, engine encoding) of a sensor_msgs/CompressedImage; FrameRejected if OpenCV
+    cannot decode it or it is not 8-bit. OpenCV releases the GIL while it decodes."""
+    cv2 = opencv()
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    what = repr(msg.format) if msg.format else 'unnamed'
+    if not data.size:
+        raise FrameRejected(f'compressed image ({what} format) has no data')
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FrameRejected(f'compressed image ({what} format, {data.size} bytes) cannot be decoded')
+    if image.dtype != np.uint8:
+        raise FrameRejected(f'compressed image ({what} format) decodes to {image.dtype} pixels; only 8-bit ones '
+                            'are read')
+    if image.ndim == 2:
+        return image[:, :, None], 'mono8'
+    channels = image.shape[2]
+    encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}.get(channels)
+    if encoding is None:
+        raise FrameRejected(f'compressed image ({what} format) decodes to {channels} channels; read: 1, 3, 4')
+    return image, encoding
 
 
 def image_to_array(msg) -> tuple[np.ndarray, str]:

@@ -13,8 +13,10 @@ worker dies, its frames are counted as dropped, /diagnostics turns ERROR and a n
 from __future__ import annotations
 
 import collections
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,15 +26,15 @@ from rclpy.node import Node
 from rclpy.qos import QoSReliabilityPolicy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterValueException
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ..model.alexnet import alexnet
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import DONE, CameraSpec, WorkerSpec
 from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, is_live,
-                     apply_live, camera_default, check_camera_names, check_of, describe, detections_topic,
-                     params_file_sections, read_labels, unknown_parameter, validate)
-from .image_codec import FrameRejected, image_to_array
+                     apply_live, camera_default, check_camera_names, check_of, compressed_topic, describe,
+                     detections_topic, params_file_sections, read_labels, unknown_parameter, validate)
+from .image_codec import FrameRejected, decode_compressed, image_to_array, opencv
 from .messages import Detection, DetectionEncoder, status
 from .spin import image_qos, run_node
 
@@ -47,6 +49,10 @@ REJECT_LOG_PERIOD_NS = 5_000_000_000
 REJECT_REASONS_KEPT = 64
 #: drop reasons that mean the frame was lost to a failure, not to load (an ERROR on /diagnostics)
 FAILURE_REASONS = ('error', 'slot', 'worker')
+#: threads decoding compressed images (OpenCV releases the GIL while it decodes)
+DECODE_THREADS = max(1, min(4, (os.cpu_count() or 1) - 1))
+#: a compressed frame is dropped (counted as 'decode backlog') when this many of its camera's wait for a decoder
+DECODE_BACKLOG = 4
 
 
 def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | None, error_drops: int,
@@ -97,6 +103,9 @@ class CameraState:
     last_reject_reason: str = ''
     reject_logged_ns: dict = field(default_factory=dict)  # reason -> when it was last logged
     in_flight: dict = field(default_factory=dict)  # seq -> (header, release_ns)
+    decoding: int = 0       # compressed frames handed to a decoder thread and not yet back
+    decoded: int = 0
+    decode_ns: int = 0      # decoder time of those, summed
     latencies_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_HISTORY))
     window_latencies_ms: list[float] = field(default_factory=list)
     previous: dict = field(default_factory=dict)
@@ -213,10 +222,21 @@ class PerceptionNode(Node):
         self.encoder = DetectionEncoder()
         qos = image_qos(config.qos_reliability, config.qos_depth)
         self.cameras: dict[str, CameraState] = {}
+        compressed = [camera for camera in config.cameras if camera.transport == 'compressed']
+        if compressed and opencv() is None:
+            raise ConfigError(f'parameter {compressed[0].name}.transport=\'compressed\': allowed only with OpenCV '
+                              '(its Python module cv2 is not importable here; pip install opencv-python-headless)')
+        self._decoder = ThreadPoolExecutor(DECODE_THREADS, 's3dnn-decode') if compressed else None
+        self._decoded: collections.deque = collections.deque()  # from the decoder threads
+        self._decoded_ready = self.create_guard_condition(self._take_decoded)
         for index, camera in enumerate(config.cameras):
             state = CameraState(camera, index, self.create_publisher(self.encoder.msg_type,
                                                                       detections_topic(camera.name), 10))
-            self.create_subscription(Image, camera.topic, lambda msg, s=state: self._on_image(s, msg), qos)
+            if camera.transport == 'compressed':
+                self.create_subscription(CompressedImage, compressed_topic(camera.topic),
+                                         lambda msg, s=state: self._on_compressed(s, msg), qos)
+            else:
+                self.create_subscription(Image, camera.topic, lambda msg, s=state: self._on_image(s, msg), qos)
             self.cameras[camera.name] = state
         self._states = list(self.cameras.values())  # by camera index
         self._outputs: collections.deque = collections.deque()   # from the receiver thread
@@ -230,7 +250,8 @@ class PerceptionNode(Node):
             log.info(f'weights: {config.weights}')
         log.info(f'detections: {self.encoder.type_name}')
         for camera in config.cameras:
-            log.info(f'camera {camera.name}: {self.resolve_topic_name(camera.topic)} -> '
+            source = compressed_topic(camera.topic) if camera.transport == 'compressed' else camera.topic
+            log.info(f'camera {camera.name}: {self.resolve_topic_name(source)} ({camera.transport}) -> '
                      f'{self.resolve_topic_name(detections_topic(camera.name))}, '
                      f'deadline {camera.deadline_ms:g} ms, queue depth {camera.queue_depth}')
         self._scheduler_previous = {}
@@ -248,20 +269,64 @@ class PerceptionNode(Node):
         try:
             image, encoding = image_to_array(msg)
         except FrameRejected as error:
-            camera.rejected += 1
-            camera.last_reject_reason = reason = str(error)
-            last = camera.reject_logged_ns.get(reason)
-            if last is None or now - last >= REJECT_LOG_PERIOD_NS:
-                if last is None and len(camera.reject_logged_ns) >= REJECT_REASONS_KEPT:
-                    camera.reject_logged_ns.clear()
-                camera.reject_logged_ns[reason] = now
-                self.get_logger().warning(f'camera {camera.config.name}: frame rejected: {reason}')
+            self._reject(camera, str(error), now)
             return
-        seq, refused = self.worker.submit(camera.index, image, encoding, now)
+        self._submit(camera, msg.header, image, encoding, now)
+
+    def _submit(self, camera: CameraState, header, image: np.ndarray, encoding: str, release_ns: int) -> None:
+        seq, refused = self.worker.submit(camera.index, image, encoding, release_ns)
         if seq is None:
             camera.dropped[refused] += 1
         else:
-            camera.in_flight[seq] = (msg.header, now)
+            camera.in_flight[seq] = (header, release_ns)
+
+    def _reject(self, camera: CameraState, reason: str, now: int) -> None:
+        camera.rejected += 1
+        camera.last_reject_reason = reason
+        last = camera.reject_logged_ns.get(reason)
+        if last is None or now - last >= REJECT_LOG_PERIOD_NS:
+            if last is None and len(camera.reject_logged_ns) >= REJECT_REASONS_KEPT:
+                camera.reject_logged_ns.clear()
+            camera.reject_logged_ns[reason] = now
+            self.get_logger().warning(f'camera {camera.config.name}: frame rejected: {reason}')
+
+    # ------------------------------------------------------------------ compressed images: decoder threads
+    def _on_compressed(self, camera: CameraState, msg: CompressedImage) -> None:
+        """A compressed frame goes to a decoder thread, so decoding holds up neither the executor nor other
+        cameras; its deadline counts from now, so the decode time is part of its latency."""
+        now = time.monotonic_ns()
+        camera.received += 1
+        camera.last_received_ns = now
+        if camera.decoding >= DECODE_BACKLOG:
+            camera.dropped['decode backlog'] += 1
+            return
+        camera.decoding += 1
+        self._decoder.submit(self._decode, camera, msg, now)
+
+    def _decode(self, camera: CameraState, msg: CompressedImage, release_ns: int) -> None:
+        """Decoder thread: decode, hand the result to the executor."""
+        begin = time.perf_counter_ns()
+        try:
+            result = decode_compressed(msg)
+        except FrameRejected as error:
+            result = error
+        except Exception as error:  # noqa: BLE001 - the thread's boundary: whatever OpenCV raises rejects the frame
+            result = FrameRejected(f'compressed image cannot be decoded: {error}')
+        self._decoded.append((camera, msg.header, release_ns, result, time.perf_counter_ns() - begin))
+        self._decoded_ready.trigger()
+
+    def _take_decoded(self) -> None:
+        """Executor: submit decoded frames to the worker, count the ones that could not be decoded."""
+        decoded = self._decoded
+        while decoded:
+            camera, header, release_ns, result, spent_ns = decoded.popleft()
+            camera.decoding -= 1
+            camera.decoded += 1
+            camera.decode_ns += spent_ns
+            if isinstance(result, FrameRejected):
+                self._reject(camera, str(result), time.monotonic_ns())
+            else:
+                self._submit(camera, header, *result, release_ns)
 
     # ------------------------------------------------------------------ outputs: receiver thread -> executor
     def _receive_outputs(self, outputs: list[tuple]) -> None:
@@ -325,7 +390,7 @@ class PerceptionNode(Node):
         level, message = camera_level(self.config, window_ratio, resolved, quiet_s, window['dropped_error'],
                                       window['completed'], last_error, rejected, window['received'] - rejected,
                                       camera.last_reject_reason, (now - self._started_ns) / 1e9,
-                                      lambda: self._publishers_on(camera.config.topic))
+                                      lambda: self._publishers_on(camera.config))
         resolved_total = totals['completed'] + totals['dropped']
         values = {'received': camera.received, 'completed': camera.completed, 'missed': camera.missed,
                   'dropped': totals['dropped'], 'rejected': camera.rejected,
@@ -341,18 +406,21 @@ class PerceptionNode(Node):
         values['queue length'] = cameras[camera.index]['queue'] if cameras else 0
         for reason, count in sorted(camera.dropped.items()):
             values[f'dropped ({reason})'] = count
+        if camera.decoded:
+            values['decode ms (mean)'] = camera.decode_ns / camera.decoded / 1e6
         if camera.rejected:
             values['last reject reason'] = camera.last_reject_reason
         return status(f's3dnn: {camera.config.name}', level, message, self.device_name, values)
 
-    def _publishers_on(self, topic: str) -> str:
+    def _publishers_on(self, camera: CameraConfig) -> str:
         """What is publishing on a camera's topic, for a camera that sends nothing: no one, or publishers
         whose type or reliability cannot reach the node's subscription."""
-        topic = self.resolve_topic_name(topic)
+        compressed = camera.transport == 'compressed'
+        topic = self.resolve_topic_name(compressed_topic(camera.topic) if compressed else camera.topic)
         publishers = self.get_publishers_info_by_topic(topic)
         if not publishers:
             return f'no publisher on {topic}'
-        wanted = 'sensor_msgs/msg/Image'
+        wanted = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
         reliable = self.config.qos_reliability == 'reliable'
         notes = []
         for info in publishers:
@@ -404,10 +472,14 @@ class PerceptionNode(Node):
 
     def pending(self) -> int:
         """Frames handed to the worker and not yet resolved (published or counted dropped)."""
-        return sum(len(camera.in_flight) for camera in self._states) + len(self._outputs)
+        return (sum(len(camera.in_flight) + camera.decoding for camera in self._states) + len(self._outputs))
 
     def destroy_node(self):
         """Stop the worker (it frees the GPU), remove the frame slots, then the ROS entities."""
+        decoder = getattr(self, '_decoder', None)
+        if decoder is not None:
+            decoder.shutdown(cancel_futures=True)
+            self._decoder = None
         worker = getattr(self, 'worker', None)
         if worker is not None:
             worker.close()

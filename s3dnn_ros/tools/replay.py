@@ -4,7 +4,9 @@ and latency percentiles.
 
 Cameras: with ``--config`` the file's cameras are used and each camera's topic must be in the bag; without
 it every sensor_msgs/msg/Image topic of the bag becomes a camera named after its topic (``/front/image_raw``
--> ``front``) with ``--deadline-ms`` and ``--queue-depth``, and the rest of the parameters come from the
+-> ``front``), and so does every sensor_msgs/msg/CompressedImage topic named ``<topic>/compressed`` (camera
+``<topic>`` with ``transport: compressed``, unless ``<topic>`` itself is recorded raw), with ``--deadline-ms``
+and ``--queue-depth``, and the rest of the parameters come from the
 package's config/perception.yaml. Images are published with the node's own QoS at their recorded spacing
 (log times) divided by ``--rate``; the header, stamp included, is the recorded one and is copied to the
 detections. After the last image the node gets up to ``--drain-s`` to finish what it holds.
@@ -25,10 +27,10 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ..ros.bag_player import BagPlayer
-from ..ros.config import ENGINES, ConfigError, parameters_from_yaml, validate
+from ..ros.config import ENGINES, ConfigError, compressed_topic, parameters_from_yaml, validate
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until, unmatched_topics
 from ..scheduler.policies import POLICIES
@@ -37,6 +39,7 @@ from .cli import DEADLINE_MS, Parser, bounded_float, positive_float, positive_in
 from .perception import SUMMARY_COLUMNS, config_overrides, default_config, format_summary, scheduler_overrides
 
 IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 #: last topic segments that name the stream rather than the camera
 IMAGE_SUFFIXES = ('image_raw', 'image', 'image_color', 'image_rect', 'image_rect_color')
 #: how long the node's subscriptions get to match the player's publishers
@@ -82,29 +85,52 @@ class Bag:
             self.reader.open()
         except Exception as error:  # noqa: BLE001 - rosbags, sqlite3 and mcap each raise their own kinds
             raise BagError(f'bag {path!r} cannot be read: {one_line(error)}') from error
-        self.images = {c.topic: c for c in self.reader.connections if c.msgtype == IMAGE}
-        self.other_topics = sorted(f'{c.topic} ({c.msgtype})' for c in self.reader.connections
-                                   if c.msgtype != IMAGE)
+        # camera topic (what the node's <camera>.topic names) -> (connection, transport): Image topics as they
+        # are; CompressedImage topics on <topic>/compressed (image_transport's name) as camera <topic>, compressed
+        self.images = {c.topic: (c, 'raw') for c in self.reader.connections if c.msgtype == IMAGE}
+        skipped = [f'{c.topic} ({c.msgtype})' for c in self.reader.connections if c.msgtype not in (IMAGE, COMPRESSED)]
+        for c in self.reader.connections:
+            if c.msgtype != COMPRESSED:
+                continue
+            base = c.topic[:-len('/compressed')] if c.topic.endswith('/compressed') else None
+            if base is None:
+                skipped.append(f'{c.topic} ({c.msgtype}, not on a <topic>/compressed name)')
+            elif base in self.images:
+                skipped.append(f'{c.topic} ({c.msgtype}; the same camera\'s raw images are replayed)')
+            else:
+                self.images[base] = (c, 'compressed')
+        self.other_topics = sorted(skipped)
         if not self.images:
             self.close()
-            raise BagError(f'bag {path!r} has no {IMAGE} topic; its topics: '
-                           f'{", ".join(self.other_topics) or "none"}')
+            raise BagError(f'bag {path!r} has no {IMAGE} topic nor {COMPRESSED} on a <topic>/compressed name; '
+                           f'its topics: {", ".join(self.other_topics) or "none"}')
+
+    def transport(self, topic: str) -> str:
+        """'raw' or 'compressed': how camera ``topic``'s images are recorded."""
+        return self.images[topic][1]
+
+    def source(self, topic: str) -> tuple[str, type]:
+        """The recorded topic of camera ``topic`` and its message type."""
+        connection, transport = self.images[topic]
+        return connection.topic, (CompressedImage if transport == 'compressed' else Image)
 
     def fps(self, topic: str) -> float:
         """Recorded images per second on ``topic`` (0 when it cannot tell)."""
-        count, duration_s = self.images[topic].msgcount, self.reader.duration / 1e9
+        count, duration_s = self.images[topic][0].msgcount, self.reader.duration / 1e9
         return (count - 1) / duration_s if count > 1 and duration_s > 0 else 0.0
 
     def records(self, topics: list[str]):
-        """(topic, log time ns, CDR bytes) in log-time order; a record that cannot be read, or whose bytes are
-        not a sensor_msgs/Image (the node's middleware would drop it without a word), ends it with a BagError
-        naming the record. The bytes are checked by the middleware's own deserializer (rclpy's), the one the
-        node's subscription uses: rosbags' reads some bytes that it refuses."""
-        connections = [self.images[topic] for topic in topics]
+        """(recorded topic, log time ns, CDR bytes) of cameras ``topics`` in log-time order; a record that cannot
+        be read, or whose bytes are not the topic's message type (the node's middleware would drop it without
+        a word), ends it with a BagError naming the record. The bytes are checked by the middleware's own
+        deserializer (rclpy's), the one the node's subscription uses: rosbags' reads some bytes that it
+        refuses."""
+        connections = [self.images[topic][0] for topic in topics]
+        types = {connection.topic: self.source(topic)[1] for topic, connection in zip(topics, connections)}
         index = 0
         try:
             for connection, log_ns, data in self.reader.messages(connections=connections):
-                deserialize_message(data if isinstance(data, bytes) else bytes(data), Image)
+                deserialize_message(data if isinstance(data, bytes) else bytes(data), types[connection.topic])
                 index += 1
                 yield connection.topic, log_ns, data
         except Exception as error:  # noqa: BLE001 - see __init__
@@ -121,6 +147,7 @@ def bag_cameras(bag: Bag, args) -> list[Parameter]:
         name = camera_name(topic, set(names))
         names.append(name)
         params += [Parameter(f'{name}.topic', value=topic), Parameter(f'{name}.deadline_ms', value=args.deadline_ms),
+                   Parameter(f'{name}.transport', value=bag.transport(topic)),
                    Parameter(f'{name}.fps_hint', value=bag.fps(topic)),
                    Parameter(f'{name}.queue_depth', value=args.queue_depth)]
     return [Parameter('cameras', value=names)] + params
@@ -134,10 +161,12 @@ def start_node(args, bag: Bag) -> tuple[PerceptionNode, threading.Event]:
         raise ConfigError(f'argument --config: {config!r} does not exist')
     if args.config:
         cameras = validate(parameters_from_yaml(args.config)).cameras
-        missing = [f'{camera.name} ({camera.topic})' for camera in cameras if camera.topic not in bag.images]
+        missing = [f'{camera.name} ({compressed_topic(camera.topic) if camera.transport == "compressed" else camera.topic})'
+                   for camera in cameras
+                   if camera.topic not in bag.images or bag.transport(camera.topic) != camera.transport]
         if missing:
             raise ConfigError(f'cameras of {args.config!r} without images in bag {bag.path!r}: {", ".join(missing)}; '
-                              f'allowed: its image topics {", ".join(sorted(bag.images))}')
+                              f'allowed: its image topics {", ".join(sorted(bag.source(t)[0] for t in bag.images))}')
     params = config_overrides(config, not args.config) + scheduler_overrides(args)
     params += [] if args.config else bag_cameras(bag, args)
     stop = init_ros(None)
@@ -148,7 +177,8 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple
     """Play the bag into the node, then let the node drain; returns the player and the seconds it took.
     A stop signal ends both early."""
     topics = [camera.topic for camera in node.config.cameras]
-    player = BagPlayer(topics, bag.records(topics), args.rate, node.config.qos_reliability, node.config.qos_depth)
+    player = BagPlayer(dict(bag.source(topic) for topic in topics), bag.records(topics), args.rate,
+                       node.config.qos_reliability, node.config.qos_depth)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     executor.add_node(player)
@@ -187,8 +217,8 @@ def summary(args, bag: Bag, node: PerceptionNode, player: BagPlayer, wall_s: flo
     """What the replay did, per camera and overall (the --json object)."""
     rows = node.summary()
     for row, camera in zip(rows, node.config.cameras):
-        row['topic'] = camera.topic
-        row['sent'] = player.sent[camera.topic]
+        row['topic'], _ = bag.source(camera.topic)
+        row['sent'] = player.sent[row['topic']]
     return {'bag': str(Path(args.bag)), 'policy': node.config.policy, 'engine': node.engine_name,
             'device': node.device_name, 'rate': args.rate, 'wall_s': round(wall_s, 3),
             'error': str(player.error) if player.error else None, 'cameras': rows,
@@ -243,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                  f'{result["engine"]} on {result["device"]}, rate {args.rate:g}, {wall_s:.1f} s')
         print(format_summary(result['cameras'], title, SUMMARY_COLUMNS[:1] + [('sent', '{:d}')] + SUMMARY_COLUMNS[1:]))
         if result['skipped_topics']:
-            print(f'not replayed (not {IMAGE}): {", ".join(result["skipped_topics"])}')
+            print(f'not replayed: {", ".join(result["skipped_topics"])}')
     if result['error']:
         print(f's3dnn-replay: error: {result["error"]}', file=sys.stderr)
         return 2
