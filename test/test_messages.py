@@ -18,7 +18,7 @@ def detection(labels=None):
 
 
 def test_json_schema():
-    encoder = DetectionEncoder(types=())
+    encoder = DetectionEncoder(types=None)
     assert encoder.msg_type is String and encoder.type_name == 'std_msgs/msg/String (JSON)'
     data = json.loads(encoder.encode(detection()).data)
     assert data == {'header': {'stamp': {'sec': 12, 'nanosec': 345}, 'frame_id': 'front_optical'},

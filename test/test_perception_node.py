@@ -16,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
+from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: E402
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
 
@@ -27,7 +28,7 @@ CAMERAS = ['cam0', 'cam1', 'cam2']
 
 
 def node_params(cameras=CAMERAS, **extra):
-    params = {'cameras': cameras, 'engine': 'reference', 'diagnostics_period_s': 0.25}
+    params = {'cameras': cameras, 'engine': 'reference', 'diagnostics_period_s': 0.25, 'detections_format': 'json'}
     for name in cameras:
         params[f'{name}.deadline_ms'] = 10_000.0
         params[f'{name}.queue_depth'] = 8
@@ -113,6 +114,27 @@ def test_diagnostics_report_every_camera_and_the_scheduler(session):
     assert int(scheduler['groups dispatched']) > 0 and 0.0 <= float(scheduler['gpu busy fraction']) <= 1.0
     for key in ('mean group size', 'fused launches', 'mean batch', 'engine errors'):
         assert key in scheduler
+
+
+@pytest.mark.skipif(vision_msgs_types() is not None, reason='checks the fallback where vision_msgs is not installed')
+def test_detections_format_auto_without_vision_msgs_falls_back_to_json_with_a_warning(session):
+    node, driver = start(session, node_params(cameras=['cam0'], detections_format='auto'), cameras=['cam0'])
+    driver.send('cam0', 1)
+    assert session.spin_until(lambda: driver.detections['cam0'], 60)  # JSON on std_msgs/String
+    assert session.spin_until(lambda: driver.statuses('s3dnn: scheduler'))
+    status = driver.statuses('s3dnn: scheduler')[-1]
+    assert status.level == DiagnosticStatus.WARN
+    assert status.message.startswith('running; detections are JSON in std_msgs/String because vision_msgs is not')
+    assert values(status)['detections'] == 'std_msgs/msg/String (JSON)'
+
+
+@pytest.mark.skipif(vision_msgs_types() is not None, reason='checks the refusal where vision_msgs is not installed')
+def test_detections_format_vision_msgs_without_vision_msgs_stops_the_node(session):
+    with pytest.raises(ConfigError) as error:
+        PerceptionNode(context=session.context,
+                       parameter_overrides=overrides(node_params(detections_format='vision_msgs')))
+    assert str(error.value) == ("parameter detections_format='vision_msgs': allowed only where vision_msgs is "
+                                'installed (not importable here); allowed here: json, auto')
 
 
 def test_a_tiny_deadline_turns_the_camera_status_to_error(session):

@@ -19,6 +19,8 @@ ENGINES = ('auto', 'cuda', 'reference')
 RELIABILITY = ('best_effort', 'reliable')
 #: how a camera's images arrive (image_transport's names): sensor_msgs/Image, or CompressedImage on <topic>/compressed
 TRANSPORTS = ('raw', 'compressed')
+#: detections as vision_msgs/Classification, JSON in std_msgs/String, or the first where vision_msgs is installed
+DETECTION_FORMATS = ('auto', 'vision_msgs', 'json')
 _NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _TOPIC = re.compile(r'/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
 #: longest camera name and topic: the node builds topic and parameter names from the camera's name, and DDS
@@ -124,6 +126,7 @@ GLOBAL_PARAMETERS = [
     ('cost_table', '', _string),
     ('labels', '', _string),
     ('top_k', 5, _integer(1, 1000)),
+    ('detections_format', 'auto', _one_of(DETECTION_FORMATS)),
     ('max_batch', DEFAULT_MAX_BATCH, _integer(1, 64)),
     ('max_inflight', 2, _integer(1, 16)),
     ('firm_deadlines', False, _boolean),
@@ -154,6 +157,8 @@ DESCRIPTIONS = {
     'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, else written after calibrating',
     'labels': 'UTF-8 text file with one label per class',
     'top_k': 'classes per detection',
+    'detections_format': 'vision_msgs (Classification), json (std_msgs/String) or auto: vision_msgs where installed, '
+                         'else json with a WARN on /diagnostics',
     'max_batch': 'largest fused batch of the s3dnn policy',
     'max_inflight': 'dispatch rounds s3dnn/fifo/edf keep on the GPU',
     'firm_deadlines': 'drop a frame as soon as it can no longer meet its deadline',
@@ -207,6 +212,7 @@ class NodeConfig:
     cost_table: str
     labels: str
     top_k: int
+    detections_format: str
     max_batch: int
     max_inflight: int
     firm_deadlines: bool
@@ -244,7 +250,8 @@ def validate(values: dict[str, Any]) -> NodeConfig:
     return NodeConfig(cameras=tuple(cameras), policy=checked['policy'], engine=checked['engine'],
                       device_id=checked['device_id'], weights=checked['weights'],
                       cost_table=checked['cost_table'], labels=checked['labels'],
-                      top_k=checked['top_k'], max_batch=checked['max_batch'],
+                      top_k=checked['top_k'], detections_format=checked['detections_format'],
+                      max_batch=checked['max_batch'],
                       max_inflight=checked['max_inflight'],
                       firm_deadlines=checked['firm_deadlines'], qos_reliability=checked['qos.reliability'],
                       qos_depth=checked['qos.depth'], diagnostics_period_s=checked['diagnostics_period_s'],

@@ -1,7 +1,7 @@
 """Detection and diagnostic messages.
 
-Detections are ``vision_msgs/msg/Classification`` when vision_msgs is importable, otherwise
-``std_msgs/msg/String`` holding JSON::
+Detections are ``vision_msgs/msg/Classification`` or ``std_msgs/msg/String`` holding JSON, as the node's
+``detections_format`` says (``auto``: Classification when vision_msgs is importable)::
 
     {"header": {"stamp": {"sec": ..., "nanosec": ...}, "frame_id": ...}, "camera": ...,
      "classes": [{"id": ..., "label": ..., "score": ...}], "latency_ms": ..., "deadline_ms": ...,
@@ -43,10 +43,11 @@ def vision_msgs_types():
 
 
 class DetectionEncoder:
-    """Builds the detection message of the type chosen once at start."""
+    """Builds the detection message of the type chosen once at start: Classification with ``types``
+    (Classification, ObjectHypothesis), JSON in String without them."""
 
     def __init__(self, types=None):
-        self._types = types if types is not None else vision_msgs_types()
+        self._types = types
         self.msg_type = self._types[0] if self._types else String
         self.type_name = 'vision_msgs/msg/Classification' if self._types else 'std_msgs/msg/String (JSON)'
 

@@ -35,7 +35,7 @@ from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConf
                      apply_live, camera_default, check_camera_names, check_of, compressed_topic, describe,
                      detections_topic, params_file_sections, read_labels, unknown_parameter, validate)
 from .image_codec import FrameRejected, decode_compressed, image_to_array, opencv
-from .messages import Detection, DetectionEncoder, status
+from .messages import Detection, DetectionEncoder, status, vision_msgs_types
 from .spin import image_qos, run_node
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
@@ -219,7 +219,13 @@ class PerceptionNode(Node):
         self.labels = read_labels(config.labels, alexnet().num_classes) if config.labels else None
         if not config.weights:
             log.warning('weights: none given, using seeded UNTRAINED weights: the classes reported mean nothing')
-        self.encoder = DetectionEncoder()
+        types = vision_msgs_types()
+        if config.detections_format == 'vision_msgs' and types is None:
+            raise ConfigError("parameter detections_format='vision_msgs': allowed only where vision_msgs is installed "
+                              '(not importable here); allowed here: json, auto')
+        #: detections_format auto found no vision_msgs: JSON, and a WARN on the scheduler status says so
+        self.format_fell_back = config.detections_format == 'auto' and types is None
+        self.encoder = DetectionEncoder(None if config.detections_format == 'json' else types)
         qos = image_qos(config.qos_reliability, config.qos_depth)
         self.cameras: dict[str, CameraState] = {}
         compressed = [camera for camera in config.cameras if camera.transport == 'compressed']
@@ -447,9 +453,12 @@ class PerceptionNode(Node):
         elif namesakes > 1:
             level, message = 'ERROR', (f'{namesakes} nodes named {self.get_fully_qualified_name()} on the graph: '
                                        'their detections and statuses mix on the same topics')
+        elif self.format_fell_back:
+            level, message = 'WARN', ('running; detections are JSON in std_msgs/String because vision_msgs is not '
+                                      'installed (detections_format: json chooses that without this warning)')
         else:
             level, message = 'OK', 'running'
-        values = {'policy': self.config.policy, 'engine': self.engine_name, 'device': self.device_name,
+        values = {'policy': self.config.policy, 'detections': self.encoder.type_name, 'engine': self.engine_name, 'device': self.device_name,
                   'gpu busy fraction': min(1.0, max(0.0, busy)),
                   'scheduler host busy fraction': min(1.0, max(0.0, host_busy)),
                   'groups dispatched': stats.get('groups', 0), 'mean group size': stats.get('mean_group_size', 0.0),
