@@ -47,6 +47,11 @@ def detections_topic(camera: str) -> str:
     return f's3dnn/{camera}/detections'
 
 
+def annotated_topic(camera: str) -> str:
+    """A camera's annotated pictures (``<camera>.annotated``), relative like :func:`default_topic`."""
+    return f's3dnn/{camera}/annotated'
+
+
 def _fail(name: str, value: Any, allowed: str):
     raise ConfigError(f'parameter {name}={value!r}: allowed {allowed}')
 
@@ -135,6 +140,8 @@ GLOBAL_PARAMETERS = [
     ('diagnostics_period_s', 1.0, _number(0.1, 3600.0, low_inclusive=True)),
     ('miss_warn_ratio', 0.05, _number(0.0, 1.0, low_inclusive=True)),
     ('miss_error_ratio', 0.2, _number(0.0, 1.0, low_inclusive=True)),
+    ('annotated_hz', 2.0, _number(0.1, 30.0, low_inclusive=True)),
+    ('annotated_width', 320, _integer(64, 1920)),
 ]
 
 #: (key, default or default(camera), check) of every per-camera parameter ``<camera>.<key>``
@@ -144,6 +151,7 @@ CAMERA_PARAMETERS = [
     ('deadline_ms', 100.0, _number(0.001, 3_600_000.0, low_inclusive=True)),  # >= 1 µs: the node counts in ns
     ('fps_hint', 0.0, _number(0.0, 10_000.0, low_inclusive=True)),
     ('queue_depth', 1, _integer(1, 1000)),
+    ('annotated', False, _boolean),
 ]
 
 
@@ -167,12 +175,16 @@ DESCRIPTIONS = {
     'diagnostics_period_s': '/diagnostics period in seconds',
     'miss_warn_ratio': 'window miss ratio that makes a camera WARN (may be set while running)',
     'miss_error_ratio': 'window miss ratio that makes a camera ERROR (may be set while running)',
+    'annotated_hz': 'annotated pictures per second per camera, at most',
+    'annotated_width': 'width in pixels of the annotated pictures',
     '<camera>.topic': 'sensor_msgs/Image topic of the camera',
     '<camera>.transport': 'raw: sensor_msgs/Image on the topic; compressed: sensor_msgs/CompressedImage (jpeg, png) '
                           'on <topic>/compressed, decoded by OpenCV off the executor',
     '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms (may be set while running)',
     '<camera>.fps_hint': 'expected frame rate (0: unknown)',
     '<camera>.queue_depth': 'frames that may wait; when full the oldest is dropped and counted',
+    '<camera>.annotated': 'publish s3dnn/<camera>/annotated: a small copy of some frames with the top classes, '
+                          'the latency and a green (on time) or red (missed) border',
 }
 
 
@@ -200,6 +212,7 @@ class CameraConfig:
     deadline_ms: float
     fps_hint: float
     queue_depth: int
+    annotated: bool
 
 
 @dataclass(frozen=True)
@@ -221,6 +234,8 @@ class NodeConfig:
     diagnostics_period_s: float
     miss_warn_ratio: float
     miss_error_ratio: float
+    annotated_hz: float
+    annotated_width: int
 
 
 def camera_default(key: str, camera: str):
@@ -255,7 +270,8 @@ def validate(values: dict[str, Any]) -> NodeConfig:
                       max_inflight=checked['max_inflight'],
                       firm_deadlines=checked['firm_deadlines'], qos_reliability=checked['qos.reliability'],
                       qos_depth=checked['qos.depth'], diagnostics_period_s=checked['diagnostics_period_s'],
-                      miss_warn_ratio=checked['miss_warn_ratio'], miss_error_ratio=checked['miss_error_ratio'])
+                      miss_warn_ratio=checked['miss_warn_ratio'], miss_error_ratio=checked['miss_error_ratio'],
+                      annotated_hz=checked['annotated_hz'], annotated_width=checked['annotated_width'])
 
 
 def read_labels(path: str, num_classes: int) -> list[str]:

@@ -31,10 +31,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from ..model.alexnet import alexnet
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import DONE, CameraSpec, WorkerSpec
-from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, is_live,
+from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, annotated_topic,
                      apply_live, camera_default, check_camera_names, check_of, compressed_topic, describe,
-                     detections_topic, params_file_sections, read_labels, unknown_parameter, validate)
-from .image_codec import FrameRejected, decode_compressed, image_to_array, opencv
+                     detections_topic, is_live, params_file_sections, read_labels, unknown_parameter, validate)
+from .image_codec import FrameRejected, array_to_image, decode_compressed, image_to_array, opencv
+from .overlay import annotate, thumbnail
 from .messages import Detection, DetectionEncoder, status, vision_msgs_types
 from .spin import image_qos, run_node
 
@@ -103,6 +104,9 @@ class CameraState:
     last_reject_reason: str = ''
     reject_logged_ns: dict = field(default_factory=dict)  # reason -> when it was last logged
     in_flight: dict = field(default_factory=dict)  # seq -> (header, release_ns)
+    annotated: object = None  # publisher of its annotated pictures, when <camera>.annotated
+    thumbnails: dict = field(default_factory=dict)  # seq -> small BGR copy of the frame, to annotate
+    next_thumbnail_ns: int = 0
     decoding: int = 0       # compressed frames handed to a decoder thread and not yet back
     decoded: int = 0
     decode_ns: int = 0      # decoder time of those, summed
@@ -229,15 +233,19 @@ class PerceptionNode(Node):
         qos = image_qos(config.qos_reliability, config.qos_depth)
         self.cameras: dict[str, CameraState] = {}
         compressed = [camera for camera in config.cameras if camera.transport == 'compressed']
-        if compressed and opencv() is None:
-            raise ConfigError(f'parameter {compressed[0].name}.transport=\'compressed\': allowed only with OpenCV '
-                              '(its Python module cv2 is not importable here; pip install opencv-python-headless)')
+        needs = [(f'{camera.name}.transport', 'compressed') for camera in compressed]
+        needs += [(f'{camera.name}.annotated', True) for camera in config.cameras if camera.annotated]
+        if needs and opencv() is None:
+            raise ConfigError(f'parameter {needs[0][0]}={needs[0][1]!r}: allowed only with OpenCV (its Python '
+                              'module cv2 is not importable here; pip install opencv-python-headless)')
         self._decoder = ThreadPoolExecutor(DECODE_THREADS, 's3dnn-decode') if compressed else None
         self._decoded: collections.deque = collections.deque()  # from the decoder threads
         self._decoded_ready = self.create_guard_condition(self._take_decoded)
         for index, camera in enumerate(config.cameras):
             state = CameraState(camera, index, self.create_publisher(self.encoder.msg_type,
                                                                       detections_topic(camera.name), 10))
+            if camera.annotated:
+                state.annotated = self.create_publisher(Image, annotated_topic(camera.name), 2)
             if camera.transport == 'compressed':
                 self.create_subscription(CompressedImage, compressed_topic(camera.topic),
                                          lambda msg, s=state: self._on_compressed(s, msg), qos)
@@ -283,8 +291,11 @@ class PerceptionNode(Node):
         seq, refused = self.worker.submit(camera.index, image, encoding, release_ns)
         if seq is None:
             camera.dropped[refused] += 1
-        else:
-            camera.in_flight[seq] = (header, release_ns)
+            return
+        camera.in_flight[seq] = (header, release_ns)
+        if camera.annotated is not None and release_ns >= camera.next_thumbnail_ns:
+            camera.next_thumbnail_ns = release_ns + round(1e9 / self.config.annotated_hz)
+            camera.thumbnails[seq] = thumbnail(image, encoding, self.config.annotated_width)
 
     def _reject(self, camera: CameraState, reason: str, now: int) -> None:
         camera.rejected += 1
@@ -353,6 +364,7 @@ class PerceptionNode(Node):
             kind, index, seq, time_ns, payload = outputs.popleft()
             camera = self._states[index]
             header, release_ns = camera.in_flight.pop(seq)
+            picture = camera.thumbnails.pop(seq, None)
             if kind != DONE:
                 camera.dropped[payload] += 1
                 continue
@@ -361,6 +373,12 @@ class PerceptionNode(Node):
             missed = latency_ms > camera.config.deadline_ms
             camera.publisher.publish(self.encoder.encode(Detection(
                 camera.config.name, header, ids, scores, self.labels, latency_ms, camera.config.deadline_ms, missed)))
+            if picture is not None:
+                names = [self.labels[i] if self.labels else f'class {i}' for i in ids]
+                msg = Image(header=header)
+                array_to_image(annotate(picture, list(zip(names, scores)), latency_ms, camera.config.deadline_ms,
+                                        missed), 'bgr8', msg)
+                camera.annotated.publish(msg)
             camera.completed += 1
             camera.missed += missed
             camera.latencies_ms.append(latency_ms)
