@@ -5,9 +5,10 @@ A console script imports its program's module before it calls the program's ``ma
 would turn Ctrl-C into a KeyboardInterrupt traceback and SIGTERM into death by signal. Each entry point here
 first installs :class:`EarlyStop`, which only records SIGINT and SIGTERM, and imports the program after:
 
-* The ROS programs (perception_node, camera_sim, s3dnn-perception, s3dnn-replay) keep it until
-  ``s3dnn_ros.ros.spin.init_ros`` installs their own handlers; ``init_ros`` takes over a signal it recorded,
-  so such a program sees the stop as soon as it spins and ends with its usual clean stop (status 0).
+* The ROS programs (perception_node, perception_lifecycle_node, camera_sim, s3dnn-perception,
+  s3dnn-replay) keep it until ``s3dnn_ros.ros.spin.init_ros`` installs their own handlers; ``init_ros``
+  takes over a signal it recorded, so such a program sees the stop as soon as it spins and ends with its
+  usual clean stop (status 0).
 * The other tools (s3dnn-sim, s3dnn-bench, s3dnn-make-bag, s3dnn-convert-weights) run with Python's default
   handlers once imported. A stop signal before that ends them with one line and the shell's status for
   the signal (130 for SIGINT, 143 for SIGTERM): nothing was done and there is no result. A Ctrl-C that
@@ -71,6 +72,7 @@ def _tool(module: str, name: str) -> Callable[[], int]:
 
 
 perception_node = _ros_program('s3dnn_ros.ros.perception_node')
+perception_lifecycle_node = _ros_program('s3dnn_ros.ros.perception_lifecycle_node')
 camera_sim = _ros_program('s3dnn_ros.ros.camera_sim')
 perception = _ros_program('s3dnn_ros.tools.perception')
 replay = _ros_program('s3dnn_ros.tools.replay')

@@ -31,9 +31,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from ..model.alexnet import alexnet
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import DONE, CameraSpec, WorkerSpec
-from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, annotated_topic,
-                     apply_live, camera_default, check_camera_names, check_of, compressed_topic, describe,
-                     detections_topic, is_live, params_file_sections, read_labels, unknown_parameter, validate)
+from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, NodeConfig,
+                     annotated_topic, apply_live, camera_default, check_camera_names, check_of, compressed_topic,
+                     describe, detections_topic, is_live, params_file_sections, read_labels, unknown_parameter,
+                     validate)
 from .image_codec import FrameRejected, array_to_image, decode_compressed, image_to_array, opencv
 from .overlay import annotate, thumbnail
 from .messages import Detection, DetectionEncoder, status, vision_msgs_types
@@ -123,19 +124,17 @@ class CameraState:
         return float(np.percentile(np.asarray(self.latencies_ms), percentile)) if self.latencies_ms else 0.0
 
 
-class PerceptionNode(Node):
-    """Runs AlexNet on every configured camera under one GPU scheduler (a worker process)."""
+class PerceptionCore:
+    """What the perception node does, in steps a plain node takes at once (:class:`PerceptionNode`) and a
+    lifecycle node takes one transition at a time (``perception_lifecycle_node``): read and check the
+    parameters (:meth:`_read_parameters`), start the scheduler worker and the publishers
+    (:meth:`_configure`), subscribe to the cameras (:meth:`_subscribe`, undone by :meth:`_unsubscribe`),
+    stop and free everything (:meth:`_teardown`). Mixed into an rclpy Node."""
 
-    def __init__(self, **node_options):
-        super().__init__(NODE_NAME, **node_options)
-        try:
-            self._check_params_files([*(node_options.get('cli_args') or []), *sys.argv])
-            self.config = self._read_parameters()
-            self._setup()
-            self.add_on_set_parameters_callback(self._on_set_parameters)
-        except (ConfigError, WorkerError):
-            self.destroy_node()  # also stops a worker that was already started
-            raise
+    config: NodeConfig
+    worker: WorkerClient | None = None
+    cameras: dict
+    _subscriptions_by_camera: list
 
     # ------------------------------------------------------------------ configuration
     def _check_params_files(self, args: list[str]) -> None:
@@ -199,6 +198,8 @@ class PerceptionNode(Node):
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self.config = config
+        if self.worker is None:  # not configured (a lifecycle node): the worker starts with the new values
+            return SetParametersResult(successful=True)
         for camera in config.cameras:
             state = self.cameras[camera.name]
             if state.config != camera:
@@ -217,7 +218,8 @@ class PerceptionNode(Node):
                           firm_deadlines=config.firm_deadlines,
                           stats_period_s=min(0.25, config.diagnostics_period_s / 2))
 
-    def _setup(self):
+    def _configure(self):
+        """Start the scheduler worker (weights, kernels, cost table) and make the publishers and timer."""
         config = self.config
         log = self.get_logger()
         self.labels = read_labels(config.labels, alexnet().num_classes) if config.labels else None
@@ -230,8 +232,7 @@ class PerceptionNode(Node):
         #: detections_format auto found no vision_msgs: JSON, and a WARN on the scheduler status says so
         self.format_fell_back = config.detections_format == 'auto' and types is None
         self.encoder = DetectionEncoder(None if config.detections_format == 'json' else types)
-        qos = image_qos(config.qos_reliability, config.qos_depth)
-        self.cameras: dict[str, CameraState] = {}
+        self.cameras = {}
         compressed = [camera for camera in config.cameras if camera.transport == 'compressed']
         needs = [(f'{camera.name}.transport', 'compressed') for camera in compressed]
         needs += [(f'{camera.name}.annotated', True) for camera in config.cameras if camera.annotated]
@@ -246,12 +247,8 @@ class PerceptionNode(Node):
                                                                       detections_topic(camera.name), 10))
             if camera.annotated:
                 state.annotated = self.create_publisher(Image, annotated_topic(camera.name), 2)
-            if camera.transport == 'compressed':
-                self.create_subscription(CompressedImage, compressed_topic(camera.topic),
-                                         lambda msg, s=state: self._on_compressed(s, msg), qos)
-            else:
-                self.create_subscription(Image, camera.topic, lambda msg, s=state: self._on_image(s, msg), qos)
             self.cameras[camera.name] = state
+        self._subscriptions_by_camera = []
         self._states = list(self.cameras.values())  # by camera index
         self._outputs: collections.deque = collections.deque()   # from the receiver thread
         self._restarts: collections.deque = collections.deque()  # why the worker was replaced
@@ -271,9 +268,60 @@ class PerceptionNode(Node):
         self._scheduler_previous = {}
         self._started_ns = self._window_start_ns = time.monotonic_ns()
         self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(config.diagnostics_period_s, self._publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(config.diagnostics_period_s, self._publish_diagnostics)
         log.info(f'policy {config.policy}{" (firm deadlines)" if config.firm_deadlines else ""}, '
                  f'{len(self.cameras)} camera(s)')
+
+    def _subscribe(self) -> None:
+        """Subscribe to every camera: frames flow from now on."""
+        qos = image_qos(self.config.qos_reliability, self.config.qos_depth)
+        for state in self._states:
+            camera = state.config
+            if camera.transport == 'compressed':
+                subscription = self.create_subscription(CompressedImage, compressed_topic(camera.topic),
+                                                        lambda msg, s=state: self._on_compressed(s, msg), qos)
+            else:
+                subscription = self.create_subscription(Image, camera.topic,
+                                                        lambda msg, s=state: self._on_image(s, msg), qos)
+            self._subscriptions_by_camera.append(subscription)
+
+    def _unsubscribe(self) -> None:
+        """Stop taking frames; frames already with the worker still finish and are published."""
+        for subscription in self._subscriptions_by_camera:
+            self.destroy_subscription(subscription)
+        self._subscriptions_by_camera = []
+
+    def _teardown(self) -> None:
+        """Stop the worker (it frees the GPU), remove the frame slots and destroy what :meth:`_configure` made;
+        safe on a half-configured node."""
+        if getattr(self, '_subscriptions_by_camera', None):
+            self._unsubscribe()
+        decoder = getattr(self, '_decoder', None)
+        if decoder is not None:
+            decoder.shutdown(cancel_futures=True)
+            self._decoder = None
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+        timer = getattr(self, '_diagnostics_timer', None)
+        if timer is not None:
+            self.destroy_timer(timer)
+            self._diagnostics_timer = None
+        for state in getattr(self, 'cameras', {}).values():
+            self.destroy_publisher(state.publisher)
+            if state.annotated is not None:
+                self.destroy_publisher(state.annotated)
+        self.cameras = {}
+        for name in ('diagnostics',):
+            publisher = getattr(self, name, None)
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+                setattr(self, name, None)
+        for name in ('_outputs_ready', '_decoded_ready'):
+            guard = getattr(self, name, None)
+            if guard is not None:
+                self.destroy_guard_condition(guard)
+                setattr(self, name, None)
 
     # ------------------------------------------------------------------ frames in
     def _on_image(self, camera: CameraState, msg: Image) -> None:
@@ -501,17 +549,28 @@ class PerceptionNode(Node):
         """Frames handed to the worker and not yet resolved (published or counted dropped)."""
         return (sum(len(camera.in_flight) + camera.decoding for camera in self._states) + len(self._outputs))
 
+
+
+class PerceptionNode(PerceptionCore, Node):
+    """Runs AlexNet on every configured camera under one GPU scheduler (a worker process), from the moment
+    it is made."""
+
+    def __init__(self, **node_options):
+        Node.__init__(self, NODE_NAME, **node_options)
+        try:
+            self._check_params_files([*(node_options.get('cli_args') or []), *sys.argv])
+            self.config = self._read_parameters()
+            self._configure()
+            self._subscribe()
+            self.add_on_set_parameters_callback(self._on_set_parameters)
+        except (ConfigError, WorkerError):
+            self.destroy_node()  # also stops a worker that was already started
+            raise
+
     def destroy_node(self):
         """Stop the worker (it frees the GPU), remove the frame slots, then the ROS entities."""
-        decoder = getattr(self, '_decoder', None)
-        if decoder is not None:
-            decoder.shutdown(cancel_futures=True)
-            self._decoder = None
-        worker = getattr(self, 'worker', None)
-        if worker is not None:
-            worker.close()
-            self.worker = None
-        return super().destroy_node()
+        self._teardown()
+        return Node.destroy_node(self)
 
 
 def main(args=None):
