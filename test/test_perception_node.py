@@ -15,7 +15,7 @@ rclpy = pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make 
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from s3dnn_ros.ros.config import ConfigError  # noqa: E402
+from s3dnn_ros.ros.config import ConfigError, imagenet_classes  # noqa: E402
 from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: E402
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
@@ -322,6 +322,14 @@ def test_labels_file_must_have_one_line_per_class(session, tmp_path):
     driver.send('cam0', 1)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert all(c['label'] == f'class {c["id"]}' for c in driver.detections['cam0'][0]['classes'])
+
+
+def test_labels_imagenet_name_every_class_with_the_shipped_names(session):
+    node, driver = start(session, node_params(cameras=['cam0'], labels='imagenet'), cameras=['cam0'])
+    driver.send('cam0', 1)
+    assert session.spin_until(lambda: driver.detections['cam0'], 60)
+    names = imagenet_classes()
+    assert all(c['label'] == names[c['id']] for c in driver.detections['cam0'][0]['classes'])
 
 
 def test_shutdown_under_load_leaves_no_worker_and_no_shared_memory(session):

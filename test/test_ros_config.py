@@ -112,3 +112,13 @@ def test_params_file_sections_may_be_nested_under_their_namespace(tmp_path):
                     '/**:\n  ros__parameters:\n    policy: fifo\n')
     assert parameters_from_yaml(str(path), '/robot1/s3dnn_perception') == {'policy': 'streams'}
     assert parameters_from_yaml(str(path)) == {'policy': 'fifo'}  # /s3dnn_perception: only /** matches
+
+
+def test_labels_imagenet_are_the_shipped_imagenet_class_names():
+    labels = read_labels('imagenet', 1000)
+    assert len(labels) == len(set(labels)) == 1000
+    assert (labels[0], labels[1], labels[999]) == ('tench', 'goldfish', 'toilet tissue')
+    with pytest.raises(ConfigError) as error:
+        read_labels('imagenet', 10)  # a network with other classes
+    assert str(error.value) == ("parameter labels='imagenet': has 1000 lines; allowed a text file with 10 lines, "
+                                'one label per class')

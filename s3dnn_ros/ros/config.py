@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, Callable
 
 from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
@@ -163,7 +164,8 @@ DESCRIPTIONS = {
     'device_id': 'CUDA device',
     'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
     'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, else written after calibrating',
-    'labels': 'UTF-8 text file with one label per class',
+    'labels': 'UTF-8 text file with one label per class, or imagenet: the 1000 ImageNet-1k class names shipped '
+              'with the package (for weights converted from torchvision)',
     'top_k': 'classes per detection',
     'detections_format': 'vision_msgs (Classification), json (std_msgs/String) or auto: vision_msgs where installed, '
                          'else json with a WARN on /diagnostics',
@@ -274,11 +276,19 @@ def validate(values: dict[str, Any]) -> NodeConfig:
                       annotated_hz=checked['annotated_hz'], annotated_width=checked['annotated_width'])
 
 
+#: the value of ``labels`` that names the ImageNet-1k class names shipped with the package
+IMAGENET = 'imagenet'
+
+
 def read_labels(path: str, num_classes: int) -> list[str]:
-    """One label per line, exactly ``num_classes`` lines; ConfigError naming the parameter otherwise."""
+    """One label per line, exactly ``num_classes`` lines; ConfigError naming the parameter otherwise.
+    ``imagenet`` reads the package's own ImageNet-1k class names (s3dnn_ros/model/imagenet_classes.txt)."""
     try:
-        with open(path, encoding='utf-8') as file:
-            labels = file.read().splitlines()
+        if path == IMAGENET:
+            labels = imagenet_classes()
+        else:
+            with open(path, encoding='utf-8') as file:
+                labels = file.read().splitlines()
     except OSError as error:
         raise ConfigError(f'parameter labels={path!r}: cannot read it ({error.strerror}); '
                           f'allowed a text file with {num_classes} lines, one label per class') from error
@@ -289,6 +299,12 @@ def read_labels(path: str, num_classes: int) -> list[str]:
         raise ConfigError(f'parameter labels={path!r}: has {len(labels)} lines; '
                           f'allowed a text file with {num_classes} lines, one label per class')
     return labels
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet-1k class names in class-id order (torchvision's order, so weights converted from
+    torchvision's AlexNet give readable labels)."""
+    return resources.files('s3dnn_ros.model').joinpath('imagenet_classes.txt').read_text('utf-8').splitlines()
 
 
 #: the parameters a running node applies when set (``ros2 param set``); every other one is read-only
