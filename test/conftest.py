@@ -5,6 +5,8 @@ import random
 import sys
 import tempfile
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))  # scheduling_helpers, ros_helpers
 
 _ROS_HOME = tempfile.mkdtemp(prefix='s3dnn-test-ros-')
@@ -12,3 +14,13 @@ os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 101))
 os.environ['ROS_HOME'] = _ROS_HOME
 os.environ['ROS_LOG_DIR'] = os.path.join(_ROS_HOME, 'log')
 os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')
+
+
+@pytest.fixture
+def session():
+    """A ROS 2 context with an executor (ros_helpers.RosSession), closed after the test. Only tests of
+    modules that found rclpy ask for it, so rclpy is imported here only then."""
+    from ros_helpers import RosSession
+    ros = RosSession()
+    yield ros
+    ros.close()

@@ -13,14 +13,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from s3dnn_ros.ros import overlay  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
 
-from ros_helpers import Driver, RosSession, overrides  # noqa: E402
-
-
-@pytest.fixture
-def session():
-    ros = RosSession()
-    yield ros
-    ros.close()
+from ros_helpers import Driver, overrides  # noqa: E402
 
 
 def test_annotated_pictures_mark_the_deadline_and_respect_the_rate(session):

@@ -21,16 +21,8 @@ from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.image_codec import image_to_array  # noqa: E402
 
 from process_helpers import interrupt_after  # noqa: E402
-from ros_helpers import RosSession  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def session():
-    ros = RosSession()
-    yield ros
-    ros.close()
 
 
 def test_publishes_moving_frames_with_increasing_stamps(session):

@@ -17,14 +17,7 @@ from s3dnn_ros.ros.image_codec import array_to_image  # noqa: E402
 from s3dnn_ros.ros import perception_node  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
 
-from ros_helpers import Driver, RosSession, overrides, values  # noqa: E402
-
-
-@pytest.fixture
-def session():
-    ros = RosSession()
-    yield ros
-    ros.close()
+from ros_helpers import Driver, overrides, values  # noqa: E402
 
 
 def params(**extra):

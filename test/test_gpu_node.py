@@ -16,17 +16,10 @@ from s3dnn_ros.model import alexnet, init_weights  # noqa: E402
 from s3dnn_ros.ros.image_codec import array_to_image  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
 
-from ros_helpers import Driver, RosSession, overrides, values  # noqa: E402
+from ros_helpers import Driver, overrides, values  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 CAMERAS = ['front', 'rear']
-
-
-@pytest.fixture
-def session():
-    ros = RosSession()
-    yield ros
-    ros.close()
 
 
 def test_gpu_node_detects_what_the_reference_engine_computes(session, tmp_path):

@@ -16,16 +16,9 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.perception_lifecycle_node import PerceptionLifecycleNode  # noqa: E402
 
-from ros_helpers import Driver, RosSession, overrides  # noqa: E402
+from ros_helpers import Driver, overrides  # noqa: E402
 
 CAMERAS = ['cam0', 'cam1']
-
-
-@pytest.fixture
-def session():
-    ros = RosSession()
-    yield ros
-    ros.close()
 
 
 def params(**extra):

@@ -21,7 +21,7 @@ from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: 
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
 
 from process_helpers import interrupt_after, popen  # noqa: E402
-from ros_helpers import Driver, RosSession, overrides, values  # noqa: E402
+from ros_helpers import Driver, overrides, values  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMERAS = ['cam0', 'cam1', 'cam2']
@@ -34,13 +34,6 @@ def node_params(cameras=CAMERAS, **extra):
         params[f'{name}.queue_depth'] = 8
     params.update(extra)
     return params
-
-
-@pytest.fixture
-def session():
-    ros = RosSession()
-    yield ros
-    ros.close()
 
 
 def start(session, params, cameras=CAMERAS):

@@ -59,9 +59,7 @@ class PerceptionLifecycleNode(PerceptionCore, LifecycleNode):
         self._teardown()
         return TransitionCallbackReturn.SUCCESS
 
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
+    on_shutdown = on_cleanup  # from any state: the same teardown
 
     def destroy_node(self):
         """Stop the worker (it frees the GPU), remove the frame slots, then the ROS entities."""
