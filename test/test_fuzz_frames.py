@@ -42,7 +42,8 @@ def fuzzed_frame(rng) -> tuple[Image, bool]:
 def test_fuzzed_frames_are_rejected_exactly_when_unusable_and_all_accounted_for():
     session = RosSession()
     try:
-        params = {'cameras': ['good', 'fuzz'], 'engine': 'reference', 'diagnostics_period_s': 0.25}
+        params = {'cameras': ['good', 'fuzz'], 'engine': 'reference', 'diagnostics_period_s': 0.25,
+                  'detections_format': 'json'}  # what the test driver reads, with or without vision_msgs
         for name in ('good', 'fuzz'):
             params[f'{name}.deadline_ms'] = 60_000.0
             params[f'{name}.queue_depth'] = 1000

@@ -8,7 +8,7 @@ pytest.importorskip('std_msgs', reason='needs the ROS 2 message wheels (make tes
 
 from std_msgs.msg import Header, String  # noqa: E402
 
-from s3dnn_ros.ros.messages import Detection, DetectionEncoder, status  # noqa: E402
+from s3dnn_ros.ros.messages import Detection, DetectionEncoder, label_info, status  # noqa: E402
 
 
 def detection(labels=None):
@@ -51,3 +51,18 @@ def test_status_values_are_strings():
     s = status('s3dnn: front', 'WARN', 'slow', 'cpu', {'received': 3, 'ratio': 0.25, 'name': 'x'})
     assert s.level == b'\x01' and s.hardware_id == 'cpu'
     assert [(kv.key, kv.value) for kv in s.values] == [('received', '3'), ('ratio', '0.2500'), ('name', 'x')]
+
+
+class FakeLabelInfo(SimpleNamespace):
+    """Stands in for vision_msgs/LabelInfo (fields header, class_map, threshold)."""
+
+
+class FakeVisionClass(SimpleNamespace):
+    """Stands in for vision_msgs/VisionClass (fields class_id, class_name)."""
+
+
+def test_label_info_maps_every_class_id_to_its_name():
+    header = Header(frame_id='')
+    msg = label_info((FakeLabelInfo, FakeVisionClass), ['tench', 'goldfish', 'shark'], header)
+    assert msg.header is header and msg.threshold == 0.0
+    assert [(c.class_id, c.class_name) for c in msg.class_map] == [(0, 'tench'), (1, 'goldfish'), (2, 'shark')]

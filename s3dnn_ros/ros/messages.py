@@ -9,7 +9,8 @@ Detections are ``vision_msgs/msg/Classification`` or ``std_msgs/msg/String`` hol
 
 Classification carries the header and the classes (``class_id`` is the label when a labels file is
 given, else the class id as text); latency and the deadline outcome are only in the JSON form and, for
-both forms, on /diagnostics.
+both forms, on /diagnostics. With Classification and labels the node also publishes, once and transient
+local, a ``vision_msgs/msg/LabelInfo`` mapping every class id to its name (:func:`label_info`).
 """
 from __future__ import annotations
 
@@ -40,6 +41,22 @@ def vision_msgs_types():
     except ImportError:
         return None
     return Classification, ObjectHypothesis
+
+
+def vision_msgs_label_types():
+    """(LabelInfo, VisionClass) when vision_msgs is importable, else None."""
+    try:
+        from vision_msgs.msg import LabelInfo, VisionClass
+    except ImportError:
+        return None
+    return LabelInfo, VisionClass
+
+
+def label_info(types, labels: list[str], header) -> Any:
+    """A vision_msgs/LabelInfo naming every class id (``types``: (LabelInfo, VisionClass))."""
+    info_type, class_type = types
+    return info_type(header=header, threshold=0.0,
+                     class_map=[class_type(class_id=i, class_name=name) for i, name in enumerate(labels)])
 
 
 class DetectionEncoder:

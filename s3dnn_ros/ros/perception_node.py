@@ -23,10 +23,11 @@ from typing import Callable
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSReliabilityPolicy
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterValueException
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from ..model.alexnet import alexnet
 from ..worker.client import WorkerClient, WorkerError
@@ -37,7 +38,8 @@ from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConf
                      validate)
 from .image_codec import FrameRejected, array_to_image, decode_compressed, image_to_array, opencv
 from .overlay import annotate, thumbnail
-from .messages import Detection, DetectionEncoder, status, vision_msgs_types
+from .messages import (Detection, DetectionEncoder, label_info, status, vision_msgs_label_types,
+                       vision_msgs_types)
 from .spin import image_qos, run_node
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
@@ -51,6 +53,8 @@ REJECT_LOG_PERIOD_NS = 5_000_000_000
 REJECT_REASONS_KEPT = 64
 #: drop reasons that mean the frame was lost to a failure, not to load (an ERROR on /diagnostics)
 FAILURE_REASONS = ('error', 'slot', 'worker')
+#: where the class names go with vision_msgs (relative: it moves with the node's namespace)
+LABEL_INFO_TOPIC = 's3dnn/label_info'
 #: threads decoding compressed images (OpenCV releases the GIL while it decodes)
 DECODE_THREADS = max(1, min(4, (os.cpu_count() or 1) - 1))
 #: a compressed frame is dropped (counted as 'decode backlog') when this many of its camera's wait for a decoder
@@ -232,6 +236,13 @@ class PerceptionCore:
         #: detections_format auto found no vision_msgs: JSON, and a WARN on the scheduler status says so
         self.format_fell_back = config.detections_format == 'auto' and types is None
         self.encoder = DetectionEncoder(None if config.detections_format == 'json' else types)
+        label_types = vision_msgs_label_types() if self.labels and config.detections_format != 'json' else None
+        self.label_info = None
+        if label_types is not None:  # late subscribers get it too (transient local)
+            qos = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+            self.label_info = self.create_publisher(label_types[0], LABEL_INFO_TOPIC, qos)
+            header = Header(stamp=self.get_clock().now().to_msg())
+            self.label_info.publish(label_info(label_types, self.labels, header))
         self.cameras = {}
         compressed = [camera for camera in config.cameras if camera.transport == 'compressed']
         needs = [(f'{camera.name}.transport', 'compressed') for camera in compressed]
@@ -312,7 +323,7 @@ class PerceptionCore:
             if state.annotated is not None:
                 self.destroy_publisher(state.annotated)
         self.cameras = {}
-        for name in ('diagnostics',):
+        for name in ('diagnostics', 'label_info'):
             publisher = getattr(self, name, None)
             if publisher is not None:
                 self.destroy_publisher(publisher)
