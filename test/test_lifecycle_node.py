@@ -100,3 +100,14 @@ def test_a_bad_parameter_stops_the_lifecycle_node_at_once(session):
     with pytest.raises(ConfigError) as error:
         PerceptionLifecycleNode(context=session.context, parameter_overrides=overrides(params(policy='rr')))
     assert str(error.value).startswith("parameter policy='rr': allowed one of s3dnn")
+
+
+def test_a_destroyed_lifecycle_node_leaves_the_graph(session):
+    """rclpy's LifecycleNode keeps its node on the graph until its state machine is collected; this one's
+    destroy_node removes it, so a later node of the same name is not reported as a second one."""
+    from rclpy.node import Node
+    probe = session.add(Node('probe', context=session.context))
+    node = PerceptionLifecycleNode(context=session.context, parameter_overrides=overrides(params()))
+    assert session.spin_until(lambda: ('s3dnn_perception', '/') in probe.get_node_names_and_namespaces())
+    node.destroy_node()
+    assert session.spin_until(lambda: ('s3dnn_perception', '/') not in probe.get_node_names_and_namespaces(), 10)

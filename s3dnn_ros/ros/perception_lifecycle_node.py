@@ -35,7 +35,7 @@ class PerceptionLifecycleNode(PerceptionCore, LifecycleNode):
             self.config = self._read_parameters()
             self.add_on_set_parameters_callback(self._on_set_parameters)
         except ConfigError:
-            LifecycleNode.destroy_node(self)
+            self.destroy_node()
             raise
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -62,9 +62,13 @@ class PerceptionLifecycleNode(PerceptionCore, LifecycleNode):
     on_shutdown = on_cleanup  # from any state: the same teardown
 
     def destroy_node(self):
-        """Stop the worker (it frees the GPU), remove the frame slots, then the ROS entities."""
+        """Stop the worker (it frees the GPU), remove the frame slots, then the ROS entities. rclpy's
+        LifecycleNode leaves its state machine, which holds the node, to the garbage collector: until then
+        the node would stay on the graph (a second s3dnn_perception to anyone looking), so it goes here."""
         self._teardown()
-        return LifecycleNode.destroy_node(self)
+        result = LifecycleNode.destroy_node(self)
+        self._state_machine.destroy_when_not_in_use()
+        return result
 
 
 def main(args=None):
