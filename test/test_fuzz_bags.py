@@ -53,6 +53,22 @@ def check_summary(result, expected_sent: dict[str, int] | None = None) -> dict:
     return summary
 
 
+def damaged(rng, data: bytes, damage: str, max_flips: int) -> bytes:
+    """``data`` with ``damage``: 'truncate' (cut at a random length), 'flip' (1 to max_flips - 1 random bytes
+    xor-ed), 'zero' (a run of up to 499 bytes zeroed) or 'none'."""
+    data = bytearray(data)
+    if damage == 'truncate':
+        data = data[:int(rng.integers(0, len(data)))]
+    elif damage == 'flip':
+        for _ in range(int(rng.integers(1, max_flips))):
+            data[int(rng.integers(len(data)))] ^= int(rng.integers(1, 256))
+    elif damage == 'zero':
+        start = int(rng.integers(len(data)))
+        end = min(len(data), start + int(rng.integers(1, 500)))
+        data[start:end] = bytes(end - start)
+    return bytes(data)
+
+
 @pytest.mark.parametrize('case', range(BAGS))
 def test_a_damaged_bag_file_is_refused_or_replayed_never_a_traceback(tmp_path, case):
     rng = np.random.default_rng([SEED, case])
@@ -65,17 +81,7 @@ def test_a_damaged_bag_file_is_refused_or_replayed_never_a_traceback(tmp_path, c
                 for c in ('good', 'other')},
           storage=StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3)
     target = bag / 'metadata.yaml' if which == 'metadata' else next(p for p in bag.iterdir() if p.suffix != '.yaml')
-    data = bytearray(target.read_bytes())
-    if damage == 'truncate':
-        data = data[:int(rng.integers(0, len(data)))]
-    elif damage == 'flip':
-        for _ in range(int(rng.integers(1, 20))):
-            data[int(rng.integers(len(data)))] ^= int(rng.integers(1, 256))
-    else:
-        start = int(rng.integers(len(data)))
-        end = min(len(data), start + int(rng.integers(1, 500)))
-        data[start:end] = bytes(end - start)
-    target.write_bytes(bytes(data))
+    target.write_bytes(damaged(rng, target.read_bytes(), damage, max_flips=20))
     result = replay(bag, '--config', config_file(tmp_path, {'good': '/good/image_raw', 'other': '/other/image_raw'}),
                     '--json', '--drain-s', '60')
     summary = check_summary(result, {'good': FRAMES, 'other': FRAMES})
@@ -93,13 +99,8 @@ def fuzzed_record(rng, stamp_ns: int) -> tuple[bytes, bool]:
     length = max(0, step * height + int(rng.choice([0, 0, 0, 5, -1, -step * height])))
     msg = image(stamp_ns, 'fuzz', width=width, height=height, encoding=encoding, step=step,
                 data=rng.integers(0, 256, length, dtype=np.uint8))
-    data = bytearray(TYPESTORE.serialize_cdr(msg, IMAGE))
-    damage = rng.choice(['none', 'none', 'none', 'cut', 'flip'])
-    if damage == 'cut':
-        data = data[:int(rng.integers(0, len(data)))]
-    elif damage == 'flip':
-        for _ in range(int(rng.integers(1, 4))):
-            data[int(rng.integers(len(data)))] ^= int(rng.integers(1, 256))
+    data = damaged(rng, TYPESTORE.serialize_cdr(msg, IMAGE),
+                   str(rng.choice(['none', 'none', 'none', 'truncate', 'flip'])), max_flips=4)
     try:
         deserialize_message(bytes(data), Image)
         readable = True
