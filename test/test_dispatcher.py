@@ -94,6 +94,31 @@ def test_look_ahead_queues_a_lone_chain_whole():
     assert backend.launched[NUM_LAYERS].frames[0].pipeline is other and backend.launched[NUM_LAYERS].layer == 0
 
 
+def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
+    """Two frames (unfused kernels that fill the GPU, 100 µs each) take both dispatch slots with their first layers;
+    with nothing in Q the policy still queues each chain ahead on its own stream, slotless, until about
+    RUN_AHEAD_NS of work waits there; each completion lets the chain run ahead again."""
+    from s3dnn_ros.scheduler.policies import RUN_AHEAD_NS
+    dispatcher, backend, done, _ = make_dispatcher(tb=1.5, cost_us=100.0, fused_growth=1.0)  # no fusion
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(2)]
+    for cam in cams:
+        dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    per_chain = -(-RUN_AHEAD_NS // 100_000)  # launches queued per stream: the first and those run ahead
+    for cam in cams:
+        layers = [launch.layer for launch in backend.launched if launch.frames[0].pipeline is cam]
+        assert layers == list(range(per_chain))
+    assert dispatcher._groups_inflight == 2 and dispatcher.chained_launches == 2 * (per_chain - 1)
+    first = backend.launched[0]
+    backend.finished.add(first.handle)
+    dispatcher.poll()
+    dispatcher.pump()
+    assert [launch.layer for launch in backend.launched[2 * per_chain:]] == [per_chain]
+    while len(done) < 2:
+        backend.finish_all(dispatcher)
+    assert sorted(frame.pipeline.name for frame in done) == ['cam0', 'cam1']
+
+
 def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
     """On a backend with 4 streams, cameras 0 and 4 share stream slot 0: camera 4's frame, started while
     camera 0's is in flight, goes on the next free stream, and every later layer of each frame follows

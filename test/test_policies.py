@@ -2,7 +2,7 @@
 import pytest
 
 from s3dnn_ros.engine.costs import estimate
-from s3dnn_ros.scheduler.policies import POLICIES, make_policy
+from s3dnn_ros.scheduler.policies import POLICIES, RUN_AHEAD_NS, make_policy
 from s3dnn_ros.scheduler.simulator import Camera, simulate
 
 from scheduling_helpers import MS, NETWORK, NUM_LAYERS, inflight_launch, pipelines, ready_frame, uniform_costs
@@ -136,23 +136,50 @@ def test_look_ahead_considers_launches_on_the_gpu_and_takes_least_slack():
     assert chained[0].frames == [urgent] and chained[0].layer == 6 and chained[0].stream == urgent_p.stream
 
 
-def test_look_ahead_chains_a_lone_chain_whatever_its_tb_ratio_without_a_slot():
-    """Rule 4: Q empty and one stream busy: the successor runs in its predecessor's place, so it is reserved
-    even when it fills the GPU, and the round takes no dispatch slot. With two chains on the GPU it must
-    fit (tbRatio <= 1) and takes a slot."""
-    costs = uniform_costs(tb=1.5)
+def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
+    """Q empty and one stream busy: the successor is queued behind its predecessor even when it fills the
+    GPU, in a round that takes no dispatch slot; DEQUEUE's own look-ahead still wants it to fit."""
+    costs = uniform_costs(cost_us=400.0, tb=1.5)
     policy = make_policy('s3dnn', costs)
-    lone_p, other_p = pipelines(2)
+    (lone_p,) = pipelines(1)
     lone = ready_frame(lone_p, 0)
     running = inflight_launch([lone], 4, stream=lone_p.stream, costs=costs)
-    group = policy.dequeue(0, [running])
-    assert [(launch.layer, launch.chained) for launch in group.launches] == [(5, True)]
+    assert policy.dequeue(0, [running]).launches == []
+    group = policy.run_ahead(0, [running])
+    assert [(launch.layer, launch.chained, launch.stream) for launch in group.launches] == [(5, True, lone_p.stream)]
     assert group.takes_slot is False
-    other = ready_frame(other_p, 0)
-    beside = inflight_launch([other], 2, stream=other_p.stream, costs=costs)
-    lone.next_layer = 5
-    group = policy.dequeue(0, [running, beside])
-    assert group.launches == [] and group.takes_slot is True
+    lone.next_layer = 6  # issued
+    queued = [running, *group.launches]
+    assert sum(launch.cost_ns for launch in queued) > RUN_AHEAD_NS  # a lone chain has no horizon
+    assert [launch.layer for launch in policy.run_ahead(0, queued).launches] == [6]
+
+
+def test_rule4b_run_ahead_keeps_each_stream_within_the_horizon_and_stops_when_q_has_work():
+    """Two chains: each stream is queued ahead while less than RUN_AHEAD_NS of work waits there; the
+    least-slack chain first; nothing once a task is ready in Q (every layer is decided afresh then)."""
+    costs = uniform_costs(cost_us=100.0, tb=1.5)
+    policy = make_policy('s3dnn', costs)
+    urgent_p, relaxed_p, late_p = pipelines(3)
+    urgent = ready_frame(urgent_p, 0, deadline_ms=5.0)
+    relaxed = ready_frame(relaxed_p, 0, deadline_ms=50.0)
+    inflight = [inflight_launch([urgent], 2, stream=0, costs=costs), inflight_launch([relaxed], 2, stream=1, costs=costs)]
+    issued = []
+    while (group := policy.run_ahead(0, inflight)).launches:
+        (launch,) = group.launches
+        for frame in launch.frames:
+            frame.next_layer = launch.layer + 1
+        inflight.append(launch)
+        issued.append((launch.stream, launch.layer))
+    per_stream = RUN_AHEAD_NS // costs.cost_ns(3) + (RUN_AHEAD_NS % costs.cost_ns(3) > 0)
+    assert issued[0] == (0, 3)  # the urgent chain first
+    for stream in (0, 1):
+        queued = sum(launch.cost_ns for launch in inflight if launch.stream == stream)
+        assert RUN_AHEAD_NS <= queued < RUN_AHEAD_NS + costs.cost_ns(3)
+        assert [layer for s, layer in issued if s == stream] == list(range(3, 3 + per_stream - 1))
+    policy.enqueue(ready_frame(late_p, 0), 0)
+    inflight = inflight[:2]
+    urgent.next_layer = relaxed.next_layer = 3
+    assert policy.run_ahead(0, inflight).launches == []
 
 
 def test_look_ahead_does_not_reserve_past_the_last_layer_or_twice():
@@ -390,6 +417,32 @@ def test_rule2_judges_the_whole_launch_so_one_noisy_cost_entry_does_not_cap_the_
     for p in pipelines(10):
         policy.enqueue(ready_frame(p, 3, deadline_ms=1000.0), 0)
     assert [launch.batch for launch in policy.dequeue(0, []).launches if launch.layer == 3] == [8, 2]
+
+
+def test_rule2_grows_past_the_kernel_batch_only_below_the_target_batch():
+    """Past the cost table's largest measured batch (8 here) a launch is several kernels costing what
+    separate launches cost, so at low load (b* = 1) 20 ready frames become launches of 8, 8 and 4; when
+    b* is max_batch (a host that needs every frame fused) they become one launch of 20."""
+    from s3dnn_ros.engine.costs import HostCosts
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
+    costs = uniform_costs(cost_us=10.0, tb=0.01, fused_growth=0.25, batches=8)
+    assert costs.kernel_batch(3) == 8 and costs.cost_ns(3, 9) < 9 * costs.cost_ns(3, 1)
+    idle = make_policy('s3dnn', costs, max_batch=32)
+    for p in pipelines(20):
+        idle.enqueue(ready_frame(p, 3, deadline_ms=1000.0), 0)
+    assert idle.target_batch(0) == 1
+    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 3] == [8, 8, 4]
+    busy = make_policy('s3dnn', costs, max_batch=32)
+    busy.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
+    count = 160
+    started(busy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
+    now = RATE_WINDOW_NS
+    while len(busy):
+        busy.dequeue(now, [])
+    assert busy.target_batch(now) == 32
+    for p in pipelines(20):
+        busy.enqueue(ready_frame(p, 3, deadline_ms=1000.0), now)
+    assert [launch.batch for launch in busy.dequeue(now, []).launches if launch.layer == 3] == [20]
 
 
 def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wait_ends():

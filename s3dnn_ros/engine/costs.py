@@ -210,6 +210,10 @@ class CostTable:
             return self._cost_ns[layer_index][batch]
         return round(1000 * self._interpolate(self.entries[self.network.kernel_layers[layer_index].name], batch)[0])
 
+    def kernel_batch(self, layer_index: int) -> int:
+        """The layer's largest measured batch: a launch of more frames runs as several kernels."""
+        return max(self.entries[self.network.kernel_layers[layer_index].name])
+
     def tb_ratio(self, layer_index: int, batch: int = 1) -> float:
         if batch <= MAX_BATCH:
             return self._tb[layer_index][batch]

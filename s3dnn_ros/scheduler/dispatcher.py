@@ -66,6 +66,7 @@ class Dispatcher:
         self._inbox: deque[tuple] = deque()
         self._wake = threading.Event()
         self._settled = False  # the policy's last answer was empty and nothing changed since
+        self._ahead_settled = False  # the same for its run-ahead
         # counters
         self.groups = 0
         self.launches = 0
@@ -113,7 +114,7 @@ class Dispatcher:
         return frame
 
     def _start_next(self, pipeline: Pipeline) -> None:
-        self._settled = False
+        self._settled = self._ahead_settled = False
         if pipeline.queue:
             frame = pipeline.queue.popleft()
             pipeline.current = frame
@@ -123,8 +124,9 @@ class Dispatcher:
     def pump(self) -> int:
         """Dispatch groups while the policy allows more in flight; returns launches issued.
 
-        The policy is asked even with nothing queued while launches are in flight: it may look ahead
-        at their successors. An empty answer ends the round, and the policy is not asked again until a
+        With nothing queued and launches in flight the policy is first asked to run ahead (slotless rounds
+        of successors, whatever the slots in use), then, while slots are free, to look ahead at the
+        successors like any round. An empty answer ends the round, and the policy is not asked again until a
         frame arrives, a launch completes or the policy's hold ends (a live loop calls this very often).
         """
         if self._settled:  # the policy answered nothing and nothing changed since; is its hold over?
@@ -134,7 +136,17 @@ class Dispatcher:
             self._settled = False
         issued = 0
         limit = self.policy.max_inflight
-        while (len(self.policy) or self.inflight) and (limit is None or self._groups_inflight < limit):
+        while True:
+            if self.inflight and not self._ahead_settled and self.policy.runs_ahead and not len(self.policy):
+                # nothing waits for a decision: the policy may queue successors ahead, slot or not
+                group = self.policy.run_ahead(self.backend.now_ns(), self.inflight)
+                launched = self._issue(group) if group.launches else 0
+                if launched:
+                    issued += launched
+                    continue
+                self._ahead_settled = True
+            if not (len(self.policy) or self.inflight) or (limit is not None and self._groups_inflight >= limit):
+                break
             group = self.policy.dequeue(self.backend.now_ns(), self.inflight)
             for frame in group.dropped:
                 self._drop(frame, DROP_DEADLINE)
@@ -166,7 +178,7 @@ class Dispatcher:
 
     def _issue(self, group: Group) -> int:
         """Launch a group; it holds a dispatch slot unless the policy says it needs none
-        (``Group.takes_slot``: successors chained behind a lone chain delay no decision)."""
+        (``Group.takes_slot``: successors a policy runs ahead with delay no decision)."""
         self.groups += 1
         self._groups_inflight += group.takes_slot
         issued = 0
@@ -250,7 +262,7 @@ class Dispatcher:
             self.policy.enqueue_all(ready, done, now)
 
     def _retire(self, launch: Launch) -> None:
-        self._settled = False
+        self._settled = self._ahead_settled = False
         self.inflight.remove(launch)
         group = launch.group
         launch.group = None  # no cycle left for the garbage collector

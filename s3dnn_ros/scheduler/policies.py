@@ -50,6 +50,9 @@ HOLD_RESERVE = 0.5
 TARGET_REFRESH_NS = 1_000_000
 #: rule 2: a fused launch costing at most this share more than its frames alone costs the GPU nothing
 FUSE_TOLERANCE = 0.01
+#: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued there; a
+#: few times the host's round trip from a completion to the next launch (about 80 µs on an H200 host)
+RUN_AHEAD_NS = 250_000
 #: firm mode: each frame shed before its first layer shortens the network-time estimate by this share
 SHED_DECAY = 1 / 64
 
@@ -65,6 +68,8 @@ class Policy(ABC):
     inflight_configurable = True
     #: whether every launch goes to one stream (an engine needs no more)
     single_stream = False
+    #: whether :meth:`run_ahead` can return launches (the dispatcher asks only then)
+    runs_ahead = False
 
     def __init__(self, costs: CostTable, firm: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
                  max_inflight: int | None = None):
@@ -159,6 +164,11 @@ class Policy(ABC):
     def dequeue(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """DEQUEUE: the next group to launch (possibly empty), plus frames dropped as lost."""
 
+    def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
+        """With Q empty: launches to queue behind those in flight, in a round that takes no dispatch slot
+        (none for policies that do not run ahead)."""
+        return Group(takes_slot=False)
+
     def __len__(self) -> int:
         return self._ready
 
@@ -236,9 +246,12 @@ class S3dnnPolicy(Policy):
        addition does not turn h's non-negative slack negative (h's slack already below 0 does not block
        fusion). The test is on the whole launch, not on the last frame added: a calibrated cost table
        is noisy, and one entry a few µs high must not cap every batch at its size. Beyond the engine's
-       largest kernel batch a launch is several kernels costing their sum, which stays below running
-       its frames alone. Every task that later joins G is fused with its own layer's peers the same
-       way.
+       largest kernel batch (the cost table's largest measured batch of the layer) a launch is several
+       kernels side by side, costing the GPU what separate launches of those kernels cost: past that
+       size a launch saves host time only, so it grows only while it is smaller than b* - at low load a
+       burst of frames becomes several launches whose first kernels start while the later ones' images
+       are still being uploaded. Every task that later joins G is fused with its own layer's peers the
+       same way.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU alone).
     4. Look-ahead: if tbRatio(G) is still < 1, the successors of G's launches and of launches still on
@@ -246,13 +259,17 @@ class S3dnnPolicy(Policy):
        1 - tbRatio(G) is *reserved*: it is launched now, chained on its predecessor's stream, so the GPU
        starts it the moment the predecessor ends without a round trip through the host. At most one
        successor is reserved per DEQUEUE. With nothing to take from Q, a DEQUEUE only looks ahead, and
-       the successor must fit in the whole GPU (tbRatio <= 1) - except for a *lone chain*: Q empty and
-       every launch on the GPU on one stream. Its successor qualifies whatever its tbRatio (it runs after
-       its predecessor, in its place, and nothing else waits for the GPU), and the round takes no
-       dispatch slot (``Group.takes_slot``), so the dispatcher asks again at once: a lone chain is queued
-       on the GPU whole, and the GPU never waits for the host between its layers. With several chains
-       or anything in Q, every layer is decided afresh (least slack first keeps control of the order,
-       and firm mode can still drop a frame before its next layer).
+       the successor must fit in the whole GPU (tbRatio <= 1).
+   4b. Run-ahead (:meth:`S3dnnPolicy.run_ahead`, asked whenever Q is empty and launches are in flight,
+       whatever the dispatch slots): no frame waits for a decision, so a chain's successor is queued
+       behind its predecessor whatever its tbRatio while the work already queued on its stream (the
+       costs of the launches in flight there) is below RUN_AHEAD_NS. The GPU then does not wait for the
+       host's round trip between a chain's layers, and a frame arriving meanwhile finds at most about
+       RUN_AHEAD_NS of work queued on each stream before its own first decision. A *lone chain* (every
+       launch on the GPU on one stream) is queued whole: there is nothing beside it to keep control
+       over. Run-ahead rounds take no dispatch slot (``Group.takes_slot``). With anything in Q, every
+       layer is decided afresh (least slack first keeps control of the order, and firm mode can still
+       drop a frame before its next layer).
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
     6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the first
@@ -274,6 +291,7 @@ class S3dnnPolicy(Policy):
     name = 's3dnn'
     fusion = True
     look_ahead = True
+    runs_ahead = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -343,11 +361,9 @@ class S3dnnPolicy(Policy):
         head = self._pop_first(now_ns, group, skip_first_layer=held)
         if head is None:
             if self.look_ahead:
-                lone = not self._ready and len({launch.stream for launch in inflight}) == 1
-                successor = self._reserve_successor(inflight, math.inf if lone else 1.0, now_ns)
+                successor = self._reserve_successor(inflight, 1.0, now_ns)
                 if successor is not None:
                     group.launches.append(successor)
-                    group.takes_slot = not lone
             return group
         group.launches.append(self._fused_launch(head, now_ns, group))
         tb = group.tb_ratio
@@ -365,6 +381,22 @@ class S3dnnPolicy(Policy):
                 successor = self._reserve_successor([*group.launches, *inflight], 1 - tb, now_ns)
                 if successor is not None:
                     group.launches.append(successor)
+        return group
+
+    def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
+        """Rule 4b: with Q empty, the least-slack successor of a chain whose stream has less than
+        RUN_AHEAD_NS of work queued (any amount for a lone chain), in a round that takes no slot."""
+        group = Group(takes_slot=False)
+        if self._ready or not inflight or not self.runs_ahead:
+            return group
+        queued: dict[int, int] = {}
+        for launch in inflight:
+            queued[launch.stream] = queued.get(launch.stream, 0) + launch.cost_ns
+        horizon = math.inf if len(queued) == 1 else RUN_AHEAD_NS
+        candidates = [launch for launch in inflight if queued[launch.stream] < horizon]
+        successor = self._reserve_successor(candidates, math.inf, now_ns)
+        if successor is not None:
+            group.launches.append(successor)
         return group
 
     def _fused_launch(self, task: KernelTask, now_ns: int, group: Group) -> Launch:
@@ -406,10 +438,11 @@ class S3dnnPolicy(Policy):
         if steps is None:
             cost = self.costs.cost_ns
             single = cost(layer, 1)
-            # per batch b: (a launch of b + 1 saves no GPU time over its frames alone, it loses some, the
-            # head's delay at b + 1)
+            kernel_batch = self.costs.kernel_batch(layer)
+            # per batch b: (a launch of b + 1 saves no GPU time over its frames alone - or, past the kernel
+            # batch, over separate launches -, it loses some, the head's delay at b + 1)
             steps = self._fusion_steps[layer] = [
-                (fused >= alone, fused > alone * (1 + FUSE_TOLERANCE), fused - single)
+                (fused >= alone or b >= kernel_batch, fused > alone * (1 + FUSE_TOLERANCE), fused - single)
                 for b in range(1, self.max_batch) for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]
         target = self.target_batch(now_ns)
         batch = 1
@@ -449,6 +482,7 @@ class FifoPolicy(S3dnnPolicy):
     name = 'fifo'
     fusion = False
     look_ahead = False
+    runs_ahead = False
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.release_ns
