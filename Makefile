@@ -11,7 +11,7 @@ PY_DEPS := numpy rosbags matplotlib opencv-python-headless
 ROS_ENV := . $(BIN)/activate && export AMENT_PREFIX_PATH=$$VIRTUAL_ENV &&
 COLCON_DIRS := --build-base build --install-base install
 
-.PHONY: run test build bench sim sweep replay clean
+.PHONY: run test build bench sim sweep replay evaluate clean
 
 run: $(VENV)/.ready
 	$(ROS_ENV) s3dnn-perception --cameras 4 --fps 30 --seconds 15 --engine auto
@@ -35,6 +35,20 @@ replay: $(VENV)/.ready
 	test -d build/four_cams || $(BIN)/s3dnn-make-bag build/four_cams --cameras 4 --fps 30 --seconds 10
 	$(ROS_ENV) s3dnn-replay build/four_cams --policy s3dnn --engine auto
 	$(ROS_ENV) s3dnn-replay build/four_cams --policy streams --engine auto
+
+# a recording of the photographs matplotlib ships (one camera, replayed as EVAL_SCALE cameras), evaluated under
+# the three main policies at two loads; the report with its plots is build/evaluate/report/report.md. The defaults
+# suit a CPU (reference engine); on a GPU e.g. make evaluate EVAL_FPS=30 EVAL_SCALE=16 EVAL_DEADLINE_MS=50
+EVAL_FPS ?= 5
+EVAL_SCALE ?= 2
+EVAL_DEADLINE_MS ?= 1000
+evaluate: $(VENV)/.ready
+	rm -rf build/evaluate && mkdir -p build/evaluate/photos
+	$(BIN)/python -c "import matplotlib, pathlib, shutil; d = pathlib.Path(matplotlib.get_data_path(), 'sample_data'); \
+		[shutil.copy(d / n, 'build/evaluate/photos') for n in ('grace_hopper.jpg', 'Minduka_Present_Blue_Pack.png')]"
+	$(BIN)/s3dnn-make-bag build/evaluate/bag --images build/evaluate/photos --fps $(EVAL_FPS) --seconds 4
+	$(ROS_ENV) s3dnn-evaluate build/evaluate/bag --policies s3dnn,streams,sequential --rates 1,2 \
+		--cameras-scale $(EVAL_SCALE) --deadline-ms $(EVAL_DEADLINE_MS) --engine auto --report build/evaluate/report
 
 bench: $(VENV)/.ready
 	$(BIN)/python bench/scheduler_cost.py

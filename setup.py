@@ -37,6 +37,7 @@ setup(
             's3dnn-bench = s3dnn_ros.programs:bench',
             's3dnn-make-bag = s3dnn_ros.programs:make_bag',
             's3dnn-replay = s3dnn_ros.programs:replay',
+            's3dnn-evaluate = s3dnn_ros.programs:evaluate',
             'perception_node = s3dnn_ros.programs:perception_node',
             'perception_lifecycle_node = s3dnn_ros.programs:perception_lifecycle_node',
             'camera_sim = s3dnn_ros.programs:camera_sim',

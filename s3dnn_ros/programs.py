@@ -76,6 +76,7 @@ perception_lifecycle_node = _ros_program('s3dnn_ros.ros.perception_lifecycle_nod
 camera_sim = _ros_program('s3dnn_ros.ros.camera_sim')
 perception = _ros_program('s3dnn_ros.tools.perception')
 replay = _ros_program('s3dnn_ros.tools.replay')
+evaluate = _ros_program('s3dnn_ros.tools.evaluate')
 sim = _tool('s3dnn_ros.tools.sim', 's3dnn-sim')
 bench = _tool('s3dnn_ros.tools.bench', 's3dnn-bench')
 make_bag = _tool('s3dnn_ros.tools.make_bag', 's3dnn-make-bag')

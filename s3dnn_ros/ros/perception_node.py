@@ -92,6 +92,29 @@ def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | No
     return 'OK', f'{completed} frames in the last period'
 
 
+@dataclass(frozen=True)
+class FrameOutcome:
+    """How one received frame ended, for a tool that wants every frame (``PerceptionCore.frame_sink``):
+    ``outcome`` 'done' (a detection was published; ``finished_ns``, ``latency_ms`` and ``missed`` set),
+    'dropped' (with the reason the node counts it under) or 'rejected' (the image could not be used, with
+    the reason). Times are ``time.monotonic_ns``; ``stamp_ns`` is the source header's stamp."""
+
+    camera: str
+    stamp_ns: int
+    received_ns: int
+    outcome: str
+    reason: str = ''
+    finished_ns: int | None = None
+    latency_ms: float | None = None
+    deadline_ms: float = 0.0
+    missed: bool = False
+
+
+def stamp_ns(header) -> int:
+    """A header's stamp in nanoseconds."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
 @dataclass
 class CameraState:
     """One camera's publisher, its frames in flight (header and release time by sequence number) and its
@@ -139,6 +162,9 @@ class PerceptionCore:
     worker: WorkerClient | None = None
     cameras: dict
     _subscriptions_by_camera: list
+    #: called on the executor thread with a :class:`FrameOutcome` for each received frame once it is resolved
+    #: (an evaluation tool sets it before spinning; every received frame gets exactly one)
+    frame_sink: Callable[[FrameOutcome], None] | None = None
 
     # ------------------------------------------------------------------ configuration
     def _check_params_files(self, args: list[str]) -> None:
@@ -342,23 +368,32 @@ class PerceptionCore:
         try:
             image, encoding = image_to_array(msg)
         except FrameRejected as error:
-            self._reject(camera, str(error), now)
+            self._reject(camera, msg.header, str(error), now, now)
             return
         self._submit(camera, msg.header, image, encoding, now)
 
     def _submit(self, camera: CameraState, header, image: np.ndarray, encoding: str, release_ns: int) -> None:
         seq, refused = self.worker.submit(camera.index, image, encoding, release_ns)
         if seq is None:
-            camera.dropped[refused] += 1
+            self._drop(camera, header, release_ns, refused)
             return
         camera.in_flight[seq] = (header, release_ns)
         if camera.annotated is not None and release_ns >= camera.next_thumbnail_ns:
             camera.next_thumbnail_ns = release_ns + round(1e9 / self.config.annotated_hz)
             camera.thumbnails[seq] = thumbnail(image, encoding, self.config.annotated_width)
 
-    def _reject(self, camera: CameraState, reason: str, now: int) -> None:
+    def _drop(self, camera: CameraState, header, release_ns: int, reason: str) -> None:
+        camera.dropped[reason] += 1
+        if self.frame_sink is not None:
+            self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns, 'dropped', reason,
+                                         deadline_ms=camera.config.deadline_ms))
+
+    def _reject(self, camera: CameraState, header, reason: str, release_ns: int, now: int) -> None:
         camera.rejected += 1
         camera.last_reject_reason = reason
+        if self.frame_sink is not None:
+            self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns, 'rejected', reason,
+                                         deadline_ms=camera.config.deadline_ms))
         last = camera.reject_logged_ns.get(reason)
         if last is None or now - last >= REJECT_LOG_PERIOD_NS:
             if last is None and len(camera.reject_logged_ns) >= REJECT_REASONS_KEPT:
@@ -374,7 +409,7 @@ class PerceptionCore:
         camera.received += 1
         camera.last_received_ns = now
         if camera.decoding >= DECODE_BACKLOG:
-            camera.dropped['decode backlog'] += 1
+            self._drop(camera, msg.header, now, 'decode backlog')
             return
         camera.decoding += 1
         self._decoder.submit(self._decode, camera, msg, now)
@@ -400,7 +435,7 @@ class PerceptionCore:
             camera.decoded += 1
             camera.decode_ns += spent_ns
             if isinstance(result, FrameRejected):
-                self._reject(camera, str(result), time.monotonic_ns())
+                self._reject(camera, header, str(result), release_ns, time.monotonic_ns())
             else:
                 self._submit(camera, header, *result, release_ns)
 
@@ -425,11 +460,16 @@ class PerceptionCore:
             header, release_ns = camera.in_flight.pop(seq)
             picture = camera.thumbnails.pop(seq, None)
             if kind != DONE:
-                camera.dropped[payload] += 1
+                self._drop(camera, header, release_ns, payload)
                 continue
             scores, ids = payload
-            latency_ms = (time.monotonic_ns() - release_ns) / 1e6
+            finished = time.monotonic_ns()
+            latency_ms = (finished - release_ns) / 1e6
             missed = latency_ms > camera.config.deadline_ms
+            if self.frame_sink is not None:
+                self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns, 'done',
+                                             finished_ns=finished, latency_ms=latency_ms,
+                                             deadline_ms=camera.config.deadline_ms, missed=missed))
             camera.publisher.publish(self.encoder.encode(Detection(
                 camera.config.name, header, ids, scores, self.labels, latency_ms, camera.config.deadline_ms, missed)))
             if picture is not None:

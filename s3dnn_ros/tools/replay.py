@@ -120,19 +120,26 @@ class Bag:
         return (count - 1) / duration_s if count > 1 and duration_s > 0 else 0.0
 
     def records(self, topics: list[str]):
-        """(recorded topic, log time ns, CDR bytes) of cameras ``topics`` in log-time order; a record that cannot
-        be read, or whose bytes are not the topic's message type (the node's middleware would drop it without
-        a word), ends it with a BagError naming the record. The bytes are checked by the middleware's own
-        deserializer (rclpy's), the one the node's subscription uses: rosbags' reads some bytes that it
-        refuses."""
+        """(recorded topic, log time ns, CDR bytes) of cameras ``topics`` in log-time order (see
+        :meth:`stamped_records`)."""
+        for topic, log_ns, data, _ in self.stamped_records(topics):
+            yield topic, log_ns, data
+
+    def stamped_records(self, topics: list[str]):
+        """(recorded topic, log time ns, CDR bytes, header stamp ns) of cameras ``topics`` in log-time order;
+        a record that cannot be read, or whose bytes are not the topic's message type (the node's middleware
+        would drop it without a word), ends it with a BagError naming the record. The bytes are checked by
+        the middleware's own deserializer (rclpy's), the one the node's subscription uses: rosbags' reads
+        some bytes that it refuses."""
         connections = [self.images[topic][0] for topic in topics]
         types = {connection.topic: self.source(topic)[1] for topic, connection in zip(topics, connections)}
         index = 0
         try:
             for connection, log_ns, data in self.reader.messages(connections=connections):
-                deserialize_message(data if isinstance(data, bytes) else bytes(data), types[connection.topic])
+                data = data if isinstance(data, bytes) else bytes(data)
+                stamp = deserialize_message(data, types[connection.topic]).header.stamp
                 index += 1
-                yield connection.topic, log_ns, data
+                yield connection.topic, log_ns, data, stamp.sec * 1_000_000_000 + stamp.nanosec
         except Exception as error:  # noqa: BLE001 - see __init__
             raise BagError(f'bag {self.path!r}: record {index + 1} cannot be read: {one_line(error)}') from error
 
@@ -140,21 +147,25 @@ class Bag:
         self.reader.close()
 
 
-def bag_cameras(bag: Bag, args) -> list[Parameter]:
-    """Parameters that make one camera of every image topic in the bag."""
+def bag_cameras(bag: Bag, args, topics: dict[str, str] | None = None) -> list[Parameter]:
+    """Parameters that make one camera of every image topic in the bag, or of every camera topic of
+    ``topics`` (camera topic -> the bag's camera topic whose images it gets)."""
+    topics = topics or {topic: topic for topic in sorted(bag.images)}
     names, params = [], []
-    for topic in sorted(bag.images):
+    for topic, recorded in topics.items():
         name = camera_name(topic, set(names))
         names.append(name)
         params += [Parameter(f'{name}.topic', value=topic), Parameter(f'{name}.deadline_ms', value=args.deadline_ms),
-                   Parameter(f'{name}.transport', value=bag.transport(topic)),
-                   Parameter(f'{name}.fps_hint', value=bag.fps(topic)),
+                   Parameter(f'{name}.transport', value=bag.transport(recorded)),
+                   Parameter(f'{name}.fps_hint', value=bag.fps(recorded)),
                    Parameter(f'{name}.queue_depth', value=args.queue_depth)]
     return [Parameter('cameras', value=names)] + params
 
 
-def start_node(args, bag: Bag) -> tuple[PerceptionNode, threading.Event]:
-    """The perception node for this bag, and the event a stop signal sets. A --config whose cameras the
+def start_node(args, bag: Bag, topics: dict[str, str] | None = None,
+               stop: threading.Event | None = None) -> tuple[PerceptionNode, threading.Event]:
+    """The perception node for this bag (cameras: ``topics`` as in :func:`bag_cameras`, without --config),
+    and the event a stop signal sets (``stop`` when ROS is already started). A --config whose cameras the
     bag lacks is refused before the node starts."""
     config = args.config or default_config()
     if config and not os.path.isfile(config):
@@ -168,17 +179,21 @@ def start_node(args, bag: Bag) -> tuple[PerceptionNode, threading.Event]:
             raise ConfigError(f'cameras of {args.config!r} without images in bag {bag.path!r}: {", ".join(missing)}; '
                               f'allowed: its image topics {", ".join(sorted(bag.source(t)[0] for t in bag.images))}')
     params = config_overrides(config, not args.config) + scheduler_overrides(args)
-    params += [] if args.config else bag_cameras(bag, args)
-    stop = init_ros(None)
+    params += [] if args.config else bag_cameras(bag, args, topics)
+    stop = stop or init_ros(None)
     return PerceptionNode(parameter_overrides=params), stop
 
 
-def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple[BagPlayer, float]:
+def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event, sources: dict[str, type] | None = None,
+           records=None, rate: float | None = None, on_tick=None) -> tuple[BagPlayer, float]:
     """Play the bag into the node, then let the node drain; returns the player and the seconds it took.
-    A stop signal ends both early."""
-    topics = [camera.topic for camera in node.config.cameras]
-    player = BagPlayer(dict(bag.source(topic) for topic in topics), bag.records(topics), args.rate,
-                       node.config.qos_reliability, node.config.qos_depth)
+    A stop signal ends both early. By default the node's cameras' recorded topics are played at
+    ``args.rate``; ``sources`` (topic -> message type) with ``records`` ((topic, log time ns, bytes)) play
+    other topics, at ``rate``. ``on_tick(player)`` is called between executor slices."""
+    if sources is None:
+        topics = [camera.topic for camera in node.config.cameras]
+        sources, records = dict(bag.source(topic) for topic in topics), bag.records(topics)
+    player = BagPlayer(sources, records, rate or args.rate, node.config.qos_reliability, node.config.qos_depth)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     executor.add_node(player)
@@ -194,7 +209,8 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple
                 raise ConfigError(f'--wait-listeners {args.wait_listeners:g}: no subscriber on '
                                   f'{", ".join(unheard)}')
         player.start()
-        spin_until(executor, stop, player.finished.is_set)
+        tick = on_tick or (lambda _: None)
+        spin_until(executor, stop, lambda: tick(player) or player.finished.is_set())
         drain_end = time.monotonic() + args.drain_s
         last = {'received': -1, 'change': time.monotonic()}
 
@@ -205,7 +221,7 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event) -> tuple
                 return False
             return node.pending() == 0 and time.monotonic() - last['change'] >= QUIET_S
 
-        spin_until(executor, stop, lambda: time.monotonic() >= drain_end or drained())
+        spin_until(executor, stop, lambda: tick(player) or time.monotonic() >= drain_end or drained())
     finally:
         executor.remove_node(player)
         player.destroy_node()
