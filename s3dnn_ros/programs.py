@@ -1,21 +1,24 @@
-"""The console programs' entry points: a stop signal counts from the program's first instant.
+"""
+The console programs' entry points: a stop signal counts from the program's first instant.
 
-A console script imports its program's module before it calls the program's ``main``, and those imports
-(numpy, rclpy, the message types) take a few hundred milliseconds, during which Python's default handlers
-would turn Ctrl-C into a KeyboardInterrupt traceback and SIGTERM into death by signal. Each entry point here
-first installs :class:`EarlyStop`, which only records SIGINT and SIGTERM, and imports the program after:
+A console script imports its program's module before it calls the program's ``main``, and those
+imports (numpy, rclpy, the message types) take a few hundred milliseconds, during which Python's
+default handlers would turn Ctrl-C into a KeyboardInterrupt traceback and SIGTERM into death by
+signal. Each entry point here first installs :class:`EarlyStop`, which only records SIGINT and
+SIGTERM, and imports the program after:
 
 * The ROS programs (perception_node, perception_lifecycle_node, camera_sim, s3dnn-perception,
-  s3dnn-replay) keep it until ``s3dnn_ros.ros.spin.init_ros`` installs their own handlers; ``init_ros``
-  takes over a signal it recorded, so such a program sees the stop as soon as it spins and ends with its
-  usual clean stop (status 0).
-* The other tools (s3dnn-sim, s3dnn-bench, s3dnn-make-bag, s3dnn-convert-weights) run with Python's default
-  handlers once imported. A stop signal before that ends them with one line and the shell's status for
-  the signal (130 for SIGINT, 143 for SIGTERM): nothing was done and there is no result. A Ctrl-C that
-  escapes a tool's own handling ends it the same way, with one line instead of a traceback.
+  s3dnn-replay) keep it until ``s3dnn_ros.ros.spin.init_ros`` installs their own handlers;
+  ``init_ros`` takes over a signal it recorded, so such a program sees the stop as soon as it spins
+  and ends with its usual clean stop (status 0).
+* The other tools (s3dnn-sim, s3dnn-bench, s3dnn-make-bag, s3dnn-convert-weights) run with Python's
+  default handlers once imported. A stop signal before that ends them with one line and the shell's
+  status for the signal (130 for SIGINT, 143 for SIGTERM): nothing was done and there is no result.
+  A Ctrl-C that escapes a tool's own handling ends it the same way, with one line instead of a
+  traceback.
 
-This module imports nothing of the package at import time, so it is light enough to be the first thing
-a program runs. (``python -m s3dnn_ros...`` runs a program's module directly, without it.)
+This module imports nothing of the package at import time, so it is light enough to be the first
+thing a program runs. (``python -m s3dnn_ros...`` runs a program's module directly, without it.)
 """
 from __future__ import annotations
 
@@ -28,7 +31,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class EarlyStop:
-    """A signal handler that records the first stop signal it gets (``received``; None until then)."""
+    """
+    A signal handler that records the first stop signal it gets.
+
+    It keeps that signal in ``received`` (None until then).
+    """
 
     def __init__(self):
         self.received: int | None = None
@@ -64,9 +71,11 @@ def _tool(module: str, name: str) -> Callable[[], int]:
                 try:
                     return run()
                 except KeyboardInterrupt:
-                    print(f'{name}: stopped by Ctrl-C before it finished; no result', file=sys.stderr)
+                    print(f'{name}: stopped by Ctrl-C before it finished; no result',
+                          file=sys.stderr)
                     return 128 + signal.SIGINT
-        print(f'{name}: stopped by {signal.Signals(early.received).name} before it started', file=sys.stderr)
+        print(f'{name}: stopped by {signal.Signals(early.received).name} before it started',
+              file=sys.stderr)
         return 128 + early.received
     return main
 
