@@ -38,6 +38,7 @@ import rclpy
 from .cli import (bounded_float, bounded_int, choices_list, DEADLINE_MS, Parser, positive_float,
                   positive_int, require_rosbags)
 from .replay import Bag, BagError, camera_name, replay, start_node
+from ..ros.bag_recorder import BagRecorder, RecorderError
 from ..ros.config import ConfigError, ENGINES
 from ..ros.spin import init_ros
 from ..scheduler.policies import POLICIES
@@ -178,6 +179,24 @@ def run_once(args, bag: Bag, policy: str, rate: float, stop, progress: bool) -> 
     meter = Progress(progress, f'{policy} x{rate:g}', bag.reader.duration / 1e9 / rate, total,
                      node, outcomes)
     snapshots = []
+    recorder = None
+    if args.record:
+        Path(args.record).mkdir(parents=True, exist_ok=True)
+        try:
+            recorder = BagRecorder(str(Path(args.record) / f'{policy}_x{rate:g}'), {
+                **{state.publisher.topic_name: state.publisher.msg_type
+                   for state in node.cameras.values()},
+                node.diagnostics.topic_name: node.diagnostics.msg_type})
+        except RecorderError as error:
+            node.destroy_node()
+            raise ConfigError(f'argument --record: {error}') from error
+
+    def recorded() -> bool:
+        """Tell whether every detection published so far reached the recorder."""
+        completed = sum(state.completed for state in node.cameras.values())
+        detections = sum(count for topic, count in recorder.written.items()
+                         if topic != node.diagnostics.topic_name)
+        return detections >= completed
 
     def tick(player) -> None:
         stats = node.worker.stats
@@ -186,13 +205,16 @@ def run_once(args, bag: Bag, policy: str, rate: float, stop, progress: bool) -> 
         meter(player)
 
     try:
-        player, wall_s = replay(args, bag, node, stop, records.sources, iter(records), rate, tick)
+        player, wall_s = replay(args, bag, node, stop, records.sources, iter(records), rate, tick,
+                                beside=recorder, settled=recorded if recorder else None)
         meter.close()
         begin_ns = time.monotonic_ns() - round(wall_s * 1e9)
         frames = frame_rows(policy, rate, node, outcomes, records, player, begin_ns)
         counts = {row['camera']: row for row in node.summary()}
         engine, device = node.engine_name, node.device_name
     finally:
+        if recorder is not None:
+            recorder.close()
         node.destroy_node()
     busy = None
     if len(snapshots) >= 2 and snapshots[-1]['uptime_ns'] > snapshots[0]['uptime_ns']:
@@ -201,6 +223,8 @@ def run_once(args, bag: Bag, policy: str, rate: float, stop, progress: bool) -> 
     offered = sum(bag.fps(original) for original in topics.values()) * rate
     result = summarize_run(policy, rate, frames, [names[topic] for topic in topics], busy, wall_s,
                            offered)
+    result['recording'] = None if recorder is None else {
+        'bag': str(Path(args.record) / f'{policy}_x{rate:g}'), 'messages': dict(recorder.written)}
     result['error'] = (str(player.error) if player.error
                        else 'stopped by a signal before the run ended'
                        if stop.is_set() else check_counts(result, counts))
@@ -438,6 +462,10 @@ def report_markdown(summary: dict, plots: list[str]) -> str:
     lines += ['', 'Fewest misses per load: ' + '; '.join(
         f'x{rate:g}: {min(entries)[2]} ({min(entries)[0]:.2%})'
         for rate, entries in best.items()), '']
+    recordings = [f'{run["recording"]["bag"]} ({sum(run["recording"]["messages"].values())} '
+                  'messages)' for run in summary['runs'] if run.get('recording')]
+    if recordings:
+        lines += ['Detections and /diagnostics recorded in: ' + ', '.join(recordings), '']
     lines += ['## Plots', ''] + [f'![{name}]({name})' for name in plots] + ['']
     return '\n'.join(lines)
 
@@ -468,9 +496,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--drain-s', type=positive_float, default=10.0,
                         help='longest wait after the last image of a run for the node to finish '
                         '(default 10)')
+    parser.add_argument('--record', metavar='OUT',
+                        help="write each run's detections and /diagnostics into a bag "
+                        'OUT/<policy>_x<rate> (OUT must not exist)')
     parser.add_argument('--json', action='store_true',
                         help='print summary.json instead of the totals table')
     args = parser.parse_args(argv)
+    if args.record and Path(args.record).exists():
+        parser.error(f'argument --record: {args.record!r} exists; allowed: a directory that does '
+                     'not exist yet')
     args.wait_listeners = None
     args.rate = 1.0
     if args.config and args.cameras_scale > 1:

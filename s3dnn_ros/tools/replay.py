@@ -217,14 +217,15 @@ def start_node(args, bag: Bag, topics: dict[str, str] | None = None,
 
 def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event,
            sources: dict[str, type] | None = None, records=None, rate: float | None = None,
-           on_tick=None) -> tuple[BagPlayer, float]:
+           on_tick=None, beside=None, settled=None) -> tuple[BagPlayer, float]:
     """
     Play the bag into the node, then let the node drain.
 
     Returns the player and the seconds it took. A stop signal ends both early. By default the
     node's cameras' recorded topics are played at ``args.rate``; ``sources`` (topic -> message
     type) with ``records`` ((topic, log time ns, bytes)) play other topics, at ``rate``.
-    ``on_tick(player)`` is called between executor slices.
+    ``on_tick(player)`` is called between executor slices. ``beside`` (a node, e.g. a recorder)
+    spins with them, and the drain also waits for ``settled()``.
     """
     if sources is None:
         topics = [camera.topic for camera in node.config.cameras]
@@ -234,6 +235,8 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event,
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     executor.add_node(player)
+    if beside is not None:
+        executor.add_node(beside)
     started = time.monotonic()
     try:
         unmatched = unmatched_topics(player.publishers_by_topic, MATCH_TIMEOUT_S)
@@ -258,12 +261,15 @@ def replay(args, bag: Bag, node: PerceptionNode, stop: threading.Event,
             if received != last['received']:
                 last.update(received=received, change=time.monotonic())
                 return False
-            return node.pending() == 0 and time.monotonic() - last['change'] >= QUIET_S
+            return (node.pending() == 0 and time.monotonic() - last['change'] >= QUIET_S
+                    and (settled is None or settled()))
 
         spin_until(executor, stop,
                    lambda: tick(player) or time.monotonic() >= drain_end or drained())
     finally:
         executor.remove_node(player)
+        if beside is not None:
+            executor.remove_node(beside)
         player.destroy_node()
         executor.shutdown()
     return player, time.monotonic() - started
