@@ -1,4 +1,5 @@
-"""Cost tables: per (layer, fused batch size) the kernel's duration and its tbRatio.
+"""
+Cost tables: per (layer, fused batch size) the kernel's duration and its tbRatio.
 
 tbRatio = thread blocks launched / thread blocks the GPU holds resident at once
 (SM count x resident blocks per SM for the kernel's threads, registers and shared memory). Below 1
@@ -14,10 +15,11 @@ format is::
 Batch sizes absent from a table are interpolated linearly between the nearest present ones and
 extrapolated beyond the largest as whole copies of it plus a remainder.
 
-A table may also carry the *host* costs measured beside it (:class:`HostCosts`, the ``"host"`` object:
-``{"frame_us": .., "decision_us": .., "launch_us": .., "upload_us": .., "completion_us": ..}``): what the
-scheduler's own thread spends per frame, per decision, per launch, per uploaded image and per completion.
-The simulator charges them to a modelled host and the S3DNN policy sizes its fused batches with them.
+A table may also carry the *host* costs measured beside it (:class:`HostCosts`, the ``"host"``
+object: ``{"frame_us": .., "decision_us": .., "launch_us": .., "upload_us": .., "completion_us":
+..}``): what the scheduler's own thread spends per frame, per decision, per launch, per uploaded
+image and per completion. The simulator charges them to a modelled host and the S3DNN policy sizes
+its fused batches with them.
 """
 from __future__ import annotations
 
@@ -76,11 +78,13 @@ GPUS = {
 
 
 def nominal_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
-    """(blocks, threads per block, registers per thread, shared memory per block) of a straightforward
-    kernel for ``layer``.
+    """
+    Return the geometry of a straightforward kernel for ``layer``.
 
-    conv: implicit GEMM with 64x64 output tiles, 256 threads of 128 registers (16 accumulators each),
-    16 KiB shared; pooling / preprocessing: one thread per output element (per pixel for
+    The geometry is (blocks, threads per block, registers per thread, shared memory per block).
+
+    conv: implicit GEMM with 64x64 output tiles, 256 threads of 128 registers (16 accumulators
+    each), 16 KiB shared; pooling / preprocessing: one thread per output element (per pixel for
     preprocessing); linear: one warp per output row, 8 rows a block, for batch <= 16, 64x64 tiles
     beyond; softmax: one block per frame.
     """
@@ -103,13 +107,14 @@ def nominal_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
 
 
 def estimate_layer(layer: Layer, batch: int, gpu: GpuSpec) -> tuple[float, float]:
-    """(cost in µs, tbRatio) of one launch of ``layer`` over ``batch`` frames on ``gpu``.
+    """
+    (cost in µs, tbRatio) of one launch of ``layer`` over ``batch`` frames on ``gpu``.
 
-    A kernel with tbRatio r gets the share min(r, 1) of the GPU's FP32 rate and DRAM bandwidth when it
-    under-fills the GPU, and r/ceil(r) when it runs in waves (the last wave is partial). Its duration
-    is the slower of the compute and memory bounds at that share plus a fixed launch overhead. Using
-    the same share for the simulator's overlap rule keeps the two consistent: kernels whose tbRatios
-    sum to 1 together use the whole GPU.
+    A kernel with tbRatio r gets the share min(r, 1) of the GPU's FP32 rate and DRAM bandwidth when
+    it under-fills the GPU, and r/ceil(r) when it runs in waves (the last wave is partial). Its
+    duration is the slower of the compute and memory bounds at that share plus a fixed launch
+    overhead. Using the same share for the simulator's overlap rule keeps the two consistent:
+    kernels whose tbRatios sum to 1 together use the whole GPU.
     """
     blocks, threads, registers, smem = nominal_geometry(layer, batch)
     tb = gpu.tb_ratio(blocks, threads, registers, smem)
@@ -121,8 +126,12 @@ def estimate_layer(layer: Layer, batch: int, gpu: GpuSpec) -> tuple[float, float
 
 @dataclass(frozen=True)
 class HostCosts:
-    """Host time (µs) of the scheduler's thread: per frame taken in and finished (``frame_us``), per
-    DEQUEUE decision, per kernel launch issued, per image uploaded by a layer-0 launch, per launch retired."""
+    """
+    Host time (µs) of the scheduler's thread.
+
+    Per frame taken in and finished (``frame_us``), per DEQUEUE decision, per kernel launch issued,
+    per image uploaded by a layer-0 launch, per launch retired.
+    """
 
     frame_us: float = 0.0
     decision_us: float = 0.0
@@ -133,7 +142,11 @@ class HostCosts:
     FIELDS = ('frame_us', 'decision_us', 'launch_us', 'upload_us', 'completion_us')
 
     def frame_ns(self, batch: int, layers: int) -> float:
-        """Host ns per frame when every layer runs fused over ``batch`` frames (one decision per launch)."""
+        """
+        Host ns per frame when every layer runs fused over ``batch`` frames.
+
+        One decision per launch.
+        """
         per_launch = self.launch_us + self.completion_us + self.decision_us
         return 1000 * (self.frame_us + self.upload_us + layers * per_launch / batch)
 
@@ -156,10 +169,11 @@ NOMINAL_HOST = HostCosts(launch_us=8.0)
 
 
 class CostTable:
-    """Durations (ns) and tbRatios per kernel layer index and batch size, with slack bookkeeping.
+    """
+    Durations (ns) and tbRatios per kernel layer index and batch size, with slack bookkeeping.
 
-    ``remaining_ns[i]`` is the batch-1 cost of kernel layers i..end: what a frame about to run layer i
-    still needs, used for its slack.
+    ``remaining_ns[i]`` is the batch-1 cost of kernel layers i..end: what a frame about to run
+    layer i still needs, used for its slack.
     """
 
     def __init__(self, network: Network, entries: dict[str, dict[int, tuple[float, float]]],
@@ -211,7 +225,11 @@ class CostTable:
         return round(1000 * self._interpolate(self.entries[self.network.kernel_layers[layer_index].name], batch)[0])
 
     def kernel_batch(self, layer_index: int) -> int:
-        """The layer's largest measured batch: a launch of more frames runs as several kernels."""
+        """
+        Return the layer's largest measured batch.
+
+        A launch of more frames runs as several kernels.
+        """
         return max(self.entries[self.network.kernel_layers[layer_index].name])
 
     def tb_ratio(self, layer_index: int, batch: int = 1) -> float:
@@ -225,11 +243,15 @@ class CostTable:
         return self.remaining_ns[0]
 
     def frame_gpu_ns(self, batch: int) -> float:
-        """GPU ns per frame of a whole frame run fused over ``batch`` frames, its layers one after another."""
+        """
+        GPU ns per frame of a whole frame run fused over ``batch`` frames.
+
+        Its layers run one after another.
+        """
         return sum(self.cost_ns(index, batch) for index in range(len(self._cost_ns))) / batch
 
     def with_host(self, host: HostCosts | None) -> 'CostTable':
-        """The same table carrying ``host``."""
+        """Return the same table carrying ``host``."""
         return CostTable(self.network, self.entries, self.gpu, self.source, self.date, host)
 
     def to_json(self) -> dict:
@@ -287,7 +309,11 @@ class CostTable:
 
 
 def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 1)) -> CostTable:
-    """A cost table derived from FLOPs and bytes on a nominal GPU (see :func:`estimate_layer`)."""
+    """
+    Return a cost table derived from FLOPs and bytes on a nominal GPU.
+
+    See :func:`estimate_layer`.
+    """
     if isinstance(gpu, str):
         if gpu not in GPUS:
             raise CostTableError(f'gpu={gpu!r}: allowed {", ".join(GPUS)}')

@@ -1,38 +1,42 @@
-"""The CUDA engine: every kernel layer a hand-written CUDA C kernel (``kernels/*.cu``) run through PyCUDA.
+"""
+The CUDA engine: every kernel layer a hand-written CUDA C kernel run through PyCUDA.
+
+The kernels are in ``kernels/*.cu``.
 
 This is the only module that imports pycuda, and only when an engine is constructed, so the package
 imports (and falls back to the reference engine) on machines without it.
 
 Why it is built the way it is:
 
-* Per-frame pointers travel by value. Each kernel takes one struct argument (``*_ARGS`` below mirror
-  the structs in the .cu files) that starts with one input and one output address per frame of the
-  fused launch. CUDA copies kernel arguments when the launch is issued, so a fused launch over k
-  pipelines reads and writes each pipeline's own buffers with no device pointer table, no per-launch
-  allocation and no copy of activations. A launch of more than ``max_batch`` frames
-  (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its frames' copies, run side
-  by side on side streams forked from the launch's stream and joined back into it (one after another on
-  a one-stream engine).
+* Per-frame pointers travel by value. Each kernel takes one struct argument (``*_ARGS`` below
+  mirror the structs in the .cu files) that starts with one input and one output address per frame
+  of the fused launch. CUDA copies kernel arguments when the launch is issued, so a fused launch
+  over k pipelines reads and writes each pipeline's own buffers with no device pointer table, no
+  per-launch allocation and no copy of activations. A launch of more than ``max_batch`` frames
+  (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its frames' copies, run
+  side by side on side streams forked from the launch's stream and joined back into it (one after
+  another on a one-stream engine).
 * Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
-  block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame of a
-  given size allocates its pinned staging buffer and device copy, reallocated only when the image
-  grows; completion events come from a pool. ``allocations`` counts every allocation so tests can
-  check that steady-state frames make none.
+  block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame
+  of a given size allocates its pinned staging buffer and device copy, reallocated only when the
+  image grows; completion events come from a pool. ``allocations`` counts every allocation so tests
+  can check that steady-state frames make none.
 * Images in host memory the caller page-locked with :meth:`CudaEngine.pin` (the scheduler worker's
-  shared-memory frame slots) are uploaded from where they lie: no host copy at all. Other images are
-  copied into the pipeline's pinned staging buffer first, a fused launch's on STAGING_THREADS threads
-  (``set_inputs``): one thread reaches about a third of the host's copy bandwidth.
-* A launch costs few Python calls: each (layer, batch) plan keeps its argument record, the launch writes
-  the frames' pointers into it and hands its bytes to ``cuLaunchKernel`` (PyCUDA's ``_launch_kernel``)
-  without PyCUDA's per-call argument packing.
+  shared-memory frame slots) are uploaded from where they lie: no host copy at all. Other images
+  are copied into the pipeline's pinned staging buffer first, a fused launch's on STAGING_THREADS
+  threads (``set_inputs``): one thread reaches about a third of the host's copy bandwidth.
+* A launch costs few Python calls: each (layer, batch) plan keeps its argument record, the launch
+  writes the frames' pointers into it and hands its bytes to ``cuLaunchKernel`` (PyCUDA's
+  ``_launch_kernel``) without PyCUDA's per-call argument packing.
 * The engine is made on one thread and driven from another (the dispatcher's), so every entry point
-  makes the device's primary context current on the calling thread, pushing it once per thread. PyCUDA
-  aborts the process when a thread ends with contexts on its stack, so each thread's pushes are popped
-  when it ends (and the main thread's at exit).
-* Kernels are compiled once per process and architecture (``-O3``, ``-arch=sm_XY`` of the device, or
-  PTX of an older virtual architecture to test its code paths) and loaded into each engine's context.
-* A launch records an event before and after its work; :meth:`CudaCompletion.interval` maps them to the
-  host's ``time.monotonic_ns`` clock through a reference event recorded at start-up after a
+  makes the device's primary context current on the calling thread, pushing it once per thread.
+  PyCUDA aborts the process when a thread ends with contexts on its stack, so each thread's pushes
+  are popped when it ends (and the main thread's at exit).
+* Kernels are compiled once per process and architecture (``-O3``, ``-arch=sm_XY`` of the device,
+  or PTX of an older virtual architecture to test its code paths) and loaded into each engine's
+  context.
+* A launch records an event before and after its work; :meth:`CudaCompletion.interval` maps them to
+  the host's ``time.monotonic_ns`` clock through a reference event recorded at start-up after a
   synchronisation (re-based on later events so float32 millisecond offsets keep sub-microsecond
   precision).
 """
@@ -118,7 +122,11 @@ def _import_pycuda():
 
 @functools.cache
 def _driver_api():
-    """The CUDA driver library, for the two calls PyCUDA cannot make under NumPy 2 (see ``pin``)."""
+    """
+    Return the CUDA driver library.
+
+    It is used for the two calls PyCUDA cannot make under NumPy 2 (see ``pin``).
+    """
     library = ctypes.CDLL('libcuda.so.1')
     library.cuMemHostRegister_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
     library.cuMemHostRegister_v2.restype = ctypes.c_int
@@ -128,8 +136,12 @@ def _driver_api():
 
 
 class _ThreadContexts:
-    """The contexts this thread pushed; popped when the thread ends (its thread-local value is released on
-    that thread) or, for the main thread, at exit."""
+    """
+    The contexts this thread pushed.
+
+    They are popped when the thread ends (its thread-local value is released on that thread) or,
+    for the main thread, at exit.
+    """
 
     def __init__(self, driver):
         self.driver = driver
@@ -137,7 +149,7 @@ class _ThreadContexts:
 
     @property
     def current(self) -> Any:
-        """The context this thread made current last (None before any)."""
+        """Return the context this thread made current last (None before any)."""
         return self.pushed[-1] if self.pushed else None
 
     def push(self, context) -> None:
@@ -178,7 +190,11 @@ def _thread_contexts(driver) -> _ThreadContexts:
 
 
 def kernel_dir() -> Path:
-    """The folder of the .cu sources: ``<repo>/kernels`` beside the package, else the installed share."""
+    """
+    Return the folder of the .cu sources.
+
+    That is ``<repo>/kernels`` beside the package, else the installed share.
+    """
     source = Path(__file__).resolve().parents[2] / 'kernels'
     if (source / 'common.cuh').is_file():
         return source
@@ -197,8 +213,12 @@ _CUBINS_LOCK = threading.Lock()
 
 
 def compiled_kernels(arch: str) -> dict[str, bytes]:
-    """Every kernel file compiled once per process: a cubin for a real ``arch`` ('sm_90'), PTX for a
-    virtual one ('compute_75'), which the driver JIT-compiles for the device it is loaded on."""
+    """
+    Compile every kernel file once per process.
+
+    A cubin for a real ``arch`` ('sm_90'), PTX for a virtual one ('compute_75'), which the driver
+    JIT-compiles for the device it is loaded on.
+    """
     with _CUBINS_LOCK:
         missing = [name for name in KERNEL_FILES if (name, arch) not in _CUBINS]
         if missing:
@@ -224,7 +244,11 @@ def compiled_kernels(arch: str) -> dict[str, bytes]:
 
 @dataclass
 class _Plan:
-    """One kernel launch of a layer over a given number of frames, its argument struct half filled."""
+    """
+    One kernel launch of a layer over a given number of frames.
+
+    Its argument struct is half filled.
+    """
 
     function: Any
     name: str
@@ -260,7 +284,11 @@ class _Pipeline:
 
 
 class CudaCompletion(Completion):
-    """Events around one launch; polling never blocks, and the events go back to the engine's pool."""
+    """
+    Events around one launch.
+
+    Polling never blocks, and the events go back to the engine's pool.
+    """
 
     __slots__ = ('_engine', 'events', '_interval')
 
@@ -276,7 +304,11 @@ class CudaCompletion(Completion):
         self._engine._synchronize(self.events[1])
 
     def interval(self) -> tuple[int, int]:
-        """(start_ns, end_ns) of the launch on the host's ``time.monotonic_ns`` clock; only once done."""
+        """
+        Return (start_ns, end_ns) of the launch on the host's ``time.monotonic_ns`` clock.
+
+        Only once done.
+        """
         if self._interval is None:
             self._interval = self._engine._host_interval(self)
         return self._interval
@@ -293,9 +325,13 @@ class CudaEngine(Engine):
     def __init__(self, network: Network, weights: Weights, device_id: int = 0, streams: int = 16,
                  max_batch: int = MAX_FRAMES, cost_table_path: str | os.PathLike | None = None,
                  kernel_arch: str | None = None):
-        """``kernel_arch`` None compiles for the device's own sm_XY. A virtual architecture such as
-        'compute_75' builds PTX that the driver JIT-compiles for this device: the code paths of older
-        GPUs (no cp.async before sm_80) then run, and can be checked, on a newer one."""
+        """
+        ``kernel_arch`` None compiles for the device's own sm_XY.
+
+        A virtual architecture such as 'compute_75' builds PTX that the driver JIT-compiles for
+        this device: the code paths of older GPUs (no cp.async before sm_80) then run, and can be
+        checked, on a newer one.
+        """
         super().__init__(network)
         if not 1 <= max_batch <= MAX_FRAMES:
             raise ValueError(f'max_batch={max_batch}: allowed 1..{MAX_FRAMES} frames per kernel launch')
@@ -365,16 +401,24 @@ class CudaEngine(Engine):
         return self._device_name
 
     def _activate(self) -> None:
-        """Make this engine's context the current one on this thread. A thread that uses one engine pushes
-        it once; one that switches between devices pops the other device's context first, so the stack
-        never grows and the current context is always the engine's own."""
+        """
+        Make this engine's context the current one on this thread.
+
+        A thread that uses one engine pushes it once; one that switches between devices pops the
+        other device's context first, so the stack never grows and the current context is always
+        the engine's own.
+        """
         contexts = _thread_contexts(self._drv)
         if contexts.current is not self._context:
             contexts.pop_all()
             contexts.push(self._context)
 
     def check(self) -> None:
-        """Synchronise the context: a sticky error (an illegal address, a lost device) surfaces here."""
+        """
+        Synchronise the context.
+
+        A sticky error (an illegal address, a lost device) surfaces here.
+        """
         self._check_open()
         self._activate()
         try:
@@ -444,7 +488,11 @@ class CudaEngine(Engine):
     # ----------------------------------------------------------------- launch plans
     @property
     def conv_tile(self) -> tuple[int, int] | None:
-        """Force one (BM, BN) conv2d tile for every conv launch (tests, benchmarks); None picks per launch."""
+        """
+        Force one (BM, BN) conv2d tile for every conv launch (tests, benchmarks).
+
+        None picks per launch.
+        """
         return self._conv_tile
 
     @conv_tile.setter
@@ -455,9 +503,13 @@ class CudaEngine(Engine):
         self._plans.clear()
 
     def _pick_conv_tile(self, m: int, n: int) -> tuple[int, int]:
-        """64x64 tiles keep the most blocks and warps in flight, which wins at AlexNet's sizes on an H200
-        (bench/notes-gpu.md); 128x64 tiles read half as much shared memory per FMA and win once M is a
-        multiple of 128 and their blocks still cover most SMs."""
+        """
+        Pick the conv2d tile of a launch.
+
+        64x64 tiles keep the most blocks and warps in flight, which wins at AlexNet's sizes on an
+        H200 (bench/notes-gpu.md); 128x64 tiles read half as much shared memory per FMA and win
+        once M is a multiple of 128 and their blocks still cover most SMs.
+        """
         if self._conv_tile is not None:
             return self._conv_tile
         wide_blocks = -(-m // 128) * -(-n // 64)
@@ -527,12 +579,20 @@ class CudaEngine(Engine):
         return _Plan(self._function(name), name, grid, shared, args)
 
     def _chunks(self, count: int) -> list[int]:
-        """Frames of each kernel launch when ``count`` frames are fused (at most ``max_batch`` each)."""
+        """
+        Return the frames of each kernel launch when ``count`` frames are fused.
+
+        At most ``max_batch`` each.
+        """
         whole, rest = divmod(count, self.max_batch)
         return [self.max_batch] * whole + ([rest] if rest else [])
 
     def kernel_name(self, layer_index: int, batch: int) -> str:
-        """The kernel variant a launch of ``batch`` frames (up to ``max_batch``) of the layer runs."""
+        """
+        Return the kernel variant a launch of ``batch`` frames of the layer runs.
+
+        ``batch`` is up to ``max_batch``.
+        """
         self._check_open()
         return self._plan(layer_index, min(batch, self.max_batch)).name
 
@@ -552,7 +612,11 @@ class CudaEngine(Engine):
         return blocks
 
     def tb_ratio(self, layer_index: int, batch: int) -> float:
-        """Thread blocks launched / (SMs x blocks resident per SM) for a launch of ``batch`` frames."""
+        """
+        Return the tbRatio of a launch of ``batch`` frames.
+
+        Thread blocks launched / (SMs x blocks resident per SM).
+        """
         self._check_open()
         if not 0 <= layer_index < len(self.layers):
             raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
@@ -608,12 +672,16 @@ class CudaEngine(Engine):
 
     # ----------------------------------------------------------------- inputs
     def pin(self, array: np.ndarray) -> np.ndarray:
-        """Page-lock a contiguous 1-D uint8 host array the caller owns (``cuMemHostRegister``) and return it.
-        Images that are views of it are uploaded straight from it, with no staging copy; the caller must not
-        rewrite such an image until its frame's layer-0 launch has completed.
+        """
+        Page-lock a contiguous 1-D uint8 host array the caller owns and return it.
 
-        The driver is called through ctypes: PyCUDA's ``register_host_memory`` sets the NumPy base of the
-        array it returns twice, which NumPy 2 refuses."""
+        The array is registered with ``cuMemHostRegister``. Images that are views of it are
+        uploaded straight from it, with no staging copy; the caller must not rewrite such an image
+        until its frame's layer-0 launch has completed.
+
+        The driver is called through ctypes: PyCUDA's ``register_host_memory`` sets the NumPy base
+        of the array it returns twice, which NumPy 2 refuses.
+        """
         self._check_open()
         if array.dtype != np.uint8 or array.ndim != 1 or not array.flags.c_contiguous:
             raise ValueError(f'pin: expected a contiguous 1-D uint8 array, got {array.shape} {array.dtype}')
@@ -632,16 +700,24 @@ class CudaEngine(Engine):
             _driver_api().cuMemHostUnregister(array.ctypes.data)
 
     def set_input(self, pid, image: np.ndarray, encoding: str) -> None:
-        """Stage ``image`` as the pipeline's next frame; the copy to the device is part of the next launch of
-        layer 0. An image in memory given to :meth:`pin` is uploaded from where it is; any other is first
-        copied into the pipeline's own pinned buffer, keeping its row step when rows are contiguous."""
+        """
+        Stage ``image`` as the pipeline's next frame.
+
+        The copy to the device is part of the next launch of layer 0. An image in memory given to
+        :meth:`pin` is uploaded from where it is; any other is first copied into the pipeline's own
+        pinned buffer, keeping its row step when rows are contiguous.
+        """
         copy = self._prepare_staging(pid, image, encoding)
         if copy is not None:
             np.copyto(*copy)
 
     def set_inputs(self, items: Sequence[tuple[Any, np.ndarray, str]]) -> None:
-        """``set_input`` for several pipelines, the staging copies spread over STAGING_THREADS threads (numpy
-        releases the GIL while it copies; one thread reaches about a third of the host's copy bandwidth)."""
+        """
+        Do ``set_input`` for several pipelines.
+
+        The staging copies are spread over STAGING_THREADS threads (numpy releases the GIL while it
+        copies; one thread reaches about a third of the host's copy bandwidth).
+        """
         pids = [pid for pid, _, _ in items]
         if len(set(pids)) != len(pids):
             raise ValueError(f'set_inputs: pipelines {pids} repeat a pid')
@@ -657,9 +733,13 @@ class CudaEngine(Engine):
             pass  # map re-raises a copy's error here
 
     def _prepare_staging(self, pid, image: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """Everything of ``set_input`` but the copy itself: checks, the frame's geometry, the device buffer,
-        and for an image outside pinned memory the pipeline's staging buffer (after its previous upload);
-        returns the (target, source) views of that copy, or None for a pinned image."""
+        """
+        Do everything of ``set_input`` but the copy itself.
+
+        That is the checks, the frame's geometry, the device buffer, and for an image outside
+        pinned memory the pipeline's staging buffer (after its previous upload). Returns the
+        (target, source) views of that copy, or None for a pinned image.
+        """
         pipeline = self._pipeline(pid)
         channels = check_image(image, encoding)
         height, width = image.shape[:2]
@@ -726,8 +806,12 @@ class CudaEngine(Engine):
             self._free_events.append(events)
 
     def _enqueue(self, index: int, chunk: list[_Pipeline], stream) -> None:
-        """One kernel launch of a layer over ``chunk`` (at most ``max_batch`` frames): the plan's argument record
-        gets this launch's pointers and goes to ``cuLaunchKernel`` as it is (no per-launch packing)."""
+        """
+        Issue one kernel launch of a layer over ``chunk`` (at most ``max_batch`` frames).
+
+        The plan's argument record gets this launch's pointers and goes to ``cuLaunchKernel`` as it
+        is (no per-launch packing).
+        """
         frames = len(chunk)
         plan = self._plans.get((index, frames)) or self._plan(index, frames)
         words = plan.words
@@ -740,10 +824,13 @@ class CudaEngine(Engine):
         plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
 
     def _split(self, stream_index: int, pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
-        """(stream, join event or None, frames) of each kernel launch of a fused launch: the first on the
-        launch's stream, the others on side streams of that stream (made on first use, each with the event
-        that joins it back), so the kernels of one fused launch run side by side; with a one-stream engine
-        all on its stream, one after another."""
+        """
+        Return (stream, join event or None, frames) of each kernel launch of a fused launch.
+
+        The first runs on the launch's stream, the others on side streams of that stream (made on
+        first use, each with the event that joins it back), so the kernels of one fused launch run
+        side by side; with a one-stream engine all run on its stream, one after another.
+        """
         main = self._streams[stream_index]
         parts, start = [], 0
         for j, frames in enumerate(self._chunks(len(pipelines))):
@@ -759,10 +846,14 @@ class CudaEngine(Engine):
         return parts
 
     def launch(self, layer_index: int, pids: Sequence, stream: int) -> CudaCompletion:
-        """Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
-        download. A launch of more than ``max_batch`` frames is several kernels, each with its frames' copies,
-        run side by side on side streams forked from and joined back into stream ``stream % streams``; the
-        completion's two events on that stream enclose all of it."""
+        """
+        Run a kernel layer for the frames of ``pids``.
+
+        Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
+        download. A launch of more than ``max_batch`` frames is several kernels, each with its
+        frames' copies, run side by side on side streams forked from and joined back into stream
+        ``stream % streams``; the completion's two events on that stream enclose all of it.
+        """
         self._check_open()
         self.check_launch(layer_index, pids)
         try:
@@ -839,12 +930,20 @@ class CudaEngine(Engine):
         return start_ns, start_ns + round(duration_ms * 1e6)
 
     def result(self, pid) -> np.ndarray:
-        """The pinned (2, k) result of the pipeline's last frame (a view: copy it before the next frame)."""
+        """
+        Return the pinned (2, k) result of the pipeline's last frame.
+
+        It is a view: copy it before the next frame.
+        """
         return self._pipeline(pid).result
 
     # ----------------------------------------------------------------- host access for tests and calibration
     def layer_output(self, pid, layer_index: int) -> np.ndarray:
-        """A host copy of the pipeline's output of kernel layer ``layer_index`` (synchronises the device)."""
+        """
+        Return a host copy of the pipeline's output of kernel layer ``layer_index``.
+
+        This synchronises the device.
+        """
         pipeline = self._pipeline(pid)
         self._activate()
         self._drv.Context.synchronize()
@@ -853,7 +952,11 @@ class CudaEngine(Engine):
         return out
 
     def set_layer_output(self, pid, layer_index: int, value: np.ndarray) -> None:
-        """Overwrite the pipeline's output of kernel layer ``layer_index`` (the next layer's input)."""
+        """
+        Overwrite the pipeline's output of kernel layer ``layer_index``.
+
+        That output is the next layer's input.
+        """
         pipeline = self._pipeline(pid)
         shape = self.layers[layer_index].out_shape
         value = np.ascontiguousarray(value, dtype=np.float32)
@@ -869,9 +972,13 @@ class CudaEngine(Engine):
 
     def time_launches(self, layer_indices: Sequence[int], pids: Sequence, warmup: int = 3,
                       repeats: int = 20) -> list[float]:
-        """GPU durations (µs) of ``repeats`` runs of the kernel layers ``layer_indices`` in order over
-        ``pids`` on stream 0, from the first launch's start to the last one's end. The runs are queued
-        behind a delay kernel, so each starts when the one before ends instead of waiting for the host."""
+        """
+        Return GPU durations (µs) of ``repeats`` runs of the kernel layers ``layer_indices``.
+
+        The layers run in order over ``pids`` on stream 0; a duration spans from the first launch's
+        start to the last one's end. The runs are queued behind a delay kernel, so each starts when
+        the one before ends instead of waiting for the host.
+        """
         def run():
             completions = [self.launch(index, pids, 0) for index in layer_indices]
             return completions[0], completions[-1]
@@ -886,8 +993,12 @@ class CudaEngine(Engine):
         return [(last.interval()[1] - first.interval()[0]) / 1000 for first, last in runs]
 
     def calibrate(self, batches: Sequence[int] = range(1, 17), repeats: int = 20, warmup: int = 3) -> CostTable:
-        """Median GPU time of each kernel layer's launch per batch size (CUDA events, after warm-up), with the
-        occupancy tbRatio; layer 0 includes the image uploads (a nominal camera image per frame)."""
+        """
+        Measure the median GPU time of each kernel layer's launch per batch size.
+
+        CUDA events, after warm-up, with the occupancy tbRatio; layer 0 includes the image uploads
+        (a nominal camera image per frame).
+        """
         self._check_open()
         batches = sorted({int(b) for b in batches})
         if not batches or batches[0] < 1:
@@ -913,8 +1024,11 @@ class CudaEngine(Engine):
         return CostTable(self.network, entries, self.device_name, 'measured', datetime.date.today().isoformat())
 
     def cost_table(self) -> CostTable:
-        """The table at ``cost_table_path`` when it exists, else one calibration (saved there when a path
-        was given); computed once per engine."""
+        """
+        Return the table at ``cost_table_path`` when it exists, else one calibration.
+
+        The calibration is saved there when a path was given; computed once per engine.
+        """
         if self._cost_table is None:
             path = self.cost_table_path
             if path is not None and os.path.isfile(path):

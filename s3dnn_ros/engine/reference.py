@@ -1,4 +1,7 @@
-"""The numpy reference engine: the oracle for the CUDA engine and the CPU fallback when there is no GPU.
+"""
+The numpy reference engine: the oracle for the CUDA engine and the CPU fallback.
+
+The fallback runs when there is no GPU.
 
 Layouts: images are H x W x C uint8 in any of :data:`~s3dnn_ros.engine.base.ENCODINGS` (rows may be
 padded, any strides); activations are NCHW float32, vectors (N, F) float32, the final output
@@ -31,9 +34,11 @@ Image = tuple[np.ndarray, str]
 
 
 def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Lower/upper source indices and their weights per output index, as torch's bilinear resize.
+    """
+    Lower/upper source indices and their weights per output index, as torch's bilinear resize.
 
-    src = (dst + 0.5) * in / out - 0.5, clamped below at 0; the upper neighbour is clamped to in - 1.
+    src = (dst + 0.5) * in / out - 0.5, clamped below at 0; the upper neighbour is clamped to
+    in - 1.
     """
     scale = np.float32(in_size) / np.float32(out_size)
     src = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
@@ -46,10 +51,11 @@ def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray,
 
 def preprocess(image: np.ndarray, encoding: str, size: int = 224,
                mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
-    """H x W x C uint8 image -> (3, size, size) float32: pixel/255, bilinear resize, (v - mean) / std.
+    """
+    H x W x C uint8 image -> (3, size, size) float32: pixel/255, bilinear resize, (v - mean) / std.
 
-    Output channels are always R, G, B (mono replicated, alpha ignored). Only the 4 x size x size taps
-    are gathered from ``image``, so a strided view with padded rows is read in place.
+    Output channels are always R, G, B (mono replicated, alpha ignored). Only the 4 x size x size
+    taps are gathered from ``image``, so a strided view with padded rows is read in place.
     """
     check_image(image, encoding)
     channels = np.asarray(ENCODINGS[encoding][1], dtype=np.intp)
@@ -79,7 +85,8 @@ def preprocess_batch(images: Sequence[Image], size: int = 224,
 
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 1, padding: int = 0,
            relu: bool = True) -> np.ndarray:
-    """(N, C, H, W) -> (N, O, OH, OW): cross-correlation with (O, C, K, K) ``weight`` plus ``bias``.
+    """
+    (N, C, H, W) -> (N, O, OH, OW): cross-correlation with (O, C, K, K) ``weight`` plus ``bias``.
 
     im2col builds (N, C*K*K, OH*OW) columns; ``weight @ columns`` then yields NCHW directly (this
     orientation also keeps OpenBLAS on its fast path for the small AlexNet spatial sizes).
@@ -104,7 +111,11 @@ def maxpool2d(x: np.ndarray, kernel: int = 3, stride: int = 2) -> np.ndarray:
 
 
 def _averaging_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """(out, in) float32 matrix whose row i averages torch's adaptive bin floor(i*in/out) .. ceil((i+1)*in/out)-1."""
+    """
+    Return the (out, in) float32 matrix of torch's adaptive average pooling bins.
+
+    Its row i averages torch's adaptive bin floor(i*in/out) .. ceil((i+1)*in/out)-1.
+    """
     matrix = np.zeros((out_size, in_size), dtype=np.float32)
     for i in range(out_size):
         start, end = i * in_size // out_size, -(-(i + 1) * in_size // out_size)
@@ -113,14 +124,19 @@ def _averaging_matrix(in_size: int, out_size: int) -> np.ndarray:
 
 
 def adaptive_avgpool2d(x: np.ndarray, out: int = 6) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, out, out) with torch.nn.AdaptiveAvgPool2d's bins (overlapping when H % out != 0)."""
+    """
+    Pool (N, C, H, W) -> (N, C, out, out) with torch.nn.AdaptiveAvgPool2d's bins.
+
+    The bins overlap when H % out != 0.
+    """
     rows = _averaging_matrix(x.shape[2], out)
     cols = _averaging_matrix(x.shape[3], out)
     return np.ascontiguousarray(rows @ (x @ cols.T))
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool = False) -> np.ndarray:
-    """(N, F) -> (N, O): x Wᵀ + b, ReLU when ``relu``.
+    """
+    (N, F) -> (N, O): x Wᵀ + b, ReLU when ``relu``.
 
     Computed as (W xᵀ)ᵀ: OpenBLAS streams the large weight matrix once this way, where ``x @ W.T``
     re-reads it for batches above 1 (about 10x slower at batch 16 for fc6).
@@ -133,7 +149,10 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool = Fal
 
 
 def softmax_topk(logits: np.ndarray, k: int) -> np.ndarray:
-    """(N, C) logits -> (N, 2, k): row 0 the k largest probabilities descending, row 1 their class ids.
+    """
+    Turn (N, C) logits into (N, 2, k).
+
+    Row 0 holds the k largest probabilities descending, row 1 their class ids.
 
     The max is subtracted before exp so large logits do not overflow; equal probabilities keep the
     lower class id first (stable sort).
@@ -147,7 +166,11 @@ def softmax_topk(logits: np.ndarray, k: int) -> np.ndarray:
 
 
 def run_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-    """Run one non-preprocess layer on a batch; a linear layer flattens an (N, C, H, W) input itself."""
+    """
+    Run one non-preprocess layer on a batch.
+
+    A linear layer flattens an (N, C, H, W) input itself.
+    """
     kind = layer.kind
     if kind == 'conv':
         return conv2d(x, params['weight'], params['bias'], layer.stride, layer.padding, layer.relu)
@@ -199,7 +222,11 @@ class _Pipeline:
 
 
 def measure_matmul_flops(size: int = 512, repeats: int = 5) -> float:
-    """This CPU's float32 matmul rate (FLOP/s): best of ``repeats`` size x size products (~50 ms)."""
+    """
+    Measure this CPU's float32 matmul rate (FLOP/s).
+
+    Best of ``repeats`` size x size products (~50 ms).
+    """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
@@ -279,11 +306,12 @@ class ReferenceEngine(Engine):
         return output
 
     def cost_table(self) -> CostTable:
-        """tbRatios of the nominal GPU's estimate, durations of this CPU.
+        """
+        Return the tbRatios of the nominal GPU's estimate and the durations of this CPU.
 
-        Keeping the nominal tbRatios makes the scheduling policies take the decisions they would take on
-        that GPU. Each launch costs batch x FLOPs / (measured float32 matmul rate)
-        + bytes / 10 GB/s + 20 µs.
+        Keeping the nominal tbRatios makes the scheduling policies take the decisions they would
+        take on that GPU. Each launch costs batch x FLOPs / (measured float32 matmul rate) + bytes
+        / 10 GB/s + 20 µs.
         """
         if self._matmul_flops is None:
             self._matmul_flops = measure_matmul_flops()

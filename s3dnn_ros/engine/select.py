@@ -1,5 +1,9 @@
-"""Pick the engine a node asked for: ``cuda``, ``reference``, or ``auto`` (cuda when a GPU and pycuda are
-present, else the reference engine), with a sentence saying why for the log."""
+"""
+Pick the engine a node asked for: ``cuda``, ``reference``, or ``auto``.
+
+``auto`` is cuda when a GPU and pycuda are present, else the reference engine; the choice comes
+with a sentence saying why, for the log.
+"""
 from __future__ import annotations
 
 from ..model.alexnet import Network
@@ -12,9 +16,12 @@ ENGINE_KINDS = ('auto', 'cuda', 'reference')
 
 def make_engine(kind: str, network: Network, weights: Weights, device_id: int = 0, max_batch: int = 16,
                 cost_table_path: str | None = None, streams: int = 16) -> tuple[Engine, str]:
-    """(engine, why); EngineError when ``cuda`` was asked for and cannot run. ``cost_table_path`` is the
-    CUDA engine's measured cost table (loaded when it exists, else written after calibration);
-    ``streams`` the size of its stream pool."""
+    """
+    (engine, why); EngineError when ``cuda`` was asked for and cannot run.
+
+    ``cost_table_path`` is the CUDA engine's measured cost table (loaded when it exists, else
+    written after calibration); ``streams`` the size of its stream pool.
+    """
     if kind not in ENGINE_KINDS:
         raise ValueError(f'engine={kind!r}: allowed {", ".join(ENGINE_KINDS)}')
     if kind == 'reference':

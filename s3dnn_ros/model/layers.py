@@ -1,4 +1,5 @@
-"""Layer specifications: what each layer computes, its shapes, FLOPs and bytes.
+"""
+Layer specifications: what each layer computes, its shapes, FLOPs and bytes.
 
 A layer spec holds no device state and no weights. Shapes are per frame (the batch dimension is the
 fused batch chosen at run time): images are HWC uint8, activations CHW float32, vectors (N,).
@@ -54,13 +55,18 @@ class Layer:
         return prod(self.out_shape) * FLOAT_BYTES
 
     def bytes(self, batch: int = 1) -> int:
-        """DRAM bytes moved by one launch over ``batch`` frames: weights once, activations per frame."""
+        """
+        DRAM bytes moved by one launch over ``batch`` frames.
+
+        Weights once, activations per frame.
+        """
         return self.num_params * FLOAT_BYTES + batch * (self.in_bytes + self.out_bytes)
 
 
 @dataclass(frozen=True)
 class Preprocess(Layer):
-    """uint8 HWC image of any size -> bilinear resize -> float32 CHW normalised by mean/std.
+    """
+    uint8 HWC image of any size -> bilinear resize -> float32 CHW normalised by mean/std.
 
     ``in_shape`` is the nominal camera image used for byte estimates; the kernels accept any size.
     The resize samples pixel centres (half-pixel offsets, no antialiasing), like OpenCV's
@@ -152,7 +158,11 @@ class Flatten(Layer):
 
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected layer y = W x + b, ReLU fused when ``relu``; Dropout before it is identity."""
+    """
+    Fully connected layer y = W x + b, ReLU fused when ``relu``.
+
+    Dropout before it is identity.
+    """
 
     relu: bool = False
 
@@ -177,7 +187,8 @@ class Linear(Layer):
 
 @dataclass(frozen=True)
 class SoftmaxTopK(Layer):
-    """Softmax over the logits, then the k best classes.
+    """
+    Softmax over the logits, then the k best classes.
 
     Output per frame is a (2, k) float32 array: row 0 the probabilities in descending order,
     row 1 the class ids (exact integers stored as float32). Ties keep the lower class id first.

@@ -1,7 +1,9 @@
-"""Network weights: seeded untrained initialisation, .npz load/save, torchvision state-dict import.
+"""
+Network weights: seeded untrained initialisation, .npz load/save, torchvision state-dict import.
 
-Weights are a plain ``dict[name, float32 ndarray]`` keyed by torchvision parameter names. Every loader
-checks the tensors against the network and names the offending tensor and shapes on a mismatch.
+Weights are a plain ``dict[name, float32 ndarray]`` keyed by torchvision parameter names. Every
+loader checks the tensors against the network and names the offending tensor and shapes on a
+mismatch.
 """
 from __future__ import annotations
 
@@ -25,7 +27,10 @@ class WeightsError(ValueError):
 
 
 def init_weights(network: Network, seed: int = 0) -> Weights:
-    """Deterministic *untrained* weights: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) like torch's default init.
+    """
+    Return deterministic *untrained* weights.
+
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) like torch's default init.
 
     They make the network produce well-scaled activations for testing and timing; the classes they
     predict mean nothing.
@@ -42,7 +47,11 @@ def init_weights(network: Network, seed: int = 0) -> Weights:
 
 
 def check_weights(network: Network, weights: Weights, source: str) -> Weights:
-    """Return ``weights`` as C-contiguous float32 after checking names and shapes against the network."""
+    """
+    Return ``weights`` as C-contiguous float32.
+
+    Names and shapes are checked against the network first.
+    """
     expected = network.param_shapes()
     missing = [name for name in expected if name not in weights]
     if missing:

@@ -1,7 +1,11 @@
-"""camera_sim: publishes sensor_msgs/Image with real stamps and moving content, for machines without
-cameras. Each frame is the moving test pattern of ``pattern.make_frames``.
+"""
+camera_sim: publishes sensor_msgs/Image with real stamps and moving content.
 
-Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), frame_id, reliability.
+It is meant for machines without cameras. Each frame is the moving test pattern of
+``pattern.make_frames``.
+
+Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), frame_id,
+reliability.
 """
 from __future__ import annotations
 

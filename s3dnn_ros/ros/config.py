@@ -1,6 +1,8 @@
-"""The perception node's parameters: names, defaults, and validation with messages that name the
-parameter, its value and what is allowed. Pure Python, so the rules are testable without ROS and the
-launch file and command-line tool can read the same camera list.
+"""
+The perception node's parameters: names, defaults, and validation.
+
+Validation messages name the parameter, its value and what is allowed. Pure Python, so the rules
+are testable without ROS and the launch file and command-line tool can read the same camera list.
 
 Global parameters and per-camera parameters ``<camera>.<key>`` for every name in ``cameras``.
 """
@@ -34,7 +36,11 @@ class ConfigError(ValueError):
 
 
 def default_topic(camera: str) -> str:
-    """A camera's image topic unless configured: relative, so a namespace or remap moves it with the node."""
+    """
+    Return a camera's image topic unless configured.
+
+    It is relative, so a namespace or remap moves it with the node.
+    """
     return f'{camera}/image_raw'
 
 
@@ -44,12 +50,16 @@ def compressed_topic(topic: str) -> str:
 
 
 def detections_topic(camera: str) -> str:
-    """A camera's detections topic, relative like :func:`default_topic`."""
+    """Return a camera's detections topic, relative like :func:`default_topic`."""
     return f's3dnn/{camera}/detections'
 
 
 def annotated_topic(camera: str) -> str:
-    """A camera's annotated pictures (``<camera>.annotated``), relative like :func:`default_topic`."""
+    """
+    Return the topic of a camera's annotated pictures (``<camera>.annotated``).
+
+    It is relative like :func:`default_topic`.
+    """
     return f's3dnn/{camera}/annotated'
 
 
@@ -197,12 +207,12 @@ CAMERA_KEYS = frozenset(_CAMERA_CHECKS)
 
 
 def check_of(name: str) -> Callable:
-    """The check of parameter ``name`` (a global one or ``<camera>.<key>``)."""
+    """Return the check of parameter ``name`` (a global one or ``<camera>.<key>``)."""
     return _GLOBAL_CHECKS.get(name) or _CAMERA_CHECKS[name.partition('.')[2]]
 
 
 def describe(name: str) -> str:
-    """The description of parameter ``name`` (a global one or ``<camera>.<key>``)."""
+    """Return the description of parameter ``name`` (a global one or ``<camera>.<key>``)."""
     return DESCRIPTIONS.get(name) or DESCRIPTIONS['<camera>.' + name.partition('.')[2]]
 
 
@@ -246,7 +256,11 @@ def camera_default(key: str, camera: str):
 
 
 def validate(values: dict[str, Any]) -> NodeConfig:
-    """Check every parameter (missing ones take their defaults) and build the node's configuration."""
+    """
+    Check every parameter and build the node's configuration.
+
+    Missing parameters take their defaults.
+    """
     checked = {}
     for name, default, check in GLOBAL_PARAMETERS:
         checked[name] = check(name, values.get(name, default))
@@ -281,8 +295,12 @@ IMAGENET = 'imagenet'
 
 
 def read_labels(path: str, num_classes: int) -> list[str]:
-    """One label per line, exactly ``num_classes`` lines; ConfigError naming the parameter otherwise.
-    ``imagenet`` reads the package's own ImageNet-1k class names (s3dnn_ros/model/imagenet_classes.txt)."""
+    """
+    One label per line, exactly ``num_classes`` lines; ConfigError naming the parameter otherwise.
+
+    ``imagenet`` reads the package's own ImageNet-1k class names
+    (s3dnn_ros/model/imagenet_classes.txt).
+    """
     try:
         if path == IMAGENET:
             labels = imagenet_classes()
@@ -302,8 +320,12 @@ def read_labels(path: str, num_classes: int) -> list[str]:
 
 
 def imagenet_classes() -> list[str]:
-    """The 1000 ImageNet-1k class names in class-id order (torchvision's order, so weights converted from
-    torchvision's AlexNet give readable labels)."""
+    """
+    Return the 1000 ImageNet-1k class names in class-id order.
+
+    That is torchvision's order, so weights converted from torchvision's AlexNet give readable
+    labels.
+    """
     return resources.files('s3dnn_ros.model').joinpath('imagenet_classes.txt').read_text('utf-8').splitlines()
 
 
@@ -317,8 +339,11 @@ def is_live(name: str) -> bool:
 
 
 def apply_live(config: 'NodeConfig', changes: dict[str, Any]) -> 'NodeConfig':
-    """``config`` with ``changes`` to LIVE_PARAMETERS applied; ConfigError naming the first parameter that is
-    not live or whose value is not allowed."""
+    """
+    Return ``config`` with ``changes`` to LIVE_PARAMETERS applied.
+
+    Raises ConfigError naming the first parameter that is not live or whose value is not allowed.
+    """
     cameras = {camera.name: camera for camera in config.cameras}
     values = {}
     for name, value in changes.items():
@@ -338,8 +363,12 @@ def apply_live(config: 'NodeConfig', changes: dict[str, Any]) -> 'NodeConfig':
 
 
 def unknown_parameter(name: str, value: Any, known: list[str], cameras: list[str]) -> str:
-    """The one-line error for a parameter given to the node that it does not have: a per-camera key of a
-    camera that is not configured, or a name with the nearest known one."""
+    """
+    Return the one-line error for a parameter given to the node that it does not have.
+
+    That is a per-camera key of a camera that is not configured, or a name with the nearest known
+    one.
+    """
     camera, _, key = name.partition('.')
     if key in CAMERA_KEYS and camera not in cameras:
         return (f'parameter {name}={value!r}: {camera!r} is not one of the cameras; allowed <camera>.{key} for '
@@ -350,9 +379,13 @@ def unknown_parameter(name: str, value: Any, known: list[str], cameras: list[str
 
 
 def _section_pattern(key: str) -> re.Pattern:
-    """A params-file section name as ROS matches it against a node's full name: ``*`` one name token,
-    ``**`` any number of them; a name without a leading / is taken from the root (``s3dnn_perception``
-    is ``/s3dnn_perception``, so it does not reach a node moved to another namespace)."""
+    """
+    Return a params-file section name as ROS matches it against a node's full name.
+
+    ``*`` matches one name token, ``**`` any number of them; a name without a leading / is taken
+    from the root (``s3dnn_perception`` is ``/s3dnn_perception``, so it does not reach a node moved
+    to another namespace).
+    """
     key = key if key.startswith('/') else '/' + key
     parts = []
     for token in re.split(r'(\*\*|\*)', key):
@@ -361,15 +394,23 @@ def _section_pattern(key: str) -> re.Pattern:
 
 
 def params_file_sections(path: str, full_name: str) -> tuple[bool, list[str]]:
-    """Whether the params file at ``path`` has a section for the node ``full_name`` (e.g.
-    ``/robot1/s3dnn_perception``), and its section names; ConfigError when it cannot be read."""
+    """
+    Tell whether the params file at ``path`` has a section for the node ``full_name``.
+
+    ``full_name`` is e.g. ``/robot1/s3dnn_perception``. Returns that and the file's section names;
+    ConfigError when it cannot be read.
+    """
     sections = [name for name, _ in node_sections(read_params_file(path, full_name))]
     return any(_section_pattern(name).fullmatch(full_name) for name in sections), sections
 
 
 def node_sections(data: Any, prefix: str = '') -> list[tuple[str, dict]]:
-    """(section name, its ros__parameters) of a params file, in file order; a section may be written whole
-    (``/robot1/s3dnn_perception:``) or nested under its namespace (``/robot1:`` then ``s3dnn_perception:``)."""
+    """
+    Return (section name, its ros__parameters) of a params file, in file order.
+
+    A section may be written whole (``/robot1/s3dnn_perception:``) or nested under its namespace
+    (``/robot1:`` then ``s3dnn_perception:``).
+    """
     found = []
     if isinstance(data, dict):
         for key, value in data.items():
@@ -382,8 +423,11 @@ def node_sections(data: Any, prefix: str = '') -> list[tuple[str, dict]]:
 
 
 def read_params_file(path: str, node_name: str = NODE_NAME) -> dict:
-    """The YAML mapping of a ROS 2 params file; ConfigError naming the file when it cannot be read or is not
-    a mapping of node sections."""
+    """
+    Return the YAML mapping of a ROS 2 params file.
+
+    Raises ConfigError naming the file when it cannot be read or is not a mapping of node sections.
+    """
     import yaml
     allowed = f'a ROS 2 params file with a {node_name}: or /**: section holding ros__parameters:'
     try:
@@ -404,9 +448,13 @@ def read_params_file(path: str, node_name: str = NODE_NAME) -> dict:
 
 
 def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """The node's flattened parameters from a ROS 2 params file (the first section whose name matches the
-    node's, as ROS matches them: ``s3dnn_perception``, ``/**``, ``/**/s3dnn_perception``...); ConfigError naming
-    the file when it cannot be read or is not a params file."""
+    """
+    Return the node's flattened parameters from a ROS 2 params file.
+
+    They come from the first section whose name matches the node's, as ROS matches them:
+    ``s3dnn_perception``, ``/**``, ``/**/s3dnn_perception``... Raises ConfigError naming the file
+    when it cannot be read or is not a params file.
+    """
     data = read_params_file(path, node_name)
     full_name = node_name if node_name.startswith('/') else '/' + node_name
     parameters = next((values for name, values in node_sections(data) if _section_pattern(name).fullmatch(full_name)),

@@ -1,10 +1,12 @@
-"""sensor_msgs/Image and CompressedImage -> numpy, without copying where the encoding allows.
+"""
+sensor_msgs/Image and CompressedImage -> numpy, without copying where the encoding allows.
 
-The engines take H x W x C uint8 images in rgb8, bgr8, rgba8, bgra8 or mono8. Those encodings become a
-strided view straight over ``msg.data`` (row padding in ``step`` is skipped by the stride, and 8-bit
-channels have no byte order, so ``is_bigendian`` needs no swap). Any other encoding goes through
-cv_bridge when it is importable; without it the frame is rejected with the encoding named. Compressed
-images (jpeg, png: whatever OpenCV's ``imdecode`` reads) are decoded by OpenCV into bgr8, bgra8 or mono8.
+The engines take H x W x C uint8 images in rgb8, bgr8, rgba8, bgra8 or mono8. Those encodings
+become a strided view straight over ``msg.data`` (row padding in ``step`` is skipped by the stride,
+and 8-bit channels have no byte order, so ``is_bigendian`` needs no swap). Any other encoding goes
+through cv_bridge when it is importable; without it the frame is rejected with the encoding named.
+Compressed images (jpeg, png: whatever OpenCV's ``imdecode`` reads) are decoded by OpenCV into
+bgr8, bgra8 or mono8.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ class FrameRejected(ValueError):
 
 @functools.cache
 def cv_bridge():
-    """A CvBridge when the ROS 2 cv_bridge is importable, else None (looked up once)."""
+    """Return a CvBridge when the ROS 2 cv_bridge is importable, else None (looked up once)."""
     try:
         from cv_bridge import CvBridge
     except ImportError:
@@ -32,7 +34,7 @@ def cv_bridge():
 
 @functools.cache
 def opencv():
-    """OpenCV's ``cv2`` module when it is importable, else None (looked up once)."""
+    """Return OpenCV's ``cv2`` module when it is importable, else None (looked up once)."""
     try:
         import cv2
     except ImportError:
@@ -41,8 +43,12 @@ def opencv():
 
 
 def decode_compressed(msg) -> tuple[np.ndarray, str]:
-    """(H x W x C uint8 array, engine encoding) of a sensor_msgs/CompressedImage; FrameRejected if OpenCV
-    cannot decode it or it is not 8-bit. OpenCV releases the GIL while it decodes."""
+    """
+    Decode a sensor_msgs/CompressedImage into (H x W x C uint8 array, engine encoding).
+
+    Raises FrameRejected if OpenCV cannot decode it or it is not 8-bit. OpenCV releases the GIL
+    while it decodes.
+    """
     cv2 = opencv()
     data = np.frombuffer(msg.data, dtype=np.uint8)
     what = repr(msg.format) if msg.format else 'unnamed'
@@ -64,7 +70,11 @@ def decode_compressed(msg) -> tuple[np.ndarray, str]:
 
 
 def image_to_array(msg) -> tuple[np.ndarray, str]:
-    """(H x W x C uint8 view, engine encoding) of a sensor_msgs/Image; FrameRejected if unusable."""
+    """
+    Return (H x W x C uint8 view, engine encoding) of a sensor_msgs/Image.
+
+    Raises FrameRejected if unusable.
+    """
     encoding = msg.encoding
     if msg.width == 0 or msg.height == 0:
         raise FrameRejected(f'image has zero size ({msg.width}x{msg.height})')
@@ -96,7 +106,11 @@ def _convert_with_cv_bridge(msg) -> tuple[np.ndarray, str]:
 
 
 def array_to_image(array: np.ndarray, encoding: str, msg) -> None:
-    """Fill ``msg`` (a sensor_msgs/Image) from an H x W x C uint8 array; bytes, not a per-element copy."""
+    """
+    Fill ``msg`` (a sensor_msgs/Image) from an H x W x C uint8 array.
+
+    The data is copied as bytes, not a per-element copy.
+    """
     height, width = array.shape[:2]
     msg.height, msg.width = height, width
     msg.encoding = encoding

@@ -1,16 +1,18 @@
-"""Detection and diagnostic messages.
+"""
+Detection and diagnostic messages.
 
-Detections are ``vision_msgs/msg/Classification`` or ``std_msgs/msg/String`` holding JSON, as the node's
-``detections_format`` says (``auto``: Classification when vision_msgs is importable)::
+Detections are ``vision_msgs/msg/Classification`` or ``std_msgs/msg/String`` holding JSON, as the
+node's ``detections_format`` says (``auto``: Classification when vision_msgs is importable)::
 
     {"header": {"stamp": {"sec": ..., "nanosec": ...}, "frame_id": ...}, "camera": ...,
      "classes": [{"id": ..., "label": ..., "score": ...}], "latency_ms": ..., "deadline_ms": ...,
      "missed": ...}
 
 Classification carries the header and the classes (``class_id`` is the label when a labels file is
-given, else the class id as text); latency and the deadline outcome are only in the JSON form and, for
-both forms, on /diagnostics. With Classification and labels the node also publishes, once and transient
-local, a ``vision_msgs/msg/LabelInfo`` mapping every class id to its name (:func:`label_info`).
+given, else the class id as text); latency and the deadline outcome are only in the JSON form and,
+for both forms, on /diagnostics. With Classification and labels the node also publishes, once and
+transient local, a ``vision_msgs/msg/LabelInfo`` mapping every class id to its name
+(:func:`label_info`).
 """
 from __future__ import annotations
 
@@ -53,15 +55,22 @@ def vision_msgs_label_types():
 
 
 def label_info(types, labels: list[str], header) -> Any:
-    """A vision_msgs/LabelInfo naming every class id (``types``: (LabelInfo, VisionClass))."""
+    """
+    Return a vision_msgs/LabelInfo naming every class id.
+
+    ``types`` is (LabelInfo, VisionClass).
+    """
     info_type, class_type = types
     return info_type(header=header, threshold=0.0,
                      class_map=[class_type(class_id=i, class_name=name) for i, name in enumerate(labels)])
 
 
 class DetectionEncoder:
-    """Builds the detection message of the type chosen once at start: Classification with ``types``
-    (Classification, ObjectHypothesis), JSON in String without them."""
+    """
+    Builds the detection message of the type chosen once at start.
+
+    Classification with ``types`` (Classification, ObjectHypothesis), JSON in String without them.
+    """
 
     def __init__(self, types=None):
         self._types = types
@@ -102,7 +111,7 @@ LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': Dia
 
 
 def status(name: str, level: str, message: str, hardware_id: str, values: dict[str, Any]) -> DiagnosticStatus:
-    """A DiagnosticStatus with ``values`` as KeyValue strings (floats with 4 decimals)."""
+    """Return a DiagnosticStatus with ``values`` as KeyValue strings (floats with 4 decimals)."""
     return DiagnosticStatus(level=LEVELS[level], name=name, message=message, hardware_id=hardware_id,
                             values=[KeyValue(key=key, value=f'{value:.4f}' if isinstance(value, float) else str(value))
                                     for key, value in values.items()])

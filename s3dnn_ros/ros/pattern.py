@@ -1,6 +1,8 @@
-"""The moving test pattern of camera_sim and s3dnn-make-bag: a colour gradient scrolling sideways with a
-bright square bouncing over it, so consecutive frames differ and a stuck pipeline shows. No rclpy here, so
-bags can be written without ROS.
+"""
+The moving test pattern of camera_sim and s3dnn-make-bag.
+
+A colour gradient scrolling sideways with a bright square bouncing over it, so consecutive frames
+differ and a stuck pipeline shows. No rclpy here, so bags can be written without ROS.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from ..engine.base import ENCODINGS
 
 
 def make_frames(width: int, height: int, encoding: str):
-    """A generator of H x W x C uint8 frames whose content moves from one frame to the next."""
+    """Generate H x W x C uint8 frames whose content moves from one frame to the next."""
     channels = ENCODINGS[encoding][0]
     x = np.linspace(0, 2 * np.pi, width, endpoint=False)
     phases = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3][:max(1, min(channels, 3))])

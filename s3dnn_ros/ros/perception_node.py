@@ -1,14 +1,17 @@
-"""The s3dnn_perception node: camera subscriptions -> the scheduler worker process -> detections and
-/diagnostics.
+"""
+The s3dnn_perception node.
+
+Camera subscriptions -> the scheduler worker process -> detections and /diagnostics.
 
 This process does ROS I/O only. The GPU is driven by a scheduler worker in a process of its own
-(:mod:`s3dnn_ros.worker`), so the GPU loop never waits for this interpreter's GIL. An image callback
-copies the frame once, into a shared-memory slot of its camera, and hands the worker the slot's number;
-the header stays here, keyed by the frame's sequence number. The worker's outputs come back on a
-receiver thread, which only queues them and triggers a guard condition: detections are published from
-the executor. A frame's deadline counts from the moment its callback receives it (the image stamp may come
-from another clock, e.g. a replayed bag); the stamp and frame_id are copied to the detection. If the
-worker dies, its frames are counted as dropped, /diagnostics turns ERROR and a new worker takes over.
+(:mod:`s3dnn_ros.worker`), so the GPU loop never waits for this interpreter's GIL. An image
+callback copies the frame once, into a shared-memory slot of its camera, and hands the worker the
+slot's number; the header stays here, keyed by the frame's sequence number. The worker's outputs
+come back on a receiver thread, which only queues them and triggers a guard condition: detections
+are published from the executor. A frame's deadline counts from the moment its callback receives it
+(the image stamp may come from another clock, e.g. a replayed bag); the stamp and frame_id are
+copied to the detection. If the worker dies, its frames are counted as dropped, /diagnostics turns
+ERROR and a new worker takes over.
 """
 from __future__ import annotations
 
@@ -65,14 +68,15 @@ def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | No
                  completed: int, last_error: str | None, rejected: int = 0, accepted: int = 0,
                  reject_reason: str = '', waiting_s: float = 0.0, publishers: Callable[[], str] = str
                  ) -> tuple[str, str]:
-    """Level and message of one camera's status for the last diagnostics period.
+    """
+    Level and message of one camera's status for the last diagnostics period.
 
-    ERROR: an engine or worker failure dropped its frames, every frame it sent in the period was rejected
-    (the reason named), it sent frames and then none for STALE_PERIODS periods, or its window miss ratio
-    (rejected frames count as missed) reached ``miss_error_ratio``; WARN: the ratio reached
-    ``miss_warn_ratio``, or it has sent nothing for STALE_PERIODS periods since the node started (the
-    message says what ``publishers()`` found on its topic). A camera that has not sent anything yet is
-    OK (waiting) until then, so a node can start before its cameras.
+    ERROR: an engine or worker failure dropped its frames, every frame it sent in the period was
+    rejected (the reason named), it sent frames and then none for STALE_PERIODS periods, or its
+    window miss ratio (rejected frames count as missed) reached ``miss_error_ratio``; WARN: the
+    ratio reached ``miss_warn_ratio``, or it has sent nothing for STALE_PERIODS periods since the
+    node started (the message says what ``publishers()`` found on its topic). A camera that has not
+    sent anything yet is OK (waiting) until then, so a node can start before its cameras.
     """
     stale_s = STALE_PERIODS * config.diagnostics_period_s
     if error_drops:
@@ -94,8 +98,12 @@ def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | No
 
 @dataclass
 class CameraState:
-    """One camera's publisher, its frames in flight (header and release time by sequence number) and its
-    counters. Touched only by the node's callbacks (one mutually exclusive group)."""
+    """
+    One camera's publisher, its frames in flight and its counters.
+
+    Frames in flight are kept as header and release time by sequence number. Touched only by the
+    node's callbacks (one mutually exclusive group).
+    """
 
     config: CameraConfig
     index: int
@@ -129,11 +137,15 @@ class CameraState:
 
 
 class PerceptionCore:
-    """What the perception node does, in steps a plain node takes at once (:class:`PerceptionNode`) and a
-    lifecycle node takes one transition at a time (``perception_lifecycle_node``): read and check the
-    parameters (:meth:`_read_parameters`), start the scheduler worker and the publishers
-    (:meth:`_configure`), subscribe to the cameras (:meth:`_subscribe`, undone by :meth:`_unsubscribe`),
-    stop and free everything (:meth:`_teardown`). Mixed into an rclpy Node."""
+    """
+    What the perception node does, in steps.
+
+    A plain node takes the steps at once (:class:`PerceptionNode`) and a lifecycle node takes one
+    transition at a time (``perception_lifecycle_node``): read and check the parameters
+    (:meth:`_read_parameters`), start the scheduler worker and the publishers (:meth:`_configure`),
+    subscribe to the cameras (:meth:`_subscribe`, undone by :meth:`_unsubscribe`), stop and free
+    everything (:meth:`_teardown`). Mixed into an rclpy Node.
+    """
 
     config: NodeConfig
     worker: WorkerClient | None = None
@@ -142,9 +154,13 @@ class PerceptionCore:
 
     # ------------------------------------------------------------------ configuration
     def _check_params_files(self, args: list[str]) -> None:
-        """Every ``--params-file`` among ``args`` must have a section for this node (by its full name, as
-        ROS matches sections): one without is a file meant for another node, or a namespace remap left it
-        behind, and the node would silently run on its defaults."""
+        """
+        Check that every ``--params-file`` among ``args`` has a section for this node.
+
+        Sections are matched by the node's full name, as ROS matches them: a file without one is
+        meant for another node, or a namespace remap left it behind, and the node would silently
+        run on its defaults.
+        """
         full_name = self.get_fully_qualified_name()
         files = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == '--params-file']
         for path in files:
@@ -155,8 +171,13 @@ class PerceptionCore:
                                   'another pattern that matches it')
 
     def _declare(self, name, default):
-        """Declare ``name`` with its description, read-only unless live, and its range where it has one; a value
-        rclpy refuses by that range is reported with the parameter's own one-line message."""
+        """
+        Declare ``name`` with its description, read-only unless live.
+
+        It gets its range where it has one.
+
+        A value rclpy refuses by that range is reported with the parameter's own one-line message.
+        """
         check = check_of(name)
         descriptor = ParameterDescriptor(description=describe(name), read_only=not is_live(name),
                                          dynamic_typing=True)
@@ -194,9 +215,13 @@ class PerceptionCore:
         return config
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        """A parameter change at run time: LIVE_PARAMETERS are checked and applied (a camera's new deadline
-        counts for the frames it receives from now on), the others are read-only (rclpy refuses them by their
-        descriptor before this is called)."""
+        """
+        Take a parameter change at run time.
+
+        LIVE_PARAMETERS are checked and applied (a camera's new deadline counts for the frames it
+        receives from now on), the others are read-only (rclpy refuses them by their descriptor
+        before this is called).
+        """
         try:
             config = apply_live(self.config, {parameter.name: parameter.value for parameter in parameters})
         except ConfigError as error:
@@ -223,7 +248,11 @@ class PerceptionCore:
                           stats_period_s=min(0.25, config.diagnostics_period_s / 2))
 
     def _configure(self):
-        """Start the scheduler worker (weights, kernels, cost table) and make the publishers and timer."""
+        """
+        Start the scheduler worker and make the publishers and timer.
+
+        Starting the worker loads the weights, the kernels and the cost table.
+        """
         config = self.config
         log = self.get_logger()
         self.labels = read_labels(config.labels, alexnet().num_classes) if config.labels else None
@@ -303,8 +332,11 @@ class PerceptionCore:
         self._subscriptions_by_camera = []
 
     def _teardown(self) -> None:
-        """Stop the worker (it frees the GPU), remove the frame slots and destroy what :meth:`_configure` made;
-        safe on a half-configured node."""
+        """
+        Stop the worker (it frees the GPU), remove the frame slots and destroy what was made.
+
+        That is what :meth:`_configure` made; safe on a half-configured node.
+        """
         if getattr(self, '_subscriptions_by_camera', None):
             self._unsubscribe()
         decoder = getattr(self, '_decoder', None)
@@ -368,8 +400,12 @@ class PerceptionCore:
 
     # ------------------------------------------------------------------ compressed images: decoder threads
     def _on_compressed(self, camera: CameraState, msg: CompressedImage) -> None:
-        """A compressed frame goes to a decoder thread, so decoding holds up neither the executor nor other
-        cameras; its deadline counts from now, so the decode time is part of its latency."""
+        """
+        Send a compressed frame to a decoder thread.
+
+        Decoding then holds up neither the executor nor other cameras; the frame's deadline counts
+        from now, so the decode time is part of its latency.
+        """
         now = time.monotonic_ns()
         camera.received += 1
         camera.last_received_ns = now
@@ -380,7 +416,7 @@ class PerceptionCore:
         self._decoder.submit(self._decode, camera, msg, now)
 
     def _decode(self, camera: CameraState, msg: CompressedImage, release_ns: int) -> None:
-        """Decoder thread: decode, hand the result to the executor."""
+        """Decode on a decoder thread and hand the result to the executor."""
         begin = time.perf_counter_ns()
         try:
             result = decode_compressed(msg)
@@ -392,7 +428,11 @@ class PerceptionCore:
         self._decoded_ready.trigger()
 
     def _take_decoded(self) -> None:
-        """Executor: submit decoded frames to the worker, count the ones that could not be decoded."""
+        """
+        Submit decoded frames to the worker, count the ones that could not be decoded.
+
+        Runs on the executor.
+        """
         decoded = self._decoded
         while decoded:
             camera, header, release_ns, result, spent_ns = decoded.popleft()
@@ -496,8 +536,11 @@ class PerceptionCore:
         return status(f's3dnn: {camera.config.name}', level, message, self.device_name, values)
 
     def _publishers_on(self, camera: CameraConfig) -> str:
-        """What is publishing on a camera's topic, for a camera that sends nothing: no one, or publishers
-        whose type or reliability cannot reach the node's subscription."""
+        """
+        Describe what is publishing on a camera's topic, for a camera that sends nothing.
+
+        No one, or publishers whose type or reliability cannot reach the node's subscription.
+        """
         compressed = camera.transport == 'compressed'
         topic = self.resolve_topic_name(compressed_topic(camera.topic) if compressed else camera.topic)
         publishers = self.get_publishers_info_by_topic(topic)
@@ -563,8 +606,11 @@ class PerceptionCore:
 
 
 class PerceptionNode(PerceptionCore, Node):
-    """Runs AlexNet on every configured camera under one GPU scheduler (a worker process), from the moment
-    it is made."""
+    """
+    Runs AlexNet on every configured camera under one GPU scheduler (a worker process).
+
+    It runs from the moment it is made.
+    """
 
     def __init__(self, **node_options):
         Node.__init__(self, NODE_NAME, **node_options)

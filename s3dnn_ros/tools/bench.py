@@ -1,18 +1,22 @@
-"""s3dnn-bench: the engine and the scheduler on a real device, against torch and against the floor.
+"""
+s3dnn-bench: the engine and the scheduler on a real device, against torch and against the floor.
 
-    s3dnn-bench [--engine cuda|reference] [--sections layers,table1,four_cameras] [--json] [--out DIR]
+    s3dnn-bench [--engine cuda|reference] [--sections layers,table1,four_cameras] [--json]
+                [--out DIR]
 
 Sections, each measured in the same process on the same card:
 
 ``layers``
     Every kernel layer and the whole network at batch 1, 2, 4, 8, 16, 64: our kernels (GPU time of
-    back-to-back launches queued behind a delay kernel) against torch/cuDNN FP32 with TF32 off (CUDA
-    graph replay, queued behind a GPU sleep), and against the floor max(FLOPs / measured SGEMM rate,
-    bytes / measured copy bandwidth); the larger term names what bounds the layer.
+    back-to-back launches queued behind a delay kernel) against torch/cuDNN FP32 with TF32 off
+    (CUDA graph replay, queued behind a GPU sleep), and against the floor
+    max(FLOPs / measured SGEMM rate, bytes / measured copy bandwidth); the larger term names what
+    bounds the layer.
 ``table1``
     Four runs of AlexNet, each a batch of 2, 4, 8 or 16 frames, on 1 and on 4 streams, issued
-    sequentially (one run after another), as CUDA streaming (each run's layers issued at once on its
-    own stream) and through the S3DNN dispatcher (each frame its own pipeline): total wall time.
+    sequentially (one run after another), as CUDA streaming (each run's layers issued at once on
+    its own stream) and through the S3DNN dispatcher (each frame its own pipeline): total wall
+    time.
 ``four_cameras``
     Four cameras each sending one frame at the same moment: one S3DNN round (submission to the last
     result on the host) against torch running the four frames one after another (eager and CUDA
@@ -20,15 +24,15 @@ Sections, each measured in the same process on the same card:
 
 Both run once per kind of input (``--inputs``): ``pinned``, camera images in page-locked memory the
 engine uploads from where they lie, as the scheduler worker's frame slots are (and as the torch
-baseline's images are); ``pageable``, plain arrays each first copied into its pipeline's pinned staging
-buffer on the host, inside the timed span.
+baseline's images are); ``pageable``, plain arrays each first copied into its pipeline's pinned
+staging buffer on the host, inside the timed span.
 
 ``capacity`` (only when asked for: it takes minutes)
-    Open-loop cameras (``--cameras N,N,...`` at ``--fps``, ``--deadline-ms``, ``--width`` x ``--height``)
-    through a real scheduler worker process per policy (``--policies``), swept over the camera counts,
-    beside the simulator's prediction for the same points with the cost table and host costs measured in
-    the same run; see :mod:`s3dnn_ros.tools.capacity`. Writes ``DIR/capacity-<card>.json`` and the plot
-    ``DIR/capacity-<card>.png``.
+    Open-loop cameras (``--cameras N,N,...`` at ``--fps``, ``--deadline-ms``, ``--width`` x
+    ``--height``) through a real scheduler worker process per policy (``--policies``), swept over
+    the camera counts, beside the simulator's prediction for the same points with the cost table
+    and host costs measured in the same run; see :mod:`s3dnn_ros.tools.capacity`. Writes
+    ``DIR/capacity-<card>.json`` and the plot ``DIR/capacity-<card>.png``.
 
 With ``--json`` stdout is exactly one JSON object holding every section, the card and the date; the
 same object is written to ``DIR/bench-<card>.json``. Tables are printed otherwise.
@@ -75,7 +79,11 @@ def camera_images(count: int, seed: int = 0) -> list[np.ndarray]:
 
 # ----------------------------------------------------------------------------------------- torch
 class TorchBaseline:
-    """torchvision AlexNet with our weights on the GPU, FP32 with TF32 off, plus its own preprocessing."""
+    """
+    The torchvision AlexNet with our weights on the GPU, FP32 with TF32 off.
+
+    Plus its own preprocessing.
+    """
 
     def __init__(self, network: Network, weights: Weights):
         import torch
@@ -106,7 +114,11 @@ class TorchBaseline:
         return self.torch.from_numpy(np.stack(images)).pin_memory()
 
     def layer_ops(self, batch: int, images: list[np.ndarray]) -> dict:
-        """Kernel layer name -> a function running torch's equivalent on a prepared ``batch``-frame input."""
+        """
+        Map each kernel layer name to a function running torch's equivalent.
+
+        The function runs on a prepared ``batch``-frame input.
+        """
         torch = self.torch
         features, classifier = self.model.features, self.model.classifier
         relu = torch.nn.functional.relu
@@ -176,7 +188,11 @@ class TorchBaseline:
 
 
 def load_torch(network: Network, weights: Weights, engine: Engine):
-    """The torch baseline on the engine's GPU, or None (with the reason) where torch or CUDA is absent."""
+    """
+    Return the torch baseline on the engine's GPU.
+
+    Or None (with the reason) where torch or CUDA is absent.
+    """
     if engine.name != 'cuda':
         return None, 'the reference engine runs on the CPU: no GPU baseline'
     try:
@@ -205,8 +221,12 @@ class Bench:
         self._pinned: dict[int, tuple[Engine, np.ndarray, list[np.ndarray]]] = {}
 
     def inputs(self, engine: Engine, kind: str) -> list[np.ndarray]:
-        """The camera images as ``kind`` inputs of ``engine``: 'pageable', the arrays themselves; 'pinned',
-        copies of them in one block of host memory given to ``engine.pin`` (kept until :meth:`release`)."""
+        """
+        Return the camera images as ``kind`` inputs of ``engine``.
+
+        'pageable': the arrays themselves; 'pinned': copies of them in one block of host memory
+        given to ``engine.pin`` (kept until :meth:`release`).
+        """
         if kind == 'pageable':
             return self.images
         held = self._pinned.get(id(engine))
@@ -348,7 +368,11 @@ class Bench:
         return CudaEngine(self.network, self.weights, device_id=self.engine.device_id, streams=streams)
 
     def _runs(self, engine, images, runs, streams: int, wait_each: bool) -> float:
-        """Wall ms of four runs, each a fused launch per layer of its frames; one stream per run (mod streams)."""
+        """
+        Return the wall ms of four runs, each a fused launch per layer of its frames.
+
+        One stream per run (mod streams).
+        """
         begin = time.perf_counter_ns()
         last = []
         for r, pids in enumerate(runs):
@@ -368,7 +392,11 @@ class Bench:
         return round(median(measure() for _ in range(max(1, self.repeats // 4))), 3)
 
     def s3dnn_round(self, engine, images, frames: int) -> tuple[float, float]:
-        """(wall ms from submitting ``frames`` camera frames at once to the last result, GPU busy ms)."""
+        """
+        Run one S3DNN round of ``frames`` camera frames submitted at once.
+
+        Returns (wall ms from submitting the frames to the last result, GPU busy ms).
+        """
         backend = EngineBackend(engine)
         done = []
         policy = make_policy('s3dnn', engine.cost_table(), max_inflight=self.max_inflight)
@@ -414,7 +442,11 @@ class Bench:
         return result
 
     def _torch_four(self, use_graph: bool) -> float:
-        """Wall ms of torch running four batch-1 frames one after another (upload to result on the host)."""
+        """
+        Return the wall ms of torch running four batch-1 frames one after another.
+
+        Upload to result on the host.
+        """
         baseline = self.torch
         torch = baseline.torch
         hosts = [baseline.pinned_images([image]) for image in self.images[:4]]
@@ -533,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def engine_report(parser: Parser, args, sections: list[str], command: str, date: str) -> dict:
-    """The layers, table1 and four_cameras sections on an engine made in this process."""
+    """Return the layers, table1 and four_cameras sections on an engine made in this process."""
     network = alexnet()
     weights = init_weights(network, seed=0)
     if args.engine == 'cuda':
@@ -564,7 +596,11 @@ def engine_report(parser: Parser, args, sections: list[str], command: str, date:
 
 
 def capacity_report(parser: Parser, args, out: Path, command: str, date: str) -> None:
-    """The capacity section: its table, JSON record and plot (see :mod:`s3dnn_ros.tools.capacity`)."""
+    """
+    Return the capacity section: its table, JSON record and plot.
+
+    See :mod:`s3dnn_ros.tools.capacity`.
+    """
     from .capacity import CapacitySetting, capacity_section, format_capacity, plot_capacity
     from ..worker.client import WorkerError
     setting = CapacitySetting(counts=tuple(sorted(set(args.cameras))), policies=tuple(args.policies), fps=args.fps,

@@ -1,24 +1,28 @@
-"""The capacity benchmark (``s3dnn-bench --sections capacity``): how many cameras one GPU serves within
-their deadlines, per policy, measured on the real scheduler worker and predicted by the simulator.
+"""
+The capacity benchmark (``s3dnn-bench --sections capacity``).
+
+How many cameras one GPU serves within their deadlines, per policy, measured on the real scheduler
+worker and predicted by the simulator.
 
 For each policy one scheduler worker process is started (the same :class:`~s3dnn_ros.worker.client.
-WorkerClient` the node uses, so frames cross into shared-memory slots exactly as from ROS callbacks), and
-the camera counts are swept from the smallest up. At each count N the first N cameras release frames
-open-loop at exact times: camera i's k-th frame is due at phase_i + k / fps (phase_i uniform in one
-period, seeded), whatever the scheduler does. Several feeder threads release them (each camera belongs
-to one), copying a 640x480 image into the camera's slot and submitting it; a frame's release time is
-its due time, so a late feeder counts against the scheduler, and how late the feeders were is reported.
-Each point runs ``warmup_s`` unmeasured, then ``seconds`` measured; a frame counts when it was due in
-the measured span, and the point waits until every such frame is resolved.
+WorkerClient` the node uses, so frames cross into shared-memory slots exactly as from ROS
+callbacks), and the camera counts are swept from the smallest up. At each count N the first N
+cameras release frames open-loop at exact times: camera i's k-th frame is due at phase_i + k / fps
+(phase_i uniform in one period, seeded), whatever the scheduler does. Several feeder threads
+release them (each camera belongs to one), copying a 640x480 image into the camera's slot and
+submitting it; a frame's release time is its due time, so a late feeder counts against the
+scheduler, and how late the feeders were is reported. Each point runs ``warmup_s`` unmeasured, then
+``seconds`` measured; a frame counts when it was due in the measured span, and the point waits
+until every such frame is resolved.
 
 Per point: frames released, completed, missed (completed after release + deadline), dropped (queue,
 firm deadline, no free slot), the miss ratio (missed + dropped) / released, latency percentiles of
-completed frames, GPU busy (union of kernel intervals over the span), mean fused batch, and the worker's
-host time per frame. The simulator then runs every point with the cost table the first worker measured
-(or loaded) and each policy's host costs measured over its own points, in parallel processes after the
-GPU work. The *knee* of a policy is the largest count whose miss ratio, and that of every smaller count,
-is below 1%. With ``overload`` set, each policy also runs at overload x its knee, to show whether it
-keeps its throughput.
+completed frames, GPU busy (union of kernel intervals over the span), mean fused batch, and the
+worker's host time per frame. The simulator then runs every point with the cost table the first
+worker measured (or loaded) and each policy's host costs measured over its own points, in parallel
+processes after the GPU work. The *knee* of a policy is the largest count whose miss ratio, and
+that of every smaller count, is below 1%. With ``overload`` set, each policy also runs at overload
+x its knee, to show whether it keeps its throughput.
 """
 from __future__ import annotations
 
@@ -72,8 +76,12 @@ class CapacitySetting:
 
 
 class _Point:
-    """What one measured point collects: frames submitted in the measured span (feeder threads) and the
-    worker's outputs (the client's receiver thread)."""
+    """
+    What one measured point collects.
+
+    Frames submitted in the measured span (feeder threads) and the worker's outputs (the client's
+    receiver thread).
+    """
 
     def __init__(self, cameras: int, measure_ns: int):
         self.cameras = cameras
@@ -114,9 +122,13 @@ class _Router:
 
 def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_ns: float, start_ns: int,
           end_ns: int, image: np.ndarray, point: _Point) -> None:
-    """One feeder thread: release frame k of each camera in ``cameras`` at start + phase + k x period until
-    ``end_ns``. It sleeps until a frame is due (never spins: a spinning thread would hold the GIL the other
-    feeders need)."""
+    """
+    Run one feeder thread until ``end_ns``.
+
+    It releases frame k of each camera in ``cameras`` at start + phase + k x period until
+    ``end_ns``. It sleeps until a frame is due (never spins: a spinning thread would hold the GIL
+    the other feeders need).
+    """
     heap = [(start_ns + round(phase), camera, 0, phase) for camera, phase in zip(cameras, phases)]
     heapq.heapify(heap)
     while heap and heap[0][0] < end_ns:
@@ -169,7 +181,7 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
 
 
 def _wait_stats(client: WorkerClient, after_ns: int, timeout_s: float = 5.0) -> dict:
-    """The first statistics snapshot taken after ``after_ns``."""
+    """Return the first statistics snapshot taken after ``after_ns``."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         stats = client.stats
@@ -219,7 +231,11 @@ def run_point(client: WorkerClient, router: _Router, count: int, policy: str, se
 
 
 def knee(rows: list[dict]) -> int | None:
-    """The largest camera count whose miss ratio, and that of every smaller count, is under 1%."""
+    """
+    Return the largest camera count whose miss ratio is under 1%.
+
+    That of every smaller count must be under 1% too.
+    """
     best = None
     for row in sorted(rows, key=lambda row: row['cameras']):
         if row['miss_ratio'] >= KNEE_MISS_RATIO:
@@ -244,7 +260,11 @@ def _simulate(args) -> dict:
 
 
 def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) -> dict:
-    """Every policy over every count on the GPU, then the same points simulated; see the module docstring."""
+    """
+    Run every policy over every count on the GPU, then the same points simulated.
+
+    See the module docstring.
+    """
     image = np.random.default_rng(setting.seed).integers(0, 256, (setting.height, setting.width, 3), np.uint8)
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # feeder threads waiting for the GIL would release frames late
     largest = max(setting.counts)
@@ -312,7 +332,11 @@ def format_capacity(section: dict) -> str:
 
 
 def plot_capacity(section: dict, title: str, path: str) -> None:
-    """Miss ratio and p99 latency against the camera count: GPU solid, simulator dashed, per policy."""
+    """
+    Plot miss ratio and p99 latency against the camera count.
+
+    GPU solid, simulator dashed, per policy.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

@@ -15,8 +15,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def _number(kind, minimum, inclusive: bool, maximum=None):
-    """An argparse type for a finite ``kind`` (int or float) above ``minimum`` (or at it, if ``inclusive``) and,
-    when given, at most ``maximum``."""
+    """
+    Return an argparse type for a finite ``kind`` (int or float) above ``minimum``.
+
+    Or at ``minimum``, if ``inclusive``; and, when given, at most ``maximum``.
+    """
     name = 'an integer' if kind is int else 'a number'
     allowed = f'{"an integer" if kind is int else "a finite number"} {">=" if inclusive else ">"} {minimum:g}'
     if maximum is not None:
@@ -35,12 +38,12 @@ def _number(kind, minimum, inclusive: bool, maximum=None):
 
 
 def bounded_int(minimum: int, maximum: int):
-    """An argparse type for an integer in ``minimum..maximum``."""
+    """Return an argparse type for an integer in ``minimum..maximum``."""
     return _number(int, minimum, True, maximum)
 
 
 def bounded_float(minimum: float, maximum: float):
-    """An argparse type for a number in ``[minimum, maximum]``."""
+    """Return an argparse type for a number in ``[minimum, maximum]``."""
     return _number(float, minimum, True, maximum)
 
 
@@ -55,17 +58,17 @@ IMAGE_SIDE = bounded_int(8, 8192)
 
 
 def positive_ints(text: str) -> list[int]:
-    """A comma list of positive integers, e.g. ``4,8,16``."""
+    """Parse a comma list of positive integers, e.g. ``4,8,16``."""
     return [positive_int(part) for part in text.split(',')]
 
 
 def fps_list(text: str) -> list[float]:
-    """A comma list of frame rates (see FPS)."""
+    """Parse a comma list of frame rates (see FPS)."""
     return [FPS(part) for part in text.split(',')]
 
 
 def deadline_list(text: str) -> list[float]:
-    """A comma list of relative deadlines in ms (see DEADLINE_MS)."""
+    """Parse a comma list of relative deadlines in ms (see DEADLINE_MS)."""
     return [DEADLINE_MS(part) for part in text.split(',')]
 
 
@@ -83,14 +86,22 @@ def choices_list(allowed: list[str]):
 
 
 def text_table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    """A title, then right-aligned columns of already formatted cells under a header and a rule."""
+    """
+    Format a title, then right-aligned columns of already formatted cells.
+
+    The columns sit under a header and a rule.
+    """
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
     lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)), '  '.join('-' * w for w in widths)]
     return '\n'.join(lines + ['  '.join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows])
 
 
 def per_camera(parser: Parser, name: str, values: list[float], cameras: int) -> list[float]:
-    """Expand a length-1 list to every camera; a list of another length than ``cameras`` is an error."""
+    """
+    Expand a length-1 list to every camera.
+
+    A list of another length than ``cameras`` is an error.
+    """
     if len(values) == 1:
         return values * cameras
     if len(values) != cameras:
@@ -99,6 +110,10 @@ def per_camera(parser: Parser, name: str, values: list[float], cameras: int) -> 
 
 
 def require_rosbags(parser: Parser) -> None:
-    """The bag tools need rosbags (pure Python, PyPI); say how to get it rather than fail on an import."""
+    """
+    Check for rosbags, which the bag tools need (pure Python, PyPI).
+
+    Say how to get it rather than fail on an import.
+    """
     if importlib.util.find_spec('rosbags') is None:
         parser.error('the Python package rosbags is not installed; install it with: pip install rosbags')

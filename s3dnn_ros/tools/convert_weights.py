@@ -1,4 +1,8 @@
-"""s3dnn-convert-weights IN.pth OUT.npz: torchvision AlexNet state dict -> the .npz the engines load."""
+"""
+s3dnn-convert-weights IN.pth OUT.npz.
+
+Turns a torchvision AlexNet state dict into the .npz the engines load.
+"""
 from __future__ import annotations
 
 import sys

@@ -1,6 +1,10 @@
-"""s3dnn-perception: the perception node and one simulated camera per configured camera, in one process.
+"""
+s3dnn-perception: the perception node and one simulated camera per configured camera.
 
-For machines without ``ros2 launch``; on exit (after --seconds, or Ctrl-C) prints a per-camera summary.
+All in one process.
+
+For machines without ``ros2 launch``; on exit (after --seconds, or Ctrl-C) prints a per-camera
+summary.
 """
 from __future__ import annotations
 
@@ -35,9 +39,13 @@ def default_config() -> str | None:
 
 
 def config_overrides(path: str | None, replaces_cameras: bool) -> list[Parameter]:
-    """The node's parameters in the params file at ``path``, as overrides (ConfigError when it cannot be
-    read). A tool that replaces the camera list leaves the file's cameras and their parameters out: the
-    node refuses parameters of cameras it does not have."""
+    """
+    Return the node's parameters in the params file at ``path``, as overrides.
+
+    Raises ConfigError when it cannot be read. A tool that replaces the camera list leaves the
+    file's cameras and their parameters out: the node refuses parameters of cameras it does not
+    have.
+    """
     if not path:
         return []
     values = parameters_from_yaml(path)
@@ -48,7 +56,7 @@ def config_overrides(path: str | None, replaces_cameras: bool) -> list[Parameter
 
 
 def scheduler_overrides(args) -> list[Parameter]:
-    """The --policy, --engine and --max-inflight overrides, shared with s3dnn-replay."""
+    """Return the --policy, --engine and --max-inflight overrides, shared with s3dnn-replay."""
     params = []
     if args.policy:
         params.append(Parameter('policy', value=args.policy))

@@ -1,8 +1,9 @@
-"""s3dnn-sim: compare scheduling policies on the discrete-event GPU simulator.
+"""
+s3dnn-sim: compare scheduling policies on the discrete-event GPU simulator.
 
 Example: ``s3dnn-sim --cameras 24 --fps 30 --deadline-ms 50 --seconds 5 --gpu t4``; with
-``--sweep-cameras 8,16,24,32 --plot sweep.png`` every policy runs at each camera count and the miss ratio
-and p99 latency are plotted against the count.
+``--sweep-cameras 8,16,24,32 --plot sweep.png`` every policy runs at each camera count and the miss
+ratio and p99 latency are plotted against the count.
 """
 from __future__ import annotations
 

@@ -1,13 +1,16 @@
-"""The node's side of a scheduler worker: start it, hand it frames, get outputs and statistics back,
-restart it when it dies, and leave nothing behind when closed.
+"""
+The node's side of a scheduler worker.
 
-:meth:`WorkerClient.submit` copies an image into a free slot of its camera's ring (:mod:`.slots`) and
-sends the worker one small message; it may be called from any thread. A receiver thread takes the
-worker's messages: outputs (frames finished or dropped) go to ``on_outputs`` after their slots are free
-again, and the latest statistics snapshot replaces :attr:`WorkerClient.stats` (a dict never changed once
-published, so reading it from another thread is safe). If the worker dies, every frame it held is
-reported dropped (``DROP_WORKER``), ``on_restart`` is told why, and a new worker is started with the same
-spec and rings; frames submitted meanwhile are refused with that reason.
+Start it, hand it frames, get outputs and statistics back, restart it when it dies, and leave
+nothing behind when closed.
+
+:meth:`WorkerClient.submit` copies an image into a free slot of its camera's ring (:mod:`.slots`)
+and sends the worker one small message; it may be called from any thread. A receiver thread takes
+the worker's messages: outputs (frames finished or dropped) go to ``on_outputs`` after their slots
+are free again, and the latest statistics snapshot replaces :attr:`WorkerClient.stats` (a dict
+never changed once published, so reading it from another thread is safe). If the worker dies, every
+frame it held is reported dropped (``DROP_WORKER``), ``on_restart`` is told why, and a new worker
+is started with the same spec and rings; frames submitted meanwhile are refused with that reason.
 """
 from __future__ import annotations
 
@@ -43,7 +46,11 @@ WORKER_COMMAND = ['-m', 's3dnn_ros.worker.process']
 
 
 class WorkerError(RuntimeError):
-    """The worker could not start; the message is the worker's own (it names the parameter at fault)."""
+    """
+    The worker could not start.
+
+    The message is the worker's own (it names the parameter at fault).
+    """
 
 
 @dataclass
@@ -79,7 +86,11 @@ class WorkerClient:
 
     # ------------------------------------------------------------------ process
     def _start(self) -> dict:
-        """Start a worker and wait for it to be built; WorkerError with its message when it cannot be."""
+        """
+        Start a worker and wait for it to be built.
+
+        Raises WorkerError with its message when it cannot be.
+        """
         ours, theirs = socket.socketpair()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get('PYTHONPATH')])))
         try:
@@ -122,8 +133,11 @@ class WorkerClient:
 
     @staticmethod
     def _stop_process(process: subprocess.Popen, connection: Connection | None, close: bool = True) -> None:
-        """Ask the worker to stop, kill it after STOP_TIMEOUT_S, reap it; close the connection unless told not
-        to (the receiver thread may still be reading it)."""
+        """
+        Ask the worker to stop, kill it after STOP_TIMEOUT_S, reap it.
+
+        Close the connection unless told not to (the receiver thread may still be reading it).
+        """
         if connection is not None:
             try:
                 connection.send(('stop',))
@@ -149,10 +163,14 @@ class WorkerClient:
 
     # ------------------------------------------------------------------ frames
     def submit(self, camera: int, image: np.ndarray, encoding: str, release_ns: int) -> tuple[int | None, str | None]:
-        """Copy ``image`` (H x W x C uint8, any strides) into a free slot of ``camera`` and hand it to the
-        worker: ``(seq, None)``, whose output will carry ``seq``; or ``(None, reason)`` when it was refused
-        (NO_SLOT: every slot holds a frame the worker has not resolved; DROP_WORKER: the worker is being
-        replaced). ValueError for an encoding the engines do not take."""
+        """
+        Copy ``image`` into a free slot of ``camera`` and hand it to the worker.
+
+        ``image`` is H x W x C uint8, any strides. Returns ``(seq, None)``, whose output will carry
+        ``seq``; or ``(None, reason)`` when it was refused (NO_SLOT: every slot holds a frame the
+        worker has not resolved; DROP_WORKER: the worker is being replaced). ValueError for an
+        encoding the engines do not take.
+        """
         height, width = image.shape[:2]
         nbytes = frame_bytes(height, width, encoding)
         state = self._cameras[camera]
@@ -179,8 +197,11 @@ class WorkerClient:
         return None, DROP_WORKER
 
     def set_deadline(self, camera: int, deadline_ns: int) -> None:
-        """Camera ``camera``'s relative deadline for the frames submitted from now on (also for a worker that
-        replaces this one)."""
+        """
+        Set camera ``camera``'s relative deadline for the frames submitted from now on.
+
+        It also holds for a worker that replaces this one.
+        """
         with self._lock:
             cameras = list(self.spec.cameras)
             cameras[camera] = dataclasses.replace(cameras[camera], deadline_ns=deadline_ns)
@@ -192,7 +213,11 @@ class WorkerClient:
                     pass  # the worker died: its replacement starts from the updated spec
 
     def _new_ring(self, index: int, state: _Camera, nbytes: int) -> None:
-        """A ring whose slots hold ``nbytes`` (under the lock); the old one is released when it empties."""
+        """
+        Make a ring whose slots hold ``nbytes`` (under the lock).
+
+        The old one is released when it empties.
+        """
         generation = state.ring.generation + 1 if state.ring is not None else 0
         ring = Ring.create(slot_bytes_for(nbytes), state.slots, generation)
         if state.ring is not None:

@@ -1,16 +1,18 @@
-"""The scheduler worker's core: one GPU's engine, policy and dispatcher, driven by messages.
+"""
+The scheduler worker's core: one GPU's engine, policy and dispatcher, driven by messages.
 
 :class:`WorkerCore` is the unit per GPU. It is built from a plain, picklable :class:`WorkerSpec`
-(:func:`build_worker` loads the weights, makes the engine, reads or calibrates its cost table and makes
-the policy), takes frames that lie in shared-memory slots (:mod:`.slots`), and gives back plain outputs:
-one tuple per frame finished or dropped, and :meth:`WorkerCore.snapshot`, a dict of statistics. Nothing
-in it knows about ROS or processes; :mod:`.process` runs it in a process of its own, and the capacity
-benchmark and tests drive the same loop.
+(:func:`build_worker` loads the weights, makes the engine, reads or calibrates its cost table and
+makes the policy), takes frames that lie in shared-memory slots (:mod:`.slots`), and gives back
+plain outputs: one tuple per frame finished or dropped, and :meth:`WorkerCore.snapshot`, a dict of
+statistics. Nothing in it knows about ROS or processes; :mod:`.process` runs it in a process of its
+own, and the capacity benchmark and tests drive the same loop.
 
 It also measures its own thread's host time (:meth:`WorkerCore.host_costs`): per frame taken in and
 handed back, per decision, per launch, per uploaded image and per retired launch. Every
-HOST_REFRESH_S the policy's host costs are replaced with what was measured, so the S3DNN policy sizes
-its fused batches for this host (rule 6 of :class:`~s3dnn_ros.scheduler.policies.S3dnnPolicy`).
+HOST_REFRESH_S the policy's host costs are replaced with what was measured, so the S3DNN policy
+sizes its fused batches for this host (rule 6 of
+:class:`~s3dnn_ros.scheduler.policies.S3dnnPolicy`).
 """
 from __future__ import annotations
 
@@ -44,7 +46,11 @@ DONE, DROPPED = 'done', 'dropped'
 
 
 class WorkerStartError(RuntimeError):
-    """The worker could not start (weights, engine, cost table); the message names the parameter."""
+    """
+    The worker could not start (weights, engine, cost table).
+
+    The message names the parameter.
+    """
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,11 @@ class CameraSpec:
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """Everything a worker needs to build itself; plain values, so it crosses into a new process."""
+    """
+    Everything a worker needs to build itself.
+
+    Plain values, so it crosses into a new process.
+    """
 
     cameras: tuple[CameraSpec, ...]
     policy: str = 's3dnn'
@@ -75,8 +85,13 @@ class WorkerSpec:
 
 
 def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore':
-    """The worker for ``spec``; WorkerStartError naming the parameter when it cannot be built. ``engine``:
-    an engine made by the caller (tests), else the one ``spec.engine`` asks for."""
+    """
+    Build the worker for ``spec``.
+
+    Raises WorkerStartError naming the parameter when it cannot be built.
+
+    ``engine``: an engine made by the caller (tests), else the one ``spec.engine`` asks for.
+    """
     if spec.policy not in POLICIES:
         raise WorkerStartError(f'parameter policy={spec.policy!r}: allowed one of {", ".join(POLICIES)}')
     network = alexnet(top_k=spec.top_k)
@@ -109,12 +124,16 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
 
 
 def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
-    """HostCosts from the difference of two :meth:`WorkerCore.host_totals` (None with too few launches).
+    """
+    Return HostCosts from the difference of two :meth:`WorkerCore.host_totals`.
 
-    A launch costs what the backend's launch calls took for layers after the first; a first-layer launch
-    costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that was not
-    launching, per round; a completion the poll time per retired launch (finishing frames included); a
-    frame its arrival plus handing its output over."""
+    None with too few launches.
+
+    A launch costs what the backend's launch calls took for layers after the first; a first-layer
+    launch costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that
+    was not launching, per round; a completion the poll time per retired launch (finishing frames
+    included); a frame its arrival plus handing its output over.
+    """
     launches = delta['launches']
     later = launches - delta['first_launches']
     if launches < HOST_MIN_LAUNCHES or not delta['arrivals'] or not delta['groups']:
@@ -140,8 +159,12 @@ class _Meter:
 
 
 class WorkerCore:
-    """Frames in, outputs out, on one thread: call :meth:`frame` for each arriving frame and :meth:`step`
-    in a loop; :meth:`take_outputs` returns what finished since the last call."""
+    """
+    Frames in, outputs out, on one thread.
+
+    Call :meth:`frame` for each arriving frame and :meth:`step` in a loop; :meth:`take_outputs`
+    returns what finished since the last call.
+    """
 
     def __init__(self, spec: WorkerSpec, engine: Engine, costs, engine_why: str = ''):
         self.spec = spec
@@ -166,8 +189,11 @@ class WorkerCore:
 
     # ------------------------------------------------------------------ rings
     def open_ring(self, camera: int, name: str, slot_bytes: int, slots: int, generation: int) -> None:
-        """Attach camera ``camera``'s ring (page-locked for the engine); an older ring of the camera is
-        released once its last frame is resolved."""
+        """
+        Attach camera ``camera``'s ring (page-locked for the engine).
+
+        An older ring of the camera is released once its last frame is resolved.
+        """
         ring = Ring.open(name, slot_bytes, slots, generation)
         try:
             pinned = self.engine.pin(ring.array)
@@ -192,7 +218,11 @@ class WorkerCore:
         self._retired = keep
 
     def close(self) -> None:
-        """Release the engine, then the rings (no frame, launch or engine buffer refers to them any more)."""
+        """
+        Release the engine, then the rings.
+
+        No frame, launch or engine buffer refers to them any more.
+        """
         rings = [ring for ring, _ in self._rings.values()] + [ring for ring, _, _ in self._retired]
         self._unpin_all()
         self._rings.clear()
@@ -212,8 +242,11 @@ class WorkerCore:
     # ------------------------------------------------------------------ frames
     def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int, height: int, width: int,
               encoding: str) -> None:
-        """A frame of camera ``camera`` lies in ``slot`` of its ring of ``generation``. (The loop that receives
-        frames meters the time, receiving included: :meth:`timed`.)"""
+        """
+        Take a frame of camera ``camera`` that lies in ``slot`` of its ring of ``generation``.
+
+        (The loop that receives frames meters the time, receiving included: :meth:`timed`.)
+        """
         pipeline = self.pipelines[camera]
         ring, pinned = self._rings.get(camera, (None, None))
         try:
@@ -257,15 +290,23 @@ class WorkerCore:
         self._resolved(frame)
 
     def take_outputs(self) -> list[tuple]:
-        """``(DONE, camera, seq, finish_ns, (scores, class_ids))`` or ``(DROPPED, camera, seq, time_ns,
-        reason)`` for every frame resolved since the last call."""
+        """
+        Return every frame resolved since the last call.
+
+        As ``(DONE, camera, seq, finish_ns, (scores, class_ids))`` or ``(DROPPED, camera, seq,
+        time_ns, reason)``.
+        """
         outputs, self._outputs = self._outputs, []
         return outputs
 
     # ------------------------------------------------------------------ the loop's work
     def step(self) -> bool:
-        """Retire finished launches and dispatch; True if anything happened. Only work that retired or issued
-        something is metered (a loop polling an idle GPU is not host cost)."""
+        """
+        Retire finished launches and dispatch; True if anything happened.
+
+        Only work that retired or issued something is metered (a loop polling an idle GPU is not
+        host cost).
+        """
         dispatcher = self.dispatcher
         start = time.perf_counter_ns()
         retired = dispatcher.poll() if dispatcher.inflight else 0
@@ -282,8 +323,11 @@ class WorkerCore:
         return bool(retired or issued)
 
     def cycle(self, send: Callable[[list[tuple]], None]) -> None:
-        """One turn of a serving loop after its frames were taken in: :meth:`step`, then hand what was
-        resolved to ``send`` (metered as 'output')."""
+        """
+        Do one turn of a serving loop after its frames were taken in.
+
+        :meth:`step`, then hand what was resolved to ``send`` (metered as 'output').
+        """
         self.step()
         outputs = self.take_outputs()
         if outputs:
@@ -292,16 +336,23 @@ class WorkerCore:
             self.timed('output', start, len(outputs))
 
     def idle_wait_s(self, longest_s: float) -> float:
-        """How long the loop may block waiting for frames: 0 while launches are in flight (they are polled),
-        else ``longest_s`` or until the policy's hold ends."""
+        """
+        Return how long the loop may block waiting for frames.
+
+        0 while launches are in flight (they are polled), else ``longest_s`` or until the policy's
+        hold ends.
+        """
         if self.dispatcher.inflight:
             return 0.0
         return self.dispatcher.idle_wait_s(longest_s)
 
     def timed(self, kind: str, start: int, count: int) -> None:
-        """Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``: frames taken
-        in ('arrive': receiving and :meth:`frame`), outputs handed over ('output'), launches retired
-        ('retire'), rounds decided ('decide')."""
+        """
+        Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``.
+
+        The kinds: frames taken in ('arrive': receiving and :meth:`frame`), outputs handed over
+        ('output'), launches retired ('retire'), rounds decided ('decide').
+        """
         meter = self.meters[kind]
         meter.ns += time.perf_counter_ns() - start
         meter.count += count
@@ -318,7 +369,7 @@ class WorkerCore:
                 'uploads': backend.uploads}
 
     def host_costs(self) -> HostCosts | None:
-        """What this thread measured since it started (None before enough launches)."""
+        """Return what this thread measured since it started (None before enough launches)."""
         return host_costs_from(self.host_totals())
 
     def _refresh_host_costs(self, now: int) -> None:
@@ -332,7 +383,11 @@ class WorkerCore:
 
     # ------------------------------------------------------------------ statistics
     def snapshot(self) -> dict:
-        """Plain statistics of the scheduler and every camera's pipeline (for diagnostics and benchmarks)."""
+        """
+        Return plain statistics of the scheduler and every camera's pipeline.
+
+        For diagnostics and benchmarks.
+        """
         dispatcher = self.dispatcher
         now = time.monotonic_ns()
         work_ns = sum(meter.ns for meter in self.meters.values())
