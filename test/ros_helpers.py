@@ -1,5 +1,9 @@
-"""Real rclpy plumbing for the node tests: a private context, a driver node that publishes images and
-collects what the perception node publishes, and waiting on conditions instead of sleeping."""
+"""
+Real rclpy plumbing for the node tests.
+
+A private context, a driver node that publishes images and collects what the perception node
+publishes, and waiting on conditions instead of sleeping.
+"""
 from __future__ import annotations
 
 import json
@@ -21,7 +25,11 @@ from s3dnn_ros.ros.image_codec import array_to_image
 
 
 class RosSession:
-    """One rclpy context with an executor; everything created here is destroyed by :meth:`close`."""
+    """
+    One rclpy context with an executor.
+
+    Everything created here is destroyed by :meth:`close`.
+    """
 
     def __init__(self):
         self.context = Context()

@@ -12,8 +12,12 @@ MS = 1_000_000
 
 def uniform_costs(cost_us: float = 100.0, tb: float | dict[int, float] = 1.0, fused_growth: float = 0.25,
                   batches: int = 16) -> CostTable:
-    """Every layer costs ``cost_us`` at batch 1 and cost_us * (1 + fused_growth * (b - 1)) fused over b
-    frames; tbRatio ``tb`` (or per layer index) at batch 1, growing linearly with the batch."""
+    """
+    Return a cost table where every layer costs ``cost_us`` at batch 1.
+
+    A launch costs cost_us * (1 + fused_growth * (b - 1)) fused over b frames; tbRatio ``tb`` (or
+    per layer index) at batch 1, growing linearly with the batch.
+    """
     entries = {}
     for index, layer in enumerate(NETWORK.kernel_layers):
         ratio = tb[index] if isinstance(tb, dict) else tb
@@ -26,7 +30,7 @@ def pipelines(count: int, deadline_ms: float = 10.0) -> list[Pipeline]:
 
 
 def ready_frame(pipeline: Pipeline, layer: int, release_ms: float = 0.0, deadline_ms: float | None = None) -> Frame:
-    """A frame of ``pipeline`` whose first ``layer`` kernels have completed."""
+    """Return a frame of ``pipeline`` whose first ``layer`` kernels have completed."""
     frame = pipeline.new_frame(round(release_ms * MS))
     if deadline_ms is not None:
         frame.deadline_ns = round(deadline_ms * MS)
@@ -36,7 +40,7 @@ def ready_frame(pipeline: Pipeline, layer: int, release_ms: float = 0.0, deadlin
 
 
 def inflight_launch(frames: list[Frame], layer: int, stream: int, costs: CostTable) -> Launch:
-    """A launch of ``layer`` already on the GPU (its frames' next layer is layer + 1)."""
+    """Return a launch of ``layer`` already on the GPU (its frames' next layer is layer + 1)."""
     for frame in frames:
         frame.done_layers = layer
         frame.next_layer = layer + 1

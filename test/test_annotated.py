@@ -1,6 +1,10 @@
-"""<camera>.annotated: s3dnn/<camera>/annotated carries a small bgr8 copy of some frames, with the source
-header, the top classes and the latency written on it and a border that is green for a frame that made its
-deadline and red for one that missed; at most annotated_hz pictures a second per camera."""
+"""
+<camera>.annotated: s3dnn/<camera>/annotated carries a small bgr8 copy of some frames.
+
+The copy has the source header, the top classes and the latency written on it and a border that is
+green for a frame that made its deadline and red for one that missed; at most annotated_hz pictures
+a second per camera.
+"""
 import numpy as np
 import pytest
 

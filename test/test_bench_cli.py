@@ -1,4 +1,8 @@
-"""s3dnn-bench --json: one JSON object with every section (on the CPU with the reference engine)."""
+"""
+s3dnn-bench --json: one JSON object with every section.
+
+On the CPU with the reference engine.
+"""
 import json
 
 import pytest
@@ -42,8 +46,12 @@ def test_bad_section_is_a_usage_error(capsys):
 
 
 def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
-    """The capacity sweep on the CPU (reference engine, tiny images, slow cameras): one worker per policy,
-    every count measured and simulated, the knees, the JSON record and its plot."""
+    """
+    The capacity sweep on the CPU (reference engine, tiny images, slow cameras).
+
+    One worker per policy, every count measured and simulated, the knees, the JSON record and its
+    plot.
+    """
     argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '1,2', '--policies', 's3dnn,streams',
             '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height', '48', '--seconds', '1.5',
             '--warmup-s', '0.2', '--overload', '0', '--json', '--out', str(tmp_path)]

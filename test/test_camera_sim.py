@@ -1,5 +1,8 @@
-"""camera_sim: real stamps, moving content, the configured size and encoding; bad parameters refused; a
-clean stop on SIGINT."""
+"""
+camera_sim: real stamps, moving content, the configured size and encoding.
+
+Bad parameters refused; a clean stop on SIGINT.
+"""
 import os
 import signal
 import sys

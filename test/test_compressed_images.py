@@ -1,7 +1,11 @@
-"""Cameras with ``transport: compressed``: sensor_msgs/CompressedImage on ``<topic>/compressed``, decoded by
-OpenCV on decoder threads. A png frame (lossless) gives exactly the detection its pixels give as a raw bgr8
-frame; jpeg frames come through with their headers; data that does not decode is rejected with the reason,
-while the other cameras go on; the decode time is on /diagnostics and inside the latency."""
+"""
+Cameras with ``transport: compressed``.
+
+sensor_msgs/CompressedImage on ``<topic>/compressed``, decoded by OpenCV on decoder threads. A png
+frame (lossless) gives exactly the detection its pixels give as a raw bgr8 frame; jpeg frames come
+through with their headers; data that does not decode is rejected with the reason, while the other
+cameras go on; the decode time is on /diagnostics and inside the latency.
+"""
 import numpy as np
 import pytest
 
@@ -73,8 +77,11 @@ def test_compressed_frames_are_decoded_and_detected_like_their_pixels(session):
 
 
 def test_a_decode_backlog_drops_frames_and_counts_them(session, monkeypatch):
-    """Frames that arrive while DECODE_BACKLOG of their camera's wait for a decoder are dropped and counted,
-    never queued without bound."""
+    """
+    Frames that arrive while DECODE_BACKLOG of their camera's wait for a decoder are dropped.
+
+    They are counted, never queued without bound.
+    """
     monkeypatch.setattr(perception_node, 'DECODE_BACKLOG', 1)
     node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params())))
     camera = node.cameras['packed']

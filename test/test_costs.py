@@ -1,4 +1,8 @@
-"""Estimated and loaded cost tables: shape of the estimates, interpolation, JSON round trip and errors."""
+"""
+Estimated and loaded cost tables.
+
+Shape of the estimates, interpolation, JSON round trip and errors.
+"""
 import copy
 import json
 
@@ -23,7 +27,11 @@ def estimates():
 
 
 def two_point_table(low=(10.0, 0.2), high=(25.0, 0.8)) -> CostTable:
-    """Every kernel layer measured at batches 1 and 4 only, with the same (cost_us, tb_ratio) points."""
+    """
+    Return a table of every kernel layer measured at batches 1 and 4 only.
+
+    Every layer has the same (cost_us, tb_ratio) points.
+    """
     return CostTable(NETWORK, {name: {1: low, 4: high} for name in KERNEL_NAMES}, 'test gpu', 'test')
 
 

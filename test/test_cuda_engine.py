@@ -1,7 +1,8 @@
-"""The CUDA engine against the numpy reference and torchvision, on a GPU.
+"""
+The CUDA engine against the numpy reference and torchvision, on a GPU.
 
-Skipped as a whole (with the reason) without pycuda or a CUDA device. Inputs are fresh random data on
-every run (the seed is printed, so a failure can be replayed); errors are ‖out − ref‖ / ‖ref‖.
+Skipped as a whole (with the reason) without pycuda or a CUDA device. Inputs are fresh random data
+on every run (the seed is printed, so a failure can be replayed); errors are ‖out − ref‖ / ‖ref‖.
 """
 import itertools
 import threading
@@ -117,7 +118,11 @@ def test_preprocess_matches_reference(engine, rng, height, width, encoding):
 
 
 def test_preprocess_padded_rows_and_views(engine, rng):
-    """Row steps larger than the row (kept as the kernel's step) and non-contiguous views (packed)."""
+    """
+    Row steps larger than the row (kept as the kernel's step) and non-contiguous views.
+
+    The views are packed.
+    """
     padded = rng.integers(0, 256, (240, 1000), dtype=np.uint8)[:, :320 * 3].reshape(240, 320, 3)
     flipped = random_image(rng, 120, 90, 'bgr8')[::-1, ::-1]
     channel_view = random_image(rng, 64, 48, 'rgba8')[:, :, :1]
@@ -131,8 +136,11 @@ def test_preprocess_padded_rows_and_views(engine, rng):
 
 
 def test_set_inputs_stages_like_set_input(engine, rng):
-    """A fused launch's images staged together (copied on several threads) give the same preprocessing
-    output as staging them one by one; padded rows included."""
+    """
+    A fused launch's images staged together (copied on several threads).
+
+    They give the same preprocessing output as staging them one by one; padded rows included.
+    """
     images = random_images(rng, 6)
     padded = np.zeros((48, 80, 3), np.uint8)
     padded[:, :64] = random_image(rng, 48, 64, 'rgb8')
@@ -210,8 +218,12 @@ def test_every_conv_tile_matches_reference(engine, weights, rng, tile):
 
 
 def test_pre_sm80_code_path_matches_reference(network, weights, rng):
-    """The kernels as a pre-sm_80 GPU (the seed's T4, sm_75) runs them: PTX for compute_75, loads without
-    cp.async, JIT-compiled for this GPU. Every conv tile, then every layer of a fused network run."""
+    """
+    The kernels as a pre-sm_80 GPU (the seed's T4, sm_75) runs them.
+
+    PTX for compute_75, loads without cp.async, JIT-compiled for this GPU. Every conv tile, then
+    every layer of a fused network run.
+    """
     assert b'cp.async' in compiled_kernels('compute_80')['conv2d.cu']
     assert b'cp.async' not in compiled_kernels('compute_75')['conv2d.cu']
     engine = CudaEngine(network, weights, streams=1, kernel_arch='compute_75')
@@ -250,8 +262,12 @@ def test_softmax_ties_keep_lower_id_first(engine, rng):
 
 
 def test_small_network_matches_reference(rng):
-    """Shapes AlexNet does not have: 16 output channels, adaptive pooling 27 -> 5 with overlapping bins,
-    a 400 -> 10 linear layer, top 3."""
+    """
+    Shapes AlexNet does not have.
+
+    16 output channels, adaptive pooling 27 -> 5 with overlapping bins, a 400 -> 10 linear layer,
+    top 3.
+    """
     layers = (Preprocess('preprocess', (120, 160, 3), (3, 224, 224)),
               Conv2d('conv', (3, 224, 224), (16, 55, 55), kernel=11, stride=4, padding=2),
               MaxPool2d('pool', (16, 55, 55), (16, 27, 27), kernel=3, stride=2),
@@ -298,11 +314,14 @@ def test_fused_launches_equal_unfused(engine, rng, k):
 
 @pytest.mark.parametrize('streams', [16, 1])
 def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
-    """10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams forked from
-    and joined into the launch's stream (one after another on a one-stream engine). Every layer is issued
-    back to back with no host wait, so a missing fork or join reads activations not yet written: with the
-    same frames in the same kernels and with frames changing kernels every layer. The side streams and
-    their events are made once."""
+    """
+    10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams.
+
+    The side streams are forked from and joined into the launch's stream (one after another on a
+    one-stream engine). Every layer is issued back to back with no host wait, so a missing fork or
+    join reads activations not yet written: with the same frames in the same kernels and with
+    frames changing kernels every layer. The side streams and their events are made once.
+    """
     images = random_images(rng, 10)
     expected = reference.forward(network, weights, images)
     engine = CudaEngine(network, weights, streams=streams, max_batch=4)
@@ -364,7 +383,11 @@ def test_alexnet_matches_torchvision(torch_setup, rng, batch):
 
 
 def assert_same_top5(ids, expected_logits):
-    """``ids`` are torch's top 5 classes in order, except that classes tied within TIE_TOLERANCE may swap."""
+    """
+    Assert ``ids`` are torch's top 5 classes in order.
+
+    Except that classes tied within TIE_TOLERANCE may swap.
+    """
     expected_ids = np.argsort(-expected_logits, axis=1, kind='stable')[:, :5]
     picked = np.take_along_axis(expected_logits, ids, axis=1)
     best = np.take_along_axis(expected_logits, expected_ids, axis=1)
@@ -484,8 +507,12 @@ def test_steady_state_frames_allocate_nothing(engine, rng):
 
 
 def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng):
-    """A frame slot the caller page-locked with pin(): the engine uploads straight from it (no staging
-    buffer is allocated, only the device copy) and computes what it computes from a staged copy."""
+    """
+    A frame slot the caller page-locked with pin(): the engine uploads straight from it.
+
+    No staging buffer is allocated, only the device copy, and it computes what it computes from a
+    staged copy.
+    """
     slots = engine.pin(np.zeros(3 * 4096 * 240, np.uint8))
     image = random_image(rng, 480, 640, 'bgr8')
     in_slot = slots[4096 * 240:4096 * 240 + image.nbytes].reshape(image.shape)

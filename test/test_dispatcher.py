@@ -1,5 +1,8 @@
-"""The dispatcher: frame flow, queue drops, chained launches, engine errors, the live thread, and a
-whole run on the reference engine checked against the reference forward pass."""
+"""
+The dispatcher: frame flow, queue drops, chained launches, engine errors, the live thread.
+
+And a whole run on the reference engine checked against the reference forward pass.
+"""
 import threading
 
 import numpy as np
@@ -78,9 +81,13 @@ def test_a_frame_walks_through_every_layer_and_is_reported_once():
 
 
 def test_look_ahead_queues_a_lone_chain_whole():
-    """With nothing else queued, rounds that only chain successors take no dispatch slot, so the policy is
-    asked until the frame's every layer is queued behind the first on its stream: the GPU never waits for
-    the host between layers. A frame arriving meanwhile still gets a slot for its first layer."""
+    """
+    With nothing else queued, rounds that only chain successors take no dispatch slot.
+
+    So the policy is asked until the frame's every layer is queued behind the first on its stream:
+    the GPU never waits for the host between layers. A frame arriving meanwhile still gets a slot
+    for its first layer.
+    """
     dispatcher, backend, _, _ = make_dispatcher(tb=0.2)
     cam, other = dispatcher.add_pipeline('cam', 20 * MS), dispatcher.add_pipeline('other', 20 * MS)
     dispatcher.arrive(cam, 0)
@@ -95,9 +102,13 @@ def test_look_ahead_queues_a_lone_chain_whole():
 
 
 def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
-    """Two frames (unfused kernels that fill the GPU, 100 µs each) take both dispatch slots with their first layers;
-    with nothing in Q the policy still queues each chain ahead on its own stream, slotless, until about
-    RUN_AHEAD_NS of work waits there; each completion lets the chain run ahead again."""
+    """
+    Two frames take both dispatch slots with their first layers.
+
+    Their kernels are unfused and fill the GPU, 100 µs each. With nothing in Q the policy still
+    queues each chain ahead on its own stream, slotless, until about RUN_AHEAD_NS of work waits
+    there; each completion lets the chain run ahead again.
+    """
     from s3dnn_ros.scheduler.policies import RUN_AHEAD_NS
     dispatcher, backend, done, _ = make_dispatcher(tb=1.5, cost_us=100.0, fused_growth=1.0)  # no fusion
     cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(2)]
@@ -120,9 +131,13 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
 
 
 def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
-    """On a backend with 4 streams, cameras 0 and 4 share stream slot 0: camera 4's frame, started while
-    camera 0's is in flight, goes on the next free stream, and every later layer of each frame follows
-    its frame's stream (chained successors included). With every stream busy a launch keeps its own."""
+    """
+    On a backend with 4 streams, cameras 0 and 4 share stream slot 0.
+
+    Camera 4's frame, started while camera 0's is in flight, goes on the next free stream, and
+    every later layer of each frame follows its frame's stream (chained successors included). With
+    every stream busy a launch keeps its own.
+    """
     dispatcher, backend, _, _ = make_dispatcher('streams', backend=ManualBackend(streams=4), tb=1.0)
     cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(6)]
     dispatcher.arrive(cams[0], 0)
@@ -253,8 +268,11 @@ def reference():
 
 
 def test_reference_engine_run_matches_the_forward_pass(reference):
-    """Three cameras through the real dispatcher (fused launches included) give the same top-k as
-    running each image alone through the reference forward pass."""
+    """
+    Three cameras through the real dispatcher (fused launches included).
+
+    They give the same top-k as running each image alone through the reference forward pass.
+    """
     network, weights = reference
     engine = ReferenceEngine(network, weights)
     backend = EngineBackend(engine)

@@ -1,15 +1,21 @@
-"""Fuzzed bags against s3dnn-replay (real bags written by rosbags, the real node behind the replay):
+"""
+Fuzzed bags against s3dnn-replay.
+
+Real bags written by rosbags, the real node behind the replay:
 
 * damaged files: a bag's storage file or metadata.yaml truncated, with bytes flipped or zeroed;
-* damaged records: camera ``fuzz`` recorded with random image fields (size, step, encoding, data length),
-  some records cut or with bytes flipped after serialization, beside a good camera ``good``. (This found
-  records rosbags deserializes and the middleware does not, which vanished between the replay and the
-  node; the replay now checks records with the middleware's deserializer.)
+* damaged records: camera ``fuzz`` recorded with random image fields (size, step, encoding, data
+  length), some records cut or with bytes flipped after serialization, beside a good camera
+  ``good``. (This found records rosbags deserializes and the middleware does not, which vanished
+  between the replay and the node; the replay now checks records with the middleware's
+  deserializer.)
 
-Whatever the damage: no traceback, exit 0 or 2; exit 2 ends with one ``s3dnn-replay: error:`` line (naming
-the record when the bag opened); every frame the replay sent is accounted for (received = completed +
-dropped + rejected = sent, reliable QoS), and the good camera completes every frame it was sent. CI runs a
-fixed seed; S3DNN_FUZZ_SEED and S3DNN_FUZZ_BAGS run a longer one by hand (README: Bad input)."""
+Whatever the damage: no traceback, exit 0 or 2; exit 2 ends with one ``s3dnn-replay: error:`` line
+(naming the record when the bag opened); every frame the replay sent is accounted for
+(received = completed + dropped + rejected = sent, reliable QoS), and the good camera completes
+every frame it was sent. CI runs a fixed seed; S3DNN_FUZZ_SEED and S3DNN_FUZZ_BAGS run a longer
+one by hand (README: Bad input).
+"""
 import json
 import os
 
@@ -34,8 +40,11 @@ PERIOD_NS = 10_000_000
 
 
 def check_summary(result, expected_sent: dict[str, int] | None = None) -> dict:
-    """No traceback; exit 0, or 2 with one error line at the end; counters add up. Returns the summary
-    (empty when the bag did not open)."""
+    """
+    No traceback; exit 0, or 2 with one error line at the end; counters add up.
+
+    Returns the summary (empty when the bag did not open).
+    """
     output = result.stdout + result.stderr
     assert 'Traceback' not in output and 'Fatal Python error' not in output, output
     assert result.returncode in (0, 2), output
@@ -54,8 +63,12 @@ def check_summary(result, expected_sent: dict[str, int] | None = None) -> dict:
 
 
 def damaged(rng, data: bytes, damage: str, max_flips: int) -> bytes:
-    """``data`` with ``damage``: 'truncate' (cut at a random length), 'flip' (1 to max_flips - 1 random bytes
-    xor-ed), 'zero' (a run of up to 499 bytes zeroed) or 'none'."""
+    """
+    Return ``data`` with ``damage``.
+
+    'truncate' (cut at a random length), 'flip' (1 to max_flips - 1 random bytes xor-ed), 'zero' (a
+    run of up to 499 bytes zeroed) or 'none'.
+    """
     data = bytearray(data)
     if damage == 'truncate':
         data = data[:int(rng.integers(0, len(data)))]
@@ -90,8 +103,12 @@ def test_a_damaged_bag_file_is_refused_or_replayed_never_a_traceback(tmp_path, c
 
 
 def fuzzed_record(rng, stamp_ns: int) -> tuple[bytes, bool]:
-    """A serialized Image with random fields, cut or with bytes flipped now and then; and whether the bytes
-    still deserialize with the middleware's deserializer (rclpy's, what the node's subscription uses)."""
+    """
+    Return a serialized Image with random fields, cut or with bytes flipped now and then.
+
+    And whether the bytes still deserialize with the middleware's deserializer (rclpy's, what the
+    node's subscription uses).
+    """
     encoding = str(rng.choice(ENCODINGS))
     width, height = int(rng.integers(0, 40)), int(rng.integers(0, 30))
     row = width * CHANNELS.get(encoding, 2)

@@ -1,8 +1,12 @@
-"""Fuzzed camera frames against the real node: random width, height, step, encoding, data length and byte
-order, sent beside a good camera. No frame crashes the node or the worker, every frame is accounted for
-(received = completed + dropped + rejected), exactly the unusable ones are rejected, and the good camera
-keeps its detections. CI runs a fixed seed; S3DNN_FUZZ_SEED and S3DNN_FUZZ_FRAMES run a longer one by hand
-(README: Bad input)."""
+"""
+Fuzzed camera frames against the real node.
+
+Random width, height, step, encoding, data length and byte order, sent beside a good camera. No
+frame crashes the node or the worker, every frame is accounted for (received = completed + dropped
++ rejected), exactly the unusable ones are rejected, and the good camera keeps its detections. CI
+runs a fixed seed; S3DNN_FUZZ_SEED and S3DNN_FUZZ_FRAMES run a longer one by hand (README: Bad
+input).
+"""
 import os
 
 import numpy as np
@@ -24,8 +28,12 @@ OTHER_ENCODINGS = ['yuv422', 'bayer_rggb8', '16UC1', 'mono16', '', 'RGB8', 'rgb8
 
 
 def fuzzed_frame(rng) -> tuple[Image, bool]:
-    """A random frame, and whether the node can use it (non-zero size, an encoding it reads in place, a
-    step of at least a row, data of at least step x height)."""
+    """
+    Return a random frame, and whether the node can use it.
+
+    Usable: non-zero size, an encoding it reads in place, a step of at least a row, data of at
+    least step x height.
+    """
     encoding = str(rng.choice(list(ENCODINGS) + OTHER_ENCODINGS))
     width, height = int(rng.integers(0, 40)), int(rng.integers(0, 30))
     channels = ENCODINGS[encoding][0] if encoding in ENCODINGS else 2
@@ -83,8 +91,11 @@ def fuzzed_parameters(rng) -> dict:
 
 
 def test_fuzzed_parameters_start_the_node_or_stop_it_with_one_line():
-    """Whatever the values, the node either starts or raises ConfigError / WorkerError (one line, which the
-    programs print before exit 2): never another exception."""
+    """
+    Whatever the values, the node either starts or raises ConfigError / WorkerError.
+
+    One line, which the programs print before exit 2: never another exception.
+    """
     from s3dnn_ros.ros.config import ConfigError
     from s3dnn_ros.worker.client import WorkerError
     session = RosSession()

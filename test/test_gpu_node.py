@@ -1,5 +1,9 @@
-"""The whole perception node on the GPU: frames in over real topics, detections out, the same classes and
-scores as the numpy reference engine; the measured cost table written once and loaded after."""
+"""
+The whole perception node on the GPU: frames in over real topics, detections out.
+
+The same classes and scores as the numpy reference engine; the measured cost table written once and
+loaded after.
+"""
 import numpy as np
 import pytest
 

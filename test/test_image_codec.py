@@ -1,4 +1,8 @@
-"""sensor_msgs/Image -> numpy: zero-copy views for the supported encodings, padded rows, rejections."""
+"""
+sensor_msgs/Image -> numpy.
+
+Zero-copy views for the supported encodings, padded rows, rejections.
+"""
 import numpy as np
 import pytest
 
@@ -10,7 +14,7 @@ from s3dnn_ros.ros.image_codec import FrameRejected, array_to_image, image_to_ar
 
 
 def message(array, encoding, pad=0):
-    """An Image whose rows carry ``pad`` extra bytes."""
+    """Return an Image whose rows carry ``pad`` extra bytes."""
     height, width = array.shape[:2]
     channels = array.shape[2]
     rows = np.zeros((height, width * channels + pad), np.uint8)

@@ -1,8 +1,12 @@
-"""Every kernels/*.cu compiles with nvcc for sm_75, sm_87 and sm_90 with no warning (warnings are errors,
-spills and local memory too). Needs nvcc only, no GPU; skipped without nvcc unless S3DNN_REQUIRE_NVCC=1.
+"""
+Every kernels/*.cu compiles with nvcc for sm_75, sm_87 and sm_90 with no warning.
 
-The compilations run in parallel, one per core, but every nvcc is started from the test's own thread: starting
-processes from several threads at once made exec fail with EFAULT on a sandboxed CI host.
+Warnings are errors, spills and local memory too. Needs nvcc only, no GPU; skipped without nvcc
+unless S3DNN_REQUIRE_NVCC=1.
+
+The compilations run in parallel, one per core, but every nvcc is started from the test's own
+thread: starting processes from several threads at once made exec fail with EFAULT on a sandboxed
+CI host.
 """
 import os
 import shutil
@@ -26,7 +30,11 @@ def test_kernel_sources_present():
 
 
 class Compilations:
-    """nvcc runs, at most `width` at a time, each started from the calling thread and waited for in order."""
+    """
+    nvcc runs, at most `width` at a time.
+
+    Each is started from the calling thread and waited for in order.
+    """
 
     def __init__(self, nvcc, jobs, out, width):
         self.nvcc, self.out, self.width = nvcc, out, width

@@ -1,9 +1,12 @@
-"""perception.launch.py through a real ``ros2 launch``: a config that is not a file and a node that fails at
-start end the launch with status 1; the demo in a namespace publishes every camera's detections under it
-and stops with status 0 on Ctrl-C.
+"""
+perception.launch.py through a real ``ros2 launch``.
 
-The launch system and ros2cli are not on PyPI, so ``make test`` (CI) has neither and these tests skip
-there; they run wherever the package is built in a ROS 2 workspace with ``ros2`` on the PATH."""
+A config that is not a file and a node that fails at start end the launch with status 1; the demo
+in a namespace publishes every camera's detections under it and stops with status 0 on Ctrl-C.
+
+The launch system and ros2cli are not on PyPI, so ``make test`` (CI) has neither and these tests
+skip there; they run wherever the package is built in a ROS 2 workspace with ``ros2`` on the PATH.
+"""
 import json
 import os
 import shutil

@@ -1,8 +1,12 @@
-"""perception_lifecycle_node: each lifecycle transition does its part of the perception node's work.
-Unconfigured: no worker, no camera subscription; configure: the worker runs, detections publishers exist,
-frames are not taken yet; activate: frames flow; deactivate: no new frames are taken, the worker and every
-counter are kept; activate again: the same worker goes on; cleanup: no worker process and no shared-memory
-segment left; a worker that cannot start fails configure and the node stays unconfigured."""
+"""
+perception_lifecycle_node: each lifecycle transition does its part of the perception node's work.
+
+Unconfigured: no worker, no camera subscription; configure: the worker runs, detections publishers
+exist, frames are not taken yet; activate: frames flow; deactivate: no new frames are taken, the
+worker and every counter are kept; activate again: the same worker goes on; cleanup: no worker
+process and no shared-memory segment left; a worker that cannot start fails configure and the node
+stays unconfigured.
+"""
 import os
 import time
 
@@ -103,8 +107,13 @@ def test_a_bad_parameter_stops_the_lifecycle_node_at_once(session):
 
 
 def test_a_destroyed_lifecycle_node_leaves_the_graph(session):
-    """rclpy's LifecycleNode keeps its node on the graph until its state machine is collected; this one's
-    destroy_node removes it, so a later node of the same name is not reported as a second one."""
+    """
+    A destroyed lifecycle node leaves the graph.
+
+    rclpy's LifecycleNode keeps its node on the graph until its state machine is collected; this
+    one's destroy_node removes it, so a later node of the same name is not reported as a second
+    one.
+    """
     from rclpy.node import Node
     probe = session.add(Node('probe', context=session.context))
     node = PerceptionLifecycleNode(context=session.context, parameter_overrides=overrides(params()))

@@ -30,7 +30,11 @@ def test_json_schema():
 
 
 class FakeHypothesis(SimpleNamespace):
-    """Stands in for vision_msgs/ObjectHypothesis (fields class_id, score) where vision_msgs is absent."""
+    """
+    Stands in for vision_msgs/ObjectHypothesis (fields class_id, score).
+
+    It is used where vision_msgs is absent.
+    """
 
 
 class FakeClassification(SimpleNamespace):

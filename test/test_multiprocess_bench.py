@@ -1,5 +1,9 @@
-"""bench/multiprocess_node.py: the node and its cameras as separate processes, on the CPU with the reference
-engine, swept over two camera counts; the report holds what the table shows, with the capacity keys."""
+"""
+bench/multiprocess_node.py: the node and its cameras as separate processes.
+
+On the CPU with the reference engine, swept over two camera counts; the report holds what the table
+shows, with the capacity keys.
+"""
 import json
 import os
 import sys

@@ -1,4 +1,8 @@
-"""s3dnn-perception: the node and simulated cameras in one process, then a per-camera summary table."""
+"""
+s3dnn-perception: the node and simulated cameras in one process.
+
+Then a per-camera summary table.
+"""
 import os
 import signal
 import subprocess
@@ -81,8 +85,12 @@ def test_replay_rate_out_of_range_names_the_argument(capsys):
 
 
 def test_stop_signals_arriving_all_through_shutdown_still_exit_0():
-    """Ctrl-C held down: SIGINT every 10 ms from the first until the process has exited. The cleanup runs
-    once, and a signal landing while Python finalizes is ignored rather than killing the process."""
+    """
+    Ctrl-C held down: SIGINT every 10 ms from the first until the process has exited.
+
+    The cleanup runs once, and a signal landing while Python finalizes is ignored rather than
+    killing the process.
+    """
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1')
     for _ in range(3):
         with process_helpers.popen(

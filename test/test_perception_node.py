@@ -1,5 +1,9 @@
-"""The perception node with real rclpy nodes and topics: detections with the source header, diagnostics,
-bad frames, parameters, queue drops and shutdown. The reference engine runs the network on the CPU."""
+"""
+The perception node with real rclpy nodes and topics.
+
+Detections with the source header, diagnostics, bad frames, parameters, queue drops and shutdown.
+The reference engine runs the network on the CPU.
+"""
 import dataclasses
 import os
 import signal
@@ -66,8 +70,12 @@ def test_detections_carry_each_frames_header_and_sorted_scores(session):
 
 
 def test_a_namespace_moves_every_camera_and_detections_topic_so_two_robots_do_not_collide(session):
-    """Two nodes with the same camera name in /robot1 and /robot2 (as ``-r __ns:=`` gives them): each
-    subscribes and publishes under its own namespace, and frames sent to one robot come back only there."""
+    """
+    Two nodes with the same camera name in /robot1 and /robot2 (as ``-r __ns:=`` gives them).
+
+    Each subscribes and publishes under its own namespace, and frames sent to one robot come back
+    only there.
+    """
     params = overrides(node_params(['cam0']))
     robots = {}
     for robot in ('robot1', 'robot2'):
@@ -258,9 +266,13 @@ def test_reject_warnings_are_throttled_per_camera_and_reason(session):
 
 
 def test_queue_depth_one_drops_older_frames_and_counts_them(session):
-    """A burst far faster than the CPU engine's ~30 ms a frame: the worker keeps the newest frame in the
-    queue (older ones are dropped as 'queue'), and a frame that finds all queue_depth + 2 slots of its
-    camera still held is refused at once ('no free slot'). Every frame is accounted for."""
+    """
+    A burst far faster than the CPU engine's ~30 ms a frame.
+
+    The worker keeps the newest frame in the queue (older ones are dropped as 'queue'), and a frame
+    that finds all queue_depth + 2 slots of its camera still held is refused at once ('no free
+    slot'). Every frame is accounted for.
+    """
     params = node_params(cameras=['cam0'], **{'qos.depth': 20})  # DDS keeps the whole burst for the node
     params['cam0.queue_depth'] = 1
     node, driver = start(session, params, cameras=['cam0'])
@@ -365,8 +377,11 @@ def test_a_killed_worker_is_reported_and_replaced_and_every_camera_goes_on(sessi
 
 
 def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(session, monkeypatch):
-    """A launch that fails (inside the real worker process) drops that frame, turns its camera and the
-    scheduler status to ERROR, and the next frames are served again."""
+    """
+    A launch that fails (inside the real worker process) drops that frame.
+
+    It turns its camera and the scheduler status to ERROR, and the next frames are served again.
+    """
     monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(Path(__file__).parent), os.environ.get('PYTHONPATH', '')]))
     spec = PerceptionNode.worker_spec
     monkeypatch.setattr(PerceptionNode, 'worker_spec',
@@ -403,7 +418,11 @@ def test_main_exits_2_naming_a_bad_parameter():
 @pytest.mark.parametrize('signals', [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
                          ids=['SIGINT', 'SIGTERM', 'SIGINT-twice'])
 def test_main_stops_cleanly_on_a_stop_signal(signals):
-    """Ctrl-C, ros2 launch's SIGTERM, and a Ctrl-C that reaches the node twice (terminal and launch)."""
+    """
+    Ctrl-C, ros2 launch's SIGTERM, and a Ctrl-C that reaches the node twice.
+
+    Twice: from the terminal and from the launch.
+    """
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     returncode, output = interrupt_after(
         [sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', '-p', 'engine:=reference',
@@ -512,8 +531,12 @@ def test_an_empty_camera_list_in_a_params_file_is_named_as_empty(session, tmp_pa
 
 
 def test_a_deadline_set_at_run_time_judges_the_frames_received_after_it(session):
-    """cam0's deadline goes from 10 s to 1 µs while the node runs: frames before the change are on time,
-    frames after it all miss, in the node's detections and in the worker's own counts."""
+    """
+    cam0's deadline goes from 10 s to 1 µs while the node runs.
+
+    Frames before the change are on time, frames after it all miss, in the node's detections and in
+    the worker's own counts.
+    """
     from rclpy.parameter import Parameter
     node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
     driver.send('cam0', 1)

@@ -1,4 +1,8 @@
-"""Policies on hand-built queues: LSF order, tbRatio grouping, look-ahead, fusion, firm drops, baselines."""
+"""
+Policies on hand-built queues.
+
+LSF order, tbRatio grouping, look-ahead, fusion, firm drops, baselines.
+"""
 import pytest
 
 from s3dnn_ros.engine.costs import estimate
@@ -137,8 +141,12 @@ def test_look_ahead_considers_launches_on_the_gpu_and_takes_least_slack():
 
 
 def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
-    """Q empty and one stream busy: the successor is queued behind its predecessor even when it fills the
-    GPU, in a round that takes no dispatch slot; DEQUEUE's own look-ahead still wants it to fit."""
+    """
+    Q empty and one stream busy: the successor is queued behind its predecessor.
+
+    It is queued even when it fills the GPU, in a round that takes no dispatch slot; DEQUEUE's own
+    look-ahead still wants it to fit.
+    """
     costs = uniform_costs(cost_us=400.0, tb=1.5)
     policy = make_policy('s3dnn', costs)
     (lone_p,) = pipelines(1)
@@ -155,8 +163,12 @@ def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
 
 
 def test_rule4b_run_ahead_keeps_each_stream_within_the_horizon_and_stops_when_q_has_work():
-    """Two chains: each stream is queued ahead while less than RUN_AHEAD_NS of work waits there; the
-    least-slack chain first; nothing once a task is ready in Q (every layer is decided afresh then)."""
+    """
+    Two chains: each stream is queued ahead while less than RUN_AHEAD_NS of work waits there.
+
+    The least-slack chain first; nothing once a task is ready in Q (every layer is decided afresh
+    then).
+    """
     costs = uniform_costs(cost_us=100.0, tb=1.5)
     policy = make_policy('s3dnn', costs)
     urgent_p, relaxed_p, late_p = pipelines(3)
@@ -318,11 +330,15 @@ def test_unknown_policy_is_named_with_the_allowed_ones():
 
 @pytest.mark.parametrize('firm', [False, True])
 def test_long_deadline_camera_is_not_starved_under_sustained_overload(firm):
-    """40 cameras with 15 ms deadlines at 60 FPS ask a T4 for about 4x the batch-1 work it can do (and
-    more than it can do even fused), so Q always holds short-deadline kernels. A 150 ms camera beside them still gets every frame
-    through: its slack shrinks while it waits, so least slack first eventually puts it ahead of the
-    fresh short-deadline frames. Soft deadlines: everything is late under this overload, but its
-    worst latency stays bounded; firm deadlines (lost frames dropped): it misses nothing."""
+    """
+    40 cameras with 15 ms deadlines at 60 FPS ask a T4 for about 4x the batch-1 work it can do.
+
+    And more than it can do even fused, so Q always holds short-deadline kernels. A 150 ms camera
+    beside them still gets every frame through: its slack shrinks while it waits, so least slack
+    first eventually puts it ahead of the fresh short-deadline frames. Soft deadlines: everything
+    is late under this overload, but its worst latency stays bounded; firm deadlines (lost frames
+    dropped): it misses nothing.
+    """
     cameras = [Camera(f'fast{i}', 60.0, 15.0) for i in range(40)] + [Camera('slow', 10.0, 150.0)]
     result = simulate(cameras, 's3dnn', estimate(NETWORK, 't4'), seconds=2.0, seed=3, firm=firm)
     fast, slow = result['per_camera'][:-1], result['per_camera'][-1]
@@ -345,7 +361,11 @@ def test_max_inflight_applies_to_kernel_level_policies_only():
 
 
 def started(policy, count, every_ns, pipeline_list, layer=0, deadline_ms=50.0):
-    """``count`` frames whose first layer became ready ``every_ns`` apart (one per pipeline), enqueued."""
+    """
+    Enqueue ``count`` frames whose first layer became ready ``every_ns`` apart.
+
+    One frame per pipeline.
+    """
     frames = []
     for k in range(count):
         frame = ready_frame(pipeline_list[k], layer, release_ms=k * every_ns / MS, deadline_ms=None)
@@ -356,9 +376,13 @@ def started(policy, count, every_ns, pipeline_list, layer=0, deadline_ms=50.0):
 
 
 def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate():
-    """b* is the smallest batch at which rate x host time per frame and rate x GPU time per frame both
-    stay under LOAD_TARGET. Host: 14 layers x (10 + 0 + 0) µs / b + 0; GPU: every layer 100 µs + 25 µs per
-    extra frame, so gpu(b) = 14 x (100 + 25 (b - 1)) / b µs per frame."""
+    """
+    b* is the smallest batch that keeps the host's and the GPU's load under LOAD_TARGET.
+
+    That is, rate x host time per frame and rate x GPU time per frame both stay under LOAD_TARGET.
+    Host: 14 layers x (10 + 0 + 0) µs / b + 0; GPU: every layer 100 µs + 25 µs per extra frame, so
+    gpu(b) = 14 x (100 + 25 (b - 1)) / b µs per frame.
+    """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import LOAD_TARGET, RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.5)
@@ -377,9 +401,12 @@ def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate()
 
 
 def test_rule2_fuses_at_no_gpu_gain_up_to_the_target_batch_when_load_is_high():
-    """A launch costing the GPU what its frames cost alone (here every batch: b frames cost b x 10 µs)
-    takes more frames only while it is below b*: each one then saves a launch of host time. At low
-    load (b* = 1) such frames are not fused."""
+    """
+    A launch costing the GPU what its frames cost alone takes more frames only below b*.
+
+    Here every batch costs that: b frames cost b x 10 µs. Each frame it takes while it is below b*
+    then saves a launch of host time. At low load (b* = 1) such frames are not fused.
+    """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=10.0, tb=0.01, fused_growth=1.0)  # the GPU stays lightly loaded
@@ -405,8 +432,12 @@ def test_rule2_fuses_at_no_gpu_gain_up_to_the_target_batch_when_load_is_high():
 
 
 def test_rule2_judges_the_whole_launch_so_one_noisy_cost_entry_does_not_cap_the_batch():
-    """Batch 5 measured a few µs high: adding the 5th frame costs more than that frame alone, but the
-    launch of 5 still costs far less than 5 frames alone, so fusion goes on to max_batch."""
+    """
+    Batch 5 measured a few µs high.
+
+    Adding the 5th frame costs more than that frame alone, but the launch of 5 still costs far less
+    than 5 frames alone, so fusion goes on to max_batch.
+    """
     from s3dnn_ros.engine.costs import CostTable
     from scheduling_helpers import NETWORK
     entries = {layer.name: {b: (30.0 + 22.0 * (b - 1) + (12.0 if b == 5 else 0.0), 0.01 * b) for b in range(1, 17)}
@@ -420,9 +451,13 @@ def test_rule2_judges_the_whole_launch_so_one_noisy_cost_entry_does_not_cap_the_
 
 
 def test_rule2_grows_past_the_kernel_batch_only_below_the_target_batch():
-    """Past the cost table's largest measured batch (8 here) a launch is several kernels costing what
-    separate launches cost, so at low load (b* = 1) 20 ready frames become launches of 8, 8 and 4; when
-    b* is max_batch (a host that needs every frame fused) they become one launch of 20."""
+    """
+    Past the cost table's largest measured batch (8 here) a launch is several kernels.
+
+    They cost what separate launches cost, so at low load (b* = 1) 20 ready frames become launches
+    of 8, 8 and 4; when b* is max_batch (a host that needs every frame fused) they become one
+    launch of 20.
+    """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=10.0, tb=0.01, fused_growth=0.25, batches=8)
@@ -446,8 +481,12 @@ def test_rule2_grows_past_the_kernel_batch_only_below_the_target_batch():
 
 
 def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wait_ends():
-    """Fewer ready first layers than b*: none heads or joins a group, and hold_until_ns is when the oldest
-    has waited b*/rate; at that time it goes with whatever joined it."""
+    """
+    Fewer ready first layers than b*: none heads or joins a group.
+
+    hold_until_ns is when the oldest has waited b*/rate; at that time it goes with whatever joined
+    it.
+    """
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.1)
     policy = make_policy('s3dnn', costs, max_batch=16)  # 400 frames: 25 whole batches, none left held
@@ -490,9 +529,13 @@ def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
 
 
 def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_through_the_network():
-    """Firm: the first layer is dropped when now + the smoothed network time (mean + 2 mean deviations of
-    first launch -> result) exceeds the deadline, though the frame would make it alone; each such drop
-    shortens the estimate by SHED_DECAY, so the shedding stops once the load that caused it is gone."""
+    """
+    Firm: the first layer is dropped when now + the smoothed network time exceeds the deadline.
+
+    The smoothed network time is mean + 2 mean deviations of first launch -> result; the frame is
+    dropped though it would make it alone. Each such drop shortens the estimate by SHED_DECAY, so
+    the shedding stops once the load that caused it is gone.
+    """
     from s3dnn_ros.scheduler.policies import SHED_DECAY
     costs = uniform_costs(cost_us=100.0, tb=1.0)  # 1.4 ms per frame alone
     policy = make_policy('s3dnn', costs, firm=True)

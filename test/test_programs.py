@@ -1,8 +1,12 @@
-"""The console entry points (s3dnn_ros.programs): a stop signal that lands while a program is still importing
-ends it cleanly - a ROS program with its usual clean stop (0), a tool with one line and the shell's status -
-never with a traceback or death by signal. The signal is sent the moment the entry point has installed its
-handler (SIGTERM appears among the process's caught signals), while the program's own imports, which take
-a few hundred milliseconds, have only begun."""
+"""
+The console entry points (s3dnn_ros.programs) stop cleanly on a signal during their imports.
+
+A stop signal that lands while a program is still importing ends it cleanly - a ROS program with
+its usual clean stop (0), a tool with one line and the shell's status - never with a traceback or
+death by signal. The signal is sent the moment the entry point has installed its handler (SIGTERM
+appears among the process's caught signals), while the program's own imports, which take a few
+hundred milliseconds, have only begun.
+"""
 import os
 import signal
 import subprocess
@@ -18,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def caught_signals(pid: int) -> int:
-    """The process's mask of signals with a handler (SigCgt in /proc/<pid>/status)."""
+    """Return the process's mask of signals with a handler (SigCgt in /proc/<pid>/status)."""
     for line in Path(f'/proc/{pid}/status').read_text().splitlines():
         if line.startswith('SigCgt:'):
             return int(line.split()[1], 16)
@@ -26,9 +30,13 @@ def caught_signals(pid: int) -> int:
 
 
 def stop_while_importing(program: str, args: list[str], signum: int, not_loaded: str) -> tuple[int, str]:
-    """Run entry point ``program`` as its console script does; send ``signum`` as soon as it catches SIGTERM,
-    checking that the library file ``not_loaded`` (one its program module imports) is not mapped yet, so the
-    handler is the entry point's. Returns the exit status and everything printed."""
+    """
+    Run entry point ``program`` as its console script does and stop it while it imports.
+
+    Send ``signum`` as soon as it catches SIGTERM, checking that the library file ``not_loaded``
+    (one its program module imports) is not mapped yet, so the handler is the entry point's.
+    Returns the exit status and everything printed.
+    """
     code = f'import sys; from s3dnn_ros.programs import {program}; sys.exit({program}())'
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1')
     begin = time.monotonic()

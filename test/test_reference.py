@@ -90,7 +90,11 @@ def naive_softmax_topk(x, k):
 
 
 def naive_preprocess(image, encoding, size, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """Per output pixel: torch's bilinear resize (align_corners=False, no antialias) of pixel/255."""
+    """
+    Preprocess per output pixel.
+
+    Torch's bilinear resize (align_corners=False, no antialias) of pixel/255.
+    """
     in_h, in_w = image.shape[:2]
     rgb = ENCODINGS[encoding][1]
 
@@ -269,7 +273,11 @@ def camera_images():
 
 
 def assert_same_topk(actual, expected):
-    """Scores equal within float32 rounding; class ids equal except where their scores tie within it."""
+    """
+    Assert scores equal within float32 rounding.
+
+    Class ids equal except where their scores tie within it.
+    """
     np.testing.assert_allclose(actual[..., 0, :], expected[..., 0, :], rtol=1e-4, atol=1e-7)
     differ = actual[..., 1, :] != expected[..., 1, :]
     near_tie = np.isclose(actual[..., 0, :], np.roll(actual[..., 0, :], 1, axis=-1), rtol=1e-4) | \

@@ -1,4 +1,8 @@
-"""The s3dnn-sim command line: JSON and table output, per-camera settings, cost tables and argument errors."""
+"""
+The s3dnn-sim command line.
+
+JSON and table output, per-camera settings, cost tables and argument errors.
+"""
 import json
 import os
 import sys
@@ -40,7 +44,11 @@ def run_json(capsys, *args):
 
 
 def assert_usage_error(capsys, argv, argument):
-    """The CLI exits 2 with one stderr line naming ``argument``; returns what follows the argument name."""
+    """
+    Check that the CLI exits 2 with one stderr line naming ``argument``.
+
+    Returns what follows the argument name.
+    """
     with pytest.raises(SystemExit) as exit_info:
         sim.main(argv)
     assert exit_info.value.code == 2
@@ -62,7 +70,11 @@ def t4_table_file(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def overloaded_results():
-    """Results of every policy on the overloaded firm scenario (module-wide: shared by several checks)."""
+    """
+    Return results of every policy on the overloaded firm scenario.
+
+    Module-wide: shared by several checks.
+    """
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     result = run([sys.executable, '-m', 's3dnn_ros.tools.sim', *OVERLOAD, '--json'], timeout=60, cwd=REPO_ROOT,
                  env=env)
@@ -356,7 +368,11 @@ def test_plot_into_a_missing_folder_is_a_usage_error(capsys, tmp_path):
 
 
 def test_ctrl_c_during_a_long_simulation_is_one_line_and_exit_130():
-    """Nothing to clean up and no result to print: one line, the shell's status for SIGINT, no traceback."""
+    """
+    Nothing to clean up and no result to print.
+
+    One line, the shell's status for SIGINT, no traceback.
+    """
     import signal
     import subprocess
     import time
@@ -371,8 +387,11 @@ def test_ctrl_c_during_a_long_simulation_is_one_line_and_exit_130():
 
 
 def test_a_long_simulation_reports_its_progress_on_stderr():
-    """--progress-s: a line per policy about every that many seconds of wall time, the simulated seconds
-    growing; stdout holds only the result."""
+    """
+    --progress-s: a line per policy about every that many seconds of wall time.
+
+    The simulated seconds grow; stdout holds only the result.
+    """
     import subprocess
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     result = subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.sim', '--cameras', '48', '--seconds', '20',

@@ -1,7 +1,11 @@
-"""Detections as vision_msgs: Classification messages carrying each frame's header and its classes best
-first, named by the labels, and one LabelInfo (transient local, so a late subscriber still gets it)
-mapping every class id to its name. vision_msgs has no PyPI wheel, so ``make test`` (CI) skips these; they
-run wherever vision_msgs is installed (a ROS 2 install, or built from source)."""
+"""
+Detections as vision_msgs.
+
+Classification messages carrying each frame's header and its classes best first, named by the
+labels, and one LabelInfo (transient local, so a late subscriber still gets it) mapping every class
+id to its name. vision_msgs has no PyPI wheel, so ``make test`` (CI) skips these; they run wherever
+vision_msgs is installed (a ROS 2 install, or built from source).
+"""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Seeded initialisation, .npz save/load, torchvision state-dict import and their error messages."""
+"""Seeded initialisation, .npz save/load, torchvision state-dict import, error messages."""
 import importlib.util
 import os
 import re
@@ -22,7 +22,11 @@ needs_torch = pytest.mark.skipif(not TORCH_AVAILABLE, reason='torch is not insta
 
 
 def tiny_network() -> Network:
-    """A conv + linear chain with the same parameter naming scheme as AlexNet, small enough to init often."""
+    """
+    Return a conv + linear chain with the same parameter naming scheme as AlexNet.
+
+    It is small enough to init often.
+    """
     layers = (Conv2d('conv', (2, 5, 5), (3, 3, 3), kernel=3),
               Flatten('flatten', (3, 3, 3), (27,)),
               Linear('fc', (27,), (4,)))
@@ -41,7 +45,11 @@ def seeded_weights(network):
 
 @pytest.fixture
 def weights(seeded_weights):
-    """A fresh dict over the shared seeded arrays, for tests that add, drop or replace entries."""
+    """
+    Return a fresh dict over the shared seeded arrays.
+
+    For tests that add, drop or replace entries.
+    """
     return dict(seeded_weights)
 
 

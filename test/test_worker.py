@@ -1,5 +1,9 @@
-"""The scheduler worker without ROS: frame slots in shared memory, a real worker process with the reference
-engine, refusals and ring growth, start-up errors, and the in-process core's host-cost measurement."""
+"""
+The scheduler worker without ROS.
+
+Frame slots in shared memory, a real worker process with the reference engine, refusals and ring
+growth, start-up errors, and the in-process core's host-cost measurement.
+"""
 import os
 import signal
 import threading
@@ -99,8 +103,12 @@ def test_frames_cross_into_the_worker_and_back_with_their_sequence_numbers():
 
 
 def test_a_busy_worker_holds_every_slot_and_further_frames_are_refused(test_engines):
-    """queue_depth 1 gives 3 slots; while the worker is stuck in a launch it reads no message and frees
-    none, so the fourth frame of the camera is refused at once. The others are all resolved later."""
+    """
+    queue_depth 1 gives 3 slots.
+
+    While the worker is stuck in a launch it reads no message and frees none, so the fourth frame
+    of the camera is refused at once. The others are all resolved later.
+    """
     outputs = Outputs()
     client = WorkerClient(spec(cameras=('a',), queue_depth=1, engine_factory='worker_engines:slow'), outputs)
     image = np.zeros((48, 64, 3), np.uint8)

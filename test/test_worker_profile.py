@@ -1,5 +1,9 @@
-"""bench/worker_profile.py with its timed stand-in engine: a WorkerCore under open-loop cameras in one
-process, every frame resolved and the host time it measured reported."""
+"""
+bench/worker_profile.py with its timed stand-in engine.
+
+A WorkerCore under open-loop cameras in one process, every frame resolved and the host time it
+measured reported.
+"""
 import json
 import os
 import sys
