@@ -1,4 +1,5 @@
-"""Check the CUDA engine on a GPU in one run; prints compact tables, writes details as JSON.
+"""
+Check the CUDA engine on a GPU in one run; prints compact tables, writes details as JSON.
 
 Timings against torch and the roofline floor are in ``s3dnn-bench`` (s3dnn_ros/tools/bench.py).
 
@@ -7,10 +8,11 @@ Timings against torch and the roofline floor are in ``s3dnn-bench`` (s3dnn_ros/t
 Sections (each runs even when an earlier one fails, and reports its error):
   layers     every kernel layer at batch 1, 4, 16 against the numpy reference (relative error)
   torch      whole AlexNet against torchvision's with the same random weights, batch 1 and 16
-  fusion     a fused launch of 16 (and 5) different frames against one frame at a time (bit-identical?)
+  fusion     a fused launch of 16 (and 5) different frames against one frame at a time
+             (bit-identical?)
   tiles      every conv2d tile on every conv layer at batch 1..16, and the tile the engine picks
-  overlap    one layer for 8 pipelines: 8 launches on one stream, on 8 streams, and one fused launch
-             (span from the first start to the last end, host issue gaps included)
+  overlap    one layer for 8 pipelines: 8 launches on one stream, on 8 streams, and one fused
+             launch (span from the first start to the last end, host issue gaps included)
   calibrate  the engine's own calibration (cost table saved as JSON)
   sass       instruction mix of the conv and linear kernels (when cuobjdump is on PATH)
 Details go to DIR/gpu_check.json (DIR: --out, else $OUT, else bench/out).
@@ -296,7 +298,7 @@ def print_tables(report: dict) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', type=Path, default=None)
     parser.add_argument('--quick', action='store_true', help='fewer tile sizes')
     args = parser.parse_args(argv)

@@ -1,13 +1,17 @@
-"""Where the host time of one S3DNN round goes on a GPU: N camera frames submitted at once, run to their
-results by the dispatcher with the CUDA engine, profiled with cProfile over the timed part only (the
-pipelines' first-frame allocations happen before it, as in s3dnn-bench).
+"""
+Where the host time of one S3DNN round goes on a GPU.
 
-    python3 bench/host_profile.py [--frames 4,16,64] [--rounds 10] [--staging-threads T] [--out DIR]
+N camera frames submitted at once, run to their results by the dispatcher with the CUDA engine,
+profiled with cProfile over the timed part only (the pipelines' first-frame allocations happen
+before it, as in s3dnn-bench).
 
-Prints, per round size, the wall time of a round and the host time spent in each part of the dispatch
-path (cumulative, so nested parts overlap: staging and kernel launches are inside the backend's launch).
-The GPU's own busy time comes from the engine's events. Writes DIR/host_profile-<card>.json (DIR: --out,
-else $OUT, else bench/out).
+    python3 bench/host_profile.py [--frames 4,16,64] [--rounds 10] [--staging-threads T]
+                                  [--out DIR]
+
+Prints, per round size, the wall time of a round and the host time spent in each part of the
+dispatch path (cumulative, so nested parts overlap: staging and kernel launches are inside the
+backend's launch). The GPU's own busy time comes from the engine's events. Writes
+DIR/host_profile-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 
@@ -79,7 +83,7 @@ def part_ms(stats: pstats.Stats, suffix: str, name: str) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
     parser.add_argument('--frames', type=positive_ints, default=[4, 16, 64])
     parser.add_argument('--rounds', type=positive_int, default=10)
     parser.add_argument('--max-inflight', type=positive_int, default=2)

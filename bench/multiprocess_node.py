@@ -1,25 +1,30 @@
-"""The perception node in its own process, as ``ros2 launch`` runs it, fed by one camera_sim process per
-camera, swept over camera counts: the capacity a deployed node reaches through ROS.
+"""
+The capacity a deployed perception node reaches through ROS, swept over camera counts.
 
-    python3 bench/multiprocess_node.py [--cameras 16,32,64] [--fps 30] [--deadline-ms 50] [--seconds 8]
-                                       [--width 320] [--height 240] [--qos reliable] [--warmup-s 3]
-                                       [--policy s3dnn,streams] [--engine auto] [--cost-table FILE] [--out DIR]
+The node runs in its own process, as ``ros2 launch`` runs it, fed by one camera_sim process per
+camera.
 
-First an unreported warm-up point (``--warmup-s``): on the H200 the first 640x480 point after start-up
-lost a third of its frames in transport whichever policy ran it, and the same point run second lost none.
-Then for each policy and camera count: start the node (parameters in a temporary params file; its scheduler
-worker is a third process) and the cameras as separate Python processes on a private ROS domain, wait
-until every camera has a detection, then collect every detection for --seconds in this process, and the
-node's /diagnostics at both ends of that span.
+    python3 bench/multiprocess_node.py [--cameras 16,32,64] [--fps 30] [--deadline-ms 50]
+                                       [--seconds 8] [--width 320] [--height 240] [--qos reliable]
+                                       [--warmup-s 3] [--policy s3dnn,streams] [--engine auto]
+                                       [--cost-table FILE] [--out DIR]
+
+First an unreported warm-up point (``--warmup-s``): on the H200 the first 640x480 point after
+start-up lost a third of its frames in transport whichever policy ran it, and the same point run
+second lost none. Then for each policy and camera count: start the node (parameters in a temporary
+params file; its scheduler worker is a third process) and the cameras as separate Python processes
+on a private ROS domain, wait until every camera has a detection, then collect every detection for
+--seconds in this process, and the node's /diagnostics at both ends of that span.
 
 Per point it reports the keys of the capacity benchmark (``s3dnn-bench --sections capacity``):
-``released`` (frames the node received in the span), ``completed`` (detections), ``missed`` (detections
-whose ``latency_ms``, from the node's callback to the publication, exceeds the deadline), ``dropped`` (the
-node's drops in the span), ``lost`` (frames the cameras should have sent in the span, cameras x fps x
-seconds, that the node never received), ``miss_ratio`` = (missed + dropped + lost) / expected, latency
-p50/p99, the GPU busy fraction and the scheduler's host busy time per frame (from the diagnostics), the
-mean fused batch, and ``e2e_p99_ms``: from the camera's stamp to this process receiving the detection.
-Prints a table and writes DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else bench/out).
+``released`` (frames the node received in the span), ``completed`` (detections), ``missed``
+(detections whose ``latency_ms``, from the node's callback to the publication, exceeds the
+deadline), ``dropped`` (the node's drops in the span), ``lost`` (frames the cameras should have
+sent in the span, cameras x fps x seconds, that the node never received), ``miss_ratio`` = (missed
++ dropped + lost) / expected, latency p50/p99, the GPU busy fraction and the scheduler's host busy
+time per frame (from the diagnostics), the mean fused batch, and ``e2e_p99_ms``: from the camera's
+stamp to this process receiving the detection. Prints a table and writes
+DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 
@@ -188,7 +193,7 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
     parser.add_argument('--cameras', type=positive_ints, default=[8], help='camera counts to sweep (default 8)')
     parser.add_argument('--fps', type=positive_float, default=30.0)
     parser.add_argument('--deadline-ms', type=positive_float, default=50.0)

@@ -1,4 +1,7 @@
-"""Cost of the scheduler itself: µs per S3DNN DEQUEUE decision (and per ENQUEUE) for 8, 32, 64 pipelines.
+"""
+Cost of the scheduler itself: µs per S3DNN DEQUEUE decision (and per ENQUEUE).
+
+Measured for 8, 32 and 64 pipelines.
 
 Every pipeline keeps one ready kernel at a random layer, so Q holds one task per pipeline, as under
 full load. Each round times one DEQUEUE, then puts the frames it launched back as ready at a new
@@ -75,7 +78,7 @@ def measure(pipelines: int, rounds: int, policy_name: str = 's3dnn', seed: int =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--rounds', type=int, default=20000)
     parser.add_argument('--json', default=os.path.join(os.path.dirname(__file__), 'results', 'scheduler_cost.json'))
     args = parser.parse_args(argv)

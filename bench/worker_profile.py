@@ -1,20 +1,24 @@
-"""The scheduler worker's loop alone: host time per frame of one :class:`WorkerCore` under open-loop cameras,
-in this process, with no socket and no feeder process beside it.
+"""
+The scheduler worker's loop alone: host time per frame of one :class:`WorkerCore`.
 
-    python3 bench/worker_profile.py [--cameras 192] [--seconds 3] [--max-batch 32] [--policy s3dnn]
-                                    [--engine cuda|timed] [--cost-table FILE] [--profile] [--out DIR]
+Under open-loop cameras, in this process, with no socket and no feeder process beside it.
 
-Every camera's frame k is due at phase + k / fps (random phase, seeded); the loop hands each frame to the
-core when it is due (from a slot of the camera's shared-memory ring, as the worker process does), steps the
-core, and pickles its outputs as the worker process would send them. One second of warm-up, then
-``--seconds`` measured (frames still in flight at the end are not waited for). Compare its host µs per
-frame with the capacity benchmark's at the same count: the difference is what the worker process pays for
-its messages and for running beside the frame producers.
+    python3 bench/worker_profile.py [--cameras 192] [--seconds 3] [--max-batch 32]
+                                    [--policy s3dnn] [--engine cuda|timed] [--cost-table FILE]
+                                    [--profile] [--out DIR]
 
-``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost table's GPU
-time, one launch at a time, so the scheduler's own host cost can be measured on a machine without one.
-``--profile`` adds a cProfile of the measured span (it slows the loop: the costs it prints are then
-inflated). Writes DIR/worker_profile-<card>.json (DIR: --out, else $OUT, else bench/out).
+Every camera's frame k is due at phase + k / fps (random phase, seeded); the loop hands each frame
+to the core when it is due (from a slot of the camera's shared-memory ring, as the worker process
+does), steps the core, and pickles its outputs as the worker process would send them. One second of
+warm-up, then ``--seconds`` measured (frames still in flight at the end are not waited for).
+Compare its host µs per frame with the capacity benchmark's at the same count: the difference is
+what the worker process pays for its messages and for running beside the frame producers.
+
+``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost
+table's GPU time, one launch at a time, so the scheduler's own host cost can be measured on a
+machine without one. ``--profile`` adds a cProfile of the measured span (it slows the loop: the
+costs it prints are then inflated). Writes DIR/worker_profile-<card>.json (DIR: --out, else $OUT,
+else bench/out).
 """
 from __future__ import annotations
 
@@ -103,8 +107,12 @@ class TimedEngine(Engine):
 
 
 def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cProfile.Profile | None = None) -> dict:
-    """Deliver every camera's frames at their due times for WARMUP_S + ``seconds``, the core stepping all the
-    while; returns its snapshot at the end of the warm-up, where the profiler (if any) starts."""
+    """
+    Deliver every camera's frames at their due times for WARMUP_S + ``seconds``.
+
+    The core steps all the while; returns its snapshot at the end of the warm-up, where the
+    profiler (if any) starts.
+    """
     period = 1e9 / fps
     phases = np.random.default_rng(seed).uniform(0, period, cameras)
     start = time.monotonic_ns() + 1_000_000
@@ -133,7 +141,7 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cPr
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
     parser.add_argument('--cameras', type=positive_int, default=192)
     parser.add_argument('--fps', type=positive_float, default=30.0)
     parser.add_argument('--deadline-ms', type=positive_float, default=50.0)

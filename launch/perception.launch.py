@@ -1,14 +1,16 @@
-"""Launch the s3dnn_perception node with a parameters file; with demo:=true also one camera_sim per
-configured camera, publishing on that camera's topic.
+"""
+Launch the s3dnn_perception node with a parameters file.
 
-    ros2 launch s3dnn_ros perception.launch.py [config:=FILE] [policy:=s3dnn] [engine:=auto] [demo:=true]
-        [namespace:=/robot1] [use_sim_time:=true] [log_level:=debug]
+With demo:=true also one camera_sim per configured camera, publishing on that camera's topic.
 
-A ``config`` that is not a file stops the launch before anything starts. The node is required: when it exits,
-everything stops, and when it exits with a non-zero status (a parameter it refuses, a worker that cannot
-start) ``ros2 launch`` ends with status 1 instead of 0 (the launch system keeps no child's exit status, so
-the node's exit handler raises, which makes ``LaunchService.run`` return 1). A node stopped by the launch
-itself (Ctrl-C) is not a failure.
+    ros2 launch s3dnn_ros perception.launch.py [config:=FILE] [policy:=s3dnn] [engine:=auto]
+        [demo:=true] [namespace:=/robot1] [use_sim_time:=true] [log_level:=debug]
+
+A ``config`` that is not a file stops the launch before anything starts. The node is required: when
+it exits, everything stops, and when it exits with a non-zero status (a parameter it refuses, a
+worker that cannot start) ``ros2 launch`` ends with status 1 instead of 0 (the launch system keeps
+no child's exit status, so the node's exit handler raises, which makes ``LaunchService.run`` return
+1). A node stopped by the launch itself (Ctrl-C) is not a failure.
 """
 import os
 
