@@ -107,8 +107,8 @@ def test_flatten_is_a_view_that_keeps_the_element_count(network):
     assert prod(flatten.in_shape) == prod(flatten.out_shape)
     assert flatten.macs == 0
     assert flatten.num_params == 0
-    assert flatten.bytes(1) == 0
-    assert flatten.bytes(16) == 0
+    assert flatten.dram_bytes(1) == 0
+    assert flatten.dram_bytes(16) == 0
 
 
 def test_kernel_layers_are_every_layer_but_flatten(network):
@@ -160,18 +160,18 @@ def test_layers_without_multiplies_have_no_macs_but_positive_flops(network):
 def test_bytes_count_weights_once_and_activations_per_frame(network, batch):
     for layer in network.kernel_layers:
         expected = layer.num_params * FLOAT_BYTES + batch * (layer.in_bytes + layer.out_bytes)
-        assert layer.bytes(batch) == expected, layer.name
+        assert layer.dram_bytes(batch) == expected, layer.name
 
 
 def test_bytes_grow_with_batch(network):
     for layer in network.kernel_layers:
-        sizes = [layer.bytes(batch) for batch in range(1, 17)]
+        sizes = [layer.dram_bytes(batch) for batch in range(1, 17)]
         assert all(smaller < larger for smaller, larger in zip(sizes, sizes[1:])), layer.name
 
 
 def test_fused_batch_moves_fewer_bytes_than_separate_launches_when_a_layer_has_weights(network):
     for layer in network.kernel_layers:
         if layer.num_params:
-            assert layer.bytes(8) == 8 * layer.bytes(1) - 7 * layer.num_params * FLOAT_BYTES, layer.name
+            assert layer.dram_bytes(8) == 8 * layer.dram_bytes(1) - 7 * layer.num_params * FLOAT_BYTES, layer.name
         else:
-            assert layer.bytes(8) == 8 * layer.bytes(1), layer.name
+            assert layer.dram_bytes(8) == 8 * layer.dram_bytes(1), layer.name

@@ -62,7 +62,7 @@ def test_ring_slots_are_page_sized_views_that_check_what_fits():
         view = ring.image(2, 10, 10, 'rgb8')
         view[...] = 7
         assert ring.array[2 * PAGE:2 * PAGE + 300].tolist() == [7] * 300 and ring.array[:2 * PAGE].max() == 0
-        other = Ring.open(*ring.describe())  # another mapping of the same segment sees the frame
+        other = Ring.attach(*ring.describe())  # another mapping of the same segment sees the frame
         assert other.image(2, 10, 10, 'rgb8').tolist() == view.tolist()
         del view
         assert other.close()

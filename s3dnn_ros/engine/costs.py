@@ -120,7 +120,7 @@ def estimate_layer(layer: Layer, batch: int, gpu: GpuSpec) -> tuple[float, float
     tb = gpu.tb_ratio(blocks, threads, registers, smem)
     share = tb if tb <= 1 else tb / math.ceil(tb)
     seconds = max(batch * layer.flops / (gpu.fp32_flops * share),
-                  layer.bytes(batch) / (gpu.dram_bandwidth * share))
+                  layer.dram_bytes(batch) / (gpu.dram_bandwidth * share))
     return seconds * 1e6 + gpu.launch_overhead_us, tb
 
 

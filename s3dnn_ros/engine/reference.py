@@ -320,7 +320,7 @@ class ReferenceEngine(Engine):
         for layer in self.layers:
             entries[layer.name] = {
                 batch: (batch * layer.flops / self._matmul_flops * 1e6
-                        + layer.bytes(batch) / CPU_MEMORY_BANDWIDTH * 1e6 + CPU_LAUNCH_OVERHEAD_US, tb_ratio)
+                        + layer.dram_bytes(batch) / CPU_MEMORY_BANDWIDTH * 1e6 + CPU_LAUNCH_OVERHEAD_US, tb_ratio)
                 for batch, (_, tb_ratio) in nominal.entries[layer.name].items()}
         return CostTable(self.network, entries, f'cpu (tbRatios of {nominal.gpu})', 'reference estimate')
 

@@ -54,7 +54,7 @@ class Layer:
     def out_bytes(self) -> int:
         return prod(self.out_shape) * FLOAT_BYTES
 
-    def bytes(self, batch: int = 1) -> int:
+    def dram_bytes(self, batch: int = 1) -> int:
         """
         DRAM bytes moved by one launch over ``batch`` frames.
 
@@ -152,7 +152,7 @@ class Flatten(Layer):
     kind = 'flatten'
     is_view = True
 
-    def bytes(self, batch: int = 1) -> int:
+    def dram_bytes(self, batch: int = 1) -> int:
         return 0
 
 

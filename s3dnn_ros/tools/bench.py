@@ -307,14 +307,14 @@ class Bench:
                                   for name, fn in calls.items()}
                 for index, layer in enumerate(self.layers):
                     rows.append(self._row(layer.name, batch, self.ours_us([index], pids), theirs.get(layer.name),
-                                          batch * layer.flops, layer.bytes(batch), flop_rate, byte_rate))
+                                          batch * layer.flops, layer.dram_bytes(batch), flop_rate, byte_rate))
                 network_flops = sum(batch * layer.flops for layer in self.layers[1:])
-                network_bytes = sum(layer.bytes(batch) for layer in self.layers[1:])
+                network_bytes = sum(layer.dram_bytes(batch) for layer in self.layers[1:])
                 rows.append(self._row('network', batch, self.ours_us(range(1, len(self.layers)), pids),
                                       theirs.get('network'), network_flops, network_bytes, flop_rate, byte_rate))
                 rows.append(self._row('upload+network', batch, self.ours_us(range(len(self.layers)), pids),
                                       theirs.get('upload+network'), network_flops + batch * self.layers[0].flops,
-                                      network_bytes + self.layers[0].bytes(batch), flop_rate, byte_rate))
+                                      network_bytes + self.layers[0].dram_bytes(batch), flop_rate, byte_rate))
         finally:
             self.close_pipelines(pids_all)
         return {'ceilings': ceilings, 'rows': rows}

@@ -194,7 +194,7 @@ class WorkerCore:
 
         An older ring of the camera is released once its last frame is resolved.
         """
-        ring = Ring.open(name, slot_bytes, slots, generation)
+        ring = Ring.attach(name, slot_bytes, slots, generation)
         try:
             pinned = self.engine.pin(ring.array)
         except Exception:

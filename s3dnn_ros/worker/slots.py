@@ -83,7 +83,7 @@ class Ring:
         return cls(shared_memory.SharedMemory(create=True, size=slot_bytes * slots), slot_bytes, slots, generation)
 
     @classmethod
-    def open(cls, name: str, slot_bytes: int, slots: int, generation: int) -> 'Ring':
+    def attach(cls, name: str, slot_bytes: int, slots: int, generation: int) -> 'Ring':
         return cls(attach(name), slot_bytes, slots, generation)
 
     def describe(self) -> tuple[str, int, int, int]:
