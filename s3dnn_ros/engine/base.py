@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..model.alexnet import Network
 from .costs import CostTable
+from ..model.alexnet import Network
 
 #: channel layout of each accepted image encoding: (channels, index of R, G, B in a pixel)
 ENCODINGS = {
@@ -74,7 +74,8 @@ class Engine(ABC):
 
     #: 'reference' or 'cuda'
     name = 'engine'
-    #: streams launches run on, ``launch``'s stream taken modulo it (None: launches complete in the call)
+    #: streams launches run on, ``launch``'s stream taken modulo it (None: launches complete in the
+    #: call)
     streams: int | None = None
 
     def __init__(self, network: Network):

@@ -23,11 +23,11 @@ its fused batches with them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import json
 import math
 import os
 import re
-from dataclasses import dataclass
 
 from ..model.alexnet import Network
 from ..model.layers import Layer
@@ -66,7 +66,8 @@ class GpuSpec:
 
 
 #: Nominal GPUs. Rates are about 40 % (FLOPs) and 80 % (DRAM) of the datasheet peaks, what plain
-#: CUDA C reaches without tensor cores: H100 SXM 67 TFLOP/s FP32, 3.35 TB/s; T4 8.1 TFLOP/s, 320 GB/s.
+#: CUDA C reaches without tensor cores: H100 SXM 67 TFLOP/s FP32, 3.35 TB/s; T4 8.1 TFLOP/s,
+#: 320 GB/s.
 GPUS = {
     'h100': GpuSpec('H100 SXM (nominal)', sm_count=132, max_threads_per_sm=2048, max_blocks_per_sm=32,
                     registers_per_sm=65536, shared_mem_per_sm=228 * 1024, fp32_flops=25e12, dram_bandwidth=2.6e12,
@@ -163,8 +164,8 @@ class HostCosts:
         return cls(**{name: float(value) for name, value in data.items()})
 
 
-#: host costs the simulator assumes when a table has none: only a launch costs the host, as PyCUDA's
-#: call does (the default of ``s3dnn-sim --launch-overhead-us``)
+#: host costs the simulator assumes when a table has none: only a launch costs the host, as
+#: PyCUDA's call does (the default of ``s3dnn-sim --launch-overhead-us``)
 NOMINAL_HOST = HostCosts(launch_us=8.0)
 
 
@@ -323,7 +324,8 @@ def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 
         points, floor = {}, 0.0
         for batch in sorted(batches):
             cost, tb = estimate_layer(layer, batch, gpu)
-            floor = max(floor, cost)  # tile rounding can make a larger batch look cheaper: it never is
+            # tile rounding can make a larger batch look cheaper: it never is
+            floor = max(floor, cost)
             points[batch] = (floor, tb)
         entries[layer.name] = points
     return CostTable(network, entries, gpu.name, 'estimated')

@@ -43,33 +43,34 @@ Why it is built the way it is:
 from __future__ import annotations
 
 import atexit
+from concurrent.futures import ThreadPoolExecutor
 import ctypes
+from dataclasses import dataclass, field
 import datetime
 import functools
 import math
 import os
+from pathlib import Path
 import statistics
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..model.alexnet import Network
-from ..model.weights import Weights, check_weights
-from .base import ENCODINGS, Completion, Engine, EngineError, check_image
+from .base import check_image, Completion, ENCODINGS, Engine, EngineError
 from .costs import CostTable, CostTableError
 from .reference import layer_params
+from ..model.alexnet import Network
+from ..model.weights import check_weights, Weights
 
 #: frames one kernel launch can take (S3DNN_MAX_FRAMES in kernels/common.cuh)
 MAX_FRAMES = 16
 KERNEL_FILES = ('preprocess.cu', 'conv2d.cu', 'pool.cu', 'linear.cu', 'softmax.cu', 'delay.cu')
 #: (BM, BN) output tiles of the conv2d kernels
 CONV_TILES = ((128, 128), (128, 64), (64, 128), (64, 64))
-#: 128x64 tiles are picked when they cover at least this share of the SMs (and M is a multiple of 128)
+#: 128x64 tiles are picked when they cover at least this share of the SMs (and M is a multiple of
+#: 128)
 CONV_WIDE_TILE_COVER = 0.6
 #: the weights are padded to this many output channels so every tile reads in bounds
 CONV_M_ALIGN = 128
@@ -82,8 +83,8 @@ LINEAR_WARPS = 8
 #: variants hold 8 or 16 frames
 LINEAR_STREAM_MAX = 4
 LINEAR_TILED_FRAMES = (8, 16)
-#: threads that copy a fused launch's images into pinned memory (measured on an H100 host: 147 µs per
-#: 640x480 rgb8 frame with one thread, 50 µs with four, no better with eight)
+#: threads that copy a fused launch's images into pinned memory (measured on an H100 host: 147 µs
+#: per 640x480 rgb8 frame with one thread, 50 µs with four, no better with eight)
 STAGING_THREADS = 4
 #: re-base the GPU-to-host clock mapping once an event lies this far from the reference (ms)
 REBASE_MS = 1000.0
@@ -166,8 +167,9 @@ class _ThreadContexts:
 
 
 _THREAD = threading.local()
-#: one context object per device for the whole process: PyCUDA frees an object (memory, event, module) on
-#: a thread only while the very object it was made under is current there, so engines share it
+#: one context object per device for the whole process: PyCUDA frees an object (memory, event,
+#: module) on a thread only while the very object it was made under is current there, so engines
+#: share it
 _PRIMARY_CONTEXTS: dict[int, Any] = {}
 _PRIMARY_CONTEXTS_LOCK = threading.Lock()
 
@@ -231,7 +233,8 @@ def compiled_kernels(arch: str) -> dict[str, bytes]:
             def build(name: str) -> bytes:
                 image = nvcc_compile((directory / name).read_text(encoding='utf-8'), options=['-O3'], arch=arch,
                                      include_dirs=[str(directory)], no_extern_c=True, target='ptx' if ptx else 'cubin')
-                return image + b'\0' if ptx else image  # the driver reads PTX as a NUL-terminated string
+                # the driver reads PTX as a NUL-terminated string
+                return image + b'\0' if ptx else image
 
             try:
                 with ThreadPoolExecutor(len(missing)) as pool:
@@ -254,8 +257,10 @@ class _Plan:
     name: str
     grid: tuple[int, int]
     shared: int
-    args: np.ndarray                   # one record; static fields set, per-frame pointers set per launch
-    words: np.ndarray = field(init=False)  # the record as uint64: in/image at [0:16], out at [16:32]
+    # one record; static fields set, per-frame pointers set per launch
+    args: np.ndarray
+    # the record as uint64: in/image at [0:16], out at [16:32]
+    words: np.ndarray = field(init=False)
     buffer: np.ndarray = field(init=False)  # the record's bytes, what cuLaunchKernel copies
 
     def __post_init__(self):
@@ -273,13 +278,16 @@ class _Pipeline:
     outputs: list[int]                 # device address of each kernel layer's output
     result: np.ndarray                 # pinned (2, k)
     copied: Any                        # event after the last H2D from the staging buffer
-    staging: np.ndarray | None = None  # own pinned uint8 image bytes, for images not in pinned memory
+    # own pinned uint8 image bytes, for images not in pinned memory
+    staging: np.ndarray | None = None
     staging_capacity: int = 0
     image: Any = None                  # device copy of the staged image
     image_ptr: int = 0                 # its device address
     image_capacity: int = 0
-    upload: np.ndarray | None = None   # page-locked bytes a layer-0 launch uploads (the last staged image)
-    upload_staged: bool = False        # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
+    # page-locked bytes a layer-0 launch uploads (the last staged image)
+    upload: np.ndarray | None = None
+    # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
+    upload_staged: bool = False
     meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
 
 
@@ -348,11 +356,13 @@ class CudaEngine(Engine):
         self._plans: dict[tuple[int, int], _Plan] = {}
         self._resident: dict[str, int] = {}
         self._free_events: list[tuple[Any, Any]] = []
-        self._sides: dict[int, list[tuple[Any, Any]]] = {}  # stream index -> side streams, each with its join event
+        # stream index -> side streams, each with its join event
+        self._sides: dict[int, list[tuple[Any, Any]]] = {}
         self._forks: dict[int, Any] = {}  # stream index -> the event side streams wait for
         self._staging_pool: ThreadPoolExecutor | None = None
         self._registered: dict[int, np.ndarray] = {}  # id -> array returned by pin()
-        self._metas: dict[tuple, np.ndarray] = {}  # (height, width, step, encoding) -> the kernel's image meta
+        # (height, width, step, encoding) -> the kernel's image meta
+        self._metas: dict[tuple, np.ndarray] = {}
         self._last_layer = len(self.layers) - 1
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
@@ -603,7 +613,8 @@ class CudaEngine(Engine):
         if blocks is None:
             limits = self._sm_limits
             warps = THREADS // 32
-            registers = -(-plan.function.num_regs * 32 // 256) * 256 * warps  # 256-register units per warp
+            # 256-register units per warp
+            registers = -(-plan.function.num_regs * 32 // 256) * 256 * warps
             shared = plan.function.shared_size_bytes + plan.shared + limits['reserved']
             shared = -(-shared // 128) * 128
             blocks = max(1, min(limits['blocks'], limits['threads'] // THREADS,
@@ -937,7 +948,7 @@ class CudaEngine(Engine):
         """
         return self._pipeline(pid).result
 
-    # ----------------------------------------------------------------- host access for tests and calibration
+    # ------------------------------------------------------- host access for tests and calibration
     def layer_output(self, pid, layer_index: int) -> np.ndarray:
         """
         Return a host copy of the pipeline's output of kernel layer ``layer_index``.

@@ -12,18 +12,18 @@ against; they are themselves checked against naive Python loops in ``test/test_r
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+import time
 from typing import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .base import check_image, Done, ENCODINGS, Engine
+from .costs import CostTable, estimate, GPUS
 from ..model.alexnet import Network
 from ..model.layers import IMAGENET_MEAN, IMAGENET_STD, Layer
 from ..model.weights import Weights
-from .base import ENCODINGS, Done, Engine, check_image
-from .costs import GPUS, CostTable, estimate
 
 #: host memory bandwidth assumed by :meth:`ReferenceEngine.cost_table` (bytes/s)
 CPU_MEMORY_BANDWIDTH = 10e9

@@ -6,10 +6,10 @@ with a sentence saying why, for the log.
 """
 from __future__ import annotations
 
-from ..model.alexnet import Network
-from ..model.weights import Weights
 from .base import Engine, EngineError
 from .reference import ReferenceEngine
+from ..model.alexnet import Network
+from ..model.weights import Weights
 
 ENGINE_KINDS = ('auto', 'cuda', 'reference')
 
