@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .layers import (AdaptiveAvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Preprocess,
-                     SoftmaxTopK, conv_output_size)
+from .layers import (AdaptiveAvgPool2d, Conv2d, conv_output_size, Flatten, Layer, Linear,
+                     MaxPool2d, Preprocess, SoftmaxTopK)
 
 INPUT_SIZE = 224
 NOMINAL_CAMERA_SHAPE = (480, 640, 3)

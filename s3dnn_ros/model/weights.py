@@ -7,10 +7,10 @@ mismatch.
 """
 from __future__ import annotations
 
+from math import prod, sqrt
 import os
 import zipfile
 import zlib
-from math import prod, sqrt
 
 import numpy as np
 
