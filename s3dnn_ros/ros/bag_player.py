@@ -57,7 +57,8 @@ class BagPlayer(Node):
                     return
                 self.publishers_by_topic[topic].publish(data if isinstance(data, bytes) else bytes(data))
                 self.sent[topic] += 1
-        except Exception as error:  # noqa: BLE001 - the thread's boundary: the replay reports it and stops
+        except Exception as error:  # noqa: BLE001 - the thread's boundary:
+            # the replay reports it and stops
             self.error = error
         finally:
             self.finished.set()

@@ -12,11 +12,11 @@ from __future__ import annotations
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from ..engine.base import ENCODINGS
-from .config import RELIABILITY, ConfigError
+from .config import ConfigError, RELIABILITY
 from .image_codec import array_to_image
 from .pattern import make_frames
 from .spin import image_qos, run_node
+from ..engine.base import ENCODINGS
 
 
 class CameraSim(Node):

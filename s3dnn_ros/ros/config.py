@@ -9,10 +9,10 @@ Global parameters and per-camera parameters ``<camera>.<key>`` for every name in
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import re
 from dataclasses import dataclass
+import difflib
 from importlib import resources
+import re
 from typing import Any, Callable
 
 from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
@@ -20,14 +20,16 @@ from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
 NODE_NAME = 's3dnn_perception'
 ENGINES = ('auto', 'cuda', 'reference')
 RELIABILITY = ('best_effort', 'reliable')
-#: how a camera's images arrive (image_transport's names): sensor_msgs/Image, or CompressedImage on <topic>/compressed
+#: how a camera's images arrive (image_transport's names): sensor_msgs/Image, or CompressedImage on
+#: <topic>/compressed
 TRANSPORTS = ('raw', 'compressed')
-#: detections as vision_msgs/Classification, JSON in std_msgs/String, or the first where vision_msgs is installed
+#: detections as vision_msgs/Classification, JSON in std_msgs/String, or the first where
+#: vision_msgs is installed
 DETECTION_FORMATS = ('auto', 'vision_msgs', 'json')
 _NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _TOPIC = re.compile(r'/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
-#: longest camera name and topic: the node builds topic and parameter names from the camera's name, and DDS
-#: refuses topic names of more than 255 characters with its own prefixes
+#: longest camera name and topic: the node builds topic and parameter names from the camera's name,
+#: and DDS refuses topic names of more than 255 characters with its own prefixes
 MAX_NAME, MAX_TOPIC = 64, 200
 
 
@@ -159,7 +161,8 @@ GLOBAL_PARAMETERS = [
 CAMERA_PARAMETERS = [
     ('topic', default_topic, _topic),
     ('transport', 'raw', _one_of(TRANSPORTS)),
-    ('deadline_ms', 100.0, _number(0.001, 3_600_000.0, low_inclusive=True)),  # >= 1 µs: the node counts in ns
+    # >= 1 µs: the node counts in ns
+    ('deadline_ms', 100.0, _number(0.001, 3_600_000.0, low_inclusive=True)),
     ('fps_hint', 0.0, _number(0.0, 10_000.0, low_inclusive=True)),
     ('queue_depth', 1, _integer(1, 1000)),
     ('annotated', False, _boolean),
@@ -251,7 +254,7 @@ class NodeConfig:
 
 
 def camera_default(key: str, camera: str):
-    default = dict((k, d) for k, d, _ in CAMERA_PARAMETERS)[key]
+    default = {k: d for k, d, _ in CAMERA_PARAMETERS}[key]
     return default(camera) if callable(default) else default
 
 
@@ -329,7 +332,8 @@ def imagenet_classes() -> list[str]:
     return resources.files('s3dnn_ros.model').joinpath('imagenet_classes.txt').read_text('utf-8').splitlines()
 
 
-#: the parameters a running node applies when set (``ros2 param set``); every other one is read-only
+#: the parameters a running node applies when set (``ros2 param set``); every other one is
+#: read-only
 LIVE_PARAMETERS = ('miss_warn_ratio', 'miss_error_ratio', '<camera>.deadline_ms')
 
 

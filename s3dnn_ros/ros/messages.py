@@ -16,8 +16,8 @@ transient local, a ``vision_msgs/msg/LabelInfo`` mapping every class id to its n
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+import json
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue

@@ -19,7 +19,8 @@ def make_frames(width: int, height: int, encoding: str):
     row = (127.5 + 127.5 * np.sin(x[:, None] + phases[None, :])).astype(np.uint8)  # (W, min(C,3))
     if channels == 4:
         row = np.concatenate([row, np.full((width, 1), 255, np.uint8)], axis=1)
-    gradient = np.repeat(np.tile(row, (2, 1))[None], height, axis=0)  # two periods wide, to scroll through
+    # two periods wide, to scroll through
+    gradient = np.repeat(np.tile(row, (2, 1))[None], height, axis=0)
     side = max(4, min(width, height) // 6)
     step = 0
     while True:

@@ -23,10 +23,10 @@ import sys
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ..worker.client import WorkerError
-from .config import NODE_NAME, ConfigError
+from .config import ConfigError, NODE_NAME
 from .perception_node import PerceptionCore
 from .spin import run_node
+from ..worker.client import WorkerError
 
 
 class PerceptionLifecycleNode(PerceptionCore, LifecycleNode):

@@ -16,43 +16,45 @@ ERROR and a new worker takes over.
 from __future__ import annotations
 
 import collections
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import InvalidParameterValueException
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..model.alexnet import alexnet
-from ..worker.client import WorkerClient, WorkerError
-from ..worker.core import DONE, CameraSpec, WorkerSpec
-from .config import (CAMERA_PARAMETERS, GLOBAL_PARAMETERS, NODE_NAME, CameraConfig, ConfigError, NodeConfig,
-                     annotated_topic, apply_live, camera_default, check_camera_names, check_of, compressed_topic,
-                     describe, detections_topic, is_live, params_file_sections, read_labels, unknown_parameter,
-                     validate)
-from .image_codec import FrameRejected, array_to_image, decode_compressed, image_to_array, opencv
-from .overlay import annotate, thumbnail
+from .config import (annotated_topic, apply_live, camera_default, CAMERA_PARAMETERS, CameraConfig,
+                     check_camera_names, check_of, compressed_topic, ConfigError, describe,
+                     detections_topic, GLOBAL_PARAMETERS, is_live, NODE_NAME, NodeConfig,
+                     params_file_sections, read_labels, unknown_parameter, validate)
+from .image_codec import array_to_image, decode_compressed, FrameRejected, image_to_array, opencv
 from .messages import (Detection, DetectionEncoder, label_info, status, vision_msgs_label_types,
                        vision_msgs_types)
+from .overlay import annotate, thumbnail
 from .spin import image_qos, run_node
+from ..model.alexnet import alexnet
+from ..worker.client import WorkerClient, WorkerError
+from ..worker.core import CameraSpec, DONE, WorkerSpec
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
 STALE_PERIODS = 5
 #: completed frames per camera whose latencies the summary's percentiles cover (an hour at 30 FPS)
 LATENCY_HISTORY = 108_000
-#: a camera's reject warning is logged at most this often per distinct reason (each camera and reason
-#: is throttled on its own: one camera's bad frames do not hide another's)
+#: a camera's reject warning is logged at most this often per distinct reason (each camera and
+#: reason is throttled on its own: one camera's bad frames do not hide another's)
 REJECT_LOG_PERIOD_NS = 5_000_000_000
-#: distinct reasons remembered per camera (a source whose every frame fails differently stays bounded)
+#: distinct reasons remembered per camera (a source whose every frame fails differently stays
+#: bounded)
 REJECT_REASONS_KEPT = 64
 #: drop reasons that mean the frame was lost to a failure, not to load (an ERROR on /diagnostics)
 FAILURE_REASONS = ('error', 'slot', 'worker')
@@ -60,7 +62,8 @@ FAILURE_REASONS = ('error', 'slot', 'worker')
 LABEL_INFO_TOPIC = 's3dnn/label_info'
 #: threads decoding compressed images (OpenCV releases the GIL while it decodes)
 DECODE_THREADS = max(1, min(4, (os.cpu_count() or 1) - 1))
-#: a compressed frame is dropped (counted as 'decode backlog') when this many of its camera's wait for a decoder
+#: a compressed frame is dropped (counted as 'decode backlog') when this many of its camera's wait
+#: for a decoder
 DECODE_BACKLOG = 4
 
 
@@ -118,7 +121,8 @@ class CameraState:
     reject_logged_ns: dict = field(default_factory=dict)  # reason -> when it was last logged
     in_flight: dict = field(default_factory=dict)  # seq -> (header, release_ns)
     annotated: object = None  # publisher of its annotated pictures, when <camera>.annotated
-    thumbnails: dict = field(default_factory=dict)  # seq -> small BGR copy of the frame, to annotate
+    # seq -> small BGR copy of the frame, to annotate
+    thumbnails: dict = field(default_factory=dict)
     next_thumbnail_ns: int = 0
     decoding: int = 0       # compressed frames handed to a decoder thread and not yet back
     decoded: int = 0
@@ -190,7 +194,8 @@ class PerceptionCore:
             return self.declare_parameter(name, default, descriptor).value
         except InvalidParameterValueException as error:
             value = self._parameter_overrides[name].value if name in self._parameter_overrides else default
-            check(name, value)  # raises ConfigError naming the parameter, the value and what is allowed
+            # raises ConfigError naming the parameter, the value and what is allowed
+            check(name, value)
             raise ConfigError(f'parameter {name}={value!r}: {error}') from error
 
     def _read_parameters(self):
@@ -199,14 +204,16 @@ class PerceptionCore:
         for camera in cameras:  # before declaring <camera>.*
             for key, _, _ in CAMERA_PARAMETERS:
                 values[f'{camera}.{key}'] = self._declare(f'{camera}.{key}', camera_default(key, camera))
-        # rclpy keeps the values given to this node (params files, -p, parameter_overrides) that were not
-        # declared in _parameter_overrides: any left over is a misspelled or misplaced parameter
+        # rclpy keeps the values given to this node (params files, -p, parameter_overrides) that
+        # were not declared in _parameter_overrides: any left over is a misspelled or misplaced
+        # parameter
         for name, parameter in self._parameter_overrides.items():
             if not self.has_parameter(name) and not name.startswith('qos_overrides.'):
                 raise ConfigError(unknown_parameter(name, parameter.value, sorted(values), cameras))
         config = validate(values)
         users: dict[str, str] = {}
-        for camera in config.cameras:  # distinct as written; now as this node resolves them (namespace, remaps)
+        # distinct as written; now as this node resolves them (namespace, remaps)
+        for camera in config.cameras:
             resolved = self.resolve_topic_name(camera.topic)
             if resolved in users:
                 raise ConfigError(f'parameter {camera.name}.topic={camera.topic!r}: allowed a topic no other camera '
@@ -227,7 +234,8 @@ class PerceptionCore:
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self.config = config
-        if self.worker is None:  # not configured (a lifecycle node): the worker starts with the new values
+        # not configured (a lifecycle node): the worker starts with the new values
+        if self.worker is None:
             return SetParametersResult(successful=True)
         for camera in config.cameras:
             state = self.cameras[camera.name]
@@ -262,7 +270,8 @@ class PerceptionCore:
         if config.detections_format == 'vision_msgs' and types is None:
             raise ConfigError("parameter detections_format='vision_msgs': allowed only where vision_msgs is installed "
                               '(not importable here); allowed here: json, auto')
-        #: detections_format auto found no vision_msgs: JSON, and a WARN on the scheduler status says so
+        #: detections_format auto found no vision_msgs: JSON, and a WARN on the scheduler status
+        #: says so
         self.format_fell_back = config.detections_format == 'auto' and types is None
         self.encoder = DetectionEncoder(None if config.detections_format == 'json' else types)
         label_types = vision_msgs_label_types() if self.labels and config.detections_format != 'json' else None
@@ -398,7 +407,7 @@ class PerceptionCore:
             camera.reject_logged_ns[reason] = now
             self.get_logger().warning(f'camera {camera.config.name}: frame rejected: {reason}')
 
-    # ------------------------------------------------------------------ compressed images: decoder threads
+    # ---------------------------------------------------------- compressed images: decoder threads
     def _on_compressed(self, camera: CameraState, msg: CompressedImage) -> None:
         """
         Send a compressed frame to a decoder thread.
@@ -422,7 +431,8 @@ class PerceptionCore:
             result = decode_compressed(msg)
         except FrameRejected as error:
             result = error
-        except Exception as error:  # noqa: BLE001 - the thread's boundary: whatever OpenCV raises rejects the frame
+        except Exception as error:  # noqa: BLE001 - the thread's boundary:
+            # whatever OpenCV raises rejects the frame
             result = FrameRejected(f'compressed image cannot be decoded: {error}')
         self._decoded.append((camera, msg.header, release_ns, result, time.perf_counter_ns() - begin))
         self._decoded_ready.trigger()
@@ -444,7 +454,7 @@ class PerceptionCore:
             else:
                 self._submit(camera, header, *result, release_ns)
 
-    # ------------------------------------------------------------------ outputs: receiver thread -> executor
+    # -------------------------------------------------------- outputs: receiver thread -> executor
     def _receive_outputs(self, outputs: list[tuple]) -> None:
         """Receiver thread: queue the worker's outputs and wake the executor."""
         self._outputs.extend(outputs)
@@ -561,7 +571,8 @@ class PerceptionCore:
         totals = {'busy_ns': stats.get('busy_ns', 0), 'engine_errors': stats.get('engine_errors', 0),
                   'host_work_ns': stats.get('host_work_ns', 0), 'uptime_ns': stats.get('uptime_ns', 0)}
         previous, self._scheduler_previous = self._scheduler_previous, totals
-        fresh = totals['uptime_ns'] < previous.get('uptime_ns', 0)  # a new worker counts from zero again
+        # a new worker counts from zero again
+        fresh = totals['uptime_ns'] < previous.get('uptime_ns', 0)
         delta = {key: value - (0 if fresh else previous.get(key, 0)) for key, value in totals.items()}
         busy = delta['busy_ns'] / period_ns
         host_busy = delta['host_work_ns'] / period_ns
@@ -602,7 +613,6 @@ class PerceptionCore:
     def pending(self) -> int:
         """Frames handed to the worker and not yet resolved (published or counted dropped)."""
         return (sum(len(camera.in_flight) + camera.decoding for camera in self._states) + len(self._outputs))
-
 
 
 class PerceptionNode(PerceptionCore, Node):

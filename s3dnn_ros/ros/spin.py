@@ -48,7 +48,8 @@ def init_ros(args=None) -> threading.Event:
     stop = threading.Event()
     for signum in STOP_SIGNALS:
         previous = signal.signal(signum, lambda *_: stop.set())
-        if getattr(previous, 'received', None) is not None:  # s3dnn_ros.programs.EarlyStop got one first
+        # s3dnn_ros.programs.EarlyStop got one first
+        if getattr(previous, 'received', None) is not None:
             stop.set()
     atexit.register(_ignore_stop_signals)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
