@@ -8,14 +8,14 @@ any thread (camera callbacks) and never waits for the GPU.
 """
 from __future__ import annotations
 
+from collections import deque
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, Protocol, Sequence
 
-from ..engine.base import Engine, EngineError, check_image
 from .job import Frame, Group, Launch, Pipeline, PipelineStats
 from .policies import Policy
+from ..engine.base import check_image, Engine, EngineError
 
 #: dropped-frame reasons passed to ``on_drop``
 DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
@@ -24,7 +24,8 @@ DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
 class Backend(Protocol):
     """What the dispatcher needs from the thing that runs kernels."""
 
-    #: streams the backend runs launches on, stream ids taken modulo this (None: as many as there are ids)
+    #: streams the backend runs launches on, stream ids taken modulo this (None: as many as there
+    #: are ids)
     streams: int | None
 
     def now_ns(self) -> int: ...
@@ -144,7 +145,8 @@ class Dispatcher:
         asked again until a frame arrives, a launch completes or the policy's hold ends (a live
         loop calls this very often).
         """
-        if self._settled:  # the policy answered nothing and nothing changed since; is its hold over?
+        # the policy answered nothing and nothing changed since; is its hold over?
+        if self._settled:
             hold = self.policy.hold_until_ns
             if hold is None or self.backend.now_ns() < hold:
                 return 0
@@ -169,7 +171,8 @@ class Dispatcher:
                 launched = self._issue(group)
                 issued += launched
                 if not launched and not group.dropped:
-                    break  # every launch of the group was skipped (its frames failed): ask after a change
+                    # every launch of the group was skipped (its frames failed): ask after a change
+                    break
             elif not group.dropped:
                 self._settled = True
                 break
@@ -481,7 +484,8 @@ class EngineBackend:
                 raise EngineError(f'staging the images of {names}: {error}') from error
         start = time.monotonic_ns()
         launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
-        if not hasattr(launch.handle, 'interval'):  # synchronous engine: the call itself was the kernel
+        # synchronous engine: the call itself was the kernel
+        if not hasattr(launch.handle, 'interval'):
             self.busy.add(start, time.monotonic_ns())
         spent = time.perf_counter_ns() - begin
         self.launch_ns += spent

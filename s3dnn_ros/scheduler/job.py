@@ -207,8 +207,8 @@ class Group:
     launches: list[Launch] = field(default_factory=list)
     dropped: list[Frame] = field(default_factory=list)
     pending: int = 0
-    #: whether it holds one of the dispatcher's ``max_inflight`` slots (not for successors a policy queues
-    #: ahead while nothing waits for a decision, rule 4b of the S3DNN policy)
+    #: whether it holds one of the dispatcher's ``max_inflight`` slots (not for successors a policy
+    #: queues ahead while nothing waits for a decision, rule 4b of the S3DNN policy)
     takes_slot: bool = True
 
     @property

@@ -30,18 +30,19 @@ from their first launch to their result (an estimate of recent frames,
 """
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from bisect import insort
 from collections import deque
 from itertools import chain, count
+import math
 from typing import Sequence
 
-from ..engine.costs import NOMINAL_HOST, CostTable, HostCosts
 from .job import Frame, Group, KernelTask, Launch
+from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
 
-#: frames per fused launch: above the CUDA engine's 16-frame kernels a launch runs as several kernels, one
-#: decision, launch and completion on the host (rule 2); 32 keeps the host below the GPU at 256 cameras on an H200
+#: frames per fused launch: above the CUDA engine's 16-frame kernels a launch runs as several
+#: kernels, one decision, launch and completion on the host (rule 2); 32 keeps the host below the
+#: GPU at 256 cameras on an H200
 DEFAULT_MAX_BATCH = 32
 #: share of the host's and of the GPU's time the fused batch size aims to leave busy (rule 6)
 LOAD_TARGET = 0.5
@@ -51,12 +52,15 @@ RATE_WINDOW_NS = 200_000_000
 HOLD_RESERVE = 0.5
 #: the target batch is recomputed at most this often
 TARGET_REFRESH_NS = 1_000_000
-#: rule 2: a fused launch costing at most this share more than its frames alone costs the GPU nothing
+#: rule 2: a fused launch costing at most this share more than its frames alone costs the GPU
+#: nothing
 FUSE_TOLERANCE = 0.01
-#: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued there; a
-#: few times the host's round trip from a completion to the next launch (about 80 µs on an H200 host)
+#: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued
+#: there; a few times the host's round trip from a completion to the next launch (about 80 µs on an
+#: H200 host)
 RUN_AHEAD_NS = 250_000
-#: firm mode: each frame shed before its first layer shortens the network-time estimate by this share
+#: firm mode: each frame shed before its first layer shortens the network-time estimate by this
+#: share
 SHED_DECAY = 1 / 64
 
 
@@ -88,15 +92,17 @@ class Policy(ABC):
         self.num_layers = len(costs.network.kernel_layers)
         #: the host's costs; a live scheduler replaces them with what it measures on its own thread
         self.host: HostCosts = costs.host or NOMINAL_HOST
-        #: when a policy holds ready work back (rule 6 of ``s3dnn``): the time it wants to be asked again
+        #: when a policy holds ready work back (rule 6 of ``s3dnn``): the time it wants to be asked
+        #: again
         self.hold_until_ns: int | None = None
-        # Q, one list per layer, each sorted by (key, seq): the head of Q is the least of the lists' heads,
-        # and a layer's fusion peers are the first entries of its own list (a DEQUEUE costs the same however
-        # many frames wait)
+        # Q, one list per layer, each sorted by (key, seq): the head of Q is the least of the
+        # lists' heads, and a layer's fusion peers are the first entries of its own list (a DEQUEUE
+        # costs the same however many frames wait)
         self._layers: list[list[tuple[int, int, KernelTask]]] = [[] for _ in range(self.num_layers)]
         self._ready = 0  # tasks in Q
         self._seq = count()
-        self._first_layer: deque[KernelTask] = deque()  # layer-0 tasks, oldest first (and some taken ones)
+        # layer-0 tasks, oldest first (and some taken ones)
+        self._first_layer: deque[KernelTask] = deque()
         self._network_mean = 0.0     # smoothed first launch -> result time of finished frames (ns)
         self._network_deviation = 0.0
 
@@ -207,8 +213,9 @@ class Policy(ABC):
         if now_ns + self.costs.remaining_ns[layer] > frame.deadline_ns:
             return True
         if layer == 0 and now_ns + self.network_time_ns() > frame.deadline_ns:
-            # shed; and trust the estimate a little less each time, so that it cannot keep shedding every
-            # frame once the load that made it long has gone (no frame would finish to correct it)
+            # shed; and trust the estimate a little less each time, so that it cannot keep shedding
+            # every frame once the load that made it long has gone (no frame would finish to
+            # correct it)
             self._network_mean *= 1 - SHED_DECAY
             self._network_deviation *= 1 - SHED_DECAY
             return True
@@ -327,8 +334,10 @@ class S3dnnPolicy(Policy):
         super().__init__(*args, **kwargs)
         self._starts: deque[int] = deque()
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
-        self._held: tuple[KernelTask, int] | None = None  # the oldest held first layer and its hold's end
-        self._fusion_steps: dict[int, list[tuple[bool, bool, int]]] = {}  # rule 2's per-batch tests, per layer
+        # the oldest held first layer and its hold's end
+        self._held: tuple[KernelTask, int] | None = None
+        # rule 2's per-batch tests, per layer
+        self._fusion_steps: dict[int, list[tuple[bool, bool, int]]] = {}
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
         self._small_layers = [layer for layer in range(self.num_layers) if self.costs.tb_ratio(layer) < 1]
 
@@ -372,7 +381,8 @@ class S3dnnPolicy(Policy):
             return None
         oldest = self._oldest_first_layer()
         held = self._held
-        if held is not None and held[0] is oldest:  # its hold was set when it became the oldest: keep it
+        # its hold was set when it became the oldest: keep it
+        if held is not None and held[0] is oldest:
             until = held[1]
         else:
             rate = self.arrival_rate(now_ns)
@@ -482,8 +492,8 @@ class S3dnnPolicy(Policy):
             cost = self.costs.cost_ns
             single = cost(layer, 1)
             kernel_batch = self.costs.kernel_batch(layer)
-            # per batch b: (a launch of b + 1 saves no GPU time over its frames alone - or, past the kernel
-            # batch, over separate launches -, it loses some, the head's delay at b + 1)
+            # per batch b: (a launch of b + 1 saves no GPU time over its frames alone - or, past
+            # the kernel batch, over separate launches -, it loses some, the head's delay at b + 1)
             steps = self._fusion_steps[layer] = [
                 (fused >= alone or b >= kernel_batch, fused > alone * (1 + FUSE_TOLERANCE), fused - single)
                 for b in range(1, self.max_batch) for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]

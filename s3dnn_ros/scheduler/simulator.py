@@ -23,19 +23,19 @@ dropped. The same inputs and seed give the same result.
 """
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
 import heapq
 import math
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from ..engine.costs import NOMINAL_HOST, CostTable, HostCosts
 from .dispatcher import Dispatcher, summarize
 from .job import Frame, Launch, Pipeline
 from .policies import DEFAULT_MAX_BATCH, make_policy
+from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
 
 DEFAULT_JITTER_MS = 0.5
 
@@ -89,7 +89,8 @@ class SimulatedGpu:
         pass
 
     def launch(self, launch: Launch) -> None:
-        if launch.group is not self._last_group:  # the first launch of a round pays for its decision
+        # the first launch of a round pays for its decision
+        if launch.group is not self._last_group:
             self._last_group = launch.group
             self.host_clock += self.decision_ns
         self.host_clock += self.launch_ns + (self.upload_ns * launch.batch if launch.layer == 0 else 0)
