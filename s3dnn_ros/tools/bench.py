@@ -41,22 +41,23 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 import re
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
+from .cli import (choices_list, non_negative_float, Parser, positive_float, positive_int,
+                  positive_ints, text_table)
 from ..engine.base import Engine
-from ..engine.reference import ReferenceEngine, measure_matmul_flops
-from ..model.alexnet import Network, alexnet
-from ..model.weights import Weights, init_weights
+from ..engine.reference import measure_matmul_flops, ReferenceEngine
+from ..model.alexnet import alexnet, Network
+from ..model.weights import init_weights, Weights
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
-from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES, make_policy
-from .cli import Parser, choices_list, non_negative_float, positive_float, positive_int, positive_ints, text_table
+from ..scheduler.policies import DEFAULT_MAX_BATCH, make_policy, POLICIES
 
 SECTIONS = ['layers', 'table1', 'four_cameras', 'capacity']
 DEFAULT_SECTIONS = ['layers', 'table1', 'four_cameras']
@@ -404,7 +405,8 @@ class Bench:
         pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
         images = (images * (frames // len(images) + 1))[:frames]
         try:
-            for pipeline, image in zip(pipelines, images):  # a camera's first frame allocates its staging
+            # a camera's first frame allocates its staging
+            for pipeline, image in zip(pipelines, images):
                 engine.set_input(pipeline.id, image, 'rgb8')
             busy_before = backend.busy_ns()
             begin = time.perf_counter_ns()
@@ -418,7 +420,7 @@ class Bench:
             for pipeline in pipelines:
                 engine.close_pipeline(pipeline.id)
 
-    # ------------------------------------------------------------------------------------- four cameras
+    # -------------------------------------------------------------------------------- four cameras
     def four_cameras_section(self, kinds) -> dict:
         result = {}
         if self.torch is not None:
@@ -516,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--table1-batches', type=choices_list([str(b) for b in TABLE1_BATCHES]),
                         default=[str(b) for b in TABLE1_BATCHES])
     parser.add_argument('--inputs', type=choices_list(INPUTS), default=INPUTS,
-                        help='images of table1 and four_cameras: pinned (page-locked, as the scheduler worker\'s '
+                        help="images of table1 and four_cameras: pinned (page-locked, as the scheduler worker's "
                              'frame slots), pageable (copied to staging first); default pinned,pageable')
     parser.add_argument('--repeats', type=positive_int, default=20, help='timed repetitions (default 20)')
     parser.add_argument('--max-inflight', type=positive_int, default=2,
@@ -611,7 +613,8 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
                               engine=args.engine, device_id=args.device_id, overload=args.overload)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
         (lambda line: print(line, flush=True))
-    with tempfile.TemporaryDirectory() as folder:  # the first worker calibrates, the others load its table
+    # the first worker calibrates, the others load its table
+    with tempfile.TemporaryDirectory() as folder:
         try:
             section = capacity_section(setting, str(Path(folder) / 'costs.json'), log)
         except WorkerError as error:

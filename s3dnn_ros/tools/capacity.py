@@ -26,14 +26,14 @@ x its knee, to show whether it keeps its throughput.
 """
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 import gc
 import heapq
 import os
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from ..model.alexnet import alexnet
 from ..scheduler.policies import DEFAULT_MAX_BATCH
 from ..scheduler.simulator import Camera, simulate
 from ..worker.client import WorkerClient
-from ..worker.core import DONE, CameraSpec, WorkerSpec, host_costs_from
+from ..worker.core import CameraSpec, DONE, host_costs_from, WorkerSpec
 
 #: the miss ratio a camera count must stay under to be within a policy's capacity
 KNEE_MISS_RATIO = 0.01
@@ -50,7 +50,8 @@ KNEE_MISS_RATIO = 0.01
 DRAIN_S = 5.0
 #: pause between points, so that the policy's rate window and estimates forget the previous load
 SETTLE_S = 0.5
-#: this process's GIL switch interval while feeding (Python's default, 5 ms, would delay frames by as much)
+#: this process's GIL switch interval while feeding (Python's default, 5 ms, would delay frames by
+#: as much)
 SWITCH_INTERVAL_S = 0.0002
 
 
@@ -87,7 +88,8 @@ class _Point:
         self.cameras = cameras
         self.measure_ns = measure_ns
         self.lock = threading.Lock()
-        self.released: dict[tuple[int, int], int] = {}  # (camera, seq) -> release_ns, measured frames only
+        # (camera, seq) -> release_ns, measured frames only
+        self.released: dict[tuple[int, int], int] = {}
         self.refused = 0
         self.outputs: list[tuple] = []
         self.lateness_ns: list[int] = []
@@ -206,7 +208,8 @@ def run_point(client: WorkerClient, router: _Router, count: int, policy: str, se
         client, list(range(f, count, feeders)), phases[f::feeders], period_ns, start_ns, end_ns, image, point))
         for f in range(feeders)]
     gc.collect()
-    gc.disable()  # a collection over this point's outputs would hold the GIL for milliseconds: feeders late
+    # a collection over this point's outputs would hold the GIL for milliseconds: feeders late
+    gc.disable()
     try:
         for thread in threads:
             thread.start()
@@ -266,7 +269,8 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
     See the module docstring.
     """
     image = np.random.default_rng(setting.seed).integers(0, 256, (setting.height, setting.width, 3), np.uint8)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)  # feeder threads waiting for the GIL would release frames late
+    # feeder threads waiting for the GIL would release frames late
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     largest = max(setting.counts)
     if setting.overload:
         largest = max(largest, round(largest * setting.overload))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import sys
 
-from ..model.alexnet import alexnet
-from ..model.weights import WeightsError, load_torch_state_dict, save_weights
 from .cli import Parser
+from ..model.alexnet import alexnet
+from ..model.weights import load_torch_state_dict, save_weights, WeightsError
 
 
 def main(argv: list[str] | None = None) -> int:

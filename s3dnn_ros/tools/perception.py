@@ -16,13 +16,13 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from .cli import DEADLINE_MS, FPS, IMAGE_SIDE, Parser, positive_float, positive_int, text_table
 from ..ros.camera_sim import CameraSim
-from ..ros.config import CAMERA_KEYS, ENGINES, ConfigError, default_topic, parameters_from_yaml
+from ..ros.config import CAMERA_KEYS, ConfigError, default_topic, ENGINES, parameters_from_yaml
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
 from ..worker.client import WorkerError
-from .cli import DEADLINE_MS, FPS, IMAGE_SIDE, Parser, positive_float, positive_int, text_table
 
 
 def default_config() -> str | None:
@@ -32,8 +32,8 @@ def default_config() -> str | None:
         path = os.path.join(get_package_share_directory('s3dnn_ros'), 'config', 'perception.yaml')
         if os.path.isfile(path):
             return path
-    except (ImportError, LookupError, OSError):  # no ament index (AMENT_PREFIX_PATH unset): the source tree
-        pass
+    except (ImportError, LookupError, OSError):
+        pass  # no ament index (AMENT_PREFIX_PATH unset): the source tree
     path = os.path.join(os.path.dirname(__file__), '..', '..', 'config', 'perception.yaml')
     return os.path.normpath(path) if os.path.isfile(path) else None
 
@@ -90,11 +90,11 @@ def format_summary(rows: list[dict], title: str, columns=SUMMARY_COLUMNS) -> str
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog='s3dnn-perception', description='Run the perception node with simulated cameras.')
-    parser.add_argument('--config', help='parameters file (default: the package\'s config/perception.yaml)')
+    parser.add_argument('--config', help="parameters file (default: the package's config/perception.yaml)")
     parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
     parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
     parser.add_argument('--max-inflight', type=positive_int, help='override the configured max_inflight')
-    parser.add_argument('--cameras', type=positive_int, help='N simulated cameras cam0..camN-1 instead of the config\'s')
+    parser.add_argument('--cameras', type=positive_int, help="N simulated cameras cam0..camN-1 instead of the config's")
     parser.add_argument('--fps', type=FPS, default=30.0, help='simulated camera rate (default 30)')
     parser.add_argument('--deadline-ms', type=DEADLINE_MS, default=100.0,
                         help='deadline of the --cameras cameras (default 100)')

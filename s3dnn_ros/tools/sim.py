@@ -13,12 +13,12 @@ import json
 import sys
 from typing import Callable
 
-from ..engine.costs import GPUS, NOMINAL_HOST, CostTableError, CostTable, estimate
+from .cli import (bounded_float, choices_list, deadline_list, fps_list, non_negative_float,
+                  non_negative_int, Parser, per_camera, positive_int, positive_ints, text_table)
+from ..engine.costs import CostTable, CostTableError, estimate, GPUS, NOMINAL_HOST
 from ..model.alexnet import alexnet
 from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
-from ..scheduler.simulator import DEFAULT_JITTER_MS, Camera, simulate
-from .cli import (Parser, bounded_float, choices_list, deadline_list, fps_list, non_negative_float, non_negative_int,
-                  per_camera, positive_float, positive_int, positive_ints, text_table)
+from ..scheduler.simulator import Camera, DEFAULT_JITTER_MS, simulate
 
 PLOT_FORMATS = ('.png', '.pdf', '.svg')
 
@@ -47,7 +47,7 @@ def build_parser() -> Parser:
     parser.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH,
                         help=f'largest fused batch (default {DEFAULT_MAX_BATCH})')
     parser.add_argument('--launch-overhead-us', type=bounded_float(0.0, 1_000_000.0),
-                        help='host time per kernel launch (default: the cost table\'s measured host costs, '
+                        help="host time per kernel launch (default: the cost table's measured host costs, "
                              f'else {NOMINAL_HOST.launch_us:g} µs per launch and nothing else)')
     parser.add_argument('--jitter-ms', type=non_negative_float, default=DEFAULT_JITTER_MS,
                         help='camera jitter, uniform +-')
