@@ -15,22 +15,22 @@ is started with the same spec and rings; frames submitted meanwhile are refused 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 import os
+from pathlib import Path
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .core import DROPPED, WorkerSpec
-from .slots import Ring, frame_bytes, slot_bytes_for
+from .slots import frame_bytes, Ring, slot_bytes_for
 
 #: refusal and drop reasons of :meth:`WorkerClient.submit` and of frames lost with a worker
 NO_SLOT, DROP_WORKER = 'no free slot', 'worker'
@@ -184,7 +184,8 @@ class WorkerClient:
             ring, slot = state.ring, state.free.pop()
             seq = state.next_seq = state.next_seq + 1
             state.inflight[seq] = (ring, slot)
-        np.copyto(ring.image(slot, height, width, encoding), image)  # the slot is ours until its output
+        # the slot is ours until its output
+        np.copyto(ring.image(slot, height, width, encoding), image)
         with self._lock:
             connection = self._connection
             if connection is not None and state.inflight.get(seq) == (ring, slot):

@@ -16,27 +16,29 @@ sizes its fused batches for this host (rule 6 of
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import gc
 import importlib
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
+from .slots import Ring
 from ..engine.base import Engine, EngineError
 from ..engine.costs import CostTableError, HostCosts
 from ..engine.select import make_engine
 from ..model.alexnet import alexnet
-from ..model.weights import WeightsError, init_weights, load_weights
+from ..model.weights import init_weights, load_weights, WeightsError
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
 from ..scheduler.job import Frame
-from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES, make_policy
-from .slots import Ring
+from ..scheduler.policies import DEFAULT_MAX_BATCH, make_policy, POLICIES
 
 #: the policy's host costs are re-measured this often
 HOST_REFRESH_S = 0.5
-#: measured host costs need at least this many launches in the last period to replace the current ones
+#: measured host costs need at least this many launches in the last period to replace the current
+#: ones
 HOST_MIN_LAUNCHES = 50
-#: the CUDA engine's stream pool: a stream per camera up to this many (the GPU has 32 hardware queues)
+#: the CUDA engine's stream pool: a stream per camera up to this many (the GPU has 32 hardware
+#: queues)
 MAX_STREAMS = 32
 #: dropped-frame reason when the frame's slot cannot be read (a ring that failed to open)
 DROP_SLOT = 'slot'
@@ -79,8 +81,8 @@ class WorkerSpec:
     max_inflight: int = 2
     firm_deadlines: bool = False
     stats_period_s: float = 0.25
-    #: 'module:function' making the engine from (network, weights) instead of ``engine`` (a plug-in seam;
-    #: the tests use it to run a failing engine inside a real worker process)
+    #: 'module:function' making the engine from (network, weights) instead of ``engine`` (a plug-in
+    #: seam; the tests use it to run a failing engine inside a real worker process)
     engine_factory: str = ''
 
 
@@ -177,9 +179,12 @@ class WorkerCore:
         self.dispatcher = Dispatcher(self.policy, self.backend, on_done=self._done, on_drop=self._dropped)
         self.pipelines = [self.dispatcher.add_pipeline(camera.name, camera.deadline_ns, camera.queue_depth)
                           for camera in spec.cameras]
-        self._rings: dict[int, tuple[Ring, Any]] = {}   # camera -> (current ring, its pinned bytes)
-        self._retired: list[tuple[Ring, Any, int]] = []  # (ring, pinned, camera) waiting for their frames
-        self._frames_in_ring: dict[tuple[int, int], int] = {}  # (camera, generation) -> frames not resolved
+        # camera -> (current ring, its pinned bytes)
+        self._rings: dict[int, tuple[Ring, Any]] = {}
+        # (ring, pinned, camera) waiting for their frames
+        self._retired: list[tuple[Ring, Any, int]] = []
+        # (camera, generation) -> frames not resolved
+        self._frames_in_ring: dict[tuple[int, int], int] = {}
         self._outputs: list[tuple] = []
         self.started_ns = time.monotonic_ns()
         # host time of this thread, by kind of work
@@ -230,7 +235,8 @@ class WorkerCore:
         self._frames_in_ring.clear()
         self.engine.close()
         self.dispatcher.discard()
-        gc.collect()  # finished launches and their groups refer to each other, and through them to frames
+        # finished launches and their groups refer to each other, and through them to frames
+        gc.collect()
         for ring in rings:
             ring.close()
 

@@ -28,14 +28,14 @@ process group), and the worker also ends when the parent's end of the socket clo
 from __future__ import annotations
 
 import gc
+from multiprocessing.connection import Connection
 import signal
 import socket
 import sys
 import time
-from multiprocessing.connection import Connection
 
+from .core import build_worker, WorkerCore, WorkerStartError
 from ..engine.base import EngineError
-from .core import WorkerCore, WorkerStartError, build_worker
 
 #: longest sleep of an idle worker between checks of its socket
 IDLE_WAIT_S = 0.05
@@ -97,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except WorkerStartError as error:
         connection.send(('error', str(error)))
         return EXIT_START_FAILED
-    # what start-up made (engine, weights, kernels) lives as long as the process: keep the collector from
-    # scanning it again and again, so that its pauses stay short (they stall the GPU loop)
+    # what start-up made (engine, weights, kernels) lives as long as the process: keep the
+    # collector from scanning it again and again, so that its pauses stay short (they stall the GPU
+    # loop)
     gc.collect()
     gc.freeze()
     try:

@@ -16,8 +16,8 @@ unlinks every segment; the worker only attaches to them.
 """
 from __future__ import annotations
 
-import sys
 from multiprocessing import shared_memory
+import sys
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class Ring:
         """
         nbytes = frame_bytes(height, width, encoding)
         if not 0 <= slot < self.slots:
-            raise ValueError(f'slot {slot} is not one of the ring\'s {self.slots}')
+            raise ValueError(f"slot {slot} is not one of the ring's {self.slots}")
         if not 0 < nbytes <= self.slot_bytes:
             raise ValueError(f'a {height}x{width} {encoding} frame ({nbytes} bytes) does not fit a slot of '
                              f'{self.slot_bytes} bytes')
