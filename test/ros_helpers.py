@@ -9,19 +9,18 @@ from __future__ import annotations
 import json
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
-
 from s3dnn_ros.ros.config import default_topic, detections_topic
 from s3dnn_ros.ros.image_codec import array_to_image
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 
 class RosSession:
@@ -71,7 +70,8 @@ class Driver(Node):
 
     def __init__(self, context, cameras: list[str], namespace: str = ''):
         super().__init__('test_driver', context=context, namespace=namespace)
-        qos = QoSProfile(depth=20, reliability=QoSReliabilityPolicy.BEST_EFFORT)  # like sensor data, deeper
+        # like sensor data, deeper
+        qos = QoSProfile(depth=20, reliability=QoSReliabilityPolicy.BEST_EFFORT)
         self.image_pubs = {name: self.create_publisher(Image, default_topic(name), qos) for name in cameras}
         self.detections = {name: [] for name in cameras}
         self.diagnostics: list[DiagnosticArray] = []

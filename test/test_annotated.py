@@ -12,12 +12,10 @@ pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test ins
 pytest.importorskip('cv2', reason='annotated pictures need OpenCV (make test installs opencv-python-headless)')
 
 from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
+from ros_helpers import Driver, overrides  # noqa: E402
 from s3dnn_ros.ros import overlay  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
-
-from ros_helpers import Driver, overrides  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 
 def test_annotated_pictures_mark_the_deadline_and_respect_the_rate(session):
@@ -25,7 +23,7 @@ def test_annotated_pictures_mark_the_deadline_and_respect_the_rate(session):
               'annotated_hz': 0.5, 'annotated_width': 64,
               'ontime.annotated': True, 'ontime.deadline_ms': 60_000.0, 'ontime.queue_depth': 8,
               'late.annotated': True, 'late.deadline_ms': 0.01, 'late.queue_depth': 8, 'plain.queue_depth': 8}
-    node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
+    session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
     driver = session.add(Driver(session.context, ['ontime', 'late', 'plain']))
     viewer = session.add(Node('viewer', context=session.context))
     pictures = {'ontime': [], 'late': []}
@@ -46,7 +44,8 @@ def test_annotated_pictures_mark_the_deadline_and_respect_the_rate(session):
         assert (msg.encoding, msg.width, msg.height, msg.step) == ('bgr8', 64, 48, 192)
         picture = np.frombuffer(bytes(msg.data), np.uint8).reshape(48, 64, 3)
         assert tuple(picture[0, 32]) == colour and tuple(picture[47, 0]) == colour  # the border
-        assert len({tuple(p) for p in picture[8:40, 8:56].reshape(-1, 3)}) > 3  # the frame and text inside
+        # the frame and text inside
+        assert len({tuple(p) for p in picture[8:40, 8:56].reshape(-1, 3)}) > 3
 
 
 def test_thumbnail_converts_every_encoding_to_bgr():
@@ -55,7 +54,8 @@ def test_thumbnail_converts_every_encoding_to_bgr():
     small = overlay.thumbnail(rgb, 'rgb8', 10)
     assert small.shape == (5, 10, 3) and tuple(small[2, 2]) == (0, 0, 200)
     gray = np.full((10, 20, 1), 77, np.uint8)
-    assert tuple(overlay.thumbnail(gray, 'mono8', 40)[0, 0]) == (77, 77, 77)  # never wider than the image
+    # never wider than the image
+    assert tuple(overlay.thumbnail(gray, 'mono8', 40)[0, 0]) == (77, 77, 77)
     bgra = np.zeros((4, 4, 4), np.uint8)
     bgra[..., 0] = 9
     assert overlay.thumbnail(bgra, 'bgra8', 4).shape == (4, 4, 3)

@@ -4,11 +4,12 @@ camera_sim: real stamps, moving content, the configured size and encoding.
 Bad parameters refused; a clean stop on SIGINT.
 """
 import os
+from pathlib import Path
 import signal
 import sys
-from pathlib import Path
 
 import numpy as np
+from process_helpers import interrupt_after
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
@@ -16,14 +17,11 @@ pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test ins
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
 from s3dnn_ros.ros.camera_sim import CameraSim  # noqa: E402
-from s3dnn_ros.ros.pattern import make_frames  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.image_codec import image_to_array  # noqa: E402
-
-from process_helpers import interrupt_after  # noqa: E402
+from s3dnn_ros.ros.pattern import make_frames  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

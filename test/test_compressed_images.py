@@ -14,14 +14,12 @@ cv2 = pytest.importorskip('cv2', reason='compressed images need OpenCV (make tes
 
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-
+from ros_helpers import Driver, overrides, values  # noqa: E402
+from s3dnn_ros.ros import perception_node  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.image_codec import array_to_image  # noqa: E402
-from s3dnn_ros.ros import perception_node  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
-
-from ros_helpers import Driver, overrides, values  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 
 def params(**extra):

@@ -7,14 +7,14 @@ import copy
 import json
 
 import pytest
-
-from s3dnn_ros.engine.costs import GPUS, MAX_BATCH, CostTable, CostTableError, estimate
+from s3dnn_ros.engine.costs import CostTable, CostTableError, estimate, GPUS, MAX_BATCH
 from s3dnn_ros.model import alexnet
 
 NETWORK = alexnet()
 KERNEL_NAMES = [layer.name for layer in NETWORK.kernel_layers]
 LAYER_INDEX = {name: index for index, name in enumerate(KERNEL_NAMES)}
 GPU_NAMES = ['h100', 't4']
+
 
 @pytest.fixture(scope='module', params=GPU_NAMES)
 def estimated(request):
@@ -41,7 +41,7 @@ def valid_table_json() -> dict:
                        for name in KERNEL_NAMES}}
 
 
-# ---- estimate ---------------------------------------------------------------------------------------------
+# ---- estimate -----------------------------------------------------------------------------------
 
 def test_estimate_covers_every_kernel_layer_at_every_batch(estimated):
     assert list(estimated.entries) == KERNEL_NAMES
@@ -110,7 +110,7 @@ def test_estimate_accepts_a_gpu_spec(estimates):
     assert table.cost_ns(3, 2) == estimates['t4'].cost_ns(3, 2)
 
 
-# ---- JSON round trip --------------------------------------------------------------------------------------
+# ---- JSON round trip ----------------------------------------------------------------------------
 
 def test_json_save_load_round_trip_keeps_the_table(tmp_path, estimated):
     path = tmp_path / 'costs.json'
@@ -133,7 +133,7 @@ def test_a_loaded_table_saves_back_to_the_same_entries(tmp_path, estimated):
     assert json.loads(second.read_text()) == json.loads(first.read_text())
 
 
-# ---- interpolation and extrapolation ----------------------------------------------------------------------
+# ---- interpolation and extrapolation ------------------------------------------------------------
 
 def test_batches_between_measured_sizes_are_interpolated_linearly():
     table = two_point_table()
@@ -174,7 +174,7 @@ def test_loaded_table_interpolates_like_the_constructed_one():
     assert (loaded.gpu, loaded.source, loaded.date) == ('test gpu', 'measured', '2026-01-01')
 
 
-# ---- CostTableError ---------------------------------------------------------------------------------------
+# ---- CostTableError -----------------------------------------------------------------------------
 
 def test_load_of_a_missing_file_names_it(tmp_path):
     path = tmp_path / 'absent.json'

@@ -8,31 +8,28 @@ import itertools
 import threading
 import time
 
+from gpu_helpers import require_cuda_device
 import numpy as np
 import pytest
-
-from gpu_helpers import require_cuda_device
-
-require_cuda_device()
-import pycuda.driver as drv  # noqa: E402
-
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.costs import CostTable, estimate
-from s3dnn_ros.engine.cuda import CONV_TILES, CudaEngine, compiled_kernels
+from s3dnn_ros.engine.cuda import compiled_kernels, CONV_TILES, CudaEngine
 from s3dnn_ros.engine.select import make_engine
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.model.alexnet import Network
-from s3dnn_ros.model.layers import (AdaptiveAvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Preprocess,
-                                    SoftmaxTopK)
+from s3dnn_ros.model.layers import (AdaptiveAvgPool2d, Conv2d, Flatten, Linear, MaxPool2d,
+                                    Preprocess, SoftmaxTopK)
 from s3dnn_ros.model.weights import load_torch_state_dict
+
+require_cuda_device()
 
 pytestmark = pytest.mark.gpu
 
 LAYER_TOLERANCE = 1e-4
 TORCH_TOLERANCE = 1e-3
-#: two classes whose torch logits differ by less than this (relative to the largest logit) are a tie: their
-#: order is below float32 rounding (untrained random weights give nearly uniform logits)
+#: two classes whose torch logits differ by less than this (relative to the largest logit) are a
+#: tie: their order is below float32 rounding (untrained random weights give nearly uniform logits)
 TIE_TOLERANCE = 1e-5
 ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 _pids = itertools.count(1000)
@@ -104,7 +101,7 @@ def run_network(engine, pids, images, last=None, stream=0):
     completion.wait()
 
 
-# ---- preprocessing ---------------------------------------------------------------------------------------
+# ---- preprocessing ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('height,width,encoding', [(480, 640, 'rgb8'), (100, 150, 'bgra8'), (37, 1001, 'mono8'),
                                                    (224, 224, 'bgr8'), (1080, 1920, 'rgba8'), (1, 1, 'rgb8')])
@@ -168,7 +165,7 @@ def test_preprocess_fused_mixed_sizes(engine, rng):
             assert rel_error(engine.layer_output(pid, 0), reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
 
 
-# ---- every kernel layer against the reference -------------------------------------------------------------
+# ---- every kernel layer against the reference ---------------------------------------------------
 
 def layer_cases():
     layers = alexnet().kernel_layers
@@ -295,7 +292,7 @@ def test_small_network_matches_reference(rng):
     np.testing.assert_array_equal(out[:, 1], expected[:, 1])
 
 
-# ---- fusion ------------------------------------------------------------------------------------------------
+# ---- fusion -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('k', [2, 5, 16])
 def test_fused_launches_equal_unfused(engine, rng, k):
@@ -333,7 +330,8 @@ def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
             run_network(engine, pids, images, stream=3)
             again = np.stack([engine.result(pid).copy() for pid in pids])
             assert engine.allocations == before
-            for pid, (image, encoding) in zip(pids, images):  # frames change kernels from layer to layer
+            # frames change kernels from layer to layer
+            for pid, (image, encoding) in zip(pids, images):
                 engine.set_input(pid, image, encoding)
             for index in range(len(engine.layers)):
                 completion = engine.launch(index, pids if index % 2 == 0 else pids[::-1], 3)
@@ -347,7 +345,7 @@ def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
     np.testing.assert_array_equal(shuffled, out)
 
 
-# ---- whole network against torchvision ----------------------------------------------------------------------
+# ---- whole network against torchvision ----------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def torch_setup(network, tmp_path_factory):
@@ -395,7 +393,7 @@ def assert_same_top5(ids, expected_logits):
     assert (np.abs(picked - best) <= tolerance).all(), f'top 5 {ids.tolist()} != {expected_ids.tolist()}'
 
 
-# ---- threads, allocations, errors -----------------------------------------------------------------------------
+# ---- threads, allocations, errors ---------------------------------------------------------------
 
 def test_driven_from_another_thread(engine, weights, rng):
     images = random_images(rng, 3)
@@ -521,7 +519,8 @@ def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng)
         with Pipelines(engine, 2) as (pinned, staged):
             before = engine.allocations
             run_network(engine, [pinned], [(in_slot, 'bgr8')])
-            assert engine.allocations == before + 1  # the device copy of the image, no pinned staging buffer
+            # the device copy of the image, no pinned staging buffer
+            assert engine.allocations == before + 1
             run_network(engine, [staged], [(image, 'bgr8')])
             assert engine.allocations == before + 3  # a staging buffer and a device copy
             np.testing.assert_array_equal(engine.result(pinned), engine.result(staged))
@@ -536,6 +535,8 @@ def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng)
 
 
 def test_bad_device_id_raises_engine_error(network, weights):
+    import pycuda.driver as drv
+
     with pytest.raises(EngineError, match='device'):
         make_engine('cuda', network, weights, device_id=drv.Device.count() + 3)
 
@@ -565,7 +566,7 @@ def test_interval_is_on_the_host_clock(engine, rng):
     assert before - 1_000_000 <= start <= end <= after + 1_000_000
 
 
-# ---- costs ---------------------------------------------------------------------------------------------------
+# ---- costs --------------------------------------------------------------------------------------
 
 def test_tb_ratio(engine):
     for index, layer in enumerate(engine.layers):

@@ -7,13 +7,12 @@ import threading
 
 import numpy as np
 import pytest
-
 from s3dnn_ros.engine.base import EngineError
-from s3dnn_ros.engine.reference import ReferenceEngine, forward, logits
+from s3dnn_ros.engine.reference import forward, logits, ReferenceEngine
 from s3dnn_ros.model import alexnet, init_weights
-from s3dnn_ros.scheduler.dispatcher import DROP_ERROR, DROP_QUEUE, BusyMeter, Dispatcher, EngineBackend, summarize
+from s3dnn_ros.scheduler.dispatcher import (BusyMeter, Dispatcher, DROP_ERROR, DROP_QUEUE,
+                                            EngineBackend, summarize)
 from s3dnn_ros.scheduler.policies import make_policy
-
 from scheduling_helpers import MS, NUM_LAYERS, uniform_costs
 
 
@@ -72,7 +71,8 @@ def test_a_frame_walks_through_every_layer_and_is_reported_once():
         assert dispatcher.inflight, 'a frame in progress always has a launch on the GPU'
         backend.now += 100_000
         backend.finish_all(dispatcher)
-    assert [launch.layer for launch in backend.launched] == list(range(NUM_LAYERS))  # each layer once, in order
+    # each layer once, in order
+    assert [launch.layer for launch in backend.launched] == list(range(NUM_LAYERS))
     assert [frame.seq for frame in done] == [1]
     frame = done[0]
     assert frame.result == ('result', 'cam', 1) and not frame.missed
@@ -110,12 +110,14 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
     there; each completion lets the chain run ahead again.
     """
     from s3dnn_ros.scheduler.policies import RUN_AHEAD_NS
-    dispatcher, backend, done, _ = make_dispatcher(tb=1.5, cost_us=100.0, fused_growth=1.0)  # no fusion
+    # no fusion
+    dispatcher, backend, done, _ = make_dispatcher(tb=1.5, cost_us=100.0, fused_growth=1.0)
     cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(2)]
     for cam in cams:
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    per_chain = -(-RUN_AHEAD_NS // 100_000)  # launches queued per stream: the first and those run ahead
+    # launches queued per stream: the first and those run ahead
+    per_chain = -(-RUN_AHEAD_NS // 100_000)
     for cam in cams:
         layers = [launch.layer for launch in backend.launched if launch.frames[0].pipeline is cam]
         assert layers == list(range(per_chain))
@@ -147,7 +149,8 @@ def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
     for launch in backend.launched:
         streams.setdefault(launch.frames[0].pipeline.name, set()).add(launch.stream)
     assert streams == {'cam0': {0}, 'cam4': {1}}
-    for cam in (cams[1], cams[2], cams[5]):  # slots 1, 2 taken or free: cam1 -> 2, cam2 -> 3, cam5 -> 1 busy
+    # slots 1, 2 taken or free: cam1 -> 2, cam2 -> 3, cam5 -> 1 busy
+    for cam in (cams[1], cams[2], cams[5]):
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
     first = {launch.frames[0].pipeline.name: launch.stream for launch in backend.launched if launch.layer == 0}
@@ -199,7 +202,8 @@ def test_max_inflight_bounds_dispatch_rounds():
     for cam in cams:
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    assert len(backend.launched) == dispatcher.policy.max_inflight == 2  # tbRatio 1: one launch a round
+    # tbRatio 1: one launch a round
+    assert len(backend.launched) == dispatcher.policy.max_inflight == 2
     backend.finish_all(dispatcher)
     assert len(backend.launched) == 4
 
@@ -292,7 +296,8 @@ def test_reference_engine_run_matches_the_forward_pass(reference):
         scores, ids = frame.result
         expected = forward(network, weights, [images[frame.pipeline.id]])[0]
         np.testing.assert_allclose(scores, expected[0], rtol=1e-4, atol=1e-7)
-        # untrained weights leave near-ties among the top classes: check each id by its own probability
+        # untrained weights leave near-ties among the top classes: check each id by its own
+        # probability
         frame_logits = logits(network, weights, [images[frame.pipeline.id]])[0].astype(np.float64)
         probabilities = np.exp(frame_logits - frame_logits.max())
         probabilities /= probabilities.sum()

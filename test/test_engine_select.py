@@ -1,11 +1,9 @@
 """engine: auto | cuda | reference, with the reason logged; made deterministic by hiding pycuda."""
+from gpu_helpers import hide_pycuda
 import pytest
-
 from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.select import make_engine
 from s3dnn_ros.model import alexnet, init_weights
-
-from gpu_helpers import hide_pycuda
 
 
 @pytest.fixture(scope='module')

@@ -28,8 +28,8 @@ pytest.importorskip('rosbags', reason='needs rosbags (make test installs it)')
 from rclpy.serialization import deserialize_message  # noqa: E402
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-
-from test_bag_tools import IMAGE, START_SEC, TYPESTORE, config_file, image, replay, write  # noqa: E402
+from test_bag_tools import (config_file, IMAGE, image, replay, START_SEC, TYPESTORE,  # noqa: E402
+                            write)
 
 SEED = int(os.environ.get('S3DNN_FUZZ_SEED', '0'))
 BAGS = int(os.environ.get('S3DNN_FUZZ_BAGS', '4'))
@@ -121,7 +121,8 @@ def fuzzed_record(rng, stamp_ns: int) -> tuple[bytes, bool]:
     try:
         deserialize_message(bytes(data), Image)
         readable = True
-    except Exception:  # noqa: BLE001 - anything it raises means the subscription would drop the record
+    except Exception:  # noqa: BLE001 - anything it raises means
+        # the subscription would drop the record
         readable = False
     return bytes(data), readable
 

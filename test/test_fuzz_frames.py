@@ -14,13 +14,11 @@ import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
 
-from sensor_msgs.msg import Image  # noqa: E402
-
+from ros_helpers import Driver, overrides, RosSession  # noqa: E402
 from s3dnn_ros.engine.base import ENCODINGS  # noqa: E402
 from s3dnn_ros.ros.image_codec import cv_bridge  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
-
-from ros_helpers import Driver, RosSession, overrides  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 SEED = int(os.environ.get('S3DNN_FUZZ_SEED', '0'))
 FRAMES = int(os.environ.get('S3DNN_FUZZ_FRAMES', '60'))
@@ -51,7 +49,8 @@ def test_fuzzed_frames_are_rejected_exactly_when_unusable_and_all_accounted_for(
     session = RosSession()
     try:
         params = {'cameras': ['good', 'fuzz'], 'engine': 'reference', 'diagnostics_period_s': 0.25,
-                  'detections_format': 'json'}  # what the test driver reads, with or without vision_msgs
+                  # what the test driver reads, with or without vision_msgs
+                  'detections_format': 'json'}
         for name in ('good', 'fuzz'):
             params[f'{name}.deadline_ms'] = 60_000.0
             params[f'{name}.queue_depth'] = 1000

@@ -8,9 +8,8 @@ import pytest
 
 pytest.importorskip('sensor_msgs', reason='needs the ROS 2 message wheels (make test installs them)')
 
+from s3dnn_ros.ros.image_codec import array_to_image, FrameRejected, image_to_array  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-
-from s3dnn_ros.ros.image_codec import FrameRejected, array_to_image, image_to_array  # noqa: E402
 
 
 def message(array, encoding, pad=0):

@@ -8,15 +8,14 @@ The compilations run in parallel, one per core, but every nvcc is started from t
 thread: starting processes from several threads at once made exec fail with EFAULT on a sandboxed
 CI host.
 """
+from collections import deque
 import os
+from pathlib import Path
 import shutil
 import subprocess
-from collections import deque
-from pathlib import Path
-
-import pytest
 
 from process_helpers import popen
+import pytest
 KERNELS = Path(__file__).resolve().parents[1] / 'kernels'
 SOURCES = sorted(path.name for path in KERNELS.glob('*.cu'))
 ARCHS = ('sm_75', 'sm_87', 'sm_90')
@@ -87,4 +86,3 @@ def test_compiles_without_warnings(compilations, source, arch):
     output = output.strip()
     assert returncode == 0, f'nvcc {source} for {arch} failed:\n{output}'
     assert 'warning' not in output.lower(), f'nvcc {source} for {arch} warned:\n{output}'
-

@@ -19,19 +19,16 @@ pytest.importorskip('launch', reason='needs the ROS 2 launch package (not on PyP
 pytest.importorskip('launch_ros', reason='needs launch_ros (not on PyPI; part of a ROS 2 install)')
 if shutil.which('ros2') is None:
     pytest.skip('needs the ros2 command (ros2cli, part of a ROS 2 install)', allow_module_level=True)
-from ament_index_python.packages import PackageNotFoundError, get_package_share_directory  # noqa: E402
-
+ament_index = pytest.importorskip('ament_index_python.packages')
 try:
-    get_package_share_directory('s3dnn_ros')
-except PackageNotFoundError:
+    ament_index.get_package_share_directory('s3dnn_ros')
+except ament_index.PackageNotFoundError:
     pytest.skip('s3dnn_ros is not installed in the ament index (colcon build, then source)', allow_module_level=True)
 
 from rclpy.node import Node  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
-
-from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
-
 from ros_helpers import RosSession  # noqa: E402
+from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
 
 def launch(*arguments, timeout=90) -> subprocess.CompletedProcess:

@@ -14,13 +14,10 @@ import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
 
-from lifecycle_msgs.msg import State  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
-
+from ros_helpers import Driver, overrides  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.perception_lifecycle_node import PerceptionLifecycleNode  # noqa: E402
-
-from ros_helpers import Driver, overrides  # noqa: E402
 
 CAMERAS = ['cam0', 'cam1']
 
@@ -93,6 +90,8 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
 
 
 def test_a_worker_that_cannot_start_fails_configure(session, tmp_path):
+    from lifecycle_msgs.msg import State
+
     node = session.add(PerceptionLifecycleNode(
         context=session.context, parameter_overrides=overrides(params(weights=str(tmp_path / 'missing.npz')))))
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE

@@ -6,9 +6,8 @@ import pytest
 
 pytest.importorskip('std_msgs', reason='needs the ROS 2 message wheels (make test installs them)')
 
-from std_msgs.msg import Header, String  # noqa: E402
-
 from s3dnn_ros.ros.messages import Detection, DetectionEncoder, label_info, status  # noqa: E402
+from std_msgs.msg import Header, String  # noqa: E402
 
 
 def detection(labels=None):

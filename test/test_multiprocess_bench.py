@@ -6,12 +6,11 @@ shows, with the capacity keys.
 """
 import json
 import os
-import sys
 from pathlib import Path
-
-import pytest
+import sys
 
 from process_helpers import run
+import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
 
@@ -32,8 +31,8 @@ def test_node_in_its_own_process_is_swept_over_camera_counts(tmp_path):
         for key in ('released', 'completed', 'missed', 'dropped', 'miss_ratio', 'p50_ms', 'p99_ms', 'gpu_busy',
                     'mean_batch', 'host_us_per_frame'):
             assert key in row
-        # 4 FPS for about 3 s per camera; a loaded CI host may make the CPU engine fall behind, and then the
-        # node drops frames (newest wins) and counts them
+        # 4 FPS for about 3 s per camera; a loaded CI host may make the CPU engine fall behind, and
+        # then the node drops frames (newest wins) and counts them
         assert 3 * row['cameras'] <= row['expected'] <= 16 * row['cameras']
         assert row['completed'] == sum(row['per_camera'].values()) and min(row['per_camera'].values()) > 0
         assert row['missed'] == 0 and row['released'] >= row['dropped']

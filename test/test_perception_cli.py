@@ -4,15 +4,14 @@ s3dnn-perception: the node and simulated cameras in one process.
 Then a per-camera summary table.
 """
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import pytest
 
 import process_helpers
+import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
 

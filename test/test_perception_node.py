@@ -6,26 +6,24 @@ The reference engine runs the network on the CPU.
 """
 import dataclasses
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
+from process_helpers import interrupt_after, popen
 import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
+DiagnosticStatus = pytest.importorskip('diagnostic_msgs.msg').DiagnosticStatus
 
-from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
+from ros_helpers import Driver, overrides, values  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError, imagenet_classes  # noqa: E402
 from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
-from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: E402
+from s3dnn_ros.ros.perception_node import camera_level, PerceptionNode  # noqa: E402
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
-
-from process_helpers import interrupt_after, popen  # noqa: E402
-from ros_helpers import Driver, overrides, values  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMERAS = ['cam0', 'cam1', 'cam2']
@@ -173,7 +171,8 @@ def test_camera_level_rejects_and_silence():
     assert (level, message) == ('ERROR', 'every frame rejected (5 in the last period): encoding bayer_rggb8 is '
                                          'not supported')
     level, message = camera_level(_Config(), 0.5, 1, 0.1, 0, 1, None, rejected=1, accepted=1)
-    assert level == 'ERROR' and message.startswith('miss ratio 0.50')  # a rejected frame counts as missed
+    # a rejected frame counts as missed
+    assert level == 'ERROR' and message.startswith('miss ratio 0.50')
     assert camera_level(_Config(), 0.0, 0, None, 0, 0, None, waiting_s=4.9) == ('OK', 'waiting for the first frame')
     level, message = camera_level(_Config(), 0.0, 0, None, 0, 0, None, waiting_s=5.0,
                                   publishers=lambda: '1 publisher(s) on /x: cam publishes best_effort')
@@ -262,7 +261,8 @@ def test_reject_warnings_are_throttled_per_camera_and_reason(session):
             session.spin_for(0.02)
     assert session.spin_until(lambda: node.cameras['a'].rejected >= 4 and node.cameras['b'].rejected >= 4)
     assert sorted(text.split(':')[0] for text in logged) == ['camera a'] * 2 + ['camera b'] * 2
-    assert len({text for text in logged}) == 4  # each camera's two reasons once, within the 5 s period
+    # each camera's two reasons once, within the 5 s period
+    assert len(set(logged)) == 4
 
 
 def test_queue_depth_one_drops_older_frames_and_counts_them(session):
@@ -273,7 +273,8 @@ def test_queue_depth_one_drops_older_frames_and_counts_them(session):
     that finds all queue_depth + 2 slots of its camera still held is refused at once ('no free
     slot'). Every frame is accounted for.
     """
-    params = node_params(cameras=['cam0'], **{'qos.depth': 20})  # DDS keeps the whole burst for the node
+    # DDS keeps the whole burst for the node
+    params = node_params(cameras=['cam0'], **{'qos.depth': 20})
     params['cam0.queue_depth'] = 1
     node, driver = start(session, params, cameras=['cam0'])
     for k in range(12):
@@ -399,7 +400,8 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
     driver.send('cam0', 2)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert driver.detections['cam0'][0]['header']['stamp']['sec'] == 2
-    assert node.worker.restarts == 0  # an engine error is not a lost context: the same worker goes on
+    # an engine error is not a lost context: the same worker goes on
+    assert node.worker.restarts == 0
 
 
 def run_node(*ros_args, env_extra=None):
@@ -447,7 +449,8 @@ def test_a_parameter_the_node_does_not_have_stops_it_naming_the_nearest_one(sess
 
 @pytest.mark.parametrize('section, remap, ok', [
     ('other_node', [], False),                             # a file for another node
-    ('s3dnn_perception', ['-r', '__ns:=/robot1'], False),  # the namespace moved the node away from its section
+    # the namespace moved the node away from its section
+    ('s3dnn_perception', ['-r', '__ns:=/robot1'], False),
     ('/robot1/s3dnn_perception', ['-r', '__ns:=/robot1'], True),
     ('/**', ['-r', '__ns:=/robot1'], True),
     ('/robot1:\n  s3dnn_perception', ['-r', '__ns:=/robot1'], True),  # nested under its namespace
@@ -465,7 +468,8 @@ def test_a_params_file_without_a_section_for_the_node_stops_it(session, tmp_path
         assert f'(sections: {section})' in str(error.value)
         return
     node = session.add(PerceptionNode(context=session.context, cli_args=args))
-    assert [camera.name for camera in node.config.cameras] == ['front']  # the file's values, not the defaults
+    # the file's values, not the defaults
+    assert [camera.name for camera in node.config.cameras] == ['front']
 
 
 def test_parameters_set_at_run_time_apply_or_are_refused_with_a_reason(session):
@@ -544,7 +548,8 @@ def test_a_deadline_set_at_run_time_judges_the_frames_received_after_it(session)
     assert not driver.detections['cam0'][0]['missed']
     result = node.set_parameters([Parameter('cam0.deadline_ms', value=0.001)])[0]
     assert result.successful and node.cameras['cam0'].config.deadline_ms == 0.001
-    assert node.worker.spec.cameras[0].deadline_ns == 1000  # a replacement worker would start with it
+    # a replacement worker would start with it
+    assert node.worker.spec.cameras[0].deadline_ns == 1000
     for k in range(2, 4):
         driver.send('cam0', k)
         session.spin_for(0.05)

@@ -4,16 +4,16 @@ Policies on hand-built queues.
 LSF order, tbRatio grouping, look-ahead, fusion, firm drops, baselines.
 """
 import pytest
-
 from s3dnn_ros.engine.costs import estimate
-from s3dnn_ros.scheduler.policies import POLICIES, RUN_AHEAD_NS, make_policy
+from s3dnn_ros.scheduler.policies import make_policy, POLICIES, RUN_AHEAD_NS
 from s3dnn_ros.scheduler.simulator import Camera, simulate
-
-from scheduling_helpers import MS, NETWORK, NUM_LAYERS, inflight_launch, pipelines, ready_frame, uniform_costs
+from scheduling_helpers import (inflight_launch, MS, NETWORK, NUM_LAYERS, pipelines, ready_frame,
+                                uniform_costs)
 
 
 def test_lsf_orders_by_slack_where_edf_orders_by_deadline():
-    costs = uniform_costs(cost_us=100.0, tb=1.0)  # 14 layers: 1.4 ms left at layer 0, 0.1 ms at layer 13
+    # 14 layers: 1.4 ms left at layer 0, 0.1 ms at layer 13
+    costs = uniform_costs(cost_us=100.0, tb=1.0)
     early_layer, late_layer = pipelines(2)
     for name in ('s3dnn', 'edf'):
         policy = make_policy(name, costs)
@@ -37,7 +37,8 @@ def test_task_slack_is_deadline_minus_now_minus_remaining_cost():
 
 def test_slack_order_follows_arrivals_and_completions():
     """A frame re-enters Q with its new layer's slack; the order changes with it."""
-    costs = uniform_costs(cost_us=100.0, tb=1.0, fused_growth=1.0)  # fusion saves nothing: not fused
+    # fusion saves nothing: not fused
+    costs = uniform_costs(cost_us=100.0, tb=1.0, fused_growth=1.0)
     policy = make_policy('s3dnn', costs)
     p0, p1 = pipelines(2)
     a = ready_frame(p0, 0, deadline_ms=5.0)    # slack 3.6 ms
@@ -61,10 +62,12 @@ def test_enqueue_all_queues_exactly_what_enqueueing_one_by_one_does():
     for frame in cohort:
         one.enqueue(frame, 3 * MS)
     many.enqueue_all(cohort, 6, 3 * MS)
+
     def view(policy):
         return [(t.frame, t.layer, t.cost_ns, t.tb_ratio, t.remaining_ns, t.key, t.ready_ns) for t in policy.queued()]
     assert view(many) == view(one)
-    assert [t.frame for t in many.queued()][:3] == [cohort[1], cohort[3], others[0]]  # least slack, then seq
+    # least slack, then seq
+    assert [t.frame for t in many.queued()][:3] == [cohort[1], cohort[3], others[0]]
 
 
 def test_grouping_adds_small_kernels_until_tb_reaches_one():
@@ -78,7 +81,8 @@ def test_grouping_adds_small_kernels_until_tb_reaches_one():
     assert [launch.frames[0] for launch in grouped] == frames[:3]  # 0.4, 0.8, 1.2: stops once >= 1
     assert group.tb_ratio == pytest.approx(1.2)
     assert len(policy) == 1 and policy.queued()[0].frame is frames[3]
-    assert len({launch.stream for launch in grouped}) == 3  # concurrent kernels on separate streams
+    # concurrent kernels on separate streams
+    assert len({launch.stream for launch in grouped}) == 3
 
 
 def test_grouping_never_adds_a_kernel_that_fills_the_gpu_alone():
@@ -203,11 +207,13 @@ def test_look_ahead_does_not_reserve_past_the_last_layer_or_twice():
     twice = ready_frame(chained_p, 0)
     already = inflight_launch([twice], 4, stream=1, costs=costs)
     twice.next_layer = 6  # layer 5 was already reserved behind it
-    assert policy.dequeue(0, [done_soon, already]).launches == []  # empty queue: nothing to dequeue
+    # empty queue: nothing to dequeue
+    assert policy.dequeue(0, [done_soon, already]).launches == []
     (queued_p,) = pipelines(1)
     policy.enqueue(ready_frame(queued_p, 2), 0)
     group = policy.dequeue(0, [done_soon, already])
-    assert [launch.layer for launch in group.launches] == [2, 3]  # only the queued frame's own successor
+    # only the queued frame's own successor
+    assert [launch.layer for launch in group.launches] == [2, 3]
 
 
 def test_fusion_merges_only_the_same_layer():
@@ -307,7 +313,8 @@ def test_sequential_issues_whole_frames_on_one_stream_one_at_a_time():
     policy.enqueue(b, 0)
     group = policy.dequeue(0, [])
     assert [launch.layer for launch in group.launches] == list(range(NUM_LAYERS))
-    assert all(launch.frames == [b] and launch.stream == 0 for launch in group.launches)  # oldest first
+    # oldest first
+    assert all(launch.frames == [b] and launch.stream == 0 for launch in group.launches)
     assert [launch.chained for launch in group.launches] == [False] + [True] * (NUM_LAYERS - 1)
 
 
@@ -411,7 +418,8 @@ def test_rule2_fuses_at_no_gpu_gain_up_to_the_target_batch_when_load_is_high():
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=10.0, tb=0.01, fused_growth=1.0)  # the GPU stays lightly loaded
     busy = make_policy('s3dnn', costs, max_batch=16)
-    busy.host = HostCosts(launch_us=300.0)  # a slow host: 800 frames/s need b >= 7 to keep it half idle
+    # a slow host: 800 frames/s need b >= 7 to keep it half idle
+    busy.host = HostCosts(launch_us=300.0)
     count = 160
     started(busy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS
@@ -489,7 +497,8 @@ def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wa
     """
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.1)
-    policy = make_policy('s3dnn', costs, max_batch=16)  # 400 frames: 25 whole batches, none left held
+    # 400 frames: 25 whole batches, none left held
+    policy = make_policy('s3dnn', costs, max_batch=16)
     count = 400
     started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS
@@ -513,7 +522,8 @@ def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wa
 def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.1)
-    policy = make_policy('s3dnn', costs, max_batch=16)  # 400 frames: 25 whole batches, none left held
+    # 400 frames: 25 whole batches, none left held
+    policy = make_policy('s3dnn', costs, max_batch=16)
     count = 400
     started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS

@@ -8,15 +8,14 @@ appears among the process's caught signals), while the program's own imports, wh
 hundred milliseconds, have only begun.
 """
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import pytest
 
 import process_helpers
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,18 +3,18 @@ import math
 
 import numpy as np
 import pytest
-
 from s3dnn_ros.engine.base import ENCODINGS
 from s3dnn_ros.engine.costs import estimate
-from s3dnn_ros.engine.reference import (ReferenceEngine, adaptive_avgpool2d, conv2d, forward, linear, logits,
-                                        maxpool2d, preprocess, preprocess_batch, run_layer, softmax_topk)
+from s3dnn_ros.engine.reference import (adaptive_avgpool2d, conv2d, forward, linear, logits,
+                                        maxpool2d, preprocess, preprocess_batch, ReferenceEngine,
+                                        run_layer, softmax_topk)
 from s3dnn_ros.model import alexnet, init_weights
-from s3dnn_ros.model.layers import IMAGENET_MEAN, IMAGENET_STD, AdaptiveAvgPool2d, Flatten, Linear
+from s3dnn_ros.model.layers import AdaptiveAvgPool2d, Flatten, IMAGENET_MEAN, IMAGENET_STD, Linear
 
-TOLERANCE = dict(rtol=1e-5, atol=1e-5)
-#: source coordinates are float32 (as in torch), so a tap weight may be off by half an ulp of the coordinate
-#: (about 4e-6 at coordinate 57), times a pixel step of up to 1/std
-PREPROCESS_TOLERANCE = dict(rtol=1e-5, atol=5e-5)
+TOLERANCE = {'rtol': 1e-5, 'atol': 1e-5}
+#: source coordinates are float32 (as in torch), so a tap weight may be off by half an ulp of the
+#: coordinate (about 4e-6 at coordinate 57), times a pixel step of up to 1/std
+PREPROCESS_TOLERANCE = {'rtol': 1e-5, 'atol': 5e-5}
 
 
 def random_floats(rng, shape):
@@ -25,7 +25,7 @@ def random_image(rng, height, width, channels):
     return rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
 
 
-# ---- naive implementations -------------------------------------------------------------------------------
+# ---- naive implementations ----------------------------------------------------------------------
 
 def naive_conv2d(x, weight, bias, stride, padding, relu):
     n, c, h, w = x.shape
@@ -116,7 +116,7 @@ def naive_preprocess(image, encoding, size, mean=IMAGENET_MEAN, std=IMAGENET_STD
     return y
 
 
-# ---- ops -------------------------------------------------------------------------------------------------
+# ---- ops ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('n, c, size, out_channels, kernel, stride, padding, relu', [
     (2, 3, 23, 4, 11, 4, 2, True),   # conv1-like
@@ -168,7 +168,8 @@ def test_softmax_topk_matches_naive():
 
 
 def test_softmax_topk_sums_to_one_descending_and_stable():
-    x = random_floats(np.random.default_rng(4), (2, 1000)) * 3 + 500  # large logits must not overflow
+    # large logits must not overflow
+    x = random_floats(np.random.default_rng(4), (2, 1000)) * 3 + 500
     everything = softmax_topk(x, 1000)
     np.testing.assert_allclose(everything[:, 0].sum(axis=1), 1.0, rtol=1e-5)
     assert (np.diff(everything[:, 0], axis=1) <= 0).all()
@@ -194,10 +195,11 @@ def test_run_layer_dispatches_and_flattens_for_linear():
         run_layer(alexnet().layers[0], x, {})
 
 
-# ---- preprocess ------------------------------------------------------------------------------------------
+# ---- preprocess ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('encoding', list(ENCODINGS))
-@pytest.mark.parametrize('height, width', [(9, 13), (40, 57), (17, 17)])  # upscale, downscale, same size
+# upscale, downscale, same size
+@pytest.mark.parametrize('height, width', [(9, 13), (40, 57), (17, 17)])
 def test_preprocess_matches_naive(encoding, height, width):
     rng = np.random.default_rng(height * width)
     image = random_image(rng, height, width, ENCODINGS[encoding][0])
@@ -253,7 +255,7 @@ def test_preprocess_batch_stacks_mixed_images():
         preprocess(images[0][0], 'yuv422')
 
 
-# ---- engine ----------------------------------------------------------------------------------------------
+# ---- engine -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def network():

@@ -5,13 +5,11 @@ JSON and table output, per-camera settings, cost tables and argument errors.
 """
 import json
 import os
-import sys
 from pathlib import Path
-
-import pytest
+import sys
 
 from process_helpers import run
-
+import pytest
 from s3dnn_ros.engine.costs import estimate
 from s3dnn_ros.model import alexnet
 from s3dnn_ros.scheduler.policies import POLICIES
@@ -82,7 +80,7 @@ def overloaded_results():
     return json.loads(result.stdout)
 
 
-# ---- JSON output ------------------------------------------------------------------------------------------
+# ---- JSON output --------------------------------------------------------------------------------
 
 def test_json_subprocess_prints_exactly_one_object_keyed_by_the_requested_policies():
     result = run_subprocess('--cameras', '3', '--seconds', '0.3', '--policy', 's3dnn,edf,streams', '--json')
@@ -155,7 +153,7 @@ def test_same_arguments_give_the_same_results(capsys):
     assert run_json(capsys, *args) == run_json(capsys, *args)
 
 
-# ---- per-camera settings ----------------------------------------------------------------------------------
+# ---- per-camera settings ------------------------------------------------------------------------
 
 def test_per_camera_fps_and_deadlines_are_reflected(capsys):
     results = run_json(capsys, '--cameras', '3', '--fps', '30,15,60', '--deadline-ms', '50,40,30',
@@ -177,7 +175,7 @@ def test_single_fps_and_deadline_apply_to_every_camera(capsys):
     assert {(camera['fps'], camera['deadline_ms']) for camera in cameras} == {(20.0, 45.0)}
 
 
-# ---- table output -----------------------------------------------------------------------------------------
+# ---- table output -------------------------------------------------------------------------------
 
 def test_table_has_a_title_a_header_and_one_row_per_policy(capsys):
     assert sim.main(['--cameras', '3', '--seconds', '0.2', '--fps', '30,15,30', '--policy', 's3dnn,fifo,edf']) == 0
@@ -207,7 +205,7 @@ def test_table_subprocess_marks_firm_mode():
     assert len(lines) == 4
 
 
-# ---- cost tables ------------------------------------------------------------------------------------------
+# ---- cost tables --------------------------------------------------------------------------------
 
 def test_cost_table_file_gives_the_same_results_as_its_gpu(capsys, t4_table_file):
     args = ['--cameras', '3', '--seconds', '0.3', '--deadline-ms', '20']
@@ -221,7 +219,7 @@ def test_cost_table_overrides_gpu(capsys, t4_table_file):
     assert from_file != run_json(capsys, *args, '--gpu', 'h100')
 
 
-# ---- argument errors --------------------------------------------------------------------------------------
+# ---- argument errors ----------------------------------------------------------------------------
 
 USAGE_ERRORS = [
     (['--cameras', '0', '--seconds', '0.2'], '--cameras', '0 is not allowed; allowed: an integer >= 1'),
@@ -309,7 +307,7 @@ def test_negative_seed_is_a_usage_error(capsys):
     assert_usage_error(capsys, ['--seed', '-1', *TINY], '--seed')
 
 
-# ---- camera-count sweeps and plots ---------------------------------------------------------------------------
+# ---- camera-count sweeps and plots --------------------------------------------------------------
 
 SWEEP = ['--fps', '120', '--deadline-ms', '4', '--seconds', '0.3', '--gpu', 't4', '--policy', 's3dnn,streams']
 

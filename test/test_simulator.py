@@ -1,10 +1,8 @@
 """The discrete-event GPU model and whole-policy simulations."""
 import pytest
-
-from s3dnn_ros.engine.costs import HostCosts, estimate
+from s3dnn_ros.engine.costs import estimate, HostCosts
 from s3dnn_ros.scheduler.job import Launch
-from s3dnn_ros.scheduler.simulator import Camera, SimulatedGpu, simulate
-
+from s3dnn_ros.scheduler.simulator import Camera, simulate, SimulatedGpu
 from scheduling_helpers import NETWORK
 
 

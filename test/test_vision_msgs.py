@@ -14,14 +14,12 @@ pytest.importorskip('vision_msgs', reason='needs vision_msgs (no PyPI wheel; par
 
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
-
+from ros_helpers import overrides  # noqa: E402
 from s3dnn_ros.ros.config import imagenet_classes  # noqa: E402
 from s3dnn_ros.ros.image_codec import array_to_image  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
-
-from ros_helpers import overrides  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
 
 
 def test_classification_and_label_info(session):

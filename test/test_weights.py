@@ -1,16 +1,16 @@
 """Seeded initialisation, .npz save/load, torchvision state-dict import, error messages."""
 import importlib.util
+from math import sqrt
 import os
+from pathlib import Path
 import re
 import sys
-from math import sqrt
-from pathlib import Path
 
 import numpy as np
-import pytest
-
 from process_helpers import run
-from s3dnn_ros.model import WeightsError, alexnet, init_weights, load_torch_state_dict, load_weights, save_weights
+import pytest
+from s3dnn_ros.model import (alexnet, init_weights, load_torch_state_dict, load_weights,
+                             save_weights, WeightsError)
 from s3dnn_ros.model.alexnet import Network
 from s3dnn_ros.model.layers import Conv2d, Flatten, Linear
 from s3dnn_ros.model.weights import check_weights
@@ -53,7 +53,7 @@ def weights(seeded_weights):
     return dict(seeded_weights)
 
 
-# ---- init_weights ----------------------------------------------------------------------------------------
+# ---- init_weights -------------------------------------------------------------------------------
 
 def test_init_is_deterministic_per_seed():
     first, second = init_weights(tiny_network(), seed=7), init_weights(tiny_network(), seed=7)
@@ -95,7 +95,7 @@ def test_init_biases_use_the_fan_in_of_their_weight(network, seeded_weights):
             assert values.max() > 0.5 * bound, name
 
 
-# ---- save / load ----------------------------------------------------------------------------------------
+# ---- save / load --------------------------------------------------------------------------------
 
 def test_save_load_round_trip_is_exact(tmp_path, network, seeded_weights):
     path = tmp_path / 'alexnet.npz'
@@ -125,7 +125,7 @@ def test_check_converts_float64_and_non_contiguous_arrays_to_contiguous_float32(
         assert np.allclose(array, weights[name]), name
 
 
-# ---- error messages ---------------------------------------------------------------------------------------
+# ---- error messages -----------------------------------------------------------------------------
 
 def test_missing_tensor_names_it_and_its_expected_shape(network, weights):
     del weights['classifier.6.bias']
@@ -237,7 +237,7 @@ def test_load_of_an_incomplete_archive_names_the_file_and_the_missing_tensor(tmp
     assert str(error.value) == f"{path}: missing tensor 'features.0.bias' (expected shape (64,)) and 14 more"
 
 
-# ---- torch state dicts ------------------------------------------------------------------------------------
+# ---- torch state dicts --------------------------------------------------------------------------
 
 def test_torch_import_without_torch_says_how_to_install_it(tmp_path, monkeypatch, network):
     monkeypatch.setitem(sys.modules, 'torch', None)

@@ -5,19 +5,18 @@ Frame slots in shared memory, a real worker process with the reference engine, r
 growth, start-up errors, and the in-process core's host-cost measurement.
 """
 import os
+from pathlib import Path
 import signal
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.costs import HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
-from s3dnn_ros.worker.core import DONE, DROPPED, CameraSpec, WorkerSpec, host_costs_from
+from s3dnn_ros.worker.core import CameraSpec, DONE, DROPPED, host_costs_from, WorkerSpec
 from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
 
 TEST_DIR = str(Path(__file__).parent)
@@ -118,7 +117,8 @@ def test_a_busy_worker_holds_every_slot_and_further_frames_are_refused(test_engi
         results.append(client.submit(0, image, 'rgb8', time.monotonic_ns()))
         assert [refused for _, refused in results] == [None, None, None, NO_SLOT]
         got = outputs.wait(3)
-        assert sorted(o[0] for o in got) == [DONE, DONE, DROPPED]  # the second was replaced by the third
+        # the second was replaced by the third
+        assert sorted(o[0] for o in got) == [DONE, DONE, DROPPED]
         assert [o[4] for o in got if o[0] == DROPPED] == ['queue']
         seq, refused = client.submit(0, image, 'rgb8', time.monotonic_ns())
         assert refused is None  # the slots came back
@@ -165,6 +165,7 @@ def test_host_costs_are_derived_from_the_measured_totals():
               'groups': 20, 'retire_ns': 300_000, 'retired': 100, 'launch_ns': 500_000, 'launches': 100,
               'first_ns': 100_000, 'first_launches': 20, 'uploads': 40}
     costs = host_costs_from(totals)
-    # later launches: 400 µs / 80 = 5 µs; first-layer launches 100 µs = 20 x 5 µs + 40 uploads x 0 µs
+    # later launches: 400 µs / 80 = 5 µs; first-layer launches
+    # 100 µs = 20 x 5 µs + 40 uploads x 0 µs
     assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0, completion_us=3.0)
     assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say

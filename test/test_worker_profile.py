@@ -6,8 +6,8 @@ measured reported.
 """
 import json
 import os
-import sys
 from pathlib import Path
+import sys
 
 from process_helpers import run
 
