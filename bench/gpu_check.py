@@ -20,9 +20,11 @@ Details go to DIR/gpu_check.json (DIR: --out, else $OUT, else bench/out).
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import datetime
 import json
 import os
+from pathlib import Path
 import re
 import shutil
 import statistics
@@ -31,8 +33,6 @@ import sys
 import tempfile
 import time
 import traceback
-from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
@@ -152,7 +152,8 @@ class Check:
             order = np.argsort(-expected, axis=1, kind='stable')
             expected_top5 = order[:, :5]
             error = rel_error(logits, expected)
-            # classes whose torch logits differ by less than 1e-5 of the largest are tied below float32 rounding
+            # classes whose torch logits differ by less than 1e-5 of the largest are tied below
+            # float32 rounding
             picked = np.take_along_axis(expected, top.astype(np.int64), axis=1)
             best = np.take_along_axis(expected, expected_top5, axis=1)
             scale = np.abs(expected).max(axis=1, keepdims=True)

@@ -20,11 +20,11 @@ import cProfile
 import datetime
 import json
 import os
+from pathlib import Path
 import pstats
 import statistics
 import sys
 import time
-from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -88,7 +88,7 @@ def main() -> int:
     parser.add_argument('--rounds', type=positive_int, default=10)
     parser.add_argument('--max-inflight', type=positive_int, default=2)
     parser.add_argument('--staging-threads', type=positive_int, default=cuda.STAGING_THREADS,
-                        help=f'threads copying a fused launch\'s images (default {cuda.STAGING_THREADS})')
+                        help=f"threads copying a fused launch's images (default {cuda.STAGING_THREADS})")
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     cuda.STAGING_THREADS = args.staging_threads

@@ -32,30 +32,31 @@ import argparse
 import datetime
 import json
 import os
+from pathlib import Path
 import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import rclpy  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from s3dnn_ros.ros.config import default_topic, detections_topic, NODE_NAME  # noqa: E402
+from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
+from s3dnn_ros.tools.cli import (choices_list, positive_float, positive_int,  # noqa: E402
+                                 positive_ints, text_table)
 from std_msgs.msg import String  # noqa: E402
 
-from s3dnn_ros.ros.config import NODE_NAME, default_topic, detections_topic  # noqa: E402
-from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
-from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int, positive_ints, text_table  # noqa: E402
-
-#: longest wait for the node to start (engine set-up and calibration) and every camera's first detection
+#: longest wait for the node to start (engine set-up and calibration) and every camera's first
+#: detection
 START_TIMEOUT_S = 180.0
 #: how long the diagnostics at the end of the span may take to arrive
 DIAGNOSTICS_WAIT_S = 3.0
@@ -209,13 +210,15 @@ def main() -> int:
                              'the sweep; 0: none (default 3)')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
-    # a SIGTERM (from timeout, say) ends the run through the finally clauses, which stop every process started
+    # a SIGTERM (from timeout, say) ends the run through the finally clauses, which stop every
+    # process started
     signal.signal(signal.SIGTERM, lambda *_: sys.exit('multiprocess_node: stopped by SIGTERM'))
     report = {'benchmark': 'multiprocess_node', 'date': datetime.date.today().isoformat(),
               'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]), 'width': args.width,
               'height': args.height, 'fps': args.fps, 'deadline_ms': args.deadline_ms, 'qos': args.qos, 'rows': []}
     with tempfile.TemporaryDirectory() as folder:
-        if args.warmup_s > 0:  # the first point after start-up ran slow on the H200, whichever policy it was
+        # the first point after start-up ran slow on the H200, whichever policy it was
+        if args.warmup_s > 0:
             run_point(args.policy[0], args.cameras[0], argparse.Namespace(**{**vars(args), 'seconds': args.warmup_s}),
                       Path(folder))
         for policy in args.policy:

@@ -29,11 +29,11 @@ import heapq
 import io
 import json
 import os
+from pathlib import Path
 import pickle
 import pstats
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -46,8 +46,8 @@ from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH, POLICIES  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
 from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int  # noqa: E402
-from s3dnn_ros.worker.core import CameraSpec, WorkerSpec, build_worker  # noqa: E402
-from s3dnn_ros.worker.slots import Ring, frame_bytes, slot_bytes_for  # noqa: E402
+from s3dnn_ros.worker.core import build_worker, CameraSpec, WorkerSpec  # noqa: E402
+from s3dnn_ros.worker.slots import frame_bytes, Ring, slot_bytes_for  # noqa: E402
 
 SLOTS = 3
 WARMUP_S = 1.0
@@ -134,7 +134,8 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cPr
             taken += 1
         if taken:
             core.timed('arrive', began, taken)
-        core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))  # what the worker process sends
+        # what the worker process sends
+        core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))
     if profiler:
         profiler.disable()
     return before
@@ -150,7 +151,7 @@ def main() -> int:
     parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=['s3dnn'])
     parser.add_argument('--engine', choices=['cuda', 'timed'], default='cuda')
     parser.add_argument('--cost-table', type=Path, default=REPO / 'bench' / 'results' / 'costs-nvidia-h200.json',
-                        help='the timed engine\'s GPU times (default: the H200 table in bench/results)')
+                        help="the timed engine's GPU times (default: the H200 table in bench/results)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--profile', action='store_true', help='cProfile the measured span (slows the loop)')
     parser.add_argument('--out', type=Path)

@@ -19,8 +19,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from s3dnn_ros.ros.config import NODE_NAME, default_topic, parameters_from_yaml
+from s3dnn_ros.ros.config import default_topic, NODE_NAME, parameters_from_yaml
 
 DEFAULT_CONFIG = os.path.join(get_package_share_directory('s3dnn_ros'), 'config', 'perception.yaml')
 TRUE = ('true', '1', 'yes')
@@ -46,8 +45,8 @@ def _nodes(context):
                                   f'of the node (the package ships {DEFAULT_CONFIG})')
     if value['log_level'].lower() not in LOG_LEVELS:
         raise LaunchArgumentError(f'launch argument log_level={value["log_level"]!r}: allowed {", ".join(LOG_LEVELS)}')
-    common = dict(namespace=value['namespace'], output='screen', emulate_tty=True,
-                  ros_arguments=['--log-level', value['log_level'].lower()])
+    common = {'namespace': value['namespace'], 'output': 'screen', 'emulate_tty': True,
+              'ros_arguments': ['--log-level', value['log_level'].lower()]}
     sim_time = {'use_sim_time': value['use_sim_time'].lower() in TRUE}
     overrides = {name: value[name] for name in ('policy', 'engine') if value[name]}
     nodes = [Node(package='s3dnn_ros', executable='perception_node', name=NODE_NAME,
