@@ -155,7 +155,8 @@ class Engine(ABC):
         if not 0 <= layer_index < len(self.layers):
             raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
         if not pids:
-            raise ValueError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) with no pipelines')
+            raise ValueError(f'launch of layer {layer_index} '
+                             f'({self.layers[layer_index].name}) with no pipelines')
         if len(set(pids)) != len(pids):
             raise ValueError(f'launch of layer {layer_index}: pipelines {list(pids)} repeat a pid')
 
@@ -167,10 +168,12 @@ def check_image(image: np.ndarray, encoding: str) -> int:
     Raises a ValueError naming what is wrong otherwise.
     """
     if encoding not in ENCODINGS:
-        raise ValueError(f'encoding {encoding!r} is not supported; allowed: {", ".join(ENCODINGS)}')
+        raise ValueError(f'encoding {encoding!r} is not supported; allowed: '
+                         f'{", ".join(ENCODINGS)}')
     channels = ENCODINGS[encoding][0]
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != channels:
-        raise ValueError(f'{encoding} image must be H x W x {channels} uint8, got {image.shape} {image.dtype}')
+        raise ValueError(f'{encoding} image must be H x W x {channels} uint8, '
+                         f'got {image.shape} {image.dtype}')
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f'image has zero size {image.shape[:2]}')
     return channels

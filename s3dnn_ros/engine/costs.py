@@ -59,22 +59,24 @@ class GpuSpec:
         """Blocks of a kernel that fit on one SM at once (``registers`` per thread)."""
         by_smem = self.shared_mem_per_sm // shared_mem if shared_mem else self.max_blocks_per_sm
         by_regs = self.registers_per_sm // (registers * threads)
-        return max(1, min(self.max_blocks_per_sm, self.max_threads_per_sm // threads, by_regs, by_smem))
+        return max(1, min(self.max_blocks_per_sm, self.max_threads_per_sm // threads, by_regs,
+                          by_smem))
 
     def tb_ratio(self, blocks: int, threads: int, registers: int, shared_mem: int = 0) -> float:
-        return blocks / (self.sm_count * self.resident_blocks_per_sm(threads, registers, shared_mem))
+        return blocks / (self.sm_count * self.resident_blocks_per_sm(threads, registers,
+                                                                     shared_mem))
 
 
 #: Nominal GPUs. Rates are about 40 % (FLOPs) and 80 % (DRAM) of the datasheet peaks, what plain
 #: CUDA C reaches without tensor cores: H100 SXM 67 TFLOP/s FP32, 3.35 TB/s; T4 8.1 TFLOP/s,
 #: 320 GB/s.
 GPUS = {
-    'h100': GpuSpec('H100 SXM (nominal)', sm_count=132, max_threads_per_sm=2048, max_blocks_per_sm=32,
-                    registers_per_sm=65536, shared_mem_per_sm=228 * 1024, fp32_flops=25e12, dram_bandwidth=2.6e12,
-                    launch_overhead_us=3.0),
+    'h100': GpuSpec('H100 SXM (nominal)', sm_count=132, max_threads_per_sm=2048,
+                    max_blocks_per_sm=32, registers_per_sm=65536, shared_mem_per_sm=228 * 1024,
+                    fp32_flops=25e12, dram_bandwidth=2.6e12, launch_overhead_us=3.0),
     't4': GpuSpec('T4 (nominal)', sm_count=40, max_threads_per_sm=1024, max_blocks_per_sm=16,
-                  registers_per_sm=65536, shared_mem_per_sm=64 * 1024, fp32_flops=3.5e12, dram_bandwidth=240e9,
-                  launch_overhead_us=5.0),
+                  registers_per_sm=65536, shared_mem_per_sm=64 * 1024, fp32_flops=3.5e12,
+                  dram_bandwidth=240e9, launch_overhead_us=5.0),
 }
 
 
@@ -157,10 +159,13 @@ class HostCosts:
     @classmethod
     def from_json(cls, data: object, source_name: str) -> 'HostCosts':
         if not isinstance(data, dict) or set(data) - set(cls.FIELDS):
-            raise CostTableError(f'{source_name}: host: expected an object with keys among {", ".join(cls.FIELDS)}')
+            raise CostTableError(f'{source_name}: host: expected an object with keys among '
+                                 f'{", ".join(cls.FIELDS)}')
         for name, value in data.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < MAX_JSON_NUMBER:
-                raise CostTableError(f'{source_name}: host.{name}={value!r}: must be a number >= 0')
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 <= value < MAX_JSON_NUMBER:
+                raise CostTableError(f'{source_name}: host.{name}={value!r}: '
+                                     'must be a number >= 0')
         return cls(**{name: float(value) for name, value in data.items()})
 
 
@@ -191,9 +196,10 @@ class CostTable:
                 raise CostTableError(f'cost table ({gpu}): no entry for layer {name!r}; '
                                      f'a table needs every kernel layer: {", ".join(names)}')
         # dense lookup tables: [layer index][batch] for batch 1..MAX_BATCH (index 0 unused)
-        self._cost_ns = [[0] + [round(1000 * self._interpolate(entries[n], b)[0]) for b in range(1, MAX_BATCH + 1)]
-                         for n in names]
-        self._tb = [[0.0] + [self._interpolate(entries[n], b)[1] for b in range(1, MAX_BATCH + 1)] for n in names]
+        self._cost_ns = [[0] + [round(1000 * self._interpolate(entries[n], b)[0])
+                                for b in range(1, MAX_BATCH + 1)] for n in names]
+        self._tb = [[0.0] + [self._interpolate(entries[n], b)[1] for b in range(1, MAX_BATCH + 1)]
+                    for n in names]
         suffix, total = [], 0
         for row in reversed(self._cost_ns):
             total += row[1]
@@ -223,7 +229,8 @@ class CostTable:
     def cost_ns(self, layer_index: int, batch: int = 1) -> int:
         if batch <= MAX_BATCH:
             return self._cost_ns[layer_index][batch]
-        return round(1000 * self._interpolate(self.entries[self.network.kernel_layers[layer_index].name], batch)[0])
+        return round(1000 * self._interpolate(
+            self.entries[self.network.kernel_layers[layer_index].name], batch)[0])
 
     def kernel_batch(self, layer_index: int) -> int:
         """
@@ -236,7 +243,8 @@ class CostTable:
     def tb_ratio(self, layer_index: int, batch: int = 1) -> float:
         if batch <= MAX_BATCH:
             return self._tb[layer_index][batch]
-        return self._interpolate(self.entries[self.network.kernel_layers[layer_index].name], batch)[1]
+        return self._interpolate(self.entries[self.network.kernel_layers[layer_index].name],
+                                 batch)[1]
 
     @property
     def frame_cost_ns(self) -> int:
@@ -281,32 +289,38 @@ class CostTable:
         return cls.from_json(data, network, path)
 
     @classmethod
-    def from_json(cls, data: object, network: Network, source_name: str = 'cost table') -> 'CostTable':
+    def from_json(cls, data: object, network: Network,
+                  source_name: str = 'cost table') -> 'CostTable':
         if not isinstance(data, dict) or not isinstance(data.get('layers'), dict):
             raise CostTableError(f'{source_name}: expected an object with a "layers" object')
         known = {layer.name for layer in network.kernel_layers}
         entries: dict[str, dict[int, tuple[float, float]]] = {}
         for name, points in data['layers'].items():
             if name not in known:
-                raise CostTableError(f'{source_name}: layers.{name}: unknown layer; allowed: {", ".join(sorted(known))}')
+                raise CostTableError(f'{source_name}: layers.{name}: unknown layer; allowed: '
+                                     f'{", ".join(sorted(known))}')
             if not isinstance(points, dict) or not points:
-                raise CostTableError(f'{source_name}: layers.{name}: expected an object of batch size -> entry')
+                raise CostTableError(f'{source_name}: layers.{name}: '
+                                     'expected an object of batch size -> entry')
             entries[name] = {}
             for batch, entry in points.items():
                 key = f'layers.{name}.{batch}'
                 if not re.fullmatch(r'[0-9]{1,4}', str(batch)) or not 1 <= int(batch) <= 4096:
-                    raise CostTableError(f'{source_name}: {key}: batch size must be an integer 1..4096')
+                    raise CostTableError(f'{source_name}: {key}: '
+                                         'batch size must be an integer 1..4096')
                 if not isinstance(entry, dict):
-                    raise CostTableError(f'{source_name}: {key}: expected {{"cost_us": ..., "tb_ratio": ...}}')
+                    raise CostTableError(f'{source_name}: {key}: '
+                                         'expected {"cost_us": ..., "tb_ratio": ...}')
                 cost, tb = entry.get('cost_us'), entry.get('tb_ratio')
                 for field, value in (('cost_us', cost), ('tb_ratio', tb)):
                     if isinstance(value, bool) or not isinstance(value, (int, float)) \
                             or not 0 < value < MAX_JSON_NUMBER:
-                        raise CostTableError(f'{source_name}: {key}.{field}={value!r}: must be a positive number')
+                        raise CostTableError(f'{source_name}: {key}.{field}={value!r}: '
+                                             'must be a positive number')
                 entries[name][int(batch)] = (float(cost), float(tb))
         host = HostCosts.from_json(data['host'], source_name) if 'host' in data else None
-        return cls(network, entries, str(data.get('gpu', 'unknown')), str(data.get('source', 'file')),
-                   str(data.get('date', '')), host)
+        return cls(network, entries, str(data.get('gpu', 'unknown')),
+                   str(data.get('source', 'file')), str(data.get('date', '')), host)
 
 
 def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 1)) -> CostTable:

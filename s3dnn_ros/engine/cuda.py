@@ -95,21 +95,27 @@ _PTRS = (np.uint64, (MAX_FRAMES,))
 def _struct(fields, size: int) -> np.dtype:
     dtype = np.dtype(fields, align=True)
     if dtype.itemsize != size:
-        raise AssertionError(f'argument struct is {dtype.itemsize} bytes, the kernel expects {size}')
+        raise AssertionError(f'argument struct is {dtype.itemsize} bytes, '
+                             f'the kernel expects {size}')
     return dtype
 
 
 PREPROCESS_ARGS = _struct([('image', *_PTRS), ('out', *_PTRS), ('meta', np.int32, (MAX_FRAMES, 4)),
-                           ('mean', np.float32, (3,)), ('std', np.float32, (3,)), ('size', np.int32)], 544)
-CONV_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64), ('ktab', np.uint64)]
-                    + [(name, np.int32) for name in ('frames', 'channels', 'height', 'width', 'M', 'Mp', 'Kp',
-                                                     'out_h', 'out_w', 'stride', 'pad', 'relu')], 328)
+                           ('mean', np.float32, (3,)), ('std', np.float32, (3,)),
+                           ('size', np.int32)], 544)
+CONV_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64),
+                     ('ktab', np.uint64)]
+                    + [(name, np.int32) for name in ('frames', 'channels', 'height', 'width', 'M',
+                                                     'Mp', 'Kp', 'out_h', 'out_w', 'stride', 'pad',
+                                                     'relu')], 328)
 POOL_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS)]
-                    + [(name, np.int32) for name in ('channels', 'height', 'width', 'out_h', 'out_w', 'kernel',
-                                                     'stride', 'frames')], 288)
+                    + [(name, np.int32) for name in ('channels', 'height', 'width', 'out_h',
+                                                     'out_w', 'kernel', 'stride', 'frames')], 288)
 LINEAR_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64)]
-                      + [(name, np.int32) for name in ('frames', 'in_features', 'out_features', 'relu')], 288)
-SOFTMAX_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('classes', np.int32), ('k', np.int32)], 264)
+                      + [(name, np.int32) for name in ('frames', 'in_features', 'out_features',
+                                                       'relu')], 288)
+SOFTMAX_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('classes', np.int32), ('k', np.int32)],
+                       264)
 
 
 def _import_pycuda():
@@ -231,8 +237,9 @@ def compiled_kernels(arch: str) -> dict[str, bytes]:
             ptx = arch.startswith('compute_')
 
             def build(name: str) -> bytes:
-                image = nvcc_compile((directory / name).read_text(encoding='utf-8'), options=['-O3'], arch=arch,
-                                     include_dirs=[str(directory)], no_extern_c=True, target='ptx' if ptx else 'cubin')
+                image = nvcc_compile((directory / name).read_text(encoding='utf-8'),
+                                     options=['-O3'], arch=arch, include_dirs=[str(directory)],
+                                     no_extern_c=True, target='ptx' if ptx else 'cubin')
                 # the driver reads PTX as a NUL-terminated string
                 return image + b'\0' if ptx else image
 
@@ -241,7 +248,8 @@ def compiled_kernels(arch: str) -> dict[str, bytes]:
                     for name, cubin in zip(missing, pool.map(build, missing)):
                         _CUBINS[(name, arch)] = cubin
             except (CompileError, OSError) as error:
-                raise EngineError(f'compiling the CUDA kernels for {arch} failed: {error}') from error
+                raise EngineError('compiling the CUDA kernels '
+                                  f'for {arch} failed: {error}') from error
         return {name: _CUBINS[(name, arch)] for name in KERNEL_FILES}
 
 
@@ -342,7 +350,8 @@ class CudaEngine(Engine):
         """
         super().__init__(network)
         if not 1 <= max_batch <= MAX_FRAMES:
-            raise ValueError(f'max_batch={max_batch}: allowed 1..{MAX_FRAMES} frames per kernel launch')
+            raise ValueError(f'max_batch={max_batch}: '
+                             f'allowed 1..{MAX_FRAMES} frames per kernel launch')
         if streams < 1:
             raise ValueError(f'streams={streams}: must be >= 1')
         self.max_batch = max_batch
@@ -371,7 +380,8 @@ class CudaEngine(Engine):
             drv.init()
             count = drv.Device.count()
             if not 0 <= device_id < count:
-                raise EngineError(f'CUDA device {device_id} does not exist ({count} device(s) found)')
+                raise EngineError(f'CUDA device {device_id} does not exist '
+                                  f'({count} device(s) found)')
             self.device_id = device_id
             self._device = device = drv.Device(device_id)
             self._device_name = device.name()
@@ -380,16 +390,18 @@ class CudaEngine(Engine):
             self._closed = False
             attribute = drv.device_attribute
             self._sm_count = device.get_attribute(attribute.MULTIPROCESSOR_COUNT)
-            self._sm_limits = dict(
-                threads=device.get_attribute(attribute.MAX_THREADS_PER_MULTIPROCESSOR),
-                blocks=device.get_attribute(attribute.MAX_BLOCKS_PER_MULTIPROCESSOR),
-                registers=device.get_attribute(attribute.MAX_REGISTERS_PER_MULTIPROCESSOR),
-                shared=device.get_attribute(attribute.MAX_SHARED_MEMORY_PER_MULTIPROCESSOR),
-                reserved=device.get_attribute(attribute.RESERVED_SHARED_MEMORY_PER_BLOCK))
+            self._sm_limits = {
+                'threads': device.get_attribute(attribute.MAX_THREADS_PER_MULTIPROCESSOR),
+                'blocks': device.get_attribute(attribute.MAX_BLOCKS_PER_MULTIPROCESSOR),
+                'registers': device.get_attribute(attribute.MAX_REGISTERS_PER_MULTIPROCESSOR),
+                'shared': device.get_attribute(attribute.MAX_SHARED_MEMORY_PER_MULTIPROCESSOR),
+                'reserved': device.get_attribute(attribute.RESERVED_SHARED_MEMORY_PER_BLOCK)}
             arch = kernel_arch or 'sm_%d%d' % device.compute_capability()
-            self._modules = [drv.module_from_buffer(cubin) for cubin in compiled_kernels(arch).values()]
+            self._modules = [drv.module_from_buffer(cubin)
+                             for cubin in compiled_kernels(arch).values()]
             self._functions: dict[str, Any] = {}
-            self._params = [self._upload_params(layer, layer_params(network, weights, layer)) for layer in self.layers]
+            self._params = [self._upload_params(layer, layer_params(network, weights, layer))
+                            for layer in self.layers]
             self._streams = [drv.Stream() for _ in range(streams)]
             self.allocations += streams
             self._ref_event = drv.Event()
@@ -486,13 +498,15 @@ class CudaEngine(Engine):
             ktab[:depth, 0] = channel * height * width + kh * width + kw
             ktab[:depth, 1] = (kh << 16) | kw
             ktab[depth:] = (0, 0x4000 << 16)  # a padded row: kh far outside any image
-            return dict(weight=int(self._to_device(transposed)), bias=int(self._to_device(params['bias'])),
-                        ktab=int(self._to_device(ktab)), Kp=kp, Mp=mp)
+            return {'weight': int(self._to_device(transposed)),
+                    'bias': int(self._to_device(params['bias'])),
+                    'ktab': int(self._to_device(ktab)), 'Kp': kp, 'Mp': mp}
         if layer.kind == 'linear':
             if layer.in_features % 4:
-                raise EngineError(f'{layer.name}: in_features={layer.in_features} must be a multiple of 4 '
-                                  '(rows are read in 16-byte loads)')
-            return dict(weight=int(self._to_device(params['weight'])), bias=int(self._to_device(params['bias'])))
+                raise EngineError(f'{layer.name}: in_features={layer.in_features} must be a '
+                                  'multiple of 4 (rows are read in 16-byte loads)')
+            return {'weight': int(self._to_device(params['weight'])),
+                    'bias': int(self._to_device(params['bias']))}
         return {}
 
     # ----------------------------------------------------------------- launch plans
@@ -508,7 +522,8 @@ class CudaEngine(Engine):
     @conv_tile.setter
     def conv_tile(self, tile: tuple[int, int] | None) -> None:
         if tile is not None and tuple(tile) not in CONV_TILES:
-            raise ValueError(f'conv_tile={tile!r}: allowed {", ".join(map(str, CONV_TILES))} or None')
+            raise ValueError(f'conv_tile={tile!r}: '
+                             f'allowed {", ".join(map(str, CONV_TILES))} or None')
         self._conv_tile = None if tile is None else tuple(tile)
         self._plans.clear()
 
@@ -550,10 +565,12 @@ class CudaEngine(Engine):
             name = f'conv2d_{tile[0]}x{tile[1]}'
             grid = (-(-frames * out_h * out_w // tile[1]), -(-m // tile[0]))
             args = np.zeros(1, CONV_ARGS)
-            for key, value in dict(weight=params['weight'], bias=params['bias'], ktab=params['ktab'], frames=frames,
-                                   channels=channels, height=height, width=width, M=m, Mp=params['Mp'],
-                                   Kp=params['Kp'], out_h=out_h, out_w=out_w, stride=layer.stride, pad=layer.padding,
-                                   relu=int(layer.relu)).items():
+            for key, value in {'weight': params['weight'], 'bias': params['bias'],
+                               'ktab': params['ktab'], 'frames': frames, 'channels': channels,
+                               'height': height, 'width': width, 'M': m, 'Mp': params['Mp'],
+                               'Kp': params['Kp'], 'out_h': out_h, 'out_w': out_w,
+                               'stride': layer.stride, 'pad': layer.padding,
+                               'relu': int(layer.relu)}.items():
                 args[key] = value
         elif kind in ('maxpool', 'avgpool'):
             channels, height, width = layer.in_shape
@@ -561,9 +578,10 @@ class CudaEngine(Engine):
             name = 'maxpool2d' if kind == 'maxpool' else 'adaptive_avgpool2d'
             grid = (-(-channels * out_h * out_w // THREADS), frames)
             args = np.zeros(1, POOL_ARGS)
-            for key, value in dict(channels=channels, height=height, width=width, out_h=out_h, out_w=out_w,
-                                   kernel=getattr(layer, 'kernel', 0), stride=getattr(layer, 'stride', 0),
-                                   frames=frames).items():
+            for key, value in {'channels': channels, 'height': height, 'width': width,
+                               'out_h': out_h, 'out_w': out_w,
+                               'kernel': getattr(layer, 'kernel', 0),
+                               'stride': getattr(layer, 'stride', 0), 'frames': frames}.items():
                 args[key] = value
         elif kind == 'linear':
             rows = layer.out_features
@@ -571,13 +589,15 @@ class CudaEngine(Engine):
                 per_warp = 2 if -(-rows // (2 * LINEAR_WARPS)) >= 0.9 * self._sm_count else 1
                 name = f'linear_stream_nb{frames}_r{per_warp}'
             else:
-                per_warp = next((r for r in (4, 2) if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * self._sm_count), 1)
+                per_warp = next((r for r in (4, 2)
+                                 if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * self._sm_count), 1)
                 slots = next(n for n in LINEAR_TILED_FRAMES if frames <= n)
                 name = f'linear_tiled_nb{slots}_r{per_warp}'
             grid = (-(-rows // (per_warp * LINEAR_WARPS)), 1)
             args = np.zeros(1, LINEAR_ARGS)
-            for key, value in dict(weight=params['weight'], bias=params['bias'], frames=frames,
-                                   in_features=layer.in_features, out_features=rows, relu=int(layer.relu)).items():
+            for key, value in {'weight': params['weight'], 'bias': params['bias'],
+                               'frames': frames, 'in_features': layer.in_features,
+                               'out_features': rows, 'relu': int(layer.relu)}.items():
                 args[key] = value
         elif kind == 'softmax':
             classes = layer.in_shape[0]
@@ -645,7 +665,8 @@ class CudaEngine(Engine):
         try:
             return self._pipelines[pid]
         except KeyError:
-            raise ValueError(f'pipeline {pid!r} is not open (open: {sorted(self._pipelines, key=str)})') from None
+            raise ValueError(f'pipeline {pid!r} is not open (open: '
+                             f'{sorted(self._pipelines, key=str)})') from None
 
     def open_pipeline(self, pid) -> None:
         self._check_open()
@@ -662,9 +683,10 @@ class CudaEngine(Engine):
             copied = self._drv.Event()
             self.allocations += 1
         except self._drv.Error as error:
-            raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of activations failed: '
-                              f'{error}') from error
-        self._pipelines[pid] = _Pipeline(buffer, [int(buffer) + offset for offset in offsets], result, copied)
+            raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of '
+                              f'activations failed: {error}') from error
+        self._pipelines[pid] = _Pipeline(buffer, [int(buffer) + offset for offset in offsets],
+                                         result, copied)
 
     def close_pipeline(self, pid) -> None:
         pipeline = self._pipeline(pid)
@@ -695,12 +717,13 @@ class CudaEngine(Engine):
         """
         self._check_open()
         if array.dtype != np.uint8 or array.ndim != 1 or not array.flags.c_contiguous:
-            raise ValueError(f'pin: expected a contiguous 1-D uint8 array, got {array.shape} {array.dtype}')
+            raise ValueError('pin: expected a contiguous 1-D uint8 array, '
+                             f'got {array.shape} {array.dtype}')
         self._activate()
         result = _driver_api().cuMemHostRegister_v2(array.ctypes.data, array.nbytes, 0)
         if result:
-            raise EngineError(f'page-locking {array.nbytes / 2**20:.1f} MiB of host memory failed: '
-                              f'cuMemHostRegister returned CUresult {result}')
+            raise EngineError(f'page-locking {array.nbytes / 2**20:.1f} MiB of host memory '
+                              f'failed: cuMemHostRegister returned CUresult {result}')
         self._registered[id(array)] = array
         return array
 
@@ -732,18 +755,20 @@ class CudaEngine(Engine):
         pids = [pid for pid, _, _ in items]
         if len(set(pids)) != len(pids):
             raise ValueError(f'set_inputs: pipelines {pids} repeat a pid')
-        copies = [copy for copy in (self._prepare_staging(pid, image, encoding) for pid, image, encoding in items)
-                  if copy is not None]
+        copies = [copy for copy in (self._prepare_staging(pid, image, encoding)
+                                    for pid, image, encoding in items) if copy is not None]
         if len(copies) < 2:
             for target, source in copies:
                 np.copyto(target, source)
             return
         if self._staging_pool is None:
-            self._staging_pool = ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix='s3dnn-staging')
+            self._staging_pool = ThreadPoolExecutor(STAGING_THREADS,
+                                                    thread_name_prefix='s3dnn-staging')
         for _ in self._staging_pool.map(np.copyto, *zip(*copies)):
             pass  # map re-raises a copy's error here
 
-    def _prepare_staging(self, pid, image: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def _prepare_staging(self, pid, image: np.ndarray,
+                         encoding: str) -> tuple[np.ndarray, np.ndarray] | None:
         """
         Do everything of ``set_input`` but the copy itself.
 
@@ -764,25 +789,28 @@ class CudaEngine(Engine):
             try:
                 device = self._mem_alloc(nbytes)
             except self._drv.Error as error:
-                raise EngineError(f'pipeline {pid!r}: a device buffer for a {height}x{width} {encoding} image '
-                                  f'failed: {error}') from error
+                raise EngineError(f'pipeline {pid!r}: a device buffer for a {height}x{width} '
+                                  f'{encoding} image failed: {error}') from error
             if pipeline.image is not None:
                 pipeline.copied.synchronize()
                 pipeline.image.free()
-            pipeline.image, pipeline.image_ptr, pipeline.image_capacity = device, int(device), nbytes
+            pipeline.image, pipeline.image_ptr, pipeline.image_capacity = (
+                device, int(device), nbytes)
         geometry = (height, width, step, encoding)
         meta = self._metas.get(geometry)
         if meta is None:
             order = ENCODINGS[encoding][1]
             meta = self._metas[geometry] = np.array(
-                (height, width, step, channels | order[0] << 8 | order[1] << 16 | order[2] << 24), np.int32)
+                (height, width, step, channels | order[0] << 8 | order[1] << 16 | order[2] << 24),
+                np.int32)
         pipeline.meta = meta
         registered = self._registered.get(id(image.base)) if keep_step else None
         if registered is not None and registered is image.base:
             if step == row:  # packed rows: the image view is the page-locked span to upload
                 pipeline.upload, pipeline.upload_staged = image, False
                 return None
-            offset = image.__array_interface__['data'][0] - registered.__array_interface__['data'][0]
+            offset = (image.__array_interface__['data'][0]
+                      - registered.__array_interface__['data'][0])
             pipeline.upload, pipeline.upload_staged = registered[offset:offset + nbytes], False
             return None
         pipeline.copied.synchronize()  # the previous frame's upload has left the staging buffer
@@ -790,8 +818,8 @@ class CudaEngine(Engine):
             try:
                 staging = self._pinned(nbytes, np.uint8)
             except self._drv.Error as error:
-                raise EngineError(f'pipeline {pid!r}: staging a {height}x{width} {encoding} image failed: '
-                                  f'{error}') from error
+                raise EngineError(f'pipeline {pid!r}: staging a {height}x{width} '
+                                  f'{encoding} image failed: {error}') from error
             if pipeline.staging is not None:
                 pipeline.staging.base.free()
             pipeline.staging, pipeline.staging_capacity = staging, nbytes
@@ -834,7 +862,8 @@ class CudaEngine(Engine):
         words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
         plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
 
-    def _split(self, stream_index: int, pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
+    def _split(self, stream_index: int,
+               pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
         """
         Return (stream, join event or None, frames) of each kernel launch of a fused launch.
 
@@ -849,7 +878,8 @@ class CudaEngine(Engine):
             if j and len(self._streams) > 1:
                 sides = self._sides.setdefault(stream_index, [])
                 while len(sides) < j:
-                    sides.append((self._drv.Stream(), self._drv.Event(self._drv.event_flags.DISABLE_TIMING)))
+                    sides.append((self._drv.Stream(),
+                                  self._drv.Event(self._drv.event_flags.DISABLE_TIMING)))
                     self.allocations += 2
                 stream, joined = sides[j - 1]
             parts.append((stream, joined, pipelines[start:start + frames]))
@@ -878,9 +908,10 @@ class CudaEngine(Engine):
         if layer_index == 0:
             for pid, p in zip(pids, pipelines):
                 if p.upload is None:
-                    raise ValueError(f'launch of layer 0 ({self.layers[0].name}): pipeline {pid!r} has no '
-                                     'staged input')
-        parts = self._split(stream_index, pipelines) if len(pipelines) > self.max_batch else [(main, None, pipelines)]
+                    raise ValueError(f'launch of layer 0 ({self.layers[0].name}): '
+                                     f'pipeline {pid!r} has no staged input')
+        parts = (self._split(stream_index, pipelines) if len(pipelines) > self.max_batch
+                 else [(main, None, pipelines)])
         events = self._take_events()
         try:
             events[0].record(main)
@@ -908,8 +939,8 @@ class CudaEngine(Engine):
             events[1].record(main)
         except drv.Error as error:
             self._free_events.append(events)
-            raise EngineError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) for pipelines '
-                              f'{list(pids)} failed: {error}') from error
+            raise EngineError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) '
+                              f'for pipelines {list(pids)} failed: {error}') from error
         return CudaCompletion(self, events)
 
     def _query(self, event) -> bool:
@@ -1003,7 +1034,8 @@ class CudaEngine(Engine):
         runs[-1][1].wait()
         return [(last.interval()[1] - first.interval()[0]) / 1000 for first, last in runs]
 
-    def calibrate(self, batches: Sequence[int] = range(1, 17), repeats: int = 20, warmup: int = 3) -> CostTable:
+    def calibrate(self, batches: Sequence[int] = range(1, 17), repeats: int = 20,
+                  warmup: int = 3) -> CostTable:
         """
         Measure the median GPU time of each kernel layer's launch per batch size.
 
@@ -1017,7 +1049,8 @@ class CudaEngine(Engine):
         pids = [('calibration', i) for i in range(batches[-1])]
         image = np.random.default_rng(0).integers(0, 256, self.layers[0].in_shape, dtype=np.uint8)
         encoding = {1: 'mono8', 3: 'rgb8', 4: 'rgba8'}[image.shape[2]]
-        entries: dict[str, dict[int, tuple[float, float]]] = {layer.name: {} for layer in self.layers}
+        entries: dict[str, dict[int, tuple[float, float]]] = {
+            layer.name: {} for layer in self.layers}
         try:
             for pid in pids:
                 self.open_pipeline(pid)
@@ -1027,12 +1060,14 @@ class CudaEngine(Engine):
             for index, layer in enumerate(self.layers):
                 for batch in batches:
                     durations = self.time_launches([index], pids[:batch], warmup, repeats)
-                    entries[layer.name][batch] = (max(statistics.median(durations), 1e-3), self.tb_ratio(index, batch))
+                    entries[layer.name][batch] = (max(statistics.median(durations), 1e-3),
+                                                  self.tb_ratio(index, batch))
         finally:
             for pid in pids:
                 if pid in self._pipelines:
                     self.close_pipeline(pid)
-        return CostTable(self.network, entries, self.device_name, 'measured', datetime.date.today().isoformat())
+        return CostTable(self.network, entries, self.device_name, 'measured',
+                         datetime.date.today().isoformat())
 
     def cost_table(self) -> CostTable:
         """
@@ -1050,7 +1085,8 @@ class CudaEngine(Engine):
                     try:
                         table.save(path)
                     except OSError as error:
-                        raise CostTableError(f'cannot save the calibrated cost table to {path!r}: {error}') from error
+                        raise CostTableError('cannot save the calibrated cost table '
+                                             f'to {path!r}: {error}') from error
                 self._cost_table = table
         return self._cost_table
 

@@ -33,7 +33,8 @@ CPU_LAUNCH_OVERHEAD_US = 20.0
 Image = tuple[np.ndarray, str]
 
 
-def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _bilinear_taps(in_size: int,
+                   out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """
     Lower/upper source indices and their weights per output index, as torch's bilinear resize.
 
@@ -41,8 +42,8 @@ def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray,
     in - 1.
     """
     scale = np.float32(in_size) / np.float32(out_size)
-    src = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
-                     np.float32(0))
+    src = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale
+                     - np.float32(0.5), np.float32(0))
     lower = np.minimum(src.astype(np.intp), in_size - 1)
     upper = np.minimum(lower + 1, in_size - 1)
     upper_weight = np.clip(src - lower.astype(np.float32), 0, 1).astype(np.float32)
@@ -50,7 +51,8 @@ def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray,
 
 
 def preprocess(image: np.ndarray, encoding: str, size: int = 224,
-               mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+               mean: Sequence[float] = IMAGENET_MEAN,
+               std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
     """
     H x W x C uint8 image -> (3, size, size) float32: pixel/255, bilinear resize, (v - mean) / std.
 
@@ -63,7 +65,8 @@ def preprocess(image: np.ndarray, encoding: str, size: int = 224,
     cols0, cols1, col_w0, col_w1 = _bilinear_taps(image.shape[1], size)
 
     def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return image[rows[:, None, None], cols[None, :, None], channels[None, None, :]].astype(np.float32)
+        return image[rows[:, None, None], cols[None, :, None],
+                     channels[None, None, :]].astype(np.float32)
 
     col_w0, col_w1 = col_w0[None, :, None], col_w1[None, :, None]
     top = gather(rows0, cols0) * col_w0 + gather(rows0, cols1) * col_w1
@@ -76,7 +79,8 @@ def preprocess(image: np.ndarray, encoding: str, size: int = 224,
 
 
 def preprocess_batch(images: Sequence[Image], size: int = 224,
-                     mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+                     mean: Sequence[float] = IMAGENET_MEAN,
+                     std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
     """(N, 3, size, size) float32 for (image, encoding) pairs of any sizes and encodings."""
     if not images:
         raise ValueError('preprocess_batch needs at least one image')
@@ -185,7 +189,8 @@ def run_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.
     if kind == 'softmax':
         return softmax_topk(x, layer.k)
     if kind == 'preprocess':
-        raise ValueError(f'layer {layer.name!r} takes images: call preprocess/preprocess_batch instead')
+        raise ValueError(f'layer {layer.name!r} takes images: '
+                         'call preprocess/preprocess_batch instead')
     raise ValueError(f'layer {layer.name!r} has unknown kind {kind!r}')
 
 
@@ -262,7 +267,8 @@ class ReferenceEngine(Engine):
         try:
             return self._pipelines[pid]
         except KeyError:
-            raise ValueError(f'pipeline {pid!r} is not open (open: {sorted(self._pipelines)})') from None
+            raise ValueError(f'pipeline {pid!r} is not open (open: '
+                             f'{sorted(self._pipelines)})') from None
 
     def open_pipeline(self, pid: int) -> None:
         if pid in self._pipelines:
@@ -286,13 +292,16 @@ class ReferenceEngine(Engine):
         if layer_index == 0:
             missing = [pid for pid, p in zip(pids, pipelines) if p.image is None]
             if missing:
-                raise ValueError(f'launch of layer 0 ({layer.name}): pipeline {missing[0]!r} has no staged input')
+                raise ValueError(f'launch of layer 0 ({layer.name}): '
+                                 f'pipeline {missing[0]!r} has no staged input')
             y = _preprocess_layer(layer, [(p.image, p.encoding) for p in pipelines])
         else:
-            missing = [pid for pid, p in zip(pids, pipelines) if p.outputs[layer_index - 1] is None]
+            missing = [pid for pid, p in zip(pids, pipelines)
+                       if p.outputs[layer_index - 1] is None]
             if missing:
-                raise ValueError(f'launch of layer {layer_index} ({layer.name}): pipeline {missing[0]!r} has no '
-                                 f'output of layer {layer_index - 1} ({self.layers[layer_index - 1].name})')
+                raise ValueError(f'launch of layer {layer_index} ({layer.name}): '
+                                 f'pipeline {missing[0]!r} has no output of layer '
+                                 f'{layer_index - 1} ({self.layers[layer_index - 1].name})')
             x = np.stack([p.outputs[layer_index - 1] for p in pipelines])
             y = run_layer(layer, x, self._params[layer_index])
         for frame, pipeline in enumerate(pipelines):
@@ -320,9 +329,11 @@ class ReferenceEngine(Engine):
         for layer in self.layers:
             entries[layer.name] = {
                 batch: (batch * layer.flops / self._matmul_flops * 1e6
-                        + layer.dram_bytes(batch) / CPU_MEMORY_BANDWIDTH * 1e6 + CPU_LAUNCH_OVERHEAD_US, tb_ratio)
+                        + layer.dram_bytes(batch) / CPU_MEMORY_BANDWIDTH * 1e6
+                        + CPU_LAUNCH_OVERHEAD_US, tb_ratio)
                 for batch, (_, tb_ratio) in nominal.entries[layer.name].items()}
-        return CostTable(self.network, entries, f'cpu (tbRatios of {nominal.gpu})', 'reference estimate')
+        return CostTable(self.network, entries, f'cpu (tbRatios of {nominal.gpu})',
+                         'reference estimate')
 
     def close(self) -> None:
         self._pipelines.clear()
