@@ -51,7 +51,8 @@ class Network:
 
     def layer_params(self, layer: Layer) -> dict[str, str]:
         """Suffix ('weight', 'bias') -> full parameter name for one layer."""
-        return {suffix: f'{self.param_prefix[layer.name]}.{suffix}' for suffix in layer.param_shapes}
+        return {suffix: f'{self.param_prefix[layer.name]}.{suffix}'
+                for suffix in layer.param_shapes}
 
     @property
     def num_params(self) -> int:
