@@ -26,8 +26,9 @@ class BagPlayer(Node):
     starts once ``start`` is called.
     """
 
-    def __init__(self, topics: Mapping[str, type], records: Iterator[tuple[str, int, bytes]], rate: float = 1.0,
-                 reliability: str = 'best_effort', depth: int = 5, name: str = 's3dnn_bag_player', **node_options):
+    def __init__(self, topics: Mapping[str, type], records: Iterator[tuple[str, int, bytes]],
+                 rate: float = 1.0, reliability: str = 'best_effort', depth: int = 5,
+                 name: str = 's3dnn_bag_player', **node_options):
         if not rate > 0:
             raise ValueError(f'rate={rate!r}: allowed a number > 0')
         super().__init__(name, **node_options)
@@ -55,7 +56,8 @@ class BagPlayer(Node):
                 delay = first[0] + (log_ns - first[1]) / 1e9 / self._rate - time.monotonic()
                 if self._stop.wait(delay) if delay > 0 else self._stop.is_set():
                     return
-                self.publishers_by_topic[topic].publish(data if isinstance(data, bytes) else bytes(data))
+                self.publishers_by_topic[topic].publish(data if isinstance(data, bytes)
+                                                        else bytes(data))
                 self.sent[topic] += 1
         except Exception as error:  # noqa: BLE001 - the thread's boundary:
             # the replay reports it and stops

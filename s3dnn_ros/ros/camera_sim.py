@@ -36,7 +36,8 @@ class CameraSim(Node):
             ('width', width, 8 <= width <= 8192, 'an integer 8..8192'),
             ('height', height, 8 <= height <= 8192, 'an integer 8..8192'),
             ('encoding', encoding, encoding in ENCODINGS, ', '.join(ENCODINGS)),
-            ('reliability', reliability, reliability in RELIABILITY, ', '.join(RELIABILITY))) if not ok]
+            ('reliability', reliability, reliability in RELIABILITY, ', '.join(RELIABILITY)))
+                    if not ok]
         if problems:
             self.destroy_node()
             raise ConfigError('parameter ' + problems[0])
@@ -45,7 +46,8 @@ class CameraSim(Node):
         self._frames = make_frames(width, height, encoding)
         self.publisher = self.create_publisher(Image, self.topic, image_qos(reliability, 5))
         self.create_timer(1.0 / fps, self._tick)
-        self.get_logger().info(f'{width}x{height} {encoding} at {fps:g} FPS on {self.publisher.topic_name}')
+        self.get_logger().info(f'{width}x{height} {encoding} at {fps:g} FPS on '
+                               f'{self.publisher.topic_name}')
 
     def _tick(self) -> None:
         msg = Image()

@@ -70,7 +70,8 @@ def _fail(name: str, value: Any, allowed: str):
 
 
 def _number(low: float, high: float = float('inf'), low_inclusive: bool = False) -> Callable:
-    bound = ('>= ' if low_inclusive else '> ') + f'{low:g}' + (f' and <= {high:g}' if high != float('inf') else '')
+    bound = ('>= ' if low_inclusive else '> ') + f'{low:g}' \
+        + (f' and <= {high:g}' if high != float('inf') else '')
 
     def check(name: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -115,20 +116,23 @@ def _string(name: str, value: Any) -> str:
 
 def _topic(name: str, value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_TOPIC or not _TOPIC.fullmatch(value):
-        _fail(name, value, f'a ROS topic name like /front/image_raw, at most {MAX_TOPIC} characters')
+        _fail(name, value,
+              f'a ROS topic name like /front/image_raw, at most {MAX_TOPIC} characters')
     return value
 
 
 def check_camera_names(name: str, value: Any) -> list[str]:
     if value is None:  # ROS gives an empty YAML list no type: the parameter arrives unset
-        raise ConfigError(f'parameter {name} is empty (an empty list has no type in ROS); allowed a non-empty '
-                          'list of camera names')
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'parameter {name} is empty (an empty list has no type in ROS); '
+                          'allowed a non-empty list of camera names')
+    if not isinstance(value, (list, tuple)) or not value \
+            or not all(isinstance(v, str) for v in value):
         _fail(name, value, 'a non-empty list of camera names')
     for camera in value:
         if len(camera) > MAX_NAME or not _NAME.fullmatch(camera):
-            _fail(name, value, f'names of letters, digits and _ starting with a letter, at most {MAX_NAME} characters '
-                               f'({camera!r} is not)')
+            _fail(name, value,
+                  'names of letters, digits and _ starting with a letter, '
+                  f'at most {MAX_NAME} characters ({camera!r} is not)')
     if len(set(value)) != len(value):
         _fail(name, value, 'distinct names')
     return list(value)
@@ -176,12 +180,13 @@ DESCRIPTIONS = {
     'engine': 'auto (cuda when a GPU and pycuda are there), cuda or reference',
     'device_id': 'CUDA device',
     'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
-    'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, else written after calibrating',
-    'labels': 'UTF-8 text file with one label per class, or imagenet: the 1000 ImageNet-1k class names shipped '
-              'with the package (for weights converted from torchvision)',
+    'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, '
+                  'else written after calibrating',
+    'labels': 'UTF-8 text file with one label per class, or imagenet: the 1000 ImageNet-1k class '
+              'names shipped with the package (for weights converted from torchvision)',
     'top_k': 'classes per detection',
-    'detections_format': 'vision_msgs (Classification), json (std_msgs/String) or auto: vision_msgs where installed, '
-                         'else json with a WARN on /diagnostics',
+    'detections_format': 'vision_msgs (Classification), json (std_msgs/String) or auto: '
+                         'vision_msgs where installed, else json with a WARN on /diagnostics',
     'max_batch': 'largest fused batch of the s3dnn policy',
     'max_inflight': 'dispatch rounds s3dnn/fifo/edf keep on the GPU',
     'firm_deadlines': 'drop a frame as soon as it can no longer meet its deadline',
@@ -193,13 +198,15 @@ DESCRIPTIONS = {
     'annotated_hz': 'annotated pictures per second per camera, at most',
     'annotated_width': 'width in pixels of the annotated pictures',
     '<camera>.topic': 'sensor_msgs/Image topic of the camera',
-    '<camera>.transport': 'raw: sensor_msgs/Image on the topic; compressed: sensor_msgs/CompressedImage (jpeg, png) '
-                          'on <topic>/compressed, decoded by OpenCV off the executor',
-    '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms (may be set while running)',
+    '<camera>.transport': 'raw: sensor_msgs/Image on the topic; compressed: '
+                          'sensor_msgs/CompressedImage (jpeg, png) on <topic>/compressed, '
+                          'decoded by OpenCV off the executor',
+    '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms '
+                            '(may be set while running)',
     '<camera>.fps_hint': 'expected frame rate (0: unknown)',
     '<camera>.queue_depth': 'frames that may wait; when full the oldest is dropped and counted',
-    '<camera>.annotated': 'publish s3dnn/<camera>/annotated: a small copy of some frames with the top classes, '
-                          'the latency and a green (on time) or red (missed) border',
+    '<camera>.annotated': 'publish s3dnn/<camera>/annotated: a small copy of some frames with the '
+                          'top classes, the latency and a green (on time) or red (missed) border',
 }
 
 
@@ -278,19 +285,22 @@ def validate(values: dict[str, Any]) -> NodeConfig:
             name = f'{camera}.{key}'
             fields[key] = check(name, values.get(name, camera_default(key, camera)))
         if fields['topic'] in topics:
-            _fail(f'{camera}.topic', fields['topic'], f'a topic no other camera uses ({topics[fields["topic"]]} does)')
+            _fail(f'{camera}.topic', fields['topic'],
+                  f'a topic no other camera uses ({topics[fields["topic"]]} does)')
         topics[fields['topic']] = camera
         cameras.append(CameraConfig(camera, **fields))
     return NodeConfig(cameras=tuple(cameras), policy=checked['policy'], engine=checked['engine'],
                       device_id=checked['device_id'], weights=checked['weights'],
                       cost_table=checked['cost_table'], labels=checked['labels'],
                       top_k=checked['top_k'], detections_format=checked['detections_format'],
-                      max_batch=checked['max_batch'],
-                      max_inflight=checked['max_inflight'],
-                      firm_deadlines=checked['firm_deadlines'], qos_reliability=checked['qos.reliability'],
-                      qos_depth=checked['qos.depth'], diagnostics_period_s=checked['diagnostics_period_s'],
-                      miss_warn_ratio=checked['miss_warn_ratio'], miss_error_ratio=checked['miss_error_ratio'],
-                      annotated_hz=checked['annotated_hz'], annotated_width=checked['annotated_width'])
+                      max_batch=checked['max_batch'], max_inflight=checked['max_inflight'],
+                      firm_deadlines=checked['firm_deadlines'],
+                      qos_reliability=checked['qos.reliability'], qos_depth=checked['qos.depth'],
+                      diagnostics_period_s=checked['diagnostics_period_s'],
+                      miss_warn_ratio=checked['miss_warn_ratio'],
+                      miss_error_ratio=checked['miss_error_ratio'],
+                      annotated_hz=checked['annotated_hz'],
+                      annotated_width=checked['annotated_width'])
 
 
 #: the value of ``labels`` that names the ImageNet-1k class names shipped with the package
@@ -312,10 +322,12 @@ def read_labels(path: str, num_classes: int) -> list[str]:
                 labels = file.read().splitlines()
     except OSError as error:
         raise ConfigError(f'parameter labels={path!r}: cannot read it ({error.strerror}); '
-                          f'allowed a text file with {num_classes} lines, one label per class') from error
+                          f'allowed a text file with {num_classes} '
+                          'lines, one label per class') from error
     except UnicodeDecodeError as error:
         raise ConfigError(f'parameter labels={path!r}: not UTF-8 text (byte {error.start}); '
-                          f'allowed a text file with {num_classes} lines, one label per class') from error
+                          f'allowed a text file with {num_classes} '
+                          'lines, one label per class') from error
     if len(labels) != num_classes:
         raise ConfigError(f'parameter labels={path!r}: has {len(labels)} lines; '
                           f'allowed a text file with {num_classes} lines, one label per class')
@@ -329,7 +341,8 @@ def imagenet_classes() -> list[str]:
     That is torchvision's order, so weights converted from torchvision's AlexNet give readable
     labels.
     """
-    return resources.files('s3dnn_ros.model').joinpath('imagenet_classes.txt').read_text('utf-8').splitlines()
+    return (resources.files('s3dnn_ros.model').joinpath('imagenet_classes.txt')
+            .read_text('utf-8').splitlines())
 
 
 #: the parameters a running node applies when set (``ros2 param set``); every other one is
@@ -353,16 +366,20 @@ def apply_live(config: 'NodeConfig', changes: dict[str, Any]) -> 'NodeConfig':
     for name, value in changes.items():
         camera, _, key = name.partition('.')
         if not is_live(name) or (key and camera not in cameras):
-            _fail(name, value, f'no change while the node runs (restart it); live: {", ".join(LIVE_PARAMETERS)}')
+            _fail(name, value,
+                  'no change while the node runs (restart it); live: '
+                  f'{", ".join(LIVE_PARAMETERS)}')
         if key:
-            cameras[camera] = dataclasses.replace(cameras[camera], **{key: check_of(name)(name, value)})
+            cameras[camera] = dataclasses.replace(cameras[camera],
+                                                  **{key: check_of(name)(name, value)})
         else:
             values[name] = check_of(name)(name, value)
     merged = dataclasses.replace(config, cameras=tuple(cameras.values()), **values)
     if merged.miss_error_ratio < merged.miss_warn_ratio:
         name = 'miss_error_ratio' if 'miss_error_ratio' in values else 'miss_warn_ratio'
-        _fail(name, values[name], f'miss_warn_ratio <= miss_error_ratio (they would be {merged.miss_warn_ratio:g} '
-                                  f'and {merged.miss_error_ratio:g})')
+        _fail(name, values[name],
+              f'miss_warn_ratio <= miss_error_ratio (they would be {merged.miss_warn_ratio:g} '
+              f'and {merged.miss_error_ratio:g})')
     return merged
 
 
@@ -375,8 +392,8 @@ def unknown_parameter(name: str, value: Any, known: list[str], cameras: list[str
     """
     camera, _, key = name.partition('.')
     if key in CAMERA_KEYS and camera not in cameras:
-        return (f'parameter {name}={value!r}: {camera!r} is not one of the cameras; allowed <camera>.{key} for '
-                f'cameras {", ".join(cameras)}')
+        return (f'parameter {name}={value!r}: {camera!r} is not one of the cameras; '
+                f'allowed <camera>.{key} for cameras {", ".join(cameras)}')
     nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f'did you mean {nearest[0]}?' if nearest else f'allowed {", ".join(sorted(known))}'
     return f'parameter {name}={value!r}: {NODE_NAME} has no such parameter; {hint}'
@@ -438,16 +455,20 @@ def read_params_file(path: str, node_name: str = NODE_NAME) -> dict:
         with open(path, encoding='utf-8') as file:
             data = yaml.safe_load(file) or {}
     except OSError as error:
-        raise ConfigError(f'parameters file {path!r}: cannot read it ({error.strerror}); allowed {allowed}') from error
+        raise ConfigError(f'parameters file {path!r}: '
+                          f'cannot read it ({error.strerror}); allowed {allowed}') from error
     except UnicodeDecodeError as error:
         raise ConfigError(f'parameters file {path!r}: not UTF-8 text (byte {error.start}); '
                           f'allowed {allowed}') from error
     except yaml.YAMLError as error:
         where = getattr(error, 'problem_mark', None)
         line = f' at line {where.line + 1}' if where else ''
-        raise ConfigError(f'parameters file {path!r}: not valid YAML{line}; allowed {allowed}') from error
-    if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
-        raise ConfigError(f'parameters file {path!r}: not a mapping of node sections; allowed {allowed}')
+        raise ConfigError(f'parameters file {path!r}: '
+                          f'not valid YAML{line}; allowed {allowed}') from error
+    if not isinstance(data, dict) \
+            or not all(isinstance(v, dict) or v is None for v in data.values()):
+        raise ConfigError(f'parameters file {path!r}: '
+                          f'not a mapping of node sections; allowed {allowed}')
     return data
 
 
@@ -461,8 +482,8 @@ def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any
     """
     data = read_params_file(path, node_name)
     full_name = node_name if node_name.startswith('/') else '/' + node_name
-    parameters = next((values for name, values in node_sections(data) if _section_pattern(name).fullmatch(full_name)),
-                      None) or {}
+    parameters = (next((values for name, values in node_sections(data)
+                        if _section_pattern(name).fullmatch(full_name)), None) or {})
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, node: dict):

@@ -56,16 +56,18 @@ def decode_compressed(msg) -> tuple[np.ndarray, str]:
         raise FrameRejected(f'compressed image ({what} format) has no data')
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise FrameRejected(f'compressed image ({what} format, {data.size} bytes) cannot be decoded')
+        raise FrameRejected(f'compressed image ({what} format, '
+                            f'{data.size} bytes) cannot be decoded')
     if image.dtype != np.uint8:
-        raise FrameRejected(f'compressed image ({what} format) decodes to {image.dtype} pixels; only 8-bit ones '
-                            'are read')
+        raise FrameRejected(f'compressed image ({what} format) decodes to {image.dtype} pixels; '
+                            'only 8-bit ones are read')
     if image.ndim == 2:
         return image[:, :, None], 'mono8'
     channels = image.shape[2]
     encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}.get(channels)
     if encoding is None:
-        raise FrameRejected(f'compressed image ({what} format) decodes to {channels} channels; read: 1, 3, 4')
+        raise FrameRejected(f'compressed image ({what} format) '
+                            f'decodes to {channels} channels; read: 1, 3, 4')
     return image, encoding
 
 
@@ -83,14 +85,15 @@ def image_to_array(msg) -> tuple[np.ndarray, str]:
     channels = ENCODINGS[encoding][0]
     row_bytes = msg.width * channels
     if msg.step < row_bytes:
-        raise FrameRejected(f'step {msg.step} < width x channels = {msg.width} x {channels} = {row_bytes} '
-                            f'for {encoding}')
+        raise FrameRejected(f'step {msg.step} < width x channels = {msg.width} x {channels} = '
+                            f'{row_bytes} for {encoding}')
     needed = msg.step * msg.height
     if len(msg.data) < needed:
-        raise FrameRejected(f'data has {len(msg.data)} bytes, step x height = {msg.step} x {msg.height} = {needed}')
+        raise FrameRejected(f'data has {len(msg.data)} bytes, step x height = {msg.step} x '
+                            f'{msg.height} = {needed}')
     buffer = np.frombuffer(msg.data, dtype=np.uint8, count=needed)
-    view = as_strided(buffer, shape=(msg.height, msg.width, channels), strides=(msg.step, channels, 1),
-                      writeable=False)
+    view = as_strided(buffer, shape=(msg.height, msg.width, channels),
+                      strides=(msg.step, channels, 1), writeable=False)
     return view, encoding
 
 
@@ -102,7 +105,8 @@ def _convert_with_cv_bridge(msg) -> tuple[np.ndarray, str]:
     try:
         return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8')), 'rgb8'
     except Exception as error:  # cv_bridge raises its own and OpenCV's error types
-        raise FrameRejected(f'cv_bridge could not convert {msg.encoding!r} to rgb8: {error}') from error
+        raise FrameRejected('cv_bridge could not convert '
+                            f'{msg.encoding!r} to rgb8: {error}') from error
 
 
 def array_to_image(array: np.ndarray, encoding: str, msg) -> None:

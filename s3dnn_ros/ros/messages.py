@@ -62,7 +62,8 @@ def label_info(types, labels: list[str], header) -> Any:
     """
     info_type, class_type = types
     return info_type(header=header, threshold=0.0,
-                     class_map=[class_type(class_id=i, class_name=name) for i, name in enumerate(labels)])
+                     class_map=[class_type(class_id=i, class_name=name)
+                                for i, name in enumerate(labels)])
 
 
 class DetectionEncoder:
@@ -75,7 +76,8 @@ class DetectionEncoder:
     def __init__(self, types=None):
         self._types = types
         self.msg_type = self._types[0] if self._types else String
-        self.type_name = 'vision_msgs/msg/Classification' if self._types else 'std_msgs/msg/String (JSON)'
+        self.type_name = ('vision_msgs/msg/Classification' if self._types
+                          else 'std_msgs/msg/String (JSON)')
 
     def encode(self, detection: Detection):
         if self._types:
@@ -96,9 +98,11 @@ def _label(detection: Detection, index: int) -> str:
 def to_json(detection: Detection) -> dict:
     header = detection.header
     return {
-        'header': {'stamp': {'sec': header.stamp.sec, 'nanosec': header.stamp.nanosec}, 'frame_id': header.frame_id},
+        'header': {'stamp': {'sec': header.stamp.sec, 'nanosec': header.stamp.nanosec},
+                   'frame_id': header.frame_id},
         'camera': detection.camera,
-        'classes': [{'id': class_id, 'label': detection.labels[class_id] if detection.labels else None,
+        'classes': [{'id': class_id,
+                     'label': detection.labels[class_id] if detection.labels else None,
                      'score': round(float(score), 7)}
                     for class_id, score in zip(detection.class_ids, detection.scores)],
         'latency_ms': round(detection.latency_ms, 4),
@@ -107,11 +111,16 @@ def to_json(detection: Detection) -> dict:
     }
 
 
-LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN, 'ERROR': DiagnosticStatus.ERROR}
+LEVELS = {'OK': DiagnosticStatus.OK, 'WARN': DiagnosticStatus.WARN,
+          'ERROR': DiagnosticStatus.ERROR}
 
 
-def status(name: str, level: str, message: str, hardware_id: str, values: dict[str, Any]) -> DiagnosticStatus:
+def status(name: str, level: str, message: str, hardware_id: str,
+           values: dict[str, Any]) -> DiagnosticStatus:
     """Return a DiagnosticStatus with ``values`` as KeyValue strings (floats with 4 decimals)."""
-    return DiagnosticStatus(level=LEVELS[level], name=name, message=message, hardware_id=hardware_id,
-                            values=[KeyValue(key=key, value=f'{value:.4f}' if isinstance(value, float) else str(value))
+    return DiagnosticStatus(level=LEVELS[level], name=name, message=message,
+                            hardware_id=hardware_id,
+                            values=[KeyValue(key=key,
+                                             value=f'{value:.4f}' if isinstance(value, float)
+                                             else str(value))
                                     for key, value in values.items()])

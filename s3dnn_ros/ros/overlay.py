@@ -23,7 +23,8 @@ GREEN, RED, WHITE, BLACK = (0, 200, 0), (0, 0, 230), (255, 255, 255), (0, 0, 0)
 #: classes written on the picture
 CLASSES_SHOWN = 3
 
-_TO_BGR = {'rgb8': 'COLOR_RGB2BGR', 'rgba8': 'COLOR_RGBA2BGR', 'bgra8': 'COLOR_BGRA2BGR', 'mono8': 'COLOR_GRAY2BGR'}
+_TO_BGR = {'rgb8': 'COLOR_RGB2BGR', 'rgba8': 'COLOR_RGBA2BGR', 'bgra8': 'COLOR_BGRA2BGR',
+           'mono8': 'COLOR_GRAY2BGR'}
 
 
 def thumbnail(image: np.ndarray, encoding: str, width: int) -> np.ndarray:
@@ -44,8 +45,8 @@ def thumbnail(image: np.ndarray, encoding: str, width: int) -> np.ndarray:
     return cv2.cvtColor(small, getattr(cv2, _TO_BGR[encoding]))
 
 
-def annotate(picture: np.ndarray, classes: list[tuple[str, float]], latency_ms: float, deadline_ms: float,
-             missed: bool) -> np.ndarray:
+def annotate(picture: np.ndarray, classes: list[tuple[str, float]], latency_ms: float,
+             deadline_ms: float, missed: bool) -> np.ndarray:
     """
     Draw the first CLASSES_SHOWN ``(name, score)`` classes, the latency and the deadline mark.
 

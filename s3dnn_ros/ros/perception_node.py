@@ -67,9 +67,10 @@ DECODE_THREADS = max(1, min(4, (os.cpu_count() or 1) - 1))
 DECODE_BACKLOG = 4
 
 
-def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | None, error_drops: int,
-                 completed: int, last_error: str | None, rejected: int = 0, accepted: int = 0,
-                 reject_reason: str = '', waiting_s: float = 0.0, publishers: Callable[[], str] = str
+def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | None,
+                 error_drops: int, completed: int, last_error: str | None, rejected: int = 0,
+                 accepted: int = 0, reject_reason: str = '', waiting_s: float = 0.0,
+                 publishers: Callable[[], str] = str
                  ) -> tuple[str, str]:
     """
     Level and message of one camera's status for the last diagnostics period.
@@ -127,17 +128,20 @@ class CameraState:
     decoding: int = 0       # compressed frames handed to a decoder thread and not yet back
     decoded: int = 0
     decode_ns: int = 0      # decoder time of those, summed
-    latencies_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=LATENCY_HISTORY))
+    latencies_ms: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_HISTORY))
     window_latencies_ms: list[float] = field(default_factory=list)
     previous: dict = field(default_factory=dict)
 
     def totals(self) -> dict:
         failures = sum(self.dropped[reason] for reason in FAILURE_REASONS)
-        return {'completed': self.completed, 'missed': self.missed, 'dropped': sum(self.dropped.values()),
-                'dropped_error': failures, 'received': self.received, 'rejected': self.rejected}
+        return {'completed': self.completed, 'missed': self.missed,
+                'dropped': sum(self.dropped.values()), 'dropped_error': failures,
+                'received': self.received, 'rejected': self.rejected}
 
     def latency_ms(self, percentile: float) -> float:
-        return float(np.percentile(np.asarray(self.latencies_ms), percentile)) if self.latencies_ms else 0.0
+        return (float(np.percentile(np.asarray(self.latencies_ms), percentile))
+                if self.latencies_ms else 0.0)
 
 
 class PerceptionCore:
@@ -170,9 +174,10 @@ class PerceptionCore:
         for path in files:
             found, sections = params_file_sections(path, full_name)
             if not found:
-                raise ConfigError(f'parameters file {path!r}: no section for node {full_name} (sections: '
-                                  f'{", ".join(sections) or "none"}); allowed a section {full_name}:, /**: or '
-                                  'another pattern that matches it')
+                raise ConfigError(f'parameters file {path!r}: no section for node {full_name} '
+                                  f'(sections: {", ".join(sections) or "none"}); '
+                                  f'allowed a section {full_name}:, /**: '
+                                  'or another pattern that matches it')
 
     def _declare(self, name, default):
         """
@@ -187,13 +192,15 @@ class PerceptionCore:
                                          dynamic_typing=True)
         kind, low, high = getattr(check, 'range', (None, 0, 0))
         if kind is float:
-            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=low, to_value=high, step=0.0)]
         elif kind is int:
             descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
         try:
             return self.declare_parameter(name, default, descriptor).value
         except InvalidParameterValueException as error:
-            value = self._parameter_overrides[name].value if name in self._parameter_overrides else default
+            value = (self._parameter_overrides[name].value if name in self._parameter_overrides
+                     else default)
             # raises ConfigError naming the parameter, the value and what is allowed
             check(name, value)
             raise ConfigError(f'parameter {name}={value!r}: {error}') from error
@@ -203,21 +210,24 @@ class PerceptionCore:
         cameras = check_camera_names('cameras', values['cameras'])
         for camera in cameras:  # before declaring <camera>.*
             for key, _, _ in CAMERA_PARAMETERS:
-                values[f'{camera}.{key}'] = self._declare(f'{camera}.{key}', camera_default(key, camera))
+                values[f'{camera}.{key}'] = self._declare(f'{camera}.{key}',
+                                                          camera_default(key, camera))
         # rclpy keeps the values given to this node (params files, -p, parameter_overrides) that
         # were not declared in _parameter_overrides: any left over is a misspelled or misplaced
         # parameter
         for name, parameter in self._parameter_overrides.items():
             if not self.has_parameter(name) and not name.startswith('qos_overrides.'):
-                raise ConfigError(unknown_parameter(name, parameter.value, sorted(values), cameras))
+                raise ConfigError(
+                    unknown_parameter(name, parameter.value, sorted(values), cameras))
         config = validate(values)
         users: dict[str, str] = {}
         # distinct as written; now as this node resolves them (namespace, remaps)
         for camera in config.cameras:
             resolved = self.resolve_topic_name(camera.topic)
             if resolved in users:
-                raise ConfigError(f'parameter {camera.name}.topic={camera.topic!r}: allowed a topic no other camera '
-                                  f'uses ({users[resolved]} uses {resolved})')
+                raise ConfigError(f'parameter {camera.name}.topic={camera.topic!r}: '
+                                  'allowed a topic no other camera uses '
+                                  f'({users[resolved]} uses {resolved})')
             users[resolved] = camera.name
         return config
 
@@ -230,7 +240,8 @@ class PerceptionCore:
         before this is called).
         """
         try:
-            config = apply_live(self.config, {parameter.name: parameter.value for parameter in parameters})
+            config = apply_live(self.config,
+                                {parameter.name: parameter.value for parameter in parameters})
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self.config = config
@@ -247,7 +258,8 @@ class PerceptionCore:
 
     def worker_spec(self) -> WorkerSpec:
         config = self.config
-        return WorkerSpec(cameras=tuple(CameraSpec(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth)
+        return WorkerSpec(cameras=tuple(CameraSpec(camera.name, round(camera.deadline_ms * 1e6),
+                                                   camera.queue_depth)
                                         for camera in config.cameras),
                           policy=config.policy, engine=config.engine, device_id=config.device_id,
                           weights=config.weights, cost_table=config.cost_table, top_k=config.top_k,
@@ -265,16 +277,19 @@ class PerceptionCore:
         log = self.get_logger()
         self.labels = read_labels(config.labels, alexnet().num_classes) if config.labels else None
         if not config.weights:
-            log.warning('weights: none given, using seeded UNTRAINED weights: the classes reported mean nothing')
+            log.warning('weights: none given, using seeded UNTRAINED weights: '
+                        'the classes reported mean nothing')
         types = vision_msgs_types()
         if config.detections_format == 'vision_msgs' and types is None:
-            raise ConfigError("parameter detections_format='vision_msgs': allowed only where vision_msgs is installed "
-                              '(not importable here); allowed here: json, auto')
+            raise ConfigError("parameter detections_format='vision_msgs': "
+                              'allowed only where vision_msgs is installed (not importable here); '
+                              'allowed here: json, auto')
         #: detections_format auto found no vision_msgs: JSON, and a WARN on the scheduler status
         #: says so
         self.format_fell_back = config.detections_format == 'auto' and types is None
         self.encoder = DetectionEncoder(None if config.detections_format == 'json' else types)
-        label_types = vision_msgs_label_types() if self.labels and config.detections_format != 'json' else None
+        label_types = (vision_msgs_label_types()
+                       if self.labels and config.detections_format != 'json' else None)
         self.label_info = None
         if label_types is not None:  # late subscribers get it too (transient local)
             qos = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
@@ -284,16 +299,19 @@ class PerceptionCore:
         self.cameras = {}
         compressed = [camera for camera in config.cameras if camera.transport == 'compressed']
         needs = [(f'{camera.name}.transport', 'compressed') for camera in compressed]
-        needs += [(f'{camera.name}.annotated', True) for camera in config.cameras if camera.annotated]
+        needs += [(f'{camera.name}.annotated', True) for camera in config.cameras
+                  if camera.annotated]
         if needs and opencv() is None:
-            raise ConfigError(f'parameter {needs[0][0]}={needs[0][1]!r}: allowed only with OpenCV (its Python '
-                              'module cv2 is not importable here; pip install opencv-python-headless)')
+            raise ConfigError(f'parameter {needs[0][0]}={needs[0][1]!r}: '
+                              'allowed only with OpenCV (its Python module cv2 is not importable '
+                              'here; pip install opencv-python-headless)')
         self._decoder = ThreadPoolExecutor(DECODE_THREADS, 's3dnn-decode') if compressed else None
         self._decoded: collections.deque = collections.deque()  # from the decoder threads
         self._decoded_ready = self.create_guard_condition(self._take_decoded)
         for index, camera in enumerate(config.cameras):
-            state = CameraState(camera, index, self.create_publisher(self.encoder.msg_type,
-                                                                      detections_topic(camera.name), 10))
+            state = CameraState(camera, index,
+                                self.create_publisher(self.encoder.msg_type,
+                                                      detections_topic(camera.name), 10))
             if camera.annotated:
                 state.annotated = self.create_publisher(Image, annotated_topic(camera.name), 2)
             self.cameras[camera.name] = state
@@ -302,22 +320,27 @@ class PerceptionCore:
         self._outputs: collections.deque = collections.deque()   # from the receiver thread
         self._restarts: collections.deque = collections.deque()  # why the worker was replaced
         self._outputs_ready = self.create_guard_condition(self._publish_outputs)
-        self.worker = WorkerClient(self.worker_spec(), self._receive_outputs, self._worker_replaced)
+        self.worker = WorkerClient(self.worker_spec(), self._receive_outputs,
+                                   self._worker_replaced)
         info = self.worker.info
         self.engine_name, self.device_name = info['engine'], info['device']
-        log.info(f'engine: {info["why"]}; costs: {info["costs"]}; scheduler worker pid {self.worker.pid}')
+        log.info(f'engine: {info["why"]}; costs: {info["costs"]}; '
+                 f'scheduler worker pid {self.worker.pid}')
         if config.weights:
             log.info(f'weights: {config.weights}')
         log.info(f'detections: {self.encoder.type_name}')
         for camera in config.cameras:
-            source = compressed_topic(camera.topic) if camera.transport == 'compressed' else camera.topic
-            log.info(f'camera {camera.name}: {self.resolve_topic_name(source)} ({camera.transport}) -> '
+            source = (compressed_topic(camera.topic) if camera.transport == 'compressed'
+                      else camera.topic)
+            log.info(f'camera {camera.name}: {self.resolve_topic_name(source)} '
+                     f'({camera.transport}) -> '
                      f'{self.resolve_topic_name(detections_topic(camera.name))}, '
                      f'deadline {camera.deadline_ms:g} ms, queue depth {camera.queue_depth}')
         self._scheduler_previous = {}
         self._started_ns = self._window_start_ns = time.monotonic_ns()
         self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._diagnostics_timer = self.create_timer(config.diagnostics_period_s, self._publish_diagnostics)
+        self._diagnostics_timer = self.create_timer(config.diagnostics_period_s,
+                                                    self._publish_diagnostics)
         log.info(f'policy {config.policy}{" (firm deadlines)" if config.firm_deadlines else ""}, '
                  f'{len(self.cameras)} camera(s)')
 
@@ -327,11 +350,12 @@ class PerceptionCore:
         for state in self._states:
             camera = state.config
             if camera.transport == 'compressed':
-                subscription = self.create_subscription(CompressedImage, compressed_topic(camera.topic),
-                                                        lambda msg, s=state: self._on_compressed(s, msg), qos)
+                subscription = self.create_subscription(
+                    CompressedImage, compressed_topic(camera.topic),
+                    lambda msg, s=state: self._on_compressed(s, msg), qos)
             else:
-                subscription = self.create_subscription(Image, camera.topic,
-                                                        lambda msg, s=state: self._on_image(s, msg), qos)
+                subscription = self.create_subscription(
+                    Image, camera.topic, lambda msg, s=state: self._on_image(s, msg), qos)
             self._subscriptions_by_camera.append(subscription)
 
     def _unsubscribe(self) -> None:
@@ -387,7 +411,8 @@ class PerceptionCore:
             return
         self._submit(camera, msg.header, image, encoding, now)
 
-    def _submit(self, camera: CameraState, header, image: np.ndarray, encoding: str, release_ns: int) -> None:
+    def _submit(self, camera: CameraState, header, image: np.ndarray, encoding: str,
+                release_ns: int) -> None:
         seq, refused = self.worker.submit(camera.index, image, encoding, release_ns)
         if seq is None:
             camera.dropped[refused] += 1
@@ -434,7 +459,8 @@ class PerceptionCore:
         except Exception as error:  # noqa: BLE001 - the thread's boundary:
             # whatever OpenCV raises rejects the frame
             result = FrameRejected(f'compressed image cannot be decoded: {error}')
-        self._decoded.append((camera, msg.header, release_ns, result, time.perf_counter_ns() - begin))
+        self._decoded.append((camera, msg.header, release_ns, result,
+                              time.perf_counter_ns() - begin))
         self._decoded_ready.trigger()
 
     def _take_decoded(self) -> None:
@@ -481,12 +507,13 @@ class PerceptionCore:
             latency_ms = (time.monotonic_ns() - release_ns) / 1e6
             missed = latency_ms > camera.config.deadline_ms
             camera.publisher.publish(self.encoder.encode(Detection(
-                camera.config.name, header, ids, scores, self.labels, latency_ms, camera.config.deadline_ms, missed)))
+                camera.config.name, header, ids, scores, self.labels, latency_ms,
+                camera.config.deadline_ms, missed)))
             if picture is not None:
                 names = [self.labels[i] if self.labels else f'class {i}' for i in ids]
                 msg = Image(header=header)
-                array_to_image(annotate(picture, list(zip(names, scores)), latency_ms, camera.config.deadline_ms,
-                                        missed), 'bgr8', msg)
+                array_to_image(annotate(picture, list(zip(names, scores)), latency_ms,
+                                        camera.config.deadline_ms, missed), 'bgr8', msg)
                 camera.annotated.publish(msg)
             camera.completed += 1
             camera.missed += missed
@@ -519,20 +546,24 @@ class PerceptionCore:
         rejected = window['rejected']
         window_ratio = ((window['missed'] + window['dropped'] + rejected) / (resolved + rejected)
                         if resolved + rejected else 0.0)
-        quiet_s = (now - camera.last_received_ns) / 1e9 if camera.last_received_ns is not None else None
-        level, message = camera_level(self.config, window_ratio, resolved, quiet_s, window['dropped_error'],
-                                      window['completed'], last_error, rejected, window['received'] - rejected,
+        quiet_s = ((now - camera.last_received_ns) / 1e9 if camera.last_received_ns is not None
+                   else None)
+        level, message = camera_level(self.config, window_ratio, resolved, quiet_s,
+                                      window['dropped_error'], window['completed'], last_error,
+                                      rejected, window['received'] - rejected,
                                       camera.last_reject_reason, (now - self._started_ns) / 1e9,
                                       lambda: self._publishers_on(camera.config))
         resolved_total = totals['completed'] + totals['dropped']
-        values = {'received': camera.received, 'completed': camera.completed, 'missed': camera.missed,
-                  'dropped': totals['dropped'], 'rejected': camera.rejected,
+        values = {'received': camera.received, 'completed': camera.completed,
+                  'missed': camera.missed, 'dropped': totals['dropped'],
+                  'rejected': camera.rejected,
                   'miss ratio (window)': window_ratio,
-                  'miss ratio (total)': ((camera.missed + totals['dropped']) / resolved_total if resolved_total
-                                         else 0.0)}
+                  'miss ratio (total)': ((camera.missed + totals['dropped']) / resolved_total
+                                         if resolved_total else 0.0)}
         lat = np.asarray(latencies) if latencies else None
         for label, q in (('p50', 50), ('p95', 95), ('p99', 99)):
-            values[f'latency {label} ms'] = float(np.percentile(lat, q)) if lat is not None else 0.0
+            values[f'latency {label} ms'] = (float(np.percentile(lat, q)) if lat is not None
+                                             else 0.0)
         values['latency max ms'] = float(lat.max()) if lat is not None else 0.0
         values['deadline ms'] = camera.config.deadline_ms
         cameras = stats.get('cameras')
@@ -552,7 +583,8 @@ class PerceptionCore:
         No one, or publishers whose type or reliability cannot reach the node's subscription.
         """
         compressed = camera.transport == 'compressed'
-        topic = self.resolve_topic_name(compressed_topic(camera.topic) if compressed else camera.topic)
+        topic = self.resolve_topic_name(compressed_topic(camera.topic) if compressed
+                                        else camera.topic)
         publishers = self.get_publishers_info_by_topic(topic)
         if not publishers:
             return f'no publisher on {topic}'
@@ -563,56 +595,69 @@ class PerceptionCore:
             if info.topic_type != wanted:
                 notes.append(f'{info.node_name} publishes {info.topic_type}, not {wanted}')
             elif reliable and info.qos_profile.reliability == QoSReliabilityPolicy.BEST_EFFORT:
-                notes.append(f'{info.node_name} publishes best_effort, the subscription is reliable '
-                             '(qos.reliability)')
-        return f'{len(publishers)} publisher(s) on {topic}' + (': ' + '; '.join(notes) if notes else '')
+                notes.append(f'{info.node_name} publishes best_effort, '
+                             'the subscription is reliable (qos.reliability)')
+        return (f'{len(publishers)} publisher(s) on {topic}'
+                + (': ' + '; '.join(notes) if notes else ''))
 
     def _scheduler_status(self, period_ns: int, stats: dict, restarts: list[str]):
-        totals = {'busy_ns': stats.get('busy_ns', 0), 'engine_errors': stats.get('engine_errors', 0),
-                  'host_work_ns': stats.get('host_work_ns', 0), 'uptime_ns': stats.get('uptime_ns', 0)}
+        totals = {'busy_ns': stats.get('busy_ns', 0),
+                  'engine_errors': stats.get('engine_errors', 0),
+                  'host_work_ns': stats.get('host_work_ns', 0),
+                  'uptime_ns': stats.get('uptime_ns', 0)}
         previous, self._scheduler_previous = self._scheduler_previous, totals
         # a new worker counts from zero again
         fresh = totals['uptime_ns'] < previous.get('uptime_ns', 0)
-        delta = {key: value - (0 if fresh else previous.get(key, 0)) for key, value in totals.items()}
+        delta = {key: value - (0 if fresh else previous.get(key, 0))
+                 for key, value in totals.items()}
         busy = delta['busy_ns'] / period_ns
         host_busy = delta['host_work_ns'] / period_ns
-        namesakes = self.get_node_names_and_namespaces().count((self.get_name(), self.get_namespace()))
+        namesakes = self.get_node_names_and_namespaces().count((self.get_name(),
+                                                                self.get_namespace()))
         if restarts:
             level, message = 'ERROR', f'{restarts[-1]}; a new worker was started'
         elif delta['engine_errors'] > 0:
             level, message = 'ERROR', f'engine error: {stats.get("last_error")}'
         elif namesakes > 1:
-            level, message = 'ERROR', (f'{namesakes} nodes named {self.get_fully_qualified_name()} on the graph: '
+            level, message = 'ERROR', (f'{namesakes} nodes named '
+                                       f'{self.get_fully_qualified_name()} on the graph: '
                                        'their detections and statuses mix on the same topics')
         elif self.format_fell_back:
-            level, message = 'WARN', ('running; detections are JSON in std_msgs/String because vision_msgs is not '
-                                      'installed (detections_format: json chooses that without this warning)')
+            level, message = 'WARN', ('running; detections are JSON in std_msgs/String because '
+                                      'vision_msgs is not installed (detections_format: '
+                                      'json chooses that without this warning)')
         else:
             level, message = 'OK', 'running'
-        values = {'policy': self.config.policy, 'detections': self.encoder.type_name, 'engine': self.engine_name, 'device': self.device_name,
+        values = {'policy': self.config.policy, 'detections': self.encoder.type_name,
+                  'engine': self.engine_name, 'device': self.device_name,
                   'gpu busy fraction': min(1.0, max(0.0, busy)),
                   'scheduler host busy fraction': min(1.0, max(0.0, host_busy)),
-                  'groups dispatched': stats.get('groups', 0), 'mean group size': stats.get('mean_group_size', 0.0),
-                  'launches': stats.get('launches', 0), 'fused launches': stats.get('fused_launches', 0),
-                  'mean batch': stats.get('mean_batch', 0.0), 'target batch': stats.get('target_batch', 1),
-                  'engine errors': stats.get('engine_errors', 0), 'worker restarts': self.worker.restarts,
-                  'worker pid': self.worker.pid or 0}
+                  'groups dispatched': stats.get('groups', 0),
+                  'mean group size': stats.get('mean_group_size', 0.0),
+                  'launches': stats.get('launches', 0),
+                  'fused launches': stats.get('fused_launches', 0),
+                  'mean batch': stats.get('mean_batch', 0.0),
+                  'target batch': stats.get('target_batch', 1),
+                  'engine errors': stats.get('engine_errors', 0),
+                  'worker restarts': self.worker.restarts, 'worker pid': self.worker.pid or 0}
         host = stats.get('host_costs')
         if host:
-            values.update({f'host {key.replace("_us", "")} us': value for key, value in host.items()})
+            values.update({f'host {key.replace("_us", "")} us': value
+                           for key, value in host.items()})
         return status('s3dnn: scheduler', level, message, self.device_name, values)
 
     # ------------------------------------------------------------------ summary and shutdown
     def summary(self) -> list[dict]:
         """Per-camera totals for the command-line summary table."""
         return [{'camera': name, 'received': camera.received, 'completed': camera.completed,
-                 'missed': camera.missed, 'dropped': sum(camera.dropped.values()), 'rejected': camera.rejected,
-                 'p50_ms': camera.latency_ms(50), 'p99_ms': camera.latency_ms(99)}
-                for name, camera in self.cameras.items()]
+                 'missed': camera.missed, 'dropped': sum(camera.dropped.values()),
+                 'rejected': camera.rejected, 'p50_ms': camera.latency_ms(50),
+                 'p99_ms': camera.latency_ms(99)} for name, camera in self.cameras.items()]
 
     def pending(self) -> int:
         """Frames handed to the worker and not yet resolved (published or counted dropped)."""
-        return (sum(len(camera.in_flight) + camera.decoding for camera in self._states) + len(self._outputs))
+        return (sum(len(camera.in_flight) + camera.decoding for camera in self._states)
+                + len(self._outputs))
 
 
 class PerceptionNode(PerceptionCore, Node):

@@ -101,7 +101,8 @@ def unmatched_topics(publishers: Mapping[str, object], timeout_s: float) -> list
     """
     end = time.monotonic() + timeout_s
     while True:
-        missing = [topic for topic, publisher in publishers.items() if publisher.get_subscription_count() == 0]
+        missing = [topic for topic, publisher in publishers.items()
+                   if publisher.get_subscription_count() == 0]
         if not missing or time.monotonic() >= end:
             return missing
         time.sleep(0.02)
