@@ -95,16 +95,16 @@ class Dispatcher:
         self.pipelines.append(pipeline)
         return pipeline
 
-    def submit(self, pipeline: Pipeline, image: Any = None, encoding: str = 'rgb8', meta: Any = None,
-               release_ns: int | None = None) -> None:
+    def submit(self, pipeline: Pipeline, image: Any = None, encoding: str = 'rgb8',
+               meta: Any = None, release_ns: int | None = None) -> None:
         """Hand a frame to the dispatcher thread (thread-safe, returns at once)."""
         if release_ns is None:
             release_ns = self.backend.now_ns()
         self._inbox.append((pipeline, release_ns, image, encoding, meta))
         self._wake.set()
 
-    def arrive(self, pipeline: Pipeline, release_ns: int, image: Any = None, encoding: str = 'rgb8',
-               meta: Any = None) -> Frame:
+    def arrive(self, pipeline: Pipeline, release_ns: int, image: Any = None,
+               encoding: str = 'rgb8', meta: Any = None) -> Frame:
         """
         Let a frame enter its pipeline (dispatcher thread).
 
@@ -154,7 +154,8 @@ class Dispatcher:
         issued = 0
         limit = self.policy.max_inflight
         while True:
-            if self.inflight and not self._ahead_settled and self.policy.runs_ahead and not len(self.policy):
+            if self.inflight and not self._ahead_settled and self.policy.runs_ahead \
+                    and not len(self.policy):
                 # nothing waits for a decision: the policy may queue successors ahead, slot or not
                 group = self.policy.run_ahead(self.backend.now_ns(), self.inflight)
                 launched = self._issue(group) if group.launches else 0
@@ -162,7 +163,8 @@ class Dispatcher:
                     issued += launched
                     continue
                 self._ahead_settled = True
-            if not (len(self.policy) or self.inflight) or (limit is not None and self._groups_inflight >= limit):
+            if not (len(self.policy) or self.inflight) \
+                    or (limit is not None and self._groups_inflight >= limit):
                 break
             group = self.policy.dequeue(self.backend.now_ns(), self.inflight)
             for frame in group.dropped:
@@ -195,7 +197,8 @@ class Dispatcher:
         stream = launch.stream % count
         busy = self._by_stream
         if stream in busy:
-            stream = next((s % count for s in range(stream + 1, stream + count) if s % count not in busy), stream)
+            stream = next((s % count for s in range(stream + 1, stream + count)
+                           if s % count not in busy), stream)
         return stream
 
     def _issue(self, group: Group) -> int:
@@ -478,7 +481,8 @@ class EngineBackend:
         pids = [frame.pipeline.id for frame in frames]
         if launch.layer == 0:
             try:
-                self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding) for frame in frames])
+                self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding)
+                                        for frame in frames])
             except ValueError as error:
                 names = ', '.join(frame.pipeline.name for frame in frames)
                 raise EngineError(f'staging the images of {names}: {error}') from error

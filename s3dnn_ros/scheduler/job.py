@@ -89,7 +89,8 @@ class PipelineStats:
         if not self.latencies_ns:
             return 0.0
         # list() copies in one step under the GIL, while the dispatcher thread may be appending
-        return float(np.percentile(np.array(list(self.latencies_ns), dtype=np.int64), percentile)) / 1e6
+        return float(np.percentile(np.array(list(self.latencies_ns), dtype=np.int64),
+                                   percentile)) / 1e6
 
     def summary(self) -> dict:
         return {'released': self.released, 'completed': self.completed, 'missed': self.missed,
@@ -123,7 +124,8 @@ class Pipeline:
         self.stats = PipelineStats(latency_history)
         self._seq = 0
 
-    def new_frame(self, release_ns: int, image: Any = None, encoding: str = 'rgb8', meta: Any = None) -> Frame:
+    def new_frame(self, release_ns: int, image: Any = None, encoding: str = 'rgb8',
+                  meta: Any = None) -> Frame:
         self._seq += 1
         return Frame(self, self._seq, release_ns, image, encoding, meta)
 
@@ -154,7 +156,8 @@ class KernelTask:
     re-sorting.
     """
 
-    __slots__ = ('frame', 'layer', 'cost_ns', 'tb_ratio', 'remaining_ns', 'key', 'seq', 'ready_ns', 'queued')
+    __slots__ = ('frame', 'layer', 'cost_ns', 'tb_ratio', 'remaining_ns', 'key', 'seq', 'ready_ns',
+                 'queued')
 
     def __init__(self, frame: Frame, layer: int, cost_ns: int, tb_ratio: float, remaining_ns: int,
                  key: int = 0, seq: int = 0, ready_ns: int = 0):

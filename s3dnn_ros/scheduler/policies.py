@@ -98,7 +98,8 @@ class Policy(ABC):
         # Q, one list per layer, each sorted by (key, seq): the head of Q is the least of the
         # lists' heads, and a layer's fusion peers are the first entries of its own list (a DEQUEUE
         # costs the same however many frames wait)
-        self._layers: list[list[tuple[int, int, KernelTask]]] = [[] for _ in range(self.num_layers)]
+        self._layers: list[list[tuple[int, int, KernelTask]]] = [
+            [] for _ in range(self.num_layers)]
         self._ready = 0  # tasks in Q
         self._seq = count()
         # layer-0 tasks, oldest first (and some taken ones)
@@ -114,7 +115,8 @@ class Policy(ABC):
         """ENQUEUE: ``frame``'s next layer is ready; insert it in order."""
         layer = frame.next_layer
         task = KernelTask(frame, layer, self.costs.cost_ns(layer), self.costs.tb_ratio(layer),
-                          self.costs.remaining_ns[layer], self.key(frame, layer), next(self._seq), now_ns)
+                          self.costs.remaining_ns[layer], self.key(frame, layer), next(self._seq),
+                          now_ns)
         insort(self._layers[layer], (task.key, task.seq, task))
         self._ready += 1
         if layer == 0:
@@ -133,10 +135,12 @@ class Policy(ABC):
                 self.enqueue(frame, now_ns)
             return
         costs = self.costs
-        cost, tb, remaining = costs.cost_ns(layer), costs.tb_ratio(layer), costs.remaining_ns[layer]
+        cost, tb, remaining = (costs.cost_ns(layer), costs.tb_ratio(layer),
+                               costs.remaining_ns[layer])
         key, seq, queue = self.key, self._seq, self._layers[layer]
         for frame in frames:
-            task = KernelTask(frame, layer, cost, tb, remaining, key(frame, layer), next(seq), now_ns)
+            task = KernelTask(frame, layer, cost, tb, remaining, key(frame, layer), next(seq),
+                              now_ns)
             insort(queue, (task.key, task.seq, task))
         self._ready += len(frames)
 
@@ -241,7 +245,8 @@ class Policy(ABC):
         """
         return self._network_mean + 2 * self._network_deviation
 
-    def _pop_first(self, now_ns: int, group: Group, skip_first_layer: bool = False) -> KernelTask | None:
+    def _pop_first(self, now_ns: int, group: Group,
+                   skip_first_layer: bool = False) -> KernelTask | None:
         """
         Remove and return the first task that is not lost.
 
@@ -255,10 +260,11 @@ class Policy(ABC):
             group.dropped.append(task.frame)
         return None
 
-    def _launch(self, layer: int, frames: list[Frame], stream: int, chained: bool = False) -> Launch:
+    def _launch(self, layer: int, frames: list[Frame], stream: int,
+                chained: bool = False) -> Launch:
         batch = len(frames)
-        return Launch(layer, frames, stream, self.costs.cost_ns(layer, batch), self.costs.tb_ratio(layer, batch),
-                      chained)
+        return Launch(layer, frames, stream, self.costs.cost_ns(layer, batch),
+                      self.costs.tb_ratio(layer, batch), chained)
 
 
 class S3dnnPolicy(Policy):
@@ -339,7 +345,8 @@ class S3dnnPolicy(Policy):
         # rule 2's per-batch tests, per layer
         self._fusion_steps: dict[int, list[tuple[bool, bool, int]]] = {}
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
-        self._small_layers = [layer for layer in range(self.num_layers) if self.costs.tb_ratio(layer) < 1]
+        self._small_layers = [layer for layer in range(self.num_layers)
+                              if self.costs.tb_ratio(layer) < 1]
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
@@ -390,7 +397,8 @@ class S3dnnPolicy(Policy):
                 return None
             frame = oldest.frame
             reserve = HOLD_RESERVE * frame.pipeline.deadline_ns + self.costs.remaining_ns[0]
-            until = min(oldest.ready_ns + round(batch * 1e9 / rate), frame.deadline_ns - round(reserve))
+            until = min(oldest.ready_ns + round(batch * 1e9 / rate),
+                        frame.deadline_ns - round(reserve))
             self._held = (oldest, until)
         return until if until > now_ns else None
 
@@ -495,8 +503,10 @@ class S3dnnPolicy(Policy):
             # per batch b: (a launch of b + 1 saves no GPU time over its frames alone - or, past
             # the kernel batch, over separate launches -, it loses some, the head's delay at b + 1)
             steps = self._fusion_steps[layer] = [
-                (fused >= alone or b >= kernel_batch, fused > alone * (1 + FUSE_TOLERANCE), fused - single)
-                for b in range(1, self.max_batch) for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]
+                (fused >= alone or b >= kernel_batch, fused > alone * (1 + FUSE_TOLERANCE),
+                 fused - single)
+                for b in range(1, self.max_batch)
+                for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]
         target = self.target_batch(now_ns)
         batch = 1
         for no_saving, loss, delay in steps:
@@ -507,7 +517,8 @@ class S3dnnPolicy(Policy):
             batch += 1
         return batch
 
-    def _reserve_successor(self, launches: Sequence[Launch], room: float, now_ns: int) -> Launch | None:
+    def _reserve_successor(self, launches: Sequence[Launch], room: float,
+                           now_ns: int) -> Launch | None:
         """
         Rule 4: the least-slack successor that fits in ``room``.
 
@@ -519,7 +530,8 @@ class S3dnnPolicy(Policy):
             if layer >= self.num_layers:
                 continue
             frames = launch.frames
-            if any(frame.next_layer > layer or frame.pipeline.current is not frame for frame in frames):
+            if any(frame.next_layer > layer or frame.pipeline.current is not frame
+                   for frame in frames):
                 continue  # already chained further, or a frame was dropped (an engine error)
             if self.costs.tb_ratio(layer, len(frames)) > room:
                 continue
@@ -593,11 +605,12 @@ class StreamsPolicy(WholeFramePolicy):
     max_inflight = None
 
 
-POLICIES = {cls.name: cls for cls in (S3dnnPolicy, StreamsPolicy, SequentialPolicy, FifoPolicy, EdfPolicy)}
+POLICIES = {cls.name: cls
+            for cls in (S3dnnPolicy, StreamsPolicy, SequentialPolicy, FifoPolicy, EdfPolicy)}
 
 
-def make_policy(name: str, costs: CostTable, firm: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
-                max_inflight: int | None = None) -> Policy:
+def make_policy(name: str, costs: CostTable, firm: bool = False,
+                max_batch: int = DEFAULT_MAX_BATCH, max_inflight: int | None = None) -> Policy:
     """Return the policy called ``name``; ValueError naming the allowed ones otherwise."""
     if name not in POLICIES:
         raise ValueError(f'policy {name!r} is not known; allowed: {", ".join(POLICIES)}')

@@ -93,7 +93,8 @@ class SimulatedGpu:
         if launch.group is not self._last_group:
             self._last_group = launch.group
             self.host_clock += self.decision_ns
-        self.host_clock += self.launch_ns + (self.upload_ns * launch.batch if launch.layer == 0 else 0)
+        self.host_clock += (self.launch_ns
+                            + (self.upload_ns * launch.batch if launch.layer == 0 else 0))
         kernel = _Kernel(launch, max(self.host_clock, self.now))
         launch.handle = kernel
         self._streams.setdefault(launch.stream, deque()).append(kernel)
@@ -168,8 +169,9 @@ class SimulatedGpu:
 PROGRESS_TURNS = 4096
 
 
-def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: float, firm: bool = False,
-             seed: int = 0, host: HostCosts | None = None, jitter_ms: float = DEFAULT_JITTER_MS,
+def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: float,
+             firm: bool = False, seed: int = 0, host: HostCosts | None = None,
+             jitter_ms: float = DEFAULT_JITTER_MS,
              max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[float], None] | None = None,
              progress_every_s: float = 10.0) -> dict:
     """
@@ -193,7 +195,8 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
         dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth)
         period = 1e9 / camera.fps
         jitter = min(jitter_ms * 1e6, period / 4)
-        schedules.append((rng.uniform(0, period), period, jitter, np.random.default_rng([seed, index])))
+        schedules.append((rng.uniform(0, period), period, jitter,
+                          np.random.default_rng([seed, index])))
     for index, schedule in enumerate(schedules):
         _push_arrival(arrivals, index, 0, schedule, end_ns)
 
