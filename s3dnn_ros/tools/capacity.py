@@ -106,7 +106,8 @@ class _Point:
 
     def resolved(self) -> bool:
         with self.lock:
-            return sum((output[1], output[2]) in self.released for output in self.outputs) >= len(self.released)
+            return (sum((output[1], output[2]) in self.released for output in self.outputs) >=
+                    len(self.released))
 
 
 class _Router:
@@ -122,8 +123,8 @@ class _Router:
                 point.outputs.extend(outputs)
 
 
-def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_ns: float, start_ns: int,
-          end_ns: int, image: np.ndarray, point: _Point) -> None:
+def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_ns: float,
+          start_ns: int, end_ns: int, image: np.ndarray, point: _Point) -> None:
     """
     Run one feeder thread until ``end_ns``.
 
@@ -138,7 +139,8 @@ def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_
         wait = (due - time.monotonic_ns()) / 1e9
         if wait > 0:
             time.sleep(wait)
-        heapq.heapreplace(heap, (start_ns + round(phase + (k + 1) * period_ns), camera, k + 1, phase))
+        heapq.heapreplace(heap,
+                          (start_ns + round(phase + (k + 1) * period_ns), camera, k + 1, phase))
         late = time.monotonic_ns() - due
         seq, _ = client.submit(camera, image, 'rgb8', due)
         point.submitted(camera, seq, due, late)
@@ -165,15 +167,19 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
     total = len(released) + point.refused
     lat = np.array(latencies or [0], dtype=np.int64) / 1e6
     span_ns = setting.seconds * 1e9
-    delta = {key: after['host_totals'][key] - before['host_totals'][key] for key in after['host_totals']}
+    delta = {key: after['host_totals'][key] - before['host_totals'][key]
+             for key in after['host_totals']}
     launches = after['launches'] - before['launches']
     return {'cameras': point.cameras, 'policy': policy, 'source': 'gpu', 'released': total,
             'completed': completed, 'missed': missed, 'dropped': dropped,
             'miss_ratio': round((missed + dropped) / total, 6) if total else 0.0,
-            'p50_ms': round(float(np.percentile(lat, 50)), 3), 'p99_ms': round(float(np.percentile(lat, 99)), 3),
+            'p50_ms': round(float(np.percentile(lat, 50)), 3),
+            'p99_ms': round(float(np.percentile(lat, 99)), 3),
             'gpu_busy': round(min(1.0, (after['busy_ns'] - before['busy_ns']) / span_ns), 4),
-            'mean_batch': round((after['frames_launched'] - before['frames_launched']) / launches, 3) if launches else 0.0,
-            'host_us_per_frame': round((after['host_work_ns'] - before['host_work_ns']) / 1000 / max(1, total), 2),
+            'mean_batch': (round((after['frames_launched'] - before['frames_launched'])
+                                 / launches, 3) if launches else 0.0),
+            'host_us_per_frame': round((after['host_work_ns'] - before['host_work_ns']) / 1000
+                                       / max(1, total), 2),
             'completed_fps': round(completed / setting.seconds, 1),
             'on_time_fps': round((completed - missed) / setting.seconds, 1),
             'unresolved': total - completed - dropped,
@@ -193,8 +199,8 @@ def _wait_stats(client: WorkerClient, after_ns: int, timeout_s: float = 5.0) -> 
     raise RuntimeError('the scheduler worker sent no statistics')
 
 
-def run_point(client: WorkerClient, router: _Router, count: int, policy: str, setting: CapacitySetting,
-              image: np.ndarray, log=print) -> dict:
+def run_point(client: WorkerClient, router: _Router, count: int, policy: str,
+              setting: CapacitySetting, image: np.ndarray, log=print) -> dict:
     """One measured point: the first ``count`` cameras of ``client``'s worker, open-loop."""
     rng = np.random.default_rng([setting.seed, count])
     period_ns = 1e9 / setting.fps
@@ -205,7 +211,8 @@ def run_point(client: WorkerClient, router: _Router, count: int, policy: str, se
     point = router.point = _Point(count, measure_ns)
     feeders = max(1, min(setting.feeders, count))
     threads = [threading.Thread(target=_feed, name=f'feeder-{f}', args=(
-        client, list(range(f, count, feeders)), phases[f::feeders], period_ns, start_ns, end_ns, image, point))
+        client, list(range(f, count, feeders)), phases[f::feeders], period_ns, start_ns, end_ns,
+        image, point))
         for f in range(feeders)]
     gc.collect()
     # a collection over this point's outputs would hold the GIL for milliseconds: feeders late
@@ -226,9 +233,11 @@ def run_point(client: WorkerClient, router: _Router, count: int, policy: str, se
         gc.enable()
     row = _row(point, policy, setting, before, after)
     router.point = None
-    log(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%}, p99 {row["p99_ms"]:.1f} ms, '
-        f'{row["completed_fps"]:.0f} frames/s, GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
-        f'host {row["host_us_per_frame"]:.0f} µs/frame, feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms')
+    log(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%}, '
+        f'p99 {row["p99_ms"]:.1f} ms, {row["completed_fps"]:.0f} frames/s, '
+        f'GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
+        f'host {row["host_us_per_frame"]:.0f} µs/frame, '
+        f'feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms')
     time.sleep(SETTLE_S)
     return row
 
@@ -251,14 +260,16 @@ def _simulate(args) -> dict:
     count, policy, setting, costs_json, host_json = args
     costs = CostTable.from_json(costs_json, alexnet())
     host = HostCosts(**host_json) if host_json else None
-    cameras = [Camera(f'cam{i}', setting.fps, setting.deadline_ms, setting.queue_depth) for i in range(count)]
-    result = simulate(cameras, policy, costs, setting.seconds, firm=setting.firm, seed=setting.seed, host=host,
-                      max_batch=setting.max_batch)
+    cameras = [Camera(f'cam{i}', setting.fps, setting.deadline_ms, setting.queue_depth)
+               for i in range(count)]
+    result = simulate(cameras, policy, costs, setting.seconds, firm=setting.firm,
+                      seed=setting.seed, host=host, max_batch=setting.max_batch)
     return {'cameras': count, 'policy': policy, 'source': 'sim', 'released': result['released'],
-            'completed': result['completed'], 'missed': result['missed'], 'dropped': result['dropped'],
-            'miss_ratio': result['miss_ratio'], 'p50_ms': result['p50_ms'], 'p99_ms': result['p99_ms'],
-            'gpu_busy': result['gpu_busy'], 'mean_batch': result['mean_batch'],
-            'host_us_per_frame': None, 'completed_fps': round(result['completed'] / setting.seconds, 1),
+            'completed': result['completed'], 'missed': result['missed'],
+            'dropped': result['dropped'], 'miss_ratio': result['miss_ratio'],
+            'p50_ms': result['p50_ms'], 'p99_ms': result['p99_ms'], 'gpu_busy': result['gpu_busy'],
+            'mean_batch': result['mean_batch'], 'host_us_per_frame': None,
+            'completed_fps': round(result['completed'] / setting.seconds, 1),
             'on_time_fps': round((result['completed'] - result['missed']) / setting.seconds, 1)}
 
 
@@ -268,7 +279,9 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
 
     See the module docstring.
     """
-    image = np.random.default_rng(setting.seed).integers(0, 256, (setting.height, setting.width, 3), np.uint8)
+    image = np.random.default_rng(setting.seed).integers(0, 256,
+                                                         (setting.height, setting.width, 3),
+                                                         np.uint8)
     # feeder threads waiting for the GIL would release frames late
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     largest = max(setting.counts)
@@ -278,11 +291,12 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
     host_by_policy: dict[str, dict | None] = {}
     costs_json, device = None, None
     for policy in setting.policies:
-        spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}', round(setting.deadline_ms * 1e6), setting.queue_depth)
-                                        for i in range(largest)),
+        spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}', round(setting.deadline_ms * 1e6),
+                                                   setting.queue_depth) for i in range(largest)),
                           policy=policy, engine=setting.engine, device_id=setting.device_id,
-                          cost_table=cost_table_path, max_inflight=setting.max_inflight, max_batch=setting.max_batch,
-                          firm_deadlines=setting.firm, stats_period_s=0.05)
+                          cost_table=cost_table_path, max_inflight=setting.max_inflight,
+                          max_batch=setting.max_batch, firm_deadlines=setting.firm,
+                          stats_period_s=0.05)
         router = _Router()
         client = WorkerClient(spec, router)
         log(f'{policy}: worker pid {client.pid}, {client.info["why"]}')
@@ -295,7 +309,8 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
             if setting.overload and found:
                 extra = round(found * setting.overload)
                 if extra not in setting.counts:
-                    policy_rows.append(run_point(client, router, extra, policy, setting, image, log))
+                    policy_rows.append(
+                        run_point(client, router, extra, policy, setting, image, log))
         finally:
             client.close()
         totals = {}
@@ -305,33 +320,40 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
         host = host_costs_from(totals) if totals else None
         host_by_policy[policy] = host.to_json() if host else None
         rows += policy_rows
-    jobs = [(row['cameras'], row['policy'], setting, costs_json, host_by_policy[row['policy']]) for row in rows]
+    jobs = [(row['cameras'], row['policy'], setting, costs_json, host_by_policy[row['policy']])
+            for row in rows]
     with ProcessPoolExecutor(max(1, min(len(jobs), (os.cpu_count() or 2) - 1))) as pool:
         rows += list(pool.map(_simulate, jobs))
-    knees = {policy: {source: knee([r for r in rows if r['policy'] == policy and r['source'] == source])
+    knees = {policy: {source: knee([r for r in rows
+                                    if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
     return {'device': device, 'width': setting.width, 'height': setting.height, 'fps': setting.fps,
             'deadline_ms': setting.deadline_ms,
-            'seconds': setting.seconds, 'feeders': setting.feeders, 'queue_depth': setting.queue_depth,
-            'max_batch': setting.max_batch,
+            'seconds': setting.seconds, 'feeders': setting.feeders,
+            'queue_depth': setting.queue_depth, 'max_batch': setting.max_batch,
             'firm': setting.firm, 'host_costs': host_by_policy, 'knees': knees, 'rows': rows,
             'cost_table': costs_json}
 
 
 def format_capacity(section: dict) -> str:
     from .cli import text_table
-    header = ['policy', 'cameras', 'source', 'released', 'completed', 'missed', 'dropped', 'miss %', 'p50 ms',
-              'p99 ms', 'GPU busy', 'batch', 'host µs/frame', 'frames/s', 'on time/s']
+    header = ['policy', 'cameras', 'source', 'released', 'completed', 'missed', 'dropped',
+              'miss %', 'p50 ms', 'p99 ms', 'GPU busy', 'batch', 'host µs/frame', 'frames/s',
+              'on time/s']
     rows = []
     for row in sorted(section['rows'], key=lambda r: (r['policy'], r['cameras'], r['source'])):
-        rows.append([row['policy'], str(row['cameras']), row['source'], str(row['released']), str(row['completed']),
-                     str(row['missed']), str(row['dropped']), f'{row["miss_ratio"]:.2%}', f'{row["p50_ms"]:.2f}',
-                     f'{row["p99_ms"]:.2f}', f'{row["gpu_busy"]:.0%}', f'{row["mean_batch"]:.2f}',
-                     '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}',
+        rows.append([row['policy'], str(row['cameras']), row['source'], str(row['released']),
+                     str(row['completed']), str(row['missed']), str(row['dropped']),
+                     f'{row["miss_ratio"]:.2%}', f'{row["p50_ms"]:.2f}', f'{row["p99_ms"]:.2f}',
+                     f'{row["gpu_busy"]:.0%}', f'{row["mean_batch"]:.2f}',
+                     '-' if row['host_us_per_frame'] is None
+                     else f'{row["host_us_per_frame"]:.0f}',
                      f'{row["completed_fps"]:.0f}', f'{row["on_time_fps"]:.0f}'])
-    knees = ', '.join(f'{policy} {k["gpu"]} (simulated {k["sim"]})' for policy, k in section['knees'].items())
-    title = (f'capacity: {section["width"]}x{section["height"]} rgb8 at {section["fps"]:g} FPS, deadline '
-             f'{section["deadline_ms"]:g} ms, {section["seconds"]:g} s per point; knees (< 1% missed): {knees}')
+    knees = ', '.join(f'{policy} {k["gpu"]} (simulated {k["sim"]})'
+                      for policy, k in section['knees'].items())
+    title = (f'capacity: {section["width"]}x{section["height"]} rgb8 at {section["fps"]:g} FPS, '
+             f'deadline {section["deadline_ms"]:g} ms, {section["seconds"]:g} s per point; '
+             f'knees (< 1% missed): {knees}')
     return text_table(title, header, rows)
 
 
@@ -349,13 +371,16 @@ def plot_capacity(section: dict, title: str, path: str) -> None:
     policies = list(section['knees'])
     for index, policy in enumerate(policies):
         for source, style in (('gpu', '-'), ('sim', '--')):
-            rows = sorted((r for r in section['rows'] if r['policy'] == policy and r['source'] == source),
+            rows = sorted((r for r in section['rows']
+                           if r['policy'] == policy and r['source'] == source),
                           key=lambda r: r['cameras'])
             counts = [r['cameras'] for r in rows]
             label = f'{policy} ({"GPU" if source == "gpu" else "simulated"})'
             color = colors[index % len(colors)]
-            misses.plot(counts, [100 * r['miss_ratio'] for r in rows], style, marker='o', color=color, label=label)
-            latency.plot(counts, [r['p99_ms'] for r in rows], style, marker='o', color=color, label=label)
+            misses.plot(counts, [100 * r['miss_ratio'] for r in rows], style, marker='o',
+                        color=color, label=label)
+            latency.plot(counts, [r['p99_ms'] for r in rows], style, marker='o', color=color,
+                         label=label)
     latency.axhline(section['deadline_ms'], linestyle=':', color='grey', label='deadline')
     misses.axhline(100 * KNEE_MISS_RATIO, linestyle=':', color='grey')
     misses.set(xlabel='cameras', ylabel='missed + dropped frames (%)', ylim=(-2, 102))

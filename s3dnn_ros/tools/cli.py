@@ -21,7 +21,8 @@ def _number(kind, minimum, inclusive: bool, maximum=None):
     Or at ``minimum``, if ``inclusive``; and, when given, at most ``maximum``.
     """
     name = 'an integer' if kind is int else 'a number'
-    allowed = f'{"an integer" if kind is int else "a finite number"} {">=" if inclusive else ">"} {minimum:g}'
+    allowed = (f'{"an integer" if kind is int else "a finite number"} '
+               f'{">=" if inclusive else ">"} {minimum:g}')
     if maximum is not None:
         allowed += f' and <= {maximum:g}'
 
@@ -29,7 +30,8 @@ def _number(kind, minimum, inclusive: bool, maximum=None):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f'{text!r} is not {name}; allowed: {allowed}') from None
+            raise argparse.ArgumentTypeError(f'{text!r} is not {name}; '
+                                             f'allowed: {allowed}') from None
         if (not (value >= minimum if inclusive else value > minimum) or value == float('inf')
                 or (maximum is not None and value > maximum)):
             raise argparse.ArgumentTypeError(f'{text} is not allowed; allowed: {allowed}')
@@ -79,9 +81,11 @@ def choices_list(allowed: list[str]):
         items = [item.strip() for item in text.split(',')]
         for item in items:
             if item not in allowed:
-                raise argparse.ArgumentTypeError(f'{item!r} is not known; allowed: {",".join(allowed)}')
+                raise argparse.ArgumentTypeError(f'{item!r} is not known; allowed: '
+                                                 f'{",".join(allowed)}')
         if len(set(items)) != len(items):
-            raise argparse.ArgumentTypeError(f'{text!r} repeats an item; allowed: {",".join(allowed)}')
+            raise argparse.ArgumentTypeError(f'{text!r} repeats an item; allowed: '
+                                             f'{",".join(allowed)}')
         return items
     return parse
 
@@ -93,8 +97,10 @@ def text_table(title: str, header: list[str], rows: list[list[str]]) -> str:
     The columns sit under a header and a rule.
     """
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)), '  '.join('-' * w for w in widths)]
-    return '\n'.join(lines + ['  '.join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows])
+    lines = [title, '  '.join(h.rjust(w) for h, w in zip(header, widths)),
+             '  '.join('-' * w for w in widths)]
+    return '\n'.join(lines + ['  '.join(cell.rjust(w) for cell, w in zip(row, widths))
+                              for row in rows])
 
 
 def per_camera(parser: Parser, name: str, values: list[float], cameras: int) -> list[float]:
@@ -106,7 +112,8 @@ def per_camera(parser: Parser, name: str, values: list[float], cameras: int) -> 
     if len(values) == 1:
         return values * cameras
     if len(values) != cameras:
-        parser.error(f'argument {name}: {len(values)} values given; allowed: 1 value or one per camera ({cameras})')
+        parser.error(f'argument {name}: {len(values)} values given; allowed: '
+                     f'1 value or one per camera ({cameras})')
     return values
 
 
@@ -117,4 +124,5 @@ def require_rosbags(parser: Parser) -> None:
     Say how to get it rather than fail on an import.
     """
     if importlib.util.find_spec('rosbags') is None:
-        parser.error('the Python package rosbags is not installed; install it with: pip install rosbags')
+        parser.error('the Python package rosbags is not installed; '
+                     'install it with: pip install rosbags')

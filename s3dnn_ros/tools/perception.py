@@ -79,41 +79,50 @@ def overrides(args) -> list[Parameter]:
     return params
 
 
-SUMMARY_COLUMNS = [('camera', '{}'), ('received', '{:d}'), ('completed', '{:d}'), ('missed', '{:d}'),
-                   ('dropped', '{:d}'), ('rejected', '{:d}'), ('p50_ms', '{:.1f}'), ('p99_ms', '{:.1f}')]
+SUMMARY_COLUMNS = [('camera', '{}'), ('received', '{:d}'), ('completed', '{:d}'),
+                   ('missed', '{:d}'), ('dropped', '{:d}'), ('rejected', '{:d}'),
+                   ('p50_ms', '{:.1f}'), ('p99_ms', '{:.1f}')]
 
 
 def format_summary(rows: list[dict], title: str, columns=SUMMARY_COLUMNS) -> str:
     header = [name.replace('_ms', ' ms') for name, _ in columns]
-    return text_table(title, header, [[fmt.format(row[name]) for name, fmt in columns] for row in rows])
+    return text_table(title, header,
+                      [[fmt.format(row[name]) for name, fmt in columns] for row in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog='s3dnn-perception', description='Run the perception node with simulated cameras.')
-    parser.add_argument('--config', help="parameters file (default: the package's config/perception.yaml)")
+    parser = Parser(prog='s3dnn-perception',
+                    description='Run the perception node with simulated cameras.')
+    parser.add_argument('--config',
+                        help="parameters file (default: the package's config/perception.yaml)")
     parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
     parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
-    parser.add_argument('--max-inflight', type=positive_int, help='override the configured max_inflight')
-    parser.add_argument('--cameras', type=positive_int, help="N simulated cameras cam0..camN-1 instead of the config's")
+    parser.add_argument('--max-inflight', type=positive_int,
+                        help='override the configured max_inflight')
+    parser.add_argument('--cameras', type=positive_int,
+                        help="N simulated cameras cam0..camN-1 instead of the config's")
     parser.add_argument('--fps', type=FPS, default=30.0, help='simulated camera rate (default 30)')
     parser.add_argument('--deadline-ms', type=DEADLINE_MS, default=100.0,
                         help='deadline of the --cameras cameras (default 100)')
     parser.add_argument('--width', type=IMAGE_SIDE, default=640)
     parser.add_argument('--height', type=IMAGE_SIDE, default=480)
-    parser.add_argument('--seconds', type=positive_float, default=15.0, help='how long to run (default 15)')
+    parser.add_argument('--seconds', type=positive_float, default=15.0,
+                        help='how long to run (default 15)')
     args = parser.parse_args(argv)
     config = args.config or default_config()
     if config and not os.path.isfile(config):
         parser.error(f'argument --config: {config!r} does not exist')
     stop = init_ros(None)
     try:
-        node = PerceptionNode(parameter_overrides=config_overrides(config, bool(args.cameras)) + overrides(args))
+        node = PerceptionNode(parameter_overrides=config_overrides(config, bool(args.cameras))
+                              + overrides(args))
     except (ConfigError, WorkerError) as error:
         print(f's3dnn-perception: error: {error}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
     cameras = [CameraSim(f'camera_sim_{camera.name}', parameter_overrides=[
-        Parameter('topic', value=camera.topic), Parameter('fps', value=camera.fps_hint or args.fps),
+        Parameter('topic', value=camera.topic),
+        Parameter('fps', value=camera.fps_hint or args.fps),
         Parameter('width', value=args.width), Parameter('height', value=args.height),
         Parameter('frame_id', value=camera.name)]) for camera in node.config.cameras]
     executor = SingleThreadedExecutor()
