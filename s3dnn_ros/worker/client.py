@@ -67,7 +67,8 @@ class WorkerClient:
     """One scheduler worker process (see the module docstring)."""
 
     def __init__(self, spec: WorkerSpec, on_outputs: Callable[[list[tuple]], None],
-                 on_restart: Callable[[str], None] | None = None, start_timeout_s: float = START_TIMEOUT_S):
+                 on_restart: Callable[[str], None] | None = None,
+                 start_timeout_s: float = START_TIMEOUT_S):
         self.spec = spec
         self._on_outputs = on_outputs
         self._on_restart = on_restart
@@ -81,7 +82,8 @@ class WorkerClient:
         self._process: subprocess.Popen | None = None
         self._connection: Connection | None = None
         self.info = self._start()
-        self._receiver = threading.Thread(target=self._receive, name='s3dnn-worker-receiver', daemon=True)
+        self._receiver = threading.Thread(target=self._receive, name='s3dnn-worker-receiver',
+                                          daemon=True)
         self._receiver.start()
 
     # ------------------------------------------------------------------ process
@@ -92,10 +94,13 @@ class WorkerClient:
         Raises WorkerError with its message when it cannot be.
         """
         ours, theirs = socket.socketpair()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get('PYTHONPATH')])))
+        env = dict(os.environ,
+                   PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT,
+                                                            os.environ.get('PYTHONPATH')])))
         try:
             process = subprocess.Popen([sys.executable, *WORKER_COMMAND, str(theirs.fileno())],
-                                       pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+                                       pass_fds=(theirs.fileno(),), env=env,
+                                       stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
         connection = Connection(ours.detach())
@@ -104,11 +109,13 @@ class WorkerClient:
             end = time.monotonic() + self._start_timeout_s
             while not connection.poll(0.1):
                 if process.poll() is not None or time.monotonic() > end:
-                    raise WorkerError(f'the scheduler worker {self._exit_text(process)} before it was ready')
+                    raise WorkerError('the scheduler worker '
+                                      f'{self._exit_text(process)} before it was ready')
             kind, payload = connection.recv()
         except (EOFError, OSError) as error:
             self._stop_process(process, connection)
-            raise WorkerError(f'the scheduler worker {self._exit_text(process)} while starting ({error})') from None
+            raise WorkerError(f'the scheduler worker {self._exit_text(process)} '
+                              f'while starting ({error})') from None
         except WorkerError:
             self._stop_process(process, connection)
             raise
@@ -132,7 +139,8 @@ class WorkerClient:
         return f'exited with status {code}'
 
     @staticmethod
-    def _stop_process(process: subprocess.Popen, connection: Connection | None, close: bool = True) -> None:
+    def _stop_process(process: subprocess.Popen, connection: Connection | None,
+                      close: bool = True) -> None:
         """
         Ask the worker to stop, kill it after STOP_TIMEOUT_S, reap it.
 
@@ -159,10 +167,12 @@ class WorkerClient:
     def segments(self) -> list[str]:
         """Names of the shared-memory segments holding this client's frame slots now."""
         with self._lock:
-            return [ring.name for state in self._cameras for ring in [*state.old, state.ring] if ring is not None]
+            return [ring.name for state in self._cameras for ring in [*state.old, state.ring]
+                    if ring is not None]
 
     # ------------------------------------------------------------------ frames
-    def submit(self, camera: int, image: np.ndarray, encoding: str, release_ns: int) -> tuple[int | None, str | None]:
+    def submit(self, camera: int, image: np.ndarray, encoding: str,
+               release_ns: int) -> tuple[int | None, str | None]:
         """
         Copy ``image`` into a free slot of ``camera`` and hand it to the worker.
 
@@ -190,7 +200,8 @@ class WorkerClient:
             connection = self._connection
             if connection is not None and state.inflight.get(seq) == (ring, slot):
                 try:
-                    connection.send(('frame', camera, ring.generation, slot, seq, release_ns, height, width, encoding))
+                    connection.send(('frame', camera, ring.generation, slot, seq, release_ns,
+                                     height, width, encoding))
                     return seq, None
                 except OSError:
                     pass  # the worker died: the receiver thread restarts it
@@ -280,8 +291,8 @@ class WorkerClient:
                     lost.append((DROPPED, index, seq, now, DROP_WORKER))
         if process is not None:
             self._stop_process(process, connection)
-            why = f'the scheduler worker {self._exit_text(process)}' + (f': {self.last_failure}' if self.last_failure
-                                                                      else '')
+            why = (f'the scheduler worker {self._exit_text(process)}'
+                   + (f': {self.last_failure}' if self.last_failure else ''))
         self.last_failure = why
         if lost:
             self._on_outputs(lost)

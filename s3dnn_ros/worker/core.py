@@ -95,7 +95,8 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
     ``engine``: an engine made by the caller (tests), else the one ``spec.engine`` asks for.
     """
     if spec.policy not in POLICIES:
-        raise WorkerStartError(f'parameter policy={spec.policy!r}: allowed one of {", ".join(POLICIES)}')
+        raise WorkerStartError(f'parameter policy={spec.policy!r}: '
+                               f'allowed one of {", ".join(POLICIES)}')
     network = alexnet(top_k=spec.top_k)
     why = 'given by the caller'
     if engine is None:
@@ -113,8 +114,8 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
                 engine = getattr(importlib.import_module(module), function)(network, weights)
                 why = f'{engine.name} engine made by {spec.engine_factory}'
             else:
-                engine, why = make_engine(spec.engine, network, weights, spec.device_id, spec.max_batch,
-                                          spec.cost_table or None, streams)
+                engine, why = make_engine(spec.engine, network, weights, spec.device_id,
+                                          spec.max_batch, spec.cost_table or None, streams)
         except EngineError as error:
             raise WorkerStartError(f'parameter engine={spec.engine!r}: {error}') from error
     try:
@@ -140,14 +141,17 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
     later = launches - delta['first_launches']
     if launches < HOST_MIN_LAUNCHES or not delta['arrivals'] or not delta['groups']:
         return None
-    launch_ns = (delta['launch_ns'] - delta['first_ns']) / later if later else delta['first_ns'] / launches
-    upload_ns = max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns) / max(1, delta['uploads'])
+    launch_ns = ((delta['launch_ns'] - delta['first_ns']) / later if later
+                 else delta['first_ns'] / launches)
+    upload_ns = (max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
+                 / max(1, delta['uploads']))
     decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns']) / delta['groups']
-    frame_ns = delta['arrive_ns'] / delta['arrivals'] + (delta['output_ns'] / delta['outputs'] if delta['outputs']
-                                                        else 0.0)
+    frame_ns = delta['arrive_ns'] / delta['arrivals'] \
+        + (delta['output_ns'] / delta['outputs'] if delta['outputs'] else 0.0)
     completion_ns = delta['retire_ns'] / delta['retired'] if delta['retired'] else 0.0
-    return HostCosts(frame_us=frame_ns / 1000, decision_us=decide_ns / 1000, launch_us=launch_ns / 1000,
-                     upload_us=upload_ns / 1000, completion_us=completion_ns / 1000)
+    return HostCosts(frame_us=frame_ns / 1000, decision_us=decide_ns / 1000,
+                     launch_us=launch_ns / 1000, upload_us=upload_ns / 1000,
+                     completion_us=completion_ns / 1000)
 
 
 class _Meter:
@@ -173,11 +177,13 @@ class WorkerCore:
         self.engine = engine
         self.engine_why = engine_why
         self.costs = costs
-        self.policy = make_policy(spec.policy, costs, firm=spec.firm_deadlines, max_batch=spec.max_batch,
-                                  max_inflight=spec.max_inflight)
+        self.policy = make_policy(spec.policy, costs, firm=spec.firm_deadlines,
+                                  max_batch=spec.max_batch, max_inflight=spec.max_inflight)
         self.backend = EngineBackend(engine)
-        self.dispatcher = Dispatcher(self.policy, self.backend, on_done=self._done, on_drop=self._dropped)
-        self.pipelines = [self.dispatcher.add_pipeline(camera.name, camera.deadline_ns, camera.queue_depth)
+        self.dispatcher = Dispatcher(self.policy, self.backend, on_done=self._done,
+                                     on_drop=self._dropped)
+        self.pipelines = [self.dispatcher.add_pipeline(camera.name, camera.deadline_ns,
+                                                       camera.queue_depth)
                           for camera in spec.cameras]
         # camera -> (current ring, its pinned bytes)
         self._rings: dict[int, tuple[Ring, Any]] = {}
@@ -193,7 +199,8 @@ class WorkerCore:
         self._host_refresh_ns = self.started_ns + round(HOST_REFRESH_S * 1e9)
 
     # ------------------------------------------------------------------ rings
-    def open_ring(self, camera: int, name: str, slot_bytes: int, slots: int, generation: int) -> None:
+    def open_ring(self, camera: int, name: str, slot_bytes: int, slots: int,
+                  generation: int) -> None:
         """
         Attach camera ``camera``'s ring (page-locked for the engine).
 
@@ -246,8 +253,8 @@ class WorkerCore:
                 self.engine.unpin(entry[1])
 
     # ------------------------------------------------------------------ frames
-    def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int, height: int, width: int,
-              encoding: str) -> None:
+    def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int,
+              height: int, width: int, encoding: str) -> None:
         """
         Take a frame of camera ``camera`` that lies in ``slot`` of its ring of ``generation``.
 
@@ -257,7 +264,8 @@ class WorkerCore:
         ring, pinned = self._rings.get(camera, (None, None))
         try:
             if ring is None or ring.generation != generation:
-                raise ValueError(f'no ring of generation {generation} is open for camera {pipeline.name}')
+                raise ValueError(f'no ring of generation {generation} '
+                                 f'is open for camera {pipeline.name}')
             image = ring.image(slot, height, width, encoding, pinned)
         except ValueError as error:
             pipeline.stats.released += 1
@@ -272,7 +280,8 @@ class WorkerCore:
     def set_deadline(self, camera: int, deadline_ns: int) -> None:
         """Camera ``camera``'s relative deadline for the frames that arrive from now on."""
         if deadline_ns <= 0:
-            raise ValueError(f'deadline of camera {self.pipelines[camera].name} must be positive, got {deadline_ns} ns')
+            raise ValueError(f'deadline of camera {self.pipelines[camera].name} must be positive, '
+                             f'got {deadline_ns} ns')
         self.pipelines[camera].deadline_ns = deadline_ns
 
     def _resolved(self, frame: Frame) -> None:
@@ -292,7 +301,8 @@ class WorkerCore:
         self._resolved(frame)
 
     def _dropped(self, frame: Frame, reason: str) -> None:
-        self._outputs.append((DROPPED, frame.pipeline.id, frame.meta[0], time.monotonic_ns(), reason))
+        self._outputs.append(
+            (DROPPED, frame.pipeline.id, frame.meta[0], time.monotonic_ns(), reason))
         self._resolved(frame)
 
     def take_outputs(self) -> list[tuple]:
@@ -402,15 +412,18 @@ class WorkerCore:
             'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,
             'device': self.engine.device_name, 'busy_ns': self.backend.busy_ns(),
             'groups': dispatcher.groups, 'launches': dispatcher.launches,
-            'fused_launches': dispatcher.fused_launches, 'frames_launched': dispatcher.frames_launched,
-            'mean_batch': dispatcher.mean_batch, 'mean_group_size': dispatcher.mean_group_size,
+            'fused_launches': dispatcher.fused_launches,
+            'frames_launched': dispatcher.frames_launched, 'mean_batch': dispatcher.mean_batch,
+            'mean_group_size': dispatcher.mean_group_size,
             'engine_errors': dispatcher.engine_errors, 'last_error': dispatcher.last_error,
-            'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns, 'host_totals': self.host_totals(),
-            'host_costs': host.to_json() if host else None,
+            'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns,
+            'host_totals': self.host_totals(), 'host_costs': host.to_json() if host else None,
             'policy_host_costs': self.policy.host.to_json(),
-            'target_batch': self.policy.target_batch(now) if hasattr(self.policy, 'target_batch') else 1,
-            'cameras': [{'released': p.stats.released, 'completed': p.stats.completed, 'missed': p.stats.missed,
-                         'dropped_queue': p.stats.dropped_queue, 'dropped_deadline': p.stats.dropped_deadline,
-                         'dropped_error': p.stats.dropped_error, 'queue': len(p.queue) + (p.current is not None)}
-                        for p in self.pipelines],
+            'target_batch': (self.policy.target_batch(now)
+                             if hasattr(self.policy, 'target_batch') else 1),
+            'cameras': [{'released': p.stats.released, 'completed': p.stats.completed,
+                         'missed': p.stats.missed, 'dropped_queue': p.stats.dropped_queue,
+                         'dropped_deadline': p.stats.dropped_deadline,
+                         'dropped_error': p.stats.dropped_error,
+                         'queue': len(p.queue) + (p.current is not None)} for p in self.pipelines],
         }

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     try:
         connection.send(('ready', {'engine': core.engine.name, 'device': core.engine.device_name,
-                                   'why': core.engine_why, 'costs': f'{core.costs.gpu} ({core.costs.source})',
+                                   'why': core.engine_why,
+                                   'costs': f'{core.costs.gpu} ({core.costs.source})',
                                    'cost_table': core.costs.to_json()}))
         return serve(connection, core)
     except (EOFError, BrokenPipeError, ConnectionResetError):

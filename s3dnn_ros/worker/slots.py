@@ -38,7 +38,8 @@ def frame_bytes(height: int, width: int, encoding: str) -> int:
     Raises ValueError for an encoding the engines do not take.
     """
     if encoding not in ENCODINGS:
-        raise ValueError(f'encoding {encoding!r} is not supported; allowed: {", ".join(ENCODINGS)}')
+        raise ValueError(f'encoding {encoding!r} is not supported; allowed: '
+                         f'{", ".join(ENCODINGS)}')
     return height * width * ENCODINGS[encoding][0]
 
 
@@ -64,10 +65,11 @@ def attach(name: str) -> shared_memory.SharedMemory:
 class Ring:
     """One camera's slots: ``slots`` slots of ``slot_bytes`` bytes each in segment ``name``."""
 
-    def __init__(self, memory: shared_memory.SharedMemory, slot_bytes: int, slots: int, generation: int):
+    def __init__(self, memory: shared_memory.SharedMemory, slot_bytes: int, slots: int,
+                 generation: int):
         if memory.size < slot_bytes * slots:
-            raise ValueError(f'segment {memory.name} holds {memory.size} bytes, {slots} slots of {slot_bytes} need '
-                             f'{slot_bytes * slots}')
+            raise ValueError(f'segment {memory.name} holds {memory.size} bytes, '
+                             f'{slots} slots of {slot_bytes} need {slot_bytes * slots}')
         self.memory = memory
         self.slot_bytes = slot_bytes
         self.slots = slots
@@ -80,7 +82,8 @@ class Ring:
 
     @classmethod
     def create(cls, slot_bytes: int, slots: int, generation: int) -> 'Ring':
-        return cls(shared_memory.SharedMemory(create=True, size=slot_bytes * slots), slot_bytes, slots, generation)
+        return cls(shared_memory.SharedMemory(create=True, size=slot_bytes * slots), slot_bytes,
+                   slots, generation)
 
     @classmethod
     def attach(cls, name: str, slot_bytes: int, slots: int, generation: int) -> 'Ring':
@@ -94,7 +97,8 @@ class Ring:
         """
         return self.memory.name, self.slot_bytes, self.slots, self.generation
 
-    def image(self, slot: int, height: int, width: int, encoding: str, array: np.ndarray | None = None) -> np.ndarray:
+    def image(self, slot: int, height: int, width: int, encoding: str,
+              array: np.ndarray | None = None) -> np.ndarray:
         """
         Return the H x W x C view of ``slot`` (rows packed).
 
@@ -105,8 +109,8 @@ class Ring:
         if not 0 <= slot < self.slots:
             raise ValueError(f"slot {slot} is not one of the ring's {self.slots}")
         if not 0 < nbytes <= self.slot_bytes:
-            raise ValueError(f'a {height}x{width} {encoding} frame ({nbytes} bytes) does not fit a slot of '
-                             f'{self.slot_bytes} bytes')
+            raise ValueError(f'a {height}x{width} {encoding} frame ({nbytes} bytes) '
+                             f'does not fit a slot of {self.slot_bytes} bytes')
         start = slot * self.slot_bytes
         source = self.array if array is None else array
         return source[start:start + nbytes].reshape(height, width, ENCODINGS[encoding][0])
