@@ -27,7 +27,8 @@ def run(command, timeout: float, **kwargs) -> subprocess.CompletedProcess:
 
     That is ``subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)``.
     """
-    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs) as process:
+    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+               **kwargs) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -36,7 +37,8 @@ def run(command, timeout: float, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def interrupt_after(command, ready: str, signals, timeout: float = 30, **kwargs) -> tuple[int, str]:
+def interrupt_after(command, ready: str, signals, timeout: float = 30,
+                    **kwargs) -> tuple[int, str]:
     """
     Start ``command`` and send it each of ``signals`` once it is ready.
 
@@ -45,7 +47,8 @@ def interrupt_after(command, ready: str, signals, timeout: float = 30, **kwargs)
     Python stack into that output.
     """
     env = dict(kwargs.pop('env', None) or os.environ, PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1')
-    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kwargs) as process:
+    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+               **kwargs) as process:
         lines = []
         for line in process.stdout:
             lines.append(line)

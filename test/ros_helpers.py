@@ -72,12 +72,14 @@ class Driver(Node):
         super().__init__('test_driver', context=context, namespace=namespace)
         # like sensor data, deeper
         qos = QoSProfile(depth=20, reliability=QoSReliabilityPolicy.BEST_EFFORT)
-        self.image_pubs = {name: self.create_publisher(Image, default_topic(name), qos) for name in cameras}
+        self.image_pubs = {name: self.create_publisher(Image, default_topic(name), qos)
+                           for name in cameras}
         self.detections = {name: [] for name in cameras}
         self.diagnostics: list[DiagnosticArray] = []
         self.detection_subs = [
-            self.create_subscription(String, detections_topic(name),
-                                     lambda msg, n=name: self.detections[n].append(json.loads(msg.data)), 100)
+            self.create_subscription(
+                String, detections_topic(name),
+                lambda msg, n=name: self.detections[n].append(json.loads(msg.data)), 100)
             for name in cameras]
         self.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 100)
 
@@ -99,7 +101,8 @@ class Driver(Node):
 
     def statuses(self, name: str) -> list:
         """Every status named ``name`` received so far, oldest first."""
-        return [status for array in self.diagnostics for status in array.status if status.name == name]
+        return [status for array in self.diagnostics for status in array.status
+                if status.name == name]
 
 
 def values(status) -> dict[str, str]:

@@ -10,8 +10,8 @@ NUM_LAYERS = len(NETWORK.kernel_layers)
 MS = 1_000_000
 
 
-def uniform_costs(cost_us: float = 100.0, tb: float | dict[int, float] = 1.0, fused_growth: float = 0.25,
-                  batches: int = 16) -> CostTable:
+def uniform_costs(cost_us: float = 100.0, tb: float | dict[int, float] = 1.0,
+                  fused_growth: float = 0.25, batches: int = 16) -> CostTable:
     """
     Return a cost table where every layer costs ``cost_us`` at batch 1.
 
@@ -21,7 +21,8 @@ def uniform_costs(cost_us: float = 100.0, tb: float | dict[int, float] = 1.0, fu
     entries = {}
     for index, layer in enumerate(NETWORK.kernel_layers):
         ratio = tb[index] if isinstance(tb, dict) else tb
-        entries[layer.name] = {b: (cost_us * (1 + fused_growth * (b - 1)), ratio * b) for b in range(1, batches + 1)}
+        entries[layer.name] = {b: (cost_us * (1 + fused_growth * (b - 1)), ratio * b)
+                               for b in range(1, batches + 1)}
     return CostTable(NETWORK, entries, 'test gpu', 'test')
 
 
@@ -29,7 +30,8 @@ def pipelines(count: int, deadline_ms: float = 10.0) -> list[Pipeline]:
     return [Pipeline(i, f'cam{i}', round(deadline_ms * MS)) for i in range(count)]
 
 
-def ready_frame(pipeline: Pipeline, layer: int, release_ms: float = 0.0, deadline_ms: float | None = None) -> Frame:
+def ready_frame(pipeline: Pipeline, layer: int, release_ms: float = 0.0,
+                deadline_ms: float | None = None) -> Frame:
     """Return a frame of ``pipeline`` whose first ``layer`` kernels have completed."""
     frame = pipeline.new_frame(round(release_ms * MS))
     if deadline_ms is not None:
@@ -45,4 +47,5 @@ def inflight_launch(frames: list[Frame], layer: int, stream: int, costs: CostTab
         frame.done_layers = layer
         frame.next_layer = layer + 1
         frame.stream = stream
-    return Launch(layer, frames, stream, costs.cost_ns(layer, len(frames)), costs.tb_ratio(layer, len(frames)))
+    return Launch(layer, frames, stream, costs.cost_ns(layer, len(frames)),
+                  costs.tb_ratio(layer, len(frames)))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
-pytest.importorskip('cv2', reason='annotated pictures need OpenCV (make test installs opencv-python-headless)')
+pytest.importorskip(
+    'cv2', reason='annotated pictures need OpenCV (make test installs opencv-python-headless)')
 
 from rclpy.node import Node  # noqa: E402
 from ros_helpers import Driver, overrides  # noqa: E402
@@ -19,10 +20,11 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 
 def test_annotated_pictures_mark_the_deadline_and_respect_the_rate(session):
-    params = {'cameras': ['ontime', 'late', 'plain'], 'engine': 'reference', 'detections_format': 'json',
-              'annotated_hz': 0.5, 'annotated_width': 64,
+    params = {'cameras': ['ontime', 'late', 'plain'], 'engine': 'reference',
+              'detections_format': 'json', 'annotated_hz': 0.5, 'annotated_width': 64,
               'ontime.annotated': True, 'ontime.deadline_ms': 60_000.0, 'ontime.queue_depth': 8,
-              'late.annotated': True, 'late.deadline_ms': 0.01, 'late.queue_depth': 8, 'plain.queue_depth': 8}
+              'late.annotated': True, 'late.deadline_ms': 0.01, 'late.queue_depth': 8,
+              'plain.queue_depth': 8}
     session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
     driver = session.add(Driver(session.context, ['ontime', 'late', 'plain']))
     viewer = session.add(Node('viewer', context=session.context))
@@ -34,7 +36,8 @@ def test_annotated_pictures_mark_the_deadline_and_respect_the_rate(session):
     for k in range(4):  # 4 frames in well under 2 s: one picture per camera at 0.5 per second
         for name in ('ontime', 'late', 'plain'):
             driver.send(name, 100 + k, shape=(48, 64, 3))
-    assert session.spin_until(lambda: all(len(driver.detections[n]) == 4 for n in ('ontime', 'late', 'plain')), 60)
+    assert session.spin_until(lambda: all(len(driver.detections[n]) == 4
+                                          for n in ('ontime', 'late', 'plain')), 60)
     assert session.spin_until(lambda: all(pictures.values()), 10)
     session.spin_for(0.3)
     for name, colour in (('ontime', overlay.GREEN), ('late', overlay.RED)):

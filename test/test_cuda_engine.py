@@ -87,8 +87,8 @@ def random_image(rng, height, width, encoding):
 def random_images(rng, n):
     sizes = [(480, 640), (100, 150), (224, 224), (37, 1001), (720, 1280), (300, 200)]
     encodings = list(ENCODING_CHANNELS)
-    return [(random_image(rng, *sizes[i % len(sizes)], encodings[i % len(encodings)]), encodings[i % len(encodings)])
-            for i in range(n)]
+    return [(random_image(rng, *sizes[i % len(sizes)], encodings[i % len(encodings)]),
+             encodings[i % len(encodings)]) for i in range(n)]
 
 
 def run_network(engine, pids, images, last=None, stream=0):
@@ -103,8 +103,9 @@ def run_network(engine, pids, images, last=None, stream=0):
 
 # ---- preprocessing ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('height,width,encoding', [(480, 640, 'rgb8'), (100, 150, 'bgra8'), (37, 1001, 'mono8'),
-                                                   (224, 224, 'bgr8'), (1080, 1920, 'rgba8'), (1, 1, 'rgb8')])
+@pytest.mark.parametrize('height,width,encoding',
+                         [(480, 640, 'rgb8'), (100, 150, 'bgra8'), (37, 1001, 'mono8'),
+                          (224, 224, 'bgr8'), (1080, 1920, 'rgba8'), (1, 1, 'rgb8')])
 def test_preprocess_matches_reference(engine, rng, height, width, encoding):
     image = random_image(rng, height, width, encoding)
     with Pipelines(engine, 1) as (pid,):
@@ -129,7 +130,8 @@ def test_preprocess_padded_rows_and_views(engine, rng):
             engine.set_input(pid, image, encoding)
         engine.launch(0, pids, 0).wait()
         for pid, (image, encoding) in zip(pids, cases):
-            assert rel_error(engine.layer_output(pid, 0), reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
+            assert rel_error(engine.layer_output(pid, 0),
+                             reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
 
 
 def test_set_inputs_stages_like_set_input(engine, rng):
@@ -143,7 +145,8 @@ def test_set_inputs_stages_like_set_input(engine, rng):
     padded[:, :64] = random_image(rng, 48, 64, 'rgb8')
     images.append((padded[:, :64], 'rgb8'))  # rows 240 bytes apart, 192 used
     with Pipelines(engine, len(images)) as together, Pipelines(engine, len(images)) as one_by_one:
-        engine.set_inputs([(pid, image, encoding) for pid, (image, encoding) in zip(together, images)])
+        engine.set_inputs([(pid, image, encoding)
+                           for pid, (image, encoding) in zip(together, images)])
         for pid, (image, encoding) in zip(one_by_one, images):
             engine.set_input(pid, image, encoding)
         engine.launch(0, together + one_by_one, 0).wait()
@@ -162,7 +165,8 @@ def test_preprocess_fused_mixed_sizes(engine, rng):
             engine.set_input(pid, image, encoding)
         engine.launch(0, pids, 3).wait()
         for pid, (image, encoding) in zip(pids, images):
-            assert rel_error(engine.layer_output(pid, 0), reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
+            assert rel_error(engine.layer_output(pid, 0),
+                             reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
 
 
 # ---- every kernel layer against the reference ---------------------------------------------------
@@ -182,7 +186,8 @@ def check_layer(engine, weights, rng, index, batch):
     x = rng.standard_normal((batch, *engine.layers[index - 1].out_shape)).astype(np.float32)
     if layer.kind == 'softmax':
         x *= 4
-    expected = reference.run_layer(layer, x, reference.layer_params(engine.network, weights, layer))
+    expected = reference.run_layer(layer, x,
+                                   reference.layer_params(engine.network, weights, layer))
     with Pipelines(engine, batch) as pids:
         for pid, frame in zip(pids, x):
             engine.set_layer_output(pid, index - 1, frame)
@@ -194,7 +199,8 @@ def check_layer(engine, weights, rng, index, batch):
         else:
             out = np.stack([engine.layer_output(pid, index) for pid in pids])
             error = rel_error(out, expected.reshape(out.shape))
-            assert error <= LAYER_TOLERANCE, f'{layer.name} batch {batch}: relative error {error:.2e}'
+            assert error <= LAYER_TOLERANCE, \
+                f'{layer.name} batch {batch}: relative error {error:.2e}'
 
 
 @pytest.mark.parametrize('index,batch', list(layer_cases()))
@@ -300,7 +306,8 @@ def test_fused_launches_equal_unfused(engine, rng, k):
     logits_index = len(engine.layers) - 2
     with Pipelines(engine, k) as pids:
         run_network(engine, pids, images)
-        fused = [(engine.result(pid).copy(), engine.layer_output(pid, logits_index)) for pid in pids]
+        fused = [(engine.result(pid).copy(), engine.layer_output(pid, logits_index))
+                 for pid in pids]
         for stream, (pid, image) in enumerate(zip(pids, images)):
             run_network(engine, [pid], [image], stream=stream)
             result, logits = engine.result(pid).copy(), engine.layer_output(pid, logits_index)
@@ -390,7 +397,8 @@ def assert_same_top5(ids, expected_logits):
     picked = np.take_along_axis(expected_logits, ids, axis=1)
     best = np.take_along_axis(expected_logits, expected_ids, axis=1)
     tolerance = TIE_TOLERANCE * np.abs(expected_logits).max(axis=1, keepdims=True)
-    assert (np.abs(picked - best) <= tolerance).all(), f'top 5 {ids.tolist()} != {expected_ids.tolist()}'
+    assert (np.abs(picked - best) <= tolerance).all(), \
+        f'top 5 {ids.tolist()} != {expected_ids.tolist()}'
 
 
 # ---- threads, allocations, errors ---------------------------------------------------------------
@@ -423,7 +431,8 @@ def test_driven_from_another_thread(engine, weights, rng):
 
 def test_engine_made_on_one_thread_used_on_another(network, weights, rng):
     made = {}
-    thread = threading.Thread(target=lambda: made.setdefault('engine', CudaEngine(network, weights, streams=2)))
+    thread = threading.Thread(
+        target=lambda: made.setdefault('engine', CudaEngine(network, weights, streams=2)))
     thread.start()
     thread.join(120)
     engine = made['engine']
@@ -447,9 +456,10 @@ def test_dispatcher_thread_drives_the_engine(engine, weights, rng):
         with lock:
             results[(frame.pipeline.name, frame.meta)] = frame.result
 
-    dispatcher = Dispatcher(make_policy('s3dnn', estimate(engine.network, 'h100')), EngineBackend(engine),
-                            on_done=on_done)
-    pipelines = [dispatcher.add_pipeline(f'cam{i}', deadline_ns=10**9, queue_depth=8) for i in range(4)]
+    dispatcher = Dispatcher(make_policy('s3dnn', estimate(engine.network, 'h100')),
+                            EngineBackend(engine), on_done=on_done)
+    pipelines = [dispatcher.add_pipeline(f'cam{i}', deadline_ns=10**9, queue_depth=8)
+                 for i in range(4)]
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,))
     thread.start()
@@ -495,7 +505,8 @@ def test_steady_state_frames_allocate_nothing(engine, rng):
         frame(images)
         before = engine.allocations
         for _ in range(10):
-            frame([(random_image(rng, *image.shape[:2], encoding), encoding) for image, encoding in images])
+            frame([(random_image(rng, *image.shape[:2], encoding), encoding)
+                   for image, encoding in images])
         assert engine.allocations == before
         bigger = [(random_image(rng, 1080, 1920, 'rgb8'), 'rgb8')] + images[1:]
         frame(bigger)
@@ -543,7 +554,8 @@ def test_bad_device_id_raises_engine_error(network, weights):
 
 def test_failed_launch_raises_engine_error(engine, rng):
     with Pipelines(engine, 1) as pids:
-        engine.set_layer_output(pids[0], 1, rng.standard_normal(engine.layers[1].out_shape).astype(np.float32))
+        engine.set_layer_output(pids[0], 1,
+                                rng.standard_normal(engine.layers[1].out_shape).astype(np.float32))
         plan = engine._plan(2, 1)
         grid, plan.grid = plan.grid, (0, 1)  # an invalid launch configuration: refused, not sticky
         try:

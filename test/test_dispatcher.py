@@ -58,7 +58,8 @@ def make_dispatcher(policy='s3dnn', backend=None, **cost_args):
     done, dropped = [], []
     backend = backend or ManualBackend()
     dispatcher = Dispatcher(make_policy(policy, uniform_costs(**cost_args)), backend,
-                            on_done=done.append, on_drop=lambda frame, reason: dropped.append((frame, reason)))
+                            on_done=done.append,
+                            on_drop=lambda frame, reason: dropped.append((frame, reason)))
     return dispatcher, backend, done, dropped
 
 
@@ -98,7 +99,8 @@ def test_look_ahead_queues_a_lone_chain_whole():
     assert dispatcher.chained_launches == NUM_LAYERS - 1
     dispatcher.arrive(other, 1)
     dispatcher.pump()
-    assert backend.launched[NUM_LAYERS].frames[0].pipeline is other and backend.launched[NUM_LAYERS].layer == 0
+    assert backend.launched[NUM_LAYERS].frames[0].pipeline is other \
+        and backend.launched[NUM_LAYERS].layer == 0
 
 
 def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
@@ -140,7 +142,8 @@ def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
     every later layer of each frame follows its frame's stream (chained successors included). With
     every stream busy a launch keeps its own.
     """
-    dispatcher, backend, _, _ = make_dispatcher('streams', backend=ManualBackend(streams=4), tb=1.0)
+    dispatcher, backend, _, _ = make_dispatcher('streams', backend=ManualBackend(streams=4),
+                                                tb=1.0)
     cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(6)]
     dispatcher.arrive(cams[0], 0)
     dispatcher.arrive(cams[4], 0)
@@ -153,7 +156,8 @@ def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
     for cam in (cams[1], cams[2], cams[5]):
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    first = {launch.frames[0].pipeline.name: launch.stream for launch in backend.launched if launch.layer == 0}
+    first = {launch.frames[0].pipeline.name: launch.stream for launch in backend.launched
+             if launch.layer == 0}
     assert first == {'cam0': 0, 'cam4': 1, 'cam1': 2, 'cam2': 3, 'cam5': 1}
     for launch in backend.launched:
         assert launch.stream == first[launch.frames[0].pipeline.name]
@@ -180,7 +184,8 @@ def test_queue_depth_one_keeps_the_newest_frame_and_counts_the_drop():
     while cam.current is not None:
         backend.finish_all(dispatcher)
     assert [frame.seq for frame in done] == [first.seq, third.seq]
-    assert cam.stats.released == 3 and cam.stats.completed == 2 and cam.stats.miss_ratio == pytest.approx(1 / 3)
+    assert cam.stats.released == 3 and cam.stats.completed == 2 \
+        and cam.stats.miss_ratio == pytest.approx(1 / 3)
 
 
 def test_chained_successors_are_not_enqueued_again():
@@ -193,7 +198,8 @@ def test_chained_successors_are_not_enqueued_again():
     dispatcher.poll()
     assert len(dispatcher.policy) == 0 and dispatcher.pump() == 0
     backend.finish_all(dispatcher)
-    assert len(done) == 1 and len(backend.launched) == NUM_LAYERS and dispatcher.chained_launches == NUM_LAYERS - 1
+    assert len(done) == 1 and len(backend.launched) == NUM_LAYERS \
+        and dispatcher.chained_launches == NUM_LAYERS - 1
 
 
 def test_max_inflight_bounds_dispatch_rounds():
@@ -216,7 +222,8 @@ def test_fused_launch_counts_and_advances_every_frame():
     dispatcher.pump()
     first = backend.launched[0]
     # layer 0 fused, then (nothing else ready) every later layer chained behind it, still fused
-    assert [(launch.layer, launch.batch) for launch in backend.launched] == [(layer, 3) for layer in range(NUM_LAYERS)]
+    assert [(launch.layer, launch.batch) for launch in backend.launched] == \
+        [(layer, 3) for layer in range(NUM_LAYERS)]
     assert dispatcher.fused_launches == NUM_LAYERS and dispatcher.mean_batch == 3
     backend.finished.add(first.handle)
     dispatcher.poll()
@@ -251,7 +258,8 @@ def test_completion_error_is_reported_not_raised():
     dispatcher.arrive(cam, 0)
     dispatcher.pump()
     dispatcher.poll()
-    assert dropped[0][1] == DROP_ERROR and dispatcher.last_error == 'illegal address' and dispatcher.inflight == []
+    assert dropped[0][1] == DROP_ERROR and dispatcher.last_error == 'illegal address' \
+        and dispatcher.inflight == []
 
 
 def test_busy_meter_counts_overlapping_intervals_once():
@@ -281,7 +289,8 @@ def test_reference_engine_run_matches_the_forward_pass(reference):
     engine = ReferenceEngine(network, weights)
     backend = EngineBackend(engine)
     done = []
-    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), backend, on_done=done.append)
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), backend,
+                            on_done=done.append)
     rng = np.random.default_rng(1)
     images = [(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), 'rgb8'),
               (rng.integers(0, 256, (90, 100, 3), dtype=np.uint8), 'bgr8'),
@@ -309,8 +318,9 @@ def test_a_bad_image_is_dropped_on_arrival_and_spares_the_other_cameras(referenc
     network, weights = reference
     engine = ReferenceEngine(network, weights)
     done, drops = [], []
-    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), EngineBackend(engine), on_done=done.append,
-                            on_drop=lambda frame, reason: drops.append((frame.pipeline.name, reason)))
+    dispatcher = Dispatcher(
+        make_policy('s3dnn', engine.cost_table()), EngineBackend(engine), on_done=done.append,
+        on_drop=lambda frame, reason: drops.append((frame.pipeline.name, reason)))
     bad, good = (dispatcher.add_pipeline(name, 10_000 * MS) for name in ('bad', 'good'))
     image = np.zeros((48, 64, 3), np.uint8)
     dispatcher.arrive(bad, 0, image[:, :, :2], 'rgb8')  # two channels for a three-channel encoding
@@ -335,7 +345,8 @@ def test_live_thread_serves_frames_submitted_from_another_thread(reference):
         if len(done) == 4:
             finished.set()
 
-    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), EngineBackend(engine), on_done=on_done)
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), EngineBackend(engine),
+                            on_done=on_done)
     cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(2)]
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,))

@@ -56,7 +56,8 @@ def check_summary(result, expected_sent: dict[str, int] | None = None) -> dict:
     summary = json.loads(result.stdout)
     assert (summary['error'] is None) == (result.returncode == 0), summary
     for row in summary['cameras']:
-        assert row['completed'] + row['dropped'] + row['rejected'] == row['received'] == row['sent'], row
+        assert (row['completed'] + row['dropped'] + row['rejected'] == row['received']
+                == row['sent']), row
         if expected_sent is not None:
             assert row['sent'] <= expected_sent[row['camera']], row
     return summary
@@ -90,16 +91,19 @@ def test_a_damaged_bag_file_is_refused_or_replayed_never_a_traceback(tmp_path, c
     damage = str(rng.choice(['truncate', 'flip', 'zero']))
     bag = tmp_path / 'bag'
     t0 = START_SEC * 10**9
-    write(bag, {f'/{c}/image_raw': [(t0 + k * PERIOD_NS, image(t0 + k * PERIOD_NS, c)) for k in range(FRAMES)]
-                for c in ('good', 'other')},
+    write(bag, {f'/{c}/image_raw': [(t0 + k * PERIOD_NS, image(t0 + k * PERIOD_NS, c))
+                                    for k in range(FRAMES)] for c in ('good', 'other')},
           storage=StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3)
-    target = bag / 'metadata.yaml' if which == 'metadata' else next(p for p in bag.iterdir() if p.suffix != '.yaml')
+    target = (bag / 'metadata.yaml' if which == 'metadata'
+              else next(p for p in bag.iterdir() if p.suffix != '.yaml'))
     target.write_bytes(damaged(rng, target.read_bytes(), damage, max_flips=20))
-    result = replay(bag, '--config', config_file(tmp_path, {'good': '/good/image_raw', 'other': '/other/image_raw'}),
+    result = replay(bag, '--config', config_file(tmp_path, {'good': '/good/image_raw',
+                                                            'other': '/other/image_raw'}),
                     '--json', '--drain-s', '60')
     summary = check_summary(result, {'good': FRAMES, 'other': FRAMES})
-    print(f'{storage} {which} {damage}: exit {result.returncode}, '
-          f'{summary.get("error") or result.stderr.splitlines()[-1] if result.returncode else "replayed"}')
+    outcome = (summary.get('error') or result.stderr.splitlines()[-1] if result.returncode
+               else 'replayed')
+    print(f'{storage} {which} {damage}: exit {result.returncode}, {outcome}')
 
 
 def fuzzed_record(rng, stamp_ns: int) -> tuple[bytes, bool]:
@@ -142,18 +146,22 @@ def test_damaged_records_beside_a_good_camera(tmp_path, case):
             data, readable = fuzzed_record(rng, stamp + PERIOD_NS // 2)
             writer.write(fuzz, stamp + PERIOD_NS // 2, data)
             records += [(stamp, 'good', True), (stamp + PERIOD_NS // 2, 'fuzz', readable)]
-    result = replay(bag, '--config', config_file(tmp_path, {'good': '/good/image_raw', 'fuzz': '/fuzz/image_raw'}),
+    result = replay(bag, '--config',
+                    config_file(tmp_path, {'good': '/good/image_raw', 'fuzz': '/fuzz/image_raw'}),
                     '--json', '--drain-s', '60')
     summary = check_summary(result)
     unreadable = next((n for n, (_, _, readable) in enumerate(records, 1) if not readable), None)
     played = records if unreadable is None else records[:unreadable - 1]
     rows = {row['camera']: row for row in summary['cameras']}
     for camera in ('good', 'fuzz'):
-        assert rows[camera]['sent'] == sum(1 for _, name, _ in played if name == camera), (camera, rows)
+        assert rows[camera]['sent'] == sum(1 for _, name, _ in played if name == camera), \
+            (camera, rows)
     assert rows['good']['completed'] == rows['good']['sent']
-    print(f'records: exit {result.returncode}, unreadable record {unreadable}, '
-          f'{[(name, rows[name]["sent"], rows[name]["completed"], rows[name]["rejected"]) for name in rows]}')
+    counts = [(name, rows[name]['sent'], rows[name]['completed'], rows[name]['rejected'])
+              for name in rows]
+    print(f'records: exit {result.returncode}, unreadable record {unreadable}, {counts}')
     if unreadable is None:
         assert result.returncode == 0, summary
     else:
-        assert result.returncode == 2 and f'record {unreadable} cannot be read' in summary['error'], summary
+        assert result.returncode == 2 \
+            and f'record {unreadable} cannot be read' in summary['error'], summary

@@ -38,13 +38,16 @@ def fuzzed_frame(rng) -> tuple[Image, bool]:
     row = width * channels
     step = max(0, row + int(rng.choice([0, 0, 0, 3, -1, -row])))
     length = max(0, step * height + int(rng.choice([0, 0, 0, 5, -1, -step * height])))
-    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=int(rng.integers(0, 2)), step=step,
+    msg = Image(height=height, width=width, encoding=encoding,
+                is_bigendian=int(rng.integers(0, 2)), step=step,
                 data=rng.integers(0, 256, length, dtype=np.uint8).tobytes())
-    usable = (width > 0 and height > 0 and encoding in ENCODINGS and step >= row and length >= step * height)
+    usable = (width > 0 and height > 0 and encoding in ENCODINGS and step >= row
+              and length >= step * height)
     return msg, usable
 
 
-@pytest.mark.skipif(cv_bridge() is not None, reason='with cv_bridge other encodings are converted, not rejected')
+@pytest.mark.skipif(cv_bridge() is not None,
+                    reason='with cv_bridge other encodings are converted, not rejected')
 def test_fuzzed_frames_are_rejected_exactly_when_unusable_and_all_accounted_for():
     session = RosSession()
     try:
@@ -54,7 +57,8 @@ def test_fuzzed_frames_are_rejected_exactly_when_unusable_and_all_accounted_for(
         for name in ('good', 'fuzz'):
             params[f'{name}.deadline_ms'] = 60_000.0
             params[f'{name}.queue_depth'] = 1000
-        node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
+        node = session.add(PerceptionNode(context=session.context,
+                                          parameter_overrides=overrides(params)))
         driver = session.add(Driver(session.context, ['good', 'fuzz']))
         assert session.spin_until(driver.connected), 'discovery did not complete'
         rng = np.random.default_rng(SEED)
@@ -70,7 +74,8 @@ def test_fuzzed_frames_are_rejected_exactly_when_unusable_and_all_accounted_for(
         assert session.spin_until(lambda: fuzz.received == FRAMES and node.pending() == 0, 120)
         assert fuzz.rejected == FRAMES - usable
         assert fuzz.completed + sum(fuzz.dropped.values()) == usable and not fuzz.dropped
-        assert session.spin_until(lambda: len(driver.detections['good']) == good.received == (FRAMES + 9) // 10, 60)
+        assert session.spin_until(lambda: len(driver.detections['good']) == good.received ==
+                                  (FRAMES + 9) // 10, 60)
         assert node.worker.restarts == 0
     finally:
         session.close()
@@ -80,9 +85,11 @@ def fuzzed_parameters(rng) -> dict:
     """Parameters with a few random values of random types for known and near-known names."""
     from s3dnn_ros.ros.config import CAMERA_PARAMETERS, GLOBAL_PARAMETERS
     names = [name for name, _, _ in GLOBAL_PARAMETERS if name != 'cameras']
-    names += [f'cam0.{key}' for key, _, _ in CAMERA_PARAMETERS] + ['cam1.deadline_ms', 'polic', 'cam0.deadline']
-    values = [0, -1, 1, 7, 2**40, 0.0, -0.5, 1e-9, 1e300, float('nan'), float('inf'), True, False, '', 'x',
-              'reliable', 's3dnn', '/cam0/image_raw', 'not a topic', [1, 2], ['a', 'b'], [0.5]]
+    names += [f'cam0.{key}' for key, _, _ in CAMERA_PARAMETERS] \
+        + ['cam1.deadline_ms', 'polic', 'cam0.deadline']
+    values = [0, -1, 1, 7, 2**40, 0.0, -0.5, 1e-9, 1e300, float('nan'), float('inf'), True, False,
+              '', 'x', 'reliable', 's3dnn', '/cam0/image_raw', 'not a topic', [1, 2], ['a', 'b'],
+              [0.5]]
     params = {'cameras': ['cam0'], 'engine': 'reference'}
     for _ in range(int(rng.integers(1, 4))):
         params[str(rng.choice(names))] = values[int(rng.integers(0, len(values)))]
@@ -104,9 +111,11 @@ def test_fuzzed_parameters_start_the_node_or_stop_it_with_one_line():
         for _ in range(max(20, FRAMES // 3)):
             params = fuzzed_parameters(rng)
             try:
-                node = PerceptionNode(context=session.context, parameter_overrides=overrides(params))
+                node = PerceptionNode(context=session.context,
+                                      parameter_overrides=overrides(params))
             except (ConfigError, WorkerError) as error:
-                assert '\n' not in str(error) and str(error).startswith(('parameter', 'parameters file')), params
+                assert '\n' not in str(error) \
+                    and str(error).startswith(('parameter', 'parameters file')), params
                 outcomes['refused'] += 1
             else:
                 node.destroy_node()

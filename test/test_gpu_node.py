@@ -25,11 +25,13 @@ CAMERAS = ['front', 'rear']
 
 def test_gpu_node_detects_what_the_reference_engine_computes(session, tmp_path):
     cost_table = tmp_path / 'costs.json'
-    params = {'cameras': CAMERAS, 'engine': 'cuda', 'cost_table': str(cost_table), 'diagnostics_period_s': 0.25}
+    params = {'cameras': CAMERAS, 'engine': 'cuda', 'cost_table': str(cost_table),
+              'diagnostics_period_s': 0.25}
     for name in CAMERAS:
         params[f'{name}.queue_depth'] = 8
         params[f'{name}.deadline_ms'] = 1000.0
-    node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
+    node = session.add(PerceptionNode(context=session.context,
+                                      parameter_overrides=overrides(params)))
     # calibrated at start, saved for next time
     assert node.engine_name == 'cuda' and cost_table.is_file()
     assert CostTable.load(cost_table, alexnet()).source == 'measured'
@@ -68,6 +70,7 @@ def test_gpu_node_detects_what_the_reference_engine_computes(session, tmp_path):
     saved = cost_table.read_text()
     again = PerceptionNode(context=session.context, parameter_overrides=overrides(params))
     try:  # the second node's worker loads the table instead of calibrating again
-        assert again.worker.info['costs'].endswith('(measured)') and cost_table.read_text() == saved
+        assert again.worker.info['costs'].endswith('(measured)') \
+            and cost_table.read_text() == saved
     finally:
         again.destroy_node()

@@ -19,8 +19,8 @@ import pytest
 KERNELS = Path(__file__).resolve().parents[1] / 'kernels'
 SOURCES = sorted(path.name for path in KERNELS.glob('*.cu'))
 ARCHS = ('sm_75', 'sm_87', 'sm_90')
-FLAGS = ['-cubin', '-O3', '--Werror', 'all-warnings', '-Xptxas', '-Werror', '-Xptxas', '-warn-spills',
-         '-Xptxas', '-warn-lmem-usage']
+FLAGS = ['-cubin', '-O3', '--Werror', 'all-warnings', '-Xptxas', '-Werror', '-Xptxas',
+         '-warn-spills', '-Xptxas', '-warn-lmem-usage']
 
 
 def test_kernel_sources_present():

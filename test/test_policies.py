@@ -54,7 +54,8 @@ def test_slack_order_follows_arrivals_and_completions():
 def test_enqueue_all_queues_exactly_what_enqueueing_one_by_one_does():
     costs = uniform_costs(cost_us=100.0, tb=0.3)
     one, many = make_policy('s3dnn', costs), make_policy('s3dnn', costs)
-    others = [ready_frame(p, layer, deadline_ms=4.0 + layer) for p, layer in zip(pipelines(3), (2, 6, 9))]
+    others = [ready_frame(p, layer, deadline_ms=4.0 + layer)
+              for p, layer in zip(pipelines(3), (2, 6, 9))]
     cohort = [ready_frame(p, 6, deadline_ms=d) for p, d in zip(pipelines(4), (9.0, 5.0, 7.0, 5.0))]
     for policy in (one, many):
         for frame in others:
@@ -64,7 +65,8 @@ def test_enqueue_all_queues_exactly_what_enqueueing_one_by_one_does():
     many.enqueue_all(cohort, 6, 3 * MS)
 
     def view(policy):
-        return [(t.frame, t.layer, t.cost_ns, t.tb_ratio, t.remaining_ns, t.key, t.ready_ns) for t in policy.queued()]
+        return [(t.frame, t.layer, t.cost_ns, t.tb_ratio, t.remaining_ns, t.key, t.ready_ns)
+                for t in policy.queued()]
     assert view(many) == view(one)
     # least slack, then seq
     assert [t.frame for t in many.queued()][:3] == [cohort[1], cohort[3], others[0]]
@@ -73,7 +75,8 @@ def test_enqueue_all_queues_exactly_what_enqueueing_one_by_one_does():
 def test_grouping_adds_small_kernels_until_tb_reaches_one():
     costs = uniform_costs(tb=0.4)
     policy = make_policy('s3dnn', costs)
-    frames = [ready_frame(p, layer, deadline_ms=10 + i) for i, (p, layer) in enumerate(zip(pipelines(4), (1, 2, 3, 4)))]
+    frames = [ready_frame(p, layer, deadline_ms=10 + i)
+              for i, (p, layer) in enumerate(zip(pipelines(4), (1, 2, 3, 4)))]
     for frame in frames:
         policy.enqueue(frame, 0)
     group = policy.dequeue(0, [])
@@ -141,7 +144,8 @@ def test_look_ahead_considers_launches_on_the_gpu_and_takes_least_slack():
     group = policy.dequeue(0, running)
     chained = [launch for launch in group.launches if launch.chained]
     assert len(chained) == 1  # one reservation per DEQUEUE
-    assert chained[0].frames == [urgent] and chained[0].layer == 6 and chained[0].stream == urgent_p.stream
+    assert chained[0].frames == [urgent] and chained[0].layer == 6 \
+        and chained[0].stream == urgent_p.stream
 
 
 def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
@@ -158,7 +162,8 @@ def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
     running = inflight_launch([lone], 4, stream=lone_p.stream, costs=costs)
     assert policy.dequeue(0, [running]).launches == []
     group = policy.run_ahead(0, [running])
-    assert [(launch.layer, launch.chained, launch.stream) for launch in group.launches] == [(5, True, lone_p.stream)]
+    assert [(launch.layer, launch.chained, launch.stream) for launch in group.launches] == \
+        [(5, True, lone_p.stream)]
     assert group.takes_slot is False
     lone.next_layer = 6  # issued
     queued = [running, *group.launches]
@@ -178,7 +183,8 @@ def test_rule4b_run_ahead_keeps_each_stream_within_the_horizon_and_stops_when_q_
     urgent_p, relaxed_p, late_p = pipelines(3)
     urgent = ready_frame(urgent_p, 0, deadline_ms=5.0)
     relaxed = ready_frame(relaxed_p, 0, deadline_ms=50.0)
-    inflight = [inflight_launch([urgent], 2, stream=0, costs=costs), inflight_launch([relaxed], 2, stream=1, costs=costs)]
+    inflight = [inflight_launch([urgent], 2, stream=0, costs=costs),
+                inflight_launch([relaxed], 2, stream=1, costs=costs)]
     issued = []
     while (group := policy.run_ahead(0, inflight)).launches:
         (launch,) = group.launches
@@ -227,7 +233,8 @@ def test_fusion_merges_only_the_same_layer():
     group = policy.dequeue(0, [])
     first, second = group.launches[0], group.launches[1]
     assert first.layer == 3 and first.frames == same and first.batch == 3
-    assert first.cost_ns == costs.cost_ns(3, 3) and first.tb_ratio == pytest.approx(costs.tb_ratio(3, 3))
+    assert first.cost_ns == costs.cost_ns(3, 3) \
+        and first.tb_ratio == pytest.approx(costs.tb_ratio(3, 3))
     assert first.stream == ps[0].stream  # the most urgent frame's stream
     assert second.layer == 5 and second.frames == [other]
 
@@ -279,7 +286,8 @@ def test_no_fusion_when_it_saves_no_gpu_time():
 def test_fifo_and_edf_group_without_fusion_or_look_ahead(name):
     costs = uniform_costs(tb=0.3)
     policy = make_policy(name, costs)
-    frames = [ready_frame(p, 4, release_ms=i, deadline_ms=10 - i) for i, p in enumerate(pipelines(3))]
+    frames = [ready_frame(p, 4, release_ms=i, deadline_ms=10 - i)
+              for i, p in enumerate(pipelines(3))]
     for frame in frames:
         policy.enqueue(frame, 0)
     group = policy.dequeue(0, [])
@@ -350,7 +358,8 @@ def test_long_deadline_camera_is_not_starved_under_sustained_overload(firm):
     result = simulate(cameras, 's3dnn', estimate(NETWORK, 't4'), seconds=2.0, seed=3, firm=firm)
     fast, slow = result['per_camera'][:-1], result['per_camera'][-1]
     if not firm:
-        assert sum(c['dropped'] + c['missed'] for c in fast) > 0.5 * sum(c['released'] for c in fast)
+        assert sum(c['dropped'] + c['missed'] for c in fast) > \
+            0.5 * sum(c['released'] for c in fast)
     assert slow['completed'] == slow['released'] > 0
     assert slow['max_ms'] < 1.5 * 150.0
     if firm:
@@ -375,7 +384,8 @@ def started(policy, count, every_ns, pipeline_list, layer=0, deadline_ms=50.0):
     """
     frames = []
     for k in range(count):
-        frame = ready_frame(pipeline_list[k], layer, release_ms=k * every_ns / MS, deadline_ms=None)
+        frame = ready_frame(pipeline_list[k], layer, release_ms=k * every_ns / MS,
+                            deadline_ms=None)
         frame.deadline_ns = frame.release_ns + round(deadline_ms * MS)
         policy.enqueue(frame, k * every_ns)
         frames.append(frame)
@@ -402,7 +412,8 @@ def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate()
     count = 200
     started(fast, count, RATE_WINDOW_NS // count, pipelines(count))  # 1000 frames/s in the window
     rate = fast.arrival_rate(RATE_WINDOW_NS - 1) / 1e9
-    expected = next(b for b in range(1, 17) if rate * max(14 * 10_000 / b, 14 * (100_000 + 25_000 * (b - 1)) / b)
+    expected = next(b for b in range(1, 17)
+                    if rate * max(14 * 10_000 / b, 14 * (100_000 + 25_000 * (b - 1)) / b)
                     <= LOAD_TARGET)
     assert expected > 1 and fast.target_batch(RATE_WINDOW_NS - 1) == expected
 
@@ -436,7 +447,8 @@ def test_rule2_fuses_at_no_gpu_gain_up_to_the_target_batch_when_load_is_high():
     for frame in waiting[:6]:
         idle.enqueue(frame, 0)
     assert idle.target_batch(0) == 1
-    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 4] == [1] * 6
+    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 4] == \
+        [1] * 6
 
 
 def test_rule2_judges_the_whole_launch_so_one_noisy_cost_entry_does_not_cap_the_batch():
@@ -448,14 +460,15 @@ def test_rule2_judges_the_whole_launch_so_one_noisy_cost_entry_does_not_cap_the_
     """
     from s3dnn_ros.engine.costs import CostTable
     from scheduling_helpers import NETWORK
-    entries = {layer.name: {b: (30.0 + 22.0 * (b - 1) + (12.0 if b == 5 else 0.0), 0.01 * b) for b in range(1, 17)}
-               for layer in NETWORK.kernel_layers}
+    entries = {layer.name: {b: (30.0 + 22.0 * (b - 1) + (12.0 if b == 5 else 0.0), 0.01 * b)
+                            for b in range(1, 17)} for layer in NETWORK.kernel_layers}
     costs = CostTable(NETWORK, entries, 'test gpu', 'test')
     assert costs.cost_ns(0, 5) - costs.cost_ns(0, 4) > costs.cost_ns(0, 1)
     policy = make_policy('s3dnn', costs, max_batch=8)
     for p in pipelines(10):
         policy.enqueue(ready_frame(p, 3, deadline_ms=1000.0), 0)
-    assert [launch.batch for launch in policy.dequeue(0, []).launches if launch.layer == 3] == [8, 2]
+    assert [launch.batch for launch in policy.dequeue(0, []).launches if launch.layer == 3] == \
+        [8, 2]
 
 
 def test_rule2_grows_past_the_kernel_batch_only_below_the_target_batch():
@@ -474,7 +487,8 @@ def test_rule2_grows_past_the_kernel_batch_only_below_the_target_batch():
     for p in pipelines(20):
         idle.enqueue(ready_frame(p, 3, deadline_ms=1000.0), 0)
     assert idle.target_batch(0) == 1
-    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 3] == [8, 8, 4]
+    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 3] == \
+        [8, 8, 4]
     busy = make_policy('s3dnn', costs, max_batch=32)
     busy.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
     count = 160
@@ -538,7 +552,7 @@ def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
     assert policy.hold_until_ns == tight.deadline_ns - round(0.5 * 4 * MS + remaining)
 
 
-def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_through_the_network():
+def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_in_the_network():
     """
     Firm: the first layer is dropped when now + the smoothed network time exceeds the deadline.
 

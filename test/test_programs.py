@@ -28,7 +28,8 @@ def caught_signals(pid: int) -> int:
     raise AssertionError(f'no SigCgt line for process {pid}')
 
 
-def stop_while_importing(program: str, args: list[str], signum: int, not_loaded: str) -> tuple[int, str]:
+def stop_while_importing(program: str, args: list[str], signum: int,
+                         not_loaded: str) -> tuple[int, str]:
     """
     Run entry point ``program`` as its console script does and stop it while it imports.
 
@@ -40,36 +41,43 @@ def stop_while_importing(program: str, args: list[str], signum: int, not_loaded:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1')
     begin = time.monotonic()
     with process_helpers.popen([sys.executable, '-c', code, *args], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True) as process:
         deadline = begin + 30
         while not caught_signals(process.pid) & 1 << (signal.SIGTERM - 1):
-            assert process.poll() is None and time.monotonic() < deadline, 'the entry point never caught SIGTERM'
+            assert process.poll() is None and time.monotonic() < deadline, \
+                'the entry point never caught SIGTERM'
             time.sleep(0.001)
         maps = Path(f'/proc/{process.pid}/maps').read_text()
         process.send_signal(signum)
         output, _ = process.communicate(timeout=60)
-    assert not_loaded not in maps, f'{not_loaded} was loaded before the signal: the program had imported it'
+    assert not_loaded not in maps, \
+        f'{not_loaded} was loaded before the signal: the program had imported it'
     return process.returncode, output
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
 def test_perception_node_stopped_while_importing_stops_cleanly(signum):
     status, output = stop_while_importing(
-        'perception_node', ['--ros-args', '-p', 'engine:=reference', '-p', 'cameras:=[cam0]'], signum, 'rclpy')
+        'perception_node', ['--ros-args', '-p', 'engine:=reference', '-p', 'cameras:=[cam0]'],
+        signum, 'rclpy')
     assert status == 0, output
     assert 'Traceback' not in output and 'Fatal Python error' not in output
 
 
 def test_camera_sim_stopped_while_importing_stops_cleanly():
-    status, output = stop_while_importing('camera_sim', ['--ros-args', '-p', 'width:=64', '-p', 'height:=48'],
+    status, output = stop_while_importing('camera_sim',
+                                          ['--ros-args', '-p', 'width:=64', '-p', 'height:=48'],
                                           signal.SIGTERM, 'rclpy')
     assert status == 0, output
     assert 'Traceback' not in output
 
 
-@pytest.mark.parametrize('signum, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=['SIGINT', 'SIGTERM'])
+@pytest.mark.parametrize('signum, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=['SIGINT', 'SIGTERM'])
 def test_a_tool_stopped_while_importing_says_so_in_one_line(signum, status):
-    got, output = stop_while_importing('sim', ['--cameras', '4', '--seconds', '1'], signum, 'numpy')
+    got, output = stop_while_importing('sim', ['--cameras', '4', '--seconds', '1'], signum,
+                                       'numpy')
     assert got == status
     assert output == f's3dnn-sim: stopped by {signal.Signals(signum).name} before it started\n'
 
@@ -79,8 +87,9 @@ def test_make_bag_stopped_while_writing_leaves_no_partial_bag(tmp_path):
     bag = tmp_path / 'bag'
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1')
     code = 'import sys; from s3dnn_ros.programs import make_bag; sys.exit(make_bag())'
-    with process_helpers.popen([sys.executable, '-c', code, str(bag), '--cameras', '8', '--seconds', '600'],
-                               cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    with process_helpers.popen([sys.executable, '-c', code, str(bag), '--cameras', '8',
+                                '--seconds', '600'], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True) as process:
         deadline = time.monotonic() + 30
         while not any(bag.glob('*.mcap')):
@@ -90,5 +99,5 @@ def test_make_bag_stopped_while_writing_leaves_no_partial_bag(tmp_path):
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     assert process.returncode == 130 and out == ''
-    assert err == f"s3dnn-make-bag: stopped by Ctrl-C; the partial bag {str(bag)!r} was removed\n"
+    assert err == f's3dnn-make-bag: stopped by Ctrl-C; the partial bag {str(bag)!r} was removed\n'
     assert not bag.exists()

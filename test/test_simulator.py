@@ -111,7 +111,8 @@ def test_firm_deadlines_drop_instead_of_finishing_late():
     firm = simulate(cameras, 's3dnn', costs, seconds=1.0, seed=2, firm=True)
     assert soft['missed'] > 0.5 * soft['completed']
     assert firm['missed'] < 0.05 * firm['completed']
-    assert firm['missed'] < soft['missed'] and firm['completed'] - firm['missed'] >= soft['completed'] - soft['missed']
+    assert firm['missed'] < soft['missed'] \
+        and firm['completed'] - firm['missed'] >= soft['completed'] - soft['missed']
 
 
 def test_the_host_pays_for_a_frame_its_decisions_launches_upload_and_completions():
@@ -123,14 +124,15 @@ def test_the_host_pays_for_a_frame_its_decisions_launches_upload_and_completions
     completion (1 µs) 14 x 100 µs after the first launch reached the GPU.
     """
     from scheduling_helpers import uniform_costs
-    host = HostCosts(frame_us=1.0, decision_us=1.0, launch_us=1.0, upload_us=1.0, completion_us=1.0)
-    result = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5), seconds=0.9,
-                      host=host, jitter_ms=0.0)
+    host = HostCosts(frame_us=1.0, decision_us=1.0, launch_us=1.0, upload_us=1.0,
+                     completion_us=1.0)
+    result = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5),
+                      seconds=0.9, host=host, jitter_ms=0.0)
     (camera,) = result['per_camera']
     assert camera['completed'] == 1
     assert camera['max_ms'] == pytest.approx((1 + 1 + 1 + 1 + 14 * 100 + 1) / 1000, abs=1e-6)
-    free = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5), seconds=0.9,
-                    host=HostCosts(), jitter_ms=0.0)
+    free = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5),
+                    seconds=0.9, host=HostCosts(), jitter_ms=0.0)
     assert free['per_camera'][0]['max_ms'] == pytest.approx(1.4, abs=1e-6)
 
 

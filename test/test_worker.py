@@ -44,8 +44,8 @@ class Outputs:
 
 
 def spec(cameras=('a', 'b'), queue_depth=2, **extra):
-    return WorkerSpec(cameras=tuple(CameraSpec(name, 10**10, queue_depth) for name in cameras), engine='reference',
-                      **extra)
+    return WorkerSpec(cameras=tuple(CameraSpec(name, 10**10, queue_depth) for name in cameras),
+                      engine='reference', **extra)
 
 
 @pytest.fixture
@@ -60,7 +60,8 @@ def test_ring_slots_are_page_sized_views_that_check_what_fits():
         assert ring.slot_bytes == PAGE and ring.array.nbytes == 3 * PAGE
         view = ring.image(2, 10, 10, 'rgb8')
         view[...] = 7
-        assert ring.array[2 * PAGE:2 * PAGE + 300].tolist() == [7] * 300 and ring.array[:2 * PAGE].max() == 0
+        assert ring.array[2 * PAGE:2 * PAGE + 300].tolist() == [7] * 300 \
+            and ring.array[:2 * PAGE].max() == 0
         other = Ring.attach(*ring.describe())  # another mapping of the same segment sees the frame
         assert other.image(2, 10, 10, 'rgb8').tolist() == view.tolist()
         del view
@@ -109,7 +110,8 @@ def test_a_busy_worker_holds_every_slot_and_further_frames_are_refused(test_engi
     of the camera is refused at once. The others are all resolved later.
     """
     outputs = Outputs()
-    client = WorkerClient(spec(cameras=('a',), queue_depth=1, engine_factory='worker_engines:slow'), outputs)
+    client = WorkerClient(spec(cameras=('a',), queue_depth=1,
+                               engine_factory='worker_engines:slow'), outputs)
     image = np.zeros((48, 64, 3), np.uint8)
     try:
         results = [client.submit(0, image, 'rgb8', time.monotonic_ns()) for _ in range(3)]
@@ -161,11 +163,13 @@ def test_the_worker_ignores_sigint_and_stops_when_its_client_closes():
 
 
 def test_host_costs_are_derived_from_the_measured_totals():
-    totals = {'arrive_ns': 20_000, 'arrivals': 10, 'output_ns': 10_000, 'outputs': 10, 'decide_ns': 600_000,
-              'groups': 20, 'retire_ns': 300_000, 'retired': 100, 'launch_ns': 500_000, 'launches': 100,
-              'first_ns': 100_000, 'first_launches': 20, 'uploads': 40}
+    totals = {'arrive_ns': 20_000, 'arrivals': 10, 'output_ns': 10_000, 'outputs': 10,
+              'decide_ns': 600_000, 'groups': 20, 'retire_ns': 300_000, 'retired': 100,
+              'launch_ns': 500_000, 'launches': 100, 'first_ns': 100_000, 'first_launches': 20,
+              'uploads': 40}
     costs = host_costs_from(totals)
     # later launches: 400 µs / 80 = 5 µs; first-layer launches
     # 100 µs = 20 x 5 µs + 40 uploads x 0 µs
-    assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0, completion_us=3.0)
+    assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0,
+                              completion_us=3.0)
     assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say
