@@ -65,10 +65,11 @@ DIAGNOSTICS_WAIT_S = 3.0
 def params_file(folder: Path, names: list[str], args, policy: str) -> Path:
     lines = [f'{NODE_NAME}:', '  ros__parameters:', f'    cameras: [{", ".join(names)}]']
     for name in names:
-        lines += [f'    {name}:', f'      topic: {default_topic(name)}', f'      deadline_ms: {args.deadline_ms}',
-                  f'      fps_hint: {args.fps}']
-    lines += [f'    policy: {policy}', f'    engine: {args.engine}', '    diagnostics_period_s: 0.5',
-              '    qos:', f'      reliability: {args.qos}', '      depth: 5']
+        lines += [f'    {name}:', f'      topic: {default_topic(name)}',
+                  f'      deadline_ms: {args.deadline_ms}', f'      fps_hint: {args.fps}']
+    lines += [f'    policy: {policy}', f'    engine: {args.engine}',
+              '    diagnostics_period_s: 0.5', '    qos:', f'      reliability: {args.qos}',
+              '      depth: 5']
     if args.cost_table:
         lines.append(f'    cost_table: {args.cost_table}')
     path = folder / f'{policy}-{len(names)}.yaml'
@@ -109,14 +110,17 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.SystemRandom().randint(1, 101)),
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]))
     os.environ['ROS_DOMAIN_ID'] = env['ROS_DOMAIN_ID']  # this process listens on the same domain
-    node = subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', '--params-file',
-                             str(params_file(folder, names, args, policy))], env=env, cwd=REPO,
+    node = subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args',
+                             '--params-file', str(params_file(folder, names, args, policy))],
+                            env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     cameras = [subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.camera_sim', '--ros-args',
-                                 '-p', f'topic:={default_topic(name)}', '-p', f'fps:={float(args.fps)}',
+                                 '-p', f'topic:={default_topic(name)}',
+                                 '-p', f'fps:={float(args.fps)}',
                                  '-p', f'width:={args.width}', '-p', f'height:={args.height}',
-                                 '-p', f'frame_id:={name}', '-p', f'reliability:={args.qos}'], env=env, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in names]
+                                 '-p', f'frame_id:={name}', '-p', f'reliability:={args.qos}'],
+                                env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for name in names]
     context = Context()
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
@@ -130,15 +134,18 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
 
     def camera_totals() -> dict[str, tuple[int, int]]:
         return {name: (int(listener.diagnostics.get(f's3dnn: {name}', {}).get('received', 0)),
-                       int(listener.diagnostics.get(f's3dnn: {name}', {}).get('dropped', 0))) for name in names}
+                       int(listener.diagnostics.get(f's3dnn: {name}', {}).get('dropped', 0)))
+                for name in names}
     try:
         end = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < end and not all(listener.detections.values()):
             if node.poll() is not None:
-                raise RuntimeError(f'the node exited during start-up: {node.stderr.read()[-2000:]}')
+                raise RuntimeError('the node exited during start-up: '
+                                   f'{node.stderr.read()[-2000:]}')
             executor.spin_once(timeout_sec=0.05)
         if not all(listener.detections.values()):
-            raise RuntimeError(f'no detection from {[n for n, d in listener.detections.items() if not d]} after '
+            raise RuntimeError('no detection from '
+                               f'{[n for n, d in listener.detections.items() if not d]} after '
                                f'{START_TIMEOUT_S:g} s')
         spin_for(1.0)  # settle
         mark = time.monotonic()
@@ -172,7 +179,8 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
         rclpy.try_shutdown(context=context)
     detections = [d for name in names for d in listener.detections[name]]
     latencies = np.array([d['latency_ms'] for _, d in detections] or [0.0])
-    e2e = np.array([(arrived - (d['header']['stamp']['sec'] * 10**9 + d['header']['stamp']['nanosec'])) / 1e6
+    e2e = np.array([(arrived - (d['header']['stamp']['sec'] * 10**9
+                                + d['header']['stamp']['nanosec'])) / 1e6
                     for arrived, d in detections] or [0.0])
     received = sum(after[n][0] - before[n][0] for n in names)
     dropped = sum(after[n][1] - before[n][1] for n in names)
@@ -186,58 +194,70 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
             'device': scheduler.get('device'), 'expected': expected, 'released': received,
             'completed': len(detections), 'missed': int(missed), 'dropped': dropped, 'lost': lost,
             'miss_ratio': round((missed + dropped + lost) / expected, 6) if expected else 0.0,
-            'p50_ms': round(float(np.percentile(latencies, 50)), 3), 'p99_ms': round(float(np.percentile(latencies, 99)), 3),
+            'p50_ms': round(float(np.percentile(latencies, 50)), 3),
+            'p99_ms': round(float(np.percentile(latencies, 99)), 3),
             'e2e_p99_ms': round(float(np.percentile(e2e, 99)), 3),
-            'gpu_busy': round(float(np.mean(busy)), 4), 'mean_batch': float(scheduler.get('mean batch', 0)),
-            'host_us_per_frame': round(float(np.mean(host)) * 1e6 / frames_per_s, 2) if frames_per_s else None,
+            'gpu_busy': round(float(np.mean(busy)), 4),
+            'mean_batch': float(scheduler.get('mean batch', 0)),
+            'host_us_per_frame': (round(float(np.mean(host)) * 1e6 / frames_per_s, 2)
+                                  if frames_per_s else None),
             'per_camera': {name: len(listener.detections[name]) for name in names}}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
-    parser.add_argument('--cameras', type=positive_ints, default=[8], help='camera counts to sweep (default 8)')
+    parser.add_argument('--cameras', type=positive_ints, default=[8],
+                        help='camera counts to sweep (default 8)')
     parser.add_argument('--fps', type=positive_float, default=30.0)
     parser.add_argument('--deadline-ms', type=positive_float, default=50.0)
     parser.add_argument('--seconds', type=positive_float, default=8.0)
     parser.add_argument('--width', type=positive_int, default=640)
     parser.add_argument('--height', type=positive_int, default=480)
     parser.add_argument('--qos', choices=['reliable', 'best_effort'], default='reliable')
-    parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=['s3dnn', 'streams'])
+    parser.add_argument('--policy', type=choices_list(list(POLICIES)),
+                        default=['s3dnn', 'streams'])
     parser.add_argument('--engine', choices=['auto', 'cuda', 'reference'], default='auto')
-    parser.add_argument('--cost-table', help='cost table the node loads, or writes after calibrating once')
+    parser.add_argument('--cost-table',
+                        help='cost table the node loads, or writes after calibrating once')
     parser.add_argument('--warmup-s', type=float, default=3.0,
-                        help='seconds of an unreported first point (the first policy at the first count) before '
-                             'the sweep; 0: none (default 3)')
+                        help='seconds of an unreported first point (the first policy at the first '
+                             'count) before the sweep; 0: none (default 3)')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     # a SIGTERM (from timeout, say) ends the run through the finally clauses, which stop every
     # process started
     signal.signal(signal.SIGTERM, lambda *_: sys.exit('multiprocess_node: stopped by SIGTERM'))
     report = {'benchmark': 'multiprocess_node', 'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]), 'width': args.width,
-              'height': args.height, 'fps': args.fps, 'deadline_ms': args.deadline_ms, 'qos': args.qos, 'rows': []}
+              'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]),
+              'width': args.width, 'height': args.height, 'fps': args.fps,
+              'deadline_ms': args.deadline_ms, 'qos': args.qos, 'rows': []}
     with tempfile.TemporaryDirectory() as folder:
         # the first point after start-up ran slow on the H200, whichever policy it was
         if args.warmup_s > 0:
-            run_point(args.policy[0], args.cameras[0], argparse.Namespace(**{**vars(args), 'seconds': args.warmup_s}),
-                      Path(folder))
+            run_point(args.policy[0], args.cameras[0],
+                      argparse.Namespace(**{**vars(args), 'seconds': args.warmup_s}), Path(folder))
         for policy in args.policy:
             for count in args.cameras:
                 row = run_point(policy, count, args, Path(folder))
                 report['rows'].append(row)
-                print(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%} (missed {row["missed"]}, '
-                      f'dropped {row["dropped"]}, lost {row["lost"]}), p99 {row["p99_ms"]:.1f} ms', flush=True)
+                print(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%} (missed '
+                      f'{row["missed"]}, dropped {row["dropped"]}, lost {row["lost"]}), '
+                      f'p99 {row["p99_ms"]:.1f} ms', flush=True)
     report['card'] = report['rows'][0]['device']
-    header = ['policy', 'cameras', 'expected', 'received', 'completed', 'missed', 'dropped', 'lost', 'miss %',
-              'p50 ms', 'p99 ms', 'e2e p99 ms', 'GPU busy', 'batch', 'host µs/frame']
-    rows = [[row['policy'], str(row['cameras']), str(row['expected']), str(row['released']), str(row['completed']),
-             str(row['missed']), str(row['dropped']), str(row['lost']), f'{row["miss_ratio"]:.2%}',
-             f'{row["p50_ms"]:.1f}', f'{row["p99_ms"]:.1f}', f'{row["e2e_p99_ms"]:.1f}', f'{row["gpu_busy"]:.0%}',
-             f'{row["mean_batch"]:.2f}', '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}']
+    header = ['policy', 'cameras', 'expected', 'received', 'completed', 'missed', 'dropped',
+              'lost', 'miss %', 'p50 ms', 'p99 ms', 'e2e p99 ms', 'GPU busy', 'batch',
+              'host µs/frame']
+    rows = [[row['policy'], str(row['cameras']), str(row['expected']), str(row['released']),
+             str(row['completed']), str(row['missed']), str(row['dropped']), str(row['lost']),
+             f'{row["miss_ratio"]:.2%}',
+             f'{row["p50_ms"]:.1f}', f'{row["p99_ms"]:.1f}', f'{row["e2e_p99_ms"]:.1f}',
+             f'{row["gpu_busy"]:.0%}', f'{row["mean_batch"]:.2f}',
+             '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}']
             for row in report['rows']]
-    print(text_table(f'camera processes at {args.fps:g} FPS ({args.width}x{args.height}, {args.qos}) into the node '
-                     f'(own process), deadline {args.deadline_ms:g} ms, {args.seconds:g} s per point, engine on '
-                     f'{report["card"]}, {report["date"]}', header, rows))
+    print(text_table(f'camera processes at {args.fps:g} FPS ({args.width}x{args.height}, '
+                     f'{args.qos}) into the node (own process), deadline {args.deadline_ms:g} ms, '
+                     f'{args.seconds:g} s per point, engine on {report["card"]}, {report["date"]}',
+                     header, rows))
     out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
     out.mkdir(parents=True, exist_ok=True)
     card = ''.join(c if c.isalnum() else '-' for c in str(report['card'])).strip('-').lower()

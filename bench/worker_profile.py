@@ -106,7 +106,8 @@ class TimedEngine(Engine):
         return self._result
 
 
-def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cProfile.Profile | None = None) -> dict:
+def run(core, cameras: int, fps: float, seconds: float, seed: int,
+        profiler: cProfile.Profile | None = None) -> dict:
     """
     Deliver every camera's frames at their due times for WARMUP_S + ``seconds``.
 
@@ -129,7 +130,8 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cPr
         began, taken = time.perf_counter_ns(), 0
         while due[0][0] <= now:
             when, camera, k = due[0]
-            heapq.heapreplace(due, (start + round(phases[camera] + (k + 1) * period), camera, k + 1))
+            heapq.heapreplace(due,
+                              (start + round(phases[camera] + (k + 1) * period), camera, k + 1))
             core.frame(camera, 0, k % SLOTS, k, when, 480, 640, 'rgb8')
             taken += 1
         if taken:
@@ -150,16 +152,20 @@ def main() -> int:
     parser.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH)
     parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=['s3dnn'])
     parser.add_argument('--engine', choices=['cuda', 'timed'], default='cuda')
-    parser.add_argument('--cost-table', type=Path, default=REPO / 'bench' / 'results' / 'costs-nvidia-h200.json',
-                        help="the timed engine's GPU times (default: the H200 table in bench/results)")
+    parser.add_argument(
+        '--cost-table', type=Path, default=REPO / 'bench' / 'results' / 'costs-nvidia-h200.json',
+        help="the timed engine's GPU times (default: the H200 table in bench/results)")
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--profile', action='store_true', help='cProfile the measured span (slows the loop)')
+    parser.add_argument('--profile', action='store_true',
+                        help='cProfile the measured span (slows the loop)')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     (policy,) = args.policy
-    cameras = tuple(CameraSpec(f'cam{i}', round(args.deadline_ms * 1e6)) for i in range(args.cameras))
+    cameras = tuple(CameraSpec(f'cam{i}', round(args.deadline_ms * 1e6))
+                    for i in range(args.cameras))
     spec = WorkerSpec(cameras, policy=policy, engine='cuda', max_batch=args.max_batch)
-    engine = TimedEngine(CostTable.load(args.cost_table, alexnet())) if args.engine == 'timed' else None
+    engine = (TimedEngine(CostTable.load(args.cost_table, alexnet())) if args.engine == 'timed'
+              else None)
     core = build_worker(spec, engine)
     slot_bytes = slot_bytes_for(frame_bytes(480, 640, 'rgb8'))
     rings = []
@@ -177,20 +183,24 @@ def main() -> int:
             ring.close()
             ring.unlink()
     totals = {key: sum(c[key] for c in after['cameras']) - sum(c[key] for c in before['cameras'])
-              for key in ('released', 'completed', 'missed', 'dropped_queue', 'dropped_deadline', 'dropped_error')}
+              for key in ('released', 'completed', 'missed', 'dropped_queue', 'dropped_deadline',
+                          'dropped_error')}
     host_ns = after['host_work_ns'] - before['host_work_ns']
-    report = {'benchmark': 'worker_profile', 'card': after['device'], 'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/worker_profile.py ' + ' '.join(sys.argv[1:]), 'engine': after['engine'],
-              'policy': policy, 'cameras': args.cameras, 'fps': args.fps, 'deadline_ms': args.deadline_ms,
-              'seconds': args.seconds, 'max_batch': args.max_batch, 'profiled': args.profile, **totals,
+    report = {'benchmark': 'worker_profile', 'card': after['device'],
+              'date': datetime.date.today().isoformat(),
+              'command': 'python3 bench/worker_profile.py ' + ' '.join(sys.argv[1:]),
+              'engine': after['engine'], 'policy': policy, 'cameras': args.cameras,
+              'fps': args.fps, 'deadline_ms': args.deadline_ms, 'seconds': args.seconds,
+              'max_batch': args.max_batch, 'profiled': args.profile, **totals,
               'mean_batch': after['mean_batch'],
               'host_us_per_frame': round(host_ns / max(1, totals['released']) / 1000, 2),
               'host_busy': round(host_ns / (after['time_ns'] - before['time_ns']), 4),
               'host_costs': after['host_costs']}
-    print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: released '
-          f'{totals["released"]}, completed {totals["completed"]}, missed {totals["missed"]}, mean batch '
-          f'{report["mean_batch"]:.1f}, host {report["host_us_per_frame"]} µs/frame '
-          f'({report["host_busy"]:.0%} busy), host costs {report["host_costs"]}')
+    print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: '
+          f'released {totals["released"]}, completed {totals["completed"]}, '
+          f'missed {totals["missed"]}, mean batch {report["mean_batch"]:.1f}, '
+          f'host {report["host_us_per_frame"]} µs/frame ({report["host_busy"]:.0%} busy), '
+          f'host costs {report["host_costs"]}')
     if profiler:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats('tottime').print_stats(30)
