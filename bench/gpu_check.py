@@ -1,4 +1,5 @@
-"""Check the CUDA engine on a GPU in one run; prints compact tables, writes details as JSON.
+"""
+Check the CUDA engine on a GPU in one run; prints compact tables, writes details as JSON.
 
 Timings against torch and the roofline floor are in ``s3dnn-bench`` (s3dnn_ros/tools/bench.py).
 
@@ -7,10 +8,11 @@ Timings against torch and the roofline floor are in ``s3dnn-bench`` (s3dnn_ros/t
 Sections (each runs even when an earlier one fails, and reports its error):
   layers     every kernel layer at batch 1, 4, 16 against the numpy reference (relative error)
   torch      whole AlexNet against torchvision's with the same random weights, batch 1 and 16
-  fusion     a fused launch of 16 (and 5) different frames against one frame at a time (bit-identical?)
+  fusion     a fused launch of 16 (and 5) different frames against one frame at a time
+             (bit-identical?)
   tiles      every conv2d tile on every conv layer at batch 1..16, and the tile the engine picks
-  overlap    one layer for 8 pipelines: 8 launches on one stream, on 8 streams, and one fused launch
-             (span from the first start to the last end, host issue gaps included)
+  overlap    one layer for 8 pipelines: 8 launches on one stream, on 8 streams, and one fused
+             launch (span from the first start to the last end, host issue gaps included)
   calibrate  the engine's own calibration (cost table saved as JSON)
   sass       instruction mix of the conv and linear kernels (when cuobjdump is on PATH)
 Details go to DIR/gpu_check.json (DIR: --out, else $OUT, else bench/out).
@@ -18,9 +20,11 @@ Details go to DIR/gpu_check.json (DIR: --out, else $OUT, else bench/out).
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import datetime
 import json
 import os
+from pathlib import Path
 import re
 import shutil
 import statistics
@@ -29,8 +33,6 @@ import sys
 import tempfile
 import time
 import traceback
-from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
@@ -77,7 +79,8 @@ class Check:
         self.engine_init_s = time.perf_counter() - begin
         self.layers = self.engine.layers
         self.pids = list(range(16))
-        self.images = [(self.rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), 'rgb8') for _ in self.pids]
+        self.images = [(self.rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), 'rgb8')
+                       for _ in self.pids]
         for pid, (image, encoding) in zip(self.pids, self.images):
             self.engine.open_pipeline(pid)
             self.engine.set_input(pid, image, encoding)
@@ -101,22 +104,24 @@ class Check:
             for batch in BATCHES:
                 pids = self.pids[:batch]
                 if index == 0:
-                    shapes = [(480, 640, 3, 'rgb8'), (100, 150, 4, 'bgra8'), (37, 1001, 1, 'mono8'),
-                              (1080, 1920, 3, 'bgr8')] * 4
+                    shapes = [(480, 640, 3, 'rgb8'), (100, 150, 4, 'bgra8'),
+                              (37, 1001, 1, 'mono8'), (1080, 1920, 3, 'bgr8')] * 4
                     images = [(self.rng.integers(0, 256, (h, w, c), dtype=np.uint8), enc)
                               for h, w, c, enc in shapes[:batch]]
                     for pid, (image, encoding) in zip(pids, images):
                         self.engine.set_input(pid, image, encoding)
                     expected = reference.preprocess_batch(images)
                 else:
-                    x = self.rng.standard_normal((batch, *self.layers[index - 1].out_shape)).astype(np.float32)
+                    x = self.rng.standard_normal((batch, *self.layers[index - 1].out_shape)) \
+                        .astype(np.float32)
                     if layer.kind == 'softmax':
                         x *= 4
                     for pid, frame in zip(pids, x):
                         self.engine.set_layer_output(pid, index - 1, frame)
                     expected = reference.run_layer(layer, x, self.params(layer))
                 self.engine.launch(index, pids, 0).wait()
-                row = {'layer': layer.name, 'batch': batch, 'kernel': self.engine.kernel_name(index, batch)}
+                row = {'layer': layer.name, 'batch': batch,
+                       'kernel': self.engine.kernel_name(index, batch)}
                 if layer.kind == 'softmax':
                     out = np.stack([self.engine.result(pid).copy() for pid in pids])
                     row['rel_error'] = rel_error(out[:, 0], expected[:, 0])
@@ -137,7 +142,8 @@ class Check:
         rows = []
         logits_index = len(self.layers) - 2
         for batch in (1, 16):
-            images = [(self.rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), 'rgb8') for _ in range(batch)]
+            images = [(self.rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), 'rgb8')
+                      for _ in range(batch)]
             x = torch.from_numpy(reference.preprocess_batch(images)).cuda()
             with torch.no_grad():
                 expected = self.model(x).double().cpu().numpy()
@@ -150,7 +156,8 @@ class Check:
             order = np.argsort(-expected, axis=1, kind='stable')
             expected_top5 = order[:, :5]
             error = rel_error(logits, expected)
-            # classes whose torch logits differ by less than 1e-5 of the largest are tied below float32 rounding
+            # classes whose torch logits differ by less than 1e-5 of the largest are tied below
+            # float32 rounding
             picked = np.take_along_axis(expected, top.astype(np.int64), axis=1)
             best = np.take_along_axis(expected, expected_top5, axis=1)
             scale = np.abs(expected).max(axis=1, keepdims=True)
@@ -158,7 +165,8 @@ class Check:
             gaps = -np.diff(np.take_along_axis(expected, order[:, :6], axis=1), axis=1) / scale
             rows.append({'batch': batch, 'rel_logit_error': error,
                          'top5_frames_identical': int((top == expected_top5).all(axis=1).sum()),
-                         'top5_equal_up_to_ties': same_up_to_ties, 'min_top6_gap_rel': float(gaps.min()),
+                         'top5_equal_up_to_ties': same_up_to_ties,
+                         'min_top6_gap_rel': float(gaps.min()),
                          'ok': error <= 1e-3 and same_up_to_ties})
         for pid, (image, encoding) in zip(self.pids, self.images):
             self.engine.set_input(pid, image, encoding)
@@ -168,21 +176,27 @@ class Check:
     def fusion(self):
         rows = []
         logits_index = len(self.layers) - 2
-        sizes = [(480, 640, 3, 'rgb8'), (100, 150, 4, 'bgra8'), (37, 1001, 1, 'mono8'), (720, 1280, 3, 'bgr8')]
+        sizes = [(480, 640, 3, 'rgb8'), (100, 150, 4, 'bgra8'), (37, 1001, 1, 'mono8'),
+                 (720, 1280, 3, 'bgr8')]
         for k in (5, 16):
-            images = [(self.rng.integers(0, 256, sizes[i % 4][:3], dtype=np.uint8), sizes[i % 4][3]) for i in range(k)]
+            images = [(self.rng.integers(0, 256, sizes[i % 4][:3], dtype=np.uint8),
+                       sizes[i % 4][3]) for i in range(k)]
             pids = self.pids[:k]
             for pid, (image, encoding) in zip(pids, images):
                 self.engine.set_input(pid, image, encoding)
             self.run_all(pids)
-            fused = [(self.engine.layer_output(pid, logits_index), self.engine.result(pid).copy()) for pid in pids]
+            fused = [(self.engine.layer_output(pid, logits_index), self.engine.result(pid).copy())
+                     for pid in pids]
             identical, worst = True, 0.0
             for stream, pid in enumerate(pids):
                 self.run_all([pid], stream)
-                logits, result = self.engine.layer_output(pid, logits_index), self.engine.result(pid).copy()
-                identical &= bool(np.array_equal(logits, fused[stream][0]) and np.array_equal(result, fused[stream][1]))
+                logits, result = (self.engine.layer_output(pid, logits_index),
+                                  self.engine.result(pid).copy())
+                identical &= bool(np.array_equal(logits, fused[stream][0])
+                                  and np.array_equal(result, fused[stream][1]))
                 worst = max(worst, rel_error(logits, fused[stream][0]))
-            rows.append({'frames': k, 'bit_identical': identical, 'max_rel_diff': worst, 'ok': worst <= 1e-6})
+            rows.append({'frames': k, 'bit_identical': identical, 'max_rel_diff': worst,
+                         'ok': worst <= 1e-6})
         for pid, (image, encoding) in zip(self.pids, self.images):
             self.engine.set_input(pid, image, encoding)
         self.run_all(self.pids)
@@ -216,12 +230,14 @@ class Check:
                     if mode == 'fused':
                         completions = [self.engine.launch(index, pids, 0)]
                     else:
-                        completions = [self.engine.launch(index, [pid], 0 if mode == 'one stream' else stream)
+                        completions = [self.engine.launch(index, [pid],
+                                                          0 if mode == 'one stream' else stream)
                                        for stream, pid in enumerate(pids)]
                     for completion in completions:
                         completion.wait()
                     intervals = [completion.interval() for completion in completions]
-                    samples.append((max(end for _, end in intervals) - min(start for start, _ in intervals)) / 1000)
+                    samples.append((max(end for _, end in intervals)
+                                    - min(start for start, _ in intervals)) / 1000)
                 spans[mode] = median(samples)
             rows.append({'layer': name, 'tb_ratio_b1': self.engine.tb_ratio(index, 1), **spans})
         return rows
@@ -243,15 +259,17 @@ def sass_summary() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for source in ('conv2d.cu', 'linear.cu'):
             cubin = Path(tmp) / f'{source}.cubin'
-            subprocess.run(['nvcc', '-cubin', '-O3', '-arch=sm_90', '-I', str(REPO / 'kernels'), '-o', str(cubin),
-                            str(REPO / 'kernels' / source)], check=True, capture_output=True)
-            sass = subprocess.run(['cuobjdump', '-sass', str(cubin)], check=True, capture_output=True,
-                                  text=True).stdout
+            subprocess.run(['nvcc', '-cubin', '-O3', '-arch=sm_90', '-I', str(REPO / 'kernels'),
+                            '-o', str(cubin), str(REPO / 'kernels' / source)], check=True,
+                           capture_output=True)
+            sass = subprocess.run(['cuobjdump', '-sass', str(cubin)], check=True,
+                                  capture_output=True, text=True).stdout
             for chunk in sass.split('Function : ')[1:]:
                 name = chunk.split()[0]
                 opcode = r'/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_.]+)'
                 ops = Counter(m.group(1) for m in re.finditer(opcode, chunk))
-                keep = ('FFMA', 'LDS.128', 'LDS', 'LDG.E.128.CONSTANT', 'LDG.E.CONSTANT', 'LDG.E.EF.128', 'LDG.E.128',
+                keep = ('FFMA', 'LDS.128', 'LDS', 'LDG.E.128.CONSTANT', 'LDG.E.CONSTANT',
+                        'LDG.E.EF.128', 'LDG.E.128',
                         'LDL', 'STL', 'LDC', 'BAR.SYNC', 'STS.128', 'STS')
                 summary[name] = {op: ops[op] for op in keep if ops.get(op)}
                 summary[name]['total'] = sum(ops.values())
@@ -271,20 +289,24 @@ def print_tables(report: dict) -> None:
             print('   ', {k: (f'{v:.2e}' if isinstance(v, float) else v) for k, v in row.items()})
         if name == 'layers':
             worst = max(rows, key=lambda row: row['rel_error'])
-            print(f"    worst layer error {worst['rel_error']:.2e} ({worst['layer']} batch {worst['batch']})")
+            print(f"    worst layer error {worst['rel_error']:.2e} "
+                  f"({worst['layer']} batch {worst['batch']})")
     tiles = report.get('tiles')
     if isinstance(tiles, list):
         names = [f'{t[0]}x{t[1]}' for t in CONV_TILES]
         print('conv tiles (µs):', 'layer batch |', ' '.join(f'{n:>8}' for n in names), '| picked')
         for row in tiles:
             best = min(names, key=lambda n: row[n])
-            print(f"  {row['layer']:>6} {row['batch']:>3} |", ' '.join(f'{row[n]:8.1f}' for n in names),
-                  f"| {row['picked'][7:]}{'' if row['picked'].endswith(best) else ' (best ' + best + ')'}")
+            print(f"  {row['layer']:>6} {row['batch']:>3} |",
+                  ' '.join(f'{row[n]:8.1f}' for n in names),
+                  f"| {row['picked'][7:]}"
+                  f"{'' if row['picked'].endswith(best) else ' (best ' + best + ')'}")
     elif tiles:
         print('tiles: ERROR', tiles['error'].splitlines()[-1])
     overlap = report.get('overlap')
     if isinstance(overlap, list):
-        print('overlap (µs, 8 pipelines at batch 1): layer tbRatio(b1) | one stream | 8 streams | fused')
+        print('overlap (µs, 8 pipelines at batch 1): layer tbRatio(b1) '
+              '| one stream | 8 streams | fused')
         for row in overlap:
             print(f"  {row['layer']:>6} {row['tb_ratio_b1']:.3f} | {row['one stream']:9.1f} | "
                   f"{row['8 streams']:9.1f} | {row['fused']:9.1f}")
@@ -296,7 +318,7 @@ def print_tables(report: dict) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--out', type=Path, default=None)
     parser.add_argument('--quick', action='store_true', help='fewer tile sizes')
     args = parser.parse_args(argv)
@@ -320,7 +342,8 @@ def main(argv=None) -> int:
         (out_dir / 'gpu_check.json').write_text(json.dumps(report, indent=1))
     check.engine.close()
     print_tables(report)
-    failed = [name for name in ('layers', 'torch', 'fusion') if not isinstance(report.get(name), list)
+    failed = [name for name in ('layers', 'torch', 'fusion')
+              if not isinstance(report.get(name), list)
               or not all(row['ok'] for row in report[name])]
     return 1 if failed else 0
 

@@ -1,13 +1,17 @@
-"""Where the host time of one S3DNN round goes on a GPU: N camera frames submitted at once, run to their
-results by the dispatcher with the CUDA engine, profiled with cProfile over the timed part only (the
-pipelines' first-frame allocations happen before it, as in s3dnn-bench).
+"""
+Where the host time of one S3DNN round goes on a GPU.
 
-    python3 bench/host_profile.py [--frames 4,16,64] [--rounds 10] [--staging-threads T] [--out DIR]
+N camera frames submitted at once, run to their results by the dispatcher with the CUDA engine,
+profiled with cProfile over the timed part only (the pipelines' first-frame allocations happen
+before it, as in s3dnn-bench).
 
-Prints, per round size, the wall time of a round and the host time spent in each part of the dispatch
-path (cumulative, so nested parts overlap: staging and kernel launches are inside the backend's launch).
-The GPU's own busy time comes from the engine's events. Writes DIR/host_profile-<card>.json (DIR: --out,
-else $OUT, else bench/out).
+    python3 bench/host_profile.py [--frames 4,16,64] [--rounds 10] [--staging-threads T]
+                                  [--out DIR]
+
+Prints, per round size, the wall time of a round and the host time spent in each part of the
+dispatch path (cumulative, so nested parts overlap: staging and kernel launches are inside the
+backend's launch). The GPU's own busy time comes from the engine's events. Writes
+DIR/host_profile-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 
@@ -16,11 +20,11 @@ import cProfile
 import datetime
 import json
 import os
+from pathlib import Path
 import pstats
 import statistics
 import sys
 import time
-from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,12 +50,13 @@ PARTS = [
 ]
 
 
-def profile_round(engine: CudaEngine, images, frames: int, max_inflight: int) -> tuple[float, float, pstats.Stats]:
+def profile_round(engine: CudaEngine, images, frames: int,
+                  max_inflight: int) -> tuple[float, float, pstats.Stats]:
     """(wall ms, GPU busy ms, profile) of one round of ``frames`` frames from as many cameras."""
     backend = EngineBackend(engine)
     done = []
-    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table(), max_inflight=max_inflight), backend,
-                            on_done=done.append)
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table(), max_inflight=max_inflight),
+                            backend, on_done=done.append)
     pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
     batch = [images[i % len(images)] for i in range(frames)]
     for pipeline, image in zip(pipelines, batch):
@@ -79,21 +84,24 @@ def part_ms(stats: pstats.Stats, suffix: str, name: str) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
     parser.add_argument('--frames', type=positive_ints, default=[4, 16, 64])
     parser.add_argument('--rounds', type=positive_int, default=10)
     parser.add_argument('--max-inflight', type=positive_int, default=2)
     parser.add_argument('--staging-threads', type=positive_int, default=cuda.STAGING_THREADS,
-                        help=f'threads copying a fused launch\'s images (default {cuda.STAGING_THREADS})')
+                        help="threads copying a fused launch's images (default "
+                             f'{cuda.STAGING_THREADS})')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     cuda.STAGING_THREADS = args.staging_threads
     network = alexnet()
     engine = CudaEngine(network, init_weights(network, seed=0), streams=4)
     images = camera_images(4)
-    report = {'benchmark': 'host_profile', 'card': engine.device_name, 'date': datetime.date.today().isoformat(),
+    report = {'benchmark': 'host_profile', 'card': engine.device_name,
+              'date': datetime.date.today().isoformat(),
               'command': 'python3 bench/host_profile.py ' + ' '.join(sys.argv[1:]),
-              'max_inflight': args.max_inflight, 'staging_threads': args.staging_threads, 'rounds': []}
+              'max_inflight': args.max_inflight, 'staging_threads': args.staging_threads,
+              'rounds': []}
     try:
         for frames in args.frames:
             profile_round(engine, images, frames, args.max_inflight)  # warm-up
@@ -103,21 +111,26 @@ def main() -> int:
                 walls.append(wall)
                 busies.append(busy)
                 merged = stats if merged is None else merged.add(stats)
-            parts = {label: round(part_ms(merged, suffix, name) / args.rounds, 3) for label, suffix, name in PARTS}
-            report['rounds'].append({'frames': frames, 'wall_ms': round(statistics.median(walls), 3),
-                                     'gpu_busy_ms': round(statistics.median(busies), 3), 'host_ms': parts})
+            parts = {label: round(part_ms(merged, suffix, name) / args.rounds, 3)
+                     for label, suffix, name in PARTS}
+            report['rounds'].append({'frames': frames,
+                                     'wall_ms': round(statistics.median(walls), 3),
+                                     'gpu_busy_ms': round(statistics.median(busies), 3),
+                                     'host_ms': parts})
     finally:
         engine.close()
     header = ['part (ms per round)'] + [f'{r["frames"]} frames' for r in report['rounds']]
     rows = [['wall (median)'] + [f'{r["wall_ms"]:.2f}' for r in report['rounds']],
             ['GPU busy (median)'] + [f'{r["gpu_busy_ms"]:.2f}' for r in report['rounds']]]
-    rows += [[label] + [f'{r["host_ms"][label]:.2f}' for r in report['rounds']] for label, _, _ in PARTS]
+    rows += [[label] + [f'{r["host_ms"][label]:.2f}' for r in report['rounds']]
+             for label, _, _ in PARTS]
     print(text_table(f'host time of one S3DNN round on {report["card"]}, {report["date"]}, '
-                     f'{args.staging_threads} staging thread(s) (mean of {args.rounds} profiled rounds; wall and '
-                     'busy: median, profiler on)', header, rows))
+                     f'{args.staging_threads} staging thread(s) (mean of {args.rounds} profiled '
+                     'rounds; wall and busy: median, profiler on)', header, rows))
     out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
     out.mkdir(parents=True, exist_ok=True)
-    path = out / file_name(report['card']).replace('bench-', f'host_profile-staging{args.staging_threads}-')
+    path = out / file_name(report['card']).replace('bench-',
+                                                   f'host_profile-staging{args.staging_threads}-')
     path.write_text(json.dumps(report, indent=1))
     print(f'wrote {path}')
     return 0

@@ -1,25 +1,30 @@
-"""The perception node in its own process, as ``ros2 launch`` runs it, fed by one camera_sim process per
-camera, swept over camera counts: the capacity a deployed node reaches through ROS.
+"""
+The capacity a deployed perception node reaches through ROS, swept over camera counts.
 
-    python3 bench/multiprocess_node.py [--cameras 16,32,64] [--fps 30] [--deadline-ms 50] [--seconds 8]
-                                       [--width 320] [--height 240] [--qos reliable] [--warmup-s 3]
-                                       [--policy s3dnn,streams] [--engine auto] [--cost-table FILE] [--out DIR]
+The node runs in its own process, as ``ros2 launch`` runs it, fed by one camera_sim process per
+camera.
 
-First an unreported warm-up point (``--warmup-s``): on the H200 the first 640x480 point after start-up
-lost a third of its frames in transport whichever policy ran it, and the same point run second lost none.
-Then for each policy and camera count: start the node (parameters in a temporary params file; its scheduler
-worker is a third process) and the cameras as separate Python processes on a private ROS domain, wait
-until every camera has a detection, then collect every detection for --seconds in this process, and the
-node's /diagnostics at both ends of that span.
+    python3 bench/multiprocess_node.py [--cameras 16,32,64] [--fps 30] [--deadline-ms 50]
+                                       [--seconds 8] [--width 320] [--height 240] [--qos reliable]
+                                       [--warmup-s 3] [--policy s3dnn,streams] [--engine auto]
+                                       [--cost-table FILE] [--out DIR]
+
+First an unreported warm-up point (``--warmup-s``): on the H200 the first 640x480 point after
+start-up lost a third of its frames in transport whichever policy ran it, and the same point run
+second lost none. Then for each policy and camera count: start the node (parameters in a temporary
+params file; its scheduler worker is a third process) and the cameras as separate Python processes
+on a private ROS domain, wait until every camera has a detection, then collect every detection for
+--seconds in this process, and the node's /diagnostics at both ends of that span.
 
 Per point it reports the keys of the capacity benchmark (``s3dnn-bench --sections capacity``):
-``released`` (frames the node received in the span), ``completed`` (detections), ``missed`` (detections
-whose ``latency_ms``, from the node's callback to the publication, exceeds the deadline), ``dropped`` (the
-node's drops in the span), ``lost`` (frames the cameras should have sent in the span, cameras x fps x
-seconds, that the node never received), ``miss_ratio`` = (missed + dropped + lost) / expected, latency
-p50/p99, the GPU busy fraction and the scheduler's host busy time per frame (from the diagnostics), the
-mean fused batch, and ``e2e_p99_ms``: from the camera's stamp to this process receiving the detection.
-Prints a table and writes DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else bench/out).
+``released`` (frames the node received in the span), ``completed`` (detections), ``missed``
+(detections whose ``latency_ms``, from the node's callback to the publication, exceeds the
+deadline), ``dropped`` (the node's drops in the span), ``lost`` (frames the cameras should have
+sent in the span, cameras x fps x seconds, that the node never received), ``miss_ratio`` = (missed
++ dropped + lost) / expected, latency p50/p99, the GPU busy fraction and the scheduler's host busy
+time per frame (from the diagnostics), the mean fused batch, and ``e2e_p99_ms``: from the camera's
+stamp to this process receiving the detection. Prints a table and writes
+DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 
@@ -27,30 +32,31 @@ import argparse
 import datetime
 import json
 import os
+from pathlib import Path
 import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import rclpy  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from s3dnn_ros.ros.config import default_topic, detections_topic, NODE_NAME  # noqa: E402
+from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
+from s3dnn_ros.tools.cli import (choices_list, positive_float, positive_int,  # noqa: E402
+                                 positive_ints, text_table)
 from std_msgs.msg import String  # noqa: E402
 
-from s3dnn_ros.ros.config import NODE_NAME, default_topic, detections_topic  # noqa: E402
-from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
-from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int, positive_ints, text_table  # noqa: E402
-
-#: longest wait for the node to start (engine set-up and calibration) and every camera's first detection
+#: longest wait for the node to start (engine set-up and calibration) and every camera's first
+#: detection
 START_TIMEOUT_S = 180.0
 #: how long the diagnostics at the end of the span may take to arrive
 DIAGNOSTICS_WAIT_S = 3.0
@@ -59,10 +65,11 @@ DIAGNOSTICS_WAIT_S = 3.0
 def params_file(folder: Path, names: list[str], args, policy: str) -> Path:
     lines = [f'{NODE_NAME}:', '  ros__parameters:', f'    cameras: [{", ".join(names)}]']
     for name in names:
-        lines += [f'    {name}:', f'      topic: {default_topic(name)}', f'      deadline_ms: {args.deadline_ms}',
-                  f'      fps_hint: {args.fps}']
-    lines += [f'    policy: {policy}', f'    engine: {args.engine}', '    diagnostics_period_s: 0.5',
-              '    qos:', f'      reliability: {args.qos}', '      depth: 5']
+        lines += [f'    {name}:', f'      topic: {default_topic(name)}',
+                  f'      deadline_ms: {args.deadline_ms}', f'      fps_hint: {args.fps}']
+    lines += [f'    policy: {policy}', f'    engine: {args.engine}',
+              '    diagnostics_period_s: 0.5', '    qos:', f'      reliability: {args.qos}',
+              '      depth: 5']
     if args.cost_table:
         lines.append(f'    cost_table: {args.cost_table}')
     path = folder / f'{policy}-{len(names)}.yaml'
@@ -103,14 +110,17 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.SystemRandom().randint(1, 101)),
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]))
     os.environ['ROS_DOMAIN_ID'] = env['ROS_DOMAIN_ID']  # this process listens on the same domain
-    node = subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', '--params-file',
-                             str(params_file(folder, names, args, policy))], env=env, cwd=REPO,
+    node = subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args',
+                             '--params-file', str(params_file(folder, names, args, policy))],
+                            env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     cameras = [subprocess.Popen([sys.executable, '-m', 's3dnn_ros.ros.camera_sim', '--ros-args',
-                                 '-p', f'topic:={default_topic(name)}', '-p', f'fps:={float(args.fps)}',
+                                 '-p', f'topic:={default_topic(name)}',
+                                 '-p', f'fps:={float(args.fps)}',
                                  '-p', f'width:={args.width}', '-p', f'height:={args.height}',
-                                 '-p', f'frame_id:={name}', '-p', f'reliability:={args.qos}'], env=env, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name in names]
+                                 '-p', f'frame_id:={name}', '-p', f'reliability:={args.qos}'],
+                                env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for name in names]
     context = Context()
     rclpy.init(context=context)
     executor = SingleThreadedExecutor(context=context)
@@ -124,15 +134,18 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
 
     def camera_totals() -> dict[str, tuple[int, int]]:
         return {name: (int(listener.diagnostics.get(f's3dnn: {name}', {}).get('received', 0)),
-                       int(listener.diagnostics.get(f's3dnn: {name}', {}).get('dropped', 0))) for name in names}
+                       int(listener.diagnostics.get(f's3dnn: {name}', {}).get('dropped', 0)))
+                for name in names}
     try:
         end = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < end and not all(listener.detections.values()):
             if node.poll() is not None:
-                raise RuntimeError(f'the node exited during start-up: {node.stderr.read()[-2000:]}')
+                raise RuntimeError('the node exited during start-up: '
+                                   f'{node.stderr.read()[-2000:]}')
             executor.spin_once(timeout_sec=0.05)
         if not all(listener.detections.values()):
-            raise RuntimeError(f'no detection from {[n for n, d in listener.detections.items() if not d]} after '
+            raise RuntimeError('no detection from '
+                               f'{[n for n, d in listener.detections.items() if not d]} after '
                                f'{START_TIMEOUT_S:g} s')
         spin_for(1.0)  # settle
         mark = time.monotonic()
@@ -166,7 +179,8 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
         rclpy.try_shutdown(context=context)
     detections = [d for name in names for d in listener.detections[name]]
     latencies = np.array([d['latency_ms'] for _, d in detections] or [0.0])
-    e2e = np.array([(arrived - (d['header']['stamp']['sec'] * 10**9 + d['header']['stamp']['nanosec'])) / 1e6
+    e2e = np.array([(arrived - (d['header']['stamp']['sec'] * 10**9
+                                + d['header']['stamp']['nanosec'])) / 1e6
                     for arrived, d in detections] or [0.0])
     received = sum(after[n][0] - before[n][0] for n in names)
     dropped = sum(after[n][1] - before[n][1] for n in names)
@@ -180,56 +194,70 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
             'device': scheduler.get('device'), 'expected': expected, 'released': received,
             'completed': len(detections), 'missed': int(missed), 'dropped': dropped, 'lost': lost,
             'miss_ratio': round((missed + dropped + lost) / expected, 6) if expected else 0.0,
-            'p50_ms': round(float(np.percentile(latencies, 50)), 3), 'p99_ms': round(float(np.percentile(latencies, 99)), 3),
+            'p50_ms': round(float(np.percentile(latencies, 50)), 3),
+            'p99_ms': round(float(np.percentile(latencies, 99)), 3),
             'e2e_p99_ms': round(float(np.percentile(e2e, 99)), 3),
-            'gpu_busy': round(float(np.mean(busy)), 4), 'mean_batch': float(scheduler.get('mean batch', 0)),
-            'host_us_per_frame': round(float(np.mean(host)) * 1e6 / frames_per_s, 2) if frames_per_s else None,
+            'gpu_busy': round(float(np.mean(busy)), 4),
+            'mean_batch': float(scheduler.get('mean batch', 0)),
+            'host_us_per_frame': (round(float(np.mean(host)) * 1e6 / frames_per_s, 2)
+                                  if frames_per_s else None),
             'per_camera': {name: len(listener.detections[name]) for name in names}}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--cameras', type=positive_ints, default=[8], help='camera counts to sweep (default 8)')
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
+    parser.add_argument('--cameras', type=positive_ints, default=[8],
+                        help='camera counts to sweep (default 8)')
     parser.add_argument('--fps', type=positive_float, default=30.0)
     parser.add_argument('--deadline-ms', type=positive_float, default=50.0)
     parser.add_argument('--seconds', type=positive_float, default=8.0)
     parser.add_argument('--width', type=positive_int, default=640)
     parser.add_argument('--height', type=positive_int, default=480)
     parser.add_argument('--qos', choices=['reliable', 'best_effort'], default='reliable')
-    parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=['s3dnn', 'streams'])
+    parser.add_argument('--policy', type=choices_list(list(POLICIES)),
+                        default=['s3dnn', 'streams'])
     parser.add_argument('--engine', choices=['auto', 'cuda', 'reference'], default='auto')
-    parser.add_argument('--cost-table', help='cost table the node loads, or writes after calibrating once')
+    parser.add_argument('--cost-table',
+                        help='cost table the node loads, or writes after calibrating once')
     parser.add_argument('--warmup-s', type=float, default=3.0,
-                        help='seconds of an unreported first point (the first policy at the first count) before '
-                             'the sweep; 0: none (default 3)')
+                        help='seconds of an unreported first point (the first policy at the first '
+                             'count) before the sweep; 0: none (default 3)')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
-    # a SIGTERM (from timeout, say) ends the run through the finally clauses, which stop every process started
+    # a SIGTERM (from timeout, say) ends the run through the finally clauses, which stop every
+    # process started
     signal.signal(signal.SIGTERM, lambda *_: sys.exit('multiprocess_node: stopped by SIGTERM'))
     report = {'benchmark': 'multiprocess_node', 'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]), 'width': args.width,
-              'height': args.height, 'fps': args.fps, 'deadline_ms': args.deadline_ms, 'qos': args.qos, 'rows': []}
+              'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]),
+              'width': args.width, 'height': args.height, 'fps': args.fps,
+              'deadline_ms': args.deadline_ms, 'qos': args.qos, 'rows': []}
     with tempfile.TemporaryDirectory() as folder:
-        if args.warmup_s > 0:  # the first point after start-up ran slow on the H200, whichever policy it was
-            run_point(args.policy[0], args.cameras[0], argparse.Namespace(**{**vars(args), 'seconds': args.warmup_s}),
-                      Path(folder))
+        # the first point after start-up ran slow on the H200, whichever policy it was
+        if args.warmup_s > 0:
+            run_point(args.policy[0], args.cameras[0],
+                      argparse.Namespace(**{**vars(args), 'seconds': args.warmup_s}), Path(folder))
         for policy in args.policy:
             for count in args.cameras:
                 row = run_point(policy, count, args, Path(folder))
                 report['rows'].append(row)
-                print(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%} (missed {row["missed"]}, '
-                      f'dropped {row["dropped"]}, lost {row["lost"]}), p99 {row["p99_ms"]:.1f} ms', flush=True)
+                print(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%} (missed '
+                      f'{row["missed"]}, dropped {row["dropped"]}, lost {row["lost"]}), '
+                      f'p99 {row["p99_ms"]:.1f} ms', flush=True)
     report['card'] = report['rows'][0]['device']
-    header = ['policy', 'cameras', 'expected', 'received', 'completed', 'missed', 'dropped', 'lost', 'miss %',
-              'p50 ms', 'p99 ms', 'e2e p99 ms', 'GPU busy', 'batch', 'host µs/frame']
-    rows = [[row['policy'], str(row['cameras']), str(row['expected']), str(row['released']), str(row['completed']),
-             str(row['missed']), str(row['dropped']), str(row['lost']), f'{row["miss_ratio"]:.2%}',
-             f'{row["p50_ms"]:.1f}', f'{row["p99_ms"]:.1f}', f'{row["e2e_p99_ms"]:.1f}', f'{row["gpu_busy"]:.0%}',
-             f'{row["mean_batch"]:.2f}', '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}']
+    header = ['policy', 'cameras', 'expected', 'received', 'completed', 'missed', 'dropped',
+              'lost', 'miss %', 'p50 ms', 'p99 ms', 'e2e p99 ms', 'GPU busy', 'batch',
+              'host µs/frame']
+    rows = [[row['policy'], str(row['cameras']), str(row['expected']), str(row['released']),
+             str(row['completed']), str(row['missed']), str(row['dropped']), str(row['lost']),
+             f'{row["miss_ratio"]:.2%}',
+             f'{row["p50_ms"]:.1f}', f'{row["p99_ms"]:.1f}', f'{row["e2e_p99_ms"]:.1f}',
+             f'{row["gpu_busy"]:.0%}', f'{row["mean_batch"]:.2f}',
+             '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}']
             for row in report['rows']]
-    print(text_table(f'camera processes at {args.fps:g} FPS ({args.width}x{args.height}, {args.qos}) into the node '
-                     f'(own process), deadline {args.deadline_ms:g} ms, {args.seconds:g} s per point, engine on '
-                     f'{report["card"]}, {report["date"]}', header, rows))
+    print(text_table(f'camera processes at {args.fps:g} FPS ({args.width}x{args.height}, '
+                     f'{args.qos}) into the node (own process), deadline {args.deadline_ms:g} ms, '
+                     f'{args.seconds:g} s per point, engine on {report["card"]}, {report["date"]}',
+                     header, rows))
     out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
     out.mkdir(parents=True, exist_ok=True)
     card = ''.join(c if c.isalnum() else '-' for c in str(report['card'])).strip('-').lower()

@@ -1,4 +1,7 @@
-"""Cost of the scheduler itself: µs per S3DNN DEQUEUE decision (and per ENQUEUE) for 8, 32, 64 pipelines.
+"""
+Cost of the scheduler itself: µs per S3DNN DEQUEUE decision (and per ENQUEUE).
+
+Measured for 8, 32 and 64 pipelines.
 
 Every pipeline keeps one ready kernel at a random layer, so Q holds one task per pipeline, as under
 full load. Each round times one DEQUEUE, then puts the frames it launched back as ready at a new
@@ -75,18 +78,22 @@ def measure(pipelines: int, rounds: int, policy_name: str = 's3dnn', seed: int =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--rounds', type=int, default=20000)
-    parser.add_argument('--json', default=os.path.join(os.path.dirname(__file__), 'results', 'scheduler_cost.json'))
+    parser.add_argument('--json', default=os.path.join(os.path.dirname(__file__), 'results',
+                                                       'scheduler_cost.json'))
     args = parser.parse_args(argv)
     rows = [measure(n, args.rounds) for n in PIPELINES]
-    record = {'benchmark': 'scheduler_cost', 'policy': 's3dnn', 'date': datetime.date.today().isoformat(),
-              'machine': cpu_name(), 'python': platform.python_version(), 'results': rows}
+    record = {'benchmark': 'scheduler_cost', 'policy': 's3dnn',
+              'date': datetime.date.today().isoformat(), 'machine': cpu_name(),
+              'python': platform.python_version(), 'results': rows}
     print(f's3dnn DEQUEUE cost, {record["machine"]}, Python {record["python"]}, {record["date"]}')
-    print(f'{"pipelines":>9}  {"DEQUEUE µs p50":>14}  {"p99":>7}  {"ENQUEUE µs p50":>14}  {"launches/group":>14}')
+    print(f'{"pipelines":>9}  {"DEQUEUE µs p50":>14}  {"p99":>7}  {"ENQUEUE µs p50":>14}  '
+          f'{"launches/group":>14}')
     for row in rows:
-        print(f'{row["pipelines"]:>9}  {row["dequeue_us_median"]:>14.2f}  {row["dequeue_us_p99"]:>7.2f}  '
-              f'{row["enqueue_us_median"]:>14.2f}  {row["mean_launches_per_group"]:>14.2f}')
+        print(f'{row["pipelines"]:>9}  {row["dequeue_us_median"]:>14.2f}  '
+              f'{row["dequeue_us_p99"]:>7.2f}  {row["enqueue_us_median"]:>14.2f}  '
+              f'{row["mean_launches_per_group"]:>14.2f}')
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, 'w', encoding='utf-8') as file:
         json.dump(record, file, indent=1)

@@ -1,20 +1,24 @@
-"""The scheduler worker's loop alone: host time per frame of one :class:`WorkerCore` under open-loop cameras,
-in this process, with no socket and no feeder process beside it.
+"""
+The scheduler worker's loop alone: host time per frame of one :class:`WorkerCore`.
 
-    python3 bench/worker_profile.py [--cameras 192] [--seconds 3] [--max-batch 32] [--policy s3dnn]
-                                    [--engine cuda|timed] [--cost-table FILE] [--profile] [--out DIR]
+Under open-loop cameras, in this process, with no socket and no feeder process beside it.
 
-Every camera's frame k is due at phase + k / fps (random phase, seeded); the loop hands each frame to the
-core when it is due (from a slot of the camera's shared-memory ring, as the worker process does), steps the
-core, and pickles its outputs as the worker process would send them. One second of warm-up, then
-``--seconds`` measured (frames still in flight at the end are not waited for). Compare its host µs per
-frame with the capacity benchmark's at the same count: the difference is what the worker process pays for
-its messages and for running beside the frame producers.
+    python3 bench/worker_profile.py [--cameras 192] [--seconds 3] [--max-batch 32]
+                                    [--policy s3dnn] [--engine cuda|timed] [--cost-table FILE]
+                                    [--profile] [--out DIR]
 
-``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost table's GPU
-time, one launch at a time, so the scheduler's own host cost can be measured on a machine without one.
-``--profile`` adds a cProfile of the measured span (it slows the loop: the costs it prints are then
-inflated). Writes DIR/worker_profile-<card>.json (DIR: --out, else $OUT, else bench/out).
+Every camera's frame k is due at phase + k / fps (random phase, seeded); the loop hands each frame
+to the core when it is due (from a slot of the camera's shared-memory ring, as the worker process
+does), steps the core, and pickles its outputs as the worker process would send them. One second of
+warm-up, then ``--seconds`` measured (frames still in flight at the end are not waited for).
+Compare its host µs per frame with the capacity benchmark's at the same count: the difference is
+what the worker process pays for its messages and for running beside the frame producers.
+
+``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost
+table's GPU time, one launch at a time, so the scheduler's own host cost can be measured on a
+machine without one. ``--profile`` adds a cProfile of the measured span (it slows the loop: the
+costs it prints are then inflated). Writes DIR/worker_profile-<card>.json (DIR: --out, else $OUT,
+else bench/out).
 """
 from __future__ import annotations
 
@@ -25,11 +29,11 @@ import heapq
 import io
 import json
 import os
+from pathlib import Path
 import pickle
 import pstats
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -42,8 +46,8 @@ from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH, POLICIES  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
 from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int  # noqa: E402
-from s3dnn_ros.worker.core import CameraSpec, WorkerSpec, build_worker  # noqa: E402
-from s3dnn_ros.worker.slots import Ring, frame_bytes, slot_bytes_for  # noqa: E402
+from s3dnn_ros.worker.core import build_worker, CameraSpec, WorkerSpec  # noqa: E402
+from s3dnn_ros.worker.slots import frame_bytes, Ring, slot_bytes_for  # noqa: E402
 
 SLOTS = 3
 WARMUP_S = 1.0
@@ -102,9 +106,14 @@ class TimedEngine(Engine):
         return self._result
 
 
-def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cProfile.Profile | None = None) -> dict:
-    """Deliver every camera's frames at their due times for WARMUP_S + ``seconds``, the core stepping all the
-    while; returns its snapshot at the end of the warm-up, where the profiler (if any) starts."""
+def run(core, cameras: int, fps: float, seconds: float, seed: int,
+        profiler: cProfile.Profile | None = None) -> dict:
+    """
+    Deliver every camera's frames at their due times for WARMUP_S + ``seconds``.
+
+    The core steps all the while; returns its snapshot at the end of the warm-up, where the
+    profiler (if any) starts.
+    """
     period = 1e9 / fps
     phases = np.random.default_rng(seed).uniform(0, period, cameras)
     start = time.monotonic_ns() + 1_000_000
@@ -121,19 +130,21 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int, profiler: cPr
         began, taken = time.perf_counter_ns(), 0
         while due[0][0] <= now:
             when, camera, k = due[0]
-            heapq.heapreplace(due, (start + round(phases[camera] + (k + 1) * period), camera, k + 1))
+            heapq.heapreplace(due,
+                              (start + round(phases[camera] + (k + 1) * period), camera, k + 1))
             core.frame(camera, 0, k % SLOTS, k, when, 480, 640, 'rgb8')
             taken += 1
         if taken:
             core.timed('arrive', began, taken)
-        core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))  # what the worker process sends
+        # what the worker process sends
+        core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))
     if profiler:
         profiler.disable()
     return before
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
     parser.add_argument('--cameras', type=positive_int, default=192)
     parser.add_argument('--fps', type=positive_float, default=30.0)
     parser.add_argument('--deadline-ms', type=positive_float, default=50.0)
@@ -141,16 +152,20 @@ def main() -> int:
     parser.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH)
     parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=['s3dnn'])
     parser.add_argument('--engine', choices=['cuda', 'timed'], default='cuda')
-    parser.add_argument('--cost-table', type=Path, default=REPO / 'bench' / 'results' / 'costs-nvidia-h200.json',
-                        help='the timed engine\'s GPU times (default: the H200 table in bench/results)')
+    parser.add_argument(
+        '--cost-table', type=Path, default=REPO / 'bench' / 'results' / 'costs-nvidia-h200.json',
+        help="the timed engine's GPU times (default: the H200 table in bench/results)")
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--profile', action='store_true', help='cProfile the measured span (slows the loop)')
+    parser.add_argument('--profile', action='store_true',
+                        help='cProfile the measured span (slows the loop)')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     (policy,) = args.policy
-    cameras = tuple(CameraSpec(f'cam{i}', round(args.deadline_ms * 1e6)) for i in range(args.cameras))
+    cameras = tuple(CameraSpec(f'cam{i}', round(args.deadline_ms * 1e6))
+                    for i in range(args.cameras))
     spec = WorkerSpec(cameras, policy=policy, engine='cuda', max_batch=args.max_batch)
-    engine = TimedEngine(CostTable.load(args.cost_table, alexnet())) if args.engine == 'timed' else None
+    engine = (TimedEngine(CostTable.load(args.cost_table, alexnet())) if args.engine == 'timed'
+              else None)
     core = build_worker(spec, engine)
     slot_bytes = slot_bytes_for(frame_bytes(480, 640, 'rgb8'))
     rings = []
@@ -168,20 +183,24 @@ def main() -> int:
             ring.close()
             ring.unlink()
     totals = {key: sum(c[key] for c in after['cameras']) - sum(c[key] for c in before['cameras'])
-              for key in ('released', 'completed', 'missed', 'dropped_queue', 'dropped_deadline', 'dropped_error')}
+              for key in ('released', 'completed', 'missed', 'dropped_queue', 'dropped_deadline',
+                          'dropped_error')}
     host_ns = after['host_work_ns'] - before['host_work_ns']
-    report = {'benchmark': 'worker_profile', 'card': after['device'], 'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/worker_profile.py ' + ' '.join(sys.argv[1:]), 'engine': after['engine'],
-              'policy': policy, 'cameras': args.cameras, 'fps': args.fps, 'deadline_ms': args.deadline_ms,
-              'seconds': args.seconds, 'max_batch': args.max_batch, 'profiled': args.profile, **totals,
+    report = {'benchmark': 'worker_profile', 'card': after['device'],
+              'date': datetime.date.today().isoformat(),
+              'command': 'python3 bench/worker_profile.py ' + ' '.join(sys.argv[1:]),
+              'engine': after['engine'], 'policy': policy, 'cameras': args.cameras,
+              'fps': args.fps, 'deadline_ms': args.deadline_ms, 'seconds': args.seconds,
+              'max_batch': args.max_batch, 'profiled': args.profile, **totals,
               'mean_batch': after['mean_batch'],
               'host_us_per_frame': round(host_ns / max(1, totals['released']) / 1000, 2),
               'host_busy': round(host_ns / (after['time_ns'] - before['time_ns']), 4),
               'host_costs': after['host_costs']}
-    print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: released '
-          f'{totals["released"]}, completed {totals["completed"]}, missed {totals["missed"]}, mean batch '
-          f'{report["mean_batch"]:.1f}, host {report["host_us_per_frame"]} µs/frame '
-          f'({report["host_busy"]:.0%} busy), host costs {report["host_costs"]}')
+    print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: '
+          f'released {totals["released"]}, completed {totals["completed"]}, '
+          f'missed {totals["missed"]}, mean batch {report["mean_batch"]:.1f}, '
+          f'host {report["host_us_per_frame"]} µs/frame ({report["host_busy"]:.0%} busy), '
+          f'host costs {report["host_costs"]}')
     if profiler:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats('tottime').print_stats(30)

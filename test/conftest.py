@@ -1,5 +1,9 @@
-"""Test session set-up: an isolated ROS 2 environment (random domain, temporary ROS home and logs),
-set before anything initialises rclpy so parallel runs never talk to each other."""
+"""
+Test session set-up: an isolated ROS 2 environment.
+
+A random domain, temporary ROS home and logs, set before anything initialises rclpy so parallel
+runs never talk to each other.
+"""
 import os
 import random
 import sys
@@ -18,8 +22,11 @@ os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')
 
 @pytest.fixture
 def session():
-    """A ROS 2 context with an executor (ros_helpers.RosSession), closed after the test. Only tests of
-    modules that found rclpy ask for it, so rclpy is imported here only then."""
+    """
+    Yield a ROS 2 context with an executor (ros_helpers.RosSession), closed after the test.
+
+    Only tests of modules that found rclpy ask for it, so rclpy is imported here only then.
+    """
     from ros_helpers import RosSession
     ros = RosSession()
     yield ros

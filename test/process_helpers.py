@@ -1,6 +1,10 @@
-"""Starting programs from tests. A spawn whose exec fails with EFAULT is tried again: that failure was seen
-on a sandboxed CI host, it is a fault of the host rather than of the program, and the retry keeps every
-assertion about the program itself."""
+"""
+Starting programs from tests.
+
+A spawn whose exec fails with EFAULT is tried again: that failure was seen on a sandboxed CI host,
+it is a fault of the host rather than of the program, and the retry keeps every assertion about the
+program itself.
+"""
 import errno
 import os
 import subprocess
@@ -18,8 +22,13 @@ def popen(command, **kwargs) -> subprocess.Popen:
 
 
 def run(command, timeout: float, **kwargs) -> subprocess.CompletedProcess:
-    """``subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)`` through popen."""
-    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs) as process:
+    """
+    Run ``command`` through popen, as ``subprocess.run`` would.
+
+    That is ``subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)``.
+    """
+    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+               **kwargs) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -28,12 +37,18 @@ def run(command, timeout: float, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def interrupt_after(command, ready: str, signals, timeout: float = 30, **kwargs) -> tuple[int, str]:
-    """Start ``command`` (stdout and stderr merged), wait for a line containing ``ready``, send each of
-    ``signals``; return the exit status and everything printed. ``PYTHONFAULTHANDLER`` is set, so a crash
-    prints every thread's Python stack into that output."""
+def interrupt_after(command, ready: str, signals, timeout: float = 30,
+                    **kwargs) -> tuple[int, str]:
+    """
+    Start ``command`` and send it each of ``signals`` once it is ready.
+
+    Its stdout and stderr are merged; ``ready`` is a line containing ``ready``. Returns the exit
+    status and everything printed. ``PYTHONFAULTHANDLER`` is set, so a crash prints every thread's
+    Python stack into that output.
+    """
     env = dict(kwargs.pop('env', None) or os.environ, PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1')
-    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kwargs) as process:
+    with popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+               **kwargs) as process:
         lines = []
         for line in process.stdout:
             lines.append(line)

@@ -1,27 +1,34 @@
-"""Real rclpy plumbing for the node tests: a private context, a driver node that publishes images and
-collects what the perception node publishes, and waiting on conditions instead of sleeping."""
+"""
+Real rclpy plumbing for the node tests.
+
+A private context, a driver node that publishes images and collects what the perception node
+publishes, and waiting on conditions instead of sleeping.
+"""
 from __future__ import annotations
 
 import json
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from s3dnn_ros.ros.config import default_topic, detections_topic
+from s3dnn_ros.ros.image_codec import array_to_image
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from s3dnn_ros.ros.config import default_topic, detections_topic
-from s3dnn_ros.ros.image_codec import array_to_image
-
 
 class RosSession:
-    """One rclpy context with an executor; everything created here is destroyed by :meth:`close`."""
+    """
+    One rclpy context with an executor.
+
+    Everything created here is destroyed by :meth:`close`.
+    """
 
     def __init__(self):
         self.context = Context()
@@ -63,13 +70,16 @@ class Driver(Node):
 
     def __init__(self, context, cameras: list[str], namespace: str = ''):
         super().__init__('test_driver', context=context, namespace=namespace)
-        qos = QoSProfile(depth=20, reliability=QoSReliabilityPolicy.BEST_EFFORT)  # like sensor data, deeper
-        self.image_pubs = {name: self.create_publisher(Image, default_topic(name), qos) for name in cameras}
+        # like sensor data, deeper
+        qos = QoSProfile(depth=20, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+        self.image_pubs = {name: self.create_publisher(Image, default_topic(name), qos)
+                           for name in cameras}
         self.detections = {name: [] for name in cameras}
         self.diagnostics: list[DiagnosticArray] = []
         self.detection_subs = [
-            self.create_subscription(String, detections_topic(name),
-                                     lambda msg, n=name: self.detections[n].append(json.loads(msg.data)), 100)
+            self.create_subscription(
+                String, detections_topic(name),
+                lambda msg, n=name: self.detections[n].append(json.loads(msg.data)), 100)
             for name in cameras]
         self.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 100)
 
@@ -91,7 +101,8 @@ class Driver(Node):
 
     def statuses(self, name: str) -> list:
         """Every status named ``name`` received so far, oldest first."""
-        return [status for array in self.diagnostics for status in array.status if status.name == name]
+        return [status for array in self.diagnostics for status in array.status
+                if status.name == name]
 
 
 def values(status) -> dict[str, str]:

@@ -10,14 +10,19 @@ NUM_LAYERS = len(NETWORK.kernel_layers)
 MS = 1_000_000
 
 
-def uniform_costs(cost_us: float = 100.0, tb: float | dict[int, float] = 1.0, fused_growth: float = 0.25,
-                  batches: int = 16) -> CostTable:
-    """Every layer costs ``cost_us`` at batch 1 and cost_us * (1 + fused_growth * (b - 1)) fused over b
-    frames; tbRatio ``tb`` (or per layer index) at batch 1, growing linearly with the batch."""
+def uniform_costs(cost_us: float = 100.0, tb: float | dict[int, float] = 1.0,
+                  fused_growth: float = 0.25, batches: int = 16) -> CostTable:
+    """
+    Return a cost table where every layer costs ``cost_us`` at batch 1.
+
+    A launch costs cost_us * (1 + fused_growth * (b - 1)) fused over b frames; tbRatio ``tb`` (or
+    per layer index) at batch 1, growing linearly with the batch.
+    """
     entries = {}
     for index, layer in enumerate(NETWORK.kernel_layers):
         ratio = tb[index] if isinstance(tb, dict) else tb
-        entries[layer.name] = {b: (cost_us * (1 + fused_growth * (b - 1)), ratio * b) for b in range(1, batches + 1)}
+        entries[layer.name] = {b: (cost_us * (1 + fused_growth * (b - 1)), ratio * b)
+                               for b in range(1, batches + 1)}
     return CostTable(NETWORK, entries, 'test gpu', 'test')
 
 
@@ -25,8 +30,9 @@ def pipelines(count: int, deadline_ms: float = 10.0) -> list[Pipeline]:
     return [Pipeline(i, f'cam{i}', round(deadline_ms * MS)) for i in range(count)]
 
 
-def ready_frame(pipeline: Pipeline, layer: int, release_ms: float = 0.0, deadline_ms: float | None = None) -> Frame:
-    """A frame of ``pipeline`` whose first ``layer`` kernels have completed."""
+def ready_frame(pipeline: Pipeline, layer: int, release_ms: float = 0.0,
+                deadline_ms: float | None = None) -> Frame:
+    """Return a frame of ``pipeline`` whose first ``layer`` kernels have completed."""
     frame = pipeline.new_frame(round(release_ms * MS))
     if deadline_ms is not None:
         frame.deadline_ns = round(deadline_ms * MS)
@@ -36,9 +42,10 @@ def ready_frame(pipeline: Pipeline, layer: int, release_ms: float = 0.0, deadlin
 
 
 def inflight_launch(frames: list[Frame], layer: int, stream: int, costs: CostTable) -> Launch:
-    """A launch of ``layer`` already on the GPU (its frames' next layer is layer + 1)."""
+    """Return a launch of ``layer`` already on the GPU (its frames' next layer is layer + 1)."""
     for frame in frames:
         frame.done_layers = layer
         frame.next_layer = layer + 1
         frame.stream = stream
-    return Launch(layer, frames, stream, costs.cost_ns(layer, len(frames)), costs.tb_ratio(layer, len(frames)))
+    return Launch(layer, frames, stream, costs.cost_ns(layer, len(frames)),
+                  costs.tb_ratio(layer, len(frames)))

@@ -1,4 +1,8 @@
-"""s3dnn-bench --json: one JSON object with every section (on the CPU with the reference engine)."""
+"""
+s3dnn-bench --json: one JSON object with every section.
+
+On the CPU with the reference engine.
+"""
 import json
 
 import pytest
@@ -8,8 +12,8 @@ from s3dnn_ros.tools import bench
 
 
 def test_json_report_holds_every_section(capsys, tmp_path):
-    argv = ['--engine', 'reference', '--batches', '1', '--table1-batches', '2', '--repeats', '1', '--json',
-            '--out', str(tmp_path)]
+    argv = ['--engine', 'reference', '--batches', '1', '--table1-batches', '2', '--repeats', '1',
+            '--json', '--out', str(tmp_path)]
     assert bench.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report['engine'] == 'reference' and report['card'] == 'cpu' and report['date']
@@ -20,11 +24,13 @@ def test_json_report_holds_every_section(capsys, tmp_path):
     for row in rows:
         assert row['batch'] == 1 and row['ours_us'] > 0 and row['floor_us'] > 0
         assert row['bound'] in ('compute', 'memory') and row['torch_us'] is None
-    assert sorted((row['inputs'], row['batch'], row['streams']) for row in report['table1']['rows']) == \
+    assert sorted((row['inputs'], row['batch'], row['streams'])
+                  for row in report['table1']['rows']) == \
         [('pageable', 2, 1), ('pageable', 2, 4), ('pinned', 2, 1), ('pinned', 2, 4)]
     for row in report['table1']['rows']:
         assert row['sequential_ms'] > 0 and row['streams_ms'] > 0 and row['s3dnn_ms'] > 0
-        assert row['s3dnn_vs_streams'] == pytest.approx(row['s3dnn_ms'] / row['streams_ms'], abs=1e-3)
+        assert row['s3dnn_vs_streams'] == \
+            pytest.approx(row['s3dnn_ms'] / row['streams_ms'], abs=1e-3)
     four = report['four_cameras']
     assert [r['inputs'] for r in four['rounds']] == ['pinned', 'pageable']
     for r in four['rounds']:
@@ -42,22 +48,29 @@ def test_bad_section_is_a_usage_error(capsys):
 
 
 def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
-    """The capacity sweep on the CPU (reference engine, tiny images, slow cameras): one worker per policy,
-    every count measured and simulated, the knees, the JSON record and its plot."""
-    argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '1,2', '--policies', 's3dnn,streams',
-            '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height', '48', '--seconds', '1.5',
-            '--warmup-s', '0.2', '--overload', '0', '--json', '--out', str(tmp_path)]
+    """
+    The capacity sweep on the CPU (reference engine, tiny images, slow cameras).
+
+    One worker per policy, every count measured and simulated, the knees, the JSON record and its
+    plot.
+    """
+    argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '1,2', '--policies',
+            's3dnn,streams', '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height',
+            '48', '--seconds', '1.5', '--warmup-s', '0.2', '--overload', '0', '--json', '--out',
+            str(tmp_path)]
     assert bench.main(argv) == 0
     record = json.loads(capsys.readouterr().out)
     assert json.loads((tmp_path / 'capacity-cpu.json').read_text()) == record
     assert (tmp_path / 'capacity-cpu.png').stat().st_size > 10_000
-    assert (record['card'], record['width'], record['height'], record['fps'], record['deadline_ms']) == \
-        ('cpu', 64, 48, 5.0, 5000.0)
+    assert (record['card'], record['width'], record['height'], record['fps'],
+            record['deadline_ms']) == ('cpu', 64, 48, 5.0, 5000.0)
     assert sorted((row['policy'], row['cameras'], row['source']) for row in record['rows']) == [
-        (policy, count, source) for policy in ('s3dnn', 'streams') for count in (1, 2) for source in ('gpu', 'sim')]
+        (policy, count, source) for policy in ('s3dnn', 'streams') for count in (1, 2)
+        for source in ('gpu', 'sim')]
     for row in record['rows']:
         assert row['released'] == row['completed'] + row['dropped'] > 0
-        assert row['miss_ratio'] == pytest.approx((row['missed'] + row['dropped']) / row['released'], abs=1e-6)
+        assert row['miss_ratio'] == pytest.approx((row['missed'] + row['dropped'])
+                                                  / row['released'], abs=1e-6)
         assert 0 < row['p50_ms'] <= row['p99_ms'] and row['mean_batch'] >= 1
         if row['source'] == 'gpu':
             # 5 frames/s per camera for 1.5 s, each released at its due time
@@ -65,4 +78,5 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
             assert row['host_us_per_frame'] > 0 and row['feeder_late_p99_ms'] >= 0
     assert record['knees'] == {'s3dnn': {'gpu': 2, 'sim': 2}, 'streams': {'gpu': 2, 'sim': 2}}
     assert set(record['host_costs']) == {'s3dnn', 'streams'}
-    assert record['cost_table']['layers'].keys() == {layer.name for layer in alexnet().kernel_layers}
+    assert record['cost_table']['layers'].keys() == {layer.name
+                                                     for layer in alexnet().kernel_layers}

@@ -1,16 +1,20 @@
-"""Estimated and loaded cost tables: shape of the estimates, interpolation, JSON round trip and errors."""
+"""
+Estimated and loaded cost tables.
+
+Shape of the estimates, interpolation, JSON round trip and errors.
+"""
 import copy
 import json
 
 import pytest
-
-from s3dnn_ros.engine.costs import GPUS, MAX_BATCH, CostTable, CostTableError, estimate
+from s3dnn_ros.engine.costs import CostTable, CostTableError, estimate, GPUS, MAX_BATCH
 from s3dnn_ros.model import alexnet
 
 NETWORK = alexnet()
 KERNEL_NAMES = [layer.name for layer in NETWORK.kernel_layers]
 LAYER_INDEX = {name: index for index, name in enumerate(KERNEL_NAMES)}
 GPU_NAMES = ['h100', 't4']
+
 
 @pytest.fixture(scope='module', params=GPU_NAMES)
 def estimated(request):
@@ -23,17 +27,22 @@ def estimates():
 
 
 def two_point_table(low=(10.0, 0.2), high=(25.0, 0.8)) -> CostTable:
-    """Every kernel layer measured at batches 1 and 4 only, with the same (cost_us, tb_ratio) points."""
-    return CostTable(NETWORK, {name: {1: low, 4: high} for name in KERNEL_NAMES}, 'test gpu', 'test')
+    """
+    Return a table of every kernel layer measured at batches 1 and 4 only.
+
+    Every layer has the same (cost_us, tb_ratio) points.
+    """
+    return CostTable(NETWORK, {name: {1: low, 4: high} for name in KERNEL_NAMES}, 'test gpu',
+                     'test')
 
 
 def valid_table_json() -> dict:
     return {'gpu': 'test gpu', 'source': 'measured', 'date': '2026-01-01',
-            'layers': {name: {'1': {'cost_us': 10.0, 'tb_ratio': 0.2}, '4': {'cost_us': 25.0, 'tb_ratio': 0.8}}
-                       for name in KERNEL_NAMES}}
+            'layers': {name: {'1': {'cost_us': 10.0, 'tb_ratio': 0.2},
+                              '4': {'cost_us': 25.0, 'tb_ratio': 0.8}} for name in KERNEL_NAMES}}
 
 
-# ---- estimate ---------------------------------------------------------------------------------------------
+# ---- estimate -----------------------------------------------------------------------------------
 
 def test_estimate_covers_every_kernel_layer_at_every_batch(estimated):
     assert list(estimated.entries) == KERNEL_NAMES
@@ -87,7 +96,8 @@ def test_remaining_is_the_suffix_sum_of_batch_one_costs(estimated):
     assert len(estimated.remaining_ns) == count + 1
     assert estimated.remaining_ns[-1] == 0
     for index in range(count):
-        assert estimated.remaining_ns[index] == sum(estimated.cost_ns(j, 1) for j in range(index, count))
+        assert estimated.remaining_ns[index] == sum(estimated.cost_ns(j, 1)
+                                                    for j in range(index, count))
     assert estimated.frame_cost_ns == estimated.remaining_ns[0]
 
 
@@ -102,18 +112,20 @@ def test_estimate_accepts_a_gpu_spec(estimates):
     assert table.cost_ns(3, 2) == estimates['t4'].cost_ns(3, 2)
 
 
-# ---- JSON round trip --------------------------------------------------------------------------------------
+# ---- JSON round trip ----------------------------------------------------------------------------
 
 def test_json_save_load_round_trip_keeps_the_table(tmp_path, estimated):
     path = tmp_path / 'costs.json'
     estimated.save(path)
     loaded = CostTable.load(path, NETWORK)
     assert loaded.to_json() == estimated.to_json()
-    assert (loaded.gpu, loaded.source, loaded.date) == (estimated.gpu, estimated.source, estimated.date)
+    assert (loaded.gpu, loaded.source, loaded.date) == (estimated.gpu, estimated.source,
+                                                        estimated.date)
     for index in range(len(KERNEL_NAMES)):
         for batch in (1, 2, 17, MAX_BATCH):
             assert abs(loaded.cost_ns(index, batch) - estimated.cost_ns(index, batch)) <= 1
-            assert loaded.tb_ratio(index, batch) == pytest.approx(estimated.tb_ratio(index, batch), abs=1e-5)
+            assert loaded.tb_ratio(index, batch) == \
+                pytest.approx(estimated.tb_ratio(index, batch), abs=1e-5)
 
 
 def test_a_loaded_table_saves_back_to_the_same_entries(tmp_path, estimated):
@@ -125,7 +137,7 @@ def test_a_loaded_table_saves_back_to_the_same_entries(tmp_path, estimated):
     assert json.loads(second.read_text()) == json.loads(first.read_text())
 
 
-# ---- interpolation and extrapolation ----------------------------------------------------------------------
+# ---- interpolation and extrapolation ------------------------------------------------------------
 
 def test_batches_between_measured_sizes_are_interpolated_linearly():
     table = two_point_table()
@@ -150,7 +162,8 @@ def test_batches_beyond_the_largest_are_whole_copies_plus_remainder():
 
 
 def test_batches_below_the_smallest_scale_down_proportionally():
-    table = CostTable(NETWORK, {name: {4: (20.0, 0.8)} for name in KERNEL_NAMES}, 'test gpu', 'test')
+    table = CostTable(NETWORK, {name: {4: (20.0, 0.8)} for name in KERNEL_NAMES}, 'test gpu',
+                      'test')
     assert table.cost_ns(0, 1) == 5_000
     assert table.cost_ns(0, 2) == 10_000
     assert table.tb_ratio(0, 1) == pytest.approx(0.2)
@@ -166,7 +179,7 @@ def test_loaded_table_interpolates_like_the_constructed_one():
     assert (loaded.gpu, loaded.source, loaded.date) == ('test gpu', 'measured', '2026-01-01')
 
 
-# ---- CostTableError ---------------------------------------------------------------------------------------
+# ---- CostTableError -----------------------------------------------------------------------------
 
 def test_load_of_a_missing_file_names_it(tmp_path):
     path = tmp_path / 'absent.json'
@@ -222,7 +235,8 @@ def test_layer_without_batch_entries_is_rejected(points):
     data['layers']['conv2'] = points
     with pytest.raises(CostTableError) as error:
         CostTable.from_json(data, NETWORK, 'costs.json')
-    assert str(error.value) == 'costs.json: layers.conv2: expected an object of batch size -> entry'
+    assert str(error.value) == \
+        'costs.json: layers.conv2: expected an object of batch size -> entry'
 
 
 @pytest.mark.parametrize('batch', ['x', '1.5', '-2', '0', '4097', ''])
@@ -231,7 +245,8 @@ def test_batch_size_must_be_an_integer_in_range(batch):
     data['layers']['pool1'][batch] = {'cost_us': 1.0, 'tb_ratio': 0.1}
     with pytest.raises(CostTableError) as error:
         CostTable.from_json(data, NETWORK, 'costs.json')
-    assert str(error.value) == f'costs.json: layers.pool1.{batch}: batch size must be an integer 1..4096'
+    assert str(error.value) == \
+        f'costs.json: layers.pool1.{batch}: batch size must be an integer 1..4096'
 
 
 def test_batch_entry_must_be_an_object():
@@ -239,7 +254,8 @@ def test_batch_entry_must_be_an_object():
     data['layers']['fc6']['4'] = [25.0, 0.8]
     with pytest.raises(CostTableError) as error:
         CostTable.from_json(data, NETWORK, 'costs.json')
-    assert str(error.value) == 'costs.json: layers.fc6.4: expected {"cost_us": ..., "tb_ratio": ...}'
+    assert str(error.value) == \
+        'costs.json: layers.fc6.4: expected {"cost_us": ..., "tb_ratio": ...}'
 
 
 @pytest.mark.parametrize('field', ['cost_us', 'tb_ratio'])
@@ -252,7 +268,8 @@ def test_cost_and_tb_ratio_must_be_positive_finite_numbers(field, value):
         data['layers']['conv1']['4'][field] = value
     with pytest.raises(CostTableError) as error:
         CostTable.from_json(data, NETWORK, 'costs.json')
-    assert str(error.value) == f'costs.json: layers.conv1.4.{field}={value!r}: must be a positive number'
+    assert str(error.value) == \
+        f'costs.json: layers.conv1.4.{field}={value!r}: must be a positive number'
 
 
 def test_nan_cost_in_a_file_names_the_key_path(tmp_path):
@@ -260,7 +277,8 @@ def test_nan_cost_in_a_file_names_the_key_path(tmp_path):
     path.write_text(json.dumps(valid_table_json()).replace('"cost_us": 25.0', '"cost_us": NaN', 1))
     with pytest.raises(CostTableError) as error:
         CostTable.load(path, NETWORK)
-    assert str(error.value) == f'{path}: layers.preprocess.4.cost_us=nan: must be a positive number'
+    assert str(error.value) == \
+        f'{path}: layers.preprocess.4.cost_us=nan: must be a positive number'
 
 
 @pytest.mark.parametrize('batch, cost', [('²', 1.0), ('2', 10 ** 400)],

@@ -1,5 +1,9 @@
-"""The CUDA engine's per-thread context handling, on a stand-in driver (no GPU needed): whichever engine a
-thread used last, the next call of another engine makes that engine's context current."""
+"""
+The CUDA engine's per-thread context handling, on a stand-in driver (no GPU needed).
+
+Whichever engine a thread used last, the next call of another engine makes that engine's context
+current.
+"""
 import threading
 
 from s3dnn_ros.engine import cuda

@@ -1,37 +1,35 @@
-"""The CUDA engine against the numpy reference and torchvision, on a GPU.
+"""
+The CUDA engine against the numpy reference and torchvision, on a GPU.
 
-Skipped as a whole (with the reason) without pycuda or a CUDA device. Inputs are fresh random data on
-every run (the seed is printed, so a failure can be replayed); errors are ‖out − ref‖ / ‖ref‖.
+Skipped as a whole (with the reason) without pycuda or a CUDA device. Inputs are fresh random data
+on every run (the seed is printed, so a failure can be replayed); errors are ‖out − ref‖ / ‖ref‖.
 """
 import itertools
 import threading
 import time
 
+from gpu_helpers import require_cuda_device
 import numpy as np
 import pytest
-
-from gpu_helpers import require_cuda_device
-
-require_cuda_device()
-import pycuda.driver as drv  # noqa: E402
-
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.costs import CostTable, estimate
-from s3dnn_ros.engine.cuda import CONV_TILES, CudaEngine, compiled_kernels
+from s3dnn_ros.engine.cuda import compiled_kernels, CONV_TILES, CudaEngine
 from s3dnn_ros.engine.select import make_engine
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.model.alexnet import Network
-from s3dnn_ros.model.layers import (AdaptiveAvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Preprocess,
-                                    SoftmaxTopK)
+from s3dnn_ros.model.layers import (AdaptiveAvgPool2d, Conv2d, Flatten, Linear, MaxPool2d,
+                                    Preprocess, SoftmaxTopK)
 from s3dnn_ros.model.weights import load_torch_state_dict
+
+require_cuda_device()
 
 pytestmark = pytest.mark.gpu
 
 LAYER_TOLERANCE = 1e-4
 TORCH_TOLERANCE = 1e-3
-#: two classes whose torch logits differ by less than this (relative to the largest logit) are a tie: their
-#: order is below float32 rounding (untrained random weights give nearly uniform logits)
+#: two classes whose torch logits differ by less than this (relative to the largest logit) are a
+#: tie: their order is below float32 rounding (untrained random weights give nearly uniform logits)
 TIE_TOLERANCE = 1e-5
 ENCODING_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 _pids = itertools.count(1000)
@@ -89,8 +87,8 @@ def random_image(rng, height, width, encoding):
 def random_images(rng, n):
     sizes = [(480, 640), (100, 150), (224, 224), (37, 1001), (720, 1280), (300, 200)]
     encodings = list(ENCODING_CHANNELS)
-    return [(random_image(rng, *sizes[i % len(sizes)], encodings[i % len(encodings)]), encodings[i % len(encodings)])
-            for i in range(n)]
+    return [(random_image(rng, *sizes[i % len(sizes)], encodings[i % len(encodings)]),
+             encodings[i % len(encodings)]) for i in range(n)]
 
 
 def run_network(engine, pids, images, last=None, stream=0):
@@ -103,10 +101,11 @@ def run_network(engine, pids, images, last=None, stream=0):
     completion.wait()
 
 
-# ---- preprocessing ---------------------------------------------------------------------------------------
+# ---- preprocessing ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('height,width,encoding', [(480, 640, 'rgb8'), (100, 150, 'bgra8'), (37, 1001, 'mono8'),
-                                                   (224, 224, 'bgr8'), (1080, 1920, 'rgba8'), (1, 1, 'rgb8')])
+@pytest.mark.parametrize('height,width,encoding',
+                         [(480, 640, 'rgb8'), (100, 150, 'bgra8'), (37, 1001, 'mono8'),
+                          (224, 224, 'bgr8'), (1080, 1920, 'rgba8'), (1, 1, 'rgb8')])
 def test_preprocess_matches_reference(engine, rng, height, width, encoding):
     image = random_image(rng, height, width, encoding)
     with Pipelines(engine, 1) as (pid,):
@@ -117,7 +116,11 @@ def test_preprocess_matches_reference(engine, rng, height, width, encoding):
 
 
 def test_preprocess_padded_rows_and_views(engine, rng):
-    """Row steps larger than the row (kept as the kernel's step) and non-contiguous views (packed)."""
+    """
+    Row steps larger than the row (kept as the kernel's step) and non-contiguous views.
+
+    The views are packed.
+    """
     padded = rng.integers(0, 256, (240, 1000), dtype=np.uint8)[:, :320 * 3].reshape(240, 320, 3)
     flipped = random_image(rng, 120, 90, 'bgr8')[::-1, ::-1]
     channel_view = random_image(rng, 64, 48, 'rgba8')[:, :, :1]
@@ -127,18 +130,23 @@ def test_preprocess_padded_rows_and_views(engine, rng):
             engine.set_input(pid, image, encoding)
         engine.launch(0, pids, 0).wait()
         for pid, (image, encoding) in zip(pids, cases):
-            assert rel_error(engine.layer_output(pid, 0), reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
+            assert rel_error(engine.layer_output(pid, 0),
+                             reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
 
 
 def test_set_inputs_stages_like_set_input(engine, rng):
-    """A fused launch's images staged together (copied on several threads) give the same preprocessing
-    output as staging them one by one; padded rows included."""
+    """
+    A fused launch's images staged together (copied on several threads).
+
+    They give the same preprocessing output as staging them one by one; padded rows included.
+    """
     images = random_images(rng, 6)
     padded = np.zeros((48, 80, 3), np.uint8)
     padded[:, :64] = random_image(rng, 48, 64, 'rgb8')
     images.append((padded[:, :64], 'rgb8'))  # rows 240 bytes apart, 192 used
     with Pipelines(engine, len(images)) as together, Pipelines(engine, len(images)) as one_by_one:
-        engine.set_inputs([(pid, image, encoding) for pid, (image, encoding) in zip(together, images)])
+        engine.set_inputs([(pid, image, encoding)
+                           for pid, (image, encoding) in zip(together, images)])
         for pid, (image, encoding) in zip(one_by_one, images):
             engine.set_input(pid, image, encoding)
         engine.launch(0, together + one_by_one, 0).wait()
@@ -157,10 +165,11 @@ def test_preprocess_fused_mixed_sizes(engine, rng):
             engine.set_input(pid, image, encoding)
         engine.launch(0, pids, 3).wait()
         for pid, (image, encoding) in zip(pids, images):
-            assert rel_error(engine.layer_output(pid, 0), reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
+            assert rel_error(engine.layer_output(pid, 0),
+                             reference.preprocess(image, encoding)) <= LAYER_TOLERANCE
 
 
-# ---- every kernel layer against the reference -------------------------------------------------------------
+# ---- every kernel layer against the reference ---------------------------------------------------
 
 def layer_cases():
     layers = alexnet().kernel_layers
@@ -177,7 +186,8 @@ def check_layer(engine, weights, rng, index, batch):
     x = rng.standard_normal((batch, *engine.layers[index - 1].out_shape)).astype(np.float32)
     if layer.kind == 'softmax':
         x *= 4
-    expected = reference.run_layer(layer, x, reference.layer_params(engine.network, weights, layer))
+    expected = reference.run_layer(layer, x,
+                                   reference.layer_params(engine.network, weights, layer))
     with Pipelines(engine, batch) as pids:
         for pid, frame in zip(pids, x):
             engine.set_layer_output(pid, index - 1, frame)
@@ -189,7 +199,8 @@ def check_layer(engine, weights, rng, index, batch):
         else:
             out = np.stack([engine.layer_output(pid, index) for pid in pids])
             error = rel_error(out, expected.reshape(out.shape))
-            assert error <= LAYER_TOLERANCE, f'{layer.name} batch {batch}: relative error {error:.2e}'
+            assert error <= LAYER_TOLERANCE, \
+                f'{layer.name} batch {batch}: relative error {error:.2e}'
 
 
 @pytest.mark.parametrize('index,batch', list(layer_cases()))
@@ -210,8 +221,12 @@ def test_every_conv_tile_matches_reference(engine, weights, rng, tile):
 
 
 def test_pre_sm80_code_path_matches_reference(network, weights, rng):
-    """The kernels as a pre-sm_80 GPU (the seed's T4, sm_75) runs them: PTX for compute_75, loads without
-    cp.async, JIT-compiled for this GPU. Every conv tile, then every layer of a fused network run."""
+    """
+    The kernels as a pre-sm_80 GPU (the seed's T4, sm_75) runs them.
+
+    PTX for compute_75, loads without cp.async, JIT-compiled for this GPU. Every conv tile, then
+    every layer of a fused network run.
+    """
     assert b'cp.async' in compiled_kernels('compute_80')['conv2d.cu']
     assert b'cp.async' not in compiled_kernels('compute_75')['conv2d.cu']
     engine = CudaEngine(network, weights, streams=1, kernel_arch='compute_75')
@@ -250,8 +265,12 @@ def test_softmax_ties_keep_lower_id_first(engine, rng):
 
 
 def test_small_network_matches_reference(rng):
-    """Shapes AlexNet does not have: 16 output channels, adaptive pooling 27 -> 5 with overlapping bins,
-    a 400 -> 10 linear layer, top 3."""
+    """
+    Shapes AlexNet does not have.
+
+    16 output channels, adaptive pooling 27 -> 5 with overlapping bins, a 400 -> 10 linear layer,
+    top 3.
+    """
     layers = (Preprocess('preprocess', (120, 160, 3), (3, 224, 224)),
               Conv2d('conv', (3, 224, 224), (16, 55, 55), kernel=11, stride=4, padding=2),
               MaxPool2d('pool', (16, 55, 55), (16, 27, 27), kernel=3, stride=2),
@@ -279,7 +298,7 @@ def test_small_network_matches_reference(rng):
     np.testing.assert_array_equal(out[:, 1], expected[:, 1])
 
 
-# ---- fusion ------------------------------------------------------------------------------------------------
+# ---- fusion -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('k', [2, 5, 16])
 def test_fused_launches_equal_unfused(engine, rng, k):
@@ -287,7 +306,8 @@ def test_fused_launches_equal_unfused(engine, rng, k):
     logits_index = len(engine.layers) - 2
     with Pipelines(engine, k) as pids:
         run_network(engine, pids, images)
-        fused = [(engine.result(pid).copy(), engine.layer_output(pid, logits_index)) for pid in pids]
+        fused = [(engine.result(pid).copy(), engine.layer_output(pid, logits_index))
+                 for pid in pids]
         for stream, (pid, image) in enumerate(zip(pids, images)):
             run_network(engine, [pid], [image], stream=stream)
             result, logits = engine.result(pid).copy(), engine.layer_output(pid, logits_index)
@@ -298,11 +318,14 @@ def test_fused_launches_equal_unfused(engine, rng, k):
 
 @pytest.mark.parametrize('streams', [16, 1])
 def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
-    """10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams forked from
-    and joined into the launch's stream (one after another on a one-stream engine). Every layer is issued
-    back to back with no host wait, so a missing fork or join reads activations not yet written: with the
-    same frames in the same kernels and with frames changing kernels every layer. The side streams and
-    their events are made once."""
+    """
+    10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams.
+
+    The side streams are forked from and joined into the launch's stream (one after another on a
+    one-stream engine). Every layer is issued back to back with no host wait, so a missing fork or
+    join reads activations not yet written: with the same frames in the same kernels and with
+    frames changing kernels every layer. The side streams and their events are made once.
+    """
     images = random_images(rng, 10)
     expected = reference.forward(network, weights, images)
     engine = CudaEngine(network, weights, streams=streams, max_batch=4)
@@ -314,7 +337,8 @@ def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
             run_network(engine, pids, images, stream=3)
             again = np.stack([engine.result(pid).copy() for pid in pids])
             assert engine.allocations == before
-            for pid, (image, encoding) in zip(pids, images):  # frames change kernels from layer to layer
+            # frames change kernels from layer to layer
+            for pid, (image, encoding) in zip(pids, images):
                 engine.set_input(pid, image, encoding)
             for index in range(len(engine.layers)):
                 completion = engine.launch(index, pids if index % 2 == 0 else pids[::-1], 3)
@@ -328,7 +352,7 @@ def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
     np.testing.assert_array_equal(shuffled, out)
 
 
-# ---- whole network against torchvision ----------------------------------------------------------------------
+# ---- whole network against torchvision ----------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def torch_setup(network, tmp_path_factory):
@@ -364,15 +388,20 @@ def test_alexnet_matches_torchvision(torch_setup, rng, batch):
 
 
 def assert_same_top5(ids, expected_logits):
-    """``ids`` are torch's top 5 classes in order, except that classes tied within TIE_TOLERANCE may swap."""
+    """
+    Assert ``ids`` are torch's top 5 classes in order.
+
+    Except that classes tied within TIE_TOLERANCE may swap.
+    """
     expected_ids = np.argsort(-expected_logits, axis=1, kind='stable')[:, :5]
     picked = np.take_along_axis(expected_logits, ids, axis=1)
     best = np.take_along_axis(expected_logits, expected_ids, axis=1)
     tolerance = TIE_TOLERANCE * np.abs(expected_logits).max(axis=1, keepdims=True)
-    assert (np.abs(picked - best) <= tolerance).all(), f'top 5 {ids.tolist()} != {expected_ids.tolist()}'
+    assert (np.abs(picked - best) <= tolerance).all(), \
+        f'top 5 {ids.tolist()} != {expected_ids.tolist()}'
 
 
-# ---- threads, allocations, errors -----------------------------------------------------------------------------
+# ---- threads, allocations, errors ---------------------------------------------------------------
 
 def test_driven_from_another_thread(engine, weights, rng):
     images = random_images(rng, 3)
@@ -402,7 +431,8 @@ def test_driven_from_another_thread(engine, weights, rng):
 
 def test_engine_made_on_one_thread_used_on_another(network, weights, rng):
     made = {}
-    thread = threading.Thread(target=lambda: made.setdefault('engine', CudaEngine(network, weights, streams=2)))
+    thread = threading.Thread(
+        target=lambda: made.setdefault('engine', CudaEngine(network, weights, streams=2)))
     thread.start()
     thread.join(120)
     engine = made['engine']
@@ -426,9 +456,10 @@ def test_dispatcher_thread_drives_the_engine(engine, weights, rng):
         with lock:
             results[(frame.pipeline.name, frame.meta)] = frame.result
 
-    dispatcher = Dispatcher(make_policy('s3dnn', estimate(engine.network, 'h100')), EngineBackend(engine),
-                            on_done=on_done)
-    pipelines = [dispatcher.add_pipeline(f'cam{i}', deadline_ns=10**9, queue_depth=8) for i in range(4)]
+    dispatcher = Dispatcher(make_policy('s3dnn', estimate(engine.network, 'h100')),
+                            EngineBackend(engine), on_done=on_done)
+    pipelines = [dispatcher.add_pipeline(f'cam{i}', deadline_ns=10**9, queue_depth=8)
+                 for i in range(4)]
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,))
     thread.start()
@@ -474,7 +505,8 @@ def test_steady_state_frames_allocate_nothing(engine, rng):
         frame(images)
         before = engine.allocations
         for _ in range(10):
-            frame([(random_image(rng, *image.shape[:2], encoding), encoding) for image, encoding in images])
+            frame([(random_image(rng, *image.shape[:2], encoding), encoding)
+                   for image, encoding in images])
         assert engine.allocations == before
         bigger = [(random_image(rng, 1080, 1920, 'rgb8'), 'rgb8')] + images[1:]
         frame(bigger)
@@ -484,8 +516,12 @@ def test_steady_state_frames_allocate_nothing(engine, rng):
 
 
 def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng):
-    """A frame slot the caller page-locked with pin(): the engine uploads straight from it (no staging
-    buffer is allocated, only the device copy) and computes what it computes from a staged copy."""
+    """
+    A frame slot the caller page-locked with pin(): the engine uploads straight from it.
+
+    No staging buffer is allocated, only the device copy, and it computes what it computes from a
+    staged copy.
+    """
     slots = engine.pin(np.zeros(3 * 4096 * 240, np.uint8))
     image = random_image(rng, 480, 640, 'bgr8')
     in_slot = slots[4096 * 240:4096 * 240 + image.nbytes].reshape(image.shape)
@@ -494,7 +530,8 @@ def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng)
         with Pipelines(engine, 2) as (pinned, staged):
             before = engine.allocations
             run_network(engine, [pinned], [(in_slot, 'bgr8')])
-            assert engine.allocations == before + 1  # the device copy of the image, no pinned staging buffer
+            # the device copy of the image, no pinned staging buffer
+            assert engine.allocations == before + 1
             run_network(engine, [staged], [(image, 'bgr8')])
             assert engine.allocations == before + 3  # a staging buffer and a device copy
             np.testing.assert_array_equal(engine.result(pinned), engine.result(staged))
@@ -509,13 +546,16 @@ def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng)
 
 
 def test_bad_device_id_raises_engine_error(network, weights):
+    import pycuda.driver as drv
+
     with pytest.raises(EngineError, match='device'):
         make_engine('cuda', network, weights, device_id=drv.Device.count() + 3)
 
 
 def test_failed_launch_raises_engine_error(engine, rng):
     with Pipelines(engine, 1) as pids:
-        engine.set_layer_output(pids[0], 1, rng.standard_normal(engine.layers[1].out_shape).astype(np.float32))
+        engine.set_layer_output(pids[0], 1,
+                                rng.standard_normal(engine.layers[1].out_shape).astype(np.float32))
         plan = engine._plan(2, 1)
         grid, plan.grid = plan.grid, (0, 1)  # an invalid launch configuration: refused, not sticky
         try:
@@ -538,7 +578,7 @@ def test_interval_is_on_the_host_clock(engine, rng):
     assert before - 1_000_000 <= start <= end <= after + 1_000_000
 
 
-# ---- costs ---------------------------------------------------------------------------------------------------
+# ---- costs --------------------------------------------------------------------------------------
 
 def test_tb_ratio(engine):
     for index, layer in enumerate(engine.layers):

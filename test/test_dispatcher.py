@@ -1,16 +1,18 @@
-"""The dispatcher: frame flow, queue drops, chained launches, engine errors, the live thread, and a
-whole run on the reference engine checked against the reference forward pass."""
+"""
+The dispatcher: frame flow, queue drops, chained launches, engine errors, the live thread.
+
+And a whole run on the reference engine checked against the reference forward pass.
+"""
 import threading
 
 import numpy as np
 import pytest
-
 from s3dnn_ros.engine.base import EngineError
-from s3dnn_ros.engine.reference import ReferenceEngine, forward, logits
+from s3dnn_ros.engine.reference import forward, logits, ReferenceEngine
 from s3dnn_ros.model import alexnet, init_weights
-from s3dnn_ros.scheduler.dispatcher import DROP_ERROR, DROP_QUEUE, BusyMeter, Dispatcher, EngineBackend, summarize
+from s3dnn_ros.scheduler.dispatcher import (BusyMeter, Dispatcher, DROP_ERROR, DROP_QUEUE,
+                                            EngineBackend, summarize)
 from s3dnn_ros.scheduler.policies import make_policy
-
 from scheduling_helpers import MS, NUM_LAYERS, uniform_costs
 
 
@@ -56,7 +58,8 @@ def make_dispatcher(policy='s3dnn', backend=None, **cost_args):
     done, dropped = [], []
     backend = backend or ManualBackend()
     dispatcher = Dispatcher(make_policy(policy, uniform_costs(**cost_args)), backend,
-                            on_done=done.append, on_drop=lambda frame, reason: dropped.append((frame, reason)))
+                            on_done=done.append,
+                            on_drop=lambda frame, reason: dropped.append((frame, reason)))
     return dispatcher, backend, done, dropped
 
 
@@ -69,7 +72,8 @@ def test_a_frame_walks_through_every_layer_and_is_reported_once():
         assert dispatcher.inflight, 'a frame in progress always has a launch on the GPU'
         backend.now += 100_000
         backend.finish_all(dispatcher)
-    assert [launch.layer for launch in backend.launched] == list(range(NUM_LAYERS))  # each layer once, in order
+    # each layer once, in order
+    assert [launch.layer for launch in backend.launched] == list(range(NUM_LAYERS))
     assert [frame.seq for frame in done] == [1]
     frame = done[0]
     assert frame.result == ('result', 'cam', 1) and not frame.missed
@@ -78,9 +82,13 @@ def test_a_frame_walks_through_every_layer_and_is_reported_once():
 
 
 def test_look_ahead_queues_a_lone_chain_whole():
-    """With nothing else queued, rounds that only chain successors take no dispatch slot, so the policy is
-    asked until the frame's every layer is queued behind the first on its stream: the GPU never waits for
-    the host between layers. A frame arriving meanwhile still gets a slot for its first layer."""
+    """
+    With nothing else queued, rounds that only chain successors take no dispatch slot.
+
+    So the policy is asked until the frame's every layer is queued behind the first on its stream:
+    the GPU never waits for the host between layers. A frame arriving meanwhile still gets a slot
+    for its first layer.
+    """
     dispatcher, backend, _, _ = make_dispatcher(tb=0.2)
     cam, other = dispatcher.add_pipeline('cam', 20 * MS), dispatcher.add_pipeline('other', 20 * MS)
     dispatcher.arrive(cam, 0)
@@ -91,20 +99,27 @@ def test_look_ahead_queues_a_lone_chain_whole():
     assert dispatcher.chained_launches == NUM_LAYERS - 1
     dispatcher.arrive(other, 1)
     dispatcher.pump()
-    assert backend.launched[NUM_LAYERS].frames[0].pipeline is other and backend.launched[NUM_LAYERS].layer == 0
+    assert backend.launched[NUM_LAYERS].frames[0].pipeline is other \
+        and backend.launched[NUM_LAYERS].layer == 0
 
 
 def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
-    """Two frames (unfused kernels that fill the GPU, 100 µs each) take both dispatch slots with their first layers;
-    with nothing in Q the policy still queues each chain ahead on its own stream, slotless, until about
-    RUN_AHEAD_NS of work waits there; each completion lets the chain run ahead again."""
+    """
+    Two frames take both dispatch slots with their first layers.
+
+    Their kernels are unfused and fill the GPU, 100 µs each. With nothing in Q the policy still
+    queues each chain ahead on its own stream, slotless, until about RUN_AHEAD_NS of work waits
+    there; each completion lets the chain run ahead again.
+    """
     from s3dnn_ros.scheduler.policies import RUN_AHEAD_NS
-    dispatcher, backend, done, _ = make_dispatcher(tb=1.5, cost_us=100.0, fused_growth=1.0)  # no fusion
+    # no fusion
+    dispatcher, backend, done, _ = make_dispatcher(tb=1.5, cost_us=100.0, fused_growth=1.0)
     cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(2)]
     for cam in cams:
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    per_chain = -(-RUN_AHEAD_NS // 100_000)  # launches queued per stream: the first and those run ahead
+    # launches queued per stream: the first and those run ahead
+    per_chain = -(-RUN_AHEAD_NS // 100_000)
     for cam in cams:
         layers = [launch.layer for launch in backend.launched if launch.frames[0].pipeline is cam]
         assert layers == list(range(per_chain))
@@ -120,10 +135,15 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
 
 
 def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
-    """On a backend with 4 streams, cameras 0 and 4 share stream slot 0: camera 4's frame, started while
-    camera 0's is in flight, goes on the next free stream, and every later layer of each frame follows
-    its frame's stream (chained successors included). With every stream busy a launch keeps its own."""
-    dispatcher, backend, _, _ = make_dispatcher('streams', backend=ManualBackend(streams=4), tb=1.0)
+    """
+    On a backend with 4 streams, cameras 0 and 4 share stream slot 0.
+
+    Camera 4's frame, started while camera 0's is in flight, goes on the next free stream, and
+    every later layer of each frame follows its frame's stream (chained successors included). With
+    every stream busy a launch keeps its own.
+    """
+    dispatcher, backend, _, _ = make_dispatcher('streams', backend=ManualBackend(streams=4),
+                                                tb=1.0)
     cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(6)]
     dispatcher.arrive(cams[0], 0)
     dispatcher.arrive(cams[4], 0)
@@ -132,10 +152,12 @@ def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
     for launch in backend.launched:
         streams.setdefault(launch.frames[0].pipeline.name, set()).add(launch.stream)
     assert streams == {'cam0': {0}, 'cam4': {1}}
-    for cam in (cams[1], cams[2], cams[5]):  # slots 1, 2 taken or free: cam1 -> 2, cam2 -> 3, cam5 -> 1 busy
+    # slots 1, 2 taken or free: cam1 -> 2, cam2 -> 3, cam5 -> 1 busy
+    for cam in (cams[1], cams[2], cams[5]):
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    first = {launch.frames[0].pipeline.name: launch.stream for launch in backend.launched if launch.layer == 0}
+    first = {launch.frames[0].pipeline.name: launch.stream for launch in backend.launched
+             if launch.layer == 0}
     assert first == {'cam0': 0, 'cam4': 1, 'cam1': 2, 'cam2': 3, 'cam5': 1}
     for launch in backend.launched:
         assert launch.stream == first[launch.frames[0].pipeline.name]
@@ -162,7 +184,8 @@ def test_queue_depth_one_keeps_the_newest_frame_and_counts_the_drop():
     while cam.current is not None:
         backend.finish_all(dispatcher)
     assert [frame.seq for frame in done] == [first.seq, third.seq]
-    assert cam.stats.released == 3 and cam.stats.completed == 2 and cam.stats.miss_ratio == pytest.approx(1 / 3)
+    assert cam.stats.released == 3 and cam.stats.completed == 2 \
+        and cam.stats.miss_ratio == pytest.approx(1 / 3)
 
 
 def test_chained_successors_are_not_enqueued_again():
@@ -175,7 +198,8 @@ def test_chained_successors_are_not_enqueued_again():
     dispatcher.poll()
     assert len(dispatcher.policy) == 0 and dispatcher.pump() == 0
     backend.finish_all(dispatcher)
-    assert len(done) == 1 and len(backend.launched) == NUM_LAYERS and dispatcher.chained_launches == NUM_LAYERS - 1
+    assert len(done) == 1 and len(backend.launched) == NUM_LAYERS \
+        and dispatcher.chained_launches == NUM_LAYERS - 1
 
 
 def test_max_inflight_bounds_dispatch_rounds():
@@ -184,7 +208,8 @@ def test_max_inflight_bounds_dispatch_rounds():
     for cam in cams:
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    assert len(backend.launched) == dispatcher.policy.max_inflight == 2  # tbRatio 1: one launch a round
+    # tbRatio 1: one launch a round
+    assert len(backend.launched) == dispatcher.policy.max_inflight == 2
     backend.finish_all(dispatcher)
     assert len(backend.launched) == 4
 
@@ -197,7 +222,8 @@ def test_fused_launch_counts_and_advances_every_frame():
     dispatcher.pump()
     first = backend.launched[0]
     # layer 0 fused, then (nothing else ready) every later layer chained behind it, still fused
-    assert [(launch.layer, launch.batch) for launch in backend.launched] == [(layer, 3) for layer in range(NUM_LAYERS)]
+    assert [(launch.layer, launch.batch) for launch in backend.launched] == \
+        [(layer, 3) for layer in range(NUM_LAYERS)]
     assert dispatcher.fused_launches == NUM_LAYERS and dispatcher.mean_batch == 3
     backend.finished.add(first.handle)
     dispatcher.poll()
@@ -232,7 +258,8 @@ def test_completion_error_is_reported_not_raised():
     dispatcher.arrive(cam, 0)
     dispatcher.pump()
     dispatcher.poll()
-    assert dropped[0][1] == DROP_ERROR and dispatcher.last_error == 'illegal address' and dispatcher.inflight == []
+    assert dropped[0][1] == DROP_ERROR and dispatcher.last_error == 'illegal address' \
+        and dispatcher.inflight == []
 
 
 def test_busy_meter_counts_overlapping_intervals_once():
@@ -253,13 +280,17 @@ def reference():
 
 
 def test_reference_engine_run_matches_the_forward_pass(reference):
-    """Three cameras through the real dispatcher (fused launches included) give the same top-k as
-    running each image alone through the reference forward pass."""
+    """
+    Three cameras through the real dispatcher (fused launches included).
+
+    They give the same top-k as running each image alone through the reference forward pass.
+    """
     network, weights = reference
     engine = ReferenceEngine(network, weights)
     backend = EngineBackend(engine)
     done = []
-    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), backend, on_done=done.append)
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), backend,
+                            on_done=done.append)
     rng = np.random.default_rng(1)
     images = [(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), 'rgb8'),
               (rng.integers(0, 256, (90, 100, 3), dtype=np.uint8), 'bgr8'),
@@ -274,7 +305,8 @@ def test_reference_engine_run_matches_the_forward_pass(reference):
         scores, ids = frame.result
         expected = forward(network, weights, [images[frame.pipeline.id]])[0]
         np.testing.assert_allclose(scores, expected[0], rtol=1e-4, atol=1e-7)
-        # untrained weights leave near-ties among the top classes: check each id by its own probability
+        # untrained weights leave near-ties among the top classes: check each id by its own
+        # probability
         frame_logits = logits(network, weights, [images[frame.pipeline.id]])[0].astype(np.float64)
         probabilities = np.exp(frame_logits - frame_logits.max())
         probabilities /= probabilities.sum()
@@ -286,8 +318,9 @@ def test_a_bad_image_is_dropped_on_arrival_and_spares_the_other_cameras(referenc
     network, weights = reference
     engine = ReferenceEngine(network, weights)
     done, drops = [], []
-    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), EngineBackend(engine), on_done=done.append,
-                            on_drop=lambda frame, reason: drops.append((frame.pipeline.name, reason)))
+    dispatcher = Dispatcher(
+        make_policy('s3dnn', engine.cost_table()), EngineBackend(engine), on_done=done.append,
+        on_drop=lambda frame, reason: drops.append((frame.pipeline.name, reason)))
     bad, good = (dispatcher.add_pipeline(name, 10_000 * MS) for name in ('bad', 'good'))
     image = np.zeros((48, 64, 3), np.uint8)
     dispatcher.arrive(bad, 0, image[:, :, :2], 'rgb8')  # two channels for a three-channel encoding
@@ -312,7 +345,8 @@ def test_live_thread_serves_frames_submitted_from_another_thread(reference):
         if len(done) == 4:
             finished.set()
 
-    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), EngineBackend(engine), on_done=on_done)
+    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table()), EngineBackend(engine),
+                            on_done=on_done)
     cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(2)]
     stop = threading.Event()
     thread = threading.Thread(target=dispatcher.run, args=(stop,))

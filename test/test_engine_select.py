@@ -1,11 +1,9 @@
 """engine: auto | cuda | reference, with the reason logged; made deterministic by hiding pycuda."""
+from gpu_helpers import hide_pycuda
 import pytest
-
 from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.select import make_engine
 from s3dnn_ros.model import alexnet, init_weights
-
-from gpu_helpers import hide_pycuda
 
 
 @pytest.fixture(scope='module')
@@ -22,7 +20,8 @@ def no_pycuda(monkeypatch):
 def test_auto_falls_back_to_the_reference_engine_and_says_why(model, no_pycuda):
     engine, why = make_engine('auto', *model)
     assert engine.name == 'reference' and engine.device_name == 'cpu'
-    assert why.startswith('reference engine (numpy on the CPU): auto found no usable GPU') and 'pycuda' in why
+    assert why.startswith('reference engine (numpy on the CPU): auto found no usable GPU') \
+        and 'pycuda' in why
 
 
 def test_cuda_without_a_gpu_is_an_engine_error_naming_the_setting(model, no_pycuda):

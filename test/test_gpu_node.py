@@ -1,22 +1,23 @@
-"""The whole perception node on the GPU: frames in over real topics, detections out, the same classes and
-scores as the numpy reference engine; the measured cost table written once and loaded after."""
+"""
+The whole perception node on the GPU: frames in over real topics, detections out.
+
+The same classes and scores as the numpy reference engine; the measured cost table written once and
+loaded after.
+"""
+from gpu_helpers import require_cuda_device
 import numpy as np
 import pytest
-
-from gpu_helpers import require_cuda_device
 
 require_cuda_device()
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels')
 
-from sensor_msgs.msg import Image  # noqa: E402
-
+from ros_helpers import Driver, overrides, values  # noqa: E402
 from s3dnn_ros.engine.costs import CostTable  # noqa: E402
 from s3dnn_ros.engine.reference import logits  # noqa: E402
 from s3dnn_ros.model import alexnet, init_weights  # noqa: E402
 from s3dnn_ros.ros.image_codec import array_to_image  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
-
-from ros_helpers import Driver, overrides, values  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 CAMERAS = ['front', 'rear']
@@ -24,12 +25,15 @@ CAMERAS = ['front', 'rear']
 
 def test_gpu_node_detects_what_the_reference_engine_computes(session, tmp_path):
     cost_table = tmp_path / 'costs.json'
-    params = {'cameras': CAMERAS, 'engine': 'cuda', 'cost_table': str(cost_table), 'diagnostics_period_s': 0.25}
+    params = {'cameras': CAMERAS, 'engine': 'cuda', 'cost_table': str(cost_table),
+              'diagnostics_period_s': 0.25}
     for name in CAMERAS:
         params[f'{name}.queue_depth'] = 8
         params[f'{name}.deadline_ms'] = 1000.0
-    node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
-    assert node.engine_name == 'cuda' and cost_table.is_file()  # calibrated at start, saved for next time
+    node = session.add(PerceptionNode(context=session.context,
+                                      parameter_overrides=overrides(params)))
+    # calibrated at start, saved for next time
+    assert node.engine_name == 'cuda' and cost_table.is_file()
     assert CostTable.load(cost_table, alexnet()).source == 'measured'
     driver = session.add(Driver(session.context, CAMERAS))
     assert session.spin_until(driver.connected)
@@ -53,8 +57,8 @@ def test_gpu_node_detects_what_the_reference_engine_computes(session, tmp_path):
             probabilities /= probabilities.sum()
             ids = [c['id'] for c in detection['classes']]
             scores = np.array([c['score'] for c in detection['classes']])
-            # the reference's probability of each reported class is the reported score, and no other class
-            # scores higher than the fifth (ties within float32 rounding aside)
+            # the reference's probability of each reported class is the reported score, and no
+            # other class scores higher than the fifth (ties within float32 rounding aside)
             np.testing.assert_allclose(probabilities[ids], scores, rtol=1e-4)
             assert np.sort(probabilities)[-5] <= scores[-1] * (1 + 1e-4)
     assert session.spin_until(lambda: any(s.hardware_id == node.device_name
@@ -66,6 +70,7 @@ def test_gpu_node_detects_what_the_reference_engine_computes(session, tmp_path):
     saved = cost_table.read_text()
     again = PerceptionNode(context=session.context, parameter_overrides=overrides(params))
     try:  # the second node's worker loads the table instead of calibrating again
-        assert again.worker.info['costs'].endswith('(measured)') and cost_table.read_text() == saved
+        assert again.worker.info['costs'].endswith('(measured)') \
+            and cost_table.read_text() == saved
     finally:
         again.destroy_node()

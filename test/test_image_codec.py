@@ -1,24 +1,30 @@
-"""sensor_msgs/Image -> numpy: zero-copy views for the supported encodings, padded rows, rejections."""
+"""
+sensor_msgs/Image -> numpy.
+
+Zero-copy views for the supported encodings, padded rows, rejections.
+"""
 import numpy as np
 import pytest
 
-pytest.importorskip('sensor_msgs', reason='needs the ROS 2 message wheels (make test installs them)')
+pytest.importorskip('sensor_msgs',
+                    reason='needs the ROS 2 message wheels (make test installs them)')
 
+from s3dnn_ros.ros.image_codec import array_to_image, FrameRejected, image_to_array  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-
-from s3dnn_ros.ros.image_codec import FrameRejected, array_to_image, image_to_array  # noqa: E402
 
 
 def message(array, encoding, pad=0):
-    """An Image whose rows carry ``pad`` extra bytes."""
+    """Return an Image whose rows carry ``pad`` extra bytes."""
     height, width = array.shape[:2]
     channels = array.shape[2]
     rows = np.zeros((height, width * channels + pad), np.uint8)
     rows[:, :width * channels] = array.reshape(height, -1)
-    return Image(height=height, width=width, encoding=encoding, step=width * channels + pad, data=rows.tobytes())
+    return Image(height=height, width=width, encoding=encoding, step=width * channels + pad,
+                 data=rows.tobytes())
 
 
-@pytest.mark.parametrize('encoding, channels', [('rgb8', 3), ('bgr8', 3), ('rgba8', 4), ('bgra8', 4), ('mono8', 1)])
+@pytest.mark.parametrize('encoding, channels',
+                         [('rgb8', 3), ('bgr8', 3), ('rgba8', 4), ('bgra8', 4), ('mono8', 1)])
 @pytest.mark.parametrize('pad', [0, 5])
 def test_supported_encodings_become_views_of_the_message_data(encoding, channels, pad):
     array = np.random.default_rng(0).integers(0, 256, (7, 9, channels), dtype=np.uint8)
@@ -34,7 +40,8 @@ def test_array_to_image_round_trip():
     array = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
     msg = Image()
     array_to_image(array, 'bgr8', msg)
-    assert (msg.height, msg.width, msg.step, msg.encoding, msg.is_bigendian) == (4, 6, 18, 'bgr8', 0)
+    assert (msg.height, msg.width, msg.step, msg.encoding, msg.is_bigendian) == \
+        (4, 6, 18, 'bgr8', 0)
     np.testing.assert_array_equal(image_to_array(msg)[0], array)
 
 
@@ -55,9 +62,12 @@ def test_malformed_frames_are_rejected_with_the_reason(msg, reason):
 def test_other_encodings_need_cv_bridge_and_name_the_encoding():
     try:
         import cv_bridge  # noqa: F401
-        pytest.skip('cv_bridge is importable here: the conversion path is taken instead of rejection')
+        pytest.skip('cv_bridge is importable here: '
+                    'the conversion path is taken instead of rejection')
     except ImportError:
         pass
     msg = Image(height=2, width=2, encoding='16UC1', step=4, data=bytes(8))
-    with pytest.raises(FrameRejected, match=r"encoding '16UC1' is not supported without cv_bridge; supported: rgb8"):
+    with pytest.raises(FrameRejected,
+                       match=r"encoding '16UC1' is not supported "
+                             r'without cv_bridge; supported: rgb8'):
         image_to_array(msg)

@@ -1,23 +1,26 @@
-"""Every kernels/*.cu compiles with nvcc for sm_75, sm_87 and sm_90 with no warning (warnings are errors,
-spills and local memory too). Needs nvcc only, no GPU; skipped without nvcc unless S3DNN_REQUIRE_NVCC=1.
-
-The compilations run in parallel, one per core, but every nvcc is started from the test's own thread: starting
-processes from several threads at once made exec fail with EFAULT on a sandboxed CI host.
 """
+Every kernels/*.cu compiles with nvcc for sm_75, sm_87 and sm_90 with no warning.
+
+Warnings are errors, spills and local memory too. Needs nvcc only, no GPU; skipped without nvcc
+unless S3DNN_REQUIRE_NVCC=1.
+
+The compilations run in parallel, one per core, but every nvcc is started from the test's own
+thread: starting processes from several threads at once made exec fail with EFAULT on a sandboxed
+CI host.
+"""
+from collections import deque
 import os
+from pathlib import Path
 import shutil
 import subprocess
-from collections import deque
-from pathlib import Path
-
-import pytest
 
 from process_helpers import popen
+import pytest
 KERNELS = Path(__file__).resolve().parents[1] / 'kernels'
 SOURCES = sorted(path.name for path in KERNELS.glob('*.cu'))
 ARCHS = ('sm_75', 'sm_87', 'sm_90')
-FLAGS = ['-cubin', '-O3', '--Werror', 'all-warnings', '-Xptxas', '-Werror', '-Xptxas', '-warn-spills',
-         '-Xptxas', '-warn-lmem-usage']
+FLAGS = ['-cubin', '-O3', '--Werror', 'all-warnings', '-Xptxas', '-Werror', '-Xptxas',
+         '-warn-spills', '-Xptxas', '-warn-lmem-usage']
 
 
 def test_kernel_sources_present():
@@ -26,7 +29,11 @@ def test_kernel_sources_present():
 
 
 class Compilations:
-    """nvcc runs, at most `width` at a time, each started from the calling thread and waited for in order."""
+    """
+    nvcc runs, at most `width` at a time.
+
+    Each is started from the calling thread and waited for in order.
+    """
 
     def __init__(self, nvcc, jobs, out, width):
         self.nvcc, self.out, self.width = nvcc, out, width
@@ -79,4 +86,3 @@ def test_compiles_without_warnings(compilations, source, arch):
     output = output.strip()
     assert returncode == 0, f'nvcc {source} for {arch} failed:\n{output}'
     assert 'warning' not in output.lower(), f'nvcc {source} for {arch} warned:\n{output}'
-

@@ -1,8 +1,12 @@
-"""perception_lifecycle_node: each lifecycle transition does its part of the perception node's work.
-Unconfigured: no worker, no camera subscription; configure: the worker runs, detections publishers exist,
-frames are not taken yet; activate: frames flow; deactivate: no new frames are taken, the worker and every
-counter are kept; activate again: the same worker goes on; cleanup: no worker process and no shared-memory
-segment left; a worker that cannot start fails configure and the node stays unconfigured."""
+"""
+perception_lifecycle_node: each lifecycle transition does its part of the perception node's work.
+
+Unconfigured: no worker, no camera subscription; configure: the worker runs, detections publishers
+exist, frames are not taken yet; activate: frames flow; deactivate: no new frames are taken, the
+worker and every counter are kept; activate again: the same worker goes on; cleanup: no worker
+process and no shared-memory segment left; a worker that cannot start fails configure and the node
+stays unconfigured.
+"""
 import os
 import time
 
@@ -10,19 +14,17 @@ import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
 
-from lifecycle_msgs.msg import State  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
-
+from ros_helpers import Driver, overrides  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.perception_lifecycle_node import PerceptionLifecycleNode  # noqa: E402
-
-from ros_helpers import Driver, overrides  # noqa: E402
 
 CAMERAS = ['cam0', 'cam1']
 
 
 def params(**extra):
-    result = {'cameras': CAMERAS, 'engine': 'reference', 'detections_format': 'json', 'diagnostics_period_s': 0.25}
+    result = {'cameras': CAMERAS, 'engine': 'reference', 'detections_format': 'json',
+              'diagnostics_period_s': 0.25}
     for name in CAMERAS:
         result[f'{name}.deadline_ms'] = 60_000.0
         result[f'{name}.queue_depth'] = 8
@@ -35,7 +37,8 @@ def subscribers(driver) -> int:
 
 
 def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
-    node = session.add(PerceptionLifecycleNode(context=session.context, parameter_overrides=overrides(params())))
+    node = session.add(PerceptionLifecycleNode(context=session.context,
+                                               parameter_overrides=overrides(params())))
     driver = session.add(Driver(session.context, CAMERAS))
     session.spin_for(0.3)
     assert node.worker is None and subscribers(driver) == 0
@@ -43,7 +46,8 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     pid = node.worker.pid
     os.kill(pid, 0)  # the worker runs
-    assert session.spin_until(lambda: all(sub.get_publisher_count() > 0 for sub in driver.detection_subs))
+    assert session.spin_until(lambda: all(sub.get_publisher_count() > 0
+                                          for sub in driver.detection_subs))
     session.spin_for(0.3)
     assert subscribers(driver) == 0
 
@@ -63,7 +67,8 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
     assert session.spin_until(lambda: subscribers(driver) == len(CAMERAS))
     driver.send('cam0', 3)
     assert session.spin_until(lambda: len(driver.detections['cam0']) == 2, 60)
-    assert node.cameras['cam0'].received == 2 and node.cameras['cam0'].completed == 2 and node.worker.pid == pid
+    assert node.cameras['cam0'].received == 2 and node.cameras['cam0'].completed == 2 \
+        and node.worker.pid == pid
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     segments = node.worker.segments()
@@ -89,8 +94,11 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
 
 
 def test_a_worker_that_cannot_start_fails_configure(session, tmp_path):
+    from lifecycle_msgs.msg import State
+
     node = session.add(PerceptionLifecycleNode(
-        context=session.context, parameter_overrides=overrides(params(weights=str(tmp_path / 'missing.npz')))))
+        context=session.context,
+        parameter_overrides=overrides(params(weights=str(tmp_path / 'missing.npz')))))
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert node.worker is None
     assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
@@ -98,16 +106,25 @@ def test_a_worker_that_cannot_start_fails_configure(session, tmp_path):
 
 def test_a_bad_parameter_stops_the_lifecycle_node_at_once(session):
     with pytest.raises(ConfigError) as error:
-        PerceptionLifecycleNode(context=session.context, parameter_overrides=overrides(params(policy='rr')))
+        PerceptionLifecycleNode(context=session.context,
+                                parameter_overrides=overrides(params(policy='rr')))
     assert str(error.value).startswith("parameter policy='rr': allowed one of s3dnn")
 
 
 def test_a_destroyed_lifecycle_node_leaves_the_graph(session):
-    """rclpy's LifecycleNode keeps its node on the graph until its state machine is collected; this one's
-    destroy_node removes it, so a later node of the same name is not reported as a second one."""
+    """
+    A destroyed lifecycle node leaves the graph.
+
+    rclpy's LifecycleNode keeps its node on the graph until its state machine is collected; this
+    one's destroy_node removes it, so a later node of the same name is not reported as a second
+    one.
+    """
     from rclpy.node import Node
     probe = session.add(Node('probe', context=session.context))
-    node = PerceptionLifecycleNode(context=session.context, parameter_overrides=overrides(params()))
-    assert session.spin_until(lambda: ('s3dnn_perception', '/') in probe.get_node_names_and_namespaces())
+    node = PerceptionLifecycleNode(context=session.context,
+                                   parameter_overrides=overrides(params()))
+    assert session.spin_until(
+        lambda: ('s3dnn_perception', '/') in probe.get_node_names_and_namespaces())
     node.destroy_node()
-    assert session.spin_until(lambda: ('s3dnn_perception', '/') not in probe.get_node_names_and_namespaces(), 10)
+    assert session.spin_until(
+        lambda: ('s3dnn_perception', '/') not in probe.get_node_names_and_namespaces(), 10)

@@ -46,8 +46,8 @@ OUTPUT_SHAPES = {
     'fc8': (1000,),
     'softmax': (2, 5),
 }
-KERNEL_LAYER_NAMES = ['preprocess', 'conv1', 'pool1', 'conv2', 'pool2', 'conv3', 'conv4', 'conv5', 'pool5',
-                      'avgpool', 'fc6', 'fc7', 'fc8', 'softmax']
+KERNEL_LAYER_NAMES = ['preprocess', 'conv1', 'pool1', 'conv2', 'pool2', 'conv3', 'conv4', 'conv5',
+                      'pool5', 'avgpool', 'fc6', 'fc7', 'fc8', 'softmax']
 
 
 @pytest.fixture(scope='module')
@@ -75,11 +75,13 @@ def test_state_dict_names_and_shapes_in_torchvision_order(network):
 
 def test_layer_params_map_each_layer_to_its_torchvision_prefix(network):
     by_name = {layer.name: layer for layer in network.layers}
-    expected_prefix = {'conv1': 'features.0', 'conv2': 'features.3', 'conv3': 'features.6', 'conv4': 'features.8',
-                       'conv5': 'features.10', 'fc6': 'classifier.1', 'fc7': 'classifier.4',
+    expected_prefix = {'conv1': 'features.0', 'conv2': 'features.3', 'conv3': 'features.6',
+                       'conv4': 'features.8', 'conv5': 'features.10', 'fc6': 'classifier.1',
+                       'fc7': 'classifier.4',
                        'fc8': 'classifier.6'}
     for name, prefix in expected_prefix.items():
-        assert network.layer_params(by_name[name]) == {'weight': f'{prefix}.weight', 'bias': f'{prefix}.bias'}
+        assert network.layer_params(by_name[name]) == {'weight': f'{prefix}.weight',
+                                                       'bias': f'{prefix}.bias'}
     for layer in network.layers:
         if layer.name not in expected_prefix:
             assert layer.param_shapes == {}
@@ -107,8 +109,8 @@ def test_flatten_is_a_view_that_keeps_the_element_count(network):
     assert prod(flatten.in_shape) == prod(flatten.out_shape)
     assert flatten.macs == 0
     assert flatten.num_params == 0
-    assert flatten.bytes(1) == 0
-    assert flatten.bytes(16) == 0
+    assert flatten.dram_bytes(1) == 0
+    assert flatten.dram_bytes(16) == 0
 
 
 def test_kernel_layers_are_every_layer_but_flatten(network):
@@ -135,7 +137,8 @@ def test_top_k_range_follows_num_classes():
 
 def test_flops_are_twice_the_macs_for_conv_and_linear(network):
     multiplying = [layer for layer in network.layers if layer.kind in ('conv', 'linear')]
-    assert [layer.name for layer in multiplying] == ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8']
+    assert [layer.name for layer in multiplying] == ['conv1', 'conv2', 'conv3', 'conv4', 'conv5',
+                                                     'fc6', 'fc7', 'fc8']
     for layer in multiplying:
         assert layer.macs > 0
         assert layer.flops == 2 * layer.macs, layer.name
@@ -160,18 +163,19 @@ def test_layers_without_multiplies_have_no_macs_but_positive_flops(network):
 def test_bytes_count_weights_once_and_activations_per_frame(network, batch):
     for layer in network.kernel_layers:
         expected = layer.num_params * FLOAT_BYTES + batch * (layer.in_bytes + layer.out_bytes)
-        assert layer.bytes(batch) == expected, layer.name
+        assert layer.dram_bytes(batch) == expected, layer.name
 
 
 def test_bytes_grow_with_batch(network):
     for layer in network.kernel_layers:
-        sizes = [layer.bytes(batch) for batch in range(1, 17)]
+        sizes = [layer.dram_bytes(batch) for batch in range(1, 17)]
         assert all(smaller < larger for smaller, larger in zip(sizes, sizes[1:])), layer.name
 
 
 def test_fused_batch_moves_fewer_bytes_than_separate_launches_when_a_layer_has_weights(network):
     for layer in network.kernel_layers:
         if layer.num_params:
-            assert layer.bytes(8) == 8 * layer.bytes(1) - 7 * layer.num_params * FLOAT_BYTES, layer.name
+            assert layer.dram_bytes(8) == \
+                8 * layer.dram_bytes(1) - 7 * layer.num_params * FLOAT_BYTES, layer.name
         else:
-            assert layer.bytes(8) == 8 * layer.bytes(1), layer.name
+            assert layer.dram_bytes(8) == 8 * layer.dram_bytes(1), layer.name

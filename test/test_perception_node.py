@@ -1,34 +1,38 @@
-"""The perception node with real rclpy nodes and topics: detections with the source header, diagnostics,
-bad frames, parameters, queue drops and shutdown. The reference engine runs the network on the CPU."""
+"""
+The perception node with real rclpy nodes and topics.
+
+Detections with the source header, diagnostics, bad frames, parameters, queue drops and shutdown.
+The reference engine runs the network on the CPU.
+"""
 import dataclasses
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
+from process_helpers import interrupt_after, popen
 import pytest
 
-rclpy = pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
+rclpy = pytest.importorskip('rclpy',
+                            reason='needs the ROS 2 rclpy wheels (make test installs them)')
+DiagnosticStatus = pytest.importorskip('diagnostic_msgs.msg').DiagnosticStatus
 
-from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
+from ros_helpers import Driver, overrides, values  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError, imagenet_classes  # noqa: E402
 from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
-from s3dnn_ros.ros.perception_node import PerceptionNode, camera_level  # noqa: E402
+from s3dnn_ros.ros.perception_node import camera_level, PerceptionNode  # noqa: E402
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
-
-from process_helpers import interrupt_after, popen  # noqa: E402
-from ros_helpers import Driver, overrides, values  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMERAS = ['cam0', 'cam1', 'cam2']
 
 
 def node_params(cameras=CAMERAS, **extra):
-    params = {'cameras': cameras, 'engine': 'reference', 'diagnostics_period_s': 0.25, 'detections_format': 'json'}
+    params = {'cameras': cameras, 'engine': 'reference', 'diagnostics_period_s': 0.25,
+              'detections_format': 'json'}
     for name in cameras:
         params[f'{name}.deadline_ms'] = 10_000.0
         params[f'{name}.queue_depth'] = 8
@@ -37,7 +41,8 @@ def node_params(cameras=CAMERAS, **extra):
 
 
 def start(session, params, cameras=CAMERAS):
-    node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(params)))
+    node = session.add(PerceptionNode(context=session.context,
+                                      parameter_overrides=overrides(params)))
     driver = session.add(Driver(session.context, cameras))
     assert session.spin_until(driver.connected), 'discovery did not complete'
     return node, driver
@@ -53,8 +58,8 @@ def test_detections_carry_each_frames_header_and_sorted_scores(session):
             sent.setdefault(camera, []).append((sec, nanosec, f'{camera}_frame{k}'))
     assert session.spin_until(lambda: all(len(driver.detections[c]) == 2 for c in CAMERAS), 60)
     for camera in CAMERAS:
-        got = [(d['header']['stamp']['sec'], d['header']['stamp']['nanosec'], d['header']['frame_id'])
-               for d in driver.detections[camera]]
+        got = [(d['header']['stamp']['sec'], d['header']['stamp']['nanosec'],
+                d['header']['frame_id']) for d in driver.detections[camera]]
         assert sorted(got) == sorted(sent[camera])
         for detection in driver.detections[camera]:
             scores = [c['score'] for c in detection['classes']]
@@ -66,16 +71,22 @@ def test_detections_carry_each_frames_header_and_sorted_scores(session):
 
 
 def test_a_namespace_moves_every_camera_and_detections_topic_so_two_robots_do_not_collide(session):
-    """Two nodes with the same camera name in /robot1 and /robot2 (as ``-r __ns:=`` gives them): each
-    subscribes and publishes under its own namespace, and frames sent to one robot come back only there."""
+    """
+    Two nodes with the same camera name in /robot1 and /robot2 (as ``-r __ns:=`` gives them).
+
+    Each subscribes and publishes under its own namespace, and frames sent to one robot come back
+    only there.
+    """
     params = overrides(node_params(['cam0']))
     robots = {}
     for robot in ('robot1', 'robot2'):
         node = session.add(PerceptionNode(context=session.context, parameter_overrides=params,
                                           cli_args=['--ros-args', '-r', f'__ns:=/{robot}']))
-        robots[robot] = (node, session.add(Driver(session.context, ['cam0'], namespace=f'/{robot}')))
+        robots[robot] = (node,
+                         session.add(Driver(session.context, ['cam0'], namespace=f'/{robot}')))
     node = robots['robot1'][0]
-    assert [sub.topic_name for sub in node.subscriptions if sub.msg_type is Image] == ['/robot1/cam0/image_raw']
+    assert [sub.topic_name for sub in node.subscriptions if sub.msg_type is Image] == \
+        ['/robot1/cam0/image_raw']
     assert node.cameras['cam0'].publisher.topic_name == '/robot1/s3dnn/cam0/detections'
     assert session.spin_until(lambda: all(driver.connected() for _, driver in robots.values()))
     robots['robot1'][1].send('cam0', 7, 1)
@@ -94,40 +105,50 @@ def test_diagnostics_report_every_camera_and_the_scheduler(session):
     for camera in CAMERAS:
         driver.send(camera, 1)
     assert session.spin_until(lambda: all(driver.detections[c] for c in CAMERAS), 60)
-    assert session.spin_until(lambda: any(values(s)['completed'] == '1' for s in driver.statuses('s3dnn: cam2')))
+    assert session.spin_until(lambda: any(values(s)['completed'] == '1'
+                                          for s in driver.statuses('s3dnn: cam2')))
     status = [s for s in driver.statuses('s3dnn: cam2') if values(s)['completed'] == '1'][-1]
     assert status.level == DiagnosticStatus.OK and status.hardware_id == 'cpu'
     fields = values(status)
-    for key in ('received', 'completed', 'missed', 'dropped', 'rejected', 'miss ratio (window)', 'miss ratio (total)',
-                'latency p50 ms', 'latency p95 ms', 'latency p99 ms', 'latency max ms', 'deadline ms', 'queue length'):
+    for key in ('received', 'completed', 'missed', 'dropped', 'rejected', 'miss ratio (window)',
+                'miss ratio (total)', 'latency p50 ms', 'latency p95 ms', 'latency p99 ms',
+                'latency max ms', 'deadline ms', 'queue length'):
         assert key in fields
-    assert fields['received'] == '1' and fields['missed'] == '0' and fields['deadline ms'] == '10000.0000'
+    assert fields['received'] == '1' and fields['missed'] == '0' \
+        and fields['deadline ms'] == '10000.0000'
     scheduler = values(driver.statuses('s3dnn: scheduler')[-1])
-    assert scheduler['policy'] == 's3dnn' and scheduler['engine'] == 'reference' and scheduler['device'] == 'cpu'
-    assert int(scheduler['groups dispatched']) > 0 and 0.0 <= float(scheduler['gpu busy fraction']) <= 1.0
+    assert scheduler['policy'] == 's3dnn' and scheduler['engine'] == 'reference' \
+        and scheduler['device'] == 'cpu'
+    assert int(scheduler['groups dispatched']) > 0 \
+        and 0.0 <= float(scheduler['gpu busy fraction']) <= 1.0
     for key in ('mean group size', 'fused launches', 'mean batch', 'engine errors'):
         assert key in scheduler
 
 
-@pytest.mark.skipif(vision_msgs_types() is not None, reason='checks the fallback where vision_msgs is not installed')
+@pytest.mark.skipif(vision_msgs_types() is not None,
+                    reason='checks the fallback where vision_msgs is not installed')
 def test_detections_format_auto_without_vision_msgs_falls_back_to_json_with_a_warning(session):
-    node, driver = start(session, node_params(cameras=['cam0'], detections_format='auto'), cameras=['cam0'])
+    node, driver = start(session, node_params(cameras=['cam0'], detections_format='auto'),
+                         cameras=['cam0'])
     driver.send('cam0', 1)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)  # JSON on std_msgs/String
     assert session.spin_until(lambda: driver.statuses('s3dnn: scheduler'))
     status = driver.statuses('s3dnn: scheduler')[-1]
     assert status.level == DiagnosticStatus.WARN
-    assert status.message.startswith('running; detections are JSON in std_msgs/String because vision_msgs is not')
+    assert status.message.startswith('running; detections are JSON in '
+                                     'std_msgs/String because vision_msgs is not')
     assert values(status)['detections'] == 'std_msgs/msg/String (JSON)'
 
 
-@pytest.mark.skipif(vision_msgs_types() is not None, reason='checks the refusal where vision_msgs is not installed')
+@pytest.mark.skipif(vision_msgs_types() is not None,
+                    reason='checks the refusal where vision_msgs is not installed')
 def test_detections_format_vision_msgs_without_vision_msgs_stops_the_node(session):
     with pytest.raises(ConfigError) as error:
         PerceptionNode(context=session.context,
                        parameter_overrides=overrides(node_params(detections_format='vision_msgs')))
-    assert str(error.value) == ("parameter detections_format='vision_msgs': allowed only where vision_msgs is "
-                                'installed (not importable here); allowed here: json, auto')
+    assert str(error.value) == ("parameter detections_format='vision_msgs': "
+                                'allowed only where vision_msgs is installed (not importable '
+                                'here); allowed here: json, auto')
 
 
 def test_a_tiny_deadline_turns_the_camera_status_to_error(session):
@@ -137,13 +158,15 @@ def test_a_tiny_deadline_turns_the_camera_status_to_error(session):
     driver.send('cam0', 5)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert driver.detections['cam0'][0]['missed'] is True
-    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR for s in driver.statuses('s3dnn: cam0')))
+    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR
+                                          for s in driver.statuses('s3dnn: cam0')))
     error = [s for s in driver.statuses('s3dnn: cam0') if s.level == DiagnosticStatus.ERROR][0]
     assert error.message.startswith('miss ratio 1.00 >= 0.2') and values(error)['missed'] == '1'
 
 
 def test_a_camera_that_stops_publishing_turns_error_after_five_periods(session):
-    node, driver = start(session, node_params(cameras=['cam0'], diagnostics_period_s=0.2), cameras=['cam0'])
+    node, driver = start(session, node_params(cameras=['cam0'], diagnostics_period_s=0.2),
+                         cameras=['cam0'])
     driver.send('cam0', 1)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert session.spin_until(lambda: any(s.message.startswith('no frame for')
@@ -162,15 +185,20 @@ class _Config:
 def test_camera_level_rejects_and_silence():
     level, message = camera_level(_Config(), 1.0, 0, 0.1, 0, 0, None, rejected=5, accepted=0,
                                   reject_reason='encoding bayer_rggb8 is not supported')
-    assert (level, message) == ('ERROR', 'every frame rejected (5 in the last period): encoding bayer_rggb8 is '
-                                         'not supported')
+    assert (level, message) == ('ERROR',
+                                'every frame rejected (5 in the last period): '
+                                'encoding bayer_rggb8 is not supported')
     level, message = camera_level(_Config(), 0.5, 1, 0.1, 0, 1, None, rejected=1, accepted=1)
-    assert level == 'ERROR' and message.startswith('miss ratio 0.50')  # a rejected frame counts as missed
-    assert camera_level(_Config(), 0.0, 0, None, 0, 0, None, waiting_s=4.9) == ('OK', 'waiting for the first frame')
+    # a rejected frame counts as missed
+    assert level == 'ERROR' and message.startswith('miss ratio 0.50')
+    assert camera_level(_Config(), 0.0, 0, None, 0, 0, None, waiting_s=4.9) == \
+        ('OK', 'waiting for the first frame')
     level, message = camera_level(_Config(), 0.0, 0, None, 0, 0, None, waiting_s=5.0,
-                                  publishers=lambda: '1 publisher(s) on /x: cam publishes best_effort')
-    assert (level, message) == ('WARN', 'no frame in 5.0 s since start; 1 publisher(s) on /x: cam publishes '
-                                        'best_effort')
+                                  publishers=lambda: '1 publisher(s) on /x: '
+                                                     'cam publishes best_effort')
+    assert (level, message) == ('WARN',
+                                'no frame in 5.0 s since start; 1 publisher(s) on /x: '
+                                'cam publishes best_effort')
 
 
 @pytest.mark.parametrize('ratio, resolved, quiet_s, error_drops, expected', [
@@ -185,7 +213,8 @@ def test_camera_level_rejects_and_silence():
     (0.9, 0, 0.1, 0, 'OK'),        # nothing resolved in the window: no ratio to judge
 ])
 def test_camera_level_thresholds(ratio, resolved, quiet_s, error_drops, expected):
-    level, message = camera_level(_Config(), ratio, resolved, quiet_s, error_drops, 1, 'launch failed')
+    level, message = camera_level(_Config(), ratio, resolved, quiet_s, error_drops, 1,
+                                  'launch failed')
     assert level == expected
     if error_drops:
         assert message == 'engine error: launch failed'
@@ -197,7 +226,8 @@ def bad_frames():
     short = Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(40))
     zero = Image(height=0, width=4, encoding='rgb8', step=12, data=b'')
     narrow_step = Image(height=4, width=4, encoding='rgb8', step=8, data=bytes(48))
-    return [(wrong_encoding, 'yuv422'), (short, 'data has 40 bytes'), (zero, 'zero size'), (narrow_step, 'step 8')]
+    return [(wrong_encoding, 'yuv422'), (short, 'data has 40 bytes'), (zero, 'zero size'),
+            (narrow_step, 'step 8')]
 
 
 def test_bad_frames_are_rejected_and_counted_while_a_good_camera_goes_on(session):
@@ -209,7 +239,8 @@ def test_bad_frames_are_rejected_and_counted_while_a_good_camera_goes_on(session
         assert reason in node.cameras['bad'].last_reject_reason
     assert session.spin_until(lambda: len(driver.detections['good']) == 4, 60)
     assert driver.detections['bad'] == []
-    assert session.spin_until(lambda: any(values(s).get('rejected') == '4' for s in driver.statuses('s3dnn: bad')))
+    assert session.spin_until(lambda: any(values(s).get('rejected') == '4'
+                                          for s in driver.statuses('s3dnn: bad')))
     bad = [s for s in driver.statuses('s3dnn: bad') if values(s).get('rejected') == '4'][-1]
     assert 'last reject reason' in values(bad) and values(bad)['completed'] == '0'
 
@@ -223,7 +254,8 @@ def test_a_camera_whose_every_frame_is_rejected_is_an_error_naming_the_reason(se
         session.spin_for(0.05)
     assert session.spin_until(lambda: any(s.message.startswith('every frame rejected')
                                           for s in driver.statuses('s3dnn: bad')), 10)
-    bad = [s for s in driver.statuses('s3dnn: bad') if s.message.startswith('every frame rejected')][0]
+    bad = [s for s in driver.statuses('s3dnn: bad')
+           if s.message.startswith('every frame rejected')][0]
     assert bad.level == DiagnosticStatus.ERROR and 'yuv422' in bad.message
     assert session.spin_until(lambda: len(driver.detections['good']) == 6, 60)
     assert all(s.level != DiagnosticStatus.ERROR for s in driver.statuses('s3dnn: good'))
@@ -234,8 +266,8 @@ def test_a_camera_that_never_sends_warns_naming_its_topic_and_publishers(session
     assert session.spin_until(lambda: any(s.level == DiagnosticStatus.WARN
                                           for s in driver.statuses('s3dnn: silent')), 10)
     status = [s for s in driver.statuses('s3dnn: silent') if s.level == DiagnosticStatus.WARN][0]
-    assert status.message.startswith('no frame in ') and 'since start; no publisher on /silent/image_raw' in \
-        status.message
+    assert status.message.startswith('no frame in ') \
+        and 'since start; no publisher on /silent/image_raw' in status.message
     assert float(status.message.split()[3]) >= 5 * 0.25
     early = driver.statuses('s3dnn: silent')[0]
     assert early.level == DiagnosticStatus.OK and early.message == 'waiting for the first frame'
@@ -252,16 +284,23 @@ def test_reject_warnings_are_throttled_per_camera_and_reason(session):
             session.spin_for(0.02)
             driver.send(camera, k, msg=short)
             session.spin_for(0.02)
-    assert session.spin_until(lambda: node.cameras['a'].rejected >= 4 and node.cameras['b'].rejected >= 4)
+    assert session.spin_until(lambda: node.cameras['a'].rejected >= 4
+                              and node.cameras['b'].rejected >= 4)
     assert sorted(text.split(':')[0] for text in logged) == ['camera a'] * 2 + ['camera b'] * 2
-    assert len({text for text in logged}) == 4  # each camera's two reasons once, within the 5 s period
+    # each camera's two reasons once, within the 5 s period
+    assert len(set(logged)) == 4
 
 
 def test_queue_depth_one_drops_older_frames_and_counts_them(session):
-    """A burst far faster than the CPU engine's ~30 ms a frame: the worker keeps the newest frame in the
-    queue (older ones are dropped as 'queue'), and a frame that finds all queue_depth + 2 slots of its
-    camera still held is refused at once ('no free slot'). Every frame is accounted for."""
-    params = node_params(cameras=['cam0'], **{'qos.depth': 20})  # DDS keeps the whole burst for the node
+    """
+    A burst far faster than the CPU engine's ~30 ms a frame.
+
+    The worker keeps the newest frame in the queue (older ones are dropped as 'queue'), and a frame
+    that finds all queue_depth + 2 slots of its camera still held is refused at once ('no free
+    slot'). Every frame is accounted for.
+    """
+    # DDS keeps the whole burst for the node
+    params = node_params(cameras=['cam0'], **{'qos.depth': 20})
     params['cam0.queue_depth'] = 1
     node, driver = start(session, params, cameras=['cam0'])
     for k in range(12):
@@ -274,7 +313,8 @@ def test_queue_depth_one_drops_older_frames_and_counts_them(session):
     assert 0 < camera.completed < 12
     assert node.pending() == 0
     assert session.spin_until(lambda: any(values(s)['dropped'] == str(sum(camera.dropped.values()))
-                                          and values(s)['dropped (queue)'] == str(camera.dropped['queue'])
+                                          and values(s)['dropped (queue)'] ==
+                                          str(camera.dropped['queue'])
                                           for s in driver.statuses('s3dnn: cam0')))
 
 
@@ -309,16 +349,19 @@ def test_labels_file_must_have_one_line_per_class(session, tmp_path):
     labels = tmp_path / 'labels.txt'
     labels.write_text('\n'.join(f'class {i}' for i in range(999)) + '\n')
     with pytest.raises(ConfigError, match='has 999 lines; allowed a text file with 1000 lines'):
-        PerceptionNode(context=session.context, parameter_overrides=overrides(node_params(labels=str(labels))))
+        PerceptionNode(context=session.context,
+                       parameter_overrides=overrides(node_params(labels=str(labels))))
     labels.write_text('\n'.join(f'class {i}' for i in range(1000)) + '\n')
-    node, driver = start(session, node_params(cameras=['cam0'], labels=str(labels)), cameras=['cam0'])
+    node, driver = start(session, node_params(cameras=['cam0'], labels=str(labels)),
+                         cameras=['cam0'])
     driver.send('cam0', 1)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert all(c['label'] == f'class {c["id"]}' for c in driver.detections['cam0'][0]['classes'])
 
 
 def test_labels_imagenet_name_every_class_with_the_shipped_names(session):
-    node, driver = start(session, node_params(cameras=['cam0'], labels='imagenet'), cameras=['cam0'])
+    node, driver = start(session, node_params(cameras=['cam0'], labels='imagenet'),
+                         cameras=['cam0'])
     driver.send('cam0', 1)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     names = imagenet_classes()
@@ -351,12 +394,14 @@ def test_a_killed_worker_is_reported_and_replaced_and_every_camera_goes_on(sessi
     assert session.spin_until(lambda: driver.detections['cam0'] and driver.detections['cam1'], 60)
     first = node.worker.pid
     os.kill(first, signal.SIGKILL)
-    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR and 'SIGKILL' in s.message
+    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR
+                                          and 'SIGKILL' in s.message
                                           for s in driver.statuses('s3dnn: scheduler')), 30)
     assert session.spin_until(lambda: node.worker.pid not in (None, first), 60)
     for camera in ('cam0', 'cam1'):
         driver.send(camera, 2)
-    assert session.spin_until(lambda: all(any(d['header']['stamp']['sec'] == 2 for d in driver.detections[c])
+    assert session.spin_until(lambda: all(any(d['header']['stamp']['sec'] == 2
+                                              for d in driver.detections[c])
                                           for c in ('cam0', 'cam1')), 60)
     assert node.worker.restarts == 1
     assert session.spin_until(lambda: any(values(s)['worker restarts'] == '1'
@@ -365,18 +410,24 @@ def test_a_killed_worker_is_reported_and_replaced_and_every_camera_goes_on(sessi
 
 
 def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(session, monkeypatch):
-    """A launch that fails (inside the real worker process) drops that frame, turns its camera and the
-    scheduler status to ERROR, and the next frames are served again."""
-    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(Path(__file__).parent), os.environ.get('PYTHONPATH', '')]))
+    """
+    A launch that fails (inside the real worker process) drops that frame.
+
+    It turns its camera and the scheduler status to ERROR, and the next frames are served again.
+    """
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(Path(__file__).parent),
+                                                      os.environ.get('PYTHONPATH', '')]))
     spec = PerceptionNode.worker_spec
     monkeypatch.setattr(PerceptionNode, 'worker_spec',
-                        lambda self: dataclasses.replace(spec(self), engine_factory='worker_engines:first_frame_fails'))
+                        lambda self: dataclasses.replace(
+                            spec(self), engine_factory='worker_engines:first_frame_fails'))
     node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
     assert 'made by worker_engines:first_frame_fails' in node.worker.info['why']
     driver.send('cam0', 1)
     camera = node.cameras['cam0']
     assert session.spin_until(lambda: camera.dropped['error'] == 1, 30)
-    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR for s in driver.statuses('s3dnn: cam0')))
+    assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR
+                                          for s in driver.statuses('s3dnn: cam0')))
     error = [s for s in driver.statuses('s3dnn: cam0') if s.level == DiagnosticStatus.ERROR][0]
     assert error.message == 'engine error: illegal memory access in conv2'
     assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR
@@ -384,13 +435,15 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
     driver.send('cam0', 2)
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert driver.detections['cam0'][0]['header']['stamp']['sec'] == 2
-    assert node.worker.restarts == 0  # an engine error is not a lost context: the same worker goes on
+    # an engine error is not a lost context: the same worker goes on
+    assert node.worker.restarts == 0
 
 
 def run_node(*ros_args, env_extra=None):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1', **(env_extra or {}))
     return popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', *ros_args],
-                 cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                 text=True)
 
 
 def test_main_exits_2_naming_a_bad_parameter():
@@ -400,24 +453,32 @@ def test_main_exits_2_naming_a_bad_parameter():
     assert "parameter policy='bogus': allowed one of s3dnn" in output and 'Traceback' not in output
 
 
-@pytest.mark.parametrize('signals', [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+@pytest.mark.parametrize('signals',
+                         [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
                          ids=['SIGINT', 'SIGTERM', 'SIGINT-twice'])
 def test_main_stops_cleanly_on_a_stop_signal(signals):
-    """Ctrl-C, ros2 launch's SIGTERM, and a Ctrl-C that reaches the node twice (terminal and launch)."""
+    """
+    Ctrl-C, ros2 launch's SIGTERM, and a Ctrl-C that reaches the node twice.
+
+    Twice: from the terminal and from the launch.
+    """
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     returncode, output = interrupt_after(
-        [sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', '-p', 'engine:=reference',
-         '-p', 'cameras:=[cam0]'], 'policy s3dnn', signals, cwd=REPO_ROOT, env=env)
+        [sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args',
+         '-p', 'engine:=reference', '-p', 'cameras:=[cam0]'], 'policy s3dnn', signals,
+        cwd=REPO_ROOT, env=env)
     assert returncode == 0, output
     assert 'Traceback' not in output and 'Fatal Python error' not in output
 
 
 @pytest.mark.parametrize('name, value, words', [
-    ('deadline_msec', 5.0, ['parameter deadline_msec=5.0', 'has no such parameter', 'did you mean cam0.deadline_ms?']),
+    ('deadline_msec', 5.0,
+     ['parameter deadline_msec=5.0', 'has no such parameter', 'did you mean cam0.deadline_ms?']),
     ('polcy', 'streams', ["parameter polcy='streams'", 'did you mean policy?']),
     ('cam9.deadline_ms', 5.0, ["'cam9' is not one of the cameras", 'cameras cam0']),
 ])
-def test_a_parameter_the_node_does_not_have_stops_it_naming_the_nearest_one(session, name, value, words):
+def test_a_parameter_the_node_does_not_have_stops_it_naming_the_nearest_one(session, name, value,
+                                                                            words):
     params = node_params(cameras=['cam0'])
     params[name] = value
     with pytest.raises(ConfigError) as error:
@@ -428,12 +489,14 @@ def test_a_parameter_the_node_does_not_have_stops_it_naming_the_nearest_one(sess
 
 @pytest.mark.parametrize('section, remap, ok', [
     ('other_node', [], False),                             # a file for another node
-    ('s3dnn_perception', ['-r', '__ns:=/robot1'], False),  # the namespace moved the node away from its section
+    # the namespace moved the node away from its section
+    ('s3dnn_perception', ['-r', '__ns:=/robot1'], False),
     ('/robot1/s3dnn_perception', ['-r', '__ns:=/robot1'], True),
     ('/**', ['-r', '__ns:=/robot1'], True),
     ('/robot1:\n  s3dnn_perception', ['-r', '__ns:=/robot1'], True),  # nested under its namespace
 ])
-def test_a_params_file_without_a_section_for_the_node_stops_it(session, tmp_path, section, remap, ok):
+def test_a_params_file_without_a_section_for_the_node_stops_it(session, tmp_path, section, remap,
+                                                               ok):
     path = tmp_path / 'params.yaml'
     indent = '  ' * section.count('\n')
     path.write_text(f'{section}:\n{indent}  ros__parameters:\n'
@@ -446,14 +509,17 @@ def test_a_params_file_without_a_section_for_the_node_stops_it(session, tmp_path
         assert f'(sections: {section})' in str(error.value)
         return
     node = session.add(PerceptionNode(context=session.context, cli_args=args))
-    assert [camera.name for camera in node.config.cameras] == ['front']  # the file's values, not the defaults
+    # the file's values, not the defaults
+    assert [camera.name for camera in node.config.cameras] == ['front']
 
 
 def test_parameters_set_at_run_time_apply_or_are_refused_with_a_reason(session):
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
-    node = session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(node_params(['cam0']))))
-    assert node.describe_parameter('policy').read_only and node.describe_parameter('policy').description
+    node = session.add(PerceptionNode(context=session.context,
+                                      parameter_overrides=overrides(node_params(['cam0']))))
+    assert node.describe_parameter('policy').read_only \
+        and node.describe_parameter('policy').description
     assert not node.describe_parameter('miss_warn_ratio').read_only
     client_node = session.add(rclpy.create_node('param_client', context=session.context))
     client = AsyncParameterClient(client_node, node.get_fully_qualified_name())
@@ -468,19 +534,22 @@ def test_parameters_set_at_run_time_apply_or_are_refused_with_a_reason(session):
     assert node.get_parameter('policy').value == 's3dnn' and node.config.policy == 's3dnn'
     deadline = node.describe_parameter('cam0.deadline_ms')
     assert not deadline.read_only
-    assert (deadline.floating_point_range[0].from_value, deadline.floating_point_range[0].to_value) == (0.001, 3.6e6)
+    assert (deadline.floating_point_range[0].from_value,
+            deadline.floating_point_range[0].to_value) == (0.001, 3.6e6)
     assert node.describe_parameter('top_k').integer_range[0].to_value == 1000
     refused = set_remote('cam0.deadline_ms', -5.0)  # rclpy refuses it by the descriptor's range
-    assert not refused.successful and refused.reason == ('Parameter cam0.deadline_ms out of range Min: 0.001, '
-                                                         'Max: 3600000.0, value: -5.0')
+    assert not refused.successful and refused.reason == ('Parameter cam0.deadline_ms out of range '
+                                                         'Min: 0.001, Max: 3600000.0, value: -5.0')
     assert node.config.cameras[0].deadline_ms == 10_000.0
     applied = set_remote('miss_warn_ratio', 0.1)
     assert applied.successful and node.config.miss_warn_ratio == 0.1
     assert node.get_parameter('miss_warn_ratio').value == 0.1
     refused = set_remote('miss_warn_ratio', 0.9)  # above miss_error_ratio (0.2)
     assert not refused.successful
-    assert refused.reason.startswith('parameter miss_warn_ratio=0.9: allowed miss_warn_ratio <= miss_error_ratio')
-    assert node.config.miss_warn_ratio == 0.1 and node.get_parameter('miss_warn_ratio').value == 0.1
+    assert refused.reason.startswith('parameter miss_warn_ratio=0.9: '
+                                     'allowed miss_warn_ratio <= miss_error_ratio')
+    assert node.config.miss_warn_ratio == 0.1 \
+        and node.get_parameter('miss_warn_ratio').value == 0.1
 
 
 def test_two_cameras_on_one_topic_after_name_resolution_stop_the_node(session):
@@ -488,32 +557,41 @@ def test_two_cameras_on_one_topic_after_name_resolution_stop_the_node(session):
     params['a.topic'], params['b.topic'] = '/x/image_raw', 'x/image_raw'
     with pytest.raises(ConfigError) as error:
         PerceptionNode(context=session.context, parameter_overrides=overrides(params))
-    assert str(error.value) == ("parameter b.topic='x/image_raw': allowed a topic no other camera uses "
-                                '(a uses /x/image_raw)')
+    assert str(error.value) == ("parameter b.topic='x/image_raw': allowed a topic no other camera "
+                                'uses (a uses /x/image_raw)')
 
 
 def test_another_node_of_the_same_name_makes_the_scheduler_status_an_error(session):
     node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
-    assert session.spin_until(lambda: any(s.message == 'running' for s in driver.statuses('s3dnn: scheduler')), 10)
-    session.add(PerceptionNode(context=session.context, parameter_overrides=overrides(node_params(cameras=['cam0']))))
+    assert session.spin_until(lambda: any(s.message == 'running'
+                                          for s in driver.statuses('s3dnn: scheduler')), 10)
+    session.add(PerceptionNode(context=session.context,
+                               parameter_overrides=overrides(node_params(cameras=['cam0']))))
     assert session.spin_until(lambda: any('nodes named /s3dnn_perception on the graph' in s.message
                                           for s in driver.statuses('s3dnn: scheduler')), 20)
     status = [s for s in driver.statuses('s3dnn: scheduler') if 'nodes named' in s.message][0]
-    assert status.level == DiagnosticStatus.ERROR and status.message.startswith('2 nodes named /s3dnn_perception')
+    assert status.level == DiagnosticStatus.ERROR \
+        and status.message.startswith('2 nodes named /s3dnn_perception')
 
 
 def test_an_empty_camera_list_in_a_params_file_is_named_as_empty(session, tmp_path):
     path = tmp_path / 'params.yaml'
-    path.write_text('s3dnn_perception:\n  ros__parameters:\n    cameras: []\n    engine: reference\n')
+    path.write_text('s3dnn_perception:\n  ros__parameters:\n    cameras: '
+                    '[]\n    engine: reference\n')
     with pytest.raises(ConfigError) as error:
-        PerceptionNode(context=session.context, cli_args=['--ros-args', '--params-file', str(path)])
-    assert str(error.value) == ('parameter cameras is empty (an empty list has no type in ROS); allowed a '
-                                'non-empty list of camera names')
+        PerceptionNode(
+            context=session.context, cli_args=['--ros-args', '--params-file', str(path)])
+    assert str(error.value) == ('parameter cameras is empty (an empty list has no type in ROS); '
+                                'allowed a non-empty list of camera names')
 
 
 def test_a_deadline_set_at_run_time_judges_the_frames_received_after_it(session):
-    """cam0's deadline goes from 10 s to 1 µs while the node runs: frames before the change are on time,
-    frames after it all miss, in the node's detections and in the worker's own counts."""
+    """
+    cam0's deadline goes from 10 s to 1 µs while the node runs.
+
+    Frames before the change are on time, frames after it all miss, in the node's detections and in
+    the worker's own counts.
+    """
     from rclpy.parameter import Parameter
     node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
     driver.send('cam0', 1)
@@ -521,10 +599,12 @@ def test_a_deadline_set_at_run_time_judges_the_frames_received_after_it(session)
     assert not driver.detections['cam0'][0]['missed']
     result = node.set_parameters([Parameter('cam0.deadline_ms', value=0.001)])[0]
     assert result.successful and node.cameras['cam0'].config.deadline_ms == 0.001
-    assert node.worker.spec.cameras[0].deadline_ns == 1000  # a replacement worker would start with it
+    # a replacement worker would start with it
+    assert node.worker.spec.cameras[0].deadline_ns == 1000
     for k in range(2, 4):
         driver.send('cam0', k)
         session.spin_for(0.05)
     assert session.spin_until(lambda: len(driver.detections['cam0']) == 3, 60)
     assert [d['missed'] for d in driver.detections['cam0']] == [False, True, True]
-    assert session.spin_until(lambda: node.worker.stats and node.worker.stats['cameras'][0]['missed'] == 2, 10)
+    assert session.spin_until(lambda: node.worker.stats
+                              and node.worker.stats['cameras'][0]['missed'] == 2, 10)

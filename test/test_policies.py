@@ -1,15 +1,19 @@
-"""Policies on hand-built queues: LSF order, tbRatio grouping, look-ahead, fusion, firm drops, baselines."""
+"""
+Policies on hand-built queues.
+
+LSF order, tbRatio grouping, look-ahead, fusion, firm drops, baselines.
+"""
 import pytest
-
 from s3dnn_ros.engine.costs import estimate
-from s3dnn_ros.scheduler.policies import POLICIES, RUN_AHEAD_NS, make_policy
+from s3dnn_ros.scheduler.policies import make_policy, POLICIES, RUN_AHEAD_NS
 from s3dnn_ros.scheduler.simulator import Camera, simulate
-
-from scheduling_helpers import MS, NETWORK, NUM_LAYERS, inflight_launch, pipelines, ready_frame, uniform_costs
+from scheduling_helpers import (inflight_launch, MS, NETWORK, NUM_LAYERS, pipelines, ready_frame,
+                                uniform_costs)
 
 
 def test_lsf_orders_by_slack_where_edf_orders_by_deadline():
-    costs = uniform_costs(cost_us=100.0, tb=1.0)  # 14 layers: 1.4 ms left at layer 0, 0.1 ms at layer 13
+    # 14 layers: 1.4 ms left at layer 0, 0.1 ms at layer 13
+    costs = uniform_costs(cost_us=100.0, tb=1.0)
     early_layer, late_layer = pipelines(2)
     for name in ('s3dnn', 'edf'):
         policy = make_policy(name, costs)
@@ -33,7 +37,8 @@ def test_task_slack_is_deadline_minus_now_minus_remaining_cost():
 
 def test_slack_order_follows_arrivals_and_completions():
     """A frame re-enters Q with its new layer's slack; the order changes with it."""
-    costs = uniform_costs(cost_us=100.0, tb=1.0, fused_growth=1.0)  # fusion saves nothing: not fused
+    # fusion saves nothing: not fused
+    costs = uniform_costs(cost_us=100.0, tb=1.0, fused_growth=1.0)
     policy = make_policy('s3dnn', costs)
     p0, p1 = pipelines(2)
     a = ready_frame(p0, 0, deadline_ms=5.0)    # slack 3.6 ms
@@ -49,7 +54,8 @@ def test_slack_order_follows_arrivals_and_completions():
 def test_enqueue_all_queues_exactly_what_enqueueing_one_by_one_does():
     costs = uniform_costs(cost_us=100.0, tb=0.3)
     one, many = make_policy('s3dnn', costs), make_policy('s3dnn', costs)
-    others = [ready_frame(p, layer, deadline_ms=4.0 + layer) for p, layer in zip(pipelines(3), (2, 6, 9))]
+    others = [ready_frame(p, layer, deadline_ms=4.0 + layer)
+              for p, layer in zip(pipelines(3), (2, 6, 9))]
     cohort = [ready_frame(p, 6, deadline_ms=d) for p, d in zip(pipelines(4), (9.0, 5.0, 7.0, 5.0))]
     for policy in (one, many):
         for frame in others:
@@ -57,16 +63,20 @@ def test_enqueue_all_queues_exactly_what_enqueueing_one_by_one_does():
     for frame in cohort:
         one.enqueue(frame, 3 * MS)
     many.enqueue_all(cohort, 6, 3 * MS)
+
     def view(policy):
-        return [(t.frame, t.layer, t.cost_ns, t.tb_ratio, t.remaining_ns, t.key, t.ready_ns) for t in policy.queued()]
+        return [(t.frame, t.layer, t.cost_ns, t.tb_ratio, t.remaining_ns, t.key, t.ready_ns)
+                for t in policy.queued()]
     assert view(many) == view(one)
-    assert [t.frame for t in many.queued()][:3] == [cohort[1], cohort[3], others[0]]  # least slack, then seq
+    # least slack, then seq
+    assert [t.frame for t in many.queued()][:3] == [cohort[1], cohort[3], others[0]]
 
 
 def test_grouping_adds_small_kernels_until_tb_reaches_one():
     costs = uniform_costs(tb=0.4)
     policy = make_policy('s3dnn', costs)
-    frames = [ready_frame(p, layer, deadline_ms=10 + i) for i, (p, layer) in enumerate(zip(pipelines(4), (1, 2, 3, 4)))]
+    frames = [ready_frame(p, layer, deadline_ms=10 + i)
+              for i, (p, layer) in enumerate(zip(pipelines(4), (1, 2, 3, 4)))]
     for frame in frames:
         policy.enqueue(frame, 0)
     group = policy.dequeue(0, [])
@@ -74,7 +84,8 @@ def test_grouping_adds_small_kernels_until_tb_reaches_one():
     assert [launch.frames[0] for launch in grouped] == frames[:3]  # 0.4, 0.8, 1.2: stops once >= 1
     assert group.tb_ratio == pytest.approx(1.2)
     assert len(policy) == 1 and policy.queued()[0].frame is frames[3]
-    assert len({launch.stream for launch in grouped}) == 3  # concurrent kernels on separate streams
+    # concurrent kernels on separate streams
+    assert len({launch.stream for launch in grouped}) == 3
 
 
 def test_grouping_never_adds_a_kernel_that_fills_the_gpu_alone():
@@ -133,12 +144,17 @@ def test_look_ahead_considers_launches_on_the_gpu_and_takes_least_slack():
     group = policy.dequeue(0, running)
     chained = [launch for launch in group.launches if launch.chained]
     assert len(chained) == 1  # one reservation per DEQUEUE
-    assert chained[0].frames == [urgent] and chained[0].layer == 6 and chained[0].stream == urgent_p.stream
+    assert chained[0].frames == [urgent] and chained[0].layer == 6 \
+        and chained[0].stream == urgent_p.stream
 
 
 def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
-    """Q empty and one stream busy: the successor is queued behind its predecessor even when it fills the
-    GPU, in a round that takes no dispatch slot; DEQUEUE's own look-ahead still wants it to fit."""
+    """
+    Q empty and one stream busy: the successor is queued behind its predecessor.
+
+    It is queued even when it fills the GPU, in a round that takes no dispatch slot; DEQUEUE's own
+    look-ahead still wants it to fit.
+    """
     costs = uniform_costs(cost_us=400.0, tb=1.5)
     policy = make_policy('s3dnn', costs)
     (lone_p,) = pipelines(1)
@@ -146,7 +162,8 @@ def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
     running = inflight_launch([lone], 4, stream=lone_p.stream, costs=costs)
     assert policy.dequeue(0, [running]).launches == []
     group = policy.run_ahead(0, [running])
-    assert [(launch.layer, launch.chained, launch.stream) for launch in group.launches] == [(5, True, lone_p.stream)]
+    assert [(launch.layer, launch.chained, launch.stream) for launch in group.launches] == \
+        [(5, True, lone_p.stream)]
     assert group.takes_slot is False
     lone.next_layer = 6  # issued
     queued = [running, *group.launches]
@@ -155,14 +172,19 @@ def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
 
 
 def test_rule4b_run_ahead_keeps_each_stream_within_the_horizon_and_stops_when_q_has_work():
-    """Two chains: each stream is queued ahead while less than RUN_AHEAD_NS of work waits there; the
-    least-slack chain first; nothing once a task is ready in Q (every layer is decided afresh then)."""
+    """
+    Two chains: each stream is queued ahead while less than RUN_AHEAD_NS of work waits there.
+
+    The least-slack chain first; nothing once a task is ready in Q (every layer is decided afresh
+    then).
+    """
     costs = uniform_costs(cost_us=100.0, tb=1.5)
     policy = make_policy('s3dnn', costs)
     urgent_p, relaxed_p, late_p = pipelines(3)
     urgent = ready_frame(urgent_p, 0, deadline_ms=5.0)
     relaxed = ready_frame(relaxed_p, 0, deadline_ms=50.0)
-    inflight = [inflight_launch([urgent], 2, stream=0, costs=costs), inflight_launch([relaxed], 2, stream=1, costs=costs)]
+    inflight = [inflight_launch([urgent], 2, stream=0, costs=costs),
+                inflight_launch([relaxed], 2, stream=1, costs=costs)]
     issued = []
     while (group := policy.run_ahead(0, inflight)).launches:
         (launch,) = group.launches
@@ -191,11 +213,13 @@ def test_look_ahead_does_not_reserve_past_the_last_layer_or_twice():
     twice = ready_frame(chained_p, 0)
     already = inflight_launch([twice], 4, stream=1, costs=costs)
     twice.next_layer = 6  # layer 5 was already reserved behind it
-    assert policy.dequeue(0, [done_soon, already]).launches == []  # empty queue: nothing to dequeue
+    # empty queue: nothing to dequeue
+    assert policy.dequeue(0, [done_soon, already]).launches == []
     (queued_p,) = pipelines(1)
     policy.enqueue(ready_frame(queued_p, 2), 0)
     group = policy.dequeue(0, [done_soon, already])
-    assert [launch.layer for launch in group.launches] == [2, 3]  # only the queued frame's own successor
+    # only the queued frame's own successor
+    assert [launch.layer for launch in group.launches] == [2, 3]
 
 
 def test_fusion_merges_only_the_same_layer():
@@ -209,7 +233,8 @@ def test_fusion_merges_only_the_same_layer():
     group = policy.dequeue(0, [])
     first, second = group.launches[0], group.launches[1]
     assert first.layer == 3 and first.frames == same and first.batch == 3
-    assert first.cost_ns == costs.cost_ns(3, 3) and first.tb_ratio == pytest.approx(costs.tb_ratio(3, 3))
+    assert first.cost_ns == costs.cost_ns(3, 3) \
+        and first.tb_ratio == pytest.approx(costs.tb_ratio(3, 3))
     assert first.stream == ps[0].stream  # the most urgent frame's stream
     assert second.layer == 5 and second.frames == [other]
 
@@ -261,7 +286,8 @@ def test_no_fusion_when_it_saves_no_gpu_time():
 def test_fifo_and_edf_group_without_fusion_or_look_ahead(name):
     costs = uniform_costs(tb=0.3)
     policy = make_policy(name, costs)
-    frames = [ready_frame(p, 4, release_ms=i, deadline_ms=10 - i) for i, p in enumerate(pipelines(3))]
+    frames = [ready_frame(p, 4, release_ms=i, deadline_ms=10 - i)
+              for i, p in enumerate(pipelines(3))]
     for frame in frames:
         policy.enqueue(frame, 0)
     group = policy.dequeue(0, [])
@@ -295,7 +321,8 @@ def test_sequential_issues_whole_frames_on_one_stream_one_at_a_time():
     policy.enqueue(b, 0)
     group = policy.dequeue(0, [])
     assert [launch.layer for launch in group.launches] == list(range(NUM_LAYERS))
-    assert all(launch.frames == [b] and launch.stream == 0 for launch in group.launches)  # oldest first
+    # oldest first
+    assert all(launch.frames == [b] and launch.stream == 0 for launch in group.launches)
     assert [launch.chained for launch in group.launches] == [False] + [True] * (NUM_LAYERS - 1)
 
 
@@ -318,16 +345,21 @@ def test_unknown_policy_is_named_with_the_allowed_ones():
 
 @pytest.mark.parametrize('firm', [False, True])
 def test_long_deadline_camera_is_not_starved_under_sustained_overload(firm):
-    """40 cameras with 15 ms deadlines at 60 FPS ask a T4 for about 4x the batch-1 work it can do (and
-    more than it can do even fused), so Q always holds short-deadline kernels. A 150 ms camera beside them still gets every frame
-    through: its slack shrinks while it waits, so least slack first eventually puts it ahead of the
-    fresh short-deadline frames. Soft deadlines: everything is late under this overload, but its
-    worst latency stays bounded; firm deadlines (lost frames dropped): it misses nothing."""
+    """
+    40 cameras with 15 ms deadlines at 60 FPS ask a T4 for about 4x the batch-1 work it can do.
+
+    And more than it can do even fused, so Q always holds short-deadline kernels. A 150 ms camera
+    beside them still gets every frame through: its slack shrinks while it waits, so least slack
+    first eventually puts it ahead of the fresh short-deadline frames. Soft deadlines: everything
+    is late under this overload, but its worst latency stays bounded; firm deadlines (lost frames
+    dropped): it misses nothing.
+    """
     cameras = [Camera(f'fast{i}', 60.0, 15.0) for i in range(40)] + [Camera('slow', 10.0, 150.0)]
     result = simulate(cameras, 's3dnn', estimate(NETWORK, 't4'), seconds=2.0, seed=3, firm=firm)
     fast, slow = result['per_camera'][:-1], result['per_camera'][-1]
     if not firm:
-        assert sum(c['dropped'] + c['missed'] for c in fast) > 0.5 * sum(c['released'] for c in fast)
+        assert sum(c['dropped'] + c['missed'] for c in fast) > \
+            0.5 * sum(c['released'] for c in fast)
     assert slow['completed'] == slow['released'] > 0
     assert slow['max_ms'] < 1.5 * 150.0
     if firm:
@@ -345,10 +377,15 @@ def test_max_inflight_applies_to_kernel_level_policies_only():
 
 
 def started(policy, count, every_ns, pipeline_list, layer=0, deadline_ms=50.0):
-    """``count`` frames whose first layer became ready ``every_ns`` apart (one per pipeline), enqueued."""
+    """
+    Enqueue ``count`` frames whose first layer became ready ``every_ns`` apart.
+
+    One frame per pipeline.
+    """
     frames = []
     for k in range(count):
-        frame = ready_frame(pipeline_list[k], layer, release_ms=k * every_ns / MS, deadline_ms=None)
+        frame = ready_frame(pipeline_list[k], layer, release_ms=k * every_ns / MS,
+                            deadline_ms=None)
         frame.deadline_ns = frame.release_ns + round(deadline_ms * MS)
         policy.enqueue(frame, k * every_ns)
         frames.append(frame)
@@ -356,9 +393,13 @@ def started(policy, count, every_ns, pipeline_list, layer=0, deadline_ms=50.0):
 
 
 def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate():
-    """b* is the smallest batch at which rate x host time per frame and rate x GPU time per frame both
-    stay under LOAD_TARGET. Host: 14 layers x (10 + 0 + 0) µs / b + 0; GPU: every layer 100 µs + 25 µs per
-    extra frame, so gpu(b) = 14 x (100 + 25 (b - 1)) / b µs per frame."""
+    """
+    b* is the smallest batch that keeps the host's and the GPU's load under LOAD_TARGET.
+
+    That is, rate x host time per frame and rate x GPU time per frame both stay under LOAD_TARGET.
+    Host: 14 layers x (10 + 0 + 0) µs / b + 0; GPU: every layer 100 µs + 25 µs per extra frame, so
+    gpu(b) = 14 x (100 + 25 (b - 1)) / b µs per frame.
+    """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import LOAD_TARGET, RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.5)
@@ -371,20 +412,25 @@ def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate()
     count = 200
     started(fast, count, RATE_WINDOW_NS // count, pipelines(count))  # 1000 frames/s in the window
     rate = fast.arrival_rate(RATE_WINDOW_NS - 1) / 1e9
-    expected = next(b for b in range(1, 17) if rate * max(14 * 10_000 / b, 14 * (100_000 + 25_000 * (b - 1)) / b)
+    expected = next(b for b in range(1, 17)
+                    if rate * max(14 * 10_000 / b, 14 * (100_000 + 25_000 * (b - 1)) / b)
                     <= LOAD_TARGET)
     assert expected > 1 and fast.target_batch(RATE_WINDOW_NS - 1) == expected
 
 
 def test_rule2_fuses_at_no_gpu_gain_up_to_the_target_batch_when_load_is_high():
-    """A launch costing the GPU what its frames cost alone (here every batch: b frames cost b x 10 µs)
-    takes more frames only while it is below b*: each one then saves a launch of host time. At low
-    load (b* = 1) such frames are not fused."""
+    """
+    A launch costing the GPU what its frames cost alone takes more frames only below b*.
+
+    Here every batch costs that: b frames cost b x 10 µs. Each frame it takes while it is below b*
+    then saves a launch of host time. At low load (b* = 1) such frames are not fused.
+    """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=10.0, tb=0.01, fused_growth=1.0)  # the GPU stays lightly loaded
     busy = make_policy('s3dnn', costs, max_batch=16)
-    busy.host = HostCosts(launch_us=300.0)  # a slow host: 800 frames/s need b >= 7 to keep it half idle
+    # a slow host: 800 frames/s need b >= 7 to keep it half idle
+    busy.host = HostCosts(launch_us=300.0)
     count = 160
     started(busy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS
@@ -401,28 +447,38 @@ def test_rule2_fuses_at_no_gpu_gain_up_to_the_target_batch_when_load_is_high():
     for frame in waiting[:6]:
         idle.enqueue(frame, 0)
     assert idle.target_batch(0) == 1
-    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 4] == [1] * 6
+    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 4] == \
+        [1] * 6
 
 
 def test_rule2_judges_the_whole_launch_so_one_noisy_cost_entry_does_not_cap_the_batch():
-    """Batch 5 measured a few µs high: adding the 5th frame costs more than that frame alone, but the
-    launch of 5 still costs far less than 5 frames alone, so fusion goes on to max_batch."""
+    """
+    Batch 5 measured a few µs high.
+
+    Adding the 5th frame costs more than that frame alone, but the launch of 5 still costs far less
+    than 5 frames alone, so fusion goes on to max_batch.
+    """
     from s3dnn_ros.engine.costs import CostTable
     from scheduling_helpers import NETWORK
-    entries = {layer.name: {b: (30.0 + 22.0 * (b - 1) + (12.0 if b == 5 else 0.0), 0.01 * b) for b in range(1, 17)}
-               for layer in NETWORK.kernel_layers}
+    entries = {layer.name: {b: (30.0 + 22.0 * (b - 1) + (12.0 if b == 5 else 0.0), 0.01 * b)
+                            for b in range(1, 17)} for layer in NETWORK.kernel_layers}
     costs = CostTable(NETWORK, entries, 'test gpu', 'test')
     assert costs.cost_ns(0, 5) - costs.cost_ns(0, 4) > costs.cost_ns(0, 1)
     policy = make_policy('s3dnn', costs, max_batch=8)
     for p in pipelines(10):
         policy.enqueue(ready_frame(p, 3, deadline_ms=1000.0), 0)
-    assert [launch.batch for launch in policy.dequeue(0, []).launches if launch.layer == 3] == [8, 2]
+    assert [launch.batch for launch in policy.dequeue(0, []).launches if launch.layer == 3] == \
+        [8, 2]
 
 
 def test_rule2_grows_past_the_kernel_batch_only_below_the_target_batch():
-    """Past the cost table's largest measured batch (8 here) a launch is several kernels costing what
-    separate launches cost, so at low load (b* = 1) 20 ready frames become launches of 8, 8 and 4; when
-    b* is max_batch (a host that needs every frame fused) they become one launch of 20."""
+    """
+    Past the cost table's largest measured batch (8 here) a launch is several kernels.
+
+    They cost what separate launches cost, so at low load (b* = 1) 20 ready frames become launches
+    of 8, 8 and 4; when b* is max_batch (a host that needs every frame fused) they become one
+    launch of 20.
+    """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=10.0, tb=0.01, fused_growth=0.25, batches=8)
@@ -431,7 +487,8 @@ def test_rule2_grows_past_the_kernel_batch_only_below_the_target_batch():
     for p in pipelines(20):
         idle.enqueue(ready_frame(p, 3, deadline_ms=1000.0), 0)
     assert idle.target_batch(0) == 1
-    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 3] == [8, 8, 4]
+    assert [launch.batch for launch in idle.dequeue(0, []).launches if launch.layer == 3] == \
+        [8, 8, 4]
     busy = make_policy('s3dnn', costs, max_batch=32)
     busy.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
     count = 160
@@ -446,11 +503,16 @@ def test_rule2_grows_past_the_kernel_batch_only_below_the_target_batch():
 
 
 def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wait_ends():
-    """Fewer ready first layers than b*: none heads or joins a group, and hold_until_ns is when the oldest
-    has waited b*/rate; at that time it goes with whatever joined it."""
+    """
+    Fewer ready first layers than b*: none heads or joins a group.
+
+    hold_until_ns is when the oldest has waited b*/rate; at that time it goes with whatever joined
+    it.
+    """
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.1)
-    policy = make_policy('s3dnn', costs, max_batch=16)  # 400 frames: 25 whole batches, none left held
+    # 400 frames: 25 whole batches, none left held
+    policy = make_policy('s3dnn', costs, max_batch=16)
     count = 400
     started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS
@@ -474,7 +536,8 @@ def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wa
 def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
     costs = uniform_costs(cost_us=100.0, tb=0.1)
-    policy = make_policy('s3dnn', costs, max_batch=16)  # 400 frames: 25 whole batches, none left held
+    # 400 frames: 25 whole batches, none left held
+    policy = make_policy('s3dnn', costs, max_batch=16)
     count = 400
     started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS
@@ -489,10 +552,14 @@ def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
     assert policy.hold_until_ns == tight.deadline_ns - round(0.5 * 4 * MS + remaining)
 
 
-def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_through_the_network():
-    """Firm: the first layer is dropped when now + the smoothed network time (mean + 2 mean deviations of
-    first launch -> result) exceeds the deadline, though the frame would make it alone; each such drop
-    shortens the estimate by SHED_DECAY, so the shedding stops once the load that caused it is gone."""
+def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_in_the_network():
+    """
+    Firm: the first layer is dropped when now + the smoothed network time exceeds the deadline.
+
+    The smoothed network time is mean + 2 mean deviations of first launch -> result; the frame is
+    dropped though it would make it alone. Each such drop shortens the estimate by SHED_DECAY, so
+    the shedding stops once the load that caused it is gone.
+    """
     from s3dnn_ros.scheduler.policies import SHED_DECAY
     costs = uniform_costs(cost_us=100.0, tb=1.0)  # 1.4 ms per frame alone
     policy = make_policy('s3dnn', costs, firm=True)

@@ -3,18 +3,18 @@ import math
 
 import numpy as np
 import pytest
-
 from s3dnn_ros.engine.base import ENCODINGS
 from s3dnn_ros.engine.costs import estimate
-from s3dnn_ros.engine.reference import (ReferenceEngine, adaptive_avgpool2d, conv2d, forward, linear, logits,
-                                        maxpool2d, preprocess, preprocess_batch, run_layer, softmax_topk)
+from s3dnn_ros.engine.reference import (adaptive_avgpool2d, conv2d, forward, linear, logits,
+                                        maxpool2d, preprocess, preprocess_batch, ReferenceEngine,
+                                        run_layer, softmax_topk)
 from s3dnn_ros.model import alexnet, init_weights
-from s3dnn_ros.model.layers import IMAGENET_MEAN, IMAGENET_STD, AdaptiveAvgPool2d, Flatten, Linear
+from s3dnn_ros.model.layers import AdaptiveAvgPool2d, Flatten, IMAGENET_MEAN, IMAGENET_STD, Linear
 
-TOLERANCE = dict(rtol=1e-5, atol=1e-5)
-#: source coordinates are float32 (as in torch), so a tap weight may be off by half an ulp of the coordinate
-#: (about 4e-6 at coordinate 57), times a pixel step of up to 1/std
-PREPROCESS_TOLERANCE = dict(rtol=1e-5, atol=5e-5)
+TOLERANCE = {'rtol': 1e-5, 'atol': 1e-5}
+#: source coordinates are float32 (as in torch), so a tap weight may be off by half an ulp of the
+#: coordinate (about 4e-6 at coordinate 57), times a pixel step of up to 1/std
+PREPROCESS_TOLERANCE = {'rtol': 1e-5, 'atol': 5e-5}
 
 
 def random_floats(rng, shape):
@@ -25,7 +25,7 @@ def random_image(rng, height, width, channels):
     return rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
 
 
-# ---- naive implementations -------------------------------------------------------------------------------
+# ---- naive implementations ----------------------------------------------------------------------
 
 def naive_conv2d(x, weight, bias, stride, padding, relu):
     n, c, h, w = x.shape
@@ -43,7 +43,8 @@ def naive_conv2d(x, weight, bias, stride, padding, relu):
                             for kj in range(kernel):
                                 row, col = i * stride + ki - padding, j * stride + kj - padding
                                 if 0 <= row < h and 0 <= col < w:
-                                    total += float(x[b, ch, row, col]) * float(weight[o, ch, ki, kj])
+                                    total += (float(x[b, ch, row, col])
+                                              * float(weight[o, ch, ki, kj]))
                     y[b, o, i, j] = max(total, 0.0) if relu else total
     return y
 
@@ -90,7 +91,11 @@ def naive_softmax_topk(x, k):
 
 
 def naive_preprocess(image, encoding, size, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """Per output pixel: torch's bilinear resize (align_corners=False, no antialias) of pixel/255."""
+    """
+    Preprocess per output pixel.
+
+    Torch's bilinear resize (align_corners=False, no antialias) of pixel/255.
+    """
     in_h, in_w = image.shape[:2]
     rgb = ENCODINGS[encoding][1]
 
@@ -112,7 +117,7 @@ def naive_preprocess(image, encoding, size, mean=IMAGENET_MEAN, std=IMAGENET_STD
     return y
 
 
-# ---- ops -------------------------------------------------------------------------------------------------
+# ---- ops ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('n, c, size, out_channels, kernel, stride, padding, relu', [
     (2, 3, 23, 4, 11, 4, 2, True),   # conv1-like
@@ -127,7 +132,8 @@ def test_conv2d_matches_naive(n, c, size, out_channels, kernel, stride, padding,
     bias = random_floats(rng, (out_channels,))
     y = conv2d(x, weight, bias, stride, padding, relu)
     assert y.dtype == np.float32 and y.flags.c_contiguous
-    np.testing.assert_allclose(y, naive_conv2d(x, weight, bias, stride, padding, relu), **TOLERANCE)
+    np.testing.assert_allclose(y, naive_conv2d(x, weight, bias, stride, padding, relu),
+                               **TOLERANCE)
 
 
 @pytest.mark.parametrize('shape', [(2, 3, 13, 13), (1, 4, 27, 27), (2, 2, 55, 55), (1, 3, 8, 9)])
@@ -138,7 +144,8 @@ def test_maxpool2d_matches_naive(shape):
     np.testing.assert_array_equal(y, naive_maxpool2d(x, 3, 2))
 
 
-@pytest.mark.parametrize('shape', [(2, 3, 13, 13), (1, 4, 7, 7), (2, 2, 5, 5), (1, 2, 6, 6), (1, 3, 12, 9)])
+@pytest.mark.parametrize('shape',
+                         [(2, 3, 13, 13), (1, 4, 7, 7), (2, 2, 5, 5), (1, 2, 6, 6), (1, 3, 12, 9)])
 def test_adaptive_avgpool2d_matches_naive(shape):
     x = random_floats(np.random.default_rng(shape[2]), shape)
     y = adaptive_avgpool2d(x, 6)
@@ -149,7 +156,8 @@ def test_adaptive_avgpool2d_matches_naive(shape):
 @pytest.mark.parametrize('relu', [True, False])
 def test_linear_matches_naive(relu):
     rng = np.random.default_rng(7)
-    x, weight, bias = random_floats(rng, (3, 40)), random_floats(rng, (17, 40)), random_floats(rng, (17,))
+    x, weight, bias = (random_floats(rng, (3, 40)), random_floats(rng, (17, 40)),
+                       random_floats(rng, (17,)))
     y = linear(x, weight, bias, relu)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, naive_linear(x, weight, bias, relu), **TOLERANCE)
@@ -164,7 +172,8 @@ def test_softmax_topk_matches_naive():
 
 
 def test_softmax_topk_sums_to_one_descending_and_stable():
-    x = random_floats(np.random.default_rng(4), (2, 1000)) * 3 + 500  # large logits must not overflow
+    # large logits must not overflow
+    x = random_floats(np.random.default_rng(4), (2, 1000)) * 3 + 500
     everything = softmax_topk(x, 1000)
     np.testing.assert_allclose(everything[:, 0].sum(axis=1), 1.0, rtol=1e-5)
     assert (np.diff(everything[:, 0], axis=1) <= 0).all()
@@ -185,15 +194,17 @@ def test_run_layer_dispatches_and_flattens_for_linear():
     fc = Linear('fc', (144,), (10,), relu=True)
     np.testing.assert_array_equal(run_layer(fc, pooled, params), run_layer(fc, flat, params))
     np.testing.assert_allclose(run_layer(fc, pooled, params),
-                               naive_linear(flat, params['weight'], params['bias'], True), **TOLERANCE)
+                               naive_linear(flat, params['weight'], params['bias'], True),
+                               **TOLERANCE)
     with pytest.raises(ValueError, match='preprocess'):
         run_layer(alexnet().layers[0], x, {})
 
 
-# ---- preprocess ------------------------------------------------------------------------------------------
+# ---- preprocess ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('encoding', list(ENCODINGS))
-@pytest.mark.parametrize('height, width', [(9, 13), (40, 57), (17, 17)])  # upscale, downscale, same size
+# upscale, downscale, same size
+@pytest.mark.parametrize('height, width', [(9, 13), (40, 57), (17, 17)])
 def test_preprocess_matches_naive(encoding, height, width):
     rng = np.random.default_rng(height * width)
     image = random_image(rng, height, width, ENCODINGS[encoding][0])
@@ -206,7 +217,8 @@ def test_preprocess_encodings_are_consistent():
     rng = np.random.default_rng(11)
     rgb = random_image(rng, 31, 45, 3)
     expected = preprocess(rgb, 'rgb8', 32)
-    np.testing.assert_array_equal(preprocess(np.ascontiguousarray(rgb[:, :, ::-1]), 'bgr8', 32), expected)
+    np.testing.assert_array_equal(preprocess(np.ascontiguousarray(rgb[:, :, ::-1]), 'bgr8', 32),
+                                  expected)
     rgba = np.concatenate([rgb, random_image(rng, 31, 45, 1)], axis=2)
     np.testing.assert_array_equal(preprocess(rgba, 'rgba8', 32), expected)
     rgba[:, :, 3] = 255 - rgba[:, :, 3]
@@ -214,14 +226,16 @@ def test_preprocess_encodings_are_consistent():
     bgra = np.ascontiguousarray(rgba[:, :, [2, 1, 0, 3]])
     np.testing.assert_array_equal(preprocess(bgra, 'bgra8', 32), expected)
     mono = random_image(rng, 31, 45, 1)
-    np.testing.assert_array_equal(preprocess(mono, 'mono8', 32), preprocess(np.repeat(mono, 3, axis=2), 'rgb8', 32))
+    np.testing.assert_array_equal(preprocess(mono, 'mono8', 32),
+                                  preprocess(np.repeat(mono, 3, axis=2), 'rgb8', 32))
 
 
 def test_preprocess_reads_padded_rows_in_place():
     rng = np.random.default_rng(12)
     wide = random_image(rng, 30, 50, 3)
     view = wide[:, :41]
-    np.testing.assert_array_equal(preprocess(view, 'bgr8', 24), preprocess(np.ascontiguousarray(view), 'bgr8', 24))
+    np.testing.assert_array_equal(preprocess(view, 'bgr8', 24),
+                                  preprocess(np.ascontiguousarray(view), 'bgr8', 24))
     row_bytes = 41 * 3 + 7  # a row stride that is not a whole number of pixels
     buffer = rng.integers(0, 256, size=30 * row_bytes, dtype=np.uint8)
     strided = np.lib.stride_tricks.as_strided(buffer, shape=(30, 41, 3), strides=(row_bytes, 3, 1))
@@ -249,7 +263,7 @@ def test_preprocess_batch_stacks_mixed_images():
         preprocess(images[0][0], 'yuv422')
 
 
-# ---- engine ----------------------------------------------------------------------------------------------
+# ---- engine -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def network():
@@ -269,7 +283,11 @@ def camera_images():
 
 
 def assert_same_topk(actual, expected):
-    """Scores equal within float32 rounding; class ids equal except where their scores tie within it."""
+    """
+    Assert scores equal within float32 rounding.
+
+    Class ids equal except where their scores tie within it.
+    """
     np.testing.assert_allclose(actual[..., 0, :], expected[..., 0, :], rtol=1e-4, atol=1e-7)
     differ = actual[..., 1, :] != expected[..., 1, :]
     near_tie = np.isclose(actual[..., 0, :], np.roll(actual[..., 0, :], 1, axis=-1), rtol=1e-4) | \
@@ -301,7 +319,8 @@ def test_fused_launches_equal_separate_pipelines_and_forward(network, weights, c
 
     reference = forward(network, weights, camera_images)
     assert_same_topk(fused_results, reference)
-    assert_same_topk(reference, softmax_topk(logits(network, weights, camera_images), network.top_k))
+    assert_same_topk(reference,
+                     softmax_topk(logits(network, weights, camera_images), network.top_k))
 
 
 def test_partial_fusion_in_a_different_order(network, weights, camera_images):
@@ -314,7 +333,8 @@ def test_partial_fusion_in_a_different_order(network, weights, camera_images):
     engine.launch(1, [7], stream=1)
     for layer_index in range(2, len(engine.layers)):
         engine.launch(layer_index, [7, 5], stream=0)
-    assert_same_topk(np.stack([engine.result(5), engine.result(7)]), forward(network, weights, camera_images[:2]))
+    assert_same_topk(np.stack([engine.result(5), engine.result(7)]),
+                     forward(network, weights, camera_images[:2]))
 
 
 def test_engine_errors_name_the_value(network, weights, camera_images):
@@ -360,5 +380,6 @@ def test_cost_table_uses_nominal_tb_ratios_and_cpu_costs(network, weights):
     for index, layer in enumerate(network.kernel_layers):
         costs = [table.cost_ns(index, batch) for batch in range(1, 65)]
         assert costs[0] > 0 and all(a <= b for a, b in zip(costs, costs[1:])), layer.name
-        assert [table.tb_ratio(index, b) for b in range(1, 65)] == [nominal.tb_ratio(index, b) for b in range(1, 65)]
+        assert [table.tb_ratio(index, b) for b in range(1, 65)] == [nominal.tb_ratio(index, b)
+                                                                    for b in range(1, 65)]
     assert table.frame_cost_ns > 0

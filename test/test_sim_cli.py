@@ -1,13 +1,15 @@
-"""The s3dnn-sim command line: JSON and table output, per-camera settings, cost tables and argument errors."""
+"""
+The s3dnn-sim command line.
+
+JSON and table output, per-camera settings, cost tables and argument errors.
+"""
 import json
 import os
-import sys
 from pathlib import Path
-
-import pytest
+import sys
 
 from process_helpers import run
-
+import pytest
 from s3dnn_ros.engine.costs import estimate
 from s3dnn_ros.model import alexnet
 from s3dnn_ros.scheduler.policies import POLICIES
@@ -23,12 +25,14 @@ CAMERA_FLOAT_KEYS = ['fps', 'deadline_ms', 'miss_ratio', 'p50_ms', 'p95_ms', 'p9
 CAMERA_KEYS = set(['name'] + COUNT_KEYS + CAMERA_FLOAT_KEYS)
 
 #: an overloaded T4 in firm mode, so that frames are missed and dropped
-OVERLOAD = ['--cameras', '4', '--fps', '120', '--deadline-ms', '4', '--seconds', '0.5', '--gpu', 't4', '--firm']
+OVERLOAD = ['--cameras', '4', '--fps', '120', '--deadline-ms', '4', '--seconds', '0.5', '--gpu',
+            't4', '--firm']
 
 
 def run_subprocess(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return run([sys.executable, '-m', 's3dnn_ros.tools.sim', *args], timeout=60, cwd=REPO_ROOT, env=env)
+    return run([sys.executable, '-m', 's3dnn_ros.tools.sim', *args], timeout=60, cwd=REPO_ROOT,
+               env=env)
 
 
 def run_json(capsys, *args):
@@ -40,7 +44,11 @@ def run_json(capsys, *args):
 
 
 def assert_usage_error(capsys, argv, argument):
-    """The CLI exits 2 with one stderr line naming ``argument``; returns what follows the argument name."""
+    """
+    Check that the CLI exits 2 with one stderr line naming ``argument``.
+
+    Returns what follows the argument name.
+    """
     with pytest.raises(SystemExit) as exit_info:
         sim.main(argv)
     assert exit_info.value.code == 2
@@ -62,18 +70,23 @@ def t4_table_file(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def overloaded_results():
-    """Results of every policy on the overloaded firm scenario (module-wide: shared by several checks)."""
+    """
+    Return results of every policy on the overloaded firm scenario.
+
+    Module-wide: shared by several checks.
+    """
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    result = run([sys.executable, '-m', 's3dnn_ros.tools.sim', *OVERLOAD, '--json'], timeout=60, cwd=REPO_ROOT,
-                 env=env)
+    result = run([sys.executable, '-m', 's3dnn_ros.tools.sim', *OVERLOAD, '--json'], timeout=60,
+                 cwd=REPO_ROOT, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-# ---- JSON output ------------------------------------------------------------------------------------------
+# ---- JSON output --------------------------------------------------------------------------------
 
 def test_json_subprocess_prints_exactly_one_object_keyed_by_the_requested_policies():
-    result = run_subprocess('--cameras', '3', '--seconds', '0.3', '--policy', 's3dnn,edf,streams', '--json')
+    result = run_subprocess('--cameras', '3', '--seconds', '0.3', '--policy', 's3dnn,edf,streams',
+                            '--json')
     assert result.returncode == 0, result.stderr
     assert result.stderr == ''
     assert result.stdout.endswith('}\n')
@@ -108,13 +121,15 @@ def test_every_released_frame_is_completed_or_dropped(overloaded_results):
         assert result['released'] == result['completed'] + result['dropped'], policy
         assert result['missed'] <= result['completed'], policy
         for camera in result['per_camera']:
-            assert camera['released'] == camera['completed'] + camera['dropped'], (policy, camera['name'])
+            assert camera['released'] == camera['completed'] + camera['dropped'], \
+                (policy, camera['name'])
 
 
 def test_totals_are_the_sums_over_cameras(overloaded_results):
     for policy, result in overloaded_results.items():
         for key in COUNT_KEYS:
-            assert result[key] == sum(camera[key] for camera in result['per_camera']), (policy, key)
+            assert result[key] == sum(camera[key] for camera in result['per_camera']), \
+                (policy, key)
 
 
 def test_ratios_and_percentiles_are_in_range(overloaded_results):
@@ -123,13 +138,16 @@ def test_ratios_and_percentiles_are_in_range(overloaded_results):
         assert 0 <= result['miss_ratio'] <= 1, policy
         assert result['p50_ms'] <= result['p99_ms'], policy
         assert result['mean_batch'] >= 1, policy
-        assert result['throughput_fps'] == pytest.approx(result['completed'] / 0.5, abs=1e-3), policy
-        expected_miss = (result['missed'] + result['dropped']) / (result['completed'] + result['dropped'])
+        assert result['throughput_fps'] == pytest.approx(result['completed'] / 0.5, abs=1e-3), \
+            policy
+        expected_miss = (result['missed'] + result['dropped']) \
+            / (result['completed'] + result['dropped'])
         assert result['miss_ratio'] == pytest.approx(expected_miss, abs=1e-6), policy
 
 
 def test_light_load_meets_every_deadline(capsys):
-    results = run_json(capsys, '--cameras', '2', '--seconds', '0.3', '--deadline-ms', '50', '--gpu', 'h100')
+    results = run_json(capsys, '--cameras', '2', '--seconds', '0.3', '--deadline-ms', '50',
+                       '--gpu', 'h100')
     for policy, result in results.items():
         assert result['released'] > 0, policy
         assert result['completed'] == result['released'], policy
@@ -143,7 +161,7 @@ def test_same_arguments_give_the_same_results(capsys):
     assert run_json(capsys, *args) == run_json(capsys, *args)
 
 
-# ---- per-camera settings ----------------------------------------------------------------------------------
+# ---- per-camera settings ------------------------------------------------------------------------
 
 def test_per_camera_fps_and_deadlines_are_reflected(capsys):
     results = run_json(capsys, '--cameras', '3', '--fps', '30,15,60', '--deadline-ms', '50,40,30',
@@ -158,21 +176,24 @@ def test_per_camera_fps_and_deadlines_are_reflected(capsys):
 
 
 def test_single_fps_and_deadline_apply_to_every_camera(capsys):
-    results = run_json(capsys, '--cameras', '4', '--fps', '20', '--deadline-ms', '45', '--seconds', '0.2',
-                       '--policy', 'edf')
+    results = run_json(capsys, '--cameras', '4', '--fps', '20', '--deadline-ms', '45', '--seconds',
+                       '0.2', '--policy', 'edf')
     cameras = results['edf']['per_camera']
     assert len(cameras) == 4
     assert {(camera['fps'], camera['deadline_ms']) for camera in cameras} == {(20.0, 45.0)}
 
 
-# ---- table output -----------------------------------------------------------------------------------------
+# ---- table output -------------------------------------------------------------------------------
 
 def test_table_has_a_title_a_header_and_one_row_per_policy(capsys):
-    assert sim.main(['--cameras', '3', '--seconds', '0.2', '--fps', '30,15,30', '--policy', 's3dnn,fifo,edf']) == 0
+    assert sim.main(['--cameras', '3', '--seconds', '0.2', '--fps', '30,15,30', '--policy',
+                     's3dnn,fifo,edf']) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == '3 cameras at 15,30 FPS, deadline 33 ms, 0.2 s, H100 SXM (nominal) (estimated)'
-    assert lines[1].split() == ['policy', 'released', 'completed', 'missed', 'dropped', 'miss', '%', 'p50', 'ms',
-                                'p99', 'ms', 'frames/s', 'GPU', 'busy', 'mean', 'batch']
+    assert lines[0] == \
+        '3 cameras at 15,30 FPS, deadline 33 ms, 0.2 s, H100 SXM (nominal) (estimated)'
+    assert lines[1].split() == \
+        ['policy', 'released', 'completed', 'missed', 'dropped', 'miss', '%', 'p50', 'ms', 'p99',
+         'ms', 'frames/s', 'GPU', 'busy', 'mean', 'batch']
     assert set(lines[2].replace(' ', '')) == {'-'}
     assert [line.split()[0] for line in lines[3:]] == ['s3dnn', 'fifo', 'edf']
     assert len({len(line) for line in lines[1:]}) == 1
@@ -183,8 +204,8 @@ def test_table_rows_match_the_json_results(capsys):
     result = run_json(capsys, *args)['streams']
     assert sim.main(args) == 0
     row = capsys.readouterr().out.splitlines()[3].split()
-    assert row[:5] == ['streams', str(result['released']), str(result['completed']), str(result['missed']),
-                       str(result['dropped'])]
+    assert row[:5] == ['streams', str(result['released']), str(result['completed']),
+                       str(result['missed']), str(result['dropped'])]
 
 
 def test_table_subprocess_marks_firm_mode():
@@ -195,11 +216,12 @@ def test_table_subprocess_marks_firm_mode():
     assert len(lines) == 4
 
 
-# ---- cost tables ------------------------------------------------------------------------------------------
+# ---- cost tables --------------------------------------------------------------------------------
 
 def test_cost_table_file_gives_the_same_results_as_its_gpu(capsys, t4_table_file):
     args = ['--cameras', '3', '--seconds', '0.3', '--deadline-ms', '20']
-    assert run_json(capsys, *args, '--cost-table', str(t4_table_file)) == run_json(capsys, *args, '--gpu', 't4')
+    assert run_json(capsys, *args, '--cost-table', str(t4_table_file)) == \
+        run_json(capsys, *args, '--gpu', 't4')
 
 
 def test_cost_table_overrides_gpu(capsys, t4_table_file):
@@ -209,35 +231,49 @@ def test_cost_table_overrides_gpu(capsys, t4_table_file):
     assert from_file != run_json(capsys, *args, '--gpu', 'h100')
 
 
-# ---- argument errors --------------------------------------------------------------------------------------
+# ---- argument errors ----------------------------------------------------------------------------
 
 USAGE_ERRORS = [
-    (['--cameras', '0', '--seconds', '0.2'], '--cameras', '0 is not allowed; allowed: an integer >= 1'),
-    (['--cameras', 'x', '--seconds', '0.2'], '--cameras', "'x' is not an integer; allowed: an integer >= 1"),
-    (['--fps', '-1', *TINY], '--fps', '-1 is not allowed; allowed: a finite number >= 0.01 and <= 1000'),
-    (['--fps', '1e-300', *TINY], '--fps', '1e-300 is not allowed; allowed: a finite number >= 0.01 and <= 1000'),
-    (['--fps', '30,0', *TINY], '--fps', '0 is not allowed; allowed: a finite number >= 0.01 and <= 1000'),
+    (['--cameras', '0', '--seconds', '0.2'], '--cameras',
+     '0 is not allowed; allowed: an integer >= 1'),
+    (['--cameras', 'x', '--seconds', '0.2'], '--cameras',
+     "'x' is not an integer; allowed: an integer >= 1"),
+    (['--fps', '-1', *TINY], '--fps',
+     '-1 is not allowed; allowed: a finite number >= 0.01 and <= 1000'),
+    (['--fps', '1e-300', *TINY], '--fps',
+     '1e-300 is not allowed; allowed: a finite number >= 0.01 and <= 1000'),
+    (['--fps', '30,0', *TINY], '--fps',
+     '0 is not allowed; allowed: a finite number >= 0.01 and <= 1000'),
     (['--cameras', '3', '--fps', '30,30', '--seconds', '0.2'], '--fps',
      '2 values given; allowed: 1 value or one per camera (3)'),
-    (['--deadline-ms', '0', *TINY], '--deadline-ms', '0 is not allowed; allowed: a finite number >= 0.001 and <= 3.6e+06'),
-    (['--deadline-ms', '1e-9', *TINY], '--deadline-ms', '1e-9 is not allowed; allowed: a finite number >= 0.001 and <= 3.6e+06'),
+    (['--deadline-ms', '0', *TINY], '--deadline-ms',
+     '0 is not allowed; allowed: a finite number >= 0.001 and <= 3.6e+06'),
+    (['--deadline-ms', '1e-9', *TINY], '--deadline-ms',
+     '1e-9 is not allowed; allowed: a finite number >= 0.001 and <= 3.6e+06'),
     (['--launch-overhead-us', '1e300', *TINY], '--launch-overhead-us',
      '1e300 is not allowed; allowed: a finite number >= 0 and <= 1e+06'),
     (['--cameras', '2', '--deadline-ms', '10,20,30', '--seconds', '0.2'], '--deadline-ms',
      '3 values given; allowed: 1 value or one per camera (2)'),
-    (['--cameras', '2', '--seconds', 'nan'], '--seconds', 'nan is not allowed; allowed: a finite number >= 0.001 and <= 3600'),
-    (['--cameras', '2', '--seconds', 'inf'], '--seconds', 'inf is not allowed; allowed: a finite number >= 0.001 and <= 3600'),
-    (['--cameras', '2', '--seconds', '1e9'], '--seconds', '1e9 is not allowed; allowed: a finite number >= 0.001 and <= 3600'),
-    (['--policy', 'foo', *TINY], '--policy', "'foo' is not known; allowed: s3dnn,streams,sequential,fifo,edf"),
+    (['--cameras', '2', '--seconds', 'nan'], '--seconds',
+     'nan is not allowed; allowed: a finite number >= 0.001 and <= 3600'),
+    (['--cameras', '2', '--seconds', 'inf'], '--seconds',
+     'inf is not allowed; allowed: a finite number >= 0.001 and <= 3600'),
+    (['--cameras', '2', '--seconds', '1e9'], '--seconds',
+     '1e9 is not allowed; allowed: a finite number >= 0.001 and <= 3600'),
+    (['--policy', 'foo', *TINY], '--policy',
+     "'foo' is not known; allowed: s3dnn,streams,sequential,fifo,edf"),
     (['--policy', 's3dnn,s3dnn', *TINY], '--policy',
      "'s3dnn,s3dnn' repeats an item; allowed: s3dnn,streams,sequential,fifo,edf"),
     (['--gpu', 'a100', *TINY], '--gpu', "invalid choice: 'a100' (choose from 'h100', 't4')"),
-    (['--jitter-ms', '-1', *TINY], '--jitter-ms', '-1 is not allowed; allowed: a finite number >= 0'),
-    (['--queue-depth', '0', *TINY], '--queue-depth', '0 is not allowed; allowed: an integer >= 1'),
+    (['--jitter-ms', '-1', *TINY], '--jitter-ms',
+     '-1 is not allowed; allowed: a finite number >= 0'),
+    (['--queue-depth', '0', *TINY], '--queue-depth',
+     '0 is not allowed; allowed: an integer >= 1'),
 ]
 
 
-@pytest.mark.parametrize('argv, argument, detail', USAGE_ERRORS, ids=[' '.join(argv) for argv, _, _ in USAGE_ERRORS])
+@pytest.mark.parametrize('argv, argument, detail', USAGE_ERRORS,
+                         ids=[' '.join(argv) for argv, _, _ in USAGE_ERRORS])
 def test_bad_argument_exits_2_with_one_line_naming_it(capsys, argv, argument, detail):
     assert assert_usage_error(capsys, argv, argument) == detail
 
@@ -253,7 +289,8 @@ def test_missing_cost_table_exits_2_naming_the_file(capsys, tmp_path):
     ('{"gpu": "x"}', 'expected an object with a "layers" object'),
     ('{"layers": {"conv1": {"1": {"cost_us": -1, "tb_ratio": 0.5}}}}',
      'layers.conv1.1.cost_us=-1: must be a positive number'),
-    ('{"layers": {"conv1": {"1": {"cost_us": 1, "tb_ratio": 0.5}}}}', "no entry for layer 'preprocess'"),
+    ('{"layers": {"conv1": {"1": {"cost_us": 1, "tb_ratio": 0.5}}}}',
+     "no entry for layer 'preprocess'"),
 ], ids=['truncated-json', 'no-layers', 'negative-cost', 'missing-layers'])
 def test_malformed_cost_table_exits_2_with_one_line(capsys, tmp_path, content, detail):
     path = tmp_path / 'costs.json'
@@ -297,9 +334,10 @@ def test_negative_seed_is_a_usage_error(capsys):
     assert_usage_error(capsys, ['--seed', '-1', *TINY], '--seed')
 
 
-# ---- camera-count sweeps and plots ---------------------------------------------------------------------------
+# ---- camera-count sweeps and plots --------------------------------------------------------------
 
-SWEEP = ['--fps', '120', '--deadline-ms', '4', '--seconds', '0.3', '--gpu', 't4', '--policy', 's3dnn,streams']
+SWEEP = ['--fps', '120', '--deadline-ms', '4', '--seconds', '0.3', '--gpu', 't4', '--policy',
+         's3dnn,streams']
 
 
 def test_sweep_gives_the_results_of_single_runs_at_each_count(capsys):
@@ -315,8 +353,8 @@ def test_sweep_table_has_a_row_per_count_with_miss_and_p99_per_policy(capsys):
     assert sim.main(['--sweep-cameras', '2,3,4', *SWEEP]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == 'cameras at 120 FPS, deadline 4 ms, 0.3 s, T4 (nominal) (estimated)'
-    assert lines[1].split() == ['cameras', 's3dnn', 'miss', '%', 's3dnn', 'p99', 'ms', 'streams', 'miss', '%',
-                                'streams', 'p99', 'ms']
+    assert lines[1].split() == ['cameras', 's3dnn', 'miss', '%', 's3dnn', 'p99', 'ms', 'streams',
+                                'miss', '%', 'streams', 'p99', 'ms']
     assert [line.split()[0] for line in lines[3:]] == ['2', '3', '4']
     assert all(len(line.split()) == 5 for line in lines[3:])
 
@@ -337,12 +375,14 @@ def test_sweep_plot_is_written(capsys, tmp_path, suffix, magic):
 
 
 @pytest.mark.parametrize('argv, argument, detail', [
-    (['--plot', 'x.png', *TINY], '--plot', 'needs --sweep-cameras (it plots results against the camera count)'),
+    (['--plot', 'x.png', *TINY], '--plot',
+     'needs --sweep-cameras (it plots results against the camera count)'),
     (['--sweep-cameras', '2', '--plot', 'x.gif', *TINY], '--plot',
      "'x.gif' has an unknown format; allowed: .png, .pdf, .svg"),
     (['--sweep-cameras', '2,3', '--fps', '30,15', '--seconds', '0.2'], '--sweep-cameras',
      'the camera count varies, so --fps and --deadline-ms take one value'),
-    (['--sweep-cameras', '2,0', *TINY], '--sweep-cameras', '0 is not allowed; allowed: an integer >= 1'),
+    (['--sweep-cameras', '2,0', *TINY], '--sweep-cameras',
+     '0 is not allowed; allowed: an integer >= 1'),
 ])
 def test_sweep_usage_errors(capsys, argv, argument, detail):
     assert assert_usage_error(capsys, argv, argument) == detail
@@ -351,18 +391,24 @@ def test_sweep_usage_errors(capsys, argv, argument, detail):
 def test_plot_into_a_missing_folder_is_a_usage_error(capsys, tmp_path):
     pytest.importorskip('matplotlib', reason='plots need matplotlib (make test installs it)')
     path = tmp_path / 'missing' / 'sweep.png'
-    detail = assert_usage_error(capsys, ['--sweep-cameras', '2', *SWEEP, '--plot', str(path)], '--plot')
+    detail = assert_usage_error(capsys, ['--sweep-cameras', '2', *SWEEP, '--plot', str(path)],
+                                '--plot')
     assert detail.startswith(f'cannot write {str(path)!r}')
 
 
 def test_ctrl_c_during_a_long_simulation_is_one_line_and_exit_130():
-    """Nothing to clean up and no result to print: one line, the shell's status for SIGINT, no traceback."""
+    """
+    Nothing to clean up and no result to print.
+
+    One line, the shell's status for SIGINT, no traceback.
+    """
     import signal
     import subprocess
     import time
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    with subprocess.Popen([sys.executable, '-m', 's3dnn_ros.tools.sim', '--cameras', '64', '--seconds', '3600'],
-                          cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen([sys.executable, '-m', 's3dnn_ros.tools.sim', '--cameras', '64',
+                           '--seconds', '3600'], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
         time.sleep(5)  # well into the simulation, past the imports
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
@@ -371,12 +417,16 @@ def test_ctrl_c_during_a_long_simulation_is_one_line_and_exit_130():
 
 
 def test_a_long_simulation_reports_its_progress_on_stderr():
-    """--progress-s: a line per policy about every that many seconds of wall time, the simulated seconds
-    growing; stdout holds only the result."""
+    """
+    --progress-s: a line per policy about every that many seconds of wall time.
+
+    The simulated seconds grow; stdout holds only the result.
+    """
     import subprocess
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    result = subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.sim', '--cameras', '48', '--seconds', '20',
-                             '--policy', 'streams', '--progress-s', '0.05', '--json'],
+    result = subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.sim', '--cameras', '48',
+                             '--seconds', '20', '--policy', 'streams', '--progress-s', '0.05',
+                             '--json'],
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)['streams']['released'] > 0
@@ -385,6 +435,7 @@ def test_a_long_simulation_reports_its_progress_on_stderr():
     done = []
     for line in lines:
         prefix, _, rest = line.partition(': ')
-        assert prefix == 's3dnn-sim' and rest.startswith('streams, 48 cameras: ') and rest.endswith(' of 20 s simulated')
+        assert prefix == 's3dnn-sim' and rest.startswith('streams, 48 cameras: ') \
+            and rest.endswith(' of 20 s simulated')
         done.append(float(rest.split(': ')[1].split(' of ')[0]))
     assert done == sorted(done) and 0 <= done[0] and done[-1] <= 20

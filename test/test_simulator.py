@@ -1,10 +1,8 @@
 """The discrete-event GPU model and whole-policy simulations."""
 import pytest
-
-from s3dnn_ros.engine.costs import HostCosts, estimate
+from s3dnn_ros.engine.costs import estimate, HostCosts
 from s3dnn_ros.scheduler.job import Launch
-from s3dnn_ros.scheduler.simulator import Camera, SimulatedGpu, simulate
-
+from s3dnn_ros.scheduler.simulator import Camera, simulate, SimulatedGpu
 from scheduling_helpers import NETWORK
 
 
@@ -81,11 +79,15 @@ def test_every_released_frame_ends_completed_or_dropped(policy):
 
 
 def test_s3dnn_meets_deadlines_where_cuda_streaming_misses_them():
-    """The load is chosen just past what one-stream-per-camera can serve. On the nominal T4 a batch-1
-    AlexNet frame is about 1.6 ms of whole-GPU work, so `streams` tops out near 610 frames/s; 22 cameras
-    at 30 FPS ask for 660. Its queues grow until frames miss their 50 ms deadlines. S3DNN serves the
-    same frames: data fusion reads fc6/fc7's 217 MB of weights once per fused batch instead of once per
-    frame, which cuts the work per frame enough to fit, and least slack first keeps the order right."""
+    """
+    The load is chosen just past what one-stream-per-camera can serve.
+
+    On the nominal T4 a batch-1 AlexNet frame is about 1.6 ms of whole-GPU work, so `streams` tops
+    out near 610 frames/s; 22 cameras at 30 FPS ask for 660. Its queues grow until frames miss
+    their 50 ms deadlines. S3DNN serves the same frames: data fusion reads fc6/fc7's 217 MB of
+    weights once per fused batch instead of once per frame, which cuts the work per frame enough to
+    fit, and least slack first keeps the order right.
+    """
     cameras = [Camera(f'cam{i}', 30.0, 50.0) for i in range(22)]
     costs = estimate(NETWORK, 't4')
     streams = simulate(cameras, 'streams', costs, seconds=3.0, seed=0)
@@ -97,38 +99,51 @@ def test_s3dnn_meets_deadlines_where_cuda_streaming_misses_them():
 
 
 def test_firm_deadlines_drop_instead_of_finishing_late():
-    """32 cameras at 60 FPS with 15 ms deadlines overload a T4 even with fused batches. With soft deadlines
-    the late frames keep the GPU busy and make the next ones late too; firm deadlines drop them before
-    they run."""
+    """
+    32 cameras at 60 FPS with 15 ms deadlines overload a T4 even with fused batches.
+
+    With soft deadlines the late frames keep the GPU busy and make the next ones late too; firm
+    deadlines drop them before they run.
+    """
     cameras = [Camera(f'cam{i}', 60.0, 15.0) for i in range(32)]
     costs = estimate(NETWORK, 't4')
     soft = simulate(cameras, 's3dnn', costs, seconds=1.0, seed=2)
     firm = simulate(cameras, 's3dnn', costs, seconds=1.0, seed=2, firm=True)
     assert soft['missed'] > 0.5 * soft['completed']
     assert firm['missed'] < 0.05 * firm['completed']
-    assert firm['missed'] < soft['missed'] and firm['completed'] - firm['missed'] >= soft['completed'] - soft['missed']
+    assert firm['missed'] < soft['missed'] \
+        and firm['completed'] - firm['missed'] >= soft['completed'] - soft['missed']
 
 
 def test_the_host_pays_for_a_frame_its_decisions_launches_upload_and_completions():
-    """One frame alone, every layer 100 µs of GPU: the host takes it in (frame 1 µs), decides and launches
-    its first layer (decision 1 + launch 1 + upload 1 µs) and chains the rest (1 + 1 µs each, well ahead
-    of the GPU); it notices the last completion (1 µs) 14 x 100 µs after the first launch reached the GPU."""
+    """
+    One frame alone, every layer 100 µs of GPU.
+
+    The host takes it in (frame 1 µs), decides and launches its first layer (decision 1 + launch 1
+    + upload 1 µs) and chains the rest (1 + 1 µs each, well ahead of the GPU); it notices the last
+    completion (1 µs) 14 x 100 µs after the first launch reached the GPU.
+    """
     from scheduling_helpers import uniform_costs
-    host = HostCosts(frame_us=1.0, decision_us=1.0, launch_us=1.0, upload_us=1.0, completion_us=1.0)
-    result = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5), seconds=0.9,
-                      host=host, jitter_ms=0.0)
+    host = HostCosts(frame_us=1.0, decision_us=1.0, launch_us=1.0, upload_us=1.0,
+                     completion_us=1.0)
+    result = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5),
+                      seconds=0.9, host=host, jitter_ms=0.0)
     (camera,) = result['per_camera']
     assert camera['completed'] == 1
     assert camera['max_ms'] == pytest.approx((1 + 1 + 1 + 1 + 14 * 100 + 1) / 1000, abs=1e-6)
-    free = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5), seconds=0.9,
-                    host=HostCosts(), jitter_ms=0.0)
+    free = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5),
+                    seconds=0.9, host=HostCosts(), jitter_ms=0.0)
     assert free['per_camera'][0]['max_ms'] == pytest.approx(1.4, abs=1e-6)
 
 
 def test_a_saturated_host_makes_per_frame_launches_miss_where_fused_launches_keep_up():
-    """100 µs of host time per launch and a fast GPU (10 µs a layer): 32 cameras at 30 FPS ask a policy that
-    launches every layer of every frame for 960 x 14 x 100 µs = 1.34 s of host time a second. The streams
-    baseline falls behind; S3DNN sizes its fused batches for the host and keeps every deadline."""
+    """
+    100 µs of host time per launch and a fast GPU (10 µs a layer).
+
+    32 cameras at 30 FPS ask a policy that launches every layer of every frame for 960 x 14 x 100
+    µs = 1.34 s of host time a second. The streams baseline falls behind; S3DNN sizes its fused
+    batches for the host and keeps every deadline.
+    """
     from scheduling_helpers import uniform_costs
     costs = uniform_costs(cost_us=10.0, tb=0.05)
     host = HostCosts(launch_us=100.0)

@@ -1,19 +1,22 @@
-"""The scheduler worker without ROS: frame slots in shared memory, a real worker process with the reference
-engine, refusals and ring growth, start-up errors, and the in-process core's host-cost measurement."""
+"""
+The scheduler worker without ROS.
+
+Frame slots in shared memory, a real worker process with the reference engine, refusals and ring
+growth, start-up errors, and the in-process core's host-cost measurement.
+"""
 import os
+from pathlib import Path
 import signal
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.costs import HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
-from s3dnn_ros.worker.core import DONE, DROPPED, CameraSpec, WorkerSpec, host_costs_from
+from s3dnn_ros.worker.core import CameraSpec, DONE, DROPPED, host_costs_from, WorkerSpec
 from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
 
 TEST_DIR = str(Path(__file__).parent)
@@ -41,8 +44,8 @@ class Outputs:
 
 
 def spec(cameras=('a', 'b'), queue_depth=2, **extra):
-    return WorkerSpec(cameras=tuple(CameraSpec(name, 10**10, queue_depth) for name in cameras), engine='reference',
-                      **extra)
+    return WorkerSpec(cameras=tuple(CameraSpec(name, 10**10, queue_depth) for name in cameras),
+                      engine='reference', **extra)
 
 
 @pytest.fixture
@@ -57,8 +60,9 @@ def test_ring_slots_are_page_sized_views_that_check_what_fits():
         assert ring.slot_bytes == PAGE and ring.array.nbytes == 3 * PAGE
         view = ring.image(2, 10, 10, 'rgb8')
         view[...] = 7
-        assert ring.array[2 * PAGE:2 * PAGE + 300].tolist() == [7] * 300 and ring.array[:2 * PAGE].max() == 0
-        other = Ring.open(*ring.describe())  # another mapping of the same segment sees the frame
+        assert ring.array[2 * PAGE:2 * PAGE + 300].tolist() == [7] * 300 \
+            and ring.array[:2 * PAGE].max() == 0
+        other = Ring.attach(*ring.describe())  # another mapping of the same segment sees the frame
         assert other.image(2, 10, 10, 'rgb8').tolist() == view.tolist()
         del view
         assert other.close()
@@ -99,10 +103,15 @@ def test_frames_cross_into_the_worker_and_back_with_their_sequence_numbers():
 
 
 def test_a_busy_worker_holds_every_slot_and_further_frames_are_refused(test_engines):
-    """queue_depth 1 gives 3 slots; while the worker is stuck in a launch it reads no message and frees
-    none, so the fourth frame of the camera is refused at once. The others are all resolved later."""
+    """
+    queue_depth 1 gives 3 slots.
+
+    While the worker is stuck in a launch it reads no message and frees none, so the fourth frame
+    of the camera is refused at once. The others are all resolved later.
+    """
     outputs = Outputs()
-    client = WorkerClient(spec(cameras=('a',), queue_depth=1, engine_factory='worker_engines:slow'), outputs)
+    client = WorkerClient(spec(cameras=('a',), queue_depth=1,
+                               engine_factory='worker_engines:slow'), outputs)
     image = np.zeros((48, 64, 3), np.uint8)
     try:
         results = [client.submit(0, image, 'rgb8', time.monotonic_ns()) for _ in range(3)]
@@ -110,7 +119,8 @@ def test_a_busy_worker_holds_every_slot_and_further_frames_are_refused(test_engi
         results.append(client.submit(0, image, 'rgb8', time.monotonic_ns()))
         assert [refused for _, refused in results] == [None, None, None, NO_SLOT]
         got = outputs.wait(3)
-        assert sorted(o[0] for o in got) == [DONE, DONE, DROPPED]  # the second was replaced by the third
+        # the second was replaced by the third
+        assert sorted(o[0] for o in got) == [DONE, DONE, DROPPED]
         assert [o[4] for o in got if o[0] == DROPPED] == ['queue']
         seq, refused = client.submit(0, image, 'rgb8', time.monotonic_ns())
         assert refused is None  # the slots came back
@@ -153,10 +163,13 @@ def test_the_worker_ignores_sigint_and_stops_when_its_client_closes():
 
 
 def test_host_costs_are_derived_from_the_measured_totals():
-    totals = {'arrive_ns': 20_000, 'arrivals': 10, 'output_ns': 10_000, 'outputs': 10, 'decide_ns': 600_000,
-              'groups': 20, 'retire_ns': 300_000, 'retired': 100, 'launch_ns': 500_000, 'launches': 100,
-              'first_ns': 100_000, 'first_launches': 20, 'uploads': 40}
+    totals = {'arrive_ns': 20_000, 'arrivals': 10, 'output_ns': 10_000, 'outputs': 10,
+              'decide_ns': 600_000, 'groups': 20, 'retire_ns': 300_000, 'retired': 100,
+              'launch_ns': 500_000, 'launches': 100, 'first_ns': 100_000, 'first_launches': 20,
+              'uploads': 40}
     costs = host_costs_from(totals)
-    # later launches: 400 µs / 80 = 5 µs; first-layer launches 100 µs = 20 x 5 µs + 40 uploads x 0 µs
-    assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0, completion_us=3.0)
+    # later launches: 400 µs / 80 = 5 µs; first-layer launches
+    # 100 µs = 20 x 5 µs + 40 uploads x 0 µs
+    assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0,
+                              completion_us=3.0)
     assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say

@@ -1,9 +1,13 @@
-"""bench/worker_profile.py with its timed stand-in engine: a WorkerCore under open-loop cameras in one
-process, every frame resolved and the host time it measured reported."""
+"""
+bench/worker_profile.py with its timed stand-in engine.
+
+A WorkerCore under open-loop cameras in one process, every frame resolved and the host time it
+measured reported.
+"""
 import json
 import os
-import sys
 from pathlib import Path
+import sys
 
 from process_helpers import run
 
@@ -11,9 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
-    command = [sys.executable, 'bench/worker_profile.py', '--engine', 'timed', '--cameras', '8', '--seconds', '1',
-               '--max-batch', '4', '--out', str(tmp_path)]
-    result = run(command, timeout=120, cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    command = [sys.executable, 'bench/worker_profile.py', '--engine', 'timed', '--cameras', '8',
+               '--seconds', '1', '--max-batch', '4', '--out', str(tmp_path)]
+    result = run(command, timeout=120, cwd=REPO_ROOT,
+                 env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / 'worker_profile-timed-nvidia-h200.json').read_text())
     assert report['engine'] == 'timed' and report['cameras'] == 8 and report['max_batch'] == 4
@@ -22,4 +27,5 @@ def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
     assert report['released'] - 8 <= report['completed'] <= report['released'] + 8
     assert 1 <= report['mean_batch'] <= 4
     assert report['host_us_per_frame'] > 0 and 0 < report['host_busy'] < 1
-    assert set(report['host_costs']) == {'frame_us', 'decision_us', 'launch_us', 'upload_us', 'completion_us'}
+    assert set(report['host_costs']) == {'frame_us', 'decision_us', 'launch_us', 'upload_us',
+                                         'completion_us'}

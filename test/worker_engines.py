@@ -1,4 +1,8 @@
-"""Engines for tests that run them inside a real scheduler worker process (``WorkerSpec.engine_factory``)."""
+"""
+Engines for tests that run them inside a real scheduler worker process.
+
+See ``WorkerSpec.engine_factory``.
+"""
 import time
 
 from s3dnn_ros.engine.base import EngineError
@@ -18,7 +22,11 @@ class FirstFrameFails(ReferenceEngine):
 
 
 class Slow(ReferenceEngine):
-    """The reference engine taking a second over its first launch: the worker is busy and reads nothing."""
+    """
+    The reference engine taking a second over its first launch.
+
+    The worker is then busy and reads nothing.
+    """
 
     def launch(self, layer_index, pids, stream):
         if layer_index == 0:

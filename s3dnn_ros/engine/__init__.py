@@ -1,1 +1,5 @@
-"""Engines run one layer for a fused batch of frames: the numpy reference, or CUDA (engine/cuda.py)."""
+"""
+Engines run one layer for a fused batch of frames.
+
+Either the numpy reference or CUDA (engine/cuda.py).
+"""

@@ -1,14 +1,16 @@
-"""The engine interface: run one layer of the network for a fused batch of pipelines.
+"""
+The engine interface: run one layer of the network for a fused batch of pipelines.
 
 An engine owns the device state of every pipeline (input staging, one activation buffer per layer,
 the result) and a pool of streams. The dispatcher drives it with four calls:
 
 * ``open_pipeline(pid)`` once per camera, before its first frame (allocates everything up front);
-* ``set_input(pid, image, encoding)`` (or ``set_inputs`` for several) when a frame of that pipeline is
-  about to run layer 0 (images in memory given to ``pin`` are read where they lie, without a copy);
-* ``launch(layer_index, pids, stream)`` runs kernel layer ``layer_index`` for the frames currently in
-  pipelines ``pids`` (a fused launch when there are several) on stream ``stream``, after everything
-  launched earlier on that stream, and returns a :class:`Completion` to poll;
+* ``set_input(pid, image, encoding)`` (or ``set_inputs`` for several) when a frame of that pipeline
+  is about to run layer 0 (images in memory given to ``pin`` are read where they lie, without a
+  copy);
+* ``launch(layer_index, pids, stream)`` runs kernel layer ``layer_index`` for the frames currently
+  in pipelines ``pids`` (a fused launch when there are several) on stream ``stream``, after
+  everything launched earlier on that stream, and returns a :class:`Completion` to poll;
 * ``result(pid)`` after the last layer's completion: the (2, k) scores/class-ids array.
 
 Costs and tbRatios per (layer, batch) come from :meth:`Engine.cost_table`.
@@ -20,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..model.alexnet import Network
 from .costs import CostTable
+from ..model.alexnet import Network
 
 #: channel layout of each accepted image encoding: (channels, index of R, G, B in a pixel)
 ENCODINGS = {
@@ -34,7 +36,11 @@ ENCODINGS = {
 
 
 class EngineError(RuntimeError):
-    """A failure of the engine (device, launch, memory); the node reports it as an ERROR diagnostic."""
+    """
+    A failure of the engine (device, launch, memory).
+
+    The node reports it as an ERROR diagnostic.
+    """
 
 
 class Completion(ABC):
@@ -42,7 +48,11 @@ class Completion(ABC):
 
     @abstractmethod
     def done(self) -> bool:
-        """True once the launch (and any copy it ends with) has finished; raises EngineError on failure."""
+        """
+        Return True once the launch (and any copy it ends with) has finished.
+
+        Raises EngineError on failure.
+        """
 
     @abstractmethod
     def wait(self) -> None:
@@ -64,7 +74,8 @@ class Engine(ABC):
 
     #: 'reference' or 'cuda'
     name = 'engine'
-    #: streams launches run on, ``launch``'s stream taken modulo it (None: launches complete in the call)
+    #: streams launches run on, ``launch``'s stream taken modulo it (None: launches complete in the
+    #: call)
     streams: int | None = None
 
     def __init__(self, network: Network):
@@ -90,18 +101,28 @@ class Engine(ABC):
 
     @abstractmethod
     def set_input(self, pid: int, image: np.ndarray, encoding: str) -> None:
-        """Stage ``image`` (H x W x C uint8, rows may be padded) as pipeline ``pid``'s next frame."""
+        """
+        Stage ``image`` as pipeline ``pid``'s next frame.
+
+        ``image`` is H x W x C uint8; its rows may be padded.
+        """
 
     def set_inputs(self, items: Sequence[tuple[int, np.ndarray, str]]) -> None:
-        """``set_input`` for several pipelines ``(pid, image, encoding)`` at once (a fused launch's frames);
-        engines may copy them in parallel."""
+        """
+        Stage several pipelines' frames at once: ``set_input`` for each ``(pid, image, encoding)``.
+
+        These are a fused launch's frames; engines may copy them in parallel.
+        """
         for pid, image, encoding in items:
             self.set_input(pid, image, encoding)
 
     def pin(self, array: np.ndarray) -> np.ndarray:
-        """Make a contiguous 1-D uint8 host array (frame slots the caller owns) fast to upload from; returns
-        the array to take image views of. Images that are views of it are read where they lie. Engines
-        without a device return it unchanged."""
+        """
+        Make a contiguous 1-D uint8 host array (frame slots the caller owns) fast to upload from.
+
+        Returns the array to take image views of. Images that are views of it are read where they
+        lie. Engines without a device return it unchanged.
+        """
         return array
 
     def unpin(self, array: np.ndarray) -> None:
@@ -113,32 +134,46 @@ class Engine(ABC):
 
     @abstractmethod
     def result(self, pid: int) -> np.ndarray:
-        """(2, k) array of pipeline ``pid``'s last frame: row 0 scores (descending), row 1 class ids."""
+        """
+        Return the (2, k) array of pipeline ``pid``'s last frame.
+
+        Row 0 holds the scores (descending), row 1 the class ids.
+        """
 
     def check(self) -> None:
-        """EngineError when the device can no longer run anything (a lost GPU context); the caller then
-        starts over with a new engine, in a new process."""
+        """
+        Raise EngineError when the device can no longer run anything (a lost GPU context).
+
+        The caller then starts over with a new engine, in a new process.
+        """
 
     def close(self) -> None:
         """Release everything; the engine is unusable afterwards."""
 
     def check_launch(self, layer_index: int, pids: Sequence[int]) -> None:
-        """ValueError naming what is wrong with a launch's layer index or pipeline list."""
+        """Raise a ValueError naming what is wrong with a launch's layer index or pipeline list."""
         if not 0 <= layer_index < len(self.layers):
             raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
         if not pids:
-            raise ValueError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) with no pipelines')
+            raise ValueError(f'launch of layer {layer_index} '
+                             f'({self.layers[layer_index].name}) with no pipelines')
         if len(set(pids)) != len(pids):
             raise ValueError(f'launch of layer {layer_index}: pipelines {list(pids)} repeat a pid')
 
 
 def check_image(image: np.ndarray, encoding: str) -> int:
-    """Number of channels of ``image`` for ``encoding``; ValueError naming what is wrong otherwise."""
+    """
+    Return the number of channels of ``image`` for ``encoding``.
+
+    Raises a ValueError naming what is wrong otherwise.
+    """
     if encoding not in ENCODINGS:
-        raise ValueError(f'encoding {encoding!r} is not supported; allowed: {", ".join(ENCODINGS)}')
+        raise ValueError(f'encoding {encoding!r} is not supported; allowed: '
+                         f'{", ".join(ENCODINGS)}')
     channels = ENCODINGS[encoding][0]
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != channels:
-        raise ValueError(f'{encoding} image must be H x W x {channels} uint8, got {image.shape} {image.dtype}')
+        raise ValueError(f'{encoding} image must be H x W x {channels} uint8, '
+                         f'got {image.shape} {image.dtype}')
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f'image has zero size {image.shape[:2]}')
     return channels

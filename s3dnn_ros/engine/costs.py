@@ -1,4 +1,5 @@
-"""Cost tables: per (layer, fused batch size) the kernel's duration and its tbRatio.
+"""
+Cost tables: per (layer, fused batch size) the kernel's duration and its tbRatio.
 
 tbRatio = thread blocks launched / thread blocks the GPU holds resident at once
 (SM count x resident blocks per SM for the kernel's threads, registers and shared memory). Below 1
@@ -14,18 +15,19 @@ format is::
 Batch sizes absent from a table are interpolated linearly between the nearest present ones and
 extrapolated beyond the largest as whole copies of it plus a remainder.
 
-A table may also carry the *host* costs measured beside it (:class:`HostCosts`, the ``"host"`` object:
-``{"frame_us": .., "decision_us": .., "launch_us": .., "upload_us": .., "completion_us": ..}``): what the
-scheduler's own thread spends per frame, per decision, per launch, per uploaded image and per completion.
-The simulator charges them to a modelled host and the S3DNN policy sizes its fused batches with them.
+A table may also carry the *host* costs measured beside it (:class:`HostCosts`, the ``"host"``
+object: ``{"frame_us": .., "decision_us": .., "launch_us": .., "upload_us": .., "completion_us":
+..}``): what the scheduler's own thread spends per frame, per decision, per launch, per uploaded
+image and per completion. The simulator charges them to a modelled host and the S3DNN policy sizes
+its fused batches with them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import json
 import math
 import os
 import re
-from dataclasses import dataclass
 
 from ..model.alexnet import Network
 from ..model.layers import Layer
@@ -57,30 +59,35 @@ class GpuSpec:
         """Blocks of a kernel that fit on one SM at once (``registers`` per thread)."""
         by_smem = self.shared_mem_per_sm // shared_mem if shared_mem else self.max_blocks_per_sm
         by_regs = self.registers_per_sm // (registers * threads)
-        return max(1, min(self.max_blocks_per_sm, self.max_threads_per_sm // threads, by_regs, by_smem))
+        return max(1, min(self.max_blocks_per_sm, self.max_threads_per_sm // threads, by_regs,
+                          by_smem))
 
     def tb_ratio(self, blocks: int, threads: int, registers: int, shared_mem: int = 0) -> float:
-        return blocks / (self.sm_count * self.resident_blocks_per_sm(threads, registers, shared_mem))
+        return blocks / (self.sm_count * self.resident_blocks_per_sm(threads, registers,
+                                                                     shared_mem))
 
 
 #: Nominal GPUs. Rates are about 40 % (FLOPs) and 80 % (DRAM) of the datasheet peaks, what plain
-#: CUDA C reaches without tensor cores: H100 SXM 67 TFLOP/s FP32, 3.35 TB/s; T4 8.1 TFLOP/s, 320 GB/s.
+#: CUDA C reaches without tensor cores: H100 SXM 67 TFLOP/s FP32, 3.35 TB/s; T4 8.1 TFLOP/s,
+#: 320 GB/s.
 GPUS = {
-    'h100': GpuSpec('H100 SXM (nominal)', sm_count=132, max_threads_per_sm=2048, max_blocks_per_sm=32,
-                    registers_per_sm=65536, shared_mem_per_sm=228 * 1024, fp32_flops=25e12, dram_bandwidth=2.6e12,
-                    launch_overhead_us=3.0),
+    'h100': GpuSpec('H100 SXM (nominal)', sm_count=132, max_threads_per_sm=2048,
+                    max_blocks_per_sm=32, registers_per_sm=65536, shared_mem_per_sm=228 * 1024,
+                    fp32_flops=25e12, dram_bandwidth=2.6e12, launch_overhead_us=3.0),
     't4': GpuSpec('T4 (nominal)', sm_count=40, max_threads_per_sm=1024, max_blocks_per_sm=16,
-                  registers_per_sm=65536, shared_mem_per_sm=64 * 1024, fp32_flops=3.5e12, dram_bandwidth=240e9,
-                  launch_overhead_us=5.0),
+                  registers_per_sm=65536, shared_mem_per_sm=64 * 1024, fp32_flops=3.5e12,
+                  dram_bandwidth=240e9, launch_overhead_us=5.0),
 }
 
 
 def nominal_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
-    """(blocks, threads per block, registers per thread, shared memory per block) of a straightforward
-    kernel for ``layer``.
+    """
+    Return the geometry of a straightforward kernel for ``layer``.
 
-    conv: implicit GEMM with 64x64 output tiles, 256 threads of 128 registers (16 accumulators each),
-    16 KiB shared; pooling / preprocessing: one thread per output element (per pixel for
+    The geometry is (blocks, threads per block, registers per thread, shared memory per block).
+
+    conv: implicit GEMM with 64x64 output tiles, 256 threads of 128 registers (16 accumulators
+    each), 16 KiB shared; pooling / preprocessing: one thread per output element (per pixel for
     preprocessing); linear: one warp per output row, 8 rows a block, for batch <= 16, 64x64 tiles
     beyond; softmax: one block per frame.
     """
@@ -103,26 +110,31 @@ def nominal_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
 
 
 def estimate_layer(layer: Layer, batch: int, gpu: GpuSpec) -> tuple[float, float]:
-    """(cost in µs, tbRatio) of one launch of ``layer`` over ``batch`` frames on ``gpu``.
+    """
+    (cost in µs, tbRatio) of one launch of ``layer`` over ``batch`` frames on ``gpu``.
 
-    A kernel with tbRatio r gets the share min(r, 1) of the GPU's FP32 rate and DRAM bandwidth when it
-    under-fills the GPU, and r/ceil(r) when it runs in waves (the last wave is partial). Its duration
-    is the slower of the compute and memory bounds at that share plus a fixed launch overhead. Using
-    the same share for the simulator's overlap rule keeps the two consistent: kernels whose tbRatios
-    sum to 1 together use the whole GPU.
+    A kernel with tbRatio r gets the share min(r, 1) of the GPU's FP32 rate and DRAM bandwidth when
+    it under-fills the GPU, and r/ceil(r) when it runs in waves (the last wave is partial). Its
+    duration is the slower of the compute and memory bounds at that share plus a fixed launch
+    overhead. Using the same share for the simulator's overlap rule keeps the two consistent:
+    kernels whose tbRatios sum to 1 together use the whole GPU.
     """
     blocks, threads, registers, smem = nominal_geometry(layer, batch)
     tb = gpu.tb_ratio(blocks, threads, registers, smem)
     share = tb if tb <= 1 else tb / math.ceil(tb)
     seconds = max(batch * layer.flops / (gpu.fp32_flops * share),
-                  layer.bytes(batch) / (gpu.dram_bandwidth * share))
+                  layer.dram_bytes(batch) / (gpu.dram_bandwidth * share))
     return seconds * 1e6 + gpu.launch_overhead_us, tb
 
 
 @dataclass(frozen=True)
 class HostCosts:
-    """Host time (µs) of the scheduler's thread: per frame taken in and finished (``frame_us``), per
-    DEQUEUE decision, per kernel launch issued, per image uploaded by a layer-0 launch, per launch retired."""
+    """
+    Host time (µs) of the scheduler's thread.
+
+    Per frame taken in and finished (``frame_us``), per DEQUEUE decision, per kernel launch issued,
+    per image uploaded by a layer-0 launch, per launch retired.
+    """
 
     frame_us: float = 0.0
     decision_us: float = 0.0
@@ -133,7 +145,11 @@ class HostCosts:
     FIELDS = ('frame_us', 'decision_us', 'launch_us', 'upload_us', 'completion_us')
 
     def frame_ns(self, batch: int, layers: int) -> float:
-        """Host ns per frame when every layer runs fused over ``batch`` frames (one decision per launch)."""
+        """
+        Host ns per frame when every layer runs fused over ``batch`` frames.
+
+        One decision per launch.
+        """
         per_launch = self.launch_us + self.completion_us + self.decision_us
         return 1000 * (self.frame_us + self.upload_us + layers * per_launch / batch)
 
@@ -143,23 +159,27 @@ class HostCosts:
     @classmethod
     def from_json(cls, data: object, source_name: str) -> 'HostCosts':
         if not isinstance(data, dict) or set(data) - set(cls.FIELDS):
-            raise CostTableError(f'{source_name}: host: expected an object with keys among {", ".join(cls.FIELDS)}')
+            raise CostTableError(f'{source_name}: host: expected an object with keys among '
+                                 f'{", ".join(cls.FIELDS)}')
         for name, value in data.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < MAX_JSON_NUMBER:
-                raise CostTableError(f'{source_name}: host.{name}={value!r}: must be a number >= 0')
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 <= value < MAX_JSON_NUMBER:
+                raise CostTableError(f'{source_name}: host.{name}={value!r}: '
+                                     'must be a number >= 0')
         return cls(**{name: float(value) for name, value in data.items()})
 
 
-#: host costs the simulator assumes when a table has none: only a launch costs the host, as PyCUDA's
-#: call does (the default of ``s3dnn-sim --launch-overhead-us``)
+#: host costs the simulator assumes when a table has none: only a launch costs the host, as
+#: PyCUDA's call does (the default of ``s3dnn-sim --launch-overhead-us``)
 NOMINAL_HOST = HostCosts(launch_us=8.0)
 
 
 class CostTable:
-    """Durations (ns) and tbRatios per kernel layer index and batch size, with slack bookkeeping.
+    """
+    Durations (ns) and tbRatios per kernel layer index and batch size, with slack bookkeeping.
 
-    ``remaining_ns[i]`` is the batch-1 cost of kernel layers i..end: what a frame about to run layer i
-    still needs, used for its slack.
+    ``remaining_ns[i]`` is the batch-1 cost of kernel layers i..end: what a frame about to run
+    layer i still needs, used for its slack.
     """
 
     def __init__(self, network: Network, entries: dict[str, dict[int, tuple[float, float]]],
@@ -176,9 +196,10 @@ class CostTable:
                 raise CostTableError(f'cost table ({gpu}): no entry for layer {name!r}; '
                                      f'a table needs every kernel layer: {", ".join(names)}')
         # dense lookup tables: [layer index][batch] for batch 1..MAX_BATCH (index 0 unused)
-        self._cost_ns = [[0] + [round(1000 * self._interpolate(entries[n], b)[0]) for b in range(1, MAX_BATCH + 1)]
-                         for n in names]
-        self._tb = [[0.0] + [self._interpolate(entries[n], b)[1] for b in range(1, MAX_BATCH + 1)] for n in names]
+        self._cost_ns = [[0] + [round(1000 * self._interpolate(entries[n], b)[0])
+                                for b in range(1, MAX_BATCH + 1)] for n in names]
+        self._tb = [[0.0] + [self._interpolate(entries[n], b)[1] for b in range(1, MAX_BATCH + 1)]
+                    for n in names]
         suffix, total = [], 0
         for row in reversed(self._cost_ns):
             total += row[1]
@@ -208,16 +229,22 @@ class CostTable:
     def cost_ns(self, layer_index: int, batch: int = 1) -> int:
         if batch <= MAX_BATCH:
             return self._cost_ns[layer_index][batch]
-        return round(1000 * self._interpolate(self.entries[self.network.kernel_layers[layer_index].name], batch)[0])
+        return round(1000 * self._interpolate(
+            self.entries[self.network.kernel_layers[layer_index].name], batch)[0])
 
     def kernel_batch(self, layer_index: int) -> int:
-        """The layer's largest measured batch: a launch of more frames runs as several kernels."""
+        """
+        Return the layer's largest measured batch.
+
+        A launch of more frames runs as several kernels.
+        """
         return max(self.entries[self.network.kernel_layers[layer_index].name])
 
     def tb_ratio(self, layer_index: int, batch: int = 1) -> float:
         if batch <= MAX_BATCH:
             return self._tb[layer_index][batch]
-        return self._interpolate(self.entries[self.network.kernel_layers[layer_index].name], batch)[1]
+        return self._interpolate(self.entries[self.network.kernel_layers[layer_index].name],
+                                 batch)[1]
 
     @property
     def frame_cost_ns(self) -> int:
@@ -225,11 +252,15 @@ class CostTable:
         return self.remaining_ns[0]
 
     def frame_gpu_ns(self, batch: int) -> float:
-        """GPU ns per frame of a whole frame run fused over ``batch`` frames, its layers one after another."""
+        """
+        GPU ns per frame of a whole frame run fused over ``batch`` frames.
+
+        Its layers run one after another.
+        """
         return sum(self.cost_ns(index, batch) for index in range(len(self._cost_ns))) / batch
 
     def with_host(self, host: HostCosts | None) -> 'CostTable':
-        """The same table carrying ``host``."""
+        """Return the same table carrying ``host``."""
         return CostTable(self.network, self.entries, self.gpu, self.source, self.date, host)
 
     def to_json(self) -> dict:
@@ -258,36 +289,46 @@ class CostTable:
         return cls.from_json(data, network, path)
 
     @classmethod
-    def from_json(cls, data: object, network: Network, source_name: str = 'cost table') -> 'CostTable':
+    def from_json(cls, data: object, network: Network,
+                  source_name: str = 'cost table') -> 'CostTable':
         if not isinstance(data, dict) or not isinstance(data.get('layers'), dict):
             raise CostTableError(f'{source_name}: expected an object with a "layers" object')
         known = {layer.name for layer in network.kernel_layers}
         entries: dict[str, dict[int, tuple[float, float]]] = {}
         for name, points in data['layers'].items():
             if name not in known:
-                raise CostTableError(f'{source_name}: layers.{name}: unknown layer; allowed: {", ".join(sorted(known))}')
+                raise CostTableError(f'{source_name}: layers.{name}: unknown layer; allowed: '
+                                     f'{", ".join(sorted(known))}')
             if not isinstance(points, dict) or not points:
-                raise CostTableError(f'{source_name}: layers.{name}: expected an object of batch size -> entry')
+                raise CostTableError(f'{source_name}: layers.{name}: '
+                                     'expected an object of batch size -> entry')
             entries[name] = {}
             for batch, entry in points.items():
                 key = f'layers.{name}.{batch}'
                 if not re.fullmatch(r'[0-9]{1,4}', str(batch)) or not 1 <= int(batch) <= 4096:
-                    raise CostTableError(f'{source_name}: {key}: batch size must be an integer 1..4096')
+                    raise CostTableError(f'{source_name}: {key}: '
+                                         'batch size must be an integer 1..4096')
                 if not isinstance(entry, dict):
-                    raise CostTableError(f'{source_name}: {key}: expected {{"cost_us": ..., "tb_ratio": ...}}')
+                    raise CostTableError(f'{source_name}: {key}: '
+                                         'expected {"cost_us": ..., "tb_ratio": ...}')
                 cost, tb = entry.get('cost_us'), entry.get('tb_ratio')
                 for field, value in (('cost_us', cost), ('tb_ratio', tb)):
                     if isinstance(value, bool) or not isinstance(value, (int, float)) \
                             or not 0 < value < MAX_JSON_NUMBER:
-                        raise CostTableError(f'{source_name}: {key}.{field}={value!r}: must be a positive number')
+                        raise CostTableError(f'{source_name}: {key}.{field}={value!r}: '
+                                             'must be a positive number')
                 entries[name][int(batch)] = (float(cost), float(tb))
         host = HostCosts.from_json(data['host'], source_name) if 'host' in data else None
-        return cls(network, entries, str(data.get('gpu', 'unknown')), str(data.get('source', 'file')),
-                   str(data.get('date', '')), host)
+        return cls(network, entries, str(data.get('gpu', 'unknown')),
+                   str(data.get('source', 'file')), str(data.get('date', '')), host)
 
 
 def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 1)) -> CostTable:
-    """A cost table derived from FLOPs and bytes on a nominal GPU (see :func:`estimate_layer`)."""
+    """
+    Return a cost table derived from FLOPs and bytes on a nominal GPU.
+
+    See :func:`estimate_layer`.
+    """
     if isinstance(gpu, str):
         if gpu not in GPUS:
             raise CostTableError(f'gpu={gpu!r}: allowed {", ".join(GPUS)}')
@@ -297,7 +338,8 @@ def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 
         points, floor = {}, 0.0
         for batch in sorted(batches):
             cost, tb = estimate_layer(layer, batch, gpu)
-            floor = max(floor, cost)  # tile rounding can make a larger batch look cheaper: it never is
+            # tile rounding can make a larger batch look cheaper: it never is
+            floor = max(floor, cost)
             points[batch] = (floor, tb)
         entries[layer.name] = points
     return CostTable(network, entries, gpu.name, 'estimated')

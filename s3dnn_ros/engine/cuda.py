@@ -1,71 +1,76 @@
-"""The CUDA engine: every kernel layer a hand-written CUDA C kernel (``kernels/*.cu``) run through PyCUDA.
+"""
+The CUDA engine: every kernel layer a hand-written CUDA C kernel run through PyCUDA.
+
+The kernels are in ``kernels/*.cu``.
 
 This is the only module that imports pycuda, and only when an engine is constructed, so the package
 imports (and falls back to the reference engine) on machines without it.
 
 Why it is built the way it is:
 
-* Per-frame pointers travel by value. Each kernel takes one struct argument (``*_ARGS`` below mirror
-  the structs in the .cu files) that starts with one input and one output address per frame of the
-  fused launch. CUDA copies kernel arguments when the launch is issued, so a fused launch over k
-  pipelines reads and writes each pipeline's own buffers with no device pointer table, no per-launch
-  allocation and no copy of activations. A launch of more than ``max_batch`` frames
-  (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its frames' copies, run side
-  by side on side streams forked from the launch's stream and joined back into it (one after another on
-  a one-stream engine).
+* Per-frame pointers travel by value. Each kernel takes one struct argument (``*_ARGS`` below
+  mirror the structs in the .cu files) that starts with one input and one output address per frame
+  of the fused launch. CUDA copies kernel arguments when the launch is issued, so a fused launch
+  over k pipelines reads and writes each pipeline's own buffers with no device pointer table, no
+  per-launch allocation and no copy of activations. A launch of more than ``max_batch`` frames
+  (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its frames' copies, run
+  side by side on side streams forked from the launch's stream and joined back into it (one after
+  another on a one-stream engine).
 * Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
-  block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame of a
-  given size allocates its pinned staging buffer and device copy, reallocated only when the image
-  grows; completion events come from a pool. ``allocations`` counts every allocation so tests can
-  check that steady-state frames make none.
+  block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame
+  of a given size allocates its pinned staging buffer and device copy, reallocated only when the
+  image grows; completion events come from a pool. ``allocations`` counts every allocation so tests
+  can check that steady-state frames make none.
 * Images in host memory the caller page-locked with :meth:`CudaEngine.pin` (the scheduler worker's
-  shared-memory frame slots) are uploaded from where they lie: no host copy at all. Other images are
-  copied into the pipeline's pinned staging buffer first, a fused launch's on STAGING_THREADS threads
-  (``set_inputs``): one thread reaches about a third of the host's copy bandwidth.
-* A launch costs few Python calls: each (layer, batch) plan keeps its argument record, the launch writes
-  the frames' pointers into it and hands its bytes to ``cuLaunchKernel`` (PyCUDA's ``_launch_kernel``)
-  without PyCUDA's per-call argument packing.
+  shared-memory frame slots) are uploaded from where they lie: no host copy at all. Other images
+  are copied into the pipeline's pinned staging buffer first, a fused launch's on STAGING_THREADS
+  threads (``set_inputs``): one thread reaches about a third of the host's copy bandwidth.
+* A launch costs few Python calls: each (layer, batch) plan keeps its argument record, the launch
+  writes the frames' pointers into it and hands its bytes to ``cuLaunchKernel`` (PyCUDA's
+  ``_launch_kernel``) without PyCUDA's per-call argument packing.
 * The engine is made on one thread and driven from another (the dispatcher's), so every entry point
-  makes the device's primary context current on the calling thread, pushing it once per thread. PyCUDA
-  aborts the process when a thread ends with contexts on its stack, so each thread's pushes are popped
-  when it ends (and the main thread's at exit).
-* Kernels are compiled once per process and architecture (``-O3``, ``-arch=sm_XY`` of the device, or
-  PTX of an older virtual architecture to test its code paths) and loaded into each engine's context.
-* A launch records an event before and after its work; :meth:`CudaCompletion.interval` maps them to the
-  host's ``time.monotonic_ns`` clock through a reference event recorded at start-up after a
+  makes the device's primary context current on the calling thread, pushing it once per thread.
+  PyCUDA aborts the process when a thread ends with contexts on its stack, so each thread's pushes
+  are popped when it ends (and the main thread's at exit).
+* Kernels are compiled once per process and architecture (``-O3``, ``-arch=sm_XY`` of the device,
+  or PTX of an older virtual architecture to test its code paths) and loaded into each engine's
+  context.
+* A launch records an event before and after its work; :meth:`CudaCompletion.interval` maps them to
+  the host's ``time.monotonic_ns`` clock through a reference event recorded at start-up after a
   synchronisation (re-based on later events so float32 millisecond offsets keep sub-microsecond
   precision).
 """
 from __future__ import annotations
 
 import atexit
+from concurrent.futures import ThreadPoolExecutor
 import ctypes
+from dataclasses import dataclass, field
 import datetime
 import functools
 import math
 import os
+from pathlib import Path
 import statistics
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..model.alexnet import Network
-from ..model.weights import Weights, check_weights
-from .base import ENCODINGS, Completion, Engine, EngineError, check_image
+from .base import check_image, Completion, ENCODINGS, Engine, EngineError
 from .costs import CostTable, CostTableError
 from .reference import layer_params
+from ..model.alexnet import Network
+from ..model.weights import check_weights, Weights
 
 #: frames one kernel launch can take (S3DNN_MAX_FRAMES in kernels/common.cuh)
 MAX_FRAMES = 16
 KERNEL_FILES = ('preprocess.cu', 'conv2d.cu', 'pool.cu', 'linear.cu', 'softmax.cu', 'delay.cu')
 #: (BM, BN) output tiles of the conv2d kernels
 CONV_TILES = ((128, 128), (128, 64), (64, 128), (64, 64))
-#: 128x64 tiles are picked when they cover at least this share of the SMs (and M is a multiple of 128)
+#: 128x64 tiles are picked when they cover at least this share of the SMs (and M is a multiple of
+#: 128)
 CONV_WIDE_TILE_COVER = 0.6
 #: the weights are padded to this many output channels so every tile reads in bounds
 CONV_M_ALIGN = 128
@@ -78,8 +83,8 @@ LINEAR_WARPS = 8
 #: variants hold 8 or 16 frames
 LINEAR_STREAM_MAX = 4
 LINEAR_TILED_FRAMES = (8, 16)
-#: threads that copy a fused launch's images into pinned memory (measured on an H100 host: 147 µs per
-#: 640x480 rgb8 frame with one thread, 50 µs with four, no better with eight)
+#: threads that copy a fused launch's images into pinned memory (measured on an H100 host: 147 µs
+#: per 640x480 rgb8 frame with one thread, 50 µs with four, no better with eight)
 STAGING_THREADS = 4
 #: re-base the GPU-to-host clock mapping once an event lies this far from the reference (ms)
 REBASE_MS = 1000.0
@@ -90,21 +95,27 @@ _PTRS = (np.uint64, (MAX_FRAMES,))
 def _struct(fields, size: int) -> np.dtype:
     dtype = np.dtype(fields, align=True)
     if dtype.itemsize != size:
-        raise AssertionError(f'argument struct is {dtype.itemsize} bytes, the kernel expects {size}')
+        raise AssertionError(f'argument struct is {dtype.itemsize} bytes, '
+                             f'the kernel expects {size}')
     return dtype
 
 
 PREPROCESS_ARGS = _struct([('image', *_PTRS), ('out', *_PTRS), ('meta', np.int32, (MAX_FRAMES, 4)),
-                           ('mean', np.float32, (3,)), ('std', np.float32, (3,)), ('size', np.int32)], 544)
-CONV_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64), ('ktab', np.uint64)]
-                    + [(name, np.int32) for name in ('frames', 'channels', 'height', 'width', 'M', 'Mp', 'Kp',
-                                                     'out_h', 'out_w', 'stride', 'pad', 'relu')], 328)
+                           ('mean', np.float32, (3,)), ('std', np.float32, (3,)),
+                           ('size', np.int32)], 544)
+CONV_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64),
+                     ('ktab', np.uint64)]
+                    + [(name, np.int32) for name in ('frames', 'channels', 'height', 'width', 'M',
+                                                     'Mp', 'Kp', 'out_h', 'out_w', 'stride', 'pad',
+                                                     'relu')], 328)
 POOL_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS)]
-                    + [(name, np.int32) for name in ('channels', 'height', 'width', 'out_h', 'out_w', 'kernel',
-                                                     'stride', 'frames')], 288)
+                    + [(name, np.int32) for name in ('channels', 'height', 'width', 'out_h',
+                                                     'out_w', 'kernel', 'stride', 'frames')], 288)
 LINEAR_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64)]
-                      + [(name, np.int32) for name in ('frames', 'in_features', 'out_features', 'relu')], 288)
-SOFTMAX_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('classes', np.int32), ('k', np.int32)], 264)
+                      + [(name, np.int32) for name in ('frames', 'in_features', 'out_features',
+                                                       'relu')], 288)
+SOFTMAX_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('classes', np.int32), ('k', np.int32)],
+                       264)
 
 
 def _import_pycuda():
@@ -118,7 +129,11 @@ def _import_pycuda():
 
 @functools.cache
 def _driver_api():
-    """The CUDA driver library, for the two calls PyCUDA cannot make under NumPy 2 (see ``pin``)."""
+    """
+    Return the CUDA driver library.
+
+    It is used for the two calls PyCUDA cannot make under NumPy 2 (see ``pin``).
+    """
     library = ctypes.CDLL('libcuda.so.1')
     library.cuMemHostRegister_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
     library.cuMemHostRegister_v2.restype = ctypes.c_int
@@ -128,8 +143,12 @@ def _driver_api():
 
 
 class _ThreadContexts:
-    """The contexts this thread pushed; popped when the thread ends (its thread-local value is released on
-    that thread) or, for the main thread, at exit."""
+    """
+    The contexts this thread pushed.
+
+    They are popped when the thread ends (its thread-local value is released on that thread) or,
+    for the main thread, at exit.
+    """
 
     def __init__(self, driver):
         self.driver = driver
@@ -137,7 +156,7 @@ class _ThreadContexts:
 
     @property
     def current(self) -> Any:
-        """The context this thread made current last (None before any)."""
+        """Return the context this thread made current last (None before any)."""
         return self.pushed[-1] if self.pushed else None
 
     def push(self, context) -> None:
@@ -154,8 +173,9 @@ class _ThreadContexts:
 
 
 _THREAD = threading.local()
-#: one context object per device for the whole process: PyCUDA frees an object (memory, event, module) on
-#: a thread only while the very object it was made under is current there, so engines share it
+#: one context object per device for the whole process: PyCUDA frees an object (memory, event,
+#: module) on a thread only while the very object it was made under is current there, so engines
+#: share it
 _PRIMARY_CONTEXTS: dict[int, Any] = {}
 _PRIMARY_CONTEXTS_LOCK = threading.Lock()
 
@@ -178,7 +198,11 @@ def _thread_contexts(driver) -> _ThreadContexts:
 
 
 def kernel_dir() -> Path:
-    """The folder of the .cu sources: ``<repo>/kernels`` beside the package, else the installed share."""
+    """
+    Return the folder of the .cu sources.
+
+    That is ``<repo>/kernels`` beside the package, else the installed share.
+    """
     source = Path(__file__).resolve().parents[2] / 'kernels'
     if (source / 'common.cuh').is_file():
         return source
@@ -197,8 +221,12 @@ _CUBINS_LOCK = threading.Lock()
 
 
 def compiled_kernels(arch: str) -> dict[str, bytes]:
-    """Every kernel file compiled once per process: a cubin for a real ``arch`` ('sm_90'), PTX for a
-    virtual one ('compute_75'), which the driver JIT-compiles for the device it is loaded on."""
+    """
+    Compile every kernel file once per process.
+
+    A cubin for a real ``arch`` ('sm_90'), PTX for a virtual one ('compute_75'), which the driver
+    JIT-compiles for the device it is loaded on.
+    """
     with _CUBINS_LOCK:
         missing = [name for name in KERNEL_FILES if (name, arch) not in _CUBINS]
         if missing:
@@ -209,29 +237,38 @@ def compiled_kernels(arch: str) -> dict[str, bytes]:
             ptx = arch.startswith('compute_')
 
             def build(name: str) -> bytes:
-                image = nvcc_compile((directory / name).read_text(encoding='utf-8'), options=['-O3'], arch=arch,
-                                     include_dirs=[str(directory)], no_extern_c=True, target='ptx' if ptx else 'cubin')
-                return image + b'\0' if ptx else image  # the driver reads PTX as a NUL-terminated string
+                image = nvcc_compile((directory / name).read_text(encoding='utf-8'),
+                                     options=['-O3'], arch=arch, include_dirs=[str(directory)],
+                                     no_extern_c=True, target='ptx' if ptx else 'cubin')
+                # the driver reads PTX as a NUL-terminated string
+                return image + b'\0' if ptx else image
 
             try:
                 with ThreadPoolExecutor(len(missing)) as pool:
                     for name, cubin in zip(missing, pool.map(build, missing)):
                         _CUBINS[(name, arch)] = cubin
             except (CompileError, OSError) as error:
-                raise EngineError(f'compiling the CUDA kernels for {arch} failed: {error}') from error
+                raise EngineError('compiling the CUDA kernels '
+                                  f'for {arch} failed: {error}') from error
         return {name: _CUBINS[(name, arch)] for name in KERNEL_FILES}
 
 
 @dataclass
 class _Plan:
-    """One kernel launch of a layer over a given number of frames, its argument struct half filled."""
+    """
+    One kernel launch of a layer over a given number of frames.
+
+    Its argument struct is half filled.
+    """
 
     function: Any
     name: str
     grid: tuple[int, int]
     shared: int
-    args: np.ndarray                   # one record; static fields set, per-frame pointers set per launch
-    words: np.ndarray = field(init=False)  # the record as uint64: in/image at [0:16], out at [16:32]
+    # one record; static fields set, per-frame pointers set per launch
+    args: np.ndarray
+    # the record as uint64: in/image at [0:16], out at [16:32]
+    words: np.ndarray = field(init=False)
     buffer: np.ndarray = field(init=False)  # the record's bytes, what cuLaunchKernel copies
 
     def __post_init__(self):
@@ -249,18 +286,25 @@ class _Pipeline:
     outputs: list[int]                 # device address of each kernel layer's output
     result: np.ndarray                 # pinned (2, k)
     copied: Any                        # event after the last H2D from the staging buffer
-    staging: np.ndarray | None = None  # own pinned uint8 image bytes, for images not in pinned memory
+    # own pinned uint8 image bytes, for images not in pinned memory
+    staging: np.ndarray | None = None
     staging_capacity: int = 0
     image: Any = None                  # device copy of the staged image
     image_ptr: int = 0                 # its device address
     image_capacity: int = 0
-    upload: np.ndarray | None = None   # page-locked bytes a layer-0 launch uploads (the last staged image)
-    upload_staged: bool = False        # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
+    # page-locked bytes a layer-0 launch uploads (the last staged image)
+    upload: np.ndarray | None = None
+    # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
+    upload_staged: bool = False
     meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
 
 
 class CudaCompletion(Completion):
-    """Events around one launch; polling never blocks, and the events go back to the engine's pool."""
+    """
+    Events around one launch.
+
+    Polling never blocks, and the events go back to the engine's pool.
+    """
 
     __slots__ = ('_engine', 'events', '_interval')
 
@@ -276,7 +320,11 @@ class CudaCompletion(Completion):
         self._engine._synchronize(self.events[1])
 
     def interval(self) -> tuple[int, int]:
-        """(start_ns, end_ns) of the launch on the host's ``time.monotonic_ns`` clock; only once done."""
+        """
+        Return (start_ns, end_ns) of the launch on the host's ``time.monotonic_ns`` clock.
+
+        Only once done.
+        """
         if self._interval is None:
             self._interval = self._engine._host_interval(self)
         return self._interval
@@ -293,12 +341,17 @@ class CudaEngine(Engine):
     def __init__(self, network: Network, weights: Weights, device_id: int = 0, streams: int = 16,
                  max_batch: int = MAX_FRAMES, cost_table_path: str | os.PathLike | None = None,
                  kernel_arch: str | None = None):
-        """``kernel_arch`` None compiles for the device's own sm_XY. A virtual architecture such as
-        'compute_75' builds PTX that the driver JIT-compiles for this device: the code paths of older
-        GPUs (no cp.async before sm_80) then run, and can be checked, on a newer one."""
+        """
+        ``kernel_arch`` None compiles for the device's own sm_XY.
+
+        A virtual architecture such as 'compute_75' builds PTX that the driver JIT-compiles for
+        this device: the code paths of older GPUs (no cp.async before sm_80) then run, and can be
+        checked, on a newer one.
+        """
         super().__init__(network)
         if not 1 <= max_batch <= MAX_FRAMES:
-            raise ValueError(f'max_batch={max_batch}: allowed 1..{MAX_FRAMES} frames per kernel launch')
+            raise ValueError(f'max_batch={max_batch}: '
+                             f'allowed 1..{MAX_FRAMES} frames per kernel launch')
         if streams < 1:
             raise ValueError(f'streams={streams}: must be >= 1')
         self.max_batch = max_batch
@@ -312,11 +365,13 @@ class CudaEngine(Engine):
         self._plans: dict[tuple[int, int], _Plan] = {}
         self._resident: dict[str, int] = {}
         self._free_events: list[tuple[Any, Any]] = []
-        self._sides: dict[int, list[tuple[Any, Any]]] = {}  # stream index -> side streams, each with its join event
+        # stream index -> side streams, each with its join event
+        self._sides: dict[int, list[tuple[Any, Any]]] = {}
         self._forks: dict[int, Any] = {}  # stream index -> the event side streams wait for
         self._staging_pool: ThreadPoolExecutor | None = None
         self._registered: dict[int, np.ndarray] = {}  # id -> array returned by pin()
-        self._metas: dict[tuple, np.ndarray] = {}  # (height, width, step, encoding) -> the kernel's image meta
+        # (height, width, step, encoding) -> the kernel's image meta
+        self._metas: dict[tuple, np.ndarray] = {}
         self._last_layer = len(self.layers) - 1
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
@@ -325,7 +380,8 @@ class CudaEngine(Engine):
             drv.init()
             count = drv.Device.count()
             if not 0 <= device_id < count:
-                raise EngineError(f'CUDA device {device_id} does not exist ({count} device(s) found)')
+                raise EngineError(f'CUDA device {device_id} does not exist '
+                                  f'({count} device(s) found)')
             self.device_id = device_id
             self._device = device = drv.Device(device_id)
             self._device_name = device.name()
@@ -334,16 +390,18 @@ class CudaEngine(Engine):
             self._closed = False
             attribute = drv.device_attribute
             self._sm_count = device.get_attribute(attribute.MULTIPROCESSOR_COUNT)
-            self._sm_limits = dict(
-                threads=device.get_attribute(attribute.MAX_THREADS_PER_MULTIPROCESSOR),
-                blocks=device.get_attribute(attribute.MAX_BLOCKS_PER_MULTIPROCESSOR),
-                registers=device.get_attribute(attribute.MAX_REGISTERS_PER_MULTIPROCESSOR),
-                shared=device.get_attribute(attribute.MAX_SHARED_MEMORY_PER_MULTIPROCESSOR),
-                reserved=device.get_attribute(attribute.RESERVED_SHARED_MEMORY_PER_BLOCK))
+            self._sm_limits = {
+                'threads': device.get_attribute(attribute.MAX_THREADS_PER_MULTIPROCESSOR),
+                'blocks': device.get_attribute(attribute.MAX_BLOCKS_PER_MULTIPROCESSOR),
+                'registers': device.get_attribute(attribute.MAX_REGISTERS_PER_MULTIPROCESSOR),
+                'shared': device.get_attribute(attribute.MAX_SHARED_MEMORY_PER_MULTIPROCESSOR),
+                'reserved': device.get_attribute(attribute.RESERVED_SHARED_MEMORY_PER_BLOCK)}
             arch = kernel_arch or 'sm_%d%d' % device.compute_capability()
-            self._modules = [drv.module_from_buffer(cubin) for cubin in compiled_kernels(arch).values()]
+            self._modules = [drv.module_from_buffer(cubin)
+                             for cubin in compiled_kernels(arch).values()]
             self._functions: dict[str, Any] = {}
-            self._params = [self._upload_params(layer, layer_params(network, weights, layer)) for layer in self.layers]
+            self._params = [self._upload_params(layer, layer_params(network, weights, layer))
+                            for layer in self.layers]
             self._streams = [drv.Stream() for _ in range(streams)]
             self.allocations += streams
             self._ref_event = drv.Event()
@@ -365,16 +423,24 @@ class CudaEngine(Engine):
         return self._device_name
 
     def _activate(self) -> None:
-        """Make this engine's context the current one on this thread. A thread that uses one engine pushes
-        it once; one that switches between devices pops the other device's context first, so the stack
-        never grows and the current context is always the engine's own."""
+        """
+        Make this engine's context the current one on this thread.
+
+        A thread that uses one engine pushes it once; one that switches between devices pops the
+        other device's context first, so the stack never grows and the current context is always
+        the engine's own.
+        """
         contexts = _thread_contexts(self._drv)
         if contexts.current is not self._context:
             contexts.pop_all()
             contexts.push(self._context)
 
     def check(self) -> None:
-        """Synchronise the context: a sticky error (an illegal address, a lost device) surfaces here."""
+        """
+        Synchronise the context.
+
+        A sticky error (an illegal address, a lost device) surfaces here.
+        """
         self._check_open()
         self._activate()
         try:
@@ -432,32 +498,43 @@ class CudaEngine(Engine):
             ktab[:depth, 0] = channel * height * width + kh * width + kw
             ktab[:depth, 1] = (kh << 16) | kw
             ktab[depth:] = (0, 0x4000 << 16)  # a padded row: kh far outside any image
-            return dict(weight=int(self._to_device(transposed)), bias=int(self._to_device(params['bias'])),
-                        ktab=int(self._to_device(ktab)), Kp=kp, Mp=mp)
+            return {'weight': int(self._to_device(transposed)),
+                    'bias': int(self._to_device(params['bias'])),
+                    'ktab': int(self._to_device(ktab)), 'Kp': kp, 'Mp': mp}
         if layer.kind == 'linear':
             if layer.in_features % 4:
-                raise EngineError(f'{layer.name}: in_features={layer.in_features} must be a multiple of 4 '
-                                  '(rows are read in 16-byte loads)')
-            return dict(weight=int(self._to_device(params['weight'])), bias=int(self._to_device(params['bias'])))
+                raise EngineError(f'{layer.name}: in_features={layer.in_features} must be a '
+                                  'multiple of 4 (rows are read in 16-byte loads)')
+            return {'weight': int(self._to_device(params['weight'])),
+                    'bias': int(self._to_device(params['bias']))}
         return {}
 
     # ----------------------------------------------------------------- launch plans
     @property
     def conv_tile(self) -> tuple[int, int] | None:
-        """Force one (BM, BN) conv2d tile for every conv launch (tests, benchmarks); None picks per launch."""
+        """
+        Force one (BM, BN) conv2d tile for every conv launch (tests, benchmarks).
+
+        None picks per launch.
+        """
         return self._conv_tile
 
     @conv_tile.setter
     def conv_tile(self, tile: tuple[int, int] | None) -> None:
         if tile is not None and tuple(tile) not in CONV_TILES:
-            raise ValueError(f'conv_tile={tile!r}: allowed {", ".join(map(str, CONV_TILES))} or None')
+            raise ValueError(f'conv_tile={tile!r}: '
+                             f'allowed {", ".join(map(str, CONV_TILES))} or None')
         self._conv_tile = None if tile is None else tuple(tile)
         self._plans.clear()
 
     def _pick_conv_tile(self, m: int, n: int) -> tuple[int, int]:
-        """64x64 tiles keep the most blocks and warps in flight, which wins at AlexNet's sizes on an H200
-        (bench/notes-gpu.md); 128x64 tiles read half as much shared memory per FMA and win once M is a
-        multiple of 128 and their blocks still cover most SMs."""
+        """
+        Pick the conv2d tile of a launch.
+
+        64x64 tiles keep the most blocks and warps in flight, which wins at AlexNet's sizes on an
+        H200 (bench/notes-gpu.md); 128x64 tiles read half as much shared memory per FMA and win
+        once M is a multiple of 128 and their blocks still cover most SMs.
+        """
         if self._conv_tile is not None:
             return self._conv_tile
         wide_blocks = -(-m // 128) * -(-n // 64)
@@ -488,10 +565,12 @@ class CudaEngine(Engine):
             name = f'conv2d_{tile[0]}x{tile[1]}'
             grid = (-(-frames * out_h * out_w // tile[1]), -(-m // tile[0]))
             args = np.zeros(1, CONV_ARGS)
-            for key, value in dict(weight=params['weight'], bias=params['bias'], ktab=params['ktab'], frames=frames,
-                                   channels=channels, height=height, width=width, M=m, Mp=params['Mp'],
-                                   Kp=params['Kp'], out_h=out_h, out_w=out_w, stride=layer.stride, pad=layer.padding,
-                                   relu=int(layer.relu)).items():
+            for key, value in {'weight': params['weight'], 'bias': params['bias'],
+                               'ktab': params['ktab'], 'frames': frames, 'channels': channels,
+                               'height': height, 'width': width, 'M': m, 'Mp': params['Mp'],
+                               'Kp': params['Kp'], 'out_h': out_h, 'out_w': out_w,
+                               'stride': layer.stride, 'pad': layer.padding,
+                               'relu': int(layer.relu)}.items():
                 args[key] = value
         elif kind in ('maxpool', 'avgpool'):
             channels, height, width = layer.in_shape
@@ -499,9 +578,10 @@ class CudaEngine(Engine):
             name = 'maxpool2d' if kind == 'maxpool' else 'adaptive_avgpool2d'
             grid = (-(-channels * out_h * out_w // THREADS), frames)
             args = np.zeros(1, POOL_ARGS)
-            for key, value in dict(channels=channels, height=height, width=width, out_h=out_h, out_w=out_w,
-                                   kernel=getattr(layer, 'kernel', 0), stride=getattr(layer, 'stride', 0),
-                                   frames=frames).items():
+            for key, value in {'channels': channels, 'height': height, 'width': width,
+                               'out_h': out_h, 'out_w': out_w,
+                               'kernel': getattr(layer, 'kernel', 0),
+                               'stride': getattr(layer, 'stride', 0), 'frames': frames}.items():
                 args[key] = value
         elif kind == 'linear':
             rows = layer.out_features
@@ -509,13 +589,15 @@ class CudaEngine(Engine):
                 per_warp = 2 if -(-rows // (2 * LINEAR_WARPS)) >= 0.9 * self._sm_count else 1
                 name = f'linear_stream_nb{frames}_r{per_warp}'
             else:
-                per_warp = next((r for r in (4, 2) if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * self._sm_count), 1)
+                per_warp = next((r for r in (4, 2)
+                                 if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * self._sm_count), 1)
                 slots = next(n for n in LINEAR_TILED_FRAMES if frames <= n)
                 name = f'linear_tiled_nb{slots}_r{per_warp}'
             grid = (-(-rows // (per_warp * LINEAR_WARPS)), 1)
             args = np.zeros(1, LINEAR_ARGS)
-            for key, value in dict(weight=params['weight'], bias=params['bias'], frames=frames,
-                                   in_features=layer.in_features, out_features=rows, relu=int(layer.relu)).items():
+            for key, value in {'weight': params['weight'], 'bias': params['bias'],
+                               'frames': frames, 'in_features': layer.in_features,
+                               'out_features': rows, 'relu': int(layer.relu)}.items():
                 args[key] = value
         elif kind == 'softmax':
             classes = layer.in_shape[0]
@@ -527,12 +609,20 @@ class CudaEngine(Engine):
         return _Plan(self._function(name), name, grid, shared, args)
 
     def _chunks(self, count: int) -> list[int]:
-        """Frames of each kernel launch when ``count`` frames are fused (at most ``max_batch`` each)."""
+        """
+        Return the frames of each kernel launch when ``count`` frames are fused.
+
+        At most ``max_batch`` each.
+        """
         whole, rest = divmod(count, self.max_batch)
         return [self.max_batch] * whole + ([rest] if rest else [])
 
     def kernel_name(self, layer_index: int, batch: int) -> str:
-        """The kernel variant a launch of ``batch`` frames (up to ``max_batch``) of the layer runs."""
+        """
+        Return the kernel variant a launch of ``batch`` frames of the layer runs.
+
+        ``batch`` is up to ``max_batch``.
+        """
         self._check_open()
         return self._plan(layer_index, min(batch, self.max_batch)).name
 
@@ -543,7 +633,8 @@ class CudaEngine(Engine):
         if blocks is None:
             limits = self._sm_limits
             warps = THREADS // 32
-            registers = -(-plan.function.num_regs * 32 // 256) * 256 * warps  # 256-register units per warp
+            # 256-register units per warp
+            registers = -(-plan.function.num_regs * 32 // 256) * 256 * warps
             shared = plan.function.shared_size_bytes + plan.shared + limits['reserved']
             shared = -(-shared // 128) * 128
             blocks = max(1, min(limits['blocks'], limits['threads'] // THREADS,
@@ -552,7 +643,11 @@ class CudaEngine(Engine):
         return blocks
 
     def tb_ratio(self, layer_index: int, batch: int) -> float:
-        """Thread blocks launched / (SMs x blocks resident per SM) for a launch of ``batch`` frames."""
+        """
+        Return the tbRatio of a launch of ``batch`` frames.
+
+        Thread blocks launched / (SMs x blocks resident per SM).
+        """
         self._check_open()
         if not 0 <= layer_index < len(self.layers):
             raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
@@ -570,7 +665,8 @@ class CudaEngine(Engine):
         try:
             return self._pipelines[pid]
         except KeyError:
-            raise ValueError(f'pipeline {pid!r} is not open (open: {sorted(self._pipelines, key=str)})') from None
+            raise ValueError(f'pipeline {pid!r} is not open (open: '
+                             f'{sorted(self._pipelines, key=str)})') from None
 
     def open_pipeline(self, pid) -> None:
         self._check_open()
@@ -587,9 +683,10 @@ class CudaEngine(Engine):
             copied = self._drv.Event()
             self.allocations += 1
         except self._drv.Error as error:
-            raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of activations failed: '
-                              f'{error}') from error
-        self._pipelines[pid] = _Pipeline(buffer, [int(buffer) + offset for offset in offsets], result, copied)
+            raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of '
+                              f'activations failed: {error}') from error
+        self._pipelines[pid] = _Pipeline(buffer, [int(buffer) + offset for offset in offsets],
+                                         result, copied)
 
     def close_pipeline(self, pid) -> None:
         pipeline = self._pipeline(pid)
@@ -608,20 +705,25 @@ class CudaEngine(Engine):
 
     # ----------------------------------------------------------------- inputs
     def pin(self, array: np.ndarray) -> np.ndarray:
-        """Page-lock a contiguous 1-D uint8 host array the caller owns (``cuMemHostRegister``) and return it.
-        Images that are views of it are uploaded straight from it, with no staging copy; the caller must not
-        rewrite such an image until its frame's layer-0 launch has completed.
+        """
+        Page-lock a contiguous 1-D uint8 host array the caller owns and return it.
 
-        The driver is called through ctypes: PyCUDA's ``register_host_memory`` sets the NumPy base of the
-        array it returns twice, which NumPy 2 refuses."""
+        The array is registered with ``cuMemHostRegister``. Images that are views of it are
+        uploaded straight from it, with no staging copy; the caller must not rewrite such an image
+        until its frame's layer-0 launch has completed.
+
+        The driver is called through ctypes: PyCUDA's ``register_host_memory`` sets the NumPy base
+        of the array it returns twice, which NumPy 2 refuses.
+        """
         self._check_open()
         if array.dtype != np.uint8 or array.ndim != 1 or not array.flags.c_contiguous:
-            raise ValueError(f'pin: expected a contiguous 1-D uint8 array, got {array.shape} {array.dtype}')
+            raise ValueError('pin: expected a contiguous 1-D uint8 array, '
+                             f'got {array.shape} {array.dtype}')
         self._activate()
         result = _driver_api().cuMemHostRegister_v2(array.ctypes.data, array.nbytes, 0)
         if result:
-            raise EngineError(f'page-locking {array.nbytes / 2**20:.1f} MiB of host memory failed: '
-                              f'cuMemHostRegister returned CUresult {result}')
+            raise EngineError(f'page-locking {array.nbytes / 2**20:.1f} MiB of host memory '
+                              f'failed: cuMemHostRegister returned CUresult {result}')
         self._registered[id(array)] = array
         return array
 
@@ -632,34 +734,48 @@ class CudaEngine(Engine):
             _driver_api().cuMemHostUnregister(array.ctypes.data)
 
     def set_input(self, pid, image: np.ndarray, encoding: str) -> None:
-        """Stage ``image`` as the pipeline's next frame; the copy to the device is part of the next launch of
-        layer 0. An image in memory given to :meth:`pin` is uploaded from where it is; any other is first
-        copied into the pipeline's own pinned buffer, keeping its row step when rows are contiguous."""
+        """
+        Stage ``image`` as the pipeline's next frame.
+
+        The copy to the device is part of the next launch of layer 0. An image in memory given to
+        :meth:`pin` is uploaded from where it is; any other is first copied into the pipeline's own
+        pinned buffer, keeping its row step when rows are contiguous.
+        """
         copy = self._prepare_staging(pid, image, encoding)
         if copy is not None:
             np.copyto(*copy)
 
     def set_inputs(self, items: Sequence[tuple[Any, np.ndarray, str]]) -> None:
-        """``set_input`` for several pipelines, the staging copies spread over STAGING_THREADS threads (numpy
-        releases the GIL while it copies; one thread reaches about a third of the host's copy bandwidth)."""
+        """
+        Do ``set_input`` for several pipelines.
+
+        The staging copies are spread over STAGING_THREADS threads (numpy releases the GIL while it
+        copies; one thread reaches about a third of the host's copy bandwidth).
+        """
         pids = [pid for pid, _, _ in items]
         if len(set(pids)) != len(pids):
             raise ValueError(f'set_inputs: pipelines {pids} repeat a pid')
-        copies = [copy for copy in (self._prepare_staging(pid, image, encoding) for pid, image, encoding in items)
-                  if copy is not None]
+        copies = [copy for copy in (self._prepare_staging(pid, image, encoding)
+                                    for pid, image, encoding in items) if copy is not None]
         if len(copies) < 2:
             for target, source in copies:
                 np.copyto(target, source)
             return
         if self._staging_pool is None:
-            self._staging_pool = ThreadPoolExecutor(STAGING_THREADS, thread_name_prefix='s3dnn-staging')
+            self._staging_pool = ThreadPoolExecutor(STAGING_THREADS,
+                                                    thread_name_prefix='s3dnn-staging')
         for _ in self._staging_pool.map(np.copyto, *zip(*copies)):
             pass  # map re-raises a copy's error here
 
-    def _prepare_staging(self, pid, image: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """Everything of ``set_input`` but the copy itself: checks, the frame's geometry, the device buffer,
-        and for an image outside pinned memory the pipeline's staging buffer (after its previous upload);
-        returns the (target, source) views of that copy, or None for a pinned image."""
+    def _prepare_staging(self, pid, image: np.ndarray,
+                         encoding: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """
+        Do everything of ``set_input`` but the copy itself.
+
+        That is the checks, the frame's geometry, the device buffer, and for an image outside
+        pinned memory the pipeline's staging buffer (after its previous upload). Returns the
+        (target, source) views of that copy, or None for a pinned image.
+        """
         pipeline = self._pipeline(pid)
         channels = check_image(image, encoding)
         height, width = image.shape[:2]
@@ -673,25 +789,28 @@ class CudaEngine(Engine):
             try:
                 device = self._mem_alloc(nbytes)
             except self._drv.Error as error:
-                raise EngineError(f'pipeline {pid!r}: a device buffer for a {height}x{width} {encoding} image '
-                                  f'failed: {error}') from error
+                raise EngineError(f'pipeline {pid!r}: a device buffer for a {height}x{width} '
+                                  f'{encoding} image failed: {error}') from error
             if pipeline.image is not None:
                 pipeline.copied.synchronize()
                 pipeline.image.free()
-            pipeline.image, pipeline.image_ptr, pipeline.image_capacity = device, int(device), nbytes
+            pipeline.image, pipeline.image_ptr, pipeline.image_capacity = (
+                device, int(device), nbytes)
         geometry = (height, width, step, encoding)
         meta = self._metas.get(geometry)
         if meta is None:
             order = ENCODINGS[encoding][1]
             meta = self._metas[geometry] = np.array(
-                (height, width, step, channels | order[0] << 8 | order[1] << 16 | order[2] << 24), np.int32)
+                (height, width, step, channels | order[0] << 8 | order[1] << 16 | order[2] << 24),
+                np.int32)
         pipeline.meta = meta
         registered = self._registered.get(id(image.base)) if keep_step else None
         if registered is not None and registered is image.base:
             if step == row:  # packed rows: the image view is the page-locked span to upload
                 pipeline.upload, pipeline.upload_staged = image, False
                 return None
-            offset = image.__array_interface__['data'][0] - registered.__array_interface__['data'][0]
+            offset = (image.__array_interface__['data'][0]
+                      - registered.__array_interface__['data'][0])
             pipeline.upload, pipeline.upload_staged = registered[offset:offset + nbytes], False
             return None
         pipeline.copied.synchronize()  # the previous frame's upload has left the staging buffer
@@ -699,8 +818,8 @@ class CudaEngine(Engine):
             try:
                 staging = self._pinned(nbytes, np.uint8)
             except self._drv.Error as error:
-                raise EngineError(f'pipeline {pid!r}: staging a {height}x{width} {encoding} image failed: '
-                                  f'{error}') from error
+                raise EngineError(f'pipeline {pid!r}: staging a {height}x{width} '
+                                  f'{encoding} image failed: {error}') from error
             if pipeline.staging is not None:
                 pipeline.staging.base.free()
             pipeline.staging, pipeline.staging_capacity = staging, nbytes
@@ -726,8 +845,12 @@ class CudaEngine(Engine):
             self._free_events.append(events)
 
     def _enqueue(self, index: int, chunk: list[_Pipeline], stream) -> None:
-        """One kernel launch of a layer over ``chunk`` (at most ``max_batch`` frames): the plan's argument record
-        gets this launch's pointers and goes to ``cuLaunchKernel`` as it is (no per-launch packing)."""
+        """
+        Issue one kernel launch of a layer over ``chunk`` (at most ``max_batch`` frames).
+
+        The plan's argument record gets this launch's pointers and goes to ``cuLaunchKernel`` as it
+        is (no per-launch packing).
+        """
         frames = len(chunk)
         plan = self._plans.get((index, frames)) or self._plan(index, frames)
         words = plan.words
@@ -739,11 +862,15 @@ class CudaEngine(Engine):
         words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
         plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
 
-    def _split(self, stream_index: int, pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
-        """(stream, join event or None, frames) of each kernel launch of a fused launch: the first on the
-        launch's stream, the others on side streams of that stream (made on first use, each with the event
-        that joins it back), so the kernels of one fused launch run side by side; with a one-stream engine
-        all on its stream, one after another."""
+    def _split(self, stream_index: int,
+               pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
+        """
+        Return (stream, join event or None, frames) of each kernel launch of a fused launch.
+
+        The first runs on the launch's stream, the others on side streams of that stream (made on
+        first use, each with the event that joins it back), so the kernels of one fused launch run
+        side by side; with a one-stream engine all run on its stream, one after another.
+        """
         main = self._streams[stream_index]
         parts, start = [], 0
         for j, frames in enumerate(self._chunks(len(pipelines))):
@@ -751,7 +878,8 @@ class CudaEngine(Engine):
             if j and len(self._streams) > 1:
                 sides = self._sides.setdefault(stream_index, [])
                 while len(sides) < j:
-                    sides.append((self._drv.Stream(), self._drv.Event(self._drv.event_flags.DISABLE_TIMING)))
+                    sides.append((self._drv.Stream(),
+                                  self._drv.Event(self._drv.event_flags.DISABLE_TIMING)))
                     self.allocations += 2
                 stream, joined = sides[j - 1]
             parts.append((stream, joined, pipelines[start:start + frames]))
@@ -759,10 +887,14 @@ class CudaEngine(Engine):
         return parts
 
     def launch(self, layer_index: int, pids: Sequence, stream: int) -> CudaCompletion:
-        """Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
-        download. A launch of more than ``max_batch`` frames is several kernels, each with its frames' copies,
-        run side by side on side streams forked from and joined back into stream ``stream % streams``; the
-        completion's two events on that stream enclose all of it."""
+        """
+        Run a kernel layer for the frames of ``pids``.
+
+        Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
+        download. A launch of more than ``max_batch`` frames is several kernels, each with its
+        frames' copies, run side by side on side streams forked from and joined back into stream
+        ``stream % streams``; the completion's two events on that stream enclose all of it.
+        """
         self._check_open()
         self.check_launch(layer_index, pids)
         try:
@@ -776,9 +908,10 @@ class CudaEngine(Engine):
         if layer_index == 0:
             for pid, p in zip(pids, pipelines):
                 if p.upload is None:
-                    raise ValueError(f'launch of layer 0 ({self.layers[0].name}): pipeline {pid!r} has no '
-                                     'staged input')
-        parts = self._split(stream_index, pipelines) if len(pipelines) > self.max_batch else [(main, None, pipelines)]
+                    raise ValueError(f'launch of layer 0 ({self.layers[0].name}): '
+                                     f'pipeline {pid!r} has no staged input')
+        parts = (self._split(stream_index, pipelines) if len(pipelines) > self.max_batch
+                 else [(main, None, pipelines)])
         events = self._take_events()
         try:
             events[0].record(main)
@@ -806,8 +939,8 @@ class CudaEngine(Engine):
             events[1].record(main)
         except drv.Error as error:
             self._free_events.append(events)
-            raise EngineError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) for pipelines '
-                              f'{list(pids)} failed: {error}') from error
+            raise EngineError(f'launch of layer {layer_index} ({self.layers[layer_index].name}) '
+                              f'for pipelines {list(pids)} failed: {error}') from error
         return CudaCompletion(self, events)
 
     def _query(self, event) -> bool:
@@ -839,12 +972,20 @@ class CudaEngine(Engine):
         return start_ns, start_ns + round(duration_ms * 1e6)
 
     def result(self, pid) -> np.ndarray:
-        """The pinned (2, k) result of the pipeline's last frame (a view: copy it before the next frame)."""
+        """
+        Return the pinned (2, k) result of the pipeline's last frame.
+
+        It is a view: copy it before the next frame.
+        """
         return self._pipeline(pid).result
 
-    # ----------------------------------------------------------------- host access for tests and calibration
+    # ------------------------------------------------------- host access for tests and calibration
     def layer_output(self, pid, layer_index: int) -> np.ndarray:
-        """A host copy of the pipeline's output of kernel layer ``layer_index`` (synchronises the device)."""
+        """
+        Return a host copy of the pipeline's output of kernel layer ``layer_index``.
+
+        This synchronises the device.
+        """
         pipeline = self._pipeline(pid)
         self._activate()
         self._drv.Context.synchronize()
@@ -853,7 +994,11 @@ class CudaEngine(Engine):
         return out
 
     def set_layer_output(self, pid, layer_index: int, value: np.ndarray) -> None:
-        """Overwrite the pipeline's output of kernel layer ``layer_index`` (the next layer's input)."""
+        """
+        Overwrite the pipeline's output of kernel layer ``layer_index``.
+
+        That output is the next layer's input.
+        """
         pipeline = self._pipeline(pid)
         shape = self.layers[layer_index].out_shape
         value = np.ascontiguousarray(value, dtype=np.float32)
@@ -869,9 +1014,13 @@ class CudaEngine(Engine):
 
     def time_launches(self, layer_indices: Sequence[int], pids: Sequence, warmup: int = 3,
                       repeats: int = 20) -> list[float]:
-        """GPU durations (µs) of ``repeats`` runs of the kernel layers ``layer_indices`` in order over
-        ``pids`` on stream 0, from the first launch's start to the last one's end. The runs are queued
-        behind a delay kernel, so each starts when the one before ends instead of waiting for the host."""
+        """
+        Return GPU durations (µs) of ``repeats`` runs of the kernel layers ``layer_indices``.
+
+        The layers run in order over ``pids`` on stream 0; a duration spans from the first launch's
+        start to the last one's end. The runs are queued behind a delay kernel, so each starts when
+        the one before ends instead of waiting for the host.
+        """
         def run():
             completions = [self.launch(index, pids, 0) for index in layer_indices]
             return completions[0], completions[-1]
@@ -885,9 +1034,14 @@ class CudaEngine(Engine):
         runs[-1][1].wait()
         return [(last.interval()[1] - first.interval()[0]) / 1000 for first, last in runs]
 
-    def calibrate(self, batches: Sequence[int] = range(1, 17), repeats: int = 20, warmup: int = 3) -> CostTable:
-        """Median GPU time of each kernel layer's launch per batch size (CUDA events, after warm-up), with the
-        occupancy tbRatio; layer 0 includes the image uploads (a nominal camera image per frame)."""
+    def calibrate(self, batches: Sequence[int] = range(1, 17), repeats: int = 20,
+                  warmup: int = 3) -> CostTable:
+        """
+        Measure the median GPU time of each kernel layer's launch per batch size.
+
+        CUDA events, after warm-up, with the occupancy tbRatio; layer 0 includes the image uploads
+        (a nominal camera image per frame).
+        """
         self._check_open()
         batches = sorted({int(b) for b in batches})
         if not batches or batches[0] < 1:
@@ -895,7 +1049,8 @@ class CudaEngine(Engine):
         pids = [('calibration', i) for i in range(batches[-1])]
         image = np.random.default_rng(0).integers(0, 256, self.layers[0].in_shape, dtype=np.uint8)
         encoding = {1: 'mono8', 3: 'rgb8', 4: 'rgba8'}[image.shape[2]]
-        entries: dict[str, dict[int, tuple[float, float]]] = {layer.name: {} for layer in self.layers}
+        entries: dict[str, dict[int, tuple[float, float]]] = {
+            layer.name: {} for layer in self.layers}
         try:
             for pid in pids:
                 self.open_pipeline(pid)
@@ -905,16 +1060,21 @@ class CudaEngine(Engine):
             for index, layer in enumerate(self.layers):
                 for batch in batches:
                     durations = self.time_launches([index], pids[:batch], warmup, repeats)
-                    entries[layer.name][batch] = (max(statistics.median(durations), 1e-3), self.tb_ratio(index, batch))
+                    entries[layer.name][batch] = (max(statistics.median(durations), 1e-3),
+                                                  self.tb_ratio(index, batch))
         finally:
             for pid in pids:
                 if pid in self._pipelines:
                     self.close_pipeline(pid)
-        return CostTable(self.network, entries, self.device_name, 'measured', datetime.date.today().isoformat())
+        return CostTable(self.network, entries, self.device_name, 'measured',
+                         datetime.date.today().isoformat())
 
     def cost_table(self) -> CostTable:
-        """The table at ``cost_table_path`` when it exists, else one calibration (saved there when a path
-        was given); computed once per engine."""
+        """
+        Return the table at ``cost_table_path`` when it exists, else one calibration.
+
+        The calibration is saved there when a path was given; computed once per engine.
+        """
         if self._cost_table is None:
             path = self.cost_table_path
             if path is not None and os.path.isfile(path):
@@ -925,7 +1085,8 @@ class CudaEngine(Engine):
                     try:
                         table.save(path)
                     except OSError as error:
-                        raise CostTableError(f'cannot save the calibrated cost table to {path!r}: {error}') from error
+                        raise CostTableError('cannot save the calibrated cost table '
+                                             f'to {path!r}: {error}') from error
                 self._cost_table = table
         return self._cost_table
 

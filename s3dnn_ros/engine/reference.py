@@ -1,4 +1,7 @@
-"""The numpy reference engine: the oracle for the CUDA engine and the CPU fallback when there is no GPU.
+"""
+The numpy reference engine: the oracle for the CUDA engine and the CPU fallback.
+
+The fallback runs when there is no GPU.
 
 Layouts: images are H x W x C uint8 in any of :data:`~s3dnn_ros.engine.base.ENCODINGS` (rows may be
 padded, any strides); activations are NCHW float32, vectors (N, F) float32, the final output
@@ -9,18 +12,18 @@ against; they are themselves checked against naive Python loops in ``test/test_r
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+import time
 from typing import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .base import check_image, Done, ENCODINGS, Engine
+from .costs import CostTable, estimate, GPUS
 from ..model.alexnet import Network
 from ..model.layers import IMAGENET_MEAN, IMAGENET_STD, Layer
 from ..model.weights import Weights
-from .base import ENCODINGS, Done, Engine, check_image
-from .costs import GPUS, CostTable, estimate
 
 #: host memory bandwidth assumed by :meth:`ReferenceEngine.cost_table` (bytes/s)
 CPU_MEMORY_BANDWIDTH = 10e9
@@ -30,14 +33,17 @@ CPU_LAUNCH_OVERHEAD_US = 20.0
 Image = tuple[np.ndarray, str]
 
 
-def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Lower/upper source indices and their weights per output index, as torch's bilinear resize.
+def _bilinear_taps(in_size: int,
+                   out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Lower/upper source indices and their weights per output index, as torch's bilinear resize.
 
-    src = (dst + 0.5) * in / out - 0.5, clamped below at 0; the upper neighbour is clamped to in - 1.
+    src = (dst + 0.5) * in / out - 0.5, clamped below at 0; the upper neighbour is clamped to
+    in - 1.
     """
     scale = np.float32(in_size) / np.float32(out_size)
-    src = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
-                     np.float32(0))
+    src = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale
+                     - np.float32(0.5), np.float32(0))
     lower = np.minimum(src.astype(np.intp), in_size - 1)
     upper = np.minimum(lower + 1, in_size - 1)
     upper_weight = np.clip(src - lower.astype(np.float32), 0, 1).astype(np.float32)
@@ -45,11 +51,13 @@ def _bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray,
 
 
 def preprocess(image: np.ndarray, encoding: str, size: int = 224,
-               mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
-    """H x W x C uint8 image -> (3, size, size) float32: pixel/255, bilinear resize, (v - mean) / std.
+               mean: Sequence[float] = IMAGENET_MEAN,
+               std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+    """
+    H x W x C uint8 image -> (3, size, size) float32: pixel/255, bilinear resize, (v - mean) / std.
 
-    Output channels are always R, G, B (mono replicated, alpha ignored). Only the 4 x size x size taps
-    are gathered from ``image``, so a strided view with padded rows is read in place.
+    Output channels are always R, G, B (mono replicated, alpha ignored). Only the 4 x size x size
+    taps are gathered from ``image``, so a strided view with padded rows is read in place.
     """
     check_image(image, encoding)
     channels = np.asarray(ENCODINGS[encoding][1], dtype=np.intp)
@@ -57,7 +65,8 @@ def preprocess(image: np.ndarray, encoding: str, size: int = 224,
     cols0, cols1, col_w0, col_w1 = _bilinear_taps(image.shape[1], size)
 
     def gather(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return image[rows[:, None, None], cols[None, :, None], channels[None, None, :]].astype(np.float32)
+        return image[rows[:, None, None], cols[None, :, None],
+                     channels[None, None, :]].astype(np.float32)
 
     col_w0, col_w1 = col_w0[None, :, None], col_w1[None, :, None]
     top = gather(rows0, cols0) * col_w0 + gather(rows0, cols1) * col_w1
@@ -70,7 +79,8 @@ def preprocess(image: np.ndarray, encoding: str, size: int = 224,
 
 
 def preprocess_batch(images: Sequence[Image], size: int = 224,
-                     mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+                     mean: Sequence[float] = IMAGENET_MEAN,
+                     std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
     """(N, 3, size, size) float32 for (image, encoding) pairs of any sizes and encodings."""
     if not images:
         raise ValueError('preprocess_batch needs at least one image')
@@ -79,7 +89,8 @@ def preprocess_batch(images: Sequence[Image], size: int = 224,
 
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 1, padding: int = 0,
            relu: bool = True) -> np.ndarray:
-    """(N, C, H, W) -> (N, O, OH, OW): cross-correlation with (O, C, K, K) ``weight`` plus ``bias``.
+    """
+    (N, C, H, W) -> (N, O, OH, OW): cross-correlation with (O, C, K, K) ``weight`` plus ``bias``.
 
     im2col builds (N, C*K*K, OH*OW) columns; ``weight @ columns`` then yields NCHW directly (this
     orientation also keeps OpenBLAS on its fast path for the small AlexNet spatial sizes).
@@ -104,7 +115,11 @@ def maxpool2d(x: np.ndarray, kernel: int = 3, stride: int = 2) -> np.ndarray:
 
 
 def _averaging_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """(out, in) float32 matrix whose row i averages torch's adaptive bin floor(i*in/out) .. ceil((i+1)*in/out)-1."""
+    """
+    Return the (out, in) float32 matrix of torch's adaptive average pooling bins.
+
+    Its row i averages torch's adaptive bin floor(i*in/out) .. ceil((i+1)*in/out)-1.
+    """
     matrix = np.zeros((out_size, in_size), dtype=np.float32)
     for i in range(out_size):
         start, end = i * in_size // out_size, -(-(i + 1) * in_size // out_size)
@@ -113,14 +128,19 @@ def _averaging_matrix(in_size: int, out_size: int) -> np.ndarray:
 
 
 def adaptive_avgpool2d(x: np.ndarray, out: int = 6) -> np.ndarray:
-    """(N, C, H, W) -> (N, C, out, out) with torch.nn.AdaptiveAvgPool2d's bins (overlapping when H % out != 0)."""
+    """
+    Pool (N, C, H, W) -> (N, C, out, out) with torch.nn.AdaptiveAvgPool2d's bins.
+
+    The bins overlap when H % out != 0.
+    """
     rows = _averaging_matrix(x.shape[2], out)
     cols = _averaging_matrix(x.shape[3], out)
     return np.ascontiguousarray(rows @ (x @ cols.T))
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool = False) -> np.ndarray:
-    """(N, F) -> (N, O): x Wᵀ + b, ReLU when ``relu``.
+    """
+    (N, F) -> (N, O): x Wᵀ + b, ReLU when ``relu``.
 
     Computed as (W xᵀ)ᵀ: OpenBLAS streams the large weight matrix once this way, where ``x @ W.T``
     re-reads it for batches above 1 (about 10x slower at batch 16 for fc6).
@@ -133,7 +153,10 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool = Fal
 
 
 def softmax_topk(logits: np.ndarray, k: int) -> np.ndarray:
-    """(N, C) logits -> (N, 2, k): row 0 the k largest probabilities descending, row 1 their class ids.
+    """
+    Turn (N, C) logits into (N, 2, k).
+
+    Row 0 holds the k largest probabilities descending, row 1 their class ids.
 
     The max is subtracted before exp so large logits do not overflow; equal probabilities keep the
     lower class id first (stable sort).
@@ -147,7 +170,11 @@ def softmax_topk(logits: np.ndarray, k: int) -> np.ndarray:
 
 
 def run_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-    """Run one non-preprocess layer on a batch; a linear layer flattens an (N, C, H, W) input itself."""
+    """
+    Run one non-preprocess layer on a batch.
+
+    A linear layer flattens an (N, C, H, W) input itself.
+    """
     kind = layer.kind
     if kind == 'conv':
         return conv2d(x, params['weight'], params['bias'], layer.stride, layer.padding, layer.relu)
@@ -162,7 +189,8 @@ def run_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.
     if kind == 'softmax':
         return softmax_topk(x, layer.k)
     if kind == 'preprocess':
-        raise ValueError(f'layer {layer.name!r} takes images: call preprocess/preprocess_batch instead')
+        raise ValueError(f'layer {layer.name!r} takes images: '
+                         'call preprocess/preprocess_batch instead')
     raise ValueError(f'layer {layer.name!r} has unknown kind {kind!r}')
 
 
@@ -199,7 +227,11 @@ class _Pipeline:
 
 
 def measure_matmul_flops(size: int = 512, repeats: int = 5) -> float:
-    """This CPU's float32 matmul rate (FLOP/s): best of ``repeats`` size x size products (~50 ms)."""
+    """
+    Measure this CPU's float32 matmul rate (FLOP/s).
+
+    Best of ``repeats`` size x size products (~50 ms).
+    """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
@@ -235,7 +267,8 @@ class ReferenceEngine(Engine):
         try:
             return self._pipelines[pid]
         except KeyError:
-            raise ValueError(f'pipeline {pid!r} is not open (open: {sorted(self._pipelines)})') from None
+            raise ValueError(f'pipeline {pid!r} is not open (open: '
+                             f'{sorted(self._pipelines)})') from None
 
     def open_pipeline(self, pid: int) -> None:
         if pid in self._pipelines:
@@ -259,13 +292,16 @@ class ReferenceEngine(Engine):
         if layer_index == 0:
             missing = [pid for pid, p in zip(pids, pipelines) if p.image is None]
             if missing:
-                raise ValueError(f'launch of layer 0 ({layer.name}): pipeline {missing[0]!r} has no staged input')
+                raise ValueError(f'launch of layer 0 ({layer.name}): '
+                                 f'pipeline {missing[0]!r} has no staged input')
             y = _preprocess_layer(layer, [(p.image, p.encoding) for p in pipelines])
         else:
-            missing = [pid for pid, p in zip(pids, pipelines) if p.outputs[layer_index - 1] is None]
+            missing = [pid for pid, p in zip(pids, pipelines)
+                       if p.outputs[layer_index - 1] is None]
             if missing:
-                raise ValueError(f'launch of layer {layer_index} ({layer.name}): pipeline {missing[0]!r} has no '
-                                 f'output of layer {layer_index - 1} ({self.layers[layer_index - 1].name})')
+                raise ValueError(f'launch of layer {layer_index} ({layer.name}): '
+                                 f'pipeline {missing[0]!r} has no output of layer '
+                                 f'{layer_index - 1} ({self.layers[layer_index - 1].name})')
             x = np.stack([p.outputs[layer_index - 1] for p in pipelines])
             y = run_layer(layer, x, self._params[layer_index])
         for frame, pipeline in enumerate(pipelines):
@@ -279,11 +315,12 @@ class ReferenceEngine(Engine):
         return output
 
     def cost_table(self) -> CostTable:
-        """tbRatios of the nominal GPU's estimate, durations of this CPU.
+        """
+        Return the tbRatios of the nominal GPU's estimate and the durations of this CPU.
 
-        Keeping the nominal tbRatios makes the scheduling policies take the decisions they would take on
-        that GPU. Each launch costs batch x FLOPs / (measured float32 matmul rate)
-        + bytes / 10 GB/s + 20 µs.
+        Keeping the nominal tbRatios makes the scheduling policies take the decisions they would
+        take on that GPU. Each launch costs batch x FLOPs / (measured float32 matmul rate) + bytes
+        / 10 GB/s + 20 µs.
         """
         if self._matmul_flops is None:
             self._matmul_flops = measure_matmul_flops()
@@ -292,9 +329,11 @@ class ReferenceEngine(Engine):
         for layer in self.layers:
             entries[layer.name] = {
                 batch: (batch * layer.flops / self._matmul_flops * 1e6
-                        + layer.bytes(batch) / CPU_MEMORY_BANDWIDTH * 1e6 + CPU_LAUNCH_OVERHEAD_US, tb_ratio)
+                        + layer.dram_bytes(batch) / CPU_MEMORY_BANDWIDTH * 1e6
+                        + CPU_LAUNCH_OVERHEAD_US, tb_ratio)
                 for batch, (_, tb_ratio) in nominal.entries[layer.name].items()}
-        return CostTable(self.network, entries, f'cpu (tbRatios of {nominal.gpu})', 'reference estimate')
+        return CostTable(self.network, entries, f'cpu (tbRatios of {nominal.gpu})',
+                         'reference estimate')
 
     def close(self) -> None:
         self._pipelines.clear()

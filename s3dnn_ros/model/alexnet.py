@@ -1,4 +1,5 @@
-"""AlexNet exactly as torchvision's ``alexnet()``, as a chain of layer specs.
+"""
+AlexNet exactly as torchvision's ``alexnet()``, as a chain of layer specs.
 
 Parameter names and shapes match torchvision's state dict (``features.0.weight`` ...
 ``classifier.6.bias``), so weights convert one to one. ReLU is fused into the conv/linear layer
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .layers import (AdaptiveAvgPool2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, Preprocess,
-                     SoftmaxTopK, conv_output_size)
+from .layers import (AdaptiveAvgPool2d, Conv2d, conv_output_size, Flatten, Layer, Linear,
+                     MaxPool2d, Preprocess, SoftmaxTopK)
 
 INPUT_SIZE = 224
 NOMINAL_CAMERA_SHAPE = (480, 640, 3)
@@ -17,7 +18,11 @@ NOMINAL_CAMERA_SHAPE = (480, 640, 3)
 
 @dataclass(frozen=True)
 class Network:
-    """A chain of layers; ``param_prefix`` maps a layer name to its torchvision parameter prefix."""
+    """
+    A chain of layers.
+
+    ``param_prefix`` maps a layer name to its torchvision parameter prefix.
+    """
 
     name: str
     layers: tuple[Layer, ...]
@@ -25,7 +30,7 @@ class Network:
 
     @property
     def kernel_layers(self) -> tuple[Layer, ...]:
-        """The layers that launch a kernel, in order: the unit of scheduling."""
+        """Return the layers that launch a kernel, in order: the unit of scheduling."""
         return tuple(layer for layer in self.layers if not layer.is_view)
 
     @property
@@ -46,7 +51,8 @@ class Network:
 
     def layer_params(self, layer: Layer) -> dict[str, str]:
         """Suffix ('weight', 'bias') -> full parameter name for one layer."""
-        return {suffix: f'{self.param_prefix[layer.name]}.{suffix}' for suffix in layer.param_shapes}
+        return {suffix: f'{self.param_prefix[layer.name]}.{suffix}'
+                for suffix in layer.param_shapes}
 
     @property
     def num_params(self) -> int:
@@ -59,7 +65,11 @@ class Network:
 
 def alexnet(num_classes: int = 1000, top_k: int = 5,
             camera_shape: tuple[int, int, int] = NOMINAL_CAMERA_SHAPE) -> Network:
-    """torchvision AlexNet at 224x224 with preprocessing in front and softmax/top-k behind."""
+    """
+    Return torchvision's AlexNet at 224x224.
+
+    With preprocessing in front and softmax/top-k behind.
+    """
     if not 1 <= top_k <= num_classes:
         raise ValueError(f'top_k={top_k!r}: allowed 1..{num_classes}')
     layers: list[Layer] = []

@@ -1,4 +1,5 @@
-"""Layer specifications: what each layer computes, its shapes, FLOPs and bytes.
+"""
+Layer specifications: what each layer computes, its shapes, FLOPs and bytes.
 
 A layer spec holds no device state and no weights. Shapes are per frame (the batch dimension is the
 fused batch chosen at run time): images are HWC uint8, activations CHW float32, vectors (N,).
@@ -53,14 +54,19 @@ class Layer:
     def out_bytes(self) -> int:
         return prod(self.out_shape) * FLOAT_BYTES
 
-    def bytes(self, batch: int = 1) -> int:
-        """DRAM bytes moved by one launch over ``batch`` frames: weights once, activations per frame."""
+    def dram_bytes(self, batch: int = 1) -> int:
+        """
+        DRAM bytes moved by one launch over ``batch`` frames.
+
+        Weights once, activations per frame.
+        """
         return self.num_params * FLOAT_BYTES + batch * (self.in_bytes + self.out_bytes)
 
 
 @dataclass(frozen=True)
 class Preprocess(Layer):
-    """uint8 HWC image of any size -> bilinear resize -> float32 CHW normalised by mean/std.
+    """
+    uint8 HWC image of any size -> bilinear resize -> float32 CHW normalised by mean/std.
 
     ``in_shape`` is the nominal camera image used for byte estimates; the kernels accept any size.
     The resize samples pixel centres (half-pixel offsets, no antialiasing), like OpenCV's
@@ -146,13 +152,17 @@ class Flatten(Layer):
     kind = 'flatten'
     is_view = True
 
-    def bytes(self, batch: int = 1) -> int:
+    def dram_bytes(self, batch: int = 1) -> int:
         return 0
 
 
 @dataclass(frozen=True)
 class Linear(Layer):
-    """Fully connected layer y = W x + b, ReLU fused when ``relu``; Dropout before it is identity."""
+    """
+    Fully connected layer y = W x + b, ReLU fused when ``relu``.
+
+    Dropout before it is identity.
+    """
 
     relu: bool = False
 
@@ -177,7 +187,8 @@ class Linear(Layer):
 
 @dataclass(frozen=True)
 class SoftmaxTopK(Layer):
-    """Softmax over the logits, then the k best classes.
+    """
+    Softmax over the logits, then the k best classes.
 
     Output per frame is a (2, k) float32 array: row 0 the probabilities in descending order,
     row 1 the class ids (exact integers stored as float32). Ties keep the lower class id first.

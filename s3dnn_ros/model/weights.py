@@ -1,14 +1,16 @@
-"""Network weights: seeded untrained initialisation, .npz load/save, torchvision state-dict import.
+"""
+Network weights: seeded untrained initialisation, .npz load/save, torchvision state-dict import.
 
-Weights are a plain ``dict[name, float32 ndarray]`` keyed by torchvision parameter names. Every loader
-checks the tensors against the network and names the offending tensor and shapes on a mismatch.
+Weights are a plain ``dict[name, float32 ndarray]`` keyed by torchvision parameter names. Every
+loader checks the tensors against the network and names the offending tensor and shapes on a
+mismatch.
 """
 from __future__ import annotations
 
+from math import prod, sqrt
 import os
 import zipfile
 import zlib
-from math import prod, sqrt
 
 import numpy as np
 
@@ -25,7 +27,10 @@ class WeightsError(ValueError):
 
 
 def init_weights(network: Network, seed: int = 0) -> Weights:
-    """Deterministic *untrained* weights: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) like torch's default init.
+    """
+    Return deterministic *untrained* weights.
+
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) like torch's default init.
 
     They make the network produce well-scaled activations for testing and timing; the classes they
     predict mean nothing.
@@ -42,23 +47,32 @@ def init_weights(network: Network, seed: int = 0) -> Weights:
 
 
 def check_weights(network: Network, weights: Weights, source: str) -> Weights:
-    """Return ``weights`` as C-contiguous float32 after checking names and shapes against the network."""
+    """
+    Return ``weights`` as C-contiguous float32.
+
+    Names and shapes are checked against the network first.
+    """
     expected = network.param_shapes()
     missing = [name for name in expected if name not in weights]
     if missing:
-        raise WeightsError(f'{source}: missing tensor {missing[0]!r} (expected shape {expected[missing[0]]})'
+        raise WeightsError(f'{source}: missing tensor {missing[0]!r} '
+                           f'(expected shape {expected[missing[0]]})'
                            + (f' and {len(missing) - 1} more' if len(missing) > 1 else ''))
     extra = sorted(set(weights) - set(expected))
     if extra:
-        raise WeightsError(f'{source}: unexpected tensor {extra[0]!r} (shape {tuple(np.shape(weights[extra[0]]))}); '
-                           f'{network.name} has only {len(expected)} tensors named like {next(iter(expected))!r}')
+        raise WeightsError(f'{source}: unexpected tensor {extra[0]!r} (shape '
+                           f'{tuple(np.shape(weights[extra[0]]))}); '
+                           f'{network.name} has only {len(expected)} tensors named like '
+                           f'{next(iter(expected))!r}')
     checked: Weights = {}
     for name, shape in expected.items():
         array = np.asarray(weights[name])
         if tuple(array.shape) != shape:
-            raise WeightsError(f'{source}: tensor {name!r} has shape {tuple(array.shape)}, expected {shape}')
+            raise WeightsError(f'{source}: tensor {name!r} has shape '
+                               f'{tuple(array.shape)}, expected {shape}')
         if not np.issubdtype(array.dtype, np.floating):
-            raise WeightsError(f'{source}: tensor {name!r} has dtype {array.dtype}, expected a float type')
+            raise WeightsError(f'{source}: tensor {name!r} has dtype {array.dtype}, '
+                               'expected a float type')
         array = np.ascontiguousarray(array, dtype=np.float32)
         if not np.isfinite(array).all():
             raise WeightsError(f'{source}: tensor {name!r} holds NaN or infinite values')
@@ -74,7 +88,8 @@ def save_weights(path: str | os.PathLike, weights: Weights) -> None:
 def load_weights(path: str | os.PathLike, network: Network) -> Weights:
     """Read and check a .npz written by :func:`save_weights` or ``s3dnn-convert-weights``."""
     path = os.fspath(path)
-    allowed = 'give a .npz from s3dnn-convert-weights, or leave weights empty for seeded untrained weights'
+    allowed = ('give a .npz from s3dnn-convert-weights, '
+               'or leave weights empty for seeded untrained weights')
     if os.path.isdir(path):
         raise WeightsError(f'weights file {path!r} is a directory ({allowed})')
     if not os.path.isfile(path):
@@ -87,13 +102,15 @@ def load_weights(path: str | os.PathLike, network: Network) -> Weights:
     if not start:
         raise WeightsError(f'weights file {path!r} is empty ({allowed})')
     if not start.startswith(ZIP_MAGIC):
-        what = 'a single .npy array, not named tensors' if start.startswith(NPY_MAGIC) else 'not a .npz (zip) archive'
+        what = ('a single .npy array, not named tensors' if start.startswith(NPY_MAGIC)
+                else 'not a .npz (zip) archive')
         raise WeightsError(f'weights file {path!r} is {what} ({allowed})')
     try:
         with np.load(path, allow_pickle=False) as archive:
             weights = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise WeightsError(f'weights file {path!r} is a damaged .npz archive (half copied?): {error}') from error
+        raise WeightsError(f'weights file {path!r} is a damaged '
+                           f'.npz archive (half copied?): {error}') from error
     return check_weights(network, weights, path)
 
 
@@ -102,7 +119,8 @@ def load_torch_state_dict(path: str | os.PathLike, network: Network) -> Weights:
     try:
         import torch
     except ImportError as error:
-        raise WeightsError('importing a .pth needs torch: pip install "s3dnn_ros[torch]"') from error
+        raise WeightsError('importing a .pth needs torch: '
+                           'pip install "s3dnn_ros[torch]"') from error
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError(f'state dict file {path!r} does not exist')
@@ -111,10 +129,12 @@ def load_torch_state_dict(path: str | os.PathLike, network: Network) -> Weights:
     except Exception as error:  # torch raises several unrelated types for a bad file
         raise WeightsError(f'{path!r} is not a readable torch state dict: {error}') from error
     if not isinstance(state, dict):
-        raise WeightsError(f'{path!r} holds a {type(state).__name__}, expected a state dict (name -> tensor)')
+        raise WeightsError(f'{path!r} holds a {type(state).__name__}, '
+                           'expected a state dict (name -> tensor)')
     not_tensors = [name for name, value in state.items() if not isinstance(value, torch.Tensor)]
     if not_tensors:
-        raise WeightsError(f'{path!r}: entry {not_tensors[0]!r} is a {type(state[not_tensors[0]]).__name__}, '
+        raise WeightsError(f'{path!r}: entry {not_tensors[0]!r} is a '
+                           f'{type(state[not_tensors[0]]).__name__}, '
                            'expected a tensor (save model.state_dict(), not a checkpoint wrapper)')
     weights = {name: tensor.detach().float().numpy() for name, tensor in state.items()}
     return check_weights(network, weights, path)

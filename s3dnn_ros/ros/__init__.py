@@ -1,1 +1,5 @@
-"""The thin rclpy adapter: the perception node, the simulated camera, image and message conversion."""
+"""
+The thin rclpy adapter.
+
+The perception node, the simulated camera, image and message conversion.
+"""

@@ -1,9 +1,11 @@
-"""BagPlayer: publishes recorded camera images with their recorded spacing, from a thread of its own.
+"""
+BagPlayer: publishes recorded camera images with their recorded spacing, from a thread of its own.
 
-It takes records that are already serialised, ``(topic, log time ns, CDR bytes)``, and publishes the
-bytes as they are, so large images replay at the recorded rate with no deserialisation. It counts what it
-sent per topic: a replay can then tell frames lost in transport (sent − received) from frames the
-perception node dropped. Reading the bag is the caller's job; this node does not import rosbags.
+It takes records that are already serialised, ``(topic, log time ns, CDR bytes)``, and publishes
+the bytes as they are, so large images replay at the recorded rate with no deserialisation. It
+counts what it sent per topic: a replay can then tell frames lost in transport (sent − received)
+from frames the perception node dropped. Reading the bag is the caller's job; this node does not
+import rosbags.
 """
 from __future__ import annotations
 
@@ -17,11 +19,16 @@ from .spin import image_qos
 
 
 class BagPlayer(Node):
-    """Replays ``records`` on ``topics`` (topic -> message type, e.g. sensor_msgs Image or CompressedImage)
-    at ``rate`` times the recorded speed once ``start`` is called."""
+    """
+    Replays ``records`` on ``topics`` at ``rate`` times the recorded speed.
 
-    def __init__(self, topics: Mapping[str, type], records: Iterator[tuple[str, int, bytes]], rate: float = 1.0,
-                 reliability: str = 'best_effort', depth: int = 5, name: str = 's3dnn_bag_player', **node_options):
+    ``topics`` maps topic -> message type, e.g. sensor_msgs Image or CompressedImage. Playing
+    starts once ``start`` is called.
+    """
+
+    def __init__(self, topics: Mapping[str, type], records: Iterator[tuple[str, int, bytes]],
+                 rate: float = 1.0, reliability: str = 'best_effort', depth: int = 5,
+                 name: str = 's3dnn_bag_player', **node_options):
         if not rate > 0:
             raise ValueError(f'rate={rate!r}: allowed a number > 0')
         super().__init__(name, **node_options)
@@ -49,9 +56,11 @@ class BagPlayer(Node):
                 delay = first[0] + (log_ns - first[1]) / 1e9 / self._rate - time.monotonic()
                 if self._stop.wait(delay) if delay > 0 else self._stop.is_set():
                     return
-                self.publishers_by_topic[topic].publish(data if isinstance(data, bytes) else bytes(data))
+                self.publishers_by_topic[topic].publish(data if isinstance(data, bytes)
+                                                        else bytes(data))
                 self.sent[topic] += 1
-        except Exception as error:  # noqa: BLE001 - the thread's boundary: the replay reports it and stops
+        except Exception as error:  # noqa: BLE001 - the thread's boundary:
+            # the replay reports it and stops
             self.error = error
         finally:
             self.finished.set()

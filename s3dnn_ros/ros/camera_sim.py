@@ -1,18 +1,22 @@
-"""camera_sim: publishes sensor_msgs/Image with real stamps and moving content, for machines without
-cameras. Each frame is the moving test pattern of ``pattern.make_frames``.
+"""
+camera_sim: publishes sensor_msgs/Image with real stamps and moving content.
 
-Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), frame_id, reliability.
+It is meant for machines without cameras. Each frame is the moving test pattern of
+``pattern.make_frames``.
+
+Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), frame_id,
+reliability.
 """
 from __future__ import annotations
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from ..engine.base import ENCODINGS
-from .config import RELIABILITY, ConfigError
+from .config import ConfigError, RELIABILITY
 from .image_codec import array_to_image
 from .pattern import make_frames
 from .spin import image_qos, run_node
+from ..engine.base import ENCODINGS
 
 
 class CameraSim(Node):
@@ -32,7 +36,8 @@ class CameraSim(Node):
             ('width', width, 8 <= width <= 8192, 'an integer 8..8192'),
             ('height', height, 8 <= height <= 8192, 'an integer 8..8192'),
             ('encoding', encoding, encoding in ENCODINGS, ', '.join(ENCODINGS)),
-            ('reliability', reliability, reliability in RELIABILITY, ', '.join(RELIABILITY))) if not ok]
+            ('reliability', reliability, reliability in RELIABILITY, ', '.join(RELIABILITY)))
+                    if not ok]
         if problems:
             self.destroy_node()
             raise ConfigError('parameter ' + problems[0])
@@ -41,7 +46,8 @@ class CameraSim(Node):
         self._frames = make_frames(width, height, encoding)
         self.publisher = self.create_publisher(Image, self.topic, image_qos(reliability, 5))
         self.create_timer(1.0 / fps, self._tick)
-        self.get_logger().info(f'{width}x{height} {encoding} at {fps:g} FPS on {self.publisher.topic_name}')
+        self.get_logger().info(f'{width}x{height} {encoding} at {fps:g} FPS on '
+                               f'{self.publisher.topic_name}')
 
     def _tick(self) -> None:
         msg = Image()

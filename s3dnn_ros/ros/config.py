@@ -1,16 +1,18 @@
-"""The perception node's parameters: names, defaults, and validation with messages that name the
-parameter, its value and what is allowed. Pure Python, so the rules are testable without ROS and the
-launch file and command-line tool can read the same camera list.
+"""
+The perception node's parameters: names, defaults, and validation.
+
+Validation messages name the parameter, its value and what is allowed. Pure Python, so the rules
+are testable without ROS and the launch file and command-line tool can read the same camera list.
 
 Global parameters and per-camera parameters ``<camera>.<key>`` for every name in ``cameras``.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import re
 from dataclasses import dataclass
+import difflib
 from importlib import resources
+import re
 from typing import Any, Callable
 
 from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
@@ -18,14 +20,16 @@ from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
 NODE_NAME = 's3dnn_perception'
 ENGINES = ('auto', 'cuda', 'reference')
 RELIABILITY = ('best_effort', 'reliable')
-#: how a camera's images arrive (image_transport's names): sensor_msgs/Image, or CompressedImage on <topic>/compressed
+#: how a camera's images arrive (image_transport's names): sensor_msgs/Image, or CompressedImage on
+#: <topic>/compressed
 TRANSPORTS = ('raw', 'compressed')
-#: detections as vision_msgs/Classification, JSON in std_msgs/String, or the first where vision_msgs is installed
+#: detections as vision_msgs/Classification, JSON in std_msgs/String, or the first where
+#: vision_msgs is installed
 DETECTION_FORMATS = ('auto', 'vision_msgs', 'json')
 _NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 _TOPIC = re.compile(r'/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*')
-#: longest camera name and topic: the node builds topic and parameter names from the camera's name, and DDS
-#: refuses topic names of more than 255 characters with its own prefixes
+#: longest camera name and topic: the node builds topic and parameter names from the camera's name,
+#: and DDS refuses topic names of more than 255 characters with its own prefixes
 MAX_NAME, MAX_TOPIC = 64, 200
 
 
@@ -34,7 +38,11 @@ class ConfigError(ValueError):
 
 
 def default_topic(camera: str) -> str:
-    """A camera's image topic unless configured: relative, so a namespace or remap moves it with the node."""
+    """
+    Return a camera's image topic unless configured.
+
+    It is relative, so a namespace or remap moves it with the node.
+    """
     return f'{camera}/image_raw'
 
 
@@ -44,12 +52,16 @@ def compressed_topic(topic: str) -> str:
 
 
 def detections_topic(camera: str) -> str:
-    """A camera's detections topic, relative like :func:`default_topic`."""
+    """Return a camera's detections topic, relative like :func:`default_topic`."""
     return f's3dnn/{camera}/detections'
 
 
 def annotated_topic(camera: str) -> str:
-    """A camera's annotated pictures (``<camera>.annotated``), relative like :func:`default_topic`."""
+    """
+    Return the topic of a camera's annotated pictures (``<camera>.annotated``).
+
+    It is relative like :func:`default_topic`.
+    """
     return f's3dnn/{camera}/annotated'
 
 
@@ -58,7 +70,8 @@ def _fail(name: str, value: Any, allowed: str):
 
 
 def _number(low: float, high: float = float('inf'), low_inclusive: bool = False) -> Callable:
-    bound = ('>= ' if low_inclusive else '> ') + f'{low:g}' + (f' and <= {high:g}' if high != float('inf') else '')
+    bound = ('>= ' if low_inclusive else '> ') + f'{low:g}' \
+        + (f' and <= {high:g}' if high != float('inf') else '')
 
     def check(name: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -103,20 +116,23 @@ def _string(name: str, value: Any) -> str:
 
 def _topic(name: str, value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_TOPIC or not _TOPIC.fullmatch(value):
-        _fail(name, value, f'a ROS topic name like /front/image_raw, at most {MAX_TOPIC} characters')
+        _fail(name, value,
+              f'a ROS topic name like /front/image_raw, at most {MAX_TOPIC} characters')
     return value
 
 
 def check_camera_names(name: str, value: Any) -> list[str]:
     if value is None:  # ROS gives an empty YAML list no type: the parameter arrives unset
-        raise ConfigError(f'parameter {name} is empty (an empty list has no type in ROS); allowed a non-empty '
-                          'list of camera names')
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'parameter {name} is empty (an empty list has no type in ROS); '
+                          'allowed a non-empty list of camera names')
+    if not isinstance(value, (list, tuple)) or not value \
+            or not all(isinstance(v, str) for v in value):
         _fail(name, value, 'a non-empty list of camera names')
     for camera in value:
         if len(camera) > MAX_NAME or not _NAME.fullmatch(camera):
-            _fail(name, value, f'names of letters, digits and _ starting with a letter, at most {MAX_NAME} characters '
-                               f'({camera!r} is not)')
+            _fail(name, value,
+                  'names of letters, digits and _ starting with a letter, '
+                  f'at most {MAX_NAME} characters ({camera!r} is not)')
     if len(set(value)) != len(value):
         _fail(name, value, 'distinct names')
     return list(value)
@@ -149,7 +165,8 @@ GLOBAL_PARAMETERS = [
 CAMERA_PARAMETERS = [
     ('topic', default_topic, _topic),
     ('transport', 'raw', _one_of(TRANSPORTS)),
-    ('deadline_ms', 100.0, _number(0.001, 3_600_000.0, low_inclusive=True)),  # >= 1 µs: the node counts in ns
+    # >= 1 µs: the node counts in ns
+    ('deadline_ms', 100.0, _number(0.001, 3_600_000.0, low_inclusive=True)),
     ('fps_hint', 0.0, _number(0.0, 10_000.0, low_inclusive=True)),
     ('queue_depth', 1, _integer(1, 1000)),
     ('annotated', False, _boolean),
@@ -163,12 +180,13 @@ DESCRIPTIONS = {
     'engine': 'auto (cuda when a GPU and pycuda are there), cuda or reference',
     'device_id': 'CUDA device',
     'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
-    'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, else written after calibrating',
-    'labels': 'UTF-8 text file with one label per class, or imagenet: the 1000 ImageNet-1k class names shipped '
-              'with the package (for weights converted from torchvision)',
+    'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, '
+                  'else written after calibrating',
+    'labels': 'UTF-8 text file with one label per class, or imagenet: the 1000 ImageNet-1k class '
+              'names shipped with the package (for weights converted from torchvision)',
     'top_k': 'classes per detection',
-    'detections_format': 'vision_msgs (Classification), json (std_msgs/String) or auto: vision_msgs where installed, '
-                         'else json with a WARN on /diagnostics',
+    'detections_format': 'vision_msgs (Classification), json (std_msgs/String) or auto: '
+                         'vision_msgs where installed, else json with a WARN on /diagnostics',
     'max_batch': 'largest fused batch of the s3dnn policy',
     'max_inflight': 'dispatch rounds s3dnn/fifo/edf keep on the GPU',
     'firm_deadlines': 'drop a frame as soon as it can no longer meet its deadline',
@@ -180,13 +198,15 @@ DESCRIPTIONS = {
     'annotated_hz': 'annotated pictures per second per camera, at most',
     'annotated_width': 'width in pixels of the annotated pictures',
     '<camera>.topic': 'sensor_msgs/Image topic of the camera',
-    '<camera>.transport': 'raw: sensor_msgs/Image on the topic; compressed: sensor_msgs/CompressedImage (jpeg, png) '
-                          'on <topic>/compressed, decoded by OpenCV off the executor',
-    '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms (may be set while running)',
+    '<camera>.transport': 'raw: sensor_msgs/Image on the topic; compressed: '
+                          'sensor_msgs/CompressedImage (jpeg, png) on <topic>/compressed, '
+                          'decoded by OpenCV off the executor',
+    '<camera>.deadline_ms': 'relative deadline from receiving a frame to its detection, ms '
+                            '(may be set while running)',
     '<camera>.fps_hint': 'expected frame rate (0: unknown)',
     '<camera>.queue_depth': 'frames that may wait; when full the oldest is dropped and counted',
-    '<camera>.annotated': 'publish s3dnn/<camera>/annotated: a small copy of some frames with the top classes, '
-                          'the latency and a green (on time) or red (missed) border',
+    '<camera>.annotated': 'publish s3dnn/<camera>/annotated: a small copy of some frames with the '
+                          'top classes, the latency and a green (on time) or red (missed) border',
 }
 
 
@@ -197,12 +217,12 @@ CAMERA_KEYS = frozenset(_CAMERA_CHECKS)
 
 
 def check_of(name: str) -> Callable:
-    """The check of parameter ``name`` (a global one or ``<camera>.<key>``)."""
+    """Return the check of parameter ``name`` (a global one or ``<camera>.<key>``)."""
     return _GLOBAL_CHECKS.get(name) or _CAMERA_CHECKS[name.partition('.')[2]]
 
 
 def describe(name: str) -> str:
-    """The description of parameter ``name`` (a global one or ``<camera>.<key>``)."""
+    """Return the description of parameter ``name`` (a global one or ``<camera>.<key>``)."""
     return DESCRIPTIONS.get(name) or DESCRIPTIONS['<camera>.' + name.partition('.')[2]]
 
 
@@ -241,12 +261,16 @@ class NodeConfig:
 
 
 def camera_default(key: str, camera: str):
-    default = dict((k, d) for k, d, _ in CAMERA_PARAMETERS)[key]
+    default = {k: d for k, d, _ in CAMERA_PARAMETERS}[key]
     return default(camera) if callable(default) else default
 
 
 def validate(values: dict[str, Any]) -> NodeConfig:
-    """Check every parameter (missing ones take their defaults) and build the node's configuration."""
+    """
+    Check every parameter and build the node's configuration.
+
+    Missing parameters take their defaults.
+    """
     checked = {}
     for name, default, check in GLOBAL_PARAMETERS:
         checked[name] = check(name, values.get(name, default))
@@ -261,19 +285,22 @@ def validate(values: dict[str, Any]) -> NodeConfig:
             name = f'{camera}.{key}'
             fields[key] = check(name, values.get(name, camera_default(key, camera)))
         if fields['topic'] in topics:
-            _fail(f'{camera}.topic', fields['topic'], f'a topic no other camera uses ({topics[fields["topic"]]} does)')
+            _fail(f'{camera}.topic', fields['topic'],
+                  f'a topic no other camera uses ({topics[fields["topic"]]} does)')
         topics[fields['topic']] = camera
         cameras.append(CameraConfig(camera, **fields))
     return NodeConfig(cameras=tuple(cameras), policy=checked['policy'], engine=checked['engine'],
                       device_id=checked['device_id'], weights=checked['weights'],
                       cost_table=checked['cost_table'], labels=checked['labels'],
                       top_k=checked['top_k'], detections_format=checked['detections_format'],
-                      max_batch=checked['max_batch'],
-                      max_inflight=checked['max_inflight'],
-                      firm_deadlines=checked['firm_deadlines'], qos_reliability=checked['qos.reliability'],
-                      qos_depth=checked['qos.depth'], diagnostics_period_s=checked['diagnostics_period_s'],
-                      miss_warn_ratio=checked['miss_warn_ratio'], miss_error_ratio=checked['miss_error_ratio'],
-                      annotated_hz=checked['annotated_hz'], annotated_width=checked['annotated_width'])
+                      max_batch=checked['max_batch'], max_inflight=checked['max_inflight'],
+                      firm_deadlines=checked['firm_deadlines'],
+                      qos_reliability=checked['qos.reliability'], qos_depth=checked['qos.depth'],
+                      diagnostics_period_s=checked['diagnostics_period_s'],
+                      miss_warn_ratio=checked['miss_warn_ratio'],
+                      miss_error_ratio=checked['miss_error_ratio'],
+                      annotated_hz=checked['annotated_hz'],
+                      annotated_width=checked['annotated_width'])
 
 
 #: the value of ``labels`` that names the ImageNet-1k class names shipped with the package
@@ -281,8 +308,12 @@ IMAGENET = 'imagenet'
 
 
 def read_labels(path: str, num_classes: int) -> list[str]:
-    """One label per line, exactly ``num_classes`` lines; ConfigError naming the parameter otherwise.
-    ``imagenet`` reads the package's own ImageNet-1k class names (s3dnn_ros/model/imagenet_classes.txt)."""
+    """
+    One label per line, exactly ``num_classes`` lines; ConfigError naming the parameter otherwise.
+
+    ``imagenet`` reads the package's own ImageNet-1k class names
+    (s3dnn_ros/model/imagenet_classes.txt).
+    """
     try:
         if path == IMAGENET:
             labels = imagenet_classes()
@@ -291,10 +322,12 @@ def read_labels(path: str, num_classes: int) -> list[str]:
                 labels = file.read().splitlines()
     except OSError as error:
         raise ConfigError(f'parameter labels={path!r}: cannot read it ({error.strerror}); '
-                          f'allowed a text file with {num_classes} lines, one label per class') from error
+                          f'allowed a text file with {num_classes} '
+                          'lines, one label per class') from error
     except UnicodeDecodeError as error:
         raise ConfigError(f'parameter labels={path!r}: not UTF-8 text (byte {error.start}); '
-                          f'allowed a text file with {num_classes} lines, one label per class') from error
+                          f'allowed a text file with {num_classes} '
+                          'lines, one label per class') from error
     if len(labels) != num_classes:
         raise ConfigError(f'parameter labels={path!r}: has {len(labels)} lines; '
                           f'allowed a text file with {num_classes} lines, one label per class')
@@ -302,12 +335,18 @@ def read_labels(path: str, num_classes: int) -> list[str]:
 
 
 def imagenet_classes() -> list[str]:
-    """The 1000 ImageNet-1k class names in class-id order (torchvision's order, so weights converted from
-    torchvision's AlexNet give readable labels)."""
-    return resources.files('s3dnn_ros.model').joinpath('imagenet_classes.txt').read_text('utf-8').splitlines()
+    """
+    Return the 1000 ImageNet-1k class names in class-id order.
+
+    That is torchvision's order, so weights converted from torchvision's AlexNet give readable
+    labels.
+    """
+    return (resources.files('s3dnn_ros.model').joinpath('imagenet_classes.txt')
+            .read_text('utf-8').splitlines())
 
 
-#: the parameters a running node applies when set (``ros2 param set``); every other one is read-only
+#: the parameters a running node applies when set (``ros2 param set``); every other one is
+#: read-only
 LIVE_PARAMETERS = ('miss_warn_ratio', 'miss_error_ratio', '<camera>.deadline_ms')
 
 
@@ -317,42 +356,57 @@ def is_live(name: str) -> bool:
 
 
 def apply_live(config: 'NodeConfig', changes: dict[str, Any]) -> 'NodeConfig':
-    """``config`` with ``changes`` to LIVE_PARAMETERS applied; ConfigError naming the first parameter that is
-    not live or whose value is not allowed."""
+    """
+    Return ``config`` with ``changes`` to LIVE_PARAMETERS applied.
+
+    Raises ConfigError naming the first parameter that is not live or whose value is not allowed.
+    """
     cameras = {camera.name: camera for camera in config.cameras}
     values = {}
     for name, value in changes.items():
         camera, _, key = name.partition('.')
         if not is_live(name) or (key and camera not in cameras):
-            _fail(name, value, f'no change while the node runs (restart it); live: {", ".join(LIVE_PARAMETERS)}')
+            _fail(name, value,
+                  'no change while the node runs (restart it); live: '
+                  f'{", ".join(LIVE_PARAMETERS)}')
         if key:
-            cameras[camera] = dataclasses.replace(cameras[camera], **{key: check_of(name)(name, value)})
+            cameras[camera] = dataclasses.replace(cameras[camera],
+                                                  **{key: check_of(name)(name, value)})
         else:
             values[name] = check_of(name)(name, value)
     merged = dataclasses.replace(config, cameras=tuple(cameras.values()), **values)
     if merged.miss_error_ratio < merged.miss_warn_ratio:
         name = 'miss_error_ratio' if 'miss_error_ratio' in values else 'miss_warn_ratio'
-        _fail(name, values[name], f'miss_warn_ratio <= miss_error_ratio (they would be {merged.miss_warn_ratio:g} '
-                                  f'and {merged.miss_error_ratio:g})')
+        _fail(name, values[name],
+              f'miss_warn_ratio <= miss_error_ratio (they would be {merged.miss_warn_ratio:g} '
+              f'and {merged.miss_error_ratio:g})')
     return merged
 
 
 def unknown_parameter(name: str, value: Any, known: list[str], cameras: list[str]) -> str:
-    """The one-line error for a parameter given to the node that it does not have: a per-camera key of a
-    camera that is not configured, or a name with the nearest known one."""
+    """
+    Return the one-line error for a parameter given to the node that it does not have.
+
+    That is a per-camera key of a camera that is not configured, or a name with the nearest known
+    one.
+    """
     camera, _, key = name.partition('.')
     if key in CAMERA_KEYS and camera not in cameras:
-        return (f'parameter {name}={value!r}: {camera!r} is not one of the cameras; allowed <camera>.{key} for '
-                f'cameras {", ".join(cameras)}')
+        return (f'parameter {name}={value!r}: {camera!r} is not one of the cameras; '
+                f'allowed <camera>.{key} for cameras {", ".join(cameras)}')
     nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f'did you mean {nearest[0]}?' if nearest else f'allowed {", ".join(sorted(known))}'
     return f'parameter {name}={value!r}: {NODE_NAME} has no such parameter; {hint}'
 
 
 def _section_pattern(key: str) -> re.Pattern:
-    """A params-file section name as ROS matches it against a node's full name: ``*`` one name token,
-    ``**`` any number of them; a name without a leading / is taken from the root (``s3dnn_perception``
-    is ``/s3dnn_perception``, so it does not reach a node moved to another namespace)."""
+    """
+    Return a params-file section name as ROS matches it against a node's full name.
+
+    ``*`` matches one name token, ``**`` any number of them; a name without a leading / is taken
+    from the root (``s3dnn_perception`` is ``/s3dnn_perception``, so it does not reach a node moved
+    to another namespace).
+    """
     key = key if key.startswith('/') else '/' + key
     parts = []
     for token in re.split(r'(\*\*|\*)', key):
@@ -361,15 +415,23 @@ def _section_pattern(key: str) -> re.Pattern:
 
 
 def params_file_sections(path: str, full_name: str) -> tuple[bool, list[str]]:
-    """Whether the params file at ``path`` has a section for the node ``full_name`` (e.g.
-    ``/robot1/s3dnn_perception``), and its section names; ConfigError when it cannot be read."""
+    """
+    Tell whether the params file at ``path`` has a section for the node ``full_name``.
+
+    ``full_name`` is e.g. ``/robot1/s3dnn_perception``. Returns that and the file's section names;
+    ConfigError when it cannot be read.
+    """
     sections = [name for name, _ in node_sections(read_params_file(path, full_name))]
     return any(_section_pattern(name).fullmatch(full_name) for name in sections), sections
 
 
 def node_sections(data: Any, prefix: str = '') -> list[tuple[str, dict]]:
-    """(section name, its ros__parameters) of a params file, in file order; a section may be written whole
-    (``/robot1/s3dnn_perception:``) or nested under its namespace (``/robot1:`` then ``s3dnn_perception:``)."""
+    """
+    Return (section name, its ros__parameters) of a params file, in file order.
+
+    A section may be written whole (``/robot1/s3dnn_perception:``) or nested under its namespace
+    (``/robot1:`` then ``s3dnn_perception:``).
+    """
     found = []
     if isinstance(data, dict):
         for key, value in data.items():
@@ -382,35 +444,46 @@ def node_sections(data: Any, prefix: str = '') -> list[tuple[str, dict]]:
 
 
 def read_params_file(path: str, node_name: str = NODE_NAME) -> dict:
-    """The YAML mapping of a ROS 2 params file; ConfigError naming the file when it cannot be read or is not
-    a mapping of node sections."""
+    """
+    Return the YAML mapping of a ROS 2 params file.
+
+    Raises ConfigError naming the file when it cannot be read or is not a mapping of node sections.
+    """
     import yaml
     allowed = f'a ROS 2 params file with a {node_name}: or /**: section holding ros__parameters:'
     try:
         with open(path, encoding='utf-8') as file:
             data = yaml.safe_load(file) or {}
     except OSError as error:
-        raise ConfigError(f'parameters file {path!r}: cannot read it ({error.strerror}); allowed {allowed}') from error
+        raise ConfigError(f'parameters file {path!r}: '
+                          f'cannot read it ({error.strerror}); allowed {allowed}') from error
     except UnicodeDecodeError as error:
         raise ConfigError(f'parameters file {path!r}: not UTF-8 text (byte {error.start}); '
                           f'allowed {allowed}') from error
     except yaml.YAMLError as error:
         where = getattr(error, 'problem_mark', None)
         line = f' at line {where.line + 1}' if where else ''
-        raise ConfigError(f'parameters file {path!r}: not valid YAML{line}; allowed {allowed}') from error
-    if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
-        raise ConfigError(f'parameters file {path!r}: not a mapping of node sections; allowed {allowed}')
+        raise ConfigError(f'parameters file {path!r}: '
+                          f'not valid YAML{line}; allowed {allowed}') from error
+    if not isinstance(data, dict) \
+            or not all(isinstance(v, dict) or v is None for v in data.values()):
+        raise ConfigError(f'parameters file {path!r}: '
+                          f'not a mapping of node sections; allowed {allowed}')
     return data
 
 
 def parameters_from_yaml(path: str, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """The node's flattened parameters from a ROS 2 params file (the first section whose name matches the
-    node's, as ROS matches them: ``s3dnn_perception``, ``/**``, ``/**/s3dnn_perception``...); ConfigError naming
-    the file when it cannot be read or is not a params file."""
+    """
+    Return the node's flattened parameters from a ROS 2 params file.
+
+    They come from the first section whose name matches the node's, as ROS matches them:
+    ``s3dnn_perception``, ``/**``, ``/**/s3dnn_perception``... Raises ConfigError naming the file
+    when it cannot be read or is not a params file.
+    """
     data = read_params_file(path, node_name)
     full_name = node_name if node_name.startswith('/') else '/' + node_name
-    parameters = next((values for name, values in node_sections(data) if _section_pattern(name).fullmatch(full_name)),
-                      None) or {}
+    parameters = (next((values for name, values in node_sections(data)
+                        if _section_pattern(name).fullmatch(full_name)), None) or {})
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, node: dict):

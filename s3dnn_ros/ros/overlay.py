@@ -1,12 +1,15 @@
-"""The annotated picture of a camera (``<camera>.annotated``): what the node decided, drawn on a small copy
-of the frame, for a person to look at (rqt_image_view, RViz).
+"""
+The annotated picture of a camera (``<camera>.annotated``).
 
-At reception the node keeps a downscaled BGR copy of at most ``annotated_hz`` frames a second per camera
-(:func:`thumbnail`); when such a frame's result comes back, :func:`annotate` writes its top classes and
-its latency against the deadline on it, with a border that is green when the frame made its deadline and
-red when it missed, and the node publishes it as sensor_msgs/Image (bgr8) with the source header. All of it
-runs on the node's executor from the frames it already has: nothing in the scheduler worker or on the GPU.
-Uses OpenCV (resize, colour conversion, text).
+What the node decided, drawn on a small copy of the frame, for a person to look at (rqt_image_view,
+RViz).
+
+At reception the node keeps a downscaled BGR copy of at most ``annotated_hz`` frames a second per
+camera (:func:`thumbnail`); when such a frame's result comes back, :func:`annotate` writes its top
+classes and its latency against the deadline on it, with a border that is green when the frame made
+its deadline and red when it missed, and the node publishes it as sensor_msgs/Image (bgr8) with the
+source header. All of it runs on the node's executor from the frames it already has: nothing in the
+scheduler worker or on the GPU. Uses OpenCV (resize, colour conversion, text).
 """
 from __future__ import annotations
 
@@ -20,12 +23,16 @@ GREEN, RED, WHITE, BLACK = (0, 200, 0), (0, 0, 230), (255, 255, 255), (0, 0, 0)
 #: classes written on the picture
 CLASSES_SHOWN = 3
 
-_TO_BGR = {'rgb8': 'COLOR_RGB2BGR', 'rgba8': 'COLOR_RGBA2BGR', 'bgra8': 'COLOR_BGRA2BGR', 'mono8': 'COLOR_GRAY2BGR'}
+_TO_BGR = {'rgb8': 'COLOR_RGB2BGR', 'rgba8': 'COLOR_RGBA2BGR', 'bgra8': 'COLOR_BGRA2BGR',
+           'mono8': 'COLOR_GRAY2BGR'}
 
 
 def thumbnail(image: np.ndarray, encoding: str, width: int) -> np.ndarray:
-    """A BGR copy of ``image`` (an engine encoding) ``width`` pixels wide (never wider than the image),
-    keeping its aspect ratio."""
+    """
+    Return a BGR copy of ``image`` (an engine encoding) ``width`` pixels wide.
+
+    It is never wider than the image, and keeps its aspect ratio.
+    """
     cv2 = opencv()
     height, full_width = image.shape[:2]
     width = min(width, full_width)
@@ -38,10 +45,13 @@ def thumbnail(image: np.ndarray, encoding: str, width: int) -> np.ndarray:
     return cv2.cvtColor(small, getattr(cv2, _TO_BGR[encoding]))
 
 
-def annotate(picture: np.ndarray, classes: list[tuple[str, float]], latency_ms: float, deadline_ms: float,
-             missed: bool) -> np.ndarray:
-    """Draw the first CLASSES_SHOWN ``(name, score)`` classes, the latency and the deadline mark on
-    ``picture`` (BGR, changed in place and returned)."""
+def annotate(picture: np.ndarray, classes: list[tuple[str, float]], latency_ms: float,
+             deadline_ms: float, missed: bool) -> np.ndarray:
+    """
+    Draw the first CLASSES_SHOWN ``(name, score)`` classes, the latency and the deadline mark.
+
+    They are drawn on ``picture`` (BGR, changed in place and returned).
+    """
     cv2 = opencv()
     colour = RED if missed else GREEN
     height, width = picture.shape[:2]

@@ -1,6 +1,8 @@
-"""The moving test pattern of camera_sim and s3dnn-make-bag: a colour gradient scrolling sideways with a
-bright square bouncing over it, so consecutive frames differ and a stuck pipeline shows. No rclpy here, so
-bags can be written without ROS.
+"""
+The moving test pattern of camera_sim and s3dnn-make-bag.
+
+A colour gradient scrolling sideways with a bright square bouncing over it, so consecutive frames
+differ and a stuck pipeline shows. No rclpy here, so bags can be written without ROS.
 """
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ from ..engine.base import ENCODINGS
 
 
 def make_frames(width: int, height: int, encoding: str):
-    """A generator of H x W x C uint8 frames whose content moves from one frame to the next."""
+    """Generate H x W x C uint8 frames whose content moves from one frame to the next."""
     channels = ENCODINGS[encoding][0]
     x = np.linspace(0, 2 * np.pi, width, endpoint=False)
     phases = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3][:max(1, min(channels, 3))])
     row = (127.5 + 127.5 * np.sin(x[:, None] + phases[None, :])).astype(np.uint8)  # (W, min(C,3))
     if channels == 4:
         row = np.concatenate([row, np.full((width, 1), 255, np.uint8)], axis=1)
-    gradient = np.repeat(np.tile(row, (2, 1))[None], height, axis=0)  # two periods wide, to scroll through
+    # two periods wide, to scroll through
+    gradient = np.repeat(np.tile(row, (2, 1))[None], height, axis=0)
     side = max(4, min(width, height) // 6)
     step = 0
     while True:

@@ -1,15 +1,19 @@
-"""perception_lifecycle_node: the perception node as a ROS 2 lifecycle node (managed), for systems that bring
-their nodes up in order (nav2's lifecycle manager, ``ros2 lifecycle set``). The same parameters, topics and
-diagnostics as ``perception_node``; the work is split over the transitions:
+"""
+perception_lifecycle_node: the perception node as a ROS 2 lifecycle node (managed).
 
-* made (unconfigured): parameters declared and checked (a bad one stops the program with one line, exit 2,
-  as ``perception_node`` does);
-* configure: start the scheduler worker (load the weights, compile the kernels, calibrate or load the cost
-  table) and make the publishers; a worker that cannot start fails the transition with the reason logged;
+It is meant for systems that bring their nodes up in order (nav2's lifecycle manager, ``ros2
+lifecycle set``). The same parameters, topics and diagnostics as ``perception_node``; the work is
+split over the transitions:
+
+* made (unconfigured): parameters declared and checked (a bad one stops the program with one line,
+  exit 2, as ``perception_node`` does);
+* configure: start the scheduler worker (load the weights, compile the kernels, calibrate or load
+  the cost table) and make the publishers; a worker that cannot start fails the transition with the
+  reason logged;
 * activate: subscribe to the cameras: frames flow;
-* deactivate: unsubscribe: no new frames, so the GPU runs nothing; frames already with the worker finish
-  and are published; the worker, its compiled kernels and every counter are kept, so activating again is
-  immediate;
+* deactivate: unsubscribe: no new frames, so the GPU runs nothing; frames already with the worker
+  finish and are published; the worker, its compiled kernels and every counter are kept, so
+  activating again is immediate;
 * cleanup: stop the worker (it frees the GPU) and remove the publishers: back to unconfigured;
 * shutdown: the same from any state.
 """
@@ -19,10 +23,10 @@ import sys
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ..worker.client import WorkerError
-from .config import NODE_NAME, ConfigError
+from .config import ConfigError, NODE_NAME
 from .perception_node import PerceptionCore
 from .spin import run_node
+from ..worker.client import WorkerError
 
 
 class PerceptionLifecycleNode(PerceptionCore, LifecycleNode):
@@ -62,9 +66,13 @@ class PerceptionLifecycleNode(PerceptionCore, LifecycleNode):
     on_shutdown = on_cleanup  # from any state: the same teardown
 
     def destroy_node(self):
-        """Stop the worker (it frees the GPU), remove the frame slots, then the ROS entities. rclpy's
-        LifecycleNode leaves its state machine, which holds the node, to the garbage collector: until then
-        the node would stay on the graph (a second s3dnn_perception to anyone looking), so it goes here."""
+        """
+        Stop the worker (it frees the GPU), remove the frame slots, then the ROS entities.
+
+        rclpy's LifecycleNode leaves its state machine, which holds the node, to the garbage
+        collector: until then the node would stay on the graph (a second s3dnn_perception to anyone
+        looking), so it goes here.
+        """
         self._teardown()
         result = LifecycleNode.destroy_node(self)
         self._state_machine.destroy_when_not_in_use()

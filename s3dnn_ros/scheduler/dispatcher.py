@@ -1,20 +1,21 @@
-"""The dispatcher: feeds the GPU from a policy, tracks completions, advances frames, keeps statistics.
+"""
+The dispatcher: feeds the GPU from a policy, tracks completions, advances frames, keeps statistics.
 
-It drives a *backend*: :class:`EngineBackend` for a real engine (reference or CUDA) in real time, or
-the simulator's virtual GPU. All of its methods except :meth:`Dispatcher.submit` run on one thread
-(the dispatcher thread live, the event loop in the simulator); ``submit`` may be called from any
-thread (camera callbacks) and never waits for the GPU.
+It drives a *backend*: :class:`EngineBackend` for a real engine (reference or CUDA) in real time,
+or the simulator's virtual GPU. All of its methods except :meth:`Dispatcher.submit` run on one
+thread (the dispatcher thread live, the event loop in the simulator); ``submit`` may be called from
+any thread (camera callbacks) and never waits for the GPU.
 """
 from __future__ import annotations
 
+from collections import deque
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, Protocol, Sequence
 
-from ..engine.base import Engine, EngineError, check_image
 from .job import Frame, Group, Launch, Pipeline, PipelineStats
 from .policies import Policy
+from ..engine.base import check_image, Engine, EngineError
 
 #: dropped-frame reasons passed to ``on_drop``
 DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
@@ -23,7 +24,8 @@ DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
 class Backend(Protocol):
     """What the dispatcher needs from the thing that runs kernels."""
 
-    #: streams the backend runs launches on, stream ids taken modulo this (None: as many as there are ids)
+    #: streams the backend runs launches on, stream ids taken modulo this (None: as many as there
+    #: are ids)
     streams: int | None
 
     def now_ns(self) -> int: ...
@@ -31,10 +33,18 @@ class Backend(Protocol):
     def open_pipeline(self, pipeline: Pipeline) -> None: ...
 
     def launch(self, launch: Launch) -> None:
-        """Issue ``launch`` on its stream; set ``launch.handle``. May raise EngineError."""
+        """
+        Issue ``launch`` on its stream; set ``launch.handle``.
+
+        May raise EngineError.
+        """
 
     def done(self, launch: Launch) -> bool:
-        """Whether ``launch`` finished. May raise EngineError."""
+        """
+        Whether ``launch`` finished.
+
+        May raise EngineError.
+        """
 
     def result(self, frame: Frame) -> Any:
         """Output of a frame whose last layer completed."""
@@ -44,11 +54,12 @@ class Backend(Protocol):
 
 
 class Dispatcher:
-    """Keeps up to ``policy.max_inflight`` dispatch rounds on the GPU and moves frames along.
+    """
+    Keeps up to ``policy.max_inflight`` dispatch rounds on the GPU and moves frames along.
 
-    ``on_done(frame)`` is called (on the dispatcher thread) when a frame's last layer completes, with
-    ``frame.result``, ``frame.finish_ns`` and ``frame.missed`` set; ``on_drop(frame, reason)`` when a
-    frame is dropped (reasons: queue overflow, lost deadline in firm mode, engine error).
+    ``on_done(frame)`` is called (on the dispatcher thread) when a frame's last layer completes,
+    with ``frame.result``, ``frame.finish_ns`` and ``frame.missed`` set; ``on_drop(frame, reason)``
+    when a frame is dropped (reasons: queue overflow, lost deadline in firm mode, engine error).
     """
 
     def __init__(self, policy: Policy, backend: Backend,
@@ -84,19 +95,22 @@ class Dispatcher:
         self.pipelines.append(pipeline)
         return pipeline
 
-    def submit(self, pipeline: Pipeline, image: Any = None, encoding: str = 'rgb8', meta: Any = None,
-               release_ns: int | None = None) -> None:
+    def submit(self, pipeline: Pipeline, image: Any = None, encoding: str = 'rgb8',
+               meta: Any = None, release_ns: int | None = None) -> None:
         """Hand a frame to the dispatcher thread (thread-safe, returns at once)."""
         if release_ns is None:
             release_ns = self.backend.now_ns()
         self._inbox.append((pipeline, release_ns, image, encoding, meta))
         self._wake.set()
 
-    def arrive(self, pipeline: Pipeline, release_ns: int, image: Any = None, encoding: str = 'rgb8',
-               meta: Any = None) -> Frame:
-        """A frame enters its pipeline (dispatcher thread). An image the engines cannot take is dropped
-        here, counted as an error drop of its camera, before a fused launch could take other cameras'
-        frames down with it."""
+    def arrive(self, pipeline: Pipeline, release_ns: int, image: Any = None,
+               encoding: str = 'rgb8', meta: Any = None) -> Frame:
+        """
+        Let a frame enter its pipeline (dispatcher thread).
+
+        An image the engines cannot take is dropped here, counted as an error drop of its camera,
+        before a fused launch could take other cameras' frames down with it.
+        """
         frame = pipeline.new_frame(release_ns, image, encoding, meta)
         if image is not None:
             try:
@@ -122,14 +136,17 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- dispatch
     def pump(self) -> int:
-        """Dispatch groups while the policy allows more in flight; returns launches issued.
-
-        With nothing queued and launches in flight the policy is first asked to run ahead (slotless rounds
-        of successors, whatever the slots in use), then, while slots are free, to look ahead at the
-        successors like any round. An empty answer ends the round, and the policy is not asked again until a
-        frame arrives, a launch completes or the policy's hold ends (a live loop calls this very often).
         """
-        if self._settled:  # the policy answered nothing and nothing changed since; is its hold over?
+        Dispatch groups while the policy allows more in flight; returns launches issued.
+
+        With nothing queued and launches in flight the policy is first asked to run ahead (slotless
+        rounds of successors, whatever the slots in use), then, while slots are free, to look ahead
+        at the successors like any round. An empty answer ends the round, and the policy is not
+        asked again until a frame arrives, a launch completes or the policy's hold ends (a live
+        loop calls this very often).
+        """
+        # the policy answered nothing and nothing changed since; is its hold over?
+        if self._settled:
             hold = self.policy.hold_until_ns
             if hold is None or self.backend.now_ns() < hold:
                 return 0
@@ -137,7 +154,8 @@ class Dispatcher:
         issued = 0
         limit = self.policy.max_inflight
         while True:
-            if self.inflight and not self._ahead_settled and self.policy.runs_ahead and not len(self.policy):
+            if self.inflight and not self._ahead_settled and self.policy.runs_ahead \
+                    and not len(self.policy):
                 # nothing waits for a decision: the policy may queue successors ahead, slot or not
                 group = self.policy.run_ahead(self.backend.now_ns(), self.inflight)
                 launched = self._issue(group) if group.launches else 0
@@ -145,7 +163,8 @@ class Dispatcher:
                     issued += launched
                     continue
                 self._ahead_settled = True
-            if not (len(self.policy) or self.inflight) or (limit is not None and self._groups_inflight >= limit):
+            if not (len(self.policy) or self.inflight) \
+                    or (limit is not None and self._groups_inflight >= limit):
                 break
             group = self.policy.dequeue(self.backend.now_ns(), self.inflight)
             for frame in group.dropped:
@@ -154,17 +173,22 @@ class Dispatcher:
                 launched = self._issue(group)
                 issued += launched
                 if not launched and not group.dropped:
-                    break  # every launch of the group was skipped (its frames failed): ask after a change
+                    # every launch of the group was skipped (its frames failed): ask after a change
+                    break
             elif not group.dropped:
                 self._settled = True
                 break
         return issued
 
     def _stream_for(self, launch: Launch) -> int:
-        """The stream ``launch`` runs on. A chained launch follows its frames' previous layer. Any other may
-        run on any stream: on a backend with a bounded set of streams (ids modulo ``backend.streams``) it
-        takes its own stream's slot unless a launch in flight holds it, then the next free one (its own
-        when none is free), so launches decided apart never wait for each other in one stream's order."""
+        """
+        Return the stream ``launch`` runs on.
+
+        A chained launch follows its frames' previous layer. Any other may run on any stream: on a
+        backend with a bounded set of streams (ids modulo ``backend.streams``) it takes its own
+        stream's slot unless a launch in flight holds it, then the next free one (its own when none
+        is free), so launches decided apart never wait for each other in one stream's order.
+        """
         if launch.chained:
             return launch.frames[0].stream
         count = self.backend.streams
@@ -173,12 +197,17 @@ class Dispatcher:
         stream = launch.stream % count
         busy = self._by_stream
         if stream in busy:
-            stream = next((s % count for s in range(stream + 1, stream + count) if s % count not in busy), stream)
+            stream = next((s % count for s in range(stream + 1, stream + count)
+                           if s % count not in busy), stream)
         return stream
 
     def _issue(self, group: Group) -> int:
-        """Launch a group; it holds a dispatch slot unless the policy says it needs none
-        (``Group.takes_slot``: successors a policy runs ahead with delay no decision)."""
+        """
+        Launch a group.
+
+        It holds a dispatch slot unless the policy says it needs none (``Group.takes_slot``:
+        successors a policy runs ahead with delay no decision).
+        """
         self.groups += 1
         self._groups_inflight += group.takes_slot
         issued = 0
@@ -217,8 +246,12 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- completions
     def poll(self) -> int:
-        """Retire finished launches (stream heads only: a stream completes in order). Streams with nothing
-        in flight are not kept, so a poll costs as many checks as streams are busy."""
+        """
+        Retire finished launches (stream heads only: a stream completes in order).
+
+        Streams with nothing in flight are not kept, so a poll costs as many checks as streams are
+        busy.
+        """
         retired = 0
         for stream, stream_queue in list(self._by_stream.items()):
             while stream_queue:
@@ -240,7 +273,11 @@ class Dispatcher:
         return retired
 
     def complete(self, launch: Launch, from_poll: bool = False) -> None:
-        """``launch`` finished: advance its frames, enqueue ready successors, finish whole frames."""
+        """
+        Retire ``launch``, which finished.
+
+        Advance its frames, enqueue ready successors, finish whole frames.
+        """
         if not from_poll:
             stream_queue = self._by_stream[launch.stream]
             stream_queue.remove(launch)
@@ -320,10 +357,12 @@ class Dispatcher:
         return progressed
 
     def run(self, stop: threading.Event, idle_wait_s: float = 0.05) -> None:
-        """Serve until ``stop`` is set: poll while kernels are in flight, sleep when idle.
+        """
+        Serve until ``stop`` is set: poll while kernels are in flight, sleep when idle.
 
-        While in flight the loop only yields (``sleep(0)`` lets other threads take the GIL): any real
-        sleep rounds up to tens of microseconds, a gap the GPU would sit idle between dependent kernels.
+        While in flight the loop only yields (``sleep(0)`` lets other threads take the GIL): any
+        real sleep rounds up to tens of microseconds, a gap the GPU would sit idle between
+        dependent kernels.
         """
         while not stop.is_set():
             if self.step():
@@ -335,8 +374,11 @@ class Dispatcher:
                 self._wake.clear()
 
     def idle_wait_s(self, longest_s: float) -> float:
-        """How long an idle loop may wait for new frames: ``longest_s``, or less when the policy holds
-        ready work back until a given time."""
+        """
+        Return how long an idle loop may wait for new frames.
+
+        That is ``longest_s``, or less when the policy holds ready work back until a given time.
+        """
         hold = self.policy.hold_until_ns
         if hold is None or not len(self.policy):
             return longest_s
@@ -367,12 +409,13 @@ class Dispatcher:
 
 
 class BusyMeter:
-    """Union of kernel intervals on the GPU: busy time however many streams overlap.
+    """
+    Union of kernel intervals on the GPU: busy time however many streams overlap.
 
     Intervals arrive roughly in completion order; those ending more than ``horizon_ns`` before the
-    latest start are folded into a running total, so memory stays bounded. Merging sorts what is kept,
-    and happens only when the list has doubled since the last merge (or when the total is read), so
-    each interval costs amortised O(log n) however many launches a second there are.
+    latest start are folded into a running total, so memory stays bounded. Merging sorts what is
+    kept, and happens only when the list has doubled since the last merge (or when the total is
+    read), so each interval costs amortised O(log n) however many launches a second there are.
     """
 
     MIN_MERGE = 1024
@@ -411,9 +454,12 @@ class BusyMeter:
 
 
 class EngineBackend:
-    """Runs launches on an :class:`~s3dnn_ros.engine.base.Engine` in real time, and counts the host time its
-    launch calls take (``launch_ns`` over ``launches``; of those, ``first_layer_ns`` over
-    ``first_layer_launches``, which staged ``uploads`` images)."""
+    """
+    Runs launches on an :class:`~s3dnn_ros.engine.base.Engine` in real time.
+
+    It counts the host time its launch calls take (``launch_ns`` over ``launches``; of those,
+    ``first_layer_ns`` over ``first_layer_launches``, which staged ``uploads`` images).
+    """
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -435,13 +481,15 @@ class EngineBackend:
         pids = [frame.pipeline.id for frame in frames]
         if launch.layer == 0:
             try:
-                self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding) for frame in frames])
+                self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding)
+                                        for frame in frames])
             except ValueError as error:
                 names = ', '.join(frame.pipeline.name for frame in frames)
                 raise EngineError(f'staging the images of {names}: {error}') from error
         start = time.monotonic_ns()
         launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
-        if not hasattr(launch.handle, 'interval'):  # synchronous engine: the call itself was the kernel
+        # synchronous engine: the call itself was the kernel
+        if not hasattr(launch.handle, 'interval'):
             self.busy.add(start, time.monotonic_ns())
         spent = time.perf_counter_ns() - begin
         self.launch_ns += spent

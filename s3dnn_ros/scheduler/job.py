@@ -1,9 +1,11 @@
-"""Pipelines, frames, kernel tasks and launches: the objects the policies and the dispatcher share.
+"""
+Pipelines, frames, kernel tasks and launches: the objects the policies and the dispatcher share.
 
 Times are integer nanoseconds on one clock (``time.monotonic_ns`` live, a virtual clock in the
-simulator). A pipeline is one camera: frames arrive into its queue, one frame at a time runs through
-the network's kernel layers. A frame's ready kernel is a :class:`KernelTask`; what the policy sends to
-the GPU is a :class:`Launch` (one kernel layer over one or more frames - a fused launch - on a stream).
+simulator). A pipeline is one camera: frames arrive into its queue, one frame at a time runs
+through the network's kernel layers. A frame's ready kernel is a :class:`KernelTask`; what the
+policy sends to the GPU is a :class:`Launch` (one kernel layer over one or more frames - a fused
+launch - on a stream).
 """
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ import numpy as np
 
 
 class Frame:
-    """One camera frame on its way through the network.
+    """
+    One camera frame on its way through the network.
 
-    ``next_layer`` is the next kernel layer not yet launched, ``done_layers`` how many have completed;
-    they differ while launches are in flight (several when successors were chained on a stream).
+    ``next_layer`` is the next kernel layer not yet launched, ``done_layers`` how many have
+    completed; they differ while launches are in flight (several when successors were chained on a
+    stream).
     """
 
     __slots__ = ('pipeline', 'seq', 'release_ns', 'deadline_ns', 'image', 'encoding', 'meta',
@@ -53,7 +57,8 @@ class Frame:
 
 
 class PipelineStats:
-    """Counters and completed-frame latencies of one pipeline.
+    """
+    Counters and completed-frame latencies of one pipeline.
 
     A frame is *resolved* when it completed or was dropped; ``miss_ratio`` is the share of resolved
     frames that produced no result by their deadline: (missed + dropped) / (completed + dropped).
@@ -84,7 +89,8 @@ class PipelineStats:
         if not self.latencies_ns:
             return 0.0
         # list() copies in one step under the GIL, while the dispatcher thread may be appending
-        return float(np.percentile(np.array(list(self.latencies_ns), dtype=np.int64), percentile)) / 1e6
+        return float(np.percentile(np.array(list(self.latencies_ns), dtype=np.int64),
+                                   percentile)) / 1e6
 
     def summary(self) -> dict:
         return {'released': self.released, 'completed': self.completed, 'missed': self.missed,
@@ -95,8 +101,12 @@ class PipelineStats:
 
 
 class Pipeline:
-    """One camera: relative deadline, frame queue (``queue_depth`` newest frames), the frame running
-    on the GPU, its default stream and statistics."""
+    """
+    One camera: relative deadline, frame queue, frame running on the GPU, stream and statistics.
+
+    The frame queue holds the ``queue_depth`` newest frames; the stream is the camera's default
+    one.
+    """
 
     def __init__(self, pid: int, name: str, deadline_ns: int, queue_depth: int = 1,
                  latency_history: int | None = None):
@@ -114,12 +124,17 @@ class Pipeline:
         self.stats = PipelineStats(latency_history)
         self._seq = 0
 
-    def new_frame(self, release_ns: int, image: Any = None, encoding: str = 'rgb8', meta: Any = None) -> Frame:
+    def new_frame(self, release_ns: int, image: Any = None, encoding: str = 'rgb8',
+                  meta: Any = None) -> Frame:
         self._seq += 1
         return Frame(self, self._seq, release_ns, image, encoding, meta)
 
     def admit(self, frame: Frame) -> Frame | None:
-        """Queue ``frame``; returns the oldest waiting frame when the queue overflows (newest wins)."""
+        """
+        Queue ``frame``.
+
+        Returns the oldest waiting frame when the queue overflows (newest wins).
+        """
         self.stats.released += 1
         self.queue.append(frame)
         if len(self.queue) > self.queue_depth:
@@ -132,14 +147,17 @@ class Pipeline:
 
 
 class KernelTask:
-    """A ready kernel: the next layer of one frame, whose earlier layers have all completed.
+    """
+    A ready kernel: the next layer of one frame, whose earlier layers have all completed.
 
-    ``cost_ns`` and ``tb_ratio`` are the batch-1 estimates of this layer, ``remaining_ns`` the batch-1
-    cost of this and every later layer. ``key`` is the policy's ordering key (smaller runs first); it
-    is fixed while the task waits, which is what keeps the queue sorted without re-sorting.
+    ``cost_ns`` and ``tb_ratio`` are the batch-1 estimates of this layer, ``remaining_ns`` the
+    batch-1 cost of this and every later layer. ``key`` is the policy's ordering key (smaller runs
+    first); it is fixed while the task waits, which is what keeps the queue sorted without
+    re-sorting.
     """
 
-    __slots__ = ('frame', 'layer', 'cost_ns', 'tb_ratio', 'remaining_ns', 'key', 'seq', 'ready_ns', 'queued')
+    __slots__ = ('frame', 'layer', 'cost_ns', 'tb_ratio', 'remaining_ns', 'key', 'seq', 'ready_ns',
+                 'queued')
 
     def __init__(self, frame: Frame, layer: int, cost_ns: int, tb_ratio: float, remaining_ns: int,
                  key: int = 0, seq: int = 0, ready_ns: int = 0):
@@ -154,7 +172,7 @@ class KernelTask:
         self.queued = True  # while the policy's queue holds it
 
     def slack(self, now_ns: int) -> int:
-        """deadline - now - remaining estimated cost: how long this frame can still wait."""
+        """Return deadline - now - remaining estimated cost: how long this frame can still wait."""
         return self.frame.deadline_ns - now_ns - self.remaining_ns
 
     def __repr__(self) -> str:
@@ -163,10 +181,12 @@ class KernelTask:
 
 @dataclass(eq=False)
 class Launch:
-    """One kernel layer over ``frames`` on ``stream``.
+    """
+    One kernel layer over ``frames`` on ``stream``.
 
-    ``chained`` launches were issued before their frames' previous layer completed; they rely on stream
-    order (same stream as that previous layer). ``group`` is the dispatch round they belong to.
+    ``chained`` launches were issued before their frames' previous layer completed; they rely on
+    stream order (same stream as that previous layer). ``group`` is the dispatch round they belong
+    to.
     """
 
     layer: int
@@ -190,8 +210,8 @@ class Group:
     launches: list[Launch] = field(default_factory=list)
     dropped: list[Frame] = field(default_factory=list)
     pending: int = 0
-    #: whether it holds one of the dispatcher's ``max_inflight`` slots (not for successors a policy queues
-    #: ahead while nothing waits for a decision, rule 4b of the S3DNN policy)
+    #: whether it holds one of the dispatcher's ``max_inflight`` slots (not for successors a policy
+    #: queues ahead while nothing waits for a decision, rule 4b of the S3DNN policy)
     takes_slot: bool = True
 
     @property

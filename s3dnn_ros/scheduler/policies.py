@@ -1,8 +1,10 @@
-"""Scheduling policies: which ready kernels go to the GPU next, fused how, on which streams.
+"""
+Scheduling policies: which ready kernels go to the GPU next, fused how, on which streams.
 
-Every policy has the same interface. The dispatcher calls :meth:`Policy.enqueue` when a frame's next
-kernel becomes ready (its earlier layers completed) and :meth:`Policy.dequeue` whenever fewer than
-``max_inflight`` dispatch rounds are on the GPU; ``dequeue`` returns one :class:`Group` of launches.
+Every policy has the same interface. The dispatcher calls :meth:`Policy.enqueue` when a frame's
+next kernel becomes ready (its earlier layers completed) and :meth:`Policy.dequeue` whenever fewer
+than ``max_inflight`` dispatch rounds are on the GPU; ``dequeue`` returns one :class:`Group` of
+launches.
 
 Policies:
 
@@ -20,25 +22,27 @@ Policies:
     scheduler logic: the GPU's hardware queues interleave the streams ("CUDA streaming").
 
 With ``firm=True`` a frame whose deadline can no longer be met (now + remaining batch-1 cost >
-deadline) is dropped when the policy would dispatch it, before it costs GPU time. Its first layer is held
-to a stricter test, so that overload sheds frames before they cost anything rather than half-way through
-the network: a frame is dropped there when now + the time frames currently take from their first launch
-to their result (an estimate of recent frames, :meth:`Policy.network_time_ns`) exceeds its deadline.
+deadline) is dropped when the policy would dispatch it, before it costs GPU time. Its first layer
+is held to a stricter test, so that overload sheds frames before they cost anything rather than
+half-way through the network: a frame is dropped there when now + the time frames currently take
+from their first launch to their result (an estimate of recent frames,
+:meth:`Policy.network_time_ns`) exceeds its deadline.
 """
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from bisect import insort
 from collections import deque
 from itertools import chain, count
+import math
 from typing import Sequence
 
-from ..engine.costs import NOMINAL_HOST, CostTable, HostCosts
 from .job import Frame, Group, KernelTask, Launch
+from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
 
-#: frames per fused launch: above the CUDA engine's 16-frame kernels a launch runs as several kernels, one
-#: decision, launch and completion on the host (rule 2); 32 keeps the host below the GPU at 256 cameras on an H200
+#: frames per fused launch: above the CUDA engine's 16-frame kernels a launch runs as several
+#: kernels, one decision, launch and completion on the host (rule 2); 32 keeps the host below the
+#: GPU at 256 cameras on an H200
 DEFAULT_MAX_BATCH = 32
 #: share of the host's and of the GPU's time the fused batch size aims to leave busy (rule 6)
 LOAD_TARGET = 0.5
@@ -48,12 +52,15 @@ RATE_WINDOW_NS = 200_000_000
 HOLD_RESERVE = 0.5
 #: the target batch is recomputed at most this often
 TARGET_REFRESH_NS = 1_000_000
-#: rule 2: a fused launch costing at most this share more than its frames alone costs the GPU nothing
+#: rule 2: a fused launch costing at most this share more than its frames alone costs the GPU
+#: nothing
 FUSE_TOLERANCE = 0.01
-#: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued there; a
-#: few times the host's round trip from a completion to the next launch (about 80 µs on an H200 host)
+#: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued
+#: there; a few times the host's round trip from a completion to the next launch (about 80 µs on an
+#: H200 host)
 RUN_AHEAD_NS = 250_000
-#: firm mode: each frame shed before its first layer shortens the network-time estimate by this share
+#: firm mode: each frame shed before its first layer shortens the network-time estimate by this
+#: share
 SHED_DECAY = 1 / 64
 
 
@@ -85,15 +92,18 @@ class Policy(ABC):
         self.num_layers = len(costs.network.kernel_layers)
         #: the host's costs; a live scheduler replaces them with what it measures on its own thread
         self.host: HostCosts = costs.host or NOMINAL_HOST
-        #: when a policy holds ready work back (rule 6 of ``s3dnn``): the time it wants to be asked again
+        #: when a policy holds ready work back (rule 6 of ``s3dnn``): the time it wants to be asked
+        #: again
         self.hold_until_ns: int | None = None
-        # Q, one list per layer, each sorted by (key, seq): the head of Q is the least of the lists' heads,
-        # and a layer's fusion peers are the first entries of its own list (a DEQUEUE costs the same however
-        # many frames wait)
-        self._layers: list[list[tuple[int, int, KernelTask]]] = [[] for _ in range(self.num_layers)]
+        # Q, one list per layer, each sorted by (key, seq): the head of Q is the least of the
+        # lists' heads, and a layer's fusion peers are the first entries of its own list (a DEQUEUE
+        # costs the same however many frames wait)
+        self._layers: list[list[tuple[int, int, KernelTask]]] = [
+            [] for _ in range(self.num_layers)]
         self._ready = 0  # tasks in Q
         self._seq = count()
-        self._first_layer: deque[KernelTask] = deque()  # layer-0 tasks, oldest first (and some taken ones)
+        # layer-0 tasks, oldest first (and some taken ones)
+        self._first_layer: deque[KernelTask] = deque()
         self._network_mean = 0.0     # smoothed first launch -> result time of finished frames (ns)
         self._network_deviation = 0.0
 
@@ -105,7 +115,8 @@ class Policy(ABC):
         """ENQUEUE: ``frame``'s next layer is ready; insert it in order."""
         layer = frame.next_layer
         task = KernelTask(frame, layer, self.costs.cost_ns(layer), self.costs.tb_ratio(layer),
-                          self.costs.remaining_ns[layer], self.key(frame, layer), next(self._seq), now_ns)
+                          self.costs.remaining_ns[layer], self.key(frame, layer), next(self._seq),
+                          now_ns)
         insort(self._layers[layer], (task.key, task.seq, task))
         self._ready += 1
         if layer == 0:
@@ -114,22 +125,31 @@ class Policy(ABC):
         return task
 
     def enqueue_all(self, frames: Sequence[Frame], layer: int, now_ns: int) -> None:
-        """ENQUEUE for frames whose next layer ``layer`` became ready together (a completed fused launch);
-        the same as enqueueing them one by one, with the layer's costs looked up once."""
+        """
+        ENQUEUE frames whose next layer ``layer`` became ready together (a completed fused launch).
+
+        The same as enqueueing them one by one, with the layer's costs looked up once.
+        """
         if layer == 0:
             for frame in frames:
                 self.enqueue(frame, now_ns)
             return
         costs = self.costs
-        cost, tb, remaining = costs.cost_ns(layer), costs.tb_ratio(layer), costs.remaining_ns[layer]
+        cost, tb, remaining = (costs.cost_ns(layer), costs.tb_ratio(layer),
+                               costs.remaining_ns[layer])
         key, seq, queue = self.key, self._seq, self._layers[layer]
         for frame in frames:
-            task = KernelTask(frame, layer, cost, tb, remaining, key(frame, layer), next(seq), now_ns)
+            task = KernelTask(frame, layer, cost, tb, remaining, key(frame, layer), next(seq),
+                              now_ns)
             insort(queue, (task.key, task.seq, task))
         self._ready += len(frames)
 
     def _started(self, now_ns: int) -> None:
-        """A frame's first layer became ready (rate bookkeeping for policies that need it)."""
+        """
+        Note that a frame's first layer became ready.
+
+        Rate bookkeeping for policies that need it.
+        """
 
     def _take(self, layer: int) -> KernelTask:
         """Remove and return the first task of ``layer`` in Q."""
@@ -154,7 +174,7 @@ class Policy(ABC):
         return len(self._layers[0])
 
     def _oldest_first_layer(self) -> KernelTask:
-        """The first-layer task that became ready first (there must be one)."""
+        """Return the first-layer task that became ready first (there must be one)."""
         tasks = self._first_layer
         while not tasks[0].queued:
             tasks.popleft()
@@ -165,8 +185,11 @@ class Policy(ABC):
         """DEQUEUE: the next group to launch (possibly empty), plus frames dropped as lost."""
 
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
-        """With Q empty: launches to queue behind those in flight, in a round that takes no dispatch slot
-        (none for policies that do not run ahead)."""
+        """
+        With Q empty: launches to queue behind those in flight.
+
+        They go in a round that takes no dispatch slot (none for policies that do not run ahead).
+        """
         return Group(takes_slot=False)
 
     def __len__(self) -> int:
@@ -184,36 +207,51 @@ class Policy(ABC):
         return [entry[2] for entry in sorted(chain.from_iterable(self._layers))]
 
     def lost(self, frame: Frame, layer: int, now_ns: int) -> bool:
-        """Firm mode: the frame cannot finish by its deadline even if it ran alone from now on; before its
-        first layer, in the time frames take through the network now."""
+        """
+        Firm mode: the frame cannot finish by its deadline even if it ran alone from now on.
+
+        Before its first layer, in the time frames take through the network now.
+        """
         if not self.firm:
             return False
         if now_ns + self.costs.remaining_ns[layer] > frame.deadline_ns:
             return True
         if layer == 0 and now_ns + self.network_time_ns() > frame.deadline_ns:
-            # shed; and trust the estimate a little less each time, so that it cannot keep shedding every
-            # frame once the load that made it long has gone (no frame would finish to correct it)
+            # shed; and trust the estimate a little less each time, so that it cannot keep shedding
+            # every frame once the load that made it long has gone (no frame would finish to
+            # correct it)
             self._network_mean *= 1 - SHED_DECAY
             self._network_deviation *= 1 - SHED_DECAY
             return True
         return False
 
     def finished(self, frame: Frame, now_ns: int) -> None:
-        """The dispatcher reports a frame whose last layer completed (``frame.started_ns``: its first launch).
-        Its time through the network updates a smoothed mean and mean deviation (gains 1/8 and 1/4)."""
+        """
+        Take the report of a frame whose last layer completed.
+
+        The dispatcher makes it (``frame.started_ns``: its first launch). The frame's time through
+        the network updates a smoothed mean and mean deviation (gains 1/8 and 1/4).
+        """
         sample = now_ns - frame.started_ns
         error = sample - self._network_mean
         self._network_mean += error / 8
         self._network_deviation += (abs(error) - self._network_deviation) / 4
 
     def network_time_ns(self) -> float:
-        """Time a frame now takes from its first launch to its result: smoothed mean + 2 mean deviations
-        (0 before the first frame finished)."""
+        """
+        Time a frame now takes from its first launch to its result.
+
+        That is the smoothed mean + 2 mean deviations (0 before the first frame finished).
+        """
         return self._network_mean + 2 * self._network_deviation
 
-    def _pop_first(self, now_ns: int, group: Group, skip_first_layer: bool = False) -> KernelTask | None:
-        """Remove and return the first task that is not lost (nor of layer 0 with ``skip_first_layer``); lost
-        ones met on the way go to ``group.dropped``."""
+    def _pop_first(self, now_ns: int, group: Group,
+                   skip_first_layer: bool = False) -> KernelTask | None:
+        """
+        Remove and return the first task that is not lost.
+
+        Nor of layer 0 with ``skip_first_layer``; lost ones met on the way go to ``group.dropped``.
+        """
         layers = range(1 if skip_first_layer else 0, self.num_layers)
         while (layer := self._least_layer(layers)) is not None:
             task = self._take(layer)
@@ -222,70 +260,75 @@ class Policy(ABC):
             group.dropped.append(task.frame)
         return None
 
-    def _launch(self, layer: int, frames: list[Frame], stream: int, chained: bool = False) -> Launch:
+    def _launch(self, layer: int, frames: list[Frame], stream: int,
+                chained: bool = False) -> Launch:
         batch = len(frames)
-        return Launch(layer, frames, stream, self.costs.cost_ns(layer, batch), self.costs.tb_ratio(layer, batch),
-                      chained)
+        return Launch(layer, frames, stream, self.costs.cost_ns(layer, batch),
+                      self.costs.tb_ratio(layer, batch), chained)
 
 
 class S3dnnPolicy(Policy):
-    """Least slack first with tbRatio grouping, look-ahead and data fusion.
+    """
+    Least slack first with tbRatio grouping, look-ahead and data fusion.
 
-    Slack of a ready kernel = deadline - now - (batch-1 cost of this and all later layers). As ``now``
-    is common to all tasks, ordering by slack equals ordering by ``deadline - remaining``, which only
-    changes when a frame advances a layer: re-inserting a frame's task at every arrival and completion
-    is therefore exactly "slacks updated at arrivals and completions".
+    Slack of a ready kernel = deadline - now - (batch-1 cost of this and all later layers). As
+    ``now`` is common to all tasks, ordering by slack equals ordering by ``deadline - remaining``,
+    which only changes when a frame advances a layer: re-inserting a frame's task at every arrival
+    and completion is therefore exactly "slacks updated at arrivals and completions".
 
     DEQUEUE, with the decisions the published pseudocode leaves open:
 
     1. The head h (least slack) starts group G. Lost frames (firm mode) met on the way are dropped.
-    2. Data fusion: ready tasks of h's layer from other pipelines join h's launch in LSF order, up to
-       ``max_batch`` frames, while the fused launch costs the GPU less than its frames would alone
-       (cost(b+1) < (b+1) cost(1)), or no more than that (within FUSE_TOLERANCE) and the launch is still
-       smaller than the target batch b* of rule 6 (it then saves launches of host time only), and the
-       addition does not turn h's non-negative slack negative (h's slack already below 0 does not block
-       fusion). The test is on the whole launch, not on the last frame added: a calibrated cost table
-       is noisy, and one entry a few µs high must not cap every batch at its size. Beyond the engine's
-       largest kernel batch (the cost table's largest measured batch of the layer) a launch is several
-       kernels side by side, costing the GPU what separate launches of those kernels cost: past that
-       size a launch saves host time only, so it grows only while it is smaller than b* - at low load a
-       burst of frames becomes several launches whose first kernels start while the later ones' images
-       are still being uploaded. Every task that later joins G is fused with its own layer's peers the
-       same way.
+    2. Data fusion: ready tasks of h's layer from other pipelines join h's launch in LSF order, up
+       to ``max_batch`` frames, while the fused launch costs the GPU less than its frames would
+       alone (cost(b+1) < (b+1) cost(1)), or no more than that (within FUSE_TOLERANCE) and the
+       launch is still smaller than the target batch b* of rule 6 (it then saves launches of host
+       time only), and the addition does not turn h's non-negative slack negative (h's slack
+       already below 0 does not block fusion). The test is on the whole launch, not on the last
+       frame added: a calibrated cost table is noisy, and one entry a few µs high must not cap
+       every batch at its size. Beyond the engine's largest kernel batch (the cost table's largest
+       measured batch of the layer) a launch is several kernels side by side, costing the GPU what
+       separate launches of those kernels cost: past that size a launch saves host time only, so it
+       grows only while it is smaller than b* - at low load a burst of frames becomes several
+       launches whose first kernels start while the later ones' images are still being uploaded.
+       Every task that later joins G is fused with its own layer's peers the same way.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
-       tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU alone).
-    4. Look-ahead: if tbRatio(G) is still < 1, the successors of G's launches and of launches still on
-       the GPU are examined; the one whose frames have least slack and whose tbRatio fits in
-       1 - tbRatio(G) is *reserved*: it is launched now, chained on its predecessor's stream, so the GPU
-       starts it the moment the predecessor ends without a round trip through the host. At most one
-       successor is reserved per DEQUEUE. With nothing to take from Q, a DEQUEUE only looks ahead, and
-       the successor must fit in the whole GPU (tbRatio <= 1).
-   4b. Run-ahead (:meth:`S3dnnPolicy.run_ahead`, asked whenever Q is empty and launches are in flight,
-       whatever the dispatch slots): no frame waits for a decision, so a chain's successor is queued
-       behind its predecessor whatever its tbRatio while the work already queued on its stream (the
-       costs of the launches in flight there) is below RUN_AHEAD_NS. The GPU then does not wait for the
-       host's round trip between a chain's layers, and a frame arriving meanwhile finds at most about
-       RUN_AHEAD_NS of work queued on each stream before its own first decision. A *lone chain* (every
-       launch on the GPU on one stream) is queued whole: there is nothing beside it to keep control
-       over. Run-ahead rounds take no dispatch slot (``Group.takes_slot``). With anything in Q, every
-       layer is decided afresh (least slack first keeps control of the order, and firm mode can still
-       drop a frame before its next layer).
+       tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
+       alone).
+    4. Look-ahead: if tbRatio(G) is still < 1, the successors of G's launches and of launches still
+       on the GPU are examined; the one whose frames have least slack and whose tbRatio fits in
+       1 - tbRatio(G) is *reserved*: it is launched now, chained on its predecessor's stream, so
+       the GPU starts it the moment the predecessor ends without a round trip through the host. At
+       most one successor is reserved per DEQUEUE. With nothing to take from Q, a DEQUEUE only
+       looks ahead, and the successor must fit in the whole GPU (tbRatio <= 1).
+    4b. Run-ahead (:meth:`S3dnnPolicy.run_ahead`, asked whenever Q is empty and launches are in
+        flight, whatever the dispatch slots): no frame waits for a decision, so a chain's successor
+        is queued behind its predecessor whatever its tbRatio while the work already queued on its
+        stream (the costs of the launches in flight there) is below RUN_AHEAD_NS. The GPU then does
+        not wait for the host's round trip between a chain's layers, and a frame arriving meanwhile
+        finds at most about RUN_AHEAD_NS of work queued on each stream before its own first
+        decision. A *lone chain* (every launch on the GPU on one stream) is queued whole: there is
+        nothing beside it to keep control over. Run-ahead rounds take no dispatch slot
+        (``Group.takes_slot``). With anything in Q, every layer is decided afresh (least slack
+        first keeps control of the order, and firm mode can still drop a frame before its next
+        layer).
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
-    6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the first
-       layer decides how many launches (host time) and how much GPU time every frame costs. The policy
-       keeps the arrival rate r (frames whose first layer became ready in the last RATE_WINDOW_NS) and
-       picks the *target batch* b*: the smallest b <= max_batch with r * host(b) <= LOAD_TARGET and
-       r * gpu(b) <= LOAD_TARGET, where host(b) is the host time per frame at batch b
-       (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch, completion and decision shared
-       by b frames) and gpu(b) the GPU time per frame with every layer fused over b frames; max_batch when
-       none qualifies. At low load b* is 1 and nothing changes. While fewer than b* first-layer tasks are
-       ready, they are *held*: they neither head nor join G, until the oldest of them has waited b*/r (the
-       time b* frames take to arrive, at the rate when it became the oldest) or would keep less than
-       HOLD_RESERVE of its relative deadline as slack, whichever comes first. Other layers are
-       dispatched meanwhile; with nothing else to do the
-       DEQUEUE only looks ahead and ``hold_until_ns`` says when to ask again. When the host or the GPU
-       saturates this fuses more instead of less, so throughput holds under overload.
+    6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the
+       first layer decides how many launches (host time) and how much GPU time every frame costs.
+       The policy keeps the arrival rate r (frames whose first layer became ready in the last
+       RATE_WINDOW_NS) and picks the *target batch* b*: the smallest b <= max_batch with
+       r * host(b) <= LOAD_TARGET and r * gpu(b) <= LOAD_TARGET, where host(b) is the host time per
+       frame at batch b (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch,
+       completion and decision shared by b frames) and gpu(b) the GPU time per frame with every
+       layer fused over b frames; max_batch when none qualifies. At low load b* is 1 and nothing
+       changes. While fewer than b* first-layer tasks are ready, they are *held*: they neither head
+       nor join G, until the oldest of them has waited b*/r (the time b* frames take to arrive, at
+       the rate when it became the oldest) or would keep less than HOLD_RESERVE of its relative
+       deadline as slack, whichever comes first. Other layers are dispatched meanwhile; with
+       nothing else to do the DEQUEUE only looks ahead and ``hold_until_ns`` says when to ask
+       again. When the host or the GPU saturates this fuses more instead of less, so throughput
+       holds under overload.
     """
 
     name = 's3dnn'
@@ -297,10 +340,13 @@ class S3dnnPolicy(Policy):
         super().__init__(*args, **kwargs)
         self._starts: deque[int] = deque()
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
-        self._held: tuple[KernelTask, int] | None = None  # the oldest held first layer and its hold's end
-        self._fusion_steps: dict[int, list[tuple[bool, bool, int]]] = {}  # rule 2's per-batch tests, per layer
+        # the oldest held first layer and its hold's end
+        self._held: tuple[KernelTask, int] | None = None
+        # rule 2's per-batch tests, per layer
+        self._fusion_steps: dict[int, list[tuple[bool, bool, int]]] = {}
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
-        self._small_layers = [layer for layer in range(self.num_layers) if self.costs.tb_ratio(layer) < 1]
+        self._small_layers = [layer for layer in range(self.num_layers)
+                              if self.costs.tb_ratio(layer) < 1]
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
@@ -342,7 +388,8 @@ class S3dnnPolicy(Policy):
             return None
         oldest = self._oldest_first_layer()
         held = self._held
-        if held is not None and held[0] is oldest:  # its hold was set when it became the oldest: keep it
+        # its hold was set when it became the oldest: keep it
+        if held is not None and held[0] is oldest:
             until = held[1]
         else:
             rate = self.arrival_rate(now_ns)
@@ -350,7 +397,8 @@ class S3dnnPolicy(Policy):
                 return None
             frame = oldest.frame
             reserve = HOLD_RESERVE * frame.pipeline.deadline_ns + self.costs.remaining_ns[0]
-            until = min(oldest.ready_ns + round(batch * 1e9 / rate), frame.deadline_ns - round(reserve))
+            until = min(oldest.ready_ns + round(batch * 1e9 / rate),
+                        frame.deadline_ns - round(reserve))
             self._held = (oldest, until)
         return until if until > now_ns else None
 
@@ -384,8 +432,12 @@ class S3dnnPolicy(Policy):
         return group
 
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
-        """Rule 4b: with Q empty, the least-slack successor of a chain whose stream has less than
-        RUN_AHEAD_NS of work queued (any amount for a lone chain), in a round that takes no slot."""
+        """
+        Rule 4b: with Q empty, the least-slack successor of a chain whose stream has room.
+
+        Room: its stream has less than RUN_AHEAD_NS of work queued (any amount for a lone chain).
+        It goes in a round that takes no slot.
+        """
         group = Group(takes_slot=False)
         if self._ready or not inflight or not self.runs_ahead:
             return group
@@ -400,9 +452,13 @@ class S3dnnPolicy(Policy):
         return group
 
     def _fused_launch(self, task: KernelTask, now_ns: int, group: Group) -> Launch:
-        """``task``'s launch, fused with same-layer peers from the queue (rule 2). Whether one more frame may
-        join depends only on the launch's size (and h's slack), not on the frame, so the launch's room is
-        worked out once; with soft deadlines its peers then leave the queue in one slice."""
+        """
+        ``task``'s launch, fused with same-layer peers from the queue (rule 2).
+
+        Whether one more frame may join depends only on the launch's size (and h's slack), not on
+        the frame, so the launch's room is worked out once; with soft deadlines its peers then
+        leave the queue in one slice.
+        """
         frames = [task.frame]
         layer = task.layer
         queue = self._layers[layer]
@@ -431,19 +487,26 @@ class S3dnnPolicy(Policy):
         return self._launch(layer, frames, task.frame.pipeline.stream)
 
     def _fusion_room(self, layer: int, slack: int, now_ns: int) -> int:
-        """The frames a launch of ``layer`` headed by a task with ``slack`` may hold under rule 2: it grows
-        from b to b + 1 while the launch of b + 1 saves GPU time over its frames alone (or costs no more
-        and b < b*) and leaves a non-negative head slack non-negative."""
+        """
+        Return the frames a launch of ``layer`` may hold under rule 2.
+
+        The launch is headed by a task with ``slack``.
+
+        The launch grows from b to b + 1 while the launch of b + 1 saves GPU time over its frames
+        alone (or costs no more and b < b*) and leaves a non-negative head slack non-negative.
+        """
         steps = self._fusion_steps.get(layer)
         if steps is None:
             cost = self.costs.cost_ns
             single = cost(layer, 1)
             kernel_batch = self.costs.kernel_batch(layer)
-            # per batch b: (a launch of b + 1 saves no GPU time over its frames alone - or, past the kernel
-            # batch, over separate launches -, it loses some, the head's delay at b + 1)
+            # per batch b: (a launch of b + 1 saves no GPU time over its frames alone - or, past
+            # the kernel batch, over separate launches -, it loses some, the head's delay at b + 1)
             steps = self._fusion_steps[layer] = [
-                (fused >= alone or b >= kernel_batch, fused > alone * (1 + FUSE_TOLERANCE), fused - single)
-                for b in range(1, self.max_batch) for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]
+                (fused >= alone or b >= kernel_batch, fused > alone * (1 + FUSE_TOLERANCE),
+                 fused - single)
+                for b in range(1, self.max_batch)
+                for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]
         target = self.target_batch(now_ns)
         batch = 1
         for no_saving, loss, delay in steps:
@@ -454,15 +517,21 @@ class S3dnnPolicy(Policy):
             batch += 1
         return batch
 
-    def _reserve_successor(self, launches: Sequence[Launch], room: float, now_ns: int) -> Launch | None:
-        """Rule 4: the least-slack successor that fits in ``room``, chained behind its predecessor."""
+    def _reserve_successor(self, launches: Sequence[Launch], room: float,
+                           now_ns: int) -> Launch | None:
+        """
+        Rule 4: the least-slack successor that fits in ``room``.
+
+        It is chained behind its predecessor.
+        """
         best, best_key = None, None
         for launch in launches:
             layer = launch.layer + 1
             if layer >= self.num_layers:
                 continue
             frames = launch.frames
-            if any(frame.next_layer > layer or frame.pipeline.current is not frame for frame in frames):
+            if any(frame.next_layer > layer or frame.pipeline.current is not frame
+                   for frame in frames):
                 continue  # already chained further, or a frame was dropped (an engine error)
             if self.costs.tb_ratio(layer, len(frames)) > room:
                 continue
@@ -536,12 +605,13 @@ class StreamsPolicy(WholeFramePolicy):
     max_inflight = None
 
 
-POLICIES = {cls.name: cls for cls in (S3dnnPolicy, StreamsPolicy, SequentialPolicy, FifoPolicy, EdfPolicy)}
+POLICIES = {cls.name: cls
+            for cls in (S3dnnPolicy, StreamsPolicy, SequentialPolicy, FifoPolicy, EdfPolicy)}
 
 
-def make_policy(name: str, costs: CostTable, firm: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
-                max_inflight: int | None = None) -> Policy:
-    """The policy called ``name``; ValueError naming the allowed ones otherwise."""
+def make_policy(name: str, costs: CostTable, firm: bool = False,
+                max_batch: int = DEFAULT_MAX_BATCH, max_inflight: int | None = None) -> Policy:
+    """Return the policy called ``name``; ValueError naming the allowed ones otherwise."""
     if name not in POLICIES:
         raise ValueError(f'policy {name!r} is not known; allowed: {", ".join(POLICIES)}')
     return POLICIES[name](costs, firm=firm, max_batch=max_batch, max_inflight=max_inflight)

@@ -1,38 +1,41 @@
-"""Discrete-event simulation of cameras, the dispatcher, its host thread and a GPU, on a virtual clock.
+"""
+Discrete-event simulation of cameras, the dispatcher, its host thread and a GPU.
+
+It runs on a virtual clock.
 
 The GPU model: each stream runs its launches in order; the launches at the heads of all streams run
 together. With demands d_i = min(tbRatio_i, 1), kernels whose demands sum to S <= 1 all progress at
 solo speed (their cost-table duration); when S > 1 they share the GPU proportionally and each
 progresses at 1/S of solo speed.
 
-The host model: the dispatcher runs on one host thread, which does one thing at a time and is charged
-:class:`~s3dnn_ros.engine.costs.HostCosts`: ``frame_us`` for every frame it takes in, ``completion_us``
-for every launch it retires, ``decision_us`` for every dispatch round it decides, and ``launch_us`` (plus
-``upload_us`` per image of a first-layer launch) for every launch it issues; a launch reaches the GPU
-when its issue is paid for. Frames arriving while the host is busy wait for it (their latency counts
-from their arrival); a launch that completes while the host is busy is noticed when it is free. So a
-scheduler that needs more host time per frame than the frame interval falls behind, as it would live.
-The dispatcher's clock is the host's.
+The host model: the dispatcher runs on one host thread, which does one thing at a time and is
+charged :class:`~s3dnn_ros.engine.costs.HostCosts`: ``frame_us`` for every frame it takes in,
+``completion_us`` for every launch it retires, ``decision_us`` for every dispatch round it decides,
+and ``launch_us`` (plus ``upload_us`` per image of a first-layer launch) for every launch it
+issues; a launch reaches the GPU when its issue is paid for. Frames arriving while the host is busy
+wait for it (their latency counts from their arrival); a launch that completes while the host is
+busy is noticed when it is free. So a scheduler that needs more host time per frame than the frame
+interval falls behind, as it would live. The dispatcher's clock is the host's.
 
 Cameras release frames at ``fps`` with a seeded random phase and a seeded uniform jitter; arrivals
-stop after ``seconds`` and the simulation drains, so every released frame ends completed or dropped.
-The same inputs and seed give the same result.
+stop after ``seconds`` and the simulation drains, so every released frame ends completed or
+dropped. The same inputs and seed give the same result.
 """
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
 import heapq
 import math
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from ..engine.costs import NOMINAL_HOST, CostTable, HostCosts
 from .dispatcher import Dispatcher, summarize
 from .job import Frame, Launch, Pipeline
 from .policies import DEFAULT_MAX_BATCH, make_policy
+from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
 
 DEFAULT_JITTER_MS = 0.5
 
@@ -56,8 +59,12 @@ class _Kernel:
 
 
 class SimulatedGpu:
-    """Dispatcher backend: the GPU model on a virtual clock and the host clock that pays for launches (see
-    the module docstring). ``now_ns`` is the host's clock; ``charge`` advances it."""
+    """
+    Dispatcher backend: the GPU model on a virtual clock and the host clock.
+
+    The host clock pays for launches (see the module docstring). ``now_ns`` is the host's clock;
+    ``charge`` advances it.
+    """
 
     #: every stream id is a stream of its own
     streams = None
@@ -82,10 +89,12 @@ class SimulatedGpu:
         pass
 
     def launch(self, launch: Launch) -> None:
-        if launch.group is not self._last_group:  # the first launch of a round pays for its decision
+        # the first launch of a round pays for its decision
+        if launch.group is not self._last_group:
             self._last_group = launch.group
             self.host_clock += self.decision_ns
-        self.host_clock += self.launch_ns + (self.upload_ns * launch.batch if launch.layer == 0 else 0)
+        self.host_clock += (self.launch_ns
+                            + (self.upload_ns * launch.batch if launch.layer == 0 else 0))
         kernel = _Kernel(launch, max(self.host_clock, self.now))
         launch.handle = kernel
         self._streams.setdefault(launch.stream, deque()).append(kernel)
@@ -119,7 +128,11 @@ class SimulatedGpu:
         return min(times) if times else None
 
     def advance(self, t: int) -> list[Launch]:
-        """Run the GPU up to ``t`` (no later than :meth:`next_event_ns`); returns launches finished at ``t``."""
+        """
+        Run the GPU up to ``t`` (no later than :meth:`next_event_ns`).
+
+        Returns launches finished at ``t``.
+        """
         running = self._running()
         elapsed = t - self.now
         if running and elapsed > 0:
@@ -139,7 +152,11 @@ class SimulatedGpu:
         return finished
 
     def advance_to(self, t: int) -> list[Launch]:
-        """Run the GPU up to ``t`` however many events lie before it; returns every launch finished."""
+        """
+        Run the GPU up to ``t`` however many events lie before it.
+
+        Returns every launch finished.
+        """
         finished = []
         while (event := self.next_event_ns()) is not None and event <= t:
             finished += self.advance(event)
@@ -152,13 +169,18 @@ class SimulatedGpu:
 PROGRESS_TURNS = 4096
 
 
-def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: float, firm: bool = False,
-             seed: int = 0, host: HostCosts | None = None, jitter_ms: float = DEFAULT_JITTER_MS,
+def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: float,
+             firm: bool = False, seed: int = 0, host: HostCosts | None = None,
+             jitter_ms: float = DEFAULT_JITTER_MS,
              max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[float], None] | None = None,
              progress_every_s: float = 10.0) -> dict:
-    """Run one policy over the cameras' frames; returns the summary the ``s3dnn-sim`` CLI prints. ``host``:
-    the host costs to charge, by default the cost table's measured ones, else NOMINAL_HOST. ``progress``, if
-    given, is called with the simulated seconds so far about every ``progress_every_s`` of wall time."""
+    """
+    Run one policy over the cameras' frames; returns the summary the ``s3dnn-sim`` CLI prints.
+
+    ``host``: the host costs to charge, by default the cost table's measured ones, else
+    NOMINAL_HOST. ``progress``, if given, is called with the simulated seconds so far about every
+    ``progress_every_s`` of wall time.
+    """
     host = host or costs.host or NOMINAL_HOST
     gpu = SimulatedGpu(host)
     scheduler = make_policy(policy, costs, firm=firm, max_batch=max_batch)
@@ -173,7 +195,8 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
         dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth)
         period = 1e9 / camera.fps
         jitter = min(jitter_ms * 1e6, period / 4)
-        schedules.append((rng.uniform(0, period), period, jitter, np.random.default_rng([seed, index])))
+        schedules.append((rng.uniform(0, period), period, jitter,
+                          np.random.default_rng([seed, index])))
     for index, schedule in enumerate(schedules):
         _push_arrival(arrivals, index, 0, schedule, end_ns)
 

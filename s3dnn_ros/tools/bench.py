@@ -1,18 +1,22 @@
-"""s3dnn-bench: the engine and the scheduler on a real device, against torch and against the floor.
+"""
+s3dnn-bench: the engine and the scheduler on a real device, against torch and against the floor.
 
-    s3dnn-bench [--engine cuda|reference] [--sections layers,table1,four_cameras] [--json] [--out DIR]
+    s3dnn-bench [--engine cuda|reference] [--sections layers,table1,four_cameras] [--json]
+                [--out DIR]
 
 Sections, each measured in the same process on the same card:
 
 ``layers``
     Every kernel layer and the whole network at batch 1, 2, 4, 8, 16, 64: our kernels (GPU time of
-    back-to-back launches queued behind a delay kernel) against torch/cuDNN FP32 with TF32 off (CUDA
-    graph replay, queued behind a GPU sleep), and against the floor max(FLOPs / measured SGEMM rate,
-    bytes / measured copy bandwidth); the larger term names what bounds the layer.
+    back-to-back launches queued behind a delay kernel) against torch/cuDNN FP32 with TF32 off
+    (CUDA graph replay, queued behind a GPU sleep), and against the floor
+    max(FLOPs / measured SGEMM rate, bytes / measured copy bandwidth); the larger term names what
+    bounds the layer.
 ``table1``
     Four runs of AlexNet, each a batch of 2, 4, 8 or 16 frames, on 1 and on 4 streams, issued
-    sequentially (one run after another), as CUDA streaming (each run's layers issued at once on its
-    own stream) and through the S3DNN dispatcher (each frame its own pipeline): total wall time.
+    sequentially (one run after another), as CUDA streaming (each run's layers issued at once on
+    its own stream) and through the S3DNN dispatcher (each frame its own pipeline): total wall
+    time.
 ``four_cameras``
     Four cameras each sending one frame at the same moment: one S3DNN round (submission to the last
     result on the host) against torch running the four frames one after another (eager and CUDA
@@ -20,15 +24,15 @@ Sections, each measured in the same process on the same card:
 
 Both run once per kind of input (``--inputs``): ``pinned``, camera images in page-locked memory the
 engine uploads from where they lie, as the scheduler worker's frame slots are (and as the torch
-baseline's images are); ``pageable``, plain arrays each first copied into its pipeline's pinned staging
-buffer on the host, inside the timed span.
+baseline's images are); ``pageable``, plain arrays each first copied into its pipeline's pinned
+staging buffer on the host, inside the timed span.
 
 ``capacity`` (only when asked for: it takes minutes)
-    Open-loop cameras (``--cameras N,N,...`` at ``--fps``, ``--deadline-ms``, ``--width`` x ``--height``)
-    through a real scheduler worker process per policy (``--policies``), swept over the camera counts,
-    beside the simulator's prediction for the same points with the cost table and host costs measured in
-    the same run; see :mod:`s3dnn_ros.tools.capacity`. Writes ``DIR/capacity-<card>.json`` and the plot
-    ``DIR/capacity-<card>.png``.
+    Open-loop cameras (``--cameras N,N,...`` at ``--fps``, ``--deadline-ms``, ``--width`` x
+    ``--height``) through a real scheduler worker process per policy (``--policies``), swept over
+    the camera counts, beside the simulator's prediction for the same points with the cost table
+    and host costs measured in the same run; see :mod:`s3dnn_ros.tools.capacity`. Writes
+    ``DIR/capacity-<card>.json`` and the plot ``DIR/capacity-<card>.png``.
 
 With ``--json`` stdout is exactly one JSON object holding every section, the card and the date; the
 same object is written to ``DIR/bench-<card>.json``. Tables are printed otherwise.
@@ -37,22 +41,23 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 import re
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
+from .cli import (choices_list, non_negative_float, Parser, positive_float, positive_int,
+                  positive_ints, text_table)
 from ..engine.base import Engine
-from ..engine.reference import ReferenceEngine, measure_matmul_flops
-from ..model.alexnet import Network, alexnet
-from ..model.weights import Weights, init_weights
+from ..engine.reference import measure_matmul_flops, ReferenceEngine
+from ..model.alexnet import alexnet, Network
+from ..model.weights import init_weights, Weights
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
-from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES, make_policy
-from .cli import Parser, choices_list, non_negative_float, positive_float, positive_int, positive_ints, text_table
+from ..scheduler.policies import DEFAULT_MAX_BATCH, make_policy, POLICIES
 
 SECTIONS = ['layers', 'table1', 'four_cameras', 'capacity']
 DEFAULT_SECTIONS = ['layers', 'table1', 'four_cameras']
@@ -75,7 +80,11 @@ def camera_images(count: int, seed: int = 0) -> list[np.ndarray]:
 
 # ----------------------------------------------------------------------------------------- torch
 class TorchBaseline:
-    """torchvision AlexNet with our weights on the GPU, FP32 with TF32 off, plus its own preprocessing."""
+    """
+    The torchvision AlexNet with our weights on the GPU, FP32 with TF32 off.
+
+    Plus its own preprocessing.
+    """
 
     def __init__(self, network: Network, weights: Weights):
         import torch
@@ -95,7 +104,8 @@ class TorchBaseline:
     def preprocess(self, host_images):
         torch = self.torch
         images = host_images.to('cuda', non_blocking=True).permute(0, 3, 1, 2).float()
-        resized = torch.nn.functional.interpolate(images, size=(224, 224), mode='bilinear', align_corners=False)
+        resized = torch.nn.functional.interpolate(images, size=(224, 224), mode='bilinear',
+                                                  align_corners=False)
         return (resized / 255 - self.mean) / self.std
 
     def head(self, logits, host_result):
@@ -106,7 +116,11 @@ class TorchBaseline:
         return self.torch.from_numpy(np.stack(images)).pin_memory()
 
     def layer_ops(self, batch: int, images: list[np.ndarray]) -> dict:
-        """Kernel layer name -> a function running torch's equivalent on a prepared ``batch``-frame input."""
+        """
+        Map each kernel layer name to a function running torch's equivalent.
+
+        The function runs on a prepared ``batch``-frame input.
+        """
         torch = self.torch
         features, classifier = self.model.features, self.model.classifier
         relu = torch.nn.functional.relu
@@ -124,7 +138,8 @@ class TorchBaseline:
                'softmax': lambda x: self.head(x, result)}
         calls = {}
         for layer in self.network.kernel_layers:
-            x = None if layer.kind == 'preprocess' else torch.randn(batch, *layer.in_shape, device='cuda')
+            x = (None if layer.kind == 'preprocess'
+                 else torch.randn(batch, *layer.in_shape, device='cuda'))
             calls[layer.name] = (lambda op, x: lambda: op(x))(ops[layer.name], x)
         x = torch.randn(batch, 3, 224, 224, device='cuda')
         calls['network'] = lambda: self.head(self.model(x), result)
@@ -171,12 +186,16 @@ class TorchBaseline:
         copy_us = self.gpu_time_us(lambda: b.copy_(a), 3, 10)
         m = torch.randn(8192, 8192, device='cuda')
         gemm_us = self.gpu_time_us(lambda: m @ m, 2, 5)
-        return {'copy_GBps': 2 * a.numel() * 4 / copy_us / 1e3, 'sgemm_TFLOPs': 2 * 8192**3 / gemm_us / 1e6,
-                'source': 'torch'}
+        return {'copy_GBps': 2 * a.numel() * 4 / copy_us / 1e3,
+                'sgemm_TFLOPs': 2 * 8192**3 / gemm_us / 1e6, 'source': 'torch'}
 
 
 def load_torch(network: Network, weights: Weights, engine: Engine):
-    """The torch baseline on the engine's GPU, or None (with the reason) where torch or CUDA is absent."""
+    """
+    Return the torch baseline on the engine's GPU.
+
+    Or None (with the reason) where torch or CUDA is absent.
+    """
     if engine.name != 'cuda':
         return None, 'the reference engine runs on the CPU: no GPU baseline'
     try:
@@ -193,7 +212,8 @@ def load_torch(network: Network, weights: Weights, engine: Engine):
 class Bench:
     """The engine under test, its open pipelines with real activations, and the torch baseline."""
 
-    def __init__(self, engine: Engine, network: Network, weights: Weights, repeats: int, max_inflight: int = 2):
+    def __init__(self, engine: Engine, network: Network, weights: Weights, repeats: int,
+                 max_inflight: int = 2):
         self.engine = engine
         self.max_inflight = max_inflight
         self.network = network
@@ -205,8 +225,12 @@ class Bench:
         self._pinned: dict[int, tuple[Engine, np.ndarray, list[np.ndarray]]] = {}
 
     def inputs(self, engine: Engine, kind: str) -> list[np.ndarray]:
-        """The camera images as ``kind`` inputs of ``engine``: 'pageable', the arrays themselves; 'pinned',
-        copies of them in one block of host memory given to ``engine.pin`` (kept until :meth:`release`)."""
+        """
+        Return the camera images as ``kind`` inputs of ``engine``.
+
+        'pageable': the arrays themselves; 'pinned': copies of them in one block of host memory
+        given to ``engine.pin`` (kept until :meth:`release`).
+        """
         if kind == 'pageable':
             return self.images
         held = self._pinned.get(id(engine))
@@ -265,8 +289,8 @@ class Bench:
         for _ in range(5):
             np.copyto(b, a)
         seconds = (time.perf_counter() - begin) / 5
-        return {'copy_GBps': 2 * a.nbytes / seconds / 1e9, 'sgemm_TFLOPs': measure_matmul_flops() / 1e12,
-                'source': 'numpy'}
+        return {'copy_GBps': 2 * a.nbytes / seconds / 1e9,
+                'sgemm_TFLOPs': measure_matmul_flops() / 1e12, 'source': 'numpy'}
 
     # ------------------------------------------------------------------------------------- layers
     def layers_section(self, batches) -> dict:
@@ -282,19 +306,25 @@ class Bench:
                 theirs = {}
                 if self.torch is not None:
                     with self.torch.torch.no_grad():
-                        calls = self.torch.layer_ops(batch, self.images * (batch // len(self.images) + 1))
-                        theirs = {name: self.torch.gpu_time_us(self.torch.graph(fn), 3, self.repeats)
+                        calls = self.torch.layer_ops(batch,
+                                                     self.images * (batch // len(self.images) + 1))
+                        theirs = {name: self.torch.gpu_time_us(self.torch.graph(fn), 3,
+                                                               self.repeats)
                                   for name, fn in calls.items()}
                 for index, layer in enumerate(self.layers):
-                    rows.append(self._row(layer.name, batch, self.ours_us([index], pids), theirs.get(layer.name),
-                                          batch * layer.flops, layer.bytes(batch), flop_rate, byte_rate))
+                    rows.append(self._row(layer.name, batch, self.ours_us([index], pids),
+                                          theirs.get(layer.name), batch * layer.flops,
+                                          layer.dram_bytes(batch), flop_rate, byte_rate))
                 network_flops = sum(batch * layer.flops for layer in self.layers[1:])
-                network_bytes = sum(layer.bytes(batch) for layer in self.layers[1:])
-                rows.append(self._row('network', batch, self.ours_us(range(1, len(self.layers)), pids),
-                                      theirs.get('network'), network_flops, network_bytes, flop_rate, byte_rate))
-                rows.append(self._row('upload+network', batch, self.ours_us(range(len(self.layers)), pids),
-                                      theirs.get('upload+network'), network_flops + batch * self.layers[0].flops,
-                                      network_bytes + self.layers[0].bytes(batch), flop_rate, byte_rate))
+                network_bytes = sum(layer.dram_bytes(batch) for layer in self.layers[1:])
+                rows.append(self._row('network', batch,
+                                      self.ours_us(range(1, len(self.layers)), pids),
+                                      theirs.get('network'), network_flops, network_bytes,
+                                      flop_rate, byte_rate))
+                rows.append(self._row(
+                    'upload+network', batch, self.ours_us(range(len(self.layers)), pids),
+                    theirs.get('upload+network'), network_flops + batch * self.layers[0].flops,
+                    network_bytes + self.layers[0].dram_bytes(batch), flop_rate, byte_rate))
         finally:
             self.close_pipelines(pids_all)
         return {'ceilings': ceilings, 'rows': rows}
@@ -306,7 +336,8 @@ class Bench:
         return {'layer': name, 'batch': batch, 'ours_us': round(ours, 2),
                 'torch_us': None if theirs is None else round(theirs, 2),
                 'ratio': None if theirs is None else round(ours / theirs, 3),
-                'floor_us': round(floor, 2), 'bound': 'compute' if compute_us >= memory_us else 'memory',
+                'floor_us': round(floor, 2),
+                'bound': 'compute' if compute_us >= memory_us else 'memory',
                 'of_floor': round(ours / floor, 2) if floor else None}
 
     # ------------------------------------------------------------------------------------- table 1
@@ -332,8 +363,10 @@ class Bench:
         for pid in all_pids:
             engine.open_pipeline(pid)
         try:
-            row['sequential_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams, wait_each=True))
-            row['streams_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams, wait_each=False))
+            row['sequential_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams,
+                                                                   wait_each=True))
+            row['streams_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams,
+                                                                wait_each=False))
         finally:
             for pid in all_pids:
                 engine.close_pipeline(pid)
@@ -345,14 +378,20 @@ class Bench:
         if self.engine.name != 'cuda':
             return self.engine
         from ..engine.cuda import CudaEngine
-        return CudaEngine(self.network, self.weights, device_id=self.engine.device_id, streams=streams)
+        return CudaEngine(self.network, self.weights, device_id=self.engine.device_id,
+                          streams=streams)
 
     def _runs(self, engine, images, runs, streams: int, wait_each: bool) -> float:
-        """Wall ms of four runs, each a fused launch per layer of its frames; one stream per run (mod streams)."""
+        """
+        Return the wall ms of four runs, each a fused launch per layer of its frames.
+
+        One stream per run (mod streams).
+        """
         begin = time.perf_counter_ns()
         last = []
         for r, pids in enumerate(runs):
-            engine.set_inputs([(pid, image, 'rgb8') for pid, image in zip(pids, images[r * len(pids):])])
+            engine.set_inputs([(pid, image, 'rgb8')
+                               for pid, image in zip(pids, images[r * len(pids):])])
             completion = None
             for index in range(len(self.layers)):
                 completion = engine.launch(index, pids, r % streams)
@@ -368,7 +407,11 @@ class Bench:
         return round(median(measure() for _ in range(max(1, self.repeats // 4))), 3)
 
     def s3dnn_round(self, engine, images, frames: int) -> tuple[float, float]:
-        """(wall ms from submitting ``frames`` camera frames at once to the last result, GPU busy ms)."""
+        """
+        Run one S3DNN round of ``frames`` camera frames submitted at once.
+
+        Returns (wall ms from submitting the frames to the last result, GPU busy ms).
+        """
         backend = EngineBackend(engine)
         done = []
         policy = make_policy('s3dnn', engine.cost_table(), max_inflight=self.max_inflight)
@@ -376,7 +419,8 @@ class Bench:
         pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
         images = (images * (frames // len(images) + 1))[:frames]
         try:
-            for pipeline, image in zip(pipelines, images):  # a camera's first frame allocates its staging
+            # a camera's first frame allocates its staging
+            for pipeline, image in zip(pipelines, images):
                 engine.set_input(pipeline.id, image, 'rgb8')
             busy_before = backend.busy_ns()
             begin = time.perf_counter_ns()
@@ -390,7 +434,7 @@ class Bench:
             for pipeline in pipelines:
                 engine.close_pipeline(pipeline.id)
 
-    # ------------------------------------------------------------------------------------- four cameras
+    # -------------------------------------------------------------------------------- four cameras
     def four_cameras_section(self, kinds) -> dict:
         result = {}
         if self.torch is not None:
@@ -401,7 +445,8 @@ class Bench:
         rounds = result['rounds'] = []
         for kind in kinds:
             images = self.inputs(self.engine, kind)
-            samples = [self.s3dnn_round(self.engine, images, 4) for _ in range(self.repeats + 1)][1:]
+            samples = [self.s3dnn_round(self.engine, images, 4)
+                       for _ in range(self.repeats + 1)][1:]
             wall = median(s[0] for s in samples)
             busy = median(s[1] for s in samples)
             row = {'inputs': kind, 's3dnn_round_ms': round(wall, 3), 'gpu_busy_ms': round(busy, 3),
@@ -414,13 +459,17 @@ class Bench:
         return result
 
     def _torch_four(self, use_graph: bool) -> float:
-        """Wall ms of torch running four batch-1 frames one after another (upload to result on the host)."""
+        """
+        Return the wall ms of torch running four batch-1 frames one after another.
+
+        Upload to result on the host.
+        """
         baseline = self.torch
         torch = baseline.torch
         hosts = [baseline.pinned_images([image]) for image in self.images[:4]]
         results = [torch.empty((1, 2, baseline.k), pin_memory=True) for _ in range(4)]
-        calls = [(lambda h, r: lambda: baseline.head(baseline.model(baseline.preprocess(h)), r))(h, r)
-                 for h, r in zip(hosts, results)]
+        calls = [(lambda h, r: lambda: baseline.head(baseline.model(baseline.preprocess(h)), r))(
+            h, r) for h, r in zip(hosts, results)]
         if use_graph:
             calls = [baseline.graph(call) for call in calls]
         samples = []
@@ -437,7 +486,8 @@ class Bench:
 
 # ----------------------------------------------------------------------------------------- output
 def _table(title: str, header: list[str], rows: list[list]) -> str:
-    cells = [[('' if v is None else f'{v:.2f}' if isinstance(v, float) else str(v)) for v in row] for row in rows]
+    cells = [[('' if v is None else f'{v:.2f}' if isinstance(v, float) else str(v)) for v in row]
+             for row in rows]
     return text_table(title, header, cells)
 
 
@@ -445,27 +495,33 @@ def format_report(report: dict) -> str:
     parts = [f"s3dnn-bench: engine {report['engine']} on {report['card']}, {report['date']}"]
     if 'layers' in report:
         ceilings = report['layers']['ceilings']
-        parts.append(f"floor: copy {ceilings['copy_GBps']:.0f} GB/s, FP32 SGEMM {ceilings['sgemm_TFLOPs']:.1f} TFLOP/s "
-                     f"({ceilings['source']})")
+        parts.append(f"floor: copy {ceilings['copy_GBps']:.0f} GB/s, "
+                     f"FP32 SGEMM {ceilings['sgemm_TFLOPs']:.1f} TFLOP/s ({ceilings['source']})")
         parts.append(_table('layers (µs; torch = cuDNN/cuBLAS FP32, CUDA graph replay)',
-                            ['layer', 'batch', 'ours', 'torch', 'ours/torch', 'floor', 'bound', 'ours/floor'],
-                            [[r['layer'], r['batch'], r['ours_us'], r['torch_us'], r['ratio'], r['floor_us'],
-                              r['bound'], r['of_floor']] for r in report['layers']['rows']]))
+                            ['layer', 'batch', 'ours', 'torch', 'ours/torch', 'floor', 'bound',
+                             'ours/floor'],
+                            [[r['layer'], r['batch'], r['ours_us'], r['torch_us'], r['ratio'],
+                              r['floor_us'], r['bound'], r['of_floor']]
+                             for r in report['layers']['rows']]))
     if 'table1' in report:
         parts.append(_table(f"table 1: total ms of {report['table1']['runs']} runs of batch B",
-                            ['inputs', 'B', 'streams', 'sequential', 'streams', 's3dnn', 's3dnn/streams'],
-                            [[r['inputs'], r['batch'], r['streams'], r['sequential_ms'], r['streams_ms'],
-                              r['s3dnn_ms'], r['s3dnn_vs_streams']] for r in report['table1']['rows']]))
+                            ['inputs', 'B', 'streams', 'sequential', 'streams', 's3dnn',
+                             's3dnn/streams'],
+                            [[r['inputs'], r['batch'], r['streams'], r['sequential_ms'],
+                              r['streams_ms'], r['s3dnn_ms'], r['s3dnn_vs_streams']]
+                             for r in report['table1']['rows']]))
     if 'four_cameras' in report:
         four = report['four_cameras']
         torch_ms = {k: v for k, v in four.items() if k != 'rounds'}
         parts.append(_table('four cameras, one frame each (ms)',
-                            ['inputs', 's3dnn round', 'GPU busy', 'GPU idle while queued', 'idle share',
-                             'vs torch eager', 'vs torch graph'],
-                            [[r['inputs'], r['s3dnn_round_ms'], r['gpu_busy_ms'], r['gpu_idle_while_queued_ms'],
-                              r['idle_fraction'], r.get('ratio_vs_torch_eager'), r.get('ratio_vs_torch_graph')]
+                            ['inputs', 's3dnn round', 'GPU busy', 'GPU idle while queued',
+                             'idle share', 'vs torch eager', 'vs torch graph'],
+                            [[r['inputs'], r['s3dnn_round_ms'], r['gpu_busy_ms'],
+                              r['gpu_idle_while_queued_ms'], r['idle_fraction'],
+                              r.get('ratio_vs_torch_eager'), r.get('ratio_vs_torch_graph')]
                              for r in four['rounds']])
-                     + '\ntorch, the four frames one after another: ' + ', '.join(f'{k} {v}' for k, v in torch_ms.items()))
+                     + '\ntorch, the four frames one after another: '
+                     + ', '.join(f'{k} {v}' for k, v in torch_ms.items()))
     return '\n\n'.join(parts)
 
 
@@ -474,42 +530,60 @@ def file_name(card: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog='s3dnn-bench', description='Benchmark the engine and the S3DNN scheduler on this machine.')
+    parser = Parser(prog='s3dnn-bench',
+                    description='Benchmark the engine and the S3DNN scheduler on this machine.')
     parser.add_argument('--engine', choices=['cuda', 'reference'], default='cuda')
     parser.add_argument('--device-id', type=int, default=0)
     parser.add_argument('--sections', type=choices_list(SECTIONS), default=DEFAULT_SECTIONS,
-                        help=f'comma list of {",".join(SECTIONS)} (default {",".join(DEFAULT_SECTIONS)})')
+                        help=f'comma list of {",".join(SECTIONS)} (default '
+                             f'{",".join(DEFAULT_SECTIONS)})')
     parser.add_argument('--batches', type=choices_list([str(b) for b in LAYER_BATCHES]),
-                        default=[str(b) for b in LAYER_BATCHES], help='batch sizes of the layers section')
+                        default=[str(b) for b in LAYER_BATCHES],
+                        help='batch sizes of the layers section')
     parser.add_argument('--table1-batches', type=choices_list([str(b) for b in TABLE1_BATCHES]),
                         default=[str(b) for b in TABLE1_BATCHES])
     parser.add_argument('--inputs', type=choices_list(INPUTS), default=INPUTS,
-                        help='images of table1 and four_cameras: pinned (page-locked, as the scheduler worker\'s '
-                             'frame slots), pageable (copied to staging first); default pinned,pageable')
-    parser.add_argument('--repeats', type=positive_int, default=20, help='timed repetitions (default 20)')
+                        help='images of table1 and four_cameras: pinned (page-locked, '
+                             "as the scheduler worker's frame slots), "
+                             'pageable (copied to staging first); default pinned,pageable')
+    parser.add_argument('--repeats', type=positive_int, default=20,
+                        help='timed repetitions (default 20)')
     parser.add_argument('--max-inflight', type=positive_int, default=2,
                         help='dispatch rounds the S3DNN dispatcher keeps on the GPU (default 2)')
     capacity = parser.add_argument_group('capacity section')
     capacity.add_argument('--cameras', type=positive_ints, default=[32, 64, 128, 192, 256],
                           help='camera counts to sweep (default 32,64,128,192,256)')
-    capacity.add_argument('--policies', type=choices_list(list(POLICIES)), default=['s3dnn', 'streams', 'sequential'],
+    capacity.add_argument('--policies', type=choices_list(list(POLICIES)),
+                          default=['s3dnn', 'streams', 'sequential'],
                           help='policies to measure (default s3dnn,streams,sequential)')
-    capacity.add_argument('--fps', type=positive_float, default=30.0, help='frames per second per camera (default 30)')
-    capacity.add_argument('--deadline-ms', type=positive_float, default=50.0, help='relative deadline (default 50)')
-    capacity.add_argument('--width', type=positive_int, default=640, help='image width (default 640)')
-    capacity.add_argument('--height', type=positive_int, default=480, help='image height (default 480)')
-    capacity.add_argument('--seconds', type=positive_float, default=4.0, help='measured seconds per point (default 4)')
+    capacity.add_argument('--fps', type=positive_float, default=30.0,
+                          help='frames per second per camera (default 30)')
+    capacity.add_argument('--deadline-ms', type=positive_float, default=50.0,
+                          help='relative deadline (default 50)')
+    capacity.add_argument('--width', type=positive_int, default=640,
+                          help='image width (default 640)')
+    capacity.add_argument('--height', type=positive_int, default=480,
+                          help='image height (default 480)')
+    capacity.add_argument('--seconds', type=positive_float, default=4.0,
+                          help='measured seconds per point (default 4)')
     capacity.add_argument('--warmup-s', type=non_negative_float, default=1.0,
                           help='unmeasured seconds before each point (default 1)')
-    capacity.add_argument('--feeders', type=positive_int, default=8, help='threads releasing frames (default 8)')
-    capacity.add_argument('--queue-depth', type=positive_int, default=1, help='frames waiting per camera (default 1)')
-    capacity.add_argument('--firm', action='store_true', help='firm deadlines: drop frames that can no longer make it')
+    capacity.add_argument('--feeders', type=positive_int, default=8,
+                          help='threads releasing frames (default 8)')
+    capacity.add_argument('--queue-depth', type=positive_int, default=1,
+                          help='frames waiting per camera (default 1)')
+    capacity.add_argument('--firm', action='store_true',
+                          help='firm deadlines: drop frames that can no longer make it')
     capacity.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH,
-                          help=f'largest fused batch of the S3DNN policy (default {DEFAULT_MAX_BATCH})')
+                          help='largest fused batch of the S3DNN policy (default '
+                               f'{DEFAULT_MAX_BATCH})')
     capacity.add_argument('--overload', type=non_negative_float, default=1.5,
-                          help='also run each policy at this multiple of its knee (default 1.5; 0: no)')
-    parser.add_argument('--out', type=Path, help='folder for the JSON record (default ./bench/results)')
-    parser.add_argument('--json', action='store_true', help='print one JSON object instead of tables')
+                          help='also run each policy at this multiple '
+                               'of its knee (default 1.5; 0: no)')
+    parser.add_argument('--out', type=Path,
+                        help='folder for the JSON record (default ./bench/results)')
+    parser.add_argument('--json', action='store_true',
+                        help='print one JSON object instead of tables')
     args = parser.parse_args(argv)
     out = args.out or Path('bench') / 'results'
     command = 's3dnn-bench ' + ' '.join(argv if argv is not None else sys.argv[1:])
@@ -533,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def engine_report(parser: Parser, args, sections: list[str], command: str, date: str) -> dict:
-    """The layers, table1 and four_cameras sections on an engine made in this process."""
+    """Return the layers, table1 and four_cameras sections on an engine made in this process."""
     network = alexnet()
     weights = init_weights(network, seed=0)
     if args.engine == 'cuda':
@@ -546,15 +620,15 @@ def engine_report(parser: Parser, args, sections: list[str], command: str, date:
     else:
         engine = ReferenceEngine(network, weights)
     bench = Bench(engine, network, weights, args.repeats, args.max_inflight)
-    report = {'benchmark': 's3dnn-bench', 'engine': engine.name, 'card': engine.device_name, 'date': date,
-              'command': command, 'max_inflight': args.max_inflight,
+    report = {'benchmark': 's3dnn-bench', 'engine': engine.name, 'card': engine.device_name,
+              'date': date, 'command': command, 'max_inflight': args.max_inflight,
               'torch_baseline': bench.torch_missing or 'torch ' + bench.torch.torch.__version__}
     try:
         if 'layers' in sections:
             report['layers'] = bench.layers_section([int(b) for b in args.batches])
         if 'table1' in sections:
-            report['table1'] = bench.table1_section([int(b) for b in args.table1_batches], TABLE1_STREAMS,
-                                                    args.inputs)
+            report['table1'] = bench.table1_section([int(b) for b in args.table1_batches],
+                                                    TABLE1_STREAMS, args.inputs)
         if 'four_cameras' in sections:
             report['four_cameras'] = bench.four_cameras_section(args.inputs)
     finally:
@@ -564,30 +638,38 @@ def engine_report(parser: Parser, args, sections: list[str], command: str, date:
 
 
 def capacity_report(parser: Parser, args, out: Path, command: str, date: str) -> None:
-    """The capacity section: its table, JSON record and plot (see :mod:`s3dnn_ros.tools.capacity`)."""
+    """
+    Return the capacity section: its table, JSON record and plot.
+
+    See :mod:`s3dnn_ros.tools.capacity`.
+    """
     from .capacity import CapacitySetting, capacity_section, format_capacity, plot_capacity
     from ..worker.client import WorkerError
-    setting = CapacitySetting(counts=tuple(sorted(set(args.cameras))), policies=tuple(args.policies), fps=args.fps,
+    setting = CapacitySetting(counts=tuple(sorted(set(args.cameras))),
+                              policies=tuple(args.policies), fps=args.fps,
                               deadline_ms=args.deadline_ms, width=args.width, height=args.height,
                               seconds=args.seconds, warmup_s=args.warmup_s, feeders=args.feeders,
-                              queue_depth=args.queue_depth, firm=args.firm, max_inflight=args.max_inflight,
-                              max_batch=args.max_batch,
+                              queue_depth=args.queue_depth, firm=args.firm,
+                              max_inflight=args.max_inflight, max_batch=args.max_batch,
                               engine=args.engine, device_id=args.device_id, overload=args.overload)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
         (lambda line: print(line, flush=True))
-    with tempfile.TemporaryDirectory() as folder:  # the first worker calibrates, the others load its table
+    # the first worker calibrates, the others load its table
+    with tempfile.TemporaryDirectory() as folder:
         try:
             section = capacity_section(setting, str(Path(folder) / 'costs.json'), log)
         except WorkerError as error:
             parser.error(f'argument --engine: the scheduler worker could not start: {error}')
     card = section['device']
-    record = {'benchmark': 'capacity', 'card': card, 'date': date, 'command': command, 'engine': args.engine,
-              **section}
+    record = {'benchmark': 'capacity', 'card': card, 'date': date, 'command': command,
+              'engine': args.engine, **section}
     out.mkdir(parents=True, exist_ok=True)
     name = file_name(card).replace('bench-', 'capacity-', 1)
     (out / name).write_text(json.dumps(record, indent=1))
-    plot_capacity(section, f'{card}, {date}: {args.width}x{args.height} at {args.fps:g} FPS, deadline '
-                  f'{args.deadline_ms:g} ms', str(out / name.replace('.json', '.png')))
+    plot_capacity(section,
+                  f'{card}, {date}: {args.width}x{args.height} at {args.fps:g} FPS, deadline '
+                  f'{args.deadline_ms:g} ms',
+                  str(out / name.replace('.json', '.png')))
     if args.json:
         json.dump(record, sys.stdout)
         sys.stdout.write('\n')

@@ -1,35 +1,39 @@
-"""The capacity benchmark (``s3dnn-bench --sections capacity``): how many cameras one GPU serves within
-their deadlines, per policy, measured on the real scheduler worker and predicted by the simulator.
+"""
+The capacity benchmark (``s3dnn-bench --sections capacity``).
+
+How many cameras one GPU serves within their deadlines, per policy, measured on the real scheduler
+worker and predicted by the simulator.
 
 For each policy one scheduler worker process is started (the same :class:`~s3dnn_ros.worker.client.
-WorkerClient` the node uses, so frames cross into shared-memory slots exactly as from ROS callbacks), and
-the camera counts are swept from the smallest up. At each count N the first N cameras release frames
-open-loop at exact times: camera i's k-th frame is due at phase_i + k / fps (phase_i uniform in one
-period, seeded), whatever the scheduler does. Several feeder threads release them (each camera belongs
-to one), copying a 640x480 image into the camera's slot and submitting it; a frame's release time is
-its due time, so a late feeder counts against the scheduler, and how late the feeders were is reported.
-Each point runs ``warmup_s`` unmeasured, then ``seconds`` measured; a frame counts when it was due in
-the measured span, and the point waits until every such frame is resolved.
+WorkerClient` the node uses, so frames cross into shared-memory slots exactly as from ROS
+callbacks), and the camera counts are swept from the smallest up. At each count N the first N
+cameras release frames open-loop at exact times: camera i's k-th frame is due at phase_i + k / fps
+(phase_i uniform in one period, seeded), whatever the scheduler does. Several feeder threads
+release them (each camera belongs to one), copying a 640x480 image into the camera's slot and
+submitting it; a frame's release time is its due time, so a late feeder counts against the
+scheduler, and how late the feeders were is reported. Each point runs ``warmup_s`` unmeasured, then
+``seconds`` measured; a frame counts when it was due in the measured span, and the point waits
+until every such frame is resolved.
 
 Per point: frames released, completed, missed (completed after release + deadline), dropped (queue,
 firm deadline, no free slot), the miss ratio (missed + dropped) / released, latency percentiles of
-completed frames, GPU busy (union of kernel intervals over the span), mean fused batch, and the worker's
-host time per frame. The simulator then runs every point with the cost table the first worker measured
-(or loaded) and each policy's host costs measured over its own points, in parallel processes after the
-GPU work. The *knee* of a policy is the largest count whose miss ratio, and that of every smaller count,
-is below 1%. With ``overload`` set, each policy also runs at overload x its knee, to show whether it
-keeps its throughput.
+completed frames, GPU busy (union of kernel intervals over the span), mean fused batch, and the
+worker's host time per frame. The simulator then runs every point with the cost table the first
+worker measured (or loaded) and each policy's host costs measured over its own points, in parallel
+processes after the GPU work. The *knee* of a policy is the largest count whose miss ratio, and
+that of every smaller count, is below 1%. With ``overload`` set, each policy also runs at overload
+x its knee, to show whether it keeps its throughput.
 """
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 import gc
 import heapq
 import os
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,7 +42,7 @@ from ..model.alexnet import alexnet
 from ..scheduler.policies import DEFAULT_MAX_BATCH
 from ..scheduler.simulator import Camera, simulate
 from ..worker.client import WorkerClient
-from ..worker.core import DONE, CameraSpec, WorkerSpec, host_costs_from
+from ..worker.core import CameraSpec, DONE, host_costs_from, WorkerSpec
 
 #: the miss ratio a camera count must stay under to be within a policy's capacity
 KNEE_MISS_RATIO = 0.01
@@ -46,7 +50,8 @@ KNEE_MISS_RATIO = 0.01
 DRAIN_S = 5.0
 #: pause between points, so that the policy's rate window and estimates forget the previous load
 SETTLE_S = 0.5
-#: this process's GIL switch interval while feeding (Python's default, 5 ms, would delay frames by as much)
+#: this process's GIL switch interval while feeding (Python's default, 5 ms, would delay frames by
+#: as much)
 SWITCH_INTERVAL_S = 0.0002
 
 
@@ -72,14 +77,19 @@ class CapacitySetting:
 
 
 class _Point:
-    """What one measured point collects: frames submitted in the measured span (feeder threads) and the
-    worker's outputs (the client's receiver thread)."""
+    """
+    What one measured point collects.
+
+    Frames submitted in the measured span (feeder threads) and the worker's outputs (the client's
+    receiver thread).
+    """
 
     def __init__(self, cameras: int, measure_ns: int):
         self.cameras = cameras
         self.measure_ns = measure_ns
         self.lock = threading.Lock()
-        self.released: dict[tuple[int, int], int] = {}  # (camera, seq) -> release_ns, measured frames only
+        # (camera, seq) -> release_ns, measured frames only
+        self.released: dict[tuple[int, int], int] = {}
         self.refused = 0
         self.outputs: list[tuple] = []
         self.lateness_ns: list[int] = []
@@ -96,7 +106,8 @@ class _Point:
 
     def resolved(self) -> bool:
         with self.lock:
-            return sum((output[1], output[2]) in self.released for output in self.outputs) >= len(self.released)
+            return (sum((output[1], output[2]) in self.released for output in self.outputs) >=
+                    len(self.released))
 
 
 class _Router:
@@ -112,11 +123,15 @@ class _Router:
                 point.outputs.extend(outputs)
 
 
-def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_ns: float, start_ns: int,
-          end_ns: int, image: np.ndarray, point: _Point) -> None:
-    """One feeder thread: release frame k of each camera in ``cameras`` at start + phase + k x period until
-    ``end_ns``. It sleeps until a frame is due (never spins: a spinning thread would hold the GIL the other
-    feeders need)."""
+def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_ns: float,
+          start_ns: int, end_ns: int, image: np.ndarray, point: _Point) -> None:
+    """
+    Run one feeder thread until ``end_ns``.
+
+    It releases frame k of each camera in ``cameras`` at start + phase + k x period until
+    ``end_ns``. It sleeps until a frame is due (never spins: a spinning thread would hold the GIL
+    the other feeders need).
+    """
     heap = [(start_ns + round(phase), camera, 0, phase) for camera, phase in zip(cameras, phases)]
     heapq.heapify(heap)
     while heap and heap[0][0] < end_ns:
@@ -124,7 +139,8 @@ def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_
         wait = (due - time.monotonic_ns()) / 1e9
         if wait > 0:
             time.sleep(wait)
-        heapq.heapreplace(heap, (start_ns + round(phase + (k + 1) * period_ns), camera, k + 1, phase))
+        heapq.heapreplace(heap,
+                          (start_ns + round(phase + (k + 1) * period_ns), camera, k + 1, phase))
         late = time.monotonic_ns() - due
         seq, _ = client.submit(camera, image, 'rgb8', due)
         point.submitted(camera, seq, due, late)
@@ -151,15 +167,19 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
     total = len(released) + point.refused
     lat = np.array(latencies or [0], dtype=np.int64) / 1e6
     span_ns = setting.seconds * 1e9
-    delta = {key: after['host_totals'][key] - before['host_totals'][key] for key in after['host_totals']}
+    delta = {key: after['host_totals'][key] - before['host_totals'][key]
+             for key in after['host_totals']}
     launches = after['launches'] - before['launches']
     return {'cameras': point.cameras, 'policy': policy, 'source': 'gpu', 'released': total,
             'completed': completed, 'missed': missed, 'dropped': dropped,
             'miss_ratio': round((missed + dropped) / total, 6) if total else 0.0,
-            'p50_ms': round(float(np.percentile(lat, 50)), 3), 'p99_ms': round(float(np.percentile(lat, 99)), 3),
+            'p50_ms': round(float(np.percentile(lat, 50)), 3),
+            'p99_ms': round(float(np.percentile(lat, 99)), 3),
             'gpu_busy': round(min(1.0, (after['busy_ns'] - before['busy_ns']) / span_ns), 4),
-            'mean_batch': round((after['frames_launched'] - before['frames_launched']) / launches, 3) if launches else 0.0,
-            'host_us_per_frame': round((after['host_work_ns'] - before['host_work_ns']) / 1000 / max(1, total), 2),
+            'mean_batch': (round((after['frames_launched'] - before['frames_launched'])
+                                 / launches, 3) if launches else 0.0),
+            'host_us_per_frame': round((after['host_work_ns'] - before['host_work_ns']) / 1000
+                                       / max(1, total), 2),
             'completed_fps': round(completed / setting.seconds, 1),
             'on_time_fps': round((completed - missed) / setting.seconds, 1),
             'unresolved': total - completed - dropped,
@@ -169,7 +189,7 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
 
 
 def _wait_stats(client: WorkerClient, after_ns: int, timeout_s: float = 5.0) -> dict:
-    """The first statistics snapshot taken after ``after_ns``."""
+    """Return the first statistics snapshot taken after ``after_ns``."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         stats = client.stats
@@ -179,8 +199,8 @@ def _wait_stats(client: WorkerClient, after_ns: int, timeout_s: float = 5.0) -> 
     raise RuntimeError('the scheduler worker sent no statistics')
 
 
-def run_point(client: WorkerClient, router: _Router, count: int, policy: str, setting: CapacitySetting,
-              image: np.ndarray, log=print) -> dict:
+def run_point(client: WorkerClient, router: _Router, count: int, policy: str,
+              setting: CapacitySetting, image: np.ndarray, log=print) -> dict:
     """One measured point: the first ``count`` cameras of ``client``'s worker, open-loop."""
     rng = np.random.default_rng([setting.seed, count])
     period_ns = 1e9 / setting.fps
@@ -191,10 +211,12 @@ def run_point(client: WorkerClient, router: _Router, count: int, policy: str, se
     point = router.point = _Point(count, measure_ns)
     feeders = max(1, min(setting.feeders, count))
     threads = [threading.Thread(target=_feed, name=f'feeder-{f}', args=(
-        client, list(range(f, count, feeders)), phases[f::feeders], period_ns, start_ns, end_ns, image, point))
+        client, list(range(f, count, feeders)), phases[f::feeders], period_ns, start_ns, end_ns,
+        image, point))
         for f in range(feeders)]
     gc.collect()
-    gc.disable()  # a collection over this point's outputs would hold the GIL for milliseconds: feeders late
+    # a collection over this point's outputs would hold the GIL for milliseconds: feeders late
+    gc.disable()
     try:
         for thread in threads:
             thread.start()
@@ -211,15 +233,21 @@ def run_point(client: WorkerClient, router: _Router, count: int, policy: str, se
         gc.enable()
     row = _row(point, policy, setting, before, after)
     router.point = None
-    log(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%}, p99 {row["p99_ms"]:.1f} ms, '
-        f'{row["completed_fps"]:.0f} frames/s, GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
-        f'host {row["host_us_per_frame"]:.0f} µs/frame, feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms')
+    log(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%}, '
+        f'p99 {row["p99_ms"]:.1f} ms, {row["completed_fps"]:.0f} frames/s, '
+        f'GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
+        f'host {row["host_us_per_frame"]:.0f} µs/frame, '
+        f'feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms')
     time.sleep(SETTLE_S)
     return row
 
 
 def knee(rows: list[dict]) -> int | None:
-    """The largest camera count whose miss ratio, and that of every smaller count, is under 1%."""
+    """
+    Return the largest camera count whose miss ratio is under 1%.
+
+    That of every smaller count must be under 1% too.
+    """
     best = None
     for row in sorted(rows, key=lambda row: row['cameras']):
         if row['miss_ratio'] >= KNEE_MISS_RATIO:
@@ -232,21 +260,30 @@ def _simulate(args) -> dict:
     count, policy, setting, costs_json, host_json = args
     costs = CostTable.from_json(costs_json, alexnet())
     host = HostCosts(**host_json) if host_json else None
-    cameras = [Camera(f'cam{i}', setting.fps, setting.deadline_ms, setting.queue_depth) for i in range(count)]
-    result = simulate(cameras, policy, costs, setting.seconds, firm=setting.firm, seed=setting.seed, host=host,
-                      max_batch=setting.max_batch)
+    cameras = [Camera(f'cam{i}', setting.fps, setting.deadline_ms, setting.queue_depth)
+               for i in range(count)]
+    result = simulate(cameras, policy, costs, setting.seconds, firm=setting.firm,
+                      seed=setting.seed, host=host, max_batch=setting.max_batch)
     return {'cameras': count, 'policy': policy, 'source': 'sim', 'released': result['released'],
-            'completed': result['completed'], 'missed': result['missed'], 'dropped': result['dropped'],
-            'miss_ratio': result['miss_ratio'], 'p50_ms': result['p50_ms'], 'p99_ms': result['p99_ms'],
-            'gpu_busy': result['gpu_busy'], 'mean_batch': result['mean_batch'],
-            'host_us_per_frame': None, 'completed_fps': round(result['completed'] / setting.seconds, 1),
+            'completed': result['completed'], 'missed': result['missed'],
+            'dropped': result['dropped'], 'miss_ratio': result['miss_ratio'],
+            'p50_ms': result['p50_ms'], 'p99_ms': result['p99_ms'], 'gpu_busy': result['gpu_busy'],
+            'mean_batch': result['mean_batch'], 'host_us_per_frame': None,
+            'completed_fps': round(result['completed'] / setting.seconds, 1),
             'on_time_fps': round((result['completed'] - result['missed']) / setting.seconds, 1)}
 
 
 def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) -> dict:
-    """Every policy over every count on the GPU, then the same points simulated; see the module docstring."""
-    image = np.random.default_rng(setting.seed).integers(0, 256, (setting.height, setting.width, 3), np.uint8)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)  # feeder threads waiting for the GIL would release frames late
+    """
+    Run every policy over every count on the GPU, then the same points simulated.
+
+    See the module docstring.
+    """
+    image = np.random.default_rng(setting.seed).integers(0, 256,
+                                                         (setting.height, setting.width, 3),
+                                                         np.uint8)
+    # feeder threads waiting for the GIL would release frames late
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     largest = max(setting.counts)
     if setting.overload:
         largest = max(largest, round(largest * setting.overload))
@@ -254,11 +291,12 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
     host_by_policy: dict[str, dict | None] = {}
     costs_json, device = None, None
     for policy in setting.policies:
-        spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}', round(setting.deadline_ms * 1e6), setting.queue_depth)
-                                        for i in range(largest)),
+        spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}', round(setting.deadline_ms * 1e6),
+                                                   setting.queue_depth) for i in range(largest)),
                           policy=policy, engine=setting.engine, device_id=setting.device_id,
-                          cost_table=cost_table_path, max_inflight=setting.max_inflight, max_batch=setting.max_batch,
-                          firm_deadlines=setting.firm, stats_period_s=0.05)
+                          cost_table=cost_table_path, max_inflight=setting.max_inflight,
+                          max_batch=setting.max_batch, firm_deadlines=setting.firm,
+                          stats_period_s=0.05)
         router = _Router()
         client = WorkerClient(spec, router)
         log(f'{policy}: worker pid {client.pid}, {client.info["why"]}')
@@ -271,7 +309,8 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
             if setting.overload and found:
                 extra = round(found * setting.overload)
                 if extra not in setting.counts:
-                    policy_rows.append(run_point(client, router, extra, policy, setting, image, log))
+                    policy_rows.append(
+                        run_point(client, router, extra, policy, setting, image, log))
         finally:
             client.close()
         totals = {}
@@ -281,38 +320,49 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
         host = host_costs_from(totals) if totals else None
         host_by_policy[policy] = host.to_json() if host else None
         rows += policy_rows
-    jobs = [(row['cameras'], row['policy'], setting, costs_json, host_by_policy[row['policy']]) for row in rows]
+    jobs = [(row['cameras'], row['policy'], setting, costs_json, host_by_policy[row['policy']])
+            for row in rows]
     with ProcessPoolExecutor(max(1, min(len(jobs), (os.cpu_count() or 2) - 1))) as pool:
         rows += list(pool.map(_simulate, jobs))
-    knees = {policy: {source: knee([r for r in rows if r['policy'] == policy and r['source'] == source])
+    knees = {policy: {source: knee([r for r in rows
+                                    if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
     return {'device': device, 'width': setting.width, 'height': setting.height, 'fps': setting.fps,
             'deadline_ms': setting.deadline_ms,
-            'seconds': setting.seconds, 'feeders': setting.feeders, 'queue_depth': setting.queue_depth,
-            'max_batch': setting.max_batch,
+            'seconds': setting.seconds, 'feeders': setting.feeders,
+            'queue_depth': setting.queue_depth, 'max_batch': setting.max_batch,
             'firm': setting.firm, 'host_costs': host_by_policy, 'knees': knees, 'rows': rows,
             'cost_table': costs_json}
 
 
 def format_capacity(section: dict) -> str:
     from .cli import text_table
-    header = ['policy', 'cameras', 'source', 'released', 'completed', 'missed', 'dropped', 'miss %', 'p50 ms',
-              'p99 ms', 'GPU busy', 'batch', 'host µs/frame', 'frames/s', 'on time/s']
+    header = ['policy', 'cameras', 'source', 'released', 'completed', 'missed', 'dropped',
+              'miss %', 'p50 ms', 'p99 ms', 'GPU busy', 'batch', 'host µs/frame', 'frames/s',
+              'on time/s']
     rows = []
     for row in sorted(section['rows'], key=lambda r: (r['policy'], r['cameras'], r['source'])):
-        rows.append([row['policy'], str(row['cameras']), row['source'], str(row['released']), str(row['completed']),
-                     str(row['missed']), str(row['dropped']), f'{row["miss_ratio"]:.2%}', f'{row["p50_ms"]:.2f}',
-                     f'{row["p99_ms"]:.2f}', f'{row["gpu_busy"]:.0%}', f'{row["mean_batch"]:.2f}',
-                     '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}',
+        rows.append([row['policy'], str(row['cameras']), row['source'], str(row['released']),
+                     str(row['completed']), str(row['missed']), str(row['dropped']),
+                     f'{row["miss_ratio"]:.2%}', f'{row["p50_ms"]:.2f}', f'{row["p99_ms"]:.2f}',
+                     f'{row["gpu_busy"]:.0%}', f'{row["mean_batch"]:.2f}',
+                     '-' if row['host_us_per_frame'] is None
+                     else f'{row["host_us_per_frame"]:.0f}',
                      f'{row["completed_fps"]:.0f}', f'{row["on_time_fps"]:.0f}'])
-    knees = ', '.join(f'{policy} {k["gpu"]} (simulated {k["sim"]})' for policy, k in section['knees'].items())
-    title = (f'capacity: {section["width"]}x{section["height"]} rgb8 at {section["fps"]:g} FPS, deadline '
-             f'{section["deadline_ms"]:g} ms, {section["seconds"]:g} s per point; knees (< 1% missed): {knees}')
+    knees = ', '.join(f'{policy} {k["gpu"]} (simulated {k["sim"]})'
+                      for policy, k in section['knees'].items())
+    title = (f'capacity: {section["width"]}x{section["height"]} rgb8 at {section["fps"]:g} FPS, '
+             f'deadline {section["deadline_ms"]:g} ms, {section["seconds"]:g} s per point; '
+             f'knees (< 1% missed): {knees}')
     return text_table(title, header, rows)
 
 
 def plot_capacity(section: dict, title: str, path: str) -> None:
-    """Miss ratio and p99 latency against the camera count: GPU solid, simulator dashed, per policy."""
+    """
+    Plot miss ratio and p99 latency against the camera count.
+
+    GPU solid, simulator dashed, per policy.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -321,13 +371,16 @@ def plot_capacity(section: dict, title: str, path: str) -> None:
     policies = list(section['knees'])
     for index, policy in enumerate(policies):
         for source, style in (('gpu', '-'), ('sim', '--')):
-            rows = sorted((r for r in section['rows'] if r['policy'] == policy and r['source'] == source),
+            rows = sorted((r for r in section['rows']
+                           if r['policy'] == policy and r['source'] == source),
                           key=lambda r: r['cameras'])
             counts = [r['cameras'] for r in rows]
             label = f'{policy} ({"GPU" if source == "gpu" else "simulated"})'
             color = colors[index % len(colors)]
-            misses.plot(counts, [100 * r['miss_ratio'] for r in rows], style, marker='o', color=color, label=label)
-            latency.plot(counts, [r['p99_ms'] for r in rows], style, marker='o', color=color, label=label)
+            misses.plot(counts, [100 * r['miss_ratio'] for r in rows], style, marker='o',
+                        color=color, label=label)
+            latency.plot(counts, [r['p99_ms'] for r in rows], style, marker='o', color=color,
+                         label=label)
     latency.axhline(section['deadline_ms'], linestyle=':', color='grey', label='deadline')
     misses.axhline(100 * KNEE_MISS_RATIO, linestyle=':', color='grey')
     misses.set(xlabel='cameras', ylabel='missed + dropped frames (%)', ylim=(-2, 102))

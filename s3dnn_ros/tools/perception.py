@@ -1,6 +1,10 @@
-"""s3dnn-perception: the perception node and one simulated camera per configured camera, in one process.
+"""
+s3dnn-perception: the perception node and one simulated camera per configured camera.
 
-For machines without ``ros2 launch``; on exit (after --seconds, or Ctrl-C) prints a per-camera summary.
+All in one process.
+
+For machines without ``ros2 launch``; on exit (after --seconds, or Ctrl-C) prints a per-camera
+summary.
 """
 from __future__ import annotations
 
@@ -12,13 +16,13 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from .cli import DEADLINE_MS, FPS, IMAGE_SIDE, Parser, positive_float, positive_int, text_table
 from ..ros.camera_sim import CameraSim
-from ..ros.config import CAMERA_KEYS, ENGINES, ConfigError, default_topic, parameters_from_yaml
+from ..ros.config import CAMERA_KEYS, ConfigError, default_topic, ENGINES, parameters_from_yaml
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
 from ..worker.client import WorkerError
-from .cli import DEADLINE_MS, FPS, IMAGE_SIDE, Parser, positive_float, positive_int, text_table
 
 
 def default_config() -> str | None:
@@ -28,16 +32,20 @@ def default_config() -> str | None:
         path = os.path.join(get_package_share_directory('s3dnn_ros'), 'config', 'perception.yaml')
         if os.path.isfile(path):
             return path
-    except (ImportError, LookupError, OSError):  # no ament index (AMENT_PREFIX_PATH unset): the source tree
-        pass
+    except (ImportError, LookupError, OSError):
+        pass  # no ament index (AMENT_PREFIX_PATH unset): the source tree
     path = os.path.join(os.path.dirname(__file__), '..', '..', 'config', 'perception.yaml')
     return os.path.normpath(path) if os.path.isfile(path) else None
 
 
 def config_overrides(path: str | None, replaces_cameras: bool) -> list[Parameter]:
-    """The node's parameters in the params file at ``path``, as overrides (ConfigError when it cannot be
-    read). A tool that replaces the camera list leaves the file's cameras and their parameters out: the
-    node refuses parameters of cameras it does not have."""
+    """
+    Return the node's parameters in the params file at ``path``, as overrides.
+
+    Raises ConfigError when it cannot be read. A tool that replaces the camera list leaves the
+    file's cameras and their parameters out: the node refuses parameters of cameras it does not
+    have.
+    """
     if not path:
         return []
     values = parameters_from_yaml(path)
@@ -48,7 +56,7 @@ def config_overrides(path: str | None, replaces_cameras: bool) -> list[Parameter
 
 
 def scheduler_overrides(args) -> list[Parameter]:
-    """The --policy, --engine and --max-inflight overrides, shared with s3dnn-replay."""
+    """Return the --policy, --engine and --max-inflight overrides, shared with s3dnn-replay."""
     params = []
     if args.policy:
         params.append(Parameter('policy', value=args.policy))
@@ -71,41 +79,50 @@ def overrides(args) -> list[Parameter]:
     return params
 
 
-SUMMARY_COLUMNS = [('camera', '{}'), ('received', '{:d}'), ('completed', '{:d}'), ('missed', '{:d}'),
-                   ('dropped', '{:d}'), ('rejected', '{:d}'), ('p50_ms', '{:.1f}'), ('p99_ms', '{:.1f}')]
+SUMMARY_COLUMNS = [('camera', '{}'), ('received', '{:d}'), ('completed', '{:d}'),
+                   ('missed', '{:d}'), ('dropped', '{:d}'), ('rejected', '{:d}'),
+                   ('p50_ms', '{:.1f}'), ('p99_ms', '{:.1f}')]
 
 
 def format_summary(rows: list[dict], title: str, columns=SUMMARY_COLUMNS) -> str:
     header = [name.replace('_ms', ' ms') for name, _ in columns]
-    return text_table(title, header, [[fmt.format(row[name]) for name, fmt in columns] for row in rows])
+    return text_table(title, header,
+                      [[fmt.format(row[name]) for name, fmt in columns] for row in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog='s3dnn-perception', description='Run the perception node with simulated cameras.')
-    parser.add_argument('--config', help='parameters file (default: the package\'s config/perception.yaml)')
+    parser = Parser(prog='s3dnn-perception',
+                    description='Run the perception node with simulated cameras.')
+    parser.add_argument('--config',
+                        help="parameters file (default: the package's config/perception.yaml)")
     parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
     parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
-    parser.add_argument('--max-inflight', type=positive_int, help='override the configured max_inflight')
-    parser.add_argument('--cameras', type=positive_int, help='N simulated cameras cam0..camN-1 instead of the config\'s')
+    parser.add_argument('--max-inflight', type=positive_int,
+                        help='override the configured max_inflight')
+    parser.add_argument('--cameras', type=positive_int,
+                        help="N simulated cameras cam0..camN-1 instead of the config's")
     parser.add_argument('--fps', type=FPS, default=30.0, help='simulated camera rate (default 30)')
     parser.add_argument('--deadline-ms', type=DEADLINE_MS, default=100.0,
                         help='deadline of the --cameras cameras (default 100)')
     parser.add_argument('--width', type=IMAGE_SIDE, default=640)
     parser.add_argument('--height', type=IMAGE_SIDE, default=480)
-    parser.add_argument('--seconds', type=positive_float, default=15.0, help='how long to run (default 15)')
+    parser.add_argument('--seconds', type=positive_float, default=15.0,
+                        help='how long to run (default 15)')
     args = parser.parse_args(argv)
     config = args.config or default_config()
     if config and not os.path.isfile(config):
         parser.error(f'argument --config: {config!r} does not exist')
     stop = init_ros(None)
     try:
-        node = PerceptionNode(parameter_overrides=config_overrides(config, bool(args.cameras)) + overrides(args))
+        node = PerceptionNode(parameter_overrides=config_overrides(config, bool(args.cameras))
+                              + overrides(args))
     except (ConfigError, WorkerError) as error:
         print(f's3dnn-perception: error: {error}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
     cameras = [CameraSim(f'camera_sim_{camera.name}', parameter_overrides=[
-        Parameter('topic', value=camera.topic), Parameter('fps', value=camera.fps_hint or args.fps),
+        Parameter('topic', value=camera.topic),
+        Parameter('fps', value=camera.fps_hint or args.fps),
         Parameter('width', value=args.width), Parameter('height', value=args.height),
         Parameter('frame_id', value=camera.name)]) for camera in node.config.cameras]
     executor = SingleThreadedExecutor()

@@ -1,33 +1,36 @@
-"""The node's side of a scheduler worker: start it, hand it frames, get outputs and statistics back,
-restart it when it dies, and leave nothing behind when closed.
+"""
+The node's side of a scheduler worker.
 
-:meth:`WorkerClient.submit` copies an image into a free slot of its camera's ring (:mod:`.slots`) and
-sends the worker one small message; it may be called from any thread. A receiver thread takes the
-worker's messages: outputs (frames finished or dropped) go to ``on_outputs`` after their slots are free
-again, and the latest statistics snapshot replaces :attr:`WorkerClient.stats` (a dict never changed once
-published, so reading it from another thread is safe). If the worker dies, every frame it held is
-reported dropped (``DROP_WORKER``), ``on_restart`` is told why, and a new worker is started with the same
-spec and rings; frames submitted meanwhile are refused with that reason.
+Start it, hand it frames, get outputs and statistics back, restart it when it dies, and leave
+nothing behind when closed.
+
+:meth:`WorkerClient.submit` copies an image into a free slot of its camera's ring (:mod:`.slots`)
+and sends the worker one small message; it may be called from any thread. A receiver thread takes
+the worker's messages: outputs (frames finished or dropped) go to ``on_outputs`` after their slots
+are free again, and the latest statistics snapshot replaces :attr:`WorkerClient.stats` (a dict
+never changed once published, so reading it from another thread is safe). If the worker dies, every
+frame it held is reported dropped (``DROP_WORKER``), ``on_restart`` is told why, and a new worker
+is started with the same spec and rings; frames submitted meanwhile are refused with that reason.
 """
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 import os
+from pathlib import Path
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .core import DROPPED, WorkerSpec
-from .slots import Ring, frame_bytes, slot_bytes_for
+from .slots import frame_bytes, Ring, slot_bytes_for
 
 #: refusal and drop reasons of :meth:`WorkerClient.submit` and of frames lost with a worker
 NO_SLOT, DROP_WORKER = 'no free slot', 'worker'
@@ -43,7 +46,11 @@ WORKER_COMMAND = ['-m', 's3dnn_ros.worker.process']
 
 
 class WorkerError(RuntimeError):
-    """The worker could not start; the message is the worker's own (it names the parameter at fault)."""
+    """
+    The worker could not start.
+
+    The message is the worker's own (it names the parameter at fault).
+    """
 
 
 @dataclass
@@ -60,7 +67,8 @@ class WorkerClient:
     """One scheduler worker process (see the module docstring)."""
 
     def __init__(self, spec: WorkerSpec, on_outputs: Callable[[list[tuple]], None],
-                 on_restart: Callable[[str], None] | None = None, start_timeout_s: float = START_TIMEOUT_S):
+                 on_restart: Callable[[str], None] | None = None,
+                 start_timeout_s: float = START_TIMEOUT_S):
         self.spec = spec
         self._on_outputs = on_outputs
         self._on_restart = on_restart
@@ -74,17 +82,25 @@ class WorkerClient:
         self._process: subprocess.Popen | None = None
         self._connection: Connection | None = None
         self.info = self._start()
-        self._receiver = threading.Thread(target=self._receive, name='s3dnn-worker-receiver', daemon=True)
+        self._receiver = threading.Thread(target=self._receive, name='s3dnn-worker-receiver',
+                                          daemon=True)
         self._receiver.start()
 
     # ------------------------------------------------------------------ process
     def _start(self) -> dict:
-        """Start a worker and wait for it to be built; WorkerError with its message when it cannot be."""
+        """
+        Start a worker and wait for it to be built.
+
+        Raises WorkerError with its message when it cannot be.
+        """
         ours, theirs = socket.socketpair()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get('PYTHONPATH')])))
+        env = dict(os.environ,
+                   PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT,
+                                                            os.environ.get('PYTHONPATH')])))
         try:
             process = subprocess.Popen([sys.executable, *WORKER_COMMAND, str(theirs.fileno())],
-                                       pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+                                       pass_fds=(theirs.fileno(),), env=env,
+                                       stdin=subprocess.DEVNULL)
         finally:
             theirs.close()
         connection = Connection(ours.detach())
@@ -93,11 +109,13 @@ class WorkerClient:
             end = time.monotonic() + self._start_timeout_s
             while not connection.poll(0.1):
                 if process.poll() is not None or time.monotonic() > end:
-                    raise WorkerError(f'the scheduler worker {self._exit_text(process)} before it was ready')
+                    raise WorkerError('the scheduler worker '
+                                      f'{self._exit_text(process)} before it was ready')
             kind, payload = connection.recv()
         except (EOFError, OSError) as error:
             self._stop_process(process, connection)
-            raise WorkerError(f'the scheduler worker {self._exit_text(process)} while starting ({error})') from None
+            raise WorkerError(f'the scheduler worker {self._exit_text(process)} '
+                              f'while starting ({error})') from None
         except WorkerError:
             self._stop_process(process, connection)
             raise
@@ -121,9 +139,13 @@ class WorkerClient:
         return f'exited with status {code}'
 
     @staticmethod
-    def _stop_process(process: subprocess.Popen, connection: Connection | None, close: bool = True) -> None:
-        """Ask the worker to stop, kill it after STOP_TIMEOUT_S, reap it; close the connection unless told not
-        to (the receiver thread may still be reading it)."""
+    def _stop_process(process: subprocess.Popen, connection: Connection | None,
+                      close: bool = True) -> None:
+        """
+        Ask the worker to stop, kill it after STOP_TIMEOUT_S, reap it.
+
+        Close the connection unless told not to (the receiver thread may still be reading it).
+        """
         if connection is not None:
             try:
                 connection.send(('stop',))
@@ -145,14 +167,20 @@ class WorkerClient:
     def segments(self) -> list[str]:
         """Names of the shared-memory segments holding this client's frame slots now."""
         with self._lock:
-            return [ring.name for state in self._cameras for ring in [*state.old, state.ring] if ring is not None]
+            return [ring.name for state in self._cameras for ring in [*state.old, state.ring]
+                    if ring is not None]
 
     # ------------------------------------------------------------------ frames
-    def submit(self, camera: int, image: np.ndarray, encoding: str, release_ns: int) -> tuple[int | None, str | None]:
-        """Copy ``image`` (H x W x C uint8, any strides) into a free slot of ``camera`` and hand it to the
-        worker: ``(seq, None)``, whose output will carry ``seq``; or ``(None, reason)`` when it was refused
-        (NO_SLOT: every slot holds a frame the worker has not resolved; DROP_WORKER: the worker is being
-        replaced). ValueError for an encoding the engines do not take."""
+    def submit(self, camera: int, image: np.ndarray, encoding: str,
+               release_ns: int) -> tuple[int | None, str | None]:
+        """
+        Copy ``image`` into a free slot of ``camera`` and hand it to the worker.
+
+        ``image`` is H x W x C uint8, any strides. Returns ``(seq, None)``, whose output will carry
+        ``seq``; or ``(None, reason)`` when it was refused (NO_SLOT: every slot holds a frame the
+        worker has not resolved; DROP_WORKER: the worker is being replaced). ValueError for an
+        encoding the engines do not take.
+        """
         height, width = image.shape[:2]
         nbytes = frame_bytes(height, width, encoding)
         state = self._cameras[camera]
@@ -166,12 +194,14 @@ class WorkerClient:
             ring, slot = state.ring, state.free.pop()
             seq = state.next_seq = state.next_seq + 1
             state.inflight[seq] = (ring, slot)
-        np.copyto(ring.image(slot, height, width, encoding), image)  # the slot is ours until its output
+        # the slot is ours until its output
+        np.copyto(ring.image(slot, height, width, encoding), image)
         with self._lock:
             connection = self._connection
             if connection is not None and state.inflight.get(seq) == (ring, slot):
                 try:
-                    connection.send(('frame', camera, ring.generation, slot, seq, release_ns, height, width, encoding))
+                    connection.send(('frame', camera, ring.generation, slot, seq, release_ns,
+                                     height, width, encoding))
                     return seq, None
                 except OSError:
                     pass  # the worker died: the receiver thread restarts it
@@ -179,8 +209,11 @@ class WorkerClient:
         return None, DROP_WORKER
 
     def set_deadline(self, camera: int, deadline_ns: int) -> None:
-        """Camera ``camera``'s relative deadline for the frames submitted from now on (also for a worker that
-        replaces this one)."""
+        """
+        Set camera ``camera``'s relative deadline for the frames submitted from now on.
+
+        It also holds for a worker that replaces this one.
+        """
         with self._lock:
             cameras = list(self.spec.cameras)
             cameras[camera] = dataclasses.replace(cameras[camera], deadline_ns=deadline_ns)
@@ -192,7 +225,11 @@ class WorkerClient:
                     pass  # the worker died: its replacement starts from the updated spec
 
     def _new_ring(self, index: int, state: _Camera, nbytes: int) -> None:
-        """A ring whose slots hold ``nbytes`` (under the lock); the old one is released when it empties."""
+        """
+        Make a ring whose slots hold ``nbytes`` (under the lock).
+
+        The old one is released when it empties.
+        """
         generation = state.ring.generation + 1 if state.ring is not None else 0
         ring = Ring.create(slot_bytes_for(nbytes), state.slots, generation)
         if state.ring is not None:
@@ -254,8 +291,8 @@ class WorkerClient:
                     lost.append((DROPPED, index, seq, now, DROP_WORKER))
         if process is not None:
             self._stop_process(process, connection)
-            why = f'the scheduler worker {self._exit_text(process)}' + (f': {self.last_failure}' if self.last_failure
-                                                                      else '')
+            why = (f'the scheduler worker {self._exit_text(process)}'
+                   + (f': {self.last_failure}' if self.last_failure else ''))
         self.last_failure = why
         if lost:
             self._on_outputs(lost)

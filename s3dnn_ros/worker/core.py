@@ -1,40 +1,44 @@
-"""The scheduler worker's core: one GPU's engine, policy and dispatcher, driven by messages.
+"""
+The scheduler worker's core: one GPU's engine, policy and dispatcher, driven by messages.
 
 :class:`WorkerCore` is the unit per GPU. It is built from a plain, picklable :class:`WorkerSpec`
-(:func:`build_worker` loads the weights, makes the engine, reads or calibrates its cost table and makes
-the policy), takes frames that lie in shared-memory slots (:mod:`.slots`), and gives back plain outputs:
-one tuple per frame finished or dropped, and :meth:`WorkerCore.snapshot`, a dict of statistics. Nothing
-in it knows about ROS or processes; :mod:`.process` runs it in a process of its own, and the capacity
-benchmark and tests drive the same loop.
+(:func:`build_worker` loads the weights, makes the engine, reads or calibrates its cost table and
+makes the policy), takes frames that lie in shared-memory slots (:mod:`.slots`), and gives back
+plain outputs: one tuple per frame finished or dropped, and :meth:`WorkerCore.snapshot`, a dict of
+statistics. Nothing in it knows about ROS or processes; :mod:`.process` runs it in a process of its
+own, and the capacity benchmark and tests drive the same loop.
 
 It also measures its own thread's host time (:meth:`WorkerCore.host_costs`): per frame taken in and
 handed back, per decision, per launch, per uploaded image and per retired launch. Every
-HOST_REFRESH_S the policy's host costs are replaced with what was measured, so the S3DNN policy sizes
-its fused batches for this host (rule 6 of :class:`~s3dnn_ros.scheduler.policies.S3dnnPolicy`).
+HOST_REFRESH_S the policy's host costs are replaced with what was measured, so the S3DNN policy
+sizes its fused batches for this host (rule 6 of
+:class:`~s3dnn_ros.scheduler.policies.S3dnnPolicy`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import gc
 import importlib
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
+from .slots import Ring
 from ..engine.base import Engine, EngineError
 from ..engine.costs import CostTableError, HostCosts
 from ..engine.select import make_engine
 from ..model.alexnet import alexnet
-from ..model.weights import WeightsError, init_weights, load_weights
+from ..model.weights import init_weights, load_weights, WeightsError
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
 from ..scheduler.job import Frame
-from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES, make_policy
-from .slots import Ring
+from ..scheduler.policies import DEFAULT_MAX_BATCH, make_policy, POLICIES
 
 #: the policy's host costs are re-measured this often
 HOST_REFRESH_S = 0.5
-#: measured host costs need at least this many launches in the last period to replace the current ones
+#: measured host costs need at least this many launches in the last period to replace the current
+#: ones
 HOST_MIN_LAUNCHES = 50
-#: the CUDA engine's stream pool: a stream per camera up to this many (the GPU has 32 hardware queues)
+#: the CUDA engine's stream pool: a stream per camera up to this many (the GPU has 32 hardware
+#: queues)
 MAX_STREAMS = 32
 #: dropped-frame reason when the frame's slot cannot be read (a ring that failed to open)
 DROP_SLOT = 'slot'
@@ -44,7 +48,11 @@ DONE, DROPPED = 'done', 'dropped'
 
 
 class WorkerStartError(RuntimeError):
-    """The worker could not start (weights, engine, cost table); the message names the parameter."""
+    """
+    The worker could not start (weights, engine, cost table).
+
+    The message names the parameter.
+    """
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,11 @@ class CameraSpec:
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """Everything a worker needs to build itself; plain values, so it crosses into a new process."""
+    """
+    Everything a worker needs to build itself.
+
+    Plain values, so it crosses into a new process.
+    """
 
     cameras: tuple[CameraSpec, ...]
     policy: str = 's3dnn'
@@ -69,16 +81,22 @@ class WorkerSpec:
     max_inflight: int = 2
     firm_deadlines: bool = False
     stats_period_s: float = 0.25
-    #: 'module:function' making the engine from (network, weights) instead of ``engine`` (a plug-in seam;
-    #: the tests use it to run a failing engine inside a real worker process)
+    #: 'module:function' making the engine from (network, weights) instead of ``engine`` (a plug-in
+    #: seam; the tests use it to run a failing engine inside a real worker process)
     engine_factory: str = ''
 
 
 def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore':
-    """The worker for ``spec``; WorkerStartError naming the parameter when it cannot be built. ``engine``:
-    an engine made by the caller (tests), else the one ``spec.engine`` asks for."""
+    """
+    Build the worker for ``spec``.
+
+    Raises WorkerStartError naming the parameter when it cannot be built.
+
+    ``engine``: an engine made by the caller (tests), else the one ``spec.engine`` asks for.
+    """
     if spec.policy not in POLICIES:
-        raise WorkerStartError(f'parameter policy={spec.policy!r}: allowed one of {", ".join(POLICIES)}')
+        raise WorkerStartError(f'parameter policy={spec.policy!r}: '
+                               f'allowed one of {", ".join(POLICIES)}')
     network = alexnet(top_k=spec.top_k)
     why = 'given by the caller'
     if engine is None:
@@ -96,8 +114,8 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
                 engine = getattr(importlib.import_module(module), function)(network, weights)
                 why = f'{engine.name} engine made by {spec.engine_factory}'
             else:
-                engine, why = make_engine(spec.engine, network, weights, spec.device_id, spec.max_batch,
-                                          spec.cost_table or None, streams)
+                engine, why = make_engine(spec.engine, network, weights, spec.device_id,
+                                          spec.max_batch, spec.cost_table or None, streams)
         except EngineError as error:
             raise WorkerStartError(f'parameter engine={spec.engine!r}: {error}') from error
     try:
@@ -109,24 +127,31 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
 
 
 def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
-    """HostCosts from the difference of two :meth:`WorkerCore.host_totals` (None with too few launches).
+    """
+    Return HostCosts from the difference of two :meth:`WorkerCore.host_totals`.
 
-    A launch costs what the backend's launch calls took for layers after the first; a first-layer launch
-    costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that was not
-    launching, per round; a completion the poll time per retired launch (finishing frames included); a
-    frame its arrival plus handing its output over."""
+    None with too few launches.
+
+    A launch costs what the backend's launch calls took for layers after the first; a first-layer
+    launch costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that
+    was not launching, per round; a completion the poll time per retired launch (finishing frames
+    included); a frame its arrival plus handing its output over.
+    """
     launches = delta['launches']
     later = launches - delta['first_launches']
     if launches < HOST_MIN_LAUNCHES or not delta['arrivals'] or not delta['groups']:
         return None
-    launch_ns = (delta['launch_ns'] - delta['first_ns']) / later if later else delta['first_ns'] / launches
-    upload_ns = max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns) / max(1, delta['uploads'])
+    launch_ns = ((delta['launch_ns'] - delta['first_ns']) / later if later
+                 else delta['first_ns'] / launches)
+    upload_ns = (max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
+                 / max(1, delta['uploads']))
     decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns']) / delta['groups']
-    frame_ns = delta['arrive_ns'] / delta['arrivals'] + (delta['output_ns'] / delta['outputs'] if delta['outputs']
-                                                        else 0.0)
+    frame_ns = delta['arrive_ns'] / delta['arrivals'] \
+        + (delta['output_ns'] / delta['outputs'] if delta['outputs'] else 0.0)
     completion_ns = delta['retire_ns'] / delta['retired'] if delta['retired'] else 0.0
-    return HostCosts(frame_us=frame_ns / 1000, decision_us=decide_ns / 1000, launch_us=launch_ns / 1000,
-                     upload_us=upload_ns / 1000, completion_us=completion_ns / 1000)
+    return HostCosts(frame_us=frame_ns / 1000, decision_us=decide_ns / 1000,
+                     launch_us=launch_ns / 1000, upload_us=upload_ns / 1000,
+                     completion_us=completion_ns / 1000)
 
 
 class _Meter:
@@ -140,23 +165,32 @@ class _Meter:
 
 
 class WorkerCore:
-    """Frames in, outputs out, on one thread: call :meth:`frame` for each arriving frame and :meth:`step`
-    in a loop; :meth:`take_outputs` returns what finished since the last call."""
+    """
+    Frames in, outputs out, on one thread.
+
+    Call :meth:`frame` for each arriving frame and :meth:`step` in a loop; :meth:`take_outputs`
+    returns what finished since the last call.
+    """
 
     def __init__(self, spec: WorkerSpec, engine: Engine, costs, engine_why: str = ''):
         self.spec = spec
         self.engine = engine
         self.engine_why = engine_why
         self.costs = costs
-        self.policy = make_policy(spec.policy, costs, firm=spec.firm_deadlines, max_batch=spec.max_batch,
-                                  max_inflight=spec.max_inflight)
+        self.policy = make_policy(spec.policy, costs, firm=spec.firm_deadlines,
+                                  max_batch=spec.max_batch, max_inflight=spec.max_inflight)
         self.backend = EngineBackend(engine)
-        self.dispatcher = Dispatcher(self.policy, self.backend, on_done=self._done, on_drop=self._dropped)
-        self.pipelines = [self.dispatcher.add_pipeline(camera.name, camera.deadline_ns, camera.queue_depth)
+        self.dispatcher = Dispatcher(self.policy, self.backend, on_done=self._done,
+                                     on_drop=self._dropped)
+        self.pipelines = [self.dispatcher.add_pipeline(camera.name, camera.deadline_ns,
+                                                       camera.queue_depth)
                           for camera in spec.cameras]
-        self._rings: dict[int, tuple[Ring, Any]] = {}   # camera -> (current ring, its pinned bytes)
-        self._retired: list[tuple[Ring, Any, int]] = []  # (ring, pinned, camera) waiting for their frames
-        self._frames_in_ring: dict[tuple[int, int], int] = {}  # (camera, generation) -> frames not resolved
+        # camera -> (current ring, its pinned bytes)
+        self._rings: dict[int, tuple[Ring, Any]] = {}
+        # (ring, pinned, camera) waiting for their frames
+        self._retired: list[tuple[Ring, Any, int]] = []
+        # (camera, generation) -> frames not resolved
+        self._frames_in_ring: dict[tuple[int, int], int] = {}
         self._outputs: list[tuple] = []
         self.started_ns = time.monotonic_ns()
         # host time of this thread, by kind of work
@@ -165,10 +199,14 @@ class WorkerCore:
         self._host_refresh_ns = self.started_ns + round(HOST_REFRESH_S * 1e9)
 
     # ------------------------------------------------------------------ rings
-    def open_ring(self, camera: int, name: str, slot_bytes: int, slots: int, generation: int) -> None:
-        """Attach camera ``camera``'s ring (page-locked for the engine); an older ring of the camera is
-        released once its last frame is resolved."""
-        ring = Ring.open(name, slot_bytes, slots, generation)
+    def open_ring(self, camera: int, name: str, slot_bytes: int, slots: int,
+                  generation: int) -> None:
+        """
+        Attach camera ``camera``'s ring (page-locked for the engine).
+
+        An older ring of the camera is released once its last frame is resolved.
+        """
+        ring = Ring.attach(name, slot_bytes, slots, generation)
         try:
             pinned = self.engine.pin(ring.array)
         except Exception:
@@ -192,7 +230,11 @@ class WorkerCore:
         self._retired = keep
 
     def close(self) -> None:
-        """Release the engine, then the rings (no frame, launch or engine buffer refers to them any more)."""
+        """
+        Release the engine, then the rings.
+
+        No frame, launch or engine buffer refers to them any more.
+        """
         rings = [ring for ring, _ in self._rings.values()] + [ring for ring, _, _ in self._retired]
         self._unpin_all()
         self._rings.clear()
@@ -200,7 +242,8 @@ class WorkerCore:
         self._frames_in_ring.clear()
         self.engine.close()
         self.dispatcher.discard()
-        gc.collect()  # finished launches and their groups refer to each other, and through them to frames
+        # finished launches and their groups refer to each other, and through them to frames
+        gc.collect()
         for ring in rings:
             ring.close()
 
@@ -210,15 +253,19 @@ class WorkerCore:
                 self.engine.unpin(entry[1])
 
     # ------------------------------------------------------------------ frames
-    def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int, height: int, width: int,
-              encoding: str) -> None:
-        """A frame of camera ``camera`` lies in ``slot`` of its ring of ``generation``. (The loop that receives
-        frames meters the time, receiving included: :meth:`timed`.)"""
+    def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int,
+              height: int, width: int, encoding: str) -> None:
+        """
+        Take a frame of camera ``camera`` that lies in ``slot`` of its ring of ``generation``.
+
+        (The loop that receives frames meters the time, receiving included: :meth:`timed`.)
+        """
         pipeline = self.pipelines[camera]
         ring, pinned = self._rings.get(camera, (None, None))
         try:
             if ring is None or ring.generation != generation:
-                raise ValueError(f'no ring of generation {generation} is open for camera {pipeline.name}')
+                raise ValueError(f'no ring of generation {generation} '
+                                 f'is open for camera {pipeline.name}')
             image = ring.image(slot, height, width, encoding, pinned)
         except ValueError as error:
             pipeline.stats.released += 1
@@ -233,7 +280,8 @@ class WorkerCore:
     def set_deadline(self, camera: int, deadline_ns: int) -> None:
         """Camera ``camera``'s relative deadline for the frames that arrive from now on."""
         if deadline_ns <= 0:
-            raise ValueError(f'deadline of camera {self.pipelines[camera].name} must be positive, got {deadline_ns} ns')
+            raise ValueError(f'deadline of camera {self.pipelines[camera].name} must be positive, '
+                             f'got {deadline_ns} ns')
         self.pipelines[camera].deadline_ns = deadline_ns
 
     def _resolved(self, frame: Frame) -> None:
@@ -253,19 +301,28 @@ class WorkerCore:
         self._resolved(frame)
 
     def _dropped(self, frame: Frame, reason: str) -> None:
-        self._outputs.append((DROPPED, frame.pipeline.id, frame.meta[0], time.monotonic_ns(), reason))
+        self._outputs.append(
+            (DROPPED, frame.pipeline.id, frame.meta[0], time.monotonic_ns(), reason))
         self._resolved(frame)
 
     def take_outputs(self) -> list[tuple]:
-        """``(DONE, camera, seq, finish_ns, (scores, class_ids))`` or ``(DROPPED, camera, seq, time_ns,
-        reason)`` for every frame resolved since the last call."""
+        """
+        Return every frame resolved since the last call.
+
+        As ``(DONE, camera, seq, finish_ns, (scores, class_ids))`` or ``(DROPPED, camera, seq,
+        time_ns, reason)``.
+        """
         outputs, self._outputs = self._outputs, []
         return outputs
 
     # ------------------------------------------------------------------ the loop's work
     def step(self) -> bool:
-        """Retire finished launches and dispatch; True if anything happened. Only work that retired or issued
-        something is metered (a loop polling an idle GPU is not host cost)."""
+        """
+        Retire finished launches and dispatch; True if anything happened.
+
+        Only work that retired or issued something is metered (a loop polling an idle GPU is not
+        host cost).
+        """
         dispatcher = self.dispatcher
         start = time.perf_counter_ns()
         retired = dispatcher.poll() if dispatcher.inflight else 0
@@ -282,8 +339,11 @@ class WorkerCore:
         return bool(retired or issued)
 
     def cycle(self, send: Callable[[list[tuple]], None]) -> None:
-        """One turn of a serving loop after its frames were taken in: :meth:`step`, then hand what was
-        resolved to ``send`` (metered as 'output')."""
+        """
+        Do one turn of a serving loop after its frames were taken in.
+
+        :meth:`step`, then hand what was resolved to ``send`` (metered as 'output').
+        """
         self.step()
         outputs = self.take_outputs()
         if outputs:
@@ -292,16 +352,23 @@ class WorkerCore:
             self.timed('output', start, len(outputs))
 
     def idle_wait_s(self, longest_s: float) -> float:
-        """How long the loop may block waiting for frames: 0 while launches are in flight (they are polled),
-        else ``longest_s`` or until the policy's hold ends."""
+        """
+        Return how long the loop may block waiting for frames.
+
+        0 while launches are in flight (they are polled), else ``longest_s`` or until the policy's
+        hold ends.
+        """
         if self.dispatcher.inflight:
             return 0.0
         return self.dispatcher.idle_wait_s(longest_s)
 
     def timed(self, kind: str, start: int, count: int) -> None:
-        """Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``: frames taken
-        in ('arrive': receiving and :meth:`frame`), outputs handed over ('output'), launches retired
-        ('retire'), rounds decided ('decide')."""
+        """
+        Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``.
+
+        The kinds: frames taken in ('arrive': receiving and :meth:`frame`), outputs handed over
+        ('output'), launches retired ('retire'), rounds decided ('decide').
+        """
         meter = self.meters[kind]
         meter.ns += time.perf_counter_ns() - start
         meter.count += count
@@ -318,7 +385,7 @@ class WorkerCore:
                 'uploads': backend.uploads}
 
     def host_costs(self) -> HostCosts | None:
-        """What this thread measured since it started (None before enough launches)."""
+        """Return what this thread measured since it started (None before enough launches)."""
         return host_costs_from(self.host_totals())
 
     def _refresh_host_costs(self, now: int) -> None:
@@ -332,7 +399,11 @@ class WorkerCore:
 
     # ------------------------------------------------------------------ statistics
     def snapshot(self) -> dict:
-        """Plain statistics of the scheduler and every camera's pipeline (for diagnostics and benchmarks)."""
+        """
+        Return plain statistics of the scheduler and every camera's pipeline.
+
+        For diagnostics and benchmarks.
+        """
         dispatcher = self.dispatcher
         now = time.monotonic_ns()
         work_ns = sum(meter.ns for meter in self.meters.values())
@@ -341,15 +412,18 @@ class WorkerCore:
             'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,
             'device': self.engine.device_name, 'busy_ns': self.backend.busy_ns(),
             'groups': dispatcher.groups, 'launches': dispatcher.launches,
-            'fused_launches': dispatcher.fused_launches, 'frames_launched': dispatcher.frames_launched,
-            'mean_batch': dispatcher.mean_batch, 'mean_group_size': dispatcher.mean_group_size,
+            'fused_launches': dispatcher.fused_launches,
+            'frames_launched': dispatcher.frames_launched, 'mean_batch': dispatcher.mean_batch,
+            'mean_group_size': dispatcher.mean_group_size,
             'engine_errors': dispatcher.engine_errors, 'last_error': dispatcher.last_error,
-            'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns, 'host_totals': self.host_totals(),
-            'host_costs': host.to_json() if host else None,
+            'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns,
+            'host_totals': self.host_totals(), 'host_costs': host.to_json() if host else None,
             'policy_host_costs': self.policy.host.to_json(),
-            'target_batch': self.policy.target_batch(now) if hasattr(self.policy, 'target_batch') else 1,
-            'cameras': [{'released': p.stats.released, 'completed': p.stats.completed, 'missed': p.stats.missed,
-                         'dropped_queue': p.stats.dropped_queue, 'dropped_deadline': p.stats.dropped_deadline,
-                         'dropped_error': p.stats.dropped_error, 'queue': len(p.queue) + (p.current is not None)}
-                        for p in self.pipelines],
+            'target_batch': (self.policy.target_batch(now)
+                             if hasattr(self.policy, 'target_batch') else 1),
+            'cameras': [{'released': p.stats.released, 'completed': p.stats.completed,
+                         'missed': p.stats.missed, 'dropped_queue': p.stats.dropped_queue,
+                         'dropped_deadline': p.stats.dropped_deadline,
+                         'dropped_error': p.stats.dropped_error,
+                         'queue': len(p.queue) + (p.current is not None)} for p in self.pipelines],
         }

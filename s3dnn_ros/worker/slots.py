@@ -1,19 +1,23 @@
-"""Frame slots in shared memory: where an image crosses from the node process into the scheduler worker.
+"""
+Frame slots in shared memory.
 
-Each camera has a *ring* of ``queue_depth + 2`` equal slots in one POSIX shared-memory segment: up to
-``queue_depth`` frames waiting, one running, one being written. The node copies an image into a free slot
-(its only copy of the frame) and sends the worker a small message naming the slot; the worker page-locks
-the whole segment once (:meth:`~s3dnn_ros.engine.base.Engine.pin`), so the GPU upload reads the slot where
-it lies. A slot is free again when the worker reports its frame finished or dropped.
+Where an image crosses from the node process into the scheduler worker.
 
-A camera whose images outgrow the slots gets a new ring of the next *generation*; frames still in the old
-one finish there, and the old segment is released once none is left. The node creates and unlinks every
-segment; the worker only attaches to them.
+Each camera has a *ring* of ``queue_depth + 2`` equal slots in one POSIX shared-memory segment: up
+to ``queue_depth`` frames waiting, one running, one being written. The node copies an image into a
+free slot (its only copy of the frame) and sends the worker a small message naming the slot; the
+worker page-locks the whole segment once (:meth:`~s3dnn_ros.engine.base.Engine.pin`), so the GPU
+upload reads the slot where it lies. A slot is free again when the worker reports its frame
+finished or dropped.
+
+A camera whose images outgrow the slots gets a new ring of the next *generation*; frames still in
+the old one finish there, and the old segment is released once none is left. The node creates and
+unlinks every segment; the worker only attaches to them.
 """
 from __future__ import annotations
 
-import sys
 from multiprocessing import shared_memory
+import sys
 
 import numpy as np
 
@@ -28,17 +32,25 @@ def slot_bytes_for(nbytes: int) -> int:
 
 
 def frame_bytes(height: int, width: int, encoding: str) -> int:
-    """Bytes of a ``height`` x ``width`` frame in a slot (rows packed); ValueError for an encoding the engines
-    do not take."""
+    """
+    Return the bytes of a ``height`` x ``width`` frame in a slot (rows packed).
+
+    Raises ValueError for an encoding the engines do not take.
+    """
     if encoding not in ENCODINGS:
-        raise ValueError(f'encoding {encoding!r} is not supported; allowed: {", ".join(ENCODINGS)}')
+        raise ValueError(f'encoding {encoding!r} is not supported; allowed: '
+                         f'{", ".join(ENCODINGS)}')
     return height * width * ENCODINGS[encoding][0]
 
 
 def attach(name: str) -> shared_memory.SharedMemory:
-    """Open an existing segment without taking ownership of it: the creating process unlinks it, and before
-    Python 3.13 an attaching process's resource tracker would unlink it too when that process exits (a
-    restarted worker would then find its frames gone), so the attaching side does not register it."""
+    """
+    Open an existing segment without taking ownership of it.
+
+    The creating process unlinks it, and before Python 3.13 an attaching process's resource tracker
+    would unlink it too when that process exits (a restarted worker would then find its frames
+    gone), so the attaching side does not register it.
+    """
     if sys.version_info >= (3, 13):
         return shared_memory.SharedMemory(name, track=False)
     from multiprocessing import resource_tracker
@@ -53,10 +65,11 @@ def attach(name: str) -> shared_memory.SharedMemory:
 class Ring:
     """One camera's slots: ``slots`` slots of ``slot_bytes`` bytes each in segment ``name``."""
 
-    def __init__(self, memory: shared_memory.SharedMemory, slot_bytes: int, slots: int, generation: int):
+    def __init__(self, memory: shared_memory.SharedMemory, slot_bytes: int, slots: int,
+                 generation: int):
         if memory.size < slot_bytes * slots:
-            raise ValueError(f'segment {memory.name} holds {memory.size} bytes, {slots} slots of {slot_bytes} need '
-                             f'{slot_bytes * slots}')
+            raise ValueError(f'segment {memory.name} holds {memory.size} bytes, '
+                             f'{slots} slots of {slot_bytes} need {slot_bytes * slots}')
         self.memory = memory
         self.slot_bytes = slot_bytes
         self.slots = slots
@@ -69,32 +82,45 @@ class Ring:
 
     @classmethod
     def create(cls, slot_bytes: int, slots: int, generation: int) -> 'Ring':
-        return cls(shared_memory.SharedMemory(create=True, size=slot_bytes * slots), slot_bytes, slots, generation)
+        return cls(shared_memory.SharedMemory(create=True, size=slot_bytes * slots), slot_bytes,
+                   slots, generation)
 
     @classmethod
-    def open(cls, name: str, slot_bytes: int, slots: int, generation: int) -> 'Ring':
+    def attach(cls, name: str, slot_bytes: int, slots: int, generation: int) -> 'Ring':
         return cls(attach(name), slot_bytes, slots, generation)
 
     def describe(self) -> tuple[str, int, int, int]:
-        """(segment name, slot bytes, slots, generation): what the other process needs to open it."""
+        """
+        Return (segment name, slot bytes, slots, generation).
+
+        That is what the other process needs to open it.
+        """
         return self.memory.name, self.slot_bytes, self.slots, self.generation
 
-    def image(self, slot: int, height: int, width: int, encoding: str, array: np.ndarray | None = None) -> np.ndarray:
-        """The H x W x C view of ``slot`` (rows packed), taken of ``array`` (the ring's bytes as pinned by
-        the engine) or of the ring's own view; ValueError when the frame does not fit or the slot is not
-        one of the ring's."""
+    def image(self, slot: int, height: int, width: int, encoding: str,
+              array: np.ndarray | None = None) -> np.ndarray:
+        """
+        Return the H x W x C view of ``slot`` (rows packed).
+
+        It is taken of ``array`` (the ring's bytes as pinned by the engine) or of the ring's own
+        view; ValueError when the frame does not fit or the slot is not one of the ring's.
+        """
         nbytes = frame_bytes(height, width, encoding)
         if not 0 <= slot < self.slots:
-            raise ValueError(f'slot {slot} is not one of the ring\'s {self.slots}')
+            raise ValueError(f"slot {slot} is not one of the ring's {self.slots}")
         if not 0 < nbytes <= self.slot_bytes:
-            raise ValueError(f'a {height}x{width} {encoding} frame ({nbytes} bytes) does not fit a slot of '
-                             f'{self.slot_bytes} bytes')
+            raise ValueError(f'a {height}x{width} {encoding} frame ({nbytes} bytes) '
+                             f'does not fit a slot of {self.slot_bytes} bytes')
         start = slot * self.slot_bytes
         source = self.array if array is None else array
         return source[start:start + nbytes].reshape(height, width, ENCODINGS[encoding][0])
 
     def close(self) -> bool:
-        """Unmap this process's view; False while views of it are still alive elsewhere in the process."""
+        """
+        Unmap this process's view.
+
+        Returns False while views of it are still alive elsewhere in the process.
+        """
         self.array = None
         try:
             self.memory.close()
@@ -103,7 +129,11 @@ class Ring:
         return True
 
     def unlink(self) -> None:
-        """Remove the segment's name (the creator does this once); mappings stay valid until closed."""
+        """
+        Remove the segment's name (the creator does this once).
+
+        Mappings stay valid until closed.
+        """
         try:
             self.memory.unlink()
         except FileNotFoundError:
