@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 ROS_WHEELS := ros-rclpy ros-sensor-msgs ros-std-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp
 BUILD_TOOLS := colcon-common-extensions 'setuptools<80' ros-ament-package catkin-pkg pytest
 PY_DEPS := numpy rosbags matplotlib opencv-python-headless
+# the ROS 2 linters the lint tests run, with the flake8 plugins a ROS install brings (ROS Humble's versions)
+LINT_DEPS := ament-lint-flake8 ament-lint-pep257 flake8==4.0.1 flake8-builtins==1.5.3 flake8-comprehensions==3.8.0 \
+	flake8-docstrings==1.6.0 flake8-import-order==0.18.1 flake8-quotes==3.3.1 pydocstyle==6.3.0
 # every shell that runs ROS code needs the wheels' ament index
 ROS_ENV := . $(BIN)/activate && export AMENT_PREFIX_PATH=$$VIRTUAL_ENV &&
 COLCON_DIRS := --build-base build --install-base install
@@ -58,7 +61,7 @@ $(VENV)/.ready: setup.py package.xml
 	@$(PYTHON) -m venv $(VENV) || { echo "could not create a venv: on Debian/Ubuntu run 'sudo apt install python3-venv'"; exit 1; }
 	@touch $(VENV)/COLCON_IGNORE  # the wheels ship package.xml files colcon must not build
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(ROS_WHEELS) $(BUILD_TOOLS) $(PY_DEPS)
+	$(BIN)/pip install -q $(ROS_WHEELS) $(BUILD_TOOLS) $(PY_DEPS) $(LINT_DEPS)
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 

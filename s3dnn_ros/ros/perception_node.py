@@ -102,10 +102,14 @@ def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | No
 
 @dataclass(frozen=True)
 class FrameOutcome:
-    """How one received frame ended, for a tool that wants every frame (``PerceptionCore.frame_sink``):
-    ``outcome`` 'done' (a detection was published; ``finished_ns``, ``latency_ms`` and ``missed`` set),
-    'dropped' (with the reason the node counts it under) or 'rejected' (the image could not be used, with
-    the reason). Times are ``time.monotonic_ns``; ``stamp_ns`` is the source header's stamp."""
+    """
+    How one received frame ended, for a tool that wants every frame (``frame_sink``).
+
+    ``outcome`` is 'done' (a detection was published; ``finished_ns``, ``latency_ms`` and
+    ``missed`` set), 'dropped' (with the reason the node counts it under) or 'rejected' (the image
+    could not be used, with the reason). Times are ``time.monotonic_ns``; ``stamp_ns`` is the
+    source header's stamp.
+    """
 
     camera: str
     stamp_ns: int
@@ -119,7 +123,7 @@ class FrameOutcome:
 
 
 def stamp_ns(header) -> int:
-    """A header's stamp in nanoseconds."""
+    """Return a header's stamp in nanoseconds."""
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
@@ -182,8 +186,8 @@ class PerceptionCore:
     worker: WorkerClient | None = None
     cameras: dict
     _subscriptions_by_camera: list
-    #: called on the executor thread with a :class:`FrameOutcome` for each received frame once it is resolved
-    #: (an evaluation tool sets it before spinning; every received frame gets exactly one)
+    #: called on the executor thread with a :class:`FrameOutcome` for each received frame once it
+    #: is resolved (an evaluation tool sets it before spinning; every received frame gets one)
     frame_sink: Callable[[FrameOutcome], None] | None = None
 
     # ------------------------------------------------------------------ configuration
@@ -451,14 +455,15 @@ class PerceptionCore:
     def _drop(self, camera: CameraState, header, release_ns: int, reason: str) -> None:
         camera.dropped[reason] += 1
         if self.frame_sink is not None:
-            self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns, 'dropped', reason,
-                                         deadline_ms=camera.config.deadline_ms))
+            self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns,
+                                         'dropped', reason, deadline_ms=camera.config.deadline_ms))
 
     def _reject(self, camera: CameraState, header, reason: str, release_ns: int, now: int) -> None:
         camera.rejected += 1
         camera.last_reject_reason = reason
         if self.frame_sink is not None:
-            self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns, 'rejected', reason,
+            self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns,
+                                         'rejected', reason,
                                          deadline_ms=camera.config.deadline_ms))
         last = camera.reject_logged_ns.get(reason)
         if last is None or now - last >= REJECT_LOG_PERIOD_NS:
@@ -543,8 +548,8 @@ class PerceptionCore:
             latency_ms = (finished - release_ns) / 1e6
             missed = latency_ms > camera.config.deadline_ms
             if self.frame_sink is not None:
-                self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns, 'done',
-                                             finished_ns=finished, latency_ms=latency_ms,
+                self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns,
+                                             'done', finished_ns=finished, latency_ms=latency_ms,
                                              deadline_ms=camera.config.deadline_ms, missed=missed))
             camera.publisher.publish(self.encoder.encode(Detection(
                 camera.config.name, header, ids, scores, self.labels, latency_ms,
