@@ -12,12 +12,25 @@ LINT_DEPS := ament-lint-flake8 ament-lint-pep257 flake8==4.0.1 flake8-builtins==
 	flake8-docstrings==1.6.0 flake8-import-order==0.18.1 flake8-quotes==3.3.1 pydocstyle==6.3.0
 # every shell that runs ROS code needs the wheels' ament index
 ROS_ENV := . $(BIN)/activate && export AMENT_PREFIX_PATH=$$VIRTUAL_ENV &&
+# the demos run in a ROS domain of their own (a random ROS_DOMAIN_ID), never mixing with other ROS traffic
+DEMO_ENV := $(ROS_ENV) export ROS_DOMAIN_ID=$$($(BIN)/python -c 'import random; print(random.randint(1, 100))') && \
+	echo "ROS_DOMAIN_ID=$$ROS_DOMAIN_ID" &&
 COLCON_DIRS := --build-base build --install-base install
 
 .PHONY: run test build bench sim sweep replay evaluate clean
 
+# the demo: 4 simulated cameras at 30 FPS (640x480) on a GPU; without one (no pycuda or no CUDA device) a load
+# that the numpy reference engine carries on a CPU, said in the first line
 run: $(VENV)/.ready
-	$(ROS_ENV) s3dnn-perception --cameras 4 --fps 30 --seconds 15 --engine auto
+	@if $(BIN)/python -c 'import pycuda.driver as d; d.init(); assert d.Device.count() > 0' 2>/dev/null; then \
+		echo 'make run: a CUDA GPU: 4 cameras at 30 FPS, 640x480, for 15 s'; \
+		$(DEMO_ENV) $(BIN)/s3dnn-perception --cameras 4 --fps 30 --seconds 15 --engine auto; \
+	else \
+		echo 'make run: no CUDA GPU (pycuda or a device missing): the CPU reference engine with a load it carries,' \
+			'2 cameras at 5 FPS, 320x240, for 15 s'; \
+		$(DEMO_ENV) $(BIN)/s3dnn-perception --cameras 2 --fps 5 --width 320 --height 240 --seconds 15 \
+			--engine reference; \
+	fi
 
 sim: $(VENV)/.ready
 	$(BIN)/s3dnn-sim --cameras 24 --fps 30 --deadline-ms 50 --seconds 5 --gpu t4
@@ -36,8 +49,8 @@ sweep: $(VENV)/.ready
 # a 10 s recording of 4 simulated cameras, written once, replayed into the node under each main policy
 replay: $(VENV)/.ready
 	test -d build/four_cams || $(BIN)/s3dnn-make-bag build/four_cams --cameras 4 --fps 30 --seconds 10
-	$(ROS_ENV) s3dnn-replay build/four_cams --policy s3dnn --engine auto
-	$(ROS_ENV) s3dnn-replay build/four_cams --policy streams --engine auto
+	$(DEMO_ENV) s3dnn-replay build/four_cams --policy s3dnn --engine auto
+	$(DEMO_ENV) s3dnn-replay build/four_cams --policy streams --engine auto
 
 # a recording of the photographs matplotlib ships (one camera, replayed as EVAL_SCALE cameras), evaluated under
 # the three main policies at two loads; the report with its plots is build/evaluate/report/report.md. The defaults
@@ -50,7 +63,7 @@ evaluate: $(VENV)/.ready
 	$(BIN)/python -c "import matplotlib, pathlib, shutil; d = pathlib.Path(matplotlib.get_data_path(), 'sample_data'); \
 		[shutil.copy(d / n, 'build/evaluate/photos') for n in ('grace_hopper.jpg', 'Minduka_Present_Blue_Pack.png')]"
 	$(BIN)/s3dnn-make-bag build/evaluate/bag --images build/evaluate/photos --fps $(EVAL_FPS) --seconds 4
-	$(ROS_ENV) s3dnn-evaluate build/evaluate/bag --policies s3dnn,streams,sequential --rates 1,2 \
+	$(DEMO_ENV) s3dnn-evaluate build/evaluate/bag --policies s3dnn,streams,sequential --rates 1,2 \
 		--cameras-scale $(EVAL_SCALE) --deadline-ms $(EVAL_DEADLINE_MS) --engine auto --report build/evaluate/report
 
 bench: $(VENV)/.ready

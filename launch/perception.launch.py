@@ -63,9 +63,7 @@ def _nodes(context):
                 package='s3dnn_ros', executable='camera_sim', name=f'camera_sim_{camera}',
                 parameters=[{'topic': params.get(f'{camera}.topic', default_topic(camera)),
                              'fps': float(params.get(f'{camera}.fps_hint') or 30.0),
-                             'frame_id': camera,
-                             'reliability': params.get('qos.reliability', 'best_effort'),
-                             **sim_time}], **common))
+                             'frame_id': camera, **sim_time}], **common))
     return nodes
 
 

@@ -5,7 +5,8 @@ It is meant for machines without cameras. Each frame is the moving test pattern 
 ``pattern.make_frames``.
 
 Parameters: topic, fps, width, height, encoding (rgb8|bgr8|rgba8|bgra8|mono8), frame_id,
-reliability.
+reliability (default reliable: as REP 2003 asks of sensor drivers, so that reliable and best-effort
+subscribers alike receive the frames).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class CameraSim(Node):
         height = self.declare_parameter('height', 480).value
         encoding = self.declare_parameter('encoding', 'rgb8').value
         self.frame_id = self.declare_parameter('frame_id', 'camera').value
-        reliability = self.declare_parameter('reliability', 'best_effort').value
+        reliability = self.declare_parameter('reliability', 'reliable').value
         problems = [f'{name}={value!r}: allowed {allowed}' for name, value, ok, allowed in (
             ('fps', fps, 0 < fps <= 1000, 'a number in (0, 1000]'),
             ('width', width, 8 <= width <= 8192, 'an integer 8..8192'),
