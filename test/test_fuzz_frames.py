@@ -76,7 +76,7 @@ def test_fuzzed_frames_are_rejected_exactly_when_unusable_and_all_accounted_for(
         assert fuzz.completed + sum(fuzz.dropped.values()) == usable and not fuzz.dropped
         assert session.spin_until(lambda: len(driver.detections['good']) == good.received ==
                                   (FRAMES + 9) // 10, 60)
-        assert node.worker.restarts == 0
+        assert node.workers[0].restarts == 0
     finally:
         session.close()
 

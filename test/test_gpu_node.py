@@ -70,7 +70,7 @@ def test_gpu_node_detects_what_the_reference_engine_computes(session, tmp_path):
     saved = cost_table.read_text()
     again = PerceptionNode(context=session.context, parameter_overrides=overrides(params))
     try:  # the second node's worker loads the table instead of calibrating again
-        assert again.worker.info['costs'].endswith('(measured)') \
+        assert again.workers[0].info['costs'].endswith('(measured)') \
             and cost_table.read_text() == saved
     finally:
         again.destroy_node()

@@ -41,10 +41,10 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
                                                parameter_overrides=overrides(params())))
     driver = session.add(Driver(session.context, CAMERAS))
     session.spin_for(0.3)
-    assert node.worker is None and subscribers(driver) == 0
+    assert not node.workers and subscribers(driver) == 0
 
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    pid = node.worker.pid
+    pid = node.workers[0].pid
     os.kill(pid, 0)  # the worker runs
     assert session.spin_until(lambda: all(sub.get_publisher_count() > 0
                                           for sub in driver.detection_subs))
@@ -61,20 +61,20 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
     assert session.spin_until(lambda: subscribers(driver) == 0)
     driver.send('cam0', 2)  # nobody takes it
     session.spin_for(0.5)
-    assert node.cameras['cam0'].received == 1 and node.worker.pid == pid
+    assert node.cameras['cam0'].received == 1 and node.workers[0].pid == pid
 
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert session.spin_until(lambda: subscribers(driver) == len(CAMERAS))
     driver.send('cam0', 3)
     assert session.spin_until(lambda: len(driver.detections['cam0']) == 2, 60)
     assert node.cameras['cam0'].received == 2 and node.cameras['cam0'].completed == 2 \
-        and node.worker.pid == pid
+        and node.workers[0].pid == pid
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    segments = node.worker.segments()
+    segments = node.workers[0].segments()
     assert segments and all(os.path.exists(f'/dev/shm/{name}') for name in segments)
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert node.worker is None and node.cameras == {}
+    assert not node.workers and node.cameras == {}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -88,9 +88,9 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
     assert node._state_machine.current_state[1] == 'unconfigured'
 
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS  # and it can start again
-    assert node.worker.pid != pid
+    assert node.workers[0].pid != pid
     assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
-    assert node.worker is None
+    assert not node.workers
 
 
 def test_a_worker_that_cannot_start_fails_configure(session, tmp_path):
@@ -100,7 +100,7 @@ def test_a_worker_that_cannot_start_fails_configure(session, tmp_path):
         context=session.context,
         parameter_overrides=overrides(params(weights=str(tmp_path / 'missing.npz')))))
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert node.worker is None
+    assert not node.workers
     assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
 
 

@@ -375,12 +375,12 @@ def test_shutdown_under_load_leaves_no_worker_and_no_shared_memory(session):
         driver.send('cam1', k)
         session.spin_for(0.01)
     assert session.spin_until(lambda: driver.detections['cam0'] and driver.detections['cam1'], 60)
-    pid, segments = node.worker.pid, node.worker.segments()
+    pid, segments = node.workers[0].pid, node.workers[0].segments()
     assert len(segments) == 2 and all(os.path.exists(f'/dev/shm/{name}') for name in segments)
     session.executor.remove_node(node)
     session.nodes.remove(node)
     node.destroy_node()
-    assert node.worker is None
+    assert not node.workers
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the worker exited and was reaped
     assert not any(os.path.exists(f'/dev/shm/{name}') for name in segments)
@@ -392,20 +392,20 @@ def test_a_killed_worker_is_reported_and_replaced_and_every_camera_goes_on(sessi
     for camera in ('cam0', 'cam1'):
         driver.send(camera, 1)
     assert session.spin_until(lambda: driver.detections['cam0'] and driver.detections['cam1'], 60)
-    first = node.worker.pid
+    first = node.workers[0].pid
     os.kill(first, signal.SIGKILL)
     assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR
                                           and 'SIGKILL' in s.message
                                           for s in driver.statuses('s3dnn: scheduler')), 30)
-    assert session.spin_until(lambda: node.worker.pid not in (None, first), 60)
+    assert session.spin_until(lambda: node.workers[0].pid not in (None, first), 60)
     for camera in ('cam0', 'cam1'):
         driver.send(camera, 2)
     assert session.spin_until(lambda: all(any(d['header']['stamp']['sec'] == 2
                                               for d in driver.detections[c])
                                           for c in ('cam0', 'cam1')), 60)
-    assert node.worker.restarts == 1
+    assert node.workers[0].restarts == 1
     assert session.spin_until(lambda: any(values(s)['worker restarts'] == '1'
-                                          and values(s)['worker pid'] == str(node.worker.pid)
+                                          and values(s)['worker pid'] == str(node.workers[0].pid)
                                           for s in driver.statuses('s3dnn: scheduler')))
 
 
@@ -419,10 +419,10 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
                                                       os.environ.get('PYTHONPATH', '')]))
     spec = PerceptionNode.worker_spec
     monkeypatch.setattr(PerceptionNode, 'worker_spec',
-                        lambda self: dataclasses.replace(
-                            spec(self), engine_factory='worker_engines:first_frame_fails'))
+                        lambda self, *args: dataclasses.replace(
+                            spec(self, *args), engine_factory='worker_engines:first_frame_fails'))
     node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
-    assert 'made by worker_engines:first_frame_fails' in node.worker.info['why']
+    assert 'made by worker_engines:first_frame_fails' in node.workers[0].info['why']
     driver.send('cam0', 1)
     camera = node.cameras['cam0']
     assert session.spin_until(lambda: camera.dropped['error'] == 1, 30)
@@ -436,7 +436,7 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert driver.detections['cam0'][0]['header']['stamp']['sec'] == 2
     # an engine error is not a lost context: the same worker goes on
-    assert node.worker.restarts == 0
+    assert node.workers[0].restarts == 0
 
 
 def run_node(*ros_args, env_extra=None):
@@ -600,11 +600,11 @@ def test_a_deadline_set_at_run_time_judges_the_frames_received_after_it(session)
     result = node.set_parameters([Parameter('cam0.deadline_ms', value=0.001)])[0]
     assert result.successful and node.cameras['cam0'].config.deadline_ms == 0.001
     # a replacement worker would start with it
-    assert node.worker.spec.cameras[0].deadline_ns == 1000
+    assert node.workers[0].spec.cameras[0].deadline_ns == 1000
     for k in range(2, 4):
         driver.send('cam0', k)
         session.spin_for(0.05)
     assert session.spin_until(lambda: len(driver.detections['cam0']) == 3, 60)
     assert [d['missed'] for d in driver.detections['cam0']] == [False, True, True]
-    assert session.spin_until(lambda: node.worker.stats
-                              and node.worker.stats['cameras'][0]['missed'] == 2, 10)
+    assert session.spin_until(lambda: node.workers[0].stats
+                              and node.workers[0].stats['cameras'][0]['missed'] == 2, 10)

@@ -138,12 +138,16 @@ def check_camera_names(name: str, value: Any) -> list[str]:
     return list(value)
 
 
+#: ``<camera>.device_id`` of a camera placed by load (see :mod:`.placement`)
+AUTO_DEVICE = -1
+
 #: (name, default, check) of every global parameter
 GLOBAL_PARAMETERS = [
     ('cameras', ['camera'], check_camera_names),
     ('policy', 's3dnn', _one_of(tuple(POLICIES))),
     ('engine', 'auto', _one_of(ENGINES)),
     ('device_id', 0, _integer(0, 63)),
+    ('gpus', 1, _integer(1, 64)),
     ('weights', '', _string),
     ('cost_table', '', _string),
     ('labels', '', _string),
@@ -170,6 +174,7 @@ CAMERA_PARAMETERS = [
     ('fps_hint', 0.0, _number(0.0, 10_000.0, low_inclusive=True)),
     ('queue_depth', 1, _integer(1, 1000)),
     ('annotated', False, _boolean),
+    ('device_id', AUTO_DEVICE, _integer(AUTO_DEVICE, 63)),
 ]
 
 
@@ -178,7 +183,10 @@ DESCRIPTIONS = {
     'cameras': 'camera names (letters, digits, _; at most 64 characters); one pipeline each',
     'policy': 'GPU scheduling policy: ' + ', '.join(POLICIES),
     'engine': 'auto (cuda when a GPU and pycuda are there), cuda or reference',
-    'device_id': 'CUDA device',
+    'device_id': 'CUDA device; with gpus > 1 the first of the GPUs cameras are spread over',
+    'gpus': 'GPUs device_id .. device_id + gpus - 1 take the cameras without a '
+            '<camera>.device_id, balanced by expected load (fps_hint); one scheduler worker '
+            'process per GPU used',
     'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
     'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, '
                   'else written after calibrating',
@@ -207,6 +215,8 @@ DESCRIPTIONS = {
     '<camera>.queue_depth': 'frames that may wait; when full the oldest is dropped and counted',
     '<camera>.annotated': 'publish s3dnn/<camera>/annotated: a small copy of some frames with the '
                           'top classes, the latency and a green (on time) or red (missed) border',
+    '<camera>.device_id': 'CUDA device of the camera (its own scheduler worker); -1: placed by '
+                          'load on one of the gpus GPUs',
 }
 
 
@@ -235,6 +245,7 @@ class CameraConfig:
     fps_hint: float
     queue_depth: int
     annotated: bool
+    device_id: int = AUTO_DEVICE
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,7 @@ class NodeConfig:
     policy: str
     engine: str
     device_id: int
+    gpus: int
     weights: str
     cost_table: str
     labels: str
@@ -274,6 +286,10 @@ def validate(values: dict[str, Any]) -> NodeConfig:
     checked = {}
     for name, default, check in GLOBAL_PARAMETERS:
         checked[name] = check(name, values.get(name, default))
+    if checked['device_id'] + checked['gpus'] > 64:
+        _fail('gpus', checked['gpus'],
+              f'at most {64 - checked["device_id"]} with device_id {checked["device_id"]} '
+              '(devices 0..63)')
     if checked['miss_error_ratio'] < checked['miss_warn_ratio']:
         _fail('miss_error_ratio', checked['miss_error_ratio'],
               f'a ratio >= miss_warn_ratio ({checked["miss_warn_ratio"]:g})')
@@ -290,7 +306,8 @@ def validate(values: dict[str, Any]) -> NodeConfig:
         topics[fields['topic']] = camera
         cameras.append(CameraConfig(camera, **fields))
     return NodeConfig(cameras=tuple(cameras), policy=checked['policy'], engine=checked['engine'],
-                      device_id=checked['device_id'], weights=checked['weights'],
+                      device_id=checked['device_id'], gpus=checked['gpus'],
+                      weights=checked['weights'],
                       cost_table=checked['cost_table'], labels=checked['labels'],
                       top_k=checked['top_k'], detections_format=checked['detections_format'],
                       max_batch=checked['max_batch'], max_inflight=checked['max_inflight'],

@@ -41,6 +41,7 @@ from .image_codec import array_to_image, decode_compressed, FrameRejected, image
 from .messages import (Detection, DetectionEncoder, label_info, status, vision_msgs_label_types,
                        vision_msgs_types)
 from .overlay import annotate, thumbnail
+from .placement import describe_placement, place_cameras
 from .spin import image_qos, run_node
 from ..model.alexnet import alexnet
 from ..worker.client import WorkerClient, WorkerError
@@ -137,8 +138,9 @@ class CameraState:
     """
 
     config: CameraConfig
-    index: int
+    index: int  # in its worker's cameras
     publisher: object
+    device: int = 0  # the GPU (scheduler worker) its frames run on
     received: int = 0
     rejected: int = 0
     completed: int = 0
@@ -183,7 +185,8 @@ class PerceptionCore:
     """
 
     config: NodeConfig
-    worker: WorkerClient | None = None
+    #: one scheduler worker per GPU used, by CUDA device (empty until configured)
+    workers: dict[int, WorkerClient] = {}
     cameras: dict
     _subscriptions_by_camera: list
     #: called on the executor thread with a :class:`FrameOutcome` for each received frame once it
@@ -275,23 +278,25 @@ class PerceptionCore:
         except ConfigError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self.config = config
-        # not configured (a lifecycle node): the worker starts with the new values
-        if self.worker is None:
+        # not configured (a lifecycle node): the workers start with the new values
+        if not self.workers:
             return SetParametersResult(successful=True)
         for camera in config.cameras:
             state = self.cameras[camera.name]
             if state.config != camera:
                 if camera.deadline_ms != state.config.deadline_ms:
-                    self.worker.set_deadline(state.index, round(camera.deadline_ms * 1e6))
+                    self.workers[state.device].set_deadline(state.index,
+                                                            round(camera.deadline_ms * 1e6))
                 state.config = camera
         return SetParametersResult(successful=True)
 
-    def worker_spec(self) -> WorkerSpec:
+    def worker_spec(self, device: int, cameras: list[CameraConfig]) -> WorkerSpec:
+        """Return the spec of the scheduler worker of GPU ``device``, serving ``cameras``."""
         config = self.config
         return WorkerSpec(cameras=tuple(CameraSpec(camera.name, round(camera.deadline_ms * 1e6),
                                                    camera.queue_depth)
-                                        for camera in config.cameras),
-                          policy=config.policy, engine=config.engine, device_id=config.device_id,
+                                        for camera in cameras),
+                          policy=config.policy, engine=config.engine, device_id=device,
                           weights=config.weights, cost_table=config.cost_table, top_k=config.top_k,
                           max_batch=config.max_batch, max_inflight=config.max_inflight,
                           firm_deadlines=config.firm_deadlines,
@@ -338,24 +343,39 @@ class PerceptionCore:
         self._decoder = ThreadPoolExecutor(DECODE_THREADS, 's3dnn-decode') if compressed else None
         self._decoded: collections.deque = collections.deque()  # from the decoder threads
         self._decoded_ready = self.create_guard_condition(self._take_decoded)
-        for index, camera in enumerate(config.cameras):
-            state = CameraState(camera, index,
+        placement = place_cameras(config)
+        self._by_device: dict[int, list[CameraState]] = {}
+        for camera in config.cameras:
+            device = placement[camera.name]
+            served = self._by_device.setdefault(device, [])
+            state = CameraState(camera, len(served),
                                 self.create_publisher(self.encoder.msg_type,
-                                                      detections_topic(camera.name), 10))
+                                                      detections_topic(camera.name), 10),
+                                device)
+            served.append(state)
             if camera.annotated:
                 state.annotated = self.create_publisher(Image, annotated_topic(camera.name), 2)
             self.cameras[camera.name] = state
         self._subscriptions_by_camera = []
-        self._states = list(self.cameras.values())  # by camera index
-        self._outputs: collections.deque = collections.deque()   # from the receiver thread
-        self._restarts: collections.deque = collections.deque()  # why the worker was replaced
+        self._states = list(self.cameras.values())  # in configuration order
+        self._outputs: collections.deque = collections.deque()   # from the receiver threads
+        self._restarts: collections.deque = collections.deque()  # (device, why a worker died)
         self._outputs_ready = self.create_guard_condition(self._publish_outputs)
-        self.worker = WorkerClient(self.worker_spec(), self._receive_outputs,
-                                   self._worker_replaced)
-        info = self.worker.info
-        self.engine_name, self.device_name = info['engine'], info['device']
-        log.info(f'engine: {info["why"]}; costs: {info["costs"]}; '
-                 f'scheduler worker pid {self.worker.pid}')
+        if len(self._by_device) > 1:
+            log.info(f'cameras per GPU: {describe_placement(placement)}')
+        self.device_names = {}
+        self.workers = {}
+        for device, states in sorted(self._by_device.items()):
+            self.workers[device] = worker = WorkerClient(
+                self.worker_spec(device, [state.config for state in states]),
+                lambda outputs, d=device: self._receive_outputs(d, outputs),
+                lambda why, d=device: self._worker_replaced(d, why))
+            info = worker.info
+            self.engine_name = info['engine']
+            self.device_names[device] = info['device']
+            log.info(f'engine: {info["why"]}; costs: {info["costs"]}; '
+                     f'scheduler worker pid {worker.pid}')
+        self.device_name = ', '.join(dict.fromkeys(self.device_names.values()))
         if config.weights:
             log.info(f'weights: {config.weights}')
         log.info(f'detections: {self.encoder.type_name}')
@@ -366,7 +386,7 @@ class PerceptionCore:
                      f'({camera.transport}) -> '
                      f'{self.resolve_topic_name(detections_topic(camera.name))}, '
                      f'deadline {camera.deadline_ms:g} ms, queue depth {camera.queue_depth}')
-        self._scheduler_previous = {}
+        self._scheduler_previous = {device: {} for device in self.workers}
         self._started_ns = self._window_start_ns = time.monotonic_ns()
         self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(config.diagnostics_period_s,
@@ -406,9 +426,9 @@ class PerceptionCore:
         if decoder is not None:
             decoder.shutdown(cancel_futures=True)
             self._decoder = None
-        if self.worker is not None:
-            self.worker.close()
-            self.worker = None
+        workers, self.workers = self.workers, {}
+        for worker in workers.values():
+            worker.close()
         timer = getattr(self, '_diagnostics_timer', None)
         if timer is not None:
             self.destroy_timer(timer)
@@ -443,7 +463,8 @@ class PerceptionCore:
 
     def _submit(self, camera: CameraState, header, image: np.ndarray, encoding: str,
                 release_ns: int) -> None:
-        seq, refused = self.worker.submit(camera.index, image, encoding, release_ns)
+        seq, refused = self.workers[camera.device].submit(camera.index, image, encoding,
+                                                          release_ns)
         if seq is None:
             self._drop(camera, header, release_ns, refused)
             return
@@ -521,23 +542,23 @@ class PerceptionCore:
                 self._submit(camera, header, *result, release_ns)
 
     # -------------------------------------------------------- outputs: receiver thread -> executor
-    def _receive_outputs(self, outputs: list[tuple]) -> None:
-        """Receiver thread: queue the worker's outputs and wake the executor."""
-        self._outputs.extend(outputs)
+    def _receive_outputs(self, device: int, outputs: list[tuple]) -> None:
+        """Receiver thread of GPU ``device``'s worker: queue its outputs, wake the executor."""
+        self._outputs.extend((device, *output) for output in outputs)
         self._outputs_ready.trigger()
 
-    def _worker_replaced(self, why: str) -> None:
-        """Receiver thread: the worker died and a new one is being started."""
-        self._restarts.append(why)
-        self.get_logger().error(f'{why}; starting a new scheduler worker')
+    def _worker_replaced(self, device: int, why: str) -> None:
+        """Receiver thread: GPU ``device``'s worker died and a new one is being started."""
+        self._restarts.append((device, why))
+        self.get_logger().error(f'gpu{device}: {why}; starting a new scheduler worker')
         self._outputs_ready.trigger()
 
     def _publish_outputs(self) -> None:
         """Executor: publish the detections of finished frames, count dropped ones."""
         outputs = self._outputs
         while outputs:
-            kind, index, seq, time_ns, payload = outputs.popleft()
-            camera = self._states[index]
+            device, kind, index, seq, time_ns, payload = outputs.popleft()
+            camera = self._by_device[device][index]
             header, release_ns = camera.in_flight.pop(seq)
             picture = camera.thumbnails.pop(seq, None)
             if kind != DONE:
@@ -570,16 +591,21 @@ class PerceptionCore:
         now = time.monotonic_ns()
         period_ns = max(1, now - self._window_start_ns)
         self._window_start_ns = now
-        stats = self.worker.stats or {}
-        restarts = []
+        stats = {device: worker.stats or {} for device, worker in self.workers.items()}
+        restarts = {device: [] for device in self.workers}
         while self._restarts:
-            restarts.append(self._restarts.popleft())
-        last_error = restarts[-1] if restarts else stats.get('last_error')
+            device, why = self._restarts.popleft()
+            restarts[device].append(why)
+        last_error = {device: restarts[device][-1] if restarts[device]
+                      else stats[device].get('last_error') for device in self.workers}
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         for camera in self._states:
-            array.status.append(self._camera_status(camera, now, stats, last_error))
-        array.status.append(self._scheduler_status(period_ns, stats, restarts))
+            array.status.append(self._camera_status(camera, now, stats[camera.device],
+                                                    last_error[camera.device]))
+        for device in self.workers:
+            array.status.append(self._scheduler_status(device, period_ns, stats[device],
+                                                       restarts[device]))
         self.diagnostics.publish(array)
 
     def _camera_status(self, camera: CameraState, now: int, stats: dict, last_error: str | None):
@@ -611,6 +637,7 @@ class PerceptionCore:
                                              else 0.0)
         values['latency max ms'] = float(lat.max()) if lat is not None else 0.0
         values['deadline ms'] = camera.config.deadline_ms
+        values['gpu'] = camera.device
         cameras = stats.get('cameras')
         values['queue length'] = cameras[camera.index]['queue'] if cameras else 0
         for reason, count in sorted(camera.dropped.items()):
@@ -619,7 +646,8 @@ class PerceptionCore:
             values['decode ms (mean)'] = camera.decode_ns / camera.decoded / 1e6
         if camera.rejected:
             values['last reject reason'] = camera.last_reject_reason
-        return status(f's3dnn: {camera.config.name}', level, message, self.device_name, values)
+        return status(f's3dnn: {camera.config.name}', level, message,
+                      self.device_names[camera.device], values)
 
     def _publishers_on(self, camera: CameraConfig) -> str:
         """
@@ -645,12 +673,18 @@ class PerceptionCore:
         return (f'{len(publishers)} publisher(s) on {topic}'
                 + (': ' + '; '.join(notes) if notes else ''))
 
-    def _scheduler_status(self, period_ns: int, stats: dict, restarts: list[str]):
+    def _scheduler_status(self, device: int, period_ns: int, stats: dict, restarts: list[str]):
+        """
+        Return GPU ``device``'s scheduler status.
+
+        Named 's3dnn: scheduler' on a one-GPU node, 's3dnn: scheduler gpu<N>' on several, with
+        the GPU's cameras among its values.
+        """
         totals = {'busy_ns': stats.get('busy_ns', 0),
                   'engine_errors': stats.get('engine_errors', 0),
                   'host_work_ns': stats.get('host_work_ns', 0),
                   'uptime_ns': stats.get('uptime_ns', 0)}
-        previous, self._scheduler_previous = self._scheduler_previous, totals
+        previous, self._scheduler_previous[device] = self._scheduler_previous[device], totals
         # a new worker counts from zero again
         fresh = totals['uptime_ns'] < previous.get('uptime_ns', 0)
         delta = {key: value - (0 if fresh else previous.get(key, 0))
@@ -674,7 +708,7 @@ class PerceptionCore:
         else:
             level, message = 'OK', 'running'
         values = {'policy': self.config.policy, 'detections': self.encoder.type_name,
-                  'engine': self.engine_name, 'device': self.device_name,
+                  'engine': self.engine_name, 'device': self.device_names[device],
                   'gpu busy fraction': min(1.0, max(0.0, busy)),
                   'scheduler host busy fraction': min(1.0, max(0.0, host_busy)),
                   'groups dispatched': stats.get('groups', 0),
@@ -684,12 +718,15 @@ class PerceptionCore:
                   'mean batch': stats.get('mean_batch', 0.0),
                   'target batch': stats.get('target_batch', 1),
                   'engine errors': stats.get('engine_errors', 0),
-                  'worker restarts': self.worker.restarts, 'worker pid': self.worker.pid or 0}
+                  'worker restarts': self.workers[device].restarts,
+                  'worker pid': self.workers[device].pid or 0,
+                  'cameras': ', '.join(state.config.name for state in self._by_device[device])}
         host = stats.get('host_costs')
         if host:
             values.update({f'host {key.replace("_us", "")} us': value
                            for key, value in host.items()})
-        return status('s3dnn: scheduler', level, message, self.device_name, values)
+        name = 's3dnn: scheduler' if len(self.workers) == 1 else f's3dnn: scheduler gpu{device}'
+        return status(name, level, message, self.device_names[device], values)
 
     # ------------------------------------------------------------------ summary and shutdown
     def summary(self) -> list[dict]:

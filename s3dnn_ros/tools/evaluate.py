@@ -178,7 +178,7 @@ def run_once(args, bag: Bag, policy: str, rate: float, stop, progress: bool) -> 
     total = sum(bag.images[original][0].msgcount for original in topics.values())
     meter = Progress(progress, f'{policy} x{rate:g}', bag.reader.duration / 1e9 / rate, total,
                      node, outcomes)
-    snapshots = []
+    snapshots: dict[int, list[dict]] = {}  # statistics of each GPU's worker
     recorder = None
     if args.record:
         Path(args.record).mkdir(parents=True, exist_ok=True)
@@ -199,9 +199,10 @@ def run_once(args, bag: Bag, policy: str, rate: float, stop, progress: bool) -> 
         return detections >= completed
 
     def tick(player) -> None:
-        stats = node.worker.stats
-        if stats and (not snapshots or snapshots[-1] is not stats):
-            snapshots.append(stats)
+        for device, worker in node.workers.items():
+            stats, seen = worker.stats, snapshots.setdefault(device, [])
+            if stats and (not seen or seen[-1] is not stats):
+                seen.append(stats)
         meter(player)
 
     try:
@@ -216,10 +217,11 @@ def run_once(args, bag: Bag, policy: str, rate: float, stop, progress: bool) -> 
         if recorder is not None:
             recorder.close()
         node.destroy_node()
-    busy = None
-    if len(snapshots) >= 2 and snapshots[-1]['uptime_ns'] > snapshots[0]['uptime_ns']:
-        busy = ((snapshots[-1]['busy_ns'] - snapshots[0]['busy_ns'])
-                / (snapshots[-1]['uptime_ns'] - snapshots[0]['uptime_ns']))
+    fractions = [(seen[-1]['busy_ns'] - seen[0]['busy_ns'])
+                 / (seen[-1]['uptime_ns'] - seen[0]['uptime_ns'])
+                 for seen in snapshots.values()
+                 if len(seen) >= 2 and seen[-1]['uptime_ns'] > seen[0]['uptime_ns']]
+    busy = sum(fractions) / len(fractions) if fractions else None  # mean over the GPUs used
     offered = sum(bag.fps(original) for original in topics.values()) * rate
     result = summarize_run(policy, rate, frames, [names[topic] for topic in topics], busy, wall_s,
                            offered)
