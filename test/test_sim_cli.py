@@ -20,7 +20,7 @@ TINY = ['--cameras', '2', '--seconds', '0.2']
 
 COUNT_KEYS = ['released', 'completed', 'missed', 'dropped']
 FLOAT_KEYS = ['miss_ratio', 'p50_ms', 'p99_ms', 'throughput_fps', 'gpu_busy', 'mean_batch']
-RESULT_KEYS = set(COUNT_KEYS + FLOAT_KEYS + ['per_camera'])
+RESULT_KEYS = set(COUNT_KEYS + FLOAT_KEYS + ['per_camera', 'gpus', 'per_gpu'])
 CAMERA_FLOAT_KEYS = ['fps', 'deadline_ms', 'miss_ratio', 'p50_ms', 'p95_ms', 'p99_ms', 'max_ms']
 CAMERA_KEYS = set(['name'] + COUNT_KEYS + CAMERA_FLOAT_KEYS)
 

@@ -2,7 +2,7 @@
 import pytest
 from s3dnn_ros.engine.costs import estimate, HostCosts
 from s3dnn_ros.scheduler.job import Launch
-from s3dnn_ros.scheduler.simulator import Camera, simulate, SimulatedGpu
+from s3dnn_ros.scheduler.simulator import Camera, simulate, simulate_gpus, SimulatedGpu
 from scheduling_helpers import NETWORK
 
 
@@ -152,3 +152,37 @@ def test_a_saturated_host_makes_per_frame_launches_miss_where_fused_launches_kee
     s3dnn = simulate(cameras, 's3dnn', costs, seconds=2.0, host=host)
     assert streams['miss_ratio'] > 0.5 and streams['gpu_busy'] < 0.5  # the GPU waits for the host
     assert s3dnn['miss_ratio'] == 0 and s3dnn['mean_batch'] > 2
+
+
+# ------------------------------------------------------------------------------- several GPUs
+def test_one_gpu_of_simulate_gpus_is_simulate():
+    cameras = [Camera(f'cam{i}', 30.0, 50.0) for i in range(12)]
+    costs = estimate(NETWORK, 't4')
+    alone = simulate(cameras, 's3dnn', costs, 1.0, seed=3)
+    one = simulate_gpus(cameras, 's3dnn', costs, 1.0, 1, seed=3)
+    assert {key: one[key] for key in alone} == alone
+    assert one['gpus'] == 1 and one['per_gpu'][0]['cameras'] == [c.name for c in cameras]
+
+
+def test_two_gpus_split_the_cameras_by_rate_and_carry_what_one_cannot():
+    """
+    Check that two GPUs share 48 cameras that overload one modelled T4 under streams.
+
+    Each GPU takes half (the fast cameras spread first), every frame is counted once, and misses
+    fall.
+    """
+    cameras = [Camera(f'cam{i}', 60.0 if i < 4 else 30.0, 50.0) for i in range(48)]
+    costs = estimate(NETWORK, 't4')
+    one = simulate_gpus(cameras, 'streams', costs, 1.0, 1)
+    two = simulate_gpus(cameras, 'streams', costs, 1.0, 2)
+    first, second = two['per_gpu']
+    assert (first['gpu'], second['gpu']) == (0, 1)
+    assert sorted(first['cameras'] + second['cameras']) == sorted(c.name for c in cameras)
+    assert {'cam0', 'cam2'} <= set(first['cameras'])
+    assert {'cam1', 'cam3'} <= set(second['cameras'])
+    assert abs(len(first['cameras']) - len(second['cameras'])) <= 1
+    assert two['released'] == first['released'] + second['released']
+    assert abs(two['released'] - one['released']) <= len(cameras)  # phases differ per GPU
+    assert [row['name'] for row in two['per_camera']] == [c.name for c in cameras]
+    assert two['miss_ratio'] < one['miss_ratio']
+    assert two['gpu_busy'] == pytest.approx((first['gpu_busy'] + second['gpu_busy']) / 2, abs=1e-6)

@@ -34,10 +34,13 @@ import numpy as np
 
 from .dispatcher import Dispatcher, summarize
 from .job import Frame, Launch, Pipeline
+from .placement import place
 from .policies import DEFAULT_MAX_BATCH, make_policy
 from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
 
 DEFAULT_JITTER_MS = 0.5
+#: the seeds of the GPUs of :func:`simulate_gpus` are this far apart
+GPU_SEED_STRIDE = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,60 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
     NOMINAL_HOST. ``progress``, if given, is called with the simulated seconds so far about every
     ``progress_every_s`` of wall time.
     """
+    result, _, _ = _simulate(cameras, policy, costs, seconds, firm, seed, host, jitter_ms,
+                             max_batch, progress, progress_every_s)
+    return result
+
+
+def simulate_gpus(cameras: list[Camera], policy: str, costs: CostTable, seconds: float,
+                  gpus: int, seed: int = 0, progress: Callable[[int, float], None] | None = None,
+                  **options) -> dict:
+    """
+    Run one policy on ``gpus`` GPUs, each with its own scheduler and host thread.
+
+    The cameras are placed as the node places them (:func:`.placement.place`, by frame rate); each
+    GPU's cameras are simulated with seed ``seed + gpu * GPU_SEED_STRIDE`` (one GPU: ``seed``, the
+    same run as :func:`simulate`). Returns :func:`simulate`'s summary over
+    every camera (latency percentiles over all completed frames, ``gpu_busy`` the mean over the
+    GPUs, ``mean_batch`` over all launches) plus ``gpus`` and ``per_gpu`` (each GPU's summary and
+    cameras). ``progress(gpu, simulated seconds)`` as :func:`simulate`'s.
+    """
+    placement = place([camera.fps for camera in cameras], list(range(gpus)))
+    results, pipelines, launches, frames = [], [], 0, 0
+    for gpu in range(gpus):
+        mine = [camera for camera, device in zip(cameras, placement) if device == gpu]
+        if not mine:
+            continue
+        report = (lambda done_s, g=gpu: progress(g, done_s)) if progress else None
+        result, dispatcher, _ = _simulate(mine, policy, costs, seconds,
+                                          seed=seed + gpu * GPU_SEED_STRIDE,
+                                          progress=report, **options)
+        results.append({'gpu': gpu, 'cameras': [camera.name for camera in mine], **result})
+        pipelines += dispatcher.pipelines
+        launches += dispatcher.launches
+        frames += dispatcher.frames_launched
+    total = summarize(pipelines)
+    by_name = {row['name']: row for result in results for row in result['per_camera']}
+    return {
+        'released': total['released'], 'completed': total['completed'], 'missed': total['missed'],
+        'dropped': total['dropped'], 'miss_ratio': total['miss_ratio'],
+        'p50_ms': total['p50_ms'], 'p99_ms': total['p99_ms'],
+        'throughput_fps': round(total['completed'] / seconds, 3),
+        'gpu_busy': round(sum(r['gpu_busy'] for r in results) / gpus, 6),
+        'mean_batch': round(frames / launches, 4) if launches else 0.0,
+        'per_camera': [by_name[camera.name] for camera in cameras],
+        'gpus': gpus,
+        'per_gpu': [{key: value for key, value in result.items() if key != 'per_camera'}
+                    for result in results],
+    }
+
+
+def _simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: float,
+              firm: bool = False, seed: int = 0, host: HostCosts | None = None,
+              jitter_ms: float = DEFAULT_JITTER_MS, max_batch: int = DEFAULT_MAX_BATCH,
+              progress: Callable[[float], None] | None = None,
+              progress_every_s: float = 10.0) -> tuple[dict, Dispatcher, 'SimulatedGpu']:
+    """Return :func:`simulate`'s summary, the dispatcher and the simulated GPU."""
     host = host or costs.host or NOMINAL_HOST
     gpu = SimulatedGpu(host)
     scheduler = make_policy(policy, costs, firm=firm, max_batch=max_batch)
@@ -243,7 +300,7 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
         'per_camera': [{'name': camera.name, 'fps': camera.fps, 'deadline_ms': camera.deadline_ms,
                         **pipeline.stats.summary()}
                        for camera, pipeline in zip(cameras, dispatcher.pipelines)],
-    }
+    }, dispatcher, gpu
 
 
 def _push_arrival(arrivals: list, index: int, k: int, schedule: tuple, end_ns: int) -> None:

@@ -13,12 +13,13 @@ import json
 import sys
 from typing import Callable
 
-from .cli import (bounded_float, choices_list, deadline_list, fps_list, non_negative_float,
-                  non_negative_int, Parser, per_camera, positive_int, positive_ints, text_table)
+from .cli import (bounded_float, bounded_int, choices_list, deadline_list, fps_list,
+                  non_negative_float, non_negative_int, Parser, per_camera, positive_int,
+                  positive_ints, text_table)
 from ..engine.costs import CostTable, CostTableError, estimate, GPUS, NOMINAL_HOST
 from ..model.alexnet import alexnet
 from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
-from ..scheduler.simulator import Camera, DEFAULT_JITTER_MS, simulate
+from ..scheduler.simulator import Camera, DEFAULT_JITTER_MS, simulate_gpus
 
 PLOT_FORMATS = ('.png', '.pdf', '.svg')
 
@@ -44,6 +45,9 @@ def build_parser() -> Parser:
                         help='simulated seconds of arrivals, up to 3600 (default 5)')
     parser.add_argument('--policy', type=choices_list(list(POLICIES)), default=list(POLICIES),
                         help=f'comma list of policies (default all: {",".join(POLICIES)})')
+    parser.add_argument('--gpus', type=bounded_int(1, 64), default=1,
+                        help='GPUs, each with its own scheduler; cameras placed on them by frame '
+                             'rate as the node places them (default 1)')
     parser.add_argument('--gpu', choices=list(GPUS), default='h100',
                         help='nominal GPU of the estimated cost table')
     parser.add_argument('--cost-table', metavar='FILE',
@@ -154,25 +158,28 @@ def simulate_cli(argv: list[str] | None) -> int:
     if args.launch_overhead_us is not None:
         host = dataclasses.replace(host, launch_us=args.launch_overhead_us)
 
-    def progress(count: int, policy: str) -> Callable[[float], None] | None:
+    def progress(count: int, policy: str) -> Callable[[int, float], None] | None:
         if not args.progress_s:
             return None
-        return lambda done_s: print(f's3dnn-sim: {policy}, {count} cameras: '
-                                    f'{done_s:.1f} of {args.seconds:g} s simulated',
-                                    file=sys.stderr, flush=True)
+        on = ' on gpu{}' if args.gpus > 1 else ''
+        return lambda gpu, done_s: print(f's3dnn-sim: {policy}, {count} cameras{on.format(gpu)}: '
+                                         f'{done_s:.1f} of {args.seconds:g} s simulated',
+                                         file=sys.stderr, flush=True)
 
     def run(count: int) -> dict:
         cameras = [Camera(f'cam{i}', fps[i], deadlines[i], args.queue_depth) for i in range(count)]
-        return {policy: simulate(cameras, policy, costs, args.seconds, firm=args.firm,
-                                 seed=args.seed, host=host, jitter_ms=args.jitter_ms,
-                                 max_batch=args.max_batch,
-                                 progress=progress(count, policy),
-                                 progress_every_s=args.progress_s) for policy in args.policy}
+        return {policy: simulate_gpus(cameras, policy, costs, args.seconds, args.gpus,
+                                      seed=args.seed, progress=progress(count, policy),
+                                      firm=args.firm, host=host, jitter_ms=args.jitter_ms,
+                                      max_batch=args.max_batch,
+                                      progress_every_s=args.progress_s)
+                for policy in args.policy}
 
     fps_text = ','.join(f'{f:g}' for f in sorted(set(fps)))
     deadline_text = ','.join(f'{d:g}' for d in sorted(set(deadlines)))
+    gpus = f'{args.gpus} x ' if args.gpus > 1 else ''
     setting = (f'at {fps_text} FPS, deadline {deadline_text} ms, {args.seconds:g} s, '
-               f'{costs.gpu} ({costs.source}){", firm" if args.firm else ""}')
+               f'{gpus}{costs.gpu} ({costs.source}){", firm" if args.firm else ""}')
     if not args.sweep_cameras:
         results = run(args.cameras)
         if args.json:
