@@ -7,7 +7,7 @@ camera.
     python3 bench/multiprocess_node.py [--cameras 16,32,64] [--fps 30] [--deadline-ms 50]
                                        [--seconds 8] [--width 320] [--height 240] [--qos reliable]
                                        [--warmup-s 3] [--policy s3dnn,streams] [--engine auto]
-                                       [--cost-table FILE] [--out DIR]
+                                       [--gpus K] [--cost-table FILE] [--out DIR]
 
 First an unreported warm-up point (``--warmup-s``): on the H200 the first 640x480 point after
 start-up lost a third of its frames in transport whichever policy ran it, and the same point run
@@ -67,7 +67,7 @@ def params_file(folder: Path, names: list[str], args, policy: str) -> Path:
     for name in names:
         lines += [f'    {name}:', f'      topic: {default_topic(name)}',
                   f'      deadline_ms: {args.deadline_ms}', f'      fps_hint: {args.fps}']
-    lines += [f'    policy: {policy}', f'    engine: {args.engine}',
+    lines += [f'    policy: {policy}', f'    engine: {args.engine}', f'    gpus: {args.gpus}',
               '    diagnostics_period_s: 0.5', '    qos:', f'      reliability: {args.qos}',
               '      depth: 5']
     if args.cost_table:
@@ -100,7 +100,8 @@ class Listener:
         for status in array.status:
             values = {kv.key: kv.value for kv in status.values}
             self.diagnostics[status.name] = values
-            if status.name == 's3dnn: scheduler' and self.collecting:
+            # one 's3dnn: scheduler' status, or one 's3dnn: scheduler gpu<N>' per GPU
+            if status.name.startswith('s3dnn: scheduler') and self.collecting:
                 self.windows.append(values)
         self.diagnostics_at = time.monotonic()
 
@@ -164,7 +165,8 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
         while listener.diagnostics_at <= mark and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
         after = camera_totals()
-        scheduler = listener.diagnostics.get('s3dnn: scheduler', {})
+        scheduler = next((values for name, values in sorted(listener.diagnostics.items())
+                          if name.startswith('s3dnn: scheduler')), {})
         windows = list(listener.windows)
     finally:
         for process in [*cameras, node]:
@@ -217,6 +219,8 @@ def main() -> int:
     parser.add_argument('--policy', type=choices_list(list(POLICIES)),
                         default=['s3dnn', 'streams'])
     parser.add_argument('--engine', choices=['auto', 'cuda', 'reference'], default='auto')
+    parser.add_argument('--gpus', type=positive_int, default=1,
+                        help="the node's gpus parameter: GPUs 0..K-1, one scheduler worker each")
     parser.add_argument('--cost-table',
                         help='cost table the node loads, or writes after calibrating once')
     parser.add_argument('--warmup-s', type=float, default=3.0,

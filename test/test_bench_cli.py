@@ -80,3 +80,27 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
     assert set(record['host_costs']) == {'s3dnn', 'streams'}
     assert record['cost_table']['layers'].keys() == {layer.name
                                                      for layer in alexnet().kernel_layers}
+
+
+def test_capacity_section_on_two_gpus_feeds_each_worker_its_cameras(capsys, tmp_path):
+    """
+    Check the capacity sweep over two scheduler workers (reference engines as devices 0 and 1).
+
+    Cameras alternate between the GPUs, as the node places them; every frame of every camera is
+    counted once (released = 5 frames/s x 1.5 s per camera), and the simulated rows model two GPUs.
+    """
+    argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '3', '--policies',
+            'streams', '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height', '48',
+            '--seconds', '1.5', '--warmup-s', '0.2', '--overload', '0', '--gpus', '2', '--json',
+            '--out', str(tmp_path)]
+    assert bench.main(argv) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record['gpus'] == 2
+    for device in (0, 1):
+        assert f'streams: gpu{device} worker pid' in captured.err
+    gpu, sim = (next(row for row in record['rows'] if row['source'] == source)
+                for source in ('gpu', 'sim'))
+    assert 21 <= gpu['released'] <= 24 and gpu['completed'] + gpu['dropped'] == gpu['released']
+    assert gpu['unresolved'] == 0 and 0 < gpu['gpu_busy'] <= 1
+    assert sim['released'] == pytest.approx(gpu['released'], abs=3)

@@ -50,8 +50,8 @@ import time
 
 import numpy as np
 
-from .cli import (choices_list, non_negative_float, Parser, positive_float, positive_int,
-                  positive_ints, text_table)
+from .cli import (bounded_int, choices_list, non_negative_float, Parser, positive_float,
+                  positive_int, positive_ints, text_table)
 from ..engine.base import Engine
 from ..engine.reference import measure_matmul_flops, ReferenceEngine
 from ..model.alexnet import alexnet, Network
@@ -577,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     capacity.add_argument('--max-batch', type=positive_int, default=DEFAULT_MAX_BATCH,
                           help='largest fused batch of the S3DNN policy (default '
                                f'{DEFAULT_MAX_BATCH})')
+    capacity.add_argument('--gpus', type=bounded_int(1, 64), default=1,
+                          help='GPUs --device-id .. --device-id + K - 1, one scheduler worker '
+                          'each, cameras placed as the node places them (default 1)')
     capacity.add_argument('--overload', type=non_negative_float, default=1.5,
                           help='also run each policy at this multiple '
                                'of its knee (default 1.5; 0: no)')
@@ -651,7 +654,8 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
                               seconds=args.seconds, warmup_s=args.warmup_s, feeders=args.feeders,
                               queue_depth=args.queue_depth, firm=args.firm,
                               max_inflight=args.max_inflight, max_batch=args.max_batch,
-                              engine=args.engine, device_id=args.device_id, overload=args.overload)
+                              engine=args.engine, device_id=args.device_id, gpus=args.gpus,
+                              overload=args.overload)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
         (lambda line: print(line, flush=True))
     # the first worker calibrates, the others load its table
@@ -667,7 +671,8 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
     name = file_name(card).replace('bench-', 'capacity-', 1)
     (out / name).write_text(json.dumps(record, indent=1))
     plot_capacity(section,
-                  f'{card}, {date}: {args.width}x{args.height} at {args.fps:g} FPS, deadline '
+                  f'{card}{f" x {args.gpus}" if args.gpus > 1 else ""}, {date}: '
+                  f'{args.width}x{args.height} at {args.fps:g} FPS, deadline '
                   f'{args.deadline_ms:g} ms',
                   str(out / name.replace('.json', '.png')))
     if args.json:

@@ -4,9 +4,11 @@ The capacity benchmark (``s3dnn-bench --sections capacity``).
 How many cameras one GPU serves within their deadlines, per policy, measured on the real scheduler
 worker and predicted by the simulator.
 
-For each policy one scheduler worker process is started (the same :class:`~s3dnn_ros.worker.client.
-WorkerClient` the node uses, so frames cross into shared-memory slots exactly as from ROS
-callbacks), and the camera counts are swept from the smallest up. At each count N the first N
+For each policy one scheduler worker process per GPU is started (the same
+:class:`~s3dnn_ros.worker.client.WorkerClient` the node uses, so frames cross into shared-memory
+slots exactly as from ROS callbacks; with ``gpus`` > 1 the cameras are placed on the GPUs as the
+node places them, and the simulator models as many GPUs), and the camera counts are swept from the
+smallest up. At each count N the first N
 cameras release frames open-loop at exact times: camera i's k-th frame is due at phase_i + k / fps
 (phase_i uniform in one period, seeded), whatever the scheduler does. Several feeder threads
 release them (each camera belongs to one), copying a 640x480 image into the camera's slot and
@@ -39,8 +41,9 @@ import numpy as np
 
 from ..engine.costs import CostTable, HostCosts
 from ..model.alexnet import alexnet
+from ..scheduler.placement import place
 from ..scheduler.policies import DEFAULT_MAX_BATCH
-from ..scheduler.simulator import Camera, simulate
+from ..scheduler.simulator import Camera, simulate_gpus
 from ..worker.client import WorkerClient
 from ..worker.core import CameraSpec, DONE, host_costs_from, WorkerSpec
 
@@ -72,6 +75,9 @@ class CapacitySetting:
     max_batch: int = DEFAULT_MAX_BATCH
     engine: str = 'cuda'
     device_id: int = 0
+    #: GPUs device_id .. device_id + gpus - 1, one scheduler worker each, the cameras placed as the
+    #: node places them
+    gpus: int = 1
     overload: float = 0.0
     seed: int = 0
 
@@ -111,20 +117,46 @@ class _Point:
 
 
 class _Router:
-    """The client's output callback: hands outputs to the point being measured."""
+    """
+    A client's output callback: hands outputs to the point being measured.
 
-    def __init__(self):
+    It names each output's camera by its number in the whole sweep (``cameras[i]`` for the
+    worker's camera i).
+    """
+
+    def __init__(self, cameras: list[int]):
+        self.cameras = cameras
         self.point: _Point | None = None
 
     def __call__(self, outputs: list[tuple]) -> None:
         point = self.point
         if point is not None:
+            cameras = self.cameras
             with point.lock:
-                point.outputs.extend(outputs)
+                point.outputs.extend((kind, cameras[local], seq, time_ns, payload)
+                                     for kind, local, seq, time_ns, payload in outputs)
 
 
-def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_ns: float,
-          start_ns: int, end_ns: int, image: np.ndarray, point: _Point) -> None:
+@dataclass
+class _Fleet:
+    """The scheduler workers of one policy, one per GPU, and where each camera's frames go."""
+
+    clients: list[WorkerClient]
+    routers: list[_Router]
+    #: camera -> (its worker's client, its index there)
+    targets: list[tuple[WorkerClient, int]]
+
+    def measure(self, point: '_Point | None') -> None:
+        for router in self.routers:
+            router.point = point
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+def _feed(targets: list[tuple[WorkerClient, int]], cameras: list[int], phases: list[float],
+          period_ns: float, start_ns: int, end_ns: int, image: np.ndarray, point: _Point) -> None:
     """
     Run one feeder thread until ``end_ns``.
 
@@ -142,11 +174,13 @@ def _feed(client: WorkerClient, cameras: list[int], phases: list[float], period_
         heapq.heapreplace(heap,
                           (start_ns + round(phase + (k + 1) * period_ns), camera, k + 1, phase))
         late = time.monotonic_ns() - due
-        seq, _ = client.submit(camera, image, 'rgb8', due)
+        client, local = targets[camera]
+        seq, _ = client.submit(local, image, 'rgb8', due)
         point.submitted(camera, seq, due, late)
 
 
 def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, after: dict) -> dict:
+    """Return a measured point's row (``before``, ``after``: statistics summed over the GPUs)."""
     deadline_ns = round(setting.deadline_ms * 1e6)
     latencies, completed, missed, dropped = [], 0, 0, point.refused
     with point.lock:
@@ -175,7 +209,8 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
             'miss_ratio': round((missed + dropped) / total, 6) if total else 0.0,
             'p50_ms': round(float(np.percentile(lat, 50)), 3),
             'p99_ms': round(float(np.percentile(lat, 99)), 3),
-            'gpu_busy': round(min(1.0, (after['busy_ns'] - before['busy_ns']) / span_ns), 4),
+            'gpu_busy': round(min(1.0, (after['busy_ns'] - before['busy_ns'])
+                                  / (span_ns * setting.gpus)), 4),
             'mean_batch': (round((after['frames_launched'] - before['frames_launched'])
                                  / launches, 3) if launches else 0.0),
             'host_us_per_frame': round((after['host_work_ns'] - before['host_work_ns']) / 1000
@@ -199,20 +234,31 @@ def _wait_stats(client: WorkerClient, after_ns: int, timeout_s: float = 5.0) -> 
     raise RuntimeError('the scheduler worker sent no statistics')
 
 
-def run_point(client: WorkerClient, router: _Router, count: int, policy: str,
-              setting: CapacitySetting, image: np.ndarray, log=print) -> dict:
-    """One measured point: the first ``count`` cameras of ``client``'s worker, open-loop."""
+def _summed_stats(clients: list[WorkerClient], after_ns: int) -> dict:
+    """Return the first statistics snapshots taken after ``after_ns``, summed over the workers."""
+    snapshots = [_wait_stats(client, after_ns) for client in clients]
+    total = {key: sum(stats[key] for stats in snapshots)
+             for key in ('busy_ns', 'launches', 'frames_launched', 'host_work_ns')}
+    total['host_totals'] = {key: sum(stats['host_totals'][key] for stats in snapshots)
+                            for key in snapshots[0]['host_totals']}
+    return total
+
+
+def run_point(fleet: _Fleet, count: int, policy: str, setting: CapacitySetting,
+              image: np.ndarray, log=print) -> dict:
+    """One measured point: the first ``count`` cameras, open-loop, on the fleet's workers."""
     rng = np.random.default_rng([setting.seed, count])
     period_ns = 1e9 / setting.fps
     phases = rng.uniform(0, period_ns, count).tolist()
     start_ns = time.monotonic_ns() + 200_000_000
     measure_ns = start_ns + round(setting.warmup_s * 1e9)
     end_ns = measure_ns + round(setting.seconds * 1e9)
-    point = router.point = _Point(count, measure_ns)
+    point = _Point(count, measure_ns)
+    fleet.measure(point)
     feeders = max(1, min(setting.feeders, count))
     threads = [threading.Thread(target=_feed, name=f'feeder-{f}', args=(
-        client, list(range(f, count, feeders)), phases[f::feeders], period_ns, start_ns, end_ns,
-        image, point))
+        fleet.targets, list(range(f, count, feeders)), phases[f::feeders], period_ns, start_ns,
+        end_ns, image, point))
         for f in range(feeders)]
     gc.collect()
     # a collection over this point's outputs would hold the GIL for milliseconds: feeders late
@@ -222,17 +268,17 @@ def run_point(client: WorkerClient, router: _Router, count: int, policy: str,
             thread.start()
         while time.monotonic_ns() < measure_ns:
             time.sleep(0.005)
-        before = _wait_stats(client, measure_ns)
+        before = _summed_stats(fleet.clients, measure_ns)
         for thread in threads:
             thread.join()
-        after = _wait_stats(client, end_ns)
+        after = _summed_stats(fleet.clients, end_ns)
         drained = time.monotonic() + setting.deadline_ms / 1000 + DRAIN_S
         while time.monotonic() < drained and not point.resolved():
             time.sleep(0.02)
     finally:
         gc.enable()
     row = _row(point, policy, setting, before, after)
-    router.point = None
+    fleet.measure(None)
     log(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%}, '
         f'p99 {row["p99_ms"]:.1f} ms, {row["completed_fps"]:.0f} frames/s, '
         f'GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
@@ -262,8 +308,9 @@ def _simulate(args) -> dict:
     host = HostCosts(**host_json) if host_json else None
     cameras = [Camera(f'cam{i}', setting.fps, setting.deadline_ms, setting.queue_depth)
                for i in range(count)]
-    result = simulate(cameras, policy, costs, setting.seconds, firm=setting.firm,
-                      seed=setting.seed, host=host, max_batch=setting.max_batch)
+    result = simulate_gpus(cameras, policy, costs, setting.seconds, setting.gpus,
+                           seed=setting.seed, firm=setting.firm, host=host,
+                           max_batch=setting.max_batch)
     return {'cameras': count, 'policy': policy, 'source': 'sim', 'released': result['released'],
             'completed': result['completed'], 'missed': result['missed'],
             'dropped': result['dropped'], 'miss_ratio': result['miss_ratio'],
@@ -290,29 +337,39 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
     rows: list[dict] = []
     host_by_policy: dict[str, dict | None] = {}
     costs_json, device = None, None
+    devices = list(range(setting.device_id, setting.device_id + setting.gpus))
+    placement = place([setting.fps] * largest, devices)
+    served = {device: [i for i in range(largest) if placement[i] == device] for device in devices}
     for policy in setting.policies:
-        spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}', round(setting.deadline_ms * 1e6),
-                                                   setting.queue_depth) for i in range(largest)),
-                          policy=policy, engine=setting.engine, device_id=setting.device_id,
-                          cost_table=cost_table_path, max_inflight=setting.max_inflight,
-                          max_batch=setting.max_batch, firm_deadlines=setting.firm,
-                          stats_period_s=0.05)
-        router = _Router()
-        client = WorkerClient(spec, router)
-        log(f'{policy}: worker pid {client.pid}, {client.info["why"]}')
-        costs_json, device = client.info['cost_table'], client.info['device']
-        policy_rows = []
+        fleet = _Fleet([], [], [None] * largest)
         try:
+            for device, cameras in served.items():
+                spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}',
+                                                           round(setting.deadline_ms * 1e6),
+                                                           setting.queue_depth) for i in cameras),
+                                  policy=policy, engine=setting.engine, device_id=device,
+                                  cost_table=cost_table_path, max_inflight=setting.max_inflight,
+                                  max_batch=setting.max_batch, firm_deadlines=setting.firm,
+                                  stats_period_s=0.05)
+                router = _Router(cameras)
+                client = WorkerClient(spec, router)
+                fleet.clients.append(client)
+                fleet.routers.append(router)
+                for local, camera in enumerate(cameras):
+                    fleet.targets[camera] = (client, local)
+                log(f'{policy}: gpu{device} worker pid {client.pid}, {client.info["why"]}')
+            costs_json = fleet.clients[0].info['cost_table']
+            device = fleet.clients[0].info['device']
+            policy_rows = []
             for count in sorted(setting.counts):
-                policy_rows.append(run_point(client, router, count, policy, setting, image, log))
+                policy_rows.append(run_point(fleet, count, policy, setting, image, log))
             found = knee(policy_rows)
             if setting.overload and found:
                 extra = round(found * setting.overload)
                 if extra not in setting.counts:
-                    policy_rows.append(
-                        run_point(client, router, extra, policy, setting, image, log))
+                    policy_rows.append(run_point(fleet, extra, policy, setting, image, log))
         finally:
-            client.close()
+            fleet.close()
         totals = {}
         for row in policy_rows:
             for key, value in row.pop('host_totals').items():
@@ -327,7 +384,8 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
     knees = {policy: {source: knee([r for r in rows
                                     if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
-    return {'device': device, 'width': setting.width, 'height': setting.height, 'fps': setting.fps,
+    return {'device': device, 'gpus': setting.gpus, 'width': setting.width,
+            'height': setting.height, 'fps': setting.fps,
             'deadline_ms': setting.deadline_ms,
             'seconds': setting.seconds, 'feeders': setting.feeders,
             'queue_depth': setting.queue_depth, 'max_batch': setting.max_batch,
