@@ -123,7 +123,7 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
     for cam in cams:
         layers = [launch.layer for launch in backend.launched if launch.frames[0].pipeline is cam]
         assert layers == list(range(per_chain))
-    assert dispatcher._groups_inflight == 2 and dispatcher.chained_launches == 2 * (per_chain - 1)
+    assert dispatcher.groups_inflight == 2 and dispatcher.chained_launches == 2 * (per_chain - 1)
     first = backend.launched[0]
     backend.finished.add(first.handle)
     dispatcher.poll()
@@ -245,7 +245,7 @@ def test_engine_error_drops_that_frame_and_other_cameras_go_on():
         dispatcher.pump()
         backend.finish_all(dispatcher)
     assert [frame.pipeline.name for frame in done] == ['good']
-    assert dispatcher._groups_inflight == 0
+    assert dispatcher.groups_inflight == 0
 
 
 def test_completion_error_is_reported_not_raised():
@@ -355,7 +355,7 @@ def test_live_thread_serves_frames_submitted_from_another_thread(reference):
     for _ in range(2):
         for cam in cams:
             dispatcher.submit(cam, image, 'rgb8', meta='header')
-        while any(cam.current or cam.queue for cam in cams) or dispatcher._inbox:
+        while any(cam.current or cam.queue for cam in cams) or dispatcher.submitted_waiting:
             finished.wait(0.01)
     assert finished.wait(10)
     stop.set()

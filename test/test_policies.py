@@ -578,3 +578,48 @@ def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_
     soft = make_policy('s3dnn', costs)
     soft.enqueue(ready_frame(p, 0, deadline_ms=10.0), 0)
     assert soft.dequeue(0, []).dropped == []  # soft deadlines: nothing is shed
+
+
+# ------------------------------------------------------------------------------- boundaries
+def test_rule3_a_kernel_of_tb_ratio_exactly_one_does_not_join_a_group():
+    """Grouping takes tasks with tbRatio < 1 only: exactly 1 fills the GPU alone."""
+    costs = uniform_costs(tb={i: (1.0 if i == 2 else 0.3) for i in range(NUM_LAYERS)})
+    policy = make_policy('s3dnn', costs)
+    head_p, full_p = pipelines(2)
+    head = ready_frame(head_p, 1, deadline_ms=5.0)
+    full = ready_frame(full_p, 2, deadline_ms=6.0)
+    policy.enqueue(head, 0)
+    policy.enqueue(full, 0)
+    group = policy.dequeue(0, [])
+    assert [launch.frames[0] for launch in group.launches if not launch.chained] == [head]
+    assert [task.frame for task in policy.queued()] == [full]
+
+
+def test_rule4_a_successor_that_fits_the_room_exactly_is_reserved():
+    """G's tbRatio 0.6 leaves room 0.4: a successor of exactly 0.4 is chained."""
+    costs = uniform_costs(tb={i: (0.4 if i == 4 else 0.6) for i in range(NUM_LAYERS)})
+    policy = make_policy('s3dnn', costs)
+    frame = ready_frame(pipelines(1)[0], 3)
+    policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    assert [(launch.layer, launch.chained) for launch in group.launches] == [(3, False), (4, True)]
+
+
+def test_firm_mode_keeps_a_frame_that_would_finish_exactly_at_its_deadline():
+    """Lost means now + remaining cost > deadline: exactly at the deadline is still on time."""
+    costs = uniform_costs(cost_us=100.0, tb=0.2)
+    policy = make_policy('s3dnn', costs, firm=True)
+    (pipeline,) = pipelines(1)
+    frame = ready_frame(pipeline, 0)
+    frame.deadline_ns = costs.remaining_ns[0]
+    assert policy.lost(frame, 0, 0) is False
+    assert policy.lost(frame, 0, 1) is True
+
+
+def test_a_frame_finishing_exactly_at_its_deadline_is_not_missed():
+    (pipeline,) = pipelines(1)
+    frame = ready_frame(pipeline, 0, deadline_ms=5.0)
+    frame.finish_ns = frame.deadline_ns
+    assert frame.missed is False
+    frame.finish_ns += 1
+    assert frame.missed is True

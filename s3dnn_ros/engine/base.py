@@ -26,6 +26,9 @@ from .costs import CostTable
 from ..model.alexnet import Network
 
 #: channel layout of each accepted image encoding: (channels, index of R, G, B in a pixel)
+#: the engines a node or tool may ask for ('auto': cuda where a GPU and pycuda are, else reference)
+ENGINE_KINDS = ('auto', 'cuda', 'reference')
+
 ENCODINGS = {
     'rgb8': (3, (0, 1, 2)),
     'bgr8': (3, (2, 1, 0)),

@@ -6,12 +6,10 @@ with a sentence saying why, for the log.
 """
 from __future__ import annotations
 
-from .base import Engine, EngineError
+from .base import Engine, ENGINE_KINDS, EngineError
 from .reference import ReferenceEngine
 from ..model.alexnet import Network
 from ..model.weights import Weights
-
-ENGINE_KINDS = ('auto', 'cuda', 'reference')
 
 
 def make_engine(kind: str, network: Network, weights: Weights, device_id: int = 0,

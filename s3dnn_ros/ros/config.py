@@ -15,10 +15,10 @@ from importlib import resources
 import re
 from typing import Any, Callable
 
+from ..engine.base import ENGINE_KINDS
 from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
 
 NODE_NAME = 's3dnn_perception'
-ENGINES = ('auto', 'cuda', 'reference')
 RELIABILITY = ('best_effort', 'reliable')
 #: how a camera's images arrive (image_transport's names): sensor_msgs/Image, or CompressedImage on
 #: <topic>/compressed
@@ -145,7 +145,7 @@ AUTO_DEVICE = -1
 GLOBAL_PARAMETERS = [
     ('cameras', ['camera'], check_camera_names),
     ('policy', 's3dnn', _one_of(tuple(POLICIES))),
-    ('engine', 'auto', _one_of(ENGINES)),
+    ('engine', 'auto', _one_of(ENGINE_KINDS)),
     ('device_id', 0, _integer(0, 63)),
     ('gpus', 1, _integer(1, 64)),
     ('weights', '', _string),

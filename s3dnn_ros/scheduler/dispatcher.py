@@ -400,6 +400,16 @@ class Dispatcher:
 
     # ----------------------------------------------------------------- statistics
     @property
+    def groups_inflight(self) -> int:
+        """Dispatch rounds now holding one of the policy's ``max_inflight`` slots."""
+        return self._groups_inflight
+
+    @property
+    def submitted_waiting(self) -> int:
+        """Frames handed to :meth:`submit` that the dispatcher thread has not taken in yet."""
+        return len(self._inbox)
+
+    @property
     def mean_batch(self) -> float:
         return self.frames_launched / self.launches if self.launches else 0.0
 

@@ -38,8 +38,9 @@ import rclpy
 from .cli import (bounded_float, bounded_int, choices_list, DEADLINE_MS, Parser, positive_float,
                   positive_int, require_rosbags)
 from .replay import Bag, BagError, camera_name, replay, start_node
+from ..engine.base import ENGINE_KINDS
 from ..ros.bag_recorder import BagRecorder, RecorderError
-from ..ros.config import ConfigError, ENGINES
+from ..ros.config import ConfigError
 from ..ros.spin import init_ros
 from ..scheduler.policies import POLICIES
 from ..worker.client import WorkerError
@@ -488,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--config', help="parameters file whose cameras name the bag's topics "
                         '(default: one camera per image topic, other parameters from '
                         'config/perception.yaml)')
-    parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
+    parser.add_argument('--engine', choices=list(ENGINE_KINDS),
+                        help='override the configured engine')
     parser.add_argument('--max-inflight', type=positive_int,
                         help='override the configured max_inflight')
     parser.add_argument('--deadline-ms', type=DEADLINE_MS, default=100.0,

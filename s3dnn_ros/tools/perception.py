@@ -17,8 +17,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from .cli import DEADLINE_MS, FPS, IMAGE_SIDE, Parser, positive_float, positive_int, text_table
+from ..engine.base import ENGINE_KINDS
 from ..ros.camera_sim import CameraSim
-from ..ros.config import CAMERA_KEYS, ConfigError, default_topic, ENGINES, parameters_from_yaml
+from ..ros.config import CAMERA_KEYS, ConfigError, default_topic, parameters_from_yaml
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until
 from ..scheduler.policies import POLICIES
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--config',
                         help="parameters file (default: the package's config/perception.yaml)")
     parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
-    parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
+    parser.add_argument('--engine', choices=list(ENGINE_KINDS),
+                        help='override the configured engine')
     parser.add_argument('--max-inflight', type=positive_int,
                         help='override the configured max_inflight')
     parser.add_argument('--cameras', type=positive_int,

@@ -36,8 +36,9 @@ from .cli import (bounded_float, DEADLINE_MS, Parser, positive_float, positive_i
                   require_rosbags)
 from .perception import (config_overrides, default_config, format_summary, scheduler_overrides,
                          SUMMARY_COLUMNS)
+from ..engine.base import ENGINE_KINDS
 from ..ros.bag_player import BagPlayer
-from ..ros.config import compressed_topic, ConfigError, ENGINES, parameters_from_yaml, validate
+from ..ros.config import compressed_topic, ConfigError, parameters_from_yaml, validate
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until, unmatched_topics
 from ..scheduler.policies import POLICIES
@@ -295,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                         '(default: one camera per image topic, other parameters from '
                         'config/perception.yaml)')
     parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
-    parser.add_argument('--engine', choices=list(ENGINES), help='override the configured engine')
+    parser.add_argument('--engine', choices=list(ENGINE_KINDS),
+                        help='override the configured engine')
     parser.add_argument('--max-inflight', type=positive_int,
                         help='override the configured max_inflight')
     parser.add_argument('--deadline-ms', type=DEADLINE_MS, default=100.0,
