@@ -35,10 +35,8 @@ import time
 import numpy as np
 import rclpy
 
-from .cli import (bounded_float, bounded_int, choices_list, DEADLINE_MS, Parser, positive_float,
-                  positive_int, require_rosbags)
-from .replay import Bag, BagError, camera_name, replay, start_node
-from ..engine.base import ENGINE_KINDS
+from .cli import bounded_float, bounded_int, choices_list, Parser, require_rosbags
+from .replay import add_node_options, Bag, BagError, camera_name, replay, start_node
 from ..ros.bag_recorder import BagRecorder, RecorderError
 from ..ros.config import ConfigError
 from ..ros.spin import init_ros
@@ -486,20 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--cameras-scale', type=bounded_int(1, 64), default=1,
                         help='replay each recorded camera K times under distinct names, 1 to 64 '
                         '(default 1)')
-    parser.add_argument('--config', help="parameters file whose cameras name the bag's topics "
-                        '(default: one camera per image topic, other parameters from '
-                        'config/perception.yaml)')
-    parser.add_argument('--engine', choices=list(ENGINE_KINDS),
-                        help='override the configured engine')
-    parser.add_argument('--max-inflight', type=positive_int,
-                        help='override the configured max_inflight')
-    parser.add_argument('--deadline-ms', type=DEADLINE_MS, default=100.0,
-                        help='deadline of cameras taken from the bag (default 100)')
-    parser.add_argument('--queue-depth', type=positive_int, default=1,
-                        help='queue depth of cameras taken from the bag (default 1)')
-    parser.add_argument('--drain-s', type=positive_float, default=10.0,
-                        help='longest wait after the last image of a run for the node to finish '
-                        '(default 10)')
+    add_node_options(parser)
     parser.add_argument('--record', metavar='OUT',
                         help="write each run's detections and /diagnostics into a bag "
                         'OUT/<policy>_x<rate> (OUT must not exist)')

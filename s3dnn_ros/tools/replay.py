@@ -288,14 +288,11 @@ def summary(args, bag: Bag, node: PerceptionNode, player: BagPlayer, wall_s: flo
             'skipped_topics': bag.other_topics}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog='s3dnn-replay', description="Replay a ROS 2 bag's camera images into the "
-                    'perception node and print per-camera results.')
-    parser.add_argument('bag', help='ROS 2 bag directory (mcap or sqlite3)')
+def add_node_options(parser: Parser) -> None:
+    """Add the options that shape the node a replay starts (shared with s3dnn-evaluate)."""
     parser.add_argument('--config', help="parameters file whose cameras name the bag's topics "
                         '(default: one camera per image topic, other parameters from '
                         'config/perception.yaml)')
-    parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
     parser.add_argument('--engine', choices=list(ENGINE_KINDS),
                         help='override the configured engine')
     parser.add_argument('--max-inflight', type=positive_int,
@@ -305,11 +302,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--queue-depth', type=positive_int, default=1,
                         help='queue depth of cameras taken from the bag '
                         '(default 1: newest frame wins)')
+    parser.add_argument('--drain-s', type=positive_float, default=10.0,
+                        help='longest wait after the last image (of each run) for the node to '
+                        'finish (default 10)')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog='s3dnn-replay', description="Replay a ROS 2 bag's camera images into the "
+                    'perception node and print per-camera results.')
+    parser.add_argument('bag', help='ROS 2 bag directory (mcap or sqlite3)')
+    parser.add_argument('--policy', choices=list(POLICIES), help='override the configured policy')
+    add_node_options(parser)
     parser.add_argument('--rate', type=bounded_float(0.001, 1000.0), default=1.0,
                         help='playback speed factor, 0.001 to 1000 (default 1)')
-    parser.add_argument('--drain-s', type=positive_float, default=10.0,
-                        help='longest wait after the last image for the node to finish '
-                        '(default 10)')
     parser.add_argument('--wait-listeners', type=positive_float, metavar='S',
                         help='before playing, wait up to S seconds until every '
                         "camera's detections topic has a subscriber (a recorder, an evaluation "
