@@ -134,6 +134,43 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
     assert sorted(frame.pipeline.name for frame in done) == ['cam0', 'cam1']
 
 
+def test_a_synchronous_engines_call_counts_as_busy_time_not_host_time():
+    """
+    Check the host accounting of a synchronous engine's launch (the reference engine's).
+
+    Its call is the kernel: 20 ms of it must not show as host launch time (the policy's measured
+    host costs would then say the host saturates and hold frames to fuse), but as busy time. The
+    dispatcher also tells the policy how many cameras feed it.
+    """
+    import time
+
+    class Done:
+        def done(self):
+            return True
+
+    class SlowSyncEngine:
+        streams = None
+
+        def open_pipeline(self, pid):
+            pass
+
+        def set_inputs(self, items):
+            pass
+
+        def launch(self, layer, pids, stream):
+            time.sleep(0.02)
+            return Done()
+
+    backend = EngineBackend(SlowSyncEngine())
+    dispatcher = Dispatcher(make_policy('fifo', uniform_costs()), backend)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(2)]
+    assert dispatcher.policy.pipelines == 2
+    dispatcher.arrive(cams[0], backend.now_ns())
+    dispatcher.pump()
+    assert backend.launches == 1
+    assert backend.launch_ns < 10_000_000 <= 20_000_000 <= backend.busy_ns()
+
+
 def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
     """
     On a backend with 4 streams, cameras 0 and 4 share stream slot 0.

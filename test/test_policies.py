@@ -418,6 +418,25 @@ def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate()
     assert expected > 1 and fast.target_batch(RATE_WINDOW_NS - 1) == expected
 
 
+def test_rule6_target_batch_never_exceeds_the_number_of_cameras():
+    """
+    Check that b* is capped by the cameras feeding the policy (set by the dispatcher).
+
+    One camera at 1000 frames/s on a slow host wants b* = max_batch, but one camera has one frame
+    in the network at a time, so b* is 1 (nothing is held); three cameras: 3.
+    """
+    from s3dnn_ros.engine.costs import HostCosts
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
+    costs = uniform_costs(cost_us=10.0, tb=0.01, fused_growth=1.0)
+    count = 200
+    for cameras, expected in ((None, 16), (1, 1), (3, 3)):
+        policy = make_policy('s3dnn', costs, max_batch=16)
+        policy.host = HostCosts(launch_us=5000.0)
+        policy.pipelines = cameras
+        started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
+        assert policy.target_batch(RATE_WINDOW_NS - 1) == expected
+
+
 def test_rule2_fuses_at_no_gpu_gain_up_to_the_target_batch_when_load_is_high():
     """
     A launch costing the GPU what its frames cost alone takes more frames only below b*.

@@ -93,6 +93,7 @@ class Dispatcher:
         pipeline = Pipeline(len(self.pipelines), name, deadline_ns, queue_depth, latency_history)
         self.backend.open_pipeline(pipeline)
         self.pipelines.append(pipeline)
+        self.policy.pipelines = len(self.pipelines)
         return pipeline
 
     def submit(self, pipeline: Pipeline, image: Any = None, encoding: str = 'rgb8',
@@ -468,7 +469,9 @@ class EngineBackend:
     Runs launches on an :class:`~s3dnn_ros.engine.base.Engine` in real time.
 
     It counts the host time its launch calls take (``launch_ns`` over ``launches``; of those,
-    ``first_layer_ns`` over ``first_layer_launches``, which staged ``uploads`` images).
+    ``first_layer_ns`` over ``first_layer_launches``, which staged ``uploads`` images). A
+    synchronous engine's call (the reference engine's, whose handle has no GPU interval) is the
+    kernel itself: it counts as busy time, not as host time, as a kernel on a GPU would.
     """
 
     def __init__(self, engine: Engine):
@@ -498,10 +501,11 @@ class EngineBackend:
                 raise EngineError(f'staging the images of {names}: {error}') from error
         start = time.monotonic_ns()
         launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
-        # synchronous engine: the call itself was the kernel
-        if not hasattr(launch.handle, 'interval'):
-            self.busy.add(start, time.monotonic_ns())
+        end = time.monotonic_ns()
         spent = time.perf_counter_ns() - begin
+        if not hasattr(launch.handle, 'interval'):  # synchronous engine: the call was the kernel
+            self.busy.add(start, end)
+            spent -= end - start
         self.launch_ns += spent
         self.launches += 1
         if launch.layer == 0:

@@ -95,6 +95,8 @@ class Policy(ABC):
         #: when a policy holds ready work back (rule 6 of ``s3dnn``): the time it wants to be asked
         #: again
         self.hold_until_ns: int | None = None
+        #: cameras (pipelines) feeding the policy, set by the dispatcher (None: not known)
+        self.pipelines: int | None = None
         # Q, one list per layer, each sorted by (key, seq): the head of Q is the least of the
         # lists' heads, and a layer's fusion peers are the first entries of its own list (a DEQUEUE
         # costs the same however many frames wait)
@@ -317,18 +319,20 @@ class S3dnnPolicy(Policy):
     6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the
        first layer decides how many launches (host time) and how much GPU time every frame costs.
        The policy keeps the arrival rate r (frames whose first layer became ready in the last
-       RATE_WINDOW_NS) and picks the *target batch* b*: the smallest b <= max_batch with
-       r * host(b) <= LOAD_TARGET and r * gpu(b) <= LOAD_TARGET, where host(b) is the host time per
+       RATE_WINDOW_NS) and picks the *target batch* b*: the smallest b <= max_batch with r *
+       host(b) <= LOAD_TARGET and r * gpu(b) <= LOAD_TARGET, where host(b) is the host time per
        frame at batch b (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch,
        completion and decision shared by b frames) and gpu(b) the GPU time per frame with every
-       layer fused over b frames; max_batch when none qualifies. At low load b* is 1 and nothing
-       changes. While fewer than b* first-layer tasks are ready, they are *held*: they neither head
-       nor join G, until the oldest of them has waited b*/r (the time b* frames take to arrive, at
-       the rate when it became the oldest) or would keep less than HOLD_RESERVE of its relative
-       deadline as slack, whichever comes first. Other layers are dispatched meanwhile; with
-       nothing else to do the DEQUEUE only looks ahead and ``hold_until_ns`` says when to ask
-       again. When the host or the GPU saturates this fuses more instead of less, so throughput
-       holds under overload.
+       layer fused over b frames; max_batch when none qualifies. b* never exceeds the number of
+       cameras (pipelines): a camera has one frame in the network at a time, so no more first-layer
+       tasks can ever be ready together, and holding for more would only run out the hold. At low
+       load b* is 1 and nothing changes. While fewer than b* first-layer tasks are ready, they are
+       *held*: they neither head nor join G, until the oldest of them has waited b*/r (the time b*
+       frames take to arrive, at the rate when it became the oldest) or would keep less than
+       HOLD_RESERVE of its relative deadline as slack, whichever comes first. Other layers are
+       dispatched meanwhile; with nothing else to do the DEQUEUE only looks ahead and
+       ``hold_until_ns`` says when to ask again. When the host or the GPU saturates this fuses more
+       instead of less, so throughput holds under overload.
     """
 
     name = 's3dnn'
@@ -376,6 +380,8 @@ class S3dnnPolicy(Policy):
         batch = next((b for b in range(1, self.max_batch + 1)
                       if rate * self.host.frame_ns(b, layers) <= LOAD_TARGET
                       and rate * self.costs.frame_gpu_ns(b) <= LOAD_TARGET), self.max_batch)
+        if self.pipelines:
+            batch = min(batch, self.pipelines)
         self._target = (batch, now_ns)
         return batch
 
