@@ -544,7 +544,7 @@ class PerceptionCore:
     # -------------------------------------------------------- outputs: receiver thread -> executor
     def _receive_outputs(self, device: int, outputs: list[tuple]) -> None:
         """Receiver thread of GPU ``device``'s worker: queue its outputs, wake the executor."""
-        self._outputs.extend((device, *output) for output in outputs)
+        self._outputs.append((device, outputs))
         self._outputs_ready.trigger()
 
     def _worker_replaced(self, device: int, why: str) -> None:
@@ -557,34 +557,39 @@ class PerceptionCore:
         """Executor: publish the detections of finished frames, count dropped ones."""
         outputs = self._outputs
         while outputs:
-            device, kind, index, seq, time_ns, payload = outputs.popleft()
-            camera = self._by_device[device][index]
-            header, release_ns = camera.in_flight.pop(seq)
-            picture = camera.thumbnails.pop(seq, None)
-            if kind != DONE:
-                self._drop(camera, header, release_ns, payload)
-                continue
-            scores, ids = payload
-            finished = time.monotonic_ns()
-            latency_ms = (finished - release_ns) / 1e6
-            missed = latency_ms > camera.config.deadline_ms
-            if self.frame_sink is not None:
-                self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns,
-                                             'done', finished_ns=finished, latency_ms=latency_ms,
-                                             deadline_ms=camera.config.deadline_ms, missed=missed))
-            camera.publisher.publish(self.encoder.encode(Detection(
-                camera.config.name, header, ids, scores, self.labels, latency_ms,
-                camera.config.deadline_ms, missed)))
-            if picture is not None:
-                names = [self.labels[i] if self.labels else f'class {i}' for i in ids]
-                msg = Image(header=header)
-                array_to_image(annotate(picture, list(zip(names, scores)), latency_ms,
-                                        camera.config.deadline_ms, missed), 'bgr8', msg)
-                camera.annotated.publish(msg)
-            camera.completed += 1
-            camera.missed += missed
-            camera.latencies_ms.append(latency_ms)
-            camera.window_latencies_ms.append(latency_ms)
+            device, batch = outputs.popleft()
+            states = self._by_device[device]
+            for kind, index, seq, _, payload in batch:
+                self._resolve(states[index], kind, seq, payload)
+
+    def _resolve(self, camera: CameraState, kind: str, seq: int, payload) -> None:
+        """Executor: one frame the worker finished (its detection published) or dropped."""
+        header, release_ns = camera.in_flight.pop(seq)
+        picture = camera.thumbnails.pop(seq, None)
+        if kind != DONE:
+            self._drop(camera, header, release_ns, payload)
+            return
+        scores, ids = payload
+        finished = time.monotonic_ns()
+        latency_ms = (finished - release_ns) / 1e6
+        missed = latency_ms > camera.config.deadline_ms
+        if self.frame_sink is not None:
+            self.frame_sink(FrameOutcome(camera.config.name, stamp_ns(header), release_ns,
+                                         'done', finished_ns=finished, latency_ms=latency_ms,
+                                         deadline_ms=camera.config.deadline_ms, missed=missed))
+        camera.publisher.publish(self.encoder.encode(Detection(
+            camera.config.name, header, ids, scores, self.labels, latency_ms,
+            camera.config.deadline_ms, missed)))
+        if picture is not None:
+            names = [self.labels[i] if self.labels else f'class {i}' for i in ids]
+            msg = Image(header=header)
+            array_to_image(annotate(picture, list(zip(names, scores)), latency_ms,
+                                    camera.config.deadline_ms, missed), 'bgr8', msg)
+            camera.annotated.publish(msg)
+        camera.completed += 1
+        camera.missed += missed
+        camera.latencies_ms.append(latency_ms)
+        camera.window_latencies_ms.append(latency_ms)
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:

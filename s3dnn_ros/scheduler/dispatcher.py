@@ -501,9 +501,9 @@ class EngineBackend:
                 raise EngineError(f'staging the images of {names}: {error}') from error
         start = time.monotonic_ns()
         launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
-        end = time.monotonic_ns()
         spent = time.perf_counter_ns() - begin
         if not hasattr(launch.handle, 'interval'):  # synchronous engine: the call was the kernel
+            end = time.monotonic_ns()
             self.busy.add(start, end)
             spent -= end - start
         self.launch_ns += spent
