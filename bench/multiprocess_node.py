@@ -7,7 +7,8 @@ camera.
     python3 bench/multiprocess_node.py [--cameras 16,32,64] [--fps 30] [--deadline-ms 50]
                                        [--seconds 8] [--width 320] [--height 240] [--qos reliable]
                                        [--warmup-s 3] [--policy s3dnn,streams] [--engine auto]
-                                       [--gpus K] [--cost-table FILE] [--out DIR]
+                                       [--gpus K] [--workers-per-gpu K] [--cost-table FILE]
+                                       [--out DIR]
 
 First an unreported warm-up point (``--warmup-s``): on the H200 the first 640x480 point after
 start-up lost a third of its frames in transport whichever policy ran it, and the same point run
@@ -22,8 +23,9 @@ Per point it reports the keys of the capacity benchmark (``s3dnn-bench --section
 deadline), ``dropped`` (the node's drops in the span), ``lost`` (frames the cameras should have
 sent in the span, cameras x fps x seconds, that the node never received), ``miss_ratio`` = (missed
 + dropped + lost) / expected, latency p50/p99, the GPU busy fraction and the scheduler's host busy
-time per frame (from the diagnostics), the mean fused batch, and ``e2e_p99_ms``: from the camera's
-stamp to this process receiving the detection. Prints a table and writes
+time per frame (from the diagnostics; summed over the workers, the GPU busy share over the GPUs),
+the mean fused batch, and ``e2e_p99_ms``: from the camera's stamp to this process receiving the
+detection. Prints a table and writes
 DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
@@ -68,6 +70,7 @@ def params_file(folder: Path, names: list[str], args, policy: str) -> Path:
         lines += [f'    {name}:', f'      topic: {default_topic(name)}',
                   f'      deadline_ms: {args.deadline_ms}', f'      fps_hint: {args.fps}']
     lines += [f'    policy: {policy}', f'    engine: {args.engine}', f'    gpus: {args.gpus}',
+              f'    workers_per_gpu: {args.workers_per_gpu}',
               '    diagnostics_period_s: 0.5', '    qos:', f'      reliability: {args.qos}',
               '      depth: 5']
     if args.cost_table:
@@ -85,7 +88,8 @@ class Listener:
         self.detections = {name: [] for name in names}
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diagnostics_at = 0.0
-        self.windows: list[dict[str, str]] = []  # scheduler statuses received while collecting
+        # scheduler status name -> its values received while collecting
+        self.windows: dict[str, list[dict[str, str]]] = {}
         self.collecting = True
         for name in names:
             self.node.create_subscription(String, detections_topic(name),
@@ -100,9 +104,9 @@ class Listener:
         for status in array.status:
             values = {kv.key: kv.value for kv in status.values}
             self.diagnostics[status.name] = values
-            # one 's3dnn: scheduler' status, or one 's3dnn: scheduler gpu<N>' per GPU
+            # one 's3dnn: scheduler' status, or one per worker ('s3dnn: scheduler gpu<N>...')
             if status.name.startswith('s3dnn: scheduler') and self.collecting:
-                self.windows.append(values)
+                self.windows.setdefault(status.name, []).append(values)
         self.diagnostics_at = time.monotonic()
 
 
@@ -165,9 +169,10 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
         while listener.diagnostics_at <= mark and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
         after = camera_totals()
-        scheduler = next((values for name, values in sorted(listener.diagnostics.items())
-                          if name.startswith('s3dnn: scheduler')), {})
-        windows = list(listener.windows)
+        schedulers = [values for name, values in sorted(listener.diagnostics.items())
+                      if name.startswith('s3dnn: scheduler')]
+        scheduler = schedulers[0] if schedulers else {}
+        windows = {name: list(values) for name, values in listener.windows.items()}
     finally:
         for process in [*cameras, node]:
             process.send_signal(signal.SIGINT)
@@ -189,8 +194,12 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
     expected = round(count * args.fps * span)
     lost = max(0, expected - received)
     missed = sum(d['missed'] for _, d in detections)
-    busy = [float(w.get('gpu busy fraction', 0)) for w in windows] or [0.0]
-    host = [float(w.get('scheduler host busy fraction', 0)) for w in windows] or [0.0]
+    # each worker's mean over its windows, summed over the workers
+    busy = sum(np.mean([float(w.get('gpu busy fraction', 0)) for w in worker])
+               for worker in windows.values())
+    host = sum(np.mean([float(w.get('scheduler host busy fraction', 0)) for w in worker])
+               for worker in windows.values())
+    batch = [float(values.get('mean batch', 0)) for values in schedulers] or [0.0]
     frames_per_s = received / span if span else 0.0
     return {'cameras': count, 'policy': policy, 'source': 'ros', 'engine': scheduler.get('engine'),
             'device': scheduler.get('device'), 'expected': expected, 'released': received,
@@ -199,9 +208,9 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
             'p50_ms': round(float(np.percentile(latencies, 50)), 3),
             'p99_ms': round(float(np.percentile(latencies, 99)), 3),
             'e2e_p99_ms': round(float(np.percentile(e2e, 99)), 3),
-            'gpu_busy': round(float(np.mean(busy)), 4),
-            'mean_batch': float(scheduler.get('mean batch', 0)),
-            'host_us_per_frame': (round(float(np.mean(host)) * 1e6 / frames_per_s, 2)
+            'gpu_busy': round(min(1.0, float(busy) / args.gpus), 4),
+            'mean_batch': round(float(np.mean(batch)), 3),
+            'host_us_per_frame': (round(float(host) * 1e6 / frames_per_s, 2)
                                   if frames_per_s else None),
             'per_camera': {name: len(listener.detections[name]) for name in names}}
 
@@ -221,6 +230,8 @@ def main() -> int:
     parser.add_argument('--engine', choices=['auto', 'cuda', 'reference'], default='auto')
     parser.add_argument('--gpus', type=positive_int, default=1,
                         help="the node's gpus parameter: GPUs 0..K-1, one scheduler worker each")
+    parser.add_argument('--workers-per-gpu', type=positive_int, default=1,
+                        help="the node's workers_per_gpu parameter (default 1)")
     parser.add_argument('--cost-table',
                         help='cost table the node loads, or writes after calibrating once')
     parser.add_argument('--warmup-s', type=float, default=3.0,

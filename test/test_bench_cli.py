@@ -104,3 +104,29 @@ def test_capacity_section_on_two_gpus_feeds_each_worker_its_cameras(capsys, tmp_
     assert 21 <= gpu['released'] <= 24 and gpu['completed'] + gpu['dropped'] == gpu['released']
     assert gpu['unresolved'] == 0 and 0 < gpu['gpu_busy'] <= 1
     assert sim['released'] == pytest.approx(gpu['released'], abs=3)
+
+
+def test_capacity_section_with_two_workers_on_one_gpu_splits_the_cameras(capsys, tmp_path):
+    """
+    Check the capacity sweep with two scheduler workers on device 0 (reference engines).
+
+    Every frame of every camera is counted once and completes (8 may wait per camera on this
+    slow engine); the simulator, which does not model workers sharing a GPU, is not run and says
+    so.
+    """
+    argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '3', '--policies',
+            's3dnn', '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height', '48',
+            '--seconds', '1.5', '--warmup-s', '0.2', '--overload', '0', '--workers-per-gpu', '2',
+            '--queue-depth', '8', '--json', '--out', str(tmp_path)]
+    assert bench.main(argv) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert (record['gpus'], record['workers_per_gpu']) == (1, 2)
+    for worker in (0, 1):
+        assert f's3dnn: gpu0 worker{worker} worker pid' in captured.err
+    assert 'simulator: not run' in captured.err
+    assert [row['source'] for row in record['rows']] == ['gpu']
+    row = record['rows'][0]
+    assert 21 <= row['released'] <= 24 and row['completed'] == row['released']
+    assert row['unresolved'] == 0
+    assert record['knees'] == {'s3dnn': {'gpu': 3, 'sim': None}}

@@ -18,6 +18,7 @@ from ros_helpers import Driver, overrides, RosSession  # noqa: E402
 from s3dnn_ros.engine.base import ENCODINGS  # noqa: E402
 from s3dnn_ros.ros.image_codec import cv_bridge  # noqa: E402
 from s3dnn_ros.ros.perception_node import PerceptionNode  # noqa: E402
+from s3dnn_ros.scheduler.placement import Slot  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 SEED = int(os.environ.get('S3DNN_FUZZ_SEED', '0'))
@@ -76,7 +77,7 @@ def test_fuzzed_frames_are_rejected_exactly_when_unusable_and_all_accounted_for(
         assert fuzz.completed + sum(fuzz.dropped.values()) == usable and not fuzz.dropped
         assert session.spin_until(lambda: len(driver.detections['good']) == good.received ==
                                   (FRAMES + 9) // 10, 60)
-        assert node.workers[0].restarts == 0
+        assert node.workers[Slot(0)].restarts == 0
     finally:
         session.close()
 

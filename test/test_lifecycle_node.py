@@ -18,6 +18,7 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from ros_helpers import Driver, overrides  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.perception_lifecycle_node import PerceptionLifecycleNode  # noqa: E402
+from s3dnn_ros.scheduler.placement import Slot  # noqa: E402
 
 CAMERAS = ['cam0', 'cam1']
 
@@ -44,7 +45,7 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
     assert not node.workers and subscribers(driver) == 0
 
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    pid = node.workers[0].pid
+    pid = node.workers[Slot(0)].pid
     os.kill(pid, 0)  # the worker runs
     assert session.spin_until(lambda: all(sub.get_publisher_count() > 0
                                           for sub in driver.detection_subs))
@@ -61,17 +62,17 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
     assert session.spin_until(lambda: subscribers(driver) == 0)
     driver.send('cam0', 2)  # nobody takes it
     session.spin_for(0.5)
-    assert node.cameras['cam0'].received == 1 and node.workers[0].pid == pid
+    assert node.cameras['cam0'].received == 1 and node.workers[Slot(0)].pid == pid
 
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert session.spin_until(lambda: subscribers(driver) == len(CAMERAS))
     driver.send('cam0', 3)
     assert session.spin_until(lambda: len(driver.detections['cam0']) == 2, 60)
     assert node.cameras['cam0'].received == 2 and node.cameras['cam0'].completed == 2 \
-        and node.workers[0].pid == pid
+        and node.workers[Slot(0)].pid == pid
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    segments = node.workers[0].segments()
+    segments = node.workers[Slot(0)].segments()
     assert segments and all(os.path.exists(f'/dev/shm/{name}') for name in segments)
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert not node.workers and node.cameras == {}
@@ -88,7 +89,7 @@ def test_transitions_do_their_part_and_keep_state_across_deactivate(session):
     assert node._state_machine.current_state[1] == 'unconfigured'
 
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS  # and it can start again
-    assert node.workers[0].pid != pid
+    assert node.workers[Slot(0)].pid != pid
     assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
     assert not node.workers
 

@@ -18,9 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_node_in_its_own_process_is_swept_over_camera_counts(tmp_path):
+    """Two camera counts; with workers_per_gpu 2 the two cameras have a worker each."""
     command = [sys.executable, 'bench/multiprocess_node.py', '--cameras', '1,2', '--fps', '4',
                '--seconds', '3', '--width', '64', '--height', '48', '--engine', 'reference',
-               '--policy', 's3dnn',
+               '--policy', 's3dnn', '--workers-per-gpu', '2',
                '--deadline-ms', '5000', '--warmup-s', '0', '--out', str(tmp_path)]
     result = run(command, timeout=300, cwd=REPO_ROOT,
                  env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
@@ -41,7 +42,7 @@ def test_node_in_its_own_process_is_swept_over_camera_counts(tmp_path):
         assert row['missed'] == 0 and row['released'] >= row['dropped']
         assert row['miss_ratio'] == \
             pytest.approx((row['dropped'] + row['lost']) / row['expected'], abs=1e-6)
-        assert 0 < row['p50_ms'] <= row['p99_ms']
+        assert 0 < row['p50_ms'] <= row['p99_ms'] and row['host_us_per_frame'] > 0
     table = result.stdout.splitlines()
     header = next(i for i, line in enumerate(table)
                   if line.startswith('camera processes at 4 FPS (64x48, reliable)'))

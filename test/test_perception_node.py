@@ -23,6 +23,7 @@ from ros_helpers import Driver, overrides, values  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError, imagenet_classes  # noqa: E402
 from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
 from s3dnn_ros.ros.perception_node import camera_level, PerceptionNode  # noqa: E402
+from s3dnn_ros.scheduler.placement import Slot  # noqa: E402
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
@@ -375,7 +376,7 @@ def test_shutdown_under_load_leaves_no_worker_and_no_shared_memory(session):
         driver.send('cam1', k)
         session.spin_for(0.01)
     assert session.spin_until(lambda: driver.detections['cam0'] and driver.detections['cam1'], 60)
-    pid, segments = node.workers[0].pid, node.workers[0].segments()
+    pid, segments = node.workers[Slot(0)].pid, node.workers[Slot(0)].segments()
     assert len(segments) == 2 and all(os.path.exists(f'/dev/shm/{name}') for name in segments)
     session.executor.remove_node(node)
     session.nodes.remove(node)
@@ -392,20 +393,21 @@ def test_a_killed_worker_is_reported_and_replaced_and_every_camera_goes_on(sessi
     for camera in ('cam0', 'cam1'):
         driver.send(camera, 1)
     assert session.spin_until(lambda: driver.detections['cam0'] and driver.detections['cam1'], 60)
-    first = node.workers[0].pid
+    first = node.workers[Slot(0)].pid
     os.kill(first, signal.SIGKILL)
     assert session.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR
                                           and 'SIGKILL' in s.message
                                           for s in driver.statuses('s3dnn: scheduler')), 30)
-    assert session.spin_until(lambda: node.workers[0].pid not in (None, first), 60)
+    assert session.spin_until(lambda: node.workers[Slot(0)].pid not in (None, first), 60)
     for camera in ('cam0', 'cam1'):
         driver.send(camera, 2)
     assert session.spin_until(lambda: all(any(d['header']['stamp']['sec'] == 2
                                               for d in driver.detections[c])
                                           for c in ('cam0', 'cam1')), 60)
-    assert node.workers[0].restarts == 1
+    worker = node.workers[Slot(0)]
+    assert worker.restarts == 1
     assert session.spin_until(lambda: any(values(s)['worker restarts'] == '1'
-                                          and values(s)['worker pid'] == str(node.workers[0].pid)
+                                          and values(s)['worker pid'] == str(worker.pid)
                                           for s in driver.statuses('s3dnn: scheduler')))
 
 
@@ -422,7 +424,7 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
                         lambda self, *args: dataclasses.replace(
                             spec(self, *args), engine_factory='worker_engines:first_frame_fails'))
     node, driver = start(session, node_params(cameras=['cam0']), cameras=['cam0'])
-    assert 'made by worker_engines:first_frame_fails' in node.workers[0].info['why']
+    assert 'made by worker_engines:first_frame_fails' in node.workers[Slot(0)].info['why']
     driver.send('cam0', 1)
     camera = node.cameras['cam0']
     assert session.spin_until(lambda: camera.dropped['error'] == 1, 30)
@@ -436,7 +438,7 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
     assert session.spin_until(lambda: driver.detections['cam0'], 60)
     assert driver.detections['cam0'][0]['header']['stamp']['sec'] == 2
     # an engine error is not a lost context: the same worker goes on
-    assert node.workers[0].restarts == 0
+    assert node.workers[Slot(0)].restarts == 0
 
 
 def run_node(*ros_args, env_extra=None):
@@ -600,11 +602,11 @@ def test_a_deadline_set_at_run_time_judges_the_frames_received_after_it(session)
     result = node.set_parameters([Parameter('cam0.deadline_ms', value=0.001)])[0]
     assert result.successful and node.cameras['cam0'].config.deadline_ms == 0.001
     # a replacement worker would start with it
-    assert node.workers[0].spec.cameras[0].deadline_ns == 1000
+    assert node.workers[Slot(0)].spec.cameras[0].deadline_ns == 1000
     for k in range(2, 4):
         driver.send('cam0', k)
         session.spin_for(0.05)
     assert session.spin_until(lambda: len(driver.detections['cam0']) == 3, 60)
     assert [d['missed'] for d in driver.detections['cam0']] == [False, True, True]
-    assert session.spin_until(lambda: node.workers[0].stats
-                              and node.workers[0].stats['cameras'][0]['missed'] == 2, 10)
+    assert session.spin_until(lambda: node.workers[Slot(0)].stats
+                              and node.workers[Slot(0)].stats['cameras'][0]['missed'] == 2, 10)

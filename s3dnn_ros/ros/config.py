@@ -148,6 +148,7 @@ GLOBAL_PARAMETERS = [
     ('engine', 'auto', _one_of(ENGINE_KINDS)),
     ('device_id', 0, _integer(0, 63)),
     ('gpus', 1, _integer(1, 64)),
+    ('workers_per_gpu', 1, _integer(1, 8)),
     ('weights', '', _string),
     ('cost_table', '', _string),
     ('labels', '', _string),
@@ -187,6 +188,9 @@ DESCRIPTIONS = {
     'gpus': 'GPUs device_id .. device_id + gpus - 1 take the cameras without a '
             '<camera>.device_id, balanced by expected load (fps_hint); one scheduler worker '
             'process per GPU used',
+    'workers_per_gpu': 'scheduler worker processes per GPU, each with its own share of the GPU '
+                       'cameras (balanced by fps_hint), host thread and streams; fusion stays '
+                       'within a worker',
     'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
     'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, '
                   'else written after calibrating',
@@ -255,6 +259,7 @@ class NodeConfig:
     engine: str
     device_id: int
     gpus: int
+    workers_per_gpu: int
     weights: str
     cost_table: str
     labels: str
@@ -307,6 +312,7 @@ def validate(values: dict[str, Any]) -> NodeConfig:
         cameras.append(CameraConfig(camera, **fields))
     return NodeConfig(cameras=tuple(cameras), policy=checked['policy'], engine=checked['engine'],
                       device_id=checked['device_id'], gpus=checked['gpus'],
+                      workers_per_gpu=checked['workers_per_gpu'],
                       weights=checked['weights'],
                       cost_table=checked['cost_table'], labels=checked['labels'],
                       top_k=checked['top_k'], detections_format=checked['detections_format'],

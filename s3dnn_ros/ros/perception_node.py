@@ -44,6 +44,7 @@ from .overlay import annotate, thumbnail
 from .placement import describe_placement, place_cameras
 from .spin import image_qos, run_node
 from ..model.alexnet import alexnet
+from ..scheduler.placement import Slot
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import CameraSpec, DONE, WorkerSpec
 
@@ -140,7 +141,7 @@ class CameraState:
     config: CameraConfig
     index: int  # in its worker's cameras
     publisher: object
-    device: int = 0  # the GPU (scheduler worker) its frames run on
+    worker: Slot = Slot(0)  # the scheduler worker (GPU, worker) its frames run on
     received: int = 0
     rejected: int = 0
     completed: int = 0
@@ -185,8 +186,8 @@ class PerceptionCore:
     """
 
     config: NodeConfig
-    #: one scheduler worker per GPU used, by CUDA device (empty until configured)
-    workers: dict[int, WorkerClient] = {}
+    #: the scheduler workers, by (CUDA device, worker on that device) (empty until configured)
+    workers: dict[Slot, WorkerClient] = {}
     cameras: dict
     _subscriptions_by_camera: list
     #: called on the executor thread with a :class:`FrameOutcome` for each received frame once it
@@ -285,13 +286,13 @@ class PerceptionCore:
             state = self.cameras[camera.name]
             if state.config != camera:
                 if camera.deadline_ms != state.config.deadline_ms:
-                    self.workers[state.device].set_deadline(state.index,
+                    self.workers[state.worker].set_deadline(state.index,
                                                             round(camera.deadline_ms * 1e6))
                 state.config = camera
         return SetParametersResult(successful=True)
 
     def worker_spec(self, device: int, cameras: list[CameraConfig]) -> WorkerSpec:
-        """Return the spec of the scheduler worker of GPU ``device``, serving ``cameras``."""
+        """Return the spec of a scheduler worker on GPU ``device``, serving ``cameras``."""
         config = self.config
         return WorkerSpec(cameras=tuple(CameraSpec(camera.name, round(camera.deadline_ms * 1e6),
                                                    camera.queue_depth)
@@ -344,14 +345,14 @@ class PerceptionCore:
         self._decoded: collections.deque = collections.deque()  # from the decoder threads
         self._decoded_ready = self.create_guard_condition(self._take_decoded)
         placement = place_cameras(config)
-        self._by_device: dict[int, list[CameraState]] = {}
+        self._by_worker: dict[Slot, list[CameraState]] = {}
         for camera in config.cameras:
-            device = placement[camera.name]
-            served = self._by_device.setdefault(device, [])
+            slot = placement[camera.name]
+            served = self._by_worker.setdefault(slot, [])
             state = CameraState(camera, len(served),
                                 self.create_publisher(self.encoder.msg_type,
                                                       detections_topic(camera.name), 10),
-                                device)
+                                slot)
             served.append(state)
             if camera.annotated:
                 state.annotated = self.create_publisher(Image, annotated_topic(camera.name), 2)
@@ -359,22 +360,23 @@ class PerceptionCore:
         self._subscriptions_by_camera = []
         self._states = list(self.cameras.values())  # in configuration order
         self._outputs: collections.deque = collections.deque()   # from the receiver threads
-        self._restarts: collections.deque = collections.deque()  # (device, why a worker died)
+        self._restarts: collections.deque = collections.deque()  # (worker, why it died)
         self._outputs_ready = self.create_guard_condition(self._publish_outputs)
-        if len(self._by_device) > 1:
-            log.info(f'cameras per GPU: {describe_placement(placement)}')
+        if len(self._by_worker) > 1:
+            log.info('cameras per scheduler worker: '
+                     f'{describe_placement(placement, config.workers_per_gpu)}')
         self.device_names = {}
         self.workers = {}
-        for device, states in sorted(self._by_device.items()):
-            self.workers[device] = worker = WorkerClient(
-                self.worker_spec(device, [state.config for state in states]),
-                lambda outputs, d=device: self._receive_outputs(d, outputs),
-                lambda why, d=device: self._worker_replaced(d, why))
+        for slot, states in sorted(self._by_worker.items()):
+            self.workers[slot] = worker = WorkerClient(
+                self.worker_spec(slot.device, [state.config for state in states]),
+                lambda outputs, w=slot: self._receive_outputs(w, outputs),
+                lambda why, w=slot: self._worker_replaced(w, why))
             info = worker.info
             self.engine_name = info['engine']
-            self.device_names[device] = info['device']
+            self.device_names[slot] = info['device']
             log.info(f'engine: {info["why"]}; costs: {info["costs"]}; '
-                     f'scheduler worker pid {worker.pid}')
+                     f'scheduler worker {slot.label(config.workers_per_gpu)} pid {worker.pid}')
         self.device_name = ', '.join(dict.fromkeys(self.device_names.values()))
         if config.weights:
             log.info(f'weights: {config.weights}')
@@ -386,7 +388,7 @@ class PerceptionCore:
                      f'({camera.transport}) -> '
                      f'{self.resolve_topic_name(detections_topic(camera.name))}, '
                      f'deadline {camera.deadline_ms:g} ms, queue depth {camera.queue_depth}')
-        self._scheduler_previous = {device: {} for device in self.workers}
+        self._scheduler_previous = {slot: {} for slot in self.workers}
         self._started_ns = self._window_start_ns = time.monotonic_ns()
         self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(config.diagnostics_period_s,
@@ -463,7 +465,7 @@ class PerceptionCore:
 
     def _submit(self, camera: CameraState, header, image: np.ndarray, encoding: str,
                 release_ns: int) -> None:
-        seq, refused = self.workers[camera.device].submit(camera.index, image, encoding,
+        seq, refused = self.workers[camera.worker].submit(camera.index, image, encoding,
                                                           release_ns)
         if seq is None:
             self._drop(camera, header, release_ns, refused)
@@ -542,23 +544,24 @@ class PerceptionCore:
                 self._submit(camera, header, *result, release_ns)
 
     # -------------------------------------------------------- outputs: receiver thread -> executor
-    def _receive_outputs(self, device: int, outputs: list[tuple]) -> None:
-        """Receiver thread of GPU ``device``'s worker: queue its outputs, wake the executor."""
-        self._outputs.append((device, outputs))
+    def _receive_outputs(self, slot: Slot, outputs: list[tuple]) -> None:
+        """Receiver thread of worker ``slot``: queue its outputs, wake the executor."""
+        self._outputs.append((slot, outputs))
         self._outputs_ready.trigger()
 
-    def _worker_replaced(self, device: int, why: str) -> None:
-        """Receiver thread: GPU ``device``'s worker died and a new one is being started."""
-        self._restarts.append((device, why))
-        self.get_logger().error(f'gpu{device}: {why}; starting a new scheduler worker')
+    def _worker_replaced(self, slot: Slot, why: str) -> None:
+        """Receiver thread: worker ``slot`` died and a new one is being started."""
+        self._restarts.append((slot, why))
+        self.get_logger().error(f'{slot.label(self.config.workers_per_gpu)}: {why}; '
+                                'starting a new scheduler worker')
         self._outputs_ready.trigger()
 
     def _publish_outputs(self) -> None:
         """Executor: publish the detections of finished frames, count dropped ones."""
         outputs = self._outputs
         while outputs:
-            device, batch = outputs.popleft()
-            states = self._by_device[device]
+            slot, batch = outputs.popleft()
+            states = self._by_worker[slot]
             for kind, index, seq, _, payload in batch:
                 self._resolve(states[index], kind, seq, payload)
 
@@ -596,21 +599,21 @@ class PerceptionCore:
         now = time.monotonic_ns()
         period_ns = max(1, now - self._window_start_ns)
         self._window_start_ns = now
-        stats = {device: worker.stats or {} for device, worker in self.workers.items()}
-        restarts = {device: [] for device in self.workers}
+        stats = {slot: worker.stats or {} for slot, worker in self.workers.items()}
+        restarts = {slot: [] for slot in self.workers}
         while self._restarts:
-            device, why = self._restarts.popleft()
-            restarts[device].append(why)
-        last_error = {device: restarts[device][-1] if restarts[device]
-                      else stats[device].get('last_error') for device in self.workers}
+            slot, why = self._restarts.popleft()
+            restarts[slot].append(why)
+        last_error = {slot: restarts[slot][-1] if restarts[slot]
+                      else stats[slot].get('last_error') for slot in self.workers}
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         for camera in self._states:
-            array.status.append(self._camera_status(camera, now, stats[camera.device],
-                                                    last_error[camera.device]))
-        for device in self.workers:
-            array.status.append(self._scheduler_status(device, period_ns, stats[device],
-                                                       restarts[device]))
+            array.status.append(self._camera_status(camera, now, stats[camera.worker],
+                                                    last_error[camera.worker]))
+        for slot in self.workers:
+            array.status.append(self._scheduler_status(slot, period_ns, stats[slot],
+                                                       restarts[slot]))
         self.diagnostics.publish(array)
 
     def _camera_status(self, camera: CameraState, now: int, stats: dict, last_error: str | None):
@@ -642,7 +645,9 @@ class PerceptionCore:
                                              else 0.0)
         values['latency max ms'] = float(lat.max()) if lat is not None else 0.0
         values['deadline ms'] = camera.config.deadline_ms
-        values['gpu'] = camera.device
+        values['gpu'] = camera.worker.device
+        if self.config.workers_per_gpu > 1:
+            values['worker'] = camera.worker.worker
         cameras = stats.get('cameras')
         values['queue length'] = cameras[camera.index]['queue'] if cameras else 0
         for reason, count in sorted(camera.dropped.items()):
@@ -652,7 +657,7 @@ class PerceptionCore:
         if camera.rejected:
             values['last reject reason'] = camera.last_reject_reason
         return status(f's3dnn: {camera.config.name}', level, message,
-                      self.device_names[camera.device], values)
+                      self.device_names[camera.worker], values)
 
     def _publishers_on(self, camera: CameraConfig) -> str:
         """
@@ -678,18 +683,19 @@ class PerceptionCore:
         return (f'{len(publishers)} publisher(s) on {topic}'
                 + (': ' + '; '.join(notes) if notes else ''))
 
-    def _scheduler_status(self, device: int, period_ns: int, stats: dict, restarts: list[str]):
+    def _scheduler_status(self, slot: Slot, period_ns: int, stats: dict, restarts: list[str]):
         """
-        Return GPU ``device``'s scheduler status.
+        Return scheduler worker ``slot``'s status.
 
-        Named 's3dnn: scheduler' on a one-GPU node, 's3dnn: scheduler gpu<N>' on several, with
-        the GPU's cameras among its values.
+        Named 's3dnn: scheduler' on a node with one worker, else 's3dnn: scheduler gpu<N>' (one
+        worker per GPU) or 's3dnn: scheduler gpu<N> worker<K>', with the worker's cameras among
+        its values.
         """
         totals = {'busy_ns': stats.get('busy_ns', 0),
                   'engine_errors': stats.get('engine_errors', 0),
                   'host_work_ns': stats.get('host_work_ns', 0),
                   'uptime_ns': stats.get('uptime_ns', 0)}
-        previous, self._scheduler_previous[device] = self._scheduler_previous[device], totals
+        previous, self._scheduler_previous[slot] = self._scheduler_previous[slot], totals
         # a new worker counts from zero again
         fresh = totals['uptime_ns'] < previous.get('uptime_ns', 0)
         delta = {key: value - (0 if fresh else previous.get(key, 0))
@@ -713,7 +719,7 @@ class PerceptionCore:
         else:
             level, message = 'OK', 'running'
         values = {'policy': self.config.policy, 'detections': self.encoder.type_name,
-                  'engine': self.engine_name, 'device': self.device_names[device],
+                  'engine': self.engine_name, 'device': self.device_names[slot],
                   'gpu busy fraction': min(1.0, max(0.0, busy)),
                   'scheduler host busy fraction': min(1.0, max(0.0, host_busy)),
                   'groups dispatched': stats.get('groups', 0),
@@ -723,15 +729,16 @@ class PerceptionCore:
                   'mean batch': stats.get('mean_batch', 0.0),
                   'target batch': stats.get('target_batch', 1),
                   'engine errors': stats.get('engine_errors', 0),
-                  'worker restarts': self.workers[device].restarts,
-                  'worker pid': self.workers[device].pid or 0,
-                  'cameras': ', '.join(state.config.name for state in self._by_device[device])}
+                  'worker restarts': self.workers[slot].restarts,
+                  'worker pid': self.workers[slot].pid or 0,
+                  'cameras': ', '.join(state.config.name for state in self._by_worker[slot])}
         host = stats.get('host_costs')
         if host:
             values.update({f'host {key.replace("_us", "")} us': value
                            for key, value in host.items()})
-        name = 's3dnn: scheduler' if len(self.workers) == 1 else f's3dnn: scheduler gpu{device}'
-        return status(name, level, message, self.device_names[device], values)
+        name = ('s3dnn: scheduler' if len(self.workers) == 1
+                else f's3dnn: scheduler {slot.label(self.config.workers_per_gpu)}')
+        return status(name, level, message, self.device_names[slot], values)
 
     # ------------------------------------------------------------------ summary and shutdown
     def summary(self) -> list[dict]:

@@ -580,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     capacity.add_argument('--gpus', type=bounded_int(1, 64), default=1,
                           help='GPUs --device-id .. --device-id + K - 1, one scheduler worker '
                           'each, cameras placed as the node places them (default 1)')
+    capacity.add_argument('--workers-per-gpu', type=bounded_int(1, 8), default=1,
+                          help='scheduler workers per GPU, the cameras split over them as the '
+                          'node splits them (default 1; the simulator rows are then left out)')
     capacity.add_argument('--overload', type=non_negative_float, default=1.5,
                           help='also run each policy at this multiple '
                                'of its knee (default 1.5; 0: no)')
@@ -655,6 +658,7 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
                               queue_depth=args.queue_depth, firm=args.firm,
                               max_inflight=args.max_inflight, max_batch=args.max_batch,
                               engine=args.engine, device_id=args.device_id, gpus=args.gpus,
+                              workers_per_gpu=args.workers_per_gpu,
                               overload=args.overload)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
         (lambda line: print(line, flush=True))
@@ -671,7 +675,9 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
     name = file_name(card).replace('bench-', 'capacity-', 1)
     (out / name).write_text(json.dumps(record, indent=1))
     plot_capacity(section,
-                  f'{card}{f" x {args.gpus}" if args.gpus > 1 else ""}, {date}: '
+                  f'{card}{f" x {args.gpus}" if args.gpus > 1 else ""}'
+                  f'{f", {args.workers_per_gpu} workers each" if args.workers_per_gpu > 1 else ""}'
+                  f', {date}: '
                   f'{args.width}x{args.height} at {args.fps:g} FPS, deadline '
                   f'{args.deadline_ms:g} ms',
                   str(out / name.replace('.json', '.png')))

@@ -7,10 +7,11 @@ worker and predicted by the simulator.
 For each policy one scheduler worker process per GPU is started (the same
 :class:`~s3dnn_ros.worker.client.WorkerClient` the node uses, so frames cross into shared-memory
 slots exactly as from ROS callbacks; with ``gpus`` > 1 the cameras are placed on the GPUs as the
-node places them, and the simulator models as many GPUs), and the camera counts are swept from the
-smallest up. At each count N the first N
-cameras release frames open-loop at exact times: camera i's k-th frame is due at phase_i + k / fps
-(phase_i uniform in one period, seeded), whatever the scheduler does. Several feeder threads
+node places them, and the simulator models as many GPUs; with ``workers_per_gpu`` > 1 each GPU's
+cameras are split over that many workers on it, as the node does, which the simulator does not
+model: its rows are then left out), and the camera counts are swept from the smallest up. At each
+count N the first N cameras release frames open-loop at exact times: camera i's k-th frame is due
+at phase_i + k / fps (phase_i uniform in one period, seeded), whatever the scheduler does. Several feeder threads
 release them (each camera belongs to one), copying a 640x480 image into the camera's slot and
 submitting it; a frame's release time is its due time, so a late feeder counts against the
 scheduler, and how late the feeders were is reported. Each point runs ``warmup_s`` unmeasured, then
@@ -41,7 +42,7 @@ import numpy as np
 
 from ..engine.costs import CostTable, HostCosts
 from ..model.alexnet import alexnet
-from ..scheduler.placement import place
+from ..scheduler.placement import place_workers
 from ..scheduler.policies import DEFAULT_MAX_BATCH
 from ..scheduler.simulator import Camera, simulate_gpus
 from ..worker.client import WorkerClient
@@ -78,6 +79,8 @@ class CapacitySetting:
     #: GPUs device_id .. device_id + gpus - 1, one scheduler worker each, the cameras placed as the
     #: node places them
     gpus: int = 1
+    #: scheduler workers per GPU (the node's workers_per_gpu)
+    workers_per_gpu: int = 1
     overload: float = 0.0
     seed: int = 0
 
@@ -139,7 +142,7 @@ class _Router:
 
 @dataclass
 class _Fleet:
-    """The scheduler workers of one policy, one per GPU, and where each camera's frames go."""
+    """The scheduler workers of one policy and where each camera's frames go."""
 
     clients: list[WorkerClient]
     routers: list[_Router]
@@ -338,16 +341,17 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
     host_by_policy: dict[str, dict | None] = {}
     costs_json, device = None, None
     devices = list(range(setting.device_id, setting.device_id + setting.gpus))
-    placement = place([setting.fps] * largest, devices)
-    served = {device: [i for i in range(largest) if placement[i] == device] for device in devices}
+    placement = place_workers([setting.fps] * largest, devices, setting.workers_per_gpu)
+    served = {slot: [i for i in range(largest) if placement[i] == slot]
+              for slot in sorted(set(placement))}
     for policy in setting.policies:
         fleet = _Fleet([], [], [None] * largest)
         try:
-            for device, cameras in served.items():
+            for slot, cameras in served.items():
                 spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}',
                                                            round(setting.deadline_ms * 1e6),
                                                            setting.queue_depth) for i in cameras),
-                                  policy=policy, engine=setting.engine, device_id=device,
+                                  policy=policy, engine=setting.engine, device_id=slot.device,
                                   cost_table=cost_table_path, max_inflight=setting.max_inflight,
                                   max_batch=setting.max_batch, firm_deadlines=setting.firm,
                                   stats_period_s=0.05)
@@ -357,7 +361,8 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
                 fleet.routers.append(router)
                 for local, camera in enumerate(cameras):
                     fleet.targets[camera] = (client, local)
-                log(f'{policy}: gpu{device} worker pid {client.pid}, {client.info["why"]}')
+                log(f'{policy}: {slot.label(setting.workers_per_gpu)} worker pid {client.pid}, '
+                    f'{client.info["why"]}')
             costs_json = fleet.clients[0].info['cost_table']
             device = fleet.clients[0].info['device']
             policy_rows = []
@@ -379,12 +384,17 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
         rows += policy_rows
     jobs = [(row['cameras'], row['policy'], setting, costs_json, host_by_policy[row['policy']])
             for row in rows]
-    with ProcessPoolExecutor(max(1, min(len(jobs), (os.cpu_count() or 2) - 1))) as pool:
-        rows += list(pool.map(_simulate, jobs))
+    if setting.workers_per_gpu > 1:
+        log('simulator: not run (it does not model several workers sharing a GPU)')
+        jobs = []
+    if jobs:
+        with ProcessPoolExecutor(max(1, min(len(jobs), (os.cpu_count() or 2) - 1))) as pool:
+            rows += list(pool.map(_simulate, jobs))
     knees = {policy: {source: knee([r for r in rows
                                     if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
-    return {'device': device, 'gpus': setting.gpus, 'width': setting.width,
+    return {'device': device, 'gpus': setting.gpus, 'workers_per_gpu': setting.workers_per_gpu,
+            'width': setting.width,
             'height': setting.height, 'fps': setting.fps,
             'deadline_ms': setting.deadline_ms,
             'seconds': setting.seconds, 'feeders': setting.feeders,
@@ -432,6 +442,8 @@ def plot_capacity(section: dict, title: str, path: str) -> None:
             rows = sorted((r for r in section['rows']
                            if r['policy'] == policy and r['source'] == source),
                           key=lambda r: r['cameras'])
+            if not rows:
+                continue
             counts = [r['cameras'] for r in rows]
             label = f'{policy} ({"GPU" if source == "gpu" else "simulated"})'
             color = colors[index % len(colors)]
