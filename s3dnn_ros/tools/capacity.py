@@ -11,12 +11,12 @@ node places them, and the simulator models as many GPUs; with ``workers_per_gpu`
 cameras are split over that many workers on it, as the node does, which the simulator does not
 model: its rows are then left out), and the camera counts are swept from the smallest up. At each
 count N the first N cameras release frames open-loop at exact times: camera i's k-th frame is due
-at phase_i + k / fps (phase_i uniform in one period, seeded), whatever the scheduler does. Several feeder threads
-release them (each camera belongs to one), copying a 640x480 image into the camera's slot and
-submitting it; a frame's release time is its due time, so a late feeder counts against the
-scheduler, and how late the feeders were is reported. Each point runs ``warmup_s`` unmeasured, then
-``seconds`` measured; a frame counts when it was due in the measured span, and the point waits
-until every such frame is resolved.
+at phase_i + k / fps (phase_i uniform in one period, seeded), whatever the scheduler does.
+Several feeder threads release them (each camera belongs to one), copying a 640x480 image into the
+camera's slot and submitting it; a frame's release time is its due time, so a late feeder counts
+against the scheduler, and how late the feeders were is reported. Each point runs ``warmup_s``
+unmeasured, then ``seconds`` measured; a frame counts when it was due in the measured span, and the
+point waits until every such frame is resolved.
 
 Per point: frames released, completed, missed (completed after release + deadline), dropped (queue,
 firm deadline, no free slot), the miss ratio (missed + dropped) / released, latency percentiles of
