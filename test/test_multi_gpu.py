@@ -121,6 +121,7 @@ def test_two_gpus_two_workers_each_serving_its_cameras_with_a_status_each(sessio
     assert [c.name for c in node.workers[GPU0].spec.cameras] == ['cam0', 'cam2']
     assert [c.name for c in node.workers[GPU1].spec.cameras] == ['cam1', 'cam3']
     assert (node.workers[GPU0].spec.device_id, node.workers[GPU1].spec.device_id) == (0, 1)
+    assert node.workers[GPU0].spec.gpu_share == node.workers[GPU1].spec.gpu_share == 1.0
     for camera in CAMERAS:
         driver.send(camera, 1)
     assert session.spin_until(lambda: all(stamped(driver, c, 1) for c in CAMERAS), 60)
@@ -168,6 +169,8 @@ def test_two_workers_on_one_gpu_each_serve_their_cameras_with_a_status_each(sess
     assert sorted(node.workers) == [first, second]
     assert node.workers[first].pid != node.workers[second].pid
     assert (node.workers[first].spec.device_id, node.workers[second].spec.device_id) == (0, 0)
+    # each leaves the GPU to the other by half (rule 6 of the s3dnn policy)
+    assert node.workers[first].spec.gpu_share == node.workers[second].spec.gpu_share == 0.5
     assert [c.name for c in node.workers[second].spec.cameras] == ['cam1', 'cam3']
     for camera in CAMERAS:
         driver.send(camera, 1)

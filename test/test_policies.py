@@ -155,7 +155,7 @@ def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
     It is queued even when it fills the GPU, in a round that takes no dispatch slot; DEQUEUE's own
     look-ahead still wants it to fit.
     """
-    costs = uniform_costs(cost_us=400.0, tb=1.5)
+    costs = uniform_costs(cost_us=0.6 * RUN_AHEAD_NS / 1000, tb=1.5)  # two exceed the horizon
     policy = make_policy('s3dnn', costs)
     (lone_p,) = pipelines(1)
     lone = ready_frame(lone_p, 0)
@@ -416,6 +416,32 @@ def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate()
                     if rate * max(14 * 10_000 / b, 14 * (100_000 + 25_000 * (b - 1)) / b)
                     <= LOAD_TARGET)
     assert expected > 1 and fast.target_batch(RATE_WINDOW_NS - 1) == expected
+
+
+def test_rule6_a_scheduler_sharing_its_gpu_keeps_its_own_gpu_load_under_its_share():
+    """
+    With gpu_share s, b* keeps rate x GPU time per frame under LOAD_TARGET x s.
+
+    Two schedulers on one GPU each see half the cameras: each must leave the GPU half as busy as a
+    lone one would, so it fuses more. Costs as in the test above (GPU-bound: the host costs 1 µs per
+    launch).
+    """
+    from s3dnn_ros.engine.costs import HostCosts
+    from s3dnn_ros.scheduler.policies import LOAD_TARGET, RATE_WINDOW_NS
+    costs = uniform_costs(cost_us=100.0, tb=0.5)
+    chosen = {}
+    for share in (1.0, 0.5):
+        policy = make_policy('s3dnn', costs, max_batch=32)
+        policy.host = HostCosts(launch_us=1.0)
+        policy.gpu_share = share
+        count = 100
+        started(policy, count, RATE_WINDOW_NS // count, pipelines(count))  # 500 frames/s
+        rate = policy.arrival_rate(RATE_WINDOW_NS - 1) / 1e9
+        expected = next(b for b in range(1, 33)
+                        if rate * 14 * (100_000 + 25_000 * (b - 1)) / b <= LOAD_TARGET * share)
+        chosen[share] = policy.target_batch(RATE_WINDOW_NS - 1)
+        assert chosen[share] == expected
+    assert chosen[0.5] > chosen[1.0] > 1
 
 
 def test_rule6_target_batch_never_exceeds_the_number_of_cameras():

@@ -291,8 +291,13 @@ class PerceptionCore:
                 state.config = camera
         return SetParametersResult(successful=True)
 
-    def worker_spec(self, device: int, cameras: list[CameraConfig]) -> WorkerSpec:
-        """Return the spec of a scheduler worker on GPU ``device``, serving ``cameras``."""
+    def worker_spec(self, device: int, cameras: list[CameraConfig],
+                    gpu_share: float = 1.0) -> WorkerSpec:
+        """
+        Return the spec of a scheduler worker on GPU ``device``, serving ``cameras``.
+
+        ``gpu_share``: 1 / the workers sharing the GPU.
+        """
         config = self.config
         return WorkerSpec(cameras=tuple(CameraSpec(camera.name, round(camera.deadline_ms * 1e6),
                                                    camera.queue_depth)
@@ -301,7 +306,8 @@ class PerceptionCore:
                           weights=config.weights, cost_table=config.cost_table, top_k=config.top_k,
                           max_batch=config.max_batch, max_inflight=config.max_inflight,
                           firm_deadlines=config.firm_deadlines,
-                          stats_period_s=min(0.25, config.diagnostics_period_s / 2))
+                          stats_period_s=min(0.25, config.diagnostics_period_s / 2),
+                          gpu_share=gpu_share)
 
     def _configure(self):
         """
@@ -367,9 +373,11 @@ class PerceptionCore:
                      f'{describe_placement(placement, config.workers_per_gpu)}')
         self.device_names = {}
         self.workers = {}
+        sharing = collections.Counter(slot.device for slot in self._by_worker)
         for slot, states in sorted(self._by_worker.items()):
             self.workers[slot] = worker = WorkerClient(
-                self.worker_spec(slot.device, [state.config for state in states]),
+                self.worker_spec(slot.device, [state.config for state in states],
+                                 1 / sharing[slot.device]),
                 lambda outputs, w=slot: self._receive_outputs(w, outputs),
                 lambda why, w=slot: self._worker_replaced(w, why))
             info = worker.info

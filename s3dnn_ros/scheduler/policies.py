@@ -56,9 +56,11 @@ TARGET_REFRESH_NS = 1_000_000
 #: nothing
 FUSE_TOLERANCE = 0.01
 #: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued
-#: there; a few times the host's round trip from a completion to the next launch (about 80 µs on an
-#: H200 host)
-RUN_AHEAD_NS = 250_000
+#: there: many times the host's round trip from a completion to the next launch (about 80 µs on an
+#: H200 host), few percent of a 50 ms deadline. On an H200, 1 ms against 250 µs: Table 1 at B = 8
+#: 1.06x streams instead of 1.32x, and 256 cameras held in 2 of 2 capacity rounds against 0 of 2;
+#: 4 ms broke 256 cameras (92% missed)
+RUN_AHEAD_NS = 1_000_000
 #: firm mode: each frame shed before its first layer shortens the network-time estimate by this
 #: share
 SHED_DECAY = 1 / 64
@@ -97,6 +99,9 @@ class Policy(ABC):
         self.hold_until_ns: int | None = None
         #: cameras (pipelines) feeding the policy, set by the dispatcher (None: not known)
         self.pipelines: int | None = None
+        #: share of the GPU this scheduler's work may take (rule 6): 1 / K when K schedulers, each
+        #: seeing only its own cameras, share one GPU
+        self.gpu_share = 1.0
         # Q, one list per layer, each sorted by (key, seq): the head of Q is the least of the
         # lists' heads, and a layer's fusion peers are the first entries of its own list (a DEQUEUE
         # costs the same however many frames wait)
@@ -320,10 +325,12 @@ class S3dnnPolicy(Policy):
        first layer decides how many launches (host time) and how much GPU time every frame costs.
        The policy keeps the arrival rate r (frames whose first layer became ready in the last
        RATE_WINDOW_NS) and picks the *target batch* b*: the smallest b <= max_batch with r *
-       host(b) <= LOAD_TARGET and r * gpu(b) <= LOAD_TARGET, where host(b) is the host time per
-       frame at batch b (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch,
-       completion and decision shared by b frames) and gpu(b) the GPU time per frame with every
-       layer fused over b frames; max_batch when none qualifies. b* never exceeds the number of
+       host(b) <= LOAD_TARGET and r * gpu(b) <= LOAD_TARGET * s, where host(b) is the host time
+       per frame at batch b (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch,
+       completion and decision shared by b frames), gpu(b) the GPU time per frame with every layer
+       fused over b frames and s the scheduler's share of the GPU (``gpu_share``: 1, or 1/K when
+       K schedulers share one GPU, each with its own host thread and cameras, so each sees only its
+       own rate); max_batch when none qualifies. b* never exceeds the number of
        cameras (pipelines): a camera has one frame in the network at a time, so no more first-layer
        tasks can ever be ready together, and holding for more would only run out the hold. At low
        load b* is 1 and nothing changes. While fewer than b* first-layer tasks are ready, they are
@@ -379,7 +386,8 @@ class S3dnnPolicy(Policy):
         layers = self.num_layers
         batch = next((b for b in range(1, self.max_batch + 1)
                       if rate * self.host.frame_ns(b, layers) <= LOAD_TARGET
-                      and rate * self.costs.frame_gpu_ns(b) <= LOAD_TARGET), self.max_batch)
+                      and rate * self.costs.frame_gpu_ns(b) <= LOAD_TARGET * self.gpu_share),
+                     self.max_batch)
         if self.pipelines:
             batch = min(batch, self.pipelines)
         self._target = (batch, now_ns)

@@ -29,6 +29,7 @@ x its knee, to show whether it keeps its throughput.
 """
 from __future__ import annotations
 
+import collections
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 import gc
@@ -344,6 +345,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
     placement = place_workers([setting.fps] * largest, devices, setting.workers_per_gpu)
     served = {slot: [i for i in range(largest) if placement[i] == slot]
               for slot in sorted(set(placement))}
+    sharing = collections.Counter(slot.device for slot in served)
     for policy in setting.policies:
         fleet = _Fleet([], [], [None] * largest)
         try:
@@ -354,7 +356,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
                                   policy=policy, engine=setting.engine, device_id=slot.device,
                                   cost_table=cost_table_path, max_inflight=setting.max_inflight,
                                   max_batch=setting.max_batch, firm_deadlines=setting.firm,
-                                  stats_period_s=0.05)
+                                  stats_period_s=0.05, gpu_share=1 / sharing[slot.device])
                 router = _Router(cameras)
                 client = WorkerClient(spec, router)
                 fleet.clients.append(client)

@@ -81,6 +81,8 @@ class WorkerSpec:
     max_inflight: int = 2
     firm_deadlines: bool = False
     stats_period_s: float = 0.25
+    #: share of the GPU this worker's scheduler may take: 1 / the workers on its GPU (rule 6)
+    gpu_share: float = 1.0
     #: 'module:function' making the engine from (network, weights) instead of ``engine`` (a plug-in
     #: seam; the tests use it to run a failing engine inside a real worker process)
     engine_factory: str = ''
@@ -179,6 +181,7 @@ class WorkerCore:
         self.costs = costs
         self.policy = make_policy(spec.policy, costs, firm=spec.firm_deadlines,
                                   max_batch=spec.max_batch, max_inflight=spec.max_inflight)
+        self.policy.gpu_share = spec.gpu_share
         self.backend = EngineBackend(engine)
         self.dispatcher = Dispatcher(self.policy, self.backend, on_done=self._done,
                                      on_drop=self._dropped)
