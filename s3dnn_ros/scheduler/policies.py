@@ -58,8 +58,8 @@ FUSE_TOLERANCE = 0.01
 #: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued
 #: there: many times the host's round trip from a completion to the next launch (about 80 µs on an
 #: H200 host), few percent of a 50 ms deadline. On an H200, 1 ms against 250 µs: Table 1 at B = 8
-#: 1.06x streams instead of 1.32x, and 256 cameras held in 2 of 2 capacity rounds against 0 of 2;
-#: 4 ms broke 256 cameras (92% missed)
+#: 1.06x streams instead of 1.32x; 256 cameras missed 0% and 4.4% in two capacity rounds against
+#: 100% and 25%; 4 ms broke 256 cameras (92% missed)
 RUN_AHEAD_NS = 1_000_000
 #: firm mode: each frame shed before its first layer shortens the network-time estimate by this
 #: share
