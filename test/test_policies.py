@@ -423,8 +423,8 @@ def test_rule6_a_scheduler_sharing_its_gpu_keeps_its_own_gpu_load_under_its_shar
     With gpu_share s, b* keeps rate x GPU time per frame under LOAD_TARGET x s.
 
     Two schedulers on one GPU each see half the cameras: each must leave the GPU half as busy as a
-    lone one would, so it fuses more. Costs as in the test above (GPU-bound: the host costs 1 µs per
-    launch).
+    lone one would, so it fuses more. Costs as in the test above (GPU-bound: the host costs 1 µs
+    per launch).
     """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import LOAD_TARGET, RATE_WINDOW_NS
