@@ -205,6 +205,9 @@ class CostTable:
             total += row[1]
             suffix.append(total)
         self.remaining_ns = suffix[::-1] + [0]
+        # frame_gpu_ns by batch (index 0 unused): rule 6 asks for it about every millisecond
+        self._frame_gpu_ns = [0.0] + [sum(row[b] for row in self._cost_ns) / b
+                                      for b in range(1, MAX_BATCH + 1)]
 
     @staticmethod
     def _interpolate(points: dict[int, tuple[float, float]], batch: int) -> tuple[float, float]:
@@ -257,6 +260,8 @@ class CostTable:
 
         Its layers run one after another.
         """
+        if batch <= MAX_BATCH:
+            return self._frame_gpu_ns[batch]
         return sum(self.cost_ns(index, batch) for index in range(len(self._cost_ns))) / batch
 
     def with_host(self, host: HostCosts | None) -> 'CostTable':
