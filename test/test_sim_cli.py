@@ -20,7 +20,7 @@ TINY = ['--cameras', '2', '--seconds', '0.2']
 
 COUNT_KEYS = ['released', 'completed', 'missed', 'dropped']
 FLOAT_KEYS = ['miss_ratio', 'p50_ms', 'p99_ms', 'throughput_fps', 'gpu_busy', 'mean_batch']
-RESULT_KEYS = set(COUNT_KEYS + FLOAT_KEYS + ['per_camera', 'gpus', 'per_gpu'])
+RESULT_KEYS = set(COUNT_KEYS + FLOAT_KEYS + ['per_camera', 'gpus', 'workers_per_gpu', 'per_gpu'])
 CAMERA_FLOAT_KEYS = ['fps', 'deadline_ms', 'miss_ratio', 'p50_ms', 'p95_ms', 'p99_ms', 'max_ms']
 CAMERA_KEYS = set(['name'] + COUNT_KEYS + CAMERA_FLOAT_KEYS)
 
@@ -269,7 +269,19 @@ USAGE_ERRORS = [
      '-1 is not allowed; allowed: a finite number >= 0'),
     (['--queue-depth', '0', *TINY], '--queue-depth',
      '0 is not allowed; allowed: an integer >= 1'),
+    (['--workers-per-gpu', '9', *TINY], '--workers-per-gpu',
+     '9 is not allowed; allowed: an integer >= 1 and <= 8'),
 ]
+
+
+def test_workers_per_gpu_splits_each_gpus_cameras_over_that_many_schedulers(capsys):
+    result = run_json(capsys, '--cameras', '5', '--seconds', '0.3', '--policy', 's3dnn',
+                      '--gpus', '2', '--workers-per-gpu', '2')['s3dnn']
+    assert result['gpus'] == 2 and result['workers_per_gpu'] == 2
+    assert [(g['gpu'], g['workers']) for g in result['per_gpu']] == [(0, 2), (1, 2)]
+    assert sorted(c for g in result['per_gpu'] for c in g['cameras']) == \
+        sorted(f'cam{i}' for i in range(5))
+    assert result['released'] == sum(g['released'] for g in result['per_gpu'])
 
 
 @pytest.mark.parametrize('argv, argument, detail', USAGE_ERRORS,

@@ -186,3 +186,43 @@ def test_two_gpus_split_the_cameras_by_rate_and_carry_what_one_cannot():
     assert [row['name'] for row in two['per_camera']] == [c.name for c in cameras]
     assert two['miss_ratio'] < one['miss_ratio']
     assert two['gpu_busy'] == pytest.approx((first['gpu_busy'] + second['gpu_busy']) / 2, abs=1e-6)
+
+
+# ------------------------------------------------------------------ workers sharing one GPU
+def test_two_workers_on_one_gpu_relieve_a_saturated_host():
+    """
+    Streams with 100 µs of host time per launch: 16 cameras need 0.67 s of host time a second.
+
+    One host thread is late on every frame; two split the cameras (8 each) and keep up on the one
+    fast GPU, whose model both fill (gpu_busy is the shared GPU's).
+    """
+    from scheduling_helpers import uniform_costs
+    costs = uniform_costs(cost_us=10.0, tb=0.05)
+    host = HostCosts(launch_us=100.0, frame_us=300.0)
+    cameras = [Camera(f'cam{i}', 30.0, 50.0) for i in range(24)]
+    one = simulate_gpus(cameras, 'streams', costs, 1.0, 1, host=host)
+    two = simulate_gpus(cameras, 'streams', costs, 1.0, 1, workers_per_gpu=2, host=host)
+    assert one['miss_ratio'] > 0.5 and two['miss_ratio'] < 0.01
+    assert two['workers_per_gpu'] == 2 and two['per_gpu'][0]['workers'] == 2
+    assert abs(two['released'] - one['released']) <= len(cameras)
+    assert [row['name'] for row in two['per_camera']] == [c.name for c in cameras]
+    assert 0 < two['gpu_busy'] <= 1
+    assert simulate_gpus(cameras, 'streams', costs, 1.0, 1, workers_per_gpu=2, host=host) == two
+
+
+def test_two_workers_on_one_gpu_share_its_time_where_two_gpus_do_not():
+    """
+    A GPU-bound load (28 cameras on a modelled T4, streams, 1 µs host costs).
+
+    Two workers on one GPU miss as much as one: their kernels share the one GPU model. Two GPUs
+    carry the load.
+    """
+    cameras = [Camera(f'cam{i}', 30.0, 50.0) for i in range(28)]
+    costs = estimate(NETWORK, 't4')
+    host = HostCosts(frame_us=1.0, decision_us=1.0, launch_us=1.0, completion_us=1.0)
+    one = simulate_gpus(cameras, 'streams', costs, 1.0, 1, host=host)
+    shared = simulate_gpus(cameras, 'streams', costs, 1.0, 1, workers_per_gpu=2, host=host)
+    two_gpus = simulate_gpus(cameras, 'streams', costs, 1.0, 2, host=host)
+    assert one['miss_ratio'] > 0.5 and shared['miss_ratio'] > 0.5
+    assert two_gpus['miss_ratio'] < 0.01
+    assert shared['gpu_busy'] > 0.9

@@ -17,6 +17,11 @@ wait for it (their latency counts from their arrival); a launch that completes w
 busy is noticed when it is free. So a scheduler that needs more host time per frame than the frame
 interval falls behind, as it would live. The dispatcher's clock is the host's.
 
+Several schedulers may share one GPU (the node's ``workers_per_gpu``): each has its own host
+thread, dispatcher and cameras, and their kernels run on the one GPU model as if from one program
+(the model knows no time-slicing between processes). Each then keeps its GPU load under 1/K of the
+policy's target (``gpu_share``), as live workers do.
+
 Cameras release frames at ``fps`` with a seeded random phase and a seeded uniform jitter; arrivals
 stop after ``seconds`` and the simulation drains, so every released frame ends completed or
 dropped. The same inputs and seed give the same result.
@@ -34,7 +39,7 @@ import numpy as np
 
 from .dispatcher import Dispatcher, summarize
 from .job import Frame, Launch, Pipeline
-from .placement import place
+from .placement import place_workers
 from .policies import DEFAULT_MAX_BATCH, make_policy
 from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
 
@@ -52,61 +57,30 @@ class Camera:
 
 
 class _Kernel:
-    __slots__ = ('launch', 'issue_ns', 'work', 'demand')
+    __slots__ = ('launch', 'issue_ns', 'work', 'demand', 'owner')
 
-    def __init__(self, launch: Launch, issue_ns: int):
+    def __init__(self, launch: Launch, issue_ns: int, owner: 'SimulatedGpu'):
         self.launch = launch
         self.issue_ns = issue_ns
         self.work = float(launch.cost_ns)
         self.demand = min(launch.tb_ratio, 1.0)
+        self.owner = owner  # the scheduler's backend that issued it
 
 
-class SimulatedGpu:
+class GpuModel:
     """
-    Dispatcher backend: the GPU model on a virtual clock and the host clock.
+    The GPU on a virtual clock: streams of kernels, run as the module docstring says.
 
-    The host clock pays for launches (see the module docstring). ``now_ns`` is the host's clock;
-    ``charge`` advances it.
+    Streams are keyed by (scheduler, stream id), so schedulers sharing the GPU keep theirs apart.
     """
 
-    #: every stream id is a stream of its own
-    streams = None
-
-    def __init__(self, host: HostCosts = NOMINAL_HOST):
-        self.launch_ns = round(host.launch_us * 1000)
-        self.upload_ns = round(host.upload_us * 1000)
-        self.decision_ns = round(host.decision_us * 1000)
-        self.now = 0          # the GPU model's time
-        self.host_clock = 0   # when the host thread is next free
-        self._streams: dict[int, deque[_Kernel]] = {}  # only streams with kernels queued
+    def __init__(self):
+        self.now = 0
+        self._streams: dict[tuple[int, int], deque[_Kernel]] = {}  # only streams with kernels
         self._busy = 0
-        self._last_group = None
 
-    def now_ns(self) -> int:
-        return self.host_clock
-
-    def charge(self, ns: int) -> None:
-        self.host_clock += ns
-
-    def open_pipeline(self, pipeline: Pipeline) -> None:
-        pass
-
-    def launch(self, launch: Launch) -> None:
-        # the first launch of a round pays for its decision
-        if launch.group is not self._last_group:
-            self._last_group = launch.group
-            self.host_clock += self.decision_ns
-        self.host_clock += (self.launch_ns
-                            + (self.upload_ns * launch.batch if launch.layer == 0 else 0))
-        kernel = _Kernel(launch, max(self.host_clock, self.now))
-        launch.handle = kernel
-        self._streams.setdefault(launch.stream, deque()).append(kernel)
-
-    def done(self, launch: Launch) -> bool:
-        return launch.handle.work <= 0
-
-    def result(self, frame: Frame) -> None:
-        return None
+    def submit(self, key: tuple[int, int], kernel: _Kernel) -> None:
+        self._streams.setdefault(key, deque()).append(kernel)
 
     def busy_ns(self) -> int:
         return self._busy
@@ -168,6 +142,75 @@ class SimulatedGpu:
         return finished
 
 
+class SimulatedGpu:
+    """
+    Dispatcher backend: one scheduler's host thread, issuing to a GPU model.
+
+    The host clock pays for launches (see the module docstring). ``now_ns`` is the host's clock;
+    ``charge`` advances it. ``gpu``: a model shared with other schedulers' backends (``index``
+    tells them apart), else a GPU of its own, whose clock and events it exposes too.
+    """
+
+    #: every stream id is a stream of its own
+    streams = None
+
+    def __init__(self, host: HostCosts = NOMINAL_HOST, gpu: GpuModel | None = None,
+                 index: int = 0):
+        self.launch_ns = round(host.launch_us * 1000)
+        self.upload_ns = round(host.upload_us * 1000)
+        self.decision_ns = round(host.decision_us * 1000)
+        self.gpu = gpu or GpuModel()
+        self.index = index
+        self.host_clock = 0   # when the host thread is next free
+        self._last_group = None
+        #: its launches the GPU finished, not yet noticed by its host thread
+        self.finished: list[Launch] = []
+
+    @property
+    def now(self) -> int:
+        """Return the GPU model's time."""
+        return self.gpu.now
+
+    def now_ns(self) -> int:
+        return self.host_clock
+
+    def charge(self, ns: int) -> None:
+        self.host_clock += ns
+
+    def open_pipeline(self, pipeline: Pipeline) -> None:
+        pass
+
+    def launch(self, launch: Launch) -> None:
+        # the first launch of a round pays for its decision
+        if launch.group is not self._last_group:
+            self._last_group = launch.group
+            self.host_clock += self.decision_ns
+        self.host_clock += (self.launch_ns
+                            + (self.upload_ns * launch.batch if launch.layer == 0 else 0))
+        kernel = _Kernel(launch, max(self.host_clock, self.gpu.now), self)
+        launch.handle = kernel
+        self.gpu.submit((self.index, launch.stream), kernel)
+
+    def done(self, launch: Launch) -> bool:
+        return launch.handle.work <= 0
+
+    def result(self, frame: Frame) -> None:
+        return None
+
+    def busy_ns(self) -> int:
+        """Busy time of the GPU model (shared: every scheduler's kernels)."""
+        return self.gpu.busy_ns()
+
+    def next_event_ns(self) -> int | None:
+        return self.gpu.next_event_ns()
+
+    def advance(self, t: int) -> list[Launch]:
+        return self.gpu.advance(t)
+
+    def advance_to(self, t: int) -> list[Launch]:
+        return self.gpu.advance_to(t)
+
+
 #: loop turns between two looks at the wall clock for ``progress``
 PROGRESS_TURNS = 4096
 
@@ -184,38 +227,45 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
     NOMINAL_HOST. ``progress``, if given, is called with the simulated seconds so far about every
     ``progress_every_s`` of wall time.
     """
-    result, _, _ = _simulate(cameras, policy, costs, seconds, firm, seed, host, jitter_ms,
+    result, _, _ = _simulate([cameras], policy, costs, seconds, firm, seed, host, jitter_ms,
                              max_batch, progress, progress_every_s)
     return result
 
 
 def simulate_gpus(cameras: list[Camera], policy: str, costs: CostTable, seconds: float,
                   gpus: int, seed: int = 0, progress: Callable[[int, float], None] | None = None,
-                  **options) -> dict:
+                  workers_per_gpu: int = 1, **options) -> dict:
     """
-    Run one policy on ``gpus`` GPUs, each with its own scheduler and host thread.
+    Run one policy on ``gpus`` GPUs, each with ``workers_per_gpu`` schedulers and host threads.
 
-    The cameras are placed as the node places them (:func:`.placement.place`, by frame rate); each
-    GPU's cameras are simulated with seed ``seed + gpu * GPU_SEED_STRIDE`` (one GPU: ``seed``, the
-    same run as :func:`simulate`). Returns :func:`simulate`'s summary over
-    every camera (latency percentiles over all completed frames, ``gpu_busy`` the mean over the
-    GPUs, ``mean_batch`` over all launches) plus ``gpus`` and ``per_gpu`` (each GPU's summary and
-    cameras). ``progress(gpu, simulated seconds)`` as :func:`simulate`'s.
+    The cameras are placed as the node places them (:func:`.placement.place_workers`, by frame
+    rate); each GPU's cameras are simulated with seed ``seed + gpu * GPU_SEED_STRIDE`` (one GPU,
+    one worker: ``seed``, the same run as :func:`simulate`). Returns :func:`simulate`'s summary
+    over every camera (latency percentiles over all completed frames, ``gpu_busy`` the mean over
+    the GPUs, ``mean_batch`` over all launches) plus ``gpus``, ``workers_per_gpu`` and
+    ``per_gpu`` (each GPU's summary, cameras and workers used). ``progress(gpu, simulated
+    seconds)`` as :func:`simulate`'s.
     """
-    placement = place([camera.fps for camera in cameras], list(range(gpus)))
+    placement = place_workers([camera.fps for camera in cameras], list(range(gpus)),
+                              workers_per_gpu)
     results, pipelines, launches, frames = [], [], 0, 0
     for gpu in range(gpus):
-        mine = [camera for camera, device in zip(cameras, placement) if device == gpu]
-        if not mine:
+        workers = [mine for worker in range(workers_per_gpu)
+                   if (mine := [camera for camera, slot in zip(cameras, placement)
+                                if slot == (gpu, worker)])]
+        if not workers:
             continue
         report = (lambda done_s, g=gpu: progress(g, done_s)) if progress else None
-        result, dispatcher, _ = _simulate(mine, policy, costs, seconds,
-                                          seed=seed + gpu * GPU_SEED_STRIDE,
-                                          progress=report, **options)
-        results.append({'gpu': gpu, 'cameras': [camera.name for camera in mine], **result})
-        pipelines += dispatcher.pipelines
-        launches += dispatcher.launches
-        frames += dispatcher.frames_launched
+        result, dispatchers, _ = _simulate(workers, policy, costs, seconds,
+                                           seed=seed + gpu * GPU_SEED_STRIDE,
+                                           progress=report, **options)
+        results.append({'gpu': gpu, 'cameras': [camera.name for mine in workers
+                                                for camera in mine],
+                        'workers': len(workers), **result})
+        for dispatcher in dispatchers:
+            pipelines += dispatcher.pipelines
+            launches += dispatcher.launches
+            frames += dispatcher.frames_launched
     total = summarize(pipelines)
     by_name = {row['name']: row for result in results for row in result['per_camera']}
     return {
@@ -226,81 +276,117 @@ def simulate_gpus(cameras: list[Camera], policy: str, costs: CostTable, seconds:
         'gpu_busy': round(sum(r['gpu_busy'] for r in results) / gpus, 6),
         'mean_batch': round(frames / launches, 4) if launches else 0.0,
         'per_camera': [by_name[camera.name] for camera in cameras],
-        'gpus': gpus,
+        'gpus': gpus, 'workers_per_gpu': workers_per_gpu,
         'per_gpu': [{key: value for key, value in result.items() if key != 'per_camera'}
                     for result in results],
     }
 
 
-def _simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: float,
+@dataclass
+class _Host:
+    """One scheduler sharing the simulated GPU: its backend (host thread) and its cameras."""
+
+    backend: SimulatedGpu
+    policy: object
+    dispatcher: Dispatcher
+    cameras: list[Camera]
+    schedules: list[tuple]
+    arrivals: list[tuple[int, int, int]]
+
+
+def _simulate(workers: list[list[Camera]], policy: str, costs: CostTable, seconds: float,
               firm: bool = False, seed: int = 0, host: HostCosts | None = None,
               jitter_ms: float = DEFAULT_JITTER_MS, max_batch: int = DEFAULT_MAX_BATCH,
               progress: Callable[[float], None] | None = None,
-              progress_every_s: float = 10.0) -> tuple[dict, Dispatcher, 'SimulatedGpu']:
-    """Return :func:`simulate`'s summary, the dispatcher and the simulated GPU."""
+              progress_every_s: float = 10.0) -> tuple[dict, list[Dispatcher], GpuModel]:
+    """
+    Return :func:`simulate`'s summary, the dispatchers and the GPU model.
+
+    ``workers``: the cameras of each scheduler sharing the one GPU. The host threads take turns in
+    the order of their clocks (ties: the first worker), so the GPU model only moves forward.
+    """
     host = host or costs.host or NOMINAL_HOST
-    gpu = SimulatedGpu(host)
-    scheduler = make_policy(policy, costs, firm=firm, max_batch=max_batch)
-    scheduler.host = host
-    dispatcher = Dispatcher(scheduler, gpu)
+    model = GpuModel()
     frame_ns, completion_ns = round(host.frame_us * 1000), round(host.completion_us * 1000)
     rng = np.random.default_rng(seed)
     end_ns = round(seconds * 1e9)
-    arrivals: list[tuple[int, int, int]] = []
-    schedules = []
-    for index, camera in enumerate(cameras):
-        dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6), camera.queue_depth)
-        period = 1e9 / camera.fps
-        jitter = min(jitter_ms * 1e6, period / 4)
-        schedules.append((rng.uniform(0, period), period, jitter,
-                          np.random.default_rng([seed, index])))
-    for index, schedule in enumerate(schedules):
-        _push_arrival(arrivals, index, 0, schedule, end_ns)
+    hosts: list[_Host] = []
+    index = 0  # of the camera among every worker's, for its jitter's seed
+    for number, cameras in enumerate(workers):
+        scheduler = make_policy(policy, costs, firm=firm, max_batch=max_batch)
+        scheduler.host = host
+        scheduler.gpu_share = 1 / len(workers)
+        backend = SimulatedGpu(host, model, number)
+        dispatcher = Dispatcher(scheduler, backend)
+        schedules = []
+        for camera in cameras:
+            dispatcher.add_pipeline(camera.name, round(camera.deadline_ms * 1e6),
+                                    camera.queue_depth)
+            period = 1e9 / camera.fps
+            jitter = min(jitter_ms * 1e6, period / 4)
+            schedules.append((rng.uniform(0, period), period, jitter,
+                              np.random.default_rng([seed, index])))
+            index += 1
+        arrivals: list[tuple[int, int, int]] = []
+        for pipeline, schedule in enumerate(schedules):
+            _push_arrival(arrivals, pipeline, 0, schedule, end_ns)
+        hosts.append(_Host(backend, scheduler, dispatcher, cameras, schedules, arrivals))
 
+    active = list(hosts)
     turns = 0
     report_at = time.monotonic() + progress_every_s
-    while True:
-        t = gpu.host_clock
+    while active:
+        current = min(active, key=lambda h: h.backend.host_clock)
+        backend, dispatcher, arrivals = current.backend, current.dispatcher, current.arrivals
+        t = backend.host_clock
         turns += 1
         if progress is not None and turns % PROGRESS_TURNS == 0 and time.monotonic() >= report_at:
             progress(min(t, end_ns) / 1e9)
             report_at = time.monotonic() + progress_every_s
-        finished = gpu.advance_to(t)
+        for launch in model.advance_to(t):
+            launch.handle.owner.finished.append(launch)
+        finished, backend.finished = backend.finished, []
         due = []
         while arrivals and arrivals[0][0] <= t:
             due.append(heapq.heappop(arrivals))
         for launch in finished:
-            gpu.charge(completion_ns)
+            backend.charge(completion_ns)
             dispatcher.complete(launch)
-        for arrival_ns, index, k in due:
-            gpu.charge(frame_ns)
-            dispatcher.arrive(dispatcher.pipelines[index], arrival_ns)
-            _push_arrival(arrivals, index, k + 1, schedules[index], end_ns)
+        for arrival_ns, pipeline, k in due:
+            backend.charge(frame_ns)
+            dispatcher.arrive(dispatcher.pipelines[pipeline], arrival_ns)
+            _push_arrival(arrivals, pipeline, k + 1, current.schedules[pipeline], end_ns)
         launches = dispatcher.launches
         dispatcher.pump()
         if finished or due or dispatcher.launches != launches:
             continue
         # idle: the host waits for the next completion, arrival or the end of a hold
-        hold = scheduler.hold_until_ns if len(scheduler) else None
-        candidates = [x for x in (gpu.next_event_ns(), arrivals[0][0] if arrivals else None, hold)
+        hold = current.policy.hold_until_ns if len(current.policy) else None
+        candidates = [x for x in (model.next_event_ns(), arrivals[0][0] if arrivals else None,
+                                  hold)
                       if x is not None and x > t]
-        if not candidates:
-            break
-        gpu.host_clock = min(candidates)
+        if candidates:
+            backend.host_clock = min(candidates)
+        else:
+            active.remove(current)
 
-    elapsed = max(gpu.now, gpu.host_clock, end_ns)
-    total = summarize(dispatcher.pipelines)
+    elapsed = max(model.now, *(h.backend.host_clock for h in hosts), end_ns)
+    dispatchers = [h.dispatcher for h in hosts]
+    total = summarize([pipeline for d in dispatchers for pipeline in d.pipelines])
+    launched = sum(d.launches for d in dispatchers)
     return {
         'released': total['released'], 'completed': total['completed'], 'missed': total['missed'],
         'dropped': total['dropped'], 'miss_ratio': total['miss_ratio'],
         'p50_ms': total['p50_ms'], 'p99_ms': total['p99_ms'],
         'throughput_fps': round(total['completed'] / seconds, 3),
-        'gpu_busy': round(gpu.busy_ns() / elapsed, 6) if elapsed else 0.0,
-        'mean_batch': round(dispatcher.mean_batch, 4),
+        'gpu_busy': round(model.busy_ns() / elapsed, 6) if elapsed else 0.0,
+        'mean_batch': round(sum(d.frames_launched for d in dispatchers) / launched, 4)
+        if launched else 0.0,
         'per_camera': [{'name': camera.name, 'fps': camera.fps, 'deadline_ms': camera.deadline_ms,
                         **pipeline.stats.summary()}
-                       for camera, pipeline in zip(cameras, dispatcher.pipelines)],
-    }, dispatcher, gpu
+                       for h in hosts
+                       for camera, pipeline in zip(h.cameras, h.dispatcher.pipelines)],
+    }, dispatchers, model
 
 
 def _push_arrival(arrivals: list, index: int, k: int, schedule: tuple, end_ns: int) -> None:

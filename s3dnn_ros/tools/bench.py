@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
                           'each, cameras placed as the node places them (default 1)')
     capacity.add_argument('--workers-per-gpu', type=bounded_int(1, 8), default=1,
                           help='scheduler workers per GPU, the cameras split over them as the '
-                          'node splits them (default 1; the simulator rows are then left out)')
+                          'node splits them (default 1; the simulator models them too)')
     capacity.add_argument('--overload', type=non_negative_float, default=1.5,
                           help='also run each policy at this multiple '
                                'of its knee (default 1.5; 0: no)')

@@ -8,8 +8,8 @@ For each policy one scheduler worker process per GPU is started (the same
 :class:`~s3dnn_ros.worker.client.WorkerClient` the node uses, so frames cross into shared-memory
 slots exactly as from ROS callbacks; with ``gpus`` > 1 the cameras are placed on the GPUs as the
 node places them, and the simulator models as many GPUs; with ``workers_per_gpu`` > 1 each GPU's
-cameras are split over that many workers on it, as the node does, which the simulator does not
-model: its rows are then left out), and the camera counts are swept from the smallest up. At each
+cameras are split over that many workers on it, as the node does, and the simulator models that
+many schedulers sharing each GPU), and the camera counts are swept from the smallest up. At each
 count N the first N cameras release frames open-loop at exact times: camera i's k-th frame is due
 at phase_i + k / fps (phase_i uniform in one period, seeded), whatever the scheduler does.
 Several feeder threads release them (each camera belongs to one), copying a 640x480 image into the
@@ -313,6 +313,7 @@ def _simulate(args) -> dict:
     cameras = [Camera(f'cam{i}', setting.fps, setting.deadline_ms, setting.queue_depth)
                for i in range(count)]
     result = simulate_gpus(cameras, policy, costs, setting.seconds, setting.gpus,
+                           workers_per_gpu=setting.workers_per_gpu,
                            seed=setting.seed, firm=setting.firm, host=host,
                            max_batch=setting.max_batch)
     return {'cameras': count, 'policy': policy, 'source': 'sim', 'released': result['released'],
@@ -386,12 +387,8 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
         rows += policy_rows
     jobs = [(row['cameras'], row['policy'], setting, costs_json, host_by_policy[row['policy']])
             for row in rows]
-    if setting.workers_per_gpu > 1:
-        log('simulator: not run (it does not model several workers sharing a GPU)')
-        jobs = []
-    if jobs:
-        with ProcessPoolExecutor(max(1, min(len(jobs), (os.cpu_count() or 2) - 1))) as pool:
-            rows += list(pool.map(_simulate, jobs))
+    with ProcessPoolExecutor(max(1, min(len(jobs), (os.cpu_count() or 2) - 1))) as pool:
+        rows += list(pool.map(_simulate, jobs))
     knees = {policy: {source: knee([r for r in rows
                                     if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
@@ -444,8 +441,6 @@ def plot_capacity(section: dict, title: str, path: str) -> None:
             rows = sorted((r for r in section['rows']
                            if r['policy'] == policy and r['source'] == source),
                           key=lambda r: r['cameras'])
-            if not rows:
-                continue
             counts = [r['cameras'] for r in rows]
             label = f'{policy} ({"GPU" if source == "gpu" else "simulated"})'
             color = colors[index % len(colors)]

@@ -48,6 +48,9 @@ def build_parser() -> Parser:
     parser.add_argument('--gpus', type=bounded_int(1, 64), default=1,
                         help='GPUs, each with its own scheduler; cameras placed on them by frame '
                              'rate as the node places them (default 1)')
+    parser.add_argument('--workers-per-gpu', type=bounded_int(1, 8), default=1,
+                        help='schedulers (host threads) sharing each GPU, its cameras split over '
+                             'them as the node splits them (default 1)')
     parser.add_argument('--gpu', choices=list(GPUS), default='h100',
                         help='nominal GPU of the estimated cost table')
     parser.add_argument('--cost-table', metavar='FILE',
@@ -169,6 +172,7 @@ def simulate_cli(argv: list[str] | None) -> int:
     def run(count: int) -> dict:
         cameras = [Camera(f'cam{i}', fps[i], deadlines[i], args.queue_depth) for i in range(count)]
         return {policy: simulate_gpus(cameras, policy, costs, args.seconds, args.gpus,
+                                      workers_per_gpu=args.workers_per_gpu,
                                       seed=args.seed, progress=progress(count, policy),
                                       firm=args.firm, host=host, jitter_ms=args.jitter_ms,
                                       max_batch=args.max_batch,
@@ -178,6 +182,8 @@ def simulate_cli(argv: list[str] | None) -> int:
     fps_text = ','.join(f'{f:g}' for f in sorted(set(fps)))
     deadline_text = ','.join(f'{d:g}' for d in sorted(set(deadlines)))
     gpus = f'{args.gpus} x ' if args.gpus > 1 else ''
+    if args.workers_per_gpu > 1:
+        gpus += f'{args.workers_per_gpu} workers on each '
     setting = (f'at {fps_text} FPS, deadline {deadline_text} ms, {args.seconds:g} s, '
                f'{gpus}{costs.gpu} ({costs.source}){", firm" if args.firm else ""}')
     if not args.sweep_cameras:
