@@ -25,8 +25,8 @@ sent in the span, cameras x fps x seconds, that the node never received), ``miss
 + dropped + lost) / expected, latency p50/p99, the GPU busy fraction and the scheduler's host busy
 time per frame (from the diagnostics; summed over the workers, the GPU busy share over the GPUs),
 the mean fused batch, and ``e2e_p99_ms``: from the camera's stamp to this process receiving the
-detection. Prints a table and writes
-DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else bench/out).
+detection. Prints a table and writes DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else
+bench/out).
 """
 from __future__ import annotations
 

@@ -188,9 +188,9 @@ DESCRIPTIONS = {
     'gpus': 'GPUs device_id .. device_id + gpus - 1 take the cameras without a '
             '<camera>.device_id, balanced by expected load (fps_hint); one scheduler worker '
             'process per GPU used',
-    'workers_per_gpu': 'scheduler worker processes per GPU, each with its own share of the GPU '
-                       'cameras (balanced by fps_hint), host thread and streams; fusion stays '
-                       'within a worker',
+    'workers_per_gpu': 'scheduler worker processes per GPU, each serving part of the cameras of '
+                       'its GPU (balanced by fps_hint) with its own host thread and streams; '
+                       'fusion stays within a worker',
     'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
     'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, '
                   'else written after calibrating',
