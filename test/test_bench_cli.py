@@ -127,5 +127,11 @@ def test_capacity_section_with_two_workers_on_one_gpu_splits_the_cameras(capsys,
     row, simulated = record['rows']
     assert 21 <= row['released'] <= 24 and row['completed'] == row['released']
     assert row['unresolved'] == 0
+    # every first-layer launch of the span counted once by cause and once by size; the frames
+    # they carry are the span's, give or take what 3 cameras x (8 + 1) hold at its two ends
+    launches = sum(row['first_layer_launches'].values())
+    assert launches == sum(row['first_layer_batches'].values()) > 0
+    frames = sum(int(size) * n for size, n in row['first_layer_batches'].items())
+    assert abs(frames - row['released']) <= 3 * 9
     assert simulated['released'] == pytest.approx(row['released'], abs=3)
     assert record['knees']['s3dnn']['gpu'] == 3

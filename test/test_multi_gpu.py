@@ -180,6 +180,10 @@ def test_two_workers_on_one_gpu_each_serve_their_cameras_with_a_status_each(sess
     assert session.spin_until(lambda: all(driver.statuses(name) for name in names), 10)
     assert values(driver.statuses(names[1])[-1])['cameras'] == 'cam1, cam3'
     assert values(driver.statuses(names[1])[-1])['worker pid'] == str(node.workers[second].pid)
+    # the s3dnn policy of each worker launched its cameras' first layers (rule 6's counters)
+    assert session.spin_until(lambda: all(
+        sum(int(v) for k, v in values(driver.statuses(name)[-1]).items()
+            if k.startswith('first-layer launches')) >= 1 for name in names), 10)
     assert driver.statuses('s3dnn: scheduler gpu0') == []
     cam3 = values(driver.statuses('s3dnn: cam3')[-1])
     assert (cam3['gpu'], cam3['worker']) == ('0', '1')

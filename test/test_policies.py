@@ -597,6 +597,46 @@ def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
     assert policy.hold_until_ns == tight.deadline_ns - round(0.5 * 4 * MS + remaining)
 
 
+def test_rule6_first_layer_launches_are_counted_by_what_let_them_go_and_by_size():
+    """
+    b* ready (target), the b*/r timer, the slack reserve; sizes as launched.
+
+    400 frames go as whole batches of b*; a lone relaxed frame is held until its timer; a lone
+    tight one until its reserve.
+    """
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS, RELEASE_CAUSES
+    costs = uniform_costs(cost_us=100.0, tb=0.1)
+    policy = make_policy('s3dnn', costs, max_batch=16)
+    assert policy.first_layer_launches == dict.fromkeys(RELEASE_CAUSES, 0)
+    count = 400
+    started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
+    now = RATE_WINDOW_NS
+    while len(policy):
+        policy.dequeue(now, [])
+    batch = policy.target_batch(now)
+    assert policy.first_layer_launches['target'] == count // batch
+    assert policy.first_layer_batches == {batch: count // batch}
+    (relaxed_p, tight_p) = pipelines(2, deadline_ms=1000.0)
+    relaxed = ready_frame(relaxed_p, 0, release_ms=now / MS)
+    relaxed.deadline_ns = now + 1000 * MS
+    policy.enqueue(relaxed, now)
+    policy.dequeue(now, [])
+    policy.dequeue(policy.hold_until_ns, [])
+    tight = ready_frame(tight_p, 0, release_ms=now / MS)
+    tight.deadline_ns = now + 4 * MS
+    policy.enqueue(tight, now)
+    policy.dequeue(now, [])
+    policy.dequeue(policy.hold_until_ns, [])
+    assert policy.first_layer_launches == {'target': count // batch, 'timer': 1, 'reserve': 1,
+                                           'no rate': 0}
+    assert policy.first_layer_batches == {batch: count // batch, 1: 2}
+    fifo = make_policy('fifo', costs)  # no fusion: nothing held, nothing counted
+    (p,) = pipelines(1)
+    fifo.enqueue(ready_frame(p, 0), 0)
+    assert [launch.layer for launch in fifo.dequeue(0, []).launches] == [0]
+    assert sum(fifo.first_layer_launches.values()) == 0 and not fifo.first_layer_batches
+
+
 def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_in_the_network():
     """
     Firm: the first layer is dropped when now + the smoothed network time exceeds the deadline.

@@ -740,6 +740,8 @@ class PerceptionCore:
                   'worker restarts': self.workers[slot].restarts,
                   'worker pid': self.workers[slot].pid or 0,
                   'cameras': ', '.join(state.config.name for state in self._by_worker[slot])}
+        for cause, launches in stats.get('first_layer_launches', {}).items():
+            values[f'first-layer launches ({cause})'] = launches
         host = stats.get('host_costs')
         if host:
             values.update({f'host {key.replace("_us", "")} us': value

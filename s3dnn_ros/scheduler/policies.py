@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from bisect import insort
-from collections import deque
+from collections import Counter, deque
 from itertools import chain, count
 import math
 from typing import Sequence
@@ -50,6 +50,9 @@ LOAD_TARGET = 0.5
 RATE_WINDOW_NS = 200_000_000
 #: a held frame keeps at least this share of its relative deadline as slack (rule 6)
 HOLD_RESERVE = 0.5
+#: why first-layer tasks went into a launch without being held longer (rule 6): b* of them were
+#: ready, the hold's b*/r ran out, the held frame's slack reserve ran out, no arrival rate known
+RELEASE_CAUSES = ('target', 'timer', 'reserve', 'no rate')
 #: the target batch is recomputed at most this often
 TARGET_REFRESH_NS = 1_000_000
 #: rule 2: a fused launch costing at most this share more than its frames alone costs the GPU
@@ -339,7 +342,9 @@ class S3dnnPolicy(Policy):
        HOLD_RESERVE of its relative deadline as slack, whichever comes first. Other layers are
        dispatched meanwhile; with nothing else to do the DEQUEUE only looks ahead and
        ``hold_until_ns`` says when to ask again. When the host or the GPU saturates this fuses more
-       instead of less, so throughput holds under overload.
+       instead of less, so throughput holds under overload. Each first-layer launch is counted by
+       what let it go (RELEASE_CAUSES: b* ready, the b*/r timer, the slack reserve, no rate yet)
+       and by its size (``first_layer_launches``, ``first_layer_batches``).
     """
 
     name = 's3dnn'
@@ -351,8 +356,14 @@ class S3dnnPolicy(Policy):
         super().__init__(*args, **kwargs)
         self._starts: deque[int] = deque()
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
-        # the oldest held first layer and its hold's end
-        self._held: tuple[KernelTask, int] | None = None
+        # the oldest held first layer, its hold's end and what ends it (RELEASE_CAUSES)
+        self._held: tuple[KernelTask, int, str] | None = None
+        # why this DEQUEUE's first-layer tasks are not held (RELEASE_CAUSES)
+        self._release = 'target'
+        #: first-layer launches by why they were not held longer (RELEASE_CAUSES), and by size:
+        #: the batches every later layer of their frames inherits
+        self.first_layer_launches = dict.fromkeys(RELEASE_CAUSES, 0)
+        self.first_layer_batches: Counter[int] = Counter()
         # rule 2's per-batch tests, per layer
         self._fusion_steps: dict[int, list[tuple[bool, bool, int]]] = {}
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
@@ -399,21 +410,25 @@ class S3dnnPolicy(Policy):
             return None
         batch = self.target_batch(now_ns)
         if self._first_layer_ready >= batch:
+            self._release = 'target'
             return None
         oldest = self._oldest_first_layer()
         held = self._held
         # its hold was set when it became the oldest: keep it
         if held is not None and held[0] is oldest:
-            until = held[1]
+            _, until, cause = held
         else:
             rate = self.arrival_rate(now_ns)
             if rate <= 0:
+                self._release = 'no rate'
                 return None
             frame = oldest.frame
             reserve = HOLD_RESERVE * frame.pipeline.deadline_ns + self.costs.remaining_ns[0]
-            until = min(oldest.ready_ns + round(batch * 1e9 / rate),
-                        frame.deadline_ns - round(reserve))
-            self._held = (oldest, until)
+            timer = oldest.ready_ns + round(batch * 1e9 / rate)
+            limit = frame.deadline_ns - round(reserve)
+            until, cause = (timer, 'timer') if timer <= limit else (limit, 'reserve')
+            self._held = (oldest, until, cause)
+        self._release = cause
         return until if until > now_ns else None
 
     def dequeue(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
@@ -498,6 +513,9 @@ class S3dnnPolicy(Policy):
                         break
                     self._take(layer)
                     frames.append(other.frame)
+        if layer == 0 and self.fusion:
+            self.first_layer_launches[self._release] += 1
+            self.first_layer_batches[len(frames)] += 1
         return self._launch(layer, frames, task.frame.pipeline.stream)
 
     def _fusion_room(self, layer: int, slack: int, now_ns: int) -> int:

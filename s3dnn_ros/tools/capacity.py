@@ -20,10 +20,11 @@ point waits until every such frame is resolved.
 
 Per point: frames released, completed, missed (completed after release + deadline), dropped (queue,
 firm deadline, no free slot), the miss ratio (missed + dropped) / released, latency percentiles of
-completed frames, GPU busy (union of kernel intervals over the span), mean fused batch, and the
-worker's host time per frame. The simulator then runs every point with the cost table the first
-worker measured (or loaded) and each policy's host costs measured over its own points, in parallel
-processes after the GPU work. The *knee* of a policy is the largest count whose miss ratio, and
+completed frames, GPU busy (union of kernel intervals over the span), mean fused batch, the
+worker's host time per frame, and for s3dnn its first-layer launches by what let them go and by
+size (rule 6). The simulator then runs every point with the cost table the first worker measured
+(or loaded) and each policy's host costs measured over its own points, in parallel processes after
+the GPU work. The *knee* of a policy is the largest count whose miss ratio, and
 that of every smaller count, is below 1%. With ``overload`` set, each policy also runs at overload
 x its knee, to show whether it keeps its throughput.
 """
@@ -224,6 +225,12 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
             'unresolved': total - completed - dropped,
             'feeder_late_p99_ms': round(float(np.percentile(lateness, 99)) / 1e6, 3),
             'feeder_late_max_ms': round(float(lateness.max()) / 1e6, 3),
+            # s3dnn rule 6 in the span: first-layer launches by what let them go, and by size
+            'first_layer_launches': dict(after['first_layer_launches']
+                                         - before['first_layer_launches']),
+            'first_layer_batches': {int(size): count for size, count in sorted(
+                (after['first_layer_batches'] - before['first_layer_batches']).items(),
+                key=lambda item: int(item[0]))},
             'host_totals': delta}
 
 
@@ -245,6 +252,10 @@ def _summed_stats(clients: list[WorkerClient], after_ns: int) -> dict:
              for key in ('busy_ns', 'launches', 'frames_launched', 'host_work_ns')}
     total['host_totals'] = {key: sum(stats['host_totals'][key] for stats in snapshots)
                             for key in snapshots[0]['host_totals']}
+    for key in ('first_layer_launches', 'first_layer_batches'):
+        total[key] = collections.Counter()
+        for stats in snapshots:
+            total[key].update(stats[key])
     return total
 
 

@@ -424,6 +424,9 @@ class WorkerCore:
             'policy_host_costs': self.policy.host.to_json(),
             'target_batch': (self.policy.target_batch(now)
                              if hasattr(self.policy, 'target_batch') else 1),
+            # rule 6 of the s3dnn policy: first-layer launches by cause and by size
+            'first_layer_launches': dict(getattr(self.policy, 'first_layer_launches', {})),
+            'first_layer_batches': dict(getattr(self.policy, 'first_layer_batches', {})),
             'cameras': [{'released': p.stats.released, 'completed': p.stats.completed,
                          'missed': p.stats.missed, 'dropped_queue': p.stats.dropped_queue,
                          'dropped_deadline': p.stats.dropped_deadline,
