@@ -271,6 +271,8 @@ USAGE_ERRORS = [
      '0 is not allowed; allowed: an integer >= 1'),
     (['--workers-per-gpu', '9', *TINY], '--workers-per-gpu',
      '9 is not allowed; allowed: an integer >= 1 and <= 8'),
+    (['--host-stall-ms', '-1', *TINY], '--host-stall-ms',
+     '-1 is not allowed; allowed: a finite number >= 0'),
 ]
 
 

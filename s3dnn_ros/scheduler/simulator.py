@@ -219,16 +219,17 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
              firm: bool = False, seed: int = 0, host: HostCosts | None = None,
              jitter_ms: float = DEFAULT_JITTER_MS,
              max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[float], None] | None = None,
-             progress_every_s: float = 10.0) -> dict:
+             progress_every_s: float = 10.0, host_stall: tuple[float, float] | None = None) -> dict:
     """
     Run one policy over the cameras' frames; returns the summary the ``s3dnn-sim`` CLI prints.
 
     ``host``: the host costs to charge, by default the cost table's measured ones, else
     NOMINAL_HOST. ``progress``, if given, is called with the simulated seconds so far about every
-    ``progress_every_s`` of wall time.
+    ``progress_every_s`` of wall time. ``host_stall`` (at_s, ms): the host thread stops for ms at
+    its first turn at or after at_s (a collector pause, a page fault storm), once.
     """
     result, _, _ = _simulate([cameras], policy, costs, seconds, firm, seed, host, jitter_ms,
-                             max_batch, progress, progress_every_s)
+                             max_batch, progress, progress_every_s, host_stall)
     return result
 
 
@@ -292,18 +293,22 @@ class _Host:
     cameras: list[Camera]
     schedules: list[tuple]
     arrivals: list[tuple[int, int, int]]
+    #: (when, how long) the host thread stops once (``host_stall``), None when it does not
+    stall: tuple[int, int] | None = None
 
 
 def _simulate(workers: list[list[Camera]], policy: str, costs: CostTable, seconds: float,
               firm: bool = False, seed: int = 0, host: HostCosts | None = None,
               jitter_ms: float = DEFAULT_JITTER_MS, max_batch: int = DEFAULT_MAX_BATCH,
               progress: Callable[[float], None] | None = None,
-              progress_every_s: float = 10.0) -> tuple[dict, list[Dispatcher], GpuModel]:
+              progress_every_s: float = 10.0, host_stall: tuple[float, float] | None = None
+              ) -> tuple[dict, list[Dispatcher], GpuModel]:
     """
     Return :func:`simulate`'s summary, the dispatchers and the GPU model.
 
     ``workers``: the cameras of each scheduler sharing the one GPU. The host threads take turns in
     the order of their clocks (ties: the first worker), so the GPU model only moves forward.
+    ``host_stall``: as :func:`simulate`'s, on every host thread.
     """
     host = host or costs.host or NOMINAL_HOST
     model = GpuModel()
@@ -330,7 +335,9 @@ def _simulate(workers: list[list[Camera]], policy: str, costs: CostTable, second
         arrivals: list[tuple[int, int, int]] = []
         for pipeline, schedule in enumerate(schedules):
             _push_arrival(arrivals, pipeline, 0, schedule, end_ns)
-        hosts.append(_Host(backend, scheduler, dispatcher, cameras, schedules, arrivals))
+        stall = (None if host_stall is None
+                 else (round(host_stall[0] * 1e9), round(host_stall[1] * 1e6)))
+        hosts.append(_Host(backend, scheduler, dispatcher, cameras, schedules, arrivals, stall))
 
     active = list(hosts)
     turns = 0
@@ -338,6 +345,10 @@ def _simulate(workers: list[list[Camera]], policy: str, costs: CostTable, second
     while active:
         current = min(active, key=lambda h: h.backend.host_clock)
         backend, dispatcher, arrivals = current.backend, current.dispatcher, current.arrivals
+        if current.stall is not None and backend.host_clock >= current.stall[0]:
+            backend.charge(current.stall[1])
+            current.stall = None
+            continue
         t = backend.host_clock
         turns += 1
         if progress is not None and turns % PROGRESS_TURNS == 0 and time.monotonic() >= report_at:

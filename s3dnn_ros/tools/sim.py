@@ -67,6 +67,11 @@ def build_parser() -> Parser:
                              f'else {NOMINAL_HOST.launch_us:g} µs per launch and nothing else)')
     parser.add_argument('--jitter-ms', type=non_negative_float, default=DEFAULT_JITTER_MS,
                         help='camera jitter, uniform +-')
+    parser.add_argument('--host-stall-ms', type=non_negative_float, default=0.0,
+                        help='each scheduler host thread stops once for this long (default 0: '
+                             'never), as in a collector pause')
+    parser.add_argument('--host-stall-at-s', type=non_negative_float, default=1.0,
+                        help='when the host stall begins, simulated seconds (default 1)')
     parser.add_argument('--seed', type=non_negative_int, default=0,
                         help='random seed of phases and jitter (default 0)')
     parser.add_argument('--sweep-cameras', type=positive_ints, metavar='N,N,...',
@@ -175,6 +180,8 @@ def simulate_cli(argv: list[str] | None) -> int:
                                       workers_per_gpu=args.workers_per_gpu,
                                       seed=args.seed, progress=progress(count, policy),
                                       firm=args.firm, host=host, jitter_ms=args.jitter_ms,
+                                      host_stall=((args.host_stall_at_s, args.host_stall_ms)
+                                                  if args.host_stall_ms else None),
                                       max_batch=args.max_batch,
                                       progress_every_s=args.progress_s)
                 for policy in args.policy}
