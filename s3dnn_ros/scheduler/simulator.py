@@ -219,7 +219,8 @@ def simulate(cameras: list[Camera], policy: str, costs: CostTable, seconds: floa
              firm: bool = False, seed: int = 0, host: HostCosts | None = None,
              jitter_ms: float = DEFAULT_JITTER_MS,
              max_batch: int = DEFAULT_MAX_BATCH, progress: Callable[[float], None] | None = None,
-             progress_every_s: float = 10.0, host_stall: tuple[float, float] | None = None) -> dict:
+             progress_every_s: float = 10.0,
+             host_stall: tuple[float, float] | None = None) -> dict:
     """
     Run one policy over the cameras' frames; returns the summary the ``s3dnn-sim`` CLI prints.
 
