@@ -6,9 +6,9 @@ from s3dnn_ros.scheduler.simulator import Camera, simulate, simulate_gpus, Simul
 from scheduling_helpers import NETWORK
 
 
-def run_until_idle(gpu):
-    """Advance the model event by event; returns {launch: finish time}."""
-    finished = {}
+def run_until_idle(backend):
+    """Advance the backend's GPU model event by event; returns {launch: finish time}."""
+    gpu, finished = backend.gpu, {}
     while (t := gpu.next_event_ns()) is not None:
         for launch in gpu.advance(t):
             finished[launch] = t

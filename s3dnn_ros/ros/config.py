@@ -186,8 +186,8 @@ DESCRIPTIONS = {
     'engine': 'auto (cuda when a GPU and pycuda are there), cuda or reference',
     'device_id': 'CUDA device; with gpus > 1 the first of the GPUs cameras are spread over',
     'gpus': 'GPUs device_id .. device_id + gpus - 1 take the cameras without a '
-            '<camera>.device_id, balanced by expected load (fps_hint); one scheduler worker '
-            'process per GPU used',
+            '<camera>.device_id, balanced by expected load (fps_hint); workers_per_gpu '
+            'scheduler worker processes per GPU used',
     'workers_per_gpu': 'scheduler worker processes per GPU, each serving part of the cameras of '
                        'its GPU (balanced by fps_hint) with its own host thread and streams; '
                        'fusion stays within a worker',

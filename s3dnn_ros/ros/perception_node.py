@@ -44,7 +44,7 @@ from .overlay import annotate, thumbnail
 from .placement import describe_placement, place_cameras
 from .spin import image_qos, run_node
 from ..model.alexnet import alexnet
-from ..scheduler.placement import Slot
+from ..scheduler.placement import gpu_shares, Slot
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import CameraSpec, DONE, WorkerSpec
 
@@ -373,11 +373,10 @@ class PerceptionCore:
                      f'{describe_placement(placement, config.workers_per_gpu)}')
         self.device_names = {}
         self.workers = {}
-        sharing = collections.Counter(slot.device for slot in self._by_worker)
+        shares = gpu_shares(self._by_worker)
         for slot, states in sorted(self._by_worker.items()):
             self.workers[slot] = worker = WorkerClient(
-                self.worker_spec(slot.device, [state.config for state in states],
-                                 1 / sharing[slot.device]),
+                self.worker_spec(slot.device, [state.config for state in states], shares[slot]),
                 lambda outputs, w=slot: self._receive_outputs(w, outputs),
                 lambda why, w=slot: self._worker_replaced(w, why))
             info = worker.info

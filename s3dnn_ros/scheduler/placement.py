@@ -11,7 +11,8 @@ the same inputs give the same placement.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections import Counter
+from typing import Iterable, NamedTuple, Sequence
 
 
 class Slot(NamedTuple):
@@ -52,8 +53,8 @@ def place_workers(rates: Sequence[float], devices: Sequence[int], workers_per_de
     Its device as :func:`place` gives it, then one of the device's ``workers_per_device`` workers
     by the same rule over the device's cameras.
     """
+    on_device = place(rates, devices, fixed)
     loads = _loads(rates)
-    on_device = place(loads, devices, fixed)
     slots: list[Slot] = [Slot(device) for device in on_device]
     for device in dict.fromkeys(on_device):
         members = [i for i, d in enumerate(on_device) if d == device]
@@ -68,3 +69,10 @@ def _loads(rates: Sequence[float]) -> list[float]:
     known = [rate for rate in rates if rate > 0]
     unknown = sum(known) / len(known) if known else 1.0
     return [rate if rate > 0 else unknown for rate in rates]
+
+
+def gpu_shares(slots: Iterable[Slot]) -> dict[Slot, float]:
+    """Return each worker's share of its GPU: 1 / the workers in ``slots`` on that GPU."""
+    slots = list(slots)
+    on_device = Counter(slot.device for slot in slots)
+    return {slot: 1 / on_device[slot.device] for slot in slots}

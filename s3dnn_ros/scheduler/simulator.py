@@ -148,7 +148,7 @@ class SimulatedGpu:
 
     The host clock pays for launches (see the module docstring). ``now_ns`` is the host's clock;
     ``charge`` advances it. ``gpu``: a model shared with other schedulers' backends (``index``
-    tells them apart), else a GPU of its own, whose clock and events it exposes too.
+    tells them apart), else a GPU of its own.
     """
 
     #: every stream id is a stream of its own
@@ -165,11 +165,6 @@ class SimulatedGpu:
         self._last_group = None
         #: its launches the GPU finished, not yet noticed by its host thread
         self.finished: list[Launch] = []
-
-    @property
-    def now(self) -> int:
-        """Return the GPU model's time."""
-        return self.gpu.now
 
     def now_ns(self) -> int:
         return self.host_clock
@@ -200,15 +195,6 @@ class SimulatedGpu:
     def busy_ns(self) -> int:
         """Busy time of the GPU model (shared: every scheduler's kernels)."""
         return self.gpu.busy_ns()
-
-    def next_event_ns(self) -> int | None:
-        return self.gpu.next_event_ns()
-
-    def advance(self, t: int) -> list[Launch]:
-        return self.gpu.advance(t)
-
-    def advance_to(self, t: int) -> list[Launch]:
-        return self.gpu.advance_to(t)
 
 
 #: loop turns between two looks at the wall clock for ``progress``
@@ -289,7 +275,6 @@ class _Host:
     """One scheduler sharing the simulated GPU: its backend (host thread) and its cameras."""
 
     backend: SimulatedGpu
-    policy: object
     dispatcher: Dispatcher
     cameras: list[Camera]
     schedules: list[tuple]
@@ -338,7 +323,7 @@ def _simulate(workers: list[list[Camera]], policy: str, costs: CostTable, second
             _push_arrival(arrivals, pipeline, 0, schedule, end_ns)
         stall = (None if host_stall is None
                  else (round(host_stall[0] * 1e9), round(host_stall[1] * 1e6)))
-        hosts.append(_Host(backend, scheduler, dispatcher, cameras, schedules, arrivals, stall))
+        hosts.append(_Host(backend, dispatcher, cameras, schedules, arrivals, stall))
 
     active = list(hosts)
     turns = 0
@@ -373,7 +358,8 @@ def _simulate(workers: list[list[Camera]], policy: str, costs: CostTable, second
         if finished or due or dispatcher.launches != launches:
             continue
         # idle: the host waits for the next completion, arrival or the end of a hold
-        hold = current.policy.hold_until_ns if len(current.policy) else None
+        scheduler = dispatcher.policy
+        hold = scheduler.hold_until_ns if len(scheduler) else None
         candidates = [x for x in (model.next_event_ns(), arrivals[0][0] if arrivals else None,
                                   hold)
                       if x is not None and x > t]

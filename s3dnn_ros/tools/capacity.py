@@ -44,7 +44,7 @@ import numpy as np
 
 from ..engine.costs import CostTable, HostCosts
 from ..model.alexnet import alexnet
-from ..scheduler.placement import place_workers
+from ..scheduler.placement import gpu_shares, place_workers
 from ..scheduler.policies import DEFAULT_MAX_BATCH
 from ..scheduler.simulator import Camera, simulate_gpus
 from ..worker.client import WorkerClient
@@ -357,7 +357,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
     placement = place_workers([setting.fps] * largest, devices, setting.workers_per_gpu)
     served = {slot: [i for i in range(largest) if placement[i] == slot]
               for slot in sorted(set(placement))}
-    sharing = collections.Counter(slot.device for slot in served)
+    shares = gpu_shares(served)
     for policy in setting.policies:
         fleet = _Fleet([], [], [None] * largest)
         try:
@@ -368,7 +368,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
                                   policy=policy, engine=setting.engine, device_id=slot.device,
                                   cost_table=cost_table_path, max_inflight=setting.max_inflight,
                                   max_batch=setting.max_batch, firm_deadlines=setting.firm,
-                                  stats_period_s=0.05, gpu_share=1 / sharing[slot.device])
+                                  stats_period_s=0.05, gpu_share=shares[slot])
                 router = _Router(cameras)
                 client = WorkerClient(spec, router)
                 fleet.clients.append(client)
