@@ -76,6 +76,9 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
             # 5 frames/s per camera for 1.5 s, each released at its due time
             assert 7 * row['cameras'] <= row['released'] <= 8 * row['cameras']
             assert row['host_us_per_frame'] > 0 and row['feeder_late_p99_ms'] >= 0
+            assert 0 < row['feeder_submit_p50_us'] <= row['feeder_submit_p99_us']
+            assert row['generator_cpu_us_per_frame'] > 0
+    assert record['copy_every_frame'] is False
     assert record['knees'] == {'s3dnn': {'gpu': 2, 'sim': 2}, 'streams': {'gpu': 2, 'sim': 2}}
     assert set(record['host_costs']) == {'s3dnn', 'streams'}
     assert record['cost_table']['layers'].keys() == {layer.name
@@ -92,11 +95,11 @@ def test_capacity_section_on_two_gpus_feeds_each_worker_its_cameras(capsys, tmp_
     argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '3', '--policies',
             'streams', '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height', '48',
             '--seconds', '1.5', '--warmup-s', '0.2', '--overload', '0', '--gpus', '2', '--json',
-            '--out', str(tmp_path)]
+            '--copy-every-frame', '--out', str(tmp_path)]
     assert bench.main(argv) == 0
     captured = capsys.readouterr()
     record = json.loads(captured.out)
-    assert record['gpus'] == 2
+    assert record['gpus'] == 2 and record['copy_every_frame'] is True
     for device in (0, 1):
         assert f'streams: gpu{device} worker pid' in captured.err
     gpu, sim = (next(row for row in record['rows'] if row['source'] == source)

@@ -63,6 +63,25 @@ def make_dispatcher(policy='s3dnn', backend=None, **cost_args):
     return dispatcher, backend, done, dropped
 
 
+def test_rule6_rate_counts_the_frames_offered_not_only_those_started():
+    """
+    Frames that arrive while their camera's frame is in the network count toward r (rule 6).
+
+    8 cameras each receive 3 frames while their first is still queued for the GPU: one starts,
+    one waits, one is dropped from the queue of depth 1; r counts all 24.
+    """
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
+    dispatcher, backend, _, dropped = make_dispatcher(tb=0.1)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS) for i in range(8)]
+    for k in range(3):
+        backend.now = k * MS
+        for cam in cams:
+            dispatcher.arrive(cam, backend.now)
+    assert [reason for _, reason in dropped] == [DROP_QUEUE] * 8
+    assert len(dispatcher.policy) == 8  # one first layer per camera
+    assert dispatcher.policy.arrival_rate(backend.now) == 24 * 1e9 / RATE_WINDOW_NS
+
+
 def test_a_frame_walks_through_every_layer_and_is_reported_once():
     dispatcher, backend, done, dropped = make_dispatcher(tb=1.0)
     cam = dispatcher.add_pipeline('cam', 20 * MS)

@@ -378,7 +378,7 @@ def test_max_inflight_applies_to_kernel_level_policies_only():
 
 def started(policy, count, every_ns, pipeline_list, layer=0, deadline_ms=50.0):
     """
-    Enqueue ``count`` frames whose first layer became ready ``every_ns`` apart.
+    Enqueue ``count`` frames that arrived, and became ready, ``every_ns`` apart.
 
     One frame per pipeline.
     """
@@ -387,6 +387,7 @@ def started(policy, count, every_ns, pipeline_list, layer=0, deadline_ms=50.0):
         frame = ready_frame(pipeline_list[k], layer, release_ms=k * every_ns / MS,
                             deadline_ms=None)
         frame.deadline_ns = frame.release_ns + round(deadline_ms * MS)
+        policy.arrived(k * every_ns)
         policy.enqueue(frame, k * every_ns)
         frames.append(frame)
     return frames
@@ -578,23 +579,63 @@ def test_rule6_first_layers_are_held_until_the_target_batch_is_ready_or_their_wa
     assert policy.hold_until_ns is None
 
 
-def test_rule6_a_held_frame_keeps_half_its_deadline_as_slack():
+def loaded_s3dnn(costs, count=400):
+    """
+    Return an s3dnn policy that took ``count`` frames over RATE_WINDOW_NS as batches of b* > 1.
+
+    And the time (the end of the window).
+    """
     from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
-    costs = uniform_costs(cost_us=100.0, tb=0.1)
-    # 400 frames: 25 whole batches, none left held
     policy = make_policy('s3dnn', costs, max_batch=16)
-    count = 400
     started(policy, count, RATE_WINDOW_NS // count, pipelines(count), deadline_ms=1000.0)
     now = RATE_WINDOW_NS
     while len(policy):
         policy.dequeue(now, [])
-    (tight_p,) = pipelines(1, deadline_ms=4.0)
-    tight = ready_frame(tight_p, 0, release_ms=now / MS)
-    tight.deadline_ns = now + 4 * MS
-    policy.enqueue(tight, now)
-    policy.dequeue(now, [])
+    assert policy.target_batch(now) > 1
+    return policy, now
+
+
+def test_rule6_a_held_frame_keeps_half_the_slack_it_had_when_it_became_ready():
+    """
+    The reserve ends a hold early: the frame keeps HOLD_RESERVE of its batch-1 slack at ready.
+
+    A 4 ms frame ready at its release (1.4 ms of network: 2.6 ms of slack) is held 1.3 ms; one
+    that became ready 1 ms after its release (behind its camera's previous frame) is held half of
+    the 1.6 ms it has left: it is still fused, not let go at once.
+    """
+    costs = uniform_costs(cost_us=100.0, tb=0.1)
     remaining = costs.remaining_ns[0]  # 1.4 ms
-    assert policy.hold_until_ns == tight.deadline_ns - round(0.5 * 4 * MS + remaining)
+    for waited_ms in (0.0, 1.0):
+        policy, now = loaded_s3dnn(costs)
+        (tight_p,) = pipelines(1, deadline_ms=4.0)
+        tight = ready_frame(tight_p, 0, release_ms=now / MS - waited_ms)
+        tight.deadline_ns = tight.release_ns + 4 * MS
+        policy.enqueue(tight, now)
+        assert policy.dequeue(now, []).launches == []
+        slack = tight.deadline_ns - now - remaining
+        assert policy.hold_until_ns == now + round(0.5 * slack)
+        assert policy.dequeue(policy.hold_until_ns, []).launches[0].frames == [tight]
+        assert policy.first_layer_launches['reserve'] == 1
+
+
+def test_rule6_a_frame_ready_too_late_for_its_deadline_is_held_for_the_timer():
+    """
+    A frame that became ready with no slack left has nothing to keep: it waits b*/r for others.
+
+    Letting such frames go at once is what would shrink every launch of a scheduler that has
+    fallen behind to the few frames each completion frees.
+    """
+    costs = uniform_costs(cost_us=100.0, tb=0.1)
+    policy, now = loaded_s3dnn(costs)
+    batch = policy.target_batch(now)
+    (late_p,) = pipelines(1, deadline_ms=50.0)
+    late = ready_frame(late_p, 0, release_ms=now / MS - 49.0)  # 1 ms left, 1.4 ms of network
+    late.deadline_ns = late.release_ns + 50 * MS
+    policy.enqueue(late, now)
+    assert policy.dequeue(now, []).launches == []
+    assert policy.hold_until_ns == now + round(batch * 1e9 / policy.arrival_rate(now))
+    assert policy.dequeue(policy.hold_until_ns, []).launches[0].frames == [late]
+    assert policy.first_layer_launches['timer'] == 1
 
 
 def test_rule6_first_layer_launches_are_counted_by_what_let_them_go_and_by_size():

@@ -102,6 +102,33 @@ def test_frames_cross_into_the_worker_and_back_with_their_sequence_numbers():
         np.testing.assert_allclose(scores, expected[0], rtol=1e-5)
 
 
+def test_an_unchanged_image_is_not_copied_again_into_a_slot_that_holds_it():
+    """
+    submit(..., unchanged=True) skips the copy only into a slot written with the current image.
+
+    Frames go one at a time, so each reuses the slot the previous one freed. An image submitted
+    normally is copied; the next, declared unchanged though its pixels differ, is not, so the
+    worker sees the previous image (the promise is the caller's); a normal submit copies again.
+    """
+    outputs = Outputs()
+    client = WorkerClient(spec(cameras=('a',), queue_depth=1), outputs)
+    rng = np.random.default_rng(2)
+    first, second, third = (rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(3))
+    seen = []
+    try:
+        for image, unchanged in ((first, False), (first, True), (second, True), (third, False)):
+            client.submit(0, image, 'rgb8', time.monotonic_ns(), unchanged=unchanged)
+            seen.append(outputs.wait(len(seen) + 1)[-1][4][0])
+    finally:
+        client.close()
+    network = alexnet()
+    weights = init_weights(network, seed=0)
+    expected = [reference.forward(network, weights, [(image, 'rgb8')])[0][0]
+                for image in (first, first, first, third)]
+    for got, want in zip(seen, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
 def test_a_busy_worker_holds_every_slot_and_further_frames_are_refused(test_engines):
     """
     queue_depth 1 gives 3 slots.

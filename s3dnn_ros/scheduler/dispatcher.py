@@ -121,6 +121,7 @@ class Dispatcher:
                 self.last_error = f'{pipeline.name}: {error}'
                 self._drop(frame, DROP_ERROR)
                 return frame
+        self.policy.arrived(self.backend.now_ns())
         overflow = pipeline.admit(frame)
         if overflow is not None and self.on_drop:
             self.on_drop(overflow, DROP_QUEUE)

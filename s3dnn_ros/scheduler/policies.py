@@ -46,9 +46,10 @@ from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
 DEFAULT_MAX_BATCH = 32
 #: share of the host's and of the GPU's time the fused batch size aims to leave busy (rule 6)
 LOAD_TARGET = 0.5
-#: frames that started in this last span of time give the arrival rate (rule 6)
+#: frames that arrived in this last span of time give the arrival rate (rule 6)
 RATE_WINDOW_NS = 200_000_000
-#: a held frame keeps at least this share of its relative deadline as slack (rule 6)
+#: a held frame keeps at least this share of the slack it had when its first layer became ready
+#: (rule 6)
 HOLD_RESERVE = 0.5
 #: why first-layer tasks went into a launch without being held longer (rule 6): b* of them were
 #: ready, the hold's b*/r ran out, the held frame's slack reserve ran out, no arrival rate known
@@ -131,7 +132,6 @@ class Policy(ABC):
         self._ready += 1
         if layer == 0:
             self._first_layer.append(task)
-            self._started(now_ns)
         return task
 
     def enqueue_all(self, frames: Sequence[Frame], layer: int, now_ns: int) -> None:
@@ -154,11 +154,12 @@ class Policy(ABC):
             insort(queue, (task.key, task.seq, task))
         self._ready += len(frames)
 
-    def _started(self, now_ns: int) -> None:
+    def arrived(self, now_ns: int) -> None:
         """
-        Note that a frame's first layer became ready.
+        Note that a frame reached one of the policy's cameras.
 
-        Rate bookkeeping for policies that need it.
+        Whether it starts now, waits behind its camera's frame in the network or is later dropped
+        from its camera's queue: the load offered, for policies that need it.
         """
 
     def _take(self, layer: int) -> KernelTask:
@@ -326,8 +327,11 @@ class S3dnnPolicy(Policy):
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
     6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the
        first layer decides how many launches (host time) and how much GPU time every frame costs.
-       The policy keeps the arrival rate r (frames whose first layer became ready in the last
-       RATE_WINDOW_NS) and picks the *target batch* b*: the smallest b <= max_batch with r *
+       The policy keeps the arrival rate r (frames that reached its cameras in the last
+       RATE_WINDOW_NS, whether they started at once, waited behind their camera's frame in the
+       network or were dropped from its queue: the load offered, not the load carried, so that
+       a scheduler that falls behind does not size its batches for the few frames it still
+       starts) and picks the *target batch* b*: the smallest b <= max_batch with r *
        host(b) <= LOAD_TARGET and r * gpu(b) <= LOAD_TARGET * s, where host(b) is the host time
        per frame at batch b (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch,
        completion and decision shared by b frames), gpu(b) the GPU time per frame with every layer
@@ -339,7 +343,13 @@ class S3dnnPolicy(Policy):
        load b* is 1 and nothing changes. While fewer than b* first-layer tasks are ready, they are
        *held*: they neither head nor join G, until the oldest of them has waited b*/r (the time b*
        frames take to arrive, at the rate when it became the oldest) or would keep less than
-       HOLD_RESERVE of its relative deadline as slack, whichever comes first. Other layers are
+       HOLD_RESERVE of the slack it had when it became ready (batch-1 slack), whichever comes
+       first. A frame that became ready with no slack left (it can no longer make its deadline)
+       is held for b*/r alone. The reserve is a share of the frame's own slack, not of its
+       deadline, so that frames that become ready late - behind their camera's previous frame,
+       when the scheduler has fallen behind - are still fused: were they let go at once, the
+       launches would shrink to the few frames a completed launch frees at a time, every frame
+       would cost more host and GPU time, and the scheduler would stay behind. Other layers are
        dispatched meanwhile; with nothing else to do the DEQUEUE only looks ahead and
        ``hold_until_ns`` says when to ask again. When the host or the GPU saturates this fuses more
        instead of less, so throughput holds under overload. Each first-layer launch is counted by
@@ -354,7 +364,7 @@ class S3dnnPolicy(Policy):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._starts: deque[int] = deque()
+        self._arrivals: deque[int] = deque()
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
         # the oldest held first layer, its hold's end and what ends it (RELEASE_CAUSES)
         self._held: tuple[KernelTask, int, str] | None = None
@@ -377,16 +387,16 @@ class S3dnnPolicy(Policy):
         super().clear()
         self._held = None
 
-    def _started(self, now_ns: int) -> None:
-        self._starts.append(now_ns)
-        self.arrival_rate(now_ns)  # forget starts older than the window
+    def arrived(self, now_ns: int) -> None:
+        self._arrivals.append(now_ns)
+        self.arrival_rate(now_ns)  # forget arrivals older than the window
 
     def arrival_rate(self, now_ns: int) -> float:
-        """Frames per second whose first layer became ready in the last RATE_WINDOW_NS."""
-        starts = self._starts
-        while starts and starts[0] <= now_ns - RATE_WINDOW_NS:
-            starts.popleft()
-        return len(starts) * 1e9 / RATE_WINDOW_NS
+        """Frames per second that arrived at the policy's cameras in the last RATE_WINDOW_NS."""
+        arrivals = self._arrivals
+        while arrivals and arrivals[0] <= now_ns - RATE_WINDOW_NS:
+            arrivals.popleft()
+        return len(arrivals) * 1e9 / RATE_WINDOW_NS
 
     def target_batch(self, now_ns: int) -> int:
         """b* of rule 6 (recomputed at most every TARGET_REFRESH_NS)."""
@@ -422,11 +432,12 @@ class S3dnnPolicy(Policy):
             if rate <= 0:
                 self._release = 'no rate'
                 return None
-            frame = oldest.frame
-            reserve = HOLD_RESERVE * frame.pipeline.deadline_ns + self.costs.remaining_ns[0]
-            timer = oldest.ready_ns + round(batch * 1e9 / rate)
-            limit = frame.deadline_ns - round(reserve)
-            until, cause = (timer, 'timer') if timer <= limit else (limit, 'reserve')
+            ready = oldest.ready_ns
+            timer = ready + round(batch * 1e9 / rate)
+            slack = oldest.frame.deadline_ns - ready - self.costs.remaining_ns[0]
+            limit = ready + round((1 - HOLD_RESERVE) * slack)
+            # a frame that became ready too late to make its deadline has no slack to keep
+            until, cause = (timer, 'timer') if slack <= 0 or timer <= limit else (limit, 'reserve')
             self._held = (oldest, until, cause)
         self._release = cause
         return until if until > now_ns else None

@@ -570,6 +570,10 @@ def main(argv: list[str] | None = None) -> int:
                           help='unmeasured seconds before each point (default 1)')
     capacity.add_argument('--feeders', type=positive_int, default=8,
                           help='threads releasing frames (default 8)')
+    capacity.add_argument('--copy-every-frame', action='store_true',
+                          help='copy the image into its slot at every frame, as the node does '
+                               '(default: once per slot; the copies can make the feeders, not '
+                               'the scheduler, the limit)')
     capacity.add_argument('--queue-depth', type=positive_int, default=1,
                           help='frames waiting per camera (default 1)')
     capacity.add_argument('--firm', action='store_true',
@@ -655,6 +659,7 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
                               policies=tuple(args.policies), fps=args.fps,
                               deadline_ms=args.deadline_ms, width=args.width, height=args.height,
                               seconds=args.seconds, warmup_s=args.warmup_s, feeders=args.feeders,
+                              copy_every_frame=args.copy_every_frame,
                               queue_depth=args.queue_depth, firm=args.firm,
                               max_inflight=args.max_inflight, max_batch=args.max_batch,
                               engine=args.engine, device_id=args.device_id, gpus=args.gpus,

@@ -12,9 +12,15 @@ cameras are split over that many workers on it, as the node does, and the simula
 many schedulers sharing each GPU), and the camera counts are swept from the smallest up. At each
 count N the first N cameras release frames open-loop at exact times: camera i's k-th frame is due
 at phase_i + k / fps (phase_i uniform in one period, seeded), whatever the scheduler does.
-Several feeder threads release them (each camera belongs to one), copying a 640x480 image into the
-camera's slot and submitting it; a frame's release time is its due time, so a late feeder counts
-against the scheduler, and how late the feeders were is reported. Each point runs ``warmup_s``
+Several feeder threads release them (each camera belongs to one), submitting one 640x480 image
+into the camera's slots; a frame's release time is its due time, so a late feeder counts against
+the scheduler, and how late the feeders were, how long a submit took and this process's CPU time
+per frame are reported. The image is copied into each slot once (the first time the slot is used),
+not at every frame: the node's per-frame copy is the node's cost (measured through ROS by
+``bench/multiprocess_node.py``), and on a 16-core H200 host the copies, 921 KB each into a gigabyte
+of slots, made the feeders, not the scheduler, the limit from about 256 cameras (feeders seconds
+late, 150-300 µs of CPU per frame here). ``copy_every_frame`` restores the copies. Each point runs
+``warmup_s``
 unmeasured, then ``seconds`` measured; a frame counts when it was due in the measured span, and the
 point waits until every such frame is resolved.
 
@@ -72,6 +78,8 @@ class CapacitySetting:
     seconds: float = 4.0
     warmup_s: float = 1.0
     feeders: int = 8
+    #: copy the image into its slot at every frame, as the node does, instead of once per slot
+    copy_every_frame: bool = False
     queue_depth: int = 1
     firm: bool = False
     max_inflight: int = 2
@@ -104,12 +112,14 @@ class _Point:
         self.refused = 0
         self.outputs: list[tuple] = []
         self.lateness_ns: list[int] = []
+        self.submit_ns: list[int] = []
 
-    def submitted(self, camera: int, seq: int | None, due: int, late: int) -> None:
+    def submitted(self, camera: int, seq: int | None, due: int, late: int, took: int) -> None:
         if due < self.measure_ns:
             return  # warm-up
         with self.lock:
             self.lateness_ns.append(late)
+            self.submit_ns.append(took)
             if seq is None:
                 self.refused += 1
             else:
@@ -161,7 +171,8 @@ class _Fleet:
 
 
 def _feed(targets: list[tuple[WorkerClient, int]], cameras: list[int], phases: list[float],
-          period_ns: float, start_ns: int, end_ns: int, image: np.ndarray, point: _Point) -> None:
+          period_ns: float, start_ns: int, end_ns: int, image: np.ndarray, point: _Point,
+          copy_every_frame: bool) -> None:
     """
     Run one feeder thread until ``end_ns``.
 
@@ -178,10 +189,10 @@ def _feed(targets: list[tuple[WorkerClient, int]], cameras: list[int], phases: l
             time.sleep(wait)
         heapq.heapreplace(heap,
                           (start_ns + round(phase + (k + 1) * period_ns), camera, k + 1, phase))
-        late = time.monotonic_ns() - due
+        start = time.monotonic_ns()
         client, local = targets[camera]
-        seq, _ = client.submit(local, image, 'rgb8', due)
-        point.submitted(camera, seq, due, late)
+        seq, _ = client.submit(local, image, 'rgb8', due, unchanged=not copy_every_frame)
+        point.submitted(camera, seq, due, start - due, time.monotonic_ns() - start)
 
 
 def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, after: dict) -> dict:
@@ -192,6 +203,7 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
         outputs = list(point.outputs)
         released = dict(point.released)
         lateness = np.array(point.lateness_ns or [0], dtype=np.int64)
+        submit = np.array(point.submit_ns or [0], dtype=np.int64)
     for kind, camera, seq, time_ns, _ in outputs:
         release = released.get((camera, seq))
         if release is None:
@@ -225,6 +237,9 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
             'unresolved': total - completed - dropped,
             'feeder_late_p99_ms': round(float(np.percentile(lateness, 99)) / 1e6, 3),
             'feeder_late_max_ms': round(float(lateness.max()) / 1e6, 3),
+            # a submit: the copy into the slot and the message to the worker
+            'feeder_submit_p50_us': round(float(np.percentile(submit, 50)) / 1e3, 1),
+            'feeder_submit_p99_us': round(float(np.percentile(submit, 99)) / 1e3, 1),
             # s3dnn rule 6 in the span: first-layer launches by what let them go, and by size
             'first_layer_launches': dict(after['first_layer_launches']
                                          - before['first_layer_launches']),
@@ -273,7 +288,7 @@ def run_point(fleet: _Fleet, count: int, policy: str, setting: CapacitySetting,
     feeders = max(1, min(setting.feeders, count))
     threads = [threading.Thread(target=_feed, name=f'feeder-{f}', args=(
         fleet.targets, list(range(f, count, feeders)), phases[f::feeders], period_ns, start_ns,
-        end_ns, image, point))
+        end_ns, image, point, setting.copy_every_frame))
         for f in range(feeders)]
     gc.collect()
     # a collection over this point's outputs would hold the GIL for milliseconds: feeders late
@@ -284,8 +299,10 @@ def run_point(fleet: _Fleet, count: int, policy: str, setting: CapacitySetting,
         while time.monotonic_ns() < measure_ns:
             time.sleep(0.005)
         before = _summed_stats(fleet.clients, measure_ns)
+        cpu_ns = time.process_time_ns()
         for thread in threads:
             thread.join()
+        cpu_ns = time.process_time_ns() - cpu_ns
         after = _summed_stats(fleet.clients, end_ns)
         drained = time.monotonic() + setting.deadline_ms / 1000 + DRAIN_S
         while time.monotonic() < drained and not point.resolved():
@@ -293,12 +310,16 @@ def run_point(fleet: _Fleet, count: int, policy: str, setting: CapacitySetting,
     finally:
         gc.enable()
     row = _row(point, policy, setting, before, after)
+    # this process (feeders, the clients' receivers) is the load generator: its CPU time shows
+    # whether it could keep up (a late feeder counts against the scheduler)
+    row['generator_cpu_us_per_frame'] = round(cpu_ns / 1000 / max(1, row['released']), 2)
     fleet.measure(None)
     log(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%}, '
         f'p99 {row["p99_ms"]:.1f} ms, {row["completed_fps"]:.0f} frames/s, '
         f'GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
         f'host {row["host_us_per_frame"]:.0f} µs/frame, '
-        f'feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms')
+        f'feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms, '
+        f'generator {row["generator_cpu_us_per_frame"]:.0f} µs/frame of CPU')
     time.sleep(SETTLE_S)
     return row
 
@@ -408,6 +429,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
             'height': setting.height, 'fps': setting.fps,
             'deadline_ms': setting.deadline_ms,
             'seconds': setting.seconds, 'feeders': setting.feeders,
+            'copy_every_frame': setting.copy_every_frame,
             'queue_depth': setting.queue_depth, 'max_batch': setting.max_batch,
             'firm': setting.firm, 'host_costs': host_by_policy, 'knees': knees, 'rows': rows,
             'cost_table': costs_json}

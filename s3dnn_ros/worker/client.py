@@ -61,6 +61,8 @@ class _Camera:
     inflight: dict[int, tuple[Ring, int]] = field(default_factory=dict)  # seq -> (ring, slot)
     old: list[Ring] = field(default_factory=list)  # outgrown rings with frames still in them
     next_seq: int = 0
+    # slots of ``ring`` that hold the image last submitted (``submit(..., unchanged=True)``)
+    current: set[int] = field(default_factory=set)
 
 
 class WorkerClient:
@@ -172,14 +174,16 @@ class WorkerClient:
 
     # ------------------------------------------------------------------ frames
     def submit(self, camera: int, image: np.ndarray, encoding: str,
-               release_ns: int) -> tuple[int | None, str | None]:
+               release_ns: int, unchanged: bool = False) -> tuple[int | None, str | None]:
         """
         Copy ``image`` into a free slot of ``camera`` and hand it to the worker.
 
         ``image`` is H x W x C uint8, any strides. Returns ``(seq, None)``, whose output will carry
         ``seq``; or ``(None, reason)`` when it was refused (NO_SLOT: every slot holds a frame the
         worker has not resolved; DROP_WORKER: the worker is being replaced). ValueError for an
-        encoding the engines do not take.
+        encoding the engines do not take. ``unchanged``: the caller promises that ``image`` holds
+        the same pixels as the camera's previous submit (a load generator replaying one image), so
+        a slot already written with them is not written again.
         """
         height, width = image.shape[:2]
         nbytes = frame_bytes(height, width, encoding)
@@ -194,8 +198,13 @@ class WorkerClient:
             ring, slot = state.ring, state.free.pop()
             seq = state.next_seq = state.next_seq + 1
             state.inflight[seq] = (ring, slot)
+            if not unchanged:
+                state.current.clear()  # the other slots hold an older image
+            copy = slot not in state.current
+            state.current.add(slot)
         # the slot is ours until its output
-        np.copyto(ring.image(slot, height, width, encoding), image)
+        if copy:
+            np.copyto(ring.image(slot, height, width, encoding), image)
         with self._lock:
             connection = self._connection
             if connection is not None and state.inflight.get(seq) == (ring, slot):
@@ -235,6 +244,7 @@ class WorkerClient:
         if state.ring is not None:
             state.old.append(state.ring)
         state.ring, state.free = ring, list(range(state.slots))
+        state.current.clear()
         self._connection.send(('ring', index, *ring.describe()))
         self._release_old(state)
 
