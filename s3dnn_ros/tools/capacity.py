@@ -19,10 +19,9 @@ per frame are reported. The image is copied into each slot once (the first time 
 not at every frame: the node's per-frame copy is the node's cost (measured through ROS by
 ``bench/multiprocess_node.py``), and on a 16-core H200 host the copies, 921 KB each into a gigabyte
 of slots, made the feeders, not the scheduler, the limit from about 256 cameras (feeders seconds
-late, 150-300 µs of CPU per frame here). ``copy_every_frame`` restores the copies. Each point runs
-``warmup_s``
-unmeasured, then ``seconds`` measured; a frame counts when it was due in the measured span, and the
-point waits until every such frame is resolved.
+late, 150-300 µs of CPU per frame here). ``copy_every_frame`` restores the copies. Each point
+runs ``warmup_s`` unmeasured, then ``seconds`` measured; a frame counts when it was due in the
+measured span, and the point waits until every such frame is resolved.
 
 Per point: frames released, completed, missed (completed after release + deadline), dropped (queue,
 firm deadline, no free slot), the miss ratio (missed + dropped) / released, latency percentiles of
