@@ -24,9 +24,11 @@ deadline), ``dropped`` (the node's drops in the span), ``lost`` (frames the came
 sent in the span, cameras x fps x seconds, that the node never received), ``miss_ratio`` = (missed
 + dropped + lost) / expected, latency p50/p99, the GPU busy fraction and the scheduler's host busy
 time per frame (from the diagnostics; summed over the workers, the GPU busy share over the GPUs),
-the mean fused batch, and ``e2e_p99_ms``: from the camera's stamp to this process receiving the
-detection. Prints a table and writes DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT, else
-bench/out).
+the mean fused batch, ``e2e_p99_ms``: from the camera's stamp to this process receiving the
+detection, and ``node_cpu_busy``: the CPU time of the node's process (its executor and receiver
+threads, not its workers) over the span, in cores - near 1 the node's Python, not the scheduler,
+is the limit. Prints a table and writes DIR/multiprocess_node-<card>.json (DIR: --out, else $OUT,
+else bench/out).
 """
 from __future__ import annotations
 
@@ -62,6 +64,14 @@ from std_msgs.msg import String  # noqa: E402
 START_TIMEOUT_S = 180.0
 #: how long the diagnostics at the end of the span may take to arrive
 DIAGNOSTICS_WAIT_S = 3.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU time of process ``pid`` so far (Linux /proc)."""
+    with open(f'/proc/{pid}/stat', encoding='ascii') as file:
+        # the fields after the command name, which is in parentheses and may hold spaces
+        fields = file.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def params_file(folder: Path, names: list[str], args, policy: str) -> Path:
@@ -160,10 +170,11 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
         for collected in listener.detections.values():
             collected.clear()
         listener.windows.clear()
-        started = time.monotonic()
+        started, node_cpu = time.monotonic(), cpu_seconds(node.pid)
         spin_for(args.seconds)
         listener.collecting = False
         span = time.monotonic() - started
+        node_cpu = cpu_seconds(node.pid) - node_cpu
         mark = time.monotonic()
         deadline = mark + DIAGNOSTICS_WAIT_S
         while listener.diagnostics_at <= mark and time.monotonic() < deadline:
@@ -212,6 +223,7 @@ def run_point(policy: str, count: int, args, folder: Path) -> dict:
             'mean_batch': round(float(np.mean(batch)), 3),
             'host_us_per_frame': (round(float(host) * 1e6 / frames_per_s, 2)
                                   if frames_per_s else None),
+            'node_cpu_busy': round(node_cpu / span, 3) if span else 0.0,
             'per_camera': {name: len(listener.detections[name]) for name in names}}
 
 
@@ -261,13 +273,14 @@ def main() -> int:
     report['card'] = report['rows'][0]['device']
     header = ['policy', 'cameras', 'expected', 'received', 'completed', 'missed', 'dropped',
               'lost', 'miss %', 'p50 ms', 'p99 ms', 'e2e p99 ms', 'GPU busy', 'batch',
-              'host µs/frame']
+              'host µs/frame', 'node CPU']
     rows = [[row['policy'], str(row['cameras']), str(row['expected']), str(row['released']),
              str(row['completed']), str(row['missed']), str(row['dropped']), str(row['lost']),
              f'{row["miss_ratio"]:.2%}',
              f'{row["p50_ms"]:.1f}', f'{row["p99_ms"]:.1f}', f'{row["e2e_p99_ms"]:.1f}',
              f'{row["gpu_busy"]:.0%}', f'{row["mean_batch"]:.2f}',
-             '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}']
+             '-' if row['host_us_per_frame'] is None else f'{row["host_us_per_frame"]:.0f}',
+             f'{row["node_cpu_busy"]:.2f}']
             for row in report['rows']]
     print(text_table(f'camera processes at {args.fps:g} FPS ({args.width}x{args.height}, '
                      f'{args.qos}) into the node (own process), deadline {args.deadline_ms:g} ms, '

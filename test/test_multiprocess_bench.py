@@ -43,6 +43,7 @@ def test_node_in_its_own_process_is_swept_over_camera_counts(tmp_path):
         assert row['miss_ratio'] == \
             pytest.approx((row['dropped'] + row['lost']) / row['expected'], abs=1e-6)
         assert 0 < row['p50_ms'] <= row['p99_ms'] and row['host_us_per_frame'] > 0
+        assert 0 < row['node_cpu_busy'] < os.cpu_count()
     table = result.stdout.splitlines()
     header = next(i for i, line in enumerate(table)
                   if line.startswith('camera processes at 4 FPS (64x48, reliable)'))
