@@ -3,6 +3,8 @@ Policies on hand-built queues.
 
 LSF order, tbRatio grouping, look-ahead, fusion, firm drops, baselines.
 """
+import math
+
 import pytest
 from s3dnn_ros.engine.costs import estimate
 from s3dnn_ros.scheduler.policies import make_policy, POLICIES, RUN_AHEAD_NS
@@ -683,10 +685,11 @@ def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_
     Firm: the first layer is dropped when now + the smoothed network time exceeds the deadline.
 
     The smoothed network time is mean + 2 mean deviations of first launch -> result; the frame is
-    dropped though it would make it alone. Each such drop shortens the estimate by SHED_DECAY, so
-    the shedding stops once the load that caused it is gone.
+    dropped though it would make it alone. While frames are shed and none reports, the estimate
+    decays by e every SHED_DECAY_NS (by time, however many are shed), so the shedding stops once
+    the load that caused it is gone.
     """
-    from s3dnn_ros.scheduler.policies import SHED_DECAY
+    from s3dnn_ros.scheduler.policies import SHED_DECAY_NS
     costs = uniform_costs(cost_us=100.0, tb=1.0)  # 1.4 ms per frame alone
     policy = make_policy('s3dnn', costs, firm=True)
     (p,) = pipelines(1)
@@ -696,14 +699,47 @@ def test_rule7_firm_mode_sheds_before_the_first_layer_when_frames_take_too_long_
         policy.finished(frame, 20 * MS)
     estimate = policy.network_time_ns()
     assert 19 * MS < estimate < 21 * MS
-    frame = ready_frame(p, 0, deadline_ms=10.0)  # 10 ms left: alone it would make it
-    policy.enqueue(frame, 0)
-    group = policy.dequeue(0, [])
-    assert group.dropped == [frame] and group.launches == []
-    assert policy.network_time_ns() == pytest.approx(estimate * (1 - SHED_DECAY))
+    half = 20 * MS + SHED_DECAY_NS // 2  # half a decay time after the last report
+    for k in range(3):  # 10 ms left: alone each would make it
+        frame = ready_frame(p, 0, release_ms=half / MS, deadline_ms=None)
+        frame.deadline_ns = half + 10 * MS
+        policy.enqueue(frame, half)
+        group = policy.dequeue(half, [])
+        assert group.dropped == [frame] and group.launches == []
+        # decayed once for the time passed, not once per frame shed
+        assert policy.network_time_ns() == pytest.approx(estimate * math.exp(-0.5))
     soft = make_policy('s3dnn', costs)
     soft.enqueue(ready_frame(p, 0, deadline_ms=10.0), 0)
     assert soft.dequeue(0, []).dropped == []  # soft deadlines: nothing is shed
+
+
+def test_rule7_a_frame_lost_half_way_lengthens_the_network_time_estimate():
+    """
+    Firm: a frame found lost at a later layer counts as a network time of at least its time so far.
+
+    That is, now - its first launch + its remaining batch-1 cost, exactly as a frame finishing
+    with that network time would. Frames have been finishing in 2 ms; one launched 30 ms ago and
+    lost at layer 5 lengthens the estimate, so the next first layers are shed sooner. Soft
+    deadlines: nothing is lost, nothing counted.
+    """
+    costs = uniform_costs(cost_us=100.0, tb=1.0)
+    lost_one, finished_one = (make_policy('s3dnn', costs, firm=True) for _ in range(2))
+    (p,) = pipelines(1)
+    for policy in (lost_one, finished_one):
+        for _ in range(40):
+            frame = ready_frame(p, 0)
+            frame.started_ns = 0
+            policy.finished(frame, 2 * MS)
+    before = lost_one.network_time_ns()
+    late = ready_frame(p, 5, deadline_ms=30.0)
+    late.started_ns = 0
+    assert lost_one.lost(late, 5, 30 * MS)
+    same = ready_frame(p, NUM_LAYERS)
+    same.started_ns = 0
+    finished_one.finished(same, 30 * MS + costs.remaining_ns[5])
+    assert lost_one.network_time_ns() == finished_one.network_time_ns() > before + 5 * MS
+    soft = make_policy('s3dnn', costs)
+    assert not soft.lost(late, 5, 30 * MS) and soft.network_time_ns() == 0
 
 
 # ------------------------------------------------------------------------------- boundaries

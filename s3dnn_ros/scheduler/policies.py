@@ -26,7 +26,10 @@ deadline) is dropped when the policy would dispatch it, before it costs GPU time
 is held to a stricter test, so that overload sheds frames before they cost anything rather than
 half-way through the network: a frame is dropped there when now + the time frames currently take
 from their first launch to their result (an estimate of recent frames,
-:meth:`Policy.network_time_ns`) exceeds its deadline.
+:meth:`Policy.network_time_ns`) exceeds its deadline. A frame dropped half-way counts in that
+estimate with the least it would have taken (its time so far + its remaining batch-1 cost):
+were only the frames that finished counted, a network where most frames die would look fast, and
+the first layers would keep letting in frames that cannot finish.
 """
 from __future__ import annotations
 
@@ -65,9 +68,13 @@ FUSE_TOLERANCE = 0.01
 #: 1.06x streams instead of 1.32x; 256 cameras missed 0% and 4.4% in two capacity rounds against
 #: 100% and 25%; 4 ms broke 256 cameras (92% missed)
 RUN_AHEAD_NS = 1_000_000
-#: firm mode: each frame shed before its first layer shortens the network-time estimate by this
-#: share
-SHED_DECAY = 1 / 64
+#: firm mode: while first layers are shed and no frame reports its network time, the network-time
+#: estimate decays by e every this long, so that it cannot keep shedding every frame once the load
+#: that made it long has gone. A time, not a share per frame shed: at thousands of frames a second
+#: a share per shed (1/64 before) emptied the estimate within milliseconds, the first layers let a
+#: flood of frames in, and most died half-way (simulated H200, firm, 1.5x capacity: a tenth of the
+#: throughput)
+SHED_DECAY_NS = 250_000_000
 
 
 class Policy(ABC):
@@ -117,6 +124,7 @@ class Policy(ABC):
         self._first_layer: deque[KernelTask] = deque()
         self._network_mean = 0.0     # smoothed first launch -> result time of finished frames (ns)
         self._network_deviation = 0.0
+        self._estimated_ns = 0       # when the estimate last changed
 
     @abstractmethod
     def key(self, frame: Frame, layer: int) -> int:
@@ -226,13 +234,16 @@ class Policy(ABC):
         if not self.firm:
             return False
         if now_ns + self.costs.remaining_ns[layer] > frame.deadline_ns:
+            if frame.started_ns is not None:
+                # lost in the network: it would have taken at least this long through it
+                self._sample(now_ns - frame.started_ns + self.costs.remaining_ns[layer], now_ns)
             return True
         if layer == 0 and now_ns + self.network_time_ns() > frame.deadline_ns:
-            # shed; and trust the estimate a little less each time, so that it cannot keep shedding
-            # every frame once the load that made it long has gone (no frame would finish to
-            # correct it)
-            self._network_mean *= 1 - SHED_DECAY
-            self._network_deviation *= 1 - SHED_DECAY
+            # shed; and trust the estimate less as time passes with no frame to correct it
+            decay = math.exp(min(0, self._estimated_ns - now_ns) / SHED_DECAY_NS)
+            self._network_mean *= decay
+            self._network_deviation *= decay
+            self._estimated_ns = now_ns
             return True
         return False
 
@@ -241,9 +252,13 @@ class Policy(ABC):
         Take the report of a frame whose last layer completed.
 
         The dispatcher makes it (``frame.started_ns``: its first launch). The frame's time through
-        the network updates a smoothed mean and mean deviation (gains 1/8 and 1/4).
+        the network updates a smoothed mean and mean deviation (gains 1/8 and 1/4), as does the
+        least time of a frame found lost half-way (:meth:`lost`).
         """
-        sample = now_ns - frame.started_ns
+        self._sample(now_ns - frame.started_ns, now_ns)
+
+    def _sample(self, sample: int, now_ns: int) -> None:
+        self._estimated_ns = now_ns
         error = sample - self._network_mean
         self._network_mean += error / 8
         self._network_deviation += (abs(error) - self._network_deviation) / 4
