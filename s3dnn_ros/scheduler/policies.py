@@ -122,7 +122,8 @@ class Policy(ABC):
         self._seq = count()
         # layer-0 tasks, oldest first (and some taken ones)
         self._first_layer: deque[KernelTask] = deque()
-        self._network_mean = 0.0     # smoothed first launch -> result time of finished frames (ns)
+        # smoothed first launch -> result time (ns) of finished frames and of frames lost half-way
+        self._network_mean = 0.0
         self._network_deviation = 0.0
         self._estimated_ns = 0       # when the estimate last changed
 
