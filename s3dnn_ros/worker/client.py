@@ -198,10 +198,11 @@ class WorkerClient:
             ring, slot = state.ring, state.free.pop()
             seq = state.next_seq = state.next_seq + 1
             state.inflight[seq] = (ring, slot)
-            if not unchanged:
-                state.current.clear()  # the other slots hold an older image
-            copy = slot not in state.current
-            state.current.add(slot)
+            if unchanged:
+                copy = slot not in state.current
+                state.current.add(slot)
+            else:
+                copy, state.current = True, {slot}  # the other slots hold an older image
         # the slot is ours until its output
         if copy:
             np.copyto(ring.image(slot, height, width, encoding), image)
