@@ -352,6 +352,79 @@ def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
     np.testing.assert_array_equal(shuffled, out)
 
 
+@pytest.mark.parametrize('streams', [16, 1])
+def test_segments_equal_launches_one_layer_at_a_time(network, weights, rng, streams):
+    """
+    10 frames at max_batch 4 through the network in three segments of layers (launch_layers).
+
+    Each kernel's layers run back to back on its own side stream inside one fork/join: a missing
+    join, or a side stream not waiting for the fork, reads activations not yet written. The
+    results equal the layer-by-layer launches' and the reference's; a segment makes no
+    allocation once the side streams exist.
+    """
+    images = random_images(rng, 10)
+    expected = reference.forward(network, weights, images)
+    engine = CudaEngine(network, weights, streams=streams, max_batch=4)
+    layers = len(engine.layers)
+    try:
+        with Pipelines(engine, len(images)) as pids:
+            run_network(engine, pids, images, stream=3)
+            by_layer = np.stack([engine.result(pid).copy() for pid in pids])
+            for pid, (image, encoding) in zip(pids, images):
+                engine.set_input(pid, image, encoding)
+            before = engine.allocations
+            engine.launch_layers(0, 4, pids, 3)
+            engine.launch_layers(4, layers - 5, pids, 3)
+            engine.launch_layers(layers - 1, 1, pids, 3).wait()
+            by_segment = np.stack([engine.result(pid).copy() for pid in pids])
+            assert engine.allocations == before
+            with pytest.raises(ValueError, match='launch of 2 layers from layer 13'):
+                engine.launch_layers(layers - 1, 2, pids, 3)
+    finally:
+        engine.close()
+    np.testing.assert_array_equal(by_segment, by_layer)
+    assert rel_error(by_segment[:, 0], expected[:, 0]) <= LAYER_TOLERANCE
+    np.testing.assert_array_equal(by_segment[:, 1], expected[:, 1])
+
+
+def test_batched_and_separate_copies_give_the_same_results(network, weights, rng):
+    """
+    A kernel's uploads and downloads in one cuMemcpyBatchAsync each, or one copy per frame.
+
+    The driver call exists from CUDA 13 drivers on: the engine uses it exactly there. 10 frames at
+    max_batch 4 (kernels of 4, 4 and 2 frames); then frames in page-locked slots and staged
+    copies of the same images in one fused launch.
+    """
+    images = random_images(rng, 10)
+    engine = CudaEngine(network, weights, max_batch=4)
+    slot = 480 * 640 * 3
+    slots = engine.pin(np.zeros(3 * slot, np.uint8))
+    try:
+        assert engine.batched_copies == (engine._drv.get_driver_version() >= 13000)
+        copies = engine._copies
+        with Pipelines(engine, len(images)) as pids:
+            run_network(engine, pids, images, stream=2)
+            batched = np.stack([engine.result(pid).copy() for pid in pids])
+            engine._copies = None
+            run_network(engine, pids, images, stream=2)
+            separate = np.stack([engine.result(pid).copy() for pid in pids])
+        engine._copies = copies
+        views = [slots[i * slot:(i + 1) * slot].reshape(480, 640, 3) for i in range(3)]
+        for view in views:
+            view[...] = random_image(rng, 480, 640, 'rgb8')
+        with Pipelines(engine, 6) as pids:
+            run_network(engine, pids, [(view, 'rgb8') for view in views]
+                        + [(view.copy(), 'rgb8') for view in views])
+            in_slots = np.stack([engine.result(pid).copy() for pid in pids[:3]])
+            staged = np.stack([engine.result(pid).copy() for pid in pids[3:]])
+    finally:
+        engine.unpin(slots)
+        engine.close()
+    np.testing.assert_array_equal(batched, separate)
+    np.testing.assert_array_equal(in_slots, staged)
+    np.testing.assert_array_equal(batched[:, 1], reference.forward(network, weights, images)[:, 1])
+
+
 # ---- whole network against torchvision ----------------------------------------------------------
 
 @pytest.fixture(scope='module')

@@ -286,6 +286,52 @@ def test_fused_launch_counts_and_advances_every_frame():
     assert all(cam.current.done_layers == 1 for cam in cams)
 
 
+def test_a_segment_advances_its_frames_by_its_depth_and_is_retired_once():
+    """
+    Two cameras at max_batch 2: a segment of layers 0-7, then (run ahead) one of layers 8-13.
+
+    Every frame is reported once, after the second segment completes.
+    """
+    backend, done = ManualBackend(), []
+    dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(cost_us=100.0, tb=1.0),
+                                        max_batch=2), backend, on_done=done.append)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(2)]
+    for cam in cams:
+        dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    assert [(launch.layer, launch.depth, launch.chained) for launch in backend.launched] == \
+        [(0, 8, False), (8, NUM_LAYERS - 8, True)]
+    assert all(cam.current.next_layer == NUM_LAYERS for cam in cams)
+    first, second = backend.launched
+    backend.finished.add(first.handle)
+    dispatcher.poll()
+    assert all(cam.current.done_layers == 8 for cam in cams) and done == []
+    backend.now = MS
+    backend.finish_all(dispatcher)
+    assert sorted(frame.pipeline.name for frame in done) == ['cam0', 'cam1']
+    assert dispatcher.launches == dispatcher.segment_launches == 2 and dispatcher.inflight == []
+
+
+def test_segments_on_the_reference_engine_give_the_forward_pass(reference):
+    network, weights = reference
+    engine = ReferenceEngine(network, weights)
+    done = []
+    dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(cost_us=100.0, tb=1.0),
+                                        max_batch=2), EngineBackend(engine), on_done=done.append)
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(2)]
+    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(2)]
+    for cam, image in zip(cams, images):
+        dispatcher.arrive(cam, 0, image, 'rgb8')
+    while len(done) < 2:
+        dispatcher.step()
+    assert dispatcher.segment_launches == 2
+    assert dispatcher.backend.launches == NUM_LAYERS  # every layer counted once
+    for frame in done:
+        expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]
+        np.testing.assert_allclose(frame.result[0], expected[0], rtol=1e-4, atol=1e-7)
+
+
 def test_engine_error_drops_that_frame_and_other_cameras_go_on():
     backend = ManualBackend(fail_layer=0)
     dispatcher, backend, done, dropped = make_dispatcher(backend=backend, tb=1.0, fused_growth=1.0)

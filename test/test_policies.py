@@ -206,6 +206,84 @@ def test_rule4b_run_ahead_keeps_each_stream_within_the_horizon_and_stops_when_q_
     assert policy.run_ahead(0, inflight).launches == []
 
 
+def test_rule2_a_burst_cut_at_the_kernel_batch_goes_in_one_group_up_to_max_batch():
+    """
+    40 frames ready at one layer, b* 1: launches of the kernel batch (16), two of them in G.
+
+    Each on its own stream, LSF order kept; the other 8 stay in Q.
+    """
+    costs = uniform_costs(cost_us=100.0, tb=1.0)  # kernel batch 16
+    policy = make_policy('s3dnn', costs, max_batch=32)
+    frames = [ready_frame(p, 2, deadline_ms=20.0 + i / 10) for i, p in enumerate(pipelines(40))]
+    for frame in reversed(frames):
+        policy.enqueue(frame, 0)
+    group = policy.dequeue(0, [])
+    assert [(launch.layer, launch.batch) for launch in group.launches] == [(2, 16), (2, 16)]
+    assert [frame for launch in group.launches for frame in launch.frames] == frames[:32]
+    assert len({launch.stream for launch in group.launches}) == 2
+    assert [task.frame for task in policy.queued()] == frames[32:]
+    # a launch below the kernel batch takes its layer's whole queue: nothing to split
+    small = make_policy('s3dnn', costs, max_batch=32)
+    for frame in frames[:10]:
+        small.enqueue(frame, 0)
+    assert [launch.batch for launch in small.dequeue(0, []).launches] == [10]
+
+
+def test_rule4c_a_full_launch_is_a_segment_of_its_next_layers_within_the_horizon():
+    """
+    A launch of max_batch frames takes its next layers while its GPU work stays within the horizon.
+
+    At layer 2 with 125 µs per layer at batch 2: layers 2-9 (1 ms); near the end of the network
+    the segment stops at the last layer; a layer costing more than the horizon alone is a launch of
+    its own.
+    """
+    costs = uniform_costs(cost_us=100.0, tb=1.0)  # batch 2: 125 µs a layer
+    per_layer = costs.cost_ns(2, 2)
+    for layer, depth in ((2, RUN_AHEAD_NS // per_layer), (NUM_LAYERS - 3, 3)):
+        policy = make_policy('s3dnn', costs, max_batch=2)
+        frames = [ready_frame(p, layer, deadline_ms=20.0) for p in pipelines(2)]
+        for frame in frames:
+            policy.enqueue(frame, 0)
+        (launch,) = policy.dequeue(0, []).launches
+        assert (launch.layer, launch.depth, launch.end_layer) == (layer, depth, layer + depth)
+        assert launch.frames == frames and len(policy) == 0
+        assert launch.cost_ns == depth * per_layer
+        assert launch.cost_ns <= RUN_AHEAD_NS or layer + depth == NUM_LAYERS
+    assert RUN_AHEAD_NS // per_layer == 8
+    heavy = make_policy('s3dnn', uniform_costs(cost_us=RUN_AHEAD_NS / 1000, tb=1.0), max_batch=2)
+    for p in pipelines(2):
+        heavy.enqueue(ready_frame(p, 2, deadline_ms=50.0), 0)
+    assert [launch.depth for launch in heavy.dequeue(0, []).launches] == [1]
+
+
+def test_rule4c_a_launch_below_max_batch_stays_one_layer():
+    costs = uniform_costs(cost_us=100.0, tb=1.0)
+    policy = make_policy('s3dnn', costs, max_batch=3)
+    for p in pipelines(2):
+        policy.enqueue(ready_frame(p, 2, deadline_ms=20.0), 0)
+    (launch,) = policy.dequeue(0, []).launches
+    assert (launch.batch, launch.depth) == (2, 1)
+    # the ablations never fuse, so never fill a launch of max_batch > 1
+    fifo = make_policy('fifo', costs, max_batch=3)
+    for p in pipelines(3):
+        fifo.enqueue(ready_frame(p, 2, deadline_ms=20.0), 0)
+    assert [launch.depth for launch in fifo.dequeue(0, []).launches] == [1]
+
+
+def test_rule4c_successors_run_ahead_of_a_full_launch_as_a_segment():
+    """Rule 4b's successor of a full launch is a segment from the layer after that launch."""
+    costs = uniform_costs(cost_us=100.0, tb=1.0)
+    policy = make_policy('s3dnn', costs, max_batch=2)
+    frames = [ready_frame(p, 0, deadline_ms=20.0) for p in pipelines(2)]
+    running = inflight_launch(frames, 1, stream=0, costs=costs)
+    (successor,) = policy.run_ahead(0, [running]).launches
+    assert (successor.layer, successor.depth, successor.chained) == (2, 8, True)
+    for frame in frames:
+        frame.next_layer = successor.end_layer
+    (last,) = policy.run_ahead(0, [running, successor]).launches
+    assert (last.layer, last.end_layer) == (10, NUM_LAYERS)
+
+
 def test_look_ahead_does_not_reserve_past_the_last_layer_or_twice():
     costs = uniform_costs(tb=0.2)
     policy = make_policy('s3dnn', costs)

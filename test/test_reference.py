@@ -337,6 +337,24 @@ def test_partial_fusion_in_a_different_order(network, weights, camera_images):
                      forward(network, weights, camera_images[:2]))
 
 
+def test_a_segment_of_layers_runs_as_its_layers_one_by_one(network, weights, camera_images):
+    """launch_layers issues a segment's layers in order; one past the last layer is refused."""
+    engine = ReferenceEngine(network, weights)
+    layers = len(engine.layers)
+    for pid, (image, encoding) in enumerate(camera_images):
+        engine.open_pipeline(pid)
+        engine.set_input(pid, image, encoding)
+    assert engine.launch_layers(0, 5, [0, 1, 2], stream=0).done()
+    engine.launch_layers(5, layers - 5, [2, 0, 1], stream=0)
+    assert_same_topk(np.stack([engine.result(pid) for pid in range(3)]),
+                     forward(network, weights, camera_images))
+    with pytest.raises(ValueError, match=f'launch of 2 layers from layer {layers - 1}: '
+                                         'allowed 1..1'):
+        engine.launch_layers(layers - 1, 2, [0], stream=0)
+    with pytest.raises(ValueError, match='launch of 0 layers'):
+        engine.launch_layers(0, 0, [0], stream=0)
+
+
 def test_engine_errors_name_the_value(network, weights, camera_images):
     engine = ReferenceEngine(network, weights)
     assert engine.name == 'reference' and engine.device_name == 'cpu'

@@ -60,6 +60,31 @@ def test_the_host_pays_for_every_launch():
     assert gpu.busy_ns() == 10_000  # the GPU idles while the host issues
 
 
+def test_the_host_pays_a_launch_for_every_layer_of_a_segment():
+    gpu = SimulatedGpu(HostCosts(launch_us=10, decision_us=0))
+    segment = Launch(3, [], 0, 40_000, 0.5, depth=4)  # layers 3-6: 40 µs of GPU work
+    gpu.launch(segment)
+    assert gpu.now_ns() == 4 * 10_000
+    assert run_until_idle(gpu) == {segment: 80_000}
+
+
+def test_a_segment_runs_its_layers_as_kernels_one_after_another():
+    """
+    Layers of 30 µs at tbRatio 0.5 and 2.0 beside a 60 µs kernel at 0.5 on another stream.
+
+    The first layer shares nothing (0.5 + 0.5), the second the GPU (2.0 counts as 1: rate 1/1.5).
+    The segment is done only with its last layer.
+    """
+    gpu = SimulatedGpu(HostCosts(launch_us=0))
+    segment = Launch(0, [], 0, 60_000, 2.0, depth=2, kernels=((30_000, 0.5), (30_000, 2.0)))
+    other = kernel(1, 60, 0.5)
+    gpu.launch(segment)
+    gpu.launch(other)
+    assert gpu.gpu.advance_to(30_000) == [] and not gpu.done(segment)
+    # then 30 µs of work left on each at 1/1.5 speed: both end 45 µs later
+    assert run_until_idle(gpu) == {other: 75_000, segment: 75_000}
+
+
 CAMERAS = [Camera(f'cam{i}', 30.0, 50.0) for i in range(6)]
 
 

@@ -11,6 +11,8 @@ the result) and a pool of streams. The dispatcher drives it with four calls:
 * ``launch(layer_index, pids, stream)`` runs kernel layer ``layer_index`` for the frames currently
   in pipelines ``pids`` (a fused launch when there are several) on stream ``stream``, after
   everything launched earlier on that stream, and returns a :class:`Completion` to poll;
+  ``launch_layers(first, count, pids, stream)`` runs a segment of ``count`` consecutive layers the
+  same way, with one completion for all of them;
 * ``result(pid)`` after the last layer's completion: the (2, k) scores/class-ids array.
 
 Costs and tbRatios per (layer, batch) come from :meth:`Engine.cost_table`.
@@ -135,6 +137,22 @@ class Engine(ABC):
     def launch(self, layer_index: int, pids: Sequence[int], stream: int) -> Completion:
         """Run kernel layer ``layer_index`` for the frames of ``pids`` on ``stream``."""
 
+    def launch_layers(self, first: int, count: int, pids: Sequence[int],
+                      stream: int) -> Completion:
+        """
+        Run kernel layers ``first`` .. ``first + count - 1`` for ``pids`` on ``stream``.
+
+        One after another, as ``count`` launches would. Returns one completion for all of them.
+        This default issues them as separate launches and returns the last one's completion (a
+        stream runs in order); engines whose launches cost host time override it to issue the
+        kernels with one set of events.
+        """
+        self.check_launch(first, pids, count)
+        completion = None
+        for layer_index in range(first, first + count):
+            completion = self.launch(layer_index, pids, stream)
+        return completion
+
     @abstractmethod
     def result(self, pid: int) -> np.ndarray:
         """
@@ -153,10 +171,17 @@ class Engine(ABC):
     def close(self) -> None:
         """Release everything; the engine is unusable afterwards."""
 
-    def check_launch(self, layer_index: int, pids: Sequence[int]) -> None:
-        """Raise a ValueError naming what is wrong with a launch's layer index or pipeline list."""
+    def check_launch(self, layer_index: int, pids: Sequence[int], count: int = 1) -> None:
+        """
+        Raise a ValueError naming what is wrong with a launch's layers or pipeline list.
+
+        The launch runs ``count`` layers from ``layer_index`` on.
+        """
         if not 0 <= layer_index < len(self.layers):
             raise ValueError(f'layer index {layer_index!r} out of range 0..{len(self.layers) - 1}')
+        if not 1 <= count <= len(self.layers) - layer_index:
+            raise ValueError(f'launch of {count!r} layers from layer {layer_index}: allowed '
+                             f'1..{len(self.layers) - layer_index}')
         if not pids:
             raise ValueError(f'launch of layer {layer_index} '
                              f'({self.layers[layer_index].name}) with no pipelines')

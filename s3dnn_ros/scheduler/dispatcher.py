@@ -34,7 +34,7 @@ class Backend(Protocol):
 
     def launch(self, launch: Launch) -> None:
         """
-        Issue ``launch`` on its stream; set ``launch.handle``.
+        Issue ``launch`` (all of its ``depth`` layers) on its stream; set ``launch.handle``.
 
         May raise EngineError.
         """
@@ -83,6 +83,7 @@ class Dispatcher:
         self.launches = 0
         self.fused_launches = 0
         self.chained_launches = 0
+        self.segment_launches = 0  # launches of several layers (rule 4c of the S3DNN policy)
         self.frames_launched = 0
         self.engine_errors = 0
         self.last_error: str | None = None
@@ -229,7 +230,7 @@ class Dispatcher:
                 for frame in frames:
                     frame.started_ns = now
             for frame in frames:
-                frame.next_layer = launch.layer + 1
+                frame.next_layer = launch.end_layer
                 frame.stream = launch.stream
             group.pending += 1
             self.inflight.append(launch)
@@ -242,6 +243,7 @@ class Dispatcher:
             self.frames_launched += launch.batch
             self.fused_launches += launch.batch > 1
             self.chained_launches += launch.chained
+            self.segment_launches += launch.depth > 1
         if group.pending == 0:
             self._groups_inflight -= group.takes_slot
         return issued
@@ -287,7 +289,7 @@ class Dispatcher:
                 del self._by_stream[launch.stream]
         self._retire(launch)
         now = self.backend.now_ns()
-        done = launch.layer + 1
+        done = launch.end_layer
         ready = []
         for frame in launch.frames:
             if frame.pipeline.current is not frame:
@@ -469,8 +471,10 @@ class EngineBackend:
     """
     Runs launches on an :class:`~s3dnn_ros.engine.base.Engine` in real time.
 
-    It counts the host time its launch calls take (``launch_ns`` over ``launches``; of those,
-    ``first_layer_ns`` over ``first_layer_launches``, which staged ``uploads`` images). A
+    It counts the host time its launch calls take (``launch_ns`` over ``launches``, the kernel
+    layers issued: a segment of d layers counts d; of those, ``first_layer_ns`` over
+    ``first_layer_launches``, the layers of calls starting at layer 0, which staged ``uploads``
+    images). A
     synchronous engine's call (the reference engine's, whose handle has no GPU interval) is the
     kernel itself: it counts as busy time, not as host time, as a kernel on a GPU would.
     """
@@ -501,17 +505,21 @@ class EngineBackend:
                 names = ', '.join(frame.pipeline.name for frame in frames)
                 raise EngineError(f'staging the images of {names}: {error}') from error
         start = time.monotonic_ns()
-        launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
+        if launch.depth == 1:
+            launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
+        else:
+            launch.handle = self.engine.launch_layers(launch.layer, launch.depth, pids,
+                                                      launch.stream)
         spent = time.perf_counter_ns() - begin
         if not hasattr(launch.handle, 'interval'):  # synchronous engine: the call was the kernel
             end = time.monotonic_ns()
             self.busy.add(start, end)
             spent -= end - start
         self.launch_ns += spent
-        self.launches += 1
+        self.launches += launch.depth
         if launch.layer == 0:
             self.first_layer_ns += spent
-            self.first_layer_launches += 1
+            self.first_layer_launches += launch.depth
             self.uploads += len(frames)
 
     def done(self, launch: Launch) -> bool:

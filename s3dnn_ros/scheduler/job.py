@@ -4,8 +4,8 @@ Pipelines, frames, kernel tasks and launches: the objects the policies and the d
 Times are integer nanoseconds on one clock (``time.monotonic_ns`` live, a virtual clock in the
 simulator). A pipeline is one camera: frames arrive into its queue, one frame at a time runs
 through the network's kernel layers. A frame's ready kernel is a :class:`KernelTask`; what the
-policy sends to the GPU is a :class:`Launch` (one kernel layer over one or more frames - a fused
-launch - on a stream).
+policy sends to the GPU is a :class:`Launch` (one kernel layer, or a segment of consecutive layers,
+over one or more frames - a fused launch - on a stream).
 """
 from __future__ import annotations
 
@@ -182,11 +182,14 @@ class KernelTask:
 @dataclass(eq=False)
 class Launch:
     """
-    One kernel layer over ``frames`` on ``stream``.
+    Kernel layers ``layer`` .. ``end_layer - 1`` over ``frames`` on ``stream``.
 
-    ``chained`` launches were issued before their frames' previous layer completed; they rely on
-    stream order (same stream as that previous layer). ``group`` is the dispatch round they belong
-    to.
+    Usually one layer (``depth`` 1); a *segment* of several consecutive layers is issued with one
+    decision and retired with one completion, its kernels back to back on its stream. ``cost_ns``
+    is the GPU time of all its layers, ``tb_ratio`` the largest of theirs, and ``kernels`` each
+    layer's (cost_ns, tb_ratio) (empty for a launch of one layer). ``chained`` launches
+    were issued before their frames' previous layer completed; they rely on stream order (same
+    stream as that previous layer). ``group`` is the dispatch round they belong to.
     """
 
     layer: int
@@ -197,10 +200,17 @@ class Launch:
     chained: bool = False
     group: 'Group | None' = None
     handle: Any = None
+    depth: int = 1
+    kernels: tuple[tuple[int, float], ...] = ()
 
     @property
     def batch(self) -> int:
         return len(self.frames)
+
+    @property
+    def end_layer(self) -> int:
+        """Return the first layer after the launch: its frames' next layer once it is issued."""
+        return self.layer + self.depth
 
 
 @dataclass(eq=False)

@@ -63,8 +63,9 @@ TARGET_REFRESH_NS = 1_000_000
 #: nothing
 FUSE_TOLERANCE = 0.01
 #: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued
-#: there: many times the host's round trip from a completion to the next launch (about 80 µs on an
-#: H200 host), few percent of a 50 ms deadline. On an H200, 1 ms against 250 µs: Table 1 at B = 8
+#: there, and (rule 4c) a segment holds at most this much GPU work: many times the host's round
+#: trip from a completion to the next launch (about 80 µs on an H200 host), few percent of a 50 ms
+#: deadline. On an H200, 1 ms against 250 µs: Table 1 at B = 8
 #: 1.06x streams instead of 1.32x; 256 cameras missed 0% and 4.4% in two capacity rounds against
 #: 100% and 25%; 4 ms broke 256 cameras (92% missed)
 RUN_AHEAD_NS = 1_000_000
@@ -293,6 +294,17 @@ class Policy(ABC):
         return Launch(layer, frames, stream, self.costs.cost_ns(layer, batch),
                       self.costs.tb_ratio(layer, batch), chained)
 
+    def _segment(self, layer: int, frames: list[Frame], stream: int, depth: int,
+                 chained: bool = False) -> Launch:
+        """Return the launch of layers ``layer`` .. ``layer + depth - 1`` over ``frames``."""
+        if depth == 1:
+            return self._launch(layer, frames, stream, chained)
+        batch, costs = len(frames), self.costs
+        kernels = tuple((costs.cost_ns(i, batch), costs.tb_ratio(i, batch))
+                        for i in range(layer, layer + depth))
+        return Launch(layer, frames, stream, sum(cost for cost, _ in kernels),
+                      max(tb for _, tb in kernels), chained, depth=depth, kernels=kernels)
+
 
 class S3dnnPolicy(Policy):
     """
@@ -318,6 +330,10 @@ class S3dnnPolicy(Policy):
        separate launches of those kernels cost: past that size a launch saves host time only, so it
        grows only while it is smaller than b* - at low load a burst of frames becomes several
        launches whose first kernels start while the later ones' images are still being uploaded.
+       Those launches go in one group: when h's launch stops at the kernel batch, more launches
+       of its layer (each headed by the next task in LSF order and fused the same way) join G
+       until G holds ``max_batch`` frames of the layer, the frames one launch could have carried,
+       so the chains of a burst do not wait for a dispatch slot each.
        Every task that later joins G is fused with its own layer's peers the same way.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
@@ -338,7 +354,18 @@ class S3dnnPolicy(Policy):
         nothing beside it to keep control over. Run-ahead rounds take no dispatch slot
         (``Group.takes_slot``). With anything in Q, every layer is decided afresh (least slack
         first keeps control of the order, and firm mode can still drop a frame before its next
-        layer).
+        layer), except within a segment (4c).
+    4c. Segments: a launch of ``max_batch`` frames (a full launch, from rule 2 or a successor of
+        rules 4 and 4b) takes its frames' next layers with it, as one launch of several layers
+        (``Launch.depth``), while the segment's GPU time at that batch stays within RUN_AHEAD_NS
+        (at least one layer). A full launch's successor can take no other frame (fusion cannot
+        grow it) and the frames stay together layer after layer, so deciding each layer afresh
+        would only cost the host a round trip (a completion, an ENQUEUE of every frame, a DEQUEUE
+        and a launch: about 100 µs of Python on an H200 host) per layer; the segment's layers
+        run back to back on its stream. A frame arriving meanwhile finds at most about
+        RUN_AHEAD_NS of work queued on that stream, as under rule 4b. Within a segment firm mode
+        does not drop a frame between layers (the frame was not lost when the segment was
+        decided).
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
     6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the
@@ -395,6 +422,8 @@ class S3dnnPolicy(Policy):
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
         self._small_layers = [layer for layer in range(self.num_layers)
                               if self.costs.tb_ratio(layer) < 1]
+        # rule 4c's segment depth of a full launch, per first layer
+        self._depths: dict[int, int] = {}
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
@@ -470,6 +499,7 @@ class S3dnnPolicy(Policy):
                     group.launches.append(successor)
             return group
         group.launches.append(self._fused_launch(head, now_ns, group))
+        self._split_launch(group, now_ns)
         tb = group.tb_ratio
         if head.tb_ratio < 1:
             small = [layer for layer in self._small_layers if layer or not held]
@@ -486,6 +516,26 @@ class S3dnnPolicy(Policy):
                 if successor is not None:
                     group.launches.append(successor)
         return group
+
+    def _split_launch(self, group: Group, now_ns: int) -> None:
+        """
+        Rule 2: the rest of a launch cut at the engine's kernel batch joins G as further launches.
+
+        Until G holds ``max_batch`` frames of that layer.
+        """
+        first = group.launches[0]
+        layer = first.layer
+        if not self.fusion or first.batch != self.costs.kernel_batch(layer):
+            return
+        frames, queue = first.batch, self._layers[layer]
+        while queue and frames < self.max_batch:
+            task = self._take(layer)
+            if self.lost(task.frame, layer, now_ns):
+                group.dropped.append(task.frame)
+                continue
+            launch = self._fused_launch(task, now_ns, group, self.max_batch - frames)
+            group.launches.append(launch)
+            frames += launch.batch
 
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """
@@ -507,19 +557,38 @@ class S3dnnPolicy(Policy):
             group.launches.append(successor)
         return group
 
-    def _fused_launch(self, task: KernelTask, now_ns: int, group: Group) -> Launch:
+    def _segment_depth(self, layer: int, batch: int) -> int:
+        """Rule 4c: the layers a launch of ``batch`` frames from ``layer`` on spans."""
+        if batch < self.max_batch or not self.fusion:
+            return 1
+        depth = self._depths.get(layer)
+        if depth is None:
+            cost = self.costs.cost_ns
+            work, depth = cost(layer, batch), 1
+            while layer + depth < self.num_layers:
+                work += cost(layer + depth, batch)
+                if work > RUN_AHEAD_NS:
+                    break
+                depth += 1
+            self._depths[layer] = depth
+        return depth
+
+    def _fused_launch(self, task: KernelTask, now_ns: int, group: Group,
+                      limit: int | None = None) -> Launch:
         """
         ``task``'s launch, fused with same-layer peers from the queue (rule 2).
 
-        Whether one more frame may join depends only on the launch's size (and h's slack), not on
-        the frame, so the launch's room is worked out once; with soft deadlines its peers then
-        leave the queue in one slice.
+        At most ``limit`` frames when given. Whether one more frame may join depends only on the
+        launch's size (and h's slack), not on the frame, so the launch's room is worked out once;
+        with soft deadlines its peers then leave the queue in one slice.
         """
         frames = [task.frame]
         layer = task.layer
         queue = self._layers[layer]
         if self.fusion and queue:
             room = self._fusion_room(layer, task.slack(now_ns), now_ns)
+            if limit is not None:
+                room = min(room, limit)
             if not self.firm:
                 take = min(room - 1, len(queue))
                 if take > 0:
@@ -543,7 +612,8 @@ class S3dnnPolicy(Policy):
         if layer == 0 and self.fusion:
             self.first_layer_launches[self._release] += 1
             self.first_layer_batches[len(frames)] += 1
-        return self._launch(layer, frames, task.frame.pipeline.stream)
+        return self._segment(layer, frames, task.frame.pipeline.stream,
+                             self._segment_depth(layer, len(frames)))
 
     def _fusion_room(self, layer: int, slack: int, now_ns: int) -> int:
         """
@@ -583,25 +653,28 @@ class S3dnnPolicy(Policy):
 
         It is chained behind its predecessor.
         """
-        best, best_key = None, None
+        best, best_key, best_depth = None, None, 1
         for launch in launches:
-            layer = launch.layer + 1
+            layer = launch.end_layer
             if layer >= self.num_layers:
                 continue
             frames = launch.frames
             if any(frame.next_layer > layer or frame.pipeline.current is not frame
                    for frame in frames):
                 continue  # already chained further, or a frame was dropped (an engine error)
-            if self.costs.tb_ratio(layer, len(frames)) > room:
+            depth = self._segment_depth(layer, len(frames))
+            tb = self.costs.tb_ratio
+            if max(tb(i, len(frames)) for i in range(layer, layer + depth)) > room:
                 continue
             if any(self.lost(frame, layer, now_ns) for frame in frames):
                 continue
             key = min(frame.deadline_ns for frame in frames) - self.costs.remaining_ns[layer]
             if best_key is None or key < best_key:
-                best, best_key = launch, key
+                best, best_key, best_depth = launch, key, depth
         if best is None:
             return None
-        return self._launch(best.layer + 1, list(best.frames), best.stream, chained=True)
+        return self._segment(best.end_layer, list(best.frames), best.stream, best_depth,
+                             chained=True)
 
 
 class FifoPolicy(S3dnnPolicy):

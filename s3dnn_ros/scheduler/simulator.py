@@ -3,19 +3,20 @@ Discrete-event simulation of cameras, the dispatcher, its host thread and a GPU.
 
 It runs on a virtual clock.
 
-The GPU model: each stream runs its launches in order; the launches at the heads of all streams run
-together. With demands d_i = min(tbRatio_i, 1), kernels whose demands sum to S <= 1 all progress at
-solo speed (their cost-table duration); when S > 1 they share the GPU proportionally and each
-progresses at 1/S of solo speed.
+The GPU model: each stream runs its launches in order (a segment's layers as kernels one after
+another); the kernels at the heads of all streams run together. With demands d_i = min(tbRatio_i,
+1), kernels whose demands sum to S <= 1 all progress at solo speed (their cost-table duration);
+when S > 1 they share the GPU proportionally and each progresses at 1/S of solo speed.
 
 The host model: the dispatcher runs on one host thread, which does one thing at a time and is
 charged :class:`~s3dnn_ros.engine.costs.HostCosts`: ``frame_us`` for every frame it takes in,
 ``completion_us`` for every launch it retires, ``decision_us`` for every dispatch round it decides,
-and ``launch_us`` (plus ``upload_us`` per image of a first-layer launch) for every launch it
-issues; a launch reaches the GPU when its issue is paid for. Frames arriving while the host is busy
-wait for it (their latency counts from their arrival); a launch that completes while the host is
-busy is noticed when it is free. So a scheduler that needs more host time per frame than the frame
-interval falls behind, as it would live. The dispatcher's clock is the host's.
+and ``launch_us`` (plus ``upload_us`` per image of a first-layer launch) for every layer of a
+launch it issues (a segment of d layers costs d); a launch reaches the GPU when its issue is paid
+for. Frames arriving while the host is busy wait for it (their latency counts from their
+arrival); a launch that completes while the host is busy is noticed when it is free. So a
+scheduler that needs more host time per frame than the frame interval falls behind, as it would
+live. The dispatcher's clock is the host's.
 
 Several schedulers may share one GPU (the node's ``workers_per_gpu``): each has its own host
 thread, dispatcher and cameras, and their kernels run on the one GPU model as if from one program
@@ -57,14 +58,18 @@ class Camera:
 
 
 class _Kernel:
-    __slots__ = ('launch', 'issue_ns', 'work', 'demand', 'owner')
+    """One kernel layer of a launch (a segment's layers are kernels one after another)."""
 
-    def __init__(self, launch: Launch, issue_ns: int, owner: 'SimulatedGpu'):
+    __slots__ = ('launch', 'issue_ns', 'work', 'demand', 'owner', 'last')
+
+    def __init__(self, launch: Launch, issue_ns: int, owner: 'SimulatedGpu', cost_ns: int,
+                 tb_ratio: float, last: bool = True):
         self.launch = launch
         self.issue_ns = issue_ns
-        self.work = float(launch.cost_ns)
-        self.demand = min(launch.tb_ratio, 1.0)
+        self.work = float(cost_ns)
+        self.demand = min(tb_ratio, 1.0)
         self.owner = owner  # the scheduler's backend that issued it
+        self.last = last    # the launch is done when this kernel is
 
 
 class GpuModel:
@@ -123,7 +128,8 @@ class GpuModel:
             if queue[0].issue_ns <= t and queue[0].work <= 0.5:
                 kernel = queue.popleft()
                 kernel.work = 0.0
-                finished.append(kernel.launch)
+                if kernel.last:
+                    finished.append(kernel.launch)
                 if not queue:
                     del self._streams[stream]
         return finished
@@ -180,11 +186,14 @@ class SimulatedGpu:
         if launch.group is not self._last_group:
             self._last_group = launch.group
             self.host_clock += self.decision_ns
-        self.host_clock += (self.launch_ns
+        self.host_clock += (self.launch_ns * launch.depth
                             + (self.upload_ns * launch.batch if launch.layer == 0 else 0))
-        kernel = _Kernel(launch, max(self.host_clock, self.gpu.now), self)
-        launch.handle = kernel
-        self.gpu.submit((self.index, launch.stream), kernel)
+        issue, key = max(self.host_clock, self.gpu.now), (self.index, launch.stream)
+        kernels = launch.kernels or ((launch.cost_ns, launch.tb_ratio),)
+        for number, (cost, tb) in enumerate(kernels, 1):
+            kernel = _Kernel(launch, issue, self, cost, tb, last=number == len(kernels))
+            self.gpu.submit(key, kernel)
+        launch.handle = kernel  # the last
 
     def done(self, launch: Launch) -> bool:
         return launch.handle.work <= 0

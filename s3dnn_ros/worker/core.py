@@ -416,6 +416,7 @@ class WorkerCore:
             'device': self.engine.device_name, 'busy_ns': self.backend.busy_ns(),
             'groups': dispatcher.groups, 'launches': dispatcher.launches,
             'fused_launches': dispatcher.fused_launches,
+            'segment_launches': dispatcher.segment_launches,
             'frames_launched': dispatcher.frames_launched, 'mean_batch': dispatcher.mean_batch,
             'mean_group_size': dispatcher.mean_group_size,
             'engine_errors': dispatcher.engine_errors, 'last_error': dispatcher.last_error,
