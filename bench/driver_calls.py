@@ -4,10 +4,11 @@ Host time of the PyCUDA and driver calls one launch of the CUDA engine makes, pe
     python3 bench/driver_calls.py [--calls 2000] [--out DIR]
 
 Each call is repeated ``--calls`` times back to back on one stream (copies 300 times), the mean
-host µs printed and written to DIR/driver_calls-<card>.json (DIR: --out, else $OUT, else bench/out):
-recording an event (timed and not), a stream waiting for an event, querying an event, launching an
-empty kernel whose argument record has the size of the engine's (``_launch_kernel``, 1 and 256
-blocks), uploading a 640x480 rgb8 image from page-locked memory and downloading a (2, 5) result.
+host µs printed and written to DIR/driver_calls-<card>.json (DIR: --out, else $OUT, else
+bench/out): recording an event (timed and not), a stream waiting for an event, querying an event,
+launching an empty kernel whose argument record has the size of the engine's (``_launch_kernel``,
+1 and 256 blocks), uploading a 640x480 rgb8 image from page-locked memory and downloading a (2, 5)
+result.
 Then 16 such uploads as 16 ``memcpy_htod_async`` calls against one ``cuMemcpyBatchAsync`` through
 the engine's own copy batch (where the driver has it, CUDA 13): host µs per 16 copies, whether the
 batch copied right, and the GPU time of each way (20 rounds between two events).
@@ -30,10 +31,8 @@ sys.path.insert(0, str(REPO))
 from s3dnn_ros.engine.cuda import _CopyBatch, LINEAR_ARGS  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
 
-EMPTY_KERNEL = '''
-struct Args { unsigned char bytes[%d]; };
-extern "C" __global__ void empty(const __grid_constant__ Args args) {}
-'''
+EMPTY_KERNEL = ('struct Args { unsigned char bytes[%d]; };\n'
+                'extern "C" __global__ void empty(const __grid_constant__ Args args) {}\n')
 IMAGE_BYTES = 480 * 640 * 3
 COPIES = 16
 
