@@ -28,7 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from s3dnn_ros.engine.cuda import _CopyBatch, LINEAR_ARGS  # noqa: E402
+from s3dnn_ros.engine.cuda.abi import LINEAR_ARGS  # noqa: E402
+from s3dnn_ros.engine.cuda.driver import CopyBatch  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
 
 EMPTY_KERNEL = ('struct Args { unsigned char bytes[%d]; };\n'
@@ -112,10 +113,10 @@ def measure(drv, calls: int) -> dict:
 
     ways = {'separate': separate}
     report = {'calls_us': calls_us}
-    batch_function = _CopyBatch.function()
+    batch_function = CopyBatch.function()
     report['batch_copy'] = batch_function is not None
     if batch_function is not None:
-        batch = _CopyBatch(batch_function)
+        batch = CopyBatch(batch_function)
         batch.dst[:] = [int(target) for target in targets]
         batch.src[:] = [host.ctypes.data for host in images]
         batch.size[:] = IMAGE_BYTES

@@ -41,8 +41,8 @@ from s3dnn_ros.tools.cli import positive_int, positive_ints, text_table  # noqa:
 #: (label, module file suffix, function name) of the parts reported, outermost first
 PARTS = [
     ('backend launch (staging + kernel launches)', 'scheduler/dispatcher.py', 'launch'),
-    ('  image staging into pinned memory', 'engine/cuda.py', 'set_inputs'),
-    ('  engine launch (events, copies, kernels)', 'engine/cuda.py', 'launch'),
+    ('  image staging into pinned memory', 'engine/cuda/engine.py', 'set_inputs'),
+    ('  engine launch (events, copies, kernels)', 'engine/cuda/engine.py', 'launch'),
     ('    kernel launch calls (PyCUDA)', 'pycuda/driver.py', 'function_call'),
     ('completion polling', 'scheduler/dispatcher.py', 'poll'),
     ('policy dequeue', 'scheduler/policies.py', 'dequeue'),

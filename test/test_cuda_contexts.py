@@ -7,6 +7,7 @@ current.
 import threading
 
 from s3dnn_ros.engine import cuda
+from s3dnn_ros.engine.cuda.driver import thread_contexts
 
 
 class _Driver:
@@ -67,6 +68,6 @@ def test_switching_engines_on_one_thread_makes_each_ones_context_current():
         assert driver.stack == ['gpu1']
         gpu0._activate()
         assert driver.stack == ['gpu0']  # device 0, 1, 0: device 0's context is current again
-        cuda._thread_contexts(driver).pop_all()
+        thread_contexts(driver).pop_all()
         assert driver.stack == []
     _in_thread(body)

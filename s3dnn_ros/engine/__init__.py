@@ -1,5 +1,5 @@
 """
 Engines run one layer for a fused batch of frames.
 
-Either the numpy reference or CUDA (engine/cuda.py).
+Either the numpy reference or CUDA (engine/cuda/).
 """

@@ -1,78 +1,31 @@
 """
-The CUDA engine: every kernel layer a hand-written CUDA C kernel run through PyCUDA.
+The CUDA engine: pipelines, launch plans, launches and segments, completions, calibration.
 
-The kernels are in ``kernels/*.cu``.
-
-This is the only module that imports pycuda, and only when an engine is constructed, so the package
-imports (and falls back to the reference engine) on machines without it.
-
-Why it is built the way it is:
-
-* Per-frame pointers travel by value. Each kernel takes one struct argument (``*_ARGS`` below
-  mirror the structs in the .cu files) that starts with one input and one output address per frame
-  of the fused launch. CUDA copies kernel arguments when the launch is issued, so a fused launch
-  over k pipelines reads and writes each pipeline's own buffers with no device pointer table, no
-  per-launch allocation and no copy of activations. A launch of more than ``max_batch`` frames
-  (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its frames' copies, run
-  side by side on side streams forked from the launch's stream and joined back into it (one after
-  another on a one-stream engine).
-* Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
-  block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame
-  of a given size allocates its pinned staging buffer and device copy, reallocated only when the
-  image grows; completion events come from a pool. ``allocations`` counts every allocation so tests
-  can check that steady-state frames make none.
-* Images in host memory the caller page-locked with :meth:`CudaEngine.pin` (the scheduler worker's
-  shared-memory frame slots) are uploaded from where they lie: no host copy at all. Other images
-  are copied into the pipeline's pinned staging buffer first, a fused launch's on STAGING_THREADS
-  threads (``set_inputs``): one thread reaches about a third of the host's copy bandwidth.
-* A launch costs few Python calls: each (layer, batch) plan keeps its argument record, the launch
-  writes the frames' pointers into it and hands its bytes to ``cuLaunchKernel`` (PyCUDA's
-  ``_launch_kernel``) without PyCUDA's per-call argument packing.
-  A segment of layers (:meth:`CudaEngine.launch_layers`) issues each kernel's layers back to back
-  on its stream inside one fork/join and one pair of events, where separate launches would record
-  events, fork and join around every layer.
-  A kernel's image uploads, and its result downloads, are one ``cuMemcpyBatchAsync`` call each
-  where the driver has it (CUDA 13), checked at start-up with a round trip; otherwise one PyCUDA
-  copy per frame.
-* The engine is made on one thread and driven from another (the dispatcher's), so every entry point
-  makes the device's primary context current on the calling thread, pushing it once per thread.
-  PyCUDA aborts the process when a thread ends with contexts on its stack, so each thread's pushes
-  are popped when it ends (and the main thread's at exit).
-* Kernels are compiled once per process and architecture (``-O3``, ``-arch=sm_XY`` of the device,
-  or PTX of an older virtual architecture to test its code paths) and loaded into each engine's
-  context.
-* A launch records an event before and after its work; :meth:`CudaCompletion.interval` maps them to
-  the host's ``time.monotonic_ns`` clock through a reference event recorded at start-up after a
-  synchronisation (re-based on later events so float32 millisecond offsets keep sub-microsecond
-  precision).
+See the package docstring (:mod:`s3dnn_ros.engine.cuda`) for why it is built the way it is.
 """
 from __future__ import annotations
 
-import atexit
 from concurrent.futures import ThreadPoolExecutor
-import ctypes
 from dataclasses import dataclass, field
 import datetime
-import functools
 import math
 import os
-from pathlib import Path
 import statistics
-import threading
 import time
 from typing import Any, Sequence
 
 import numpy as np
 
-from .base import check_image, Completion, ENCODINGS, Engine, EngineError
-from .costs import CostTable, CostTableError
-from .reference import layer_params
-from ..model.alexnet import Network
-from ..model.weights import check_weights, Weights
+from .abi import (CONV_ARGS, LINEAR_ARGS, MAX_FRAMES, POOL_ARGS, PREPROCESS_ARGS,
+                  SOFTMAX_ARGS)
+from .driver import CopyBatch, driver_api, import_pycuda, primary_context, thread_contexts
+from .kernels import compiled_kernels, KERNEL_FILES
+from ..base import check_image, Completion, ENCODINGS, Engine, EngineError
+from ..costs import CostTable, CostTableError
+from ..reference import layer_params
+from ...model.alexnet import Network
+from ...model.weights import check_weights, Weights
 
-#: frames one kernel launch can take (S3DNN_MAX_FRAMES in kernels/common.cuh)
-MAX_FRAMES = 16
-KERNEL_FILES = ('preprocess.cu', 'conv2d.cu', 'pool.cu', 'linear.cu', 'softmax.cu', 'delay.cu')
 #: (BM, BN) output tiles of the conv2d kernels
 CONV_TILES = ((128, 128), (128, 64), (64, 128), (64, 64))
 #: 128x64 tiles are picked when they cover at least this share of the SMs (and M is a multiple of
@@ -94,216 +47,6 @@ LINEAR_TILED_FRAMES = (8, 16)
 STAGING_THREADS = 4
 #: re-base the GPU-to-host clock mapping once an event lies this far from the reference (ms)
 REBASE_MS = 1000.0
-
-_PTRS = (np.uint64, (MAX_FRAMES,))
-#: CUmemcpyAttributes of cuda.h: source access order, source and destination location hints
-#: (type, id), flags
-COPY_ATTRIBUTES = np.dtype([('order', np.int32), ('src_hint', np.int32, (2,)),
-                            ('dst_hint', np.int32, (2,)), ('flags', np.uint32)])
-#: CU_MEMCPY_SRC_ACCESS_ORDER_STREAM: a batched copy reads its sources in stream order
-COPY_ORDER_STREAM = 1
-
-
-def _struct(fields, size: int) -> np.dtype:
-    dtype = np.dtype(fields, align=True)
-    if dtype.itemsize != size:
-        raise AssertionError(f'argument struct is {dtype.itemsize} bytes, '
-                             f'the kernel expects {size}')
-    return dtype
-
-
-PREPROCESS_ARGS = _struct([('image', *_PTRS), ('out', *_PTRS), ('meta', np.int32, (MAX_FRAMES, 4)),
-                           ('mean', np.float32, (3,)), ('std', np.float32, (3,)),
-                           ('size', np.int32)], 544)
-CONV_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64),
-                     ('ktab', np.uint64)]
-                    + [(name, np.int32) for name in ('frames', 'channels', 'height', 'width', 'M',
-                                                     'Mp', 'Kp', 'out_h', 'out_w', 'stride', 'pad',
-                                                     'relu')], 328)
-POOL_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS)]
-                    + [(name, np.int32) for name in ('channels', 'height', 'width', 'out_h',
-                                                     'out_w', 'kernel', 'stride', 'frames')], 288)
-LINEAR_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64)]
-                      + [(name, np.int32) for name in ('frames', 'in_features', 'out_features',
-                                                       'relu')], 288)
-SOFTMAX_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('classes', np.int32), ('k', np.int32)],
-                       264)
-
-
-def _import_pycuda():
-    try:
-        import pycuda.driver as driver
-    except ImportError as error:
-        raise EngineError(f'the CUDA engine needs pycuda, which cannot be imported ({error}): '
-                          'pip install "s3dnn_ros[gpu]", or use engine: reference') from error
-    return driver
-
-
-@functools.cache
-def _driver_api():
-    """
-    Return the CUDA driver library.
-
-    It is used for the two calls PyCUDA cannot make under NumPy 2 (see ``pin``).
-    """
-    library = ctypes.CDLL('libcuda.so.1')
-    library.cuMemHostRegister_v2.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
-    library.cuMemHostRegister_v2.restype = ctypes.c_int
-    library.cuMemHostUnregister.argtypes = [ctypes.c_void_p]
-    library.cuMemHostUnregister.restype = ctypes.c_int
-    return library
-
-
-class _CopyBatch:
-    """
-    The copies of one kernel's frames (uploads, or result downloads) in one driver call.
-
-    ``cuMemcpyBatchAsync`` (CUDA 13 drivers) takes arrays of destinations, sources and sizes; the
-    caller fills the first ``count`` entries and calls :meth:`issue`. The driver reads the arrays
-    during the call, so they are reused at once. A fused kernel's 16 frames then cost one call
-    instead of 16 PyCUDA copies (about 4 µs of host each).
-    """
-
-    def __init__(self, function):
-        self._function = function
-        self.dst = np.zeros(MAX_FRAMES, np.uint64)
-        self.src = np.zeros(MAX_FRAMES, np.uint64)
-        self.size = np.zeros(MAX_FRAMES, np.uint64)
-        self._attributes = np.zeros(1, COPY_ATTRIBUTES)
-        self._attributes['order'] = COPY_ORDER_STREAM
-        self._first = np.zeros(1, np.uint64)  # the attributes apply from copy 0 on
-        self._arrays = (self.dst.ctypes.data, self.src.ctypes.data, self.size.ctypes.data)
-        self._tail = (self._attributes.ctypes.data, self._first.ctypes.data, 1)
-
-    @staticmethod
-    def function() -> Any:
-        """Return the driver's ``cuMemcpyBatchAsync_v2``, or None when the driver has none."""
-        try:
-            function = _driver_api().cuMemcpyBatchAsync_v2
-        except AttributeError:
-            return None
-        function.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_size_t, ctypes.c_void_p,
-                                                     ctypes.c_void_p, ctypes.c_size_t,
-                                                     ctypes.c_void_p]
-        function.restype = ctypes.c_int
-        return function
-
-    def issue(self, count: int, stream) -> None:
-        """Copy the first ``count`` entries on ``stream``; EngineError naming the CUresult."""
-        result = self._function(*self._arrays, count, *self._tail, stream.handle)
-        if result:
-            raise EngineError(f'cuMemcpyBatchAsync of {count} copies returned CUresult {result}')
-
-
-class _ThreadContexts:
-    """
-    The contexts this thread pushed.
-
-    They are popped when the thread ends (its thread-local value is released on that thread) or,
-    for the main thread, at exit.
-    """
-
-    def __init__(self, driver):
-        self.driver = driver
-        self.pushed: list[Any] = []
-
-    @property
-    def current(self) -> Any:
-        """Return the context this thread made current last (None before any)."""
-        return self.pushed[-1] if self.pushed else None
-
-    def push(self, context) -> None:
-        context.push()
-        self.pushed.append(context)
-
-    def pop_all(self) -> None:
-        while self.pushed:
-            self.pushed.pop()
-            self.driver.Context.pop()
-
-    def __del__(self):
-        self.pop_all()
-
-
-_THREAD = threading.local()
-#: one context object per device for the whole process: PyCUDA frees an object (memory, event,
-#: module) on a thread only while the very object it was made under is current there, so engines
-#: share it
-_PRIMARY_CONTEXTS: dict[int, Any] = {}
-_PRIMARY_CONTEXTS_LOCK = threading.Lock()
-
-
-def _primary_context(device_id: int, device) -> Any:
-    with _PRIMARY_CONTEXTS_LOCK:
-        context = _PRIMARY_CONTEXTS.get(device_id)
-        if context is None:
-            context = _PRIMARY_CONTEXTS[device_id] = device.retain_primary_context()
-        return context
-
-
-def _thread_contexts(driver) -> _ThreadContexts:
-    contexts = getattr(_THREAD, 'contexts', None)
-    if contexts is None:
-        contexts = _THREAD.contexts = _ThreadContexts(driver)
-        if threading.current_thread() is threading.main_thread():
-            atexit.register(contexts.pop_all)
-    return contexts
-
-
-def kernel_dir() -> Path:
-    """
-    Return the folder of the .cu sources.
-
-    That is ``<repo>/kernels`` beside the package, else the installed share.
-    """
-    source = Path(__file__).resolve().parents[2] / 'kernels'
-    if (source / 'common.cuh').is_file():
-        return source
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        share = Path(get_package_share_directory('s3dnn_ros')) / 'kernels'
-    except Exception:  # not importable, or the package is not installed in the ament index
-        share = None
-    if share is not None and (share / 'common.cuh').is_file():
-        return share
-    raise EngineError(f'CUDA kernel sources not found in {source} nor in share/s3dnn_ros/kernels')
-
-
-_CUBINS: dict[tuple[str, str], bytes] = {}
-_CUBINS_LOCK = threading.Lock()
-
-
-def compiled_kernels(arch: str) -> dict[str, bytes]:
-    """
-    Compile every kernel file once per process.
-
-    A cubin for a real ``arch`` ('sm_90'), PTX for a virtual one ('compute_75'), which the driver
-    JIT-compiles for the device it is loaded on.
-    """
-    with _CUBINS_LOCK:
-        missing = [name for name in KERNEL_FILES if (name, arch) not in _CUBINS]
-        if missing:
-            from pycuda.compiler import compile as nvcc_compile
-            from pycuda.driver import CompileError
-            directory = kernel_dir()
-
-            ptx = arch.startswith('compute_')
-
-            def build(name: str) -> bytes:
-                image = nvcc_compile((directory / name).read_text(encoding='utf-8'),
-                                     options=['-O3'], arch=arch, include_dirs=[str(directory)],
-                                     no_extern_c=True, target='ptx' if ptx else 'cubin')
-                # the driver reads PTX as a NUL-terminated string
-                return image + b'\0' if ptx else image
-
-            try:
-                with ThreadPoolExecutor(len(missing)) as pool:
-                    for name, cubin in zip(missing, pool.map(build, missing)):
-                        _CUBINS[(name, arch)] = cubin
-            except (CompileError, OSError) as error:
-                raise EngineError('compiling the CUDA kernels '
-                                  f'for {arch} failed: {error}') from error
-        return {name: _CUBINS[(name, arch)] for name in KERNEL_FILES}
 
 
 @dataclass
@@ -414,7 +157,7 @@ class CudaEngine(Engine):
         self.cost_table_path = os.fspath(cost_table_path) if cost_table_path is not None else None
         self.allocations = 0
         self._closed = True  # until the device is set up
-        self._drv = drv = _import_pycuda()
+        self._drv = drv = import_pycuda()
         weights = check_weights(network, weights, 'weights')
         self._pipelines: dict[Any, _Pipeline] = {}
         self._plans: dict[tuple[int, int], _Plan] = {}
@@ -430,7 +173,7 @@ class CudaEngine(Engine):
         self._last_layer = len(self.layers) - 1
         self._result_bytes = math.prod(self.layers[-1].out_shape) * 4
         # a kernel's frame copies in one driver call (None: one PyCUDA call per frame)
-        self._copies: _CopyBatch | None = None
+        self._copies: CopyBatch | None = None
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
         self._conv_tile: tuple[int, int] | None = None
@@ -443,7 +186,7 @@ class CudaEngine(Engine):
             self.device_id = device_id
             self._device = device = drv.Device(device_id)
             self._device_name = device.name()
-            self._context = _primary_context(device_id, device)
+            self._context = primary_context(device_id, device)
             self._activate()
             self._closed = False
             attribute = drv.device_attribute
@@ -486,16 +229,16 @@ class CudaEngine(Engine):
         """Whether a kernel's uploads and downloads go to the driver in one call each."""
         return self._copies is not None
 
-    def _probe_copies(self) -> _CopyBatch | None:
+    def _probe_copies(self) -> CopyBatch | None:
         """
         Return a copy batch if the driver has one and it copies right, else None.
 
         The check is a 16-byte round trip.
         """
-        function = _CopyBatch.function()
+        function = CopyBatch.function()
         if function is None:
             return None
-        copies = _CopyBatch(function)
+        copies = CopyBatch(function)
         host = self._pinned(16, np.uint8)
         device = self._mem_alloc(16)
         try:
@@ -520,7 +263,7 @@ class CudaEngine(Engine):
         other device's context first, so the stack never grows and the current context is always
         the engine's own.
         """
-        contexts = _thread_contexts(self._drv)
+        contexts = thread_contexts(self._drv)
         if contexts.current is not self._context:
             contexts.pop_all()
             contexts.push(self._context)
@@ -810,7 +553,7 @@ class CudaEngine(Engine):
             raise ValueError('pin: expected a contiguous 1-D uint8 array, '
                              f'got {array.shape} {array.dtype}')
         self._activate()
-        result = _driver_api().cuMemHostRegister_v2(array.ctypes.data, array.nbytes, 0)
+        result = driver_api().cuMemHostRegister_v2(array.ctypes.data, array.nbytes, 0)
         if result:
             raise EngineError(f'page-locking {array.nbytes / 2**20:.1f} MiB of host memory '
                               f'failed: cuMemHostRegister returned CUresult {result}')
@@ -821,7 +564,7 @@ class CudaEngine(Engine):
         """Undo :meth:`pin` (after every launch reading from it has completed)."""
         if self._registered.pop(id(array), None) is not None and not self._closed:
             self._activate()
-            _driver_api().cuMemHostUnregister(array.ctypes.data)
+            driver_api().cuMemHostUnregister(array.ctypes.data)
 
     def set_input(self, pid, image: np.ndarray, encoding: str) -> None:
         """
@@ -1239,7 +982,7 @@ class CudaEngine(Engine):
             for pipeline in self._pipelines.values():
                 self._free_pipeline(pipeline)
             for registered in self._registered.values():
-                _driver_api().cuMemHostUnregister(registered.ctypes.data)
+                driver_api().cuMemHostUnregister(registered.ctypes.data)
             for buffer in self._device_buffers:
                 buffer.free()
         except drv.Error:
