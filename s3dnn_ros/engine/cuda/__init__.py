@@ -5,20 +5,20 @@ The kernels are in ``kernels/*.cu``.
 
 Modules: :mod:`.abi` (the kernels' argument structs), :mod:`.driver` (PyCUDA, the raw driver
 calls and each thread's current context), :mod:`.kernels` (sources and compilation),
-:mod:`.engine` (the engine). Only :mod:`.driver` imports pycuda, and only when an engine is
-constructed, so the package imports (and falls back to the reference engine) on machines without
-it.
+:mod:`.engine` (the engine). pycuda is imported only when an engine is constructed
+(:func:`.driver.import_pycuda`, and the compiler in :func:`.kernels.compiled_kernels`), so the
+package imports (and falls back to the reference engine) on machines without it.
 
 Why it is built the way it is:
 
-* Per-frame pointers travel by value. Each kernel takes one struct argument (``*_ARGS`` below
-  mirror the structs in the .cu files) that starts with one input and one output address per frame
-  of the fused launch. CUDA copies kernel arguments when the launch is issued, so a fused launch
-  over k pipelines reads and writes each pipeline's own buffers with no device pointer table, no
-  per-launch allocation and no copy of activations. A launch of more than ``max_batch`` frames
-  (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its frames' copies, run
-  side by side on side streams forked from the launch's stream and joined back into it (one after
-  another on a one-stream engine).
+* Per-frame pointers travel by value. Each kernel takes one struct argument (``*_ARGS`` in
+  :mod:`.abi` mirror the structs in the .cu files) that starts with one input and one output
+  address per frame of the fused launch. CUDA copies kernel arguments when the launch is issued,
+  so a fused launch over k pipelines reads and writes each pipeline's own buffers with no device
+  pointer table, no per-launch allocation and no copy of activations. A launch of more than
+  ``max_batch`` frames (``max_batch <= MAX_FRAMES``) becomes several kernel launches, each with its
+  frames' copies, run side by side on side streams forked from the launch's stream and joined back
+  into it (one after another on a one-stream engine).
 * Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
   block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame
   of a given size allocates its pinned staging buffer and device copy, reallocated only when the
