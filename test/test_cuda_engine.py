@@ -395,20 +395,24 @@ def test_batched_and_separate_copies_give_the_same_results(network, weights, rng
     max_batch 4 (kernels of 4, 4 and 2 frames); then frames in page-locked slots and staged
     copies of the same images in one fused launch.
     """
+    import pycuda.driver as drv
     images = random_images(rng, 10)
+    separate_engine = CudaEngine(network, weights, max_batch=4, batched_copies=False)
+    try:
+        assert not separate_engine.batched_copies
+        with Pipelines(separate_engine, len(images)) as pids:
+            run_network(separate_engine, pids, images, stream=2)
+            separate = np.stack([separate_engine.result(pid).copy() for pid in pids])
+    finally:
+        separate_engine.close()
     engine = CudaEngine(network, weights, max_batch=4)
     slot = 480 * 640 * 3
     slots = engine.pin(np.zeros(3 * slot, np.uint8))
     try:
-        assert engine.batched_copies == (engine._drv.get_driver_version() >= 13000)
-        copies = engine._copies
+        assert engine.batched_copies == (drv.get_driver_version() >= 13000)
         with Pipelines(engine, len(images)) as pids:
             run_network(engine, pids, images, stream=2)
             batched = np.stack([engine.result(pid).copy() for pid in pids])
-            engine._copies = None
-            run_network(engine, pids, images, stream=2)
-            separate = np.stack([engine.result(pid).copy() for pid in pids])
-        engine._copies = copies
         views = [slots[i * slot:(i + 1) * slot].reshape(480, 640, 3) for i in range(3)]
         for view in views:
             view[...] = random_image(rng, 480, 640, 'rgb8')

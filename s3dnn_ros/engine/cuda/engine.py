@@ -138,13 +138,15 @@ class CudaEngine(Engine):
 
     def __init__(self, network: Network, weights: Weights, device_id: int = 0, streams: int = 16,
                  max_batch: int = MAX_FRAMES, cost_table_path: str | os.PathLike | None = None,
-                 kernel_arch: str | None = None):
+                 kernel_arch: str | None = None, batched_copies: bool = True):
         """
         ``kernel_arch`` None compiles for the device's own sm_XY.
 
         A virtual architecture such as 'compute_75' builds PTX that the driver JIT-compiles for
         this device: the code paths of older GPUs (no cp.async before sm_80) then run, and can be
-        checked, on a newer one.
+        checked, on a newer one. ``batched_copies``: a kernel's uploads and downloads go to the
+        driver in one ``cuMemcpyBatchAsync`` call each where it has one (False: one PyCUDA copy
+        per frame, as on drivers without it).
         """
         super().__init__(network)
         if not 1 <= max_batch <= MAX_FRAMES:
@@ -184,7 +186,7 @@ class CudaEngine(Engine):
                 raise EngineError(f'CUDA device {device_id} does not exist '
                                   f'({count} device(s) found)')
             self.device_id = device_id
-            self._device = device = drv.Device(device_id)
+            device = drv.Device(device_id)
             self._device_name = device.name()
             self._context = primary_context(device_id, device)
             self._activate()
@@ -205,7 +207,7 @@ class CudaEngine(Engine):
                             for layer in self.layers]
             self._streams = [drv.Stream() for _ in range(streams)]
             self.allocations += streams
-            self._copies = self._probe_copies()
+            self._copies = self._probe_copies() if batched_copies else None
             self._ref_event = drv.Event()
             self.allocations += 1
             drv.Context.synchronize()
