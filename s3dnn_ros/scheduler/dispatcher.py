@@ -474,9 +474,9 @@ class EngineBackend:
     It counts the host time its launch calls take (``launch_ns`` over ``launches``, the kernel
     layers issued: a segment of d layers counts d; of those, ``first_layer_ns`` over
     ``first_layer_launches``, the layers of calls starting at layer 0, which staged ``uploads``
-    images). A
-    synchronous engine's call (the reference engine's, whose handle has no GPU interval) is the
-    kernel itself: it counts as busy time, not as host time, as a kernel on a GPU would.
+    images). A synchronous engine's call (the reference engine's, whose handle has no GPU
+    interval) is the kernel itself: it counts as busy time, not as host time, as a kernel on a GPU
+    would.
     """
 
     def __init__(self, engine: Engine):

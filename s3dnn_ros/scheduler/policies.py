@@ -422,8 +422,10 @@ class S3dnnPolicy(Policy):
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
         self._small_layers = [layer for layer in range(self.num_layers)
                               if self.costs.tb_ratio(layer) < 1]
-        # rule 4c's segment depth of a full launch, per first layer
-        self._depths: dict[int, int] = {}
+        # rule 4c: (layers, largest tbRatio) of a full launch's segment, per first layer
+        self._full_segments: dict[int, tuple[int, float]] = {}
+        # rule 2: the engine's kernel batch per layer (the cost table's largest measured batch)
+        self._kernel_batches = [self.costs.kernel_batch(layer) for layer in range(self.num_layers)]
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
@@ -525,7 +527,7 @@ class S3dnnPolicy(Policy):
         """
         first = group.launches[0]
         layer = first.layer
-        if not self.fusion or first.batch != self.costs.kernel_batch(layer):
+        if not self.fusion or first.batch != self._kernel_batches[layer]:
             return
         frames, queue = first.batch, self._layers[layer]
         while queue and frames < self.max_batch:
@@ -557,12 +559,16 @@ class S3dnnPolicy(Policy):
             group.launches.append(successor)
         return group
 
-    def _segment_depth(self, layer: int, batch: int) -> int:
-        """Rule 4c: the layers a launch of ``batch`` frames from ``layer`` on spans."""
+    def _segment_shape(self, layer: int, batch: int) -> tuple[int, float]:
+        """
+        Rule 4c: the layers a launch of ``batch`` frames from ``layer`` on spans.
+
+        With the largest tbRatio among them.
+        """
         if batch < self.max_batch or not self.fusion:
-            return 1
-        depth = self._depths.get(layer)
-        if depth is None:
+            return 1, self.costs.tb_ratio(layer, batch)
+        shape = self._full_segments.get(layer)
+        if shape is None:
             cost = self.costs.cost_ns
             work, depth = cost(layer, batch), 1
             while layer + depth < self.num_layers:
@@ -570,8 +576,9 @@ class S3dnnPolicy(Policy):
                 if work > RUN_AHEAD_NS:
                     break
                 depth += 1
-            self._depths[layer] = depth
-        return depth
+            shape = self._full_segments[layer] = (
+                depth, max(self.costs.tb_ratio(i, batch) for i in range(layer, layer + depth)))
+        return shape
 
     def _fused_launch(self, task: KernelTask, now_ns: int, group: Group,
                       limit: int | None = None) -> Launch:
@@ -613,7 +620,7 @@ class S3dnnPolicy(Policy):
             self.first_layer_launches[self._release] += 1
             self.first_layer_batches[len(frames)] += 1
         return self._segment(layer, frames, task.frame.pipeline.stream,
-                             self._segment_depth(layer, len(frames)))
+                             self._segment_shape(layer, len(frames))[0])
 
     def _fusion_room(self, layer: int, slack: int, now_ns: int) -> int:
         """
@@ -662,9 +669,8 @@ class S3dnnPolicy(Policy):
             if any(frame.next_layer > layer or frame.pipeline.current is not frame
                    for frame in frames):
                 continue  # already chained further, or a frame was dropped (an engine error)
-            depth = self._segment_depth(layer, len(frames))
-            tb = self.costs.tb_ratio
-            if max(tb(i, len(frames)) for i in range(layer, layer + depth)) > room:
+            depth, tb_ratio = self._segment_shape(layer, len(frames))
+            if tb_ratio > room:
                 continue
             if any(self.lost(frame, layer, now_ns) for frame in frames):
                 continue
