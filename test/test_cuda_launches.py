@@ -1,0 +1,200 @@
+"""
+The CUDA engine's launches and frame copies, on a stand-in driver (no GPU needed).
+
+A kernel's uploads, and its result downloads, go to the driver as one batch of copies when the
+engine has one, else as one PyCUDA copy per frame; the batch hands the driver the arrays it filled,
+with one set of attributes (sources read in stream order). A segment of layers is each kernel's
+layers back to back on its stream, inside one fork/join and one pair of events.
+"""
+import ctypes
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from s3dnn_ros.engine.base import EngineError
+from s3dnn_ros.engine.cuda import CudaEngine
+from s3dnn_ros.engine.cuda.abi import COPY_ATTRIBUTES, COPY_ORDER_STREAM
+from s3dnn_ros.engine.cuda.driver import CopyBatch
+
+STREAM = SimpleNamespace(handle=0x5000)
+
+
+def _words(address: int, count: int) -> list[int]:
+    return list((ctypes.c_uint64 * count).from_address(address))
+
+
+class _BatchCall:
+    """Stands in for ``cuMemcpyBatchAsync_v2``: records what the driver would read."""
+
+    def __init__(self, result: int = 0):
+        self.result = result
+        self.calls = []
+
+    def __call__(self, dst, src, size, count, attributes, first, attribute_count, stream):
+        raw = (ctypes.c_char * (attribute_count * COPY_ATTRIBUTES.itemsize)).from_address(
+            attributes)
+        self.calls.append({'dst': _words(dst, count), 'src': _words(src, count),
+                           'size': _words(size, count), 'first': _words(first, attribute_count),
+                           'attributes': np.frombuffer(bytes(raw), COPY_ATTRIBUTES).copy(),
+                           'stream': stream})
+        return self.result
+
+
+class _Engine:
+    """The engine's copy methods over a stand-in driver."""
+
+    _upload = CudaEngine._upload
+    _download = CudaEngine._download
+
+    def __init__(self, copies):
+        self._copies = copies
+        self._result_bytes = 40
+        self.log = []
+        log = self.log
+        self._drv = SimpleNamespace(
+            memcpy_htod_async=lambda dst, src, stream: log.append(('htod', dst, src.nbytes)),
+            memcpy_dtoh_async=lambda dst, src, stream: log.append(('dtoh', src)))
+
+
+def _pipelines(log, count=3, staged=(1,)):
+    pipelines = []
+    for i in range(count):
+        upload = np.zeros(100 + i, np.uint8)
+        pipelines.append(SimpleNamespace(
+            image=f'image{i}', image_ptr=0x1000 + i, upload=upload, upload_ptr=0x2000 + i,
+            upload_staged=i in staged,
+            copied=SimpleNamespace(record=lambda stream, i=i: log.append(('copied', i))),
+            result=f'result{i}', result_ptr=0x3000 + i, outputs=[0x4000 + i, 0x4100 + i]))
+    return pipelines
+
+
+def test_a_kernels_uploads_and_its_downloads_are_one_batch_of_copies_each():
+    call = _BatchCall()
+    engine = _Engine(CopyBatch(call))
+    chunk = _pipelines(engine.log)
+    engine._upload(chunk, STREAM)
+    engine._download(chunk, STREAM)
+    upload, download = call.calls
+    assert upload['dst'] == [0x1000, 0x1001, 0x1002] and upload['src'] == [0x2000, 0x2001, 0x2002]
+    assert upload['size'] == [100, 101, 102]
+    assert download['dst'] == [0x3000, 0x3001, 0x3002]
+    assert download['src'] == [0x4100, 0x4101, 0x4102]
+    assert download['size'] == [40, 40, 40]
+    for batch in (upload, download):
+        assert batch['stream'] == STREAM.handle and batch['first'] == [0]
+        assert batch['attributes']['order'].tolist() == [COPY_ORDER_STREAM]
+    # no copy frame by frame; the staged image's buffer is free again once its upload has run
+    assert engine.log == [('copied', 1)]
+
+
+def test_one_frame_or_no_batch_is_copied_frame_by_frame():
+    call = _BatchCall()
+    alone = _Engine(CopyBatch(call))
+    (pipeline,) = _pipelines(alone.log, count=1, staged=())
+    alone._upload([pipeline], STREAM)
+    alone._download([pipeline], STREAM)
+    assert call.calls == [] and alone.log == [('htod', 'image0', 100), ('dtoh', 0x4100)]
+    without = _Engine(None)
+    chunk = _pipelines(without.log, count=2, staged=(0, 1))
+    without._upload(chunk, STREAM)
+    assert without.log == [('htod', 'image0', 100), ('htod', 'image1', 101), ('copied', 0),
+                           ('copied', 1)]
+
+
+def test_a_failed_batch_is_an_engine_error_naming_the_result():
+    engine = _Engine(CopyBatch(_BatchCall(result=1)))
+    with pytest.raises(EngineError, match='cuMemcpyBatchAsync of 3 copies returned CUresult 1'):
+        engine._upload(_pipelines(engine.log), STREAM)
+
+
+def test_copy_attributes_mirror_cuda_h():
+    # CUmemcpyAttributes: srcAccessOrder (enum), srcLocHint and dstLocHint (CUmemLocation: type
+    # enum, id int), flags (unsigned int)
+    assert COPY_ATTRIBUTES.itemsize == 24
+    assert [COPY_ATTRIBUTES.fields[name][1] for name in COPY_ATTRIBUTES.names] == [0, 4, 12, 20]
+
+
+class _Recorder:
+    """Streams and events of a stand-in driver that log what is queued on what."""
+
+    def __init__(self):
+        self.log = []
+        self.made = 0
+        recorder = self
+
+        class Event:
+            def __init__(self, flags=0):
+                recorder.made += 1
+                self.name = f'event{recorder.made}'
+
+            def record(self, stream):
+                recorder.log.append(('record', self.name, stream.name))
+
+        class Stream:
+            def __init__(self, name=None):
+                recorder.made += 1
+                self.name = name or f'side{recorder.made}'
+
+            def wait_for_event(self, event):
+                recorder.log.append(('wait', self.name, event.name))
+
+        self.Event, self.Stream = Event, Stream
+        self.driver = SimpleNamespace(
+            Error=RuntimeError, Event=Event, Stream=Stream,
+            event_flags=SimpleNamespace(DISABLE_TIMING=2),
+            memcpy_htod_async=lambda dst, src, stream: self.log.append(('upload', dst,
+                                                                          stream.name)),
+            memcpy_dtoh_async=lambda dst, src, stream: self.log.append(('download', dst,
+                                                                          stream.name)))
+
+
+def _segment_engine(frames: int, max_batch: int):
+    """Return a CudaEngine on the stand-in driver, with ``frames`` open pipelines, and its log."""
+    from s3dnn_ros.model import alexnet
+    recorder = _Recorder()
+    engine = object.__new__(CudaEngine)
+    engine.layers = alexnet().kernel_layers
+    engine._closed, engine.max_batch, engine.allocations = False, max_batch, 0
+    engine._drv, engine._copies = recorder.driver, None
+    engine._streams = [recorder.Stream('main0'), recorder.Stream('main1')]
+    engine._sides, engine._forks, engine._free_events = {}, {}, []
+    engine._last_layer = len(engine.layers) - 1
+    engine._activate = lambda: None
+    engine._enqueue = lambda index, chunk, stream: recorder.log.append(
+        ('kernel', index, [p.image for p in chunk], stream.name))
+    engine._pipelines = {pid: SimpleNamespace(image=f'image{pid}', upload=np.zeros(8, np.uint8),
+                                              upload_staged=False, result=f'result{pid}',
+                                              outputs=[0] * len(engine.layers))
+                         for pid in range(frames)}
+    return engine, recorder.log
+
+
+def test_a_segment_is_its_layers_back_to_back_inside_one_fork_join_and_one_event_pair():
+    """Three frames at max_batch 2: kernels of 2 frames on the launch's stream, 1 on a side one."""
+    engine, log = _segment_engine(3, max_batch=2)
+    completion = engine.launch_layers(3, 3, [0, 1, 2], 0)
+    start, end = (event.name for event in completion.events)
+    main, side = ['image0', 'image1'], ['image2']
+    (fork,) = engine._forks.values()
+    ((side_stream, join),) = engine._sides[0]
+    assert log == [('record', start, 'main0'), ('record', fork.name, 'main0'),
+                   *[('kernel', layer, main, 'main0') for layer in (3, 4, 5)],
+                   ('wait', side_stream.name, fork.name),
+                   *[('kernel', layer, side, side_stream.name) for layer in (3, 4, 5)],
+                   ('record', join.name, side_stream.name), ('wait', 'main0', join.name),
+                   ('record', end, 'main0')]
+
+
+def test_a_whole_network_segment_uploads_first_and_downloads_last_on_each_kernels_stream():
+    engine, log = _segment_engine(3, max_batch=2)
+    last = len(engine.layers) - 1
+    engine.launch_layers(0, last + 1, [0, 1, 2], 1)
+    (side,) = [stream.name for stream, _ in engine._sides[1]]
+    for stream, images in (('main1', ['image0', 'image1']), (side, ['image2'])):
+        on_stream = [entry for entry in log if entry[-1] == stream and entry[0] != 'record']
+        assert on_stream[:len(images)] == [('upload', image, stream) for image in images]
+        assert [entry[1] for entry in on_stream if entry[0] == 'kernel'] == list(range(last + 1))
+        assert on_stream[-len(images):] == [('download', image.replace('image', 'result'),
+                                             stream) for image in images]
+    with pytest.raises(ValueError, match=f'launch of 2 layers from layer {last}'):
+        engine.launch_layers(last, 2, [0], 0)
