@@ -138,14 +138,16 @@ class _Recorder:
             def wait_for_event(self, event):
                 recorder.log.append(('wait', self.name, event.name))
 
+        def upload(dst, src, stream):
+            recorder.log.append(('upload', dst, stream.name))
+
+        def download(dst, src, stream):
+            recorder.log.append(('download', dst, stream.name))
+
         self.Event, self.Stream = Event, Stream
-        self.driver = SimpleNamespace(
-            Error=RuntimeError, Event=Event, Stream=Stream,
-            event_flags=SimpleNamespace(DISABLE_TIMING=2),
-            memcpy_htod_async=lambda dst, src, stream: self.log.append(('upload', dst,
-                                                                          stream.name)),
-            memcpy_dtoh_async=lambda dst, src, stream: self.log.append(('download', dst,
-                                                                          stream.name)))
+        self.driver = SimpleNamespace(Error=RuntimeError, Event=Event, Stream=Stream,
+                                      event_flags=SimpleNamespace(DISABLE_TIMING=2),
+                                      memcpy_htod_async=upload, memcpy_dtoh_async=download)
 
 
 def _segment_engine(frames: int, max_batch: int):
