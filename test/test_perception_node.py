@@ -122,7 +122,8 @@ def test_diagnostics_report_every_camera_and_the_scheduler(session):
         and scheduler['device'] == 'cpu'
     assert int(scheduler['groups dispatched']) > 0 \
         and 0.0 <= float(scheduler['gpu busy fraction']) <= 1.0
-    for key in ('mean group size', 'fused launches', 'mean batch', 'engine errors'):
+    for key in ('mean group size', 'fused launches', 'segment launches', 'mean batch',
+                'engine errors'):
         assert key in scheduler
 
 

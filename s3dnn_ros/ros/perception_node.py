@@ -733,6 +733,7 @@ class PerceptionCore:
                   'mean group size': stats.get('mean_group_size', 0.0),
                   'launches': stats.get('launches', 0),
                   'fused launches': stats.get('fused_launches', 0),
+                  'segment launches': stats.get('segment_launches', 0),
                   'mean batch': stats.get('mean_batch', 0.0),
                   'target batch': stats.get('target_batch', 1),
                   'engine errors': stats.get('engine_errors', 0),
