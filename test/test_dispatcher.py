@@ -91,8 +91,9 @@ def test_a_frame_walks_through_every_layer_and_is_reported_once():
         assert dispatcher.inflight, 'a frame in progress always has a launch on the GPU'
         backend.now += 100_000
         backend.finish_all(dispatcher)
-    # each layer once, in order
-    assert [launch.layer for launch in backend.launched] == list(range(NUM_LAYERS))
+    # each layer once, in order (the first layer, then the rest run ahead as one segment)
+    assert [layer for launch in backend.launched
+            for layer in range(launch.layer, launch.end_layer)] == list(range(NUM_LAYERS))
     assert [frame.seq for frame in done] == [1]
     frame = done[0]
     assert frame.result == ('result', 'cam', 1) and not frame.missed
@@ -104,22 +105,23 @@ def test_look_ahead_queues_a_lone_chain_whole():
     """
     With nothing else queued, rounds that only chain successors take no dispatch slot.
 
-    So the policy is asked until the frame's every layer is queued behind the first on its stream:
-    the GPU never waits for the host between layers. A frame arriving meanwhile still gets a slot
-    for its first layer.
+    So the frame's every later layer is queued behind the first on its stream, as one segment: the
+    GPU never waits for the host between layers. A frame arriving meanwhile still gets a slot for
+    its first layer.
     """
     dispatcher, backend, _, _ = make_dispatcher(tb=0.2)
     cam, other = dispatcher.add_pipeline('cam', 20 * MS), dispatcher.add_pipeline('other', 20 * MS)
     dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    assert [launch.layer for launch in backend.launched] == list(range(NUM_LAYERS))
+    # layer 0 with its successor reserved by the look-ahead (rule 4: it fits the GPU's room),
+    # then the rest run ahead as one segment
+    assert [(launch.layer, launch.end_layer, launch.chained) for launch in backend.launched] == \
+        [(0, 1, False), (1, 2, True), (2, NUM_LAYERS, True)]
     assert all(launch.stream == cam.stream for launch in backend.launched)
-    assert [launch.chained for launch in backend.launched] == [False] + [True] * (NUM_LAYERS - 1)
-    assert dispatcher.chained_launches == NUM_LAYERS - 1
+    assert dispatcher.chained_launches == 2 and dispatcher.segment_launches == 1
     dispatcher.arrive(other, 1)
     dispatcher.pump()
-    assert backend.launched[NUM_LAYERS].frames[0].pipeline is other \
-        and backend.launched[NUM_LAYERS].layer == 0
+    assert backend.launched[3].frames[0].pipeline is other and backend.launched[3].layer == 0
 
 
 def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
@@ -127,8 +129,8 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
     Two frames take both dispatch slots with their first layers.
 
     Their kernels are unfused and fill the GPU, 100 µs each. With nothing in Q the policy still
-    queues each chain ahead on its own stream, slotless, until about RUN_AHEAD_NS of work waits
-    there; each completion lets the chain run ahead again.
+    queues each chain ahead on its own stream, slotless, as one segment that fills the stream up to
+    about RUN_AHEAD_NS of work; each completion lets the chain run ahead again.
     """
     from s3dnn_ros.scheduler.policies import RUN_AHEAD_NS
     # no fusion
@@ -137,17 +139,19 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
     for cam in cams:
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    # launches queued per stream: the first and those run ahead
+    # layers queued per stream: the first and the segment run ahead behind it
     per_chain = -(-RUN_AHEAD_NS // 100_000)
     for cam in cams:
-        layers = [launch.layer for launch in backend.launched if launch.frames[0].pipeline is cam]
-        assert layers == list(range(per_chain))
-    assert dispatcher.groups_inflight == 2 and dispatcher.chained_launches == 2 * (per_chain - 1)
+        assert [(launch.layer, launch.end_layer) for launch in backend.launched
+                if launch.frames[0].pipeline is cam] == [(0, 1), (1, per_chain)]
+    assert dispatcher.groups_inflight == 2 and dispatcher.chained_launches == 2
     first = backend.launched[0]
     backend.finished.add(first.handle)
     dispatcher.poll()
     dispatcher.pump()
-    assert [launch.layer for launch in backend.launched[2 * per_chain:]] == [per_chain]
+    # 100 µs of room again on that stream: one more layer
+    assert [(launch.layer, launch.end_layer) for launch in backend.launched[4:]] == \
+        [(per_chain, per_chain + 1)]
     while len(done) < 2:
         backend.finish_all(dispatcher)
     assert sorted(frame.pipeline.name for frame in done) == ['cam0', 'cam1']
@@ -188,6 +192,7 @@ def test_a_synchronous_engines_call_counts_as_busy_time_not_host_time():
     dispatcher.pump()
     assert backend.launches == 1
     assert backend.launch_ns < 10_000_000 <= 20_000_000 <= backend.busy_ns()
+    assert 20_000_000 <= backend.kernel_ns <= backend.busy_ns()
 
 
 def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
@@ -277,10 +282,11 @@ def test_fused_launch_counts_and_advances_every_frame():
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
     first = backend.launched[0]
-    # layer 0 fused, then (nothing else ready) every later layer chained behind it, still fused
-    assert [(launch.layer, launch.batch) for launch in backend.launched] == \
-        [(layer, 3) for layer in range(NUM_LAYERS)]
-    assert dispatcher.fused_launches == NUM_LAYERS and dispatcher.mean_batch == 3
+    # layer 0 fused with its look-ahead successor, then (nothing else ready) every later layer
+    # chained behind them in one segment, still fused
+    assert [(launch.layer, launch.end_layer, launch.batch) for launch in backend.launched] == \
+        [(0, 1, 3), (1, 2, 3), (2, NUM_LAYERS, 3)]
+    assert dispatcher.fused_launches == 3 and dispatcher.mean_batch == 3
     backend.finished.add(first.handle)
     dispatcher.poll()
     assert all(cam.current.done_layers == 1 for cam in cams)

@@ -164,21 +164,22 @@ def test_rule4b_run_ahead_queues_a_lone_chain_whole_without_a_slot():
     running = inflight_launch([lone], 4, stream=lone_p.stream, costs=costs)
     assert policy.dequeue(0, [running]).launches == []
     group = policy.run_ahead(0, [running])
-    assert [(launch.layer, launch.chained, launch.stream) for launch in group.launches] == \
-        [(5, True, lone_p.stream)]
+    # a lone chain has no horizon: the rest of its network, as one segment
+    (rest,) = group.launches
+    assert (rest.layer, rest.end_layer, rest.chained, rest.stream) == \
+        (5, NUM_LAYERS, True, lone_p.stream)
+    assert rest.cost_ns == (NUM_LAYERS - 5) * costs.cost_ns(5) > RUN_AHEAD_NS
     assert group.takes_slot is False
-    lone.next_layer = 6  # issued
-    queued = [running, *group.launches]
-    assert sum(launch.cost_ns for launch in queued) > RUN_AHEAD_NS  # a lone chain has no horizon
-    assert [launch.layer for launch in policy.run_ahead(0, queued).launches] == [6]
+    lone.next_layer = NUM_LAYERS  # issued
+    assert policy.run_ahead(0, [running, rest]).launches == []
 
 
 def test_rule4b_run_ahead_keeps_each_stream_within_the_horizon_and_stops_when_q_has_work():
     """
-    Two chains: each stream is queued ahead while less than RUN_AHEAD_NS of work waits there.
+    Two chains: each stream is queued ahead until RUN_AHEAD_NS of work waits there.
 
-    The least-slack chain first; nothing once a task is ready in Q (every layer is decided afresh
-    then).
+    Each chain's next layers go as one segment, the least-slack chain first; nothing once a task
+    is ready in Q (every layer is decided afresh then).
     """
     costs = uniform_costs(cost_us=100.0, tb=1.5)
     policy = make_policy('s3dnn', costs)
@@ -191,15 +192,15 @@ def test_rule4b_run_ahead_keeps_each_stream_within_the_horizon_and_stops_when_q_
     while (group := policy.run_ahead(0, inflight)).launches:
         (launch,) = group.launches
         for frame in launch.frames:
-            frame.next_layer = launch.layer + 1
+            frame.next_layer = launch.end_layer
         inflight.append(launch)
-        issued.append((launch.stream, launch.layer))
+        issued.append((launch.stream, launch.layer, launch.end_layer))
     per_stream = RUN_AHEAD_NS // costs.cost_ns(3) + (RUN_AHEAD_NS % costs.cost_ns(3) > 0)
-    assert issued[0] == (0, 3)  # the urgent chain first
+    # the urgent chain first; one segment per stream, filling it to the horizon
+    assert issued == [(0, 3, 2 + per_stream), (1, 3, 2 + per_stream)]
     for stream in (0, 1):
         queued = sum(launch.cost_ns for launch in inflight if launch.stream == stream)
         assert RUN_AHEAD_NS <= queued < RUN_AHEAD_NS + costs.cost_ns(3)
-        assert [layer for s, layer in issued if s == stream] == list(range(3, 3 + per_stream - 1))
     policy.enqueue(ready_frame(late_p, 0), 0)
     inflight = inflight[:2]
     urgent.next_layer = relaxed.next_layer = 3
@@ -270,18 +271,28 @@ def test_rule4c_a_launch_below_max_batch_stays_one_layer():
     assert [launch.depth for launch in fifo.dequeue(0, []).launches] == [1]
 
 
-def test_rule4c_successors_run_ahead_of_a_full_launch_as_a_segment():
-    """Rule 4b's successor of a full launch is a segment from the layer after that launch."""
+def test_rule4c_a_full_successor_run_ahead_is_a_whole_segment_past_the_streams_room():
+    """
+    Two chains run ahead: a full one (max_batch 2) and a single frame, 100 µs a layer at batch 1.
+
+    The full chain's successor is its 1 ms segment (125 µs a layer at batch 2: 8 layers) although
+    its stream had room for 875 µs only; the single frame's fills its stream's room (rule 4b).
+    """
     costs = uniform_costs(cost_us=100.0, tb=1.0)
     policy = make_policy('s3dnn', costs, max_batch=2)
-    frames = [ready_frame(p, 0, deadline_ms=20.0) for p in pipelines(2)]
-    running = inflight_launch(frames, 1, stream=0, costs=costs)
-    (successor,) = policy.run_ahead(0, [running]).launches
-    assert (successor.layer, successor.depth, successor.chained) == (2, 8, True)
-    for frame in frames:
-        frame.next_layer = successor.end_layer
-    (last,) = policy.run_ahead(0, [running, successor]).launches
-    assert (last.layer, last.end_layer) == (10, NUM_LAYERS)
+    full_p, single_p = pipelines(2), pipelines(3)[2]
+    full = [ready_frame(p, 0, deadline_ms=20.0) for p in full_p]
+    single = ready_frame(single_p, 0, deadline_ms=30.0)
+    inflight = [inflight_launch(full, 1, stream=0, costs=costs),
+                inflight_launch([single], 1, stream=1, costs=costs)]
+    (segment,) = policy.run_ahead(0, inflight).launches
+    assert (segment.frames, segment.layer, segment.depth, segment.chained) == (full, 2, 8, True)
+    assert segment.cost_ns == 8 * costs.cost_ns(2, 2) == RUN_AHEAD_NS
+    for frame in full:
+        frame.next_layer = segment.end_layer
+    (filled,) = policy.run_ahead(0, [*inflight, segment]).launches
+    # 100 µs in flight on stream 1: 9 more layers make RUN_AHEAD_NS
+    assert (filled.frames, filled.layer, filled.end_layer) == ([single], 2, 11)
 
 
 def test_look_ahead_does_not_reserve_past_the_last_layer_or_twice():

@@ -347,7 +347,10 @@ class S3dnnPolicy(Policy):
     4b. Run-ahead (:meth:`S3dnnPolicy.run_ahead`, asked whenever Q is empty and launches are in
         flight, whatever the dispatch slots): no frame waits for a decision, so a chain's successor
         is queued behind its predecessor whatever its tbRatio while the work already queued on its
-        stream (the costs of the launches in flight there) is below RUN_AHEAD_NS. The GPU then does
+        stream (the costs of the launches in flight there) is below RUN_AHEAD_NS, as one launch of
+        the chain's next layers (a segment, 4c) until that work reaches RUN_AHEAD_NS or the
+        network ends: the GPU queue is the one successive single-layer launches would build, for
+        one decision, launch and completion on the host. The GPU then does
         not wait for the host's round trip between a chain's layers, and a frame arriving meanwhile
         finds at most about RUN_AHEAD_NS of work queued on each stream before its own first
         decision. A *lone chain* (every launch on the GPU on one stream) is queued whole: there is
@@ -544,7 +547,8 @@ class S3dnnPolicy(Policy):
         Rule 4b: with Q empty, the least-slack successor of a chain whose stream has room.
 
         Room: its stream has less than RUN_AHEAD_NS of work queued (any amount for a lone chain).
-        It goes in a round that takes no slot.
+        The successor is one launch of as many of the chain's next layers as the stream's room
+        takes (a segment). It goes in a round that takes no slot.
         """
         group = Group(takes_slot=False)
         if self._ready or not inflight or not self.runs_ahead:
@@ -556,6 +560,14 @@ class S3dnnPolicy(Policy):
         candidates = [launch for launch in inflight if queued[launch.stream] < horizon]
         successor = self._reserve_successor(candidates, math.inf, now_ns)
         if successor is not None:
+            room = horizon - queued[successor.stream]
+            depth, work, batch = successor.depth, successor.cost_ns, successor.batch
+            while work < room and successor.layer + depth < self.num_layers:
+                work += self.costs.cost_ns(successor.layer + depth, batch)
+                depth += 1
+            if depth > successor.depth:
+                successor = self._segment(successor.layer, successor.frames, successor.stream,
+                                          depth, chained=True)
             group.launches.append(successor)
         return group
 

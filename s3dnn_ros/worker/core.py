@@ -136,8 +136,9 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
 
     A launch costs what the backend's launch calls took for layers after the first; a first-layer
     launch costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that
-    was not launching, per round; a completion the poll time per retired launch (finishing frames
-    included); a frame its arrival plus handing its output over.
+    was neither launching nor running a synchronous engine's kernels (``kernel_ns``), per round; a
+    completion the poll time per retired launch (finishing frames included); a frame its arrival
+    plus handing its output over.
     """
     launches = delta['launches']
     later = launches - delta['first_launches']
@@ -147,7 +148,8 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
                  else delta['first_ns'] / launches)
     upload_ns = (max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
                  / max(1, delta['uploads']))
-    decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns']) / delta['groups']
+    decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns'] - delta['kernel_ns']) \
+        / delta['groups']
     frame_ns = delta['arrive_ns'] / delta['arrivals'] \
         + (delta['output_ns'] / delta['outputs'] if delta['outputs'] else 0.0)
     completion_ns = delta['retire_ns'] / delta['retired'] if delta['retired'] else 0.0
@@ -385,7 +387,7 @@ class WorkerCore:
                 'retire_ns': self.meters['retire'].ns, 'retired': self.meters['retire'].count,
                 'launch_ns': backend.launch_ns, 'launches': backend.launches,
                 'first_ns': backend.first_layer_ns, 'first_launches': backend.first_layer_launches,
-                'uploads': backend.uploads}
+                'uploads': backend.uploads, 'kernel_ns': backend.kernel_ns}
 
     def host_costs(self) -> HostCosts | None:
         """Return what this thread measured since it started (None before enough launches)."""
