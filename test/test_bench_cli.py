@@ -62,6 +62,7 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
     record = json.loads(capsys.readouterr().out)
     assert json.loads((tmp_path / 'capacity-cpu.json').read_text()) == record
     assert (tmp_path / 'capacity-cpu.png').stat().st_size > 10_000
+    assert not (tmp_path / 'capacity-partial.jsonl').exists()  # the record replaced it
     assert (record['card'], record['width'], record['height'], record['fps'],
             record['deadline_ms']) == ('cpu', 64, 48, 5.0, 5000.0)
     assert sorted((row['policy'], row['cameras'], row['source']) for row in record['rows']) == [
@@ -83,6 +84,32 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
     assert set(record['host_costs']) == {'s3dnn', 'streams'}
     assert record['cost_table']['layers'].keys() == {layer.name
                                                      for layer in alexnet().kernel_layers}
+
+
+def test_a_capacity_run_stopped_early_keeps_the_rows_it_measured(capsys, tmp_path, monkeypatch):
+    """The run stops (a time limit) while measuring its second count: the first row is kept."""
+    from s3dnn_ros.tools import capacity
+    measured = []
+    run_point = capacity.run_point
+
+    def stopped_at_the_second(*args, **kwargs):
+        if measured:
+            raise KeyboardInterrupt
+        measured.append(run_point(*args, **kwargs))
+        return measured[-1]
+
+    monkeypatch.setattr(capacity, 'run_point', stopped_at_the_second)
+    argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '1,2', '--policies',
+            's3dnn', '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height', '48',
+            '--seconds', '1', '--warmup-s', '0.2', '--overload', '0', '--out', str(tmp_path)]
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(argv)
+    header, *rows = [json.loads(line) for line in
+                     (tmp_path / 'capacity-partial.jsonl').read_text().splitlines()]
+    assert header['command'].startswith('s3dnn-bench --engine reference --sections capacity')
+    assert rows == json.loads(json.dumps(measured))
+    assert [(row['cameras'], row['policy']) for row in rows] == [(1, 's3dnn')]
+    assert not list(tmp_path.glob('capacity-cpu*'))
 
 
 def test_capacity_section_on_two_gpus_feeds_each_worker_its_cameras(capsys, tmp_path):

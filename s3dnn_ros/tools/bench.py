@@ -32,7 +32,9 @@ staging buffer on the host, inside the timed span.
     ``--height``) through a real scheduler worker process per policy (``--policies``), swept over
     the camera counts, beside the simulator's prediction for the same points with the cost table
     and host costs measured in the same run; see :mod:`s3dnn_ros.tools.capacity`. Writes
-    ``DIR/capacity-<card>.json`` and the plot ``DIR/capacity-<card>.png``.
+    ``DIR/capacity-<card>.json`` and the plot ``DIR/capacity-<card>.png``. While it runs, each
+    measured row is appended to ``DIR/capacity-partial.jsonl`` (after a line with the command),
+    removed once the record is written: a run stopped early keeps what it measured.
 
 With ``--json`` stdout is exactly one JSON object holding every section, the card and the date; the
 same object is written to ``DIR/bench-<card>.json``. Tables are printed otherwise.
@@ -60,6 +62,8 @@ from ..scheduler.dispatcher import Dispatcher, EngineBackend
 from ..scheduler.policies import DEFAULT_MAX_BATCH, make_policy, POLICIES
 
 SECTIONS = ['layers', 'table1', 'four_cameras', 'capacity']
+#: the capacity section's measured rows while it runs (DIR/<this>)
+PARTIAL_CAPACITY = 'capacity-partial.jsonl'
 DEFAULT_SECTIONS = ['layers', 'table1', 'four_cameras']
 LAYER_BATCHES = (1, 2, 4, 8, 16, 64)
 TABLE1_BATCHES = (2, 4, 8, 16)
@@ -667,18 +671,29 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
                               overload=args.overload)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
         (lambda line: print(line, flush=True))
+    # each measured row as soon as it is measured, one JSON object a line, so that a run stopped
+    # early (a time limit) keeps what it measured; removed once the record is written
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / PARTIAL_CAPACITY
+    partial.write_text(json.dumps({'command': command, 'date': date}) + '\n')
+
+    def keep(row: dict) -> None:
+        with partial.open('a') as file:
+            file.write(json.dumps(row) + '\n')
+
     # the first worker calibrates, the others load its table
     with tempfile.TemporaryDirectory() as folder:
         try:
-            section = capacity_section(setting, str(Path(folder) / 'costs.json'), log)
+            section = capacity_section(setting, str(Path(folder) / 'costs.json'), log, keep)
         except WorkerError as error:
+            partial.unlink()
             parser.error(f'argument --engine: the scheduler worker could not start: {error}')
     card = section['device']
     record = {'benchmark': 'capacity', 'card': card, 'date': date, 'command': command,
               'engine': args.engine, **section}
-    out.mkdir(parents=True, exist_ok=True)
     name = file_name(card).replace('bench-', 'capacity-', 1)
     (out / name).write_text(json.dumps(record, indent=1))
+    partial.unlink()
     plot_capacity(section,
                   f'{card}{f" x {args.gpus}" if args.gpus > 1 else ""}'
                   f'{f", {args.workers_per_gpu} workers each" if args.workers_per_gpu > 1 else ""}'

@@ -44,6 +44,7 @@ import os
 import sys
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -356,11 +357,12 @@ def _simulate(args) -> dict:
             'on_time_fps': round((result['completed'] - result['missed']) / setting.seconds, 1)}
 
 
-def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) -> dict:
+def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
+                     on_row: Callable[[dict], None] | None = None) -> dict:
     """
     Run every policy over every count on the GPU, then the same points simulated.
 
-    See the module docstring.
+    See the module docstring. ``on_row`` is given each measured row as soon as it is measured.
     """
     image = np.random.default_rng(setting.seed).integers(0, 256,
                                                          (setting.height, setting.width, 3),
@@ -400,13 +402,19 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print) 
             costs_json = fleet.clients[0].info['cost_table']
             device = fleet.clients[0].info['device']
             policy_rows = []
-            for count in sorted(setting.counts):
+
+            def measure(count: int) -> None:
                 policy_rows.append(run_point(fleet, count, policy, setting, image, log))
+                if on_row:
+                    on_row(policy_rows[-1])
+
+            for count in sorted(setting.counts):
+                measure(count)
             found = knee(policy_rows)
             if setting.overload and found:
                 extra = round(found * setting.overload)
                 if extra not in setting.counts:
-                    policy_rows.append(run_point(fleet, extra, policy, setting, image, log))
+                    measure(extra)
         finally:
             fleet.close()
         totals = {}
