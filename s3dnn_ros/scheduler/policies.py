@@ -349,12 +349,12 @@ class S3dnnPolicy(Policy):
         is queued behind its predecessor whatever its tbRatio while the work already queued on its
         stream (the costs of the launches in flight there) is below RUN_AHEAD_NS, as one launch of
         the chain's next layers (a segment, 4c) until that work reaches RUN_AHEAD_NS or the
-        network ends: the GPU queue is the one successive single-layer launches would build, for
-        one decision, launch and completion on the host. The GPU then does
-        not wait for the host's round trip between a chain's layers, and a frame arriving meanwhile
-        finds at most about RUN_AHEAD_NS of work queued on each stream before its own first
-        decision. A *lone chain* (every launch on the GPU on one stream) is queued whole: there is
-        nothing beside it to keep control over. Run-ahead rounds take no dispatch slot
+        network ends: the GPU queue that successive single-layer launches would build, for one
+        decision, launch and completion on the host. The GPU then does not wait for the host's
+        round trip between a chain's layers, and a frame arriving meanwhile finds at most about
+        RUN_AHEAD_NS of work queued on each stream before its own first decision. A *lone chain*
+        (every launch on the GPU on one stream) is queued whole, in one launch: there is nothing
+        beside it to keep control over. Run-ahead rounds take no dispatch slot
         (``Group.takes_slot``). With anything in Q, every layer is decided afresh (least slack
         first keeps control of the order, and firm mode can still drop a frame before its next
         layer), except within a segment (4c).
