@@ -5,6 +5,7 @@ An engine owns the device state of every pipeline (input staging, one activation
 the result) and a pool of streams. The dispatcher drives it with four calls:
 
 * ``open_pipeline(pid)`` once per camera, before its first frame (allocates everything up front);
+  a pid is any hashable value (the dispatcher's pipeline numbers, calibration's tuples);
 * ``set_input(pid, image, encoding)`` (or ``set_inputs`` for several) when a frame of that pipeline
   is about to run layer 0 (images in memory given to ``pin`` are read where they lie, without a
   copy);
@@ -20,7 +21,7 @@ Costs and tbRatios per (layer, batch) come from :meth:`Engine.cost_table`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -97,22 +98,22 @@ class Engine(ABC):
         """Duration and tbRatio of every (kernel layer, batch size) on this engine's device."""
 
     @abstractmethod
-    def open_pipeline(self, pid: int) -> None:
+    def open_pipeline(self, pid: Hashable) -> None:
         """Allocate pipeline ``pid``'s buffers."""
 
     @abstractmethod
-    def close_pipeline(self, pid: int) -> None:
+    def close_pipeline(self, pid: Hashable) -> None:
         """Release pipeline ``pid``'s buffers."""
 
     @abstractmethod
-    def set_input(self, pid: int, image: np.ndarray, encoding: str) -> None:
+    def set_input(self, pid: Hashable, image: np.ndarray, encoding: str) -> None:
         """
         Stage ``image`` as pipeline ``pid``'s next frame.
 
         ``image`` is H x W x C uint8; its rows may be padded.
         """
 
-    def set_inputs(self, items: Sequence[tuple[int, np.ndarray, str]]) -> None:
+    def set_inputs(self, items: Sequence[tuple[Hashable, np.ndarray, str]]) -> None:
         """
         Stage several pipelines' frames at once: ``set_input`` for each ``(pid, image, encoding)``.
 
@@ -134,10 +135,10 @@ class Engine(ABC):
         """Undo :meth:`pin` once nothing launched reads from ``array`` any more."""
 
     @abstractmethod
-    def launch(self, layer_index: int, pids: Sequence[int], stream: int) -> Completion:
+    def launch(self, layer_index: int, pids: Sequence[Hashable], stream: int) -> Completion:
         """Run kernel layer ``layer_index`` for the frames of ``pids`` on ``stream``."""
 
-    def launch_layers(self, first: int, count: int, pids: Sequence[int],
+    def launch_layers(self, first: int, count: int, pids: Sequence[Hashable],
                       stream: int) -> Completion:
         """
         Run kernel layers ``first`` .. ``first + count - 1`` for ``pids`` on ``stream``.
@@ -154,7 +155,7 @@ class Engine(ABC):
         return completion
 
     @abstractmethod
-    def result(self, pid: int) -> np.ndarray:
+    def result(self, pid: Hashable) -> np.ndarray:
         """
         Return the (2, k) array of pipeline ``pid``'s last frame.
 
@@ -171,7 +172,7 @@ class Engine(ABC):
     def close(self) -> None:
         """Release everything; the engine is unusable afterwards."""
 
-    def check_launch(self, layer_index: int, pids: Sequence[int], count: int = 1) -> None:
+    def check_launch(self, layer_index: int, pids: Sequence[Hashable], count: int = 1) -> None:
         """
         Raise a ValueError naming what is wrong with a launch's layers or pipeline list.
 

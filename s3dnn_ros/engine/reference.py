@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import time
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -263,28 +263,28 @@ class ReferenceEngine(Engine):
     def device_name(self) -> str:
         return 'cpu'
 
-    def _pipeline(self, pid: int) -> _Pipeline:
+    def _pipeline(self, pid: Hashable) -> _Pipeline:
         try:
             return self._pipelines[pid]
         except KeyError:
             raise ValueError(f'pipeline {pid!r} is not open (open: '
                              f'{sorted(self._pipelines)})') from None
 
-    def open_pipeline(self, pid: int) -> None:
+    def open_pipeline(self, pid: Hashable) -> None:
         if pid in self._pipelines:
             raise ValueError(f'pipeline {pid!r} is already open')
         self._pipelines[pid] = _Pipeline(outputs=[None] * len(self.layers))
 
-    def close_pipeline(self, pid: int) -> None:
+    def close_pipeline(self, pid: Hashable) -> None:
         self._pipeline(pid)
         del self._pipelines[pid]
 
-    def set_input(self, pid: int, image: np.ndarray, encoding: str) -> None:
+    def set_input(self, pid: Hashable, image: np.ndarray, encoding: str) -> None:
         pipeline = self._pipeline(pid)
         check_image(image, encoding)
         pipeline.image, pipeline.encoding = image, encoding
 
-    def launch(self, layer_index: int, pids: Sequence[int], stream: int) -> Done:
+    def launch(self, layer_index: int, pids: Sequence[Hashable], stream: int) -> Done:
         """Run the layer now for all ``pids`` as one batch; ``stream`` is irrelevant on the CPU."""
         self.check_launch(layer_index, pids)
         pipelines = [self._pipeline(pid) for pid in pids]
@@ -308,7 +308,7 @@ class ReferenceEngine(Engine):
             pipeline.outputs[layer_index] = y[frame]
         return Done()
 
-    def result(self, pid: int) -> np.ndarray:
+    def result(self, pid: Hashable) -> np.ndarray:
         output = self._pipeline(pid).outputs[-1]
         if output is None:
             raise ValueError(f'pipeline {pid!r} has no result yet (its last layer has not run)')
