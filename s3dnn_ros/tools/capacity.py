@@ -402,19 +402,17 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
             costs_json = fleet.clients[0].info['cost_table']
             device = fleet.clients[0].info['device']
             policy_rows = []
-
-            def measure(count: int) -> None:
+            for count in sorted(setting.counts):
                 policy_rows.append(run_point(fleet, count, policy, setting, image, log))
                 if on_row:
                     on_row(policy_rows[-1])
-
-            for count in sorted(setting.counts):
-                measure(count)
             found = knee(policy_rows)
             if setting.overload and found:
                 extra = round(found * setting.overload)
                 if extra not in setting.counts:
-                    measure(extra)
+                    policy_rows.append(run_point(fleet, extra, policy, setting, image, log))
+                    if on_row:
+                        on_row(policy_rows[-1])
         finally:
             fleet.close()
         totals = {}
