@@ -1,0 +1,114 @@
+"""
+What a frame message costs the scheduler worker's process, by how it is encoded and how it waits.
+
+    python3 bench/message_cost.py [--messages 30000] [--rate 10000] [--out DIR]
+
+One process sends ``--messages`` frame messages at ``--rate`` a second, as the worker's client does
+(:mod:`s3dnn_ros.worker.process` documents the protocol), over a socket pair with
+:mod:`multiprocessing.connection` framing; another receives them as the worker's loop does: wait
+for the socket, then take messages while more are ready. Per encoding (the pickled tuple the
+protocol uses, or the same fields packed with :mod:`struct`) and per way of waiting (``sleep``:
+blocking in the poll, as an idle worker; ``spin``: polling without a timeout, as a worker with
+launches in flight), the receiver's CPU µs per message (a spinning receiver burns the whole
+interval) and its handling µs per message (from the poll that found messages to the end of the
+batch, what the worker meters as taking frames in). Writes DIR/message_cost-<host>.json (DIR:
+--out, else $OUT, else bench/out).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+from pathlib import Path
+import platform
+import struct
+import sys
+import time
+
+FIELDS = struct.Struct('<iiiqqiiB')  # camera, generation, slot, seq, release_ns, h, w, encoding
+
+
+def send(connection, encoding: str, messages: int, rate: float) -> None:
+    period = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(messages):
+        while time.perf_counter() < start + i * period:
+            pass
+        if encoding == 'pickle':
+            connection.send(('frame', i % 320, 0, i % 3, i, 123456789, 480, 640, 'rgb8'))
+        else:
+            connection.send_bytes(FIELDS.pack(i % 320, 0, i % 3, i, 123456789, 480, 640, 0))
+    if encoding == 'pickle':
+        connection.send(('stop',))
+    else:
+        connection.send_bytes(b'')
+
+
+def receive(connection, encoding: str, wait: str, results) -> None:
+    """
+    Take messages as the worker's loop does; report per message CPU and handling µs.
+
+    Handling: from the poll that found messages to the end of the batch, as the worker meters its
+    'arrive' time.
+    """
+    timeout = 0.05 if wait == 'sleep' else 0
+    received = handling = 0
+    cpu = time.process_time()
+    while True:
+        if connection.poll(timeout):
+            start = time.perf_counter_ns()
+            while True:
+                if encoding == 'pickle':
+                    stop = connection.recv()[0] == 'stop'
+                else:
+                    data = connection.recv_bytes()
+                    stop = not data
+                    if data:
+                        FIELDS.unpack(data)
+                if stop:
+                    results.put(((time.process_time() - cpu) / received * 1e6,
+                                 handling / received / 1000))
+                    return
+                received += 1
+                if not connection.poll(0):
+                    break
+            handling += time.perf_counter_ns() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--messages', type=int, default=30000)
+    parser.add_argument('--rate', type=float, default=10000.0)
+    parser.add_argument('--out', type=Path)
+    args = parser.parse_args()
+    rows = []
+    for wait in ('sleep', 'spin'):
+        for encoding in ('pickle', 'struct'):
+            ours, theirs = multiprocessing.Pipe()
+            results = multiprocessing.Queue()
+            receiver = multiprocessing.Process(target=receive,
+                                               args=(theirs, encoding, wait, results))
+            receiver.start()
+            send(ours, encoding, args.messages, args.rate)
+            receiver.join()
+            cpu_us, handling_us = results.get()
+            rows.append({'wait': wait, 'encoding': encoding,
+                         'receiver_cpu_us_per_message': round(cpu_us, 2),
+                         'handling_us_per_message': round(handling_us, 2)})
+            print(rows[-1])
+    report = {'benchmark': 'message_cost', 'host': platform.processor() or platform.machine(),
+              'cpus': os.cpu_count(), 'date': datetime.date.today().isoformat(),
+              'command': 'python3 bench/message_cost.py ' + ' '.join(sys.argv[1:]),
+              'messages': args.messages, 'rate': args.rate, 'rows': rows}
+    out = args.out or Path(os.environ.get('OUT') or Path(__file__).resolve().parent / 'out')
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f'message_cost-{report["cpus"]}-cpus.json'
+    path.write_text(json.dumps(report, indent=1))
+    print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
