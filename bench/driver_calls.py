@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
 from pathlib import Path
 import sys
 import time
@@ -28,9 +26,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from records import record_name, write_record  # noqa: E402
 from s3dnn_ros.engine.cuda.abi import LINEAR_ARGS  # noqa: E402
 from s3dnn_ros.engine.cuda.driver import CopyBatch  # noqa: E402
-from s3dnn_ros.tools.bench import file_name  # noqa: E402
 
 EMPTY_KERNEL = ('struct Args { unsigned char bytes[%d]; };\n'
                 'extern "C" __global__ void empty(const __grid_constant__ Args args) {}\n')
@@ -58,11 +56,7 @@ def main() -> int:
               'driver_version': drv.get_driver_version(), **report}
     for key, value in report.items():
         print(f'{key}: {value}')
-    out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / file_name(report['card']).replace('bench-', 'driver_calls-')
-    path.write_text(json.dumps(report, indent=1))
-    print(f'wrote {path}')
+    write_record(report, record_name('driver_calls', report['card']), args.out)
     return 0
 
 

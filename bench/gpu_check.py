@@ -23,7 +23,6 @@ import argparse
 from collections import Counter
 import datetime
 import json
-import os
 from pathlib import Path
 import re
 import shutil
@@ -39,6 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from records import out_dir  # noqa: E402
 from s3dnn_ros.engine import reference  # noqa: E402
 from s3dnn_ros.engine.cuda import CONV_TILES, CudaEngine  # noqa: E402
 from s3dnn_ros.model import alexnet  # noqa: E402
@@ -242,12 +242,12 @@ class Check:
             rows.append({'layer': name, 'tb_ratio_b1': self.engine.tb_ratio(index, 1), **spans})
         return rows
 
-    def calibrate(self, out_dir: Path):
+    def calibrate(self, folder: Path):
         begin = time.perf_counter()
         table = self.engine.calibrate()
         seconds = time.perf_counter() - begin
         name = re.sub(r'[^A-Za-z0-9]+', '-', self.engine.device_name).strip('-').lower()
-        table.save(out_dir / f'costs-{name}.json')
+        table.save(folder / f'costs-{name}.json')
         return {'seconds': seconds, 'frame_cost_us_batch1': table.frame_cost_ns / 1000,
                 'file': f'costs-{name}.json'}
 
@@ -322,15 +322,14 @@ def main(argv=None) -> int:
     parser.add_argument('--out', type=Path, default=None)
     parser.add_argument('--quick', action='store_true', help='fewer tile sizes')
     args = parser.parse_args(argv)
-    out_dir = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = out_dir(args.out)
     check = Check(args.quick)
     import torch
     report = {'device': check.engine.device_name, 'date': datetime.date.today().isoformat(),
               'torch_version': torch.__version__, 'engine_init_s': check.engine_init_s}
     sections = [('layers', check.layers_vs_reference), ('torch', check.versus_torch),
                 ('fusion', check.fusion), ('tiles', check.tiles), ('overlap', check.overlap),
-                ('calibrate', lambda: check.calibrate(out_dir)), ('sass', sass_summary)]
+                ('calibrate', lambda: check.calibrate(folder)), ('sass', sass_summary)]
     for name, section in sections:
         begin = time.perf_counter()
         try:
@@ -339,7 +338,7 @@ def main(argv=None) -> int:
             report[name] = {'error': traceback.format_exc()}
             print(f'section {name} failed:\n{report[name]["error"]}', flush=True)
         print(f'section {name}: {time.perf_counter() - begin:.1f} s', flush=True)
-        (out_dir / 'gpu_check.json').write_text(json.dumps(report, indent=1))
+        (folder / 'gpu_check.json').write_text(json.dumps(report, indent=1))
     check.engine.close()
     print_tables(report)
     failed = [name for name in ('layers', 'torch', 'fusion')

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -26,6 +25,8 @@ import platform
 import struct
 import sys
 import time
+
+from records import write_record
 
 FIELDS = struct.Struct('<iiiqqiiB')  # camera, generation, slot, seq, release_ns, h, w, encoding
 
@@ -102,11 +103,7 @@ def main() -> int:
               'cpus': os.cpu_count(), 'date': datetime.date.today().isoformat(),
               'command': 'python3 bench/message_cost.py ' + ' '.join(sys.argv[1:]),
               'messages': args.messages, 'rate': args.rate, 'rows': rows}
-    out = args.out or Path(os.environ.get('OUT') or Path(__file__).resolve().parent / 'out')
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f'message_cost-{report["cpus"]}-cpus.json'
-    path.write_text(json.dumps(report, indent=1))
-    print(f'wrote {path}')
+    write_record(report, f'message_cost-{report["cpus"]}-cpus.json', args.out)
     return 0
 
 

@@ -53,6 +53,7 @@ from rclpy.executors import SingleThreadedExecutor
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from records import record_name, write_record  # noqa: E402
 from s3dnn_ros.ros.config import default_topic, detections_topic, NODE_NAME  # noqa: E402
 from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
 from s3dnn_ros.tools.cli import (choices_list, positive_float, positive_int,  # noqa: E402
@@ -286,12 +287,7 @@ def main() -> int:
                      f'{args.qos}) into the node (own process), deadline {args.deadline_ms:g} ms, '
                      f'{args.seconds:g} s per point, engine on {report["card"]}, {report["date"]}',
                      header, rows))
-    out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
-    out.mkdir(parents=True, exist_ok=True)
-    card = ''.join(c if c.isalnum() else '-' for c in str(report['card'])).strip('-').lower()
-    path = out / f'multiprocess_node-{card}.json'
-    path.write_text(json.dumps(report, indent=1))
-    print(f'wrote {path}')
+    write_record(report, record_name('multiprocess_node', str(report['card'])), args.out)
     return 0
 
 

@@ -27,8 +27,6 @@ import cProfile
 import datetime
 import heapq
 import io
-import json
-import os
 from pathlib import Path
 import pickle
 import pstats
@@ -40,11 +38,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from records import record_name, write_record  # noqa: E402
 from s3dnn_ros.engine.base import Completion, Engine  # noqa: E402
 from s3dnn_ros.engine.costs import CostTable  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH, POLICIES  # noqa: E402
-from s3dnn_ros.tools.bench import file_name  # noqa: E402
 from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int  # noqa: E402
 from s3dnn_ros.worker.core import build_worker, CameraSpec, WorkerSpec  # noqa: E402
 from s3dnn_ros.worker.slots import frame_bytes, Ring, slot_bytes_for  # noqa: E402
@@ -205,11 +203,7 @@ def main() -> int:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats('tottime').print_stats(30)
         print(text.getvalue())
-    out = args.out or Path(os.environ.get('OUT') or REPO / 'bench' / 'out')
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / file_name(report['card']).replace('bench-', 'worker_profile-')
-    path.write_text(json.dumps(report, indent=1))
-    print(f'wrote {path}')
+    write_record(report, record_name('worker_profile', report['card']), args.out)
     return 0
 
 

@@ -1,0 +1,27 @@
+"""Where the bench scripts write their JSON records: ``--out``, else $OUT, else bench/out."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import re
+
+
+def out_dir(out: Path | None) -> Path:
+    """Return the folder records go to (made if missing)."""
+    folder = out or Path(os.environ.get('OUT') or Path(__file__).resolve().parent / 'out')
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def record_name(prefix: str, card: str) -> str:
+    """Return ``<prefix>-<card>.json``, the card lower-cased with runs of other characters as -."""
+    return f'{prefix}-' + re.sub(r'[^A-Za-z0-9]+', '-', card).strip('-').lower() + '.json'
+
+
+def write_record(report: dict, name: str, out: Path | None) -> Path:
+    """Write ``report`` as JSON to ``out_dir(out) / name``, say where, and return the path."""
+    path = out_dir(out) / name
+    path.write_text(json.dumps(report, indent=1))
+    print(f'wrote {path}')
+    return path
