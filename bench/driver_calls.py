@@ -26,9 +26,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import record_name, write_record  # noqa: E402
+from records import write_record  # noqa: E402
 from s3dnn_ros.engine.cuda.abi import LINEAR_ARGS  # noqa: E402
 from s3dnn_ros.engine.cuda.driver import CopyBatch  # noqa: E402
+from s3dnn_ros.tools.bench import file_name  # noqa: E402
 
 EMPTY_KERNEL = ('struct Args { unsigned char bytes[%d]; };\n'
                 'extern "C" __global__ void empty(const __grid_constant__ Args args) {}\n')
@@ -56,7 +57,7 @@ def main() -> int:
               'driver_version': drv.get_driver_version(), **report}
     for key, value in report.items():
         print(f'{key}: {value}')
-    write_record(report, record_name('driver_calls', report['card']), args.out)
+    write_record(report, file_name(report['card'], 'driver_calls'), args.out)
     return 0
 
 

@@ -28,14 +28,14 @@ import time
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import record_name, write_record  # noqa: E402
+from records import write_record  # noqa: E402
 from s3dnn_ros.engine import cuda  # noqa: E402
 from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
 from s3dnn_ros.scheduler.dispatcher import Dispatcher, EngineBackend  # noqa: E402
 from s3dnn_ros.scheduler.policies import make_policy  # noqa: E402
-from s3dnn_ros.tools.bench import camera_images  # noqa: E402
+from s3dnn_ros.tools.bench import camera_images, file_name  # noqa: E402
 from s3dnn_ros.tools.cli import positive_int, positive_ints, text_table  # noqa: E402
 
 #: (label, module file suffix, function name) of the parts reported, outermost first
@@ -127,8 +127,8 @@ def main() -> int:
     print(text_table(f'host time of one S3DNN round on {report["card"]}, {report["date"]}, '
                      f'{args.staging_threads} staging thread(s) (mean of {args.rounds} profiled '
                      'rounds; wall and busy: median, profiler on)', header, rows))
-    write_record(report, record_name(f'host_profile-staging{args.staging_threads}',
-                                     report['card']), args.out)
+    write_record(report, file_name(report['card'], f'host_profile-staging{args.staging_threads}'),
+                 args.out)
     return 0
 
 

@@ -53,9 +53,10 @@ from rclpy.executors import SingleThreadedExecutor
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import record_name, write_record  # noqa: E402
+from records import write_record  # noqa: E402
 from s3dnn_ros.ros.config import default_topic, detections_topic, NODE_NAME  # noqa: E402
 from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
+from s3dnn_ros.tools.bench import file_name  # noqa: E402
 from s3dnn_ros.tools.cli import (choices_list, positive_float, positive_int,  # noqa: E402
                                  positive_ints, text_table)
 from std_msgs.msg import String  # noqa: E402
@@ -287,7 +288,7 @@ def main() -> int:
                      f'{args.qos}) into the node (own process), deadline {args.deadline_ms:g} ms, '
                      f'{args.seconds:g} s per point, engine on {report["card"]}, {report["date"]}',
                      header, rows))
-    write_record(report, record_name('multiprocess_node', str(report['card'])), args.out)
+    write_record(report, file_name(str(report['card']), 'multiprocess_node'), args.out)
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-import re
 
 
 def out_dir(out: Path | None) -> Path:
@@ -12,11 +11,6 @@ def out_dir(out: Path | None) -> Path:
     folder = out or Path(os.environ.get('OUT') or Path(__file__).resolve().parent / 'out')
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def record_name(prefix: str, card: str) -> str:
-    """Return ``<prefix>-<card>.json``, the card lower-cased with runs of other characters as -."""
-    return f'{prefix}-' + re.sub(r'[^A-Za-z0-9]+', '-', card).strip('-').lower() + '.json'
 
 
 def write_record(report: dict, name: str, out: Path | None) -> Path:

@@ -38,11 +38,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import record_name, write_record  # noqa: E402
+from records import write_record  # noqa: E402
 from s3dnn_ros.engine.base import Completion, Engine  # noqa: E402
 from s3dnn_ros.engine.costs import CostTable  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH, POLICIES  # noqa: E402
+from s3dnn_ros.tools.bench import file_name  # noqa: E402
 from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int  # noqa: E402
 from s3dnn_ros.worker.core import build_worker, CameraSpec, WorkerSpec  # noqa: E402
 from s3dnn_ros.worker.slots import frame_bytes, Ring, slot_bytes_for  # noqa: E402
@@ -203,7 +204,7 @@ def main() -> int:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats('tottime').print_stats(30)
         print(text.getvalue())
-    write_record(report, record_name('worker_profile', report['card']), args.out)
+    write_record(report, file_name(report['card'], 'worker_profile'), args.out)
     return 0
 
 

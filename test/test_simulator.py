@@ -62,7 +62,8 @@ def test_the_host_pays_for_every_launch():
 
 def test_the_host_pays_a_launch_for_every_layer_of_a_segment():
     gpu = SimulatedGpu(HostCosts(launch_us=10, decision_us=0))
-    segment = Launch(3, [], 0, 40_000, 0.5, depth=4)  # layers 3-6: 40 µs of GPU work
+    # layers 3-6: 40 µs of GPU work
+    segment = Launch(3, [], 0, 40_000, 0.5, kernels=((10_000, 0.5),) * 4)
     gpu.launch(segment)
     assert gpu.now_ns() == 4 * 10_000
     assert run_until_idle(gpu) == {segment: 80_000}
@@ -76,7 +77,7 @@ def test_a_segment_runs_its_layers_as_kernels_one_after_another():
     The segment is done only with its last layer.
     """
     gpu = SimulatedGpu(HostCosts(launch_us=0))
-    segment = Launch(0, [], 0, 60_000, 2.0, depth=2, kernels=((30_000, 0.5), (30_000, 2.0)))
+    segment = Launch(0, [], 0, 60_000, 2.0, kernels=((30_000, 0.5), (30_000, 2.0)))
     other = kernel(1, 60, 0.5)
     gpu.launch(segment)
     gpu.launch(other)

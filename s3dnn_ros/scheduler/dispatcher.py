@@ -229,8 +229,9 @@ class Dispatcher:
                 now = self.backend.now_ns()
                 for frame in frames:
                     frame.started_ns = now
+            end_layer = launch.end_layer
             for frame in frames:
-                frame.next_layer = launch.end_layer
+                frame.next_layer = end_layer
                 frame.stream = launch.stream
             group.pending += 1
             self.inflight.append(launch)

@@ -184,10 +184,10 @@ class Launch:
     """
     Kernel layers ``layer`` .. ``end_layer - 1`` over ``frames`` on ``stream``.
 
-    Usually one layer (``depth`` 1); a *segment* of several consecutive layers is issued with one
-    decision and retired with one completion, its kernels back to back on its stream. ``cost_ns``
-    is the GPU time of all its layers, ``tb_ratio`` the largest of theirs, and ``kernels`` each
-    layer's (cost_ns, tb_ratio) (empty for a launch of one layer). ``chained`` launches
+    Usually one layer; a *segment* of several consecutive layers is issued with one decision and
+    retired with one completion, its kernels back to back on its stream. ``kernels`` holds each of
+    a segment's layers' (cost_ns, tb_ratio) (empty for a launch of one layer); ``cost_ns`` is the
+    GPU time of all its layers, ``tb_ratio`` the largest of theirs. ``chained`` launches
     were issued before their frames' previous layer completed; they rely on stream order (same
     stream as that previous layer). ``group`` is the dispatch round they belong to.
     """
@@ -200,12 +200,16 @@ class Launch:
     chained: bool = False
     group: 'Group | None' = None
     handle: Any = None
-    depth: int = 1
     kernels: tuple[tuple[int, float], ...] = ()
 
     @property
     def batch(self) -> int:
         return len(self.frames)
+
+    @property
+    def depth(self) -> int:
+        """Return the number of layers the launch runs."""
+        return len(self.kernels) or 1
 
     @property
     def end_layer(self) -> int:

@@ -303,7 +303,7 @@ class Policy(ABC):
         kernels = tuple((costs.cost_ns(i, batch), costs.tb_ratio(i, batch))
                         for i in range(layer, layer + depth))
         return Launch(layer, frames, stream, sum(cost for cost, _ in kernels),
-                      max(tb for _, tb in kernels), chained, depth=depth, kernels=kernels)
+                      max(tb for _, tb in kernels), chained, kernels=kernels)
 
 
 class S3dnnPolicy(Policy):
@@ -558,16 +558,10 @@ class S3dnnPolicy(Policy):
             queued[launch.stream] = queued.get(launch.stream, 0) + launch.cost_ns
         horizon = math.inf if len(queued) == 1 else RUN_AHEAD_NS
         candidates = [launch for launch in inflight if queued[launch.stream] < horizon]
-        successor = self._reserve_successor(candidates, math.inf, now_ns)
+        successor = self._reserve_successor(
+            candidates, math.inf, now_ns,
+            {stream: horizon - work for stream, work in queued.items()})
         if successor is not None:
-            room = horizon - queued[successor.stream]
-            depth, work, batch = successor.depth, successor.cost_ns, successor.batch
-            while work < room and successor.layer + depth < self.num_layers:
-                work += self.costs.cost_ns(successor.layer + depth, batch)
-                depth += 1
-            if depth > successor.depth:
-                successor = self._segment(successor.layer, successor.frames, successor.stream,
-                                          depth, chained=True)
             group.launches.append(successor)
         return group
 
@@ -665,12 +659,13 @@ class S3dnnPolicy(Policy):
             batch += 1
         return batch
 
-    def _reserve_successor(self, launches: Sequence[Launch], room: float,
-                           now_ns: int) -> Launch | None:
+    def _reserve_successor(self, launches: Sequence[Launch], room: float, now_ns: int,
+                           fill_ns: dict[int, float] | None = None) -> Launch | None:
         """
         Rule 4: the least-slack successor that fits in ``room``.
 
-        It is chained behind its predecessor.
+        It is chained behind its predecessor. ``fill_ns`` (rule 4b): the GPU work per stream the
+        successor may add there; it takes further layers until it adds that much.
         """
         best, best_key, best_depth = None, None, 1
         for launch in launches:
@@ -691,8 +686,14 @@ class S3dnnPolicy(Policy):
                 best, best_key, best_depth = launch, key, depth
         if best is None:
             return None
-        return self._segment(best.end_layer, list(best.frames), best.stream, best_depth,
-                             chained=True)
+        layer, batch = best.end_layer, best.batch
+        if fill_ns is not None:
+            cost = self.costs.cost_ns
+            work = sum(cost(i, batch) for i in range(layer, layer + best_depth))
+            while work < fill_ns[best.stream] and layer + best_depth < self.num_layers:
+                work += cost(layer + best_depth, batch)
+                best_depth += 1
+        return self._segment(layer, list(best.frames), best.stream, best_depth, chained=True)
 
 
 class FifoPolicy(S3dnnPolicy):

@@ -529,8 +529,9 @@ def format_report(report: dict) -> str:
     return '\n\n'.join(parts)
 
 
-def file_name(card: str) -> str:
-    return 'bench-' + re.sub(r'[^A-Za-z0-9]+', '-', card).strip('-').lower() + '.json'
+def file_name(card: str, kind: str = 'bench') -> str:
+    """Return ``<kind>-<card>.json``, the card lower-cased with runs of other characters as -."""
+    return f'{kind}-' + re.sub(r'[^A-Za-z0-9]+', '-', card).strip('-').lower() + '.json'
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -691,7 +692,7 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
     card = section['device']
     record = {'benchmark': 'capacity', 'card': card, 'date': date, 'command': command,
               'engine': args.engine, **section}
-    name = file_name(card).replace('bench-', 'capacity-', 1)
+    name = file_name(card, 'capacity')
     (out / name).write_text(json.dumps(record, indent=1))
     partial.unlink()
     plot_capacity(section,
