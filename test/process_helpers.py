@@ -7,9 +7,22 @@ program itself.
 """
 import errno
 import os
+from pathlib import Path
 import subprocess
 
 ATTEMPTS = 3
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_env(**extra: str) -> dict[str, str]:
+    """
+    Return this process's environment for a program that imports this checkout.
+
+    The checkout goes first on PYTHONPATH, before what was there (where pycuda or the ROS
+    packages may lie), with ``extra`` variables added.
+    """
+    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')]))
+    return dict(os.environ, PYTHONPATH=path, **extra)
 
 
 def popen(command, **kwargs) -> subprocess.Popen:

@@ -7,7 +7,6 @@ stamps to the detections, counts bad frames, and refuses unreadable bags and mis
 with one error line.
 """
 import json
-import os
 from pathlib import Path
 import signal
 import subprocess
@@ -15,7 +14,7 @@ import sys
 import time
 
 import numpy as np
-from process_helpers import interrupt_after, popen, run
+from process_helpers import interrupt_after, popen, repo_env, run
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
@@ -105,7 +104,7 @@ def config_file(tmp_path, cameras: dict[str, str]) -> Path:
 
 
 def replay(*args, wait=True):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     command = [sys.executable, '-m', 's3dnn_ros.tools.replay', *map(str, args)]
     if not wait:
         return popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
@@ -312,7 +311,7 @@ def test_sigint_stops_a_replay_early_with_the_summary_of_what_played(tmp_path):
         [sys.executable, '-m', 's3dnn_ros.tools.replay', str(tmp_path / 'bag'), '--engine',
          'reference', '--json'],
         'policy s3dnn', [signal.SIGINT], cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+        env=repo_env())
     assert returncode == 0, output
     assert time.monotonic() - started < 60  # the bag lasts 100 s
     result = json.loads([line for line in output.splitlines() if line.startswith('{')][-1])

@@ -3,13 +3,12 @@ camera_sim: real stamps, moving content, the configured size and encoding.
 
 Bad parameters refused; a clean stop on SIGINT.
 """
-import os
 from pathlib import Path
 import signal
 import sys
 
 import numpy as np
-from process_helpers import interrupt_after
+from process_helpers import interrupt_after, repo_env
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
@@ -61,7 +60,7 @@ def test_invalid_parameters_are_refused(session, name, value):
 
 
 def test_main_stops_cleanly_on_sigint_while_publishing():
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     returncode, output = interrupt_after(
         [sys.executable, '-m', 's3dnn_ros.ros.camera_sim', '--ros-args', '-p', 'fps:=200.0',
          '-p', 'width:=64', '-p', 'height:=48'], 'at 200 FPS on', [signal.SIGINT], cwd=REPO_ROOT,

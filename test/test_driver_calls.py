@@ -1,11 +1,10 @@
 """bench/driver_calls.py on a GPU: every call measured, and the batched copy copies right."""
 import json
-import os
 from pathlib import Path
 import sys
 
 from gpu_helpers import require_cuda_device
-from process_helpers import run
+from process_helpers import repo_env, run
 import pytest
 
 pytestmark = pytest.mark.gpu
@@ -17,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def test_driver_calls_reports_each_call_and_the_batched_copy(tmp_path):
     command = [sys.executable, 'bench/driver_calls.py', '--calls', '50', '--out', str(tmp_path)]
     result = run(command, timeout=120, cwd=REPO_ROOT,
-                 env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+                 env=repo_env())
     assert result.returncode == 0, result.stderr[-3000:]
     (path,) = tmp_path.glob('driver_calls-*.json')
     report = json.loads(path.read_text())

@@ -9,13 +9,12 @@ Also s3dnn-make-bag --images/--video.
 from collections import Counter
 import csv
 import json
-import os
 from pathlib import Path
 import shutil
 import sys
 
 import numpy as np
-from process_helpers import run
+from process_helpers import repo_env, run
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
@@ -38,7 +37,7 @@ PLOTS = ['miss_ratio.png', 'latency_cdf.png', 'camera_p99.png', 'latency_timelin
 
 
 def tool(module, *args, timeout=240):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     return run([sys.executable, '-m', f's3dnn_ros.tools.{module}', *map(str, args)],
                timeout=timeout, cwd=REPO_ROOT, env=env)
 

@@ -1,10 +1,9 @@
 """bench/message_cost.py: a frame message's cost to the receiving process, each way it is taken."""
 import json
-import os
 from pathlib import Path
 import sys
 
-from process_helpers import run
+from process_helpers import repo_env, run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,7 +12,7 @@ def test_message_cost_reports_every_encoding_and_way_of_waiting(tmp_path):
     command = [sys.executable, 'bench/message_cost.py', '--messages', '500', '--rate', '20000',
                '--out', str(tmp_path)]
     result = run(command, timeout=120, cwd=REPO_ROOT,
-                 env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+                 env=repo_env())
     assert result.returncode == 0, result.stderr[-3000:]
     (path,) = tmp_path.glob('message_cost-*.json')
     report = json.loads(path.read_text())

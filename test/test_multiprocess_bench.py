@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 import sys
 
-from process_helpers import run
+from process_helpers import repo_env, run
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
@@ -24,7 +24,7 @@ def test_node_in_its_own_process_is_swept_over_camera_counts(tmp_path):
                '--policy', 's3dnn', '--workers-per-gpu', '2',
                '--deadline-ms', '5000', '--warmup-s', '0', '--out', str(tmp_path)]
     result = run(command, timeout=300, cwd=REPO_ROOT,
-                 env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+                 env=repo_env())
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / 'multiprocess_node-cpu.json').read_text())
     assert report['card'] == 'cpu' and report['qos'] == 'reliable'

@@ -3,7 +3,6 @@ s3dnn-perception: the node and simulated cameras in one process.
 
 Then a per-camera summary table.
 """
-import os
 from pathlib import Path
 import signal
 import subprocess
@@ -11,6 +10,7 @@ import sys
 import time
 
 import process_helpers
+from process_helpers import repo_env
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     return process_helpers.run([sys.executable, '-m', 's3dnn_ros.tools.perception', *args],
                                timeout=120, cwd=REPO_ROOT, env=env)
 
@@ -47,7 +47,7 @@ def test_bad_override_is_one_error_line():
 
 
 def test_sigint_ends_the_run_early_with_the_summary():
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     started = time.monotonic()
     returncode, output = process_helpers.interrupt_after(
         [sys.executable, '-m', 's3dnn_ros.tools.perception', '--cameras', '1', '--seconds', '600',
@@ -95,7 +95,7 @@ def test_stop_signals_arriving_all_through_shutdown_still_exit_0():
     The cleanup runs once, and a signal landing while Python finalizes is ignored rather than
     killing the process.
     """
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1')
+    env = repo_env(PYTHONUNBUFFERED='1')
     for _ in range(3):
         with process_helpers.popen(
                 [sys.executable, '-m', 's3dnn_ros.tools.perception', '--cameras', '1', '--seconds',

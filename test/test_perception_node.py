@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 
-from process_helpers import interrupt_after, popen
+from process_helpers import interrupt_after, popen, repo_env
 import pytest
 
 rclpy = pytest.importorskip('rclpy',
@@ -443,7 +443,7 @@ def test_an_engine_failure_is_an_error_on_diagnostics_and_the_node_goes_on(sessi
 
 
 def run_node(*ros_args, env_extra=None):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1', **(env_extra or {}))
+    env = repo_env(PYTHONUNBUFFERED='1', **(env_extra or {}))
     return popen([sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args', *ros_args],
                  cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                  text=True)
@@ -465,7 +465,7 @@ def test_main_stops_cleanly_on_a_stop_signal(signals):
 
     Twice: from the terminal and from the launch.
     """
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     returncode, output = interrupt_after(
         [sys.executable, '-m', 's3dnn_ros.ros.perception_node', '--ros-args',
          '-p', 'engine:=reference', '-p', 'cameras:=[cam0]'], 'policy s3dnn', signals,

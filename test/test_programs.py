@@ -7,7 +7,6 @@ death by signal. The signal is sent the moment the entry point has installed its
 appears among the process's caught signals), while the program's own imports, which take a few
 hundred milliseconds, have only begun.
 """
-import os
 from pathlib import Path
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import sys
 import time
 
 import process_helpers
+from process_helpers import repo_env
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def stop_while_importing(program: str, args: list[str], signum: int,
     Returns the exit status and everything printed.
     """
     code = f'import sys; from s3dnn_ros.programs import {program}; sys.exit({program}())'
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1')
+    env = repo_env(PYTHONUNBUFFERED='1', PYTHONFAULTHANDLER='1')
     begin = time.monotonic()
     with process_helpers.popen([sys.executable, '-c', code, *args], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -85,7 +85,7 @@ def test_a_tool_stopped_while_importing_says_so_in_one_line(signum, status):
 def test_make_bag_stopped_while_writing_leaves_no_partial_bag(tmp_path):
     pytest.importorskip('rosbags')
     bag = tmp_path / 'bag'
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED='1')
+    env = repo_env(PYTHONUNBUFFERED='1')
     code = 'import sys; from s3dnn_ros.programs import make_bag; sys.exit(make_bag())'
     with process_helpers.popen([sys.executable, '-c', code, str(bag), '--cameras', '8',
                                 '--seconds', '600'], cwd=REPO_ROOT, env=env,

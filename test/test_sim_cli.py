@@ -4,11 +4,10 @@ The s3dnn-sim command line.
 JSON and table output, per-camera settings, cost tables and argument errors.
 """
 import json
-import os
 from pathlib import Path
 import sys
 
-from process_helpers import run
+from process_helpers import repo_env, run
 import pytest
 from s3dnn_ros.engine.costs import estimate
 from s3dnn_ros.model import alexnet
@@ -30,7 +29,7 @@ OVERLOAD = ['--cameras', '4', '--fps', '120', '--deadline-ms', '4', '--seconds',
 
 
 def run_subprocess(*args):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     return run([sys.executable, '-m', 's3dnn_ros.tools.sim', *args], timeout=60, cwd=REPO_ROOT,
                env=env)
 
@@ -75,7 +74,7 @@ def overloaded_results():
 
     Module-wide: shared by several checks.
     """
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     result = run([sys.executable, '-m', 's3dnn_ros.tools.sim', *OVERLOAD, '--json'], timeout=60,
                  cwd=REPO_ROOT, env=env)
     assert result.returncode == 0, result.stderr
@@ -419,7 +418,7 @@ def test_ctrl_c_during_a_long_simulation_is_one_line_and_exit_130():
     import signal
     import subprocess
     import time
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     with subprocess.Popen([sys.executable, '-m', 's3dnn_ros.tools.sim', '--cameras', '64',
                            '--seconds', '3600'], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as process:
@@ -437,7 +436,7 @@ def test_a_long_simulation_reports_its_progress_on_stderr():
     The simulated seconds grow; stdout holds only the result.
     """
     import subprocess
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     result = subprocess.run([sys.executable, '-m', 's3dnn_ros.tools.sim', '--cameras', '48',
                              '--seconds', '20', '--policy', 'streams', '--progress-s', '0.05',
                              '--json'],

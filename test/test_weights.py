@@ -1,13 +1,12 @@
 """Seeded initialisation, .npz save/load, torchvision state-dict import, error messages."""
 import importlib.util
 from math import sqrt
-import os
 from pathlib import Path
 import re
 import sys
 
 import numpy as np
-from process_helpers import run
+from process_helpers import repo_env, run
 import pytest
 from s3dnn_ros.model import (alexnet, init_weights, load_torch_state_dict, load_weights,
                              save_weights, WeightsError)
@@ -272,7 +271,7 @@ def test_convert_cli_without_torch_exits_2_saying_how_to_install_it(tmp_path, mo
 
 def test_convert_cli_missing_input_exits_2_with_one_error_line(tmp_path):
     target = tmp_path / 'out.npz'
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = repo_env()
     result = run([sys.executable, '-m', 's3dnn_ros.tools.convert_weights',
                   str(tmp_path / 'absent.pth'), str(target)], timeout=60, cwd=REPO_ROOT, env=env)
     assert result.returncode == 2

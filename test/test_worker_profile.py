@@ -5,11 +5,10 @@ A WorkerCore under open-loop cameras in one process, every frame resolved and th
 measured reported.
 """
 import json
-import os
 from pathlib import Path
 import sys
 
-from process_helpers import run
+from process_helpers import repo_env, run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +17,7 @@ def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
     command = [sys.executable, 'bench/worker_profile.py', '--engine', 'timed', '--cameras', '8',
                '--seconds', '1', '--max-batch', '4', '--out', str(tmp_path)]
     result = run(command, timeout=120, cwd=REPO_ROOT,
-                 env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+                 env=repo_env())
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / 'worker_profile-timed-nvidia-h200.json').read_text())
     assert report['engine'] == 'timed' and report['cameras'] == 8 and report['max_batch'] == 4
