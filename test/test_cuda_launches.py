@@ -200,3 +200,46 @@ def test_a_whole_network_segment_uploads_first_and_downloads_last_on_each_kernel
                                              stream) for image in images]
     with pytest.raises(ValueError, match=f'launch of 2 layers from layer {last}'):
         engine.launch_layers(last, 2, [0], 0)
+
+
+def _staging_engine(monkeypatch):
+    """Return a CudaEngine on a stand-in driver, its one open pipeline and the checks made."""
+    from s3dnn_ros.engine.cuda import engine as module
+    from s3dnn_ros.engine.cuda.engine import _Pipeline
+    checks = []
+    monkeypatch.setattr(module, 'check_image',
+                        lambda image, encoding: checks.append(encoding) or 3)
+    monkeypatch.setattr(module, 'driver_api', lambda: SimpleNamespace(
+        cuMemHostRegister_v2=lambda address, size, flags: 0,
+        cuMemHostUnregister=lambda address: 0))
+    engine = object.__new__(CudaEngine)
+    engine._closed, engine._metas, engine._registered = False, {}, {}
+    engine._activate = lambda: None
+    engine._pinned = lambda nbytes, dtype: np.zeros(nbytes, dtype)
+    engine._pipelines = {0: _Pipeline(None, [], None, 0, SimpleNamespace(synchronize=lambda: None),
+                                      image_capacity=1 << 20)}
+    return engine, engine._pipelines[0], checks
+
+
+def test_a_pinned_view_staged_again_skips_the_checks_until_its_memory_is_unpinned(monkeypatch):
+    engine, pipeline, checks = _staging_engine(monkeypatch)
+    slots = engine.pin(np.zeros(3 * 4096, np.uint8))
+    view = slots[4096:4096 + 300].reshape(10, 10, 3)
+    address = view.ctypes.data
+    engine.set_input(0, view, 'rgb8')
+    assert (pipeline.upload is view, pipeline.upload_ptr, pipeline.upload_staged) == (
+        True, address, False) and checks == ['rgb8']
+    engine.set_input(0, view, 'rgb8')  # the same view again: nothing to check or to copy
+    assert checks == ['rgb8'] and pipeline.upload is view and pipeline.upload_ptr == address
+    engine.set_input(0, view, 'bgr8')  # another encoding is checked
+    assert checks == ['rgb8', 'bgr8']
+    assert pipeline.meta[3] != engine._metas[(10, 10, 30, 'rgb8')][3]
+    other = np.full((10, 10, 3), 9, np.uint8)  # not in pinned memory: staged
+    engine.set_input(0, other, 'rgb8')
+    assert pipeline.upload_staged and pipeline.upload.tolist() == [9] * 300
+    engine.set_input(0, view, 'rgb8')  # back to the slot: checked, uploaded where it lies
+    assert len(checks) == 4 and pipeline.upload_ptr == address and not pipeline.upload_staged
+    engine.unpin(slots)
+    view[...] = 5
+    engine.set_input(0, view, 'rgb8')  # no longer page-locked: copied into the staging buffer
+    assert len(checks) == 5 and pipeline.upload_staged and pipeline.upload.tolist() == [5] * 300

@@ -62,6 +62,14 @@ def test_ring_slots_are_page_sized_views_that_check_what_fits():
         view[...] = 7
         assert ring.array[2 * PAGE:2 * PAGE + 300].tolist() == [7] * 300 \
             and ring.array[:2 * PAGE].max() == 0
+        # the same slot and geometry: the same view (the engine knows it staged it); another
+        # geometry: a new view of the same bytes
+        assert ring.image(2, 10, 10, 'rgb8') is view
+        smaller = ring.image(2, 5, 10, 'rgb8')
+        assert smaller is not view and smaller.tolist() == view[:5].tolist()
+        assert ring.image(2, 5, 10, 'rgb8') is smaller
+        assert ring.image(2, 10, 10, 'rgb8') is not view
+        del smaller
         other = Ring.attach(*ring.describe())  # another mapping of the same segment sees the frame
         assert other.image(2, 10, 10, 'rgb8').tolist() == view.tolist()
         del view

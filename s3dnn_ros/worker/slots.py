@@ -75,6 +75,9 @@ class Ring:
         self.slots = slots
         self.generation = generation
         self.array = np.frombuffer(memory.buf, np.uint8, slot_bytes * slots)
+        # the last image view handed out per slot, with its (height, width, encoding, array id): a
+        # camera's frames repeat their geometry, and the engine recognises a view it staged before
+        self._views: dict[int, tuple[tuple, np.ndarray]] = {}
 
     @property
     def name(self) -> str:
@@ -103,8 +106,13 @@ class Ring:
         Return the H x W x C view of ``slot`` (rows packed).
 
         It is taken of ``array`` (the ring's bytes as pinned by the engine) or of the ring's own
-        view; ValueError when the frame does not fit or the slot is not one of the ring's.
+        view; ValueError when the frame does not fit or the slot is not one of the ring's. The same
+        arguments return the same view object.
         """
+        key = (height, width, encoding, id(array))
+        last = self._views.get(slot)
+        if last is not None and last[0] == key and (array is None or last[1].base is array):
+            return last[1]
         nbytes = frame_bytes(height, width, encoding)
         if not 0 <= slot < self.slots:
             raise ValueError(f"slot {slot} is not one of the ring's {self.slots}")
@@ -113,7 +121,9 @@ class Ring:
                              f'does not fit a slot of {self.slot_bytes} bytes')
         start = slot * self.slot_bytes
         source = self.array if array is None else array
-        return source[start:start + nbytes].reshape(height, width, ENCODINGS[encoding][0])
+        view = source[start:start + nbytes].reshape(height, width, ENCODINGS[encoding][0])
+        self._views[slot] = (key, view)
+        return view
 
     def close(self) -> bool:
         """
@@ -122,6 +132,7 @@ class Ring:
         Returns False while views of it are still alive elsewhere in the process.
         """
         self.array = None
+        self._views.clear()
         try:
             self.memory.close()
         except BufferError:

@@ -95,6 +95,10 @@ class _Pipeline:
     # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
     upload_staged: bool = False
     meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
+    # the image view in pinned caller memory last staged, and its encoding: staged again, it needs
+    # none of the checks (a view's geometry and address never change)
+    pinned_view: np.ndarray | None = None
+    pinned_encoding: str = ''
 
 
 class CudaCompletion(Completion):
@@ -565,6 +569,9 @@ class CudaEngine(Engine):
     def unpin(self, array: np.ndarray) -> None:
         """Undo :meth:`pin` (after every launch reading from it has completed)."""
         if self._registered.pop(id(array), None) is not None and not self._closed:
+            for pipeline in self._pipelines.values():
+                if pipeline.pinned_view is not None and pipeline.pinned_view.base is array:
+                    pipeline.pinned_view = None
             self._activate()
             driver_api().cuMemHostUnregister(array.ctypes.data)
 
@@ -612,6 +619,8 @@ class CudaEngine(Engine):
         (target, source) views of that copy, or None for a pinned image.
         """
         pipeline = self._pipeline(pid)
+        if image is pipeline.pinned_view and encoding == pipeline.pinned_encoding:
+            return None
         channels = check_image(image, encoding)
         height, width = image.shape[:2]
         row = width * channels
@@ -643,12 +652,14 @@ class CudaEngine(Engine):
         if registered is not None and registered is image.base:
             address = image.__array_interface__['data'][0]
             pipeline.upload_ptr, pipeline.upload_staged = address, False
+            pipeline.pinned_view, pipeline.pinned_encoding = image, encoding
             if step == row:  # packed rows: the image view is the page-locked span to upload
                 pipeline.upload = image
                 return None
             offset = address - registered.__array_interface__['data'][0]
             pipeline.upload = registered[offset:offset + nbytes]
             return None
+        pipeline.pinned_view = None
         pipeline.copied.synchronize()  # the previous frame's upload has left the staging buffer
         if nbytes > pipeline.staging_capacity:
             try:
