@@ -4,7 +4,6 @@ s3dnn-bench --json: one JSON object with every section.
 On the CPU with the reference engine.
 """
 import json
-import os
 
 import pytest
 
@@ -166,43 +165,3 @@ def test_capacity_section_with_two_workers_on_one_gpu_splits_the_cameras(capsys,
     assert abs(frames - row['released']) <= 3 * 9
     assert simulated['released'] == pytest.approx(row['released'], abs=3)
     assert record['knees']['s3dnn']['gpu'] == 3
-
-
-@pytest.mark.parametrize('extra, message', [
-    (['--worker-cpus', '65535'], "argument --worker-cpus: '65535' is not allowed; allowed: "
-                                 'distinct CPUs of this process'),
-    (['--worker-cpus', 'last'], "argument --worker-cpus: 'last' is not allowed; allowed: CPU "
-                                'numbers separated by commas'),
-])
-def test_worker_cpus_are_cpus_of_this_process(capsys, extra, message):
-    with pytest.raises(SystemExit) as exit_info:
-        bench.main(['--engine', 'reference', '--sections', 'capacity', *extra])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f's3dnn-bench: error: {message}') and err.count('\n') == 1
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason='one CPU: none to give a worker')
-def test_capacity_with_worker_cpus_pins_each_worker_and_keeps_the_feeders_off(capsys, tmp_path):
-    allowed = os.sched_getaffinity(0)
-    cpu = max(allowed)
-    argv = ['--engine', 'reference', '--sections', 'capacity', '--cameras', '1', '--policies',
-            's3dnn', '--fps', '5', '--deadline-ms', '5000', '--width', '64', '--height', '48',
-            '--seconds', '1', '--warmup-s', '0.2', '--overload', '0', '--json', '--out',
-            str(tmp_path)]
-    with pytest.raises(SystemExit) as exit_info:
-        bench.main(argv + ['--workers-per-gpu', '2', '--worker-cpus', str(cpu)])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err == (f"s3dnn-bench: error: argument --worker-cpus: '{cpu}' is "
-                                       'not allowed; allowed: one CPU per scheduler worker (2)\n')
-    try:
-        assert bench.main(argv + ['--worker-cpus', str(cpu)]) == 0
-        record = json.loads(capsys.readouterr().out)
-        # this process (the feeders) was kept off the worker's CPU
-        assert cpu not in os.sched_getaffinity(0)
-    finally:
-        for task in os.listdir('/proc/self/task'):
-            os.sched_setaffinity(int(task), allowed)
-    assert record['worker_cpus'] == [cpu]
-    (row, _) = record['rows']
-    assert row['completed'] == row['released'] > 0

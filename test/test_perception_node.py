@@ -335,7 +335,6 @@ def test_queue_depth_one_drops_older_frames_and_counts_them(session):
     ('cam0.topic', 'not a topic', ["cam0.topic='not a topic'"]),
     ('weights', '/nonexistent/alexnet.npz', ['parameter weights=', 'does not exist']),
     ('labels', '/nonexistent/labels.txt', ['parameter labels=', 'cannot read it']),
-    ('worker_cpus', 'all', ["worker_cpus='all'", 'CPU numbers separated by commas']),
 ])
 def test_an_invalid_parameter_stops_the_node_with_a_message_naming_it(session, name, value, words):
     params = node_params(cameras=['cam0'])
@@ -388,26 +387,6 @@ def test_shutdown_under_load_leaves_no_worker_and_no_shared_memory(session):
         os.kill(pid, 0)  # the worker exited and was reaped
     assert not any(os.path.exists(f'/dev/shm/{name}') for name in segments)
     assert 's3dnn-worker-receiver' not in {t.name for t in threading.enumerate()}
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason='one CPU: none to give a worker')
-def test_worker_cpus_pin_the_worker_and_keep_the_node_off_its_cpu(session):
-    allowed = os.sched_getaffinity(0)
-    cpu = max(allowed)
-    try:
-        node, driver = start(session, node_params(cameras=['cam0'], worker_cpus=str(cpu)),
-                             cameras=['cam0'])
-        pid = node.workers[Slot(0)].pid
-        assert {frozenset(os.sched_getaffinity(int(task)))
-                for task in os.listdir(f'/proc/{pid}/task')} == {frozenset({cpu})}
-        # this process is the node's: every thread of it, the executor's and the receiver's too
-        assert {frozenset(os.sched_getaffinity(int(task)))
-                for task in os.listdir('/proc/self/task')} == {frozenset(allowed - {cpu})}
-        driver.send('cam0', 1)
-        assert session.spin_until(lambda: driver.detections['cam0'], 60)
-    finally:
-        for task in os.listdir('/proc/self/task'):
-            os.sched_setaffinity(int(task), allowed)
 
 
 def test_a_killed_worker_is_reported_and_replaced_and_every_camera_goes_on(session):

@@ -14,7 +14,6 @@ def test_defaults_give_one_camera_on_its_default_topic():
     assert (camera.topic, camera.deadline_ms, camera.queue_depth) == ('camera/image_raw', 100.0, 1)
     assert (config.policy, config.engine, config.qos_reliability, config.top_k) == \
         ('s3dnn', 'auto', 'best_effort', 5)
-    assert config.worker_cpus == ()  # the OS places the workers
 
 
 def test_the_shipped_config_is_valid():
@@ -65,11 +64,6 @@ def test_the_shipped_config_is_valid():
      'parameter a.queue_depth=2.0: allowed an integer 1..1000'),
     ({'cameras': ['a'], 'a.topic': 'two words'},
      "parameter a.topic='two words': allowed a ROS topic name"),
-    ({'worker_cpus': 'last'},
-     "parameter worker_cpus='last': allowed CPU numbers separated by commas, e.g. 14,15"),
-    ({'worker_cpus': 3}, 'parameter worker_cpus=3: allowed CPU numbers separated by commas'),
-    ({'worker_cpus': '65535'}, "parameter worker_cpus='65535': allowed distinct CPUs of this "
-                               'process'),
 ])
 def test_invalid_values_name_the_parameter_value_and_what_is_allowed(values, message):
     with pytest.raises(ConfigError) as error:

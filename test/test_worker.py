@@ -4,23 +4,19 @@ The scheduler worker without ROS.
 Frame slots in shared memory, a real worker process with the reference engine, refusals and ring
 growth, start-up errors, and the in-process core's host-cost measurement.
 """
-import json
 import os
 from pathlib import Path
 import signal
-import sys
 import threading
 import time
 
 import numpy as np
-from process_helpers import repo_env, run
 import pytest
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.costs import HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
 from s3dnn_ros.worker.core import CameraSpec, DONE, DROPPED, host_costs_from, WorkerSpec
-from s3dnn_ros.worker.cpus import check_count, parse_cpu_list
 from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
 
 TEST_DIR = str(Path(__file__).parent)
@@ -187,60 +183,6 @@ def test_a_larger_image_gets_a_new_ring_and_the_old_one_is_removed():
 def test_a_worker_that_cannot_start_says_which_parameter_is_wrong(tmp_path):
     with pytest.raises(WorkerError, match=r"parameter weights='.*missing.npz': .*does not exist"):
         WorkerClient(spec(weights=str(tmp_path / 'missing.npz')), Outputs())
-
-
-def test_a_worker_given_a_cpu_runs_there_with_every_thread_it_made():
-    cpu = max(os.sched_getaffinity(0))
-    client = WorkerClient(spec(cameras=('a',), cpu=cpu), Outputs())
-    try:
-        tasks = os.listdir(f'/proc/{client.pid}/task')
-        assert {frozenset(os.sched_getaffinity(int(task))) for task in tasks} == {
-            frozenset({cpu})}
-    finally:
-        client.close()
-
-
-def test_a_cpu_the_worker_may_not_run_on_is_named_as_worker_cpus():
-    with pytest.raises(WorkerError, match='parameter worker_cpus: CPU 65535: Invalid argument'):
-        WorkerClient(spec(cameras=('a',), cpu=65535), Outputs())
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason='one CPU: none to give a worker')
-def test_keep_off_moves_every_thread_of_the_process_off_the_cpus():
-    cpu = max(os.sched_getaffinity(0))
-    script = ('import json, os, threading\n'
-              'from s3dnn_ros.worker.cpus import keep_off\n'
-              'before = threading.Thread(target=threading.Event().wait, daemon=True)\n'
-              'before.start()\n'
-              f'keep_off(({cpu},))\n'
-              'after = threading.Thread(target=threading.Event().wait, daemon=True)\n'
-              'after.start()\n'
-              "print(json.dumps(sorted({c for t in os.listdir('/proc/self/task') "
-              'for c in os.sched_getaffinity(int(t))})))\n')
-    result = run([sys.executable, '-c', script], timeout=60, env=repo_env())
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == sorted(os.sched_getaffinity(0) - {cpu})
-
-
-@pytest.mark.parametrize('text, allowed', [
-    ('', None), ('x', 'CPU numbers separated by commas'), ('0,0', 'distinct CPUs'),
-    ('65535', 'distinct CPUs of this process'), (7, 'CPU numbers separated by commas')])
-def test_cpu_lists_are_distinct_cpus_of_this_process_leaving_one(text, allowed):
-    if allowed is None:
-        assert parse_cpu_list(text) == ()
-        return
-    with pytest.raises(ValueError, match=allowed):
-        parse_cpu_list(text)
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason='one CPU: none to give a worker')
-def test_a_cpu_list_may_not_take_every_cpu_and_gives_one_per_worker():
-    cpus = sorted(os.sched_getaffinity(0))
-    with pytest.raises(ValueError, match='leaving at least one for the process itself'):
-        parse_cpu_list(','.join(map(str, cpus)))
-    assert parse_cpu_list(f' {cpus[-1]} ') == (cpus[-1],)
-    with pytest.raises(ValueError, match=r'one CPU per scheduler worker \(2 here, 1 given\)'):
-        check_count((cpus[-1],), 2)
 
 
 def test_the_worker_ignores_sigint_and_stops_when_its_client_closes():

@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 from ..engine.base import ENGINE_KINDS
 from ..scheduler.policies import DEFAULT_MAX_BATCH, POLICIES
-from ..worker.cpus import parse_cpu_list
 
 NODE_NAME = 's3dnn_perception'
 RELIABILITY = ('best_effort', 'reliable')
@@ -115,13 +114,6 @@ def _string(name: str, value: Any) -> str:
     return value
 
 
-def _cpu_list(name: str, value: Any) -> tuple[int, ...]:
-    try:
-        return parse_cpu_list(value)
-    except ValueError as error:
-        _fail(name, value, str(error))
-
-
 def _topic(name: str, value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_TOPIC or not _TOPIC.fullmatch(value):
         _fail(name, value,
@@ -157,7 +149,6 @@ GLOBAL_PARAMETERS = [
     ('device_id', 0, _integer(0, 63)),
     ('gpus', 1, _integer(1, 64)),
     ('workers_per_gpu', 1, _integer(1, 8)),
-    ('worker_cpus', '', _cpu_list),
     ('weights', '', _string),
     ('cost_table', '', _string),
     ('labels', '', _string),
@@ -200,8 +191,6 @@ DESCRIPTIONS = {
     'workers_per_gpu': 'scheduler worker processes per GPU, each serving part of the cameras of '
                        'its GPU (balanced by fps_hint) with its own host thread and streams; '
                        'fusion stays within a worker',
-    'worker_cpus': 'CPUs of the scheduler workers, one each in the order of their GPUs (e.g. '
-                   '14,15), the node kept off them; empty: the OS places them',
     'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
     'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, '
                   'else written after calibrating',
@@ -271,7 +260,6 @@ class NodeConfig:
     device_id: int
     gpus: int
     workers_per_gpu: int
-    worker_cpus: tuple[int, ...]
     weights: str
     cost_table: str
     labels: str
@@ -325,7 +313,7 @@ def validate(values: dict[str, Any]) -> NodeConfig:
     return NodeConfig(cameras=tuple(cameras), policy=checked['policy'], engine=checked['engine'],
                       device_id=checked['device_id'], gpus=checked['gpus'],
                       workers_per_gpu=checked['workers_per_gpu'],
-                      worker_cpus=checked['worker_cpus'], weights=checked['weights'],
+                      weights=checked['weights'],
                       cost_table=checked['cost_table'], labels=checked['labels'],
                       top_k=checked['top_k'], detections_format=checked['detections_format'],
                       max_batch=checked['max_batch'], max_inflight=checked['max_inflight'],

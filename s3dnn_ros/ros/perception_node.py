@@ -47,7 +47,6 @@ from ..model.alexnet import alexnet
 from ..scheduler.placement import gpu_shares, Slot
 from ..worker.client import WorkerClient, WorkerError
 from ..worker.core import CameraSpec, DONE, WorkerSpec
-from ..worker.cpus import check_count, keep_off
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
 STALE_PERIODS = 5
@@ -293,11 +292,11 @@ class PerceptionCore:
         return SetParametersResult(successful=True)
 
     def worker_spec(self, device: int, cameras: list[CameraConfig],
-                    gpu_share: float = 1.0, cpu: int = -1) -> WorkerSpec:
+                    gpu_share: float = 1.0) -> WorkerSpec:
         """
         Return the spec of a scheduler worker on GPU ``device``, serving ``cameras``.
 
-        ``gpu_share``: 1 / the workers sharing the GPU; ``cpu``: its CPU (-1: not pinned).
+        ``gpu_share``: 1 / the workers sharing the GPU.
         """
         config = self.config
         return WorkerSpec(cameras=tuple(CameraSpec(camera.name, round(camera.deadline_ms * 1e6),
@@ -308,7 +307,7 @@ class PerceptionCore:
                           max_batch=config.max_batch, max_inflight=config.max_inflight,
                           firm_deadlines=config.firm_deadlines,
                           stats_period_s=min(0.25, config.diagnostics_period_s / 2),
-                          gpu_share=gpu_share, cpu=cpu)
+                          gpu_share=gpu_share)
 
     def _configure(self):
         """
@@ -375,20 +374,9 @@ class PerceptionCore:
         self.device_names = {}
         self.workers = {}
         shares = gpu_shares(self._by_worker)
-        cpus = config.worker_cpus
-        if cpus:
-            try:
-                check_count(cpus, len(self._by_worker))
-            except ValueError as error:
-                raise ConfigError(f"parameter worker_cpus={','.join(map(str, cpus))!r}: "
-                                  f'allowed {error}') from None
-            keep_off(cpus)
-            log.info(f'scheduler workers on CPUs {", ".join(map(str, cpus))}; '
-                     'the node on the others')
-        for index, (slot, states) in enumerate(sorted(self._by_worker.items())):
+        for slot, states in sorted(self._by_worker.items()):
             self.workers[slot] = worker = WorkerClient(
-                self.worker_spec(slot.device, [state.config for state in states], shares[slot],
-                                 cpus[index] if cpus else -1),
+                self.worker_spec(slot.device, [state.config for state in states], shares[slot]),
                 lambda outputs, w=slot: self._receive_outputs(w, outputs),
                 lambda why, w=slot: self._worker_replaced(w, why))
             info = worker.info

@@ -52,7 +52,7 @@ import time
 
 import numpy as np
 
-from .cli import (bounded_int, choices_list, cpu_list, non_negative_float, Parser, positive_float,
+from .cli import (bounded_int, choices_list, non_negative_float, Parser, positive_float,
                   positive_int, positive_ints, text_table)
 from ..engine.base import Engine
 from ..engine.reference import measure_matmul_flops, ReferenceEngine
@@ -592,9 +592,6 @@ def main(argv: list[str] | None = None) -> int:
     capacity.add_argument('--workers-per-gpu', type=bounded_int(1, 8), default=1,
                           help='scheduler workers per GPU, the cameras split over them as the '
                           'node splits them (default 1; the simulator models them too)')
-    capacity.add_argument('--worker-cpus', type=cpu_list, default=(),
-                          help='a CPU for each scheduler worker (e.g. 15), this process kept off '
-                               'them (default: the OS places them)')
     capacity.add_argument('--overload', type=non_negative_float, default=1.5,
                           help='also run each policy at this multiple '
                                'of its knee (default 1.5; 0: no)')
@@ -672,11 +669,7 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
                               max_inflight=args.max_inflight, max_batch=args.max_batch,
                               engine=args.engine, device_id=args.device_id, gpus=args.gpus,
                               workers_per_gpu=args.workers_per_gpu,
-                              worker_cpus=args.worker_cpus, overload=args.overload)
-    workers = args.gpus * args.workers_per_gpu
-    if args.worker_cpus and len(args.worker_cpus) != workers:
-        parser.error(f'argument --worker-cpus: {",".join(map(str, args.worker_cpus))!r} is not '
-                     f'allowed; allowed: one CPU per scheduler worker ({workers})')
+                              overload=args.overload)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else \
         (lambda line: print(line, flush=True))
     # each measured row as soon as it is measured, one JSON object a line, so that a run stopped

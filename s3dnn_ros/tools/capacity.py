@@ -55,7 +55,6 @@ from ..scheduler.policies import DEFAULT_MAX_BATCH
 from ..scheduler.simulator import Camera, simulate_gpus
 from ..worker.client import WorkerClient
 from ..worker.core import CameraSpec, DONE, host_costs_from, WorkerSpec
-from ..worker.cpus import check_count, keep_off
 
 #: the miss ratio a camera count must stay under to be within a policy's capacity
 KNEE_MISS_RATIO = 0.01
@@ -92,8 +91,6 @@ class CapacitySetting:
     gpus: int = 1
     #: scheduler workers per GPU (the node's workers_per_gpu)
     workers_per_gpu: int = 1
-    #: a CPU per worker, this process kept off them (the node's worker_cpus); empty: not pinned
-    worker_cpus: tuple[int, ...] = ()
     overload: float = 0.0
     seed: int = 0
 
@@ -383,21 +380,17 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
     served = {slot: [i for i in range(largest) if placement[i] == slot]
               for slot in sorted(set(placement))}
     shares = gpu_shares(served)
-    if setting.worker_cpus:
-        check_count(setting.worker_cpus, len(served))
-        keep_off(setting.worker_cpus)  # the feeders and the clients' receivers
     for policy in setting.policies:
         fleet = _Fleet([], [], [None] * largest)
         try:
-            for index, (slot, cameras) in enumerate(served.items()):
+            for slot, cameras in served.items():
                 spec = WorkerSpec(cameras=tuple(CameraSpec(f'cam{i}',
                                                            round(setting.deadline_ms * 1e6),
                                                            setting.queue_depth) for i in cameras),
                                   policy=policy, engine=setting.engine, device_id=slot.device,
                                   cost_table=cost_table_path, max_inflight=setting.max_inflight,
                                   max_batch=setting.max_batch, firm_deadlines=setting.firm,
-                                  stats_period_s=0.05, gpu_share=shares[slot],
-                                  cpu=setting.worker_cpus[index] if setting.worker_cpus else -1)
+                                  stats_period_s=0.05, gpu_share=shares[slot])
                 router = _Router(cameras)
                 client = WorkerClient(spec, router)
                 fleet.clients.append(client)
@@ -437,7 +430,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
                                     if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
     return {'device': device, 'gpus': setting.gpus, 'workers_per_gpu': setting.workers_per_gpu,
-            'worker_cpus': list(setting.worker_cpus), 'width': setting.width,
+            'width': setting.width,
             'height': setting.height, 'fps': setting.fps,
             'deadline_ms': setting.deadline_ms,
             'seconds': setting.seconds, 'feeders': setting.feeders,

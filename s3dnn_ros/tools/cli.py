@@ -5,8 +5,6 @@ import argparse
 import importlib.util
 import sys
 
-from ..worker.cpus import parse_cpu_list
-
 
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line naming the argument and what is allowed."""
@@ -75,14 +73,6 @@ def fps_list(text: str) -> list[float]:
 def deadline_list(text: str) -> list[float]:
     """Parse a comma list of relative deadlines in ms (see DEADLINE_MS)."""
     return [DEADLINE_MS(part) for part in text.split(',')]
-
-
-def cpu_list(text: str) -> tuple[int, ...]:
-    """Parse a CPU list (:func:`s3dnn_ros.worker.cpus.parse_cpu_list`), e.g. ``14,15``."""
-    try:
-        return parse_cpu_list(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f'{text!r} is not allowed; allowed: {error}') from None
 
 
 def choices_list(allowed: list[str]):

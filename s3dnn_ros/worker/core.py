@@ -83,9 +83,6 @@ class WorkerSpec:
     stats_period_s: float = 0.25
     #: share of the GPU this worker's scheduler may take: 1 / the workers on its GPU (rule 6)
     gpu_share: float = 1.0
-    #: the CPU the worker process runs on, the threads it makes included (-1: where the OS puts
-    #: it; :mod:`.cpus`)
-    cpu: int = -1
     #: 'module:function' making the engine from (network, weights) instead of ``engine`` (a plug-in
     #: seam; the tests use it to run a failing engine inside a real worker process)
     engine_factory: str = ''

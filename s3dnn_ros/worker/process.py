@@ -35,7 +35,6 @@ import sys
 import time
 
 from .core import build_worker, WorkerCore, WorkerStartError
-from .cpus import pin_process
 from ..engine.base import EngineError
 
 #: longest sleep of an idle worker between checks of its socket
@@ -93,12 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     connection = Connection(sock.detach())
     spec = connection.recv()
-    if spec.cpu >= 0:
-        try:
-            pin_process(spec.cpu)  # before the engine makes its threads: they inherit it
-        except OSError as error:
-            connection.send(('error', f'parameter worker_cpus: CPU {spec.cpu}: {error.strerror}'))
-            return EXIT_START_FAILED
     try:
         core = build_worker(spec)
     except WorkerStartError as error:
