@@ -79,6 +79,8 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
             assert row['host_us_per_frame'] > 0 and row['feeder_late_p99_ms'] >= 0
             assert 0 < row['feeder_submit_p50_us'] <= row['feeder_submit_p99_us']
             assert row['generator_cpu_us_per_frame'] > 0
+            # each poll found at least one busy stream, and at least a launch in flight on each
+            assert 1 <= row['poll_streams'] <= row['poll_inflight'] and row['poll_ready'] >= 0
     assert record['copy_every_frame'] is False
     assert record['knees'] == {'s3dnn': {'gpu': 2, 'sim': 2}, 'streams': {'gpu': 2, 'sim': 2}}
     assert set(record['host_costs']) == {'s3dnn', 'streams'}

@@ -270,6 +270,22 @@ def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
         assert launch.stream == first[launch.frames[0].pipeline.name]
 
 
+def test_a_poll_counts_the_busy_streams_launches_and_ready_tasks_it_found():
+    dispatcher, backend, _, _ = make_dispatcher('streams', backend=ManualBackend(streams=4),
+                                                tb=1.0)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(3)]
+    for cam in cams[:2]:
+        dispatcher.arrive(cam, 0)
+    dispatcher.pump()  # each frame's whole network, chained on its stream
+    inflight = len(backend.launched)
+    assert len({launch.stream for launch in backend.launched}) == 2 and inflight > 2
+    dispatcher.arrive(cams[2], 0)  # its first layer waits for a decision
+    dispatcher.poll()  # nothing finished
+    backend.finish_all(dispatcher)  # a second poll retires everything, then cam2 is launched
+    assert (dispatcher.polls, dispatcher.polled_streams, dispatcher.polled_inflight,
+            dispatcher.polled_ready) == (2, 2 * 2, 2 * inflight, 2 * 1)
+
+
 def test_unbounded_backend_keeps_the_policy_streams():
     dispatcher, backend, _, _ = make_dispatcher('streams', tb=1.0)
     cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(3)]

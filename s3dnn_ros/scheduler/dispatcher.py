@@ -87,6 +87,9 @@ class Dispatcher:
         self.frames_launched = 0
         self.engine_errors = 0
         self.last_error: str | None = None
+        # what each poll found: busy streams (one completion check each), launches in flight and
+        # tasks waiting in the policy's queue, summed over polls
+        self.polls = self.polled_streams = self.polled_inflight = self.polled_ready = 0
 
     # ----------------------------------------------------------------- pipelines and arrivals
     def add_pipeline(self, name: str, deadline_ns: int, queue_depth: int = 1,
@@ -258,6 +261,10 @@ class Dispatcher:
         busy.
         """
         retired = 0
+        self.polls += 1
+        self.polled_streams += len(self._by_stream)
+        self.polled_inflight += len(self.inflight)
+        self.polled_ready += len(self.policy)
         for stream, stream_queue in list(self._by_stream.items()):
             while stream_queue:
                 launch = stream_queue[0]

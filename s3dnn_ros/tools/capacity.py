@@ -221,6 +221,7 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
     delta = {key: after['host_totals'][key] - before['host_totals'][key]
              for key in after['host_totals']}
     launches = after['launches'] - before['launches']
+    polls = max(1, delta['polls'])
     return {'cameras': point.cameras, 'policy': policy, 'source': 'gpu', 'released': total,
             'completed': completed, 'missed': missed, 'dropped': dropped,
             'miss_ratio': round((missed + dropped) / total, 6) if total else 0.0,
@@ -246,6 +247,11 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
             'first_layer_batches': {int(size): count for size, count in sorted(
                 (after['first_layer_batches'] - before['first_layer_batches']).items(),
                 key=lambda item: int(item[0]))},
+            # what the worker's polls found on average: busy streams (one completion check
+            # each), launches in flight, tasks waiting for a decision
+            'poll_streams': round(delta['polled_streams'] / polls, 2),
+            'poll_inflight': round(delta['polled_inflight'] / polls, 2),
+            'poll_ready': round(delta['polled_ready'] / polls, 2),
             'host_totals': delta}
 
 
@@ -318,6 +324,7 @@ def run_point(fleet: _Fleet, count: int, policy: str, setting: CapacitySetting,
         f'p99 {row["p99_ms"]:.1f} ms, {row["completed_fps"]:.0f} frames/s, '
         f'GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
         f'host {row["host_us_per_frame"]:.0f} µs/frame, '
+        f'a poll found {row["poll_streams"]:.1f} busy streams and {row["poll_ready"]:.1f} ready, '
         f'feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms, '
         f'generator {row["generator_cpu_us_per_frame"]:.0f} µs/frame of CPU')
     time.sleep(SETTLE_S)

@@ -380,14 +380,17 @@ class WorkerCore:
 
     # ------------------------------------------------------------------ host costs
     def host_totals(self) -> dict[str, int]:
-        backend = self.backend
+        backend, dispatcher = self.backend, self.dispatcher
         return {'arrive_ns': self.meters['arrive'].ns, 'arrivals': self.meters['arrive'].count,
                 'output_ns': self.meters['output'].ns, 'outputs': self.meters['output'].count,
                 'decide_ns': self.meters['decide'].ns, 'groups': self.meters['decide'].count,
                 'retire_ns': self.meters['retire'].ns, 'retired': self.meters['retire'].count,
                 'launch_ns': backend.launch_ns, 'launches': backend.launches,
                 'first_ns': backend.first_layer_ns, 'first_launches': backend.first_layer_launches,
-                'uploads': backend.uploads, 'kernel_ns': backend.kernel_ns}
+                'uploads': backend.uploads, 'kernel_ns': backend.kernel_ns,
+                'polls': dispatcher.polls, 'polled_streams': dispatcher.polled_streams,
+                'polled_inflight': dispatcher.polled_inflight,
+                'polled_ready': dispatcher.polled_ready}
 
     def host_costs(self) -> HostCosts | None:
         """Return what this thread measured since it started (None before enough launches)."""
