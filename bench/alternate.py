@@ -8,7 +8,8 @@ archive`` into DIR/trees/<name>: the package, the kernels and bench/. Each round
 ``before``'s tree, then in ``after``'s, with that tree first on PYTHONPATH; ``{out}`` in COMMAND
 becomes DIR/<name>-<round>, and the output goes to DIR/<name>-<round>.txt. So that each tree's code
 runs, name programs as modules or scripts (``python3 -m s3dnn_ros.tools.bench``, ``python3
-bench/worker_profile.py``), not as installed console scripts. DIR/alternate.json lists the runs
+bench/worker_profile.py``), not as installed console scripts; a program given by a relative path
+(``.venv/bin/python``) is the one of the folder this is started from. DIR/alternate.json lists the runs
 (exit status, seconds). DIR: --out, else $OUT, else bench/out.
 
 Running the two versions in turn on one machine is what makes their difference readable: the same
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[split + 1:]
     if not command:
         parser.error('no command after --')
+    if os.sep in command[0]:  # a program given by path: the one here, not a tree's
+        command[0] = str(Path(command[0]).resolve())
     folder = out_dir(args.out).resolve()
     trees = folder / 'trees'
     if trees.exists():
@@ -93,7 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(f'argument --before/--after: {error}')
     if not args.after:
-        versions['after'] = (REPO, 'working tree')
+        git = ['git', '-C', str(REPO)]
+        head = subprocess.run([*git, 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run([*git, 'status', '--porcelain', '--untracked-files=no'],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        versions['after'] = (REPO, f'working tree at {head}'
+                             + (' with uncommitted changes' if dirty else ''))
     runs = []
     for round_ in range(1, args.rounds + 1):
         for name, (tree, _) in versions.items():
