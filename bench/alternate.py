@@ -9,8 +9,8 @@ archive`` into DIR/trees/<name>: the package, the kernels and bench/. Each round
 becomes DIR/<name>-<round>, and the output goes to DIR/<name>-<round>.txt. So that each tree's code
 runs, name programs as modules or scripts (``python3 -m s3dnn_ros.tools.bench``, ``python3
 bench/worker_profile.py``), not as installed console scripts; a program given by a relative path
-(``.venv/bin/python``) is the one of the folder this is started from. DIR/alternate.json lists the runs
-(exit status, seconds). DIR: --out, else $OUT, else bench/out.
+(``.venv/bin/python``) is the one of the folder this is started from. DIR/alternate.json lists
+the runs (exit status, seconds). DIR: --out, else $OUT, else bench/out.
 
 Running the two versions in turn on one machine is what makes their difference readable: the same
 command differs by tens of percent between lent machines, and drifts on one.
