@@ -195,52 +195,6 @@ def test_a_synchronous_engines_call_counts_as_busy_time_not_host_time():
     assert 20_000_000 <= backend.kernel_ns <= backend.busy_ns()
 
 
-def test_the_live_backend_asks_a_launch_whether_it_is_done_only_after_half_its_gpu_time():
-    """A GPU launch cannot end before its GPU time has run; a synchronous one is done at once."""
-    import time
-    from s3dnn_ros.scheduler.job import Launch
-
-    class Handle:
-        def __init__(self, asynchronous):
-            self.asked = 0
-            if asynchronous:
-                self.interval = lambda: (0, 1)
-
-        def done(self):
-            self.asked += 1
-            return True
-
-    class Engine:
-        streams = None
-        asynchronous = True
-
-        def set_inputs(self, items):
-            pass
-
-        def launch(self, layer, pids, stream):
-            return Handle(self.asynchronous)
-
-    engine = Engine()
-    backend = EngineBackend(engine)
-    frame = make_dispatcher()[0].add_pipeline('cam', 20 * MS).new_frame(0)
-    launch = Launch(1, [frame], 0, cost_ns=40 * MS, tb_ratio=0.5)
-    before = time.monotonic_ns()
-    backend.launch(launch)
-    assert before + 20 * MS <= launch.due_ns <= time.monotonic_ns() + 20 * MS
-    assert not backend.done(launch) and launch.handle.asked == 0  # too early to ask the GPU
-    time.sleep(max(0.0, (launch.due_ns - time.monotonic_ns()) / 1e9) + 0.001)
-    assert backend.done(launch) and launch.handle.asked == 1
-    engine.max_batch = 2  # three frames: two kernels side by side, each with half the time
-    launch = Launch(1, [frame, frame, frame], 0, cost_ns=40 * MS, tb_ratio=0.5)
-    before = time.monotonic_ns()
-    backend.launch(launch)
-    assert before + 10 * MS <= launch.due_ns <= time.monotonic_ns() + 10 * MS
-    engine.asynchronous = False  # the reference engine: the call was the kernel
-    launch = Launch(1, [frame], 0, cost_ns=40 * MS, tb_ratio=0.5)
-    backend.launch(launch)
-    assert launch.due_ns == 0 and backend.done(launch) and launch.handle.asked == 1
-
-
 def test_launches_decided_apart_take_free_streams_of_a_bounded_backend():
     """
     On a backend with 4 streams, cameras 0 and 4 share stream slot 0.

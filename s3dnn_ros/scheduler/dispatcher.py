@@ -488,13 +488,6 @@ class EngineBackend:
     dispatch round can take it out too).
     """
 
-    #: an asynchronous launch is not asked whether it is done before this share of its estimated
-    #: GPU time has passed since it was issued (``Launch.due_ns``; each poll asks every busy
-    #: stream). It cannot end sooner: the estimate of a launch the engine splits into kernels of
-    #: ``engine.max_batch`` frames side by side is their sum, so it is divided by their number
-    #: first, and half of that leaves room for an estimate twice too high
-    DUE_SHARE = 0.5
-
     def __init__(self, engine: Engine):
         self.engine = engine
         self.streams = engine.streams
@@ -533,10 +526,6 @@ class EngineBackend:
             self.busy.add(start, end)
             spent -= end - start
             self.kernel_ns += end - start
-        else:
-            kernel_batch = getattr(self.engine, 'max_batch', None) or len(frames)
-            side_by_side = -(-len(frames) // kernel_batch)
-            launch.due_ns = end + round(launch.cost_ns * self.DUE_SHARE / side_by_side)
         self.launch_ns += spent
         self.launches += launch.depth
         if launch.layer == 0:
@@ -545,8 +534,6 @@ class EngineBackend:
             self.uploads += len(frames)
 
     def done(self, launch: Launch) -> bool:
-        if launch.due_ns and time.monotonic_ns() < launch.due_ns:
-            return False  # too early: spare the GPU query (a poll checks every busy stream)
         handle = launch.handle
         if not handle.done():
             return False

@@ -201,9 +201,6 @@ class Launch:
     group: 'Group | None' = None
     handle: Any = None
     kernels: tuple[tuple[int, float], ...] = ()
-    #: host time (``time.monotonic_ns``) before which a live backend does not ask the GPU whether
-    #: it is done (:class:`~s3dnn_ros.scheduler.dispatcher.EngineBackend`)
-    due_ns: int = 0
 
     @property
     def batch(self) -> int:
