@@ -4,9 +4,8 @@ from pathlib import Path
 import subprocess
 import sys
 
-from process_helpers import repo_env, run
+from process_helpers import repo_env, REPO_ROOT, run
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # prints where the package it imports lies, and when it ran, into {out}.json
 PROBE = ('import json, sys, time, s3dnn_ros; '
          'json.dump({"package": s3dnn_ros.__file__, "ns": time.monotonic_ns()}, '

@@ -14,7 +14,7 @@ import sys
 import time
 
 import numpy as np
-from process_helpers import interrupt_after, popen, repo_env, run
+from process_helpers import interrupt_after, popen, repo_env, REPO_ROOT, run
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
@@ -34,7 +34,6 @@ from s3dnn_ros.tools.replay import camera_name  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED = 'sensor_msgs/msg/CompressedImage'

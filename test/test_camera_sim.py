@@ -3,12 +3,11 @@ camera_sim: real stamps, moving content, the configured size and encoding.
 
 Bad parameters refused; a clean stop on SIGINT.
 """
-from pathlib import Path
 import signal
 import sys
 
 import numpy as np
-from process_helpers import interrupt_after, repo_env
+from process_helpers import interrupt_after, repo_env, REPO_ROOT
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
@@ -21,8 +20,6 @@ from s3dnn_ros.ros.config import ConfigError  # noqa: E402
 from s3dnn_ros.ros.image_codec import image_to_array  # noqa: E402
 from s3dnn_ros.ros.pattern import make_frames  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_publishes_moving_frames_with_increasing_stamps(session):

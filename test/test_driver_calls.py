@@ -1,16 +1,13 @@
 """bench/driver_calls.py on a GPU: every call measured, and the batched copy copies right."""
 import json
-from pathlib import Path
 import sys
 
 from gpu_helpers import require_cuda_device
-from process_helpers import repo_env, run
+from process_helpers import repo_env, REPO_ROOT, run
 import pytest
 
 pytestmark = pytest.mark.gpu
 require_cuda_device()
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_driver_calls_reports_each_call_and_the_batched_copy(tmp_path):

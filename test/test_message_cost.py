@@ -1,11 +1,8 @@
 """bench/message_cost.py: a frame message's cost to the receiving process, each way it is taken."""
 import json
-from pathlib import Path
 import sys
 
-from process_helpers import repo_env, run
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from process_helpers import repo_env, REPO_ROOT, run
 
 
 def test_message_cost_reports_every_encoding_and_way_of_waiting(tmp_path):

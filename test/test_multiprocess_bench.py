@@ -6,15 +6,12 @@ shows, with the capacity keys.
 """
 import json
 import os
-from pathlib import Path
 import sys
 
-from process_helpers import repo_env, run
+from process_helpers import repo_env, REPO_ROOT, run
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_node_in_its_own_process_is_swept_over_camera_counts(tmp_path):

@@ -3,19 +3,16 @@ s3dnn-perception: the node and simulated cameras in one process.
 
 Then a per-camera summary table.
 """
-from pathlib import Path
 import signal
 import subprocess
 import sys
 import time
 
 import process_helpers
-from process_helpers import repo_env
+from process_helpers import repo_env, REPO_ROOT
 import pytest
 
 pytest.importorskip('rclpy', reason='needs the ROS 2 rclpy wheels (make test installs them)')
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args):

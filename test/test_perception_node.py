@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 
-from process_helpers import interrupt_after, popen, repo_env
+from process_helpers import interrupt_after, popen, repo_env, REPO_ROOT
 import pytest
 
 rclpy = pytest.importorskip('rclpy',
@@ -27,7 +27,6 @@ from s3dnn_ros.scheduler.placement import Slot  # noqa: E402
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMERAS = ['cam0', 'cam1', 'cam2']
 
 

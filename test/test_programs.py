@@ -14,10 +14,8 @@ import sys
 import time
 
 import process_helpers
-from process_helpers import repo_env
+from process_helpers import repo_env, REPO_ROOT
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def caught_signals(pid: int) -> int:

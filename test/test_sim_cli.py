@@ -4,17 +4,15 @@ The s3dnn-sim command line.
 JSON and table output, per-camera settings, cost tables and argument errors.
 """
 import json
-from pathlib import Path
 import sys
 
-from process_helpers import repo_env, run
+from process_helpers import repo_env, REPO_ROOT, run
 import pytest
 from s3dnn_ros.engine.costs import estimate
 from s3dnn_ros.model import alexnet
 from s3dnn_ros.scheduler.policies import POLICIES
 from s3dnn_ros.tools import sim
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = ['--cameras', '2', '--seconds', '0.2']
 
 COUNT_KEYS = ['released', 'completed', 'missed', 'dropped']

@@ -1,12 +1,11 @@
 """Seeded initialisation, .npz save/load, torchvision state-dict import, error messages."""
 import importlib.util
 from math import sqrt
-from pathlib import Path
 import re
 import sys
 
 import numpy as np
-from process_helpers import repo_env, run
+from process_helpers import repo_env, REPO_ROOT, run
 import pytest
 from s3dnn_ros.model import (alexnet, init_weights, load_torch_state_dict, load_weights,
                              save_weights, WeightsError)
@@ -15,7 +14,6 @@ from s3dnn_ros.model.layers import Conv2d, Flatten, Linear
 from s3dnn_ros.model.weights import check_weights
 from s3dnn_ros.tools import convert_weights
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TORCH_AVAILABLE = importlib.util.find_spec('torch') is not None
 needs_torch = pytest.mark.skipif(not TORCH_AVAILABLE,
                                  reason='torch is not installed (the optional "torch" extra)')

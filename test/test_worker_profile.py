@@ -5,12 +5,9 @@ A WorkerCore under open-loop cameras in one process, every frame resolved and th
 measured reported.
 """
 import json
-from pathlib import Path
 import sys
 
-from process_helpers import repo_env, run
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from process_helpers import repo_env, REPO_ROOT, run
 
 
 def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
