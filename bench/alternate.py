@@ -2,9 +2,12 @@
 Run one command on two versions of the code, alternated: a before/after measurement in one command.
 
     python3 bench/alternate.py --before REV [--after REV] [--rounds 2] [--out DIR] -- COMMAND...
+    python3 bench/alternate.py --export REV FOLDER
 
 ``before`` (and ``after`` when given; else this working tree as it is) are exported with ``git
-archive`` into DIR/trees/<name>: the package, the kernels and bench/. Each round runs COMMAND in
+archive`` into DIR/trees/<name>: the package, the kernels and bench/ (not its results). On a
+machine that has the checkout's files but not its history (the lent GPU hosts), export the version
+beforehand with ``--export REV FOLDER`` and name FOLDER instead of REV. Each round runs COMMAND in
 ``before``'s tree, then in ``after``'s, with that tree first on PYTHONPATH; ``{out}`` in COMMAND
 becomes DIR/<name>-<round>, and the output goes to DIR/<name>-<round>.txt. So that each tree's code
 runs, name programs as modules or scripts (``python3 -m s3dnn_ros.tools.bench``, ``python3
@@ -32,8 +35,11 @@ from records import out_dir  # noqa: E402
 from s3dnn_ros.tools.cli import Parser, positive_int  # noqa: E402
 
 #: what a tree holds: everything the package, its kernels and the bench scripts read
-TREE_PATHS = ['s3dnn_ros', 'kernels', 'bench', 'setup.py', 'setup.cfg', 'package.xml', 'resource']
+TREE_PATHS = ['s3dnn_ros', 'kernels', 'bench', 'setup.py', 'setup.cfg', 'package.xml', 'resource',
+              ':(exclude)bench/results']
 OUT_TOKEN = '{out}'
+#: the file of an exported tree that names its commit
+COMMIT_FILE = 'COMMIT'
 
 
 def export(rev: str, folder: Path) -> str:
@@ -51,7 +57,20 @@ def export(rev: str, folder: Path) -> str:
     archive = subprocess.run(['git', 'archive', commit, *TREE_PATHS], cwd=REPO,
                              capture_output=True, check=True)
     subprocess.run(['tar', '-x', '-C', str(folder)], input=archive.stdout, check=True)
+    (folder / COMMIT_FILE).write_text(commit + '\n')
     return commit
+
+
+def version(spec: str, folder: Path) -> tuple[Path, str]:
+    """
+    Return (tree, commit) of ``spec``: a folder ``--export`` wrote, used where it is, or a commit.
+
+    A commit is exported into ``folder``; ValueError when ``spec`` is neither.
+    """
+    given = Path(spec)
+    if (given / COMMIT_FILE).is_file():
+        return given.resolve(), (given / COMMIT_FILE).read_text().strip()
+    return folder, export(spec, folder)
 
 
 def run_once(tree: Path, command: list[str], out: Path) -> dict:
@@ -69,14 +88,28 @@ def run_once(tree: Path, command: list[str], out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = Parser(prog='alternate.py', description=__doc__.strip().split('\n\n')[0])
-    parser.add_argument('--before', required=True, help='the version measured first (a commit)')
-    parser.add_argument('--after', help='the version measured second (a commit; default: this '
-                                        'working tree as it is)')
+    parser.add_argument('--before', help='the version measured first (a commit, or a folder '
+                                         '--export wrote)')
+    parser.add_argument('--after', help='the version measured second (as --before; default: '
+                                        'this working tree as it is)')
+    parser.add_argument('--export', nargs=2, metavar=('REV', 'FOLDER'),
+                        help='only write the tree of commit REV into the new folder FOLDER')
     parser.add_argument('--rounds', type=positive_int, default=2,
                         help='times each version runs (default 2)')
     parser.add_argument('--out', type=Path)
     split = argv.index('--') if '--' in argv else len(argv)
     args = parser.parse_args(argv[:split])
+    if args.export:
+        rev, folder = args.export[0], Path(args.export[1])
+        if folder.exists():
+            parser.error(f'argument --export: {folder} exists; allowed: a new folder')
+        try:
+            print(f'{folder}: {export(rev, folder)}')
+        except ValueError as error:
+            parser.error(f'argument --export: {error}')
+        return 0
+    if args.before is None:
+        parser.error('argument --before is required (or --export REV FOLDER)')
     if split == len(argv):
         parser.error('missing -- before the command to run')
     command = argv[split + 1:]
@@ -90,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f'argument --out: {folder} already holds trees; allowed: a new folder')
     versions = {}
     try:
-        versions['before'] = (trees / 'before', export(args.before, trees / 'before'))
+        versions['before'] = version(args.before, trees / 'before')
         if args.after:
-            versions['after'] = (trees / 'after', export(args.after, trees / 'after'))
+            versions['after'] = version(args.after, trees / 'after')
     except ValueError as error:
         parser.error(f'argument --before/--after: {error}')
     if not args.after:

@@ -4,13 +4,14 @@
 // the constant bank and is indexed there, never copied to local memory). It starts with one input and
 // one output pointer per frame of the fused launch, so a launch over k pipelines reads and writes each
 // pipeline's own buffers and fusing costs no copies. The host mirrors each struct as a numpy dtype
-// (s3dnn_ros/engine/cuda.py); the static_asserts below each struct pin its size on both sides.
+// (s3dnn_ros/engine/cuda/abi.py); the static_asserts below each struct pin its size on both sides.
 //
 // Layouts: activations NCHW float32 (one CHW tensor per frame), vectors (F,) float32 per frame.
 #pragma once
 
-// Frames per launch; larger fused batches are split into several launches by the host.
-#define S3DNN_MAX_FRAMES 16
+// Frames per launch: the dispatcher's largest fused batch (32), so a fused launch is one kernel per
+// layer; an engine set up with a larger batch splits it into several launches on the host.
+#define S3DNN_MAX_FRAMES 32
 
 #define S3DNN_DIV_UP(a, b) (((a) + (b) - 1) / (b))
 

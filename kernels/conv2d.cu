@@ -40,7 +40,7 @@ struct ConvArgs {
     int M, Mp, Kp, out_h;
     int out_w, stride, pad, relu;
 };
-static_assert(sizeof(ConvArgs) == 328, "mirror of CONV_ARGS in s3dnn_ros/engine/cuda.py");
+static_assert(sizeof(ConvArgs) == 584, "mirror of CONV_ARGS in s3dnn_ros/engine/cuda/abi.py");
 
 #define CONV_BK 16
 #define CONV_STAGES 3

@@ -2,19 +2,21 @@
 // act = ReLU or identity; W is [O][I] row-major (torch's layout), I a multiple of 4.
 //
 // At AlexNet's batch sizes the layer is bound by reading W (fc6 151 MB, fc7 67 MB, fc8 16 MB) and both
-// paths read it exactly once per launch, in 16-byte streaming loads (evict-first, so the activations stay
-// cached), for all frames of the launch:
+// paths read it once per launch of up to 16 frames (once per 16 frames past that), in 16-byte streaming
+// loads (evict-first, so the activations stay cached):
 //   linear_stream_nb{1..4}_r{1,2}  batch 1-4: a warp owns R rows; its lanes stride over I with float4
 //       loads, 4 independent loads per row in flight, x read through the read-only cache; NB frames'
 //       sums in registers, then a warp reduction.
-//   linear_tiled_nb{8,16}_r{1,2,4}  batch 5-8 / 9-16: the same row ownership, but the block's 8 warps share
+//   linear_tiled_nb{8,16}_r{1,2,4}  batch 5-8 / 9-32: the same row ownership, but the block's 8 warps share
 //       the inputs of NB frame slots through shared memory, loaded in chunks of 256 features
 //       (double-buffered; W of the next chunk prefetched into registers), so each W float4 meets NB
-//       frames from shared memory instead of NB trips through L1.
+//       frames from shared memory instead of NB trips through L1. Past 16 frames the grid has one row
+//       of blocks per 16 frames (blockIdx.y = frame group: frames 16y..16y+15): W is read once per
+//       group, the groups' blocks side by side in one launch (in L2 at about the same time).
 // Lane l always owns features 4l, 4l+128, ... in increasing order and reduces with the same shuffle
 // tree in both paths, so every output is bit-identical whatever the batch and path.
 // Checked against reference.linear by test/test_cuda_engine.py (test_layer_matches_reference: every
-// variant, batches 1-5, 8, 9, 16 on fc6-8; test_small_network_matches_reference: 400 -> 10) and
+// variant, batches 1-5, 8, 9, 16, 17, 32 on fc6-8; test_small_network_matches_reference: 400 -> 10) and
 // bench/gpu_check.py; compiled warning-free for sm_75/87/90 by test/test_kernels_compile.py.
 #include "common.cuh"
 
@@ -25,15 +27,16 @@ struct LinearArgs {
     const float* bias;    // [O]
     int frames, in_features, out_features, relu;
 };
-static_assert(sizeof(LinearArgs) == 288, "mirror of LINEAR_ARGS in s3dnn_ros/engine/cuda.py");
+static_assert(sizeof(LinearArgs) == 544, "mirror of LINEAR_ARGS in s3dnn_ros/engine/cuda/abi.py");
 
 #define LINEAR_THREADS 256
 #define LINEAR_WARPS (LINEAR_THREADS / S3DNN_WARP)
 
-// Reduce acc[R][NB] over the warp and store rows row0.. of the first `frames` frames; the value of
-// output r*NB+f is stored by lane (r*NB+f) % 32.
+// Reduce acc[R][NB] over the warp and store rows row0.. of frames base..base+frames-1 of the launch;
+// the value of output r*NB+f is stored by lane (r*NB+f) % 32.
 template <int R, int NB>
-__device__ __forceinline__ void linear_store(const LinearArgs& a, float (&acc)[R][NB], int row0, int frames) {
+__device__ __forceinline__ void linear_store(const LinearArgs& a, float (&acc)[R][NB], int row0, int base,
+                                             int frames) {
     const int lane = threadIdx.x % S3DNN_WARP;
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -41,7 +44,7 @@ __device__ __forceinline__ void linear_store(const LinearArgs& a, float (&acc)[R
         for (int f = 0; f < NB; ++f) {
             const float v = warp_sum(acc[r][f]) + __ldg(a.bias + min(row0 + r, a.out_features - 1));
             if (lane == (r * NB + f) % S3DNN_WARP && f < frames && row0 + r < a.out_features)
-                a.out[f][row0 + r] = a.relu ? fmaxf(v, 0.f) : v;
+                a.out[base + f][row0 + r] = a.relu ? fmaxf(v, 0.f) : v;
         }
 }
 
@@ -85,7 +88,7 @@ __device__ __forceinline__ void linear_stream(const LinearArgs& a) {
             }
         }
     }
-    linear_store<R, NB>(a, acc, row0, NB);
+    linear_store<R, NB>(a, acc, row0, 0, NB);
 }
 
 template <int NB, int R>
@@ -100,7 +103,9 @@ __device__ __forceinline__ void linear_tiled(const LinearArgs& a) {
     const int row0 = (blockIdx.x * LINEAR_WARPS + warp) * R;
     const int K4 = a.in_features / 4;
     const int chunks = S3DNN_DIV_UP(K4, CHUNK4);
-    const int frames = a.frames;
+    const int base = blockIdx.y * NB;  // this block's frame group
+    const int frames = min(NB, a.frames - base);
+    const float* const* in = a.in + base;
     const float4* w[R];
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -121,7 +126,7 @@ __device__ __forceinline__ void linear_tiled(const LinearArgs& a) {
         for (int v = 0; v < XV; ++v) {
             const int e = threadIdx.x + v * LINEAR_THREADS;
             const int f = e / CHUNK4, k = chunk * CHUNK4 + e % CHUNK4;
-            xr[v] = f < frames && k < K4 ? __ldg(reinterpret_cast<const float4*>(a.in[f]) + k)
+            xr[v] = f < frames && k < K4 ? __ldg(reinterpret_cast<const float4*>(in[f]) + k)
                                          : make_float4(0.f, 0.f, 0.f, 0.f);
         }
     };
@@ -167,7 +172,7 @@ __device__ __forceinline__ void linear_tiled(const LinearArgs& a) {
         }
         __syncthreads();
     }
-    if (row0 < a.out_features) linear_store<R, NB>(a, acc, row0, frames);
+    if (row0 < a.out_features) linear_store<R, NB>(a, acc, row0, base, frames);
 }
 
 #define LINEAR_STREAM_KERNEL(NB, R)                                                                  \

@@ -18,7 +18,7 @@ struct PoolArgs {
     int channels, height, width, out_h;
     int out_w, kernel, stride, frames;
 };
-static_assert(sizeof(PoolArgs) == 288, "mirror of POOL_ARGS in s3dnn_ros/engine/cuda.py");
+static_assert(sizeof(PoolArgs) == 544, "mirror of POOL_ARGS in s3dnn_ros/engine/cuda/abi.py");
 
 extern "C" __global__ void __launch_bounds__(256) maxpool2d(const __grid_constant__ PoolArgs a) {
     const int frame = blockIdx.y;

@@ -29,7 +29,7 @@ struct PreprocessArgs {
     float std[3];
     int size;
 };
-static_assert(sizeof(PreprocessArgs) == 544, "mirror of PREPROCESS_ARGS in s3dnn_ros/engine/cuda.py");
+static_assert(sizeof(PreprocessArgs) == 1056, "mirror of PREPROCESS_ARGS in s3dnn_ros/engine/cuda/abi.py");
 
 struct Taps {
     int lower, upper;

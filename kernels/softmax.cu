@@ -15,7 +15,7 @@ struct SoftmaxArgs {
     float* out[S3DNN_MAX_FRAMES];
     int classes, k;
 };
-static_assert(sizeof(SoftmaxArgs) == 264, "mirror of SOFTMAX_ARGS in s3dnn_ros/engine/cuda.py");
+static_assert(sizeof(SoftmaxArgs) == 520, "mirror of SOFTMAX_ARGS in s3dnn_ros/engine/cuda/abi.py");
 
 extern "C" __global__ void __launch_bounds__(256) softmax_topk(const __grid_constant__ SoftmaxArgs a) {
     extern __shared__ float prob[];

@@ -43,3 +43,28 @@ def test_an_unknown_version_or_no_command_is_a_one_line_error(tmp_path):
         assert result.returncode == 2
         assert result.stderr.startswith('alternate.py: error: ')
         assert message in result.stderr and result.stderr.count('\n') == 1
+
+
+def test_an_exported_tree_is_measured_where_it_lies(tmp_path):
+    """--export writes a version for a machine without the history; --before names the folder."""
+    tree = tmp_path / 'before'
+    export = [sys.executable, 'bench/alternate.py', '--export', 'HEAD', str(tree)]
+    result = run(export, timeout=60, cwd=REPO_ROOT, env=repo_env())
+    assert result.returncode == 0, result.stderr
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert (tree / 'COMMIT').read_text().strip() == head
+    assert (tree / 'bench' / 'alternate.py').is_file()
+    assert not (tree / 'bench' / 'results').exists()
+    again = run(export, timeout=60, cwd=REPO_ROOT, env=repo_env())
+    assert again.returncode == 2 and 'argument --export: ' in again.stderr
+    out = tmp_path / 'runs'
+    command = [sys.executable, 'bench/alternate.py', '--before', str(tree), '--rounds', '1',
+               '--out', str(out), '--', sys.executable, '-c', PROBE, '{out}']
+    result = run(command, timeout=120, cwd=REPO_ROOT, env=repo_env())
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / 'alternate.json').read_text())
+    assert record['versions']['before'] == head
+    probe = json.loads((out / 'before-1.json').read_text())
+    assert Path(probe['package']).resolve() == (tree / 's3dnn_ros' / '__init__.py').resolve()
+    assert not (out / 'trees' / 'before').exists()

@@ -14,7 +14,7 @@ import pytest
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.costs import CostTable, estimate
-from s3dnn_ros.engine.cuda import compiled_kernels, CONV_TILES, CudaEngine
+from s3dnn_ros.engine.cuda import compiled_kernels, CONV_TILES, CudaEngine, MAX_FRAMES
 from s3dnn_ros.engine.select import make_engine
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.model.alexnet import Network
@@ -176,7 +176,8 @@ def layer_cases():
     for index, layer in enumerate(layers):
         if index == 0:
             continue
-        batches = (1, 2, 3, 4, 5, 8, 9, 16) if layer.kind == 'linear' else (1, 3, 16)
+        # linear: every variant, and past 16 frames the tiled kernel's second frame group
+        batches = (1, 2, 3, 4, 5, 8, 9, 16, 17, 32) if layer.kind == 'linear' else (1, 3, 16, 32)
         for batch in batches:
             yield pytest.param(index, batch, id=f'{layer.name}-b{batch}')
 
@@ -300,7 +301,7 @@ def test_small_network_matches_reference(rng):
 
 # ---- fusion -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('k', [2, 5, 16])
+@pytest.mark.parametrize('k', [2, 5, 16, 32])
 def test_fused_launches_equal_unfused(engine, rng, k):
     images = random_images(rng, k)
     logits_index = len(engine.layers) - 2
@@ -446,7 +447,7 @@ def torch_setup(network, tmp_path_factory):
     engine.close()
 
 
-@pytest.mark.parametrize('batch', [1, 16])
+@pytest.mark.parametrize('batch', [1, 16, 32])
 def test_alexnet_matches_torchvision(torch_setup, rng, batch):
     torch, model, engine = torch_setup
     images = [(random_image(rng, 480, 640, 'rgb8'), 'rgb8') for _ in range(batch)]
@@ -659,11 +660,13 @@ def test_interval_is_on_the_host_clock(engine, rng):
 
 def test_tb_ratio(engine):
     for index, layer in enumerate(engine.layers):
-        ratios = [engine.tb_ratio(index, batch) for batch in range(1, 17)]
+        ratios = [engine.tb_ratio(index, batch) for batch in range(1, MAX_FRAMES + 1)]
         assert all(0 < ratio < float('inf') for ratio in ratios), (layer.name, ratios)
         if layer.kind == 'conv':
-            assert ratios[15] > ratios[3] > ratios[0], (layer.name, ratios)
-        assert engine.tb_ratio(index, 32) == pytest.approx(2 * ratios[15])
+            assert ratios[31] > ratios[3] and ratios[15] > ratios[3] > ratios[0], \
+                (layer.name, ratios)
+        # past the kernel limit, a launch is several kernels
+        assert engine.tb_ratio(index, 2 * MAX_FRAMES) == pytest.approx(2 * ratios[-1])
 
 
 def test_calibrate_returns_a_cost_table(engine, network):

@@ -4,7 +4,9 @@ The CUDA engine's launches and frame copies, on a stand-in driver (no GPU needed
 A kernel's uploads, and its result downloads, go to the driver as one batch of copies when the
 engine has one, else as one PyCUDA copy per frame; the batch hands the driver the arrays it filled,
 with one set of attributes (sources read in stream order). A segment of layers is each kernel's
-layers back to back on its stream, inside one fork/join and one pair of events.
+layers back to back on its stream, inside one fork/join and one pair of events; up to
+MAX_FRAMES frames (the dispatcher's largest fused batch) it is one kernel per layer, and the linear
+kernels take frames past 16 as a second row of blocks.
 """
 import ctypes
 from types import SimpleNamespace
@@ -12,9 +14,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from s3dnn_ros.engine.base import EngineError
-from s3dnn_ros.engine.cuda import CudaEngine
+from s3dnn_ros.engine.cuda import CudaEngine, MAX_FRAMES
 from s3dnn_ros.engine.cuda.abi import COPY_ATTRIBUTES, COPY_ORDER_STREAM
 from s3dnn_ros.engine.cuda.driver import CopyBatch
+from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH
 
 STREAM = SimpleNamespace(handle=0x5000)
 
@@ -200,6 +203,39 @@ def test_a_whole_network_segment_uploads_first_and_downloads_last_on_each_kernel
                                              stream) for image in images]
     with pytest.raises(ValueError, match=f'launch of 2 layers from layer {last}'):
         engine.launch_layers(last, 2, [0], 0)
+
+
+def test_a_launch_of_the_largest_fused_batch_is_one_kernel_per_layer():
+    assert MAX_FRAMES == DEFAULT_MAX_BATCH
+    engine, log = _segment_engine(MAX_FRAMES, max_batch=MAX_FRAMES)
+    engine.launch_layers(0, len(engine.layers), list(range(MAX_FRAMES)), 0)
+    kernels = [entry for entry in log if entry[0] == 'kernel']
+    assert [entry[1] for entry in kernels] == list(range(len(engine.layers)))
+    assert all(len(images) == MAX_FRAMES and stream == 'main0' for _, _, images, stream in kernels)
+    assert not engine._sides and not engine._forks
+    assert [entry[0] for entry in log if entry[0] in ('record', 'wait')] == ['record', 'record']
+
+
+def test_linear_plans_take_16_frames_a_block_row_past_16():
+    """Streaming kernels up to 4 frames, tiled ones of 8 or 16 slots, then grid.y frame groups."""
+    from s3dnn_ros.model import alexnet
+    engine = object.__new__(CudaEngine)
+    engine.layers = alexnet().kernel_layers
+    engine._sm_count, engine._conv_tile = 132, None
+    engine._function = lambda name: name
+    engine._params = [{'weight': 0x1000, 'bias': 0x2000}] * len(engine.layers)
+    fc6 = next(i for i, layer in enumerate(engine.layers) if layer.kind == 'linear')
+    plans = {frames: engine._make_plan(fc6, frames) for frames in range(1, MAX_FRAMES + 1)}
+    blocks_x = plans[16].grid[0]
+    for frames, plan in plans.items():
+        assert int(plan.args['frames'][0]) == frames
+        if frames <= 4:
+            assert plan.name.startswith(f'linear_stream_nb{frames}_') and plan.grid[1] == 1
+            continue
+        slots = 8 if frames <= 8 else 16
+        assert plan.name.startswith(f'linear_tiled_nb{slots}_'), (frames, plan.name)
+        assert plan.grid == (blocks_x if slots == 16 else plan.grid[0], 1 if frames <= 16 else 2)
+    assert plans[17].name == plans[32].name == plans[16].name
 
 
 def _staging_engine(monkeypatch):

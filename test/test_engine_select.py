@@ -1,5 +1,8 @@
 """engine: auto | cuda | reference, with the reason logged; made deterministic by hiding pycuda."""
+import re
+
 from gpu_helpers import hide_pycuda
+from process_helpers import REPO_ROOT
 import pytest
 from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.select import make_engine
@@ -41,5 +44,15 @@ def test_the_cuda_module_imports_without_pycuda_and_the_engine_names_it(model, n
     with pytest.raises(EngineError, match='pycuda'):
         cuda.CudaEngine(*model)
     # the argument structs mirror the kernels' (static_assert sizes in kernels/*.cu)
-    assert cuda.PREPROCESS_ARGS.itemsize == 544 and cuda.CONV_ARGS.itemsize == 328
+    sizes = {}
+    for source in (REPO_ROOT / 'kernels').glob('*.cu'):
+        sizes.update((name, int(size)) for name, size in re.findall(
+            r'static_assert\(sizeof\((\w+)Args\) == (\d+)', source.read_text()))
+    assert sizes == {'Preprocess': cuda.PREPROCESS_ARGS.itemsize, 'Conv': cuda.CONV_ARGS.itemsize,
+                     'Pool': cuda.POOL_ARGS.itemsize, 'Linear': cuda.LINEAR_ARGS.itemsize,
+                     'Softmax': cuda.SOFTMAX_ARGS.itemsize}
+    # one pointer per frame slot, inputs first
     assert cuda.LINEAR_ARGS.fields['in'][1] == 0
+    assert cuda.LINEAR_ARGS.fields['out'][1] == 8 * cuda.MAX_FRAMES
+    assert re.search(rf'#define S3DNN_MAX_FRAMES {cuda.MAX_FRAMES}\b',
+                     (REPO_ROOT / 'kernels' / 'common.cuh').read_text())

@@ -13,11 +13,12 @@ from ..model.weights import Weights
 
 
 def make_engine(kind: str, network: Network, weights: Weights, device_id: int = 0,
-                max_batch: int = 16, cost_table_path: str | None = None,
+                max_batch: int | None = None, cost_table_path: str | None = None,
                 streams: int = 16) -> tuple[Engine, str]:
     """
     (engine, why); EngineError when ``cuda`` was asked for and cannot run.
 
+    ``max_batch`` is the largest fused batch (None: the CUDA engine's kernel limit, MAX_FRAMES);
     ``cost_table_path`` is the CUDA engine's measured cost table (loaded when it exists, else
     written after calibration); ``streams`` the size of its stream pool.
     """
@@ -28,9 +29,10 @@ def make_engine(kind: str, network: Network, weights: Weights, device_id: int = 
                 'reference engine (numpy on the CPU), as configured')
     try:
         from .cuda import MAX_FRAMES, CudaEngine
-        # larger fused batches are split into launches of MAX_FRAMES frames on the same stream
+        # a larger fused batch runs as several kernel launches of at most MAX_FRAMES frames
+        kernel_batch = MAX_FRAMES if max_batch is None else min(max_batch, MAX_FRAMES)
         engine = CudaEngine(network, weights, device_id=device_id,
-                            max_batch=min(max_batch, MAX_FRAMES), cost_table_path=cost_table_path,
+                            max_batch=kernel_batch, cost_table_path=cost_table_path,
                             streams=streams)
     except ImportError as error:
         problem = f'the CUDA engine cannot be imported ({error})'

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 #: frames one kernel launch can take (S3DNN_MAX_FRAMES in kernels/common.cuh)
-MAX_FRAMES = 16
+MAX_FRAMES = 32
 
 _PTRS = (np.uint64, (MAX_FRAMES,))
 #: CUmemcpyAttributes of cuda.h: source access order, source and destination location hints
@@ -31,17 +31,17 @@ def _struct(fields, size: int) -> np.dtype:
 
 PREPROCESS_ARGS = _struct([('image', *_PTRS), ('out', *_PTRS), ('meta', np.int32, (MAX_FRAMES, 4)),
                            ('mean', np.float32, (3,)), ('std', np.float32, (3,)),
-                           ('size', np.int32)], 544)
+                           ('size', np.int32)], 1056)
 CONV_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64),
                      ('ktab', np.uint64)]
                     + [(name, np.int32) for name in ('frames', 'channels', 'height', 'width', 'M',
                                                      'Mp', 'Kp', 'out_h', 'out_w', 'stride', 'pad',
-                                                     'relu')], 328)
+                                                     'relu')], 584)
 POOL_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS)]
                     + [(name, np.int32) for name in ('channels', 'height', 'width', 'out_h',
-                                                     'out_w', 'kernel', 'stride', 'frames')], 288)
+                                                     'out_w', 'kernel', 'stride', 'frames')], 544)
 LINEAR_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('weight', np.uint64), ('bias', np.uint64)]
                       + [(name, np.int32) for name in ('frames', 'in_features', 'out_features',
-                                                       'relu')], 288)
+                                                       'relu')], 544)
 SOFTMAX_ARGS = _struct([('in', *_PTRS), ('out', *_PTRS), ('classes', np.int32), ('k', np.int32)],
-                       264)
+                       520)

@@ -39,7 +39,7 @@ BLOCK = (THREADS, 1, 1)
 #: rows of W per block of the linear kernels, per rows-per-warp R (8 warps a block)
 LINEAR_WARPS = 8
 #: largest batch the weight-streaming linear kernels take; larger ones use the tiled kernels, whose
-#: variants hold 8 or 16 frames
+#: variants hold 8 or 16 frames per block (past 16, one row of blocks per 16 frames: grid.y)
 LINEAR_STREAM_MAX = 4
 LINEAR_TILED_FRAMES = (8, 16)
 #: threads that copy a fused launch's images into pinned memory (measured on an H100 host: 147 µs
@@ -63,7 +63,7 @@ class _Plan:
     shared: int
     # one record; static fields set, per-frame pointers set per launch
     args: np.ndarray
-    # the record as uint64: in/image at [0:16], out at [16:32]
+    # the record as uint64: in/image at [0:MAX_FRAMES], out at [MAX_FRAMES:2 * MAX_FRAMES]
     words: np.ndarray = field(init=False)
     buffer: np.ndarray = field(init=False)  # the record's bytes, what cuLaunchKernel copies
 
@@ -430,9 +430,11 @@ class CudaEngine(Engine):
             else:
                 per_warp = next((r for r in (4, 2)
                                  if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * self._sm_count), 1)
-                slots = next(n for n in LINEAR_TILED_FRAMES if frames <= n)
+                slots = next((n for n in LINEAR_TILED_FRAMES if frames <= n),
+                             LINEAR_TILED_FRAMES[-1])
                 name = f'linear_tiled_nb{slots}_r{per_warp}'
-            grid = (-(-rows // (per_warp * LINEAR_WARPS)), 1)
+            groups = 1 if frames <= LINEAR_STREAM_MAX else -(-frames // LINEAR_TILED_FRAMES[-1])
+            grid = (-(-rows // (per_warp * LINEAR_WARPS)), groups)
             args = np.zeros(1, LINEAR_ARGS)
             for key, value in {'weight': params['weight'], 'bias': params['bias'],
                                'frames': frames, 'in_features': layer.in_features,
@@ -923,16 +925,18 @@ class CudaEngine(Engine):
         runs[-1][1].wait()
         return [(last.interval()[1] - first.interval()[0]) / 1000 for first, last in runs]
 
-    def calibrate(self, batches: Sequence[int] = range(1, 17), repeats: int = 20,
+    def calibrate(self, batches: Sequence[int] | None = None, repeats: int = 20,
                   warmup: int = 3) -> CostTable:
         """
         Measure the median GPU time of each kernel layer's launch per batch size.
+
+        ``batches`` None: 1 .. ``max_batch``, every batch one kernel launch takes.
 
         CUDA events, after warm-up, with the occupancy tbRatio; layer 0 includes the image uploads
         (a nominal camera image per frame).
         """
         self._check_open()
-        batches = sorted({int(b) for b in batches})
+        batches = sorted({int(b) for b in (batches or range(1, self.max_batch + 1))})
         if not batches or batches[0] < 1:
             raise ValueError(f'batches={batches}: need batch sizes >= 1')
         pids = [('calibration', i) for i in range(batches[-1])]
