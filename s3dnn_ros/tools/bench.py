@@ -7,7 +7,7 @@ s3dnn-bench: the engine and the scheduler on a real device, against torch and ag
 Sections, each measured in the same process on the same card:
 
 ``layers``
-    Every kernel layer and the whole network at batch 1, 2, 4, 8, 16, 64: our kernels (GPU time of
+    Every kernel layer and the whole network at batch 1, 2, 4, 8, 16, 32, 64: our kernels (GPU time of
     back-to-back launches queued behind a delay kernel) against torch/cuDNN FP32 with TF32 off
     (CUDA graph replay, queued behind a GPU sleep), and against the floor
     max(FLOPs / measured SGEMM rate, bytes / measured copy bandwidth); the larger term names what
@@ -65,7 +65,7 @@ SECTIONS = ['layers', 'table1', 'four_cameras', 'capacity']
 #: the capacity section's measured rows while it runs (DIR/<this>)
 PARTIAL_CAPACITY = 'capacity-partial.jsonl'
 DEFAULT_SECTIONS = ['layers', 'table1', 'four_cameras']
-LAYER_BATCHES = (1, 2, 4, 8, 16, 64)
+LAYER_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 TABLE1_BATCHES = (2, 4, 8, 16)
 TABLE1_STREAMS = (1, 4)
 RUNS = 4
