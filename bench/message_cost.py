@@ -4,10 +4,12 @@ What a frame message costs the scheduler worker's process, by how it is encoded 
     python3 bench/message_cost.py [--messages 30000] [--rate 10000] [--out DIR]
 
 One process sends ``--messages`` frame messages at ``--rate`` a second, as the worker's client does
-(:mod:`s3dnn_ros.worker.process` documents the protocol), over a socket pair with
-:mod:`multiprocessing.connection` framing; another receives them as the worker's loop does: wait
-for the socket, then take messages while more are ready. Per encoding (the pickled tuple the
-protocol uses, or the same fields packed with :mod:`struct`) and per way of waiting (``sleep``:
+(:mod:`s3dnn_ros.worker.process` documents the protocol); another receives them as the worker's
+loop does. Per encoding - a pickled tuple or the same fields packed with :mod:`struct`, each a
+message on a socket pair with :mod:`multiprocessing.connection` framing (wait for the socket, then
+take messages while more are ready: the worker until 2026-12-02), or ``pipe``: the worker's frame
+notices on a pipe (:mod:`s3dnn_ros.worker.frame_pipe`; wait for the pipe, then one read takes every
+notice waiting) - and per way of waiting (``sleep``:
 blocking in the poll, as an idle worker; ``spin``: polling without a timeout, as a worker with
 launches in flight), the receiver's CPU µs per message (a spinning receiver burns the whole
 interval) and its handling µs per message (from the poll that found messages to the end of the
@@ -22,11 +24,17 @@ import multiprocessing
 import os
 from pathlib import Path
 import platform
+import selectors
 import struct
 import sys
 import time
 
 from records import write_record
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from s3dnn_ros.worker.frame_pipe import FrameReader, FrameWriter  # noqa: E402
 
 FIELDS = struct.Struct('<iiiqqiiB')  # camera, generation, slot, seq, release_ns, h, w, encoding
 
@@ -45,6 +53,37 @@ def send(connection, encoding: str, messages: int, rate: float) -> None:
         connection.send(('stop',))
     else:
         connection.send_bytes(b'')
+
+
+def send_notices(writer: FrameWriter, messages: int, rate: float) -> None:
+    period = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(messages):
+        while time.perf_counter() < start + i * period:
+            pass
+        writer.frame(i % 320, 0, i % 3, i, 123456789, 480, 640, 'rgb8')
+    writer.close()
+
+
+def receive_notices(fd: int, write_fd: int, wait: str, results) -> None:
+    """Take notices as the worker's loop does (see :func:`receive`)."""
+    os.close(write_fd)  # the sender's end, inherited: the pipe ends when the sender closes it
+    reader = FrameReader(fd)
+    selector = selectors.DefaultSelector()
+    selector.register(reader, selectors.EVENT_READ)
+    timeout = 0.05 if wait == 'sleep' else 0
+    received = handling = 0
+    cpu = time.process_time()
+    while True:
+        if selector.select(timeout):
+            start = time.perf_counter_ns()
+            try:
+                received += len(reader.read())
+            except EOFError:
+                results.put(((time.process_time() - cpu) / received * 1e6,
+                             handling / received / 1000))
+                return
+            handling += time.perf_counter_ns() - start
 
 
 def receive(connection, encoding: str, wait: str, results) -> None:
@@ -86,13 +125,21 @@ def main() -> int:
     args = parser.parse_args()
     rows = []
     for wait in ('sleep', 'spin'):
-        for encoding in ('pickle', 'struct'):
-            ours, theirs = multiprocessing.Pipe()
+        for encoding in ('pickle', 'struct', 'pipe'):
             results = multiprocessing.Queue()
-            receiver = multiprocessing.Process(target=receive,
-                                               args=(theirs, encoding, wait, results))
-            receiver.start()
-            send(ours, encoding, args.messages, args.rate)
+            if encoding == 'pipe':
+                read_fd, write_fd = os.pipe()
+                receiver = multiprocessing.Process(target=receive_notices,
+                                                   args=(read_fd, write_fd, wait, results))
+                receiver.start()
+                os.close(read_fd)
+                send_notices(FrameWriter(write_fd), args.messages, args.rate)
+            else:
+                ours, theirs = multiprocessing.Pipe()
+                receiver = multiprocessing.Process(target=receive,
+                                                   args=(theirs, encoding, wait, results))
+                receiver.start()
+                send(ours, encoding, args.messages, args.rate)
             receiver.join()
             cpu_us, handling_us = results.get()
             rows.append({'wait': wait, 'encoding': encoding,

@@ -17,6 +17,7 @@ from s3dnn_ros.engine.costs import HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
 from s3dnn_ros.worker.core import CameraSpec, DONE, DROPPED, host_costs_from, WorkerSpec
+from s3dnn_ros.worker.frame_pipe import ENCODING_NAMES, FRAME, FrameReader, FrameWriter, RING
 from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
 
 TEST_DIR = str(Path(__file__).parent)
@@ -210,3 +211,52 @@ def test_host_costs_are_derived_from_the_measured_totals():
     # a synchronous engine's kernels ran inside the rounds: not decision time either
     assert host_costs_from({**totals, 'kernel_ns': 60_000}).decision_us == 2.0
     assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say
+
+
+def test_frames_of_an_old_ring_still_unread_when_a_new_ring_comes_are_served(test_engines):
+    """
+    A ring opens at its mark on the frame pipe, not when its message is read from the socket.
+
+    While the worker is stuck in the first frame's launch, a second small frame (old ring) and a
+    large one (new ring) are submitted: the worker then finds the new ring's message on the socket
+    and the second frame's notice still unread on the pipe. Every frame is served, none dropped
+    for a missing ring.
+    """
+    outputs = Outputs()
+    client = WorkerClient(spec(cameras=('a',), queue_depth=2,
+                               engine_factory='worker_engines:slow'), outputs)
+    small, large = np.zeros((48, 64, 3), np.uint8), np.ones((96, 128, 3), np.uint8)
+    try:
+        first, _ = client.submit(0, small, 'rgb8', time.monotonic_ns())
+        time.sleep(0.3)  # the worker is now inside the first frame's one-second launch
+        second, _ = client.submit(0, small, 'rgb8', time.monotonic_ns())
+        third, _ = client.submit(0, large, 'rgb8', time.monotonic_ns())
+        assert len(client.segments()) == 2  # the old ring stays while it holds frames
+        got = outputs.wait(3)
+    finally:
+        client.close()
+    assert sorted((o[2], o[0]) for o in got) == [(first, DONE), (second, DONE), (third, DONE)]
+
+
+def test_frame_pipe_records_cross_whole_and_in_order():
+    """Frame notices and a ring mark come back as written, in order, over many reads; then EOF."""
+    read_fd, write_fd = os.pipe()
+    reader, writer = FrameReader(read_fd), FrameWriter(write_fd)
+    records = []
+    try:
+        assert reader.read() == []  # nothing waiting: no blocking
+        for seq in range(3000):
+            if seq == 1500:
+                writer.ring(7, 2)
+            writer.frame(seq % 5, 1, seq % 3, seq, 10**12 + seq, 480, 640, 'bgr8')
+            if seq % 500 == 499:  # the pipe holds about 1500 records
+                records += reader.read()
+    finally:
+        writer.close()
+    code = ENCODING_NAMES.index('bgr8')
+    frames = [(FRAME, seq % 5, 1, seq % 3, code, 480, 640, seq, 10**12 + seq)
+              for seq in range(3000)]
+    assert records == frames[:1500] + [(RING, 7, 2, 0, 0, 0, 0, 0, 0)] + frames[1500:]
+    with pytest.raises(EOFError):
+        reader.read()
+    reader.close()

@@ -7,8 +7,8 @@ s3dnn-bench: the engine and the scheduler on a real device, against torch and ag
 Sections, each measured in the same process on the same card:
 
 ``layers``
-    Every kernel layer and the whole network at batch 1, 2, 4, 8, 16, 32, 64: our kernels (GPU time of
-    back-to-back launches queued behind a delay kernel) against torch/cuDNN FP32 with TF32 off
+    Every kernel layer and the whole network at batch 1, 2, 4, 8, 16, 32, 64: our kernels (GPU
+    time of back-to-back launches queued behind a delay kernel) against torch/cuDNN FP32, TF32 off
     (CUDA graph replay, queued behind a GPU sleep), and against the floor
     max(FLOPs / measured SGEMM rate, bytes / measured copy bandwidth); the larger term names what
     bounds the layer.

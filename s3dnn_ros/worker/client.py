@@ -5,7 +5,8 @@ Start it, hand it frames, get outputs and statistics back, restart it when it di
 nothing behind when closed.
 
 :meth:`WorkerClient.submit` copies an image into a free slot of its camera's ring (:mod:`.slots`)
-and sends the worker one small message; it may be called from any thread. A receiver thread takes
+and writes the worker a 44-byte notice on a pipe (:mod:`.frame_pipe`); it may be called from any
+thread. Rings, deadlines and stop go to the worker as messages on a socket. A receiver thread takes
 the worker's messages: outputs (frames finished or dropped) go to ``on_outputs`` after their slots
 are free again, and the latest statistics snapshot replaces :attr:`WorkerClient.stats` (a dict
 never changed once published, so reading it from another thread is safe). If the worker dies, every
@@ -30,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from .core import DROPPED, WorkerSpec
+from .frame_pipe import FrameWriter
 from .slots import frame_bytes, Ring, slot_bytes_for
 
 #: refusal and drop reasons of :meth:`WorkerClient.submit` and of frames lost with a worker
@@ -83,6 +85,7 @@ class WorkerClient:
         self.last_failure: str | None = None
         self._process: subprocess.Popen | None = None
         self._connection: Connection | None = None
+        self._frames: FrameWriter | None = None
         self.info = self._start()
         self._receiver = threading.Thread(target=self._receive, name='s3dnn-worker-receiver',
                                           daemon=True)
@@ -96,15 +99,22 @@ class WorkerClient:
         Raises WorkerError with its message when it cannot be.
         """
         ours, theirs = socket.socketpair()
+        frames_read, frames_write = os.pipe()
+        frames = FrameWriter(frames_write)
         env = dict(os.environ,
                    PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT,
                                                             os.environ.get('PYTHONPATH')])))
         try:
-            process = subprocess.Popen([sys.executable, *WORKER_COMMAND, str(theirs.fileno())],
-                                       pass_fds=(theirs.fileno(),), env=env,
+            process = subprocess.Popen([sys.executable, *WORKER_COMMAND, str(theirs.fileno()),
+                                        str(frames_read)],
+                                       pass_fds=(theirs.fileno(), frames_read), env=env,
                                        stdin=subprocess.DEVNULL)
+        except BaseException:
+            frames.close()
+            raise
         finally:
             theirs.close()
+            os.close(frames_read)
         connection = Connection(ours.detach())
         try:
             connection.send(self.spec)
@@ -115,20 +125,21 @@ class WorkerClient:
                                       f'{self._exit_text(process)} before it was ready')
             kind, payload = connection.recv()
         except (EOFError, OSError) as error:
-            self._stop_process(process, connection)
+            self._stop_process(process, connection, frames)
             raise WorkerError(f'the scheduler worker {self._exit_text(process)} '
                               f'while starting ({error})') from None
         except WorkerError:
-            self._stop_process(process, connection)
+            self._stop_process(process, connection, frames)
             raise
         if kind != 'ready':
-            self._stop_process(process, connection)
+            self._stop_process(process, connection, frames)
             raise WorkerError(payload)
         with self._lock:
-            self._process, self._connection = process, connection
+            self._process, self._connection, self._frames = process, connection, frames
             for index, camera in enumerate(self._cameras):
                 if camera.ring is not None:
                     connection.send(('ring', index, *camera.ring.describe()))
+                    frames.ring(index, camera.ring.generation)
         return payload
 
     @staticmethod
@@ -142,9 +153,9 @@ class WorkerClient:
 
     @staticmethod
     def _stop_process(process: subprocess.Popen, connection: Connection | None,
-                      close: bool = True) -> None:
+                      frames: FrameWriter | None, close: bool = True) -> None:
         """
-        Ask the worker to stop, kill it after STOP_TIMEOUT_S, reap it.
+        Ask the worker to stop, kill it after STOP_TIMEOUT_S, reap it, close the frame pipe.
 
         Close the connection unless told not to (the receiver thread may still be reading it).
         """
@@ -158,6 +169,8 @@ class WorkerClient:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if frames is not None:
+            frames.close()
         if connection is not None and close:
             connection.close()
 
@@ -207,11 +220,11 @@ class WorkerClient:
         if copy:
             np.copyto(ring.image(slot, height, width, encoding), image)
         with self._lock:
-            connection = self._connection
-            if connection is not None and state.inflight.get(seq) == (ring, slot):
+            frames = self._frames
+            if frames is not None and state.inflight.get(seq) == (ring, slot):
                 try:
-                    connection.send(('frame', camera, ring.generation, slot, seq, release_ns,
-                                     height, width, encoding))
+                    frames.frame(camera, ring.generation, slot, seq, release_ns, height, width,
+                                 encoding)
                     return seq, None
                 except OSError:
                     pass  # the worker died: the receiver thread restarts it
@@ -247,6 +260,7 @@ class WorkerClient:
         state.ring, state.free = ring, list(range(state.slots))
         state.current.clear()
         self._connection.send(('ring', index, *ring.describe()))
+        self._frames.ring(index, generation)
         self._release_old(state)
 
     def _free(self, state: _Camera, seq: int) -> None:
@@ -292,8 +306,8 @@ class WorkerClient:
     def _replace_worker(self, why: str) -> None:
         """Report every frame the dead worker held as dropped, then start a new one (retrying)."""
         with self._lock:
-            process, connection = self._process, self._connection
-            self._process = self._connection = None
+            process, connection, frames = self._process, self._connection, self._frames
+            self._process = self._connection = self._frames = None
             now = time.monotonic_ns()
             lost = []
             for index, state in enumerate(self._cameras):
@@ -301,7 +315,7 @@ class WorkerClient:
                     self._free(state, seq)
                     lost.append((DROPPED, index, seq, now, DROP_WORKER))
         if process is not None:
-            self._stop_process(process, connection)
+            self._stop_process(process, connection, frames)
             why = (f'the scheduler worker {self._exit_text(process)}'
                    + (f': {self.last_failure}' if self.last_failure else ''))
         self.last_failure = why
@@ -328,9 +342,10 @@ class WorkerClient:
             return
         self._closing = True
         with self._lock:
-            process, connection = self._process, self._connection
+            process, connection, frames = self._process, self._connection, self._frames
+            self._frames = None
         if process is not None:
-            self._stop_process(process, connection, close=False)
+            self._stop_process(process, connection, frames, close=False)
         self._receiver.join(STOP_TIMEOUT_S + 5)
         with self._lock:
             if self._connection is not None:

@@ -1,16 +1,15 @@
 """
 The scheduler worker process: one :class:`~.core.WorkerCore` on one GPU.
 
-It is fed by messages on a socket. Started by :class:`~.client.WorkerClient` as
-``python -m s3dnn_ros.worker.process FD``, where FD is its end of a socket pair. The protocol
+It is fed by messages on a socket and by frame notices on a pipe. Started by
+:class:`~.client.WorkerClient` as ``python -m s3dnn_ros.worker.process FD FRAMES_FD``, where FD is
+its end of a socket pair and FRAMES_FD the read end of the frame pipe. The socket's protocol
 (pickled tuples, :mod:`multiprocessing.connection` framing):
 
 parent -> worker
     the :class:`~.core.WorkerSpec` (first message);
     ``('ring', camera, name, slot_bytes, slots, generation)``: the camera's frame slots
     (:mod:`.slots`);
-    ``('frame', camera, generation, slot, seq, release_ns, height, width, encoding)``: a frame in a
-    slot;
     ``('deadline', camera, deadline_ns)``: the camera's relative deadline for frames from now on;
     ``('stop',)``.
 worker -> parent
@@ -20,8 +19,13 @@ worker -> parent
     ``('fatal', message)`` before exit status 3 when the GPU context is lost (the parent starts a
     new worker).
 
-The loop never blocks while launches are in flight: it polls the socket and the GPU in turn. With
-nothing in flight it sleeps in the socket poll until a frame arrives or the policy's hold ends.
+Each frame in a slot comes as a 44-byte notice on the pipe (:mod:`.frame_pipe`): one read takes
+every notice waiting. A ``ring`` message is kept until the pipe reaches its ring mark, and opened
+there: so a camera's notices written before its new ring are read while the old one is open.
+
+The loop never blocks while launches are in flight: it polls the socket, the pipe and the GPU in
+turn. With nothing in flight it sleeps in one poll of the socket and the pipe until a frame
+arrives or the policy's hold ends.
 SIGINT and SIGTERM are ignored: the parent stops the worker (a terminal's Ctrl-C reaches the whole
 process group), and the worker also ends when the parent's end of the socket closes.
 """
@@ -29,12 +33,14 @@ from __future__ import annotations
 
 import gc
 from multiprocessing.connection import Connection
+import selectors
 import signal
 import socket
 import sys
 import time
 
 from .core import build_worker, WorkerCore, WorkerStartError
+from .frame_pipe import ENCODING_NAMES, FRAME, FrameReader
 from ..engine.base import EngineError
 
 #: longest sleep of an idle worker between checks of its socket
@@ -42,47 +48,89 @@ IDLE_WAIT_S = 0.05
 EXIT_START_FAILED, EXIT_GPU_LOST = 2, 3
 
 
-def serve(connection: Connection, core: WorkerCore) -> int:
+class _Stop(Exception):
+    """The parent said stop."""
+
+
+class _Messages:
+    """The socket's messages; a ring waits in :attr:`rings` until the pipe reaches its mark."""
+
+    def __init__(self, connection: Connection, core: WorkerCore):
+        self.connection, self.core = connection, core
+        self.rings: dict[tuple[int, int], tuple] = {}  # (camera, generation) -> its description
+
+    def take(self) -> None:
+        """Handle every message waiting; _Stop on ``('stop',)``."""
+        while self.connection.poll(0):
+            self._handle(self.connection.recv())
+
+    def open_ring(self, camera: int, generation: int) -> None:
+        """At the ring's mark: open it (its message was sent before the mark was written)."""
+        key = (camera, generation)
+        while key not in self.rings:
+            self._handle(self.connection.recv())
+        self.core.open_ring(camera, *self.rings.pop(key))
+
+    def _handle(self, message: tuple) -> None:
+        kind = message[0]
+        if kind == 'ring':
+            camera, name, slot_bytes, slots, generation = message[1:]
+            self.rings[(camera, generation)] = (name, slot_bytes, slots, generation)
+        elif kind == 'deadline':
+            self.core.set_deadline(*message[1:])
+        elif kind == 'stop':
+            raise _Stop
+
+
+def serve(connection: Connection, frames: FrameReader, core: WorkerCore) -> int:
     """
-    Run ``core`` on ``connection`` until told to stop or the parent goes.
+    Run ``core`` on ``connection`` and ``frames`` until told to stop or the parent goes.
 
     Returns the exit status.
     """
     period_ns = round(core.spec.stats_period_s * 1e9)
     next_stats = time.monotonic_ns()
     errors = core.dispatcher.engine_errors
-    while True:
-        if connection.poll(core.idle_wait_s(IDLE_WAIT_S)):
-            start, frames = time.perf_counter_ns(), 0
-            while True:
-                message = connection.recv()
-                kind = message[0]
-                if kind == 'frame':
-                    core.frame(*message[1:])
-                    frames += 1
-                elif kind == 'ring':
-                    core.open_ring(*message[1:])
-                elif kind == 'deadline':
-                    core.set_deadline(*message[1:])
-                elif kind == 'stop':
-                    return 0
-                if not connection.poll(0):
-                    break
-            if frames:
-                core.timed('arrive', start, frames)
-        core.cycle(lambda outputs: connection.send(('outputs', outputs)))
-        if core.dispatcher.engine_errors != errors:
-            errors = core.dispatcher.engine_errors
-            try:
-                core.engine.check()
-            except EngineError as error:
+    selector = selectors.DefaultSelector()
+    selector.register(connection, selectors.EVENT_READ)
+    selector.register(frames, selectors.EVENT_READ)
+    send = (lambda outputs: connection.send(('outputs', outputs)))
+    messages = _Messages(connection, core)
+    encodings = ENCODING_NAMES
+    try:
+        while True:
+            ready = {key.fileobj for key, _ in selector.select(core.idle_wait_s(IDLE_WAIT_S))}
+            if connection in ready:
+                messages.take()
+            if frames in ready:
+                start, count = time.perf_counter_ns(), 0
+                for (kind, camera, generation, slot, code, height, width, seq,
+                     release_ns) in frames.read():
+                    if kind == FRAME:
+                        core.frame(camera, generation, slot, seq, release_ns, height, width,
+                                   encodings[code])
+                        count += 1
+                    else:
+                        messages.open_ring(camera, generation)
+                if count:
+                    core.timed('arrive', start, count)
+            core.cycle(send)
+            if core.dispatcher.engine_errors != errors:
+                errors = core.dispatcher.engine_errors
+                try:
+                    core.engine.check()
+                except EngineError as error:
+                    connection.send(('stats', core.snapshot()))
+                    connection.send(('fatal', f'the GPU context is lost: {error}'))
+                    return EXIT_GPU_LOST
+            now = time.monotonic_ns()
+            if now >= next_stats:
                 connection.send(('stats', core.snapshot()))
-                connection.send(('fatal', f'the GPU context is lost: {error}'))
-                return EXIT_GPU_LOST
-        now = time.monotonic_ns()
-        if now >= next_stats:
-            connection.send(('stats', core.snapshot()))
-            next_stats = now + period_ns
+                next_stats = now + period_ns
+    except _Stop:
+        return 0
+    finally:
+        selector.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, signal.SIG_IGN)
     sock = socket.socket(fileno=int(argv[0]))
     connection = Connection(sock.detach())
+    frames = FrameReader(int(argv[1]))
     spec = connection.recv()
     try:
         core = build_worker(spec)
@@ -107,11 +156,12 @@ def main(argv: list[str] | None = None) -> int:
                                    'why': core.engine_why,
                                    'costs': f'{core.costs.gpu} ({core.costs.source})',
                                    'cost_table': core.costs.to_json()}))
-        return serve(connection, core)
+        return serve(connection, frames, core)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return 0  # the parent is gone
     finally:
         core.close()
+        frames.close()
 
 
 if __name__ == '__main__':
