@@ -15,7 +15,8 @@ def test_message_cost_reports_every_encoding_and_way_of_waiting(tmp_path):
     report = json.loads(path.read_text())
     assert report['messages'] == 500 and report['rate'] == 20000
     assert [(row['wait'], row['encoding']) for row in report['rows']] == [
-        (wait, encoding) for wait in ('sleep', 'spin') for encoding in ('pickle', 'struct', 'pipe')]
+        (wait, encoding) for wait in ('sleep', 'spin')
+        for encoding in ('pickle', 'struct', 'pipe')]
     for row in report['rows']:
         # handling is part of the receiver's time, which also holds its waiting
         assert 0 < row['handling_us_per_message'] <= row['receiver_cpu_us_per_message'] * 2
