@@ -320,7 +320,7 @@ def test_fused_launches_equal_unfused(engine, rng, k):
 @pytest.mark.parametrize('streams', [16, 1])
 def test_launch_larger_than_max_batch_is_split(network, weights, rng, streams):
     """
-    10 frames at max_batch 4: kernels of 4, 3 and 3 frames, side by side on two side streams.
+    10 frames at max_batch 4: kernels of 4, 4 and 2 frames, side by side on two side streams.
 
     The side streams are forked from and joined into the launch's stream (one after another on a
     one-stream engine). Every layer is issued back to back with no host wait, so a missing fork or

@@ -17,8 +17,6 @@ from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.cuda import CudaEngine, MAX_FRAMES
 from s3dnn_ros.engine.cuda.abi import COPY_ATTRIBUTES, COPY_ORDER_STREAM
 from s3dnn_ros.engine.cuda.driver import CopyBatch
-from s3dnn_ros.engine.cuda.engine import UPLOAD_CHUNK_FRAMES
-from s3dnn_ros.model import alexnet
 from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH
 
 STREAM = SimpleNamespace(handle=0x5000)
@@ -157,6 +155,7 @@ class _Recorder:
 
 def _segment_engine(frames: int, max_batch: int):
     """Return a CudaEngine on the stand-in driver, with ``frames`` open pipelines, and its log."""
+    from s3dnn_ros.model import alexnet
     recorder = _Recorder()
     engine = object.__new__(CudaEngine)
     engine.layers = alexnet().kernel_layers
@@ -206,37 +205,20 @@ def test_a_whole_network_segment_uploads_first_and_downloads_last_on_each_kernel
         engine.launch_layers(last, 2, [0], 0)
 
 
-def test_the_largest_fused_batch_is_one_kernel_per_layer_past_the_uploads():
-    """
-    32 frames from layer 1: one kernel per layer; from layer 0, two chains of 16 side by side.
-
-    (So that one chain's image uploads overlap the other's kernels.)
-    """
-    assert MAX_FRAMES == DEFAULT_MAX_BATCH == 2 * UPLOAD_CHUNK_FRAMES
-    last = len(alexnet().kernel_layers) - 1
+def test_a_launch_of_the_largest_fused_batch_is_one_kernel_per_layer():
+    assert MAX_FRAMES == DEFAULT_MAX_BATCH
     engine, log = _segment_engine(MAX_FRAMES, max_batch=MAX_FRAMES)
-    engine.launch_layers(1, last, list(range(MAX_FRAMES)), 0)
+    engine.launch_layers(0, len(engine.layers), list(range(MAX_FRAMES)), 0)
     kernels = [entry for entry in log if entry[0] == 'kernel']
-    assert [entry[1] for entry in kernels] == list(range(1, last + 1))
+    assert [entry[1] for entry in kernels] == list(range(len(engine.layers)))
     assert all(len(images) == MAX_FRAMES and stream == 'main0' for _, _, images, stream in kernels)
     assert not engine._sides and not engine._forks
     assert [entry[0] for entry in log if entry[0] in ('record', 'wait')] == ['record', 'record']
 
-    engine, log = _segment_engine(MAX_FRAMES, max_batch=MAX_FRAMES)
-    engine.launch_layers(0, 3, list(range(MAX_FRAMES)), 0)
-    ((side, _),) = engine._sides[0]
-    for stream, first in (('main0', 0), (side.name, UPLOAD_CHUNK_FRAMES)):
-        images = [f'image{pid}' for pid in range(first, first + UPLOAD_CHUNK_FRAMES)]
-        on_stream = [entry for entry in log if entry[-1] == stream]
-        assert [entry[1] for entry in on_stream if entry[0] == 'upload'] == images
-        assert [(entry[1], entry[2]) for entry in on_stream if entry[0] == 'kernel'] == [
-            (layer, images) for layer in range(3)]
-    assert engine._chunks(20, 0) == [10, 10] and engine._chunks(20, 1) == [20]
-    assert engine._chunks(33, 0) == [11, 11, 11] and engine._chunks(33, 5) == [17, 16]
-
 
 def test_linear_plans_take_16_frames_a_block_row_past_16():
     """Streaming kernels up to 4 frames, tiled ones of 8 or 16 slots, then grid.y frame groups."""
+    from s3dnn_ros.model import alexnet
     engine = object.__new__(CudaEngine)
     engine.layers = alexnet().kernel_layers
     engine._sm_count, engine._conv_tile = 132, None

@@ -16,11 +16,10 @@ Why it is built the way it is:
   address per frame of the fused launch. CUDA copies kernel arguments when the launch is issued,
   so a fused launch over k pipelines reads and writes each pipeline's own buffers with no device
   pointer table, no per-launch allocation and no copy of activations. MAX_FRAMES (32) is the
-  dispatcher's largest fused batch, so a fused launch is one kernel per layer, except from layer 0:
-  there kernels of at most UPLOAD_CHUNK_FRAMES (16), so that one kernel's image uploads overlap
-  another's work. A launch of more frames than that (or than an engine's smaller ``max_batch``)
-  runs as several kernels, each with its frames' copies, side by side on side streams forked from
-  the launch's stream and joined back into it (one after another on a one-stream engine).
+  dispatcher's largest fused batch, so a fused launch is one kernel per layer. An engine made with
+  a smaller ``max_batch`` runs a larger launch as several kernel launches, each with its frames'
+  copies, side by side on side streams forked from the launch's stream and joined back into it
+  (one after another on a one-stream engine).
 * Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
   block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame
   of a given size allocates its pinned staging buffer and device copy, reallocated only when the

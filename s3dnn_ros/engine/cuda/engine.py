@@ -42,11 +42,6 @@ LINEAR_WARPS = 8
 #: variants hold 8 or 16 frames per block (past 16, one row of blocks per 16 frames: grid.y)
 LINEAR_STREAM_MAX = 4
 LINEAR_TILED_FRAMES = (8, 16)
-#: a launch from layer 0 (it uploads its images) of more frames runs as kernels of at most this
-#: many side by side, so that one kernel's uploads overlap another's work: a one-off burst of 32
-#: frames through the network took 2.3 ms as two chains of 16, 2.7 ms as one of 32 (NVIDIA H200,
-#: Table 1 at B = 8 on 4 streams)
-UPLOAD_CHUNK_FRAMES = 16
 #: threads that copy a fused launch's images into pinned memory (measured on an H100 host: 147 µs
 #: per 640x480 rgb8 frame with one thread, 50 µs with four, no better with eight)
 STAGING_THREADS = 4
@@ -454,22 +449,23 @@ class CudaEngine(Engine):
             raise EngineError(f'layer {layer.name!r}: no CUDA kernel for kind {kind!r}')
         return _Plan(self._function(name), name, grid, shared, args)
 
-    def _chunks(self, count: int, first: int) -> list[int]:
+    def _chunks(self, count: int) -> list[int]:
         """
-        Return the frames of each kernel of a launch of ``count`` frames from layer ``first``.
+        Return the frames of each kernel launch when ``count`` frames are fused.
 
-        At most ``max_batch`` each, at most UPLOAD_CHUNK_FRAMES from layer 0; as few kernels as
-        that allows, their sizes differing by one at most.
+        At most ``max_batch`` each.
         """
-        limit = min(self.max_batch, UPLOAD_CHUNK_FRAMES) if first == 0 else self.max_batch
-        parts = -(-count // limit)
-        whole, rest = divmod(count, parts)
-        return [whole + 1] * rest + [whole] * (parts - rest)
+        whole, rest = divmod(count, self.max_batch)
+        return [self.max_batch] * whole + ([rest] if rest else [])
 
     def kernel_name(self, layer_index: int, batch: int) -> str:
-        """Return the kernel variant of the (first) kernel a launch of ``batch`` frames runs."""
+        """
+        Return the kernel variant a launch of ``batch`` frames of the layer runs.
+
+        ``batch`` is up to ``max_batch``.
+        """
         self._check_open()
-        return self._plan(layer_index, self._chunks(batch, layer_index)[0]).name
+        return self._plan(layer_index, min(batch, self.max_batch)).name
 
     def _resident_blocks(self, plan: _Plan) -> int:
         """Blocks of the plan's kernel one SM holds at once (threads, registers, shared memory)."""
@@ -500,7 +496,7 @@ class CudaEngine(Engine):
             raise ValueError(f'batch={batch}: must be >= 1')
         self._activate()
         total = 0.0
-        for frames in self._chunks(batch, layer_index):
+        for frames in self._chunks(batch):
             plan = self._plan(layer_index, frames)
             total += plan.blocks / (self._sm_count * self._resident_blocks(plan))
         return total
@@ -716,12 +712,10 @@ class CudaEngine(Engine):
         words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
         plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
 
-    def _split(self, stream_index: int, pipelines: list[_Pipeline],
-               sizes: list[int]) -> list[tuple[Any, Any, list[_Pipeline]]]:
+    def _split(self, stream_index: int,
+               pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
         """
         Return (stream, join event or None, frames) of each kernel launch of a fused launch.
-
-        ``sizes``: the frames of each (:meth:`_chunks`).
 
         The first runs on the launch's stream, the others on side streams of that stream (made on
         first use, each with the event that joins it back), so the kernels of one fused launch run
@@ -729,7 +723,7 @@ class CudaEngine(Engine):
         """
         main = self._streams[stream_index]
         parts, start = [], 0
-        for j, frames in enumerate(sizes):
+        for j, frames in enumerate(self._chunks(len(pipelines))):
             stream, joined = main, None
             if j and len(self._streams) > 1:
                 sides = self._sides.setdefault(stream_index, [])
@@ -747,10 +741,9 @@ class CudaEngine(Engine):
         Run a kernel layer for the frames of ``pids``.
 
         Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
-        download. A launch of more than ``max_batch`` frames (UPLOAD_CHUNK_FRAMES from layer 0) is
-        several kernels, each with its frames' copies, run side by side on side streams forked from
-        and joined back into stream ``stream % streams``; the completion's two events on that
-        stream enclose all of it.
+        download. A launch of more than ``max_batch`` frames is several kernels, each with its
+        frames' copies, run side by side on side streams forked from and joined back into stream
+        ``stream % streams``; the completion's two events on that stream enclose all of it.
         """
         return self._issue(layer_index, 1, pids, stream)
 
@@ -780,8 +773,7 @@ class CudaEngine(Engine):
                 if p.upload is None:
                     raise ValueError(f'launch of layer 0 ({self.layers[0].name}): '
                                      f'pipeline {pid!r} has no staged input')
-        sizes = self._chunks(len(pipelines), first)
-        parts = (self._split(stream_index, pipelines, sizes) if len(sizes) > 1
+        parts = (self._split(stream_index, pipelines) if len(pipelines) > self.max_batch
                  else [(main, None, pipelines)])
         layers = range(first, first + count)
         events = self._take_events()
