@@ -97,6 +97,7 @@ class TimedEngine(Engine):
         pass
 
     def launch(self, layer_index, pids, stream) -> _Timed:
+        self.kernel_launches += 1
         start = max(time.monotonic_ns(), self._free_ns)
         self._free_ns = start + self.costs.cost_ns(layer_index, len(pids))
         return _Timed(start, self._free_ns)
@@ -194,12 +195,16 @@ def main() -> int:
               'max_batch': args.max_batch, 'profiled': args.profile, **totals,
               'mean_batch': after['mean_batch'],
               'host_us_per_frame': round(host_ns / max(1, totals['released']) / 1000, 2),
+              'host_us_per_kernel': round(
+                  host_ns / max(1, after['kernel_launches'] - before['kernel_launches']) / 1000,
+                  2),
               'host_busy': round(host_ns / (after['time_ns'] - before['time_ns']), 4),
               'host_costs': after['host_costs']}
     print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: '
           f'released {totals["released"]}, completed {totals["completed"]}, '
           f'missed {totals["missed"]}, mean batch {report["mean_batch"]:.1f}, '
-          f'host {report["host_us_per_frame"]} µs/frame ({report["host_busy"]:.0%} busy), '
+          f'host {report["host_us_per_frame"]} µs/frame, {report["host_us_per_kernel"]} µs per '
+          f'kernel launch ({report["host_busy"]:.0%} busy), '
           f'host costs {report["host_costs"]}')
     if profiler:
         text = io.StringIO()

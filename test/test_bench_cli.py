@@ -77,6 +77,13 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
             # 5 frames/s per camera for 1.5 s, each released at its due time
             assert 7 * row['cameras'] <= row['released'] <= 8 * row['cameras']
             assert row['host_us_per_frame'] > 0 and row['feeder_late_p99_ms'] >= 0
+            # the reference engine runs one kernel per layer of a launch: 14 layers a frame
+            # at batch 1, fewer per frame the more a launch fuses
+            layers = len(alexnet().kernel_layers)
+            assert layers / row['mean_batch'] * 0.9 <= row['kernels_per_frame'] <= layers * 1.1
+            assert row['host_us_per_kernel'] == pytest.approx(
+                row['host_us_per_frame'] * row['released'] / row['completed']
+                / row['kernels_per_frame'], rel=0.05)
             assert 0 < row['feeder_submit_p50_us'] <= row['feeder_submit_p99_us']
             assert row['generator_cpu_us_per_frame'] > 0
             # each poll found at least one busy stream, and at least a launch in flight on each

@@ -87,6 +87,10 @@ class Engine(ABC):
     def __init__(self, network: Network):
         self.network = network
         self.layers = network.kernel_layers
+        #: kernels issued so far: one per layer of a launch, or one per kernel where a launch of
+        #: more frames than a kernel takes runs as several (the worker's host time per kernel
+        #: launch divides by it)
+        self.kernel_launches = 0
 
     @property
     @abstractmethod

@@ -289,6 +289,7 @@ class ReferenceEngine(Engine):
         self.check_launch(layer_index, pids)
         pipelines = [self._pipeline(pid) for pid in pids]
         layer = self.layers[layer_index]
+        self.kernel_launches += 1
         if layer_index == 0:
             missing = [pid for pid, p in zip(pids, pipelines) if p.image is None]
             if missing:

@@ -221,6 +221,8 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
     delta = {key: after['host_totals'][key] - before['host_totals'][key]
              for key in after['host_totals']}
     launches = after['launches'] - before['launches']
+    kernels = after['kernel_launches'] - before['kernel_launches']
+    host_ns = after['host_work_ns'] - before['host_work_ns']
     polls = max(1, delta['polls'])
     return {'cameras': point.cameras, 'policy': policy, 'source': 'gpu', 'released': total,
             'completed': completed, 'missed': missed, 'dropped': dropped,
@@ -231,8 +233,11 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
                                   / (span_ns * setting.gpus)), 4),
             'mean_batch': (round((after['frames_launched'] - before['frames_launched'])
                                  / launches, 3) if launches else 0.0),
-            'host_us_per_frame': round((after['host_work_ns'] - before['host_work_ns']) / 1000
-                                       / max(1, total), 2),
+            'host_us_per_frame': round(host_ns / 1000 / max(1, total), 2),
+            # the worker's host time per kernel the GPU ran (a fused launch of 32 frames is one
+            # kernel per layer)
+            'host_us_per_kernel': round(host_ns / 1000 / max(1, kernels), 2),
+            'kernels_per_frame': round(kernels / max(1, completed), 3),
             'completed_fps': round(completed / setting.seconds, 1),
             'on_time_fps': round((completed - missed) / setting.seconds, 1),
             'unresolved': total - completed - dropped,
@@ -270,7 +275,8 @@ def _summed_stats(clients: list[WorkerClient], after_ns: int) -> dict:
     """Return the first statistics snapshots taken after ``after_ns``, summed over the workers."""
     snapshots = [_wait_stats(client, after_ns) for client in clients]
     total = {key: sum(stats[key] for stats in snapshots)
-             for key in ('busy_ns', 'launches', 'frames_launched', 'host_work_ns')}
+             for key in ('busy_ns', 'launches', 'kernel_launches', 'frames_launched',
+                         'host_work_ns')}
     total['host_totals'] = {key: sum(stats['host_totals'][key] for stats in snapshots)
                             for key in snapshots[0]['host_totals']}
     for key in ('first_layer_launches', 'first_layer_batches'):
@@ -323,7 +329,8 @@ def run_point(fleet: _Fleet, count: int, policy: str, setting: CapacitySetting,
     log(f'  {policy:>10} {count:4d} cameras: miss {row["miss_ratio"]:.2%}, '
         f'p99 {row["p99_ms"]:.1f} ms, {row["completed_fps"]:.0f} frames/s, '
         f'GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
-        f'host {row["host_us_per_frame"]:.0f} µs/frame, '
+        f'host {row["host_us_per_frame"]:.0f} µs/frame '
+        f'({row["host_us_per_kernel"]:.0f} per kernel, {row["kernels_per_frame"]:.2f} a frame), '
         f'a poll found {row["poll_streams"]:.1f} busy streams and {row["poll_ready"]:.1f} ready, '
         f'feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms, '
         f'generator {row["generator_cpu_us_per_frame"]:.0f} µs/frame of CPU')

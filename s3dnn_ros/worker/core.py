@@ -420,6 +420,7 @@ class WorkerCore:
             'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,
             'device': self.engine.device_name, 'busy_ns': self.backend.busy_ns(),
             'groups': dispatcher.groups, 'launches': dispatcher.launches,
+            'kernel_launches': self.engine.kernel_launches,
             'fused_launches': dispatcher.fused_launches,
             'segment_launches': dispatcher.segment_launches,
             'frames_launched': dispatcher.frames_launched, 'mean_batch': dispatcher.mean_batch,

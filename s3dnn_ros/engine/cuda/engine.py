@@ -711,6 +711,7 @@ class CudaEngine(Engine):
             words[:frames] = [p.outputs[index - 1] for p in chunk]
         words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
         plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
+        self.kernel_launches += 1
 
     def _split(self, stream_index: int,
                pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
