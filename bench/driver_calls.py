@@ -112,9 +112,10 @@ def measure(drv, calls: int) -> dict:
     report['batch_copy'] = batch_function is not None
     if batch_function is not None:
         batch = CopyBatch(batch_function)
-        batch.dst[:] = [int(target) for target in targets]
-        batch.src[:] = [host.ctypes.data for host in images]
-        batch.size[:] = IMAGE_BYTES
+        # the batch holds up to the engine's MAX_FRAMES copies; COPIES of them are used
+        batch.dst[:COPIES] = [int(target) for target in targets]
+        batch.src[:COPIES] = [host.ctypes.data for host in images]
+        batch.size[:COPIES] = IMAGE_BYTES
         ways['batched'] = lambda: batch.issue(COPIES, stream)
         batch.issue(COPIES, stream)
         stream.synchronize()
