@@ -43,9 +43,9 @@ from typing import Sequence
 from .job import Frame, Group, KernelTask, Launch
 from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
 
-#: frames per fused launch: above the CUDA engine's 16-frame kernels a launch runs as several
-#: kernels, one decision, launch and completion on the host (rule 2); 32 keeps the host below the
-#: GPU at 256 cameras on an H200
+#: frames per fused launch: the CUDA engine's kernels take as many (MAX_FRAMES), so a launch is one
+#: kernel per layer, one decision, launch and completion on the host (rule 2); 32 keeps the host
+#: below the GPU up to 448 cameras on an H200
 DEFAULT_MAX_BATCH = 32
 #: share of the host's and of the GPU's time the fused batch size aims to leave busy (rule 6)
 LOAD_TARGET = 0.5

@@ -48,8 +48,8 @@ class CopyBatch:
 
     ``cuMemcpyBatchAsync`` (CUDA 13 drivers) takes arrays of destinations, sources and sizes; the
     caller fills the first ``count`` entries and calls :meth:`issue`. The driver reads the arrays
-    during the call, so they are reused at once. A fused kernel's 16 frames then cost one call
-    instead of 16 PyCUDA copies (about 4 µs of host each).
+    during the call, so they are reused at once. A fused kernel's frames (up to MAX_FRAMES) then
+    cost one call instead of one PyCUDA copy each (about 4 µs of host each).
     """
 
     def __init__(self, function):
