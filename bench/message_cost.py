@@ -39,12 +39,18 @@ from s3dnn_ros.worker.frame_pipe import FrameReader, FrameWriter  # noqa: E402
 FIELDS = struct.Struct('<iiiqqiiB')  # camera, generation, slot, seq, release_ns, h, w, encoding
 
 
-def send(connection, encoding: str, messages: int, rate: float) -> None:
+def paced(messages: int, rate: float):
+    """Yield 0 .. messages - 1, each at its time (``rate`` a second, spinning in between)."""
     period = 1.0 / rate
     start = time.perf_counter()
     for i in range(messages):
         while time.perf_counter() < start + i * period:
             pass
+        yield i
+
+
+def send(connection, encoding: str, messages: int, rate: float) -> None:
+    for i in paced(messages, rate):
         if encoding == 'pickle':
             connection.send(('frame', i % 320, 0, i % 3, i, 123456789, 480, 640, 'rgb8'))
         else:
@@ -56,11 +62,7 @@ def send(connection, encoding: str, messages: int, rate: float) -> None:
 
 
 def send_notices(writer: FrameWriter, messages: int, rate: float) -> None:
-    period = 1.0 / rate
-    start = time.perf_counter()
-    for i in range(messages):
-        while time.perf_counter() < start + i * period:
-            pass
+    for i in paced(messages, rate):
         writer.frame(i % 320, 0, i % 3, i, 123456789, 480, 640, 'rgb8')
     writer.close()
 
