@@ -17,7 +17,8 @@ from s3dnn_ros.engine.costs import HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
 from s3dnn_ros.worker.core import CameraSpec, DONE, DROPPED, host_costs_from, WorkerSpec
-from s3dnn_ros.worker.frame_pipe import ENCODING_NAMES, FRAME, FrameReader, FrameWriter, RING
+from s3dnn_ros.worker.frame_pipe import (ENCODING_NAMES, FRAME, FrameReader, FrameWriter,
+                                         PIPE_BYTES, RING)
 from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
 
 TEST_DIR = str(Path(__file__).parent)
@@ -242,6 +243,9 @@ def test_frame_pipe_records_cross_whole_and_in_order():
     """Frame notices and a ring mark come back as written, in order, over many reads; then EOF."""
     read_fd, write_fd = os.pipe()
     reader, writer = FrameReader(read_fd), FrameWriter(write_fd)
+    if writer.capacity is not None:  # Linux: grown to 1 MiB unless the system caps pipes lower
+        limit = int(Path('/proc/sys/fs/pipe-max-size').read_text())
+        assert writer.capacity == min(PIPE_BYTES, max(limit, 65536))
     records = []
     try:
         assert reader.read() == []  # nothing waiting: no blocking
@@ -249,7 +253,7 @@ def test_frame_pipe_records_cross_whole_and_in_order():
             if seq == 1500:
                 writer.ring(7, 2)
             writer.frame(seq % 5, 1, seq % 3, seq, 10**12 + seq, 480, 640, 'bgr8')
-            if seq % 500 == 499:  # the pipe holds about 1500 records
+            if seq % 500 == 499:  # a pipe of the default size holds about 1500 records
                 records += reader.read()
     finally:
         writer.close()

@@ -17,10 +17,15 @@ mark, so the notices written before it are read while the camera's previous ring
 
 Records never tear: a pipe write of at most PIPE_BUF bytes is atomic, every write is one record,
 and the reader asks for whole records (the bytes waiting always are whole records). A write blocks
-while the pipe is full (about 1500 records), as the socket did.
+while the pipe is full, so the writer asks for a pipe of :data:`PIPE_BYTES` (about 23800 records)
+where the system allows it (Linux's default 64 KiB holds about 1500): more notices than a node
+has frame slots, since a notice is only written for a frame in a free slot. A node writing into a
+full pipe while holding its lock would keep its receiver from taking the outputs the worker is
+trying to send.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 
@@ -35,6 +40,8 @@ ENCODING_NAMES = tuple(ENCODINGS)
 _CODES = {name: code for code, name in enumerate(ENCODING_NAMES)}
 #: records one read takes at most
 READ_RECORDS = 1024
+#: bytes the writer asks the pipe to hold (Linux's default limit for unprivileged processes)
+PIPE_BYTES = 1 << 20
 
 
 class FrameWriter:
@@ -42,6 +49,14 @@ class FrameWriter:
 
     def __init__(self, fd: int):
         self.fd = fd
+        if hasattr(fcntl, 'F_SETPIPE_SZ'):
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            except OSError:
+                pass  # a lower system limit (fs.pipe-max-size): the pipe keeps its size
+        #: bytes the pipe holds (None where the system cannot say)
+        self.capacity = (fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+                         if hasattr(fcntl, 'F_GETPIPE_SZ') else None)
 
     def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int,
               height: int, width: int, encoding: str) -> None:
