@@ -673,13 +673,12 @@ class S3dnnPolicy(Policy):
             if layer >= self.num_layers:
                 continue
             frames = launch.frames
-            # the checks cheapest first (a launch of max_batch frames mostly fails the room)
-            depth, tb_ratio = self._segment_shape(layer, len(frames))
-            if tb_ratio > room:
-                continue
             if any(frame.next_layer > layer or frame.pipeline.current is not frame
                    for frame in frames):
                 continue  # already chained further, or a frame was dropped (an engine error)
+            depth, tb_ratio = self._segment_shape(layer, len(frames))
+            if tb_ratio > room:
+                continue
             if any(self.lost(frame, layer, now_ns) for frame in frames):
                 continue
             key = min(frame.deadline_ns for frame in frames) - self.costs.remaining_ns[layer]
