@@ -670,6 +670,8 @@ def test_tb_ratio(engine):
 
 
 def test_calibrate_returns_a_cost_table(engine, network):
+    with pytest.raises(ValueError, match='need batch sizes >= 1'):
+        engine.calibrate(batches=())  # not the default batches
     table = engine.calibrate(batches=(1, 4, 16), repeats=5)
     assert isinstance(table, CostTable)
     assert table.source == 'measured' and table.gpu == engine.device_name and table.date

@@ -937,7 +937,9 @@ class CudaEngine(Engine):
         (a nominal camera image per frame).
         """
         self._check_open()
-        batches = sorted({int(b) for b in (batches or range(1, self.max_batch + 1))})
+        if batches is None:
+            batches = range(1, self.max_batch + 1)
+        batches = sorted({int(b) for b in batches})
         if not batches or batches[0] < 1:
             raise ValueError(f'batches={batches}: need batch sizes >= 1')
         pids = [('calibration', i) for i in range(batches[-1])]
