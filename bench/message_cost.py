@@ -67,56 +67,62 @@ def send_notices(writer: FrameWriter, messages: int, rate: float) -> None:
     writer.close()
 
 
-def receive_notices(fd: int, write_fd: int, wait: str, results) -> None:
-    """Take notices as the worker's loop does (see :func:`receive`)."""
-    os.close(write_fd)  # the sender's end, inherited: the pipe ends when the sender closes it
-    reader = FrameReader(fd)
-    selector = selectors.DefaultSelector()
-    selector.register(reader, selectors.EVENT_READ)
-    timeout = 0.05 if wait == 'sleep' else 0
-    received = handling = 0
-    cpu = time.process_time()
-    while True:
-        if selector.select(timeout):
-            start = time.perf_counter_ns()
-            try:
-                received += len(reader.read())
-            except EOFError:
-                results.put(((time.process_time() - cpu) / received * 1e6,
-                             handling / received / 1000))
-                return
-            handling += time.perf_counter_ns() - start
-
-
-def receive(connection, encoding: str, wait: str, results) -> None:
+def meter(ready, take, wait: str, results) -> None:
     """
-    Take messages as the worker's loop does; report per message CPU and handling µs.
+    Receive as the worker's loop does; report per message CPU and handling µs.
 
-    Handling: from the poll that found messages to the end of the batch, as the worker meters its
+    ``ready(timeout)`` waits (``sleep``: up to 50 ms, as an idle worker; ``spin``: not at all),
+    ``take()`` handles what is waiting and returns (messages taken, whether the sender ended).
+    Handling: from the wait that found messages to the end of the batch, as the worker meters its
     'arrive' time.
     """
     timeout = 0.05 if wait == 'sleep' else 0
     received = handling = 0
     cpu = time.process_time()
-    while True:
-        if connection.poll(timeout):
+    ended = False
+    while not ended:
+        if ready(timeout):
             start = time.perf_counter_ns()
-            while True:
-                if encoding == 'pickle':
-                    stop = connection.recv()[0] == 'stop'
-                else:
-                    data = connection.recv_bytes()
-                    stop = not data
-                    if data:
-                        FIELDS.unpack(data)
-                if stop:
-                    results.put(((time.process_time() - cpu) / received * 1e6,
-                                 handling / received / 1000))
-                    return
-                received += 1
-                if not connection.poll(0):
-                    break
+            taken, ended = take()
+            received += taken
             handling += time.perf_counter_ns() - start
+    results.put(((time.process_time() - cpu) / received * 1e6, handling / received / 1000))
+
+
+def receive_notices(fd: int, write_fd: int, wait: str, results) -> None:
+    """Take notices as the worker's loop does: one read takes every notice waiting."""
+    os.close(write_fd)  # the sender's end, inherited: the pipe ends when the sender closes it
+    reader = FrameReader(fd)
+    selector = selectors.DefaultSelector()
+    selector.register(reader, selectors.EVENT_READ)
+
+    def take() -> tuple[int, bool]:
+        try:
+            return len(reader.read()), False
+        except EOFError:
+            return 0, True
+
+    meter(selector.select, take, wait, results)
+
+
+def receive(connection, encoding: str, wait: str, results) -> None:
+    """Take messages as the worker's loop did: one at a time while more are ready."""
+    def take() -> tuple[int, bool]:
+        taken = 0
+        while True:
+            if encoding == 'pickle':
+                if connection.recv()[0] == 'stop':
+                    return taken, True
+            else:
+                data = connection.recv_bytes()
+                if not data:
+                    return taken, True
+                FIELDS.unpack(data)
+            taken += 1
+            if not connection.poll(0):
+                return taken, False
+
+    meter(connection.poll, take, wait, results)
 
 
 def main() -> int:
