@@ -230,6 +230,52 @@ def test_rule2_a_burst_cut_at_the_kernel_batch_goes_in_one_group_up_to_max_batch
     assert [launch.batch for launch in small.dequeue(0, []).launches] == [10]
 
 
+def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_chain():
+    """
+    40 first layers ready, nothing on the GPU, b* 1: three launches of 14, 13 and 13 in LSF order.
+
+    Each on its own stream. With a launch on the GPU the same burst is one launch of the kernel
+    batch (rule 2); 12 ready on an idle GPU are one launch; with b* above BURST_CHAIN the chains
+    are b* frames.
+    """
+    from s3dnn_ros.engine.costs import HostCosts
+    from s3dnn_ros.scheduler.policies import BURST_CHAIN, RATE_WINDOW_NS
+    assert BURST_CHAIN == 16
+    costs = uniform_costs(cost_us=100.0, tb=1.0, batches=32)  # kernel batch 32
+    frames = [ready_frame(p, 0, deadline_ms=20.0 + i / 10) for i, p in enumerate(pipelines(40))]
+    idle = make_policy('s3dnn', costs, max_batch=32)
+    for frame in reversed(frames):
+        idle.enqueue(frame, 0)
+    group = idle.dequeue(0, [])
+    assert [(launch.layer, launch.batch) for launch in group.launches] == [(0, 14), (0, 13),
+                                                                           (0, 13)]
+    assert [frame for launch in group.launches for frame in launch.frames] == frames
+    assert len({launch.stream for launch in group.launches}) == 3
+    assert len(idle) == 0
+    busy = make_policy('s3dnn', costs, max_batch=32)
+    for frame in frames:
+        busy.enqueue(frame, 0)
+    running = inflight_launch([ready_frame(p, 5) for p in pipelines(41)[40:]], 5, 0, costs)
+    assert [launch.batch for launch in busy.dequeue(0, [running]).launches
+            if launch.layer == 0] == [32]
+    small = make_policy('s3dnn', costs, max_batch=32)
+    for frame in frames[:12]:
+        small.enqueue(frame, 0)
+    assert [launch.batch for launch in small.dequeue(0, []).launches] == [12]
+    loaded = make_policy('s3dnn', costs, max_batch=32)
+    loaded.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
+    count = 160
+    many = pipelines(count + 40)
+    started(loaded, count, RATE_WINDOW_NS // count, many, deadline_ms=1000.0)
+    now = RATE_WINDOW_NS
+    while len(loaded):
+        loaded.dequeue(now, [running])
+    assert loaded.target_batch(now) == 32
+    for p in many[count:]:
+        loaded.enqueue(ready_frame(p, 0, deadline_ms=1000.0), now)
+    assert [launch.batch for launch in loaded.dequeue(now, []).launches] == [20, 20]
+
+
 def test_rule4c_a_full_launch_is_a_segment_of_its_next_layers_within_the_horizon():
     """
     A launch of max_batch frames takes its next layers while its GPU work stays within the horizon.

@@ -62,6 +62,11 @@ TARGET_REFRESH_NS = 1_000_000
 #: rule 2: a fused launch costing at most this share more than its frames alone costs the GPU
 #: nothing
 FUSE_TOLERANCE = 0.01
+#: rule 2b: frames per launch of a burst that finds the GPU idle, at most. On an H200 (640x480,
+#: `bench/burst_chains.py`), 32 frames took 2.46 ms as one chain, 2.15-2.20 as two of 16, 2.12-2.17
+#: as four of 8; 64 frames 3.68 as two of 32, 3.56 as four of 16, 4.02 as eight of 8; 48 frames
+#: 2.75 as three of 16, 2.89 as four of 12; 16 frames 1.35 as one chain, 1.29 as two of 8
+BURST_CHAIN = 16
 #: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued
 #: there, and (rule 4c) a segment holds at most this much GPU work: many times the host's round
 #: trip from a completion to the next launch (about 80 µs on an H200 host), few percent of a 50 ms
@@ -335,6 +340,13 @@ class S3dnnPolicy(Policy):
        until G holds ``max_batch`` frames of the layer, the frames one launch could have carried,
        so the chains of a burst do not wait for a dispatch slot each.
        Every task that later joins G is fused with its own layer's peers the same way.
+    2b. A burst on an idle GPU: when no launch is on the GPU and h is a first-layer task, the n
+       first-layer tasks ready (h and those in Q) are cut into k = ceil(n / c) launches, c =
+       max(b*, BURST_CHAIN), as even as they can be (the first n mod k one frame larger), all in G
+       in LSF order, each on its own stream. One launch of all n would keep every kernel waiting
+       for all n uploads; k chains side by side start computing after the first chain's uploads,
+       and the later chains' uploads run beside the earlier chains' kernels (cameras triggered by
+       one clock send such bursts). Never below b*: the chains cost the host what b* allows.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).
@@ -503,8 +515,11 @@ class S3dnnPolicy(Policy):
                 if successor is not None:
                     group.launches.append(successor)
             return group
-        group.launches.append(self._fused_launch(head, now_ns, group))
-        self._split_launch(group, now_ns)
+        if head.layer == 0 and not inflight and self.fusion:
+            self._burst_launches(head, group, now_ns)
+        else:
+            group.launches.append(self._fused_launch(head, now_ns, group))
+            self._split_launch(group, now_ns)
         tb = group.tb_ratio
         if head.tb_ratio < 1:
             small = [layer for layer in self._small_layers if layer or not held]
@@ -541,6 +556,21 @@ class S3dnnPolicy(Policy):
             launch = self._fused_launch(task, now_ns, group, self.max_batch - frames)
             group.launches.append(launch)
             frames += launch.batch
+
+    def _burst_launches(self, head: KernelTask, group: Group, now_ns: int) -> None:
+        """Rule 2b: the ready first layers, ``head`` first, as launches of at most c frames."""
+        ready = len(self._layers[0]) + 1
+        chains = -(-ready // max(self.target_batch(now_ns), BURST_CHAIN))
+        size, longer = divmod(ready, chains)  # the first `longer` chains take one frame more
+        group.launches.append(self._fused_launch(head, now_ns, group, size + (longer > 0)))
+        queue = self._layers[0]
+        while queue and len(group.launches) < chains:
+            task = self._take(0)
+            if self.lost(task.frame, 0, now_ns):
+                group.dropped.append(task.frame)
+                continue
+            group.launches.append(self._fused_launch(task, now_ns, group,
+                                                     size + (len(group.launches) < longer)))
 
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """

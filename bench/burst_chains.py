@@ -1,0 +1,92 @@
+"""
+A burst of camera frames on an idle GPU, issued as one fused chain or as several side by side.
+
+    python3 bench/burst_chains.py [--frames 8,16,32,64] [--chains 1,2,4,8] [--repeats 20]
+                                  [--out DIR]
+
+N frames (640x480 rgb8, in page-locked memory) arrive together; they go through the whole network
+as k chains of N/k frames, chain j a single launch of every layer (``launch_layers``) on engine
+stream j: the first chain's kernels start once its N/k uploads are done, the next chains' uploads
+run beside them. Prints and writes to DIR/burst_chains-<card>.json (DIR: --out, else $OUT, else
+bench/out) the median wall ms from the first launch call to the last result on the host, per N
+and k: how a scheduler should cut a burst that finds the GPU idle (Table 1 of ``s3dnn-bench`` is
+four such bursts' worth of frames at once).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+from pathlib import Path
+import statistics
+import sys
+import time
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from records import write_record  # noqa: E402
+from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
+from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
+from s3dnn_ros.model.weights import init_weights  # noqa: E402
+from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
+from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
+
+
+def burst_ms(engine, chains: list[list], layers: int) -> float:
+    """Wall ms of one burst: each chain one launch of every layer on its own stream."""
+    begin = time.perf_counter_ns()
+    completions = [engine.launch_layers(0, layers, pids, stream)
+                   for stream, pids in enumerate(chains)]
+    for completion in completions:
+        completion.wait()
+    return (time.perf_counter_ns() - begin) / 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--frames', type=positive_ints, default=[8, 16, 32, 64])
+    parser.add_argument('--chains', type=positive_ints, default=[1, 2, 4, 8])
+    parser.add_argument('--repeats', type=positive_int, default=20)
+    parser.add_argument('--out', type=Path)
+    args = parser.parse_args()
+    network = alexnet()
+    weights = init_weights(network, seed=0)
+    engine = CudaEngine(network, weights, streams=max(args.chains))
+    bench = Bench(engine, network, weights, args.repeats)
+    layers = len(network.kernel_layers)
+    images = bench.inputs(engine, 'pinned')
+    pids = [('burst', i) for i in range(max(args.frames))]
+    rows = []
+    try:
+        for pid, image in zip(pids, images * (len(pids) // len(images) + 1)):
+            engine.open_pipeline(pid)
+            engine.set_input(pid, image, 'rgb8')
+        for frames in args.frames:
+            for count in args.chains:
+                if frames % count or frames // count > engine.max_batch:
+                    continue
+                size = frames // count
+                chains = [pids[j * size:(j + 1) * size] for j in range(count)]
+                burst_ms(engine, chains, layers)  # warm-up
+                samples = [burst_ms(engine, chains, layers) for _ in range(args.repeats)]
+                rows.append({'frames': frames, 'chains': count, 'chain_frames': size,
+                             'median_ms': round(statistics.median(samples), 3),
+                             'min_ms': round(min(samples), 3)})
+                print(f'{frames:3d} frames as {count} x {size:2d}: median '
+                      f'{rows[-1]["median_ms"]:.3f} ms, min {rows[-1]["min_ms"]:.3f} ms',
+                      flush=True)
+    finally:
+        for pid in pids:
+            engine.close_pipeline(pid)
+        bench.release(engine)
+        engine.close()
+    report = {'benchmark': 'burst_chains', 'card': engine.device_name,
+              'date': datetime.date.today().isoformat(),
+              'command': 'python3 bench/burst_chains.py ' + ' '.join(sys.argv[1:]),
+              'rows': rows}
+    write_record(report, file_name(report['card'], 'burst_chains'), args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
