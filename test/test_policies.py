@@ -235,8 +235,8 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     40 first layers ready, nothing on the GPU, b* 1: three launches of 14, 13 and 13 in LSF order.
 
     Each on its own stream. With a launch on the GPU the same burst is one launch of the kernel
-    batch (rule 2); 12 ready on an idle GPU are one launch; with b* above BURST_CHAIN the chains
-    are b* frames.
+    batch (rule 2), as it is on a backend of one stream; 12 ready on an idle GPU are one launch;
+    with b* above BURST_CHAIN the chains are b* frames.
     """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import BURST_CHAIN, RATE_WINDOW_NS
@@ -252,6 +252,11 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     assert [frame for launch in group.launches for frame in launch.frames] == frames
     assert len({launch.stream for launch in group.launches}) == 3
     assert len(idle) == 0
+    one_stream = make_policy('s3dnn', costs, max_batch=32)
+    one_stream.streams = 1  # the chains could only run one after another
+    for frame in frames:
+        one_stream.enqueue(frame, 0)
+    assert [launch.batch for launch in one_stream.dequeue(0, []).launches] == [32]
     busy = make_policy('s3dnn', costs, max_batch=32)
     for frame in frames:
         busy.enqueue(frame, 0)

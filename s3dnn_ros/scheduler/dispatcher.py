@@ -67,6 +67,7 @@ class Dispatcher:
                  on_drop: Callable[[Frame, str], None] | None = None):
         self.policy = policy
         self.backend = backend
+        policy.streams = backend.streams
         self.on_done = on_done
         self.on_drop = on_drop
         self.num_layers = policy.num_layers

@@ -116,6 +116,8 @@ class Policy(ABC):
         self.hold_until_ns: int | None = None
         #: cameras (pipelines) feeding the policy, set by the dispatcher (None: not known)
         self.pipelines: int | None = None
+        #: streams the backend runs launches on, set by the dispatcher (None: as many as asked)
+        self.streams: int | None = None
         #: share of the GPU this scheduler's work may take (rule 6): 1 / K when K schedulers, each
         #: seeing only its own cameras, share one GPU
         self.gpu_share = 1.0
@@ -346,7 +348,8 @@ class S3dnnPolicy(Policy):
        in LSF order, each on its own stream. One launch of all n would keep every kernel waiting
        for all n uploads; k chains side by side start computing after the first chain's uploads,
        and the later chains' uploads run beside the earlier chains' kernels (cameras triggered by
-       one clock send such bursts). Never below b*: the chains cost the host what b* allows.
+       one clock send such bursts). Never below b*: the chains cost the host what b* allows. Not
+       on a backend of one stream, where the chains would run one after another.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).
@@ -515,7 +518,7 @@ class S3dnnPolicy(Policy):
                 if successor is not None:
                     group.launches.append(successor)
             return group
-        if head.layer == 0 and not inflight and self.fusion:
+        if head.layer == 0 and not inflight and self.fusion and self.streams != 1:
             self._burst_launches(head, group, now_ns)
         else:
             group.launches.append(self._fused_launch(head, now_ns, group))

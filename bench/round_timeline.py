@@ -1,0 +1,136 @@
+"""
+Where the wall time of an S3DNN round goes: host before the first kernel, GPU, host after it.
+
+    python3 bench/round_timeline.py [--frames 16,32,64] [--streams 4] [--repeats 10] [--out DIR]
+
+The round of ``s3dnn-bench``'s Table 1 (N frames of 640x480 rgb8 in page-locked memory submitted
+at once to a dispatcher with the s3dnn policy over the CUDA engine, on an engine of ``--streams``
+streams), with every launch call and every launch's GPU interval (its events, on the host's
+clock) recorded. Per N, medians over the rounds, in ms from the first submission: the end of the
+arrivals, the first launch call, the first kernel's start on the GPU, the last kernel's end, the
+last result on the host; the GPU's busy time (union of the launches' intervals) and the number of
+launch calls. Then one round's launches in order. Writes DIR/round_timeline-<card>.json (DIR:
+--out, else $OUT, else bench/out).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+from pathlib import Path
+import statistics
+import sys
+import time
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from records import write_record  # noqa: E402
+from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
+from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
+from s3dnn_ros.model.weights import init_weights  # noqa: E402
+from s3dnn_ros.scheduler.dispatcher import Dispatcher, EngineBackend  # noqa: E402
+from s3dnn_ros.scheduler.policies import make_policy  # noqa: E402
+from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
+from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
+
+MARKS = ('arrived', 'first_call', 'gpu_start', 'gpu_end', 'done')
+
+
+class RecordingBackend(EngineBackend):
+    """The engine backend, keeping each launch call's host span and each launch's GPU interval."""
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.calls: list[dict] = []
+
+    def launch(self, launch) -> None:
+        begin = time.monotonic_ns()
+        super().launch(launch)
+        self.calls.append({'launch': launch, 'call': (begin, time.monotonic_ns())})
+
+
+def one_round(engine, images, frames: int) -> tuple[dict, list[dict]]:
+    backend = RecordingBackend(engine)
+    done = []
+    policy = make_policy('s3dnn', engine.cost_table())
+    dispatcher = Dispatcher(policy, backend, on_done=done.append)
+    pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
+    images = (images * (frames // len(images) + 1))[:frames]
+    try:
+        for pipeline, image in zip(pipelines, images):
+            engine.set_input(pipeline.id, image, 'rgb8')
+        begin = time.monotonic_ns()
+        for pipeline, image in zip(pipelines, images):
+            dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
+        arrived = time.monotonic_ns()
+        while len(done) < frames:
+            dispatcher.step()
+        end = time.monotonic_ns()
+    finally:
+        for pipeline in pipelines:
+            engine.close_pipeline(pipeline.id)
+    launches = []
+    for call in backend.calls:
+        launch = call['launch']
+        start, stop = launch.handle.interval()
+        launches.append({'layer': launch.layer, 'depth': launch.depth, 'batch': launch.batch,
+                         'stream': launch.stream,
+                         'call_ms': [round((t - begin) / 1e6, 3) for t in call['call']],
+                         'gpu_ms': [round((start - begin) / 1e6, 3),
+                                    round((stop - begin) / 1e6, 3)]})
+    spans = sorted(tuple(entry['gpu_ms']) for entry in launches)
+    busy, reach = 0.0, -1.0
+    for start, stop in spans:
+        if stop > reach:
+            busy += stop - max(start, reach)
+            reach = stop
+    marks = {'arrived': (arrived - begin) / 1e6, 'first_call': launches[0]['call_ms'][0],
+             'gpu_start': spans[0][0], 'gpu_end': max(stop for _, stop in spans),
+             'done': (end - begin) / 1e6, 'gpu_busy': busy, 'launch_calls': len(launches)}
+    return marks, launches
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--frames', type=positive_ints, default=[16, 32, 64])
+    parser.add_argument('--streams', type=positive_int, default=4)
+    parser.add_argument('--repeats', type=positive_int, default=10)
+    parser.add_argument('--out', type=Path)
+    args = parser.parse_args()
+    network = alexnet()
+    weights = init_weights(network, seed=0)
+    engine = CudaEngine(network, weights, streams=args.streams)
+    bench = Bench(engine, network, weights, args.repeats)
+    images = bench.inputs(engine, 'pinned')
+    rows = []
+    try:
+        for frames in args.frames:
+            one_round(engine, images, frames)  # warm-up
+            rounds = [one_round(engine, images, frames) for _ in range(args.repeats)]
+            row = {'frames': frames, 'streams': args.streams}
+            for key in (*MARKS, 'gpu_busy', 'launch_calls'):
+                row[f'{key}_ms' if key != 'launch_calls' else key] = round(
+                    statistics.median(marks[key] for marks, _ in rounds), 3)
+            row['launches'] = rounds[len(rounds) // 2][1]
+            rows.append(row)
+            print(f"{frames} frames: arrivals end {row['arrived_ms']:.3f}, first launch call "
+                  f"{row['first_call_ms']:.3f}, GPU {row['gpu_start_ms']:.3f} .. "
+                  f"{row['gpu_end_ms']:.3f} (busy {row['gpu_busy_ms']:.3f}), last result "
+                  f"{row['done_ms']:.3f} ms; {row['launch_calls']:.0f} launch calls", flush=True)
+            for entry in row['launches']:
+                print(f"    layer {entry['layer']:2d} x{entry['depth']:2d}, {entry['batch']:2d} "
+                      f"frames, stream {entry['stream']}: call {entry['call_ms']}, "
+                      f"GPU {entry['gpu_ms']}")
+    finally:
+        bench.release(engine)
+        engine.close()
+    report = {'benchmark': 'round_timeline', 'card': engine.device_name,
+              'date': datetime.date.today().isoformat(),
+              'command': 'python3 bench/round_timeline.py ' + ' '.join(sys.argv[1:]),
+              'rows': rows}
+    write_record(report, file_name(report['card'], 'round_timeline'), args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
