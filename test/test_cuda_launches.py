@@ -258,6 +258,7 @@ def _staging_engine(monkeypatch):
 
 
 def test_a_pinned_view_staged_again_skips_the_checks_until_its_memory_is_unpinned(monkeypatch):
+    """Every slot of a ring is checked once; its view staged again is taken as it was."""
     engine, pipeline, checks = _staging_engine(monkeypatch)
     slots = engine.pin(np.zeros(3 * 4096, np.uint8))
     view = slots[4096:4096 + 300].reshape(10, 10, 3)
@@ -269,13 +270,25 @@ def test_a_pinned_view_staged_again_skips_the_checks_until_its_memory_is_unpinne
     assert checks == ['rgb8'] and pipeline.upload is view and pipeline.upload_ptr == address
     engine.set_input(0, view, 'bgr8')  # another encoding is checked
     assert checks == ['rgb8', 'bgr8']
-    assert pipeline.meta[3] != engine._metas[(10, 10, 30, 'rgb8')][3]
+    rgb_code = engine._metas[(10, 10, 30, 'rgb8')][3]
+    assert pipeline.meta[3] != rgb_code
     other = np.full((10, 10, 3), 9, np.uint8)  # not in pinned memory: staged
     engine.set_input(0, other, 'rgb8')
     assert pipeline.upload_staged and pipeline.upload.tolist() == [9] * 300
-    engine.set_input(0, view, 'rgb8')  # back to the slot: checked, uploaded where it lies
-    assert len(checks) == 4 and pipeline.upload_ptr == address and not pipeline.upload_staged
+    engine.set_input(0, view, 'bgr8')  # back to the slot as last staged: known, not copied
+    assert len(checks) == 3 and pipeline.upload_ptr == address and not pipeline.upload_staged
+    assert pipeline.upload is view and pipeline.meta[3] != rgb_code
+    engine.set_input(0, view, 'rgb8')
+    assert len(checks) == 4 and pipeline.meta[3] == rgb_code
+    # the ring's slots in turn: each checked the first time only
+    ring = [slots[k * 4096:k * 4096 + 300].reshape(10, 10, 3) for k in range(3)]
+    for _ in range(3):
+        for slot in ring:
+            engine.set_input(0, slot, 'rgb8')
+            assert pipeline.upload is slot and pipeline.upload_ptr == slot.ctypes.data
+    assert len(checks) == 7  # each of the three new views once
     engine.unpin(slots)
+    assert pipeline.pinned_views == {}
     view[...] = 5
     engine.set_input(0, view, 'rgb8')  # no longer page-locked: copied into the staging buffer
-    assert len(checks) == 5 and pipeline.upload_staged and pipeline.upload.tolist() == [5] * 300
+    assert len(checks) == 8 and pipeline.upload_staged and pipeline.upload.tolist() == [5] * 300

@@ -45,6 +45,8 @@ LINEAR_TILED_FRAMES = (8, 16)
 #: threads that copy a fused launch's images into pinned memory (measured on an H100 host: 147 µs
 #: per 640x480 rgb8 frame with one thread, 50 µs with four, no better with eight)
 STAGING_THREADS = 4
+#: pinned image views a pipeline remembers (the slots of a camera's ring: queue depth + 2)
+PINNED_VIEWS = 8
 #: re-base the GPU-to-host clock mapping once an event lies this far from the reference (ms)
 REBASE_MS = 1000.0
 
@@ -95,10 +97,10 @@ class _Pipeline:
     # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
     upload_staged: bool = False
     meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
-    # the image view in pinned caller memory last staged, and its encoding: staged again, it needs
-    # none of the checks (a view's geometry and address never change)
-    pinned_view: np.ndarray | None = None
-    pinned_encoding: str = ''
+    # image views in pinned caller memory staged before (at most PINNED_VIEWS, by id): (view,
+    # encoding, upload, upload_ptr, meta). Staged again, a view needs none of the checks (its
+    # geometry and address never change): a camera's ring slots come round again and again
+    pinned_views: dict[int, tuple] = field(default_factory=dict)
 
 
 class CudaCompletion(Completion):
@@ -572,8 +574,9 @@ class CudaEngine(Engine):
         """Undo :meth:`pin` (after every launch reading from it has completed)."""
         if self._registered.pop(id(array), None) is not None and not self._closed:
             for pipeline in self._pipelines.values():
-                if pipeline.pinned_view is not None and pipeline.pinned_view.base is array:
-                    pipeline.pinned_view = None
+                views = pipeline.pinned_views
+                for key in [key for key, entry in views.items() if entry[0].base is array]:
+                    del views[key]
             self._activate()
             driver_api().cuMemHostUnregister(array.ctypes.data)
 
@@ -621,7 +624,10 @@ class CudaEngine(Engine):
         (target, source) views of that copy, or None for a pinned image.
         """
         pipeline = self._pipeline(pid)
-        if image is pipeline.pinned_view and encoding == pipeline.pinned_encoding:
+        known = pipeline.pinned_views.get(id(image))
+        if known is not None and known[0] is image and known[1] == encoding:
+            pipeline.upload, pipeline.upload_ptr, pipeline.meta = known[2:]
+            pipeline.upload_staged = False
             return None
         channels = check_image(image, encoding)
         height, width = image.shape[:2]
@@ -654,14 +660,16 @@ class CudaEngine(Engine):
         if registered is not None and registered is image.base:
             address = image.__array_interface__['data'][0]
             pipeline.upload_ptr, pipeline.upload_staged = address, False
-            pipeline.pinned_view, pipeline.pinned_encoding = image, encoding
             if step == row:  # packed rows: the image view is the page-locked span to upload
                 pipeline.upload = image
-                return None
-            offset = address - registered.__array_interface__['data'][0]
-            pipeline.upload = registered[offset:offset + nbytes]
+            else:
+                offset = address - registered.__array_interface__['data'][0]
+                pipeline.upload = registered[offset:offset + nbytes]
+            views = pipeline.pinned_views
+            if len(views) >= PINNED_VIEWS:
+                views.clear()
+            views[id(image)] = (image, encoding, pipeline.upload, address, meta)
             return None
-        pipeline.pinned_view = None
         pipeline.copied.synchronize()  # the previous frame's upload has left the staging buffer
         if nbytes > pipeline.staging_capacity:
             try:
