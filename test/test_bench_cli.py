@@ -78,9 +78,13 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
             assert 7 * row['cameras'] <= row['released'] <= 8 * row['cameras']
             assert row['host_us_per_frame'] > 0 and row['feeder_late_p99_ms'] >= 0
             # the reference engine runs one kernel per layer of a launch: 14 layers a frame
-            # at batch 1, fewer per frame the more a launch fuses
+            # at batch 1, fewer per frame the more a launch fuses, a kernel taking at most one
+            # frame of each camera (the mean batch, per launch, does not bound it: a fused
+            # segment of 13 layers counts as one launch, as a single layer of one frame does)
             layers = len(alexnet().kernel_layers)
-            assert layers / row['mean_batch'] * 0.9 <= row['kernels_per_frame'] <= layers * 1.1
+            assert layers / row['cameras'] * 0.9 <= row['kernels_per_frame'] <= layers * 1.1
+            if row['mean_batch'] == 1:
+                assert row['kernels_per_frame'] >= layers * 0.9
             assert row['host_us_per_kernel'] == pytest.approx(
                 row['host_us_per_frame'] * row['released'] / row['completed']
                 / row['kernels_per_frame'], rel=0.05)
