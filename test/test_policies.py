@@ -234,9 +234,9 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     """
     40 first layers ready, nothing on the GPU, b* 1: three launches of 14, 13 and 13 in LSF order.
 
-    Each on its own stream. With a launch on the GPU the same burst is one launch of the kernel
-    batch (rule 2), as it is on a backend of one stream; 12 ready on an idle GPU are one launch;
-    with b* above BURST_CHAIN the chains are b* frames.
+    Each on its own stream, each a segment (rule 4c). With a launch on the GPU the same burst is
+    one launch of the kernel batch (rule 2), as it is on a backend of one stream; 12 ready on an
+    idle GPU are one launch of one layer; with b* above BURST_CHAIN the chains are b* frames.
     """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import BURST_CHAIN, RATE_WINDOW_NS
@@ -251,6 +251,9 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
                                                                            (0, 13)]
     assert [frame for launch in group.launches for frame in launch.frames] == frames
     assert len({launch.stream for launch in group.launches}) == 3
+    # each chain a segment within the run-ahead horizon: 425 + 425 µs at 14 frames, 3 layers 1275
+    assert RUN_AHEAD_NS == 1_000_000
+    assert [launch.depth for launch in group.launches] == [2, 2, 2]
     assert len(idle) == 0
     one_stream = make_policy('s3dnn', costs, max_batch=32)
     one_stream.streams = 1  # the chains could only run one after another
@@ -266,7 +269,7 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     small = make_policy('s3dnn', costs, max_batch=32)
     for frame in frames[:12]:
         small.enqueue(frame, 0)
-    assert [launch.batch for launch in small.dequeue(0, []).launches] == [12]
+    assert [(launch.batch, launch.depth) for launch in small.dequeue(0, []).launches] == [(12, 1)]
     loaded = make_policy('s3dnn', costs, max_batch=32)
     loaded.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
     count = 160

@@ -349,7 +349,8 @@ class S3dnnPolicy(Policy):
        for all n uploads; k chains side by side start computing after the first chain's uploads,
        and the later chains' uploads run beside the earlier chains' kernels (cameras triggered by
        one clock send such bursts). Never below b*: the chains cost the host what b* allows. Not
-       on a backend of one stream, where the chains would run one after another.
+       on a backend of one stream, where the chains would run one after another. When k > 1 each
+       chain is a segment (rule 4c): nothing is to join a chain cut apart on purpose.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).
@@ -374,16 +375,16 @@ class S3dnnPolicy(Policy):
         first keeps control of the order, and firm mode can still drop a frame before its next
         layer), except within a segment (4c).
     4c. Segments: a launch of ``max_batch`` frames (a full launch, from rule 2 or a successor of
-        rules 4 and 4b) takes its frames' next layers with it, as one launch of several layers
-        (``Launch.depth``), while the segment's GPU time at that batch stays within RUN_AHEAD_NS
-        (at least one layer). A full launch's successor can take no other frame (fusion cannot
-        grow it) and the frames stay together layer after layer, so deciding each layer afresh
-        would only cost the host a round trip (a completion, an ENQUEUE of every frame, a DEQUEUE
-        and a launch: about 100 µs of Python on an H200 host) per layer; the segment's layers
-        run back to back on its stream. A frame arriving meanwhile finds at most about
-        RUN_AHEAD_NS of work queued on that stream, as under rule 4b. Within a segment firm mode
-        does not drop a frame between layers (the frame was not lost when the segment was
-        decided).
+        rules 4 and 4b), or a chain of a burst cut by rule 2b, takes its frames' next layers with
+        it, as one launch of several layers (``Launch.depth``), while the segment's GPU time at
+        that batch stays within RUN_AHEAD_NS (at least one layer). A full launch's successor can
+        take no other frame (fusion cannot grow it) and the frames stay together layer after
+        layer, so deciding each layer afresh would only cost the host a round trip (a completion,
+        an ENQUEUE of every frame, a DEQUEUE and a launch: about 100 µs of Python on an H200
+        host) per layer; the segment's layers run back to back on its stream. A frame arriving
+        meanwhile finds at most about RUN_AHEAD_NS of work queued on that stream, as under rule
+        4b. Within a segment firm mode does not drop a frame between layers (the frame was not
+        lost when the segment was decided).
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
     6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the
@@ -440,8 +441,8 @@ class S3dnnPolicy(Policy):
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
         self._small_layers = [layer for layer in range(self.num_layers)
                               if self.costs.tb_ratio(layer) < 1]
-        # rule 4c: (layers, largest tbRatio) of a full launch's segment, per first layer
-        self._full_segments: dict[int, tuple[int, float]] = {}
+        # rule 4c: (layers, largest tbRatio) of a segment, per (first layer, batch)
+        self._full_segments: dict[tuple[int, int], tuple[int, float]] = {}
         # rule 2: the engine's kernel batch per layer (the cost table's largest measured batch)
         self._kernel_batches = [self.costs.kernel_batch(layer) for layer in range(self.num_layers)]
 
@@ -565,7 +566,8 @@ class S3dnnPolicy(Policy):
         ready = len(self._layers[0]) + 1
         chains = -(-ready // max(self.target_batch(now_ns), BURST_CHAIN))
         size, longer = divmod(ready, chains)  # the first `longer` chains take one frame more
-        group.launches.append(self._fused_launch(head, now_ns, group, size + (longer > 0)))
+        cut = chains > 1
+        group.launches.append(self._fused_launch(head, now_ns, group, size + (longer > 0), cut))
         queue = self._layers[0]
         while queue and len(group.launches) < chains:
             task = self._take(0)
@@ -573,7 +575,7 @@ class S3dnnPolicy(Policy):
                 group.dropped.append(task.frame)
                 continue
             group.launches.append(self._fused_launch(task, now_ns, group,
-                                                     size + (len(group.launches) < longer)))
+                                                     size + (len(group.launches) < longer), cut))
 
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """
@@ -598,15 +600,15 @@ class S3dnnPolicy(Policy):
             group.launches.append(successor)
         return group
 
-    def _segment_shape(self, layer: int, batch: int) -> tuple[int, float]:
+    def _segment_shape(self, layer: int, batch: int, chain: bool = False) -> tuple[int, float]:
         """
         Rule 4c: the layers a launch of ``batch`` frames from ``layer`` on spans.
 
-        With the largest tbRatio among them.
+        With the largest tbRatio among them. ``chain``: a burst chain of rule 2b.
         """
-        if batch < self.max_batch or not self.fusion:
+        if not self.fusion or (batch < self.max_batch and not chain):
             return 1, self.costs.tb_ratio(layer, batch)
-        shape = self._full_segments.get(layer)
+        shape = self._full_segments.get((layer, batch))
         if shape is None:
             cost = self.costs.cost_ns
             work, depth = cost(layer, batch), 1
@@ -615,18 +617,19 @@ class S3dnnPolicy(Policy):
                 if work > RUN_AHEAD_NS:
                     break
                 depth += 1
-            shape = self._full_segments[layer] = (
+            shape = self._full_segments[(layer, batch)] = (
                 depth, max(self.costs.tb_ratio(i, batch) for i in range(layer, layer + depth)))
         return shape
 
     def _fused_launch(self, task: KernelTask, now_ns: int, group: Group,
-                      limit: int | None = None) -> Launch:
+                      limit: int | None = None, chain: bool = False) -> Launch:
         """
         ``task``'s launch, fused with same-layer peers from the queue (rule 2).
 
-        At most ``limit`` frames when given. Whether one more frame may join depends only on the
-        launch's size (and h's slack), not on the frame, so the launch's room is worked out once;
-        with soft deadlines its peers then leave the queue in one slice.
+        At most ``limit`` frames when given; ``chain``: a chain of a cut burst (rule 2b), a
+        segment. Whether one more frame may join depends only on the launch's size (and h's
+        slack), not on the frame, so the launch's room is worked out once; with soft deadlines its
+        peers then leave the queue in one slice.
         """
         frames = [task.frame]
         layer = task.layer
@@ -659,7 +662,7 @@ class S3dnnPolicy(Policy):
             self.first_layer_launches[self._release] += 1
             self.first_layer_batches[len(frames)] += 1
         return self._segment(layer, frames, task.frame.pipeline.stream,
-                             self._segment_shape(layer, len(frames))[0])
+                             self._segment_shape(layer, len(frames), chain)[0])
 
     def _fusion_room(self, layer: int, slack: int, now_ns: int) -> int:
         """
