@@ -1,0 +1,50 @@
+"""bench/burst_chains.py and bench/round_timeline.py on a GPU: records and order of events."""
+import json
+import sys
+
+from gpu_helpers import require_cuda_device
+from process_helpers import repo_env, REPO_ROOT, run
+import pytest
+
+pytestmark = pytest.mark.gpu
+require_cuda_device()
+
+
+def _record(tmp_path, script: str, *args: str) -> dict:
+    result = run([sys.executable, f'bench/{script}.py', *args, '--out', str(tmp_path)],
+                 timeout=300, cwd=REPO_ROOT, env=repo_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    (path,) = tmp_path.glob(f'{script}-*.json')
+    return json.loads(path.read_text())
+
+
+def test_burst_chains_times_every_cut_that_divides_the_burst(tmp_path):
+    report = _record(tmp_path, 'burst_chains', '--frames', '4,6', '--chains', '1,2,4',
+                     '--repeats', '3')
+    # 6 frames do not split into 4 chains
+    assert [(row['frames'], row['chains'], row['chain_frames']) for row in report['rows']] == [
+        (4, 1, 4), (4, 2, 2), (4, 4, 1), (6, 1, 6), (6, 2, 3)]
+    assert all(0 < row['min_ms'] <= row['median_ms'] for row in report['rows'])
+
+
+def test_round_timeline_orders_arrivals_decision_gpu_and_results(tmp_path):
+    report = _record(tmp_path, 'round_timeline', '--frames', '2,20', '--streams', '4',
+                     '--repeats', '3')
+    rows = {row['frames']: row for row in report['rows']}
+    assert set(rows) == {2, 20}
+    # GPU times are events mapped onto the host's clock: within tens of µs of it
+    slack = 0.05
+    for frames, row in rows.items():
+        assert 0 < row['arrived_ms'] <= row['first_call_ms'] < row['gpu_end_ms']
+        assert row['first_call_ms'] - slack <= row['gpu_start_ms'] < row['gpu_end_ms']
+        assert row['gpu_end_ms'] <= row['done_ms'] + slack
+        assert 0 < row['gpu_busy_ms'] <= row['gpu_end_ms'] - row['gpu_start_ms'] + 1e-3
+        launches = row['launches']
+        assert len(launches) >= 1
+        # every frame goes through every layer: the layers launched per frame add up to the net
+        covered = sum(entry['depth'] * entry['batch'] for entry in launches)
+        assert covered == frames * 14
+    # 20 frames on an idle GPU: rule 2b cuts them into two chains of 10, on two streams
+    first = [entry for entry in rows[20]['launches'] if entry['layer'] == 0]
+    assert [entry['batch'] for entry in first] == [10, 10]
+    assert len({entry['stream'] for entry in first}) == 2
