@@ -28,8 +28,7 @@ from records import write_record  # noqa: E402
 from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
-from s3dnn_ros.scheduler.dispatcher import Dispatcher, EngineBackend  # noqa: E402
-from s3dnn_ros.scheduler.policies import make_policy  # noqa: E402
+from s3dnn_ros.scheduler.dispatcher import EngineBackend  # noqa: E402
 from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
 from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
 
@@ -49,26 +48,11 @@ class RecordingBackend(EngineBackend):
         self.calls.append({'launch': launch, 'call': (begin, time.monotonic_ns())})
 
 
-def one_round(engine, images, frames: int) -> tuple[dict, list[dict]]:
+def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, list[dict]]:
     backend = RecordingBackend(engine)
-    done = []
-    policy = make_policy('s3dnn', engine.cost_table())
-    dispatcher = Dispatcher(policy, backend, on_done=done.append)
-    pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
-    images = (images * (frames // len(images) + 1))[:frames]
-    try:
-        for pipeline, image in zip(pipelines, images):
-            engine.set_input(pipeline.id, image, 'rgb8')
-        begin = time.monotonic_ns()
-        for pipeline, image in zip(pipelines, images):
-            dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
-        arrived = time.monotonic_ns()
-        while len(done) < frames:
-            dispatcher.step()
-        end = time.monotonic_ns()
-    finally:
-        for pipeline in pipelines:
-            engine.close_pipeline(pipeline.id)
+    times = {}
+    _, busy_ms = bench.s3dnn_round(engine, images, frames, backend, times)
+    begin = times['begin']
     launches = []
     for call in backend.calls:
         launch = call['launch']
@@ -78,15 +62,11 @@ def one_round(engine, images, frames: int) -> tuple[dict, list[dict]]:
                          'call_ms': [round((t - begin) / 1e6, 3) for t in call['call']],
                          'gpu_ms': [round((start - begin) / 1e6, 3),
                                     round((stop - begin) / 1e6, 3)]})
-    spans = sorted(tuple(entry['gpu_ms']) for entry in launches)
-    busy, reach = 0.0, -1.0
-    for start, stop in spans:
-        if stop > reach:
-            busy += stop - max(start, reach)
-            reach = stop
-    marks = {'arrived': (arrived - begin) / 1e6, 'first_call': launches[0]['call_ms'][0],
-             'gpu_start': spans[0][0], 'gpu_end': max(stop for _, stop in spans),
-             'done': (end - begin) / 1e6, 'gpu_busy': busy, 'launch_calls': len(launches)}
+    starts, ends = zip(*(entry['gpu_ms'] for entry in launches))
+    marks = {'arrived': (times['arrived'] - begin) / 1e6,
+             'first_call': launches[0]['call_ms'][0], 'gpu_start': min(starts),
+             'gpu_end': max(ends), 'done': (times['end'] - begin) / 1e6,
+             'gpu_busy': busy_ms, 'launch_calls': len(launches)}
     return marks, launches
 
 
@@ -105,8 +85,8 @@ def main() -> int:
     rows = []
     try:
         for frames in args.frames:
-            one_round(engine, images, frames)  # warm-up
-            rounds = [one_round(engine, images, frames) for _ in range(args.repeats)]
+            one_round(bench, engine, images, frames)  # warm-up
+            rounds = [one_round(bench, engine, images, frames) for _ in range(args.repeats)]
             row = {'frames': frames, 'streams': args.streams}
             for key in (*MARKS, 'gpu_busy', 'launch_calls'):
                 row[f'{key}_ms' if key != 'launch_calls' else key] = round(

@@ -410,13 +410,18 @@ class Bench:
         measure()  # warm-up
         return round(median(measure() for _ in range(max(1, self.repeats // 4))), 3)
 
-    def s3dnn_round(self, engine, images, frames: int) -> tuple[float, float]:
+    def s3dnn_round(self, engine, images, frames: int, backend: EngineBackend | None = None,
+                    marks: dict | None = None) -> tuple[float, float]:
         """
         Run one S3DNN round of ``frames`` camera frames submitted at once.
 
-        Returns (wall ms from submitting the frames to the last result, GPU busy ms).
+        Returns (wall ms from submitting the frames to the last result, GPU busy ms). ``backend``:
+        the engine's backend to drive (default a plain one); ``marks`` gets the
+        ``time.monotonic_ns`` of the first submission ('begin'), of the end of the arrivals
+        ('arrived') and of the last result ('end').
         """
-        backend = EngineBackend(engine)
+        backend = backend or EngineBackend(engine)
+        marks = {} if marks is None else marks
         done = []
         policy = make_policy('s3dnn', engine.cost_table(), max_inflight=self.max_inflight)
         dispatcher = Dispatcher(policy, backend, on_done=done.append)
@@ -427,12 +432,14 @@ class Bench:
             for pipeline, image in zip(pipelines, images):
                 engine.set_input(pipeline.id, image, 'rgb8')
             busy_before = backend.busy_ns()
-            begin = time.perf_counter_ns()
+            marks['begin'] = time.monotonic_ns()
             for pipeline, image in zip(pipelines, images):
                 dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
+            marks['arrived'] = time.monotonic_ns()
             while len(done) < frames:
                 dispatcher.step()
-            wall_ms = (time.perf_counter_ns() - begin) / 1e6
+            marks['end'] = time.monotonic_ns()
+            wall_ms = (marks['end'] - marks['begin']) / 1e6
             return wall_ms, (backend.busy_ns() - busy_before) / 1e6
         finally:
             for pipeline in pipelines:
