@@ -345,12 +345,13 @@ class S3dnnPolicy(Policy):
     2b. A burst on an idle GPU: when no launch is on the GPU and h is a first-layer task, the n
        first-layer tasks ready (h and those in Q) are cut into k = ceil(n / c) launches, c =
        max(b*, BURST_CHAIN), as even as they can be (the first n mod k one frame larger), all in G
-       in LSF order, each on its own stream. One launch of all n would keep every kernel waiting
-       for all n uploads; k chains side by side start computing after the first chain's uploads,
-       and the later chains' uploads run beside the earlier chains' kernels (cameras triggered by
-       one clock send such bursts). Never below b*: the chains cost the host what b* allows. Not
-       on a backend of one stream, where the chains would run one after another. When k > 1 each
-       chain is a segment (rule 4c): nothing is to join a chain cut apart on purpose.
+       in LSF order, each on its own stream and each a segment (rule 4c: nothing is to join a
+       chain cut apart on purpose); k = 1 is rule 2 as usual. One launch of all n would keep every
+       kernel waiting for all n uploads; k chains side by side start computing after the first
+       chain's uploads, and the later chains' uploads run beside the earlier chains' kernels
+       (cameras triggered by one clock send such bursts). Never below b*: the chains cost the
+       host what b* allows. Not on a backend of one stream, where the chains would run one after
+       another.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).
@@ -442,7 +443,7 @@ class S3dnnPolicy(Policy):
         self._small_layers = [layer for layer in range(self.num_layers)
                               if self.costs.tb_ratio(layer) < 1]
         # rule 4c: (layers, largest tbRatio) of a segment, per (first layer, batch)
-        self._full_segments: dict[tuple[int, int], tuple[int, float]] = {}
+        self._segment_shapes: dict[tuple[int, int], tuple[int, float]] = {}
         # rule 2: the engine's kernel batch per layer (the cost table's largest measured batch)
         self._kernel_batches = [self.costs.kernel_batch(layer) for layer in range(self.num_layers)]
 
@@ -519,8 +520,11 @@ class S3dnnPolicy(Policy):
                 if successor is not None:
                     group.launches.append(successor)
             return group
+        chains = 1
         if head.layer == 0 and not inflight and self.fusion and self.streams != 1:
-            self._burst_launches(head, group, now_ns)
+            chains = -(-(len(self._layers[0]) + 1) // max(self.target_batch(now_ns), BURST_CHAIN))
+        if chains > 1:
+            self._burst_launches(head, group, now_ns, chains)
         else:
             group.launches.append(self._fused_launch(head, now_ns, group))
             self._split_launch(group, now_ns)
@@ -561,13 +565,10 @@ class S3dnnPolicy(Policy):
             group.launches.append(launch)
             frames += launch.batch
 
-    def _burst_launches(self, head: KernelTask, group: Group, now_ns: int) -> None:
-        """Rule 2b: the ready first layers, ``head`` first, as launches of at most c frames."""
-        ready = len(self._layers[0]) + 1
-        chains = -(-ready // max(self.target_batch(now_ns), BURST_CHAIN))
-        size, longer = divmod(ready, chains)  # the first `longer` chains take one frame more
-        cut = chains > 1
-        group.launches.append(self._fused_launch(head, now_ns, group, size + (longer > 0), cut))
+    def _burst_launches(self, head: KernelTask, group: Group, now_ns: int, chains: int) -> None:
+        """Rule 2b: the ready first layers, ``head`` first, as ``chains`` segments side by side."""
+        size, longer = divmod(len(self._layers[0]) + 1, chains)  # the first `longer` take one more
+        group.launches.append(self._fused_launch(head, now_ns, group, size + (longer > 0), True))
         queue = self._layers[0]
         while queue and len(group.launches) < chains:
             task = self._take(0)
@@ -575,7 +576,7 @@ class S3dnnPolicy(Policy):
                 group.dropped.append(task.frame)
                 continue
             group.launches.append(self._fused_launch(task, now_ns, group,
-                                                     size + (len(group.launches) < longer), cut))
+                                                     size + (len(group.launches) < longer), True))
 
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """
@@ -608,7 +609,7 @@ class S3dnnPolicy(Policy):
         """
         if not self.fusion or (batch < self.max_batch and not chain):
             return 1, self.costs.tb_ratio(layer, batch)
-        shape = self._full_segments.get((layer, batch))
+        shape = self._segment_shapes.get((layer, batch))
         if shape is None:
             cost = self.costs.cost_ns
             work, depth = cost(layer, batch), 1
@@ -617,7 +618,7 @@ class S3dnnPolicy(Policy):
                 if work > RUN_AHEAD_NS:
                     break
                 depth += 1
-            shape = self._full_segments[(layer, batch)] = (
+            shape = self._segment_shapes[(layer, batch)] = (
                 depth, max(self.costs.tb_ratio(i, batch) for i in range(layer, layer + depth)))
         return shape
 
