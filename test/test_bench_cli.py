@@ -90,6 +90,11 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
                 / row['kernels_per_frame'], rel=0.05)
             assert 0 < row['feeder_submit_p50_us'] <= row['feeder_submit_p99_us']
             assert row['generator_cpu_us_per_frame'] > 0
+            # the loop blocks at most IDLE_WAIT_S (50 ms) at a time: one camera's frames, 200 ms
+            # apart and each far shorter to run, take it round more than twice a frame; its own
+            # system calls take some time
+            assert row['loop_turns_per_frame'] >= (2 if row['cameras'] == 1 else 1)
+            assert row['unmetered_us_per_frame'] > 0
             # each poll found at least one busy stream, and at least a launch in flight on each
             assert 1 <= row['poll_streams'] <= row['poll_inflight'] and row['poll_ready'] >= 0
     assert record['copy_every_frame'] is False

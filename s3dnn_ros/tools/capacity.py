@@ -223,6 +223,8 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
     launches = after['launches'] - before['launches']
     kernels = after['kernel_launches'] - before['kernel_launches']
     host_ns = after['host_work_ns'] - before['host_work_ns']
+    # the workers' loop time (summed over them) neither blocked waiting for work nor metered
+    unmetered_ns = max(0, after['time_ns'] - before['time_ns'] - delta['blocked_ns'] - host_ns)
     polls = max(1, delta['polls'])
     return {'cameras': point.cameras, 'policy': policy, 'source': 'gpu', 'released': total,
             'completed': completed, 'missed': missed, 'dropped': dropped,
@@ -238,6 +240,10 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
             # kernel per layer)
             'host_us_per_kernel': round(host_ns / 1000 / max(1, kernels), 2),
             'kernels_per_frame': round(kernels / max(1, completed), 3),
+            # the serving loop's own time (system calls, polls that found nothing, statistics)
+            # and its turns
+            'unmetered_us_per_frame': round(unmetered_ns / 1000 / max(1, total), 2),
+            'loop_turns_per_frame': round(delta['turns'] / max(1, total), 2),
             'completed_fps': round(completed / setting.seconds, 1),
             'on_time_fps': round((completed - missed) / setting.seconds, 1),
             'unresolved': total - completed - dropped,
@@ -276,7 +282,7 @@ def _summed_stats(clients: list[WorkerClient], after_ns: int) -> dict:
     snapshots = [_wait_stats(client, after_ns) for client in clients]
     total = {key: sum(stats[key] for stats in snapshots)
              for key in ('busy_ns', 'launches', 'kernel_launches', 'frames_launched',
-                         'host_work_ns')}
+                         'host_work_ns', 'time_ns')}
     total['host_totals'] = {key: sum(stats['host_totals'][key] for stats in snapshots)
                             for key in snapshots[0]['host_totals']}
     for key in ('first_layer_launches', 'first_layer_batches'):
@@ -330,7 +336,9 @@ def run_point(fleet: _Fleet, count: int, policy: str, setting: CapacitySetting,
         f'p99 {row["p99_ms"]:.1f} ms, {row["completed_fps"]:.0f} frames/s, '
         f'GPU busy {row["gpu_busy"]:.0%}, batch {row["mean_batch"]:.1f}, '
         f'host {row["host_us_per_frame"]:.0f} µs/frame '
-        f'({row["host_us_per_kernel"]:.0f} per kernel, {row["kernels_per_frame"]:.2f} a frame), '
+        f'({row["host_us_per_kernel"]:.0f} per kernel, {row["kernels_per_frame"]:.2f} a frame; '
+        f'{row["unmetered_us_per_frame"]:.0f} more in the loop, '
+        f'{row["loop_turns_per_frame"]:.1f} turns), '
         f'a poll found {row["poll_streams"]:.1f} busy streams and {row["poll_ready"]:.1f} ready, '
         f'feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms, '
         f'generator {row["generator_cpu_us_per_frame"]:.0f} µs/frame of CPU')

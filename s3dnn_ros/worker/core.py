@@ -200,6 +200,8 @@ class WorkerCore:
         self.started_ns = time.monotonic_ns()
         # host time of this thread, by kind of work
         self.meters = {kind: _Meter() for kind in ('arrive', 'output', 'decide', 'retire')}
+        # a serving loop's turns, and the time it spent blocked waiting for work (not host work)
+        self.turns = _Meter()
         self._host_mark = self.host_totals()
         self._host_refresh_ns = self.started_ns + round(HOST_REFRESH_S * 1e9)
 
@@ -367,6 +369,18 @@ class WorkerCore:
             return 0.0
         return self.dispatcher.idle_wait_s(longest_s)
 
+    def turned(self, blocked_since: int | None) -> None:
+        """
+        Count a turn of a serving loop.
+
+        ``blocked_since`` (``time.perf_counter_ns``): when the turn began to block waiting for
+        work, if it did. What the loop's time holds beyond its blocked time and its metered work is
+        the loop's own cost: its system calls, polls that found nothing, statistics.
+        """
+        self.turns.count += 1
+        if blocked_since is not None:
+            self.turns.ns += time.perf_counter_ns() - blocked_since
+
     def timed(self, kind: str, start: int, count: int) -> None:
         """
         Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``.
@@ -390,7 +404,8 @@ class WorkerCore:
                 'uploads': backend.uploads, 'kernel_ns': backend.kernel_ns,
                 'polls': dispatcher.polls, 'polled_streams': dispatcher.polled_streams,
                 'polled_inflight': dispatcher.polled_inflight,
-                'polled_ready': dispatcher.polled_ready}
+                'polled_ready': dispatcher.polled_ready,
+                'turns': self.turns.count, 'blocked_ns': self.turns.ns}
 
     def host_costs(self) -> HostCosts | None:
         """Return what this thread measured since it started (None before enough launches)."""

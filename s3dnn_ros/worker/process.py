@@ -99,7 +99,10 @@ def serve(connection: Connection, frames: FrameReader, core: WorkerCore) -> int:
     encodings = ENCODING_NAMES
     try:
         while True:
-            ready = {key.fileobj for key, _ in selector.select(core.idle_wait_s(IDLE_WAIT_S))}
+            wait_s = core.idle_wait_s(IDLE_WAIT_S)
+            began = time.perf_counter_ns()
+            ready = {key.fileobj for key, _ in selector.select(wait_s)}
+            core.turned(began if wait_s else None)
             if connection in ready:
                 messages.take()
             if frames in ready:
