@@ -16,7 +16,6 @@ batch copied right, and the GPU time of each way (20 rounds between two events).
 from __future__ import annotations
 
 import argparse
-import datetime
 from pathlib import Path
 import sys
 import time
@@ -26,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import write_record  # noqa: E402
+from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.engine.cuda.abi import LINEAR_ARGS  # noqa: E402
 from s3dnn_ros.engine.cuda.driver import CopyBatch  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
@@ -51,9 +50,7 @@ def main() -> int:
         report = measure(drv, args.calls)
     finally:
         context.pop()
-    report = {'benchmark': 'driver_calls', 'card': device.name(),
-              'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/driver_calls.py ' + ' '.join(sys.argv[1:]),
+    report = {**record_header('driver_calls', card=device.name()),
               'driver_version': drv.get_driver_version(), **report}
     for key, value in report.items():
         print(f'{key}: {value}')

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime
 import os
 from pathlib import Path
 import pstats
@@ -28,7 +27,7 @@ import time
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import write_record  # noqa: E402
+from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.engine import cuda  # noqa: E402
 from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
@@ -97,9 +96,7 @@ def main() -> int:
     network = alexnet()
     engine = CudaEngine(network, init_weights(network, seed=0), streams=4)
     images = camera_images(4)
-    report = {'benchmark': 'host_profile', 'card': engine.device_name,
-              'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/host_profile.py ' + ' '.join(sys.argv[1:]),
+    report = {**record_header('host_profile', card=engine.device_name),
               'max_inflight': args.max_inflight, 'staging_threads': args.staging_threads,
               'rounds': []}
     try:

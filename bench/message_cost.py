@@ -19,7 +19,6 @@ batch, what the worker meters as taking frames in). Writes DIR/message_cost-<hos
 from __future__ import annotations
 
 import argparse
-import datetime
 import multiprocessing
 import os
 from pathlib import Path
@@ -29,7 +28,7 @@ import struct
 import sys
 import time
 
-from records import write_record
+from records import record_header, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -154,9 +153,8 @@ def main() -> int:
                          'receiver_cpu_us_per_message': round(cpu_us, 2),
                          'handling_us_per_message': round(handling_us, 2)})
             print(rows[-1])
-    report = {'benchmark': 'message_cost', 'host': platform.processor() or platform.machine(),
-              'cpus': os.cpu_count(), 'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/message_cost.py ' + ' '.join(sys.argv[1:]),
+    host = platform.processor() or platform.machine()
+    report = {**record_header('message_cost', host=host, cpus=os.cpu_count()),
               'messages': args.messages, 'rate': args.rate, 'rows': rows}
     write_record(report, f'message_cost-{report["cpus"]}-cpus.json', args.out)
     return 0

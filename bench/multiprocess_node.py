@@ -33,7 +33,6 @@ else bench/out).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 from pathlib import Path
@@ -53,7 +52,7 @@ from rclpy.executors import SingleThreadedExecutor
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import write_record  # noqa: E402
+from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.ros.config import default_topic, detections_topic, NODE_NAME  # noqa: E402
 from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
@@ -256,8 +255,7 @@ def main() -> int:
     # a SIGTERM (from timeout, say) ends the run through the finally clauses, which stop every
     # process started
     signal.signal(signal.SIGTERM, lambda *_: sys.exit('multiprocess_node: stopped by SIGTERM'))
-    report = {'benchmark': 'multiprocess_node', 'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/multiprocess_node.py ' + ' '.join(sys.argv[1:]),
+    report = {**record_header('multiprocess_node'),
               'width': args.width, 'height': args.height, 'fps': args.fps,
               'deadline_ms': args.deadline_ms, 'qos': args.qos, 'rows': []}
     with tempfile.TemporaryDirectory() as folder:

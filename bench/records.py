@@ -1,9 +1,11 @@
 """Where the bench scripts write their JSON records: ``--out``, else $OUT, else bench/out."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from pathlib import Path
+import sys
 
 
 def out_dir(out: Path | None) -> Path:
@@ -11,6 +13,12 @@ def out_dir(out: Path | None) -> Path:
     folder = out or Path(os.environ.get('OUT') or Path(__file__).resolve().parent / 'out')
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def record_header(benchmark: str, **fields) -> dict:
+    """Return the start of ``bench/<benchmark>.py``'s record: name, ``fields``, date, command."""
+    return {'benchmark': benchmark, **fields, 'date': datetime.date.today().isoformat(),
+            'command': f'python3 bench/{benchmark}.py ' + ' '.join(sys.argv[1:])}
 
 
 def write_record(report: dict, name: str, out: Path | None) -> Path:

@@ -15,7 +15,6 @@ launch calls. Then one round's launches in order. Writes DIR/round_timeline-<car
 from __future__ import annotations
 
 import argparse
-import datetime
 from pathlib import Path
 import statistics
 import sys
@@ -24,7 +23,7 @@ import time
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import write_record  # noqa: E402
+from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
@@ -104,10 +103,7 @@ def main() -> int:
     finally:
         bench.release(engine)
         engine.close()
-    report = {'benchmark': 'round_timeline', 'card': engine.device_name,
-              'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/round_timeline.py ' + ' '.join(sys.argv[1:]),
-              'rows': rows}
+    report = {**record_header('round_timeline', card=engine.device_name), 'rows': rows}
     write_record(report, file_name(report['card'], 'round_timeline'), args.out)
     return 0
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime
 import heapq
 import io
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import write_record  # noqa: E402
+from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.engine.base import Completion, Engine  # noqa: E402
 from s3dnn_ros.engine.costs import CostTable  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
@@ -187,9 +186,7 @@ def main() -> int:
               for key in ('released', 'completed', 'missed', 'dropped_queue', 'dropped_deadline',
                           'dropped_error')}
     host_ns = after['host_work_ns'] - before['host_work_ns']
-    report = {'benchmark': 'worker_profile', 'card': after['device'],
-              'date': datetime.date.today().isoformat(),
-              'command': 'python3 bench/worker_profile.py ' + ' '.join(sys.argv[1:]),
+    report = {**record_header('worker_profile', card=after['device']),
               'engine': after['engine'], 'policy': policy, 'cameras': args.cameras,
               'fps': args.fps, 'deadline_ms': args.deadline_ms, 'seconds': args.seconds,
               'max_batch': args.max_batch, 'profiled': args.profile, **totals,
