@@ -66,6 +66,8 @@ def profile_round(engine: CudaEngine, images, frames: int,
     profiler.enable()
     for pipeline, image in zip(pipelines, batch):
         dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
+        if dispatcher.chain_ready():
+            dispatcher.step()
     while len(done) < frames:
         dispatcher.step()
     profiler.disable()

@@ -132,8 +132,11 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
             when, camera, k = due[0]
             heapq.heapreplace(due,
                               (start + round(phases[camera] + (k + 1) * period), camera, k + 1))
-            core.frame(camera, 0, k % SLOTS, k, when, 480, 640, 'rgb8')
             taken += 1
+            if core.frame(camera, 0, k % SLOTS, k, when, 480, 640, 'rgb8'):
+                core.timed('arrive', began, taken)
+                core.step()
+                began, taken = time.perf_counter_ns(), 0
         if taken:
             core.timed('arrive', began, taken)
         # what the worker process sends

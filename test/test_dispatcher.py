@@ -157,6 +157,33 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
     assert sorted(frame.pipeline.name for frame in done) == ['cam0', 'cam1']
 
 
+def test_a_burst_is_dispatched_chain_by_chain_while_it_is_taken_in_whatever_the_slots():
+    """
+    40 frames submitted at once to a 4-stream backend, one dispatch slot (rule 2b).
+
+    The first 16 are launched while 24 still wait to be taken in, the next 16 while 8 wait,
+    though the first chain holds the only slot; the last 8 when the step ends: first layers of
+    16, 16 and 8 on three streams, every frame launched once.
+    """
+    backend = ManualBackend(streams=4)
+    dispatcher, _, _, _ = make_dispatcher(backend=backend, batches=32)
+    dispatcher.policy.max_inflight = 1
+    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS) for i in range(40)]
+    waiting = []
+    launch = backend.launch
+    backend.launch = lambda issued: (waiting.append(dispatcher.submitted_waiting),
+                                     launch(issued))
+    for cam in cams:
+        dispatcher.submit(cam)
+    dispatcher.step()
+    first = [(n, issued.batch, issued.stream) for n, issued in zip(waiting, backend.launched)
+             if issued.layer == 0]
+    assert [(n, batch) for n, batch, _ in first] == [(24, 16), (8, 16), (0, 8)]
+    assert len({stream for _, _, stream in first}) == 3
+    assert sorted(frame.pipeline.id for issued in backend.launched if issued.layer == 0
+                  for frame in issued.frames) == list(range(40))
+
+
 def test_a_synchronous_engines_call_counts_as_busy_time_not_host_time():
     """
     Check the host accounting of a synchronous engine's launch (the reference engine's).

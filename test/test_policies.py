@@ -284,6 +284,58 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     assert [launch.batch for launch in loaded.dequeue(now, []).launches] == [20, 20]
 
 
+def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_decided():
+    """
+    16 first layers on an idle GPU open a burst: chain_ready from the 16th, one launch of 16.
+
+    While it is open the next 16 are a chain too (a segment, on its own stream, taking no slot:
+    continues_burst) although the first is on the GPU; a DEQUEUE of a later layer closes it, and
+    16 first layers are then rule 2's launch in a group with a slot. Fewer than BURST_CHAIN on an
+    idle GPU, or a backend of one stream, never make a chain ready.
+    """
+    from s3dnn_ros.scheduler.policies import BURST_CHAIN
+    costs = uniform_costs(cost_us=100.0, tb=1.0, batches=32)
+    cams = pipelines(64)
+    policy = make_policy('s3dnn', costs, max_batch=32)
+    policy.streams = 4
+    for i in range(BURST_CHAIN):
+        assert not policy.chain_ready(0, [])
+        policy.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
+    assert policy.chain_ready(0, [])
+    first = policy.dequeue(0, [])
+    assert [(launch.batch, launch.depth) for launch in first.launches] == [(16, 1)]
+    assert first.takes_slot
+    for i in range(16, 32):
+        assert not policy.chain_ready(0, first.launches)
+        policy.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
+    assert policy.chain_ready(0, first.launches) and policy.continues_burst(0, first.launches)
+    second = policy.dequeue(0, first.launches)
+    assert [(launch.batch, launch.depth) for launch in second.launches] == [(16, 2)]
+    assert not second.takes_slot
+    # a later layer decided: the burst has been taken in
+    policy.enqueue(ready_frame(cams[32], 5, deadline_ms=20.0), 0)
+    assert [launch.layer for launch in policy.dequeue(0, first.launches).launches][:1] == [5]
+    for i in range(33, 49):
+        policy.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
+    assert not policy.chain_ready(0, first.launches)
+    assert not policy.continues_burst(0, first.launches)
+    after = policy.dequeue(0, first.launches)
+    assert [(launch.batch, launch.depth) for launch in after.launches if launch.layer == 0] == [
+        (16, 1)]
+    assert after.takes_slot
+    few = make_policy('s3dnn', costs, max_batch=32)
+    few.streams = 4
+    one_stream = make_policy('s3dnn', costs, max_batch=32)
+    one_stream.streams = 1
+    for i in range(BURST_CHAIN - 1):
+        few.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
+    for i in range(32):
+        one_stream.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
+    assert not few.chain_ready(0, [])
+    assert not one_stream.chain_ready(0, [])
+    assert not make_policy('streams', costs).chain_ready(0, [])
+
+
 def test_rule4c_a_full_launch_is_a_segment_of_its_next_layers_within_the_horizon():
     """
     A launch of max_batch frames takes its next layers while its GPU work stays within the horizon.

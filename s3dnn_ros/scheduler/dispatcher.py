@@ -150,7 +150,8 @@ class Dispatcher:
         rounds of successors, whatever the slots in use), then, while slots are free, to look ahead
         at the successors like any round. An empty answer ends the round, and the policy is not
         asked again until a frame arrives, a launch completes or the policy's hold ends (a live
-        loop calls this very often).
+        loop calls this very often). A chain of a burst being taken in (:meth:`chain_ready`) takes
+        no slot and is asked for whatever the slots in use (``Policy.continues_burst``).
         """
         # the policy answered nothing and nothing changed since; is its hold over?
         if self._settled:
@@ -171,7 +172,9 @@ class Dispatcher:
                     continue
                 self._ahead_settled = True
             if not (len(self.policy) or self.inflight) \
-                    or (limit is not None and self._groups_inflight >= limit):
+                    or (limit is not None and self._groups_inflight >= limit
+                        and not self.policy.continues_burst(self.backend.now_ns(),
+                                                            self.inflight)):
                 break
             group = self.policy.dequeue(self.backend.now_ns(), self.inflight)
             for frame in group.dropped:
@@ -186,6 +189,15 @@ class Dispatcher:
                 self._settled = True
                 break
         return issued
+
+    def chain_ready(self) -> bool:
+        """
+        Whether the policy has a chain of a burst ready (rule 2b of ``s3dnn``).
+
+        A loop taking in many frames at once dispatches it (:meth:`pump`) before it takes in the
+        rest.
+        """
+        return self.policy.chain_ready(self.backend.now_ns(), self.inflight)
 
     def _stream_for(self, launch: Launch) -> int:
         """
@@ -362,6 +374,8 @@ class Dispatcher:
         while self._inbox:
             pipeline, release_ns, image, encoding, meta = self._inbox.popleft()
             self.arrive(pipeline, release_ns, image, encoding, meta)
+            if self.chain_ready():
+                self.pump()
             progressed = True
         if self.inflight and self.poll():
             progressed = True

@@ -212,6 +212,19 @@ class Policy(ABC):
     def dequeue(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """DEQUEUE: the next group to launch (possibly empty), plus frames dropped as lost."""
 
+    def chain_ready(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
+        """
+        Whether a DEQUEUE now would launch a chain of a burst whose frames are still coming in.
+
+        A loop taking in many frames at once then dispatches before it takes in the rest (none for
+        policies that do not cut bursts).
+        """
+        return False
+
+    def continues_burst(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
+        """Whether a DEQUEUE now would return a group that needs no dispatch slot."""
+        return False
+
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """
         With Q empty: launches to queue behind those in flight.
@@ -351,7 +364,15 @@ class S3dnnPolicy(Policy):
        chain's uploads, and the later chains' uploads run beside the earlier chains' kernels
        (cameras triggered by one clock send such bursts). Never below b*: the chains cost the
        host what b* allows. Not on a backend of one stream, where the chains would run one after
-       another.
+       another. A burst being taken in: a cut of at least c tasks on an idle GPU opens a burst,
+       which stays open until a DEQUEUE's h is of a later layer; while it is open a first-layer h
+       is cut the same way (its chains, even one, are segments on their own streams) although
+       the burst's earlier chains are on the GPU, and its G takes no dispatch slot (the chains
+       of one burst share the slot of its first G). :meth:`chain_ready` tells a loop taking in
+       many frames at once that c first-layer tasks are ready on an idle GPU or in an open
+       burst: it dispatches them before it takes in the rest, so the first chain's uploads start
+       after c arrivals rather than after all of them, and the next chains follow as their
+       frames come in.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).
@@ -446,6 +467,10 @@ class S3dnnPolicy(Policy):
         self._segment_shapes: dict[tuple[int, int], tuple[int, float]] = {}
         # rule 2: the engine's kernel batch per layer (the cost table's largest measured batch)
         self._kernel_batches = [self.costs.kernel_batch(layer) for layer in range(self.num_layers)]
+        # rule 2b: a burst of at least c first layers found the GPU idle, and no later layer has
+        # been decided since (its frames are still being taken in)
+        self._burst = False
+        self._all_layers = range(self.num_layers)
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns - self.costs.remaining_ns[layer]
@@ -453,6 +478,7 @@ class S3dnnPolicy(Policy):
     def clear(self) -> None:
         super().clear()
         self._held = None
+        self._burst = False
 
     def arrived(self, now_ns: int) -> None:
         self._arrivals.append(now_ns)
@@ -520,11 +546,18 @@ class S3dnnPolicy(Policy):
                 if successor is not None:
                     group.launches.append(successor)
             return group
-        chains = 1
-        if head.layer == 0 and not inflight and self.fusion and self.streams != 1:
-            chains = -(-(len(self._layers[0]) + 1) // max(self.target_batch(now_ns), BURST_CHAIN))
-        if chains > 1:
+        chains, continued = 1, False
+        if head.layer:
+            self._burst = False  # a later layer is decided: the burst has been taken in
+        elif self._cuts_bursts and (self._burst or not inflight):
+            ready = len(self._layers[0]) + 1
+            size = max(self.target_batch(now_ns), BURST_CHAIN)
+            chains = -(-ready // size)
+            continued = bool(inflight)
+            self._burst = continued or ready >= size
+        if chains > 1 or continued:
             self._burst_launches(head, group, now_ns, chains)
+            group.takes_slot = not continued
         else:
             group.launches.append(self._fused_launch(head, now_ns, group))
             self._split_launch(group, now_ns)
@@ -544,6 +577,26 @@ class S3dnnPolicy(Policy):
                 if successor is not None:
                     group.launches.append(successor)
         return group
+
+    @property
+    def _cuts_bursts(self) -> bool:
+        """Rule 2b applies: fusion, on a backend of more than one stream."""
+        return self.fusion and self.streams != 1
+
+    def chain_ready(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
+        """
+        Rule 2b: a burst's next chain (at least c first layers) is ready.
+
+        On an idle GPU, or while a burst is being taken in.
+        """
+        first = len(self._layers[0])
+        return (first >= BURST_CHAIN and (self._burst or not inflight) and self._cuts_bursts
+                and first >= self.target_batch(now_ns))
+
+    def continues_burst(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
+        """Rule 2b: a DEQUEUE now would cut a chain of the open burst (its G takes no slot)."""
+        return (self._burst and bool(inflight) and self._least_layer(self._all_layers) == 0
+                and len(self._layers[0]) >= self.target_batch(now_ns))
 
     def _split_launch(self, group: Group, now_ns: int) -> None:
         """

@@ -435,6 +435,8 @@ class Bench:
             marks['begin'] = time.monotonic_ns()
             for pipeline, image in zip(pipelines, images):
                 dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
+                if dispatcher.chain_ready():
+                    dispatcher.step()
             marks['arrived'] = time.monotonic_ns()
             while len(done) < frames:
                 dispatcher.step()

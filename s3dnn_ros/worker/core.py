@@ -261,11 +261,13 @@ class WorkerCore:
 
     # ------------------------------------------------------------------ frames
     def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int,
-              height: int, width: int, encoding: str) -> None:
+              height: int, width: int, encoding: str) -> bool:
         """
         Take a frame of camera ``camera`` that lies in ``slot`` of its ring of ``generation``.
 
-        (The loop that receives frames meters the time, receiving included: :meth:`timed`.)
+        Returns whether a chain of a burst is ready (:meth:`Dispatcher.chain_ready`): the loop
+        then steps before it takes in more frames. (The loop that receives frames meters the time,
+        receiving included: :meth:`timed`.)
         """
         pipeline = self.pipelines[camera]
         ring, pinned = self._rings.get(camera, (None, None))
@@ -279,10 +281,11 @@ class WorkerCore:
             pipeline.stats.dropped_error += 1
             self.dispatcher.last_error = f'{pipeline.name}: {error}'
             self._outputs.append((DROPPED, camera, seq, time.monotonic_ns(), DROP_SLOT))
-        else:
-            key = (camera, generation)
-            self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
-            self.dispatcher.arrive(pipeline, release_ns, image, encoding, meta=(seq, generation))
+            return False
+        key = (camera, generation)
+        self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
+        self.dispatcher.arrive(pipeline, release_ns, image, encoding, meta=(seq, generation))
+        return self.dispatcher.chain_ready()
 
     def set_deadline(self, camera: int, deadline_ns: int) -> None:
         """Camera ``camera``'s relative deadline for the frames that arrive from now on."""

@@ -110,9 +110,13 @@ def serve(connection: Connection, frames: FrameReader, core: WorkerCore) -> int:
                 for (kind, camera, generation, slot, code, height, width, seq,
                      release_ns) in frames.read():
                     if kind == FRAME:
-                        core.frame(camera, generation, slot, seq, release_ns, height, width,
-                                   encodings[code])
                         count += 1
+                        if core.frame(camera, generation, slot, seq, release_ns, height, width,
+                                      encodings[code]):
+                            # a burst's chain is ready: dispatch it before taking in the rest
+                            core.timed('arrive', start, count)
+                            core.step()
+                            start, count = time.perf_counter_ns(), 0
                     else:
                         messages.open_ring(camera, generation)
                 if count:
