@@ -35,7 +35,8 @@ def test_round_timeline_orders_arrivals_decision_gpu_and_results(tmp_path):
     # GPU times are events mapped onto the host's clock: within tens of µs of it
     slack = 0.05
     for frames, row in rows.items():
-        assert 0 < row['arrived_ms'] <= row['first_call_ms'] < row['gpu_end_ms']
+        assert 0 < row['arrived_ms'] < row['gpu_end_ms']
+        assert 0 < row['first_call_ms'] < row['gpu_end_ms']
         assert row['first_call_ms'] - slack <= row['gpu_start_ms'] < row['gpu_end_ms']
         assert row['gpu_end_ms'] <= row['done_ms'] + slack
         assert 0 < row['gpu_busy_ms'] <= row['gpu_end_ms'] - row['gpu_start_ms'] + 1e-3
@@ -44,7 +45,10 @@ def test_round_timeline_orders_arrivals_decision_gpu_and_results(tmp_path):
         # every frame goes through every layer: the layers launched per frame add up to the net
         covered = sum(entry['depth'] * entry['batch'] for entry in launches)
         assert covered == frames * 14
-    # 20 frames on an idle GPU: rule 2b cuts them into two chains of 10, on two streams
+    # 2 frames are launched once both are in; of 20 on an idle GPU (rule 2b) the first 16 are a
+    # chain launched before the last 4 are taken in, and those 4 a second chain on another stream
+    assert rows[2]['arrived_ms'] <= rows[2]['first_call_ms']
+    assert rows[20]['first_call_ms'] < rows[20]['arrived_ms']
     first = [entry for entry in rows[20]['launches'] if entry['layer'] == 0]
-    assert [entry['batch'] for entry in first] == [10, 10]
+    assert [entry['batch'] for entry in first] == [16, 4]
     assert len({entry['stream'] for entry in first}) == 2
