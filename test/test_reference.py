@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from s3dnn_ros.engine.base import ENCODINGS
+from s3dnn_ros.engine.base import check_image, ENCODINGS
 from s3dnn_ros.engine.costs import estimate
 from s3dnn_ros.engine.reference import (adaptive_avgpool2d, conv2d, forward, linear, logits,
                                         maxpool2d, preprocess, preprocess_batch, ReferenceEngine,
@@ -115,6 +115,23 @@ def naive_preprocess(image, encoding, size, mean=IMAGENET_MEAN, std=IMAGENET_STD
                          + wr * ((1 - wc) * p[r1, c0] + wc * p[r1, c1]))
                 y[channel, i, j] = (value - mean[channel]) / std[channel]
     return y
+
+
+def test_check_image_takes_uint8_h_w_c_of_the_encodings_channels_and_names_what_is_wrong():
+    """A uint8 dtype other than numpy's own object passes too; each wrong property is named."""
+    image = np.zeros((4, 5, 3), np.uint8)
+    assert check_image(image, 'rgb8') == 3
+    assert check_image(image.view(np.dtype(np.uint8, metadata={'camera': 1})), 'bgr8') == 3
+    assert check_image(np.zeros((4, 5, 1), np.uint8), 'mono8') == 1
+    for bad, encoding, message in (
+            (image.astype(np.int16), 'rgb8',
+             r'rgb8 image must be H x W x 3 uint8, got \(4, 5, 3\) int16'),
+            (image[:, :, 0], 'rgb8', r'got \(4, 5\) uint8'),
+            (image, 'rgba8', 'rgba8 image must be H x W x 4'),
+            (np.zeros((0, 5, 3), np.uint8), 'rgb8', r'zero size \(0, 5\)'),
+            (image, 'yuv422', "encoding 'yuv422' is not supported; allowed: rgb8, bgr8")):
+        with pytest.raises(ValueError, match=message):
+            check_image(bad, encoding)
 
 
 # ---- ops ----------------------------------------------------------------------------------------

@@ -126,20 +126,21 @@ class Dispatcher:
                 self.last_error = f'{pipeline.name}: {error}'
                 self._drop(frame, DROP_ERROR)
                 return frame
-        self.policy.arrived(self.backend.now_ns())
+        now = self.backend.now_ns()
+        self.policy.arrived(now)
         overflow = pipeline.admit(frame)
         if overflow is not None and self.on_drop:
             self.on_drop(overflow, DROP_QUEUE)
         if pipeline.current is None:
-            self._start_next(pipeline)
+            self._start_next(pipeline, now)
         return frame
 
-    def _start_next(self, pipeline: Pipeline) -> None:
+    def _start_next(self, pipeline: Pipeline, now: int | None = None) -> None:
         self._settled = self._ahead_settled = False
         if pipeline.queue:
             frame = pipeline.queue.popleft()
             pipeline.current = frame
-            self.policy.enqueue(frame, self.backend.now_ns())
+            self.policy.enqueue(frame, self.backend.now_ns() if now is None else now)
 
     # ----------------------------------------------------------------- dispatch
     def pump(self) -> int:
