@@ -22,59 +22,33 @@ from pathlib import Path
 import pstats
 import statistics
 import sys
-import time
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from records import record_header, write_record  # noqa: E402
-from s3dnn_ros.engine import cuda  # noqa: E402
-from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
+from s3dnn_ros.engine.cuda import CudaEngine, engine as cuda_engine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
-from s3dnn_ros.scheduler.dispatcher import Dispatcher, EngineBackend  # noqa: E402
-from s3dnn_ros.scheduler.policies import make_policy  # noqa: E402
-from s3dnn_ros.tools.bench import camera_images, file_name  # noqa: E402
+from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
 from s3dnn_ros.tools.cli import positive_int, positive_ints, text_table  # noqa: E402
 
 #: (label, module file suffix, function name) of the parts reported, outermost first
 PARTS = [
     ('backend launch (staging + kernel launches)', 'scheduler/dispatcher.py', 'launch'),
     ('  image staging into pinned memory', 'engine/cuda/engine.py', 'set_inputs'),
-    ('  engine launch (events, copies, kernels)', 'engine/cuda/engine.py', 'launch'),
-    ('    kernel launch calls (PyCUDA)', 'pycuda/driver.py', 'function_call'),
+    ('  engine launch (events, copies, kernels)', 'engine/cuda/engine.py', '_issue'),
+    ('    kernel launches (arguments, cuLaunchKernel)', 'engine/cuda/engine.py', '_enqueue'),
     ('completion polling', 'scheduler/dispatcher.py', 'poll'),
     ('policy dequeue', 'scheduler/policies.py', 'dequeue'),
     ('policy enqueue', 'scheduler/policies.py', 'enqueue'),
 ]
 
 
-def profile_round(engine: CudaEngine, images, frames: int,
-                  max_inflight: int) -> tuple[float, float, pstats.Stats]:
+def profile_round(bench: Bench, images, frames: int) -> tuple[float, float, pstats.Stats]:
     """(wall ms, GPU busy ms, profile) of one round of ``frames`` frames from as many cameras."""
-    backend = EngineBackend(engine)
-    done = []
-    dispatcher = Dispatcher(make_policy('s3dnn', engine.cost_table(), max_inflight=max_inflight),
-                            backend, on_done=done.append)
-    pipelines = [dispatcher.add_pipeline(f'cam{i}', 1_000_000_000) for i in range(frames)]
-    batch = [images[i % len(images)] for i in range(frames)]
-    for pipeline, image in zip(pipelines, batch):
-        engine.set_input(pipeline.id, image, 'rgb8')
     profiler = cProfile.Profile()
-    busy_before = backend.busy_ns()
-    begin = time.perf_counter_ns()
-    profiler.enable()
-    for pipeline, image in zip(pipelines, batch):
-        dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
-        if dispatcher.chain_ready():
-            dispatcher.step()
-    while len(done) < frames:
-        dispatcher.step()
-    profiler.disable()
-    wall_ms = (time.perf_counter_ns() - begin) / 1e6
-    busy_ms = (backend.busy_ns() - busy_before) / 1e6
-    for pipeline in pipelines:
-        engine.close_pipeline(pipeline.id)
+    wall_ms, busy_ms = bench.s3dnn_round(bench.engine, images, frames, timed=profiler)
     return wall_ms, busy_ms, pstats.Stats(profiler)
 
 
@@ -89,24 +63,27 @@ def main() -> int:
     parser.add_argument('--frames', type=positive_ints, default=[4, 16, 64])
     parser.add_argument('--rounds', type=positive_int, default=10)
     parser.add_argument('--max-inflight', type=positive_int, default=2)
-    parser.add_argument('--staging-threads', type=positive_int, default=cuda.STAGING_THREADS,
+    parser.add_argument('--staging-threads', type=positive_int,
+                        default=cuda_engine.STAGING_THREADS,
                         help="threads copying a fused launch's images (default "
-                             f'{cuda.STAGING_THREADS})')
+                             f'{cuda_engine.STAGING_THREADS})')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
-    cuda.STAGING_THREADS = args.staging_threads
+    cuda_engine.STAGING_THREADS = args.staging_threads
     network = alexnet()
-    engine = CudaEngine(network, init_weights(network, seed=0), streams=4)
-    images = camera_images(4)
+    weights = init_weights(network, seed=0)
+    engine = CudaEngine(network, weights, streams=4)
+    bench = Bench(engine, network, weights, args.rounds, args.max_inflight)
+    images = bench.images[:4]
     report = {**record_header('host_profile', card=engine.device_name),
               'max_inflight': args.max_inflight, 'staging_threads': args.staging_threads,
               'rounds': []}
     try:
         for frames in args.frames:
-            profile_round(engine, images, frames, args.max_inflight)  # warm-up
+            profile_round(bench, images, frames)  # warm-up
             walls, busies, merged = [], [], None
             for _ in range(args.rounds):
-                wall, busy, stats = profile_round(engine, images, frames, args.max_inflight)
+                wall, busy, stats = profile_round(bench, images, frames)
                 walls.append(wall)
                 busies.append(busy)
                 merged = stats if merged is None else merged.add(stats)
