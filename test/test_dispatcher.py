@@ -11,7 +11,8 @@ from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.reference import forward, logits, ReferenceEngine
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.scheduler.dispatcher import (BusyMeter, Dispatcher, DROP_ERROR, DROP_QUEUE,
-                                            EngineBackend, summarize)
+                                            EngineBackend, STAGE_BATCH, summarize)
+from s3dnn_ros.scheduler.job import Launch
 from s3dnn_ros.scheduler.policies import make_policy
 from scheduling_helpers import MS, NUM_LAYERS, uniform_costs
 
@@ -25,6 +26,8 @@ class ManualBackend:
         self.launched = []
         self.finished = set()
         self.fail_layer = fail_layer
+        # ('stage', camera names) and ('launch', camera names, end layer), in order
+        self.log = []
 
     def now_ns(self):
         return self.now
@@ -32,11 +35,16 @@ class ManualBackend:
     def open_pipeline(self, pipeline):
         pass
 
+    def stage(self, frames):
+        self.log.append(('stage', [frame.pipeline.name for frame in frames]))
+
     def launch(self, launch):
         if launch.layer == self.fail_layer:
             raise EngineError(f'launch of layer {launch.layer} failed')
         launch.handle = len(self.launched)
         self.launched.append(launch)
+        self.log.append(('launch', [frame.pipeline.name for frame in launch.frames],
+                         launch.end_layer))
 
     def done(self, launch):
         return launch.handle in self.finished
@@ -397,6 +405,83 @@ def test_engine_error_drops_that_frame_and_other_cameras_go_on():
         backend.finish_all(dispatcher)
     assert [frame.pipeline.name for frame in done] == ['good']
     assert dispatcher.groups_inflight == 0
+
+
+def test_a_frame_is_staged_when_it_starts_in_fours_while_a_burst_arrives_and_before_a_decision():
+    """
+    A frame's image goes to the backend when the frame starts, ahead of its first launch.
+
+    Ten cameras' frames arrive at once: the arrivals hand the started frames over four at a time
+    (STAGE_BATCH), the pump hands over the last two before it launches anything. A frame waiting
+    behind its camera's frame is staged when it starts, after that frame; one without an image
+    never.
+    """
+    assert STAGE_BATCH == 4
+    dispatcher, backend, done, _ = make_dispatcher(tb=1.0)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 1000 * MS, queue_depth=2) for i in range(10)]
+    blind = dispatcher.add_pipeline('blind', 1000 * MS)
+    image = np.zeros((8, 8, 3), np.uint8)
+    for cam in cams:
+        dispatcher.arrive(cam, 0, image, 'rgb8')
+    dispatcher.arrive(cams[0], 0, image, 'rgb8')  # waits behind cam0's first frame
+    dispatcher.arrive(blind, 0)
+    names = [f'cam{i}' for i in range(10)]
+    assert backend.log == [('stage', names[:4]), ('stage', names[4:8])]
+    dispatcher.pump()
+    assert backend.log[2] == ('stage', names[8:]) and backend.log[3][0] == 'launch'
+    while len(done) < 11:
+        backend.finish_all(dispatcher)
+    stages = [entry[1] for entry in backend.log if entry[0] == 'stage']
+    assert stages == [names[:4], names[4:8], names[8:], ['cam0']]
+    second = next(i for i, entry in enumerate(backend.log) if entry == ('stage', ['cam0']))
+    first_done = next(i for i, entry in enumerate(backend.log)
+                      if entry[0] == 'launch' and 'cam0' in entry[1] and entry[2] == NUM_LAYERS)
+    assert second > first_done  # staged once its camera's first frame was through
+
+
+def test_an_engine_backend_stages_a_started_frame_once_and_its_launch_does_not_again(reference):
+    """
+    Staged ahead (``EngineBackend.stage``), an image is not staged again by its layer-0 launch.
+
+    A launch of another frame of that camera (its staged frame was replaced) stages its own image.
+    The results are the reference forward pass of each frame's own image.
+    """
+    network, weights = reference
+
+    class Counting(ReferenceEngine):
+        def __init__(self):
+            super().__init__(network, weights)
+            self.inputs = []
+
+        def set_input(self, pid, image, encoding):
+            self.inputs.append(pid)
+            super().set_input(pid, image, encoding)
+
+    engine = Counting()
+    backend = EngineBackend(engine)
+    done = []
+    dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(tb=1.0)), backend,
+                            on_done=done.append)
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(3)]
+    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(2)]
+    for cam, image in zip(cams, images):
+        dispatcher.arrive(cam, 0, image, 'rgb8')
+    dispatcher.stage()
+    assert engine.inputs == [0, 1] and backend.uploads == 2
+    while len(done) < 2:
+        dispatcher.step()
+    assert engine.inputs == [0, 1]
+    for frame in done:
+        expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]
+        np.testing.assert_allclose(frame.result, expected, rtol=1e-5, atol=1e-6)
+    staged = cams[0].new_frame(0, images[0], 'rgb8')
+    other = cams[0].new_frame(0, images[2], 'rgb8')
+    backend.stage([staged])
+    backend.launch(Launch(0, [other], 0, 1, 1.0, kernels=((1, 1.0),) * NUM_LAYERS))
+    assert engine.inputs == [0, 1, 0, 0] and backend.uploads == 4
+    expected = forward(network, weights, [(images[2], 'rgb8')])[0]
+    np.testing.assert_allclose(engine.result(0), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_completion_error_is_reported_not_raised():

@@ -135,10 +135,11 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
     None with too few launches.
 
     A launch costs what the backend's launch calls took for layers after the first; a first-layer
-    launch costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that
-    was neither launching nor running a synchronous engine's kernels (``kernel_ns``), per round; a
-    completion the poll time per retired launch (finishing frames included); a frame its arrival
-    plus handing its output over.
+    launch costs that plus ``upload_us`` per image it uploads, there or ahead of it (the
+    backend's ``stage`` calls, which no other kind of work is charged). A decision is the dispatch
+    time that was neither launching nor running a synchronous engine's kernels (``kernel_ns``),
+    per round; a completion the poll time per retired launch (finishing frames included); a frame
+    its arrival plus handing its output over.
     """
     launches = delta['launches']
     later = launches - delta['first_launches']
@@ -146,8 +147,8 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
         return None
     launch_ns = ((delta['launch_ns'] - delta['first_ns']) / later if later
                  else delta['first_ns'] / launches)
-    upload_ns = (max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
-                 / max(1, delta['uploads']))
+    upload_ns = ((max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
+                  + delta['stage_ns']) / max(1, delta['uploads']))
     decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns'] - delta['kernel_ns']) \
         / delta['groups']
     frame_ns = delta['arrive_ns'] / delta['arrivals'] \
@@ -284,7 +285,10 @@ class WorkerCore:
             return False
         key = (camera, generation)
         self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
+        backend, staged = self.backend, self.backend.stage_ns
         self.dispatcher.arrive(pipeline, release_ns, image, encoding, meta=(seq, generation))
+        if backend.stage_ns != staged:  # uploads it started: their own kind of work
+            self.meters['arrive'].ns -= backend.stage_ns - staged
         return self.dispatcher.chain_ready()
 
     def set_deadline(self, camera: int, deadline_ns: int) -> None:
@@ -339,10 +343,11 @@ class WorkerCore:
         if retired:
             self.timed('retire', start, retired)
             start = time.perf_counter_ns()
-        groups = dispatcher.groups
+        groups, staged = dispatcher.groups, self.backend.stage_ns
         issued = dispatcher.pump()
         if issued:
             self.timed('decide', start, dispatcher.groups - groups)
+            self.meters['decide'].ns -= self.backend.stage_ns - staged
         now = time.monotonic_ns()
         if now >= self._host_refresh_ns:
             self._refresh_host_costs(now)
@@ -405,6 +410,7 @@ class WorkerCore:
                 'launch_ns': backend.launch_ns, 'launches': backend.launches,
                 'first_ns': backend.first_layer_ns, 'first_launches': backend.first_layer_launches,
                 'uploads': backend.uploads, 'kernel_ns': backend.kernel_ns,
+                'stage_ns': backend.stage_ns,
                 'polls': dispatcher.polls, 'polled_streams': dispatcher.polled_streams,
                 'polled_inflight': dispatcher.polled_inflight,
                 'polled_ready': dispatcher.polled_ready,
@@ -432,7 +438,7 @@ class WorkerCore:
         """
         dispatcher = self.dispatcher
         now = time.monotonic_ns()
-        work_ns = sum(meter.ns for meter in self.meters.values())
+        work_ns = sum(meter.ns for meter in self.meters.values()) + self.backend.stage_ns
         host = self.host_costs()
         return {
             'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,
