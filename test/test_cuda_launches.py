@@ -224,9 +224,9 @@ def test_uploads_ahead_go_on_the_copy_stream_and_a_launch_waits_for_the_latest_o
     log.clear()
     completion = engine.launch(0, [3, 0, 2], 1)
     start, end = (event.name for event in completion.events)
+    kernel = ('kernel', 0, ['image3', 'image0', 'image2'], 'main1')
     assert log == [('record', start, 'main1'), ('wait', 'main1', second.events[1].name),
-                   ('upload', 'image3', 'main1'), ('kernel', 0, ['image3', 'image0', 'image2'],
-                                                    'main1'), ('record', end, 'main1')]
+                   ('upload', 'image3', 'main1'), kernel, ('record', end, 'main1')]
     log.clear()
     engine.launch(0, [0, 1], 0)  # pipeline 0's upload was spent; 1's is waited for
     assert log[1:4] == [('wait', 'main0', first.events[1].name), ('upload', 'image0', 'main0'),
