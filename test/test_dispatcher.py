@@ -407,14 +407,14 @@ def test_engine_error_drops_that_frame_and_other_cameras_go_on():
     assert dispatcher.groups_inflight == 0
 
 
-def test_a_frame_is_staged_when_it_starts_in_fours_while_a_burst_arrives_and_before_a_decision():
+def test_frames_started_and_not_launched_are_staged_four_at_a_time():
     """
-    A frame's image goes to the backend when the frame starts, ahead of its first launch.
+    Images go to the backend once STAGE_BATCH started frames wait for their first launch.
 
-    Ten cameras' frames arrive at once: the arrivals hand the started frames over four at a time
-    (STAGE_BATCH), the pump hands over the last two before it launches anything. A frame waiting
-    behind its camera's frame is staged when it starts, after that frame; one without an image
-    never.
+    Ten cameras' frames arrive at once: the arrivals hand them over four at a time; the last two
+    are launched (and uploaded by their launch) before four more wait. Four frames that waited
+    behind their cameras' frames start together when those complete, and are staged then. A frame
+    without an image is never staged.
     """
     assert STAGE_BATCH == 4
     dispatcher, backend, done, _ = make_dispatcher(tb=1.0)
@@ -423,20 +423,19 @@ def test_a_frame_is_staged_when_it_starts_in_fours_while_a_burst_arrives_and_bef
     image = np.zeros((8, 8, 3), np.uint8)
     for cam in cams:
         dispatcher.arrive(cam, 0, image, 'rgb8')
-    dispatcher.arrive(cams[0], 0, image, 'rgb8')  # waits behind cam0's first frame
+    for cam in cams[:4]:  # they wait behind their cameras' frames
+        dispatcher.arrive(cam, 0, image, 'rgb8')
     dispatcher.arrive(blind, 0)
     names = [f'cam{i}' for i in range(10)]
     assert backend.log == [('stage', names[:4]), ('stage', names[4:8])]
     dispatcher.pump()
-    assert backend.log[2] == ('stage', names[8:]) and backend.log[3][0] == 'launch'
-    while len(done) < 11:
+    assert [entry[0] for entry in backend.log[2:]] == ['launch'] * (len(backend.log) - 2)
+    while len(done) < 15:
         backend.finish_all(dispatcher)
     stages = [entry[1] for entry in backend.log if entry[0] == 'stage']
-    assert stages == [names[:4], names[4:8], names[8:], ['cam0']]
-    second = next(i for i, entry in enumerate(backend.log) if entry == ('stage', ['cam0']))
-    first_done = next(i for i, entry in enumerate(backend.log)
-                      if entry[0] == 'launch' and 'cam0' in entry[1] and entry[2] == NUM_LAYERS)
-    assert second > first_done  # staged once its camera's first frame was through
+    assert stages == [names[:4], names[4:8], names[:4]]
+    second = backend.log.index(('stage', names[:4]), 1)
+    assert any(entry[0] == 'launch' and entry[2] == NUM_LAYERS for entry in backend.log[:second])
 
 
 def test_an_engine_backend_stages_a_started_frame_once_and_its_launch_does_not_again(reference):
@@ -463,15 +462,14 @@ def test_an_engine_backend_stages_a_started_frame_once_and_its_launch_does_not_a
     dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(tb=1.0)), backend,
                             on_done=done.append)
     rng = np.random.default_rng(5)
-    images = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(3)]
-    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(2)]
+    images = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(STAGE_BATCH)]
+    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(STAGE_BATCH)]
     for cam, image in zip(cams, images):
         dispatcher.arrive(cam, 0, image, 'rgb8')
-    dispatcher.stage()
-    assert engine.inputs == [0, 1] and backend.uploads == 2
-    while len(done) < 2:
+    assert engine.inputs == [0, 1, 2, 3] and backend.uploads == STAGE_BATCH
+    while len(done) < STAGE_BATCH:
         dispatcher.step()
-    assert engine.inputs == [0, 1]
+    assert engine.inputs == [0, 1, 2, 3]
     for frame in done:
         expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]
         np.testing.assert_allclose(frame.result, expected, rtol=1e-5, atol=1e-6)
@@ -479,7 +477,7 @@ def test_an_engine_backend_stages_a_started_frame_once_and_its_launch_does_not_a
     other = cams[0].new_frame(0, images[2], 'rgb8')
     backend.stage([staged])
     backend.launch(Launch(0, [other], 0, 1, 1.0, kernels=((1, 1.0),) * NUM_LAYERS))
-    assert engine.inputs == [0, 1, 0, 0] and backend.uploads == 4
+    assert engine.inputs == [0, 1, 2, 3, 0, 0] and backend.uploads == STAGE_BATCH + 2
     expected = forward(network, weights, [(images[2], 'rgb8')])[0]
     np.testing.assert_allclose(engine.result(0), expected, rtol=1e-5, atol=1e-6)
 

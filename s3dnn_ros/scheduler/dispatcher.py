@@ -19,7 +19,8 @@ from ..engine.base import check_image, Engine, EngineError
 
 #: dropped-frame reasons passed to ``on_drop``
 DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
-#: started frames whose images an arrival hands to the backend at once (:meth:`Dispatcher.stage`)
+#: started frames, none launched yet, whose images are handed to the backend together
+#: (``Backend.stage``) to be copied to the GPU ahead of their first launch
 STAGE_BATCH = 4
 
 
@@ -144,8 +145,6 @@ class Dispatcher:
             self.on_drop(overflow, DROP_QUEUE)
         if pipeline.current is None:
             self._start_next(pipeline, now)
-            if len(self._starting) >= STAGE_BATCH:
-                self.stage()
         return frame
 
     def _start_next(self, pipeline: Pipeline, now: int | None = None) -> None:
@@ -156,20 +155,24 @@ class Dispatcher:
             self.policy.enqueue(frame, self.backend.now_ns() if now is None else now)
             if frame.image is not None:
                 self._starting.append(frame)
+                if len(self._starting) >= STAGE_BATCH:
+                    self._stage()
 
-    def stage(self) -> None:
+    def _stage(self) -> None:
         """
-        Hand the frames started since the last call to the backend (``Backend.stage``).
+        Hand the started frames not launched yet to the backend, once STAGE_BATCH of them wait.
 
         Their images are then copied to the GPU while the host goes on taking in frames and
-        deciding, not when their first launch is issued. An arrival does it once STAGE_BATCH
-        frames have started (a burst taken in), :meth:`pump` before it decides.
+        deciding (a burst coming in, frames held for a larger batch), not by their first launch.
+        A frame launched before that is uploaded by its launch, with no call of its own.
         """
-        if self._starting:
-            frames = [frame for frame in self._starting if frame.pipeline.current is frame]
-            self._starting = []
-            if frames:
-                self.backend.stage(frames)
+        frames = [frame for frame in self._starting
+                  if frame.started_ns is None and frame.pipeline.current is frame]
+        if len(frames) < STAGE_BATCH:
+            self._starting = frames
+            return
+        self._starting = []
+        self.backend.stage(frames)
 
     # ----------------------------------------------------------------- dispatch
     def pump(self) -> int:
@@ -183,7 +186,6 @@ class Dispatcher:
         loop calls this very often). A chain of a burst being taken in (:meth:`chain_ready`) takes
         no slot and is asked for whatever the slots in use (``Policy.continues_burst``).
         """
-        self.stage()
         # the policy answered nothing and nothing changed since; is its hold over?
         if self._settled:
             hold = self.policy.hold_until_ns

@@ -203,6 +203,7 @@ class WorkerCore:
         self.meters = {kind: _Meter() for kind in ('arrive', 'output', 'decide', 'retire')}
         # a serving loop's turns, and the time it spent blocked waiting for work (not host work)
         self.turns = _Meter()
+        self._stage_seen = 0  # the backend's stage_ns already taken out of a meter
         self._host_mark = self.host_totals()
         self._host_refresh_ns = self.started_ns + round(HOST_REFRESH_S * 1e9)
 
@@ -285,10 +286,7 @@ class WorkerCore:
             return False
         key = (camera, generation)
         self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
-        backend, staged = self.backend, self.backend.stage_ns
         self.dispatcher.arrive(pipeline, release_ns, image, encoding, meta=(seq, generation))
-        if backend.stage_ns != staged:  # uploads it started: their own kind of work
-            self.meters['arrive'].ns -= backend.stage_ns - staged
         return self.dispatcher.chain_ready()
 
     def set_deadline(self, camera: int, deadline_ns: int) -> None:
@@ -343,11 +341,11 @@ class WorkerCore:
         if retired:
             self.timed('retire', start, retired)
             start = time.perf_counter_ns()
-        groups, staged = dispatcher.groups, self.backend.stage_ns
+        groups = dispatcher.groups
         issued = dispatcher.pump()
-        if issued:
+        # (frames it dropped may have started others, and those been staged)
+        if issued or self.backend.stage_ns != self._stage_seen:
             self.timed('decide', start, dispatcher.groups - groups)
-            self.meters['decide'].ns -= self.backend.stage_ns - staged
         now = time.monotonic_ns()
         if now >= self._host_refresh_ns:
             self._refresh_host_costs(now)
@@ -394,10 +392,14 @@ class WorkerCore:
         Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``.
 
         The kinds: frames taken in ('arrive': receiving and :meth:`frame`), outputs handed over
-        ('output'), launches retired ('retire'), rounds decided ('decide').
+        ('output'), launches retired ('retire'), rounds decided ('decide'). The backend's stage
+        calls made since the last metered span (within this one: frames started by arrivals or
+        completions) are not counted: they are upload cost (``stage_ns``).
         """
         meter = self.meters[kind]
-        meter.ns += time.perf_counter_ns() - start
+        staged = self.backend.stage_ns
+        meter.ns += time.perf_counter_ns() - start - (staged - self._stage_seen)
+        self._stage_seen = staged
         meter.count += count
 
     # ------------------------------------------------------------------ host costs
