@@ -6,12 +6,10 @@ Where the wall time of an S3DNN round goes: host before the first kernel, GPU, h
 The round of ``s3dnn-bench``'s Table 1 (N frames of 640x480 rgb8 in page-locked memory submitted
 at once to a dispatcher with the s3dnn policy over the CUDA engine, on an engine of ``--streams``
 streams), with every launch call and every launch's GPU interval (its events, on the host's
-clock) recorded, and so is every early upload (the dispatcher's stage calls and their copies' GPU
-intervals). Per N, medians over the rounds, in ms from the first submission: the end of the
-arrivals, the first call into the engine (a stage or a launch), the first launch call, the first
-GPU work's start (a copy or a kernel), the last kernel's end, the last result on the host; the
-GPU's busy time (union of the launches' and copies' intervals) and the number of launch calls.
-Then one round's uploads and launches in order. Writes DIR/round_timeline-<card>.json (DIR:
+clock) recorded. Per N, medians over the rounds, in ms from the first submission: the end of the
+arrivals, the first launch call, the first kernel's start on the GPU, the last kernel's end, the
+last result on the host; the GPU's busy time (union of the launches' intervals) and the number of
+launch calls. Then one round's launches in order. Writes DIR/round_timeline-<card>.json (DIR:
 --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
@@ -33,26 +31,15 @@ from s3dnn_ros.scheduler.dispatcher import EngineBackend  # noqa: E402
 from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
 from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
 
-MARKS = ('arrived', 'first_call', 'first_launch', 'gpu_start', 'gpu_end', 'done')
+MARKS = ('arrived', 'first_call', 'gpu_start', 'gpu_end', 'done')
 
 
 class RecordingBackend(EngineBackend):
-    """
-    The engine backend, keeping each call's host span and GPU interval.
-
-    Those of launches, and of stage calls with their copies.
-    """
+    """The engine backend, keeping each launch call's host span and each launch's GPU interval."""
 
     def __init__(self, engine):
         super().__init__(engine)
         self.calls: list[dict] = []
-        self.stages: list[dict] = []
-
-    def stage(self, frames) -> None:
-        begin, count = time.monotonic_ns(), len(self._copies)
-        super().stage(frames)
-        self.stages.append({'frames': len(frames), 'call': (begin, time.monotonic_ns()),
-                            'copies': self._copies[-1] if len(self._copies) > count else None})
 
     def launch(self, launch) -> None:
         begin = time.monotonic_ns()
@@ -65,29 +52,21 @@ def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, list[dic
     times = {}
     _, busy_ms = bench.s3dnn_round(engine, images, frames, backend, times)
     begin = times['begin']
-
-    def ms(t: int) -> float:
-        return round((t - begin) / 1e6, 3)
-
-    uploads = [{'frames': stage['frames'], 'call_ms': [ms(t) for t in stage['call']],
-                'gpu_ms': [ms(t) for t in stage['copies'].interval()]}
-               for stage in backend.stages if stage['copies'] is not None]
     launches = []
     for call in backend.calls:
         launch = call['launch']
         start, stop = launch.handle.interval()
         launches.append({'layer': launch.layer, 'depth': launch.depth, 'batch': launch.batch,
                          'stream': launch.stream,
-                         'call_ms': [ms(t) for t in call['call']],
-                         'gpu_ms': [ms(start), ms(stop)]})
-    starts = [entry['gpu_ms'][0] for entry in uploads + launches]
+                         'call_ms': [round((t - begin) / 1e6, 3) for t in call['call']],
+                         'gpu_ms': [round((start - begin) / 1e6, 3),
+                                    round((stop - begin) / 1e6, 3)]})
+    starts, ends = zip(*(entry['gpu_ms'] for entry in launches))
     marks = {'arrived': (times['arrived'] - begin) / 1e6,
-             'first_call': min(entry['call_ms'][0] for entry in uploads + launches),
-             'first_launch': launches[0]['call_ms'][0], 'gpu_start': min(starts),
-             'gpu_end': max(entry['gpu_ms'][1] for entry in launches),
-             'done': (times['end'] - begin) / 1e6, 'gpu_busy': busy_ms,
-             'launch_calls': len(launches)}
-    return marks, uploads, launches
+             'first_call': launches[0]['call_ms'][0], 'gpu_start': min(starts),
+             'gpu_end': max(ends), 'done': (times['end'] - begin) / 1e6,
+             'gpu_busy': busy_ms, 'launch_calls': len(launches)}
+    return marks, launches
 
 
 def main() -> int:
@@ -110,17 +89,13 @@ def main() -> int:
             row = {'frames': frames, 'streams': args.streams}
             for key in (*MARKS, 'gpu_busy', 'launch_calls'):
                 row[f'{key}_ms' if key != 'launch_calls' else key] = round(
-                    statistics.median(marks[key] for marks, _, _ in rounds), 3)
-            _, row['uploads'], row['launches'] = rounds[len(rounds) // 2]
+                    statistics.median(marks[key] for marks, _ in rounds), 3)
+            row['launches'] = rounds[len(rounds) // 2][1]
             rows.append(row)
-            print(f"{frames} frames: arrivals end {row['arrived_ms']:.3f}, first call "
-                  f"{row['first_call_ms']:.3f}, first launch call {row['first_launch_ms']:.3f}, "
-                  f"GPU {row['gpu_start_ms']:.3f} .. {row['gpu_end_ms']:.3f} (busy "
-                  f"{row['gpu_busy_ms']:.3f}), last result {row['done_ms']:.3f} ms; "
-                  f"{row['launch_calls']:.0f} launch calls", flush=True)
-            for entry in row['uploads']:
-                print(f"    upload of {entry['frames']:2d} frames: call {entry['call_ms']}, "
-                      f"GPU {entry['gpu_ms']}")
+            print(f"{frames} frames: arrivals end {row['arrived_ms']:.3f}, first launch call "
+                  f"{row['first_call_ms']:.3f}, GPU {row['gpu_start_ms']:.3f} .. "
+                  f"{row['gpu_end_ms']:.3f} (busy {row['gpu_busy_ms']:.3f}), last result "
+                  f"{row['done_ms']:.3f} ms; {row['launch_calls']:.0f} launch calls", flush=True)
             for entry in row['launches']:
                 print(f"    layer {entry['layer']:2d} x{entry['depth']:2d}, {entry['batch']:2d} "
                       f"frames, stream {entry['stream']}: call {entry['call_ms']}, "

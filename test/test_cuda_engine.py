@@ -623,51 +623,6 @@ def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng)
         engine.unpin(slots)
 
 
-def test_images_uploaded_ahead_give_what_a_launch_uploads_and_a_new_input_undoes_it(engine, rng):
-    """
-    ``upload`` copies staged images on the copy stream and their layer-0 launch waits for them.
-
-    A fused launch of two pipelines uploaded ahead (one image in pinned caller memory, one staged)
-    and two not gives each the result its twin gets; again with new images (no allocation then).
-    The copies' completion has a GPU interval. An image staged after the upload (``set_input``)
-    is the one the next launch computes on.
-    """
-    slots = engine.pin(np.zeros(480 * 640 * 3, np.uint8))
-    in_slot = slots.reshape(480, 640, 3)
-    try:
-        with Pipelines(engine, 4) as pids:
-            ahead, plain = pids[:2], pids[2:]
-            for round_ in range(3):
-                if round_ == 2:
-                    before = engine.allocations
-                images = [random_image(rng, 480, 640, 'rgb8') for _ in range(2)]
-                in_slot[...] = images[0]
-                for pid, image in zip(ahead, (in_slot, images[1])):
-                    engine.set_input(pid, image, 'rgb8')
-                copies = engine.upload(ahead)
-                for pid, image in zip(plain, images):
-                    engine.set_input(pid, image, 'rgb8')
-                for index in range(len(engine.layers)):
-                    completion = engine.launch(index, pids, 0)
-                completion.wait()
-                start, end = copies.interval()
-                assert start < end
-                for twin, pid in zip(ahead, plain):
-                    np.testing.assert_array_equal(engine.result(twin), engine.result(pid))
-            assert engine.allocations == before
-            replaced = random_image(rng, 480, 640, 'rgb8')
-            engine.set_input(ahead[1], images[0], 'rgb8')
-            engine.upload([ahead[1]])
-            engine.set_input(ahead[1], replaced, 'rgb8')
-            for index in range(len(engine.layers)):
-                completion = engine.launch(index, [ahead[1]], 3)
-            completion.wait()
-            run_network(engine, [plain[1]], [(replaced, 'rgb8')], stream=1)
-            np.testing.assert_array_equal(engine.result(ahead[1]), engine.result(plain[1]))
-    finally:
-        engine.unpin(slots)
-
-
 def test_bad_device_id_raises_engine_error(network, weights):
     import pycuda.driver as drv
 

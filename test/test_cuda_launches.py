@@ -167,11 +167,9 @@ def _segment_engine(frames: int, max_batch: int):
     engine._activate = lambda: None
     engine._enqueue = lambda index, chunk, stream: recorder.log.append(
         ('kernel', index, [p.image for p in chunk], stream.name))
-    engine._copy_stream, engine._uploads = recorder.Stream('copy'), 0
     engine._pipelines = {pid: SimpleNamespace(image=f'image{pid}', upload=np.zeros(8, np.uint8),
                                               upload_staged=False, result=f'result{pid}',
-                                              outputs=[0] * len(engine.layers), ready=None,
-                                              ready_seq=0, fresh=False)
+                                              outputs=[0] * len(engine.layers))
                          for pid in range(frames)}
     return engine, recorder.log
 
@@ -205,35 +203,6 @@ def test_a_whole_network_segment_uploads_first_and_downloads_last_on_each_kernel
                                              stream) for image in images]
     with pytest.raises(ValueError, match=f'launch of 2 layers from layer {last}'):
         engine.launch_layers(last, 2, [0], 0)
-
-
-def test_uploads_ahead_go_on_the_copy_stream_and_a_launch_waits_for_the_latest_of_its_own():
-    """
-    ``upload`` queues copies on the copy stream between two events; layer 0 waits, not copies.
-
-    Its frames uploaded ahead cost one wait, for the latest of their uploads (the copy stream runs
-    in order); a frame not uploaded ahead is uploaded on the launch's stream. Taken by a launch, an
-    upload is spent: the next launch of that pipeline uploads its image itself.
-    """
-    engine, log = _segment_engine(4, max_batch=4)
-    first, second = engine.upload([0, 1]), engine.upload([2])
-    assert log == [('record', first.events[0].name, 'copy'), ('upload', 'image0', 'copy'),
-                   ('upload', 'image1', 'copy'), ('record', first.events[1].name, 'copy'),
-                   ('record', second.events[0].name, 'copy'), ('upload', 'image2', 'copy'),
-                   ('record', second.events[1].name, 'copy')]
-    log.clear()
-    completion = engine.launch(0, [3, 0, 2], 1)
-    start, end = (event.name for event in completion.events)
-    kernel = ('kernel', 0, ['image3', 'image0', 'image2'], 'main1')
-    assert log == [('record', start, 'main1'), ('wait', 'main1', second.events[1].name),
-                   ('upload', 'image3', 'main1'), kernel, ('record', end, 'main1')]
-    log.clear()
-    engine.launch(0, [0, 1], 0)  # pipeline 0's upload was spent; 1's is waited for
-    assert log[1:4] == [('wait', 'main0', first.events[1].name), ('upload', 'image0', 'main0'),
-                        ('kernel', 0, ['image0', 'image1'], 'main0')]
-    engine._pipelines[3].upload = None
-    with pytest.raises(ValueError, match='upload: pipeline 3 has no staged input'):
-        engine.upload([3])
 
 
 def test_a_launch_of_the_largest_fused_batch_is_one_kernel_per_layer():
@@ -282,7 +251,6 @@ def _staging_engine(monkeypatch):
     engine = object.__new__(CudaEngine)
     engine._closed, engine._metas, engine._registered = False, {}, {}
     engine._activate = lambda: None
-    engine._copy_stream = SimpleNamespace(synchronize=lambda: None)
     engine._pinned = lambda nbytes, dtype: np.zeros(nbytes, dtype)
     engine._pipelines = {0: _Pipeline(None, [], None, 0, SimpleNamespace(synchronize=lambda: None),
                                       image_capacity=1 << 20)}

@@ -11,8 +11,7 @@ from s3dnn_ros.engine.base import EngineError
 from s3dnn_ros.engine.reference import forward, logits, ReferenceEngine
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.scheduler.dispatcher import (BusyMeter, Dispatcher, DROP_ERROR, DROP_QUEUE,
-                                            EngineBackend, STAGE_BATCH, summarize)
-from s3dnn_ros.scheduler.job import Launch
+                                            EngineBackend, summarize)
 from s3dnn_ros.scheduler.policies import make_policy
 from scheduling_helpers import MS, NUM_LAYERS, uniform_costs
 
@@ -26,8 +25,6 @@ class ManualBackend:
         self.launched = []
         self.finished = set()
         self.fail_layer = fail_layer
-        # ('stage', camera names) and ('launch', camera names, end layer), in order
-        self.log = []
 
     def now_ns(self):
         return self.now
@@ -35,16 +32,11 @@ class ManualBackend:
     def open_pipeline(self, pipeline):
         pass
 
-    def stage(self, frames):
-        self.log.append(('stage', [frame.pipeline.name for frame in frames]))
-
     def launch(self, launch):
         if launch.layer == self.fail_layer:
             raise EngineError(f'launch of layer {launch.layer} failed')
         launch.handle = len(self.launched)
         self.launched.append(launch)
-        self.log.append(('launch', [frame.pipeline.name for frame in launch.frames],
-                         launch.end_layer))
 
     def done(self, launch):
         return launch.handle in self.finished
@@ -405,81 +397,6 @@ def test_engine_error_drops_that_frame_and_other_cameras_go_on():
         backend.finish_all(dispatcher)
     assert [frame.pipeline.name for frame in done] == ['good']
     assert dispatcher.groups_inflight == 0
-
-
-def test_frames_started_and_not_launched_are_staged_four_at_a_time():
-    """
-    Images go to the backend once STAGE_BATCH started frames wait for their first launch.
-
-    Ten cameras' frames arrive at once: the arrivals hand them over four at a time; the last two
-    are launched (and uploaded by their launch) before four more wait. Four frames that waited
-    behind their cameras' frames start together when those complete, and are staged then. A frame
-    without an image is never staged.
-    """
-    assert STAGE_BATCH == 4
-    dispatcher, backend, done, _ = make_dispatcher(tb=1.0)
-    cams = [dispatcher.add_pipeline(f'cam{i}', 1000 * MS, queue_depth=2) for i in range(10)]
-    blind = dispatcher.add_pipeline('blind', 1000 * MS)
-    image = np.zeros((8, 8, 3), np.uint8)
-    for cam in cams:
-        dispatcher.arrive(cam, 0, image, 'rgb8')
-    for cam in cams[:4]:  # they wait behind their cameras' frames
-        dispatcher.arrive(cam, 0, image, 'rgb8')
-    dispatcher.arrive(blind, 0)
-    names = [f'cam{i}' for i in range(10)]
-    assert backend.log == [('stage', names[:4]), ('stage', names[4:8])]
-    dispatcher.pump()
-    assert [entry[0] for entry in backend.log[2:]] == ['launch'] * (len(backend.log) - 2)
-    while len(done) < 15:
-        backend.finish_all(dispatcher)
-    stages = [entry[1] for entry in backend.log if entry[0] == 'stage']
-    assert stages == [names[:4], names[4:8], names[:4]]
-    second = backend.log.index(('stage', names[:4]), 1)
-    assert any(entry[0] == 'launch' and entry[2] == NUM_LAYERS for entry in backend.log[:second])
-
-
-def test_an_engine_backend_stages_a_started_frame_once_and_its_launch_does_not_again(reference):
-    """
-    Staged ahead (``EngineBackend.stage``), an image is not staged again by its layer-0 launch.
-
-    A launch of another frame of that camera (its staged frame was replaced) stages its own image.
-    The results are the reference forward pass of each frame's own image.
-    """
-    network, weights = reference
-
-    class Counting(ReferenceEngine):
-        def __init__(self):
-            super().__init__(network, weights)
-            self.inputs = []
-
-        def set_input(self, pid, image, encoding):
-            self.inputs.append(pid)
-            super().set_input(pid, image, encoding)
-
-    engine = Counting()
-    backend = EngineBackend(engine)
-    done = []
-    dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(tb=1.0)), backend,
-                            on_done=done.append)
-    rng = np.random.default_rng(5)
-    images = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(STAGE_BATCH)]
-    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(STAGE_BATCH)]
-    for cam, image in zip(cams, images):
-        dispatcher.arrive(cam, 0, image, 'rgb8')
-    assert engine.inputs == [0, 1, 2, 3] and backend.uploads == STAGE_BATCH
-    while len(done) < STAGE_BATCH:
-        dispatcher.step()
-    assert engine.inputs == [0, 1, 2, 3]
-    for frame in done:
-        expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]
-        np.testing.assert_allclose(frame.result, expected, rtol=1e-5, atol=1e-6)
-    staged = cams[0].new_frame(0, images[0], 'rgb8')
-    other = cams[0].new_frame(0, images[2], 'rgb8')
-    backend.stage([staged])
-    backend.launch(Launch(0, [other], 0, 1, 1.0, kernels=((1, 1.0),) * NUM_LAYERS))
-    assert engine.inputs == [0, 1, 2, 3, 0, 0] and backend.uploads == STAGE_BATCH + 2
-    expected = forward(network, weights, [(images[2], 'rgb8')])[0]
-    np.testing.assert_allclose(engine.result(0), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_completion_error_is_reported_not_raised():

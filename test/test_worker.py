@@ -16,11 +16,10 @@ from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.costs import HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
-from s3dnn_ros.worker.core import (build_worker, CameraSpec, DONE, DROPPED, host_costs_from,
-                                   WorkerSpec)
+from s3dnn_ros.worker.core import CameraSpec, DONE, DROPPED, host_costs_from, WorkerSpec
 from s3dnn_ros.worker.frame_pipe import (ENCODING_NAMES, FRAME, FrameReader, FrameWriter,
                                          PIPE_BYTES, RING)
-from s3dnn_ros.worker.slots import frame_bytes, PAGE, Ring, slot_bytes_for
+from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
 
 TEST_DIR = str(Path(__file__).parent)
 
@@ -204,53 +203,15 @@ def test_host_costs_are_derived_from_the_measured_totals():
     totals = {'arrive_ns': 20_000, 'arrivals': 10, 'output_ns': 10_000, 'outputs': 10,
               'decide_ns': 600_000, 'groups': 20, 'retire_ns': 300_000, 'retired': 100,
               'launch_ns': 500_000, 'launches': 100, 'first_ns': 100_000, 'first_launches': 20,
-              'uploads': 40, 'kernel_ns': 0, 'stage_ns': 0}
+              'uploads': 40, 'kernel_ns': 0}
     costs = host_costs_from(totals)
     # later launches: 400 µs / 80 = 5 µs; first-layer launches
     # 100 µs = 20 x 5 µs + 40 uploads x 0 µs
     assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0,
                               completion_us=3.0)
-    # images uploaded ahead of their launches: 80 µs of stage calls over the 40 uploads
-    assert host_costs_from({**totals, 'stage_ns': 80_000}).upload_us == 2.0
     # a synchronous engine's kernels ran inside the rounds: not decision time either
     assert host_costs_from({**totals, 'kernel_ns': 60_000}).decision_us == 2.0
     assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say
-
-
-def test_the_cores_stage_calls_are_upload_cost_not_part_of_the_span_that_made_them():
-    """
-    Four frames taken in at once are staged by the fourth arrival (STAGE_BATCH).
-
-    The arrivals' span is metered less that stage call, which the host costs charge to the
-    uploads (``stage_ns``); the frames then run to their results.
-    """
-    core = build_worker(spec(cameras=('a', 'b', 'c', 'd'), queue_depth=1))
-    slot_bytes = slot_bytes_for(frame_bytes(48, 64, 'rgb8'))
-    rings = [Ring.create(slot_bytes, 2, 0) for _ in range(4)]
-    try:
-        for camera, ring in enumerate(rings):
-            core.open_ring(camera, ring.name, slot_bytes, 2, 0)
-        start = time.perf_counter_ns()
-        for camera in range(4):
-            core.frame(camera, 0, 0, camera, time.monotonic_ns(), 48, 64, 'rgb8')
-        span = time.perf_counter_ns() - start
-        core.timed('arrive', start, 4)
-        whole = time.perf_counter_ns() - start
-        staged = core.backend.stage_ns
-        assert staged > 0 and core.backend.uploads == 4
-        assert core.host_totals()['stage_ns'] == staged
-        assert span - staged <= core.meters['arrive'].ns <= whole - staged
-        outputs = []
-        while len(outputs) < 4:
-            core.step()
-            outputs += core.take_outputs()
-        assert sorted((kind, camera, seq) for kind, camera, seq, _, _ in outputs) == [
-            (DONE, camera, camera) for camera in range(4)]
-    finally:
-        core.close()
-        for ring in rings:
-            ring.close()
-            ring.unlink()
 
 
 def test_frames_of_an_old_ring_still_unread_when_a_new_ring_comes_are_served(test_engines):

@@ -128,16 +128,6 @@ class Engine(ABC):
         for pid, image, encoding in items:
             self.set_input(pid, image, encoding)
 
-    def upload(self, pids: Sequence[Hashable]) -> Completion | None:
-        """
-        Start copying the staged inputs of ``pids`` to the device, ahead of their layer-0 launch.
-
-        Returns the copies' completion (its interval is GPU copy time), or None for an engine
-        that reads its inputs at launch. The layer-0 launch then waits for the copies instead
-        of issuing them; a later ``set_input`` of a pipeline undoes its upload.
-        """
-        return None
-
     def pin(self, array: np.ndarray) -> np.ndarray:
         """
         Make a contiguous 1-D uint8 host array (frame slots the caller owns) fast to upload from.

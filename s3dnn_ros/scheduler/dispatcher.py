@@ -19,9 +19,6 @@ from ..engine.base import check_image, Engine, EngineError
 
 #: dropped-frame reasons passed to ``on_drop``
 DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
-#: started frames, none launched yet, whose images are handed to the backend together
-#: (``Backend.stage``) to be copied to the GPU ahead of their first launch
-STAGE_BATCH = 4
 
 
 class Backend(Protocol):
@@ -34,14 +31,6 @@ class Backend(Protocol):
     def now_ns(self) -> int: ...
 
     def open_pipeline(self, pipeline: Pipeline) -> None: ...
-
-    def stage(self, frames: Sequence[Frame]) -> None:
-        """
-        Frames that just started, with their images: copy them towards the GPU now.
-
-        Ahead of their first launch, which then does not. An input that cannot be staged is left
-        to that launch, which reports it.
-        """
 
     def launch(self, launch: Launch) -> None:
         """
@@ -87,7 +76,6 @@ class Dispatcher:
         self._by_stream: dict[int, deque[Launch]] = {}
         self._groups_inflight = 0
         self._inbox: deque[tuple] = deque()
-        self._starting: list[Frame] = []  # frames started with an image, not yet staged
         self._wake = threading.Event()
         self._settled = False  # the policy's last answer was empty and nothing changed since
         self._ahead_settled = False  # the same for its run-ahead
@@ -153,26 +141,6 @@ class Dispatcher:
             frame = pipeline.queue.popleft()
             pipeline.current = frame
             self.policy.enqueue(frame, self.backend.now_ns() if now is None else now)
-            if frame.image is not None:
-                self._starting.append(frame)
-                if len(self._starting) >= STAGE_BATCH:
-                    self._stage()
-
-    def _stage(self) -> None:
-        """
-        Hand the started frames not launched yet to the backend, once STAGE_BATCH of them wait.
-
-        Their images are then copied to the GPU while the host goes on taking in frames and
-        deciding (a burst coming in, frames held for a larger batch), not by their first launch.
-        A frame launched before that is uploaded by its launch, with no call of its own.
-        """
-        frames = [frame for frame in self._starting
-                  if frame.started_ns is None and frame.pipeline.current is frame]
-        if len(frames) < STAGE_BATCH:
-            self._starting = frames
-            return
-        self._starting = []
-        self.backend.stage(frames)
 
     # ----------------------------------------------------------------- dispatch
     def pump(self) -> int:
@@ -453,7 +421,6 @@ class Dispatcher:
         self.inflight.clear()
         self._by_stream.clear()
         self._inbox.clear()
-        self._starting.clear()
         self.policy.clear()
         for pipeline in self.pipelines:
             pipeline.queue.clear()
@@ -530,12 +497,11 @@ class EngineBackend:
 
     It counts the host time its launch calls take (``launch_ns`` over ``launches``, the kernel
     layers issued: a segment of d layers counts d; of those, ``first_layer_ns`` over
-    ``first_layer_launches``, the layers of calls starting at layer 0) and its :meth:`stage`
-    calls (``stage_ns``); ``uploads`` counts the images either staged. A synchronous engine's call
-    (the reference engine's, whose handle has no GPU interval) is the kernel itself: it counts as
-    busy time, not as host time, as a kernel on a GPU would (``kernel_ns``: the time those calls
-    spent in kernels, so that callers timing a whole dispatch round can take it out too). Early
-    uploads count as busy time too, once done.
+    ``first_layer_launches``, the layers of calls starting at layer 0, which staged ``uploads``
+    images). A synchronous engine's call (the reference engine's, whose handle has no GPU
+    interval) is the kernel itself: it counts as busy time, not as host time, as a kernel on a GPU
+    would (``kernel_ns``: the time those calls spent in kernels, so that callers timing a whole
+    dispatch round can take it out too).
     """
 
     def __init__(self, engine: Engine):
@@ -544,9 +510,7 @@ class EngineBackend:
         self.busy = BusyMeter()
         self.launch_ns = self.launches = 0
         self.first_layer_ns = self.first_layer_launches = self.uploads = 0
-        self.kernel_ns = self.stage_ns = 0
-        self._staged: dict[Any, Frame] = {}  # pipeline id -> its frame whose image is staged
-        self._copies: deque = deque()  # early uploads' completions, until done
+        self.kernel_ns = 0
 
     @staticmethod
     def now_ns() -> int:
@@ -555,45 +519,17 @@ class EngineBackend:
     def open_pipeline(self, pipeline: Pipeline) -> None:
         self.engine.open_pipeline(pipeline.id)
 
-    def stage(self, frames: Sequence[Frame]) -> None:
-        """
-        Stage the frames' images and start their uploads (``Engine.upload``).
-
-        On a failure nothing is staged: the frames' layer-0 launch stages them again and reports
-        what fails.
-        """
-        begin = time.perf_counter_ns()
-        engine = self.engine
-        try:
-            engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding)
-                               for frame in frames])
-            copies = engine.upload([frame.pipeline.id for frame in frames])
-        except (ValueError, EngineError):
-            copies = None
-            frames = ()
-        staged = self._staged
-        for frame in frames:
-            staged[frame.pipeline.id] = frame
-        if copies is not None:
-            self._copies.append(copies)
-        self.uploads += len(frames)
-        self.stage_ns += time.perf_counter_ns() - begin
-
     def launch(self, launch: Launch) -> None:
         begin = time.perf_counter_ns()
         frames = launch.frames
         pids = [frame.pipeline.id for frame in frames]
         if launch.layer == 0:
-            staged = self._staged
-            items = [(frame.pipeline.id, frame.image, frame.encoding) for frame in frames
-                     if staged.pop(frame.pipeline.id, None) is not frame]
-            if items:
-                try:
-                    self.engine.set_inputs(items)
-                except ValueError as error:
-                    names = ', '.join(frame.pipeline.name for frame in frames)
-                    raise EngineError(f'staging the images of {names}: {error}') from error
-                self.uploads += len(items)
+            try:
+                self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding)
+                                        for frame in frames])
+            except ValueError as error:
+                names = ', '.join(frame.pipeline.name for frame in frames)
+                raise EngineError(f'staging the images of {names}: {error}') from error
         start = time.monotonic_ns()
         if launch.depth == 1:
             launch.handle = self.engine.launch(launch.layer, pids, launch.stream)
@@ -611,10 +547,9 @@ class EngineBackend:
         if launch.layer == 0:
             self.first_layer_ns += spent
             self.first_layer_launches += launch.depth
+            self.uploads += len(frames)
 
     def done(self, launch: Launch) -> bool:
-        if self._copies:
-            self._count_copies()
         handle = launch.handle
         if not handle.done():
             return False
@@ -623,17 +558,10 @@ class EngineBackend:
             self.busy.add(*interval())
         return True
 
-    def _count_copies(self) -> None:
-        """Add the early uploads done by now to the busy time (they finish in order)."""
-        copies = self._copies
-        while copies and copies[0].done():
-            self.busy.add(*copies.popleft().interval())
-
     def result(self, frame: Frame) -> Any:
         return self.engine.result(frame.pipeline.id).copy()
 
     def busy_ns(self) -> int:
-        self._count_copies()
         return self.busy.busy_ns()
 
 

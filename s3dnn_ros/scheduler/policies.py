@@ -370,9 +370,9 @@ class S3dnnPolicy(Policy):
        the burst's earlier chains are on the GPU, and its G takes no dispatch slot (the chains
        of one burst share the slot of its first G). :meth:`chain_ready` tells a loop taking in
        many frames at once that c first-layer tasks are ready on an idle GPU or in an open
-       burst: it dispatches them before it takes in the rest, so the first chain's kernels start
-       after c arrivals rather than after all of them (their uploads began as the frames came
-       in, four at a time: ``Backend.stage``), and the next chains follow as their frames come in.
+       burst: it dispatches them before it takes in the rest, so the first chain's uploads start
+       after c arrivals rather than after all of them, and the next chains follow as their
+       frames come in.
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).

@@ -135,11 +135,10 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
     None with too few launches.
 
     A launch costs what the backend's launch calls took for layers after the first; a first-layer
-    launch costs that plus ``upload_us`` per image it uploads, there or ahead of it (the
-    backend's ``stage`` calls, which no other kind of work is charged). A decision is the dispatch
-    time that was neither launching nor running a synchronous engine's kernels (``kernel_ns``),
-    per round; a completion the poll time per retired launch (finishing frames included); a frame
-    its arrival plus handing its output over.
+    launch costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that
+    was neither launching nor running a synchronous engine's kernels (``kernel_ns``), per round; a
+    completion the poll time per retired launch (finishing frames included); a frame its arrival
+    plus handing its output over.
     """
     launches = delta['launches']
     later = launches - delta['first_launches']
@@ -147,8 +146,8 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
         return None
     launch_ns = ((delta['launch_ns'] - delta['first_ns']) / later if later
                  else delta['first_ns'] / launches)
-    upload_ns = ((max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
-                  + delta['stage_ns']) / max(1, delta['uploads']))
+    upload_ns = (max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
+                 / max(1, delta['uploads']))
     decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns'] - delta['kernel_ns']) \
         / delta['groups']
     frame_ns = delta['arrive_ns'] / delta['arrivals'] \
@@ -203,7 +202,6 @@ class WorkerCore:
         self.meters = {kind: _Meter() for kind in ('arrive', 'output', 'decide', 'retire')}
         # a serving loop's turns, and the time it spent blocked waiting for work (not host work)
         self.turns = _Meter()
-        self._stage_seen = 0  # the backend's stage_ns already taken out of a meter
         self._host_mark = self.host_totals()
         self._host_refresh_ns = self.started_ns + round(HOST_REFRESH_S * 1e9)
 
@@ -343,8 +341,7 @@ class WorkerCore:
             start = time.perf_counter_ns()
         groups = dispatcher.groups
         issued = dispatcher.pump()
-        # (frames it dropped may have started others, and those been staged)
-        if issued or self.backend.stage_ns != self._stage_seen:
+        if issued:
             self.timed('decide', start, dispatcher.groups - groups)
         now = time.monotonic_ns()
         if now >= self._host_refresh_ns:
@@ -392,14 +389,10 @@ class WorkerCore:
         Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``.
 
         The kinds: frames taken in ('arrive': receiving and :meth:`frame`), outputs handed over
-        ('output'), launches retired ('retire'), rounds decided ('decide'). The backend's stage
-        calls made since the last metered span (within this one: frames started by arrivals or
-        completions) are not counted: they are upload cost (``stage_ns``).
+        ('output'), launches retired ('retire'), rounds decided ('decide').
         """
         meter = self.meters[kind]
-        staged = self.backend.stage_ns
-        meter.ns += time.perf_counter_ns() - start - (staged - self._stage_seen)
-        self._stage_seen = staged
+        meter.ns += time.perf_counter_ns() - start
         meter.count += count
 
     # ------------------------------------------------------------------ host costs
@@ -412,7 +405,6 @@ class WorkerCore:
                 'launch_ns': backend.launch_ns, 'launches': backend.launches,
                 'first_ns': backend.first_layer_ns, 'first_launches': backend.first_layer_launches,
                 'uploads': backend.uploads, 'kernel_ns': backend.kernel_ns,
-                'stage_ns': backend.stage_ns,
                 'polls': dispatcher.polls, 'polled_streams': dispatcher.polled_streams,
                 'polled_inflight': dispatcher.polled_inflight,
                 'polled_ready': dispatcher.polled_ready,
@@ -440,7 +432,7 @@ class WorkerCore:
         """
         dispatcher = self.dispatcher
         now = time.monotonic_ns()
-        work_ns = sum(meter.ns for meter in self.meters.values()) + self.backend.stage_ns
+        work_ns = sum(meter.ns for meter in self.meters.values())
         host = self.host_costs()
         return {
             'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,

@@ -38,13 +38,6 @@ Why it is built the way it is:
   A kernel's image uploads, and its result downloads, are one ``cuMemcpyBatchAsync`` call each
   where the driver has it (CUDA 13), checked at start-up with a round trip; otherwise one PyCUDA
   copy per frame.
-* Uploads need not wait for a decision. :meth:`CudaEngine.upload` copies staged images on a copy
-  stream of their own once four started frames wait for their first launch (``Backend.stage``:
-  a burst coming in, frames held for a larger batch), between two timed events that count as GPU
-  busy time; the layer-0 launch then waits for the latest of its frames' uploads (the copy stream
-  runs in order) instead of issuing them, so the copies overlap the host's intake and decision. A
-  ``set_input`` after an upload undoes it: the launch uploads that image itself, after the early
-  copy.
 * The engine is made on one thread and driven from another (the dispatcher's), so every entry point
   makes the device's primary context current on the calling thread, pushing it once per thread.
   PyCUDA aborts the process when a thread ends with contexts on its stack, so each thread's pushes

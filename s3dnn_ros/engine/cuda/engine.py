@@ -101,12 +101,6 @@ class _Pipeline:
     # encoding, upload, upload_ptr, meta). Staged again, a view needs none of the checks (its
     # geometry and address never change): a camera's ring slots come round again and again
     pinned_views: dict[int, tuple] = field(default_factory=dict)
-    # the last early upload into ``image`` (:meth:`CudaEngine.upload`): its completion, its
-    # number in the copy stream's order, and whether ``image`` holds the staged input through it
-    # (until a layer-0 launch takes it or ``set_input`` stages another)
-    ready: Any = None
-    ready_seq: int = 0
-    fresh: bool = False
 
 
 class CudaCompletion(Completion):
@@ -191,7 +185,6 @@ class CudaEngine(Engine):
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
         self._conv_tile: tuple[int, int] | None = None
-        self._uploads = 0  # early uploads issued, numbering them in the copy stream's order
         try:
             drv.init()
             count = drv.Device.count()
@@ -219,8 +212,7 @@ class CudaEngine(Engine):
             self._params = [self._upload_params(layer, layer_params(network, weights, layer))
                             for layer in self.layers]
             self._streams = [drv.Stream() for _ in range(streams)]
-            self._copy_stream = drv.Stream()  # early uploads (:meth:`upload`), in order
-            self.allocations += streams + 1
+            self.allocations += streams
             self._copies = self._probe_copies() if batched_copies else None
             self._ref_event = drv.Event()
             self.allocations += 1
@@ -543,8 +535,6 @@ class CudaEngine(Engine):
         pipeline = self._pipeline(pid)
         self._activate()
         pipeline.copied.synchronize()
-        if pipeline.ready is not None:
-            pipeline.ready.wait()  # no early upload left writing its device image
         del self._pipelines[pid]
         self._free_pipeline(pipeline)
 
@@ -588,15 +578,13 @@ class CudaEngine(Engine):
                 for key in [key for key, entry in views.items() if entry[0].base is array]:
                     del views[key]
             self._activate()
-            self._copy_stream.synchronize()  # no early upload left reading from it
             driver_api().cuMemHostUnregister(array.ctypes.data)
 
     def set_input(self, pid, image: np.ndarray, encoding: str) -> None:
         """
         Stage ``image`` as the pipeline's next frame.
 
-        The copy to the device is part of the next launch of layer 0 unless :meth:`upload` issues
-        it before (and a later ``set_input`` undoes that upload). An image in memory given to
+        The copy to the device is part of the next launch of layer 0. An image in memory given to
         :meth:`pin` is uploaded from where it is; any other is first copied into the pipeline's own
         pinned buffer, keeping its row step when rows are contiguous.
         """
@@ -636,7 +624,6 @@ class CudaEngine(Engine):
         (target, source) views of that copy, or None for a pinned image.
         """
         pipeline = self._pipeline(pid)
-        pipeline.fresh = False
         known = pipeline.pinned_views.get(id(image))
         if known is not None and known[0] is image and known[1] == encoding:
             pipeline.upload, pipeline.upload_ptr, pipeline.meta = known[2:]
@@ -658,8 +645,6 @@ class CudaEngine(Engine):
                                   f'{encoding} image failed: {error}') from error
             if pipeline.image is not None:
                 pipeline.copied.synchronize()
-                if pipeline.ready is not None:
-                    pipeline.ready.wait()
                 pipeline.image.free()
             pipeline.image, pipeline.image_ptr, pipeline.image_capacity = (
                 device, int(device), nbytes)
@@ -814,7 +799,7 @@ class CudaEngine(Engine):
                     target.wait_for_event(fork)
                 for layer_index in layers:
                     if layer_index == 0:
-                        self._take_inputs(chunk, target)
+                        self._upload(chunk, target)
                     self._enqueue(layer_index, chunk, target)
                     if layer_index == self._last_layer:
                         self._download(chunk, target)
@@ -828,60 +813,6 @@ class CudaEngine(Engine):
             raise EngineError(f'launch of layer {names} '
                               f'for pipelines {list(pids)} failed: {error}') from error
         return CudaCompletion(self, events)
-
-    def upload(self, pids: Sequence) -> CudaCompletion:
-        """
-        Copy the staged images of ``pids`` to the device now, on the engine's copy stream.
-
-        Their layer-0 launch then waits for these copies (one stream wait) instead of issuing
-        them, so the copies run while the host is still taking in frames and deciding. The images
-        must stay as they are until that launch has completed (or the pipeline is closed).
-        Returns the completion of the copies, whose interval is their GPU time.
-        """
-        self._check_open()
-        pipelines = [self._pipeline(pid) for pid in pids]
-        for pid, p in zip(pids, pipelines):
-            if p.upload is None:
-                raise ValueError(f'upload: pipeline {pid!r} has no staged input')
-        self._activate()
-        stream, events = self._copy_stream, self._take_events()
-        try:
-            events[0].record(stream)
-            for start in range(0, len(pipelines), MAX_FRAMES):
-                self._upload(pipelines[start:start + MAX_FRAMES], stream)
-            events[1].record(stream)
-        except (self._drv.Error, EngineError) as error:
-            self._free_events.append(events)
-            raise EngineError(f'uploading the images of pipelines {list(pids)} '
-                              f'failed: {error}') from error
-        completion = CudaCompletion(self, events)
-        self._uploads += 1
-        for p in pipelines:
-            p.ready, p.ready_seq, p.fresh = completion, self._uploads, True
-        return completion
-
-    def _take_inputs(self, chunk: list[_Pipeline], stream) -> None:
-        """
-        Make ``chunk``'s images ready on ``stream`` for its layer-0 kernel.
-
-        Early uploads are waited for: the copy stream runs in order, so its latest upload among
-        them covers the others. Images not uploaded early are uploaded on ``stream``, after any
-        early upload still writing into their device image (one of a frame dropped before its
-        launch).
-        """
-        latest, pending = None, []
-        for p in chunk:
-            if p.ready is not None:
-                if latest is None or p.ready_seq > latest.ready_seq:
-                    latest = p
-            if not p.fresh:
-                pending.append(p)
-        if latest is not None:
-            stream.wait_for_event(latest.ready.events[1])
-        for p in chunk:
-            p.ready, p.fresh = None, False
-        if pending:
-            self._upload(pending, stream)
 
     def _upload(self, chunk: list[_Pipeline], stream) -> None:
         """Queue the copies of ``chunk``'s staged images to the device on ``stream``."""
