@@ -264,6 +264,41 @@ class _Block(int):
         pass
 
 
+def test_launch_intervals_stay_between_issue_and_seen_done_while_the_clocks_drift():
+    """
+    The GPU-to-host clock mapping moves when a launch would map outside what the host saw.
+
+    A launch mapped past the moment the host saw it done ends then, and later launches keep that
+    correction; one mapped before it was issued starts then.
+    """
+    from s3dnn_ros.engine.cuda import CudaCompletion
+
+    class Event:
+        def __init__(self, ms):
+            self.ms = ms
+
+        def time_since(self, other):
+            return self.ms - other.ms
+
+    engine = object.__new__(CudaEngine)
+    engine._activate, engine._drv = (lambda: None), SimpleNamespace(Error=RuntimeError)
+    engine._ref_event, engine._ref_ns = Event(0.0), 1_000_000
+    engine._free_events, engine._closed = [], False
+
+    def interval(start_ms, end_ms, issued_ns, seen_ns):
+        completion = CudaCompletion(engine, (Event(start_ms), Event(end_ms)), issued_ns)
+        completion.seen_ns = seen_ns
+        return completion.interval()
+
+    # the GPU's clock runs ahead: 0.1 .. 0.2 ms past the reference, seen done at 1.15 ms
+    assert interval(0.1, 0.2, 1_050_000, 1_150_000) == (1_050_000, 1_150_000)
+    assert engine._ref_ns == 950_000
+    assert interval(0.3, 0.35, 1_200_000, 1_400_000) == (1_250_000, 1_300_000)  # kept
+    # mapped before it was issued: moved forward
+    assert interval(0.4, 0.45, 1_400_000, 1_500_000) == (1_400_000, 1_450_000)
+    assert engine._ref_ns == 1_000_000
+
+
 def test_a_launch_of_the_largest_fused_batch_is_one_kernel_per_layer():
     assert MAX_FRAMES == DEFAULT_MAX_BATCH
     engine, log = _segment_engine(MAX_FRAMES, max_batch=MAX_FRAMES)

@@ -51,7 +51,8 @@ Why it is built the way it is:
 * A launch records an event before and after its work; :meth:`CudaCompletion.interval` maps them to
   the host's ``time.monotonic_ns`` clock through a reference event recorded at start-up after a
   synchronisation (re-based on later events so float32 millisecond offsets keep sub-microsecond
-  precision).
+  precision). The two clocks drift apart (on one H200 host by ~0.1 ms within seconds), so the
+  mapping is moved whenever a launch would map before its issue or after the host saw it done.
 """
 from .abi import (CONV_ARGS, LINEAR_ARGS, MAX_FRAMES, POOL_ARGS, PREPROCESS_ARGS,
                   SOFTMAX_ARGS)

@@ -111,21 +111,31 @@ class CudaCompletion(Completion):
     """
     Events around one launch.
 
-    Polling never blocks, and the events go back to the engine's pool.
+    Polling never blocks, and the events go back to the engine's pool. ``issued_ns`` and
+    ``seen_ns`` (``time.monotonic_ns``): when the launch was issued, and when the host first saw
+    it done; its GPU interval lies between them.
     """
 
-    __slots__ = ('_engine', 'events', '_interval')
+    __slots__ = ('_engine', 'events', '_interval', 'issued_ns', 'seen_ns')
 
-    def __init__(self, engine: 'CudaEngine', events: tuple[Any, Any]):
+    def __init__(self, engine: 'CudaEngine', events: tuple[Any, Any], issued_ns: int):
         self._engine = engine
         self.events = events
         self._interval: tuple[int, int] | None = None
+        self.issued_ns = issued_ns
+        self.seen_ns: int | None = None
 
     def done(self) -> bool:
-        return self._engine._query(self.events[1])
+        if self._engine._query(self.events[1]):
+            if self.seen_ns is None:
+                self.seen_ns = time.monotonic_ns()
+            return True
+        return False
 
     def wait(self) -> None:
         self._engine._synchronize(self.events[1])
+        if self.seen_ns is None:
+            self.seen_ns = time.monotonic_ns()
 
     def interval(self) -> tuple[int, int]:
         """
@@ -807,6 +817,7 @@ class CudaEngine(Engine):
                  else [(main, None, pipelines)])
         layers = range(first, first + count)
         events = self._take_events()
+        issued = time.monotonic_ns()
         try:
             events[0].record(main)
             if len(parts) > 1 and parts[1][1] is not None:
@@ -834,7 +845,7 @@ class CudaEngine(Engine):
             names = ', '.join(f'{i} ({self.layers[i].name})' for i in layers)
             raise EngineError(f'launch of layer {names} '
                               f'for pipelines {list(pids)} failed: {error}') from error
-        return CudaCompletion(self, events)
+        return CudaCompletion(self, events, issued)
 
     def _upload(self, chunk: list[_Pipeline], stream) -> None:
         """Queue the copies of ``chunk``'s staged images to the device on ``stream``."""
@@ -888,10 +899,20 @@ class CudaEngine(Engine):
         except self._drv.Error as error:
             raise EngineError(f'reading launch events failed (not done yet?): {error}') from error
         start_ns = self._ref_ns + round(offset_ms * 1e6)
+        end_ns = start_ns + round(duration_ms * 1e6)
+        # the GPU's clock and the host's drift apart (by up to ~100 µs a second): the mapping moves
+        # to keep each launch between its issue and the host seeing it done
+        seen = completion.seen_ns
+        shift = (seen - end_ns if seen is not None and end_ns > seen
+                 else max(0, completion.issued_ns - start_ns))
+        if shift:
+            self._ref_ns += shift
+            start_ns += shift
+            end_ns += shift
         if offset_ms > REBASE_MS:  # float32 ms lose precision far from the reference: move it here
             completion.events = (self._ref_event, end)  # the old reference goes back to the pool
             self._ref_event, self._ref_ns = start, start_ns
-        return start_ns, start_ns + round(duration_ms * 1e6)
+        return start_ns, end_ns
 
     def result(self, pid) -> np.ndarray:
         """
@@ -954,7 +975,8 @@ class CudaEngine(Engine):
         self._delay(self._streams[0], int(2e9 * issue_s * repeats) + 1_000_000)
         runs = [run() for _ in range(repeats)]
         runs[-1][1].wait()
-        return [(last.interval()[1] - first.interval()[0]) / 1000 for first, last in runs]
+        self._activate()
+        return [last.events[1].time_since(first.events[0]) * 1000 for first, last in runs]
 
     def calibrate(self, batches: Sequence[int] | None = None, repeats: int = 20,
                   warmup: int = 3) -> CostTable:
