@@ -133,9 +133,6 @@ class _Recorder:
             def record(self, stream):
                 recorder.log.append(('record', self.name, stream.name))
 
-            def synchronize(self):
-                pass
-
         class Stream:
             def __init__(self, name=None):
                 recorder.made += 1
@@ -168,12 +165,11 @@ def _segment_engine(frames: int, max_batch: int):
     engine._sides, engine._forks, engine._free_events = {}, {}, []
     engine._last_layer = len(engine.layers) - 1
     engine._activate = lambda: None
-    engine._pointers = np.zeros((frames, len(engine.layers) + 1), np.uint64)
-    engine._enqueue = lambda index, chunk, stream, rows: recorder.log.append(
+    engine._enqueue = lambda index, chunk, stream: recorder.log.append(
         ('kernel', index, [p.image for p in chunk], stream.name))
     engine._pipelines = {pid: SimpleNamespace(image=f'image{pid}', upload=np.zeros(8, np.uint8),
                                               upload_staged=False, result=f'result{pid}',
-                                              outputs=[0] * len(engine.layers), slot=pid)
+                                              outputs=[0] * len(engine.layers))
                          for pid in range(frames)}
     return engine, recorder.log
 
@@ -207,61 +203,6 @@ def test_a_whole_network_segment_uploads_first_and_downloads_last_on_each_kernel
                                              stream) for image in images]
     with pytest.raises(ValueError, match=f'launch of 2 layers from layer {last}'):
         engine.launch_layers(last, 2, [0], 0)
-
-
-def test_a_kernels_pointers_are_its_frames_rows_of_the_pointer_table(monkeypatch):
-    """
-    Layer i of a launch reads column i and writes column i + 1 of its frames' rows, in order.
-
-    A row holds the pipeline's image and every layer's output. A closed pipeline's row is cleared
-    and taken by the next pipeline opened; the table doubles when every row is taken.
-    """
-    from s3dnn_ros.engine.cuda import engine as module
-    from s3dnn_ros.model import alexnet
-    monkeypatch.setattr(module, 'POINTER_ROWS', 2)
-    recorder = _Recorder()
-    engine = object.__new__(CudaEngine)
-    engine.layers = alexnet().kernel_layers
-    layers = len(engine.layers)
-    engine._closed, engine.max_batch, engine.allocations = False, MAX_FRAMES, 0
-    engine._drv, engine._copies, engine._activate = recorder.driver, None, lambda: None
-    engine._streams, engine._sides = [recorder.Stream('main0')], {}
-    engine._forks, engine._free_events = {}, []
-    engine._last_layer, engine._result_bytes, engine.kernel_launches = layers - 1, 40, 0
-    engine._pipelines, engine._plans = {}, {}
-    engine._pointers = np.zeros((module.POINTER_ROWS, layers + 1), np.uint64)
-    engine._free_slots = [1, 0]
-    blocks = iter(range(1, 100))
-    engine._mem_alloc = lambda nbytes: _Block(next(blocks) << 32)
-    engine._pinned = lambda shape, dtype: np.zeros(shape, dtype)
-    engine._free_pipeline = lambda pipeline: None
-    written = []
-    for index in range(1, 4):
-        words = np.zeros(2 * MAX_FRAMES, np.uint64)
-        engine._plans[(index, 3)] = SimpleNamespace(
-            words=words, grid=(1, 1), buffer=None, shared=0,
-            function=SimpleNamespace(_launch_kernel=lambda *args, words=words, index=index:
-                                     written.append((index, words.tolist()))))
-    for pid in 'abc':
-        engine.open_pipeline(pid)
-    assert len(engine._pointers) == 4  # a third pipeline: the two rows doubled
-    engine.close_pipeline('b')
-    assert not engine._pointers[1].any()
-    engine.open_pipeline('d')  # takes b's row
-    pipelines = [engine._pipelines[pid] for pid in 'cad']
-    assert [p.slot for p in pipelines] == [2, 0, 1]
-    engine.launch_layers(1, 3, list('cad'), 0)
-    assert [index for index, _ in written] == [1, 2, 3]
-    for index, words in written:
-        assert words[:3] == [p.outputs[index - 1] for p in pipelines]
-        assert words[MAX_FRAMES:MAX_FRAMES + 3] == [p.outputs[index] for p in pipelines]
-
-
-class _Block(int):
-    """A device allocation of the stand-in driver: its address."""
-
-    def free(self):
-        pass
 
 
 def test_launch_intervals_stay_between_issue_and_seen_done_while_the_clocks_drift():

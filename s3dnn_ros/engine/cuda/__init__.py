@@ -31,10 +31,7 @@ Why it is built the way it is:
   threads (``set_inputs``): one thread reaches about a third of the host's copy bandwidth.
 * A launch costs few Python calls: each (layer, batch) plan keeps its argument record, the launch
   writes the frames' pointers into it and hands its bytes to ``cuLaunchKernel`` (PyCUDA's
-  ``_launch_kernel``) without PyCUDA's per-call argument packing. The pointers come from a table
-  with a row per open pipeline (its image, then every layer's output): a launch takes its frames'
-  rows once, and each kernel's inputs and outputs are two of their columns, where lists of Python
-  ints built per kernel cost about four times as much.
+  ``_launch_kernel``) without PyCUDA's per-call argument packing.
   A segment of layers (:meth:`CudaEngine.launch_layers`) issues each kernel's layers back to back
   on its stream inside one fork/join and one pair of events, where separate launches would record
   events, fork and join around every layer.

@@ -49,8 +49,6 @@ STAGING_THREADS = 4
 PINNED_VIEWS = 8
 #: re-base the GPU-to-host clock mapping once an event lies this far from the reference (ms)
 REBASE_MS = 1000.0
-#: pipelines the pointer table has rows for at start (it doubles when more are open)
-POINTER_ROWS = 64
 
 
 @dataclass
@@ -103,8 +101,6 @@ class _Pipeline:
     # encoding, upload, upload_ptr, meta). Staged again, a view needs none of the checks (its
     # geometry and address never change): a camera's ring slots come round again and again
     pinned_views: dict[int, tuple] = field(default_factory=dict)
-    # its row of the engine's pointer table: [image_ptr, outputs[0], .., outputs[-1]]
-    slot: int = -1
 
 
 class CudaCompletion(Completion):
@@ -199,10 +195,6 @@ class CudaEngine(Engine):
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
         self._conv_tile: tuple[int, int] | None = None
-        # each open pipeline's device addresses as one row (``_Pipeline.slot``): layer i of a
-        # launch reads column i and writes column i + 1 of its frames' rows
-        self._pointers = np.zeros((POINTER_ROWS, len(self.layers) + 1), np.uint64)
-        self._free_slots = list(range(POINTER_ROWS - 1, -1, -1))
         try:
             drv.init()
             count = drv.Device.count()
@@ -546,27 +538,14 @@ class CudaEngine(Engine):
         except self._drv.Error as error:
             raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of '
                               f'activations failed: {error}') from error
-        outputs = [int(buffer) + offset for offset in offsets]
-        slot = self._take_slot()
-        self._pointers[slot] = [0, *outputs]
-        self._pipelines[pid] = _Pipeline(buffer, outputs, result, result.ctypes.data, copied,
-                                         slot=slot)
-
-    def _take_slot(self) -> int:
-        """Return a free row of the pointer table (the table doubles when none is left)."""
-        if not self._free_slots:
-            rows = len(self._pointers)
-            self._pointers = np.concatenate([self._pointers, np.zeros_like(self._pointers)])
-            self._free_slots = list(range(2 * rows - 1, rows - 1, -1))
-        return self._free_slots.pop()
+        self._pipelines[pid] = _Pipeline(buffer, [int(buffer) + offset for offset in offsets],
+                                         result, result.ctypes.data, copied)
 
     def close_pipeline(self, pid) -> None:
         pipeline = self._pipeline(pid)
         self._activate()
         pipeline.copied.synchronize()
         del self._pipelines[pid]
-        self._pointers[pipeline.slot] = 0
-        self._free_slots.append(pipeline.slot)
         self._free_pipeline(pipeline)
 
     def _free_pipeline(self, pipeline: _Pipeline) -> None:
@@ -679,7 +658,6 @@ class CudaEngine(Engine):
                 pipeline.image.free()
             pipeline.image, pipeline.image_ptr, pipeline.image_capacity = (
                 device, int(device), nbytes)
-            self._pointers[pipeline.slot, 0] = pipeline.image_ptr
         geometry = (height, width, step, encoding)
         meta = self._metas.get(geometry)
         if meta is None:
@@ -734,21 +712,22 @@ class CudaEngine(Engine):
         if not self._closed:
             self._free_events.append(events)
 
-    def _enqueue(self, index: int, chunk: list[_Pipeline], stream, rows: np.ndarray) -> None:
+    def _enqueue(self, index: int, chunk: list[_Pipeline], stream) -> None:
         """
         Issue one kernel launch of a layer over ``chunk`` (at most ``max_batch`` frames).
 
-        ``rows``: the chunk's rows of the pointer table. The plan's argument record gets this
-        launch's pointers (two column copies) and goes to ``cuLaunchKernel`` as it is (no
-        per-launch packing).
+        The plan's argument record gets this launch's pointers and goes to ``cuLaunchKernel`` as it
+        is (no per-launch packing).
         """
         frames = len(chunk)
         plan = self._plans.get((index, frames)) or self._plan(index, frames)
         words = plan.words
-        words[:frames] = rows[:, index]
-        words[MAX_FRAMES:MAX_FRAMES + frames] = rows[:, index + 1]
         if index == 0:
+            words[:frames] = [p.image_ptr for p in chunk]
             plan.args['meta'][0, :frames] = [p.meta for p in chunk]
+        else:
+            words[:frames] = [p.outputs[index - 1] for p in chunk]
+        words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
         plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
         self.kernel_launches += 1
 
@@ -829,11 +808,10 @@ class CudaEngine(Engine):
             for target, joined, chunk in parts:
                 if joined is not None:
                     target.wait_for_event(fork)
-                rows = self._pointers.take([p.slot for p in chunk], axis=0)
                 for layer_index in layers:
                     if layer_index == 0:
                         self._upload(chunk, target)
-                    self._enqueue(layer_index, chunk, target, rows)
+                    self._enqueue(layer_index, chunk, target)
                     if layer_index == self._last_layer:
                         self._download(chunk, target)
                 if joined is not None:
