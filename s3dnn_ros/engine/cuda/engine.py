@@ -954,7 +954,10 @@ class CudaEngine(Engine):
         runs = [run() for _ in range(repeats)]
         runs[-1][1].wait()
         self._activate()
-        return [last.events[1].time_since(first.events[0]) * 1000 for first, last in runs]
+        try:
+            return [last.events[1].time_since(first.events[0]) * 1000 for first, last in runs]
+        except self._drv.Error as error:
+            raise EngineError(f'reading launch events failed: {error}') from error
 
     def calibrate(self, batches: Sequence[int] | None = None, repeats: int = 20,
                   warmup: int = 3) -> CostTable:
