@@ -118,32 +118,87 @@ class Dispatcher:
         before a fused launch could take other cameras' frames down with it.
         """
         frame = pipeline.new_frame(release_ns, image, encoding, meta)
-        if image is not None:
+        if self._admit(frame):
+            now = self.backend.now_ns()
+            self.policy.arrived(now)
+            if pipeline.current is None:
+                self._start_next(pipeline, now)
+        return frame
+
+    def arrive_all(self, arrivals: Sequence[tuple], start: int = 0) -> tuple[int, bool]:
+        """
+        Let frames read together enter their pipelines, until a chain of a burst is ready.
+
+        ``arrivals``: (pipeline, release_ns, image, encoding, meta) tuples, taken in from
+        ``arrivals[start]`` on. Returns (the index of the first arrival not taken in, whether a
+        chain is ready): the loop dispatches the chain (:meth:`pump` with ``run_ahead=False``)
+        before it takes in the rest.
+        The same as :meth:`arrive` for each with :meth:`chain_ready` asked after each, but the
+        frames arrive together: one clock reading, and the policy told of them and handed their
+        first layers once per chain (or once for all) rather than once per frame.
+        """
+        policy, inflight = self.policy, self.inflight
+        now = self.backend.now_ns()
+        needs = policy.chain_needs(now, inflight)
+        starting: list[Frame] = []
+        arrived = 0
+        index, end = start, len(arrivals)
+        while index < end:
+            pipeline, release_ns, image, encoding, meta = arrivals[index]
+            index += 1
+            if not self._admit(pipeline.new_frame(release_ns, image, encoding, meta)):
+                continue
+            arrived += 1
+            if pipeline.current is None:
+                starting.append(self._next_current(pipeline))
+                if needs is not None and len(starting) >= needs:
+                    policy.arrived(now, arrived)
+                    policy.enqueue_all(starting, 0, now)
+                    if policy.chain_ready(now, inflight):
+                        return index, True
+                    starting, arrived = [], 0
+                    needs = policy.chain_needs(now, inflight)
+        if arrived:
+            policy.arrived(now, arrived)
+        if starting:
+            policy.enqueue_all(starting, 0, now)
+        return index, needs is not None and policy.chain_ready(now, inflight)
+
+    def _admit(self, frame: Frame) -> bool:
+        """
+        Queue a new frame in its pipeline; False if its image was dropped as one no engine takes.
+
+        A frame the queue pushes out (newest wins) goes to ``on_drop``.
+        """
+        pipeline = frame.pipeline
+        if frame.image is not None:
             try:
-                check_image(image, encoding)
+                check_image(frame.image, frame.encoding)
             except ValueError as error:
                 pipeline.stats.released += 1
                 self.last_error = f'{pipeline.name}: {error}'
                 self._drop(frame, DROP_ERROR)
-                return frame
-        now = self.backend.now_ns()
-        self.policy.arrived(now)
+                return False
         overflow = pipeline.admit(frame)
         if overflow is not None and self.on_drop:
             self.on_drop(overflow, DROP_QUEUE)
-        if pipeline.current is None:
-            self._start_next(pipeline, now)
-        return frame
+        return True
 
-    def _start_next(self, pipeline: Pipeline, now: int | None = None) -> None:
+    def _next_current(self, pipeline: Pipeline) -> Frame | None:
+        """Make the oldest queued frame of ``pipeline`` its current one (not yet enqueued)."""
         self._settled = self._ahead_settled = False
         if pipeline.queue:
-            frame = pipeline.queue.popleft()
-            pipeline.current = frame
+            frame = pipeline.current = pipeline.queue.popleft()
+            return frame
+        return None
+
+    def _start_next(self, pipeline: Pipeline, now: int | None = None) -> None:
+        frame = self._next_current(pipeline)
+        if frame is not None:
             self.policy.enqueue(frame, self.backend.now_ns() if now is None else now)
 
     # ----------------------------------------------------------------- dispatch
-    def pump(self) -> int:
+    def pump(self, run_ahead: bool = True) -> int:
         """
         Dispatch groups while the policy allows more in flight; returns launches issued.
 
@@ -152,7 +207,10 @@ class Dispatcher:
         at the successors like any round. An empty answer ends the round, and the policy is not
         asked again until a frame arrives, a launch completes or the policy's hold ends (a live
         loop calls this very often). A chain of a burst being taken in (:meth:`chain_ready`) takes
-        no slot and is asked for whatever the slots in use (``Policy.continues_burst``).
+        no slot and is asked for whatever the slots in use (``Policy.continues_burst``); a loop
+        dispatching it before it takes in the rest of the burst passes ``run_ahead=False``: the
+        successors the policy would queue behind the chains wait until the burst is taken in (the
+        chains in flight keep the GPU busy far longer than that), the next chain does not.
         """
         # the policy answered nothing and nothing changed since; is its hold over?
         if self._settled:
@@ -163,8 +221,8 @@ class Dispatcher:
         issued = 0
         limit = self.policy.max_inflight
         while True:
-            if self.inflight and not self._ahead_settled and self.policy.runs_ahead \
-                    and not len(self.policy):
+            if run_ahead and self.inflight and not self._ahead_settled \
+                    and self.policy.runs_ahead and not len(self.policy):
                 # nothing waits for a decision: the policy may queue successors ahead, slot or not
                 group = self.policy.run_ahead(self.backend.now_ns(), self.inflight)
                 launched = self._issue(group) if group.launches else 0
@@ -372,11 +430,18 @@ class Dispatcher:
     def step(self) -> bool:
         """Take submitted frames, retire finished launches, dispatch; True if anything happened."""
         progressed = False
-        while self._inbox:
-            pipeline, release_ns, image, encoding, meta = self._inbox.popleft()
-            self.arrive(pipeline, release_ns, image, encoding, meta)
-            if self.chain_ready():
-                self.pump()
+        inbox = self._inbox
+        if inbox:
+            # frames stay in the inbox until taken in (submitted_waiting); submit only appends
+            arrivals = list(inbox)
+            taken = 0
+            while taken < len(arrivals):
+                before = taken
+                taken, chain = self.arrive_all(arrivals, taken)
+                for _ in range(taken - before):
+                    inbox.popleft()
+                if chain:
+                    self.pump(run_ahead=False)
             progressed = True
         if self.inflight and self.poll():
             progressed = True

@@ -36,7 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from bisect import insort
 from collections import Counter, deque
-from itertools import chain, count
+from itertools import chain, count, repeat
 import math
 from typing import Sequence
 
@@ -153,30 +153,30 @@ class Policy(ABC):
 
     def enqueue_all(self, frames: Sequence[Frame], layer: int, now_ns: int) -> None:
         """
-        ENQUEUE frames whose next layer ``layer`` became ready together (a completed fused launch).
+        ENQUEUE frames whose next layer ``layer`` became ready together.
 
-        The same as enqueueing them one by one, with the layer's costs looked up once.
+        A completed fused launch, or frames taken in together (layer 0). The same as enqueueing
+        them one by one, with the layer's costs looked up once.
         """
-        if layer == 0:
-            for frame in frames:
-                self.enqueue(frame, now_ns)
-            return
         costs = self.costs
         cost, tb, remaining = (costs.cost_ns(layer), costs.tb_ratio(layer),
                                costs.remaining_ns[layer])
         key, seq, queue = self.key, self._seq, self._layers[layer]
+        first = self._first_layer if layer == 0 else None
         for frame in frames:
             task = KernelTask(frame, layer, cost, tb, remaining, key(frame, layer), next(seq),
                               now_ns)
             insort(queue, (task.key, task.seq, task))
+            if first is not None:
+                first.append(task)
         self._ready += len(frames)
 
-    def arrived(self, now_ns: int) -> None:
+    def arrived(self, now_ns: int, count: int = 1) -> None:
         """
-        Note that a frame reached one of the policy's cameras.
+        Note that ``count`` frames reached the policy's cameras at ``now_ns``.
 
-        Whether it starts now, waits behind its camera's frame in the network or is later dropped
-        from its camera's queue: the load offered, for policies that need it.
+        Whether they start now, wait behind their camera's frame in the network or are later
+        dropped from their camera's queue: the load offered, for policies that need it.
         """
 
     def _take(self, layer: int) -> KernelTask:
@@ -220,6 +220,16 @@ class Policy(ABC):
         policies that do not cut bursts).
         """
         return False
+
+    def chain_needs(self, now_ns: int, inflight: Sequence[Launch]) -> int | None:
+        """
+        At least how many more first-layer tasks a chain of a burst needs (0: one is ready).
+
+        None while no chain can become ready by taking in frames (nothing launched in between):
+        a loop taking in a batch of frames asks :meth:`chain_ready` only once that many have
+        started.
+        """
+        return None
 
     def continues_burst(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
         """Whether a DEQUEUE now would return a group that needs no dispatch slot."""
@@ -480,8 +490,11 @@ class S3dnnPolicy(Policy):
         self._held = None
         self._burst = False
 
-    def arrived(self, now_ns: int) -> None:
-        self._arrivals.append(now_ns)
+    def arrived(self, now_ns: int, count: int = 1) -> None:
+        if count == 1:
+            self._arrivals.append(now_ns)
+        else:
+            self._arrivals.extend(repeat(now_ns, count))
         self.arrival_rate(now_ns)  # forget arrivals older than the window
 
     def arrival_rate(self, now_ns: int) -> float:
@@ -592,6 +605,15 @@ class S3dnnPolicy(Policy):
         first = len(self._layers[0])
         return (first >= BURST_CHAIN and (self._burst or not inflight) and self._cuts_bursts
                 and first >= self.target_batch(now_ns))
+
+    def chain_needs(self, now_ns: int, inflight: Sequence[Launch]) -> int | None:
+        """Rule 2b: first-layer tasks still missing from c, on an idle GPU or in an open burst."""
+        if not ((self._burst or not inflight) and self._cuts_bursts):
+            return None
+        first = len(self._layers[0])
+        if first < BURST_CHAIN:
+            return BURST_CHAIN - first
+        return max(0, self.target_batch(now_ns) - first)
 
     def continues_burst(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
         """Rule 2b: a DEQUEUE now would cut a chain of the open burst (its G takes no slot)."""

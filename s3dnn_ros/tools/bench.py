@@ -436,11 +436,14 @@ class Bench:
                 engine.set_input(pipeline.id, image, 'rgb8')
             busy_before = backend.busy_ns()
             with timed or nullcontext():
-                marks['begin'] = time.monotonic_ns()
-                for pipeline, image in zip(pipelines, images):
-                    dispatcher.arrive(pipeline, backend.now_ns(), image, 'rgb8')
-                    if dispatcher.chain_ready():
-                        dispatcher.step()
+                marks['begin'] = now = time.monotonic_ns()
+                arrivals = [(pipeline, now, image, 'rgb8', None)
+                            for pipeline, image in zip(pipelines, images)]
+                taken = 0
+                while taken < frames:
+                    taken, chain = dispatcher.arrive_all(arrivals, taken)
+                    if chain:
+                        dispatcher.pump(run_ahead=False)
                 marks['arrived'] = time.monotonic_ns()
                 while len(done) < frames:
                     dispatcher.step()

@@ -172,8 +172,8 @@ class WorkerCore:
     """
     Frames in, outputs out, on one thread.
 
-    Call :meth:`frame` for each arriving frame and :meth:`step` in a loop; :meth:`take_outputs`
-    returns what finished since the last call.
+    Call :meth:`resolve` for each arriving frame, :meth:`take_in` for those read together and
+    :meth:`step` in a loop; :meth:`take_outputs` returns what finished since the last call.
     """
 
     def __init__(self, spec: WorkerSpec, engine: Engine, costs, engine_why: str = ''):
@@ -260,14 +260,13 @@ class WorkerCore:
                 self.engine.unpin(entry[1])
 
     # ------------------------------------------------------------------ frames
-    def frame(self, camera: int, generation: int, slot: int, seq: int, release_ns: int,
-              height: int, width: int, encoding: str) -> bool:
+    def resolve(self, camera: int, generation: int, slot: int, seq: int, release_ns: int,
+                height: int, width: int, encoding: str) -> tuple | None:
         """
-        Take a frame of camera ``camera`` that lies in ``slot`` of its ring of ``generation``.
+        Find the frame of camera ``camera`` that lies in ``slot`` of its ring of ``generation``.
 
-        Returns whether a chain of a burst is ready (:meth:`Dispatcher.chain_ready`): the loop
-        then steps before it takes in more frames. (The loop that receives frames meters the time,
-        receiving included: :meth:`timed`.)
+        Returns its arrival for :meth:`take_in`; None when no such ring is open or the slot cannot
+        hold the image (the frame is dropped, counted and reported).
         """
         pipeline = self.pipelines[camera]
         ring, pinned = self._rings.get(camera, (None, None))
@@ -281,11 +280,31 @@ class WorkerCore:
             pipeline.stats.dropped_error += 1
             self.dispatcher.last_error = f'{pipeline.name}: {error}'
             self._outputs.append((DROPPED, camera, seq, time.monotonic_ns(), DROP_SLOT))
-            return False
+            return None
         key = (camera, generation)
         self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
-        self.dispatcher.arrive(pipeline, release_ns, image, encoding, meta=(seq, generation))
-        return self.dispatcher.chain_ready()
+        return (pipeline, release_ns, image, encoding, (seq, generation))
+
+    def take_in(self, arrivals: list[tuple], start_ns: int, received: int) -> None:
+        """
+        Let frames resolved together arrive, stepping whenever a chain of a burst is ready.
+
+        (:meth:`Dispatcher.arrive_all`.) ``received``: the frames the loop read since ``start_ns``
+        (``time.perf_counter_ns``), those :meth:`resolve` dropped included; the time from then on
+        is metered as theirs ('arrive'), the steps apart.
+        """
+        dispatcher, taken, count = self.dispatcher, 0, received - len(arrivals)
+        while True:
+            before = taken
+            taken, chain = dispatcher.arrive_all(arrivals, taken)
+            count += taken - before
+            if count:
+                self.timed('arrive', start_ns, count)
+            if chain:
+                self.step(run_ahead=False)
+            if taken == len(arrivals):
+                return
+            start_ns, count = time.perf_counter_ns(), 0
 
     def set_deadline(self, camera: int, deadline_ns: int) -> None:
         """Camera ``camera``'s relative deadline for the frames that arrive from now on."""
@@ -326,12 +345,12 @@ class WorkerCore:
         return outputs
 
     # ------------------------------------------------------------------ the loop's work
-    def step(self) -> bool:
+    def step(self, run_ahead: bool = True) -> bool:
         """
         Retire finished launches and dispatch; True if anything happened.
 
         Only work that retired or issued something is metered (a loop polling an idle GPU is not
-        host cost).
+        host cost). ``run_ahead``: as :meth:`Dispatcher.pump`'s.
         """
         dispatcher = self.dispatcher
         start = time.perf_counter_ns()
@@ -340,7 +359,7 @@ class WorkerCore:
             self.timed('retire', start, retired)
             start = time.perf_counter_ns()
         groups = dispatcher.groups
-        issued = dispatcher.pump()
+        issued = dispatcher.pump(run_ahead)
         if issued:
             self.timed('decide', start, dispatcher.groups - groups)
         now = time.monotonic_ns()
@@ -388,7 +407,7 @@ class WorkerCore:
         """
         Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``.
 
-        The kinds: frames taken in ('arrive': receiving and :meth:`frame`), outputs handed over
+        The kinds: frames taken in ('arrive': receiving and :meth:`take_in`), outputs handed over
         ('output'), launches retired ('retire'), rounds decided ('decide').
         """
         meter = self.meters[kind]

@@ -106,21 +106,19 @@ def serve(connection: Connection, frames: FrameReader, core: WorkerCore) -> int:
             if connection in ready:
                 messages.take()
             if frames in ready:
-                start, count = time.perf_counter_ns(), 0
+                start, count, arrivals = time.perf_counter_ns(), 0, []
                 for (kind, camera, generation, slot, code, height, width, seq,
                      release_ns) in frames.read():
                     if kind == FRAME:
                         count += 1
-                        if core.frame(camera, generation, slot, seq, release_ns, height, width,
-                                      encodings[code]):
-                            # a burst's chain is ready: dispatch it before taking in the rest
-                            core.timed('arrive', start, count)
-                            core.step()
-                            start, count = time.perf_counter_ns(), 0
+                        arrival = core.resolve(camera, generation, slot, seq, release_ns, height,
+                                               width, encodings[code])
+                        if arrival is not None:
+                            arrivals.append(arrival)
                     else:
                         messages.open_ring(camera, generation)
                 if count:
-                    core.timed('arrive', start, count)
+                    core.take_in(arrivals, start, count)
             core.cycle(send)
             if core.dispatcher.engine_errors != errors:
                 errors = core.dispatcher.engine_errors
