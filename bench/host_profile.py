@@ -41,7 +41,7 @@ PARTS = [
     ('    kernel launches (arguments, cuLaunchKernel)', 'engine/cuda/engine.py', '_enqueue'),
     ('completion polling', 'scheduler/dispatcher.py', 'poll'),
     ('policy dequeue', 'scheduler/policies.py', 'dequeue'),
-    ('policy enqueue', 'scheduler/policies.py', 'enqueue'),
+    ('policy enqueue', 'scheduler/policies.py', 'enqueue_all'),
 ]
 
 

@@ -184,6 +184,52 @@ def test_a_burst_is_dispatched_chain_by_chain_while_it_is_taken_in_whatever_the_
                   for frame in issued.frames) == list(range(40))
 
 
+def test_frames_read_together_arrive_as_they_would_one_by_one():
+    """
+    arrive_all launches, drops and counts what arrive with chain_ready after each frame would.
+
+    40 frames at one instant on a 4-stream backend: cameras 0-3 twice and camera 0 a third time
+    (its queue of one overflows), one image no engine takes; every chain of the burst dispatched
+    as soon as it is ready, the rest once all are in.
+    """
+    bad = np.zeros((4, 4), dtype=np.uint8)
+    names = [f'cam{i}' for i in range(32)] + ['cam0', 'cam1', 'cam2', 'cam3', 'cam0']
+
+    def run(batched):
+        dispatcher, backend, _, dropped = make_dispatcher(backend=ManualBackend(streams=4),
+                                                          batches=32)
+        cams = {name: dispatcher.add_pipeline(name, 50 * MS) for name in names[:32]}
+        arrivals = [(cams[name], 0, None, 'rgb8', None) for name in names]
+        arrivals.insert(20, (cams['cam31'], 0, bad, 'rgb8', None))
+        chains = []
+        if batched:
+            taken = 0
+            while taken < len(arrivals):
+                taken, chain = dispatcher.arrive_all(arrivals, taken)
+                if chain:
+                    chains.append(taken)
+                    dispatcher.pump()
+        else:
+            for index, arrival in enumerate(arrivals):
+                dispatcher.arrive(*arrival)
+                if dispatcher.chain_ready():
+                    chains.append(index + 1)
+                    dispatcher.pump()
+        dispatcher.pump()
+        launched = [(launch.layer, launch.depth, launch.stream,
+                     [(frame.pipeline.name, frame.seq) for frame in launch.frames])
+                    for launch in backend.launched]
+        stats = [vars(cam.stats).copy() for cam in cams.values()]
+        return chains, launched, [(f.pipeline.name, f.seq, why) for f, why in dropped], stats
+
+    one_by_one, together = run(False), run(True)
+    assert together == one_by_one
+    chains, launched, dropped, _ = together
+    assert chains == [16, 33]  # the bad image is the 21st
+    assert [len(frames) for layer, _, _, frames in launched if layer == 0] == [16, 16]
+    assert sorted(reason for *_, reason in dropped) == [DROP_ERROR, DROP_QUEUE]
+
+
 def test_a_synchronous_engines_call_counts_as_busy_time_not_host_time():
     """
     Check the host accounting of a synchronous engine's launch (the reference engine's).

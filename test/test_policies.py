@@ -336,6 +336,35 @@ def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_de
     assert not make_policy('streams', costs).chain_ready(0, [])
 
 
+def test_rule2b_chain_needs_counts_the_first_layers_a_chain_lacks():
+    """
+    chain_needs is c minus the first layers ready, 0 exactly when chain_ready, None when busy.
+
+    On an idle GPU and in an open burst it counts down to 0 as first layers are enqueued; on a
+    GPU busy outside a burst, on one stream and for a policy that does not cut bursts, no chain
+    can become ready (None).
+    """
+    from s3dnn_ros.scheduler.policies import BURST_CHAIN
+    costs = uniform_costs(cost_us=100.0, tb=1.0, batches=32)
+    cams = pipelines(40)
+    policy = make_policy('s3dnn', costs, max_batch=32)
+    policy.streams = 4
+    for i in range(BURST_CHAIN + 2):
+        needs = policy.chain_needs(0, [])
+        assert needs == max(0, BURST_CHAIN - i)
+        assert (needs == 0) == policy.chain_ready(0, [])
+        policy.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
+    first = policy.dequeue(0, [])
+    assert policy.chain_needs(0, first.launches) == BURST_CHAIN  # the burst is open
+    policy.enqueue(ready_frame(cams[20], 5, deadline_ms=20.0), 0)
+    policy.dequeue(0, first.launches)  # a later layer decided: the burst is closed
+    assert policy.chain_needs(0, first.launches) is None
+    one_stream = make_policy('s3dnn', costs, max_batch=32)
+    one_stream.streams = 1
+    assert one_stream.chain_needs(0, []) is None
+    assert make_policy('streams', costs).chain_needs(0, []) is None
+
+
 def test_rule4c_a_full_launch_is_a_segment_of_its_next_layers_within_the_horizon():
     """
     A launch of max_batch frames takes its next layers while its GPU work stays within the horizon.

@@ -214,6 +214,45 @@ def test_host_costs_are_derived_from_the_measured_totals():
     assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say
 
 
+def test_frames_read_together_are_taken_in_and_metered_with_those_no_ring_holds():
+    """
+    WorkerCore.resolve then take_in, in one process on the reference engine.
+
+    Three frames read at once: two in their cameras' slots arrive and finish with their
+    sequence numbers; the third names a ring generation not open and is dropped as a slot drop.
+    All three count as arrivals in the 'arrive' meter.
+    """
+    from s3dnn_ros.worker.core import build_worker, DROP_SLOT
+    from s3dnn_ros.worker.slots import frame_bytes
+    network = alexnet()
+    engine = reference.ReferenceEngine(network, init_weights(network, seed=0))
+    core = build_worker(spec(cameras=('a', 'b', 'c')), engine)
+    rings = [Ring.create(slot_bytes_for(frame_bytes(48, 64, 'rgb8')), 3, 1) for _ in range(2)]
+    try:
+        for camera, ring in enumerate(rings):
+            core.open_ring(camera, *ring.describe())
+        start, now = time.perf_counter_ns(), time.monotonic_ns()
+        resolved = [core.resolve(camera, 1 if camera < 2 else 2, 0, 10 + camera, now, 48, 64,
+                                 'rgb8') for camera in range(3)]
+        assert resolved[2] is None
+        core.take_in([arrival for arrival in resolved if arrival is not None], start, 3)
+        del resolved  # views of the slots: the rings close only without them
+        assert core.meters['arrive'].count == 3 and core.meters['arrive'].ns > 0
+        outputs = core.take_outputs()
+        deadline = time.monotonic() + 60
+        while len(outputs) < 3 and time.monotonic() < deadline:
+            core.step()
+            outputs += core.take_outputs()
+    finally:
+        core.close()
+        for ring in rings:
+            ring.close()
+            ring.unlink()
+    assert sorted((o[1], o[2], o[0]) for o in outputs) == [(0, 10, DONE), (1, 11, DONE),
+                                                           (2, 12, DROPPED)]
+    assert [o[4] for o in outputs if o[0] == DROPPED] == [DROP_SLOT]
+
+
 def test_frames_of_an_old_ring_still_unread_when_a_new_ring_comes_are_served(test_engines):
     """
     A ring opens at its mark on the frame pipe, not when its message is read from the socket.

@@ -131,8 +131,7 @@ class Dispatcher:
 
         ``arrivals``: (pipeline, release_ns, image, encoding, meta) tuples, taken in from
         ``arrivals[start]`` on. Returns (the index of the first arrival not taken in, whether a
-        chain is ready): the loop dispatches the chain (:meth:`pump` with ``run_ahead=False``)
-        before it takes in the rest.
+        chain is ready): the loop dispatches the chain (:meth:`pump`) before it takes in the rest.
         The same as :meth:`arrive` for each with :meth:`chain_ready` asked after each, but the
         frames arrive together: one clock reading, and the policy told of them and handed their
         first layers once per chain (or once for all) rather than once per frame.
@@ -198,7 +197,7 @@ class Dispatcher:
             self.policy.enqueue(frame, self.backend.now_ns() if now is None else now)
 
     # ----------------------------------------------------------------- dispatch
-    def pump(self, run_ahead: bool = True) -> int:
+    def pump(self) -> int:
         """
         Dispatch groups while the policy allows more in flight; returns launches issued.
 
@@ -207,10 +206,7 @@ class Dispatcher:
         at the successors like any round. An empty answer ends the round, and the policy is not
         asked again until a frame arrives, a launch completes or the policy's hold ends (a live
         loop calls this very often). A chain of a burst being taken in (:meth:`chain_ready`) takes
-        no slot and is asked for whatever the slots in use (``Policy.continues_burst``); a loop
-        dispatching it before it takes in the rest of the burst passes ``run_ahead=False``: the
-        successors the policy would queue behind the chains wait until the burst is taken in (the
-        chains in flight keep the GPU busy far longer than that), the next chain does not.
+        no slot and is asked for whatever the slots in use (``Policy.continues_burst``).
         """
         # the policy answered nothing and nothing changed since; is its hold over?
         if self._settled:
@@ -221,8 +217,8 @@ class Dispatcher:
         issued = 0
         limit = self.policy.max_inflight
         while True:
-            if run_ahead and self.inflight and not self._ahead_settled \
-                    and self.policy.runs_ahead and not len(self.policy):
+            if self.inflight and not self._ahead_settled and self.policy.runs_ahead \
+                    and not len(self.policy):
                 # nothing waits for a decision: the policy may queue successors ahead, slot or not
                 group = self.policy.run_ahead(self.backend.now_ns(), self.inflight)
                 launched = self._issue(group) if group.launches else 0
@@ -441,7 +437,7 @@ class Dispatcher:
                 for _ in range(taken - before):
                     inbox.popleft()
                 if chain:
-                    self.pump(run_ahead=False)
+                    self.pump()
             progressed = True
         if self.inflight and self.poll():
             progressed = True

@@ -382,7 +382,8 @@ class S3dnnPolicy(Policy):
        many frames at once that c first-layer tasks are ready on an idle GPU or in an open
        burst: it dispatches them before it takes in the rest, so the first chain's uploads start
        after c arrivals rather than after all of them, and the next chains follow as their
-       frames come in.
+       frames come in. :meth:`chain_needs` tells it how many more first-layer tasks to take in
+       before it asks (at least c minus those ready; None while no chain can become ready).
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).
