@@ -443,7 +443,7 @@ class Bench:
                 while taken < frames:
                     taken, chain = dispatcher.arrive_all(arrivals, taken)
                     if chain:
-                        dispatcher.step()
+                        dispatcher.pump(taking_in=True)
                 marks['arrived'] = time.monotonic_ns()
                 while len(done) < frames:
                     dispatcher.step()
