@@ -8,8 +8,9 @@ at once to a dispatcher with the s3dnn policy over the CUDA engine, on an engine
 streams), with every launch call and every launch's GPU interval (its events, on the host's
 clock) recorded. Per N, medians over the rounds, in ms from the first submission: the end of the
 arrivals, the first launch call, the first kernel's start on the GPU, the last kernel's end, the
-last result on the host; the GPU's busy time (union of the launches' intervals) and the number of
-launch calls. Then one round's launches in order. Writes DIR/round_timeline-<card>.json (DIR:
+last result on the host; the GPU's busy time (union of the launches' intervals), its idle time
+between the first kernel's start and the last kernel's end (per round) and the number of launch
+calls. Then one round's launches in order. Writes DIR/round_timeline-<card>.json (DIR:
 --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
@@ -52,10 +53,11 @@ def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, list[dic
     times = {}
     _, busy_ms = bench.s3dnn_round(engine, images, frames, backend, times)
     begin = times['begin']
-    launches = []
+    launches, spans = [], []
     for call in backend.calls:
         launch = call['launch']
         start, stop = launch.handle.interval()
+        spans.append((start, stop))
         launches.append({'layer': launch.layer, 'depth': launch.depth, 'batch': launch.batch,
                          'stream': launch.stream,
                          'call_ms': [round((t - begin) / 1e6, 3) for t in call['call']],
@@ -66,6 +68,9 @@ def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, list[dic
              'first_call': launches[0]['call_ms'][0], 'gpu_start': min(starts),
              'gpu_end': max(ends), 'done': (times['end'] - begin) / 1e6,
              'gpu_busy': busy_ms, 'launch_calls': len(launches)}
+    # within the round (medians of the start, end and busy time come from different rounds)
+    first, last = min(start for start, _ in spans), max(stop for _, stop in spans)
+    marks['gpu_idle'] = (last - first) / 1e6 - busy_ms
     return marks, launches
 
 
@@ -87,7 +92,7 @@ def main() -> int:
             one_round(bench, engine, images, frames)  # warm-up
             rounds = [one_round(bench, engine, images, frames) for _ in range(args.repeats)]
             row = {'frames': frames, 'streams': args.streams}
-            for key in (*MARKS, 'gpu_busy', 'launch_calls'):
+            for key in (*MARKS, 'gpu_busy', 'gpu_idle', 'launch_calls'):
                 row[f'{key}_ms' if key != 'launch_calls' else key] = round(
                     statistics.median(marks[key] for marks, _ in rounds), 3)
             row['launches'] = rounds[len(rounds) // 2][1]
