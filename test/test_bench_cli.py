@@ -31,6 +31,9 @@ def test_json_report_holds_every_section(capsys, tmp_path):
         assert row['sequential_ms'] > 0 and row['streams_ms'] > 0 and row['s3dnn_ms'] > 0
         assert row['s3dnn_vs_streams'] == \
             pytest.approx(row['s3dnn_ms'] / row['streams_ms'], abs=1e-3)
+        # the reference engine's calls are its kernels (busy time); its launches have no interval
+        assert 0 < row['s3dnn_gpu_busy_ms'] <= row['s3dnn_ms']
+        assert 'streams_gpu_busy_ms' not in row
     four = report['four_cameras']
     assert [r['inputs'] for r in four['rounds']] == ['pinned', 'pageable']
     for r in four['rounds']:

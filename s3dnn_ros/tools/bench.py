@@ -59,7 +59,7 @@ from ..engine.base import Engine
 from ..engine.reference import measure_matmul_flops, ReferenceEngine
 from ..model.alexnet import alexnet, Network
 from ..model.weights import init_weights, Weights
-from ..scheduler.dispatcher import Dispatcher, EngineBackend
+from ..scheduler.dispatcher import BusyMeter, Dispatcher, EngineBackend
 from ..scheduler.policies import DEFAULT_MAX_BATCH, make_policy, POLICIES
 
 SECTIONS = ['layers', 'table1', 'four_cameras', 'capacity']
@@ -367,16 +367,30 @@ class Bench:
         all_pids = [pid for run in runs for pid in run]
         for pid in all_pids:
             engine.open_pipeline(pid)
+        streams_busy, s3dnn_busy = [], []
         try:
             row['sequential_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams,
                                                                    wait_each=True))
             row['streams_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams,
-                                                                wait_each=False))
+                                                                wait_each=False,
+                                                                busy=streams_busy))
         finally:
             for pid in all_pids:
                 engine.close_pipeline(pid)
-        row['s3dnn_ms'] = self._repeat(lambda: self.s3dnn_round(engine, images, RUNS * batch)[0])
+
+        def s3dnn_ms() -> float:
+            wall_ms, busy_ms = self.s3dnn_round(engine, images, RUNS * batch)
+            s3dnn_busy.append(busy_ms)
+            return wall_ms
+
+        row['s3dnn_ms'] = self._repeat(s3dnn_ms)
         row['s3dnn_vs_streams'] = round(row['s3dnn_ms'] / row['streams_ms'], 3)
+        # GPU busy time (union of the kernels' intervals; the warm-up run left out): whether a
+        # difference lies in the GPU's work or in the host around it
+        for key, samples in (('streams_gpu_busy_ms', streams_busy),
+                             ('s3dnn_gpu_busy_ms', s3dnn_busy)):
+            if len(samples) > 1 and None not in samples:
+                row[key] = round(median(samples[1:]), 3)
         return row
 
     def engine_with_streams(self, streams: int) -> Engine:
@@ -386,26 +400,38 @@ class Bench:
         return CudaEngine(self.network, self.weights, device_id=self.engine.device_id,
                           streams=streams)
 
-    def _runs(self, engine, images, runs, streams: int, wait_each: bool) -> float:
+    def _runs(self, engine, images, runs, streams: int, wait_each: bool,
+              busy: list | None = None) -> float:
         """
         Return the wall ms of four runs, each a fused launch per layer of its frames.
 
-        One stream per run (mod streams).
+        One stream per run (mod streams). ``busy`` gets the GPU's busy ms (the union of the
+        launches' intervals; None from an engine whose launches have none).
         """
         begin = time.perf_counter_ns()
-        last = []
+        last, launched = [], []
         for r, pids in enumerate(runs):
             engine.set_inputs([(pid, image, 'rgb8')
                                for pid, image in zip(pids, images[r * len(pids):])])
             completion = None
             for index in range(len(self.layers)):
                 completion = engine.launch(index, pids, r % streams)
+                launched.append(completion)
             if wait_each:
                 completion.wait()
             last.append(completion)
         for completion in last:
             completion.wait()
-        return (time.perf_counter_ns() - begin) / 1e6
+        wall_ms = (time.perf_counter_ns() - begin) / 1e6
+        if busy is not None:
+            if all(hasattr(completion, 'interval') for completion in launched):
+                meter = BusyMeter()
+                for completion in launched:
+                    meter.add(*completion.interval())
+                busy.append(meter.busy_ns() / 1e6)
+            else:
+                busy.append(None)
+        return wall_ms
 
     def _repeat(self, measure) -> float:
         measure()  # warm-up
@@ -526,9 +552,10 @@ def format_report(report: dict) -> str:
     if 'table1' in report:
         parts.append(_table(f"table 1: total ms of {report['table1']['runs']} runs of batch B",
                             ['inputs', 'B', 'streams', 'sequential', 'streams', 's3dnn',
-                             's3dnn/streams'],
+                             's3dnn/streams', 'GPU busy: streams', 's3dnn'],
                             [[r['inputs'], r['batch'], r['streams'], r['sequential_ms'],
-                              r['streams_ms'], r['s3dnn_ms'], r['s3dnn_vs_streams']]
+                              r['streams_ms'], r['s3dnn_ms'], r['s3dnn_vs_streams'],
+                              r.get('streams_gpu_busy_ms', '-'), r.get('s3dnn_gpu_busy_ms', '-')]
                              for r in report['table1']['rows']]))
     if 'four_cameras' in report:
         four = report['four_cameras']
