@@ -163,8 +163,7 @@ def test_a_burst_is_dispatched_chain_by_chain_while_it_is_taken_in_whatever_the_
 
     The first 16 are launched while 24 still wait to be taken in, the next 16 while 8 wait,
     though the first chain holds the only slot; the last 8 when the step ends: first layers of
-    16, 16 and 8 on three streams, every frame launched once. The first chain's successors are
-    run ahead at once; a later chain's wait until the burst is taken in (``pump(taking_in=True)``).
+    16, 16 and 8 on three streams, every frame launched once.
     """
     backend = ManualBackend(streams=4)
     dispatcher, _, _, _ = make_dispatcher(backend=backend, batches=32)
@@ -181,10 +180,6 @@ def test_a_burst_is_dispatched_chain_by_chain_while_it_is_taken_in_whatever_the_
              if issued.layer == 0]
     assert [(n, batch) for n, batch, _ in first] == [(24, 16), (8, 16), (0, 8)]
     assert len({stream for _, _, stream in first}) == 3
-    assert [(n, issued.layer) for n, issued in zip(waiting, backend.launched) if n] == [
-        (24, 0), (24, 1), (8, 0)]
-    assert any(issued.layer > 0 and issued.frames[0].pipeline.id >= 16
-               for issued in backend.launched)
     assert sorted(frame.pipeline.id for issued in backend.launched if issued.layer == 0
                   for frame in issued.frames) == list(range(40))
 
@@ -213,13 +208,13 @@ def test_frames_read_together_arrive_as_they_would_one_by_one():
                 taken, chain = dispatcher.arrive_all(arrivals, taken)
                 if chain:
                     chains.append(taken)
-                    dispatcher.pump(taking_in=True)
+                    dispatcher.pump()
         else:
             for index, arrival in enumerate(arrivals):
                 dispatcher.arrive(*arrival)
                 if dispatcher.chain_ready():
                     chains.append(index + 1)
-                    dispatcher.pump(taking_in=True)
+                    dispatcher.pump()
         dispatcher.pump()
         launched = [(launch.layer, launch.depth, launch.stream,
                      [(frame.pipeline.name, frame.seq) for frame in launch.frames])

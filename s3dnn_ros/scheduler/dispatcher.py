@@ -131,8 +131,7 @@ class Dispatcher:
 
         ``arrivals``: (pipeline, release_ns, image, encoding, meta) tuples, taken in from
         ``arrivals[start]`` on. Returns (the index of the first arrival not taken in, whether a
-        chain is ready): the loop dispatches the chain (:meth:`pump` with ``taking_in``) before
-        it takes in the rest.
+        chain is ready): the loop dispatches the chain (:meth:`pump`) before it takes in the rest.
         The same as :meth:`arrive` for each with :meth:`chain_ready` asked after each, but the
         frames arrive together: one clock reading, and the policy told of them and handed their
         first layers once per chain (or once for all) rather than once per frame.
@@ -198,7 +197,7 @@ class Dispatcher:
             self.policy.enqueue(frame, self.backend.now_ns() if now is None else now)
 
     # ----------------------------------------------------------------- dispatch
-    def pump(self, taking_in: bool = False) -> int:
+    def pump(self) -> int:
         """
         Dispatch groups while the policy allows more in flight; returns launches issued.
 
@@ -208,12 +207,6 @@ class Dispatcher:
         asked again until a frame arrives, a launch completes or the policy's hold ends (a live
         loop calls this very often). A chain of a burst being taken in (:meth:`chain_ready`) takes
         no slot and is asked for whatever the slots in use (``Policy.continues_burst``).
-
-        ``taking_in``: a loop dispatching a chain before it takes in the rest of a burst. When
-        launches were already in flight (a later chain: a segment of several layers, rule 2b) the
-        pump ends once the chain is issued: its successors are run ahead or looked ahead at once
-        the burst is taken in, and the next chain is not kept waiting for them. The first chain,
-        on an idle GPU, is one layer: its successors are queued behind it at once.
         """
         # the policy answered nothing and nothing changed since; is its hold over?
         if self._settled:
@@ -223,20 +216,16 @@ class Dispatcher:
             self._settled = False
         issued = 0
         limit = self.policy.max_inflight
-        hold_successors = taking_in and bool(self.inflight)
         while True:
-            if self.inflight and not len(self.policy):
-                if hold_successors:
-                    break  # not settled: the next pump asks for them
-                if not self._ahead_settled and self.policy.runs_ahead:
-                    # nothing waits for a decision: the policy may queue successors ahead, slot
-                    # or not
-                    group = self.policy.run_ahead(self.backend.now_ns(), self.inflight)
-                    launched = self._issue(group) if group.launches else 0
-                    if launched:
-                        issued += launched
-                        continue
-                    self._ahead_settled = True
+            if self.inflight and not self._ahead_settled and self.policy.runs_ahead \
+                    and not len(self.policy):
+                # nothing waits for a decision: the policy may queue successors ahead, slot or not
+                group = self.policy.run_ahead(self.backend.now_ns(), self.inflight)
+                launched = self._issue(group) if group.launches else 0
+                if launched:
+                    issued += launched
+                    continue
+                self._ahead_settled = True
             if not (len(self.policy) or self.inflight) \
                     or (limit is not None and self._groups_inflight >= limit
                         and not self.policy.continues_burst(self.backend.now_ns(),
@@ -448,7 +437,7 @@ class Dispatcher:
                 for _ in range(taken - before):
                     inbox.popleft()
                 if chain:
-                    self.pump(taking_in=True)
+                    self.pump()
             progressed = True
         if self.inflight and self.poll():
             progressed = True

@@ -362,7 +362,7 @@ def _simulate(workers: list[list[Camera]], policy: str, costs: CostTable, second
             backend.charge(frame_ns)
             dispatcher.arrive(dispatcher.pipelines[pipeline], arrival_ns)
             if dispatcher.chain_ready():
-                dispatcher.pump(taking_in=True)
+                dispatcher.pump()
             _push_arrival(arrivals, pipeline, k + 1, current.schedules[pipeline], end_ns)
         launches = dispatcher.launches
         dispatcher.pump()

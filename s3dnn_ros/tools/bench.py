@@ -469,7 +469,7 @@ class Bench:
                 while taken < frames:
                     taken, chain = dispatcher.arrive_all(arrivals, taken)
                     if chain:
-                        dispatcher.pump(taking_in=True)
+                        dispatcher.step()
                 marks['arrived'] = time.monotonic_ns()
                 while len(done) < frames:
                     dispatcher.step()

@@ -301,7 +301,7 @@ class WorkerCore:
             if count:
                 self.timed('arrive', start_ns, count)
             if chain:
-                self.step(taking_in=True)
+                self.step()
             if taken == len(arrivals):
                 return
             start_ns, count = time.perf_counter_ns(), 0
@@ -345,12 +345,12 @@ class WorkerCore:
         return outputs
 
     # ------------------------------------------------------------------ the loop's work
-    def step(self, taking_in: bool = False) -> bool:
+    def step(self) -> bool:
         """
         Retire finished launches and dispatch; True if anything happened.
 
         Only work that retired or issued something is metered (a loop polling an idle GPU is not
-        host cost). ``taking_in``: as :meth:`Dispatcher.pump`'s.
+        host cost).
         """
         dispatcher = self.dispatcher
         start = time.perf_counter_ns()
@@ -359,7 +359,7 @@ class WorkerCore:
             self.timed('retire', start, retired)
             start = time.perf_counter_ns()
         groups = dispatcher.groups
-        issued = dispatcher.pump(taking_in)
+        issued = dispatcher.pump()
         if issued:
             self.timed('decide', start, dispatcher.groups - groups)
         now = time.monotonic_ns()
