@@ -416,7 +416,8 @@ class Bench:
             completion = None
             for index in range(len(self.layers)):
                 completion = engine.launch(index, pids, r % streams)
-                launched.append(completion)
+                if busy is not None:
+                    launched.append(completion)
             if wait_each:
                 completion.wait()
             last.append(completion)
