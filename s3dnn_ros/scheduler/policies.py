@@ -219,7 +219,7 @@ class Policy(ABC):
         A loop taking in many frames at once then dispatches before it takes in the rest (none for
         policies that do not cut bursts).
         """
-        return False
+        return self.chain_needs(now_ns, inflight) == 0
 
     def chain_needs(self, now_ns: int, inflight: Sequence[Launch]) -> int | None:
         """
@@ -597,18 +597,12 @@ class S3dnnPolicy(Policy):
         """Rule 2b applies: fusion, on a backend of more than one stream."""
         return self.fusion and self.streams != 1
 
-    def chain_ready(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
-        """
-        Rule 2b: a burst's next chain (at least c first layers) is ready.
-
-        On an idle GPU, or while a burst is being taken in.
-        """
-        first = len(self._layers[0])
-        return (first >= BURST_CHAIN and (self._burst or not inflight) and self._cuts_bursts
-                and first >= self.target_batch(now_ns))
-
     def chain_needs(self, now_ns: int, inflight: Sequence[Launch]) -> int | None:
-        """Rule 2b: first-layer tasks still missing from c, on an idle GPU or in an open burst."""
+        """
+        Rule 2b: first-layer tasks still missing from c, on an idle GPU or in an open burst.
+
+        A burst's next chain is ready (``chain_ready``) when none are.
+        """
         if not ((self._burst or not inflight) and self._cuts_bursts):
             return None
         first = len(self._layers[0])
