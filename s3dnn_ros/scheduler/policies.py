@@ -469,8 +469,6 @@ class S3dnnPolicy(Policy):
         #: the batches every later layer of their frames inherits
         self.first_layer_launches = dict.fromkeys(RELEASE_CAUSES, 0)
         self.first_layer_batches: Counter[int] = Counter()
-        # rule 2's per-batch tests, per layer
-        self._fusion_steps: dict[int, list[tuple[bool, bool, int]]] = {}
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
         self._small_layers = [layer for layer in range(self.num_layers)
                               if self.costs.tb_ratio(layer) < 1]
@@ -478,6 +476,10 @@ class S3dnnPolicy(Policy):
         self._segment_shapes: dict[tuple[int, int], tuple[int, float]] = {}
         # rule 2: the engine's kernel batch per layer (the cost table's largest measured batch)
         self._kernel_batches = [self.costs.kernel_batch(layer) for layer in range(self.num_layers)]
+        # rule 2's per-batch tests, per layer: built with the policy, not on a burst's first
+        # decision (a fresh policy's first DEQUEUE would otherwise spend ~20 µs on them)
+        self._fusion_steps = ([self._fusion_steps_of(layer) for layer in range(self.num_layers)]
+                              if self.fusion else [])
         # rule 2b: a burst of at least c first layers found the GPU idle, and no later layer has
         # been decided since (its frames are still being taken in)
         self._burst = False
@@ -744,27 +746,31 @@ class S3dnnPolicy(Policy):
         The launch grows from b to b + 1 while the launch of b + 1 saves GPU time over its frames
         alone (or costs no more and b < b*) and leaves a non-negative head slack non-negative.
         """
-        steps = self._fusion_steps.get(layer)
-        if steps is None:
-            cost = self.costs.cost_ns
-            single = cost(layer, 1)
-            kernel_batch = self.costs.kernel_batch(layer)
-            # per batch b: (a launch of b + 1 saves no GPU time over its frames alone - or, past
-            # the kernel batch, over separate launches -, it loses some, the head's delay at b + 1)
-            steps = self._fusion_steps[layer] = [
-                (fused >= alone or b >= kernel_batch, fused > alone * (1 + FUSE_TOLERANCE),
-                 fused - single)
-                for b in range(1, self.max_batch)
-                for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]
         target = self.target_batch(now_ns)
         batch = 1
-        for no_saving, loss, delay in steps:
+        for no_saving, loss, delay in self._fusion_steps[layer]:
             if no_saving and (batch >= target or loss):
                 break
             if slack >= 0 and slack - delay < 0:
                 break
             batch += 1
         return batch
+
+    def _fusion_steps_of(self, layer: int) -> list[tuple[bool, bool, int]]:
+        """
+        Rule 2's tests of ``layer`` per batch b = 1 .. max_batch - 1.
+
+        Whether a launch of b + 1 frames saves no GPU time over its frames alone (or, past the
+        kernel batch, over separate launches), whether it loses some, and the head's delay at
+        b + 1.
+        """
+        cost = self.costs.cost_ns
+        single = cost(layer, 1)
+        kernel_batch = self._kernel_batches[layer]
+        return [(fused >= alone or b >= kernel_batch, fused > alone * (1 + FUSE_TOLERANCE),
+                 fused - single)
+                for b in range(1, self.max_batch)
+                for fused, alone in ((cost(layer, b + 1), (b + 1) * single),)]
 
     def _reserve_successor(self, launches: Sequence[Launch], room: float, now_ns: int,
                            fill_ns: dict[int, float] | None = None) -> Launch | None:
