@@ -25,12 +25,16 @@ class ManualBackend:
         self.launched = []
         self.finished = set()
         self.fail_layer = fail_layer
+        self.staged = []  # frames whose images went ahead, as stage() was called with them
 
     def now_ns(self):
         return self.now
 
     def open_pipeline(self, pipeline):
         pass
+
+    def stage(self, frames):
+        self.staged.extend(frames)
 
     def launch(self, launch):
         if launch.layer == self.fail_layer:
@@ -228,6 +232,74 @@ def test_frames_read_together_arrive_as_they_would_one_by_one():
     assert chains == [16, 33]  # the bad image is the 21st
     assert [len(frames) for layer, _, _, frames in launched if layer == 0] == [16, 16]
     assert sorted(reason for *_, reason in dropped) == [DROP_ERROR, DROP_QUEUE]
+
+
+def test_frames_that_start_at_intake_send_their_images_ahead():
+    """
+    A frame that starts on arrival is staged then (its upload runs while the policy decides).
+
+    Read together or one by one. A frame that waits behind its camera's frame is not: it starts
+    when that frame finishes, and its first launch stages it.
+    """
+    dispatcher, backend, done, _ = make_dispatcher(backend=ManualBackend(streams=4))
+    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS, queue_depth=2) for i in range(4)]
+    arrivals = [(cams[i], 0, None, 'rgb8', None) for i in (0, 1, 0, 2)]
+    assert dispatcher.arrive_all(arrivals, 0)[0] == 4
+    dispatcher.arrive(cams[3], 0)
+    dispatcher.arrive(cams[3], 0)
+    staged = [(frame.pipeline.name, frame.seq) for frame in backend.staged]
+    assert staged == [('cam0', 1), ('cam1', 1), ('cam2', 1), ('cam3', 1)]
+    dispatcher.pump()
+    while len(done) < 4:
+        backend.finish_all(dispatcher)
+    started = [(cam.name, cam.current.seq) for cam in cams if cam.current is not None]
+    assert started == [('cam0', 2), ('cam3', 2)]  # started by the completions, not staged
+    assert len(backend.staged) == 4
+
+
+def test_staged_frames_are_not_staged_again_and_a_refused_stage_is_left_to_the_launch(
+        reference):
+    """
+    EngineBackend.stage stages images and starts uploads on arrival; layer 0 stages the rest.
+
+    The engine refuses one camera's upload: that frame is left unstaged, its launch stages it, and
+    both cameras get the forward pass of their own image.
+    """
+    network, weights = reference
+
+    class RecordingEngine(ReferenceEngine):
+        def __init__(self):
+            super().__init__(network, weights)
+            self.staged, self.uploaded = [], []
+
+        def set_inputs(self, items):
+            self.staged.append(sorted(pid for pid, _, _ in items))
+            super().set_inputs(items)
+
+        def upload(self, pids):
+            if 1 in pids:
+                raise EngineError('no room for pipeline 1')
+            self.uploaded.append(list(pids))
+            return super().upload(pids)
+
+    engine = RecordingEngine()
+    done = []
+    dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(cost_us=100.0, tb=0.2)),
+                            EngineBackend(engine), on_done=done.append)
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(2)]
+    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(2)]
+    for cam, image in zip(cams, images):
+        dispatcher.arrive(cam, 0, image, 'rgb8')
+    assert engine.staged == [[0], [1]] and engine.uploaded == [[0]]
+    assert [cam.current.staged for cam in cams] == [True, False]
+    while len(done) < 2:
+        dispatcher.step()
+    assert engine.staged == [[0], [1], [1]]  # the launch staged only the refused one
+    assert dispatcher.engine_errors == 0
+    for frame in done:
+        expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]
+        np.testing.assert_allclose(frame.result[0], expected[0], rtol=1e-4, atol=1e-7)
 
 
 def test_a_synchronous_engines_call_counts_as_busy_time_not_host_time():

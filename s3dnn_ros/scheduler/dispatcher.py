@@ -32,6 +32,15 @@ class Backend(Protocol):
 
     def open_pipeline(self, pipeline: Pipeline) -> None: ...
 
+    def stage(self, frames: Sequence[Frame]) -> None:
+        """
+        Start moving the images of frames taken in to the GPU, ahead of their first launch.
+
+        Called at intake for frames that became their camera's current one (nothing of the camera
+        is in the network). Marks the frames it staged (``Frame.staged``); one it cannot stage is
+        left to its first launch, which stages it or fails it. Never raises.
+        """
+
     def launch(self, launch: Launch) -> None:
         """
         Issue ``launch`` (all of its ``depth`` layers) on its stream; set ``launch.handle``.
@@ -115,14 +124,18 @@ class Dispatcher:
         Let a frame enter its pipeline (dispatcher thread).
 
         An image the engines cannot take is dropped here, counted as an error drop of its camera,
-        before a fused launch could take other cameras' frames down with it.
+        before a fused launch could take other cameras' frames down with it. A frame that starts
+        (nothing of its camera in the network) has its image sent on its way to the GPU at once
+        (:meth:`Backend.stage`), while the policy decides.
         """
         frame = pipeline.new_frame(release_ns, image, encoding, meta)
         if self._admit(frame):
             now = self.backend.now_ns()
             self.policy.arrived(now)
             if pipeline.current is None:
-                self._start_next(pipeline, now)
+                starting = self._next_current(pipeline)
+                self.backend.stage((starting,))
+                self.policy.enqueue(starting, now)
         return frame
 
     def arrive_all(self, arrivals: Sequence[tuple], start: int = 0) -> tuple[int, bool]:
@@ -152,6 +165,7 @@ class Dispatcher:
                 starting.append(self._next_current(pipeline))
                 if needs is not None and len(starting) >= needs:
                     policy.arrived(now, arrived)
+                    self.backend.stage(starting)
                     policy.enqueue_all(starting, 0, now)
                     if policy.chain_ready(now, inflight):
                         return index, True
@@ -160,6 +174,7 @@ class Dispatcher:
         if arrived:
             policy.arrived(now, arrived)
         if starting:
+            self.backend.stage(starting)
             policy.enqueue_all(starting, 0, now)
         return index, needs is not None and policy.chain_ready(now, inflight)
 
@@ -192,6 +207,8 @@ class Dispatcher:
         return None
 
     def _start_next(self, pipeline: Pipeline, now: int | None = None) -> None:
+        # a frame that waited behind its camera's previous one is staged by its first launch (on
+        # the completion path's time, not the intake's: the host costs stay where they are metered)
         frame = self._next_current(pipeline)
         if frame is not None:
             self.policy.enqueue(frame, self.backend.now_ns() if now is None else now)
@@ -558,17 +575,20 @@ class EngineBackend:
 
     It counts the host time its launch calls take (``launch_ns`` over ``launches``, the kernel
     layers issued: a segment of d layers counts d; of those, ``first_layer_ns`` over
-    ``first_layer_launches``, the layers of calls starting at layer 0, which staged ``uploads``
-    images). A synchronous engine's call (the reference engine's, whose handle has no GPU
-    interval) is the kernel itself: it counts as busy time, not as host time, as a kernel on a GPU
-    would (``kernel_ns``: the time those calls spent in kernels, so that callers timing a whole
-    dispatch round can take it out too).
+    ``first_layer_launches``, the layers of calls starting at layer 0, which started ``uploads``
+    frames and staged those :meth:`stage` had not). A synchronous engine's call (the reference
+    engine's, whose handle has no GPU interval) is the kernel itself: it counts as busy time, not
+    as host time, as a kernel on a GPU would (``kernel_ns``: the time those calls spent in
+    kernels, so that callers timing a whole dispatch round can take it out too). The copies
+    :meth:`stage` starts ahead of the launches are GPU busy time too; its host time is the
+    caller's (the intake's).
     """
 
     def __init__(self, engine: Engine):
         self.engine = engine
         self.streams = engine.streams
         self.busy = BusyMeter()
+        self._uploads: deque = deque()  # copies started by stage(), in the order they run
         self.launch_ns = self.launches = 0
         self.first_layer_ns = self.first_layer_launches = self.uploads = 0
         self.kernel_ns = 0
@@ -580,6 +600,37 @@ class EngineBackend:
     def open_pipeline(self, pipeline: Pipeline) -> None:
         self.engine.open_pipeline(pipeline.id)
 
+    def stage(self, frames: Sequence[Frame]) -> None:
+        """
+        Stage the frames' images in the engine and start their uploads (:meth:`Engine.upload`).
+
+        A batch the engine refuses (an image it cannot take, a failed allocation or copy) is left
+        to the frames' first launch, which stages them again and fails those it cannot take.
+        """
+        items = [(frame.pipeline.id, frame.image, frame.encoding) for frame in frames
+                 if frame.image is not None]
+        if not items:
+            return
+        try:
+            self.engine.set_inputs(items)
+            upload = self.engine.upload([pid for pid, _, _ in items])
+        except (EngineError, ValueError):
+            return
+        for frame in frames:
+            frame.staged = frame.image is not None
+        if upload is not None and hasattr(upload, 'interval'):
+            self.started(upload, len(items))
+
+    def started(self, upload, frames: int) -> None:
+        """Keep ``upload`` (``frames`` images copied by :meth:`stage`) until it is done."""
+        self._uploads.append(upload)
+
+    def _uploads_done(self) -> None:
+        """Count the finished copies :meth:`stage` started as busy time (they finish in order)."""
+        uploads = self._uploads
+        while uploads and uploads[0].done():
+            self.busy.add(*uploads.popleft().interval())
+
     def launch(self, launch: Launch) -> None:
         begin = time.perf_counter_ns()
         frames = launch.frames
@@ -587,7 +638,7 @@ class EngineBackend:
         if launch.layer == 0:
             try:
                 self.engine.set_inputs([(frame.pipeline.id, frame.image, frame.encoding)
-                                        for frame in frames])
+                                        for frame in frames if not frame.staged])
             except ValueError as error:
                 names = ', '.join(frame.pipeline.name for frame in frames)
                 raise EngineError(f'staging the images of {names}: {error}') from error
@@ -617,12 +668,15 @@ class EngineBackend:
         interval = getattr(handle, 'interval', None)
         if interval is not None:
             self.busy.add(*interval())
+        if self._uploads:
+            self._uploads_done()
         return True
 
     def result(self, frame: Frame) -> Any:
         return self.engine.result(frame.pipeline.id).copy()
 
     def busy_ns(self) -> int:
+        self._uploads_done()
         return self.busy.busy_ns()
 
 
