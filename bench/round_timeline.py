@@ -46,11 +46,11 @@ class RecordingBackend(EngineBackend):
     def __init__(self, engine):
         super().__init__(engine)
         self.calls: list[dict] = []
-        self.uploads: list[tuple] = []
+        self.copies_ahead: list[tuple] = []
 
     def started(self, upload, frames: int) -> None:
         super().started(upload, frames)
-        self.uploads.append((upload, frames, time.monotonic_ns()))
+        self.copies_ahead.append((upload, frames, time.monotonic_ns()))
 
     def launch(self, launch) -> None:
         begin = time.monotonic_ns()
@@ -74,7 +74,7 @@ def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, dict]:
                          'gpu_ms': [round((start - begin) / 1e6, 3),
                                     round((stop - begin) / 1e6, 3)]})
     uploads = []
-    for upload, count, called in backend.uploads:
+    for upload, count, called in backend.copies_ahead:
         start, stop = upload.interval()
         spans.append((start, stop))
         uploads.append({'frames': count, 'issued_ms': round((called - begin) / 1e6, 3),

@@ -575,13 +575,13 @@ class EngineBackend:
 
     It counts the host time its launch calls take (``launch_ns`` over ``launches``, the kernel
     layers issued: a segment of d layers counts d; of those, ``first_layer_ns`` over
-    ``first_layer_launches``, the layers of calls starting at layer 0, which started ``uploads``
-    frames and staged those :meth:`stage` had not). A synchronous engine's call (the reference
-    engine's, whose handle has no GPU interval) is the kernel itself: it counts as busy time, not
-    as host time, as a kernel on a GPU would (``kernel_ns``: the time those calls spent in
-    kernels, so that callers timing a whole dispatch round can take it out too). The copies
-    :meth:`stage` starts ahead of the launches are GPU busy time too; its host time is the
-    caller's (the intake's).
+    ``first_layer_launches``, the layers of calls starting at layer 0, which started
+    ``first_layer_frames`` frames and staged those :meth:`stage` had not). A synchronous engine's
+    call (the reference engine's, whose handle has no GPU interval) is the kernel itself: it
+    counts as busy time, not as host time, as a kernel on a GPU would (``kernel_ns``: the time
+    those calls spent in kernels, so that callers timing a whole dispatch round can take it out
+    too). The copies :meth:`stage` starts ahead of the launches are GPU busy time too; its host
+    time is the caller's (the intake's).
     """
 
     def __init__(self, engine: Engine):
@@ -590,7 +590,7 @@ class EngineBackend:
         self.busy = BusyMeter()
         self._uploads: deque = deque()  # copies started by stage(), in the order they run
         self.launch_ns = self.launches = 0
-        self.first_layer_ns = self.first_layer_launches = self.uploads = 0
+        self.first_layer_ns = self.first_layer_launches = self.first_layer_frames = 0
         self.kernel_ns = 0
 
     @staticmethod
@@ -659,7 +659,7 @@ class EngineBackend:
         if launch.layer == 0:
             self.first_layer_ns += spent
             self.first_layer_launches += launch.depth
-            self.uploads += len(frames)
+            self.first_layer_frames += len(frames)
 
     def done(self, launch: Launch) -> bool:
         handle = launch.handle
