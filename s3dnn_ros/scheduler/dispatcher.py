@@ -19,9 +19,6 @@ from ..engine.base import check_image, Engine, EngineError
 
 #: dropped-frame reasons passed to ``on_drop``
 DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
-#: frames read together are staged (their uploads started) this many at a time while they are
-#: taken in, so that the first copies start after a few arrivals, not after a whole chain's
-STAGE_GROUP = 4
 
 
 class Backend(Protocol):
@@ -150,16 +147,14 @@ class Dispatcher:
         chain is ready): the loop dispatches the chain (:meth:`pump`) before it takes in the rest.
         The same as :meth:`arrive` for each with :meth:`chain_ready` asked after each, but the
         frames arrive together: one clock reading, and the policy told of them and handed their
-        first layers once per chain (or once for all) rather than once per frame. Frames that
-        start are staged (:meth:`Backend.stage`) STAGE_GROUP at a time as they come in.
+        first layers once per chain (or once for all) rather than once per frame.
         """
         policy, inflight = self.policy, self.inflight
         now = self.backend.now_ns()
         needs = policy.chain_needs(now, inflight)
         starting: list[Frame] = []
-        arrived = staged = 0  # starting[:staged] are staged
+        arrived = 0
         index, end = start, len(arrivals)
-        stage = self.backend.stage
         while index < end:
             pipeline, release_ns, image, encoding, meta = arrivals[index]
             index += 1
@@ -168,23 +163,18 @@ class Dispatcher:
             arrived += 1
             if pipeline.current is None:
                 starting.append(self._next_current(pipeline))
-                if len(starting) - staged >= STAGE_GROUP:
-                    stage(starting[staged:])
-                    staged = len(starting)
                 if needs is not None and len(starting) >= needs:
                     policy.arrived(now, arrived)
-                    if staged < len(starting):
-                        stage(starting[staged:])
+                    self.backend.stage(starting)
                     policy.enqueue_all(starting, 0, now)
                     if policy.chain_ready(now, inflight):
                         return index, True
-                    starting, arrived, staged = [], 0, 0
+                    starting, arrived = [], 0
                     needs = policy.chain_needs(now, inflight)
         if arrived:
             policy.arrived(now, arrived)
         if starting:
-            if staged < len(starting):
-                stage(starting[staged:])
+            self.backend.stage(starting)
             policy.enqueue_all(starting, 0, now)
         return index, needs is not None and policy.chain_ready(now, inflight)
 
