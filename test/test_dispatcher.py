@@ -236,13 +236,14 @@ def test_frames_read_together_arrive_as_they_would_one_by_one():
 
 def test_frames_that_start_at_intake_send_their_images_ahead():
     """
-    A frame that starts on arrival is staged then (its upload runs while the policy decides).
+    A frame that starts on arrival at an idle GPU is staged then, its upload ahead of decisions.
 
     Read together or one by one. A frame that waits behind its camera's frame is not: it starts
-    when that frame finishes, and its first launch stages it.
+    when that frame finishes, and its first launch stages it. Nor is one that starts while
+    launches are in flight and no burst is being taken in: its copy rides with its launch.
     """
     dispatcher, backend, done, _ = make_dispatcher(backend=ManualBackend(streams=4))
-    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS, queue_depth=2) for i in range(4)]
+    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS, queue_depth=2) for i in range(5)]
     arrivals = [(cams[i], 0, None, 'rgb8', None) for i in (0, 1, 0, 2)]
     assert dispatcher.arrive_all(arrivals, 0)[0] == 4
     dispatcher.arrive(cams[3], 0)
@@ -250,10 +251,14 @@ def test_frames_that_start_at_intake_send_their_images_ahead():
     staged = [(frame.pipeline.name, frame.seq) for frame in backend.staged]
     assert staged == [('cam0', 1), ('cam1', 1), ('cam2', 1), ('cam3', 1)]
     dispatcher.pump()
-    while len(done) < 4:
+    assert dispatcher.inflight and dispatcher.policy.chain_needs(0, dispatcher.inflight) is None
+    dispatcher.arrive_all([(cams[4], 0, None, 'rgb8', None)], 0)
+    assert cams[4].current is not None and len(backend.staged) == 4
+    while len(done) < 7:
         backend.finish_all(dispatcher)
-    started = [(cam.name, cam.current.seq) for cam in cams if cam.current is not None]
-    assert started == [('cam0', 2), ('cam3', 2)]  # started by the completions, not staged
+    # cam0 #2 and cam3 #2 started at their cameras' completions, and were not staged
+    assert sorted((frame.pipeline.name, frame.seq) for frame in done)[:5] == [
+        ('cam0', 1), ('cam0', 2), ('cam1', 1), ('cam2', 1), ('cam3', 1)]
     assert len(backend.staged) == 4
 
 

@@ -37,8 +37,9 @@ class Backend(Protocol):
         Start moving the images of frames taken in to the GPU, ahead of their first launch.
 
         Called at intake for frames that became their camera's current one (nothing of the camera
-        is in the network). Marks the frames it staged (``Frame.staged``); one it cannot stage is
-        left to its first launch, which stages it or fails it. Never raises.
+        is in the network) while the GPU is idle or a burst is being taken in
+        (:meth:`Dispatcher.arrive`). Marks the frames it staged (``Frame.staged``); one it cannot
+        stage is left to its first launch, which stages it or fails it. Never raises.
         """
 
     def launch(self, launch: Launch) -> None:
@@ -124,9 +125,13 @@ class Dispatcher:
         Let a frame enter its pipeline (dispatcher thread).
 
         An image the engines cannot take is dropped here, counted as an error drop of its camera,
-        before a fused launch could take other cameras' frames down with it. A frame that starts
-        (nothing of its camera in the network) has its image sent on its way to the GPU at once
-        (:meth:`Backend.stage`), while the policy decides.
+        before a fused launch could take other cameras' frames down with it.
+
+        A frame that starts (nothing of its camera in the network) on an idle GPU, or in a burst
+        being taken in (``Policy.chain_needs``), has its image sent on its way to the GPU at once
+        (:meth:`Backend.stage`): its copy then runs while the policy decides, where it would
+        otherwise delay the first kernel. On a busy GPU the copy rides with the frame's (fused)
+        first launch, which costs the host less than a copy of its own.
         """
         frame = pipeline.new_frame(release_ns, image, encoding, meta)
         if self._admit(frame):
@@ -134,7 +139,9 @@ class Dispatcher:
             self.policy.arrived(now)
             if pipeline.current is None:
                 starting = self._next_current(pipeline)
-                self.backend.stage((starting,))
+                inflight = self.inflight
+                if not inflight or self.policy.chain_needs(now, inflight) is not None:
+                    self.backend.stage((starting,))
                 self.policy.enqueue(starting, now)
         return frame
 
@@ -152,6 +159,7 @@ class Dispatcher:
         policy, inflight = self.policy, self.inflight
         now = self.backend.now_ns()
         needs = policy.chain_needs(now, inflight)
+        ahead = needs is not None or not inflight  # stage on arrival (see arrive)
         starting: list[Frame] = []
         arrived = 0
         index, end = start, len(arrivals)
@@ -165,16 +173,19 @@ class Dispatcher:
                 starting.append(self._next_current(pipeline))
                 if needs is not None and len(starting) >= needs:
                     policy.arrived(now, arrived)
-                    self.backend.stage(starting)
+                    if ahead:
+                        self.backend.stage(starting)
                     policy.enqueue_all(starting, 0, now)
                     if policy.chain_ready(now, inflight):
                         return index, True
                     starting, arrived = [], 0
                     needs = policy.chain_needs(now, inflight)
+                    ahead = needs is not None or not inflight
         if arrived:
             policy.arrived(now, arrived)
         if starting:
-            self.backend.stage(starting)
+            if ahead:
+                self.backend.stage(starting)
             policy.enqueue_all(starting, 0, now)
         return index, needs is not None and policy.chain_ready(now, inflight)
 
