@@ -234,32 +234,31 @@ def test_frames_read_together_arrive_as_they_would_one_by_one():
     assert sorted(reason for *_, reason in dropped) == [DROP_ERROR, DROP_QUEUE]
 
 
-def test_frames_that_start_at_intake_send_their_images_ahead():
+def test_frames_that_start_together_at_an_idle_gpu_send_their_images_ahead():
     """
-    A frame that starts on arrival at an idle GPU is staged then, its upload ahead of decisions.
+    STAGE_MIN_FRAMES or more frames starting together on an idle GPU are staged on arrival.
 
-    Read together or one by one. A frame that waits behind its camera's frame is not: it starts
-    when that frame finishes, and its first launch stages it. Nor is one that starts while
-    launches are in flight and no burst is being taken in: its copy rides with its launch.
+    Their uploads then run while the policy decides. Not a frame that arrives alone, nor one that
+    waits behind its camera's frame (it starts when that frame finishes, and its first launch
+    stages it), nor frames that start while launches are in flight and no burst is being taken
+    in: their copies ride with their launches.
     """
+    from s3dnn_ros.scheduler.dispatcher import STAGE_MIN_FRAMES as N
     dispatcher, backend, done, _ = make_dispatcher(backend=ManualBackend(streams=4))
-    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS, queue_depth=2) for i in range(5)]
-    arrivals = [(cams[i], 0, None, 'rgb8', None) for i in (0, 1, 0, 2)]
-    assert dispatcher.arrive_all(arrivals, 0)[0] == 4
-    dispatcher.arrive(cams[3], 0)
-    dispatcher.arrive(cams[3], 0)
-    staged = [(frame.pipeline.name, frame.seq) for frame in backend.staged]
-    assert staged == [('cam0', 1), ('cam1', 1), ('cam2', 1), ('cam3', 1)]
+    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS, queue_depth=2) for i in range(2 * N + 2)]
+    first, alone, later = cams[:N], cams[N:N + 2], cams[N + 2:]
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in [first[0], *first]], 0)
+    assert [(frame.pipeline.name, frame.seq) for frame in backend.staged] == [
+        (cam.name, 1) for cam in first]
+    dispatcher.arrive(alone[0], 0)
+    dispatcher.arrive_all([(alone[1], 0, None, 'rgb8', None)], 0)
     dispatcher.pump()
     assert dispatcher.inflight and dispatcher.policy.chain_needs(0, dispatcher.inflight) is None
-    dispatcher.arrive_all([(cams[4], 0, None, 'rgb8', None)], 0)
-    assert cams[4].current is not None and len(backend.staged) == 4
-    while len(done) < 7:
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in later], 0)
+    assert len(backend.staged) == N
+    while len(done) < 2 * N + 3:  # first[0]'s second frame included
         backend.finish_all(dispatcher)
-    # cam0 #2 and cam3 #2 started at their cameras' completions, and were not staged
-    assert sorted((frame.pipeline.name, frame.seq) for frame in done)[:5] == [
-        ('cam0', 1), ('cam0', 2), ('cam1', 1), ('cam2', 1), ('cam3', 1)]
-    assert len(backend.staged) == 4
+    assert len(backend.staged) == N
 
 
 def test_staged_frames_are_not_staged_again_and_a_refused_stage_is_left_to_the_launch(
@@ -267,8 +266,9 @@ def test_staged_frames_are_not_staged_again_and_a_refused_stage_is_left_to_the_l
     """
     EngineBackend.stage stages images and starts uploads on arrival; layer 0 stages the rest.
 
-    The engine refuses one camera's upload: that frame is left unstaged, its launch stages it, and
-    both cameras get the forward pass of their own image.
+    The engine refuses the first upload: those frames are left unstaged and their launch stages
+    them; the next four frames' upload goes ahead, and their launch stages nothing. Every frame
+    gets the forward pass of its own image.
     """
     network, weights = reference
 
@@ -282,9 +282,9 @@ def test_staged_frames_are_not_staged_again_and_a_refused_stage_is_left_to_the_l
             super().set_inputs(items)
 
         def upload(self, pids):
-            if 1 in pids:
-                raise EngineError('no room for pipeline 1')
-            self.uploaded.append(list(pids))
+            self.uploaded.append(sorted(pids))
+            if len(self.uploaded) == 1:
+                raise EngineError('no room for these copies')
             return super().upload(pids)
 
     engine = RecordingEngine()
@@ -292,19 +292,21 @@ def test_staged_frames_are_not_staged_again_and_a_refused_stage_is_left_to_the_l
     dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(cost_us=100.0, tb=0.2)),
                             EngineBackend(engine), on_done=done.append)
     rng = np.random.default_rng(3)
-    images = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in range(2)]
-    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(2)]
-    for cam, image in zip(cams, images):
-        dispatcher.arrive(cam, 0, image, 'rgb8')
-    assert engine.staged == [[0], [1]] and engine.uploaded == [[0]]
-    assert [cam.current.staged for cam in cams] == [True, False]
-    while len(done) < 2:
-        dispatcher.step()
-    assert engine.staged == [[0], [1], [1]]  # the launch staged only the refused one
+    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(4)]
+    every = list(range(4))
+    for round_ in range(2):
+        images = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in cams]
+        dispatcher.arrive_all([(cam, 0, image, 'rgb8', None) for cam, image in zip(cams, images)])
+        assert [cam.current.staged for cam in cams] == [bool(round_)] * 4
+        del done[:]
+        while len(done) < 4:
+            dispatcher.step()
+        for frame in done:
+            expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]
+            np.testing.assert_allclose(frame.result[0], expected[0], rtol=1e-4, atol=1e-7)
+    # round 0: staged, upload refused, staged again by the launch; round 1: staged, uploaded
+    assert engine.staged == [every, every, every] and engine.uploaded == [every, every]
     assert dispatcher.engine_errors == 0
-    for frame in done:
-        expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]
-        np.testing.assert_allclose(frame.result[0], expected[0], rtol=1e-4, atol=1e-7)
 
 
 def test_a_synchronous_engines_call_counts_as_busy_time_not_host_time():
