@@ -261,6 +261,22 @@ def test_frames_that_start_together_at_an_idle_gpu_send_their_images_ahead():
     assert len(backend.staged) == N
 
 
+def test_frames_the_policy_holds_to_fuse_are_not_staged_on_arrival():
+    """
+    Frames held back by rule 6 (b* not reached) wait anyway: their copies go with their launch.
+
+    Four of eight cameras on an idle GPU, with a host so slow that b* is every camera.
+    """
+    from s3dnn_ros.engine.costs import HostCosts
+    dispatcher, backend, _, _ = make_dispatcher(backend=ManualBackend(streams=4))
+    dispatcher.policy.host = HostCosts(launch_us=1e6)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 1000 * MS) for i in range(8)]
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in cams[:4]], 0)
+    assert dispatcher.policy.target_batch(0) == 8 and backend.staged == []
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in cams[4:]], 0)
+    assert [frame.pipeline.name for frame in backend.staged] == [cam.name for cam in cams[4:]]
+
+
 def test_staged_frames_are_not_staged_again_and_a_refused_stage_is_left_to_the_launch(
         reference):
     """

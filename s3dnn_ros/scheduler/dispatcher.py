@@ -19,11 +19,10 @@ from ..engine.base import check_image, Engine, EngineError
 
 #: dropped-frame reasons passed to ``on_drop``
 DROP_QUEUE, DROP_DEADLINE, DROP_ERROR = 'queue', 'deadline', 'error'
-#: frames read together that start on an idle GPU (or in a burst) are staged on arrival when at
-#: least this many start (:meth:`Dispatcher.arrive_all`): a copy of its own costs the host about
-#: 15 µs (its events, a driver call, its interval read back), what the copies of three frames
-#: cost inside their fused layer-0 launch (H200 host, 384 cameras: 25-28 against 10-13 µs of
-#: intake per frame when every starting frame was staged alone)
+#: frames read together that start on an idle GPU (or in a burst) and are not held are staged
+#: on arrival when at least this many start (:meth:`Dispatcher.arrive_all`): a copy of its own
+#: costs the host about 15 µs (its events, a driver call, its interval read back), what the copies
+#: of three frames cost inside their fused layer-0 launch
 STAGE_MIN_FRAMES = 4
 
 
@@ -154,10 +153,14 @@ class Dispatcher:
         first layers once per chain (or once for all) rather than once per frame.
 
         At least STAGE_MIN_FRAMES frames that start (nothing of their camera in the network)
-        together on an idle GPU, or in a burst being taken in (``Policy.chain_needs``), have their
-        images sent on their way to the GPU at once (:meth:`Backend.stage`): the copies then run
-        while the policy decides, where they would otherwise delay the first kernel. Otherwise a
-        frame's copy rides with its (fused) first launch, which costs the host less.
+        together on an idle GPU, or in a burst being taken in (``Policy.chain_needs``), and that
+        the policy will not hold back to fuse them with frames still to come
+        (``Policy.would_hold``), have their images sent on their way to the GPU at once
+        (:meth:`Backend.stage`): the copies then run while the policy decides, where they would
+        otherwise delay the first kernel. Otherwise a frame's copy rides with its (fused) first
+        launch, which costs the host less (with every frame that started on an idle GPU staged,
+        the worker's host time per frame at 384 cameras on an H200 rose by 10-20 µs: under
+        rule 6 the GPU is often idle while frames are held, and most reads bring a few).
         """
         policy, inflight = self.policy, self.inflight
         now = self.backend.now_ns()
@@ -176,7 +179,7 @@ class Dispatcher:
                 starting.append(self._next_current(pipeline))
                 if needs is not None and len(starting) >= needs:
                     policy.arrived(now, arrived)
-                    if ahead and len(starting) >= STAGE_MIN_FRAMES:
+                    if ahead and self._stages(starting, now):
                         self.backend.stage(starting)
                     policy.enqueue_all(starting, 0, now)
                     if policy.chain_ready(now, inflight):
@@ -187,10 +190,15 @@ class Dispatcher:
         if arrived:
             policy.arrived(now, arrived)
         if starting:
-            if ahead and len(starting) >= STAGE_MIN_FRAMES:
+            if ahead and self._stages(starting, now):
                 self.backend.stage(starting)
             policy.enqueue_all(starting, 0, now)
         return index, needs is not None and policy.chain_ready(now, inflight)
+
+    def _stages(self, starting: list[Frame], now: int) -> bool:
+        """Whether frames that start together are staged on arrival (see :meth:`arrive_all`)."""
+        return len(starting) >= STAGE_MIN_FRAMES \
+            and not self.policy.would_hold(now, len(starting))
 
     def _admit(self, frame: Frame) -> bool:
         """
