@@ -10,8 +10,11 @@ launching an empty kernel whose argument record has the size of the engine's (``
 1 and 256 blocks), uploading a 640x480 rgb8 image from page-locked memory and downloading a (2, 5)
 result.
 Then 16 such uploads as 16 ``memcpy_htod_async`` calls against one ``cuMemcpyBatchAsync`` through
-the engine's own copy batch (where the driver has it, CUDA 13): host µs per 16 copies, whether the
-batch copied right, and the GPU time of each way (20 rounds between two events).
+the engine's own copy batch (where the driver has it, CUDA 13), the batch both from page-locked
+allocations and from one block of caller memory page-locked in place (``cuMemHostRegister``, as
+``CudaEngine.pin`` does for the worker's frame slots and ``s3dnn-bench``'s pinned inputs): host µs
+per 16 copies, whether each batch copied right, and the GPU time of each way (20 rounds between
+two events).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.engine.cuda.abi import LINEAR_ARGS  # noqa: E402
-from s3dnn_ros.engine.cuda.driver import CopyBatch  # noqa: E402
+from s3dnn_ros.engine.cuda.driver import CopyBatch, driver_api  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
 
 EMPTY_KERNEL = ('struct Args { unsigned char bytes[%d]; };\n'
@@ -107,27 +110,44 @@ def measure(drv, calls: int) -> dict:
     report = {'calls_us': calls_us}
     batch_function = CopyBatch.function()
     report['batch_copy'] = batch_function is not None
-    if batch_function is not None:
-        batch = CopyBatch(batch_function)
-        # the batch holds up to the engine's MAX_FRAMES copies; COPIES of them are used
-        batch.dst[:COPIES] = [int(target) for target in targets]
-        batch.src[:COPIES] = [host.ctypes.data for host in images]
-        batch.size[:COPIES] = IMAGE_BYTES
-        ways['batched'] = lambda: batch.issue(COPIES, stream)
-        batch.issue(COPIES, stream)
-        stream.synchronize()
-        back = np.empty(IMAGE_BYTES, np.uint8)
-        drv.memcpy_dtoh(back, targets[7])
-        report['batch_copy_right'] = bool((back == 8).all())
-    start, end = drv.Event(), drv.Event()
-    for name, way in ways.items():
-        report[f'host_us_{COPIES}_uploads_{name}'] = host_us(way, 100)
-        start.record(stream)
-        for _ in range(20):
-            way()
-        end.record(stream)
-        end.synchronize()
-        report[f'gpu_us_{COPIES}_uploads_{name}'] = round(end.time_since(start) / 20 * 1000, 1)
+    # caller memory page-locked in place, as CudaEngine.pin does
+    block = np.empty(COPIES * IMAGE_BYTES, np.uint8)
+    result = driver_api().cuMemHostRegister_v2(block.ctypes.data, block.nbytes, 0)
+    if result:
+        raise RuntimeError(f'cuMemHostRegister returned CUresult {result}')
+    try:
+        if batch_function is not None:
+            # (source addresses, the bytes the 8th image holds)
+            sources = {'batched': ([host.ctypes.data for host in images], 8),
+                       'batched_registered': ([block.ctypes.data + k * IMAGE_BYTES
+                                               for k in range(COPIES)], 108)}
+            for number, host in enumerate(np.split(block, COPIES), 101):
+                host[:] = number
+            for name, (addresses, eighth) in sources.items():
+                batch = CopyBatch(batch_function)
+                # the batch holds up to the engine's MAX_FRAMES copies; COPIES of them are used
+                batch.dst[:COPIES] = [int(target) for target in targets]
+                batch.src[:COPIES] = addresses
+                batch.size[:COPIES] = IMAGE_BYTES
+                ways[name] = (lambda batch: lambda: batch.issue(COPIES, stream))(batch)
+                batch.issue(COPIES, stream)
+                stream.synchronize()
+                back = np.empty(IMAGE_BYTES, np.uint8)
+                drv.memcpy_dtoh(back, targets[7])
+                report[f'{name}_copy_right'] = bool((back == eighth).all())
+        start, end = drv.Event(), drv.Event()
+        for name, way in ways.items():
+            report[f'host_us_{COPIES}_uploads_{name}'] = host_us(way, 100)
+            start.record(stream)
+            for _ in range(20):
+                way()
+            end.record(stream)
+            end.synchronize()
+            gpu_us = end.time_since(start) / 20 * 1000
+            report[f'gpu_us_{COPIES}_uploads_{name}'] = round(gpu_us, 1)
+    finally:
+        drv.Context.synchronize()
+        driver_api().cuMemHostUnregister(block.ctypes.data)
     return report
 
 

@@ -25,5 +25,8 @@ def test_driver_calls_reports_each_call_and_the_batched_copy(tmp_path):
     assert report['host_us_16_uploads_separate'] > 0 and report['gpu_us_16_uploads_separate'] > 0
     assert report['batch_copy'] == (report['driver_version'] >= 13000)
     if report['batch_copy']:
-        assert report['batch_copy_right'] is True
+        assert report['batched_copy_right'] is True
+        assert report['batched_registered_copy_right'] is True
         assert report['gpu_us_16_uploads_batched'] > 0
+        assert report['host_us_16_uploads_batched_registered'] > 0
+        assert report['gpu_us_16_uploads_batched_registered'] > 0
