@@ -19,6 +19,7 @@ two events).
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 import sys
 import time
@@ -129,7 +130,7 @@ def measure(drv, calls: int) -> dict:
                 batch.dst[:COPIES] = [int(target) for target in targets]
                 batch.src[:COPIES] = addresses
                 batch.size[:COPIES] = IMAGE_BYTES
-                ways[name] = (lambda batch: lambda: batch.issue(COPIES, stream))(batch)
+                ways[name] = functools.partial(batch.issue, COPIES, stream)
                 batch.issue(COPIES, stream)
                 stream.synchronize()
                 back = np.empty(IMAGE_BYTES, np.uint8)
