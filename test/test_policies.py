@@ -286,7 +286,10 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
 
 def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_decided():
     """
-    16 first layers on an idle GPU open a burst: chain_ready from the 16th, one launch of 16.
+    16 first layers on an idle GPU open a burst: chain_ready from the 16th, one segment of 16.
+
+    The chain that opens the burst is a segment like the later ones: its layers are queued at
+    once, not left to run-ahead rounds between the chains' intakes.
 
     While it is open the next 16 are a chain too (a segment, on its own stream, taking no slot:
     continues_burst) although the first is on the GPU; a DEQUEUE of a later layer closes it, and
@@ -303,7 +306,7 @@ def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_de
         policy.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
     assert policy.chain_ready(0, [])
     first = policy.dequeue(0, [])
-    assert [(launch.batch, launch.depth) for launch in first.launches] == [(16, 1)]
+    assert [(launch.batch, launch.depth) for launch in first.launches] == [(16, 2)]
     assert first.takes_slot
     for i in range(16, 32):
         assert not policy.chain_ready(0, first.launches)

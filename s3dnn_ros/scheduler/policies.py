@@ -369,7 +369,8 @@ class S3dnnPolicy(Policy):
        first-layer tasks ready (h and those in Q) are cut into k = ceil(n / c) launches, c =
        max(b*, BURST_CHAIN), as even as they can be (the first n mod k one frame larger), all in G
        in LSF order, each on its own stream and each a segment (rule 4c: nothing is to join a
-       chain cut apart on purpose); k = 1 is rule 2 as usual. One launch of all n would keep every
+       chain cut apart on purpose); k = 1 is rule 2 as usual, except for a launch that opens a
+       burst (n = c, below), which is a chain as well. One launch of all n would keep every
        kernel waiting for all n uploads; k chains side by side start computing after the first
        chain's uploads, and the later chains' uploads run beside the earlier chains' kernels
        (cameras triggered by one clock send such bursts). Never below b*: the chains cost the
@@ -571,7 +572,9 @@ class S3dnnPolicy(Policy):
             chains = -(-ready // size)
             continued = bool(inflight)
             self._burst = continued or ready >= size
-        if chains > 1 or continued:
+        # a burst's chains, the one that opens it included, are segments: the loop taking the
+        # burst in goes on to its next chain rather than spending run-ahead rounds on this one
+        if chains > 1 or self._burst:
             self._burst_launches(head, group, now_ns, chains)
             group.takes_slot = not continued
         else:
