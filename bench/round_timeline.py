@@ -5,13 +5,14 @@ Where the wall time of an S3DNN round goes: host before the first kernel, GPU, h
 
 The round of ``s3dnn-bench``'s Table 1 (N frames of 640x480 rgb8 in page-locked memory submitted
 at once to a dispatcher with the s3dnn policy over the CUDA engine, on an engine of ``--streams``
-streams), with every launch call and every launch's GPU interval (its events, on the host's
-clock) recorded. Per N, medians over the rounds, in ms from the first submission: the end of the
-arrivals, the first launch call, the first kernel's start on the GPU, the last kernel's end, the
-last result on the host; the GPU's busy time (union of the launches' intervals), its idle time
-between the first kernel's start and the last kernel's end (per round) and the number of launch
-calls. Then one round's launches in order. Writes DIR/round_timeline-<card>.json (DIR:
---out, else $OUT, else bench/out).
+streams), with every launch call, every launch's GPU interval (its events, on the host's clock)
+and every upload started ahead of the launches at intake recorded. Per N, medians over the
+rounds, in ms from the first submission: the end of the arrivals, the first launch call, the start
+of the GPU's first work (an upload or a kernel), the last kernel's end, the last result on the
+host; the GPU's busy time (union of the uploads' and launches' intervals), its idle time between
+its first start and its last end (per round) and the number of launch calls. Then one round's
+uploads and launches in order. Writes DIR/round_timeline-<card>.json (DIR: --out, else $OUT,
+else bench/out).
 """
 from __future__ import annotations
 
@@ -36,11 +37,20 @@ MARKS = ('arrived', 'first_call', 'gpu_start', 'gpu_end', 'done')
 
 
 class RecordingBackend(EngineBackend):
-    """The engine backend, keeping each launch call's host span and each launch's GPU interval."""
+    """
+    The engine backend, keeping each launch call's host span and each launch's GPU interval.
+
+    And each upload started at intake, with its images and when it was started.
+    """
 
     def __init__(self, engine):
         super().__init__(engine)
         self.calls: list[dict] = []
+        self.copies_ahead: list[tuple] = []
+
+    def started(self, upload, frames: int) -> None:
+        super().started(upload, frames)
+        self.copies_ahead.append((upload, frames, time.monotonic_ns()))
 
     def launch(self, launch) -> None:
         begin = time.monotonic_ns()
@@ -48,7 +58,7 @@ class RecordingBackend(EngineBackend):
         self.calls.append({'launch': launch, 'call': (begin, time.monotonic_ns())})
 
 
-def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, list[dict]]:
+def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, dict]:
     backend = RecordingBackend(engine)
     times = {}
     _, busy_ms = bench.s3dnn_round(engine, images, frames, backend, times)
@@ -63,7 +73,14 @@ def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, list[dic
                          'call_ms': [round((t - begin) / 1e6, 3) for t in call['call']],
                          'gpu_ms': [round((start - begin) / 1e6, 3),
                                     round((stop - begin) / 1e6, 3)]})
-    starts, ends = zip(*(entry['gpu_ms'] for entry in launches))
+    uploads = []
+    for upload, count, called in backend.copies_ahead:
+        start, stop = upload.interval()
+        spans.append((start, stop))
+        uploads.append({'frames': count, 'issued_ms': round((called - begin) / 1e6, 3),
+                        'gpu_ms': [round((start - begin) / 1e6, 3),
+                                   round((stop - begin) / 1e6, 3)]})
+    starts, ends = zip(*(entry['gpu_ms'] for entry in launches + uploads))
     marks = {'arrived': (times['arrived'] - begin) / 1e6,
              'first_call': launches[0]['call_ms'][0], 'gpu_start': min(starts),
              'gpu_end': max(ends), 'done': (times['end'] - begin) / 1e6,
@@ -71,7 +88,7 @@ def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, list[dic
     # within the round (medians of the start, end and busy time come from different rounds)
     first, last = min(start for start, _ in spans), max(stop for _, stop in spans)
     marks['gpu_idle'] = (last - first) / 1e6 - busy_ms
-    return marks, launches
+    return marks, {'uploads': uploads, 'launches': launches}
 
 
 def main() -> int:
@@ -95,12 +112,15 @@ def main() -> int:
             for key in (*MARKS, 'gpu_busy', 'gpu_idle', 'launch_calls'):
                 row[f'{key}_ms' if key != 'launch_calls' else key] = round(
                     statistics.median(marks[key] for marks, _ in rounds), 3)
-            row['launches'] = rounds[len(rounds) // 2][1]
+            row.update(rounds[len(rounds) // 2][1])
             rows.append(row)
             print(f"{frames} frames: arrivals end {row['arrived_ms']:.3f}, first launch call "
                   f"{row['first_call_ms']:.3f}, GPU {row['gpu_start_ms']:.3f} .. "
                   f"{row['gpu_end_ms']:.3f} (busy {row['gpu_busy_ms']:.3f}), last result "
                   f"{row['done_ms']:.3f} ms; {row['launch_calls']:.0f} launch calls", flush=True)
+            for entry in row['uploads']:
+                print(f"    upload of {entry['frames']:2d} images, issued by "
+                      f"{entry['issued_ms']}: GPU {entry['gpu_ms']}")
             for entry in row['launches']:
                 print(f"    layer {entry['layer']:2d} x{entry['depth']:2d}, {entry['batch']:2d} "
                       f"frames, stream {entry['stream']}: call {entry['call_ms']}, "

@@ -623,6 +623,63 @@ def test_images_in_pinned_caller_memory_are_uploaded_where_they_lie(engine, rng)
         engine.unpin(slots)
 
 
+def test_images_uploaded_ahead_give_what_an_upload_at_the_launch_gives(engine, rng):
+    """
+    upload(): the staged images go to the device on the copy stream before their layer 0.
+
+    Their layer-0 launch waits for that copy instead of making it: the results equal those of
+    pipelines whose launch copies (a page-locked slot and a staged copy; layer 0 on another stream
+    than the upload). An image staged again after its upload (and not uploaded) is the one
+    computed; a second layer-0 launch of the same staged image copies it itself again. The
+    upload's completion lies on the host clock.
+    """
+    slots = engine.pin(np.zeros(2 * 4096 * 240, np.uint8))
+    images = [random_image(rng, 480, 640, 'rgb8') for _ in range(2)]
+    in_slot = slots[:images[0].nbytes].reshape(images[0].shape)
+    in_slot[...] = images[0]
+    try:
+        with Pipelines(engine, 4) as (slot_ahead, copy_ahead, slot_inline, copy_inline):
+            ahead = [slot_ahead, copy_ahead]
+            staged = [(in_slot, 'rgb8'), (images[1], 'rgb8')]
+            for pid, (image, encoding) in zip(ahead, staged):
+                engine.set_input(pid, image, encoding)
+            before = time.monotonic_ns()
+            upload = engine.upload(ahead)
+            for index in range(len(engine.layers)):
+                completion = engine.launch(index, ahead, 3)
+            completion.wait()
+            upload.wait()
+            assert before - 1_000_000 <= upload.interval()[0] <= upload.interval()[1] \
+                <= time.monotonic_ns() + 1_000_000
+            run_network(engine, [slot_inline, copy_inline], staged, stream=1)
+            expected = [engine.result(pid).copy() for pid in (slot_inline, copy_inline)]
+            np.testing.assert_array_equal([engine.result(pid) for pid in ahead], expected)
+
+            # uploaded, then staged again: the launch computes the later image
+            engine.set_input(copy_ahead, images[0], 'rgb8')
+            engine.upload([copy_ahead])
+            engine.set_input(copy_ahead, images[1], 'rgb8')
+            run_network(engine, [copy_ahead], [(images[1], 'rgb8')], stream=2)
+            np.testing.assert_array_equal(engine.result(copy_ahead), expected[1])
+
+            # the launch after the one that took the copy ahead copies again
+            engine.set_input(slot_ahead, in_slot, 'rgb8')
+            engine.upload([slot_ahead])
+            engine.launch(0, [slot_ahead], 0)
+            in_slot[...] = images[1]
+            for index in range(len(engine.layers)):
+                completion = engine.launch(index, [slot_ahead], 0)
+            completion.wait()
+            np.testing.assert_array_equal(engine.result(slot_ahead), expected[1])
+
+            assert engine.upload([]) is None
+            with Pipelines(engine, 1) as (empty,):
+                with pytest.raises(ValueError, match='no staged input'):
+                    engine.upload([empty])
+    finally:
+        engine.unpin(slots)
+
+
 def test_bad_device_id_raises_engine_error(network, weights):
     import pycuda.driver as drv
 

@@ -67,7 +67,8 @@ def _pipelines(log, count=3, staged=(1,)):
             image=f'image{i}', image_ptr=0x1000 + i, upload=upload, upload_ptr=0x2000 + i,
             upload_staged=i in staged,
             copied=SimpleNamespace(record=lambda stream, i=i: log.append(('copied', i))),
-            result=f'result{i}', result_ptr=0x3000 + i, outputs=[0x4000 + i, 0x4100 + i]))
+            result=f'result{i}', result_ptr=0x3000 + i, outputs=[0x4000 + i, 0x4100 + i],
+            uploaded=None, ahead=False))
     return pipelines
 
 
@@ -169,7 +170,8 @@ def _segment_engine(frames: int, max_batch: int):
         ('kernel', index, [p.image for p in chunk], stream.name))
     engine._pipelines = {pid: SimpleNamespace(image=f'image{pid}', upload=np.zeros(8, np.uint8),
                                               upload_staged=False, result=f'result{pid}',
-                                              outputs=[0] * len(engine.layers))
+                                              outputs=[0] * len(engine.layers),
+                                              uploaded=None, ahead=False)
                          for pid in range(frames)}
     return engine, recorder.log
 

@@ -25,12 +25,16 @@ class ManualBackend:
         self.launched = []
         self.finished = set()
         self.fail_layer = fail_layer
+        self.staged = []  # frames whose images went ahead, as stage() was called with them
 
     def now_ns(self):
         return self.now
 
     def open_pipeline(self, pipeline):
         pass
+
+    def stage(self, frames):
+        self.staged.extend(frames)
 
     def launch(self, launch):
         if launch.layer == self.fail_layer:
@@ -228,6 +232,99 @@ def test_frames_read_together_arrive_as_they_would_one_by_one():
     assert chains == [16, 33]  # the bad image is the 21st
     assert [len(frames) for layer, _, _, frames in launched if layer == 0] == [16, 16]
     assert sorted(reason for *_, reason in dropped) == [DROP_ERROR, DROP_QUEUE]
+
+
+def test_frames_that_start_together_at_an_idle_gpu_send_their_images_ahead():
+    """
+    STAGE_MIN_FRAMES or more frames starting together on an idle GPU are staged on arrival.
+
+    Their uploads then run while the policy decides. Not a frame that arrives alone, nor one that
+    waits behind its camera's frame (it starts when that frame finishes, and its first launch
+    stages it), nor frames that start while launches are in flight and no burst is being taken
+    in: their copies ride with their launches.
+    """
+    from s3dnn_ros.scheduler.dispatcher import STAGE_MIN_FRAMES as N
+    dispatcher, backend, done, _ = make_dispatcher(backend=ManualBackend(streams=4))
+    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS, queue_depth=2) for i in range(2 * N + 2)]
+    first, alone, later = cams[:N], cams[N:N + 2], cams[N + 2:]
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in [first[0], *first]], 0)
+    assert [(frame.pipeline.name, frame.seq) for frame in backend.staged] == [
+        (cam.name, 1) for cam in first]
+    dispatcher.arrive(alone[0], 0)
+    dispatcher.arrive_all([(alone[1], 0, None, 'rgb8', None)], 0)
+    dispatcher.pump()
+    assert dispatcher.inflight and dispatcher.policy.chain_needs(0, dispatcher.inflight) is None
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in later], 0)
+    assert len(backend.staged) == N
+    while len(done) < 2 * N + 3:  # first[0]'s second frame included
+        backend.finish_all(dispatcher)
+    assert len(backend.staged) == N
+
+
+def test_frames_the_policy_holds_to_fuse_are_not_staged_on_arrival():
+    """
+    Frames held back by rule 6 (b* not reached) wait anyway: their copies go with their launch.
+
+    Four of eight cameras on an idle GPU, with a host so slow that b* is every camera.
+    """
+    from s3dnn_ros.engine.costs import HostCosts
+    dispatcher, backend, _, _ = make_dispatcher(backend=ManualBackend(streams=4))
+    dispatcher.policy.host = HostCosts(launch_us=1e6)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 1000 * MS) for i in range(8)]
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in cams[:4]], 0)
+    assert dispatcher.policy.target_batch(0) == 8 and backend.staged == []
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in cams[4:]], 0)
+    assert [frame.pipeline.name for frame in backend.staged] == [cam.name for cam in cams[4:]]
+
+
+def test_staged_frames_are_not_staged_again_and_a_refused_stage_is_left_to_the_launch(
+        reference):
+    """
+    EngineBackend.stage stages images and starts uploads on arrival; layer 0 stages the rest.
+
+    The engine refuses the first upload: those frames are left unstaged (and not counted in
+    ``staged_frames``) and their launch stages them; the next four frames' upload goes ahead, and
+    their launch stages nothing. Every frame gets the forward pass of its own image.
+    """
+    network, weights = reference
+
+    class RecordingEngine(ReferenceEngine):
+        def __init__(self):
+            super().__init__(network, weights)
+            self.staged, self.uploaded = [], []
+
+        def set_inputs(self, items):
+            self.staged.append(sorted(pid for pid, _, _ in items))
+            super().set_inputs(items)
+
+        def upload(self, pids):
+            self.uploaded.append(sorted(pids))
+            if len(self.uploaded) == 1:
+                raise EngineError('no room for these copies')
+            return super().upload(pids)
+
+    engine = RecordingEngine()
+    backend = EngineBackend(engine)
+    done = []
+    dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(cost_us=100.0, tb=0.2)),
+                            backend, on_done=done.append)
+    rng = np.random.default_rng(3)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 10_000 * MS) for i in range(4)]
+    every = list(range(4))
+    for round_ in range(2):
+        images = [rng.integers(0, 256, (60, 80, 3), dtype=np.uint8) for _ in cams]
+        dispatcher.arrive_all([(cam, 0, image, 'rgb8', None) for cam, image in zip(cams, images)])
+        assert [cam.current.staged for cam in cams] == [bool(round_)] * 4
+        del done[:]
+        while len(done) < 4:
+            dispatcher.step()
+        for frame in done:
+            expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]
+            np.testing.assert_allclose(frame.result[0], expected[0], rtol=1e-4, atol=1e-7)
+    # round 0: staged, upload refused, staged again by the launch; round 1: staged, uploaded
+    assert engine.staged == [every, every, every] and engine.uploaded == [every, every]
+    assert backend.staged_frames == 4  # the refused batch is not counted
+    assert dispatcher.engine_errors == 0
 
 
 def test_a_synchronous_engines_call_counts_as_busy_time_not_host_time():

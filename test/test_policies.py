@@ -284,6 +284,25 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     assert [launch.batch for launch in loaded.dequeue(now, []).launches] == [20, 20]
 
 
+def test_rule6_would_hold_counts_the_first_layers_ready_against_b_star():
+    """would_hold: first layers ready plus those about to start, below b*, would be held."""
+    from s3dnn_ros.engine.costs import HostCosts
+    costs = uniform_costs()
+    policy = make_policy('s3dnn', costs, max_batch=32)
+    policy.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
+    policy.pipelines = 64
+    policy.arrived(0, 40)
+    batch = policy.target_batch(0)
+    assert batch > 2
+    assert policy.would_hold(0, batch - 1) and not policy.would_hold(0, batch)
+    for p in pipelines(batch - 2):
+        policy.enqueue(ready_frame(p, 0), 0)
+    assert policy.would_hold(0, 1) and not policy.would_hold(0, 2)
+    fifo = make_policy('fifo', costs)
+    fifo.arrived(0, 40)
+    assert not fifo.would_hold(0, 1)
+
+
 def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_decided():
     """
     16 first layers on an idle GPU open a burst: chain_ready from the 16th, one segment of 16.

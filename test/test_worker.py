@@ -203,10 +203,10 @@ def test_host_costs_are_derived_from_the_measured_totals():
     totals = {'arrive_ns': 20_000, 'arrivals': 10, 'output_ns': 10_000, 'outputs': 10,
               'decide_ns': 600_000, 'groups': 20, 'retire_ns': 300_000, 'retired': 100,
               'launch_ns': 500_000, 'launches': 100, 'first_ns': 100_000, 'first_launches': 20,
-              'uploads': 40, 'kernel_ns': 0}
+              'first_frames': 40, 'kernel_ns': 0}
     costs = host_costs_from(totals)
     # later launches: 400 µs / 80 = 5 µs; first-layer launches
-    # 100 µs = 20 x 5 µs + 40 uploads x 0 µs
+    # 100 µs = 20 x 5 µs + 40 frames started x 0 µs
     assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0,
                               completion_us=3.0)
     # a synchronous engine's kernels ran inside the rounds: not decision time either

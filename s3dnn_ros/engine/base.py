@@ -128,6 +128,16 @@ class Engine(ABC):
         for pid, image, encoding in items:
             self.set_input(pid, image, encoding)
 
+    def upload(self, pids: Sequence[Hashable]) -> Completion | None:
+        """
+        Start moving the staged images of ``pids`` to the device now, ahead of their layer 0.
+
+        The next layer-0 launch of each of these pipelines then takes its image from that copy
+        instead of copying it itself. Returns the copies' completion (None: nothing was started;
+        an engine without a device reads the staged image at the launch).
+        """
+        return None
+
     def pin(self, array: np.ndarray) -> np.ndarray:
         """
         Make a contiguous 1-D uint8 host array (frame slots the caller owns) fast to upload from.

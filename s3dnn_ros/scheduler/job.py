@@ -26,7 +26,8 @@ class Frame:
     """
 
     __slots__ = ('pipeline', 'seq', 'release_ns', 'deadline_ns', 'image', 'encoding', 'meta',
-                 'next_layer', 'done_layers', 'stream', 'result', 'started_ns', 'finish_ns')
+                 'next_layer', 'done_layers', 'stream', 'result', 'started_ns', 'finish_ns',
+                 'staged')
 
     def __init__(self, pipeline: 'Pipeline', seq: int, release_ns: int, image: Any = None,
                  encoding: str = 'rgb8', meta: Any = None):
@@ -43,6 +44,7 @@ class Frame:
         self.result = None
         self.started_ns = None  # when its first layer was launched
         self.finish_ns = None
+        self.staged = False  # its image went to the engine before its first launch (Backend.stage)
 
     @property
     def latency_ns(self) -> int | None:

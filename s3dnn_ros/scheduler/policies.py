@@ -235,6 +235,15 @@ class Policy(ABC):
         """Whether a DEQUEUE now would return a group that needs no dispatch slot."""
         return False
 
+    def would_hold(self, now_ns: int, starting: int) -> bool:
+        """
+        Whether first layers would be held back now were ``starting`` more of them ready.
+
+        Held to be fused with frames still to come, rather than launched at the next DEQUEUE (none
+        for policies that do not hold).
+        """
+        return False
+
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """
         With Q empty: launches to queue behind those in flight.
@@ -450,7 +459,9 @@ class S3dnnPolicy(Policy):
        ``hold_until_ns`` says when to ask again. When the host or the GPU saturates this fuses more
        instead of less, so throughput holds under overload. Each first-layer launch is counted by
        what let it go (RELEASE_CAUSES: b* ready, the b*/r timer, the slack reserve, no rate yet)
-       and by its size (``first_layer_launches``, ``first_layer_batches``).
+       and by its size (``first_layer_launches``, ``first_layer_batches``). :meth:`would_hold`
+       tells a caller whether first layers about to become ready would be held (the dispatcher
+       then leaves their images' uploads to their launch).
     """
 
     name = 's3dnn'
@@ -614,6 +625,10 @@ class S3dnnPolicy(Policy):
         if first < BURST_CHAIN:
             return BURST_CHAIN - first
         return max(0, self.target_batch(now_ns) - first)
+
+    def would_hold(self, now_ns: int, starting: int) -> bool:
+        """Rule 6: fewer than b* first-layer tasks would be ready."""
+        return self.fusion and self._first_layer_ready + starting < self.target_batch(now_ns)
 
     def continues_burst(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
         """Rule 2b: a DEQUEUE now would cut a chain of the open burst (its G takes no slot)."""

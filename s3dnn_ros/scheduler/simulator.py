@@ -181,6 +181,9 @@ class SimulatedGpu:
     def open_pipeline(self, pipeline: Pipeline) -> None:
         pass
 
+    def stage(self, frames: list[Frame]) -> None:
+        """Nothing: a modelled layer-0 launch includes its uploads, charged to its launch."""
+
     def launch(self, launch: Launch) -> None:
         # the first launch of a round pays for its decision
         if launch.group is not self._last_group:

@@ -135,10 +135,11 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
     None with too few launches.
 
     A launch costs what the backend's launch calls took for layers after the first; a first-layer
-    launch costs that plus ``upload_us`` per image it uploads. A decision is the dispatch time that
-    was neither launching nor running a synchronous engine's kernels (``kernel_ns``), per round; a
-    completion the poll time per retired launch (finishing frames included); a frame its arrival
-    plus handing its output over.
+    launch costs that plus ``upload_us`` per frame it starts (staging and copying the images that
+    were not staged on arrival). A decision is the dispatch time that was neither launching nor
+    running a synchronous engine's kernels (``kernel_ns``), per round; a completion the poll time
+    per retired launch (finishing frames included); a frame its arrival (staging its image there,
+    when it starts at once) plus handing its output over.
     """
     launches = delta['launches']
     later = launches - delta['first_launches']
@@ -147,7 +148,7 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
     launch_ns = ((delta['launch_ns'] - delta['first_ns']) / later if later
                  else delta['first_ns'] / launches)
     upload_ns = (max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
-                 / max(1, delta['uploads']))
+                 / max(1, delta['first_frames']))
     decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns'] - delta['kernel_ns']) \
         / delta['groups']
     frame_ns = delta['arrive_ns'] / delta['arrivals'] \
@@ -423,7 +424,7 @@ class WorkerCore:
                 'retire_ns': self.meters['retire'].ns, 'retired': self.meters['retire'].count,
                 'launch_ns': backend.launch_ns, 'launches': backend.launches,
                 'first_ns': backend.first_layer_ns, 'first_launches': backend.first_layer_launches,
-                'uploads': backend.uploads, 'kernel_ns': backend.kernel_ns,
+                'first_frames': backend.first_layer_frames, 'kernel_ns': backend.kernel_ns,
                 'polls': dispatcher.polls, 'polled_streams': dispatcher.polled_streams,
                 'polled_inflight': dispatcher.polled_inflight,
                 'polled_ready': dispatcher.polled_ready,
@@ -461,6 +462,8 @@ class WorkerCore:
             'fused_launches': dispatcher.fused_launches,
             'segment_launches': dispatcher.segment_launches,
             'frames_launched': dispatcher.frames_launched, 'mean_batch': dispatcher.mean_batch,
+            # frames whose images were uploaded on arrival (Dispatcher.arrive_all)
+            'staged_frames': self.backend.staged_frames,
             'mean_group_size': dispatcher.mean_group_size,
             'engine_errors': dispatcher.engine_errors, 'last_error': dispatcher.last_error,
             'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns,

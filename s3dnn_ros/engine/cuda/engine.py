@@ -97,6 +97,10 @@ class _Pipeline:
     # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
     upload_staged: bool = False
     meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
+    # the last copy into ``image`` made ahead of a launch (:meth:`CudaEngine.upload`), until a
+    # layer-0 launch has queued its wait for it; ``ahead``: that copy holds the staged image
+    uploaded: 'CudaCompletion | None' = None
+    ahead: bool = False
     # image views in pinned caller memory staged before (at most PINNED_VIEWS, by id): (view,
     # encoding, upload, upload_ptr, meta). Staged again, a view needs none of the checks (its
     # geometry and address never change): a camera's ring slots come round again and again
@@ -222,7 +226,9 @@ class CudaEngine(Engine):
             self._params = [self._upload_params(layer, layer_params(network, weights, layer))
                             for layer in self.layers]
             self._streams = [drv.Stream() for _ in range(streams)]
-            self.allocations += streams
+            # where images are uploaded ahead of their launches (:meth:`upload`)
+            self._copy_stream = drv.Stream()
+            self.allocations += streams + 1
             self._copies = self._probe_copies() if batched_copies else None
             self._ref_event = drv.Event()
             self.allocations += 1
@@ -545,6 +551,8 @@ class CudaEngine(Engine):
         pipeline = self._pipeline(pid)
         self._activate()
         pipeline.copied.synchronize()
+        if pipeline.uploaded is not None:
+            pipeline.uploaded.events[1].synchronize()
         del self._pipelines[pid]
         self._free_pipeline(pipeline)
 
@@ -634,6 +642,7 @@ class CudaEngine(Engine):
         (target, source) views of that copy, or None for a pinned image.
         """
         pipeline = self._pipeline(pid)
+        pipeline.ahead = False  # a new image: no copy made so far holds it
         known = pipeline.pinned_views.get(id(image))
         if known is not None and known[0] is image and known[1] == encoding:
             pipeline.upload, pipeline.upload_ptr, pipeline.meta = known[2:]
@@ -759,10 +768,11 @@ class CudaEngine(Engine):
         """
         Run a kernel layer for the frames of ``pids``.
 
-        Layer 0 starts with each frame's image upload, the last layer ends with each frame's result
-        download. A launch of more than ``max_batch`` frames is several kernels, each with its
-        frames' copies, run side by side on side streams forked from and joined back into stream
-        ``stream % streams``; the completion's two events on that stream enclose all of it.
+        Layer 0 starts with each frame's image upload (or a wait for the copy :meth:`upload` made
+        ahead), the last layer ends with each frame's result download. A launch of more than
+        ``max_batch`` frames is several kernels, each with its frames' copies, run side by side on
+        side streams forked from and joined back into stream ``stream % streams``; the
+        completion's two events on that stream enclose all of it.
         """
         return self._issue(layer_index, 1, pids, stream)
 
@@ -810,7 +820,7 @@ class CudaEngine(Engine):
                     target.wait_for_event(fork)
                 for layer_index in layers:
                     if layer_index == 0:
-                        self._upload(chunk, target)
+                        self._receive(chunk, target)
                     self._enqueue(layer_index, chunk, target)
                     if layer_index == self._last_layer:
                         self._download(chunk, target)
@@ -824,6 +834,62 @@ class CudaEngine(Engine):
             raise EngineError(f'launch of layer {names} '
                               f'for pipelines {list(pids)} failed: {error}') from error
         return CudaCompletion(self, events, issued)
+
+    def upload(self, pids: Sequence) -> CudaCompletion | None:
+        """
+        Start copying the staged images of ``pids`` to the device, ahead of their layer 0.
+
+        The copies go to the engine's copy stream (one driver call per ``MAX_FRAMES`` images), so
+        they run while the host is still deciding what to launch; each pipeline's next layer-0
+        launch waits for its copy instead of making it. Returns the copies' completion (its
+        interval is GPU busy time), None for no pids.
+        """
+        self._check_open()
+        pipelines = [self._pipeline(pid) for pid in pids]
+        for pid, p in zip(pids, pipelines):
+            if p.upload is None:
+                raise ValueError(f'upload: pipeline {pid!r} has no staged input')
+        if not pipelines:
+            return None
+        self._activate()
+        stream = self._copy_stream
+        events = self._take_events()
+        issued = time.monotonic_ns()
+        try:
+            events[0].record(stream)
+            for start in range(0, len(pipelines), MAX_FRAMES):
+                self._upload(pipelines[start:start + MAX_FRAMES], stream)
+            events[1].record(stream)
+        except (self._drv.Error, EngineError) as error:
+            self._free_events.append(events)
+            raise EngineError(f'uploading the images of pipelines {list(pids)} '
+                              f'failed: {error}') from error
+        completion = CudaCompletion(self, events, issued)
+        for p in pipelines:
+            p.uploaded, p.ahead = completion, True
+        return completion
+
+    def _receive(self, chunk: list[_Pipeline], stream) -> None:
+        """
+        Queue what brings ``chunk``'s staged images to the device before layer 0 on ``stream``.
+
+        A wait for the copies made ahead (:meth:`upload`; a copy ahead of an image staged again
+        since is still waited for, so that the new copy lands after it), the copies of the rest.
+        """
+        waited, copy = None, []
+        for p in chunk:
+            uploaded = p.uploaded
+            if uploaded is not None:
+                if uploaded is not waited:  # a batch's pipelines share one copy, usually in a row
+                    stream.wait_for_event(uploaded.events[1])
+                    waited = uploaded
+                p.uploaded = None
+            if p.ahead:
+                p.ahead = False
+            else:
+                copy.append(p)
+        if copy:
+            self._upload(copy, stream)
 
     def _upload(self, chunk: list[_Pipeline], stream) -> None:
         """Queue the copies of ``chunk``'s staged images to the device on ``stream``."""
