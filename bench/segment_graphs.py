@@ -50,7 +50,7 @@ def main() -> int:
         report = {**record_header('segment_graphs', card=direct.device_name),
                   'frames': args.frames, 'launches': args.launches,
                   'graph_calls': graphs.graph_counts is not None,
-                  'segments': measure(direct, graphs, network, args.frames, args.launches),
+                  'segments': measure(direct, graphs, args.frames, args.launches),
                   'graph_counts': graphs.graph_counts}
     finally:
         graphs.close()
@@ -62,9 +62,9 @@ def main() -> int:
     return 0
 
 
-def measure(direct, graphs, network, frames: int, launches: int) -> list[dict]:
+def measure(direct, graphs, frames: int, launches: int) -> list[dict]:
     images = camera_images(2 * frames)
-    layers = len(network.layers)
+    layers = len(direct.layers)
     sets = {}
     for name, engine in (('direct', direct), ('graphs', graphs)):
         pids = [(name, i) for i in range(2 * frames)]

@@ -401,7 +401,7 @@ def test_segment_graphs_equal_kernel_by_kernel_launches(network, weights, rng):
     """
     kernels = CudaEngine(network, weights, segment_graphs=False)
     graphs = CudaEngine(network, weights)
-    layers = len(network.layers)
+    layers = len(graphs.layers)
     try:
         assert kernels.graph_counts is None
         assert graphs.graph_counts == {'captured': 0, 'launches': 0, 'rewrites': 0}
