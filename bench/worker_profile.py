@@ -197,7 +197,6 @@ def main() -> int:
               'max_batch': args.max_batch, 'profiled': args.profile, **totals,
               'mean_batch': after['mean_batch'],
               'staged_frames': after['staged_frames'] - before['staged_frames'],
-              'segment_graphs': after['segment_graphs'],
               'host_us_per_frame': round(host_ns / max(1, totals['released']) / 1000, 2),
               'host_us_per_kernel': round(
                   host_ns / max(1, after['kernel_launches'] - before['kernel_launches']) / 1000,
@@ -208,7 +207,6 @@ def main() -> int:
           f'released {totals["released"]}, completed {totals["completed"]}, '
           f'missed {totals["missed"]}, mean batch {report["mean_batch"]:.1f}, '
           f'{report["staged_frames"]} staged on arrival, '
-          f'segment graphs {report["segment_graphs"]}, '
           f'host {report["host_us_per_frame"]} µs/frame, {report["host_us_per_kernel"]} µs per '
           f'kernel launch ({report["host_busy"]:.0%} busy), '
           f'host costs {report["host_costs"]}')

@@ -23,7 +23,6 @@ def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
     assert report['released'] - 8 <= report['completed'] <= report['released'] + 8
     assert 1 <= report['mean_batch'] <= 4
     assert 0 <= report['staged_frames'] <= report['released']
-    assert report['segment_graphs'] is None  # the stand-in engine launches kernel by kernel
     assert report['host_us_per_frame'] > 0 and 0 < report['host_busy'] < 1
     assert set(report['host_costs']) == {'frame_us', 'decision_us', 'launch_us', 'upload_us',
                                          'completion_us'}

@@ -464,8 +464,6 @@ class WorkerCore:
             'frames_launched': dispatcher.frames_launched, 'mean_batch': dispatcher.mean_batch,
             # frames whose images were uploaded on arrival (Dispatcher.arrive_all)
             'staged_frames': self.backend.staged_frames,
-            # segments launched as CUDA graphs (CudaEngine.graph_counts; None: kernel by kernel)
-            'segment_graphs': getattr(self.engine, 'graph_counts', None),
             'mean_group_size': dispatcher.mean_group_size,
             'engine_errors': dispatcher.engine_errors, 'last_error': dispatcher.last_error,
             'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns,

@@ -19,7 +19,6 @@ import numpy as np
 from .abi import (CONV_ARGS, LINEAR_ARGS, MAX_FRAMES, POOL_ARGS, PREPROCESS_ARGS,
                   SOFTMAX_ARGS)
 from .driver import CopyBatch, driver_api, import_pycuda, primary_context, thread_contexts
-from .graphs import graph_api, SegmentGraphs
 from .kernels import compiled_kernels, KERNEL_FILES
 from ..base import check_image, Completion, ENCODINGS, Engine, EngineError
 from ..costs import CostTable, CostTableError
@@ -159,8 +158,7 @@ class CudaEngine(Engine):
 
     def __init__(self, network: Network, weights: Weights, device_id: int = 0, streams: int = 16,
                  max_batch: int = MAX_FRAMES, cost_table_path: str | os.PathLike | None = None,
-                 kernel_arch: str | None = None, batched_copies: bool = True,
-                 segment_graphs: bool = True):
+                 kernel_arch: str | None = None, batched_copies: bool = True):
         """
         ``kernel_arch`` None compiles for the device's own sm_XY.
 
@@ -168,9 +166,7 @@ class CudaEngine(Engine):
         this device: the code paths of older GPUs (no cp.async before sm_80) then run, and can be
         checked, on a newer one. ``batched_copies``: a kernel's uploads and downloads go to the
         driver in one ``cuMemcpyBatchAsync`` call each where it has one (False: one PyCUDA copy
-        per frame, as on drivers without it). ``segment_graphs``: a segment of several layers
-        (:meth:`launch_layers`) is one CUDA graph launch where the driver has the graph calls
-        (False: one kernel launch per layer).
+        per frame, as on drivers without it).
         """
         super().__init__(network)
         if not 1 <= max_batch <= MAX_FRAMES:
@@ -200,7 +196,6 @@ class CudaEngine(Engine):
         self._result_bytes = math.prod(self.layers[-1].out_shape) * 4
         # a kernel's frame copies in one driver call (None: one PyCUDA call per frame)
         self._copies: CopyBatch | None = None
-        self._graphs: SegmentGraphs | None = None
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
         self._conv_tile: tuple[int, int] | None = None
@@ -235,9 +230,6 @@ class CudaEngine(Engine):
             self._copy_stream = drv.Stream()
             self.allocations += streams + 1
             self._copies = self._probe_copies() if batched_copies else None
-            calls = graph_api() if segment_graphs else None
-            if calls is not None:
-                self._graphs = SegmentGraphs(calls, self._fill, self._launch_plan)
             self._ref_event = drv.Event()
             self.allocations += 1
             drv.Context.synchronize()
@@ -260,19 +252,6 @@ class CudaEngine(Engine):
     def batched_copies(self) -> bool:
         """Whether a kernel's uploads and downloads go to the driver in one call each."""
         return self._copies is not None
-
-    @property
-    def graph_counts(self) -> dict[str, int] | None:
-        """
-        How segments went as CUDA graphs: graphs made, launches, launches that rewrote arguments.
-
-        None when segments are launched kernel by kernel.
-        """
-        graphs = self._graphs
-        if graphs is None:
-            return None
-        return {'captured': graphs.captured, 'launches': graphs.launches,
-                'rewrites': graphs.rewrites}
 
     def _probe_copies(self) -> CopyBatch | None:
         """
@@ -404,9 +383,6 @@ class CudaEngine(Engine):
                              f'allowed {", ".join(map(str, CONV_TILES))} or None')
         self._conv_tile = None if tile is None else tuple(tile)
         self._plans.clear()
-        if self._graphs is not None:
-            self._activate()
-            self._graphs.clear()
 
     def _pick_conv_tile(self, m: int, n: int) -> tuple[int, int]:
         """
@@ -752,15 +728,6 @@ class CudaEngine(Engine):
         The plan's argument record gets this launch's pointers and goes to ``cuLaunchKernel`` as it
         is (no per-launch packing).
         """
-        self._launch_plan(self._fill(index, chunk), stream)
-        self.kernel_launches += 1
-
-    @staticmethod
-    def _launch_plan(plan: _Plan, stream) -> None:
-        plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
-
-    def _fill(self, index: int, chunk: list[_Pipeline]) -> _Plan:
-        """Return the plan of a layer over ``chunk``, its record holding the frames' pointers."""
         frames = len(chunk)
         plan = self._plans.get((index, frames)) or self._plan(index, frames)
         words = plan.words
@@ -770,7 +737,8 @@ class CudaEngine(Engine):
         else:
             words[:frames] = [p.outputs[index - 1] for p in chunk]
         words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
-        return plan
+        plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
+        self.kernel_launches += 1
 
     def _split(self, stream_index: int,
                pipelines: list[_Pipeline]) -> list[tuple[Any, Any, list[_Pipeline]]]:
@@ -850,21 +818,12 @@ class CudaEngine(Engine):
             for target, joined, chunk in parts:
                 if joined is not None:
                     target.wait_for_event(fork)
-                if self._graphs is not None and count > 1:
-                    if first == 0:
+                for layer_index in layers:
+                    if layer_index == 0:
                         self._receive(chunk, target)
-                    if self._graphs.launch(first, count, chunk, target):
-                        self.allocations += 1
-                    self.kernel_launches += count
-                    if layers[-1] == self._last_layer:
+                    self._enqueue(layer_index, chunk, target)
+                    if layer_index == self._last_layer:
                         self._download(chunk, target)
-                else:
-                    for layer_index in layers:
-                        if layer_index == 0:
-                            self._receive(chunk, target)
-                        self._enqueue(layer_index, chunk, target)
-                        if layer_index == self._last_layer:
-                            self._download(chunk, target)
                 if joined is not None:
                     joined.record(target)
                     main.wait_for_event(joined)
@@ -1139,8 +1098,6 @@ class CudaEngine(Engine):
         try:
             self._activate()
             drv.Context.synchronize()
-            if self._graphs is not None:
-                self._graphs.clear()
             for pipeline in self._pipelines.values():
                 self._free_pipeline(pipeline)
             for registered in self._registered.values():
