@@ -480,28 +480,39 @@ def test_fused_launch_counts_and_advances_every_frame():
 
 def test_a_segment_advances_its_frames_by_its_depth_and_is_retired_once():
     """
-    Two cameras at max_batch 2: a segment of layers 0-7, then (run ahead) one of layers 8-13.
+    Two cameras at max_batch 2, a third camera's frame on the GPU: a segment of layers 0-7.
 
-    Every frame is reported once, after the second segment completes.
+    Then (run ahead, once the third camera's launch is done) one of layers 8-13. Every frame is
+    reported once, after the second segment completes.
     """
     backend, done = ManualBackend(), []
     dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(cost_us=100.0, tb=1.0),
                                         max_batch=2), backend, on_done=done.append)
-    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(2)]
-    for cam in cams:
+    cams = [dispatcher.add_pipeline(f'cam{i}', 20 * MS) for i in range(3)]
+    dispatcher.arrive(cams[2], 0)
+    dispatcher.pump()
+    (busy,) = backend.launched  # the lone frame's whole network (rule 4d)
+    assert (busy.layer, busy.depth) == (0, NUM_LAYERS)
+    for cam in cams[:2]:
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    assert [(launch.layer, launch.depth, launch.chained) for launch in backend.launched] == \
+    assert [(launch.layer, launch.depth, launch.chained) for launch in backend.launched[1:]] == \
+        [(0, 8, False)]
+    backend.finished.add(busy.handle)
+    dispatcher.poll()
+    dispatcher.pump()
+    assert [(launch.layer, launch.depth, launch.chained) for launch in backend.launched[1:]] == \
         [(0, 8, False), (8, NUM_LAYERS - 8, True)]
-    assert all(cam.current.next_layer == NUM_LAYERS for cam in cams)
-    first, second = backend.launched
+    assert all(cam.current.next_layer == NUM_LAYERS for cam in cams[:2])
+    first, second = backend.launched[1:]
     backend.finished.add(first.handle)
     dispatcher.poll()
-    assert all(cam.current.done_layers == 8 for cam in cams) and done == []
+    assert all(cam.current.done_layers == 8 for cam in cams[:2])
+    assert [frame.pipeline.name for frame in done] == ['cam2']
     backend.now = MS
     backend.finish_all(dispatcher)
-    assert sorted(frame.pipeline.name for frame in done) == ['cam0', 'cam1']
-    assert dispatcher.launches == dispatcher.segment_launches == 2 and dispatcher.inflight == []
+    assert sorted(frame.pipeline.name for frame in done) == ['cam0', 'cam1', 'cam2']
+    assert dispatcher.launches == dispatcher.segment_launches == 3 and dispatcher.inflight == []
 
 
 def test_segments_on_the_reference_engine_give_the_forward_pass(reference):
@@ -517,7 +528,7 @@ def test_segments_on_the_reference_engine_give_the_forward_pass(reference):
         dispatcher.arrive(cam, 0, image, 'rgb8')
     while len(done) < 2:
         dispatcher.step()
-    assert dispatcher.segment_launches == 2
+    assert dispatcher.segment_launches == 1  # the two frames' whole network (rule 4d)
     assert dispatcher.backend.launches == NUM_LAYERS  # every layer counted once
     for frame in done:
         expected = forward(network, weights, [(images[frame.pipeline.id], 'rgb8')])[0]

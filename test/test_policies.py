@@ -236,7 +236,8 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
 
     Each on its own stream, each a segment (rule 4c). With a launch on the GPU the same burst is
     one launch of the kernel batch (rule 2), as it is on a backend of one stream; 12 ready on an
-    idle GPU are one launch of one layer; with b* above BURST_CHAIN the chains are b* frames.
+    idle GPU are one launch (the whole network: rule 4d); with b* above BURST_CHAIN the chains are
+    b* frames.
     """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import BURST_CHAIN, RATE_WINDOW_NS
@@ -269,7 +270,8 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     small = make_policy('s3dnn', costs, max_batch=32)
     for frame in frames[:12]:
         small.enqueue(frame, 0)
-    assert [(launch.batch, launch.depth) for launch in small.dequeue(0, []).launches] == [(12, 1)]
+    assert [(launch.batch, launch.depth) for launch in small.dequeue(0, []).launches] == \
+        [(12, NUM_LAYERS)]
     loaded = make_policy('s3dnn', costs, max_batch=32)
     loaded.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
     count = 160
@@ -393,25 +395,29 @@ def test_rule4c_a_full_launch_is_a_segment_of_its_next_layers_within_the_horizon
 
     At layer 2 with 125 µs per layer at batch 2: layers 2-9 (1 ms); near the end of the network
     the segment stops at the last layer; a layer costing more than the horizon alone is a launch of
-    its own.
+    its own. (Another camera's launch is on the GPU: on an idle one rule 4d applies.)
     """
     costs = uniform_costs(cost_us=100.0, tb=1.0)  # batch 2: 125 µs a layer
     per_layer = costs.cost_ns(2, 2)
+    other = pipelines(3)[2]
     for layer, depth in ((2, RUN_AHEAD_NS // per_layer), (NUM_LAYERS - 3, 3)):
         policy = make_policy('s3dnn', costs, max_batch=2)
         frames = [ready_frame(p, layer, deadline_ms=20.0) for p in pipelines(2)]
         for frame in frames:
             policy.enqueue(frame, 0)
-        (launch,) = policy.dequeue(0, []).launches
+        running = inflight_launch([ready_frame(other, 5)], 5, other.stream, costs)
+        (launch,) = policy.dequeue(0, [running]).launches
         assert (launch.layer, launch.depth, launch.end_layer) == (layer, depth, layer + depth)
         assert launch.frames == frames and len(policy) == 0
         assert launch.cost_ns == depth * per_layer
         assert launch.cost_ns <= RUN_AHEAD_NS or layer + depth == NUM_LAYERS
     assert RUN_AHEAD_NS // per_layer == 8
-    heavy = make_policy('s3dnn', uniform_costs(cost_us=RUN_AHEAD_NS / 1000, tb=1.0), max_batch=2)
+    heavy_costs = uniform_costs(cost_us=RUN_AHEAD_NS / 1000, tb=1.0)
+    heavy = make_policy('s3dnn', heavy_costs, max_batch=2)
     for p in pipelines(2):
         heavy.enqueue(ready_frame(p, 2, deadline_ms=50.0), 0)
-    assert [launch.depth for launch in heavy.dequeue(0, []).launches] == [1]
+    running = inflight_launch([ready_frame(other, 5)], 5, other.stream, heavy_costs)
+    assert [launch.depth for launch in heavy.dequeue(0, [running]).launches] == [1]
 
 
 def test_rule4c_a_launch_below_max_batch_stays_one_layer():
@@ -419,13 +425,60 @@ def test_rule4c_a_launch_below_max_batch_stays_one_layer():
     policy = make_policy('s3dnn', costs, max_batch=3)
     for p in pipelines(2):
         policy.enqueue(ready_frame(p, 2, deadline_ms=20.0), 0)
-    (launch,) = policy.dequeue(0, []).launches
+    other = pipelines(3)[2]  # the GPU is busy: rule 4d does not apply
+    (launch,) = policy.dequeue(0, [inflight_launch([ready_frame(other, 5)], 5, other.stream,
+                                                   costs)]).launches
     assert (launch.batch, launch.depth) == (2, 1)
     # the ablations never fuse, so never fill a launch of max_batch > 1
     fifo = make_policy('fifo', costs, max_batch=3)
     for p in pipelines(3):
         fifo.enqueue(ready_frame(p, 2, deadline_ms=20.0), 0)
     assert [launch.depth for launch in fifo.dequeue(0, []).launches] == [1]
+
+
+def test_rule4d_a_lone_launch_on_an_idle_gpu_is_the_rest_of_its_chain():
+    """
+    Nothing in flight, one launch in G, Q left empty: the launch spans its frames' last layer.
+
+    Four frames of layer 0 fused: one launch of every layer, as rule 4b would queue it a round
+    later; a lone frame at layer 5: layers 5-13. Not with a frame left in Q, nor with a launch
+    in flight, nor for a burst's chain (rule 2b: 16 frames cut at the horizon, the burst's next
+    chains still to come).
+    """
+    from s3dnn_ros.scheduler.policies import BURST_CHAIN
+    costs = uniform_costs(cost_us=100.0, tb=1.0, batches=32)
+    policy = make_policy('s3dnn', costs, max_batch=32)
+    four = [ready_frame(p, 0, deadline_ms=50.0) for p in pipelines(4)]
+    for frame in four:
+        policy.enqueue(frame, 0)
+    (launch,) = policy.dequeue(0, []).launches
+    assert (launch.layer, launch.end_layer, launch.frames, launch.chained) == \
+        (0, NUM_LAYERS, four, False)
+    assert launch.cost_ns == NUM_LAYERS * costs.cost_ns(0, 4) and len(policy) == 0
+    lone = make_policy('s3dnn', costs, max_batch=32)
+    lone.enqueue(ready_frame(pipelines(1)[0], 5, deadline_ms=50.0), 0)
+    assert [(launch.layer, launch.depth) for launch in lone.dequeue(0, []).launches] == \
+        [(5, NUM_LAYERS - 5)]
+    # a frame left in Q: every layer is decided afresh
+    left = make_policy('s3dnn', costs, max_batch=32)
+    for p, layer in zip(pipelines(2), (3, 7)):  # tbRatio 1: one launch a group
+        left.enqueue(ready_frame(p, layer, deadline_ms=50.0), 0)
+    assert [launch.depth for launch in left.dequeue(0, []).launches] == [1]
+    assert len(left) == 1
+    # a launch in flight
+    busy = make_policy('s3dnn', costs, max_batch=32)
+    for frame in [ready_frame(p, 0, deadline_ms=50.0) for p in pipelines(4)]:
+        busy.enqueue(frame, 0)
+    other = pipelines(5)[4]
+    running = inflight_launch([ready_frame(other, 5)], 5, other.stream, costs)
+    assert [launch.depth for launch in busy.dequeue(0, [running]).launches] == [1]
+    # a burst's first chain: a segment within the horizon
+    burst = make_policy('s3dnn', costs, max_batch=32)
+    for frame in [ready_frame(p, 0, deadline_ms=50.0) for p in pipelines(BURST_CHAIN)]:
+        burst.enqueue(frame, 0)
+    (chain,) = burst.dequeue(0, []).launches
+    assert chain.batch == BURST_CHAIN and chain.cost_ns <= RUN_AHEAD_NS
+    assert chain.depth == RUN_AHEAD_NS // costs.cost_ns(0, BURST_CHAIN) < NUM_LAYERS
 
 
 def test_rule4c_a_full_successor_run_ahead_is_a_whole_segment_past_the_streams_room():

@@ -428,6 +428,13 @@ class S3dnnPolicy(Policy):
         meanwhile finds at most about RUN_AHEAD_NS of work queued on that stream, as under rule
         4b. Within a segment firm mode does not drop a frame between layers (the frame was not
         lost when the segment was decided).
+    4d. A lone chain from its first decision: a DEQUEUE on an idle GPU (nothing in flight) whose
+        G is one launch and leaves Q empty makes that launch a segment of its frames' remaining
+        layers, as rule 4b's first run-ahead round would queue it one host round trip later; not
+        for a chain of a burst being taken in (rule 2b), whose next chains are still arriving. A
+        launch whose images were uploaded on arrival runs its first kernel in tens of µs, less
+        than that round trip: the GPU would otherwise sit idle in between (the four-camera round
+        of ``s3dnn-bench``).
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
     6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the
@@ -606,6 +613,12 @@ class S3dnnPolicy(Policy):
                 successor = self._reserve_successor([*group.launches, *inflight], 1 - tb, now_ns)
                 if successor is not None:
                     group.launches.append(successor)
+        if (self.runs_ahead and not inflight and not self._ready and not self._burst
+                and len(group.launches) == 1):
+            # rule 4d: a lone chain from its first decision
+            (launch,) = group.launches
+            group.launches[0] = self._segment(launch.layer, launch.frames, launch.stream,
+                                              self.num_layers - launch.layer)
         return group
 
     @property
