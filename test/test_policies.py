@@ -459,6 +459,10 @@ def test_rule4d_a_lone_launch_on_an_idle_gpu_is_the_rest_of_its_chain():
     lone.enqueue(ready_frame(pipelines(1)[0], 5, deadline_ms=50.0), 0)
     assert [(launch.layer, launch.depth) for launch in lone.dequeue(0, []).launches] == \
         [(5, NUM_LAYERS - 5)]
+    last = make_policy('s3dnn', costs, max_batch=32)
+    last.enqueue(ready_frame(pipelines(1)[0], NUM_LAYERS - 1, deadline_ms=50.0), 0)
+    assert [(launch.layer, launch.depth) for launch in last.dequeue(0, []).launches] == \
+        [(NUM_LAYERS - 1, 1)]
     # a frame left in Q: every layer is decided afresh
     left = make_policy('s3dnn', costs, max_batch=32)
     for p, layer in zip(pipelines(2), (3, 7)):  # tbRatio 1: one launch a group

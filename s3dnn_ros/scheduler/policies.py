@@ -614,7 +614,7 @@ class S3dnnPolicy(Policy):
                 if successor is not None:
                     group.launches.append(successor)
         if (self.runs_ahead and not inflight and not self._ready and not self._burst
-                and len(group.launches) == 1):
+                and len(group.launches) == 1 and group.launches[0].end_layer < self.num_layers):
             # rule 4d: a lone chain from its first decision
             (launch,) = group.launches
             group.launches[0] = self._segment(launch.layer, launch.frames, launch.stream,
