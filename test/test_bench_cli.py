@@ -38,7 +38,13 @@ def test_json_report_holds_every_section(capsys, tmp_path):
     assert [r['inputs'] for r in four['rounds']] == ['pinned', 'pageable']
     for r in four['rounds']:
         assert r['s3dnn_round_ms'] >= r['gpu_busy_ms'] > 0
-        assert 0 <= r['idle_fraction'] < 1
+        assert 0 <= r['idle_fraction'] <= r['idle_fraction_max'] < 1
+        assert r['rounds'] == 1 and 0 <= r['rounds_idle_over_20pct'] <= 1
+        # the count is taken before rounding: a share above 0.2 rounds to 0.2 or more
+        if r['rounds_idle_over_20pct']:
+            assert r['idle_fraction_max'] >= 0.2
+        else:
+            assert r['idle_fraction_max'] <= 0.2
     assert 'no GPU baseline' in four['torch']
 
 
