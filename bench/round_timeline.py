@@ -11,8 +11,14 @@ rounds, in ms from the first submission: the end of the arrivals, the first laun
 of the GPU's first work (an upload or a kernel), the last kernel's end, the last result on the
 host; the GPU's busy time (union of the uploads' and launches' intervals), its idle time between
 its first start and its last end (per round) and the number of launch calls. Then one round's
-uploads and launches in order. Writes DIR/round_timeline-<card>.json (DIR: --out, else $OUT,
-else bench/out).
+uploads and launches in order.
+
+Beside it, where N splits into Table 1's four runs, the same marks of Table 1's streams baseline
+(the four runs of N / 4 frames, each run's layers issued at once on its own stream, the round
+ending at the host's wait for the last launch): both rounds do the same GPU work, so what one
+spends beyond the other is host time at its edges, before the GPU's first work and after its last
+kernel (``host_edges_ms``). Writes DIR/round_timeline-<card>.json (DIR: --out, else $OUT, else
+bench/out).
 """
 from __future__ import annotations
 
@@ -29,8 +35,8 @@ from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
-from s3dnn_ros.scheduler.dispatcher import EngineBackend  # noqa: E402
-from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
+from s3dnn_ros.scheduler.dispatcher import BusyMeter, EngineBackend  # noqa: E402
+from s3dnn_ros.tools.bench import Bench, file_name, RUNS  # noqa: E402
 from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
 
 MARKS = ('arrived', 'first_call', 'gpu_start', 'gpu_end', 'done')
@@ -91,6 +97,57 @@ def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, dict]:
     return marks, {'uploads': uploads, 'launches': launches}
 
 
+def streams_round(engine, images, runs: list[list], streams: int) -> dict:
+    """
+    Return the marks of one round of Table 1's streams baseline, in ms from its start.
+
+    ``runs``: the pipelines of each run (open, their staging allocated).
+    """
+    launched, last = [], []
+    begin = time.monotonic_ns()
+    for r, pids in enumerate(runs):
+        engine.set_inputs([(pid, image, 'rgb8')
+                           for pid, image in zip(pids, images[r * len(pids):])])
+        for index in range(len(engine.layers)):
+            launched.append(engine.launch(index, pids, r % streams))
+        last.append(launched[-1])
+    for completion in last:
+        completion.wait()
+    end = time.monotonic_ns()
+    meter = BusyMeter()
+    for completion in launched:
+        meter.add(*completion.interval())
+    starts, ends = zip(*(completion.interval() for completion in launched))
+    return {'gpu_start': (min(starts) - begin) / 1e6, 'gpu_end': (max(ends) - begin) / 1e6,
+            'done': (end - begin) / 1e6, 'gpu_busy': meter.busy_ns() / 1e6}
+
+
+def host_edges(marks: dict) -> float:
+    """Host time at a round's edges: before the GPU's first work plus after its last kernel."""
+    return marks['gpu_start'] + marks['done'] - marks['gpu_end']
+
+
+def baseline_row(engine, images, frames: int, streams: int, repeats: int) -> dict | None:
+    """Medians of the streams baseline's marks over ``repeats`` rounds (None: N / 4 is no run)."""
+    if frames % RUNS:
+        return None
+    runs = [[(f'base{r}', i) for i in range(frames // RUNS)] for r in range(RUNS)]
+    for pids in runs:
+        for pid in pids:
+            engine.open_pipeline(pid)
+    try:
+        streams_round(engine, images, runs, streams)  # warm-up: staging allocated
+        rounds = [streams_round(engine, images, runs, streams) for _ in range(repeats)]
+    finally:
+        for pids in runs:
+            for pid in pids:
+                engine.close_pipeline(pid)
+    row = {f'{key}_ms': round(statistics.median(marks[key] for marks in rounds), 3)
+           for key in ('gpu_start', 'gpu_end', 'done', 'gpu_busy')}
+    row['host_edges_ms'] = round(statistics.median(host_edges(marks) for marks in rounds), 3)
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--frames', type=positive_ints, default=[16, 32, 64])
@@ -112,12 +169,23 @@ def main() -> int:
             for key in (*MARKS, 'gpu_busy', 'gpu_idle', 'launch_calls'):
                 row[f'{key}_ms' if key != 'launch_calls' else key] = round(
                     statistics.median(marks[key] for marks, _ in rounds), 3)
+            row['host_edges_ms'] = round(statistics.median(host_edges(marks)
+                                                           for marks, _ in rounds), 3)
             row.update(rounds[len(rounds) // 2][1])
+            row['streams_baseline'] = baseline_row(engine, images, frames, args.streams,
+                                                   args.repeats)
             rows.append(row)
             print(f"{frames} frames: arrivals end {row['arrived_ms']:.3f}, first launch call "
                   f"{row['first_call_ms']:.3f}, GPU {row['gpu_start_ms']:.3f} .. "
                   f"{row['gpu_end_ms']:.3f} (busy {row['gpu_busy_ms']:.3f}), last result "
                   f"{row['done_ms']:.3f} ms; {row['launch_calls']:.0f} launch calls", flush=True)
+            base = row['streams_baseline']
+            if base is not None:
+                print(f'    streams baseline ({RUNS} runs of {frames // RUNS}): GPU '
+                      f"{base['gpu_start_ms']:.3f} .. {base['gpu_end_ms']:.3f} (busy "
+                      f"{base['gpu_busy_ms']:.3f}), done {base['done_ms']:.3f} ms; host at the "
+                      f"edges {base['host_edges_ms']:.3f} ms against s3dnn's "
+                      f"{row['host_edges_ms']:.3f}")
             for entry in row['uploads']:
                 print(f"    upload of {entry['frames']:2d} images, issued by "
                       f"{entry['issued_ms']}: GPU {entry['gpu_ms']}")

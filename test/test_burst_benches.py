@@ -54,6 +54,13 @@ def test_round_timeline_orders_arrivals_decision_gpu_and_results(tmp_path):
         # every frame goes through every layer: the layers launched per frame add up to the net
         covered = sum(entry['depth'] * entry['batch'] for entry in launches)
         assert covered == frames * 14
+        assert row['host_edges_ms'] >= -slack
+    # Table 1's streams baseline beside the round, where the frames split into its four runs
+    assert rows[2]['streams_baseline'] is None
+    base = rows[20]['streams_baseline']
+    assert -slack <= base['gpu_start_ms'] < base['gpu_end_ms'] <= base['done_ms'] + slack
+    assert 0 < base['gpu_busy_ms'] <= base['gpu_end_ms'] - base['gpu_start_ms'] + slack
+    assert base['host_edges_ms'] >= -slack
     # 2 frames are launched once both are in; of 20 on an idle GPU (rule 2b) the first 16 are a
     # chain launched before the last 4 are taken in, and those 4 a second chain on another stream
     assert rows[2]['arrived_ms'] <= rows[2]['first_call_ms']
