@@ -234,10 +234,10 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     """
     40 first layers ready, nothing on the GPU, b* 1: three launches of 14, 13 and 13 in LSF order.
 
-    Each on its own stream, each a segment (rule 4c). With a launch on the GPU the same burst is
-    one launch of the kernel batch (rule 2), as it is on a backend of one stream; 12 ready on an
-    idle GPU are one launch (the whole network: rule 4d); with b* above BURST_CHAIN the chains are
-    b* frames.
+    Each on its own stream, each a segment of every layer (rule 4c). With a launch on the GPU the
+    same burst is one launch of the kernel batch (rule 2), as it is on a backend of one stream; 12
+    ready on an idle GPU are one launch (the whole network: rule 4d); with b* above BURST_CHAIN
+    the chains are b* frames.
     """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import BURST_CHAIN, RATE_WINDOW_NS
@@ -252,9 +252,9 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
                                                                            (0, 13)]
     assert [frame for launch in group.launches for frame in launch.frames] == frames
     assert len({launch.stream for launch in group.launches}) == 3
-    # each chain a segment within the run-ahead horizon: 425 + 425 µs at 14 frames, 3 layers 1275
-    assert RUN_AHEAD_NS == 1_000_000
-    assert [launch.depth for launch in group.launches] == [2, 2, 2]
+    # each chain the whole network, far past the run-ahead horizon (14 x 425 µs at 14 frames)
+    assert [launch.depth for launch in group.launches] == [NUM_LAYERS] * 3
+    assert group.launches[0].cost_ns == NUM_LAYERS * costs.cost_ns(0, 14) > RUN_AHEAD_NS
     assert len(idle) == 0
     one_stream = make_policy('s3dnn', costs, max_batch=32)
     one_stream.streams = 1  # the chains could only run one after another
@@ -309,8 +309,8 @@ def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_de
     """
     16 first layers on an idle GPU open a burst: chain_ready from the 16th, one segment of 16.
 
-    The chain that opens the burst is a segment like the later ones: its layers are queued at
-    once, not left to run-ahead rounds between the chains' intakes.
+    The chain that opens the burst is a segment of every layer like the later ones: its layers
+    are queued at once, not left to run-ahead rounds between the chains' intakes.
 
     While it is open the next 16 are a chain too (a segment, on its own stream, taking no slot:
     continues_burst) although the first is on the GPU; a DEQUEUE of a later layer closes it, and
@@ -327,14 +327,14 @@ def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_de
         policy.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
     assert policy.chain_ready(0, [])
     first = policy.dequeue(0, [])
-    assert [(launch.batch, launch.depth) for launch in first.launches] == [(16, 2)]
+    assert [(launch.batch, launch.depth) for launch in first.launches] == [(16, NUM_LAYERS)]
     assert first.takes_slot
     for i in range(16, 32):
         assert not policy.chain_ready(0, first.launches)
         policy.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
     assert policy.chain_ready(0, first.launches) and policy.continues_burst(0, first.launches)
     second = policy.dequeue(0, first.launches)
-    assert [(launch.batch, launch.depth) for launch in second.launches] == [(16, 2)]
+    assert [(launch.batch, launch.depth) for launch in second.launches] == [(16, NUM_LAYERS)]
     assert not second.takes_slot
     # a later layer decided: the burst has been taken in
     policy.enqueue(ready_frame(cams[32], 5, deadline_ms=20.0), 0)
@@ -442,8 +442,7 @@ def test_rule4d_a_lone_launch_on_an_idle_gpu_is_the_rest_of_its_chain():
 
     Four frames of layer 0 fused: one launch of every layer, as rule 4b would queue it a round
     later; a lone frame at layer 5: layers 5-13. Not with a frame left in Q, nor with a launch
-    in flight, nor for a burst's chain (rule 2b: 16 frames cut at the horizon, the burst's next
-    chains still to come).
+    in flight. A burst's first chain (rule 2b) spans every layer too, by rule 4c.
     """
     from s3dnn_ros.scheduler.policies import BURST_CHAIN
     costs = uniform_costs(cost_us=100.0, tb=1.0, batches=32)
@@ -476,13 +475,12 @@ def test_rule4d_a_lone_launch_on_an_idle_gpu_is_the_rest_of_its_chain():
     other = pipelines(5)[4]
     running = inflight_launch([ready_frame(other, 5)], 5, other.stream, costs)
     assert [launch.depth for launch in busy.dequeue(0, [running]).launches] == [1]
-    # a burst's first chain: a segment within the horizon
+    # a burst's first chain: the whole network
     burst = make_policy('s3dnn', costs, max_batch=32)
     for frame in [ready_frame(p, 0, deadline_ms=50.0) for p in pipelines(BURST_CHAIN)]:
         burst.enqueue(frame, 0)
     (chain,) = burst.dequeue(0, []).launches
-    assert chain.batch == BURST_CHAIN and chain.cost_ns <= RUN_AHEAD_NS
-    assert chain.depth == RUN_AHEAD_NS // costs.cost_ns(0, BURST_CHAIN) < NUM_LAYERS
+    assert (chain.batch, chain.depth) == (BURST_CHAIN, NUM_LAYERS)
 
 
 def test_rule4c_a_full_successor_run_ahead_is_a_whole_segment_past_the_streams_room():

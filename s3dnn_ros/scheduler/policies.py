@@ -377,8 +377,10 @@ class S3dnnPolicy(Policy):
     2b. A burst on an idle GPU: when no launch is on the GPU and h is a first-layer task, the n
        first-layer tasks ready (h and those in Q) are cut into k = ceil(n / c) launches, c =
        max(b*, BURST_CHAIN), as even as they can be (the first n mod k one frame larger), all in G
-       in LSF order, each on its own stream and each a segment (rule 4c: nothing is to join a
-       chain cut apart on purpose); k = 1 is rule 2 as usual, except for a launch that opens a
+       in LSF order, each on its own stream and each a segment of all its frames' remaining
+       layers (rule 4c: nothing is to join a chain cut apart on purpose, and a chain in one launch
+       needs no run-ahead rounds, whose host time would delay the burst's next chains); k = 1 is
+       rule 2 as usual, except for a launch that opens a
        burst (n = c, below), which is a chain as well. One launch of all n would keep every
        kernel waiting for all n uploads; k chains side by side start computing after the first
        chain's uploads, and the later chains' uploads run beside the earlier chains' kernels
@@ -418,20 +420,20 @@ class S3dnnPolicy(Policy):
         first keeps control of the order, and firm mode can still drop a frame before its next
         layer), except within a segment (4c).
     4c. Segments: a launch of ``max_batch`` frames (a full launch, from rule 2 or a successor of
-        rules 4 and 4b), or a chain of a burst cut by rule 2b, takes its frames' next layers with
-        it, as one launch of several layers (``Launch.depth``), while the segment's GPU time at
-        that batch stays within RUN_AHEAD_NS (at least one layer). A full launch's successor can
-        take no other frame (fusion cannot grow it) and the frames stay together layer after
-        layer, so deciding each layer afresh would only cost the host a round trip (a completion,
-        an ENQUEUE of every frame, a DEQUEUE and a launch: about 100 µs of Python on an H200
-        host) per layer; the segment's layers run back to back on its stream. A frame arriving
-        meanwhile finds at most about RUN_AHEAD_NS of work queued on that stream, as under rule
-        4b. Within a segment firm mode does not drop a frame between layers (the frame was not
-        lost when the segment was decided).
+        rules 4 and 4b) takes its frames' next layers with it, as one launch of several layers
+        (``Launch.depth``), while the segment's GPU time at that batch stays within RUN_AHEAD_NS
+        (at least one layer); a chain of a burst cut by rule 2b takes all of them. A full
+        launch's successor can take no other frame (fusion cannot grow it) and the frames stay
+        together layer after layer, so deciding each layer afresh would only cost the host a
+        round trip (a completion, an ENQUEUE of every frame, a DEQUEUE and a launch: about 100 µs
+        of Python on an H200 host) per layer; the segment's layers run back to back on its
+        stream. A frame arriving meanwhile finds at most about RUN_AHEAD_NS of work queued on that
+        stream, as under rule 4b (more behind a burst's chain, whose burst holds the other
+        streams' chains too). Within a segment firm mode does not drop a frame between layers (the
+        frame was not lost when the segment was decided).
     4d. A lone chain from its first decision: a DEQUEUE on an idle GPU (nothing in flight) whose
         G is one launch and leaves Q empty makes that launch a segment of its frames' remaining
-        layers, as rule 4b's first run-ahead round would queue it one host round trip later; not
-        for a chain of a burst being taken in (rule 2b), whose next chains are still arriving. A
+        layers, as rule 4b's first run-ahead round would queue it one host round trip later. A
         launch whose images were uploaded on arrival runs its first kernel in tens of µs, less
         than that round trip: the GPU would otherwise sit idle in between (the four-camera round
         of ``s3dnn-bench``).
@@ -491,8 +493,8 @@ class S3dnnPolicy(Policy):
         # layers whose batch-1 kernel leaves room on the GPU: the only ones grouping adds (rule 3)
         self._small_layers = [layer for layer in range(self.num_layers)
                               if self.costs.tb_ratio(layer) < 1]
-        # rule 4c: (layers, largest tbRatio) of a segment, per (first layer, batch)
-        self._segment_shapes: dict[tuple[int, int], tuple[int, float]] = {}
+        # rule 4c: (layers, largest tbRatio) of a segment, per (first layer, batch, burst chain)
+        self._segment_shapes: dict[tuple[int, int, bool], tuple[int, float]] = {}
         # rule 2: the engine's kernel batch per layer (the cost table's largest measured batch)
         self._kernel_batches = [self.costs.kernel_batch(layer) for layer in range(self.num_layers)]
         # rule 2's per-batch tests, per layer: built with the policy, not on a burst's first
@@ -613,8 +615,8 @@ class S3dnnPolicy(Policy):
                 successor = self._reserve_successor([*group.launches, *inflight], 1 - tb, now_ns)
                 if successor is not None:
                     group.launches.append(successor)
-        if (self.runs_ahead and not inflight and not self._ready and not self._burst
-                and len(group.launches) == 1 and group.launches[0].end_layer < self.num_layers):
+        if (self.runs_ahead and not inflight and not self._ready and len(group.launches) == 1
+                and group.launches[0].end_layer < self.num_layers):
             # rule 4d: a lone chain from its first decision
             (launch,) = group.launches
             group.launches[0] = self._segment(launch.layer, launch.frames, launch.stream,
@@ -708,20 +710,24 @@ class S3dnnPolicy(Policy):
         """
         Rule 4c: the layers a launch of ``batch`` frames from ``layer`` on spans.
 
-        With the largest tbRatio among them. ``chain``: a burst chain of rule 2b.
+        With the largest tbRatio among them. ``chain``: a burst chain of rule 2b, which spans
+        every layer left.
         """
         if not self.fusion or (batch < self.max_batch and not chain):
             return 1, self.costs.tb_ratio(layer, batch)
-        shape = self._segment_shapes.get((layer, batch))
+        shape = self._segment_shapes.get((layer, batch, chain))
         if shape is None:
-            cost = self.costs.cost_ns
-            work, depth = cost(layer, batch), 1
-            while layer + depth < self.num_layers:
-                work += cost(layer + depth, batch)
-                if work > RUN_AHEAD_NS:
-                    break
-                depth += 1
-            shape = self._segment_shapes[(layer, batch)] = (
+            if chain:
+                depth = self.num_layers - layer
+            else:
+                cost = self.costs.cost_ns
+                work, depth = cost(layer, batch), 1
+                while layer + depth < self.num_layers:
+                    work += cost(layer + depth, batch)
+                    if work > RUN_AHEAD_NS:
+                        break
+                    depth += 1
+            shape = self._segment_shapes[(layer, batch, chain)] = (
                 depth, max(self.costs.tb_ratio(i, batch) for i in range(layer, layer + depth)))
         return shape
 
