@@ -68,9 +68,9 @@ FUSE_TOLERANCE = 0.01
 #: 2.75 as three of 16, 2.89 as four of 12; 16 frames 1.35 as one chain, 1.29 as two of 8
 BURST_CHAIN = 16
 #: rule 4b: a chain is queued ahead on its stream while less than this much GPU work is queued
-#: there, and (rule 4c) a segment holds at most this much GPU work: many times the host's round
-#: trip from a completion to the next launch (about 80 µs on an H200 host), few percent of a 50 ms
-#: deadline. On an H200, 1 ms against 250 µs: Table 1 at B = 8
+#: there, and (rule 4c) a segment that is no burst's chain holds at most this much GPU work: many
+#: times the host's round trip from a completion to the next launch (about 80 µs on an H200
+#: host), few percent of a 50 ms deadline. On an H200, 1 ms against 250 µs: Table 1 at B = 8
 #: 1.06x streams instead of 1.32x; 256 cameras missed 0% and 4.4% in two capacity rounds against
 #: 100% and 25%; 4 ms broke 256 cameras (92% missed)
 RUN_AHEAD_NS = 1_000_000
@@ -377,23 +377,22 @@ class S3dnnPolicy(Policy):
     2b. A burst on an idle GPU: when no launch is on the GPU and h is a first-layer task, the n
        first-layer tasks ready (h and those in Q) are cut into k = ceil(n / c) launches, c =
        max(b*, BURST_CHAIN), as even as they can be (the first n mod k one frame larger), all in G
-       in LSF order, each on its own stream and each a segment of all its frames' remaining
-       layers (rule 4c: nothing is to join a chain cut apart on purpose, and a chain in one launch
-       needs no run-ahead rounds, whose host time would delay the burst's next chains); k = 1 is
-       rule 2 as usual, except for a launch that opens a
-       burst (n = c, below), which is a chain as well. One launch of all n would keep every
-       kernel waiting for all n uploads; k chains side by side start computing after the first
-       chain's uploads, and the later chains' uploads run beside the earlier chains' kernels
-       (cameras triggered by one clock send such bursts). Never below b*: the chains cost the
-       host what b* allows. Not on a backend of one stream, where the chains would run one after
-       another. A burst being taken in: a cut of at least c tasks on an idle GPU opens a burst,
-       which stays open until a DEQUEUE's h is of a later layer; while it is open a first-layer h
-       is cut the same way (its chains, even one, are segments on their own streams) although
-       the burst's earlier chains are on the GPU, and its G takes no dispatch slot (the chains
-       of one burst share the slot of its first G). :meth:`chain_ready` tells a loop taking in
-       many frames at once that c first-layer tasks are ready on an idle GPU or in an open
-       burst: it dispatches them before it takes in the rest, so the first chain's uploads start
-       after c arrivals rather than after all of them, and the next chains follow as their
+       in LSF order, each on its own stream and each a segment of all its frames' remaining layers
+       (rule 4c: nothing is to join a chain cut apart on purpose, and a chain in one launch needs
+       no run-ahead rounds, whose host time would delay the burst's next chains); k = 1 is rule 2
+       as usual, except for a launch that opens a burst (n = c, below), which is a chain as well.
+       One launch of all n would keep every kernel waiting for all n uploads; k chains side by side
+       start computing after the first chain's uploads, and the later chains' uploads run beside
+       the earlier chains' kernels (cameras triggered by one clock send such bursts). Never below
+       b*: the chains cost the host what b* allows. Not on a backend of one stream, where the
+       chains would run one after another. A burst being taken in: a cut of at least c tasks on an
+       idle GPU opens a burst, which stays open until a DEQUEUE's h is of a later layer; while it
+       is open a first-layer h is cut the same way (its chains, even one, are segments on their own
+       streams) although the burst's earlier chains are on the GPU, and its G takes no dispatch
+       slot (the chains of one burst share the slot of its first G). :meth:`chain_ready` tells a
+       loop taking in many frames at once that c first-layer tasks are ready on an idle GPU or in
+       an open burst: it dispatches them before it takes in the rest, so the first chain's uploads
+       start after c arrivals rather than after all of them, and the next chains follow as their
        frames come in. :meth:`chain_needs` tells it how many more first-layer tasks to take in
        before it asks (at least c minus those ready; None while no chain can become ready).
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
