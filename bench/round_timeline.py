@@ -35,7 +35,7 @@ from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
-from s3dnn_ros.scheduler.dispatcher import BusyMeter, EngineBackend  # noqa: E402
+from s3dnn_ros.scheduler.dispatcher import EngineBackend  # noqa: E402
 from s3dnn_ros.tools.bench import Bench, file_name, RUNS  # noqa: E402
 from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
 
@@ -97,29 +97,18 @@ def one_round(bench: Bench, engine, images, frames: int) -> tuple[dict, dict]:
     return marks, {'uploads': uploads, 'launches': launches}
 
 
-def streams_round(engine, images, runs: list[list], streams: int) -> dict:
+def streams_round(bench: Bench, engine, images, runs: list[list], streams: int) -> dict:
     """
     Return the marks of one round of Table 1's streams baseline, in ms from its start.
 
     ``runs``: the pipelines of each run (open, their staging allocated).
     """
-    launched, last = [], []
-    begin = time.monotonic_ns()
-    for r, pids in enumerate(runs):
-        engine.set_inputs([(pid, image, 'rgb8')
-                           for pid, image in zip(pids, images[r * len(pids):])])
-        for index in range(len(engine.layers)):
-            launched.append(engine.launch(index, pids, r % streams))
-        last.append(launched[-1])
-    for completion in last:
-        completion.wait()
-    end = time.monotonic_ns()
-    meter = BusyMeter()
-    for completion in launched:
-        meter.add(*completion.interval())
-    starts, ends = zip(*(completion.interval() for completion in launched))
-    return {'gpu_start': (min(starts) - begin) / 1e6, 'gpu_end': (max(ends) - begin) / 1e6,
-            'done': (end - begin) / 1e6, 'gpu_busy': meter.busy_ns() / 1e6}
+    busy, marks = [], {}
+    bench.table1_runs(engine, images, runs, streams, wait_each=False, busy=busy, marks=marks)
+    begin = marks['begin']
+    return {'gpu_start': (marks['gpu_start'] - begin) / 1e6,
+            'gpu_end': (marks['gpu_end'] - begin) / 1e6, 'done': (marks['end'] - begin) / 1e6,
+            'gpu_busy': busy[0]}
 
 
 def host_edges(marks: dict) -> float:
@@ -127,7 +116,8 @@ def host_edges(marks: dict) -> float:
     return marks['gpu_start'] + marks['done'] - marks['gpu_end']
 
 
-def baseline_row(engine, images, frames: int, streams: int, repeats: int) -> dict | None:
+def baseline_row(bench: Bench, engine, images, frames: int, streams: int,
+                 repeats: int) -> dict | None:
     """Medians of the streams baseline's marks over ``repeats`` rounds (None: N / 4 is no run)."""
     if frames % RUNS:
         return None
@@ -136,8 +126,8 @@ def baseline_row(engine, images, frames: int, streams: int, repeats: int) -> dic
         for pid in pids:
             engine.open_pipeline(pid)
     try:
-        streams_round(engine, images, runs, streams)  # warm-up: staging allocated
-        rounds = [streams_round(engine, images, runs, streams) for _ in range(repeats)]
+        streams_round(bench, engine, images, runs, streams)  # warm-up: staging allocated
+        rounds = [streams_round(bench, engine, images, runs, streams) for _ in range(repeats)]
     finally:
         for pids in runs:
             for pid in pids:
@@ -172,7 +162,7 @@ def main() -> int:
             row['host_edges_ms'] = round(statistics.median(host_edges(marks)
                                                            for marks, _ in rounds), 3)
             row.update(rounds[len(rounds) // 2][1])
-            row['streams_baseline'] = baseline_row(engine, images, frames, args.streams,
+            row['streams_baseline'] = baseline_row(bench, engine, images, frames, args.streams,
                                                    args.repeats)
             rows.append(row)
             print(f"{frames} frames: arrivals end {row['arrived_ms']:.3f}, first launch call "

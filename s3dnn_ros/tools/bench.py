@@ -370,11 +370,11 @@ class Bench:
             engine.open_pipeline(pid)
         streams_busy, s3dnn_busy = [], []
         try:
-            row['sequential_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams,
-                                                                   wait_each=True))
-            row['streams_ms'] = self._repeat(lambda: self._runs(engine, images, runs, streams,
-                                                                wait_each=False,
-                                                                busy=streams_busy))
+            row['sequential_ms'] = self._repeat(
+                lambda: self.table1_runs(engine, images, runs, streams, wait_each=True))
+            row['streams_ms'] = self._repeat(
+                lambda: self.table1_runs(engine, images, runs, streams, wait_each=False,
+                                         busy=streams_busy))
         finally:
             for pid in all_pids:
                 engine.close_pipeline(pid)
@@ -401,39 +401,50 @@ class Bench:
         return CudaEngine(self.network, self.weights, device_id=self.engine.device_id,
                           streams=streams)
 
-    def _runs(self, engine, images, runs, streams: int, wait_each: bool,
-              busy: list | None = None) -> float:
+    def table1_runs(self, engine, images, runs, streams: int, wait_each: bool,
+                    busy: list | None = None, marks: dict | None = None) -> float:
         """
         Return the wall ms of four runs, each a fused launch per layer of its frames.
 
         One stream per run (mod streams). ``busy`` gets the GPU's busy ms (the union of the
-        launches' intervals; None from an engine whose launches have none).
+        launches' intervals; None from an engine whose launches have none); ``marks`` the
+        ``time.monotonic_ns`` of the start ('begin') and of the end ('end'), and, from an engine
+        whose launches have intervals, of the GPU's first work ('gpu_start') and of its last
+        kernel's end ('gpu_end').
         """
-        begin = time.perf_counter_ns()
+        begin = time.monotonic_ns()
         last, launched = [], []
+        keep = busy is not None or marks is not None
         for r, pids in enumerate(runs):
             engine.set_inputs([(pid, image, 'rgb8')
                                for pid, image in zip(pids, images[r * len(pids):])])
             completion = None
             for index in range(len(self.layers)):
                 completion = engine.launch(index, pids, r % streams)
-                if busy is not None:
+                if keep:
                     launched.append(completion)
             if wait_each:
                 completion.wait()
             last.append(completion)
         for completion in last:
             completion.wait()
-        wall_ms = (time.perf_counter_ns() - begin) / 1e6
+        end = time.monotonic_ns()
+        intervals = ([completion.interval() for completion in launched]
+                     if all(hasattr(completion, 'interval') for completion in launched) else None)
         if busy is not None:
-            if all(hasattr(completion, 'interval') for completion in launched):
+            if intervals is not None:
                 meter = BusyMeter()
-                for completion in launched:
-                    meter.add(*completion.interval())
+                for interval in intervals:
+                    meter.add(*interval)
                 busy.append(meter.busy_ns() / 1e6)
             else:
                 busy.append(None)
-        return wall_ms
+        if marks is not None:
+            marks.update(begin=begin, end=end)
+            if intervals:
+                marks['gpu_start'] = min(start for start, _ in intervals)
+                marks['gpu_end'] = max(stop for _, stop in intervals)
+        return (end - begin) / 1e6
 
     def _repeat(self, measure) -> float:
         measure()  # warm-up
@@ -497,8 +508,7 @@ class Bench:
                        for _ in range(self.repeats + 1)][1:]
             wall = median(s[0] for s in samples)
             busy = median(s[1] for s in samples)
-            # each round's own idle share too: the target is a bound on every round, not on
-            # the median one
+            # each round's own idle share too: the median round hides the rounds that idle most
             shares = [max(0.0, w - b) / w for w, b in samples]
             row = {'inputs': kind, 's3dnn_round_ms': round(wall, 3), 'gpu_busy_ms': round(busy, 3),
                    'gpu_idle_while_queued_ms': round(max(0.0, wall - busy), 3),
