@@ -1,4 +1,4 @@
-"""bench/burst_chains.py and bench/round_timeline.py on a GPU: records and order of events."""
+"""bench/burst_chains.py, round_timeline.py and side_by_side.py on a GPU: their records."""
 import json
 import sys
 
@@ -26,6 +26,22 @@ def test_burst_chains_times_every_cut_that_divides_the_burst(tmp_path):
     assert [(row['frames'], row['chains'], row['chain_frames']) for row in report['rows']] == [
         (4, 1, 4), (4, 2, 2), (4, 4, 1), (6, 1, 6), (6, 2, 3)]
     assert all(0 < row['min_ms'] <= row['median_ms'] for row in report['rows'])
+
+
+def test_side_by_side_times_every_layer_and_the_copies_alone_and_together(tmp_path):
+    report = _record(tmp_path, 'side_by_side', '--batches', '1,4', '--launches', '2',
+                     '--repeats', '3')
+    rows = report['rows']
+    assert [(row['layer'], row['batch']) for row in rows][:4] == [
+        ('copies', 1), ('copies', 4), ('preprocess', 1), ('preprocess', 4)]
+    assert len(rows) == 2 * 15  # the copies and 14 kernel layers, at two batch sizes
+    for row in rows:
+        assert row['alone_us'] > 0 and row['x2_us'] > 0
+        assert row['x2_share'] == pytest.approx(row['x2_us'] / (2 * row['alone_us']), abs=2e-3)
+        assert (row['tb_ratio'] is None) == (row['layer'] == 'copies')
+    for row in rows[:2]:
+        first, second = row['x2_ends_us']
+        assert 0 < first and 0 < second
 
 
 def test_round_timeline_orders_arrivals_decision_gpu_and_results(tmp_path):

@@ -295,3 +295,52 @@ def test_json_cost_table_is_not_mutated_by_loading():
     original = copy.deepcopy(data)
     CostTable.from_json(data, NETWORK)
     assert data == original
+
+
+def copies_table(copies: dict[int, float]) -> dict:
+    """Return a JSON table of 300 µs a frame a layer (no fusion gain) with ``copies`` (µs)."""
+    data = {'gpu': 'test', 'source': 'measured',
+            'layers': {layer.name: {'1': {'cost_us': 300.0, 'tb_ratio': 0.1},
+                                    '32': {'cost_us': 9600.0, 'tb_ratio': 3.2}}
+                       for layer in alexnet().kernel_layers}}
+    data['copies'] = {str(b): {'cost_us': cost} for b, cost in copies.items()}
+    return data
+
+
+def test_copies_are_layer_zeros_share_interpolated_like_the_layers_and_saved_back():
+    network = alexnet()
+    table = CostTable.from_json(copies_table({1: 20.0, 32: 640.0}), network)
+    assert table.copy_ns(1) == 20_000 and table.copy_ns(32) == 640_000
+    assert table.copy_ns(16) == 320_000  # linear between 1 and 32
+    assert table.copy_ns(64) == 2 * 640_000  # beyond the largest: whole copies
+    assert table.copy_ns(70) == 2 * 640_000 + 120_000  # and the remainder of 6 frames
+    # layer 0's cost still includes them: the policies see the same table
+    assert table.cost_ns(0, 32) == 9_600_000
+    assert CostTable.from_json(table.to_json(), network).copies == {1: 20.0, 32: 640.0}
+    assert CostTable.from_json(table.to_json(), network).with_host(None).copy_ns(8) \
+        == table.copy_ns(8)
+
+
+def test_a_table_without_copies_has_none_and_keeps_them_in_layer_zero(estimated):
+    assert estimated.copies is None
+    assert estimated.copy_ns(1) == estimated.copy_ns(32) == estimated.copy_ns(100) == 0
+    assert 'copies' not in estimated.to_json()
+
+
+def test_copies_that_reach_layer_zeros_cost_are_named():
+    with pytest.raises(CostTableError, match=r'copies at batch 1 \(300 µs\): must be below the '
+                                             r"cost of layer 'preprocess' \(300 µs\)"):
+        CostTable.from_json(copies_table({1: 300.0, 32: 640.0}), alexnet())
+
+
+@pytest.mark.parametrize('copies, message', [
+    ([], r'copies: expected an object of batch size -> entry'),
+    ({'x': {'cost_us': 1.0}}, r'copies\.x: batch size must be an integer 1\.\.4096'),
+    ({'1': 20.0}, r'copies\.1: expected \{"cost_us": \.\.\.\}'),
+    ({'1': {'cost_us': -1}}, r'copies\.1\.cost_us=-1: must be a positive number'),
+])
+def test_malformed_copies_name_the_key_and_what_is_allowed(copies, message):
+    data = copies_table({})
+    data['copies'] = copies
+    with pytest.raises(CostTableError, match=message):
+        CostTable.from_json(data, alexnet(), 'costs.json')

@@ -5,6 +5,7 @@ Skipped as a whole (with the reason) without pycuda or a CUDA device. Inputs are
 on every run (the seed is printed, so a failure can be replayed); errors are ‖out − ref‖ / ‖ref‖.
 """
 import itertools
+import statistics
 import threading
 import time
 
@@ -736,6 +737,33 @@ def test_calibrate_returns_a_cost_table(engine, network):
     for index in range(len(engine.layers)):
         assert again.cost_ns(index, 1) > 0
         assert again.tb_ratio(index, 16) == pytest.approx(engine.tb_ratio(index, 16), abs=1e-5)
+    # the images' copies, measured apart: part of layer 0, more of them for more images
+    assert sorted(again.copies) == [1, 4, 16]
+    assert all(0 < again.copy_ns(b) < again.cost_ns(0, b) for b in (1, 4, 16))
+    assert again.copy_ns(16) > 2 * again.copy_ns(1)
+
+
+def test_time_side_by_side_gives_each_launch_its_begin_and_end(engine, rng):
+    """
+    Launches started together on their own streams: (begin, end) after the run's start, each.
+
+    Two groups' copies share the way to the device: together they take longer than one alone.
+    Beyond the engine's streams is refused, naming the count.
+    """
+    with Pipelines(engine, 8) as pids:
+        images = [(random_image(rng, 480, 640, 'rgb8'), 'rgb8')] * 4
+        run_network(engine, pids[:4], images, last=1)
+        run_network(engine, pids[4:], images, last=1)
+        for layer in (None, 1):
+            runs = engine.time_side_by_side(layer, [pids[:4], pids[4:]], warmup=1, repeats=5)
+            assert len(runs) == 5 and all(len(run) == 2 for run in runs)
+            assert all(0 <= begin < end for run in runs for begin, end in run)
+        alone = engine.time_side_by_side(None, [pids[:4]], warmup=1, repeats=5)
+        together = engine.time_side_by_side(None, [pids[:4], pids[4:]], warmup=1, repeats=5)
+        assert statistics.median(max(end for _, end in run) for run in together) \
+            > 1.5 * statistics.median(run[0][1] for run in alone)
+        with pytest.raises(ValueError, match=f'{engine.streams + 1} launches side by side'):
+            engine.time_side_by_side(1, [pids[:1]] * (engine.streams + 1))
 
 
 def test_cost_table_is_saved_and_reloaded(network, weights, tmp_path):

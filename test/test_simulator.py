@@ -1,6 +1,6 @@
 """The discrete-event GPU model and whole-policy simulations."""
 import pytest
-from s3dnn_ros.engine.costs import estimate, HostCosts
+from s3dnn_ros.engine.costs import CostTable, estimate, HostCosts
 from s3dnn_ros.scheduler.job import Launch
 from s3dnn_ros.scheduler.simulator import Camera, simulate, simulate_gpus, SimulatedGpu
 from scheduling_helpers import NETWORK
@@ -84,6 +84,61 @@ def test_a_segment_runs_its_layers_as_kernels_one_after_another():
     assert gpu.gpu.advance_to(30_000) == [] and not gpu.done(segment)
     # then 30 µs of work left on each at 1/1.5 speed: both end 45 µs later
     assert run_until_idle(gpu) == {other: 75_000, segment: 75_000}
+
+
+def copies_costs(copy_us: float) -> CostTable:
+    """Return a table of 100 µs and tbRatio 1 a frame a layer, ``copy_us`` a frame of copies."""
+    entries = {layer.name: {b: (100.0 * b, 1.0 * b) for b in (1, 2, 4)}
+               for layer in NETWORK.kernel_layers}
+    return CostTable(NETWORK, entries, 'test gpu', 'test',
+                     copies={b: copy_us * b for b in (1, 2, 4)})
+
+
+def test_a_first_layer_launchs_copies_take_the_copy_engine_not_the_sms():
+    """
+    Layer 0 (100 µs, 40 of them copies) beside a 100 µs kernel of layer 3, both tbRatio 1.
+
+    The other kernel runs alone at solo speed while the copies run, then they share the GPU: both
+    end at 40 + 2 x 60 µs. Without the table (the copies inside the kernel) both end at 200 µs.
+    """
+    for costs, end in ((copies_costs(40.0), 160_000), (None, 200_000)):
+        gpu = SimulatedGpu(HostCosts(launch_us=0), costs=costs)
+        first, other = Launch(0, [None], 0, 100_000, 1.0), Launch(3, [None], 1, 100_000, 1.0)
+        gpu.launch(first)
+        gpu.launch(other)
+        assert run_until_idle(gpu) == {first: end, other: end}
+        assert gpu.busy_ns() == end
+
+
+def test_the_copy_engine_runs_copies_one_at_a_time_in_issue_order():
+    """
+    Two first-layer launches at tbRatio 0.5 on two streams: 40 µs of copies, 60 µs of kernel each.
+
+    The second one's copies wait for the first one's (0-40, 40-80 µs); the kernels, fitting
+    together, run at solo speed (40-100, 80-140 µs).
+    """
+    gpu = SimulatedGpu(HostCosts(launch_us=0), costs=copies_costs(40.0))
+    a, b = Launch(0, [None], 0, 100_000, 0.5), Launch(0, [None], 1, 100_000, 0.5)
+    gpu.launch(a)
+    gpu.launch(b)
+    assert run_until_idle(gpu) == {a: 100_000, b: 140_000}
+
+
+def test_simulate_gives_the_tables_copies_to_the_copy_engine():
+    """
+    Layer 0 1 ms a frame, 0.9 ms of it copies, the other layers 10 µs: 36 cameras at 30 FPS.
+
+    With the copies inside layer 0's kernel the GPU has 1.17 s of work a second and misses most
+    frames; on the copy engine 0.97 s of copies and 0.25 s of kernels a second, side by side.
+    """
+    entries = {layer.name: {1: (1000.0 if index == 0 else 10.0, 1.0)}
+               for index, layer in enumerate(NETWORK.kernel_layers)}
+    cameras = [Camera(f'cam{i}', 30.0, 50.0) for i in range(36)]
+    inside, apart = (simulate(cameras, 'streams',
+                              CostTable(NETWORK, entries, 'test gpu', 'test', copies=copies),
+                              2.0, host=HostCosts())['miss_ratio']
+                     for copies in (None, {1: 900.0}))
+    assert apart < 0.01 < 0.5 < inside
 
 
 CAMERAS = [Camera(f'cam{i}', 30.0, 50.0) for i in range(6)]

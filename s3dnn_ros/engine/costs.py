@@ -15,6 +15,13 @@ format is::
 Batch sizes absent from a table are interpolated linearly between the nearest present ones and
 extrapolated beyond the largest as whole copies of it plus a remainder.
 
+The first kernel layer's cost includes the launch's image copies to the device (a measured table's
+layer 0 is timed with them). A measured table may say how much of it they are: ``"copies":
+{"1": {"cost_us": 19.0}, "32": {...}}``, the copies of that many images alone, per batch size
+(interpolated as the layers are), each below layer 0's cost for the same batch. The simulator runs
+them on a copy engine beside the kernels (:mod:`~s3dnn_ros.scheduler.simulator`); a table without
+them (an estimate, or a table measured before they were) keeps them inside layer 0's kernel.
+
 A table may also carry the *host* costs measured beside it (:class:`HostCosts`, the ``"host"``
 object: ``{"frame_us": .., "decision_us": .., "launch_us": .., "upload_us": .., "completion_us":
 ..}``): what the scheduler's own thread spends per frame, per decision, per launch, per uploaded
@@ -183,13 +190,16 @@ class CostTable:
     """
 
     def __init__(self, network: Network, entries: dict[str, dict[int, tuple[float, float]]],
-                 gpu: str, source: str, date: str = '', host: HostCosts | None = None):
+                 gpu: str, source: str, date: str = '', host: HostCosts | None = None,
+                 copies: dict[int, float] | None = None):
         self.network = network
         self.gpu = gpu
         self.source = source
         self.date = date
         self.entries = entries
         self.host = host  # measured host costs, None when the table has none
+        #: µs of layer 0's image copies by batch size, None when the table has none
+        self.copies = copies
         names = [layer.name for layer in network.kernel_layers]
         for name in names:
             if not entries.get(name):
@@ -205,6 +215,18 @@ class CostTable:
             total += row[1]
             suffix.append(total)
         self.remaining_ns = suffix[::-1] + [0]
+        self._copy_ns = [0] * (MAX_BATCH + 1)
+        if copies:
+            points = {batch: (cost, 0.0) for batch, cost in copies.items()}
+            self._copy_ns = [0] + [round(1000 * self._interpolate(points, b)[0])
+                                   for b in range(1, MAX_BATCH + 1)]
+            for batch in range(1, MAX_BATCH + 1):
+                if self._copy_ns[batch] >= self._cost_ns[0][batch]:
+                    raise CostTableError(
+                        f'cost table ({gpu}): copies at batch {batch} '
+                        f'({self._copy_ns[batch] / 1000:g} µs): must be below the cost of '
+                        f'layer {names[0]!r} ({self._cost_ns[0][batch] / 1000:g} µs), '
+                        'which includes them')
         # frame_gpu_ns by batch (index 0 unused): rule 6 asks for it about every millisecond
         self._frame_gpu_ns = [0.0] + [sum(row[b] for row in self._cost_ns) / b
                                       for b in range(1, MAX_BATCH + 1)]
@@ -234,6 +256,19 @@ class CostTable:
             return self._cost_ns[layer_index][batch]
         return round(1000 * self._interpolate(
             self.entries[self.network.kernel_layers[layer_index].name], batch)[0])
+
+    def copy_ns(self, batch: int = 1) -> int:
+        """
+        Return the part of ``cost_ns(0, batch)`` that copies the images to the device.
+
+        0 when the table does not say.
+        """
+        if batch <= MAX_BATCH:
+            return self._copy_ns[batch]
+        if not self.copies:
+            return 0
+        points = {size: (cost, 0.0) for size, cost in self.copies.items()}
+        return round(1000 * self._interpolate(points, batch)[0])
 
     def kernel_batch(self, layer_index: int) -> int:
         """
@@ -266,13 +301,17 @@ class CostTable:
 
     def with_host(self, host: HostCosts | None) -> 'CostTable':
         """Return the same table carrying ``host``."""
-        return CostTable(self.network, self.entries, self.gpu, self.source, self.date, host)
+        return CostTable(self.network, self.entries, self.gpu, self.source, self.date, host,
+                         self.copies)
 
     def to_json(self) -> dict:
         data = {'gpu': self.gpu, 'source': self.source, 'date': self.date,
                 'layers': {name: {str(b): {'cost_us': round(c, 3), 'tb_ratio': round(r, 5)}
                                   for b, (c, r) in sorted(points.items())}
                            for name, points in self.entries.items()}}
+        if self.copies is not None:
+            data['copies'] = {str(b): {'cost_us': round(c, 3)}
+                              for b, c in sorted(self.copies.items())}
         if self.host is not None:
             data['host'] = self.host.to_json()
         return data
@@ -304,28 +343,39 @@ class CostTable:
             if name not in known:
                 raise CostTableError(f'{source_name}: layers.{name}: unknown layer; allowed: '
                                      f'{", ".join(sorted(known))}')
-            if not isinstance(points, dict) or not points:
-                raise CostTableError(f'{source_name}: layers.{name}: '
-                                     'expected an object of batch size -> entry')
-            entries[name] = {}
-            for batch, entry in points.items():
-                key = f'layers.{name}.{batch}'
-                if not re.fullmatch(r'[0-9]{1,4}', str(batch)) or not 1 <= int(batch) <= 4096:
-                    raise CostTableError(f'{source_name}: {key}: '
-                                         'batch size must be an integer 1..4096')
-                if not isinstance(entry, dict):
-                    raise CostTableError(f'{source_name}: {key}: '
-                                         'expected {"cost_us": ..., "tb_ratio": ...}')
-                cost, tb = entry.get('cost_us'), entry.get('tb_ratio')
-                for field, value in (('cost_us', cost), ('tb_ratio', tb)):
-                    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                            or not 0 < value < MAX_JSON_NUMBER:
-                        raise CostTableError(f'{source_name}: {key}.{field}={value!r}: '
-                                             'must be a positive number')
-                entries[name][int(batch)] = (float(cost), float(tb))
+            entries[name] = {batch: (entry['cost_us'], entry['tb_ratio'])
+                             for batch, entry in _points(points, f'layers.{name}', source_name,
+                                                         ('cost_us', 'tb_ratio')).items()}
+        copies = None
+        if 'copies' in data:
+            copies = {batch: entry['cost_us'] for batch, entry in _points(
+                data['copies'], 'copies', source_name, ('cost_us',)).items()}
         host = HostCosts.from_json(data['host'], source_name) if 'host' in data else None
         return cls(network, entries, str(data.get('gpu', 'unknown')),
-                   str(data.get('source', 'file')), str(data.get('date', '')), host)
+                   str(data.get('source', 'file')), str(data.get('date', '')), host, copies)
+
+
+def _points(points: object, key: str, source_name: str,
+            fields: tuple[str, ...]) -> dict[int, dict[str, float]]:
+    """Check a JSON object of batch size -> entry with positive number ``fields``."""
+    if not isinstance(points, dict) or not points:
+        raise CostTableError(f'{source_name}: {key}: expected an object of batch size -> entry')
+    checked = {}
+    for batch, entry in points.items():
+        where = f'{key}.{batch}'
+        if not re.fullmatch(r'[0-9]{1,4}', str(batch)) or not 1 <= int(batch) <= 4096:
+            raise CostTableError(f'{source_name}: {where}: batch size must be an integer 1..4096')
+        if not isinstance(entry, dict):
+            shape = ', '.join(f'"{field}": ...' for field in fields)
+            raise CostTableError(f'{source_name}: {where}: expected {{{shape}}}')
+        for field in fields:
+            value = entry.get(field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 < value < MAX_JSON_NUMBER:
+                raise CostTableError(f'{source_name}: {where}.{field}={value!r}: '
+                                     'must be a positive number')
+        checked[int(batch)] = {field: float(entry[field]) for field in fields}
+    return checked
 
 
 def estimate(network: Network, gpu: GpuSpec | str, batches=range(1, MAX_BATCH + 1)) -> CostTable:

@@ -6,7 +6,12 @@ It runs on a virtual clock.
 The GPU model: each stream runs its launches in order (a segment's layers as kernels one after
 another); the kernels at the heads of all streams run together. With demands d_i = min(tbRatio_i,
 1), kernels whose demands sum to S <= 1 all progress at solo speed (their cost-table duration);
-when S > 1 they share the GPU proportionally and each progresses at 1/S of solo speed.
+when S > 1 they share the GPU proportionally and each progresses at 1/S of solo speed. When the
+cost table says how much of a first-layer launch is its image copies (``CostTable.copy_ns``),
+they run before its kernel on its stream but on the copy engine: they take none of the SMs, and
+the copy engine runs the copies at stream heads one at a time, in the order they were issued (on
+an H200 the copies of four launches side by side end one after another:
+``bench/side_by_side.py``). A table without them keeps the copies inside the first kernel.
 
 The host model: the dispatcher runs on one host thread, which does one thing at a time and is
 charged :class:`~s3dnn_ros.engine.costs.HostCosts`: ``frame_us`` for every frame it takes in,
@@ -58,18 +63,24 @@ class Camera:
 
 
 class _Kernel:
-    """One kernel layer of a launch (a segment's layers are kernels one after another)."""
+    """
+    One kernel layer of a launch, or its image copies (a segment is kernels one after another).
 
-    __slots__ = ('launch', 'issue_ns', 'work', 'demand', 'owner', 'last')
+    ``copy``: the copies, run on the copy engine.
+    """
+
+    __slots__ = ('launch', 'issue_ns', 'work', 'demand', 'owner', 'last', 'copy', 'order')
 
     def __init__(self, launch: Launch, issue_ns: int, owner: 'SimulatedGpu', cost_ns: int,
-                 tb_ratio: float, last: bool = True):
+                 tb_ratio: float, last: bool = True, copy: bool = False):
         self.launch = launch
         self.issue_ns = issue_ns
         self.work = float(cost_ns)
-        self.demand = min(tb_ratio, 1.0)
+        self.demand = 0.0 if copy else min(tb_ratio, 1.0)
         self.owner = owner  # the scheduler's backend that issued it
         self.last = last    # the launch is done when this kernel is
+        self.copy = copy
+        self.order = 0      # copies: when it was submitted, among all (the copy engine's order)
 
 
 class GpuModel:
@@ -83,8 +94,11 @@ class GpuModel:
         self.now = 0
         self._streams: dict[tuple[int, int], deque[_Kernel]] = {}  # only streams with kernels
         self._busy = 0
+        self._submitted = 0
 
     def submit(self, key: tuple[int, int], kernel: _Kernel) -> None:
+        self._submitted += 1
+        kernel.order = self._submitted
         self._streams.setdefault(key, deque()).append(kernel)
 
     def busy_ns(self) -> int:
@@ -95,9 +109,15 @@ class GpuModel:
         return [queue[0] for queue in self._streams.values() if queue[0].issue_ns <= now]
 
     @staticmethod
-    def _rate(running: list[_Kernel]) -> float:
-        total = sum(kernel.demand for kernel in running)
-        return 1.0 if total <= 1.0 else 1.0 / total
+    def _rates(running: list[_Kernel]) -> tuple[float, _Kernel | None]:
+        """Return the running kernels' speed (of solo speed) and the copy the copy engine runs."""
+        total, copy = 0.0, None
+        for kernel in running:
+            if not kernel.copy:
+                total += kernel.demand
+            elif copy is None or kernel.order < copy.order:
+                copy = kernel
+        return 1.0 if total <= 1.0 else 1.0 / total, copy
 
     def next_event_ns(self) -> int | None:
         """When the next launch completes or becomes eligible to run (None: nothing on the GPU)."""
@@ -105,8 +125,10 @@ class GpuModel:
         times = [queue[0].issue_ns for queue in self._streams.values() if queue[0].issue_ns > now]
         running = self._running()
         if running:
-            rate = self._rate(running)
-            times.append(now + max(1, math.ceil(min(kernel.work for kernel in running) / rate)))
+            rate, copy = self._rates(running)
+            work = min((kernel.work for kernel in running if not kernel.copy), default=math.inf)
+            first = min(work / rate, copy.work if copy is not None else math.inf)
+            times.append(now + max(1, math.ceil(first)))
         return min(times) if times else None
 
     def advance(self, t: int) -> list[Launch]:
@@ -118,9 +140,12 @@ class GpuModel:
         running = self._running()
         elapsed = t - self.now
         if running and elapsed > 0:
-            rate = self._rate(running)
+            rate, copy = self._rates(running)
             for kernel in running:
-                kernel.work -= elapsed * rate
+                if not kernel.copy:
+                    kernel.work -= elapsed * rate
+            if copy is not None:
+                copy.work -= elapsed
             self._busy += elapsed
         self.now = t
         finished = []
@@ -154,14 +179,17 @@ class SimulatedGpu:
 
     The host clock pays for launches (see the module docstring). ``now_ns`` is the host's clock;
     ``charge`` advances it. ``gpu``: a model shared with other schedulers' backends (``index``
-    tells them apart), else a GPU of its own.
+    tells them apart), else a GPU of its own. ``costs``: the table whose image copies
+    (``CostTable.copy_ns``) a first-layer launch runs on the copy engine; None: the copies stay
+    in the first kernel.
     """
 
     #: every stream id is a stream of its own
     streams = None
 
     def __init__(self, host: HostCosts = NOMINAL_HOST, gpu: GpuModel | None = None,
-                 index: int = 0):
+                 index: int = 0, costs: CostTable | None = None):
+        self.costs = costs
         self.launch_ns = round(host.launch_us * 1000)
         self.upload_ns = round(host.upload_us * 1000)
         self.decision_ns = round(host.decision_us * 1000)
@@ -193,6 +221,12 @@ class SimulatedGpu:
                             + (self.upload_ns * launch.batch if launch.layer == 0 else 0))
         issue, key = max(self.host_clock, self.gpu.now), (self.index, launch.stream)
         kernels = launch.kernels or ((launch.cost_ns, launch.tb_ratio),)
+        copy_ns = (self.costs.copy_ns(launch.batch)
+                   if self.costs is not None and launch.layer == 0 else 0)
+        if copy_ns:
+            self.gpu.submit(key, _Kernel(launch, issue, self, copy_ns, 0.0, last=False, copy=True))
+            (cost, tb), *rest = kernels
+            kernels = ((cost - copy_ns, tb), *rest)
         for number, (cost, tb) in enumerate(kernels, 1):
             kernel = _Kernel(launch, issue, self, cost, tb, last=number == len(kernels))
             self.gpu.submit(key, kernel)
@@ -319,7 +353,7 @@ def _simulate(workers: list[list[Camera]], policy: str, costs: CostTable, second
         scheduler = make_policy(policy, costs, firm=firm, max_batch=max_batch)
         scheduler.host = host
         scheduler.gpu_share = 1 / len(workers)
-        backend = SimulatedGpu(host, model, number)
+        backend = SimulatedGpu(host, model, number, costs)
         dispatcher = Dispatcher(scheduler, backend)
         schedules = []
         for camera in cameras:
