@@ -26,12 +26,13 @@ measured span, and the point waits until every such frame is resolved.
 Per point: frames released, completed, missed (completed after release + deadline), dropped (queue,
 firm deadline, no free slot), the miss ratio (missed + dropped) / released, latency percentiles of
 completed frames, GPU busy (union of kernel intervals over the span), mean fused batch, the
-worker's host time per frame, and for s3dnn its first-layer launches by what let them go and by
-size (rule 6). The simulator then runs every point with the cost table the first worker measured
-(or loaded) and each policy's host costs measured over its own points, in parallel processes after
-the GPU work. The *knee* of a policy is the largest count whose miss ratio, and
-that of every smaller count, is below 1%. With ``overload`` set, each policy also runs at overload
-x its knee, to show whether it keeps its throughput.
+worker's host time per frame and its metered totals (``host_totals``: time and count of each kind
+of work, what ``host_costs_from`` turns into host costs), and for s3dnn its first-layer launches
+by what let them go and by size (rule 6). The simulator then runs every point with the cost table
+the first worker measured (or loaded) and each policy's host costs measured over its own points,
+in parallel processes after the GPU work. The *knee* of a policy is the largest count whose miss
+ratio, and that of every smaller count, is below 1%. With ``overload`` set, each policy also runs
+at overload x its knee, to show whether it keeps its throughput.
 """
 from __future__ import annotations
 
@@ -439,7 +440,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
             fleet.close()
         totals = {}
         for row in policy_rows:
-            for key, value in row.pop('host_totals').items():
+            for key, value in row['host_totals'].items():
                 totals[key] = totals.get(key, 0) + value
         host = host_costs_from(totals) if totals else None
         host_by_policy[policy] = host.to_json() if host else None
