@@ -361,7 +361,13 @@ def knee(rows: list[dict]) -> int | None:
     return best
 
 
-def _simulate(args) -> dict:
+def simulate_point(args: tuple) -> dict:
+    """
+    Return the simulated row of one point, as the measured rows are.
+
+    ``args``: (camera count, policy, CapacitySetting, cost table JSON, host costs JSON or None),
+    one tuple so that a process pool can map it.
+    """
     count, policy, setting, costs_json, host_json = args
     costs = CostTable.from_json(costs_json, alexnet())
     host = HostCosts(**host_json) if host_json else None
@@ -448,7 +454,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
     jobs = [(row['cameras'], row['policy'], setting, costs_json, host_by_policy[row['policy']])
             for row in rows]
     with ProcessPoolExecutor(max(1, min(len(jobs), (os.cpu_count() or 2) - 1))) as pool:
-        rows += list(pool.map(_simulate, jobs))
+        rows += list(pool.map(simulate_point, jobs))
     knees = {policy: {source: knee([r for r in rows
                                     if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
