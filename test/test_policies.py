@@ -234,9 +234,10 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     """
     40 first layers ready, nothing on the GPU, b* 1: three launches of 14, 13 and 13 in LSF order.
 
-    Each on its own stream, each a segment of every layer (rule 4c). On a backend of one stream
-    the same burst is one launch of the kernel batch (rule 2); 12 ready on an idle GPU are one
-    launch (the whole network: rule 4d); with b* above BURST_CHAIN the chains are b* frames.
+    Each on its own stream, each a segment of every layer (rule 4c). With a launch on the GPU the
+    same burst is one launch of the kernel batch (rule 2), as it is on a backend of one stream; 12
+    ready on an idle GPU are one launch (the whole network: rule 4d); with b* above BURST_CHAIN
+    the chains are b* frames.
     """
     from s3dnn_ros.engine.costs import HostCosts
     from s3dnn_ros.scheduler.policies import BURST_CHAIN, RATE_WINDOW_NS
@@ -260,7 +261,12 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     for frame in frames:
         one_stream.enqueue(frame, 0)
     assert [launch.batch for launch in one_stream.dequeue(0, []).launches] == [32]
+    busy = make_policy('s3dnn', costs, max_batch=32)
+    for frame in frames:
+        busy.enqueue(frame, 0)
     running = inflight_launch([ready_frame(p, 5) for p in pipelines(41)[40:]], 5, 0, costs)
+    assert [launch.batch for launch in busy.dequeue(0, [running]).launches
+            if launch.layer == 0] == [32]
     small = make_policy('s3dnn', costs, max_batch=32)
     for frame in frames[:12]:
         small.enqueue(frame, 0)
@@ -308,7 +314,7 @@ def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_de
 
     While it is open the next 16 are a chain too (a segment, on its own stream, taking no slot:
     continues_burst) although the first is on the GPU; a DEQUEUE of a later layer closes it, and
-    15 first layers are then rule 2's launch in a group with a slot. Fewer than BURST_CHAIN on an
+    16 first layers are then rule 2's launch in a group with a slot. Fewer than BURST_CHAIN on an
     idle GPU, or a backend of one stream, never make a chain ready.
     """
     from s3dnn_ros.scheduler.policies import BURST_CHAIN
@@ -333,13 +339,13 @@ def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_de
     # a later layer decided: the burst has been taken in
     policy.enqueue(ready_frame(cams[32], 5, deadline_ms=20.0), 0)
     assert [launch.layer for launch in policy.dequeue(0, first.launches).launches][:1] == [5]
-    for i in range(33, 48):
+    for i in range(33, 49):
         policy.enqueue(ready_frame(cams[i], 0, deadline_ms=20.0), 0)
     assert not policy.chain_ready(0, first.launches)
     assert not policy.continues_burst(0, first.launches)
     after = policy.dequeue(0, first.launches)
     assert [(launch.batch, launch.depth) for launch in after.launches if launch.layer == 0] == [
-        (15, 1)]
+        (16, 1)]
     assert after.takes_slot
     few = make_policy('s3dnn', costs, max_batch=32)
     few.streams = 4
@@ -352,60 +358,6 @@ def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_de
     assert not few.chain_ready(0, [])
     assert not one_stream.chain_ready(0, [])
     assert not make_policy('streams', costs).chain_ready(0, [])
-
-
-def test_rule2b_at_least_c_first_layers_open_a_burst_on_a_busy_gpu_too():
-    """
-    Ready beside a launch on the GPU, c first layers are cut into chains as on an idle GPU.
-
-    40 ready beside a launch of layer 5: three chains of 14, 13 and 13, whole-network segments on
-    their own streams, in a group that takes a slot (it opens a burst; it continues none). Under
-    load, where rule 6 releases b* >= BURST_CHAIN first layers at a time, every such release is a
-    chain, also after a later layer's DEQUEUE closed the burst: cut at the run-ahead horizon
-    instead, its later segments' decisions would keep closing the burst and every launch would
-    stay cut. Fewer than c beside a launch are rule 2's launch of one layer.
-    """
-    from s3dnn_ros.engine.costs import HostCosts
-    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
-    costs = uniform_costs(cost_us=100.0, tb=1.0, batches=32)
-    cams = pipelines(200)
-    running = inflight_launch([ready_frame(cams[-1], 5)], 5, 0, costs)
-    busy = make_policy('s3dnn', costs, max_batch=32)
-    frames = [ready_frame(p, 0, deadline_ms=20.0 + i / 10) for i, p in enumerate(cams[:40])]
-    for frame in frames:
-        busy.enqueue(frame, 0)
-    group = busy.dequeue(0, [running])
-    assert [(launch.layer, launch.batch, launch.depth) for launch in group.launches] == [
-        (0, 14, NUM_LAYERS), (0, 13, NUM_LAYERS), (0, 13, NUM_LAYERS)]
-    assert [frame for launch in group.launches for frame in launch.frames] == frames
-    assert len({launch.stream for launch in group.launches}) == 3 and group.takes_slot
-    few = make_policy('s3dnn', costs, max_batch=32)
-    for frame in frames[:12]:
-        few.enqueue(frame, 0)
-    assert [(launch.batch, launch.depth) for launch in few.dequeue(0, [running]).launches] == [
-        (12, 1)]
-    loaded = make_policy('s3dnn', costs, max_batch=32)
-    loaded.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
-    count = 160
-    started(loaded, count, RATE_WINDOW_NS // count, cams[:count], deadline_ms=1000.0)
-    now = RATE_WINDOW_NS
-    while len(loaded):
-        loaded.dequeue(now, [running])
-    assert loaded.target_batch(now) == 32
-    for release in range(2):
-        # a later layer decided first: no burst is open
-        loaded.enqueue(ready_frame(cams[160 + release], 3, deadline_ms=1000.0), now)
-        assert [launch.layer for launch in loaded.dequeue(now, [running]).launches] == [3]
-        assert not loaded.continues_burst(now, [running])
-        for p in cams[162 + 16 * release:178 + 16 * release]:
-            loaded.enqueue(ready_frame(p, 0, deadline_ms=1000.0), now)
-        # held: fewer than b* = 32 (the DEQUEUE only looks ahead)
-        assert [launch.layer for launch in loaded.dequeue(now, [running]).launches
-                if launch.layer == 0] == []
-        for p in cams[:16]:
-            loaded.enqueue(ready_frame(p, 0, deadline_ms=1000.0), now)
-        chain = loaded.dequeue(now, [running])
-        assert [(launch.batch, launch.depth) for launch in chain.launches] == [(32, NUM_LAYERS)]
 
 
 def test_rule2b_chain_needs_counts_the_first_layers_a_chain_lacks():

@@ -374,35 +374,27 @@ class S3dnnPolicy(Policy):
        until G holds ``max_batch`` frames of the layer, the frames one launch could have carried,
        so the chains of a burst do not wait for a dispatch slot each.
        Every task that later joins G is fused with its own layer's peers the same way.
-    2b. A burst: when h is a first-layer task and no launch is on the GPU, or at least c =
-       max(b*, BURST_CHAIN) first-layer tasks are ready, the n first-layer tasks ready (h and those
-       in Q) are cut into k = ceil(n / c) launches, as even as they can be (the first n mod k one
-       frame larger), all in G in LSF order, each on its own stream and each a segment of all its
-       frames' remaining layers (rule 4c: nothing is to join a chain cut apart on purpose, and a
-       chain in one launch needs no run-ahead rounds, whose host time would delay the burst's next
-       chains); k = 1 is rule 2 as usual, except for a launch that opens a burst (n >= c, below),
-       which is a chain as well.
+    2b. A burst on an idle GPU: when no launch is on the GPU and h is a first-layer task, the n
+       first-layer tasks ready (h and those in Q) are cut into k = ceil(n / c) launches, c =
+       max(b*, BURST_CHAIN), as even as they can be (the first n mod k one frame larger), all in G
+       in LSF order, each on its own stream and each a segment of all its frames' remaining layers
+       (rule 4c: nothing is to join a chain cut apart on purpose, and a chain in one launch needs
+       no run-ahead rounds, whose host time would delay the burst's next chains); k = 1 is rule 2
+       as usual, except for a launch that opens a burst (n = c, below), which is a chain as well.
        One launch of all n would keep every kernel waiting for all n uploads; k chains side by side
        start computing after the first chain's uploads, and the later chains' uploads run beside
        the earlier chains' kernels (cameras triggered by one clock send such bursts). Never below
        b*: the chains cost the host what b* allows. Not on a backend of one stream, where the
-       chains would run one after another. A burst being taken in: a cut of at least c tasks opens
-       a burst, which stays open until a DEQUEUE's h is of a later layer; while it is open a
-       first-layer h is cut the same way (its chains, even one, are segments on their own streams)
-       although the burst's earlier chains are on the GPU, and its G takes no dispatch slot (the
-       chains of one burst share the slot of its first G). At least c first layers open a burst
-       whether or not the GPU is busy: under load rule 6 holds first layers until b* are ready, and
-       with b* >= BURST_CHAIN each such launch is a chain; were it cut at RUN_AHEAD_NS instead
-       (rule 4c), its later segments would be decided afresh, each such decision would close the
-       burst, and every later launch would be cut as well, each costing the host a round trip per
-       segment. Opening a burst only on an idle GPU made that a trap: on an H200 a worker that had
-       opened a burst at low load kept it to 640 cameras, while the same load started afresh (the
-       simulator's runs) stayed cut and missed from 448. :meth:`chain_ready` tells a loop taking in
-       many frames at once that c first-layer tasks are ready on an idle GPU or in an open burst:
-       it dispatches them before it takes in the rest, so the first chain's uploads start after c
-       arrivals rather than after all of them, and the next chains follow as their frames come in.
-       :meth:`chain_needs` tells it how many more first-layer tasks to take in before it asks (at
-       least c minus those ready; None while no chain can become ready).
+       chains would run one after another. A burst being taken in: a cut of at least c tasks on an
+       idle GPU opens a burst, which stays open until a DEQUEUE's h is of a later layer; while it
+       is open a first-layer h is cut the same way (its chains, even one, are segments on their own
+       streams) although the burst's earlier chains are on the GPU, and its G takes no dispatch
+       slot (the chains of one burst share the slot of its first G). :meth:`chain_ready` tells a
+       loop taking in many frames at once that c first-layer tasks are ready on an idle GPU or in
+       an open burst: it dispatches them before it takes in the rest, so the first chain's uploads
+       start after c arrivals rather than after all of them, and the next chains follow as their
+       frames come in. :meth:`chain_needs` tells it how many more first-layer tasks to take in
+       before it asks (at least c minus those ready; None while no chain can become ready).
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).
@@ -593,13 +585,12 @@ class S3dnnPolicy(Policy):
         chains, continued = 1, False
         if head.layer:
             self._burst = False  # a later layer is decided: the burst has been taken in
-        elif self._cuts_bursts:
+        elif self._cuts_bursts and (self._burst or not inflight):
             ready = len(self._layers[0]) + 1
             size = max(self.target_batch(now_ns), BURST_CHAIN)
-            if self._burst or not inflight or ready >= size:
-                chains = -(-ready // size)
-                continued = self._burst and bool(inflight)
-                self._burst = continued or ready >= size
+            chains = -(-ready // size)
+            continued = bool(inflight)
+            self._burst = continued or ready >= size
         # a burst's chains, the one that opens it included, are segments: the loop taking the
         # burst in goes on to its next chain rather than spending run-ahead rounds on this one
         if chains > 1 or self._burst:
