@@ -4,9 +4,10 @@ s3dnn-bench --json: one JSON object with every section.
 On the CPU with the reference engine.
 """
 import json
+import sys
 
+from process_helpers import repo_env, REPO_ROOT, run
 import pytest
-
 from s3dnn_ros.model import alexnet
 from s3dnn_ros.tools import bench
 
@@ -111,6 +112,21 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
     assert set(record['host_costs']) == {'s3dnn', 'streams'}
     assert record['cost_table']['layers'].keys() == {layer.name
                                                      for layer in alexnet().kernel_layers}
+    # each measured point keeps the worker's metered host totals
+    assert all(row['host_totals']['arrivals'] > 0 and row['host_totals']['launches'] > 0
+               for row in record['rows'] if row['source'] == 'gpu')
+    # bench/resimulate.py simulates the record's points again: this version, the same rows
+    result = run([sys.executable, 'bench/resimulate.py', str(tmp_path / 'capacity-cpu.json'),
+                  '--out', str(tmp_path / 'again')], timeout=120, cwd=REPO_ROOT, env=repo_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads((tmp_path / 'again' / 'resimulate-cpu.json').read_text())
+    assert again['knees'] == record['knees'] and again['record_date'] == record['date']
+    assert again['rows'] == [row for row in record['rows'] if row['source'] == 'sim']
+    (tmp_path / 'broken.json').write_text('{"rows": []}')
+    result = run([sys.executable, 'bench/resimulate.py', str(tmp_path / 'broken.json')],
+                 timeout=60, cwd=REPO_ROOT, env=repo_env())
+    assert result.returncode == 2
+    assert 'argument record' in result.stderr and 'not a capacity record' in result.stderr
 
 
 def test_a_capacity_run_stopped_early_keeps_the_rows_it_measured(capsys, tmp_path, monkeypatch):
