@@ -5,15 +5,16 @@ Launches of one layer side by side on the GPU: how much two or four of them over
                                   [--out DIR]
 
 For each kernel layer and batch size, k launches of the layer over k different groups of frames
-(640x480 rgb8, page-locked) start together on k streams (``CudaEngine.time_side_by_side``), and
-the same for the groups' image copies to the device. Per row: the median time of one launch
-alone, of k side by side (from the last one's begin to the last end: the streams that wait for the
-first one's start begin a few µs late), the GPU share that time implies in the simulator's model
-(k launches of share s take k s times one alone when k s > 1), the tbRatio (the paper's share),
-and for the copies the median end of each of the k. Prints and writes DIR/side_by_side-<card>.json
-(DIR: --out, else $OUT, else bench/out). What it answers: whether the copies of launches side by
-side share the way to the device or take turns (the simulator's copy engine takes turns), and how
-far tbRatio is from the share a kernel takes.
+(640x480 rgb8, page-locked) start together on k streams (``CudaEngine.time_side_by_side``), and the
+same for the groups' image copies to the device. Per row: the median time of one launch alone, of k
+side by side (kernels: from the last one's begin to the last end, as the streams that wait for the
+first one's start begin a few µs late; copies: from the start to the last end, as a copy's begin
+mark on its stream passes only when the copy engine takes it up), the GPU share that time implies
+in the simulator's model (k launches of share s take k s times one alone when k s > 1), the tbRatio
+(the paper's share), and for the copies the median end of each of the k. Prints and writes
+DIR/side_by_side-<card>.json (DIR: --out, else $OUT, else bench/out). What it answers: whether the
+copies of launches side by side share the way to the device or take turns (the simulator's copy
+engine takes turns), and how far tbRatio is from the share a kernel takes.
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
 from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
 
 
-def together_us(runs: list[list[tuple[float, float]]]) -> float:
-    """Median time from the last launch's begin to the last end."""
-    return statistics.median(max(end for _, end in run) - max(begin for begin, _ in run)
+def together_us(runs: list[list[tuple[float, float]]], copies: bool) -> float:
+    """Median time to the last end: from the last launch's begin, for copies from the start."""
+    return statistics.median(max(end for _, end in run)
+                             - (0.0 if copies else max(begin for begin, _ in run))
                              for run in runs)
 
 
@@ -75,7 +77,7 @@ def main() -> int:
                                     if index is not None else None)}
                 for count in args.launches:
                     runs = engine.time_side_by_side(index, groups[:count], 3, args.repeats)
-                    together = together_us(runs)
+                    together = together_us(runs, index is None)
                     row[f'x{count}_us'] = round(together, 2)
                     row[f'x{count}_share'] = round(together / (count * alone), 3)
                     if index is None:
