@@ -1069,10 +1069,10 @@ class CudaEngine(Engine):
             return start, marks
 
         try:
-            begin = time.perf_counter()
+            warm_from = time.perf_counter()
             for _ in range(warmup):
                 run()
-            issue_s = (time.perf_counter() - begin) / max(warmup, 1)
+            issue_s = (time.perf_counter() - warm_from) / max(warmup, 1)
             self._delay(streams[0], int(2e9 * issue_s * repeats) + 1_000_000)
             runs = [run() for _ in range(repeats)]
             for end in ends:
