@@ -55,14 +55,11 @@ def main() -> int:
         parser.error(f'argument --batches: {max(args.batches)}: at most the kernel batch of '
                      f'the engine, {engine.max_batch}')
     bench = Bench(engine, network, weights, args.repeats)
-    images = bench.inputs(engine, 'pinned')
     size = max(args.batches)
-    pids = [('side', i) for i in range(size * max(args.launches))]
+    pids: list = []
     rows = []
     try:
-        for pid, image in zip(pids, images * (len(pids) // len(images) + 1)):
-            engine.open_pipeline(pid)
-            engine.set_input(pid, image, 'rgb8')
+        pids = bench.open_pipelines(size * max(args.launches), 'side', 'pinned')
         for start in range(0, len(pids), size):
             for index in range(len(engine.layers)):
                 engine.launch(index, pids[start:start + size], 0).wait()
@@ -87,8 +84,7 @@ def main() -> int:
                 rows.append(row)
                 print(' '.join(f'{key} {value}' for key, value in row.items()), flush=True)
     finally:
-        for pid in pids:
-            engine.close_pipeline(pid)
+        bench.close_pipelines(pids)
         bench.release(engine)
         engine.close()
     report = {**record_header('side_by_side', card=engine.device_name), 'rows': rows}

@@ -258,9 +258,11 @@ class Bench:
         if held is not None:
             engine.unpin(held[1])
 
-    def open_pipelines(self, count: int, tag: str) -> list:
+    def open_pipelines(self, count: int, tag: str, kind: str = 'pageable') -> list:
+        """Open ``count`` pipelines with the camera images staged, as ``kind`` inputs."""
         pids = [(tag, i) for i in range(count)]
-        for pid, image in zip(pids, self.images * (count // len(self.images) + 1)):
+        images = self.inputs(self.engine, kind)
+        for pid, image in zip(pids, images * (count // len(images) + 1)):
             self.engine.open_pipeline(pid)
             self.engine.set_input(pid, image, 'rgb8')
         return pids
