@@ -53,13 +53,10 @@ def main() -> int:
     engine = CudaEngine(network, weights, streams=max(args.chains))
     bench = Bench(engine, network, weights, args.repeats)
     layers = len(network.kernel_layers)
-    images = bench.inputs(engine, 'pinned')
-    pids = [('burst', i) for i in range(max(args.frames))]
+    pids: list = []
     rows = []
     try:
-        for pid, image in zip(pids, images * (len(pids) // len(images) + 1)):
-            engine.open_pipeline(pid)
-            engine.set_input(pid, image, 'rgb8')
+        pids = bench.open_pipelines(max(args.frames), 'burst', 'pinned')
         for frames in args.frames:
             for count in args.chains:
                 if frames % count or frames // count > engine.max_batch:
@@ -75,8 +72,7 @@ def main() -> int:
                       f'{rows[-1]["median_ms"]:.3f} ms, min {rows[-1]["min_ms"]:.3f} ms',
                       flush=True)
     finally:
-        for pid in pids:
-            engine.close_pipeline(pid)
+        bench.close_pipelines(pids)
         bench.release(engine)
         engine.close()
     report = {**record_header('burst_chains', card=engine.device_name), 'rows': rows}
