@@ -7,7 +7,7 @@ import copy
 import json
 
 import pytest
-from s3dnn_ros.engine.costs import CostTable, CostTableError, estimate, GPUS, MAX_BATCH
+from s3dnn_ros.engine.costs import CostTable, CostTableError, estimate, GPUS, HostCosts, MAX_BATCH
 from s3dnn_ros.model import alexnet
 
 NETWORK = alexnet()
@@ -344,3 +344,26 @@ def test_malformed_copies_name_the_key_and_what_is_allowed(copies, message):
     data['copies'] = copies
     with pytest.raises(CostTableError, match=message):
         CostTable.from_json(data, alexnet(), 'costs.json')
+
+
+def test_host_frame_cost_shares_a_decision_and_a_completion_among_the_layers_a_launch_spans():
+    """
+    frame_ns(b, L) = frame + upload + L (launch + (completion + decision) / launch_layers) / b.
+
+    A launch of 7 layers is decided and retired once: over 14 layers at batch 2 the frame pays
+    14 launches, 2 decisions and 2 completions, halved; launch_layers 1 charges 14 of each.
+    """
+    spans = HostCosts(frame_us=2.0, upload_us=1.0, decision_us=10.0, launch_us=1.0,
+                      completion_us=4.0, launch_layers=7.0)
+    assert spans.frame_ns(2, 14) == pytest.approx(1000 * (2 + 1 + (14 * 1 + 2 * 14) / 2))
+    per_layer = HostCosts(frame_us=2.0, upload_us=1.0, decision_us=10.0, launch_us=1.0,
+                          completion_us=4.0)
+    assert per_layer.frame_ns(2, 14) == pytest.approx(1000 * (2 + 1 + 14 * 15 / 2))
+    assert HostCosts.from_json(spans.to_json(), 'costs.json') == spans
+
+
+@pytest.mark.parametrize('value', [0.5, 0])
+def test_host_launch_layers_below_one_is_named_with_what_is_allowed(value):
+    with pytest.raises(CostTableError, match=rf'costs\.json: host\.launch_layers={value!r}: '
+                                             r'must be a number >= 1'):
+        HostCosts.from_json({'launch_us': 8.0, 'launch_layers': value}, 'costs.json')

@@ -22,7 +22,8 @@ DiagnosticStatus = pytest.importorskip('diagnostic_msgs.msg').DiagnosticStatus
 from ros_helpers import Driver, overrides, values  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError, imagenet_classes  # noqa: E402
 from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
-from s3dnn_ros.ros.perception_node import camera_level, PerceptionNode  # noqa: E402
+from s3dnn_ros.ros.perception_node import (camera_level, host_cost_values,  # noqa: E402
+                                           PerceptionNode)
 from s3dnn_ros.scheduler.placement import Slot  # noqa: E402
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -124,6 +125,16 @@ def test_diagnostics_report_every_camera_and_the_scheduler(session):
     for key in ('mean group size', 'fused launches', 'segment launches', 'mean batch',
                 'engine errors'):
         assert key in scheduler
+
+
+def test_the_scheduler_status_names_each_host_cost_with_its_unit():
+    from s3dnn_ros.engine.costs import HostCosts
+    host = HostCosts(frame_us=1.5, decision_us=2.0, launch_us=3.0, upload_us=0.5,
+                     completion_us=4.0, launch_layers=13.5).to_json()
+    assert host_cost_values(host) == {
+        'host frame us': 1.5, 'host decision us': 2.0, 'host launch us': 3.0,
+        'host upload us': 0.5, 'host completion us': 4.0, 'host launch layers': 13.5}
+    assert host_cost_values(None) == {}
 
 
 @pytest.mark.skipif(vision_msgs_types() is not None,

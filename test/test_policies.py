@@ -286,6 +286,41 @@ def test_rule2b_a_burst_on_an_idle_gpu_is_cut_into_even_chains_of_at_most_burst_
     assert [launch.batch for launch in loaded.dequeue(now, []).launches] == [20, 20]
 
 
+def test_rule2b_a_busy_gpu_cuts_ready_first_layers_into_chains_only_when_b_star_is_max_batch():
+    """
+    A launch on the GPU and no burst open: 40 first layers ready are chains at b* = max_batch.
+
+    At b* = max_batch (a host this slow needs every launch full) they are two chains of 20, each
+    a segment of every layer on its own stream, in a group that takes a dispatch slot and opens
+    no burst (a first layer decided next is not a continued chain). Below it they are rule 2's
+    one launch of the kernel batch, its later layers left to the next decisions.
+    """
+    from s3dnn_ros.engine.costs import HostCosts
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
+    costs = uniform_costs(cost_us=100.0, tb=1.0, batches=32)
+    count = 160
+    many = pipelines(count + 80)
+    running = inflight_launch([ready_frame(p, 5) for p in pipelines(1)], 5, 0, costs)
+    for launch_us, expected in ((5000.0, [(20, NUM_LAYERS), (20, NUM_LAYERS)]),
+                                (0.0, [(32, 1)])):
+        policy = make_policy('s3dnn', costs, max_batch=32)
+        policy.host = HostCosts(launch_us=launch_us)
+        started(policy, count, RATE_WINDOW_NS // count, many, deadline_ms=1000.0)
+        now = RATE_WINDOW_NS
+        while len(policy):
+            policy.dequeue(now, [running])
+        assert (policy.target_batch(now) == 32) == (launch_us > 0)
+        for p in many[count:count + 40]:
+            policy.enqueue(ready_frame(p, 0, deadline_ms=1000.0), now)
+        group = policy.dequeue(now, [running])
+        first = [launch for launch in group.launches if launch.layer == 0]
+        assert [(launch.batch, launch.depth) for launch in first] == expected
+        assert len({launch.stream for launch in first}) == len(first)
+        assert group.takes_slot
+        policy.enqueue(ready_frame(many[-1], 0, deadline_ms=1000.0), now)
+        assert not policy.continues_burst(now, [running, *group.launches])
+
+
 def test_rule6_would_hold_counts_the_first_layers_ready_against_b_star():
     """would_hold: first layers ready plus those about to start, below b*, would be held."""
     from s3dnn_ros.engine.costs import HostCosts

@@ -212,6 +212,9 @@ def test_host_costs_are_derived_from_the_measured_totals():
     # a synchronous engine's kernels ran inside the rounds: not decision time either
     assert host_costs_from({**totals, 'kernel_ns': 60_000}).decision_us == 2.0
     assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say
+    # the backend counts the layers it issued: 100 of them in 25 retired launches, 4 a launch
+    segments = host_costs_from({**totals, 'retired': 25})
+    assert (segments.launch_layers, segments.completion_us) == (4.0, 12.0)
 
 
 def test_frames_read_together_are_taken_in_and_metered_with_those_no_ring_holds():

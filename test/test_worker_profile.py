@@ -25,4 +25,5 @@ def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
     assert 0 <= report['staged_frames'] <= report['released']
     assert report['host_us_per_frame'] > 0 and 0 < report['host_busy'] < 1
     assert set(report['host_costs']) == {'frame_us', 'decision_us', 'launch_us', 'upload_us',
-                                         'completion_us'}
+                                         'completion_us', 'launch_layers'}
+    assert report['host_costs']['launch_layers'] >= 1

@@ -24,9 +24,10 @@ them (an estimate, or a table measured before they were) keeps them inside layer
 
 A table may also carry the *host* costs measured beside it (:class:`HostCosts`, the ``"host"``
 object: ``{"frame_us": .., "decision_us": .., "launch_us": .., "upload_us": .., "completion_us":
-..}``): what the scheduler's own thread spends per frame, per decision, per launch, per uploaded
-image and per completion. The simulator charges them to a modelled host and the S3DNN policy sizes
-its fused batches with them.
+.., "launch_layers": ..}``): what the scheduler's own thread spends per frame, per decision, per
+kernel launch, per uploaded image and per completion, and how many layers a decided launch
+spanned on average (a segment of several layers is decided and retired once). The simulator
+charges them to a modelled host and the S3DNN policy sizes its fused batches with them.
 """
 from __future__ import annotations
 
@@ -139,8 +140,10 @@ class HostCosts:
     """
     Host time (µs) of the scheduler's thread.
 
-    Per frame taken in and finished (``frame_us``), per DEQUEUE decision, per kernel launch issued,
-    per image uploaded by a layer-0 launch, per launch retired.
+    Per frame taken in and finished (``frame_us``), per DEQUEUE decision, per kernel launch issued
+    (one per layer), per image uploaded by a layer-0 launch, per launch retired; and the layers a
+    retired launch spanned on average (``launch_layers``, >= 1: a segment of several layers is one
+    launch to decide and retire, however many kernels it issues).
     """
 
     frame_us: float = 0.0
@@ -148,17 +151,20 @@ class HostCosts:
     launch_us: float = 0.0
     upload_us: float = 0.0
     completion_us: float = 0.0
+    launch_layers: float = 1.0
 
-    FIELDS = ('frame_us', 'decision_us', 'launch_us', 'upload_us', 'completion_us')
+    FIELDS = ('frame_us', 'decision_us', 'launch_us', 'upload_us', 'completion_us',
+              'launch_layers')
 
     def frame_ns(self, batch: int, layers: int) -> float:
         """
         Host ns per frame when every layer runs fused over ``batch`` frames.
 
-        One decision per launch.
+        Each layer's kernel launch, and one decision and one completion per ``launch_layers``
+        layers, shared by the ``batch`` frames.
         """
-        per_launch = self.launch_us + self.completion_us + self.decision_us
-        return 1000 * (self.frame_us + self.upload_us + layers * per_launch / batch)
+        per_layer = self.launch_us + (self.completion_us + self.decision_us) / self.launch_layers
+        return 1000 * (self.frame_us + self.upload_us + layers * per_layer / batch)
 
     def to_json(self) -> dict:
         return {name: round(getattr(self, name), 3) for name in self.FIELDS}
@@ -173,6 +179,9 @@ class HostCosts:
                     or not 0 <= value < MAX_JSON_NUMBER:
                 raise CostTableError(f'{source_name}: host.{name}={value!r}: '
                                      'must be a number >= 0')
+        if data.get('launch_layers', 1) < 1:
+            raise CostTableError(f'{source_name}: host.launch_layers={data["launch_layers"]!r}: '
+                                 'must be a number >= 1')
         return cls(**{name: float(value) for name, value in data.items()})
 
 

@@ -102,6 +102,17 @@ def camera_level(config, window_ratio: float, resolved: int, quiet_s: float | No
     return 'OK', f'{completed} frames in the last period'
 
 
+def host_cost_values(host: dict | None) -> dict:
+    """
+    Return the scheduler status's values for a worker's measured host costs (none before any).
+
+    ``frame_us`` becomes ``host frame us``; a field without a unit, ``launch_layers``, becomes
+    ``host launch layers``.
+    """
+    return {(f'host {key[:-3]} us' if key.endswith('_us') else f'host {key.replace("_", " ")}'):
+            value for key, value in (host or {}).items()}
+
+
 @dataclass(frozen=True)
 class FrameOutcome:
     """
@@ -742,10 +753,7 @@ class PerceptionCore:
                   'cameras': ', '.join(state.config.name for state in self._by_worker[slot])}
         for cause, launches in stats.get('first_layer_launches', {}).items():
             values[f'first-layer launches ({cause})'] = launches
-        host = stats.get('host_costs')
-        if host:
-            values.update({f'host {key.replace("_us", "")} us': value
-                           for key, value in host.items()})
+        values.update(host_cost_values(stats.get('host_costs')))
         name = ('s3dnn: scheduler' if len(self.workers) == 1
                 else f's3dnn: scheduler {slot.label(self.config.workers_per_gpu)}')
         return status(name, level, message, self.device_names[slot], values)

@@ -389,12 +389,18 @@ class S3dnnPolicy(Policy):
        idle GPU opens a burst, which stays open until a DEQUEUE's h is of a later layer; while it
        is open a first-layer h is cut the same way (its chains, even one, are segments on their own
        streams) although the burst's earlier chains are on the GPU, and its G takes no dispatch
-       slot (the chains of one burst share the slot of its first G). :meth:`chain_ready` tells a
-       loop taking in many frames at once that c first-layer tasks are ready on an idle GPU or in
-       an open burst: it dispatches them before it takes in the rest, so the first chain's uploads
-       start after c arrivals rather than after all of them, and the next chains follow as their
-       frames come in. :meth:`chain_needs` tells it how many more first-layer tasks to take in
-       before it asks (at least c minus those ready; None while no chain can become ready).
+       slot (the chains of one burst share the slot of its first G). On a busy GPU with no burst
+       open, c or more ready first-layer tasks are cut the same way when b* is ``max_batch`` (the
+       load needs every launch full), without opening a burst: their G takes a slot. A full
+       launch would otherwise become segments of RUN_AHEAD_NS (rule 4c), each costing the host
+       a decision and a completion, where a whole-network chain costs one of each. Below that
+       load a launch of rule 2 keeps its frames' later layers open to fusion.
+       :meth:`chain_ready` tells a loop taking in many frames at once that c first-layer tasks
+       are ready on an idle GPU or in an open burst: it dispatches them before it takes in the
+       rest, so the first chain's uploads start after c arrivals rather than after all of them,
+       and the next chains follow as their frames come in. :meth:`chain_needs` tells it how
+       many more first-layer tasks to take in before it asks (at least c minus those ready; None
+       while no chain can become ready).
     3. Grouping: if tbRatio(h) < 1, further ready tasks with tbRatio < 1 join G in LSF order while
        tbRatio(G) < 1 (so G may end slightly above 1, never with a member that fills the GPU
        alone).
@@ -446,11 +452,12 @@ class S3dnnPolicy(Policy):
        a scheduler that falls behind does not size its batches for the few frames it still
        starts) and picks the *target batch* b*: the smallest b <= max_batch with r *
        host(b) <= LOAD_TARGET and r * gpu(b) <= LOAD_TARGET * s, where host(b) is the host time
-       per frame at batch b (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch,
-       completion and decision shared by b frames), gpu(b) the GPU time per frame with every layer
-       fused over b frames and s the scheduler's share of the GPU (``gpu_share``: 1, or 1/K when
-       K schedulers share one GPU, each with its own host thread and cameras, so each sees only its
-       own rate); max_batch when none qualifies. b* never exceeds the number of
+       per frame at batch b (:meth:`HostCosts.frame_ns`: per frame, plus every layer's launch
+       and, per launch of ``launch_layers`` layers, a completion and a decision, shared by b
+       frames), gpu(b) the GPU time per frame with every layer fused over b frames and s the
+       scheduler's share of the GPU (``gpu_share``: 1, or 1/K when K schedulers share one GPU,
+       each with its own host thread and cameras, so each sees only its own rate); max_batch
+       when none qualifies. b* never exceeds the number of
        cameras (pipelines): a camera has one frame in the network at a time, so no more first-layer
        tasks can ever be ready together, and holding for more would only run out the hold. At low
        load b* is 1 and nothing changes. While fewer than b* first-layer tasks are ready, they are
@@ -582,18 +589,22 @@ class S3dnnPolicy(Policy):
                 if successor is not None:
                     group.launches.append(successor)
             return group
-        chains, continued = 1, False
+        chains, continued, cut = 1, False, False
         if head.layer:
             self._burst = False  # a later layer is decided: the burst has been taken in
-        elif self._cuts_bursts and (self._burst or not inflight):
+        elif self._cuts_bursts:
             ready = len(self._layers[0]) + 1
             size = max(self.target_batch(now_ns), BURST_CHAIN)
-            chains = -(-ready // size)
-            continued = bool(inflight)
-            self._burst = continued or ready >= size
+            if self._burst or not inflight:
+                continued = bool(inflight)
+                self._burst = continued or ready >= size
+            else:
+                cut = ready >= size and self.target_batch(now_ns) >= self.max_batch
+            if self._burst or cut or not inflight:
+                chains = -(-ready // size)
         # a burst's chains, the one that opens it included, are segments: the loop taking the
         # burst in goes on to its next chain rather than spending run-ahead rounds on this one
-        if chains > 1 or self._burst:
+        if chains > 1 or self._burst or cut:
             self._burst_launches(head, group, now_ns, chains)
             group.takes_slot = not continued
         else:

@@ -154,9 +154,11 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
     frame_ns = delta['arrive_ns'] / delta['arrivals'] \
         + (delta['output_ns'] / delta['outputs'] if delta['outputs'] else 0.0)
     completion_ns = delta['retire_ns'] / delta['retired'] if delta['retired'] else 0.0
+    # the backend counts the layers its launches issued; a retired launch is one decided launch
+    layers = max(1.0, launches / delta['retired']) if delta['retired'] else 1.0
     return HostCosts(frame_us=frame_ns / 1000, decision_us=decide_ns / 1000,
                      launch_us=launch_ns / 1000, upload_us=upload_ns / 1000,
-                     completion_us=completion_ns / 1000)
+                     completion_us=completion_ns / 1000, launch_layers=layers)
 
 
 class _Meter:
