@@ -594,13 +594,14 @@ class S3dnnPolicy(Policy):
             self._burst = False  # a later layer is decided: the burst has been taken in
         elif self._cuts_bursts:
             ready = len(self._layers[0]) + 1
-            size = max(self.target_batch(now_ns), BURST_CHAIN)
-            if self._burst or not inflight:
+            target = self.target_batch(now_ns)
+            size = max(target, BURST_CHAIN)
+            if inflight and not self._burst:  # cut only when every launch is to be full
+                cut = ready >= size and target >= self.max_batch
+                chains = -(-ready // size) if cut else 1
+            else:
                 continued = bool(inflight)
                 self._burst = continued or ready >= size
-            else:
-                cut = ready >= size and self.target_batch(now_ns) >= self.max_batch
-            if self._burst or cut or not inflight:
                 chains = -(-ready // size)
         # a burst's chains, the one that opens it included, are segments: the loop taking the
         # burst in goes on to its next chain rather than spending run-ahead rounds on this one
