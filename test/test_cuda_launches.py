@@ -167,11 +167,12 @@ def _segment_engine(frames: int, max_batch: int):
     engine._last_layer = len(engine.layers) - 1
     engine._activate = lambda: None
     engine._enqueue = lambda index, chunk, stream: recorder.log.append(
-        ('kernel', index, [p.image for p in chunk], stream.name))
+        ('kernel', index, [f'image{column}' for column in chunk[1]], stream.name))
+    engine._addresses = np.zeros((len(engine.layers) + 1, frames), np.uint64)
     engine._pipelines = {pid: SimpleNamespace(image=f'image{pid}', upload=np.zeros(8, np.uint8),
                                               upload_staged=False, result=f'result{pid}',
                                               outputs=[0] * len(engine.layers),
-                                              uploaded=None, ahead=False)
+                                              uploaded=None, ahead=False, column=pid)
                          for pid in range(frames)}
     return engine, recorder.log
 
@@ -289,8 +290,9 @@ def _staging_engine(monkeypatch):
     engine._closed, engine._metas, engine._registered = False, {}, {}
     engine._activate = lambda: None
     engine._pinned = lambda nbytes, dtype: np.zeros(nbytes, dtype)
+    engine._meta_rows = np.zeros((1, 4), np.int32)
     engine._pipelines = {0: _Pipeline(None, [], None, 0, SimpleNamespace(synchronize=lambda: None),
-                                      image_capacity=1 << 20)}
+                                      image_capacity=1 << 20, column=0)}
     return engine, engine._pipelines[0], checks
 
 
@@ -317,6 +319,8 @@ def test_a_pinned_view_staged_again_skips_the_checks_until_its_memory_is_unpinne
     assert pipeline.upload is view and pipeline.meta[3] != rgb_code
     engine.set_input(0, view, 'rgb8')
     assert len(checks) == 4 and pipeline.meta[3] == rgb_code
+    # the meta a layer-0 kernel reads is the one last staged
+    assert engine._meta_rows[0].tolist() == pipeline.meta.tolist()
     # the ring's slots in turn: each checked the first time only
     ring = [slots[k * 4096:k * 4096 + 300].reshape(10, 10, 3) for k in range(3)]
     for _ in range(3):
@@ -329,3 +333,84 @@ def test_a_pinned_view_staged_again_skips_the_checks_until_its_memory_is_unpinne
     view[...] = 5
     engine.set_input(0, view, 'rgb8')  # no longer page-locked: copied into the staging buffer
     assert len(checks) == 8 and pipeline.upload_staged and pipeline.upload.tolist() == [5] * 300
+
+
+class _Pinned(np.ndarray):
+    """A host array whose base frees like a PyCUDA page-locked allocation."""
+
+    @property
+    def base(self):
+        return SimpleNamespace(free=lambda: None)
+
+
+class _DeviceBuffer:
+    """Stands in for a PyCUDA device allocation at a given address."""
+
+    def __init__(self, address: int):
+        self.address, self.freed = address, False
+
+    def __int__(self) -> int:
+        return self.address
+
+    def free(self) -> None:
+        self.freed = True
+
+
+def test_kernel_arguments_are_the_launchs_columns_of_the_address_table():
+    """
+    A kernel of layer i reads row i and writes row i + 1 of its frames' columns, in launch order.
+
+    Row 0 is each pipeline's image (moved when it is reallocated), row i + 1 its output of layer
+    i; layer 0 also takes the images' metas. Pipelines past the table's width grow it; a closed
+    pipeline's column is zeroed and taken by the next one opened.
+    """
+    from s3dnn_ros.engine.cuda.abi import CONV_ARGS, PREPROCESS_ARGS
+    from s3dnn_ros.engine.cuda.engine import _Plan
+    from s3dnn_ros.model import alexnet
+    engine = object.__new__(CudaEngine)
+    engine.layers = alexnet().kernel_layers
+    engine._closed, engine.allocations, engine._metas, engine._registered = False, 0, {}, {}
+    engine.kernel_launches = 0
+    engine._activate = lambda: None
+    engine._pipelines, engine._plans = {}, {}
+    engine._addresses = np.zeros((len(engine.layers) + 1, 0), np.uint64)
+    engine._meta_rows = np.zeros((0, 4), np.int32)
+    engine._free_columns = []
+    addresses = iter(range(0x10000, 0x10000000, 0x10000))
+    engine._mem_alloc = lambda nbytes: _DeviceBuffer(next(addresses))
+    # a pinned array's base is the PyCUDA allocation
+    engine._pinned = lambda shape, dtype: np.zeros(shape, dtype)[...].view(_Pinned)
+    engine._drv = SimpleNamespace(Error=RuntimeError,
+                                  Event=lambda: SimpleNamespace(synchronize=lambda: None))
+    for pid in range(20):  # past the table's first 16 columns
+        engine.open_pipeline(pid)
+    assert engine._addresses.shape[1] == 32
+    assert len({p.column for p in engine._pipelines.values()}) == 20
+    column = engine._pipelines[3].column
+    engine.close_pipeline(3)
+    assert not engine._addresses[:, column].any()
+    engine.open_pipeline('new')
+    new = engine._pipelines['new']
+    assert new.column == column and engine._addresses[1:, column].tolist() == new.outputs
+    launched = []
+
+    def plan(index, frames, dtype):
+        function = SimpleNamespace(_launch_kernel=lambda grid, block, buffer, shared, stream:
+                                   launched.append(np.frombuffer(bytes(buffer), dtype)[0]))
+        engine._plans[(index, frames)] = _Plan(function, 'k', (1, 1), 0, np.zeros(1, dtype))
+
+    pids = (17, 'new', 0)
+    chunk = [engine._pipelines[pid] for pid in pids]
+    plan(5, 3, CONV_ARGS)
+    engine._enqueue(5, engine._columns_of(chunk), None)
+    args = launched.pop()
+    assert args['in'][:3].tolist() == [p.outputs[4] for p in chunk]
+    assert args['out'][:3].tolist() == [p.outputs[5] for p in chunk]
+    for pid, p in zip(pids, chunk):  # images staged (not pinned): a device buffer, a meta each
+        engine.set_input(pid, np.zeros((4, 5 + p.column, 3), np.uint8), 'rgb8')
+    plan(0, 3, PREPROCESS_ARGS)
+    engine._enqueue(0, engine._columns_of(chunk), None)
+    args = launched.pop()
+    assert args['image'][:3].tolist() == [p.image_ptr for p in chunk]
+    assert args['out'][:3].tolist() == [p.outputs[0] for p in chunk]
+    assert args['meta'][:3, 1].tolist() == [5 + p.column for p in chunk]  # widths

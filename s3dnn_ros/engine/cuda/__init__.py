@@ -31,7 +31,10 @@ Why it is built the way it is:
   threads (``set_inputs``): one thread reaches about a third of the host's copy bandwidth.
 * A launch costs few Python calls: each (layer, batch) plan keeps its argument record, the launch
   writes the frames' pointers into it and hands its bytes to ``cuLaunchKernel`` (PyCUDA's
-  ``_launch_kernel``) without PyCUDA's per-call argument packing.
+  ``_launch_kernel``) without PyCUDA's per-call argument packing. The pointers come from a host
+  table of every open pipeline's device addresses (its image and each layer's output, a column
+  per pipeline): a launch gathers its frames' columns once, and each of its kernels copies two
+  rows of them (input, output) into its record, with no per-frame Python per kernel.
   A segment of layers (:meth:`CudaEngine.launch_layers`) issues each kernel's layers back to back
   on its stream inside one fork/join and one pair of events, where separate launches would record
   events, fork and join around every layer.

@@ -97,6 +97,8 @@ class _Pipeline:
     # whether ``upload`` lies in ``staging`` (else in pinned caller memory)
     upload_staged: bool = False
     meta: np.ndarray | None = None     # (height, width, step, encoding code) int32
+    # the pipeline's column of the engine's address table (and row of its meta table)
+    column: int = -1
     # the last copy into ``image`` made ahead of a launch (:meth:`CudaEngine.upload`), until a
     # layer-0 launch has queued its wait for it; ``ahead``: that copy holds the staged image
     uploaded: 'CudaCompletion | None' = None
@@ -192,6 +194,13 @@ class CudaEngine(Engine):
         self._registered: dict[int, np.ndarray] = {}  # id -> array returned by pin()
         # (height, width, step, encoding) -> the kernel's image meta
         self._metas: dict[tuple, np.ndarray] = {}
+        # the device addresses a kernel takes, a column per open pipeline: row 0 its image, row
+        # i + 1 its output of kernel layer i (so layer i reads row i and writes row i + 1); and
+        # each pipeline's image meta. A launch gathers its frames' columns once (_columns_of)
+        # and every kernel copies two rows of them into its argument record.
+        self._addresses = np.zeros((len(self.layers) + 1, 0), np.uint64)
+        self._meta_rows = np.zeros((0, 4), np.int32)
+        self._free_columns: list[int] = []
         self._last_layer = len(self.layers) - 1
         self._result_bytes = math.prod(self.layers[-1].out_shape) * 4
         # a kernel's frame copies in one driver call (None: one PyCUDA call per frame)
@@ -544,8 +553,33 @@ class CudaEngine(Engine):
         except self._drv.Error as error:
             raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of '
                               f'activations failed: {error}') from error
-        self._pipelines[pid] = _Pipeline(buffer, [int(buffer) + offset for offset in offsets],
-                                         result, result.ctypes.data, copied)
+        pipeline = _Pipeline(buffer, [int(buffer) + offset for offset in offsets], result,
+                             result.ctypes.data, copied, column=self._take_column())
+        self._addresses[1:, pipeline.column] = pipeline.outputs
+        self._pipelines[pid] = pipeline
+
+    def _take_column(self) -> int:
+        """Return a free column of the address table, growing it (doubling) when none is."""
+        if not self._free_columns:
+            have = self._addresses.shape[1]
+            grown = max(16, 2 * have)
+            self._addresses = np.concatenate(
+                (self._addresses, np.zeros((self._addresses.shape[0], grown - have), np.uint64)),
+                axis=1)
+            self._meta_rows = np.concatenate(
+                (self._meta_rows, np.zeros((grown - have, 4), np.int32)))
+            self._free_columns = list(range(grown - 1, have - 1, -1))
+        return self._free_columns.pop()
+
+    def _set_meta(self, pipeline: _Pipeline, meta: np.ndarray) -> None:
+        if meta is not pipeline.meta:
+            pipeline.meta = meta
+            self._meta_rows[pipeline.column] = meta
+
+    def _columns_of(self, chunk: list[_Pipeline]) -> tuple[np.ndarray, list[int]]:
+        """Return the address table's columns of ``chunk`` (a copy), and their indices."""
+        columns = [p.column for p in chunk]
+        return self._addresses[:, columns], columns
 
     def close_pipeline(self, pid) -> None:
         pipeline = self._pipeline(pid)
@@ -557,6 +591,8 @@ class CudaEngine(Engine):
         self._free_pipeline(pipeline)
 
     def _free_pipeline(self, pipeline: _Pipeline) -> None:
+        self._addresses[:, pipeline.column] = 0
+        self._free_columns.append(pipeline.column)
         pipeline.buffer.free()
         pipeline.result.base.free()
         if pipeline.staging is not None:
@@ -645,7 +681,8 @@ class CudaEngine(Engine):
         pipeline.ahead = False  # a new image: no copy made so far holds it
         known = pipeline.pinned_views.get(id(image))
         if known is not None and known[0] is image and known[1] == encoding:
-            pipeline.upload, pipeline.upload_ptr, pipeline.meta = known[2:]
+            pipeline.upload, pipeline.upload_ptr = known[2:4]
+            self._set_meta(pipeline, known[4])
             pipeline.upload_staged = False
             return None
         channels = check_image(image, encoding)
@@ -667,6 +704,7 @@ class CudaEngine(Engine):
                 pipeline.image.free()
             pipeline.image, pipeline.image_ptr, pipeline.image_capacity = (
                 device, int(device), nbytes)
+            self._addresses[0, pipeline.column] = pipeline.image_ptr
         geometry = (height, width, step, encoding)
         meta = self._metas.get(geometry)
         if meta is None:
@@ -674,7 +712,7 @@ class CudaEngine(Engine):
             meta = self._metas[geometry] = np.array(
                 (height, width, step, channels | order[0] << 8 | order[1] << 16 | order[2] << 24),
                 np.int32)
-        pipeline.meta = meta
+        self._set_meta(pipeline, meta)
         registered = self._registered.get(id(image.base)) if keep_step else None
         if registered is not None and registered is image.base:
             address = image.__array_interface__['data'][0]
@@ -721,22 +759,22 @@ class CudaEngine(Engine):
         if not self._closed:
             self._free_events.append(events)
 
-    def _enqueue(self, index: int, chunk: list[_Pipeline], stream) -> None:
+    def _enqueue(self, index: int, chunk: tuple[np.ndarray, list[int]], stream) -> None:
         """
         Issue one kernel launch of a layer over ``chunk`` (at most ``max_batch`` frames).
 
-        The plan's argument record gets this launch's pointers and goes to ``cuLaunchKernel`` as it
-        is (no per-launch packing).
+        ``chunk``: the frames' address columns and their indices (:meth:`_columns_of`). The plan's
+        argument record gets this launch's pointers (two rows of the columns, and the images'
+        metas for layer 0) and goes to ``cuLaunchKernel`` as it is (no per-launch packing).
         """
-        frames = len(chunk)
+        addresses, columns = chunk
+        frames = len(columns)
         plan = self._plans.get((index, frames)) or self._plan(index, frames)
         words = plan.words
+        words[:frames] = addresses[index]
+        words[MAX_FRAMES:MAX_FRAMES + frames] = addresses[index + 1]
         if index == 0:
-            words[:frames] = [p.image_ptr for p in chunk]
-            plan.args['meta'][0, :frames] = [p.meta for p in chunk]
-        else:
-            words[:frames] = [p.outputs[index - 1] for p in chunk]
-        words[MAX_FRAMES:MAX_FRAMES + frames] = [p.outputs[index] for p in chunk]
+            plan.args['meta'][0, :frames] = self._meta_rows[columns]
         plan.function._launch_kernel(plan.grid, BLOCK, plan.buffer, plan.shared, stream)
         self.kernel_launches += 1
 
@@ -818,10 +856,11 @@ class CudaEngine(Engine):
             for target, joined, chunk in parts:
                 if joined is not None:
                     target.wait_for_event(fork)
+                columns = self._columns_of(chunk)
                 for layer_index in layers:
                     if layer_index == 0:
                         self._receive(chunk, target)
-                    self._enqueue(layer_index, chunk, target)
+                    self._enqueue(layer_index, columns, target)
                     if layer_index == self._last_layer:
                         self._download(chunk, target)
                 if joined is not None:
@@ -1063,7 +1102,7 @@ class CudaEngine(Engine):
                 if layer_index is None:
                     self._upload(chunk, stream)
                 else:
-                    self._enqueue(layer_index, chunk, stream)
+                    self._enqueue(layer_index, self._columns_of(chunk), stream)
                 ends[number].record(stream)
                 marks.append((begin, ends[number]))
             return start, marks

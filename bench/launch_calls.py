@@ -1,0 +1,110 @@
+"""
+Host time of each engine call one launch makes, by the number of frames, on a GPU.
+
+    python3 bench/launch_calls.py [--frames 1,2,4,16,32] [--repeats 300] [--out DIR]
+
+The images lie in one block of memory page-locked in place (``CudaEngine.pin``), one view per
+camera, as the scheduler worker's frame slots are. For each frame count n, ``--repeats`` times
+with the GPU idle in between (median host µs of each call, ``time.perf_counter_ns`` around it):
+staging the n images (``set_inputs``), a launch of layer 0 (with the images' upload), of one
+later layer, of the whole network as one launch (upload, 14 kernels, result download), checking
+a finished launch (``done``), reading its GPU interval, and reading the n results as the worker
+does (a copy each, then lists). Each with the kernel's copies batched into one driver call and
+with one PyCUDA copy per frame. Writes DIR/launch_calls-<card>.json (DIR: --out, else $OUT, else
+bench/out).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import statistics
+import sys
+import time
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from records import record_header, write_record  # noqa: E402
+from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
+from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
+from s3dnn_ros.model.weights import init_weights  # noqa: E402
+from s3dnn_ros.tools.bench import file_name  # noqa: E402
+from s3dnn_ros.tools.cli import positive_int, positive_ints, text_table  # noqa: E402
+
+HEIGHT, WIDTH = 480, 640
+CALLS = ('set_inputs', 'launch_layer0', 'launch_layer1', 'launch_network', 'done', 'interval',
+         'results')
+
+
+def timed(samples: dict, key: str, call):
+    start = time.perf_counter_ns()
+    value = call()
+    samples[key].append(time.perf_counter_ns() - start)
+    return value
+
+
+def measure(engine: CudaEngine, views: list[np.ndarray], frames: int, repeats: int) -> dict:
+    pids = list(range(frames))
+    items = [(pid, views[pid], 'rgb8') for pid in pids]
+    layers = len(engine.layers)
+    samples = {key: [] for key in CALLS}
+    for _ in range(repeats + 5):
+        timed(samples, 'set_inputs', lambda: engine.set_inputs(items))
+        first = timed(samples, 'launch_layer0', lambda: engine.launch(0, pids, 0))
+        second = timed(samples, 'launch_layer1', lambda: engine.launch(1, pids, 0))
+        second.wait()
+        timed(samples, 'done', first.done)
+        timed(samples, 'interval', first.interval)
+        engine.set_inputs(items)
+        whole = timed(samples, 'launch_network',
+                      lambda: engine.launch_layers(0, layers, pids, 0))
+        whole.wait()
+        timed(samples, 'results', lambda: [
+            (lambda r: (r[0].tolist(), r[1].astype(int).tolist()))(engine.result(pid).copy())
+            for pid in pids])
+        del first, second, whole
+    return {key: round(statistics.median(values[5:]) / 1000, 2)
+            for key, values in samples.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
+    parser.add_argument('--frames', type=positive_ints, default=[1, 2, 4, 16, 32])
+    parser.add_argument('--repeats', type=positive_int, default=300)
+    parser.add_argument('--out', type=Path)
+    args = parser.parse_args()
+    network = alexnet()
+    weights = init_weights(network, seed=0)
+    largest = max(args.frames)
+    frame_bytes = HEIGHT * WIDTH * 3
+    report, rows = None, []
+    for batched in (True, False):
+        engine = CudaEngine(network, weights, streams=4, batched_copies=batched)
+        try:
+            block = engine.pin(np.random.default_rng(0).integers(
+                0, 256, largest * frame_bytes, np.uint8))
+            views = [block[i * frame_bytes:(i + 1) * frame_bytes].reshape(HEIGHT, WIDTH, 3)
+                     for i in range(largest)]
+            for pid in range(largest):
+                engine.open_pipeline(pid)
+            if report is None:
+                report = {**record_header('launch_calls', card=engine.device_name),
+                          'repeats': args.repeats, 'rows': rows}
+            for frames in args.frames:
+                row = {'frames': frames, 'batched_copies': engine.batched_copies,
+                       **measure(engine, views, frames, args.repeats)}
+                rows.append(row)
+        finally:
+            engine.close()
+    print(text_table(f'{report["card"]}: median host µs per call',
+                     ['frames', 'batched copies', *CALLS],
+                     [[str(row['frames']), str(row['batched_copies']),
+                       *(f'{row[key]:.1f}' for key in CALLS)] for row in rows]))
+    write_record(report, file_name(report['card'], 'launch_calls'), args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
