@@ -10,8 +10,9 @@ staging the n images (``set_inputs``), a launch of layer 0 (with the images' upl
 later layer, of the whole network as one launch (upload, 14 kernels, result download), checking
 a finished launch (``done``), reading its GPU interval, and reading the n results as the worker
 does (a copy each, then lists). Each with the kernel's copies batched into one driver call and
-with one PyCUDA copy per frame. Writes DIR/launch_calls-<card>.json (DIR: --out, else $OUT, else
-bench/out).
+with one PyCUDA copy per frame. ``results_right``: whether the fused launches' results are those
+of each image run alone (top-k scores within 1e-3, the same classes). Writes
+DIR/launch_calls-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 
@@ -45,7 +46,18 @@ def timed(samples: dict, key: str, call):
     return value
 
 
-def measure(engine: CudaEngine, views: list[np.ndarray], frames: int, repeats: int) -> dict:
+def alone(engine: CudaEngine, views: list[np.ndarray]) -> list[np.ndarray]:
+    """Return each image's result run through the whole network by itself."""
+    results = []
+    for pid, view in enumerate(views):
+        engine.set_input(pid, view, 'rgb8')
+        engine.launch_layers(0, len(engine.layers), [pid], 0).wait()
+        results.append(engine.result(pid).copy())
+    return results
+
+
+def measure(engine: CudaEngine, views: list[np.ndarray], frames: int, repeats: int,
+            expected: list[np.ndarray]) -> dict:
     pids = list(range(frames))
     items = [(pid, views[pid], 'rgb8') for pid in pids]
     layers = len(engine.layers)
@@ -65,8 +77,10 @@ def measure(engine: CudaEngine, views: list[np.ndarray], frames: int, repeats: i
             (lambda r: (r[0].tolist(), r[1].astype(int).tolist()))(engine.result(pid).copy())
             for pid in pids])
         del first, second, whole
-    return {key: round(statistics.median(values[5:]) / 1000, 2)
-            for key, values in samples.items()}
+    right = all(np.allclose(engine.result(pid)[0], expected[pid][0], rtol=1e-3, atol=1e-6)
+                and np.array_equal(engine.result(pid)[1], expected[pid][1]) for pid in pids)
+    return {**{key: round(statistics.median(values[5:]) / 1000, 2)
+               for key, values in samples.items()}, 'results_right': right}
 
 
 def main() -> int:
@@ -89,19 +103,21 @@ def main() -> int:
                      for i in range(largest)]
             for pid in range(largest):
                 engine.open_pipeline(pid)
+            expected = alone(engine, views)
             if report is None:
                 report = {**record_header('launch_calls', card=engine.device_name),
                           'repeats': args.repeats, 'rows': rows}
             for frames in args.frames:
                 row = {'frames': frames, 'batched_copies': engine.batched_copies,
-                       **measure(engine, views, frames, args.repeats)}
+                       **measure(engine, views, frames, args.repeats, expected)}
                 rows.append(row)
         finally:
             engine.close()
     print(text_table(f'{report["card"]}: median host µs per call',
-                     ['frames', 'batched copies', *CALLS],
+                     ['frames', 'batched copies', *CALLS, 'results right'],
                      [[str(row['frames']), str(row['batched_copies']),
-                       *(f'{row[key]:.1f}' for key in CALLS)] for row in rows]))
+                       *(f'{row[key]:.1f}' for key in CALLS), str(row['results_right'])]
+                      for row in rows]))
     write_record(report, file_name(report['card'], 'launch_calls'), args.out)
     return 0
 
