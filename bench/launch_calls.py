@@ -1,15 +1,17 @@
 """
 Host time of each engine call one launch makes, by the number of frames, on a GPU.
 
-    python3 bench/launch_calls.py [--frames 1,2,4,16,32] [--repeats 300] [--out DIR]
+    python3 bench/launch_calls.py [--frames 1,2,4,16,32] [--repeats 300] [--cameras N]
+                                  [--blocks one|per-camera] [--out DIR]
 
-The images lie in one block of memory page-locked in place (``CudaEngine.pin``), one view per
-camera, as the scheduler worker's frame slots are. For each frame count n, ``--repeats`` times
-with the GPU idle in between (median host µs of each call, ``time.perf_counter_ns`` around it):
-staging the n images (``set_inputs``), a launch of layer 0 (with the images' upload), of one
-later layer, of the whole network as one launch (upload, 14 kernels, result download), checking
-a finished launch (``done``), reading its GPU interval, and reading the n results as the worker
-does (a copy each, then lists). Each with the kernel's copies batched into one driver call and
+``--cameras`` pipelines are open (default: the largest frame count), each with its image in memory
+page-locked in place (``CudaEngine.pin``): one block for all (``--blocks one``, the default) or a
+block per camera, as the scheduler worker's frame rings are (``per-camera``). For each frame
+count n, ``--repeats`` times with the GPU idle in between (median host µs of each call,
+``time.perf_counter_ns`` around it): staging the n images (``set_inputs``), a launch of layer 0
+(with the images' upload), of one later layer, of the whole network as one launch (upload, 14
+kernels, result download), checking a finished launch (``done``), reading its GPU interval, and
+reading the n results as the worker does (a copy each, then lists). Each with the kernel's copies batched into one driver call and
 with one PyCUDA copy per frame. ``results_right``: whether the fused launches' results are those
 of each image run alone (top-k scores within 1e-3, the same classes). Writes
 DIR/launch_calls-<card>.json (DIR: --out, else $OUT, else bench/out).
@@ -87,26 +89,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
     parser.add_argument('--frames', type=positive_ints, default=[1, 2, 4, 16, 32])
     parser.add_argument('--repeats', type=positive_int, default=300)
+    parser.add_argument('--cameras', type=positive_int,
+                        help='pipelines open (default: the largest of --frames)')
+    parser.add_argument('--blocks', choices=['one', 'per-camera'], default='one',
+                        help='the images in one page-locked block or in one block each')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     network = alexnet()
     weights = init_weights(network, seed=0)
     largest = max(args.frames)
+    if args.cameras is not None and args.cameras < largest:
+        parser.error(f'argument --cameras: {args.cameras}: allowed at least the largest of '
+                     f'--frames ({largest})')
+    cameras = args.cameras or largest
     frame_bytes = HEIGHT * WIDTH * 3
     report, rows = None, []
     for batched in (True, False):
         engine = CudaEngine(network, weights, streams=4, batched_copies=batched)
         try:
-            block = engine.pin(np.random.default_rng(0).integers(
-                0, 256, largest * frame_bytes, np.uint8))
-            views = [block[i * frame_bytes:(i + 1) * frame_bytes].reshape(HEIGHT, WIDTH, 3)
-                     for i in range(largest)]
-            for pid in range(largest):
+            pixels = np.random.default_rng(0).integers(0, 256, cameras * frame_bytes, np.uint8)
+            if args.blocks == 'one':
+                blocks = [engine.pin(pixels)]
+            else:
+                blocks = [engine.pin(pixels[i * frame_bytes:(i + 1) * frame_bytes].copy())
+                          for i in range(cameras)]
+            views = [(blocks[0][i * frame_bytes:(i + 1) * frame_bytes] if len(blocks) == 1
+                      else blocks[i]).reshape(HEIGHT, WIDTH, 3) for i in range(cameras)]
+            for pid in range(cameras):
                 engine.open_pipeline(pid)
-            expected = alone(engine, views)
+            expected = alone(engine, views[:largest])
             if report is None:
                 report = {**record_header('launch_calls', card=engine.device_name),
-                          'repeats': args.repeats, 'rows': rows}
+                          'repeats': args.repeats, 'cameras': cameras, 'blocks': args.blocks,
+                          'rows': rows}
             for frames in args.frames:
                 row = {'frames': frames, 'batched_copies': engine.batched_copies,
                        **measure(engine, views, frames, args.repeats, expected)}
