@@ -125,6 +125,19 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
     again = json.loads((tmp_path / 'again' / 'resimulate-cpu.json').read_text())
     assert again['knees'] == record['knees'] and again['record_date'] == record['date']
     assert again['rows'] == [row for row in record['rows'] if row['source'] == 'sim']
+    # a finer sweep: the extra counts simulated for every policy, in the knee
+    result = run([sys.executable, 'bench/resimulate.py', str(tmp_path / 'capacity-cpu.json'),
+                  '--cameras', '3', '--out', str(tmp_path / 'finer')], timeout=120,
+                 cwd=REPO_ROOT, env=repo_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    finer = json.loads((tmp_path / 'finer' / 'resimulate-cpu.json').read_text())
+    assert sorted((row['policy'], row['cameras']) for row in finer['rows']) == sorted(
+        [(row['policy'], row['cameras']) for row in again['rows']]
+        + [('s3dnn', 3), ('streams', 3)])
+    extra = {row['policy']: row for row in finer['rows'] if row['cameras'] == 3}
+    for policy, row in extra.items():
+        expected = 3 if row['miss_ratio'] < 0.01 else record['knees'][policy]['sim']
+        assert finer['knees'][policy]['sim'] == expected
     (tmp_path / 'broken.json').write_text('{"rows": []}')
     result = run([sys.executable, 'bench/resimulate.py', str(tmp_path / 'broken.json')],
                  timeout=60, cwd=REPO_ROOT, env=repo_env())
