@@ -57,8 +57,8 @@ def main() -> int:
     if args.without_copies:
         costs.pop('copies', None)
     points = [(row['cameras'], row['policy']) for row in measured]
-    points += [(count, policy) for policy in setting.policies for count in sorted(set(args.cameras))
-               if (count, policy) not in points]
+    points += [(count, policy) for policy in setting.policies
+               for count in sorted(set(args.cameras)) if (count, policy) not in points]
     jobs = [(count, policy, setting, costs, hosts[policy]) for count, policy in points]
     with ProcessPoolExecutor(max(1, min(len(jobs), (os.cpu_count() or 2) - 1))) as pool:
         simulated = list(pool.map(simulate_point, jobs))
