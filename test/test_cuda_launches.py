@@ -386,9 +386,9 @@ def test_kernel_arguments_are_the_launchs_columns_of_the_address_table():
         engine.open_pipeline(pid)
     assert engine._addresses.shape[1] == 32
     assert len({p.column for p in engine._pipelines.values()}) == 20
-    column = engine._pipelines[3].column
+    column, closed = engine._pipelines[3].column, engine._pipelines[3].buffer
     engine.close_pipeline(3)
-    assert not engine._addresses[:, column].any()
+    assert closed.freed and not engine._addresses[:, column].any()
     engine.open_pipeline('new')
     new = engine._pipelines['new']
     assert new.column == column and engine._addresses[1:, column].tolist() == new.outputs
