@@ -2,7 +2,7 @@
 A burst of camera frames on an idle GPU, issued as one fused chain or as several side by side.
 
     python3 bench/burst_chains.py [--frames 8,16,32,64] [--chains 1,2,4,8] [--repeats 20]
-                                  [--out DIR]
+                                  [--cuts 4+12+16,...] [--out DIR]
 
 N frames (640x480 rgb8, in page-locked memory) arrive together; they go through the whole network
 as k chains of N/k frames, chain j a single launch of every layer (``launch_layers``) on engine
@@ -10,7 +10,9 @@ stream j: the first chain's kernels start once its N/k uploads are done, the nex
 run beside them. Prints and writes to DIR/burst_chains-<card>.json (DIR: --out, else $OUT, else
 bench/out) the median wall ms from the first launch call to the last result on the host, per N
 and k: how a scheduler should cut a burst that finds the GPU idle (Table 1 of ``s3dnn-bench`` is
-four such bursts' worth of frames at once).
+four such bursts' worth of frames at once). ``--cuts`` adds uneven cuts, each the chains' sizes
+joined by ``+`` in launch order (``4+12+16+32``: 64 frames, a small chain first), timed the same
+way after the even ones.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from records import record_header, write_record  # noqa: E402
-from s3dnn_ros.engine.cuda import CudaEngine  # noqa: E402
+from s3dnn_ros.engine.cuda import CudaEngine, MAX_FRAMES  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
 from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
@@ -41,36 +43,46 @@ def burst_ms(engine, chains: list[list], layers: int) -> float:
     return (time.perf_counter_ns() - begin) / 1e6
 
 
+def cut_list(text: str) -> list[list[int]]:
+    """Parse a comma list of cuts, each chain sizes joined by ``+`` (``4+12+16,8+8``)."""
+    return [[positive_int(size) for size in cut.split('+')] for cut in text.split(',')]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--frames', type=positive_ints, default=[8, 16, 32, 64])
     parser.add_argument('--chains', type=positive_ints, default=[1, 2, 4, 8])
     parser.add_argument('--repeats', type=positive_int, default=20)
+    parser.add_argument('--cuts', type=cut_list, default=[],
+                        help='uneven cuts: chain sizes joined by +, comma between cuts')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     network = alexnet()
     weights = init_weights(network, seed=0)
-    engine = CudaEngine(network, weights, streams=max(args.chains))
+    cuts = [[frames // count] * count for frames in args.frames for count in args.chains
+            if not frames % count and frames // count <= MAX_FRAMES] + args.cuts
+    for cut in args.cuts:
+        if max(cut) > MAX_FRAMES:
+            parser.error(f'--cuts: a chain of {max(cut)} frames in {"+".join(map(str, cut))}; '
+                         f'allowed: at most {MAX_FRAMES} frames a chain')
+    engine = CudaEngine(network, weights, streams=max(len(cut) for cut in cuts))
     bench = Bench(engine, network, weights, args.repeats)
     layers = len(network.kernel_layers)
     pids: list = []
     rows = []
     try:
-        pids = bench.open_pipelines(max(args.frames), 'burst', 'pinned')
-        for frames in args.frames:
-            for count in args.chains:
-                if frames % count or frames // count > engine.max_batch:
-                    continue
-                size = frames // count
-                chains = [pids[j * size:(j + 1) * size] for j in range(count)]
-                burst_ms(engine, chains, layers)  # warm-up
-                samples = [burst_ms(engine, chains, layers) for _ in range(args.repeats)]
-                rows.append({'frames': frames, 'chains': count, 'chain_frames': size,
-                             'median_ms': round(statistics.median(samples), 3),
-                             'min_ms': round(min(samples), 3)})
-                print(f'{frames:3d} frames as {count} x {size:2d}: median '
-                      f'{rows[-1]["median_ms"]:.3f} ms, min {rows[-1]["min_ms"]:.3f} ms',
-                      flush=True)
+        pids = bench.open_pipelines(max(sum(cut) for cut in cuts), 'burst', 'pinned')
+        for cut in cuts:
+            starts = [sum(cut[:j]) for j in range(len(cut) + 1)]
+            chains = [pids[starts[j]:starts[j + 1]] for j in range(len(cut))]
+            burst_ms(engine, chains, layers)  # warm-up
+            samples = [burst_ms(engine, chains, layers) for _ in range(args.repeats)]
+            rows.append({'frames': starts[-1], 'chains': len(cut),
+                         'chain_frames': cut[0] if len(set(cut)) == 1 else None, 'cut': cut,
+                         'median_ms': round(statistics.median(samples), 3),
+                         'min_ms': round(min(samples), 3)})
+            print(f'{starts[-1]:3d} frames as {"+".join(map(str, cut)):>14}: median '
+                  f'{rows[-1]["median_ms"]:.3f} ms, min {rows[-1]["min_ms"]:.3f} ms', flush=True)
     finally:
         bench.close_pipelines(pids)
         bench.release(engine)

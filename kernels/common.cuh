@@ -6,6 +6,11 @@
 // pipeline's own buffers and fusing costs no copies. The host mirrors each struct as a numpy dtype
 // (s3dnn_ros/engine/cuda/abi.py); the static_asserts below each struct pin its size on both sides.
 //
+// Each kernel NAME has a second entry point, NAME_ref, taking a pointer to the same struct in device
+// memory: the kernels of a CUDA graph (a segment of layers launched at once, graph_records.cu), whose
+// arguments are then fixed addresses while the host rewrites the records they point to. Both entry
+// points run one body, so they compute the same bits.
+//
 // Layouts: activations NCHW float32 (one CHW tensor per frame), vectors (F,) float32 per frame.
 #pragma once
 

@@ -185,6 +185,10 @@ __device__ __forceinline__ void conv2d_tile(const ConvArgs& a) {
     extern "C" __global__ void __launch_bounds__(CONV_THREADS, 2)                            \
         conv2d_##BM##x##BN(const __grid_constant__ ConvArgs a) {                             \
         conv2d_tile<BM, BN, TM, TN>(a);                                                      \
+    }                                                                                        \
+    extern "C" __global__ void __launch_bounds__(CONV_THREADS, 2)                            \
+        conv2d_##BM##x##BN##_ref(const ConvArgs* __restrict__ a) {                           \
+        conv2d_tile<BM, BN, TM, TN>(*a);                                                     \
     }
 
 CONV_KERNEL(128, 128, 8, 8)

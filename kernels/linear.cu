@@ -179,6 +179,10 @@ __device__ __forceinline__ void linear_tiled(const LinearArgs& a) {
     extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
         linear_stream_nb##NB##_r##R(const __grid_constant__ LinearArgs a) {                          \
         linear_stream<NB, R>(a);                                                                     \
+    }                                                                                                \
+    extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
+        linear_stream_nb##NB##_r##R##_ref(const LinearArgs* __restrict__ a) {                        \
+        linear_stream<NB, R>(*a);                                                                    \
     }
 
 LINEAR_STREAM_KERNEL(1, 1)
@@ -194,6 +198,10 @@ LINEAR_STREAM_KERNEL(4, 2)
     extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
         linear_tiled_nb##NB##_r##R(const __grid_constant__ LinearArgs a) {                           \
         linear_tiled<NB, R>(a);                                                                      \
+    }                                                                                                \
+    extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
+        linear_tiled_nb##NB##_r##R##_ref(const LinearArgs* __restrict__ a) {                         \
+        linear_tiled<NB, R>(*a);                                                                     \
     }
 
 LINEAR_TILED_KERNEL(8, 1)

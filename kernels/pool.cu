@@ -20,7 +20,7 @@ struct PoolArgs {
 };
 static_assert(sizeof(PoolArgs) == 544, "mirror of POOL_ARGS in s3dnn_ros/engine/cuda/abi.py");
 
-extern "C" __global__ void __launch_bounds__(256) maxpool2d(const __grid_constant__ PoolArgs a) {
+__device__ __forceinline__ void maxpool2d_body(const PoolArgs& a) {
     const int frame = blockIdx.y;
     const int per_channel = a.out_h * a.out_w;
     const int index = blockIdx.x * blockDim.x + threadIdx.x;
@@ -34,7 +34,14 @@ extern "C" __global__ void __launch_bounds__(256) maxpool2d(const __grid_constan
     a.out[frame][index] = best;
 }
 
-extern "C" __global__ void __launch_bounds__(256) adaptive_avgpool2d(const __grid_constant__ PoolArgs a) {
+extern "C" __global__ void __launch_bounds__(256) maxpool2d(const __grid_constant__ PoolArgs a) {
+    maxpool2d_body(a);
+}
+extern "C" __global__ void __launch_bounds__(256) maxpool2d_ref(const PoolArgs* __restrict__ a) {
+    maxpool2d_body(*a);
+}
+
+__device__ __forceinline__ void adaptive_avgpool2d_body(const PoolArgs& a) {
     const int frame = blockIdx.y;
     const int per_channel = a.out_h * a.out_w;
     const int index = blockIdx.x * blockDim.x + threadIdx.x;
@@ -48,4 +55,11 @@ extern "C" __global__ void __launch_bounds__(256) adaptive_avgpool2d(const __gri
     for (int r = h0; r < h1; ++r)
         for (int s = w0; s < w1; ++s) sum += __ldg(x + r * a.width + s);
     a.out[frame][index] = sum / (float)((h1 - h0) * (w1 - w0));
+}
+
+extern "C" __global__ void __launch_bounds__(256) adaptive_avgpool2d(const __grid_constant__ PoolArgs a) {
+    adaptive_avgpool2d_body(a);
+}
+extern "C" __global__ void __launch_bounds__(256) adaptive_avgpool2d_ref(const PoolArgs* __restrict__ a) {
+    adaptive_avgpool2d_body(*a);
 }

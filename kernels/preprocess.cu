@@ -47,7 +47,7 @@ __device__ __forceinline__ Taps bilinear_taps(int dst, int in_size, int out_size
     return t;
 }
 
-extern "C" __global__ void __launch_bounds__(256) preprocess(const __grid_constant__ PreprocessArgs a) {
+__device__ __forceinline__ void preprocess_body(const PreprocessArgs& a) {
     const int frame = blockIdx.y;
     const int size = a.size;
     const int index = blockIdx.x * blockDim.x + threadIdx.x;
@@ -73,4 +73,11 @@ extern "C" __global__ void __launch_bounds__(256) preprocess(const __grid_consta
         const float value = __fdiv_rn(resized, 255.f);
         out[c * size * size] = __fdiv_rn(__fsub_rn(value, a.mean[c]), a.std[c]);
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256) preprocess(const __grid_constant__ PreprocessArgs a) {
+    preprocess_body(a);
+}
+extern "C" __global__ void __launch_bounds__(256) preprocess_ref(const PreprocessArgs* __restrict__ a) {
+    preprocess_body(*a);
 }

@@ -17,7 +17,7 @@ struct SoftmaxArgs {
 };
 static_assert(sizeof(SoftmaxArgs) == 520, "mirror of SOFTMAX_ARGS in s3dnn_ros/engine/cuda/abi.py");
 
-extern "C" __global__ void __launch_bounds__(256) softmax_topk(const __grid_constant__ SoftmaxArgs a) {
+__device__ __forceinline__ void softmax_topk_body(const SoftmaxArgs& a) {
     extern __shared__ float prob[];
     __shared__ float scratch[32];
     __shared__ float win_value[32];
@@ -82,4 +82,11 @@ extern "C" __global__ void __launch_bounds__(256) softmax_topk(const __grid_cons
             prob[best_id] = -2.f;  // below every probability and below the -1 a scan starts from
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256) softmax_topk(const __grid_constant__ SoftmaxArgs a) {
+    softmax_topk_body(a);
+}
+extern "C" __global__ void __launch_bounds__(256) softmax_topk_ref(const SoftmaxArgs* __restrict__ a) {
+    softmax_topk_body(*a);
 }

@@ -19,12 +19,13 @@ def _record(tmp_path, script: str, *args: str) -> dict:
     return json.loads(path.read_text())
 
 
-def test_burst_chains_times_every_cut_that_divides_the_burst(tmp_path):
+def test_burst_chains_times_every_cut_that_divides_the_burst_then_the_uneven_cuts(tmp_path):
     report = _record(tmp_path, 'burst_chains', '--frames', '4,6', '--chains', '1,2,4',
-                     '--repeats', '3')
+                     '--cuts', '1+3,2+2+3', '--repeats', '3')
     # 6 frames do not split into 4 chains
     assert [(row['frames'], row['chains'], row['chain_frames']) for row in report['rows']] == [
-        (4, 1, 4), (4, 2, 2), (4, 4, 1), (6, 1, 6), (6, 2, 3)]
+        (4, 1, 4), (4, 2, 2), (4, 4, 1), (6, 1, 6), (6, 2, 3), (4, 2, None), (7, 3, None)]
+    assert [row['cut'] for row in report['rows'][-3:]] == [[3, 3], [1, 3], [2, 2, 3]]
     assert all(0 < row['min_ms'] <= row['median_ms'] for row in report['rows'])
 
 

@@ -372,14 +372,19 @@ def test_segments_equal_launches_one_layer_at_a_time(network, weights, rng, stre
         with Pipelines(engine, len(images)) as pids:
             run_network(engine, pids, images, stream=3)
             by_layer = np.stack([engine.result(pid).copy() for pid in pids])
-            for pid, (image, encoding) in zip(pids, images):
-                engine.set_input(pid, image, encoding)
-            before = engine.allocations
-            engine.launch_layers(0, 4, pids, 3)
-            engine.launch_layers(4, layers - 5, pids, 3)
-            engine.launch_layers(layers - 1, 1, pids, 3).wait()
-            by_segment = np.stack([engine.result(pid).copy() for pid in pids])
+            by_segment = []
+            for _ in range(2):
+                for pid, (image, encoding) in zip(pids, images):
+                    engine.set_input(pid, image, encoding)
+                before = engine.allocations
+                engine.launch_layers(0, 4, pids, 3)
+                engine.launch_layers(4, layers - 5, pids, 3)
+                engine.launch_layers(layers - 1, 1, pids, 3).wait()
+                by_segment.append(np.stack([engine.result(pid).copy() for pid in pids]))
+            # the second time (segments as graphs: made the first time)
             assert engine.allocations == before
+            np.testing.assert_array_equal(by_segment[1], by_segment[0])
+            by_segment = by_segment[0]
             with pytest.raises(ValueError, match='launch of 2 layers from layer 13'):
                 engine.launch_layers(layers - 1, 2, pids, 3)
     finally:
@@ -387,6 +392,81 @@ def test_segments_equal_launches_one_layer_at_a_time(network, weights, rng, stre
     np.testing.assert_array_equal(by_segment, by_layer)
     assert rel_error(by_segment[:, 0], expected[:, 0]) <= LAYER_TOLERANCE
     np.testing.assert_array_equal(by_segment[:, 1], expected[:, 1])
+
+
+def test_segment_as_a_graph_equals_it_kernel_by_kernel(network, weights, rng):
+    """
+    Segments as CUDA graphs give the bits of the same segments launched kernel by kernel.
+
+    Whole chains and a chain cut in two (from layer 0, with the images' metas, and from a later
+    layer); then other frames through the same graphs (their records rewritten), two chains of one
+    size in flight at once (a second instance of that graph), and frames past max_batch (a graph
+    per kernel of the split). Nothing is refused; a second pass makes no graph.
+    """
+    layers = len(network.kernel_layers)
+    images = random_images(rng, 12)
+    others = random_images(rng, 12)
+
+    def run(engine) -> tuple[list[np.ndarray], bool]:
+        out, overlapped = [], True
+        with Pipelines(engine, 12) as pids:
+            for pid, (image, encoding) in zip(pids, images):
+                engine.set_input(pid, image, encoding)
+            first = engine.launch_layers(0, layers, pids[:5], 0)
+            engine.launch_layers(0, 4, pids[5:], 1)
+            engine.launch_layers(4, layers - 4, pids[5:], 1).wait()
+            first.wait()
+            out.append(np.stack([engine.result(pid).copy() for pid in pids]))
+            for _ in range(2):
+                for pid, (image, encoding) in zip(pids, others):
+                    engine.set_input(pid, image, encoding)
+                ones = engine.launch_layers(0, layers, pids[7:], 2)
+                fives = engine.launch_layers(0, layers, pids[:5], 3)
+                # (whether the first was still in flight: then the second needed its own graph)
+                overlapped &= not ones.done()
+                engine.launch_layers(0, 4, pids[5:7], 0)
+                engine.launch_layers(4, layers - 4, pids[5:7], 0).wait()
+                ones.wait()
+                fives.wait()
+                out.append(np.stack([engine.result(pid).copy() for pid in pids]))
+        return out, overlapped
+
+    plain = CudaEngine(network, weights, streams=4, segment_graphs=False)
+    try:
+        assert plain.graph_counts is None
+        expected, _ = run(plain)
+    finally:
+        plain.close()
+    engine = CudaEngine(network, weights, streams=4)
+    split = CudaEngine(network, weights, streams=4, max_batch=4)
+    try:
+        assert engine.graph_counts is not None, 'the driver has the graph calls (CUDA 12+)'
+        got, overlapped = run(engine)
+        counts = engine.graph_counts
+        before = engine.allocations
+        again, _ = run(engine)
+        assert engine.allocations == before
+        with Pipelines(split, 10) as pids:
+            for pid, (image, encoding) in zip(pids, images):
+                split.set_input(pid, image, encoding)
+            split.launch_layers(0, layers, pids, 1).wait()
+            past_max_batch = np.stack([split.result(pid).copy() for pid in pids])
+        split_counts = split.graph_counts
+    finally:
+        engine.close()
+        split.close()
+    for mine, theirs in zip(got + again, expected + expected):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(past_max_batch, expected[0][:10])
+    assert rel_error(expected[0][:, 0], reference.forward(network, weights, images)[:, 0]) \
+        <= LAYER_TOLERANCE
+    # graphs (first layer, layers, frames): (0, 14, 5), (0, 4, 7), (4, 10, 7); then (0, 14, 5)
+    # reused and a second one while the first is in flight, (0, 4, 2), (4, 10, 2); launches:
+    # 3 + 4 + 4 per pass
+    assert counts['refused'] == 0 and counts['launches'] == 11
+    assert counts['made'] == counts['live'] == (6 if overlapped else 5)
+    # kernels of 4, 4 and 2 frames in one launch: the two of 4 frames each have their own graph
+    assert split_counts == {'made': 3, 'live': 3, 'launches': 3, 'refused': 0}
 
 
 def test_batched_and_separate_copies_give_the_same_results(network, weights, rng):

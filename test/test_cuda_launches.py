@@ -161,7 +161,8 @@ def _segment_engine(frames: int, max_batch: int):
     engine = object.__new__(CudaEngine)
     engine.layers = alexnet().kernel_layers
     engine._closed, engine.max_batch, engine.allocations = False, max_batch, 0
-    engine._drv, engine._copies = recorder.driver, None
+    # kernel by kernel (a segment as a CUDA graph runs on a GPU: test_cuda_engine.py)
+    engine._drv, engine._copies, engine._graphs = recorder.driver, None, None
     engine._streams = [recorder.Stream('main0'), recorder.Stream('main1')]
     engine._sides, engine._forks, engine._free_events = {}, {}, []
     engine._last_layer = len(engine.layers) - 1
@@ -414,3 +415,33 @@ def test_kernel_arguments_are_the_launchs_columns_of_the_address_table():
     assert args['image'][:3].tolist() == [p.image_ptr for p in chunk]
     assert args['out'][:3].tolist() == [p.outputs[0] for p in chunk]
     assert args['meta'][:3, 1].tolist() == [5 + p.column for p in chunk]  # widths
+
+
+def test_a_graphs_records_take_the_launchs_columns_of_the_address_table():
+    """
+    A segment as a graph: its layer k's record reads row first + k and writes the next row.
+
+    The records lie side by side, RECORD_WORDS apart (the largest argument struct, so any layer's
+    record fits); a launch for fewer frames leaves the other slots as they were; a segment from
+    layer 0 also writes the images' metas into layer 0's record, where the preprocess kernel
+    reads them.
+    """
+    from s3dnn_ros.engine.cuda.abi import PREPROCESS_ARGS
+    from s3dnn_ros.engine.cuda.graphs import _META, fill_records, RECORD_WORDS
+    assert RECORD_WORDS * 8 == PREPROCESS_ARGS.itemsize
+    table = np.arange(15 * 5, dtype=np.uint64).reshape(15, 5) + 0x1000
+    words = np.full((3, RECORD_WORDS), 7, np.uint64)
+    fill_records(words, None, table[:, [4, 1]], 4, None)
+    for k in range(3):
+        assert words[k, :2].tolist() == [table[4 + k, 4], table[4 + k, 1]]
+        assert words[k, MAX_FRAMES:MAX_FRAMES + 2].tolist() == [table[5 + k, 4], table[5 + k, 1]]
+        assert (words[k, 2:MAX_FRAMES] == 7).all() and (words[k, MAX_FRAMES + 2:] == 7).all()
+    words = np.zeros((14, RECORD_WORDS), np.uint64)
+    meta = words[0].view(np.int32)[_META].reshape(MAX_FRAMES, 4)
+    metas = np.array([[480, 640, 1920, 3]] * 3, np.int32)
+    fill_records(words, meta, table[:, [0, 2, 3]], 0, metas)
+    record = words[0].view(np.uint8)[:PREPROCESS_ARGS.itemsize].view(PREPROCESS_ARGS)[0]
+    assert record['image'][:3].tolist() == table[0, [0, 2, 3]].tolist()
+    assert record['out'][:3].tolist() == table[1, [0, 2, 3]].tolist()
+    assert record['meta'][:3].tolist() == [[480, 640, 1920, 3]] * 3
+    assert words[13, MAX_FRAMES:MAX_FRAMES + 3].tolist() == table[14, [0, 2, 3]].tolist()

@@ -19,6 +19,7 @@ import numpy as np
 from .abi import (CONV_ARGS, LINEAR_ARGS, MAX_FRAMES, POOL_ARGS, PREPROCESS_ARGS,
                   SOFTMAX_ARGS)
 from .driver import CopyBatch, driver_api, import_pycuda, primary_context, thread_contexts
+from .graphs import ChainGraphs, graph_api
 from .kernels import compiled_kernels, KERNEL_FILES
 from ..base import check_image, Completion, ENCODINGS, Engine, EngineError
 from ..costs import CostTable, CostTableError
@@ -160,7 +161,8 @@ class CudaEngine(Engine):
 
     def __init__(self, network: Network, weights: Weights, device_id: int = 0, streams: int = 16,
                  max_batch: int = MAX_FRAMES, cost_table_path: str | os.PathLike | None = None,
-                 kernel_arch: str | None = None, batched_copies: bool = True):
+                 kernel_arch: str | None = None, batched_copies: bool = True,
+                 segment_graphs: bool = True):
         """
         ``kernel_arch`` None compiles for the device's own sm_XY.
 
@@ -168,7 +170,9 @@ class CudaEngine(Engine):
         this device: the code paths of older GPUs (no cp.async before sm_80) then run, and can be
         checked, on a newer one. ``batched_copies``: a kernel's uploads and downloads go to the
         driver in one ``cuMemcpyBatchAsync`` call each where it has one (False: one PyCUDA copy
-        per frame, as on drivers without it).
+        per frame, as on drivers without it). ``segment_graphs``: a segment of several layers
+        (:meth:`launch_layers`) is one CUDA graph launch where the driver has the graph calls
+        (:mod:`.graphs`; False: one kernel launch per layer).
         """
         super().__init__(network)
         if not 1 <= max_batch <= MAX_FRAMES:
@@ -205,6 +209,8 @@ class CudaEngine(Engine):
         self._result_bytes = math.prod(self.layers[-1].out_shape) * 4
         # a kernel's frame copies in one driver call (None: one PyCUDA call per frame)
         self._copies: CopyBatch | None = None
+        # segments as CUDA graphs (None: kernel by kernel)
+        self._graphs: ChainGraphs | None = None
         self._device_buffers: list[Any] = []
         self._cost_table: CostTable | None = None
         self._conv_tile: tuple[int, int] | None = None
@@ -239,6 +245,10 @@ class CudaEngine(Engine):
             self._copy_stream = drv.Stream()
             self.allocations += streams + 1
             self._copies = self._probe_copies() if batched_copies else None
+            calls = graph_api() if segment_graphs else None
+            if calls is not None:
+                self._graphs = ChainGraphs(calls, drv, self._plan, self._function, drv.Stream())
+                self.allocations += 1
             self._ref_event = drv.Event()
             self.allocations += 1
             drv.Context.synchronize()
@@ -261,6 +271,15 @@ class CudaEngine(Engine):
     def batched_copies(self) -> bool:
         """Whether a kernel's uploads and downloads go to the driver in one call each."""
         return self._copies is not None
+
+    @property
+    def graph_counts(self) -> dict[str, int] | None:
+        """
+        How segments went as CUDA graphs: graphs made and alive, graph launches, refused ones.
+
+        None when segments are launched kernel by kernel.
+        """
+        return None if self._graphs is None else self._graphs.counts()
 
     def _probe_copies(self) -> CopyBatch | None:
         """
@@ -392,6 +411,10 @@ class CudaEngine(Engine):
                              f'allowed {", ".join(map(str, CONV_TILES))} or None')
         self._conv_tile = None if tile is None else tuple(tile)
         self._plans.clear()
+        if self._graphs is not None:
+            self._activate()
+            self._drv.Context.synchronize()
+            self._graphs.clear()
 
     def _pick_conv_tile(self, m: int, n: int) -> tuple[int, int]:
         """
@@ -843,6 +866,8 @@ class CudaEngine(Engine):
         parts = (self._split(stream_index, pipelines) if len(pipelines) > self.max_batch
                  else [(main, None, pipelines)])
         layers = range(first, first + count)
+        graphs = self._graphs if count > 1 else None
+        graphed, made = [], graphs.made if graphs is not None else 0
         events = self._take_events()
         issued = time.monotonic_ns()
         try:
@@ -857,12 +882,25 @@ class CudaEngine(Engine):
                 if joined is not None:
                     target.wait_for_event(fork)
                 columns = self._columns_of(chunk)
-                for layer_index in layers:
-                    if layer_index == 0:
+                instance = None
+                if graphs is not None:
+                    if first == 0:
                         self._receive(chunk, target)
-                    self._enqueue(layer_index, columns, target)
-                    if layer_index == self._last_layer:
+                    instance = graphs.launch(first, count, columns,
+                                             self._meta_rows[columns[1]] if first == 0 else None,
+                                             target)
+                if instance is not None:
+                    graphed.append(instance)
+                    self.kernel_launches += count
+                    if layers[-1] == self._last_layer:
                         self._download(chunk, target)
+                else:
+                    for layer_index in layers:
+                        if layer_index == 0 and graphs is None:
+                            self._receive(chunk, target)
+                        self._enqueue(layer_index, columns, target)
+                        if layer_index == self._last_layer:
+                            self._download(chunk, target)
                 if joined is not None:
                     joined.record(target)
                     main.wait_for_event(joined)
@@ -872,7 +910,13 @@ class CudaEngine(Engine):
             names = ', '.join(f'{i} ({self.layers[i].name})' for i in layers)
             raise EngineError(f'launch of layer {names} '
                               f'for pipelines {list(pids)} failed: {error}') from error
-        return CudaCompletion(self, events, issued)
+        completion = CudaCompletion(self, events, issued)
+        for instance in graphed:
+            instance.last = completion
+        if graphs is not None and graphs.made != made:
+            # each graph made: the graph, its records on the host and on the device
+            self.allocations += 3 * (graphs.made - made)
+        return completion
 
     def upload(self, pids: Sequence) -> CudaCompletion | None:
         """
@@ -1201,6 +1245,8 @@ class CudaEngine(Engine):
         try:
             self._activate()
             drv.Context.synchronize()
+            if self._graphs is not None:
+                self._graphs.clear()
             for pipeline in self._pipelines.values():
                 self._free_pipeline(pipeline)
             for registered in self._registered.values():

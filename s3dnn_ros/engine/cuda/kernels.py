@@ -7,7 +7,8 @@ import threading
 
 from ..base import EngineError
 
-KERNEL_FILES = ('preprocess.cu', 'conv2d.cu', 'pool.cu', 'linear.cu', 'softmax.cu', 'delay.cu')
+KERNEL_FILES = ('preprocess.cu', 'conv2d.cu', 'pool.cu', 'linear.cu', 'softmax.cu', 'delay.cu',
+                'graph_records.cu')
 
 
 def kernel_dir() -> Path:
