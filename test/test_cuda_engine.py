@@ -401,7 +401,8 @@ def test_segment_as_a_graph_equals_it_kernel_by_kernel(network, weights, rng):
     Whole chains and a chain cut in two (from layer 0, with the images' metas, and from a later
     layer); then other frames through the same graphs (their records rewritten), two chains of one
     size in flight at once (a second instance of that graph), and frames past max_batch (a graph
-    per kernel of the split). Nothing is refused; a second pass makes no graph.
+    per kernel of the split). Nothing is refused; a second pass, over other pipelines, makes no
+    graph.
     """
     layers = len(network.kernel_layers)
     images = random_images(rng, 12)
@@ -443,9 +444,8 @@ def test_segment_as_a_graph_equals_it_kernel_by_kernel(network, weights, rng):
         assert engine.graph_counts is not None, 'the driver has the graph calls (CUDA 12+)'
         got, overlapped = run(engine)
         counts = engine.graph_counts
-        before = engine.allocations
-        again, _ = run(engine)
-        assert engine.allocations == before
+        again, _ = run(engine)  # other pipelines (new buffers): the same graphs
+        assert engine.graph_counts['made'] == counts['made']
         with Pipelines(split, 10) as pids:
             for pid, (image, encoding) in zip(pids, images):
                 split.set_input(pid, image, encoding)
