@@ -5,9 +5,10 @@ The kernels are in ``kernels/*.cu``.
 
 Modules: :mod:`.abi` (the kernels' argument structs), :mod:`.driver` (PyCUDA, the raw driver
 calls and each thread's current context), :mod:`.kernels` (sources and compilation),
-:mod:`.graphs` (segments as CUDA graphs), :mod:`.engine` (the engine). pycuda is imported only when an engine is constructed
-(:func:`.driver.import_pycuda`, and the compiler in :func:`.kernels.compiled_kernels`), so the
-package imports (and falls back to the reference engine) on machines without it.
+:mod:`.graphs` (segments as CUDA graphs), :mod:`.engine` (the engine). pycuda is imported only
+when an engine is constructed (:func:`.driver.import_pycuda`, and the compiler in
+:func:`.kernels.compiled_kernels`), so the package imports (and falls back to the reference
+engine) on machines without it.
 
 Why it is built the way it is:
 
