@@ -97,3 +97,15 @@ __device__ __forceinline__ float dot4_acc(float acc, float4 w, float4 x) {
     acc = fmaf(w.z, x.z, acc);
     return fmaf(w.w, x.w, acc);
 }
+
+// A NAME_ref entry point's record, copied from device memory into shared memory by the block before
+// the body runs (the linear kernels: read straight from global memory, the record's fields are held in
+// registers and linear_tiled_nb16_r2 spills; the conv tiles have no shared memory to spare).
+template <typename Args>
+__device__ __forceinline__ void load_record(Args& dst, const Args* __restrict__ src) {
+    static_assert(sizeof(Args) % 8 == 0, "records are whole 64-bit words");
+    unsigned long long* d = reinterpret_cast<unsigned long long*>(&dst);
+    const unsigned long long* s = reinterpret_cast<const unsigned long long*>(src);
+    for (int i = threadIdx.x; i < (int)(sizeof(Args) / 8); i += blockDim.x) d[i] = s[i];
+    __syncthreads();
+}

@@ -23,11 +23,14 @@
 //                                                    still cover most SMs: conv3-5 at large batches)
 //   conv2d_64x128   BM=64  BN=128, 4x8 per thread
 //   conv2d_64x64    BM=64  BN=64,  4x4 per thread   (picked otherwise: most blocks and warps in flight)
+// Each also as conv2d_<tile>_ref, the record read from device memory (common.cuh), with the same bounds
+// but for conv2d_128x128_ref: one block per SM (at two, its record's fields in registers spill).
 // Any kernel size, stride and padding; AlexNet uses 11x11 s4 p2, 5x5 s1 p2 and 3x3 s1 p1.
 // Checked against reference.conv2d by test/test_cuda_engine.py (test_layer_matches_reference,
 // test_every_conv_tile_matches_reference: every variant on every AlexNet conv layer, and
-// test_small_network_matches_reference: M = 16) and bench/gpu_check.py; compiled warning-free for
-// sm_75/87/90 by test/test_kernels_compile.py.
+// test_small_network_matches_reference: M = 16; the _ref variants by
+// test_every_kernel_read_by_reference_matches_by_value) and bench/gpu_check.py; compiled warning-free
+// for sm_75/87/90 by test/test_kernels_compile.py.
 #include "common.cuh"
 
 struct ConvArgs {
@@ -181,17 +184,17 @@ __device__ __forceinline__ void conv2d_tile(const ConvArgs& a) {
     }
 }
 
-#define CONV_KERNEL(BM, BN, TM, TN)                                                          \
+#define CONV_KERNEL(BM, BN, TM, TN, REF_BLOCKS)                                              \
     extern "C" __global__ void __launch_bounds__(CONV_THREADS, 2)                            \
         conv2d_##BM##x##BN(const __grid_constant__ ConvArgs a) {                             \
         conv2d_tile<BM, BN, TM, TN>(a);                                                      \
     }                                                                                        \
-    extern "C" __global__ void __launch_bounds__(CONV_THREADS, 2)                            \
+    extern "C" __global__ void __launch_bounds__(CONV_THREADS, REF_BLOCKS)                   \
         conv2d_##BM##x##BN##_ref(const ConvArgs* __restrict__ a) {                           \
         conv2d_tile<BM, BN, TM, TN>(*a);                                                     \
     }
 
-CONV_KERNEL(128, 128, 8, 8)
-CONV_KERNEL(128, 64, 8, 4)
-CONV_KERNEL(64, 128, 4, 8)
-CONV_KERNEL(64, 64, 4, 4)
+CONV_KERNEL(128, 128, 8, 8, 1)
+CONV_KERNEL(128, 64, 8, 4, 2)
+CONV_KERNEL(64, 128, 4, 8, 2)
+CONV_KERNEL(64, 64, 4, 4, 2)

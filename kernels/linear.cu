@@ -15,9 +15,12 @@
 //       group, the groups' blocks side by side in one launch (in L2 at about the same time).
 // Lane l always owns features 4l, 4l+128, ... in increasing order and reduces with the same shuffle
 // tree in both paths, so every output is bit-identical whatever the batch and path.
+// Each also as <name>_ref, the record read from device memory and copied into shared memory first
+// (load_record in common.cuh).
 // Checked against reference.linear by test/test_cuda_engine.py (test_layer_matches_reference: every
-// variant, batches 1-5, 8, 9, 16, 17, 32 on fc6-8; test_small_network_matches_reference: 400 -> 10) and
-// bench/gpu_check.py; compiled warning-free for sm_75/87/90 by test/test_kernels_compile.py.
+// variant, batches 1-5, 8, 9, 16, 17, 32 on fc6-8; test_small_network_matches_reference: 400 -> 10;
+// the _ref variants by test_every_kernel_read_by_reference_matches_by_value) and bench/gpu_check.py;
+// compiled warning-free for sm_75/87/90 by test/test_kernels_compile.py.
 #include "common.cuh"
 
 struct LinearArgs {
@@ -182,7 +185,9 @@ __device__ __forceinline__ void linear_tiled(const LinearArgs& a) {
     }                                                                                                \
     extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
         linear_stream_nb##NB##_r##R##_ref(const LinearArgs* __restrict__ a) {                        \
-        linear_stream<NB, R>(*a);                                                                    \
+        __shared__ LinearArgs record;                                                                \
+        load_record(record, a);                                                                      \
+        linear_stream<NB, R>(record);                                                                \
     }
 
 LINEAR_STREAM_KERNEL(1, 1)
@@ -201,7 +206,9 @@ LINEAR_STREAM_KERNEL(4, 2)
     }                                                                                                \
     extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
         linear_tiled_nb##NB##_r##R##_ref(const LinearArgs* __restrict__ a) {                         \
-        linear_tiled<NB, R>(*a);                                                                     \
+        __shared__ LinearArgs record;                                                                \
+        load_record(record, a);                                                                      \
+        linear_tiled<NB, R>(record);                                                                 \
     }
 
 LINEAR_TILED_KERNEL(8, 1)

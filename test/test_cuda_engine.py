@@ -469,6 +469,42 @@ def test_segment_as_a_graph_equals_it_kernel_by_kernel(network, weights, rng):
     assert split_counts == {'made': 3, 'live': 3, 'launches': 3, 'refused': 0}
 
 
+@pytest.mark.parametrize('tile', CONV_TILES)
+def test_every_kernel_read_by_reference_matches_by_value(network, weights, rng, tile):
+    """
+    Every kernel's NAME_ref entry point (a graph's) gives the bits of its by-value one.
+
+    Whole-network segments with each conv tile forced, at batches that take every linear variant
+    (streaming 1-4, tiled 8 and 16 slots, two frame groups past 16): the logits and the results
+    of the same frames launched as graphs and kernel by kernel are equal.
+    """
+    layers = len(network.kernel_layers)
+    logits = layers - 2
+    batches = (1, 3, 4, 8, 16, 20, 32)
+    images = random_images(rng, max(batches))
+    outputs = []
+    for graphs in (False, True):
+        engine = CudaEngine(network, weights, streams=2, segment_graphs=graphs)
+        engine.conv_tile = tile
+        try:
+            with Pipelines(engine, len(images)) as pids:
+                out = []
+                for batch in batches:
+                    for pid, (image, encoding) in zip(pids, images):
+                        engine.set_input(pid, image, encoding)
+                    engine.launch_layers(0, layers, pids[:batch], 1).wait()
+                    out.append([(engine.layer_output(pid, logits), engine.result(pid).copy())
+                                for pid in pids[:batch]])
+            assert (engine.graph_counts is not None) == graphs
+        finally:
+            engine.close()
+        outputs.append(out)
+    for plain, graphed in zip(*outputs):
+        for (plain_logits, plain_result), (logits_, result) in zip(plain, graphed):
+            np.testing.assert_array_equal(logits_, plain_logits)
+            np.testing.assert_array_equal(result, plain_result)
+
+
 def test_batched_and_separate_copies_give_the_same_results(network, weights, rng):
     """
     A kernel's uploads and downloads in one cuMemcpyBatchAsync each, or one copy per frame.
