@@ -178,42 +178,30 @@ __device__ __forceinline__ void linear_tiled(const LinearArgs& a) {
     if (row0 < a.out_features) linear_store<R, NB>(a, acc, row0, base, frames);
 }
 
-#define LINEAR_STREAM_KERNEL(NB, R)                                                                  \
+#define LINEAR_KERNEL(KIND, NB, R)                                                                   \
     extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
-        linear_stream_nb##NB##_r##R(const __grid_constant__ LinearArgs a) {                          \
-        linear_stream<NB, R>(a);                                                                     \
+        linear_##KIND##_nb##NB##_r##R(const __grid_constant__ LinearArgs a) {                        \
+        linear_##KIND<NB, R>(a);                                                                     \
     }                                                                                                \
     extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
-        linear_stream_nb##NB##_r##R##_ref(const LinearArgs* __restrict__ a) {                        \
+        linear_##KIND##_nb##NB##_r##R##_ref(const LinearArgs* __restrict__ a) {                      \
         __shared__ LinearArgs record;                                                                \
         load_record(record, a);                                                                      \
-        linear_stream<NB, R>(record);                                                                \
+        linear_##KIND<NB, R>(record);                                                                \
     }
 
-LINEAR_STREAM_KERNEL(1, 1)
-LINEAR_STREAM_KERNEL(2, 1)
-LINEAR_STREAM_KERNEL(3, 1)
-LINEAR_STREAM_KERNEL(4, 1)
-LINEAR_STREAM_KERNEL(1, 2)
-LINEAR_STREAM_KERNEL(2, 2)
-LINEAR_STREAM_KERNEL(3, 2)
-LINEAR_STREAM_KERNEL(4, 2)
+LINEAR_KERNEL(stream, 1, 1)
+LINEAR_KERNEL(stream, 2, 1)
+LINEAR_KERNEL(stream, 3, 1)
+LINEAR_KERNEL(stream, 4, 1)
+LINEAR_KERNEL(stream, 1, 2)
+LINEAR_KERNEL(stream, 2, 2)
+LINEAR_KERNEL(stream, 3, 2)
+LINEAR_KERNEL(stream, 4, 2)
 
-#define LINEAR_TILED_KERNEL(NB, R)                                                                   \
-    extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
-        linear_tiled_nb##NB##_r##R(const __grid_constant__ LinearArgs a) {                           \
-        linear_tiled<NB, R>(a);                                                                      \
-    }                                                                                                \
-    extern "C" __global__ void __launch_bounds__(LINEAR_THREADS)                                     \
-        linear_tiled_nb##NB##_r##R##_ref(const LinearArgs* __restrict__ a) {                         \
-        __shared__ LinearArgs record;                                                                \
-        load_record(record, a);                                                                      \
-        linear_tiled<NB, R>(record);                                                                 \
-    }
-
-LINEAR_TILED_KERNEL(8, 1)
-LINEAR_TILED_KERNEL(8, 2)
-LINEAR_TILED_KERNEL(8, 4)
-LINEAR_TILED_KERNEL(16, 1)
-LINEAR_TILED_KERNEL(16, 2)
-LINEAR_TILED_KERNEL(16, 4)
+LINEAR_KERNEL(tiled, 8, 1)
+LINEAR_KERNEL(tiled, 8, 2)
+LINEAR_KERNEL(tiled, 8, 4)
+LINEAR_KERNEL(tiled, 16, 1)
+LINEAR_KERNEL(tiled, 16, 2)
+LINEAR_KERNEL(tiled, 16, 4)
