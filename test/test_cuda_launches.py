@@ -427,7 +427,7 @@ def test_a_graphs_records_take_the_launchs_columns_of_the_address_table():
     reads them.
     """
     from s3dnn_ros.engine.cuda.abi import PREPROCESS_ARGS
-    from s3dnn_ros.engine.cuda.graphs import _META, fill_records, RECORD_WORDS
+    from s3dnn_ros.engine.cuda.graphs import META_WORDS, fill_records, RECORD_WORDS
     assert RECORD_WORDS * 8 == PREPROCESS_ARGS.itemsize
     table = np.arange(15 * 5, dtype=np.uint64).reshape(15, 5) + 0x1000
     words = np.full((3, RECORD_WORDS), 7, np.uint64)
@@ -437,7 +437,7 @@ def test_a_graphs_records_take_the_launchs_columns_of_the_address_table():
         assert words[k, MAX_FRAMES:MAX_FRAMES + 2].tolist() == [table[5 + k, 4], table[5 + k, 1]]
         assert (words[k, 2:MAX_FRAMES] == 7).all() and (words[k, MAX_FRAMES + 2:] == 7).all()
     words = np.zeros((14, RECORD_WORDS), np.uint64)
-    meta = words[0].view(np.int32)[_META].reshape(MAX_FRAMES, 4)
+    meta = words[0].view(np.int32)[META_WORDS].reshape(MAX_FRAMES, 4)
     metas = np.array([[480, 640, 1920, 3]] * 3, np.int32)
     fill_records(words, meta, table[:, [0, 2, 3]], 0, metas)
     record = words[0].view(np.uint8)[:PREPROCESS_ARGS.itemsize].view(PREPROCESS_ARGS)[0]

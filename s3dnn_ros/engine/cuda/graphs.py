@@ -36,9 +36,9 @@ RECORD_WORDS = PREPROCESS_ARGS.itemsize // 8
 THREADS = 256
 #: CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's unsafe calls break the capture
 _CAPTURE_THREAD_LOCAL = 1
-#: the image metas of layer 0's record, as int32 words
-_META = slice(PREPROCESS_ARGS.fields['meta'][1] // 4,
-              PREPROCESS_ARGS.fields['meta'][1] // 4 + MAX_FRAMES * 4)
+#: where layer 0's record (PREPROCESS_ARGS) holds the images' metas, in int32 words
+META_WORDS = slice(PREPROCESS_ARGS.fields['meta'][1] // 4,
+                   PREPROCESS_ARGS.fields['meta'][1] // 4 + MAX_FRAMES * 4)
 
 _P = ctypes.c_void_p
 _SIGNATURES = {
@@ -173,7 +173,7 @@ class ChainGraphs:
                                      mem_flags=drv.host_alloc_flags.DEVICEMAP)
         for row, plan in zip(words, plans):  # the static fields; the pointers are set per launch
             row.view(np.uint8)[:plan.buffer.nbytes] = plan.buffer
-        meta = words[0].view(np.int32)[_META].reshape(MAX_FRAMES, 4) if first == 0 else None
+        meta = words[0].view(np.int32)[META_WORDS].reshape(MAX_FRAMES, 4) if first == 0 else None
         device = drv.mem_alloc(words.nbytes)
         source, target = words.base.get_device_pointer(), int(device)
         loader = np.array([source, target, words.size], np.uint64).view(np.uint8)
