@@ -445,3 +445,94 @@ def test_a_graphs_records_take_the_launchs_columns_of_the_address_table():
     assert record['out'][:3].tolist() == table[1, [0, 2, 3]].tolist()
     assert record['meta'][:3].tolist() == [[480, 640, 1920, 3]] * 3
     assert words[13, MAX_FRAMES:MAX_FRAMES + 3].tolist() == table[14, [0, 2, 3]].tolist()
+
+
+class _MappedPinned(np.ndarray):
+    """A host array whose base is a mapped PyCUDA page-locked allocation (at 0xd000 on the GPU)."""
+
+    @property
+    def base(self):
+        return SimpleNamespace(get_device_pointer=lambda: 0xd000)
+
+
+def test_a_segment_graph_is_reused_once_its_last_launch_is_done_and_none_past_the_limit():
+    """
+    The graphs of segments, per (first layer, layers, frames), on a stand-in driver.
+
+    A graph is captured once: the records loader, then each layer's ``_ref`` kernel with the
+    address of its record in the device block. A launch fills the records and launches the graph;
+    the next launch of that key takes the same graph once the last launch's completion is done,
+    another one while it is not (or while it is still being issued), and none past the limit,
+    which the caller sees as None (the segment then goes kernel by kernel; counted).
+    """
+    from s3dnn_ros.engine.cuda.graphs import ChainGraphs, PENDING, RECORD_WORDS
+    log = []
+
+    def call(name):
+        def record(*args):
+            log.append((name, args))
+            handle = {'cuStreamEndCapture': 1, 'cuGraphInstantiateWithFlags': 0}.get(name)
+            if handle is not None:
+                args[handle]._obj.value = 0x100 + len(log)
+            return 0
+        return record
+
+    calls = {name: call(name) for name in (
+        'cuStreamBeginCapture_v2', 'cuStreamEndCapture', 'cuGraphInstantiateWithFlags',
+        'cuGraphLaunch', 'cuGraphExecDestroy', 'cuGraphDestroy')}
+    devices = iter(range(0x10000, 0x1000000, 0x10000))
+    drv = SimpleNamespace(
+        host_alloc_flags=SimpleNamespace(DEVICEMAP=2),
+        pagelocked_empty=lambda shape, dtype, mem_flags: np.zeros(shape, dtype).view(
+            _MappedPinned),
+        mem_alloc=lambda nbytes: _DeviceBuffer(next(devices)))
+    kernels = []
+
+    def function(name):
+        return SimpleNamespace(_launch_kernel=lambda grid, block, buffer, shared, stream:
+                               kernels.append((name, grid, np.frombuffer(bytes(buffer),
+                                                                         np.uint64).tolist())))
+
+    def plan(index, frames):
+        return SimpleNamespace(name=f'layer{index}', grid=(index + 1, frames), shared=0,
+                               buffer=np.full(8 * (2 * MAX_FRAMES + 1), index, np.uint8))
+
+    graphs = ChainGraphs(calls, drv, plan, function, SimpleNamespace(handle=0x7), limit=3)
+    table = np.arange(15 * 4, dtype=np.uint64).reshape(15, 4) + 0x5000
+    stream = SimpleNamespace(handle=0x9)
+    first = graphs.launch(2, 3, table[:, [1, 3]], None, stream)
+    # captured: the loader (mapped host records -> device block, every word), then the layers
+    assert kernels == [('load_records', (-(-3 * RECORD_WORDS // 256), 1),
+                        [0xd000, 0x10000, 3 * RECORD_WORDS]),
+                       ('layer2_ref', (3, 2), [0x10000]),
+                       ('layer3_ref', (4, 2), [0x10000 + RECORD_WORDS * 8]),
+                       ('layer4_ref', (5, 2), [0x10000 + 2 * RECORD_WORDS * 8])]
+    assert first.last is PENDING and first.meta is None
+    assert first.words[1, :2].tolist() == table[3, [1, 3]].tolist()
+    assert first.words[1, MAX_FRAMES:MAX_FRAMES + 2].tolist() == table[4, [1, 3]].tolist()
+    # the plans' records (static fields, and the pointer slots no frame of this launch uses)
+    assert first.words[2, 2] == first.words[2, 2 * MAX_FRAMES] == 4 * 0x0101010101010101
+    assert not first.words[0, 2 * MAX_FRAMES + 1:].any()
+    busy = SimpleNamespace(done=lambda: False)
+    finished = SimpleNamespace(done=lambda: True)
+    first.last = busy
+    second = graphs.launch(2, 3, table[:, [0, 2]], None, stream)  # the first still in flight
+    assert second is not first and graphs.counts()['made'] == 2
+    second.last = finished
+    first.last = finished
+    kernels.clear()
+    again = graphs.launch(2, 3, table[:, [2, 0]], None, stream)
+    assert again is first and kernels == []  # reused: no capture
+    assert again.words[0, :2].tolist() == table[2, [2, 0]].tolist()
+    zero = graphs.launch(0, 2, table[:, [3]], np.array([[4, 5, 6, 7]], np.int32), stream)
+    assert zero.meta[0].tolist() == [4, 5, 6, 7] and zero.words[0, 0] == table[0, 3]
+    second.last = busy  # and ``again`` still issued: every graph of the key busy, 3 made
+    assert graphs.launch(2, 3, table[:, [1, 2]], None, stream) is None
+    launched = [args for name, args in log if name == 'cuGraphLaunch']
+    assert [stream_handle for _, stream_handle in launched] == [0x9] * 4
+    assert [graph.value for graph, _ in launched] == [
+        instance.exec.value for instance in (first, second, first, zero)]
+    assert graphs.counts() == {'made': 3, 'live': 3, 'launches': 4, 'refused': 1}
+    graphs.clear()
+    assert graphs.counts()['live'] == 0
+    assert sum(name == 'cuGraphExecDestroy' for name, _ in log) == 3

@@ -886,7 +886,7 @@ class CudaEngine(Engine):
                 if graphs is not None:
                     if first == 0:
                         self._receive(chunk, target)
-                    instance = graphs.launch(first, count, columns,
+                    instance = graphs.launch(first, count, columns[0],
                                              self._meta_rows[columns[1]] if first == 0 else None,
                                              target)
                 if instance is not None:

@@ -137,17 +137,16 @@ class ChainGraphs:
         if result:
             raise EngineError(f'{name} returned CUresult {result}')
 
-    def launch(self, first: int, count: int, columns: tuple[np.ndarray, np.ndarray],
-               metas: np.ndarray | None, stream) -> _Instance | None:
+    def launch(self, first: int, count: int, addresses: np.ndarray, metas: np.ndarray | None,
+               stream) -> _Instance | None:
         """
         Queue layers ``first`` .. ``first + count - 1`` over a kernel's frames on ``stream``.
 
-        ``columns``: the frames' columns of the address table and their indices
-        (``CudaEngine._columns_of``); ``metas``: their image metas (segments from layer 0).
-        Returns the instance launched, whose ``last`` the caller sets to the launch's completion;
-        None when no instance was free and none may be made (the caller goes kernel by kernel).
+        ``addresses``: the frames' columns of the address table (``CudaEngine._columns_of``);
+        ``metas``: their image metas (segments from layer 0). Returns the instance launched, whose
+        ``last`` the caller sets to the launch's completion; None when no instance was free and
+        none may be made (the caller goes kernel by kernel).
         """
-        addresses = columns[0]
         key = (first, count, addresses.shape[1])
         pool = self._pools.get(key)
         if pool is None:
