@@ -2,7 +2,7 @@
 A burst of camera frames on an idle GPU, issued as one fused chain or as several side by side.
 
     python3 bench/burst_chains.py [--frames 8,16,32,64] [--chains 1,2,4,8] [--repeats 20]
-                                  [--cuts 4+12+16,...] [--out DIR]
+                                  [--cuts 4+12+16,...] [--graphs on,off] [--out DIR]
 
 N frames (640x480 rgb8, in page-locked memory) arrive together; they go through the whole network
 as k chains of N/k frames, chain j a single launch of every layer (``launch_layers``) on engine
@@ -12,7 +12,9 @@ bench/out) the median wall ms from the first launch call to the last result on t
 and k: how a scheduler should cut a burst that finds the GPU idle (Table 1 of ``s3dnn-bench`` is
 four such bursts' worth of frames at once). ``--cuts`` adds uneven cuts, each the chains' sizes
 joined by ``+`` in launch order (``4+12+16+32``: 64 frames, a small chain first), timed the same
-way after the even ones.
+way after the even ones. ``--graphs on,off`` times every cut on two engines in this process, one
+launching a chain as CUDA graphs (the default) and one kernel by kernel, their bursts alternated:
+what the graphs cost or save on the GPU and the host, free of the drift between processes.
 """
 from __future__ import annotations
 
@@ -30,7 +32,10 @@ from s3dnn_ros.engine.cuda import CudaEngine, MAX_FRAMES  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.model.weights import init_weights  # noqa: E402
 from s3dnn_ros.tools.bench import Bench, file_name  # noqa: E402
-from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
+from s3dnn_ros.tools.cli import choices_list, positive_int, positive_ints  # noqa: E402
+
+#: --graphs: the engines' ``segment_graphs``
+GRAPHS = {'on': True, 'off': False}
 
 
 def burst_ms(engine, chains: list[list], layers: int) -> float:
@@ -55,6 +60,8 @@ def main() -> int:
     parser.add_argument('--repeats', type=positive_int, default=20)
     parser.add_argument('--cuts', type=cut_list, default=[],
                         help='uneven cuts: chain sizes joined by +, comma between cuts')
+    parser.add_argument('--graphs', type=choices_list(list(GRAPHS)), default=['on'],
+                        help='engines to time side by side: on (chains as CUDA graphs), off')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     network = alexnet()
@@ -65,29 +72,43 @@ def main() -> int:
         if max(cut) > MAX_FRAMES:
             parser.error(f'--cuts: a chain of {max(cut)} frames in {"+".join(map(str, cut))}; '
                          f'allowed: at most {MAX_FRAMES} frames a chain')
-    engine = CudaEngine(network, weights, streams=max(len(cut) for cut in cuts))
-    bench = Bench(engine, network, weights, args.repeats)
+    streams = max(len(cut) for cut in cuts)
+    engines = {mode: CudaEngine(network, weights, streams=streams, segment_graphs=GRAPHS[mode])
+               for mode in args.graphs}
+    benches = {mode: Bench(engine, network, weights, args.repeats)
+               for mode, engine in engines.items()}
     layers = len(network.kernel_layers)
-    pids: list = []
+    pids: dict = {}
     rows = []
     try:
-        pids = bench.open_pipelines(max(sum(cut) for cut in cuts), 'burst', 'pinned')
+        for mode, bench in benches.items():
+            pids[mode] = bench.open_pipelines(max(sum(cut) for cut in cuts), 'burst', 'pinned')
         for cut in cuts:
             starts = [sum(cut[:j]) for j in range(len(cut) + 1)]
-            chains = [pids[starts[j]:starts[j + 1]] for j in range(len(cut))]
-            burst_ms(engine, chains, layers)  # warm-up
-            samples = [burst_ms(engine, chains, layers) for _ in range(args.repeats)]
-            rows.append({'frames': starts[-1], 'chains': len(cut),
-                         'chain_frames': cut[0] if len(set(cut)) == 1 else None, 'cut': cut,
-                         'median_ms': round(statistics.median(samples), 3),
-                         'min_ms': round(min(samples), 3)})
-            print(f'{starts[-1]:3d} frames as {"+".join(map(str, cut)):>14}: median '
-                  f'{rows[-1]["median_ms"]:.3f} ms, min {rows[-1]["min_ms"]:.3f} ms', flush=True)
+            chains = {mode: [pids[mode][starts[j]:starts[j + 1]] for j in range(len(cut))]
+                      for mode in engines}
+            samples: dict = {mode: [] for mode in engines}
+            for mode, engine in engines.items():
+                burst_ms(engine, chains[mode], layers)  # warm-up
+            for _ in range(args.repeats):  # the engines' bursts alternated
+                for mode, engine in engines.items():
+                    samples[mode].append(burst_ms(engine, chains[mode], layers))
+            for mode in engines:
+                rows.append({'frames': starts[-1], 'chains': len(cut),
+                             'chain_frames': cut[0] if len(set(cut)) == 1 else None, 'cut': cut,
+                             'graphs': mode,
+                             'median_ms': round(statistics.median(samples[mode]), 3),
+                             'min_ms': round(min(samples[mode]), 3)})
+                print(f'{starts[-1]:3d} frames as {"+".join(map(str, cut)):>14}, graphs '
+                      f'{mode:>3}: median {rows[-1]["median_ms"]:.3f} ms, '
+                      f'min {rows[-1]["min_ms"]:.3f} ms', flush=True)
     finally:
-        bench.close_pipelines(pids)
-        bench.release(engine)
-        engine.close()
-    report = {**record_header('burst_chains', card=engine.device_name), 'rows': rows}
+        for mode, bench in benches.items():
+            bench.close_pipelines(pids.get(mode, []))
+            bench.release(engines[mode])
+            engines[mode].close()
+    card = next(iter(engines.values())).device_name
+    report = {**record_header('burst_chains', card=card), 'rows': rows}
     write_record(report, file_name(report['card'], 'burst_chains'), args.out)
     return 0
 

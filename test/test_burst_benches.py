@@ -29,6 +29,14 @@ def test_burst_chains_times_every_cut_that_divides_the_burst_then_the_uneven_cut
     assert all(0 < row['min_ms'] <= row['median_ms'] for row in report['rows'])
 
 
+def test_burst_chains_graphs_on_off_times_every_cut_on_both_engines(tmp_path):
+    report = _record(tmp_path, 'burst_chains', '--frames', '4', '--chains', '1,2',
+                     '--graphs', 'on,off', '--repeats', '3')
+    assert [(row['frames'], row['chains'], row['graphs']) for row in report['rows']] == [
+        (4, 1, 'on'), (4, 1, 'off'), (4, 2, 'on'), (4, 2, 'off')]
+    assert all(0 < row['min_ms'] <= row['median_ms'] for row in report['rows'])
+
+
 def test_side_by_side_times_every_layer_and_the_copies_alone_and_together(tmp_path):
     report = _record(tmp_path, 'side_by_side', '--batches', '1,4', '--launches', '2',
                      '--repeats', '3')
