@@ -436,12 +436,18 @@ class S3dnnPolicy(Policy):
         stream, as under rule 4b (more behind a burst's chain, whose burst holds the other
         streams' chains too). Within a segment firm mode does not drop a frame between layers (the
         frame was not lost when the segment was decided).
-    4d. A lone chain from its first decision: a DEQUEUE on an idle GPU (nothing in flight) whose
-        G is one launch and leaves Q empty makes that launch a segment of its frames' remaining
-        layers, as rule 4b's first run-ahead round would queue it one host round trip later. A
-        launch whose images were uploaded on arrival runs its first kernel in tens of µs, less
-        than that round trip: the GPU would otherwise sit idle in between (the four-camera round
-        of ``s3dnn-bench``).
+    4d. Run-ahead from the first decision: a DEQUEUE whose G, once grouped (rule 3), is one
+        launch and leaves Q empty makes that launch the segment rule 4b's next round would queue:
+        every layer its frames have left for a lone chain (nothing in flight, or every launch in
+        flight on its stream), else its next layers while the work queued on its stream (the
+        launches in flight there and the segment so far) is below RUN_AHEAD_NS. It comes before
+        look-ahead (rule 4), which would otherwise reserve the launch's own next layer as a
+        launch of its own. A launch whose images were uploaded on arrival runs its first kernel
+        in tens of µs, less than 4b's host round trip: on an idle GPU the GPU would sit idle in
+        between (the four-camera round of ``s3dnn-bench``), and on a busy one a frame at low
+        load would cost three launches, two decisions and three completions (its first layer,
+        the successor look-ahead reserves, then the rest by run-ahead) where it costs one of
+        each.
     5. G is not kept between calls: each DEQUEUE builds a new group from the current queue; what G
        leaves in the queue is reconsidered, with fresh slacks, at the next call.
     6. Host-aware fusion: a frame's layers run in the batch its first layer was fused into, so the
@@ -622,17 +628,30 @@ class S3dnnPolicy(Policy):
                 launch = self._fused_launch(task, now_ns, group)
                 group.launches.append(launch)
                 tb += launch.tb_ratio
-            if tb < 1 and self.look_ahead:
-                successor = self._reserve_successor([*group.launches, *inflight], 1 - tb, now_ns)
-                if successor is not None:
-                    group.launches.append(successor)
-        if (self.runs_ahead and not inflight and not self._ready and len(group.launches) == 1
-                and group.launches[0].end_layer < self.num_layers):
-            # rule 4d: a lone chain from its first decision
-            (launch,) = group.launches
-            group.launches[0] = self._segment(launch.layer, launch.frames, launch.stream,
-                                              self.num_layers - launch.layer)
+        if self.runs_ahead and not self._ready and len(group.launches) == 1:
+            group.launches[0] = self._run_ahead_segment(group.launches[0], inflight)  # rule 4d
+            tb = group.tb_ratio
+        if head.tb_ratio < 1 and tb < 1 and self.look_ahead:
+            successor = self._reserve_successor([*group.launches, *inflight], 1 - tb, now_ns)
+            if successor is not None:
+                group.launches.append(successor)
         return group
+
+    def _run_ahead_segment(self, launch: Launch, inflight: Sequence[Launch]) -> Launch:
+        """Rule 4d: ``launch`` with the next layers rule 4b's next round would queue behind it."""
+        layer, stream = launch.layer, launch.stream
+        if all(other.stream == stream for other in inflight):  # a lone chain
+            depth = self.num_layers - layer
+        else:
+            cost, batch, depth = self.costs.cost_ns, launch.batch, launch.depth
+            queued = launch.cost_ns + sum(other.cost_ns for other in inflight
+                                          if other.stream == stream)
+            while queued < RUN_AHEAD_NS and layer + depth < self.num_layers:
+                queued += cost(layer + depth, batch)
+                depth += 1
+        if depth == launch.depth:
+            return launch
+        return self._segment(layer, launch.frames, stream, depth, launch.chained)
 
     @property
     def _cuts_bursts(self) -> bool:
