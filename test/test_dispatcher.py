@@ -105,27 +105,24 @@ def test_a_frame_walks_through_every_layer_and_is_reported_once():
     assert dropped == [] and cam.current is None and dispatcher.inflight == []
 
 
-def test_look_ahead_queues_a_lone_chain_whole():
+def test_a_lone_chain_is_queued_whole_at_its_first_decision():
     """
-    With nothing else queued, rounds that only chain successors take no dispatch slot.
+    A frame alone on an idle GPU: one launch of every layer, decided once (rule 4d).
 
-    So the frame's every later layer is queued behind the first on its stream, as one segment: the
-    GPU never waits for the host between layers. A frame arriving meanwhile still gets a slot for
-    its first layer.
+    The GPU never waits for the host between layers, and look-ahead reserves nothing beside it. A
+    frame arriving meanwhile still gets a slot for its first layer.
     """
     dispatcher, backend, _, _ = make_dispatcher(tb=0.2)
     cam, other = dispatcher.add_pipeline('cam', 20 * MS), dispatcher.add_pipeline('other', 20 * MS)
     dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    # layer 0 with its successor reserved by the look-ahead (rule 4: it fits the GPU's room),
-    # then the rest run ahead as one segment
     assert [(launch.layer, launch.end_layer, launch.chained) for launch in backend.launched] == \
-        [(0, 1, False), (1, 2, True), (2, NUM_LAYERS, True)]
-    assert all(launch.stream == cam.stream for launch in backend.launched)
-    assert dispatcher.chained_launches == 2 and dispatcher.segment_launches == 1
+        [(0, NUM_LAYERS, False)]
+    assert backend.launched[0].stream == cam.stream
+    assert dispatcher.chained_launches == 0 and dispatcher.segment_launches == 1
     dispatcher.arrive(other, 1)
     dispatcher.pump()
-    assert backend.launched[3].frames[0].pipeline is other and backend.launched[3].layer == 0
+    assert backend.launched[1].frames[0].pipeline is other and backend.launched[1].layer == 0
 
 
 def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
@@ -134,7 +131,8 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
 
     Their kernels are unfused and fill the GPU, 100 µs each. With nothing in Q the policy still
     queues each chain ahead on its own stream, slotless, as one segment that fills the stream up to
-    about RUN_AHEAD_NS of work; each completion lets the chain run ahead again.
+    about RUN_AHEAD_NS of work; each completion lets the chain run ahead again. The second frame's
+    first decision leaves Q empty: its launch is that segment from the start (rule 4d).
     """
     from s3dnn_ros.scheduler.policies import RUN_AHEAD_NS
     # no fusion
@@ -143,18 +141,18 @@ def test_run_ahead_queues_several_chains_ahead_when_the_slots_are_full():
     for cam in cams:
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
-    # layers queued per stream: the first and the segment run ahead behind it
+    # layers queued per stream: the first and the segment run ahead behind it, or one segment
     per_chain = -(-RUN_AHEAD_NS // 100_000)
-    for cam in cams:
-        assert [(launch.layer, launch.end_layer) for launch in backend.launched
-                if launch.frames[0].pipeline is cam] == [(0, 1), (1, per_chain)]
-    assert dispatcher.groups_inflight == 2 and dispatcher.chained_launches == 2
+    assert [[(launch.layer, launch.end_layer) for launch in backend.launched
+             if launch.frames[0].pipeline is cam] for cam in cams] == [
+        [(0, 1), (1, per_chain)], [(0, per_chain)]]
+    assert dispatcher.groups_inflight == 2 and dispatcher.chained_launches == 1
     first = backend.launched[0]
     backend.finished.add(first.handle)
     dispatcher.poll()
     dispatcher.pump()
     # 100 µs of room again on that stream: one more layer
-    assert [(launch.layer, launch.end_layer) for launch in backend.launched[4:]] == \
+    assert [(launch.layer, launch.end_layer) for launch in backend.launched[3:]] == \
         [(per_chain, per_chain + 1)]
     while len(done) < 2:
         backend.finish_all(dispatcher)
@@ -468,14 +466,14 @@ def test_fused_launch_counts_and_advances_every_frame():
         dispatcher.arrive(cam, 0)
     dispatcher.pump()
     first = backend.launched[0]
-    # layer 0 fused with its look-ahead successor, then (nothing else ready) every later layer
-    # chained behind them in one segment, still fused
+    # layer 0 fused and (nothing else ready, nothing in flight) every later layer with it, in one
+    # segment (rule 4d)
     assert [(launch.layer, launch.end_layer, launch.batch) for launch in backend.launched] == \
-        [(0, 1, 3), (1, 2, 3), (2, NUM_LAYERS, 3)]
-    assert dispatcher.fused_launches == 3 and dispatcher.mean_batch == 3
+        [(0, NUM_LAYERS, 3)]
+    assert dispatcher.fused_launches == 1 and dispatcher.mean_batch == 3
     backend.finished.add(first.handle)
     dispatcher.poll()
-    assert all(cam.current.done_layers == 1 for cam in cams)
+    assert all(cam.current is None and cam.stats.completed == 1 for cam in cams)
 
 
 def test_a_segment_advances_its_frames_by_its_depth_and_is_retired_once():

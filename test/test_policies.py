@@ -113,13 +113,16 @@ def test_head_that_fills_the_gpu_runs_alone():
 
 
 def test_look_ahead_reserves_the_successor_that_fits():
-    costs = uniform_costs(tb={i: 0.3 if i == 3 else 0.5 for i in range(NUM_LAYERS)})
+    # a frame of a layer filling the GPU stays in Q (rule 3 takes none such): rule 4d stays out
+    costs = uniform_costs(tb={i: {3: 0.3, 7: 1.0}.get(i, 0.5) for i in range(NUM_LAYERS)})
     policy = make_policy('s3dnn', costs)
-    (pipeline,) = pipelines(1)
+    pipeline, other = pipelines(2)
     frame = ready_frame(pipeline, 3)
     policy.enqueue(frame, 0)
+    policy.enqueue(ready_frame(other, 7, deadline_ms=20.0), 0)
     group = policy.dequeue(0, [])
     assert [(launch.layer, launch.chained) for launch in group.launches] == [(3, False), (4, True)]
+    assert len(policy) == 1
     assert group.launches[1].stream == group.launches[0].stream  # stream order is the dependency
     assert group.launches[1].frames == [frame]
 
@@ -379,8 +382,10 @@ def test_rule2b_a_burst_taken_in_is_cut_chain_by_chain_until_a_later_layer_is_de
     assert not policy.chain_ready(0, first.launches)
     assert not policy.continues_burst(0, first.launches)
     after = policy.dequeue(0, first.launches)
+    # rule 2's launch, not a chain: by rule 4d its next layers while its stream holds less than
+    # RUN_AHEAD_NS (475 µs a layer at batch 16, nothing else on its stream: three layers)
     assert [(launch.batch, launch.depth) for launch in after.launches if launch.layer == 0] == [
-        (16, 1)]
+        (16, 3)]
     assert after.takes_slot
     few = make_policy('s3dnn', costs, max_batch=32)
     few.streams = 4
@@ -458,9 +463,12 @@ def test_rule4c_a_full_launch_is_a_segment_of_its_next_layers_within_the_horizon
 def test_rule4c_a_launch_below_max_batch_stays_one_layer():
     costs = uniform_costs(cost_us=100.0, tb=1.0)
     policy = make_policy('s3dnn', costs, max_batch=3)
-    for p in pipelines(2):
+    cams = pipelines(4)
+    for p in cams[:2]:
         policy.enqueue(ready_frame(p, 2, deadline_ms=20.0), 0)
-    other = pipelines(3)[2]  # the GPU is busy: rule 4d does not apply
+    # a frame left in Q: rule 4d does not apply
+    policy.enqueue(ready_frame(cams[3], 6, deadline_ms=30.0), 0)
+    other = cams[2]
     (launch,) = policy.dequeue(0, [inflight_launch([ready_frame(other, 5)], 5, other.stream,
                                                    costs)]).launches
     assert (launch.batch, launch.depth) == (2, 1)
@@ -471,13 +479,17 @@ def test_rule4c_a_launch_below_max_batch_stays_one_layer():
     assert [launch.depth for launch in fifo.dequeue(0, []).launches] == [1]
 
 
-def test_rule4d_a_lone_launch_on_an_idle_gpu_is_the_rest_of_its_chain():
+def test_rule4d_one_launch_leaving_q_empty_takes_what_run_ahead_would_queue_behind_it():
     """
-    Nothing in flight, one launch in G, Q left empty: the launch spans its frames' last layer.
+    One launch in G, Q left empty: the launch is the segment rule 4b's next round would queue.
 
-    Four frames of layer 0 fused: one launch of every layer, as rule 4b would queue it a round
-    later; a lone frame at layer 5: layers 5-13. Not with a frame left in Q, nor with a launch
-    in flight. A burst's first chain (rule 2b) spans every layer too, by rule 4c.
+    On an idle GPU, every layer left: four frames of layer 0 fused are one launch of every layer;
+    a lone frame at layer 5 is layers 5-13. Not with a frame left in Q. With another camera's
+    launch on another stream, its next layers while its own stream holds less than RUN_AHEAD_NS
+    (175 µs a layer at batch 4: six layers); none when its stream holds that much already; every
+    layer left, however much is queued, when everything in flight is on its own stream (a lone
+    chain). Look-ahead then has
+    no next layer of it to reserve. A burst's first chain (rule 2b) spans every layer too.
     """
     from s3dnn_ros.scheduler.policies import BURST_CHAIN
     costs = uniform_costs(cost_us=100.0, tb=1.0, batches=32)
@@ -503,13 +515,28 @@ def test_rule4d_a_lone_launch_on_an_idle_gpu_is_the_rest_of_its_chain():
         left.enqueue(ready_frame(p, layer, deadline_ms=50.0), 0)
     assert [launch.depth for launch in left.dequeue(0, []).launches] == [1]
     assert len(left) == 1
-    # a launch in flight
-    busy = make_policy('s3dnn', costs, max_batch=32)
-    for frame in [ready_frame(p, 0, deadline_ms=50.0) for p in pipelines(4)]:
-        busy.enqueue(frame, 0)
-    other = pipelines(5)[4]
-    running = inflight_launch([ready_frame(other, 5)], 5, other.stream, costs)
-    assert [launch.depth for launch in busy.dequeue(0, [running]).launches] == [1]
+    # a launch in flight on another stream: the horizon
+    cams = pipelines(6)
+    own_stream = cams[0].stream
+    assert cams[4].stream != own_stream and cams[5].stream != own_stream
+    per_layer = costs.cost_ns(0, 4)
+    assert 5 * per_layer < RUN_AHEAD_NS <= 6 * per_layer
+    for running_on, (light, heavy) in ((cams[4].stream, (6, 1)), (own_stream, (NUM_LAYERS, NUM_LAYERS))):
+        for cost_us, depth in ((100.0, light), (RUN_AHEAD_NS / 1000, heavy)):
+            table = uniform_costs(cost_us=cost_us, tb=1.0, batches=32)
+            busy = make_policy('s3dnn', table, max_batch=32)
+            for frame in [ready_frame(p, 0, deadline_ms=50.0) for p in cams[:4]]:
+                busy.enqueue(frame, 0)
+            running = [inflight_launch([ready_frame(cams[5], 5)], 5, own_stream, table)]
+            if running_on != own_stream:  # another stream busy too: not a lone chain
+                running.append(inflight_launch([ready_frame(cams[4], 5)], 5, running_on, table))
+            (launch,) = busy.dequeue(0, running).launches
+            assert (launch.depth, launch.stream) == (depth, own_stream), (running_on, cost_us)
+    # tbRatio below 1: the whole network in one launch, no successor reserved beside it
+    small = make_policy('s3dnn', uniform_costs(cost_us=100.0, tb=0.2), max_batch=32)
+    small.enqueue(ready_frame(pipelines(1)[0], 0, deadline_ms=50.0), 0)
+    assert [(launch.layer, launch.depth) for launch in small.dequeue(0, []).launches] == \
+        [(0, NUM_LAYERS)]
     # a burst's first chain: the whole network
     burst = make_policy('s3dnn', costs, max_batch=32)
     for frame in [ready_frame(p, 0, deadline_ms=50.0) for p in pipelines(BURST_CHAIN)]:
@@ -556,8 +583,10 @@ def test_look_ahead_does_not_reserve_past_the_last_layer_or_twice():
     (queued_p,) = pipelines(1)
     policy.enqueue(ready_frame(queued_p, 2), 0)
     group = policy.dequeue(0, [done_soon, already])
-    # only the queued frame's own successor
-    assert [launch.layer for launch in group.launches] == [2, 3]
+    # only the queued frame's own successor, behind the segment rule 4d makes of its launch
+    # (layers 2-10: with done_soon's 100 µs on its stream, 1 ms of work)
+    assert [(launch.layer, launch.end_layer, launch.chained) for launch in group.launches] == [
+        (2, 11, False), (11, 12, True)]
 
 
 def test_fusion_merges_only_the_same_layer():
@@ -1095,10 +1124,13 @@ def test_rule3_a_kernel_of_tb_ratio_exactly_one_does_not_join_a_group():
 
 def test_rule4_a_successor_that_fits_the_room_exactly_is_reserved():
     """G's tbRatio 0.6 leaves room 0.4: a successor of exactly 0.4 is chained."""
-    costs = uniform_costs(tb={i: (0.4 if i == 4 else 0.6) for i in range(NUM_LAYERS)})
+    # a frame of a layer filling the GPU stays in Q (rule 3 takes none such): rule 4d stays out
+    costs = uniform_costs(tb={i: {4: 0.4, 7: 1.0}.get(i, 0.6) for i in range(NUM_LAYERS)})
     policy = make_policy('s3dnn', costs)
-    frame = ready_frame(pipelines(1)[0], 3)
+    cam, other = pipelines(2)
+    frame = ready_frame(cam, 3)
     policy.enqueue(frame, 0)
+    policy.enqueue(ready_frame(other, 7, deadline_ms=20.0), 0)
     group = policy.dequeue(0, [])
     assert [(launch.layer, launch.chained) for launch in group.launches] == [(3, False), (4, True)]
 

@@ -200,9 +200,10 @@ def test_the_host_pays_for_a_frame_its_decisions_launches_upload_and_completions
     """
     One frame alone, every layer 100 µs of GPU.
 
-    The host takes it in (frame 1 µs), decides and launches its first layer (decision 1 + launch 1
-    + upload 1 µs) and chains the rest (1 + 1 µs each, well ahead of the GPU); it notices the last
-    completion (1 µs) 14 x 100 µs after the first launch reached the GPU.
+    The host takes it in (frame 1 µs), decides its launch (1 µs) and, nothing else being ready or
+    in flight, issues every layer as one segment (rule 4d: 14 launches of 1 µs, upload 1 µs); the
+    GPU starts when that call returns, and the host notices the completion (1 µs) 14 x 100 µs
+    later.
     """
     from scheduling_helpers import uniform_costs
     host = HostCosts(frame_us=1.0, decision_us=1.0, launch_us=1.0, upload_us=1.0,
@@ -211,7 +212,8 @@ def test_the_host_pays_for_a_frame_its_decisions_launches_upload_and_completions
                       seconds=0.9, host=host, jitter_ms=0.0)
     (camera,) = result['per_camera']
     assert camera['completed'] == 1
-    assert camera['max_ms'] == pytest.approx((1 + 1 + 1 + 1 + 14 * 100 + 1) / 1000, abs=1e-6)
+    assert camera['max_ms'] == pytest.approx((1 + 1 + 14 * 1 + 1 + 14 * 100 + 1) / 1000,
+                                             abs=1e-6)
     free = simulate([Camera('cam', 1.0, 50.0)], 's3dnn', uniform_costs(cost_us=100.0, tb=0.5),
                     seconds=0.9, host=HostCosts(), jitter_ms=0.0)
     assert free['per_camera'][0]['max_ms'] == pytest.approx(1.4, abs=1e-6)

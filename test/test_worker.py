@@ -205,10 +205,20 @@ def test_host_costs_are_derived_from_the_measured_totals():
               'launch_ns': 500_000, 'launches': 100, 'first_ns': 100_000, 'first_launches': 20,
               'first_frames': 40, 'kernel_ns': 0}
     costs = host_costs_from(totals)
-    # later launches: 400 µs / 80 = 5 µs; first-layer launches
-    # 100 µs = 20 x 5 µs + 40 frames started x 0 µs
+    # 500 µs / 100 layers = 5 µs a layer; first-layer launches 100 µs = 20 x 5 µs + 40 frames
+    # started x 0 µs
     assert costs == HostCosts(frame_us=3.0, decision_us=5.0, launch_us=5.0, upload_us=0.0,
                               completion_us=3.0)
+    # first-layer launches costing 300 µs: 100 µs beyond their layers' 20 x 5 µs, 5 µs a frame;
+    # the 500 µs less those 200 µs over 100 layers, 3 µs a layer: 300 + 200 = the 500 µs spent
+    uploads = host_costs_from({**totals, 'first_ns': 300_000})
+    assert (uploads.launch_us, uploads.upload_us) == (3.0, 5.0)
+    # segments from layer 0 (90 of the 100 layers) and a few one-layer launches later on that
+    # cost a call each: not 10 µs a layer (the later calls' 100 µs over their 10 layers), which
+    # would charge 1000 µs for the 400 µs spent
+    segments_first = host_costs_from({**totals, 'launch_ns': 400_000, 'first_ns': 300_000,
+                                      'first_launches': 90})
+    assert (segments_first.launch_us, segments_first.upload_us) == (4.0, 0.0)
     # a synchronous engine's kernels ran inside the rounds: not decision time either
     assert host_costs_from({**totals, 'kernel_ns': 60_000}).decision_us == 2.0
     assert host_costs_from({**totals, 'launches': 10}) is None  # too few launches to say

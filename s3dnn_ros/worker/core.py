@@ -134,21 +134,24 @@ def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
 
     None with too few launches.
 
-    A launch costs what the backend's launch calls took for layers after the first; a first-layer
-    launch costs that plus ``upload_us`` per frame it starts (staging and copying the images that
-    were not staged on arrival). A decision is the dispatch time that was neither launching nor
-    running a synchronous engine's kernels (``kernel_ns``), per round; a completion the poll time
-    per retired launch (finishing frames included); a frame its arrival (staging its image there,
-    when it starts at once) plus handing its output over.
+    A launch costs what the backend's launch calls took per kernel layer they issued, on average
+    over all of them, except what calls starting at layer 0 took beyond that average: that is
+    ``upload_us`` per frame they started (staging and copying the images that were not staged on
+    arrival). Both together give back the calls' total. (The layer cost of the calls after layer 0
+    alone misleads when those are few and short: with segments from layer 0, the rare launch from
+    a later layer is one layer carrying a whole call's cost.) A decision is the
+    dispatch time that was neither launching nor running a synchronous engine's kernels
+    (``kernel_ns``), per round; a completion the poll time per retired launch (finishing frames
+    included); a frame its arrival (staging its image there, when it starts at once) plus handing
+    its output over.
     """
     launches = delta['launches']
-    later = launches - delta['first_launches']
     if launches < HOST_MIN_LAUNCHES or not delta['arrivals'] or not delta['groups']:
         return None
-    launch_ns = ((delta['launch_ns'] - delta['first_ns']) / later if later
-                 else delta['first_ns'] / launches)
-    upload_ns = (max(0.0, delta['first_ns'] - delta['first_launches'] * launch_ns)
-                 / max(1, delta['first_frames']))
+    frames = delta['first_frames']
+    average = delta['launch_ns'] / launches
+    upload_ns = max(0.0, delta['first_ns'] - delta['first_launches'] * average) / max(1, frames)
+    launch_ns = (delta['launch_ns'] - upload_ns * frames) / launches
     decide_ns = max(0.0, delta['decide_ns'] - delta['launch_ns'] - delta['kernel_ns']) \
         / delta['groups']
     frame_ns = delta['arrive_ns'] / delta['arrivals'] \
