@@ -521,7 +521,8 @@ def test_rule4d_one_launch_leaving_q_empty_takes_what_run_ahead_would_queue_behi
     assert cams[4].stream != own_stream and cams[5].stream != own_stream
     per_layer = costs.cost_ns(0, 4)
     assert 5 * per_layer < RUN_AHEAD_NS <= 6 * per_layer
-    for running_on, (light, heavy) in ((cams[4].stream, (6, 1)), (own_stream, (NUM_LAYERS, NUM_LAYERS))):
+    cases = ((cams[4].stream, (6, 1)), (own_stream, (NUM_LAYERS, NUM_LAYERS)))
+    for running_on, (light, heavy) in cases:
         for cost_us, depth in ((100.0, light), (RUN_AHEAD_NS / 1000, heavy)):
             table = uniform_costs(cost_us=cost_us, tb=1.0, batches=32)
             busy = make_policy('s3dnn', table, max_batch=32)
