@@ -435,7 +435,8 @@ def test_rule4c_a_full_launch_is_a_segment_of_its_next_layers_within_the_horizon
 
     At layer 2 with 125 µs per layer at batch 2: layers 2-9 (1 ms); near the end of the network
     the segment stops at the last layer; a layer costing more than the horizon alone is a launch of
-    its own. (Another camera's launch is on the GPU: on an idle one rule 4d applies.)
+    its own. (Another camera's launch is on another stream, so the chain is not alone, and the
+    segment already fills its stream's horizon: rule 4d adds no layer.)
     """
     costs = uniform_costs(cost_us=100.0, tb=1.0)  # batch 2: 125 µs a layer
     per_layer = costs.cost_ns(2, 2)
