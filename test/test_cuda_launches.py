@@ -1,9 +1,10 @@
 """
 The CUDA engine's launches and frame copies, on a stand-in driver (no GPU needed).
 
-A kernel's uploads, and its result downloads, go to the driver as one batch of copies when the
-engine has one, else as one PyCUDA copy per frame; the batch hands the driver the arrays it filled,
-with one set of attributes (sources read in stream order). A segment of layers is each kernel's
+A kernel's uploads go to the driver as one batch of copies when the engine has one, else as one
+PyCUDA copy per frame; the batch hands the driver the arrays it filled, with one set of attributes
+(sources read in stream order). No copy follows the last kernel: it writes the results into
+page-locked memory mapped into the device's address space. A segment of layers is each kernel's
 layers back to back on its stream, inside one fork/join and one pair of events; up to
 MAX_FRAMES frames (the dispatcher's largest fused batch) it is one kernel per layer, and the linear
 kernels take frames past 16 as a second row of blocks.
@@ -47,16 +48,13 @@ class _Engine:
     """The engine's copy methods over a stand-in driver."""
 
     _upload = CudaEngine._upload
-    _download = CudaEngine._download
 
     def __init__(self, copies):
         self._copies = copies
-        self._result_bytes = 40
         self.log = []
         log = self.log
         self._drv = SimpleNamespace(
-            memcpy_htod_async=lambda dst, src, stream: log.append(('htod', dst, src.nbytes)),
-            memcpy_dtoh_async=lambda dst, src, stream: log.append(('dtoh', src)))
+            memcpy_htod_async=lambda dst, src, stream: log.append(('htod', dst, src.nbytes)))
 
 
 def _pipelines(log, count=3, staged=(1,)):
@@ -67,26 +65,20 @@ def _pipelines(log, count=3, staged=(1,)):
             image=f'image{i}', image_ptr=0x1000 + i, upload=upload, upload_ptr=0x2000 + i,
             upload_staged=i in staged,
             copied=SimpleNamespace(record=lambda stream, i=i: log.append(('copied', i))),
-            result=f'result{i}', result_ptr=0x3000 + i, outputs=[0x4000 + i, 0x4100 + i],
             uploaded=None, ahead=False))
     return pipelines
 
 
-def test_a_kernels_uploads_and_its_downloads_are_one_batch_of_copies_each():
+def test_a_kernels_uploads_are_one_batch_of_copies():
     call = _BatchCall()
     engine = _Engine(CopyBatch(call))
     chunk = _pipelines(engine.log)
     engine._upload(chunk, STREAM)
-    engine._download(chunk, STREAM)
-    upload, download = call.calls
+    (upload,) = call.calls
     assert upload['dst'] == [0x1000, 0x1001, 0x1002] and upload['src'] == [0x2000, 0x2001, 0x2002]
     assert upload['size'] == [100, 101, 102]
-    assert download['dst'] == [0x3000, 0x3001, 0x3002]
-    assert download['src'] == [0x4100, 0x4101, 0x4102]
-    assert download['size'] == [40, 40, 40]
-    for batch in (upload, download):
-        assert batch['stream'] == STREAM.handle and batch['first'] == [0]
-        assert batch['attributes']['order'].tolist() == [COPY_ORDER_STREAM]
+    assert upload['stream'] == STREAM.handle and upload['first'] == [0]
+    assert upload['attributes']['order'].tolist() == [COPY_ORDER_STREAM]
     # no copy frame by frame; the staged image's buffer is free again once its upload has run
     assert engine.log == [('copied', 1)]
 
@@ -96,8 +88,7 @@ def test_one_frame_or_no_batch_is_copied_frame_by_frame():
     alone = _Engine(CopyBatch(call))
     (pipeline,) = _pipelines(alone.log, count=1, staged=())
     alone._upload([pipeline], STREAM)
-    alone._download([pipeline], STREAM)
-    assert call.calls == [] and alone.log == [('htod', 'image0', 100), ('dtoh', 0x4100)]
+    assert call.calls == [] and alone.log == [('htod', 'image0', 100)]
     without = _Engine(None)
     chunk = _pipelines(without.log, count=2, staged=(0, 1))
     without._upload(chunk, STREAM)
@@ -149,6 +140,7 @@ class _Recorder:
             recorder.log.append(('download', dst, stream.name))
 
         self.Event, self.Stream = Event, Stream
+        # a download would be logged: the engine makes none (the last kernel writes the results)
         self.driver = SimpleNamespace(Error=RuntimeError, Event=Event, Stream=Stream,
                                       event_flags=SimpleNamespace(DISABLE_TIMING=2),
                                       memcpy_htod_async=upload, memcpy_dtoh_async=download)
@@ -165,13 +157,12 @@ def _segment_engine(frames: int, max_batch: int):
     engine._drv, engine._copies, engine._graphs = recorder.driver, None, None
     engine._streams = [recorder.Stream('main0'), recorder.Stream('main1')]
     engine._sides, engine._forks, engine._free_events = {}, {}, []
-    engine._last_layer = len(engine.layers) - 1
     engine._activate = lambda: None
     engine._enqueue = lambda index, chunk, stream: recorder.log.append(
         ('kernel', index, [f'image{column}' for column in chunk[1]], stream.name))
     engine._addresses = np.zeros((len(engine.layers) + 1, frames), np.uint64)
     engine._pipelines = {pid: SimpleNamespace(image=f'image{pid}', upload=np.zeros(8, np.uint8),
-                                              upload_staged=False, result=f'result{pid}',
+                                              upload_staged=False,
                                               outputs=[0] * len(engine.layers),
                                               uploaded=None, ahead=False, column=pid)
                          for pid in range(frames)}
@@ -194,7 +185,7 @@ def test_a_segment_is_its_layers_back_to_back_inside_one_fork_join_and_one_event
                    ('record', end, 'main0')]
 
 
-def test_a_whole_network_segment_uploads_first_and_downloads_last_on_each_kernels_stream():
+def test_a_whole_network_segment_uploads_first_and_copies_nothing_after_on_each_kernels_stream():
     engine, log = _segment_engine(3, max_batch=2)
     last = len(engine.layers) - 1
     engine.launch_layers(0, last + 1, [0, 1, 2], 1)
@@ -203,8 +194,8 @@ def test_a_whole_network_segment_uploads_first_and_downloads_last_on_each_kernel
         on_stream = [entry for entry in log if entry[-1] == stream and entry[0] != 'record']
         assert on_stream[:len(images)] == [('upload', image, stream) for image in images]
         assert [entry[1] for entry in on_stream if entry[0] == 'kernel'] == list(range(last + 1))
-        assert on_stream[-len(images):] == [('download', image.replace('image', 'result'),
-                                             stream) for image in images]
+        assert on_stream[-1][:2] == ('kernel', last)
+    assert not [entry for entry in log if entry[0] == 'download']
     with pytest.raises(ValueError, match=f'launch of 2 layers from layer {last}'):
         engine.launch_layers(last, 2, [0], 0)
 
@@ -292,7 +283,7 @@ def _staging_engine(monkeypatch):
     engine._activate = lambda: None
     engine._pinned = lambda nbytes, dtype: np.zeros(nbytes, dtype)
     engine._meta_rows = np.zeros((1, 4), np.int32)
-    engine._pipelines = {0: _Pipeline(None, [], None, 0, SimpleNamespace(synchronize=lambda: None),
+    engine._pipelines = {0: _Pipeline(None, [], None, SimpleNamespace(synchronize=lambda: None),
                                       image_capacity=1 << 20, column=0)}
     return engine, engine._pipelines[0], checks
 
@@ -381,12 +372,20 @@ def test_kernel_arguments_are_the_launchs_columns_of_the_address_table():
     engine._mem_alloc = lambda nbytes: _DeviceBuffer(next(addresses))
     # a pinned array's base is the PyCUDA allocation
     engine._pinned = lambda shape, dtype: np.zeros(shape, dtype)[...].view(_Pinned)
+    # the results, mapped: the last layer writes each pipeline's there
+    mapped = iter(range(0x7000_0000, 0x8000_0000, 0x100))
+    engine._mapped = lambda shape, dtype: (np.zeros(shape, dtype)[...].view(_Pinned), next(mapped))
     engine._drv = SimpleNamespace(Error=RuntimeError,
                                   Event=lambda: SimpleNamespace(synchronize=lambda: None))
     for pid in range(20):  # past the table's first 16 columns
         engine.open_pipeline(pid)
     assert engine._addresses.shape[1] == 32
     assert len({p.column for p in engine._pipelines.values()}) == 20
+    # the last layer's output row: each pipeline's mapped result
+    assert sorted(p.outputs[-1] for p in engine._pipelines.values()) == list(
+        range(0x7000_0000, 0x7000_0000 + 20 * 0x100, 0x100))
+    assert all(p.outputs[-1] == engine._addresses[-1, p.column]
+               for p in engine._pipelines.values())
     column, closed = engine._pipelines[3].column, engine._pipelines[3].buffer
     engine.close_pipeline(3)
     assert closed.freed and not engine._addresses[:, column].any()

@@ -22,10 +22,11 @@ Why it is built the way it is:
   copies, side by side on side streams forked from the launch's stream and joined back into it
   (one after another on a one-stream engine).
 * Nothing is allocated per frame. ``open_pipeline`` allocates a pipeline's activations (one device
-  block holding every kernel layer's output) and its pinned (2, k) result; a camera's first frame
-  of a given size allocates its pinned staging buffer and device copy, reallocated only when the
-  image grows; completion events come from a pool. ``allocations`` counts every allocation so tests
-  can check that steady-state frames make none.
+  block holding every kernel layer's output but the last) and its (2, k) result in page-locked
+  memory mapped into the device's address space, where the last kernel writes it (no download
+  copy); a camera's first frame of a given size allocates its pinned staging buffer and device
+  copy, reallocated only when the image grows; completion events come from a pool.
+  ``allocations`` counts every allocation so tests can check that steady-state frames make none.
 * Images in host memory the caller page-locked with :meth:`CudaEngine.pin` (the scheduler worker's
   shared-memory frame slots) are uploaded from where they lie: no host copy at all. Other images
   are copied into the pipeline's pinned staging buffer first, a fused launch's on STAGING_THREADS
@@ -44,9 +45,8 @@ Why it is built the way it is:
   graph's first kernel copies the records the host wrote for this launch there from page-locked
   memory, so the graph is made once per (first layer, layers, frames) and never rewritten. On an
   H200 host a one-frame whole-network launch costs the host 55-61 µs instead of 121-165.
-  A kernel's image uploads, and its result downloads, are one ``cuMemcpyBatchAsync`` call each
-  where the driver has it (CUDA 13), checked at start-up with a round trip; otherwise one PyCUDA
-  copy per frame.
+  A kernel's image uploads are one ``cuMemcpyBatchAsync`` call where the driver has it (CUDA 13),
+  checked at start-up with a round trip; otherwise one PyCUDA copy per frame.
 * The engine is made on one thread and driven from another (the dispatcher's), so every entry point
   makes the device's primary context current on the calling thread, pushing it once per thread.
   PyCUDA aborts the process when a thread ends with contexts on its stack, so each thread's pushes

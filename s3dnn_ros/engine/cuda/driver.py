@@ -44,7 +44,7 @@ def driver_api():
 
 class CopyBatch:
     """
-    The copies of one kernel's frames (uploads, or result downloads) in one driver call.
+    The copies of one kernel's frames (their image uploads) in one driver call.
 
     ``cuMemcpyBatchAsync`` (CUDA 13 drivers) takes arrays of destinations, sources and sizes; the
     caller fills the first ``count`` entries and calls :meth:`issue`. The driver reads the arrays

@@ -81,10 +81,10 @@ class _Plan:
 
 @dataclass
 class _Pipeline:
-    buffer: Any                        # device block holding every kernel layer's output
-    outputs: list[int]                 # device address of each kernel layer's output
-    result: np.ndarray                 # pinned (2, k)
-    result_ptr: int                    # its address
+    buffer: Any                        # device block of every kernel layer's output but the last
+    # device address of each kernel layer's output; the last is ``result``'s
+    outputs: list[int]
+    result: np.ndarray                 # page-locked (2, k), mapped: the last kernel writes it
     copied: Any                        # event after the last H2D from the staging buffer
     # own pinned uint8 image bytes, for images not in pinned memory
     staging: np.ndarray | None = None
@@ -168,9 +168,9 @@ class CudaEngine(Engine):
 
         A virtual architecture such as 'compute_75' builds PTX that the driver JIT-compiles for
         this device: the code paths of older GPUs (no cp.async before sm_80) then run, and can be
-        checked, on a newer one. ``batched_copies``: a kernel's uploads and downloads go to the
-        driver in one ``cuMemcpyBatchAsync`` call each where it has one (False: one PyCUDA copy
-        per frame, as on drivers without it). ``segment_graphs``: a segment of several layers
+        checked, on a newer one. ``batched_copies``: a kernel's uploads go to the driver in one
+        ``cuMemcpyBatchAsync`` call where it has one (False: one PyCUDA copy per frame, as on
+        drivers without it). ``segment_graphs``: a segment of several layers
         (:meth:`launch_layers`) is one CUDA graph launch where the driver has the graph calls
         (:mod:`.graphs`; False: one kernel launch per layer).
         """
@@ -205,8 +205,6 @@ class CudaEngine(Engine):
         self._addresses = np.zeros((len(self.layers) + 1, 0), np.uint64)
         self._meta_rows = np.zeros((0, 4), np.int32)
         self._free_columns: list[int] = []
-        self._last_layer = len(self.layers) - 1
-        self._result_bytes = math.prod(self.layers[-1].out_shape) * 4
         # a kernel's frame copies in one driver call (None: one PyCUDA call per frame)
         self._copies: CopyBatch | None = None
         # segments as CUDA graphs (None: kernel by kernel)
@@ -269,7 +267,7 @@ class CudaEngine(Engine):
 
     @property
     def batched_copies(self) -> bool:
-        """Whether a kernel's uploads and downloads go to the driver in one call each."""
+        """Whether a kernel's uploads go to the driver in one call."""
         return self._copies is not None
 
     @property
@@ -352,6 +350,13 @@ class CudaEngine(Engine):
         array = self._drv.pagelocked_empty(shape, dtype)
         self.allocations += 1
         return array
+
+    def _mapped(self, shape, dtype) -> tuple[np.ndarray, int]:
+        """Return page-locked host memory the device can address, and its device address."""
+        array = self._drv.pagelocked_empty(shape, dtype,
+                                           mem_flags=self._drv.host_alloc_flags.DEVICEMAP)
+        self.allocations += 1
+        return array, array.base.get_device_pointer()
 
     def _function(self, name: str):
         function = self._functions.get(name)
@@ -565,19 +570,20 @@ class CudaEngine(Engine):
             raise ValueError(f'pipeline {pid!r} is already open')
         self._activate()
         offsets, total = [], 0
-        for layer in self.layers:
+        for layer in self.layers[:-1]:
             offsets.append(total)
             total += -(-math.prod(layer.out_shape) * 4 // 256) * 256
         try:
             buffer = self._mem_alloc(total)
-            result = self._pinned(self.layers[-1].out_shape, np.float32)
+            # the last kernel writes each frame's result there over the bus: no download
+            result, result_address = self._mapped(self.layers[-1].out_shape, np.float32)
             copied = self._drv.Event()
             self.allocations += 1
         except self._drv.Error as error:
             raise EngineError(f'pipeline {pid!r}: allocating {total / 2**20:.1f} MiB of '
                               f'activations failed: {error}') from error
-        pipeline = _Pipeline(buffer, [int(buffer) + offset for offset in offsets], result,
-                             result.ctypes.data, copied, column=self._take_column())
+        outputs = [int(buffer) + offset for offset in offsets] + [result_address]
+        pipeline = _Pipeline(buffer, outputs, result, copied, column=self._take_column())
         self._addresses[1:, pipeline.column] = pipeline.outputs
         self._pipelines[pid] = pipeline
 
@@ -830,9 +836,10 @@ class CudaEngine(Engine):
         Run a kernel layer for the frames of ``pids``.
 
         Layer 0 starts with each frame's image upload (or a wait for the copy :meth:`upload` made
-        ahead), the last layer ends with each frame's result download. A launch of more than
-        ``max_batch`` frames is several kernels, each with its frames' copies, run side by side on
-        side streams forked from and joined back into stream ``stream % streams``; the
+        ahead); the last layer's kernel writes each frame's result into its page-locked result
+        array (mapped into the device's address space), so no copy follows it. A launch of more
+        than ``max_batch`` frames is several kernels, each with its frames' uploads, run side by
+        side on side streams forked from and joined back into stream ``stream % streams``; the
         completion's two events on that stream enclose all of it.
         """
         return self._issue(layer_index, 1, pids, stream)
@@ -892,15 +899,11 @@ class CudaEngine(Engine):
                 if instance is not None:
                     graphed.append(instance)
                     self.kernel_launches += count
-                    if layers[-1] == self._last_layer:
-                        self._download(chunk, target)
                 else:
                     for layer_index in layers:
                         if layer_index == 0 and graphs is None:
                             self._receive(chunk, target)
                         self._enqueue(layer_index, columns, target)
-                        if layer_index == self._last_layer:
-                            self._download(chunk, target)
                 if joined is not None:
                     joined.record(target)
                     main.wait_for_event(joined)
@@ -990,19 +993,6 @@ class CudaEngine(Engine):
             if p.upload_staged:
                 p.copied.record(stream)
 
-    def _download(self, chunk: list[_Pipeline], stream) -> None:
-        """Queue the copies of ``chunk``'s results to their pinned arrays on ``stream``."""
-        copies = self._copies
-        if copies is not None and len(chunk) > 1:
-            count = len(chunk)
-            copies.dst[:count] = [p.result_ptr for p in chunk]
-            copies.src[:count] = [p.outputs[-1] for p in chunk]
-            copies.size[:count] = self._result_bytes
-            copies.issue(count, stream)
-        else:
-            for p in chunk:
-                self._drv.memcpy_dtoh_async(p.result, p.outputs[-1], stream)
-
     def _query(self, event) -> bool:
         self._activate()
         try:
@@ -1043,7 +1033,9 @@ class CudaEngine(Engine):
 
     def result(self, pid) -> np.ndarray:
         """
-        Return the pinned (2, k) result of the pipeline's last frame.
+        Return the page-locked (2, k) result of the pipeline's last frame.
+
+        The last layer's kernel writes it in place, once the launch's completion is done.
 
         It is a view: copy it before the next frame.
         """
