@@ -643,15 +643,25 @@ class S3dnnPolicy(Policy):
         if all(other.stream == stream for other in inflight):  # a lone chain
             depth = self.num_layers - layer
         else:
-            cost, batch, depth = self.costs.cost_ns, launch.batch, launch.depth
-            queued = launch.cost_ns + sum(other.cost_ns for other in inflight
-                                          if other.stream == stream)
-            while queued < RUN_AHEAD_NS and layer + depth < self.num_layers:
-                queued += cost(layer + depth, batch)
-                depth += 1
+            queued = sum(other.cost_ns for other in inflight if other.stream == stream)
+            depth = self._filled_depth(layer, launch.batch, launch.depth, RUN_AHEAD_NS - queued)
         if depth == launch.depth:
             return launch
         return self._segment(layer, launch.frames, stream, depth, launch.chained)
+
+    def _filled_depth(self, layer: int, batch: int, depth: int, room_ns: float) -> int:
+        """
+        Rule 4b's fill: the layers a segment of ``depth`` layers from ``layer`` spans once grown.
+
+        It takes the next layer while the GPU work of those it has (at ``batch``) is below
+        ``room_ns``, up to the network's last layer.
+        """
+        cost = self.costs.cost_ns
+        work = sum(cost(i, batch) for i in range(layer, layer + depth))
+        while work < room_ns and layer + depth < self.num_layers:
+            work += cost(layer + depth, batch)
+            depth += 1
+        return depth
 
     @property
     def _cuts_bursts(self) -> bool:
@@ -868,11 +878,7 @@ class S3dnnPolicy(Policy):
             return None
         layer, batch = best.end_layer, best.batch
         if fill_ns is not None:
-            cost = self.costs.cost_ns
-            work = sum(cost(i, batch) for i in range(layer, layer + best_depth))
-            while work < fill_ns[best.stream] and layer + best_depth < self.num_layers:
-                work += cost(layer + best_depth, batch)
-                best_depth += 1
+            best_depth = self._filled_depth(layer, batch, best_depth, fill_ns[best.stream])
         return self._segment(layer, list(best.frames), best.stream, best_depth, chained=True)
 
 
