@@ -1035,9 +1035,8 @@ class CudaEngine(Engine):
         """
         Return the page-locked (2, k) result of the pipeline's last frame.
 
-        The last layer's kernel writes it in place, once the launch's completion is done.
-
-        It is a view: copy it before the next frame.
+        The last layer's kernel writes it in place: read it once that launch is done, and copy it
+        before the pipeline's next frame reaches the last layer.
         """
         return self._pipeline(pid).result
 
