@@ -507,7 +507,7 @@ def test_every_kernel_read_by_reference_matches_by_value(network, weights, rng, 
 
 def test_batched_and_separate_copies_give_the_same_results(network, weights, rng):
     """
-    A kernel's uploads and downloads in one cuMemcpyBatchAsync each, or one copy per frame.
+    A kernel's uploads in one cuMemcpyBatchAsync, or one copy per frame.
 
     The driver call exists from CUDA 13 drivers on: the engine uses it exactly there. 10 frames at
     max_batch 4 (kernels of 4, 4 and 2 frames); then frames in page-locked slots and staged
