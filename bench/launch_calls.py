@@ -11,8 +11,9 @@ count n, ``--repeats`` times with the GPU idle in between (median host µs of ea
 ``time.perf_counter_ns`` around it): staging the n images (``set_inputs``), a launch of layer 0
 (with the images' upload), of one later layer, of the whole network as one launch (upload, 14
 kernels, the last writing the results in place), checking a finished launch (``done``), reading
-its GPU interval, and reading the n results as the worker does (a copy each, then lists). Each with the kernel's
-uploads batched into one driver call and with one PyCUDA copy per frame. ``results_right``:
+its GPU interval, and reading the n results as the worker does (a copy each, then lists). Each
+with the kernel's uploads batched into one driver call and with one PyCUDA copy per frame.
+``results_right``:
 whether the fused launches' results are those of each image run alone (top-k scores within 1e-3,
 the same classes). Writes DIR/launch_calls-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
