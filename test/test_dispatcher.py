@@ -26,6 +26,7 @@ class ManualBackend:
         self.finished = set()
         self.fail_layer = fail_layer
         self.staged = []  # frames whose images went ahead, as stage() was called with them
+        self.stage_calls = []  # frames per stage() call
 
     def now_ns(self):
         return self.now
@@ -35,6 +36,7 @@ class ManualBackend:
 
     def stage(self, frames):
         self.staged.extend(frames)
+        self.stage_calls.append(len(frames))
 
     def launch(self, launch):
         if launch.layer == self.fail_layer:
@@ -257,6 +259,36 @@ def test_frames_that_start_together_at_an_idle_gpu_send_their_images_ahead():
     while len(done) < 2 * N + 3:  # first[0]'s second frame included
         backend.finish_all(dispatcher)
     assert len(backend.staged) == N
+
+
+def test_a_burst_filling_a_chain_on_an_idle_gpu_stages_its_first_frames_as_they_arrive():
+    """
+    The first STAGE_MIN_FRAMES frames of a chain go ahead before the chain is full.
+
+    On an idle GPU, when the frames read together can fill the chain (BURST_CHAIN first layers);
+    the rest of the chain goes once it is full. Frames read together that cannot fill it are staged
+    in one call, as before; so are the later chains of the burst (the GPU is busy by then).
+    """
+    from s3dnn_ros.scheduler.dispatcher import STAGE_MIN_FRAMES as N
+    from s3dnn_ros.scheduler.policies import BURST_CHAIN
+    dispatcher, backend, _, _ = make_dispatcher(backend=ManualBackend(streams=4))
+    cams = [dispatcher.add_pipeline(f'cam{i}', 1000 * MS) for i in range(2 * BURST_CHAIN)]
+    arrivals = [(cam, 0, None, 'rgb8', None) for cam in cams]
+    taken, chain = dispatcher.arrive_all(arrivals, 0)
+    assert (taken, chain) == (BURST_CHAIN, True)
+    assert backend.stage_calls == [N, BURST_CHAIN - N]
+    assert [frame.pipeline for frame in backend.staged] == cams[:BURST_CHAIN]
+    dispatcher.pump()
+    assert dispatcher.inflight
+    dispatcher.arrive_all(arrivals, taken)
+    assert backend.stage_calls == [N, BURST_CHAIN - N, BURST_CHAIN]  # the second chain in one
+    assert [frame.pipeline for frame in backend.staged] == cams
+
+    # one arrival short of a chain: nothing goes before all have arrived
+    dispatcher, backend, _, _ = make_dispatcher(backend=ManualBackend(streams=4))
+    cams = [dispatcher.add_pipeline(f'cam{i}', 1000 * MS) for i in range(BURST_CHAIN - 1)]
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in cams], 0)
+    assert backend.stage_calls == [BURST_CHAIN - 1]
 
 
 def test_frames_the_policy_holds_to_fuse_are_not_staged_on_arrival():
