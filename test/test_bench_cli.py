@@ -49,6 +49,22 @@ def test_json_report_holds_every_section(capsys, tmp_path):
     assert 'no GPU baseline' in four['torch']
 
 
+def test_table1_measures_take_turns_in_a_rotating_order():
+    """Each measure warms up once, then they alternate, each turn starting with the next one."""
+    from types import SimpleNamespace
+    calls = []
+
+    def measure(name, values):
+        samples = iter(values)
+        return lambda: calls.append(name) or next(samples)
+
+    medians = bench.Bench._alternate(SimpleNamespace(repeats=12), {
+        'a': measure('a', [9.0, 1.0, 2.0, 30.0]), 'b': measure('b', [9.0, 5.0, 4.0, 3.0]),
+        'c': measure('c', [0.1, 7.0, 7.5, 6.0])})
+    assert calls == ['a', 'b', 'c', 'a', 'b', 'c', 'b', 'c', 'a', 'c', 'a', 'b']
+    assert medians == {'a': 2.0, 'b': 4.0, 'c': 7.0}
+
+
 def test_bad_section_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(['--sections', 'everything'])

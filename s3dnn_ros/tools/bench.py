@@ -16,7 +16,7 @@ Sections, each measured in the same process on the same card:
     Four runs of AlexNet, each a batch of 2, 4, 8 or 16 frames, on 1 and on 4 streams, issued
     sequentially (one run after another), as CUDA streaming (each run's layers issued at once on
     its own stream) and through the S3DNN dispatcher (each frame its own pipeline): total wall
-    time.
+    time, the median of runs in which the three take turns.
 ``four_cameras``
     Four cameras each sending one frame at the same moment: one S3DNN round (submission to the last
     result on the host) against torch running the four frames one after another (eager and CUDA
@@ -51,6 +51,7 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -371,22 +372,22 @@ class Bench:
         for pid in all_pids:
             engine.open_pipeline(pid)
         streams_busy, s3dnn_busy = [], []
-        try:
-            row['sequential_ms'] = self._repeat(
-                lambda: self.table1_runs(engine, images, runs, streams, wait_each=True))
-            row['streams_ms'] = self._repeat(
-                lambda: self.table1_runs(engine, images, runs, streams, wait_each=False,
-                                         busy=streams_busy))
-        finally:
-            for pid in all_pids:
-                engine.close_pipeline(pid)
 
         def s3dnn_ms() -> float:
             wall_ms, busy_ms = self.s3dnn_round(engine, images, RUNS * batch)
             s3dnn_busy.append(busy_ms)
             return wall_ms
 
-        row['s3dnn_ms'] = self._repeat(s3dnn_ms)
+        try:
+            row.update(self._alternate({
+                'sequential_ms': lambda: self.table1_runs(engine, images, runs, streams,
+                                                          wait_each=True),
+                'streams_ms': lambda: self.table1_runs(engine, images, runs, streams,
+                                                       wait_each=False, busy=streams_busy),
+                's3dnn_ms': s3dnn_ms}))
+        finally:
+            for pid in all_pids:
+                engine.close_pipeline(pid)
         row['s3dnn_vs_streams'] = round(row['s3dnn_ms'] / row['streams_ms'], 3)
         # GPU busy time (union of the kernels' intervals; the warm-up run left out): whether a
         # difference lies in the GPU's work or in the host around it
@@ -448,9 +449,22 @@ class Bench:
                 marks['gpu_end'] = max(stop for _, stop in intervals)
         return (end - begin) / 1e6
 
-    def _repeat(self, measure) -> float:
-        measure()  # warm-up
-        return round(median(measure() for _ in range(max(1, self.repeats // 4))), 3)
+    def _alternate(self, measures: dict[str, Callable[[], float]]) -> dict[str, float]:
+        """
+        Return the median of each measure's samples (a warm-up run apart), by name.
+
+        The measures take turns, each turn in another order, so that the host's drift during
+        the row (which reaches 2x between processes on a lent host) falls on all of them alike.
+        """
+        names = list(measures)
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        for name in names:
+            measures[name]()  # warm-up
+        for turn in range(max(1, self.repeats // 4)):
+            shift = turn % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(measures[name]())
+        return {name: round(median(values), 3) for name, values in samples.items()}
 
     def s3dnn_round(self, engine, images, frames: int, backend: EngineBackend | None = None,
                     marks: dict | None = None,
