@@ -330,9 +330,9 @@ class WorkerCore:
                 self._release_retired()
 
     def _done(self, frame: Frame) -> None:
-        scores, ids = frame.result
+        scores, ids = frame.result.tolist()
         self._outputs.append((DONE, frame.pipeline.id, frame.meta[0], frame.finish_ns,
-                              (scores.tolist(), ids.astype(int).tolist())))
+                              (scores, [int(i) for i in ids])))
         self._resolved(frame)
 
     def _dropped(self, frame: Frame, reason: str) -> None:
