@@ -531,6 +531,13 @@ def test_batched_and_separate_copies_give_the_same_results(network, weights, rng
         with Pipelines(engine, len(images)) as pids:
             run_network(engine, pids, images, stream=2)
             batched = np.stack([engine.result(pid).copy() for pid in pids])
+            # results(): the same, in one copy of its own
+            gathered = engine.results(pids[::-1])
+            np.testing.assert_array_equal(gathered, batched[::-1])
+            gathered[...] = -1
+            np.testing.assert_array_equal(engine.result(pids[0]), batched[0])
+            with pytest.raises(ValueError, match="pipeline 'closed' is not open"):
+                engine.results([pids[0], 'closed'])
         views = [slots[i * slot:(i + 1) * slot].reshape(480, 640, 3) for i in range(3)]
         for view in views:
             view[...] = random_image(rng, 480, 640, 'rgb8')

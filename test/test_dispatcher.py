@@ -27,6 +27,7 @@ class ManualBackend:
         self.fail_layer = fail_layer
         self.staged = []  # frames whose images went ahead, as stage() was called with them
         self.stage_calls = []  # frames per stage() call
+        self.results_calls = []  # frames per results() call
 
     def now_ns(self):
         return self.now
@@ -47,8 +48,9 @@ class ManualBackend:
     def done(self, launch):
         return launch.handle in self.finished
 
-    def result(self, frame):
-        return ('result', frame.pipeline.name, frame.seq)
+    def results(self, frames):
+        self.results_calls.append(len(frames))
+        return [('result', frame.pipeline.name, frame.seq) for frame in frames]
 
     def busy_ns(self):
         return 0
@@ -105,6 +107,24 @@ def test_a_frame_walks_through_every_layer_and_is_reported_once():
     assert frame.result == ('result', 'cam', 1) and not frame.missed
     assert cam.stats.completed == 1 and frame.latency_ns == cam.stats.latencies_ns[0] > 0
     assert dropped == [] and cam.current is None and dispatcher.inflight == []
+
+
+def test_frames_finishing_in_one_launch_have_their_results_read_in_one_call():
+    """Each frame gets its own result, its latency and miss counted, its camera's next frame."""
+    dispatcher, backend, done, _ = make_dispatcher(backend=ManualBackend(streams=4))
+    cams = [dispatcher.add_pipeline(f'cam{i}', 5 * MS, queue_depth=2) for i in range(3)]
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in cams], 0)
+    dispatcher.arrive(cams[0], 1)  # waits behind cam0's first frame
+    dispatcher.pump()
+    assert [launch.batch for launch in backend.launched] == [3]
+    backend.now = 6 * MS  # past the deadline
+    backend.finish_all(dispatcher)
+    assert backend.results_calls[0] == 3
+    assert [frame.result for frame in done] == [('result', cam.name, 1) for cam in cams]
+    assert [(cam.stats.completed, cam.stats.missed, list(cam.stats.latencies_ns))
+            for cam in cams] == [(1, 1, [6 * MS])] * 3
+    assert cams[0].current is not None and cams[0].current.seq == 2  # started at once
+    assert [cam.current for cam in cams[1:]] == [None, None]
 
 
 def test_a_lone_chain_is_queued_whole_at_its_first_decision():

@@ -325,6 +325,10 @@ def test_fused_launches_equal_separate_pipelines_and_forward(network, weights, c
         fused.set_input(pid, image, encoding)
     fused_results = run_whole_network(fused, [0, 1, 2])
     assert fused_results.shape == (3, 2, network.top_k) and fused_results.dtype == np.float32
+    gathered = fused.results([2, 0])  # a copy of the results in that order
+    np.testing.assert_array_equal(gathered, fused_results[[2, 0]])
+    gathered[...] = -1
+    np.testing.assert_array_equal(fused.result(0), fused_results[0])
 
     alone = ReferenceEngine(network, weights)
     alone_results = []

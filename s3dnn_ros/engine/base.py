@@ -178,6 +178,10 @@ class Engine(ABC):
         Row 0 holds the scores (descending), row 1 the class ids.
         """
 
+    def results(self, pids: Sequence[Hashable]) -> np.ndarray:
+        """Return a copy of the :meth:`result` of each of ``pids``, as one (n, 2, k) array."""
+        return np.array([self.result(pid) for pid in pids])
+
     def check(self) -> None:
         """
         Raise EngineError when the device can no longer run anything (a lost GPU context).

@@ -61,8 +61,8 @@ class Backend(Protocol):
         May raise EngineError.
         """
 
-    def result(self, frame: Frame) -> Any:
-        """Output of a frame whose last layer completed."""
+    def results(self, frames: Sequence[Frame]) -> Sequence[Any]:
+        """Return the outputs of frames whose last layer completed, in their order."""
 
     def busy_ns(self) -> int:
         """GPU time spent running at least one kernel so far."""
@@ -431,11 +431,13 @@ class Dispatcher:
             if frame.pipeline.current is not frame:
                 continue  # dropped after an engine error while this launch was in flight
             frame.done_layers = done
-            if done == self.num_layers:
-                self._finish(frame, now)
-            elif frame.next_layer == done:
+            if frame.next_layer == done:
                 ready.append(frame)
-        if ready:
+        if not ready:
+            return
+        if done == self.num_layers:
+            self._finish(ready, now)
+        else:
             self.policy.enqueue_all(ready, done, now)
 
     def _retire(self, launch: Launch) -> None:
@@ -447,17 +449,23 @@ class Dispatcher:
         if group.pending == 0:
             self._groups_inflight -= group.takes_slot
 
-    def _finish(self, frame: Frame, now: int) -> None:
-        frame.finish_ns = now
-        frame.result = self.backend.result(frame)
-        stats = frame.pipeline.stats
-        stats.completed += 1
-        stats.missed += frame.missed
-        stats.latencies_ns.append(frame.finish_ns - frame.release_ns)
-        self.policy.finished(frame, now)
-        if self.on_done:
-            self.on_done(frame)
-        self._release(frame)
+    def _finish(self, frames: list[Frame], now: int) -> None:
+        """Hand over frames that completed together, their results read in one call."""
+        finished, on_done = self.policy.finished, self.on_done
+        for frame, result in zip(frames, self.backend.results(frames)):
+            frame.finish_ns = now
+            frame.result = result
+            pipeline = frame.pipeline
+            stats = pipeline.stats
+            stats.completed += 1
+            stats.missed += now > frame.deadline_ns
+            stats.latencies_ns.append(now - frame.release_ns)
+            finished(frame, now)
+            if on_done:
+                on_done(frame)
+            if pipeline.current is frame:  # (_release)
+                pipeline.current = None
+                self._start_next(pipeline)
 
     def _drop(self, frame: Frame, reason: str) -> None:
         stats = frame.pipeline.stats
@@ -719,8 +727,8 @@ class EngineBackend:
             self._uploads_done()
         return True
 
-    def result(self, frame: Frame) -> Any:
-        return self.engine.result(frame.pipeline.id).copy()
+    def results(self, frames: Sequence[Frame]) -> Sequence[Any]:
+        return self.engine.results([frame.pipeline.id for frame in frames])
 
     def busy_ns(self) -> int:
         self._uploads_done()

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import heapq
 import math
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -235,8 +235,8 @@ class SimulatedGpu:
     def done(self, launch: Launch) -> bool:
         return launch.handle.work <= 0
 
-    def result(self, frame: Frame) -> None:
-        return None
+    def results(self, frames: Sequence[Frame]) -> list[None]:
+        return [None] * len(frames)
 
     def busy_ns(self) -> int:
         """Busy time of the GPU model (shared: every scheduler's kernels)."""
