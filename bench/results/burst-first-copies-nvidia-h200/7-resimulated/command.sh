@@ -1,0 +1,1 @@
+python3 bench/resimulate.py bench/results/burst-first-copies-nvidia-h200/3-final/cap/capacity-nvidia-h200.json --cameras 32,36,40,44,52,56,576,608,672 --out bench/results/burst-first-copies-nvidia-h200/7-resimulated  # on the CPU
