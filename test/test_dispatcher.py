@@ -119,7 +119,7 @@ def test_frames_finishing_in_one_launch_have_their_results_read_in_one_call():
     assert [launch.batch for launch in backend.launched] == [3]
     backend.now = 6 * MS  # past the deadline
     backend.finish_all(dispatcher)
-    assert backend.results_calls[0] == 3
+    assert backend.results_calls == [3]
     assert [frame.result for frame in done] == [('result', cam.name, 1) for cam in cams]
     assert [(cam.stats.completed, cam.stats.missed, list(cam.stats.latencies_ns))
             for cam in cams] == [(1, 1, [6 * MS])] * 3

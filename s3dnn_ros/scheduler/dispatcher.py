@@ -426,10 +426,12 @@ class Dispatcher:
         self._retire(launch)
         now = self.backend.now_ns()
         done = launch.end_layer
+        # the frames whose next layer this launch readied (none already chained further or
+        # dropped after an engine error while it was in flight); past the last layer, finished
         ready = []
         for frame in launch.frames:
             if frame.pipeline.current is not frame:
-                continue  # dropped after an engine error while this launch was in flight
+                continue
             frame.done_layers = done
             if frame.next_layer == done:
                 ready.append(frame)
@@ -455,17 +457,14 @@ class Dispatcher:
         for frame, result in zip(frames, self.backend.results(frames)):
             frame.finish_ns = now
             frame.result = result
-            pipeline = frame.pipeline
-            stats = pipeline.stats
+            stats = frame.pipeline.stats
             stats.completed += 1
-            stats.missed += now > frame.deadline_ns
+            stats.missed += frame.missed
             stats.latencies_ns.append(now - frame.release_ns)
             finished(frame, now)
             if on_done:
                 on_done(frame)
-            if pipeline.current is frame:  # (_release)
-                pipeline.current = None
-                self._start_next(pipeline)
+            self._release(frame)
 
     def _drop(self, frame: Frame, reason: str) -> None:
         stats = frame.pipeline.stats
