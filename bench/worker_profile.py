@@ -13,7 +13,8 @@ does after one read of its frame pipe; the schedule's own bookkeeping is not met
 core, and pickles its outputs as the worker process would send them. One second of
 warm-up, then ``--seconds`` measured (frames still in flight at the end are not waited for).
 Compare its host µs per frame with the capacity benchmark's at the same count: the difference is
-what the worker process pays for its messages and for running beside the frame producers.
+what the worker process pays for its messages and for running beside the frame producers. It also
+reports what opening a camera's ring (attaching it and page-locking its slots) cost the loop.
 
 ``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost
 table's GPU time, one launch at a time, so the scheduler's own host cost can be measured on a
@@ -173,12 +174,14 @@ def main() -> int:
               else None)
     core = build_worker(spec, engine)
     slot_bytes = slot_bytes_for(frame_bytes(480, 640, 'rgb8'))
-    rings = []
+    rings, opening_ns = [], 0
     try:
         for camera in range(args.cameras):
             ring = Ring.create(slot_bytes, SLOTS, 0)
             rings.append(ring)
+            began = time.perf_counter_ns()
             core.open_ring(camera, ring.name, slot_bytes, SLOTS, 0)
+            opening_ns += time.perf_counter_ns() - began
         profiler = cProfile.Profile() if args.profile else None
         before = run(core, args.cameras, args.fps, args.seconds, args.seed, profiler)
         after = core.snapshot()
@@ -202,6 +205,8 @@ def main() -> int:
                   host_ns / max(1, after['kernel_launches'] - before['kernel_launches']) / 1000,
                   2),
               'host_busy': round(host_ns / (after['time_ns'] - before['time_ns']), 4),
+              # what attaching and page-locking a camera's ring cost the worker's loop
+              'ring_open_ms': round(opening_ns / args.cameras / 1e6, 3),
               'host_costs': after['host_costs']}
     print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: '
           f'released {totals["released"]}, completed {totals["completed"]}, '
@@ -209,6 +214,7 @@ def main() -> int:
           f'{report["staged_frames"]} staged on arrival, '
           f'host {report["host_us_per_frame"]} µs/frame, {report["host_us_per_kernel"]} µs per '
           f'kernel launch ({report["host_busy"]:.0%} busy), '
+          f'{report["ring_open_ms"]} ms to open a ring, '
           f'host costs {report["host_costs"]}')
     if profiler:
         text = io.StringIO()

@@ -27,3 +27,4 @@ def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
     assert set(report['host_costs']) == {'frame_us', 'decision_us', 'launch_us', 'upload_us',
                                          'completion_us', 'launch_layers'}
     assert report['host_costs']['launch_layers'] >= 1
+    assert report['ring_open_ms'] > 0
