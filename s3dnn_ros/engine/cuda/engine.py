@@ -1040,12 +1040,6 @@ class CudaEngine(Engine):
         """
         return self._pipeline(pid).result
 
-    def results(self, pids: Sequence) -> np.ndarray:
-        try:
-            return np.array([self._pipelines[pid].result for pid in pids])
-        except KeyError:
-            return np.array([self.result(pid) for pid in pids])  # raises, naming the pipeline
-
     # ------------------------------------------------------- host access for tests and calibration
     def layer_output(self, pid, layer_index: int) -> np.ndarray:
         """
