@@ -4,8 +4,8 @@
 // is still busy and their events measure GPU time back to back, free of host launch gaps.
 // Variant: one (sleeps 1 µs between reads of %globaltimer on sm_70 and later).
 // Used by test/test_cuda_engine.py (test_calibrate_returns_a_cost_table,
-// test_cost_table_is_saved_and_reloaded) and bench/gpu_check.py; compiled warning-free for sm_75/87/90
-// by test/test_kernels_compile.py.
+// test_cost_table_is_saved_and_reloaded), bench/gpu_check.py and bench/completion_visibility.py;
+// compiled warning-free for sm_75/87/90 by test/test_kernels_compile.py.
 #include "common.cuh"
 
 __device__ __forceinline__ unsigned long long global_timer_ns() {

@@ -1,4 +1,4 @@
-"""bench/burst_chains.py, round_timeline.py and side_by_side.py on a GPU: their records."""
+"""bench/burst_chains.py, round_timeline.py, side_by_side.py, completion_visibility.py on a GPU."""
 import json
 import sys
 
@@ -35,6 +35,16 @@ def test_burst_chains_graphs_on_off_times_every_cut_on_both_engines(tmp_path):
     assert [(row['frames'], row['chains'], row['graphs']) for row in report['rows']] == [
         (4, 1, 'on'), (4, 1, 'off'), (4, 2, 'on'), (4, 2, 'off')]
     assert all(0 < row['min_ms'] <= row['median_ms'] for row in report['rows'])
+
+
+def test_completion_visibility_times_each_way_of_seeing_a_launch_end_after_its_delay(tmp_path):
+    report = _record(tmp_path, 'completion_visibility', '--trials', '4', '--delay-us', '100')
+    assert [row['method'] for row in report['rows']] == [
+        'query timing event', 'query event without timing', 'query stream',
+        'synchronize timing event']
+    for row in report['rows']:
+        # the host cannot know the launch ended before the GPU waited its 100 µs
+        assert 100 <= row['min_us'] <= row['median_us'] <= row['p90_us']
 
 
 def test_side_by_side_times_every_layer_and_the_copies_alone_and_together(tmp_path):
