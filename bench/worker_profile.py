@@ -5,7 +5,7 @@ Under open-loop cameras, in this process, with no socket and no feeder process b
 
     python3 bench/worker_profile.py [--cameras 192] [--seconds 3] [--max-batch 32]
                                     [--policy s3dnn] [--engine cuda|timed] [--cost-table FILE]
-                                    [--profile] [--out DIR]
+                                    [--read-every-us 0] [--profile] [--out DIR]
 
 Every camera's frame k is due at phase + k / fps (random phase, seeded); the loop hands the frames
 due to the core together (from slots of the cameras' shared-memory rings, as the worker process
@@ -15,6 +15,9 @@ warm-up, then ``--seconds`` measured (frames still in flight at the end are not 
 Compare its host µs per frame with the capacity benchmark's at the same count: the difference is
 what the worker process pays for its messages and for running beside the frame producers. It also
 reports what opening a camera's ring (attaching it and page-locking its slots) cost the loop.
+``--read-every-us T`` hands the frames over at most every T µs (a worker reading its frame pipe
+that often; default 0, every turn of the loop, as the worker process reads it): the frames a read
+brings (``frames_per_read``) against what each costs the host.
 
 ``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost
 table's GPU time, one launch at a time, so the scheduler's own host cost can be measured on a
@@ -45,7 +48,8 @@ from s3dnn_ros.engine.costs import CostTable  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH, POLICIES  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
-from s3dnn_ros.tools.cli import choices_list, positive_float, positive_int  # noqa: E402
+from s3dnn_ros.tools.cli import (choices_list, non_negative_float, positive_float,  # noqa: E402
+                                 positive_int)
 from s3dnn_ros.worker.core import build_worker, CameraSpec, WorkerSpec  # noqa: E402
 from s3dnn_ros.worker.slots import frame_bytes, Ring, slot_bytes_for  # noqa: E402
 
@@ -108,12 +112,13 @@ class TimedEngine(Engine):
 
 
 def run(core, cameras: int, fps: float, seconds: float, seed: int,
-        profiler: cProfile.Profile | None = None) -> dict:
+        profiler: cProfile.Profile | None = None, read_every_ns: int = 0) -> tuple[dict, int]:
     """
     Deliver every camera's frames at their due times for WARMUP_S + ``seconds``.
 
-    The core steps all the while; returns its snapshot at the end of the warm-up, where the
-    profiler (if any) starts.
+    Those due are handed over together, at most every ``read_every_ns``. The core steps all the
+    while; returns its snapshot at the end of the warm-up, where the profiler (if any) starts, and
+    the reads (handings over) after it.
     """
     period = 1e9 / fps
     # Python floats: round() of a numpy float costs microseconds inside the metered loop
@@ -123,19 +128,20 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
     end = mark + round(seconds * 1e9)
     due = [(start + round(phase), camera, 0) for camera, phase in enumerate(phases)]
     heapq.heapify(due)
-    before = None
+    before, reads, read_ns = None, 0, 0
     while (now := time.monotonic_ns()) < end:
         if before is None and now >= mark:
-            before = core.snapshot()
+            before, reads = core.snapshot(), 0
             if profiler:
                 profiler.enable()
         ready = []  # the cameras' side: not the worker's host time
-        while due[0][0] <= now:
+        while due[0][0] <= now and now - read_ns >= read_every_ns:
             when, camera, k = due[0]
             heapq.heapreplace(due,
                               (start + round(phases[camera] + (k + 1) * period), camera, k + 1))
             ready.append((camera, k, when))
         if ready:
+            reads, read_ns = reads + 1, now
             began, arrivals = time.perf_counter_ns(), []
             for camera, k, when in ready:
                 arrival = core.resolve(camera, 0, k % SLOTS, k, when, 480, 640, 'rgb8')
@@ -146,7 +152,7 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
         core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))
     if profiler:
         profiler.disable()
-    return before
+    return before, reads
 
 
 def main() -> int:
@@ -162,6 +168,8 @@ def main() -> int:
         '--cost-table', type=Path, default=REPO / 'bench' / 'results' / 'costs-nvidia-h200.json',
         help="the timed engine's GPU times (default: the H200 table in bench/results)")
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--read-every-us', type=non_negative_float, default=0.0,
+                        help='hand the frames due over at most this often (default 0: every turn)')
     parser.add_argument('--profile', action='store_true',
                         help='cProfile the measured span (slows the loop)')
     parser.add_argument('--out', type=Path)
@@ -183,7 +191,8 @@ def main() -> int:
             core.open_ring(camera, ring.name, slot_bytes, SLOTS, 0)
             opening_ns += time.perf_counter_ns() - began
         profiler = cProfile.Profile() if args.profile else None
-        before = run(core, args.cameras, args.fps, args.seconds, args.seed, profiler)
+        before, reads = run(core, args.cameras, args.fps, args.seconds, args.seed, profiler,
+                            round(args.read_every_us * 1000))
         after = core.snapshot()
     finally:
         core.close()
@@ -197,7 +206,9 @@ def main() -> int:
     report = {**record_header('worker_profile', card=after['device']),
               'engine': after['engine'], 'policy': policy, 'cameras': args.cameras,
               'fps': args.fps, 'deadline_ms': args.deadline_ms, 'seconds': args.seconds,
-              'max_batch': args.max_batch, 'profiled': args.profile, **totals,
+              'max_batch': args.max_batch, 'profiled': args.profile,
+              'read_every_us': args.read_every_us, **totals,
+              'frames_per_read': round(totals['released'] / max(1, reads), 2),
               'mean_batch': after['mean_batch'],
               'staged_frames': after['staged_frames'] - before['staged_frames'],
               'host_us_per_frame': round(host_ns / max(1, totals['released']) / 1000, 2),
@@ -211,6 +222,7 @@ def main() -> int:
     print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: '
           f'released {totals["released"]}, completed {totals["completed"]}, '
           f'missed {totals["missed"]}, mean batch {report["mean_batch"]:.1f}, '
+          f'{report["frames_per_read"]} frames a read, '
           f'{report["staged_frames"]} staged on arrival, '
           f'host {report["host_us_per_frame"]} µs/frame, {report["host_us_per_kernel"]} µs per '
           f'kernel launch ({report["host_busy"]:.0%} busy), '

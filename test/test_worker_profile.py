@@ -28,3 +28,19 @@ def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
                                          'completion_us', 'launch_layers'}
     assert report['host_costs']['launch_layers'] >= 1
     assert report['ring_open_ms'] > 0
+
+
+def test_worker_loop_profile_hands_frames_over_at_the_read_pace_asked(tmp_path):
+    reports = {}
+    for every_us in ('0', '20000'):
+        out = tmp_path / every_us
+        result = run([sys.executable, 'bench/worker_profile.py', '--engine', 'timed',
+                      '--cameras', '8', '--seconds', '1', '--read-every-us', every_us,
+                      '--out', str(out)], timeout=120, cwd=REPO_ROOT, env=repo_env())
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports[every_us] = json.loads((out / 'worker_profile-timed-nvidia-h200.json').read_text())
+    # 240 frames a second: every turn brings about one; a read every 20 ms about five
+    assert 1 <= reports['0']['frames_per_read'] < 1.5
+    assert 3.5 <= reports['20000']['frames_per_read'] <= 6.5
+    assert reports['20000']['read_every_us'] == 20000
+    assert reports['20000']['released'] - 8 <= reports['20000']['completed']
