@@ -31,6 +31,7 @@ import argparse
 import cProfile
 import heapq
 import io
+import itertools
 from pathlib import Path
 import pickle
 import pstats
@@ -132,6 +133,7 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
     while (now := time.monotonic_ns()) < end:
         if before is None and now >= mark:
             before, reads = core.snapshot(), 0
+            before['latencies'] = [len(p.stats.latencies_ns) for p in core.pipelines]
             if profiler:
                 profiler.enable()
         ready = []  # the cameras' side: not the worker's host time
@@ -203,6 +205,10 @@ def main() -> int:
               for key in ('released', 'completed', 'missed', 'dropped_queue', 'dropped_deadline',
                           'dropped_error')}
     host_ns = after['host_work_ns'] - before['host_work_ns']
+    # the frames completed after the warm-up: from their due time to their result
+    latencies = np.array([latency for pipeline, mark in zip(core.pipelines, before['latencies'])
+                          for latency in itertools.islice(pipeline.stats.latencies_ns, mark, None)]
+                         or [0]) / 1e6
     report = {**record_header('worker_profile', card=after['device']),
               'engine': after['engine'], 'policy': policy, 'cameras': args.cameras,
               'fps': args.fps, 'deadline_ms': args.deadline_ms, 'seconds': args.seconds,
@@ -210,6 +216,8 @@ def main() -> int:
               'read_every_us': args.read_every_us, **totals,
               'frames_per_read': round(totals['released'] / max(1, reads), 2),
               'mean_batch': after['mean_batch'],
+              'p50_ms': round(float(np.percentile(latencies, 50)), 3),
+              'p99_ms': round(float(np.percentile(latencies, 99)), 3),
               'staged_frames': after['staged_frames'] - before['staged_frames'],
               'host_us_per_frame': round(host_ns / max(1, totals['released']) / 1000, 2),
               'host_us_per_kernel': round(
@@ -221,7 +229,8 @@ def main() -> int:
               'host_costs': after['host_costs']}
     print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: '
           f'released {totals["released"]}, completed {totals["completed"]}, '
-          f'missed {totals["missed"]}, mean batch {report["mean_batch"]:.1f}, '
+          f'missed {totals["missed"]}, p50 {report["p50_ms"]} ms, p99 {report["p99_ms"]} ms, '
+          f'mean batch {report["mean_batch"]:.1f}, '
           f'{report["frames_per_read"]} frames a read, '
           f'{report["staged_frames"]} staged on arrival, '
           f'host {report["host_us_per_frame"]} µs/frame, {report["host_us_per_kernel"]} µs per '
