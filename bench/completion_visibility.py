@@ -11,8 +11,9 @@ through ``CudaCompletion.done``), polling the event without timing, polling the 
 waits). The methods take turns, trial after trial. Per method: the median and 90th percentile of
 the wall time from the launch call to the host knowing; the GPU work is the same for all, so the
 differences are differences in how late each sees the end (the dispatcher polls the timing
-event; were another way seen sooner, every launch's completion could be). Prints them and writes
-DIR/completion_visibility-<card>.json (DIR: --out, else $OUT, else bench/out).
+event; were another way seen sooner, every launch's completion could be). A diagnosis of the
+engine's own polling, it takes the engine's stream and delay kernel from its insides. Prints them
+and writes DIR/completion_visibility-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 

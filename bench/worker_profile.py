@@ -113,13 +113,14 @@ class TimedEngine(Engine):
 
 
 def run(core, cameras: int, fps: float, seconds: float, seed: int,
-        profiler: cProfile.Profile | None = None, read_every_ns: int = 0) -> tuple[dict, int]:
+        profiler: cProfile.Profile | None = None,
+        read_every_ns: int = 0) -> tuple[dict, list[int], int]:
     """
     Deliver every camera's frames at their due times for WARMUP_S + ``seconds``.
 
     Those due are handed over together, at most every ``read_every_ns``. The core steps all the
-    while; returns its snapshot at the end of the warm-up, where the profiler (if any) starts, and
-    the reads (handings over) after it.
+    while. Returns, at the end of the warm-up (where the profiler, if any, starts): the core's
+    snapshot and each camera's count of latencies kept; and the reads (handings over) after it.
     """
     period = 1e9 / fps
     # Python floats: round() of a numpy float costs microseconds inside the metered loop
@@ -129,11 +130,11 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
     end = mark + round(seconds * 1e9)
     due = [(start + round(phase), camera, 0) for camera, phase in enumerate(phases)]
     heapq.heapify(due)
-    before, reads, read_ns = None, 0, 0
+    before, kept, reads, read_ns = None, [], 0, 0
     while (now := time.monotonic_ns()) < end:
         if before is None and now >= mark:
             before, reads = core.snapshot(), 0
-            before['latencies'] = [len(p.stats.latencies_ns) for p in core.pipelines]
+            kept = [len(pipeline.stats.latencies_ns) for pipeline in core.pipelines]
             if profiler:
                 profiler.enable()
         ready = []  # the cameras' side: not the worker's host time
@@ -154,7 +155,7 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
         core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))
     if profiler:
         profiler.disable()
-    return before, reads
+    return before, kept, reads
 
 
 def main() -> int:
@@ -193,8 +194,8 @@ def main() -> int:
             core.open_ring(camera, ring.name, slot_bytes, SLOTS, 0)
             opening_ns += time.perf_counter_ns() - began
         profiler = cProfile.Profile() if args.profile else None
-        before, reads = run(core, args.cameras, args.fps, args.seconds, args.seed, profiler,
-                            round(args.read_every_us * 1000))
+        before, kept, reads = run(core, args.cameras, args.fps, args.seconds, args.seed,
+                                  profiler, round(args.read_every_us * 1000))
         after = core.snapshot()
     finally:
         core.close()
@@ -206,9 +207,9 @@ def main() -> int:
                           'dropped_error')}
     host_ns = after['host_work_ns'] - before['host_work_ns']
     # the frames completed after the warm-up: from their due time to their result
-    latencies = np.array([latency for pipeline, mark in zip(core.pipelines, before['latencies'])
-                          for latency in itertools.islice(pipeline.stats.latencies_ns, mark, None)]
-                         or [0]) / 1e6
+    latencies = np.array([
+        latency for pipeline, first in zip(core.pipelines, kept)
+        for latency in itertools.islice(pipeline.stats.latencies_ns, first, None)] or [0]) / 1e6
     report = {**record_header('worker_profile', card=after['device']),
               'engine': after['engine'], 'policy': policy, 'cameras': args.cameras,
               'fps': args.fps, 'deadline_ms': args.deadline_ms, 'seconds': args.seconds,
