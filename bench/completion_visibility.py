@@ -62,10 +62,10 @@ def main() -> int:
         'query stream': lambda end, untimed: _spin(stream.is_done),
         'synchronize timing event': lambda end, untimed: end.synchronize(),
     }
-    samples = {name: [] for name in methods}
+    names = list(methods)
+    samples = {name: [] for name in names}
     engine._activate()
     for trial in range(args.trials + 2):
-        names = list(methods)
         shift = trial % len(names)
         for name in names[shift:] + names[:shift]:
             drv.Context.synchronize()
