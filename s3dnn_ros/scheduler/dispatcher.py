@@ -173,7 +173,7 @@ class Dispatcher:
         now = self.backend.now_ns()
         needs = policy.chain_needs(now, inflight)
         ahead = needs is not None or not inflight  # stage on arrival
-        early = self._stages_early(needs, len(arrivals) - start, now)
+        early = needs is not None and self._stages_early(needs, len(arrivals) - start, now)
         starting: list[Frame] = []
         staged = arrived = 0  # of starting: staged ahead of the chain, arrived
         index, end = start, len(arrivals)
@@ -190,7 +190,8 @@ class Dispatcher:
                     staged, early = STAGE_MIN_FRAMES, False
                 if needs is not None and len(starting) >= needs:
                     policy.arrived(now, arrived)
-                    self._stage_rest(starting, staged, ahead, now)
+                    if ahead:
+                        self._stage_rest(starting, staged, now)
                     policy.enqueue_all(starting, 0, now)
                     if policy.chain_ready(now, inflight):
                         return index, True
@@ -200,24 +201,25 @@ class Dispatcher:
         if arrived:
             policy.arrived(now, arrived)
         if starting:
-            self._stage_rest(starting, staged, ahead, now)
+            if ahead:
+                self._stage_rest(starting, staged, now)
             policy.enqueue_all(starting, 0, now)
         return index, needs is not None and policy.chain_ready(now, inflight)
 
-    def _stages_early(self, needs: int | None, coming: int, now: int) -> bool:
+    def _stages_early(self, needs: int, coming: int, now: int) -> bool:
         """
-        Whether the first STAGE_MIN_FRAMES frames of a chain go ahead before it fills.
+        Whether the first STAGE_MIN_FRAMES frames of a chain of ``needs`` go ahead before it fills.
 
         On an idle GPU, when the ``coming`` arrivals can fill the chain the policy is forming and
         it will not hold that chain back (see :meth:`arrive_all`).
         """
-        return needs is not None and not self.inflight \
-            and STAGE_MIN_FRAMES < needs <= coming and not self.policy.would_hold(now, needs)
+        return not self.inflight and STAGE_MIN_FRAMES < needs <= coming \
+            and not self.policy.would_hold(now, needs)
 
-    def _stage_rest(self, starting: list[Frame], staged: int, ahead: bool, now: int) -> None:
-        """Stage the frames of ``starting`` after its first ``staged`` where they go ahead."""
+    def _stage_rest(self, starting: list[Frame], staged: int, now: int) -> None:
+        """Stage the frames of ``starting`` after its first ``staged`` (frames going ahead)."""
         rest = starting[staged:] if staged else starting
-        if ahead and len(rest) >= STAGE_MIN_FRAMES \
+        if len(rest) >= STAGE_MIN_FRAMES \
                 and not self.policy.would_hold(now, len(starting)):
             self.backend.stage(rest)
 

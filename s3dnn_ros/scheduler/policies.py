@@ -527,11 +527,14 @@ class S3dnnPolicy(Policy):
         self._burst = False
 
     def arrived(self, now_ns: int, count: int = 1) -> None:
+        arrivals = self._arrivals
         if count == 1:
-            self._arrivals.append(now_ns)
+            arrivals.append(now_ns)
         else:
-            self._arrivals.extend(repeat(now_ns, count))
-        self.arrival_rate(now_ns)  # forget arrivals older than the window
+            arrivals.extend(repeat(now_ns, count))
+        # forget arrivals older than the window (as arrival_rate does, without its call)
+        while arrivals[0] <= now_ns - RATE_WINDOW_NS:
+            arrivals.popleft()
 
     def arrival_rate(self, now_ns: int) -> float:
         """Frames per second that arrived at the policy's cameras in the last RATE_WINDOW_NS."""

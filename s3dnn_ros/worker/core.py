@@ -200,8 +200,6 @@ class WorkerCore:
         self._rings: dict[int, tuple[Ring, Any]] = {}
         # (ring, pinned, camera) waiting for their frames
         self._retired: list[tuple[Ring, Any, int]] = []
-        # (camera, generation) -> frames not resolved
-        self._frames_in_ring: dict[tuple[int, int], int] = {}
         self._outputs: list[tuple] = []
         self.started_ns = time.monotonic_ns()
         # host time of this thread, by kind of work
@@ -234,7 +232,7 @@ class WorkerCore:
     def _release_retired(self) -> None:
         keep = []
         for ring, pinned, camera in self._retired:
-            if self._frames_in_ring.get((camera, ring.generation), 0):
+            if ring.in_use:
                 keep.append((ring, pinned, camera))
                 continue
             self.engine.unpin(pinned)
@@ -252,7 +250,6 @@ class WorkerCore:
         self._unpin_all()
         self._rings.clear()
         self._retired = []
-        self._frames_in_ring.clear()
         self.engine.close()
         self.dispatcher.discard()
         # finished launches and their groups refer to each other, and through them to frames
@@ -287,9 +284,8 @@ class WorkerCore:
             self.dispatcher.last_error = f'{pipeline.name}: {error}'
             self._outputs.append((DROPPED, camera, seq, time.monotonic_ns(), DROP_SLOT))
             return None
-        key = (camera, generation)
-        self._frames_in_ring[key] = self._frames_in_ring.get(key, 0) + 1
-        return (pipeline, release_ns, image, encoding, (seq, generation))
+        ring.in_use += 1
+        return (pipeline, release_ns, image, encoding, (seq, ring))
 
     def take_in(self, arrivals: list[tuple], start_ns: int, received: int) -> None:
         """
@@ -320,14 +316,10 @@ class WorkerCore:
         self.pipelines[camera].deadline_ns = deadline_ns
 
     def _resolved(self, frame: Frame) -> None:
-        key = (frame.pipeline.id, frame.meta[1])
-        left = self._frames_in_ring[key] - 1
-        if left:
-            self._frames_in_ring[key] = left
-        else:
-            del self._frames_in_ring[key]
-            if self._retired:
-                self._release_retired()
+        ring = frame.meta[1]
+        ring.in_use -= 1
+        if not ring.in_use and self._retired:
+            self._release_retired()
 
     def _done(self, frame: Frame) -> None:
         scores, ids = frame.result.tolist()

@@ -78,6 +78,8 @@ class Ring:
         # the last image view handed out per slot, with its (height, width, encoding, array id): a
         # camera's frames repeat their geometry, and the engine recognises a view it staged before
         self._views: dict[int, tuple[tuple, np.ndarray]] = {}
+        #: frames in its slots that the reader took and has not resolved yet (kept by the reader)
+        self.in_use = 0
 
     @property
     def name(self) -> str:
