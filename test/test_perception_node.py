@@ -66,7 +66,8 @@ def test_detections_carry_each_frames_header_and_sorted_scores(session):
             scores = [c['score'] for c in detection['classes']]
             assert len(scores) == 5 and scores == sorted(scores, reverse=True)
             assert 0 < sum(scores) <= 1.0 + 1e-6
-            assert all(0 <= c['id'] < 1000 and c['label'] is None for c in detection['classes'])
+            assert all(type(c['id']) is int and 0 <= c['id'] < 1000 and c['label'] is None
+                       for c in detection['classes'])
             assert detection['camera'] == camera and detection['deadline_ms'] == 10_000.0
             assert detection['latency_ms'] > 0 and detection['missed'] is False
 

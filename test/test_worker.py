@@ -110,6 +110,7 @@ def test_frames_cross_into_the_worker_and_back_with_their_sequence_numbers():
         assert kind == DONE and finish_ns > 0
         expected = reference.forward(network, weights, [images[(camera, seq)]])[0]
         np.testing.assert_allclose(scores, expected[0], rtol=1e-5)
+        assert ids == expected[1].tolist()  # the class ids as the result holds them
 
 
 def test_an_unchanged_image_is_not_copied_again_into_a_slot_that_holds_it():

@@ -590,7 +590,7 @@ class PerceptionCore:
         if kind != DONE:
             self._drop(camera, header, release_ns, payload)
             return
-        scores, ids = payload
+        scores, ids = payload[0], [int(i) for i in payload[1]]  # (the worker sends floats)
         finished = time.monotonic_ns()
         latency_ms = (finished - release_ns) / 1e6
         missed = latency_ms > camera.config.deadline_ms

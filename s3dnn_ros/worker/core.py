@@ -322,9 +322,9 @@ class WorkerCore:
             self._release_retired()
 
     def _done(self, frame: Frame) -> None:
-        scores, ids = frame.result.tolist()
+        # the class ids stay floats: the receiver makes them ints, off the GPU loop
         self._outputs.append((DONE, frame.pipeline.id, frame.meta[0], frame.finish_ns,
-                              (scores, [int(i) for i in ids])))
+                              frame.result.tolist()))
         self._resolved(frame)
 
     def _dropped(self, frame: Frame, reason: str) -> None:
@@ -336,7 +336,8 @@ class WorkerCore:
         """
         Return every frame resolved since the last call.
 
-        As ``(DONE, camera, seq, finish_ns, (scores, class_ids))`` or ``(DROPPED, camera, seq,
+        As ``(DONE, camera, seq, finish_ns, [scores, class_ids])`` (the top-k scores and their
+        class ids, both lists of floats, as the result holds them) or ``(DROPPED, camera, seq,
         time_ns, reason)``.
         """
         outputs, self._outputs = self._outputs, []
