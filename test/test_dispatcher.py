@@ -254,6 +254,21 @@ def test_frames_read_together_arrive_as_they_would_one_by_one():
     assert sorted(reason for *_, reason in dropped) == [DROP_ERROR, DROP_QUEUE]
 
 
+def test_arrive_all_checks_images_unless_told_they_were_made_for_their_encoding():
+    """
+    A mis-shaped image is dropped as an error on arrival; with ``checked`` it is not looked at.
+
+    (The worker's images are views of a ring's slot made for their geometry and encoding.)
+    """
+    dispatcher, _, _, dropped = make_dispatcher()
+    cam = dispatcher.add_pipeline('cam', 50 * MS, queue_depth=4)
+    flat = np.zeros((4, 4), np.uint8)  # no channel axis: no engine takes it
+    dispatcher.arrive_all([(cam, 0, flat, 'rgb8', None)])
+    assert [reason for _, reason in dropped] == [DROP_ERROR] and cam.stats.dropped_error == 1
+    dispatcher.arrive_all([(cam, 1, flat, 'rgb8', None)], checked=True)
+    assert len(dropped) == 1 and cam.stats.released == 2 and cam.current.release_ns == 1
+
+
 def test_frames_that_start_together_at_an_idle_gpu_send_their_images_ahead():
     """
     STAGE_MIN_FRAMES or more frames starting together on an idle GPU are staged on arrival.

@@ -141,16 +141,19 @@ class Dispatcher:
                 self._start_next(pipeline, now)
         return frame
 
-    def arrive_all(self, arrivals: Sequence[tuple], start: int = 0) -> tuple[int, bool]:
+    def arrive_all(self, arrivals: Sequence[tuple], start: int = 0,
+                   checked: bool = False) -> tuple[int, bool]:
         """
         Let frames read together enter their pipelines, until a chain of a burst is ready.
 
         ``arrivals``: (pipeline, release_ns, image, encoding, meta) tuples, taken in from
-        ``arrivals[start]`` on. Returns (the index of the first arrival not taken in, whether a
-        chain is ready): the loop dispatches the chain (:meth:`pump`) before it takes in the rest.
-        The same as :meth:`arrive` for each with :meth:`chain_ready` asked after each, but the
-        frames arrive together: one clock reading, and the policy told of them and handed their
-        first layers once per chain (or once for all) rather than once per frame.
+        ``arrivals[start]`` on; ``checked``: their images are known to suit their encodings (made
+        for them, as a ring's slot views are), so that no check drops them here. Returns (the index
+        of the first arrival not taken in, whether a chain is ready): the loop dispatches the chain
+        (:meth:`pump`) before it takes in the rest. The same as :meth:`arrive` for each with
+        :meth:`chain_ready` asked after each, but the frames arrive together: one clock reading,
+        and the policy told of them and handed their first layers once per chain (or once for all)
+        rather than once per frame.
 
         At least STAGE_MIN_FRAMES frames that start (nothing of their camera in the network)
         together on an idle GPU, or in a burst being taken in (``Policy.chain_needs``), and that
@@ -180,7 +183,7 @@ class Dispatcher:
         while index < end:
             pipeline, release_ns, image, encoding, meta = arrivals[index]
             index += 1
-            if not self._admit(pipeline.new_frame(release_ns, image, encoding, meta)):
+            if not self._admit(pipeline.new_frame(release_ns, image, encoding, meta), checked):
                 continue
             arrived += 1
             if pipeline.current is None:
@@ -223,14 +226,15 @@ class Dispatcher:
                 and not self.policy.would_hold(now, len(starting)):
             self.backend.stage(rest)
 
-    def _admit(self, frame: Frame) -> bool:
+    def _admit(self, frame: Frame, checked: bool = False) -> bool:
         """
         Queue a new frame in its pipeline; False if its image was dropped as one no engine takes.
 
-        A frame the queue pushes out (newest wins) goes to ``on_drop``.
+        (Not checked when ``checked``.) A frame the queue pushes out (newest wins) goes to
+        ``on_drop``.
         """
         pipeline = frame.pipeline
-        if frame.image is not None:
+        if frame.image is not None and not checked:
             try:
                 check_image(frame.image, frame.encoding)
             except ValueError as error:

@@ -128,6 +128,10 @@ class Policy(ABC):
             [] for _ in range(self.num_layers)]
         self._ready = 0  # tasks in Q
         self._seq = count()
+        # a ready task's batch-1 (cost_ns, tb_ratio, remaining_ns), per layer
+        self._task_costs = [
+            (costs.cost_ns(layer), costs.tb_ratio(layer), costs.remaining_ns[layer])
+            for layer in range(self.num_layers)]
         # layer-0 tasks, oldest first (and some taken ones)
         self._first_layer: deque[KernelTask] = deque()
         # smoothed first launch -> result time (ns) of finished frames and of frames lost half-way
@@ -142,9 +146,8 @@ class Policy(ABC):
     def enqueue(self, frame: Frame, now_ns: int) -> KernelTask:
         """ENQUEUE: ``frame``'s next layer is ready; insert it in order."""
         layer = frame.next_layer
-        task = KernelTask(frame, layer, self.costs.cost_ns(layer), self.costs.tb_ratio(layer),
-                          self.costs.remaining_ns[layer], self.key(frame, layer), next(self._seq),
-                          now_ns)
+        task = KernelTask(frame, layer, *self._task_costs[layer], self.key(frame, layer),
+                          next(self._seq), now_ns)
         insort(self._layers[layer], (task.key, task.seq, task))
         self._ready += 1
         if layer == 0:
@@ -158,9 +161,7 @@ class Policy(ABC):
         A completed fused launch, or frames taken in together (layer 0). The same as enqueueing
         them one by one, with the layer's costs looked up once.
         """
-        costs = self.costs
-        cost, tb, remaining = (costs.cost_ns(layer), costs.tb_ratio(layer),
-                               costs.remaining_ns[layer])
+        cost, tb, remaining = self._task_costs[layer]
         key, seq, queue = self.key, self._seq, self._layers[layer]
         first = self._first_layer if layer == 0 else None
         for frame in frames:

@@ -291,14 +291,15 @@ class WorkerCore:
         """
         Let frames resolved together arrive, stepping whenever a chain of a burst is ready.
 
-        (:meth:`Dispatcher.arrive_all`.) ``received``: the frames the loop read since ``start_ns``
-        (``time.perf_counter_ns``), those :meth:`resolve` dropped included; the time from then on
-        is metered as theirs ('arrive'), the steps apart.
+        (:meth:`Dispatcher.arrive_all`; the images are views :meth:`resolve` made for their
+        geometry and encoding, so not checked again.) ``received``: the frames the loop read since
+        ``start_ns`` (``time.perf_counter_ns``), those :meth:`resolve` dropped included; the time
+        from then on is metered as theirs ('arrive'), the steps apart.
         """
         dispatcher, taken, count = self.dispatcher, 0, received - len(arrivals)
         while True:
             before = taken
-            taken, chain = dispatcher.arrive_all(arrivals, taken)
+            taken, chain = dispatcher.arrive_all(arrivals, taken, True)
             count += taken - before
             if count:
                 self.timed('arrive', start_ns, count)
