@@ -230,8 +230,8 @@ class Dispatcher:
         """
         Queue a new frame in its pipeline; False if its image was dropped as one no engine takes.
 
-        (Not checked when ``checked``.) A frame the queue pushes out (newest wins) goes to
-        ``on_drop``.
+        Its image is not looked at when ``checked`` (the caller made it for its encoding). A frame
+        the queue pushes out (newest wins) goes to ``on_drop``.
         """
         pipeline = frame.pipeline
         if frame.image is not None and not checked:
