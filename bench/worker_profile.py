@@ -206,6 +206,8 @@ def main() -> int:
               for key in ('released', 'completed', 'missed', 'dropped_queue', 'dropped_deadline',
                           'dropped_error')}
     host_ns = after['host_work_ns'] - before['host_work_ns']
+    held = {key: after['host_totals'][key] - before['host_totals'][key]
+            for key in ('dequeues', 'hold_ns')}
     # the frames completed after the warm-up: from their due time to their result
     latencies = np.array([
         latency for pipeline, first in zip(core.pipelines, kept)
@@ -225,6 +227,11 @@ def main() -> int:
                   host_ns / max(1, after['kernel_launches'] - before['kernel_launches']) / 1000,
                   2),
               'host_busy': round(host_ns / (after['time_ns'] - before['time_ns']), 4),
+              # DEQUEUEs asked, and the host time of those that launched nothing (the policy
+              # holding first layers back): not in host_us_per_frame
+              'dequeues_per_frame': round(
+                  held['dequeues'] / max(1, totals['released']), 3),
+              'hold_us_per_frame': round(held['hold_ns'] / max(1, totals['released']) / 1000, 2),
               # what attaching and page-locking a camera's ring cost the worker's loop
               'ring_open_ms': round(opening_ns / args.cameras / 1e6, 3),
               'host_costs': after['host_costs']}
@@ -236,6 +243,8 @@ def main() -> int:
           f'{report["staged_frames"]} staged on arrival, '
           f'host {report["host_us_per_frame"]} µs/frame, {report["host_us_per_kernel"]} µs per '
           f'kernel launch ({report["host_busy"]:.0%} busy), '
+          f'{report["dequeues_per_frame"]} DEQUEUEs a frame, '
+          f'{report["hold_us_per_frame"]} µs/frame in those that launched nothing, '
           f'{report["ring_open_ms"]} ms to open a ring, '
           f'host costs {report["host_costs"]}')
     if profiler:

@@ -124,6 +124,9 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
             # system calls take some time
             assert row['loop_turns_per_frame'] >= (2 if row['cameras'] == 1 else 1)
             assert row['unmetered_us_per_frame'] > 0
+            # every launch was decided by a DEQUEUE; those that launched nothing are unmetered
+            assert row['dequeues_per_frame'] > 0
+            assert 0 <= row['hold_us_per_frame'] <= row['unmetered_us_per_frame']
             # each poll found at least one busy stream, and at least a launch in flight on each
             assert 1 <= row['poll_streams'] <= row['poll_inflight'] and row['poll_ready'] >= 0
     assert record['copy_every_frame'] is False

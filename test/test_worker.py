@@ -267,6 +267,38 @@ def test_frames_read_together_are_taken_in_and_metered_with_those_no_ring_holds(
     assert [o[4] for o in outputs if o[0] == DROPPED] == [DROP_SLOT]
 
 
+def test_a_round_whose_dequeue_launches_nothing_is_metered_apart_from_host_work(monkeypatch):
+    """
+    A DEQUEUE that answers nothing (the policy holding first layers back) is metered as 'hold'.
+
+    It counts in ``host_totals`` (``dequeues``, ``holds``, ``hold_ns``), not in
+    ``host_work_ns``; the dispatcher, settled, does not ask again.
+    """
+    from s3dnn_ros.scheduler.job import Group
+    from s3dnn_ros.worker.core import build_worker
+    from s3dnn_ros.worker.slots import frame_bytes
+    network = alexnet()
+    core = build_worker(spec(cameras=('a',)),
+                        reference.ReferenceEngine(network, init_weights(network, seed=0)))
+    ring = Ring.create(slot_bytes_for(frame_bytes(48, 64, 'rgb8')), 3, 0)
+    try:
+        core.open_ring(0, *ring.describe())
+        core.take_in([core.resolve(0, 0, 0, 1, time.monotonic_ns(), 48, 64, 'rgb8')],
+                     time.perf_counter_ns(), 1)
+        monkeypatch.setattr(core.policy, 'dequeue', lambda now_ns, inflight: Group())
+        work = core.snapshot()['host_work_ns']
+        assert core.step() is False
+        totals = core.host_totals()
+        assert (totals['dequeues'], totals['holds'], totals['groups']) == (1, 1, 0)
+        assert totals['hold_ns'] > 0 and core.snapshot()['host_work_ns'] == work
+        core.step()
+        assert core.host_totals()['dequeues'] == 1
+    finally:
+        core.close()
+        ring.close()
+        ring.unlink()
+
+
 def test_frames_of_an_old_ring_still_unread_when_a_new_ring_comes_are_served(test_engines):
     """
     A ring opens at its mark on the frame pipe, not when its message is read from the socket.

@@ -28,6 +28,8 @@ def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
                                          'completion_us', 'launch_layers'}
     assert report['host_costs']['launch_layers'] >= 1
     assert report['ring_open_ms'] > 0
+    # every launch was decided by a DEQUEUE; those that launched nothing are metered apart
+    assert report['dequeues_per_frame'] > 0 and report['hold_us_per_frame'] >= 0
     # from a frame's due time to its result, over the frames completed in the measured second
     assert 0 < report['p50_ms'] <= report['p99_ms']
 

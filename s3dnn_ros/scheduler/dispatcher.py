@@ -106,6 +106,7 @@ class Dispatcher:
         # what each poll found: busy streams (one completion check each), launches in flight and
         # tasks waiting in the policy's queue, summed over polls
         self.polls = self.polled_streams = self.polled_inflight = self.polled_ready = 0
+        self.dequeues = 0  # DEQUEUEs asked
 
     # ----------------------------------------------------------------- pipelines and arrivals
     def add_pipeline(self, name: str, deadline_ns: int, queue_depth: int = 1,
@@ -297,6 +298,7 @@ class Dispatcher:
                         and not self.policy.continues_burst(self.backend.now_ns(),
                                                             self.inflight)):
                 break
+            self.dequeues += 1
             group = self.policy.dequeue(self.backend.now_ns(), self.inflight)
             for frame in group.dropped:
                 self._drop(frame, DROP_DEADLINE)

@@ -244,6 +244,9 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
             # the serving loop's own time (system calls, polls that found nothing, statistics)
             # and its turns
             'unmetered_us_per_frame': round(unmetered_ns / 1000 / max(1, total), 2),
+            # of it, the DEQUEUEs that launched nothing (the policy holding first layers back)
+            'hold_us_per_frame': round(delta['hold_ns'] / 1000 / max(1, total), 2),
+            'dequeues_per_frame': round(delta['dequeues'] / max(1, total), 3),
             'loop_turns_per_frame': round(delta['turns'] / max(1, total), 2),
             'completed_fps': round(completed / setting.seconds, 1),
             'on_time_fps': round((completed - missed) / setting.seconds, 1),

@@ -45,6 +45,8 @@ DROP_SLOT = 'slot'
 
 #: output kinds
 DONE, DROPPED = 'done', 'dropped'
+#: the kinds of metered work that make a frame's host time (``host_work_ns``)
+HOST_WORK = ('arrive', 'output', 'decide', 'retire')
 
 
 class WorkerStartError(RuntimeError):
@@ -202,8 +204,10 @@ class WorkerCore:
         self._retired: list[tuple[Ring, Any, int]] = []
         self._outputs: list[tuple] = []
         self.started_ns = time.monotonic_ns()
-        # host time of this thread, by kind of work
-        self.meters = {kind: _Meter() for kind in ('arrive', 'output', 'decide', 'retire')}
+        # host time of this thread, by kind of work (HOST_WORK), and of the DEQUEUEs that launched
+        # nothing ('hold': while the policy holds first layers back, the answer a new frame
+        # brought)
+        self.meters = {kind: _Meter() for kind in (*HOST_WORK, 'hold')}
         # a serving loop's turns, and the time it spent blocked waiting for work (not host work)
         self.turns = _Meter()
         self._host_mark = self.host_totals()
@@ -349,8 +353,8 @@ class WorkerCore:
         """
         Retire finished launches and dispatch; True if anything happened.
 
-        Only work that retired or issued something is metered (a loop polling an idle GPU is not
-        host cost).
+        Only work that retired or issued something is host work (a loop polling an idle GPU is not
+        host cost); a round whose DEQUEUEs launched nothing is metered apart ('hold').
         """
         dispatcher = self.dispatcher
         start = time.perf_counter_ns()
@@ -358,10 +362,12 @@ class WorkerCore:
         if retired:
             self.timed('retire', start, retired)
             start = time.perf_counter_ns()
-        groups = dispatcher.groups
+        groups, asked = dispatcher.groups, dispatcher.dequeues
         issued = dispatcher.pump()
         if issued:
             self.timed('decide', start, dispatcher.groups - groups)
+        elif dispatcher.dequeues != asked:
+            self.timed('hold', start, dispatcher.dequeues - asked)
         now = time.monotonic_ns()
         if now >= self._host_refresh_ns:
             self._refresh_host_costs(now)
@@ -408,7 +414,8 @@ class WorkerCore:
         Meter the time since ``start`` (``time.perf_counter_ns``) as ``count`` units of ``kind``.
 
         The kinds: frames taken in ('arrive': receiving and :meth:`take_in`), outputs handed over
-        ('output'), launches retired ('retire'), rounds decided ('decide').
+        ('output'), launches retired ('retire'), rounds decided ('decide'), DEQUEUEs that launched
+        nothing ('hold', not host work).
         """
         meter = self.meters[kind]
         meter.ns += time.perf_counter_ns() - start
@@ -421,9 +428,11 @@ class WorkerCore:
                 'output_ns': self.meters['output'].ns, 'outputs': self.meters['output'].count,
                 'decide_ns': self.meters['decide'].ns, 'groups': self.meters['decide'].count,
                 'retire_ns': self.meters['retire'].ns, 'retired': self.meters['retire'].count,
+                'hold_ns': self.meters['hold'].ns, 'holds': self.meters['hold'].count,
                 'launch_ns': backend.launch_ns, 'launches': backend.launches,
                 'first_ns': backend.first_layer_ns, 'first_launches': backend.first_layer_launches,
                 'first_frames': backend.first_layer_frames, 'kernel_ns': backend.kernel_ns,
+                'dequeues': dispatcher.dequeues,
                 'polls': dispatcher.polls, 'polled_streams': dispatcher.polled_streams,
                 'polled_inflight': dispatcher.polled_inflight,
                 'polled_ready': dispatcher.polled_ready,
@@ -451,7 +460,7 @@ class WorkerCore:
         """
         dispatcher = self.dispatcher
         now = time.monotonic_ns()
-        work_ns = sum(meter.ns for meter in self.meters.values())
+        work_ns = sum(self.meters[kind].ns for kind in HOST_WORK)
         host = self.host_costs()
         return {
             'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,
