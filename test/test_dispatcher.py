@@ -342,6 +342,29 @@ def test_frames_the_policy_holds_to_fuse_are_not_staged_on_arrival():
     assert [frame.pipeline.name for frame in backend.staged] == [cam.name for cam in cams[4:]]
 
 
+def test_frames_that_only_join_a_hold_in_force_do_not_make_the_dispatcher_ask_again():
+    """
+    While rule 6 holds first layers for b*, a frame that leaves them below b* brings no DEQUEUE.
+
+    (It would answer nothing again.) The frame that reaches b* does. Eight cameras on an idle
+    GPU, a host so slow that b* is every camera.
+    """
+    from s3dnn_ros.engine.costs import HostCosts
+    dispatcher, backend, _, _ = make_dispatcher(backend=ManualBackend(streams=4))
+    dispatcher.policy.host = HostCosts(launch_us=1e6)
+    cams = [dispatcher.add_pipeline(f'cam{i}', 1000 * MS) for i in range(8)]
+    dispatcher.arrive_all([(cam, 0, None, 'rgb8', None) for cam in cams[:4]])
+    assert dispatcher.pump() == 0 and dispatcher.policy.hold_until_ns is not None
+    assert dispatcher.dequeues == 1 and dispatcher.policy.target_batch(0) == 8
+    for cam in cams[4:7]:
+        dispatcher.arrive_all([(cam, 0, None, 'rgb8', None)])
+        assert dispatcher.pump() == 0
+    dispatcher.arrive(cams[7], 0)  # the eighth first layer: b* reached
+    assert dispatcher.dequeues == 1 and backend.launched == []
+    assert dispatcher.pump() > 0 and dispatcher.dequeues >= 2
+    assert [launch.batch for launch in backend.launched if launch.layer == 0] == [8]
+
+
 def test_staged_frames_are_not_staged_again_and_a_refused_stage_is_left_to_the_launch(
         reference):
     """

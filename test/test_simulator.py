@@ -151,6 +151,32 @@ def test_same_seed_same_result_and_seed_matters():
     assert simulate(CAMERAS, 's3dnn', costs, seconds=0.5, seed=6) != first
 
 
+def test_frames_joining_a_hold_without_a_dequeue_change_no_decision(monkeypatch):
+    """
+    The dispatcher's skipped DEQUEUEs (``Policy.keeps_holding``) would have answered nothing.
+
+    The same run with every arrival followed by a DEQUEUE gives the same summary, with more
+    DEQUEUEs: 96 cameras on a host slow enough that rule 6 holds first layers.
+    """
+    from s3dnn_ros.scheduler.policies import S3dnnPolicy
+    cameras = [Camera(f'cam{i}', 30.0, 50.0) for i in range(96)]
+    costs, host = estimate(NETWORK, 'h100'), HostCosts(launch_us=60.0, decision_us=60.0)
+    dequeue, asked = S3dnnPolicy.dequeue, []
+
+    def counted(policy, now_ns, inflight):
+        asked[-1] += 1
+        return dequeue(policy, now_ns, inflight)
+
+    monkeypatch.setattr(S3dnnPolicy, 'dequeue', counted)
+    results = []
+    for keeps in (S3dnnPolicy.keeps_holding, lambda policy, now_ns: False):
+        monkeypatch.setattr(S3dnnPolicy, 'keeps_holding', keeps)
+        asked.append(0)
+        results.append(simulate(cameras, 's3dnn', costs, seconds=1.0, seed=2, host=host))
+    assert results[0] == results[1] and results[0]['completed'] > 0
+    assert asked[0] < 0.5 * asked[1]
+
+
 @pytest.mark.parametrize('policy', ['s3dnn', 'streams', 'sequential', 'fifo', 'edf'])
 def test_every_released_frame_ends_completed_or_dropped(policy):
     result = simulate(CAMERAS * 2, policy, estimate(NETWORK, 't4'), seconds=0.5, seed=1)

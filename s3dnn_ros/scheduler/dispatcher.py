@@ -139,7 +139,9 @@ class Dispatcher:
             now = self.backend.now_ns()
             self.policy.arrived(now)
             if pipeline.current is None:
+                settled = self._settled
                 self._start_next(pipeline, now)
+                self._joined_hold(settled, now)
         return frame
 
     def arrive_all(self, arrivals: Sequence[tuple], start: int = 0,
@@ -173,7 +175,7 @@ class Dispatcher:
         uploads done 0.02-0.05 ms sooner), and they do not pause, as the first four take longer
         to copy than the rest take to arrive. One more copy call per such burst.
         """
-        policy, inflight = self.policy, self.inflight
+        policy, inflight, settled = self.policy, self.inflight, self._settled
         now = self.backend.now_ns()
         needs = policy.chain_needs(now, inflight)
         ahead = needs is not None or not inflight  # stage on arrival
@@ -208,7 +210,20 @@ class Dispatcher:
             if ahead:
                 self._stage_rest(starting, staged, now)
             policy.enqueue_all(starting, 0, now)
+        self._joined_hold(settled, now)
         return index, needs is not None and policy.chain_ready(now, inflight)
+
+    def _joined_hold(self, settled: bool, now: int) -> None:
+        """
+        Stay settled when frames that started only joined the policy's hold in force.
+
+        ``settled``: whether the dispatcher was settled before they started (the policy had
+        answered nothing). It is again when the policy keeps holding (``Policy.keeps_holding``):
+        a DEQUEUE would answer nothing again, and is not asked until the hold ends or something
+        else changes.
+        """
+        if settled and not self._settled and self.policy.keeps_holding(now):
+            self._settled = True
 
     def _stages_early(self, needs: int, coming: int, now: int) -> bool:
         """
@@ -271,8 +286,9 @@ class Dispatcher:
         With nothing queued and launches in flight the policy is first asked to run ahead (slotless
         rounds of successors, whatever the slots in use), then, while slots are free, to look ahead
         at the successors like any round. An empty answer ends the round, and the policy is not
-        asked again until a frame arrives, a launch completes or the policy's hold ends (a live
-        loop calls this very often). A chain of a burst being taken in (:meth:`chain_ready`) takes
+        asked again until a frame arrives (but for frames that only join a hold in force:
+        :meth:`_joined_hold`), a launch completes or the policy's hold ends (a live loop calls
+        this very often). A chain of a burst being taken in (:meth:`chain_ready`) takes
         no slot and is asked for whatever the slots in use (``Policy.continues_burst``).
         """
         # the policy answered nothing and nothing changed since; is its hold over?

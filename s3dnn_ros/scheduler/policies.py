@@ -245,6 +245,15 @@ class Policy(ABC):
         """
         return False
 
+    def keeps_holding(self, now_ns: int) -> bool:
+        """
+        Whether the hold in force (``hold_until_ns``) goes on with the first layers now ready.
+
+        True only when a DEQUEUE that answered nothing before those first layers became ready
+        would answer nothing again (none for policies that do not hold).
+        """
+        return False
+
     def run_ahead(self, now_ns: int, inflight: Sequence[Launch]) -> Group:
         """
         With Q empty: launches to queue behind those in flight.
@@ -483,7 +492,9 @@ class S3dnnPolicy(Policy):
        what let it go (RELEASE_CAUSES: b* ready, the b*/r timer, the slack reserve, no rate yet)
        and by its size (``first_layer_launches``, ``first_layer_batches``). :meth:`would_hold`
        tells a caller whether first layers about to become ready would be held (the dispatcher
-       then leaves their images' uploads to their launch).
+       then leaves their images' uploads to their launch); :meth:`keeps_holding` whether the hold
+       in force goes on with the first layers now ready (frames that joined it while it lasts
+       change no answer of a DEQUEUE, so the dispatcher need not ask again).
     """
 
     name = 's3dnn'
@@ -688,6 +699,18 @@ class S3dnnPolicy(Policy):
     def would_hold(self, now_ns: int, starting: int) -> bool:
         """Rule 6: fewer than b* first-layer tasks would be ready."""
         return self.fusion and self._first_layer_ready + starting < self.target_batch(now_ns)
+
+    def keeps_holding(self, now_ns: int) -> bool:
+        """
+        Rule 6: the hold has not ended and fewer than b* first-layer tasks are ready.
+
+        A held DEQUEUE looks past Q's first layers only at later layers and at successors of the
+        launches in flight; frames that only became ready first layers change neither, and the
+        oldest held task (whose hold ends at ``hold_until_ns``) stays the oldest.
+        """
+        hold = self.hold_until_ns
+        return self.fusion and hold is not None and now_ns < hold \
+            and self._first_layer_ready < self.target_batch(now_ns)
 
     def continues_burst(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
         """Rule 2b: a DEQUEUE now would cut a chain of the open burst (its G takes no slot)."""
