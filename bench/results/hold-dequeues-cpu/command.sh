@@ -1,0 +1,7 @@
+# on the CPU machine: 45192f9 (.trees/a: DEQUEUEs metered) against e8ed4db (.trees/b: no DEQUEUE
+# after frames that only join a hold), exported with `python3 bench/alternate.py --export REV
+# FOLDER`; $COSTS a copy of bench/results/costs-nvidia-h200.json
+for c in 128 256 384; do
+  python3 bench/alternate.py --before .trees/a --after .trees/b --rounds 3 --out bench/results/hold-dequeues-cpu/c$c -- \
+      python3 bench/worker_profile.py --engine timed --cost-table $COSTS --cameras $c --seconds 3 --out {out}
+done
