@@ -324,15 +324,20 @@ def test_rule2b_a_busy_gpu_cuts_ready_first_layers_into_chains_only_when_b_star_
         assert not policy.continues_burst(now, [running, *group.launches])
 
 
-def test_rule6_keeps_holding_until_the_hold_ends_or_b_star_first_layers_are_ready():
-    """keeps_holding: a hold in force (hold_until_ns) not ended, below b* first layers ready."""
+def _slow_host_policy(costs):
+    """Return an s3dnn policy on a host so slow that b* is large, and b* (64 cameras, 40 arrived)."""
     from s3dnn_ros.engine.costs import HostCosts
-    costs = uniform_costs()
     policy = make_policy('s3dnn', costs, max_batch=32)
     policy.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
     policy.pipelines = 64
     policy.arrived(0, 40)
-    batch = policy.target_batch(0)
+    return policy, policy.target_batch(0)
+
+
+def test_rule6_keeps_holding_until_the_hold_ends_or_b_star_first_layers_are_ready():
+    """keeps_holding: a hold in force (hold_until_ns) not ended, below b* first layers ready."""
+    costs = uniform_costs()
+    policy, batch = _slow_host_policy(costs)
     assert batch > 3 and not policy.keeps_holding(0)  # no hold yet
     running = inflight_launch([ready_frame(p, 5) for p in pipelines(65)[64:]], 5, 0, costs)
     frames = [ready_frame(p, 0) for p in pipelines(batch)]
@@ -352,13 +357,8 @@ def test_rule6_keeps_holding_until_the_hold_ends_or_b_star_first_layers_are_read
 
 def test_rule6_would_hold_counts_the_first_layers_ready_against_b_star():
     """would_hold: first layers ready plus those about to start, below b*, would be held."""
-    from s3dnn_ros.engine.costs import HostCosts
     costs = uniform_costs()
-    policy = make_policy('s3dnn', costs, max_batch=32)
-    policy.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
-    policy.pipelines = 64
-    policy.arrived(0, 40)
-    batch = policy.target_batch(0)
+    policy, batch = _slow_host_policy(costs)
     assert batch > 2
     assert policy.would_hold(0, batch - 1) and not policy.would_hold(0, batch)
     for p in pipelines(batch - 2):
