@@ -325,7 +325,7 @@ def test_rule2b_a_busy_gpu_cuts_ready_first_layers_into_chains_only_when_b_star_
 
 
 def _slow_host_policy(costs):
-    """Return an s3dnn policy on a host so slow that b* is large, and b* (64 cameras, 40 arrived)."""
+    """Return an s3dnn policy on a host so slow that b* is large (64 cameras), and its b*."""
     from s3dnn_ros.engine.costs import HostCosts
     policy = make_policy('s3dnn', costs, max_batch=32)
     policy.host = HostCosts(launch_us=5000.0)  # no batch keeps this host half idle: b* = max_batch
