@@ -814,6 +814,21 @@ def test_rule6_target_batch_is_one_at_low_load_and_grows_with_the_arrival_rate()
     assert expected > 1 and fast.target_batch(RATE_WINDOW_NS - 1) == expected
 
 
+def test_rule6_target_batch_follows_host_costs_replaced_while_it_runs():
+    """A worker replaces ``host`` with what it measured: b* from then on is the new host's."""
+    from s3dnn_ros.engine.costs import HostCosts
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS, TARGET_REFRESH_NS
+    costs = uniform_costs(cost_us=100.0, tb=0.5)
+    count, later = 200, RATE_WINDOW_NS + TARGET_REFRESH_NS
+    running, fresh = (make_policy('s3dnn', costs, max_batch=32) for _ in range(2))
+    for policy in (running, fresh):
+        started(policy, count, RATE_WINDOW_NS // count, pipelines(count))
+    running.host = HostCosts(launch_us=1.0)
+    first = running.target_batch(RATE_WINDOW_NS - 1)
+    running.host = fresh.host = HostCosts(launch_us=1000.0)  # a slower host measured: fuse more
+    assert running.target_batch(later) == fresh.target_batch(later) > first
+
+
 def test_rule6_a_scheduler_sharing_its_gpu_keeps_its_own_gpu_load_under_its_share():
     """
     With gpu_share s, b* keeps rate x GPU time per frame under LOAD_TARGET x s.

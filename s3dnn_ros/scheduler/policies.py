@@ -506,6 +506,8 @@ class S3dnnPolicy(Policy):
         super().__init__(*args, **kwargs)
         self._arrivals: deque[int] = deque()
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
+        # (the host costs they were worked out for, _batch_costs)
+        self._frame_costs: tuple[HostCosts | None, list[tuple[int, float, float]]] = (None, [])
         # the oldest held first layer, its hold's end and what ends it (RELEASE_CAUSES)
         self._held: tuple[KernelTask, int, str] | None = None
         # why this DEQUEUE's first-layer tasks are not held (RELEASE_CAUSES)
@@ -561,15 +563,29 @@ class S3dnnPolicy(Policy):
         if now_ns - when < TARGET_REFRESH_NS:
             return batch
         rate = self.arrival_rate(now_ns) / 1e9  # frames per ns
-        layers = self.num_layers
-        batch = next((b for b in range(1, self.max_batch + 1)
-                      if rate * self.host.frame_ns(b, layers) <= LOAD_TARGET
-                      and rate * self.costs.frame_gpu_ns(b) <= LOAD_TARGET * self.gpu_share),
+        gpu_target = LOAD_TARGET * self.gpu_share
+        batch = next((b for b, host_ns, gpu_ns in self._batch_costs()
+                      if rate * host_ns <= LOAD_TARGET and rate * gpu_ns <= gpu_target),
                      self.max_batch)
         if self.pipelines:
             batch = min(batch, self.pipelines)
         self._target = (batch, now_ns)
         return batch
+
+    def _batch_costs(self) -> list[tuple[int, float, float]]:
+        """
+        Rule 6's (b, host ns, GPU ns) per frame at each batch b up to ``max_batch``.
+
+        Worked out again when ``host`` is replaced (a worker replaces it with what it measured)
+        or ``max_batch`` changes.
+        """
+        made_for, costs = self._frame_costs
+        if made_for is not self.host or len(costs) != self.max_batch:
+            host, layers = self.host, self.num_layers
+            costs = [(b, host.frame_ns(b, layers), self.costs.frame_gpu_ns(b))
+                     for b in range(1, self.max_batch + 1)]
+            self._frame_costs = (host, costs)
+        return costs
 
     def _hold_until(self, now_ns: int) -> int | None:
         """Until when the first-layer tasks are held (rule 6), None when they are not."""
