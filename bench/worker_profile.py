@@ -14,7 +14,9 @@ core, and pickles its outputs as the worker process would send them. One second 
 warm-up, then ``--seconds`` measured (frames still in flight at the end are not waited for).
 Compare its host µs per frame with the capacity benchmark's at the same count: the difference is
 what the worker process pays for its messages and for running beside the frame producers. It also
-reports what opening a camera's ring (attaching it and page-locking its slots) cost the loop.
+reports what opening a camera's ring (attaching it and page-locking its slots) cost the loop, and
+the DEQUEUEs a frame with the host time of those that launched nothing (``hold_us_per_frame``, not
+in the host µs per frame).
 ``--read-every-us T`` hands the frames over at most every T µs (a worker reading its frame pipe
 that often; default 0, every turn of the loop, as the worker process reads it): the frames a read
 brings (``frames_per_read``) against what each costs the host.
