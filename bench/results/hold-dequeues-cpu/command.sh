@@ -11,3 +11,8 @@ for c in 256 384; do
   python3 bench/alternate.py --before HEAD --rounds 3 --out bench/results/hold-dequeues-cpu/b-star/c$c -- \
       python3 bench/worker_profile.py --engine timed --cameras $c --seconds 3 --cost-table $COSTS --out {out}
 done
+# then the day's host changes together: 3f3d36d (.trees/start) against e14d776 (.trees/now)
+for c in 128 256 384; do
+  python3 bench/alternate.py --before .trees/start --after .trees/now --rounds 3 --out bench/results/hold-dequeues-cpu/total/c$c -- \
+      python3 bench/worker_profile.py --engine timed --cost-table $COSTS --cameras $c --seconds 3 --out {out}
+done
