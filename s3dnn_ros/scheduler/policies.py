@@ -725,8 +725,7 @@ class S3dnnPolicy(Policy):
         oldest held task (whose hold ends at ``hold_until_ns``) stays the oldest.
         """
         hold = self.hold_until_ns
-        return self.fusion and hold is not None and now_ns < hold \
-            and self._first_layer_ready < self.target_batch(now_ns)
+        return hold is not None and now_ns < hold and self.would_hold(now_ns, 0)
 
     def continues_burst(self, now_ns: int, inflight: Sequence[Launch]) -> bool:
         """Rule 2b: a DEQUEUE now would cut a chain of the open burst (its G takes no slot)."""
