@@ -19,7 +19,8 @@ rclpy = pytest.importorskip('rclpy',
                             reason='needs the ROS 2 rclpy wheels (make test installs them)')
 DiagnosticStatus = pytest.importorskip('diagnostic_msgs.msg').DiagnosticStatus
 
-from ros_helpers import Driver, overrides, values  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from ros_helpers import Driver, overrides, RosSession, values  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError, imagenet_classes  # noqa: E402
 from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
 from s3dnn_ros.ros.perception_node import (camera_level, host_cost_values,  # noqa: E402
@@ -27,6 +28,7 @@ from s3dnn_ros.ros.perception_node import (camera_level, host_cost_values,  # no
 from s3dnn_ros.scheduler.placement import Slot  # noqa: E402
 from s3dnn_ros.worker.client import NO_SLOT, WorkerError  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
 CAMERAS = ['cam0', 'cam1', 'cam2']
 
@@ -284,6 +286,34 @@ def test_a_camera_that_never_sends_warns_naming_its_topic_and_publishers(session
     assert float(status.message.split()[3]) >= 5 * 0.25
     early = driver.statuses('s3dnn: silent')[0]
     assert early.level == DiagnosticStatus.OK and early.message == 'waiting for the first frame'
+
+
+def test_a_silent_camera_names_publishers_of_the_wrong_type_for_its_transport(session):
+    params = node_params(cameras=['cam0', 'typed', 'packed'], **{'packed.transport': 'compressed'})
+    node, driver = start(session, params, cameras=['cam0'])
+    # a participant of its own: DDS refuses a second type for a topic within one
+    other = RosSession()
+    try:
+        wrong = other.add(Node('wrong_types', context=other.context))
+        wrong.create_publisher(String, 'typed/image_raw', 1)
+        wrong.create_publisher(Image, 'packed/image_raw/compressed', 1)
+        warned = {}
+
+        def both_warned():
+            for camera in ('typed', 'packed'):
+                warns = [s for s in driver.statuses(f's3dnn: {camera}')
+                         if s.level == DiagnosticStatus.WARN and 'publisher(s)' in s.message]
+                if warns:
+                    warned[camera] = warns[-1].message
+            return len(warned) == 2
+        assert session.spin_until(both_warned, 10)
+    finally:
+        other.close()
+    assert warned['typed'].endswith('1 publisher(s) on /typed/image_raw: wrong_types publishes '
+                                    'std_msgs/msg/String, not sensor_msgs/msg/Image')
+    assert warned['packed'].endswith(
+        '1 publisher(s) on /packed/image_raw/compressed: wrong_types publishes '
+        'sensor_msgs/msg/Image, not sensor_msgs/msg/CompressedImage')
 
 
 def test_reject_warnings_are_throttled_per_camera_and_reason(session):

@@ -23,6 +23,8 @@ RELIABILITY = ('best_effort', 'reliable')
 #: how a camera's images arrive (image_transport's names): sensor_msgs/Image, or CompressedImage on
 #: <topic>/compressed
 TRANSPORTS = ('raw', 'compressed')
+#: the message type of each transport's images (as ROS and rosbag name it)
+IMAGE_TYPES = {'raw': 'sensor_msgs/msg/Image', 'compressed': 'sensor_msgs/msg/CompressedImage'}
 #: detections as vision_msgs/Classification, JSON in std_msgs/String, or the first where
 #: vision_msgs is installed
 DETECTION_FORMATS = ('auto', 'vision_msgs', 'json')

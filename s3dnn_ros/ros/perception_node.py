@@ -35,8 +35,8 @@ from std_msgs.msg import Header
 
 from .config import (annotated_topic, apply_live, camera_default, CAMERA_PARAMETERS, CameraConfig,
                      check_camera_names, check_of, compressed_topic, ConfigError, describe,
-                     detections_topic, GLOBAL_PARAMETERS, is_live, NODE_NAME, NodeConfig,
-                     params_file_sections, read_labels, unknown_parameter, validate)
+                     detections_topic, GLOBAL_PARAMETERS, IMAGE_TYPES, is_live, NODE_NAME,
+                     NodeConfig, params_file_sections, read_labels, unknown_parameter, validate)
 from .image_codec import array_to_image, decode_compressed, FrameRejected, image_to_array, opencv
 from .messages import (Detection, DetectionEncoder, label_info, status, vision_msgs_label_types,
                        vision_msgs_types)
@@ -689,7 +689,7 @@ class PerceptionCore:
         publishers = self.get_publishers_info_by_topic(topic)
         if not publishers:
             return f'no publisher on {topic}'
-        wanted = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
+        wanted = IMAGE_TYPES[camera.transport]
         reliable = self.config.qos_reliability == 'reliable'
         notes = []
         for info in publishers:

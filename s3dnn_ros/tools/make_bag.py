@@ -27,11 +27,10 @@ import numpy as np
 from .cli import (bounded_int, FPS, IMAGE_SIDE, Parser, positive_float, positive_int,
                   require_rosbags)
 from ..engine.base import ENCODINGS
-from ..ros.config import default_topic
+from ..ros.config import default_topic, IMAGE_TYPES
 from ..ros.pattern import make_frames
 
-IMAGE = 'sensor_msgs/msg/Image'
-COMPRESSED = 'sensor_msgs/msg/CompressedImage'
+IMAGE, COMPRESSED = IMAGE_TYPES['raw'], IMAGE_TYPES['compressed']
 STORAGES = ('mcap', 'sqlite3')
 FORMATS = ('raw', 'compressed')
 #: picture files --images takes
@@ -161,7 +160,7 @@ def write_sources(path: str, sources: list[tuple[str, str]], fps: float, seconds
               for name, (kind, where) in zip(names, sources)}
     # every source is checked before the bag is made
     first = {name: next(frames[name]) for name in names}
-    msgtype = IMAGE if transport == 'raw' else COMPRESSED
+    msgtype = IMAGE_TYPES[transport]
     suffix = '' if transport == 'raw' else '/compressed'
     topics = {name: '/' + default_topic(name) + suffix for name in names}
     written = dict.fromkeys(topics.values(), 0)

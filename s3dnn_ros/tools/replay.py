@@ -38,14 +38,14 @@ from .perception import (config_overrides, default_config, format_summary, sched
                          SUMMARY_COLUMNS)
 from ..engine.base import ENGINE_KINDS
 from ..ros.bag_player import BagPlayer
-from ..ros.config import compressed_topic, ConfigError, parameters_from_yaml, validate
+from ..ros.config import (compressed_topic, ConfigError, IMAGE_TYPES, parameters_from_yaml,
+                          validate)
 from ..ros.perception_node import PerceptionNode
 from ..ros.spin import init_ros, spin_until, unmatched_topics
 from ..scheduler.policies import POLICIES
 from ..worker.client import WorkerError
 
-IMAGE = 'sensor_msgs/msg/Image'
-COMPRESSED = 'sensor_msgs/msg/CompressedImage'
+IMAGE, COMPRESSED = IMAGE_TYPES['raw'], IMAGE_TYPES['compressed']
 #: last topic segments that name the stream rather than the camera
 IMAGE_SUFFIXES = ('image_raw', 'image', 'image_color', 'image_rect', 'image_rect_color')
 #: how long the node's subscriptions get to match the player's publishers
