@@ -301,8 +301,9 @@ def test_a_silent_camera_names_publishers_of_the_wrong_type_for_its_transport(se
 
         def both_warned():
             for camera in ('typed', 'packed'):
+                # DDS learns a participant's node names after its publishers: wait for them
                 warns = [s for s in driver.statuses(f's3dnn: {camera}')
-                         if s.level == DiagnosticStatus.WARN and 'publisher(s)' in s.message]
+                         if s.level == DiagnosticStatus.WARN and 'wrong_types' in s.message]
                 if warns:
                     warned[camera] = warns[-1].message
             return len(warned) == 2
