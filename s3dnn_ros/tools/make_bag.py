@@ -27,12 +27,11 @@ import numpy as np
 from .cli import (bounded_int, FPS, IMAGE_SIDE, Parser, positive_float, positive_int,
                   require_rosbags)
 from ..engine.base import ENCODINGS
-from ..ros.config import default_topic, IMAGE_TYPES
+from ..ros.config import compressed_topic, default_topic, IMAGE_TYPES, TRANSPORTS
 from ..ros.pattern import make_frames
 
 IMAGE, COMPRESSED = IMAGE_TYPES['raw'], IMAGE_TYPES['compressed']
 STORAGES = ('mcap', 'sqlite3')
-FORMATS = ('raw', 'compressed')
 #: picture files --images takes
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 JPEG_QUALITY = 90
@@ -161,8 +160,8 @@ def write_sources(path: str, sources: list[tuple[str, str]], fps: float, seconds
     # every source is checked before the bag is made
     first = {name: next(frames[name]) for name in names}
     msgtype = IMAGE_TYPES[transport]
-    suffix = '' if transport == 'raw' else '/compressed'
-    topics = {name: '/' + default_topic(name) + suffix for name in names}
+    topics = {name: '/' + (compressed_topic(default_topic(name)) if transport == 'compressed'
+                           else default_topic(name)) for name in names}
     written = dict.fromkeys(topics.values(), 0)
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     with Writer(path, version=9, storage_plugin=plugin) as writer:
@@ -208,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--video', dest='sources', action='append',
                         type=lambda text: ('video', text), metavar='FILE',
                         help='a camera of the frames of a video file (repeatable)')
-    parser.add_argument('--format', choices=FORMATS, default='raw',
+    parser.add_argument('--format', choices=TRANSPORTS, default='raw',
                         help='of --images and --video cameras: raw bgr8 Images or JPEG '
                         'CompressedImages on <topic>/compressed (default raw)')
     parser.add_argument('--fps', type=FPS, default=30.0,
