@@ -5,6 +5,7 @@ Shape of the estimates, interpolation, JSON round trip and errors.
 """
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from s3dnn_ros.engine.costs import CostTable, CostTableError, estimate, GPUS, HostCosts, MAX_BATCH
@@ -135,6 +136,60 @@ def test_a_loaded_table_saves_back_to_the_same_entries(tmp_path, estimated):
     loaded.save(second)
     assert CostTable.load(second, NETWORK).entries == loaded.entries
     assert json.loads(second.read_text()) == json.loads(first.read_text())
+
+
+def test_a_saved_table_records_its_network(estimated):
+    assert estimated.to_json()['network'] == NETWORK.signature()
+
+
+def test_a_table_loads_for_a_network_that_differs_only_in_top_k_and_camera_shape(estimated):
+    other = alexnet(top_k=2, camera_shape=(240, 320, 3))
+    assert CostTable.from_json(estimated.to_json(), other).to_json() == estimated.to_json()
+
+
+def test_a_table_for_another_network_name_is_refused(estimated):
+    data = estimated.to_json()
+    data['network']['name'] = 'resnet18'
+    with pytest.raises(CostTableError) as error:
+        CostTable.from_json(data, NETWORK, 'costs.json')
+    assert str(error.value) == ("costs.json: network.name='resnet18': the table is for another "
+                                "network; allowed 'alexnet'")
+
+
+def test_a_table_for_other_layer_shapes_is_refused_naming_the_layer():
+    ten_classes = estimate(alexnet(num_classes=10), 'h100', batches=[1, 4])
+    with pytest.raises(CostTableError) as error:
+        CostTable.from_json(ten_classes.to_json(), NETWORK, 'costs.json')
+    assert str(error.value) == ("costs.json: network.layers.fc8='linear 4096 -> 10': the table "
+                                "is for another layer; allowed 'linear 4096 -> 1000'")
+
+
+def test_a_recorded_network_with_an_extra_layer_is_refused(estimated):
+    data = estimated.to_json()
+    data['network']['layers']['conv6'] = 'conv 3x3/1 pad 1 256x13x13 -> 256x13x13'
+    with pytest.raises(CostTableError) as error:
+        CostTable.from_json(data, NETWORK, 'costs.json')
+    assert str(error.value).startswith(
+        'costs.json: network.layers.conv6: unknown layer; allowed: ')
+
+
+@pytest.mark.parametrize('recorded', ['alexnet', {'name': 'alexnet'}, {'layers': []}])
+def test_a_malformed_network_object_is_refused(estimated, recorded):
+    data = estimated.to_json()
+    data['network'] = recorded
+    with pytest.raises(CostTableError) as error:
+        CostTable.from_json(data, NETWORK, 'costs.json')
+    assert str(error.value) == \
+        'costs.json: network: expected {"name": ..., "layers": {layer name: signature}}'
+
+
+def test_a_table_written_before_tables_recorded_their_network_loads_by_layer_names():
+    path = Path(__file__).resolve().parents[1] / 'bench' / 'results' / 'costs-nvidia-h200.json'
+    data = json.loads(path.read_text())
+    assert 'network' not in data
+    table = CostTable.load(path, NETWORK)
+    assert list(table.entries) == KERNEL_NAMES
+    assert table.to_json()['network'] == NETWORK.signature()
 
 
 # ---- interpolation and extrapolation ------------------------------------------------------------

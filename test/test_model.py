@@ -179,3 +179,29 @@ def test_fused_batch_moves_fewer_bytes_than_separate_launches_when_a_layer_has_w
                 8 * layer.dram_bytes(1) - 7 * layer.num_params * FLOAT_BYTES, layer.name
         else:
             assert layer.dram_bytes(8) == 8 * layer.dram_bytes(1), layer.name
+
+
+# ---- signature: what a cost table records of the network ---------------------------------------
+
+def test_signature_names_every_kernel_layer_with_its_kind_and_shapes(network):
+    signature = network.signature()
+    assert signature['name'] == 'alexnet'
+    assert list(signature['layers']) == [layer.name for layer in network.kernel_layers]
+    assert signature['layers']['conv1'] == 'conv 11x11/4 pad 2 3x224x224 -> 64x55x55'
+    assert signature['layers']['pool2'] == 'maxpool 3x3/2 192x27x27 -> 192x13x13'
+    assert signature['layers']['fc6'] == 'linear 9216 -> 4096'
+    assert signature['layers']['preprocess'] == 'preprocess -> 3x224x224'
+    assert signature['layers']['softmax'] == 'softmax 1000'
+
+
+def test_signature_ignores_the_nominal_camera_shape_and_top_k(network):
+    assert alexnet(top_k=3, camera_shape=(240, 320, 3)).signature() == network.signature()
+
+
+def test_signature_follows_the_classes_and_a_conv_window(network):
+    ten = alexnet(num_classes=10).signature()['layers']
+    assert ten['fc8'] == 'linear 4096 -> 10' and ten['softmax'] == 'softmax 10'
+    conv3 = next(layer for layer in network.layers if layer.name == 'conv3')
+    wider = type(conv3)(conv3.name, conv3.in_shape, conv3.out_shape, kernel=5, stride=1,
+                        padding=2)
+    assert wider.signature != conv3.signature

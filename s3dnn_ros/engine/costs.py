@@ -10,7 +10,13 @@ A table is either *estimated* from a layer's FLOPs and bytes on a nominal GPU (:
 format is::
 
     {"gpu": "NVIDIA H100 80GB HBM3", "source": "measured", "date": "2026-11-26",
+     "network": {"name": "alexnet", "layers": {"conv1": "conv 11x11/4 pad 2 3x224x224 -> ..."}},
      "layers": {"conv1": {"1": {"cost_us": 21.5, "tb_ratio": 0.18}, "2": {...}}, ...}}
+
+``network`` is the network the table was measured for (:meth:`Network.signature`: its name and
+each kernel layer's kind, window and shapes). A table is refused for a network whose signature
+differs; one without ``network`` (written before tables recorded it) is checked by its layer
+names only.
 
 Batch sizes absent from a table are interpolated linearly between the nearest present ones and
 extrapolated beyond the largest as whole copies of it plus a remainder.
@@ -315,6 +321,7 @@ class CostTable:
 
     def to_json(self) -> dict:
         data = {'gpu': self.gpu, 'source': self.source, 'date': self.date,
+                'network': self.network.signature(),
                 'layers': {name: {str(b): {'cost_us': round(c, 3), 'tb_ratio': round(r, 5)}
                                   for b, (c, r) in sorted(points.items())}
                            for name, points in self.entries.items()}}
@@ -346,6 +353,8 @@ class CostTable:
                   source_name: str = 'cost table') -> 'CostTable':
         if not isinstance(data, dict) or not isinstance(data.get('layers'), dict):
             raise CostTableError(f'{source_name}: expected an object with a "layers" object')
+        if 'network' in data:
+            _check_network(data['network'], network, source_name)
         known = {layer.name for layer in network.kernel_layers}
         entries: dict[str, dict[int, tuple[float, float]]] = {}
         for name, points in data['layers'].items():
@@ -362,6 +371,26 @@ class CostTable:
         host = HostCosts.from_json(data['host'], source_name) if 'host' in data else None
         return cls(network, entries, str(data.get('gpu', 'unknown')),
                    str(data.get('source', 'file')), str(data.get('date', '')), host, copies)
+
+
+def _check_network(recorded: object, network: Network, source_name: str) -> None:
+    """Refuse a table whose ``network`` object is not ``network``'s signature."""
+    expected = network.signature()
+    if not isinstance(recorded, dict) or not isinstance(recorded.get('layers'), dict):
+        raise CostTableError(f'{source_name}: network: expected {{"name": ..., "layers": '
+                             '{layer name: signature}}')
+    if recorded.get('name') != expected['name']:
+        raise CostTableError(f'{source_name}: network.name={recorded.get("name")!r}: the table '
+                             f'is for another network; allowed {expected["name"]!r}')
+    layers = recorded['layers']
+    for name, signature in expected['layers'].items():
+        if layers.get(name) != signature:
+            raise CostTableError(f'{source_name}: network.layers.{name}={layers.get(name)!r}: '
+                                 f'the table is for another layer; allowed {signature!r}')
+    for name in layers:
+        if name not in expected['layers']:
+            raise CostTableError(f'{source_name}: network.layers.{name}: unknown layer; allowed: '
+                                 f'{", ".join(sorted(expected["layers"]))}')
 
 
 def _points(points: object, key: str, source_name: str,

@@ -58,6 +58,15 @@ class Network:
     def num_params(self) -> int:
         return sum(layer.num_params for layer in self.layers)
 
+    def signature(self) -> dict:
+        """
+        Return the network's name and each kernel layer's :attr:`Layer.signature` by name.
+
+        Two networks with equal signatures cost the same per launch: a cost table records it.
+        """
+        return {'name': self.name,
+                'layers': {layer.name: layer.signature for layer in self.kernel_layers}}
+
     @property
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)

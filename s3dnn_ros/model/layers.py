@@ -62,6 +62,21 @@ class Layer:
         """
         return self.num_params * FLOAT_BYTES + batch * (self.in_bytes + self.out_bytes)
 
+    @property
+    def signature(self) -> str:
+        """
+        Return what a launch's cost depends on, as text: the kind, its window, the shapes.
+
+        For example 'conv 11x11/4 pad 2 3x224x224 -> 64x55x55'. Cost tables record it per layer
+        and refuse a network whose layers differ.
+        """
+        return f'{self.kind}{self._window} {_dims(self.in_shape)} -> {_dims(self.out_shape)}'
+
+    @property
+    def _window(self) -> str:
+        """Return a sliding window's size, stride and padding for :attr:`signature` ('': none)."""
+        return ''
+
 
 @dataclass(frozen=True)
 class Preprocess(Layer):
@@ -87,6 +102,11 @@ class Preprocess(Layer):
     def in_bytes(self) -> int:
         return prod(self.in_shape)  # uint8
 
+    @property
+    def signature(self) -> str:
+        """Return the kind and the output shape: the kernels take any image size."""
+        return f'{self.kind} -> {_dims(self.out_shape)}'
+
 
 @dataclass(frozen=True)
 class Conv2d(Layer):
@@ -98,6 +118,10 @@ class Conv2d(Layer):
     relu: bool = True
 
     kind = 'conv'
+
+    @property
+    def _window(self) -> str:
+        return f' {self.kernel}x{self.kernel}/{self.stride} pad {self.padding}'
 
     @property
     def in_channels(self) -> int:
@@ -125,6 +149,10 @@ class MaxPool2d(Layer):
     stride: int = 2
 
     kind = 'maxpool'
+
+    @property
+    def _window(self) -> str:
+        return f' {self.kernel}x{self.kernel}/{self.stride}'
 
     @property
     def flops(self) -> int:
@@ -201,6 +229,15 @@ class SoftmaxTopK(Layer):
     @property
     def flops(self) -> int:
         return 4 * self.in_shape[0]
+
+    @property
+    def signature(self) -> str:
+        """Return the kind and the classes: ``k`` (chosen per node) does not change the cost."""
+        return f'{self.kind} {_dims(self.in_shape)}'
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return 'x'.join(map(str, shape))
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
