@@ -3,7 +3,7 @@ from math import prod
 
 import pytest
 
-from s3dnn_ros.model import alexnet
+from s3dnn_ros.model import alexnet, Network
 from s3dnn_ros.model.layers import FLOAT_BYTES
 
 #: torchvision.models.alexnet().state_dict(): names and shapes, in order
@@ -205,3 +205,34 @@ def test_signature_follows_the_classes_and_a_conv_window(network):
     wider = type(conv3)(conv3.name, conv3.in_shape, conv3.out_shape, kernel=5, stride=1,
                         padding=2)
     assert wider.signature != conv3.signature
+
+
+# ---- a network is a chain ----------------------------------------------------------------------
+
+def test_a_network_whose_layer_does_not_read_its_predecessor_is_refused(network):
+    layers = list(network.layers)
+    index = next(i for i, layer in enumerate(layers) if layer.name == 'conv2')
+    conv2 = layers[index]
+    layers[index] = type(conv2)(conv2.name, (64, 28, 28), conv2.out_shape, kernel=conv2.kernel,
+                                stride=conv2.stride, padding=conv2.padding)
+    with pytest.raises(ValueError) as error:
+        Network('broken', tuple(layers), network.param_prefix)
+    assert str(error.value) == ("network 'broken': layer 'conv2' in_shape=(64, 28, 28): must be "
+                                "the output of 'pool1' (64, 27, 27) (a chain)")
+
+
+def test_a_network_with_a_repeated_layer_name_is_refused(network):
+    layers = network.layers[:3] + (network.layers[2],)
+    with pytest.raises(ValueError, match=r"^network 'twice': layer name 'pool1' repeats$"):
+        Network('twice', layers, network.param_prefix)
+
+
+def test_a_layer_with_parameters_needs_a_param_prefix(network):
+    prefix = {name: value for name, value in network.param_prefix.items() if name != 'fc7'}
+    with pytest.raises(ValueError, match=r"layer 'fc7' has parameters but no param_prefix"):
+        Network('unnamed', network.layers, prefix)
+
+
+def test_a_network_without_layers_is_refused():
+    with pytest.raises(ValueError, match=r"^network 'empty': no layers$"):
+        Network('empty', (), {})

@@ -19,14 +19,32 @@ NOMINAL_CAMERA_SHAPE = (480, 640, 3)
 @dataclass(frozen=True)
 class Network:
     """
-    A chain of layers.
+    A chain of layers: each reads the output of the one before it, the first reads the image.
 
-    ``param_prefix`` maps a layer name to its torchvision parameter prefix.
+    ``param_prefix`` maps a layer name to its torchvision parameter prefix. The engines and the
+    scheduler rely on the chain (a layer's input is its predecessor's output, by index), so a
+    network that is not one is refused when it is made.
     """
 
     name: str
     layers: tuple[Layer, ...]
     param_prefix: dict[str, str]
+
+    def __post_init__(self):
+        if not self.layers:
+            raise ValueError(f'network {self.name!r}: no layers')
+        seen = set()
+        for before, layer in zip((None, *self.layers), self.layers):
+            if layer.name in seen:
+                raise ValueError(f'network {self.name!r}: layer name {layer.name!r} repeats')
+            seen.add(layer.name)
+            if before is not None and layer.in_shape != before.out_shape:
+                raise ValueError(f'network {self.name!r}: layer {layer.name!r} in_shape='
+                                 f'{layer.in_shape}: must be the output of {before.name!r} '
+                                 f'{before.out_shape} (a chain)')
+            if layer.param_shapes and layer.name not in self.param_prefix:
+                raise ValueError(f'network {self.name!r}: layer {layer.name!r} has parameters '
+                                 'but no param_prefix entry')
 
     @property
     def kernel_layers(self) -> tuple[Layer, ...]:
