@@ -17,7 +17,7 @@
 // (same results, no overlap).
 //
 // Variants (one extern "C" kernel each; the host picks per layer and batch, see
-// CudaEngine._pick_conv_tile; all four can be forced through CudaEngine.conv_tile):
+// plans.pick_conv_tile; all four can be forced through CudaEngine.conv_tile):
 //   conv2d_128x128  BM=128 BN=128, 8x8 per thread   (fewest shared-memory loads per FMA; needs many blocks)
 //   conv2d_128x64   BM=128 BN=64,  8x4 per thread   (picked when M is a multiple of 128 and the tiles
 //                                                    still cover most SMs: conv3-5 at large batches)

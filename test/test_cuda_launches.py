@@ -6,8 +6,8 @@ PyCUDA copy per frame; the batch hands the driver the arrays it filled, with one
 (sources read in stream order). No copy follows the last kernel: it writes the results into
 page-locked memory mapped into the device's address space. A segment of layers is each kernel's
 layers back to back on its stream, inside one fork/join and one pair of events; up to
-MAX_FRAMES frames (the dispatcher's largest fused batch) it is one kernel per layer, and the linear
-kernels take frames past 16 as a second row of blocks.
+MAX_FRAMES frames (the dispatcher's largest fused batch) it is one kernel per layer (the plans
+themselves: test_cuda_plans.py).
 """
 import ctypes
 from types import SimpleNamespace
@@ -246,28 +246,6 @@ def test_a_launch_of_the_largest_fused_batch_is_one_kernel_per_layer():
     assert [entry[0] for entry in log if entry[0] in ('record', 'wait')] == ['record', 'record']
 
 
-def test_linear_plans_take_16_frames_a_block_row_past_16():
-    """Streaming kernels up to 4 frames, tiled ones of 8 or 16 slots, then grid.y frame groups."""
-    from s3dnn_ros.model import alexnet
-    engine = object.__new__(CudaEngine)
-    engine.layers = alexnet().kernel_layers
-    engine._sm_count, engine._conv_tile = 132, None
-    engine._function = lambda name: name
-    engine._params = [{'weight': 0x1000, 'bias': 0x2000}] * len(engine.layers)
-    fc6 = next(i for i, layer in enumerate(engine.layers) if layer.kind == 'linear')
-    plans = {frames: engine._make_plan(fc6, frames) for frames in range(1, MAX_FRAMES + 1)}
-    blocks_x = plans[16].grid[0]
-    for frames, plan in plans.items():
-        assert int(plan.args['frames'][0]) == frames
-        if frames <= 4:
-            assert plan.name.startswith(f'linear_stream_nb{frames}_') and plan.grid[1] == 1
-            continue
-        slots = 8 if frames <= 8 else 16
-        assert plan.name.startswith(f'linear_tiled_nb{slots}_'), (frames, plan.name)
-        assert plan.grid == (blocks_x if slots == 16 else plan.grid[0], 1 if frames <= 16 else 2)
-    assert plans[17].name == plans[32].name == plans[16].name
-
-
 def _staging_engine(monkeypatch):
     """Return a CudaEngine on a stand-in driver, its one open pipeline and the checks made."""
     from s3dnn_ros.engine.cuda import engine as module
@@ -357,7 +335,7 @@ def test_kernel_arguments_are_the_launchs_columns_of_the_address_table():
     pipeline's column is zeroed and taken by the next one opened.
     """
     from s3dnn_ros.engine.cuda.abi import CONV_ARGS, PREPROCESS_ARGS
-    from s3dnn_ros.engine.cuda.engine import _Plan
+    from s3dnn_ros.engine.cuda.plans import Plan
     from s3dnn_ros.model import alexnet
     engine = object.__new__(CudaEngine)
     engine.layers = alexnet().kernel_layers
@@ -397,7 +375,7 @@ def test_kernel_arguments_are_the_launchs_columns_of_the_address_table():
     def plan(index, frames, dtype):
         function = SimpleNamespace(_launch_kernel=lambda grid, block, buffer, shared, stream:
                                    launched.append(np.frombuffer(bytes(buffer), dtype)[0]))
-        engine._plans[(index, frames)] = _Plan(function, 'k', (1, 1), 0, np.zeros(1, dtype))
+        engine._plans[(index, frames)] = Plan(function, 'k', (1, 1), 0, np.zeros(1, dtype))
 
     pids = (17, 'new', 0)
     chunk = [engine._pipelines[pid] for pid in pids]

@@ -5,7 +5,9 @@ The kernels are in ``kernels/*.cu``.
 
 Modules: :mod:`.abi` (the kernels' argument structs), :mod:`.driver` (PyCUDA, the raw driver
 calls and each thread's current context), :mod:`.kernels` (sources and compilation),
-:mod:`.graphs` (segments as CUDA graphs), :mod:`.engine` (the engine). pycuda is imported only
+:mod:`.plans` (each layer's launch: parameter layout, kernel variant, grid, argument record,
+occupancy; host arithmetic only), :mod:`.graphs` (segments as CUDA graphs), :mod:`.engine` (the
+engine), :mod:`.calibration` (cost tables measured on the device). pycuda is imported only
 when an engine is constructed (:func:`.driver.import_pycuda`, and the compiler in
 :func:`.kernels.compiled_kernels`), so the package imports (and falls back to the reference
 engine) on machines without it.
@@ -62,8 +64,9 @@ Why it is built the way it is:
 """
 from .abi import (CONV_ARGS, LINEAR_ARGS, MAX_FRAMES, POOL_ARGS, PREPROCESS_ARGS,
                   SOFTMAX_ARGS)
-from .engine import CONV_TILES, CudaCompletion, CudaEngine
+from .engine import CudaCompletion, CudaEngine
 from .kernels import compiled_kernels, kernel_dir, KERNEL_FILES
+from .plans import CONV_TILES
 
 __all__ = ['compiled_kernels', 'CONV_ARGS', 'CONV_TILES', 'CudaCompletion', 'CudaEngine',
            'kernel_dir', 'KERNEL_FILES', 'LINEAR_ARGS', 'MAX_FRAMES', 'POOL_ARGS',

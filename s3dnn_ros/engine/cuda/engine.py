@@ -1,5 +1,5 @@
 """
-The CUDA engine: pipelines, launch plans, launches and segments, completions, calibration.
+The CUDA engine: pipelines, staging, launches and segments, completions.
 
 See the package docstring (:mod:`s3dnn_ros.engine.cuda`) for why it is built the way it is.
 """
@@ -7,42 +7,25 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-import datetime
 import math
 import os
-import statistics
 import time
 from typing import Any, Sequence
 
 import numpy as np
 
-from .abi import (CONV_ARGS, LINEAR_ARGS, MAX_FRAMES, POOL_ARGS, PREPROCESS_ARGS,
-                  SOFTMAX_ARGS)
+from .abi import MAX_FRAMES
+from .calibration import Calibration
 from .driver import CopyBatch, driver_api, import_pycuda, primary_context, thread_contexts
 from .graphs import ChainGraphs, graph_api
 from .kernels import compiled_kernels, KERNEL_FILES
+from .plans import BLOCK, CONV_TILES, launch_record, param_layout, Plan, resident_blocks
 from ..base import check_image, Completion, ENCODINGS, Engine, EngineError
-from ..costs import CostTable, CostTableError
+from ..costs import CostTable
 from ..reference import layer_params
 from ...model.alexnet import Network
 from ...model.weights import check_weights, Weights
 
-#: (BM, BN) output tiles of the conv2d kernels
-CONV_TILES = ((128, 128), (128, 64), (64, 128), (64, 64))
-#: 128x64 tiles are picked when they cover at least this share of the SMs (and M is a multiple of
-#: 128)
-CONV_WIDE_TILE_COVER = 0.6
-#: the weights are padded to this many output channels so every tile reads in bounds
-CONV_M_ALIGN = 128
-CONV_K_ALIGN = 16
-THREADS = 256
-BLOCK = (THREADS, 1, 1)
-#: rows of W per block of the linear kernels, per rows-per-warp R (8 warps a block)
-LINEAR_WARPS = 8
-#: largest batch the weight-streaming linear kernels take; larger ones use the tiled kernels, whose
-#: variants hold 8 or 16 frames per block (past 16, one row of blocks per 16 frames: grid.y)
-LINEAR_STREAM_MAX = 4
-LINEAR_TILED_FRAMES = (8, 16)
 #: threads that copy a fused launch's images into pinned memory (measured on an H100 host: 147 µs
 #: per 640x480 rgb8 frame with one thread, 50 µs with four, no better with eight)
 STAGING_THREADS = 4
@@ -50,33 +33,6 @@ STAGING_THREADS = 4
 PINNED_VIEWS = 8
 #: re-base the GPU-to-host clock mapping once an event lies this far from the reference (ms)
 REBASE_MS = 1000.0
-
-
-@dataclass
-class _Plan:
-    """
-    One kernel launch of a layer over a given number of frames.
-
-    Its argument struct is half filled.
-    """
-
-    function: Any
-    name: str
-    grid: tuple[int, int]
-    shared: int
-    # one record; static fields set, per-frame pointers set per launch
-    args: np.ndarray
-    # the record as uint64: in/image at [0:MAX_FRAMES], out at [MAX_FRAMES:2 * MAX_FRAMES]
-    words: np.ndarray = field(init=False)
-    buffer: np.ndarray = field(init=False)  # the record's bytes, what cuLaunchKernel copies
-
-    def __post_init__(self):
-        self.words = self.args.view(np.uint64)
-        self.buffer = self.args.view(np.uint8)
-
-    @property
-    def blocks(self) -> int:
-        return self.grid[0] * self.grid[1]
 
 
 @dataclass
@@ -154,7 +110,7 @@ class CudaCompletion(Completion):
         self._engine._recycle(self.events)
 
 
-class CudaEngine(Engine):
+class CudaEngine(Calibration, Engine):
     """Runs the network's kernel layers on one GPU, fused over pipelines, on a pool of streams."""
 
     name = 'cuda'
@@ -188,7 +144,7 @@ class CudaEngine(Engine):
         self._drv = drv = import_pycuda()
         weights = check_weights(network, weights, 'weights')
         self._pipelines: dict[Any, _Pipeline] = {}
-        self._plans: dict[tuple[int, int], _Plan] = {}
+        self._plans: dict[tuple[int, int], Plan] = {}
         self._resident: dict[str, int] = {}
         self._free_events: list[tuple[Any, Any]] = []
         # stream index -> side streams, each with its join event
@@ -373,31 +329,9 @@ class CudaEngine(Engine):
         return function
 
     def _upload_params(self, layer, params: dict[str, np.ndarray]) -> dict[str, int]:
-        """Device copies of one layer's parameters, laid out for its kernel."""
-        if layer.kind == 'conv':
-            m, c, k, _ = params['weight'].shape
-            _, height, width = layer.in_shape
-            depth = c * k * k
-            kp = -(-depth // CONV_K_ALIGN) * CONV_K_ALIGN
-            mp = -(-m // CONV_M_ALIGN) * CONV_M_ALIGN
-            transposed = np.zeros((kp, mp), np.float32)
-            transposed[:depth, :m] = params['weight'].reshape(m, depth).T
-            channel, rest = np.divmod(np.arange(depth), k * k)
-            kh, kw = np.divmod(rest, k)
-            ktab = np.empty((kp, 2), np.int32)
-            ktab[:depth, 0] = channel * height * width + kh * width + kw
-            ktab[:depth, 1] = (kh << 16) | kw
-            ktab[depth:] = (0, 0x4000 << 16)  # a padded row: kh far outside any image
-            return {'weight': int(self._to_device(transposed)),
-                    'bias': int(self._to_device(params['bias'])),
-                    'ktab': int(self._to_device(ktab)), 'Kp': kp, 'Mp': mp}
-        if layer.kind == 'linear':
-            if layer.in_features % 4:
-                raise EngineError(f'{layer.name}: in_features={layer.in_features} must be a '
-                                  'multiple of 4 (rows are read in 16-byte loads)')
-            return {'weight': int(self._to_device(params['weight'])),
-                    'bias': int(self._to_device(params['bias']))}
-        return {}
+        """Device copies of one layer's parameters, laid out for its kernel (and their sizes)."""
+        return {key: int(self._to_device(value)) if isinstance(value, np.ndarray) else value
+                for key, value in param_layout(layer, params).items()}
 
     # ----------------------------------------------------------------- launch plans
     @property
@@ -421,88 +355,16 @@ class CudaEngine(Engine):
             self._drv.Context.synchronize()
             self._graphs.clear()
 
-    def _pick_conv_tile(self, m: int, n: int) -> tuple[int, int]:
-        """
-        Pick the conv2d tile of a launch.
-
-        64x64 tiles keep the most blocks and warps in flight, which wins at AlexNet's sizes on an
-        H200 (bench/notes-gpu.md); 128x64 tiles read half as much shared memory per FMA and win
-        once M is a multiple of 128 and their blocks still cover most SMs.
-        """
-        if self._conv_tile is not None:
-            return self._conv_tile
-        wide_blocks = -(-m // 128) * -(-n // 64)
-        if m % 128 == 0 and wide_blocks >= CONV_WIDE_TILE_COVER * self._sm_count:
-            return 128, 64
-        return 64, 64
-
-    def _plan(self, index: int, frames: int) -> _Plan:
+    def _plan(self, index: int, frames: int) -> Plan:
         plan = self._plans.get((index, frames))
         if plan is None:
             plan = self._plans[(index, frames)] = self._make_plan(index, frames)
         return plan
 
-    def _make_plan(self, index: int, frames: int) -> _Plan:
-        layer = self.layers[index]
-        params = self._params[index]
-        kind = layer.kind
-        shared = 0
-        if kind == 'preprocess':
-            size = layer.out_shape[1]
-            name, grid = 'preprocess', (-(-size * size // THREADS), frames)
-            args = np.zeros(1, PREPROCESS_ARGS)
-            args['mean'], args['std'], args['size'] = layer.mean, layer.std, size
-        elif kind == 'conv':
-            channels, height, width = layer.in_shape
-            m, out_h, out_w = layer.out_shape
-            tile = self._pick_conv_tile(m, frames * out_h * out_w)
-            name = f'conv2d_{tile[0]}x{tile[1]}'
-            grid = (-(-frames * out_h * out_w // tile[1]), -(-m // tile[0]))
-            args = np.zeros(1, CONV_ARGS)
-            for key, value in {'weight': params['weight'], 'bias': params['bias'],
-                               'ktab': params['ktab'], 'frames': frames, 'channels': channels,
-                               'height': height, 'width': width, 'M': m, 'Mp': params['Mp'],
-                               'Kp': params['Kp'], 'out_h': out_h, 'out_w': out_w,
-                               'stride': layer.stride, 'pad': layer.padding,
-                               'relu': int(layer.relu)}.items():
-                args[key] = value
-        elif kind in ('maxpool', 'avgpool'):
-            channels, height, width = layer.in_shape
-            _, out_h, out_w = layer.out_shape
-            name = 'maxpool2d' if kind == 'maxpool' else 'adaptive_avgpool2d'
-            grid = (-(-channels * out_h * out_w // THREADS), frames)
-            args = np.zeros(1, POOL_ARGS)
-            for key, value in {'channels': channels, 'height': height, 'width': width,
-                               'out_h': out_h, 'out_w': out_w,
-                               'kernel': getattr(layer, 'kernel', 0),
-                               'stride': getattr(layer, 'stride', 0), 'frames': frames}.items():
-                args[key] = value
-        elif kind == 'linear':
-            rows = layer.out_features
-            if frames <= LINEAR_STREAM_MAX:
-                per_warp = 2 if -(-rows // (2 * LINEAR_WARPS)) >= 0.9 * self._sm_count else 1
-                name = f'linear_stream_nb{frames}_r{per_warp}'
-            else:
-                per_warp = next((r for r in (4, 2)
-                                 if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * self._sm_count), 1)
-                slots = next((n for n in LINEAR_TILED_FRAMES if frames <= n),
-                             LINEAR_TILED_FRAMES[-1])
-                name = f'linear_tiled_nb{slots}_r{per_warp}'
-            groups = 1 if frames <= LINEAR_STREAM_MAX else -(-frames // LINEAR_TILED_FRAMES[-1])
-            grid = (-(-rows // (per_warp * LINEAR_WARPS)), groups)
-            args = np.zeros(1, LINEAR_ARGS)
-            for key, value in {'weight': params['weight'], 'bias': params['bias'],
-                               'frames': frames, 'in_features': layer.in_features,
-                               'out_features': rows, 'relu': int(layer.relu)}.items():
-                args[key] = value
-        elif kind == 'softmax':
-            classes = layer.in_shape[0]
-            name, grid, shared = 'softmax_topk', (frames, 1), classes * 4
-            args = np.zeros(1, SOFTMAX_ARGS)
-            args['classes'], args['k'] = classes, layer.k
-        else:
-            raise EngineError(f'layer {layer.name!r}: no CUDA kernel for kind {kind!r}')
-        return _Plan(self._function(name), name, grid, shared, args)
+    def _make_plan(self, index: int, frames: int) -> Plan:
+        name, grid, shared, args = launch_record(self.layers[index], self._params[index], frames,
+                                                 self._sm_count, self._conv_tile)
+        return Plan(self._function(name), name, grid, shared, args)
 
     def _chunks(self, count: int) -> list[int]:
         """
@@ -522,20 +384,14 @@ class CudaEngine(Engine):
         self._check_open()
         return self._plan(layer_index, min(batch, self.max_batch)).name
 
-    def _resident_blocks(self, plan: _Plan) -> int:
+    def _resident_blocks(self, plan: Plan) -> int:
         """Blocks of the plan's kernel one SM holds at once (threads, registers, shared memory)."""
         key = f'{plan.name}/{plan.shared}'
         blocks = self._resident.get(key)
         if blocks is None:
-            limits = self._sm_limits
-            warps = THREADS // 32
-            # 256-register units per warp
-            registers = -(-plan.function.num_regs * 32 // 256) * 256 * warps
-            shared = plan.function.shared_size_bytes + plan.shared + limits['reserved']
-            shared = -(-shared // 128) * 128
-            blocks = max(1, min(limits['blocks'], limits['threads'] // THREADS,
-                                limits['registers'] // registers, limits['shared'] // shared))
-            self._resident[key] = blocks
+            blocks = self._resident[key] = resident_blocks(
+                self._sm_limits, plan.function.num_regs, plan.function.shared_size_bytes,
+                plan.shared)
         return blocks
 
     def tb_ratio(self, layer_index: int, batch: int) -> float:
@@ -1068,160 +924,6 @@ class CudaEngine(Engine):
         self._activate()
         self._drv.Context.synchronize()
         self._drv.memcpy_htod(pipeline.outputs[layer_index], value)
-
-    # ----------------------------------------------------------------- costs
-    def _delay(self, stream, ns: int) -> None:
-        self._function('delay')(np.uint64(ns), grid=(1, 1), block=(32, 1, 1), stream=stream)
-
-    def time_launches(self, layer_indices: Sequence[int], pids: Sequence, warmup: int = 3,
-                      repeats: int = 20) -> list[float]:
-        """
-        Return GPU durations (µs) of ``repeats`` runs of the kernel layers ``layer_indices``.
-
-        The layers run in order over ``pids`` on stream 0; a duration spans from the first launch's
-        start to the last one's end. The runs are queued behind a delay kernel, so each starts when
-        the one before ends instead of waiting for the host.
-        """
-        def run():
-            completions = [self.launch(index, pids, 0) for index in layer_indices]
-            return completions[0], completions[-1]
-
-        begin = time.perf_counter()
-        for _ in range(warmup):
-            run()
-        issue_s = (time.perf_counter() - begin) / max(warmup, 1)
-        self._delay(self._streams[0], int(2e9 * issue_s * repeats) + 1_000_000)
-        runs = [run() for _ in range(repeats)]
-        runs[-1][1].wait()
-        self._activate()
-        try:
-            return [last.events[1].time_since(first.events[0]) * 1000 for first, last in runs]
-        except self._drv.Error as error:
-            raise EngineError(f'reading launch events failed: {error}') from error
-
-    def time_side_by_side(self, layer_index: int | None, groups: Sequence[Sequence],
-                          warmup: int = 3, repeats: int = 20) -> list[list[tuple[float, float]]]:
-        """
-        Return when each of several launches, started together, began and ended, for each run.
-
-        One launch of kernel layer ``layer_index`` per group of pipelines, each on its own stream
-        (``layer_index`` None: the copies of the groups' staged images to the device, as a layer-0
-        launch makes them). Each run starts when the one before has ended on every stream, and
-        gives (begin, end) in µs after its start for each launch, in the order of ``groups``: the
-        other streams wait for the first one's start, so theirs begin a few µs late. The runs are
-        queued behind a delay kernel, so that they follow one another on the GPU instead of
-        waiting for the host.
-        """
-        self._check_open()
-        if not 1 <= len(groups) <= len(self._streams):
-            raise ValueError(f'groups: {len(groups)} launches side by side; the engine has '
-                             f'{len(self._streams)} streams')
-        drv = self._drv
-        self._activate()
-        streams = self._streams[:len(groups)]
-        pipelines = [[self._pipeline(pid) for pid in pids] for pids in groups]
-        ends = [None] * len(groups)
-
-        def run():
-            start = drv.Event()
-            for end in ends[1:]:
-                if end is not None:
-                    streams[0].wait_for_event(end)
-            start.record(streams[0])
-            marks = []
-            for number, (stream, chunk) in enumerate(zip(streams, pipelines)):
-                if number:
-                    stream.wait_for_event(start)
-                begin, ends[number] = drv.Event(), drv.Event()
-                begin.record(stream)
-                if layer_index is None:
-                    self._upload(chunk, stream)
-                else:
-                    self._enqueue(layer_index, self._columns_of(chunk), stream)
-                ends[number].record(stream)
-                marks.append((begin, ends[number]))
-            return start, marks
-
-        try:
-            warm_from = time.perf_counter()
-            for _ in range(warmup):
-                run()
-            issue_s = (time.perf_counter() - warm_from) / max(warmup, 1)
-            self._delay(streams[0], int(2e9 * issue_s * repeats) + 1_000_000)
-            runs = [run() for _ in range(repeats)]
-            for end in ends:
-                end.synchronize()
-            return [[(first.time_since(start) * 1000, last.time_since(start) * 1000)
-                     for first, last in marks] for start, marks in runs]
-        except drv.Error as error:
-            raise EngineError(f'timing launches side by side failed: {error}') from error
-
-    def calibrate(self, batches: Sequence[int] | None = None, repeats: int = 20,
-                  warmup: int = 3) -> CostTable:
-        """
-        Measure the median GPU time of each kernel layer's launch per batch size.
-
-        ``batches`` None: 1 .. ``max_batch``, every batch one kernel launch takes.
-
-        CUDA events, after warm-up, with the occupancy tbRatio; layer 0 includes the image uploads
-        (a nominal camera image per frame), and the table's ``copies`` say how long the uploads
-        alone take per batch size (:meth:`time_side_by_side`).
-        """
-        self._check_open()
-        if batches is None:
-            batches = range(1, self.max_batch + 1)
-        batches = sorted({int(b) for b in batches})
-        if not batches or batches[0] < 1:
-            raise ValueError(f'batches={batches}: need batch sizes >= 1')
-        pids = [('calibration', i) for i in range(batches[-1])]
-        image = np.random.default_rng(0).integers(0, 256, self.layers[0].in_shape, dtype=np.uint8)
-        encoding = {1: 'mono8', 3: 'rgb8', 4: 'rgba8'}[image.shape[2]]
-        entries: dict[str, dict[int, tuple[float, float]]] = {
-            layer.name: {} for layer in self.layers}
-        try:
-            for pid in pids:
-                self.open_pipeline(pid)
-                self.set_input(pid, image, encoding)
-            for index in range(len(self.layers)):
-                self.launch(index, pids, 0).wait()
-            for index, layer in enumerate(self.layers):
-                for batch in batches:
-                    durations = self.time_launches([index], pids[:batch], warmup, repeats)
-                    entries[layer.name][batch] = (max(statistics.median(durations), 1e-3),
-                                                  self.tb_ratio(index, batch))
-            copies = {}
-            for batch in batches:
-                runs = self.time_side_by_side(None, [pids[:batch]], warmup, repeats)
-                # below the launch that makes them (the table's rule), however the medians fall
-                copies[batch] = min(statistics.median(run[0][1] for run in runs),
-                                    0.99 * entries[self.layers[0].name][batch][0])
-        finally:
-            for pid in pids:
-                if pid in self._pipelines:
-                    self.close_pipeline(pid)
-        return CostTable(self.network, entries, self.device_name, 'measured',
-                         datetime.date.today().isoformat(), copies=copies)
-
-    def cost_table(self) -> CostTable:
-        """
-        Return the table at ``cost_table_path`` when it exists, else one calibration.
-
-        The calibration is saved there when a path was given; computed once per engine.
-        """
-        if self._cost_table is None:
-            path = self.cost_table_path
-            if path is not None and os.path.isfile(path):
-                self._cost_table = CostTable.load(path, self.network)
-            else:
-                table = self.calibrate()
-                if path is not None:
-                    try:
-                        table.save(path)
-                    except OSError as error:
-                        raise CostTableError('cannot save the calibrated cost table '
-                                             f'to {path!r}: {error}') from error
-                self._cost_table = table
-        return self._cost_table
 
     # ----------------------------------------------------------------- shutdown
     def close(self) -> None:

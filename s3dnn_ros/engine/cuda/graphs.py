@@ -26,14 +26,13 @@ import numpy as np
 
 from .abi import MAX_FRAMES, PREPROCESS_ARGS
 from .driver import driver_api
+from .plans import THREADS
 from ..base import EngineError
 
 #: executable graphs an engine makes at most
 GRAPH_INSTANCES = 256
 #: words of one record: the largest argument struct (PREPROCESS_ARGS, 1056 bytes)
 RECORD_WORDS = PREPROCESS_ARGS.itemsize // 8
-#: threads per block of every kernel
-THREADS = 256
 #: CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread's unsafe calls break the capture
 _CAPTURE_THREAD_LOCAL = 1
 #: where layer 0's record (PREPROCESS_ARGS) holds the images' metas, in int32 words
