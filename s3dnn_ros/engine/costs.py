@@ -42,6 +42,7 @@ import json
 import math
 import os
 import re
+from typing import Callable
 
 from ..model.alexnet import Network
 from ..model.layers import Layer
@@ -94,6 +95,35 @@ GPUS = {
 }
 
 
+def _conv_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
+    _, oh, ow = layer.out_shape
+    blocks = math.ceil(layer.out_channels / 64) * math.ceil(batch * oh * ow / 64)
+    return blocks, 256, 128, 16 * 1024
+
+
+def _linear_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
+    if batch <= 16:
+        return math.ceil(layer.out_features / 8), 256, 64, 0
+    return math.ceil(layer.out_features / 64) * math.ceil(batch / 64), 256, 128, 16 * 1024
+
+
+def _pointwise_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
+    return math.ceil(batch * math.prod(layer.out_shape) / 256), 256, 32, 0
+
+
+#: (layer, batch) -> (blocks, threads per block, registers per thread, shared bytes per block) of
+#: each kernel layer kind (:func:`nominal_geometry`)
+NOMINAL_GEOMETRY: dict[str, Callable[[Layer, int], tuple[int, int, int, int]]] = {
+    'preprocess': lambda layer, batch: (
+        math.ceil(batch * layer.out_shape[1] * layer.out_shape[2] / 256), 256, 32, 0),
+    'conv': _conv_geometry,
+    'maxpool': _pointwise_geometry,
+    'avgpool': _pointwise_geometry,
+    'linear': _linear_geometry,
+    'softmax': lambda layer, batch: (batch, 256, 32, 0),
+}
+
+
 def nominal_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
     """
     Return the geometry of a straightforward kernel for ``layer``.
@@ -105,22 +135,10 @@ def nominal_geometry(layer: Layer, batch: int) -> tuple[int, int, int, int]:
     preprocessing); linear: one warp per output row, 8 rows a block, for batch <= 16, 64x64 tiles
     beyond; softmax: one block per frame.
     """
-    if layer.kind == 'conv':
-        _, oh, ow = layer.out_shape
-        blocks = math.ceil(layer.out_channels / 64) * math.ceil(batch * oh * ow / 64)
-        return blocks, 256, 128, 16 * 1024
-    if layer.kind == 'preprocess':
-        _, h, w = layer.out_shape
-        return math.ceil(batch * h * w / 256), 256, 32, 0
-    if layer.kind in ('maxpool', 'avgpool'):
-        return math.ceil(batch * math.prod(layer.out_shape) / 256), 256, 32, 0
-    if layer.kind == 'linear':
-        if batch <= 16:
-            return math.ceil(layer.out_features / 8), 256, 64, 0
-        return math.ceil(layer.out_features / 64) * math.ceil(batch / 64), 256, 128, 16 * 1024
-    if layer.kind == 'softmax':
-        return batch, 256, 32, 0
-    raise ValueError(f'no kernel geometry for layer kind {layer.kind!r}')
+    geometry = NOMINAL_GEOMETRY.get(layer.kind)
+    if geometry is None:
+        raise ValueError(f'no kernel geometry for layer kind {layer.kind!r}')
+    return geometry(layer, batch)
 
 
 def estimate_layer(layer: Layer, batch: int, gpu: GpuSpec) -> tuple[float, float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import time
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -169,29 +169,31 @@ def softmax_topk(logits: np.ndarray, k: int) -> np.ndarray:
     return np.stack([top, ids.astype(np.float32)], axis=1)
 
 
-def run_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-    """
-    Run one non-preprocess layer on a batch.
+#: the numpy op of each layer kind that takes a batch of activations: (layer, x, params) -> y.
+#: A new layer kind adds its op here, its kernel to ``cuda/plans.py`` and its nominal geometry to
+#: ``costs.py`` (``test/test_layer_kinds.py`` checks that every kind has all three).
+LAYER_OPS: dict[str, Callable[[Layer, np.ndarray, dict[str, np.ndarray]], np.ndarray]] = {
+    'conv': lambda layer, x, p: conv2d(x, p['weight'], p['bias'], layer.stride, layer.padding,
+                                       layer.relu),
+    'maxpool': lambda layer, x, p: maxpool2d(x, layer.kernel, layer.stride),
+    'avgpool': lambda layer, x, p: adaptive_avgpool2d(x, layer.out_shape[1]),
+    'flatten': lambda layer, x, p: x.reshape(x.shape[0], -1),
+    # a linear layer flattens an (N, C, H, W) input itself
+    'linear': lambda layer, x, p: linear(x.reshape(x.shape[0], -1), p['weight'], p['bias'],
+                                         layer.relu),
+    'softmax': lambda layer, x, p: softmax_topk(x, layer.k),
+}
 
-    A linear layer flattens an (N, C, H, W) input itself.
-    """
-    kind = layer.kind
-    if kind == 'conv':
-        return conv2d(x, params['weight'], params['bias'], layer.stride, layer.padding, layer.relu)
-    if kind == 'maxpool':
-        return maxpool2d(x, layer.kernel, layer.stride)
-    if kind == 'avgpool':
-        return adaptive_avgpool2d(x, layer.out_shape[1])
-    if kind == 'flatten':
-        return x.reshape(x.shape[0], -1)
-    if kind == 'linear':
-        return linear(x.reshape(x.shape[0], -1), params['weight'], params['bias'], layer.relu)
-    if kind == 'softmax':
-        return softmax_topk(x, layer.k)
-    if kind == 'preprocess':
+
+def run_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    """Run one layer on a batch (every kind of :data:`LAYER_OPS`; preprocess takes images)."""
+    op = LAYER_OPS.get(layer.kind)
+    if op is not None:
+        return op(layer, x, params)
+    if layer.kind == 'preprocess':
         raise ValueError(f'layer {layer.name!r} takes images: '
                          'call preprocess/preprocess_batch instead')
-    raise ValueError(f'layer {layer.name!r} has unknown kind {kind!r}')
+    raise ValueError(f'layer {layer.name!r} has unknown kind {layer.kind!r}')
 
 
 def layer_params(network: Network, weights: Weights, layer: Layer) -> dict[str, np.ndarray]:

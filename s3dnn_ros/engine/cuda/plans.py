@@ -17,7 +17,7 @@ weight-streaming kernels up to LINEAR_STREAM_MAX frames, tiled ones of 8 or 16 f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -75,6 +75,37 @@ class Plan:
         return self.grid[0] * self.grid[1]
 
 
+def _conv_layout(layer: Layer, params: dict[str, np.ndarray]) -> dict[str, np.ndarray | int]:
+    m, c, k, _ = params['weight'].shape
+    _, height, width = layer.in_shape
+    depth = c * k * k
+    kp = -(-depth // CONV_K_ALIGN) * CONV_K_ALIGN
+    mp = -(-m // CONV_M_ALIGN) * CONV_M_ALIGN
+    transposed = np.zeros((kp, mp), np.float32)
+    transposed[:depth, :m] = params['weight'].reshape(m, depth).T
+    channel, rest = np.divmod(np.arange(depth), k * k)
+    kh, kw = np.divmod(rest, k)
+    ktab = np.empty((kp, 2), np.int32)
+    ktab[:depth, 0] = channel * height * width + kh * width + kw
+    ktab[:depth, 1] = (kh << 16) | kw
+    ktab[depth:] = (0, CONV_PADDED_KH << 16)
+    return {'weight': transposed, 'bias': params['bias'], 'ktab': ktab, 'Kp': kp, 'Mp': mp}
+
+
+def _linear_layout(layer: Layer, params: dict[str, np.ndarray]) -> dict[str, np.ndarray | int]:
+    if layer.in_features % 4:
+        raise EngineError(f'{layer.name}: in_features={layer.in_features} must be a '
+                          'multiple of 4 (rows are read in 16-byte loads)')
+    return {'weight': params['weight'], 'bias': params['bias']}
+
+
+#: the parameter layout of each layer kind that has parameters (:func:`param_layout`)
+PARAM_LAYOUTS: dict[str, Callable[[Layer, dict[str, np.ndarray]], dict[str, np.ndarray | int]]] = {
+    'conv': _conv_layout,
+    'linear': _linear_layout,
+}
+
+
 def param_layout(layer: Layer, params: dict[str, np.ndarray]) -> dict[str, np.ndarray | int]:
     """
     Return one layer's parameters as its kernel reads them: host arrays to upload, and sizes.
@@ -86,27 +117,8 @@ def param_layout(layer: Layer, params: dict[str, np.ndarray]) -> dict[str, np.nd
     ``bias`` as they are (``in_features`` must be a multiple of 4: rows are read in 16-byte loads).
     Other kinds have none.
     """
-    if layer.kind == 'conv':
-        m, c, k, _ = params['weight'].shape
-        _, height, width = layer.in_shape
-        depth = c * k * k
-        kp = -(-depth // CONV_K_ALIGN) * CONV_K_ALIGN
-        mp = -(-m // CONV_M_ALIGN) * CONV_M_ALIGN
-        transposed = np.zeros((kp, mp), np.float32)
-        transposed[:depth, :m] = params['weight'].reshape(m, depth).T
-        channel, rest = np.divmod(np.arange(depth), k * k)
-        kh, kw = np.divmod(rest, k)
-        ktab = np.empty((kp, 2), np.int32)
-        ktab[:depth, 0] = channel * height * width + kh * width + kw
-        ktab[:depth, 1] = (kh << 16) | kw
-        ktab[depth:] = (0, CONV_PADDED_KH << 16)
-        return {'weight': transposed, 'bias': params['bias'], 'ktab': ktab, 'Kp': kp, 'Mp': mp}
-    if layer.kind == 'linear':
-        if layer.in_features % 4:
-            raise EngineError(f'{layer.name}: in_features={layer.in_features} must be a '
-                              'multiple of 4 (rows are read in 16-byte loads)')
-        return {'weight': params['weight'], 'bias': params['bias']}
-    return {}
+    layout = PARAM_LAYOUTS.get(layer.kind)
+    return {} if layout is None else layout(layer, params)
 
 
 def pick_conv_tile(m: int, n: int, sm_count: int) -> tuple[int, int]:
@@ -123,9 +135,88 @@ def pick_conv_tile(m: int, n: int, sm_count: int) -> tuple[int, int]:
     return 64, 64
 
 
+#: what a launch record function returns: kernel name, grid, dynamic shared bytes, the record
+Record = tuple[str, tuple[int, int], int, np.ndarray]
+
+
+def _fill(args: np.ndarray, values: dict) -> np.ndarray:
+    for key, value in values.items():
+        args[key] = value
+    return args
+
+
+def _preprocess_record(layer: Layer, params: dict[str, int], frames: int, sm_count: int,
+                       conv_tile: tuple[int, int] | None) -> Record:
+    size = layer.out_shape[1]
+    args = _fill(np.zeros(1, PREPROCESS_ARGS),
+                 {'mean': layer.mean, 'std': layer.std, 'size': size})
+    return 'preprocess', (-(-size * size // THREADS), frames), 0, args
+
+
+def _conv_record(layer: Layer, params: dict[str, int], frames: int, sm_count: int,
+                 conv_tile: tuple[int, int] | None) -> Record:
+    channels, height, width = layer.in_shape
+    m, out_h, out_w = layer.out_shape
+    tile = conv_tile or pick_conv_tile(m, frames * out_h * out_w, sm_count)
+    grid = (-(-frames * out_h * out_w // tile[1]), -(-m // tile[0]))
+    args = _fill(np.zeros(1, CONV_ARGS), {
+        'weight': params['weight'], 'bias': params['bias'], 'ktab': params['ktab'],
+        'frames': frames, 'channels': channels, 'height': height, 'width': width, 'M': m,
+        'Mp': params['Mp'], 'Kp': params['Kp'], 'out_h': out_h, 'out_w': out_w,
+        'stride': layer.stride, 'pad': layer.padding, 'relu': int(layer.relu)})
+    return f'conv2d_{tile[0]}x{tile[1]}', grid, 0, args
+
+
+def _pool_record(layer: Layer, params: dict[str, int], frames: int, sm_count: int,
+                 conv_tile: tuple[int, int] | None) -> Record:
+    channels, height, width = layer.in_shape
+    _, out_h, out_w = layer.out_shape
+    name = 'maxpool2d' if layer.kind == 'maxpool' else 'adaptive_avgpool2d'
+    args = _fill(np.zeros(1, POOL_ARGS), {
+        'channels': channels, 'height': height, 'width': width, 'out_h': out_h, 'out_w': out_w,
+        'kernel': getattr(layer, 'kernel', 0), 'stride': getattr(layer, 'stride', 0),
+        'frames': frames})
+    return name, (-(-channels * out_h * out_w // THREADS), frames), 0, args
+
+
+def _linear_record(layer: Layer, params: dict[str, int], frames: int, sm_count: int,
+                   conv_tile: tuple[int, int] | None) -> Record:
+    rows = layer.out_features
+    if frames <= LINEAR_STREAM_MAX:
+        per_warp = 2 if -(-rows // (2 * LINEAR_WARPS)) >= 0.9 * sm_count else 1
+        name = f'linear_stream_nb{frames}_r{per_warp}'
+    else:
+        per_warp = next((r for r in (4, 2)
+                         if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * sm_count), 1)
+        slots = next((n for n in LINEAR_TILED_FRAMES if frames <= n), LINEAR_TILED_FRAMES[-1])
+        name = f'linear_tiled_nb{slots}_r{per_warp}'
+    groups = 1 if frames <= LINEAR_STREAM_MAX else -(-frames // LINEAR_TILED_FRAMES[-1])
+    args = _fill(np.zeros(1, LINEAR_ARGS), {
+        'weight': params['weight'], 'bias': params['bias'], 'frames': frames,
+        'in_features': layer.in_features, 'out_features': rows, 'relu': int(layer.relu)})
+    return name, (-(-rows // (per_warp * LINEAR_WARPS)), groups), 0, args
+
+
+def _softmax_record(layer: Layer, params: dict[str, int], frames: int, sm_count: int,
+                    conv_tile: tuple[int, int] | None) -> Record:
+    classes = layer.in_shape[0]
+    args = _fill(np.zeros(1, SOFTMAX_ARGS), {'classes': classes, 'k': layer.k})
+    return 'softmax_topk', (frames, 1), classes * 4, args
+
+
+#: the launch record function of each kernel layer kind (:func:`launch_record`)
+LAUNCH_RECORDS: dict[str, Callable[..., Record]] = {
+    'preprocess': _preprocess_record,
+    'conv': _conv_record,
+    'maxpool': _pool_record,
+    'avgpool': _pool_record,
+    'linear': _linear_record,
+    'softmax': _softmax_record,
+}
+
+
 def launch_record(layer: Layer, params: dict[str, int], frames: int, sm_count: int,
-                  conv_tile: tuple[int, int] | None = None
-                  ) -> tuple[str, tuple[int, int], int, np.ndarray]:
+                  conv_tile: tuple[int, int] | None = None) -> Record:
     """
     Return the kernel name, grid, dynamic shared bytes and argument record of one launch.
 
@@ -133,64 +224,10 @@ def launch_record(layer: Layer, params: dict[str, int], frames: int, sm_count: i
     per-frame pointers are left zero. ``conv_tile`` forces a conv tile (None:
     :func:`pick_conv_tile`).
     """
-    kind = layer.kind
-    shared = 0
-    if kind == 'preprocess':
-        size = layer.out_shape[1]
-        name, grid = 'preprocess', (-(-size * size // THREADS), frames)
-        args = np.zeros(1, PREPROCESS_ARGS)
-        args['mean'], args['std'], args['size'] = layer.mean, layer.std, size
-    elif kind == 'conv':
-        channels, height, width = layer.in_shape
-        m, out_h, out_w = layer.out_shape
-        tile = conv_tile or pick_conv_tile(m, frames * out_h * out_w, sm_count)
-        name = f'conv2d_{tile[0]}x{tile[1]}'
-        grid = (-(-frames * out_h * out_w // tile[1]), -(-m // tile[0]))
-        args = np.zeros(1, CONV_ARGS)
-        for key, value in {'weight': params['weight'], 'bias': params['bias'],
-                           'ktab': params['ktab'], 'frames': frames, 'channels': channels,
-                           'height': height, 'width': width, 'M': m, 'Mp': params['Mp'],
-                           'Kp': params['Kp'], 'out_h': out_h, 'out_w': out_w,
-                           'stride': layer.stride, 'pad': layer.padding,
-                           'relu': int(layer.relu)}.items():
-            args[key] = value
-    elif kind in ('maxpool', 'avgpool'):
-        channels, height, width = layer.in_shape
-        _, out_h, out_w = layer.out_shape
-        name = 'maxpool2d' if kind == 'maxpool' else 'adaptive_avgpool2d'
-        grid = (-(-channels * out_h * out_w // THREADS), frames)
-        args = np.zeros(1, POOL_ARGS)
-        for key, value in {'channels': channels, 'height': height, 'width': width,
-                           'out_h': out_h, 'out_w': out_w,
-                           'kernel': getattr(layer, 'kernel', 0),
-                           'stride': getattr(layer, 'stride', 0), 'frames': frames}.items():
-            args[key] = value
-    elif kind == 'linear':
-        rows = layer.out_features
-        if frames <= LINEAR_STREAM_MAX:
-            per_warp = 2 if -(-rows // (2 * LINEAR_WARPS)) >= 0.9 * sm_count else 1
-            name = f'linear_stream_nb{frames}_r{per_warp}'
-        else:
-            per_warp = next((r for r in (4, 2)
-                             if -(-rows // (r * LINEAR_WARPS)) >= 0.9 * sm_count), 1)
-            slots = next((n for n in LINEAR_TILED_FRAMES if frames <= n),
-                         LINEAR_TILED_FRAMES[-1])
-            name = f'linear_tiled_nb{slots}_r{per_warp}'
-        groups = 1 if frames <= LINEAR_STREAM_MAX else -(-frames // LINEAR_TILED_FRAMES[-1])
-        grid = (-(-rows // (per_warp * LINEAR_WARPS)), groups)
-        args = np.zeros(1, LINEAR_ARGS)
-        for key, value in {'weight': params['weight'], 'bias': params['bias'],
-                           'frames': frames, 'in_features': layer.in_features,
-                           'out_features': rows, 'relu': int(layer.relu)}.items():
-            args[key] = value
-    elif kind == 'softmax':
-        classes = layer.in_shape[0]
-        name, grid, shared = 'softmax_topk', (frames, 1), classes * 4
-        args = np.zeros(1, SOFTMAX_ARGS)
-        args['classes'], args['k'] = classes, layer.k
-    else:
-        raise EngineError(f'layer {layer.name!r}: no CUDA kernel for kind {kind!r}')
-    return name, grid, shared, args
+    record = LAUNCH_RECORDS.get(layer.kind)
+    if record is None:
+        raise EngineError(f'layer {layer.name!r}: no CUDA kernel for kind {layer.kind!r}')
+    return record(layer, params, frames, sm_count, conv_tile)
 
 
 def resident_blocks(limits: dict[str, int], registers_per_thread: int, static_shared: int,
