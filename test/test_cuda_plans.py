@@ -16,7 +16,7 @@ from s3dnn_ros.engine.cuda.abi import MAX_FRAMES
 from s3dnn_ros.engine.cuda.plans import (CONV_K_ALIGN, CONV_M_ALIGN, CONV_PADDED_KH, CONV_TILES,
                                          CONV_WIDE_TILE_COVER, launch_record, param_layout,
                                          pick_conv_tile, resident_blocks, THREADS)
-from s3dnn_ros.engine.reference import conv2d
+from s3dnn_ros.engine.reference import conv2d, layer_params
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.model.layers import Linear
 
@@ -66,7 +66,7 @@ def implicit_gemm(layer, layout: dict, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize('layer', CONVS, ids=lambda layer: layer.name)
 def test_conv_layout_gathered_like_the_kernel_gives_the_reference_convolution(layer, weights):
-    params = {suffix: weights[name] for suffix, name in NETWORK.layer_params(layer).items()}
+    params = layer_params(NETWORK, weights, layer)
     layout = param_layout(layer, params)
     x = np.random.default_rng(7).standard_normal(layer.in_shape, dtype=np.float32)
     expected = conv2d(x[None], params['weight'], params['bias'], layer.stride, layer.padding,
@@ -76,7 +76,7 @@ def test_conv_layout_gathered_like_the_kernel_gives_the_reference_convolution(la
 
 @pytest.mark.parametrize('layer', CONVS, ids=lambda layer: layer.name)
 def test_conv_layout_pads_k_and_m_with_zeros_and_out_of_image_taps(layer, weights):
-    params = {suffix: weights[name] for suffix, name in NETWORK.layer_params(layer).items()}
+    params = layer_params(NETWORK, weights, layer)
     layout = param_layout(layer, params)
     m, c, k, _ = params['weight'].shape
     depth = c * k * k
@@ -92,7 +92,7 @@ def test_conv_layout_pads_k_and_m_with_zeros_and_out_of_image_taps(layer, weight
 @pytest.mark.parametrize('frames', [1, 5, MAX_FRAMES])
 def test_conv_grid_covers_the_output_and_reads_weights_in_bounds(tile, frames, weights):
     for layer in CONVS:
-        params = {suffix: weights[name] for suffix, name in NETWORK.layer_params(layer).items()}
+        params = layer_params(NETWORK, weights, layer)
         layout = param_layout(layer, params)
         name, grid, shared, args = launch_record(layer, device_params(layout), frames, SM_COUNT,
                                                  tile)
@@ -148,7 +148,7 @@ def test_every_kernel_a_plan_names_is_defined_with_its_ref_variant(sm_count, wei
     defined = defined_kernels()
     named = set()
     for layer in LAYERS:
-        params = {suffix: weights[name] for suffix, name in NETWORK.layer_params(layer).items()}
+        params = layer_params(NETWORK, weights, layer)
         layout = device_params(param_layout(layer, params))
         tiles = CONV_TILES if layer.kind == 'conv' else (None,)
         for frames in range(1, MAX_FRAMES + 1):
