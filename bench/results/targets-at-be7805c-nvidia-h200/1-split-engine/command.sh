@@ -10,5 +10,5 @@ C="python3 -m s3dnn_ros.tools.bench --sections capacity --cameras 48,192,384,640
 timeout 220 python3 bench/alternate.py --before .trees/start --after .trees/now --rounds 1 --out $OUT/cap -- $C > $OUT/cap.log 2>&1
 timeout 40 python3 bench/worker_profile.py --engine cuda --cameras 640 --seconds 3 --profile --out $OUT/profile > $OUT/profile-640.txt 2>&1
 rm -rf $OUT/*/trees
-for f in $OUT/wp/*/worker_profile-*.json $OUT/cap/*/capacity-*.json; do python3 .whl/summ.py $f 2>&1; done > $OUT/summary.txt 2>&1; cat $OUT/summary.txt | cut -c1-400
+for f in $OUT/wp/*/worker_profile-*.json $OUT/cap/*/capacity-*.json; do python3 .whl/summarize.py $f 2>&1; done > $OUT/summary.txt 2>&1; cat $OUT/summary.txt | cut -c1-400
 cd $OUT && tar czf $TMPDIR/all.tgz . && mv $TMPDIR/all.tgz $OUT/all.tgz
