@@ -5,7 +5,8 @@ Under open-loop cameras, in this process, with no socket and no feeder process b
 
     python3 bench/worker_profile.py [--cameras 192] [--seconds 3] [--max-batch 32]
                                     [--policy s3dnn] [--engine cuda|timed] [--cost-table FILE]
-                                    [--read-every-us 0] [--profile] [--out DIR]
+                                    [--read-every-us 0] [--call-times] [--profile]
+                                    [--out DIR]
 
 Every camera's frame k is due at phase + k / fps (random phase, seeded); the loop hands the frames
 due to the core together (from slots of the cameras' shared-memory rings, as the worker process
@@ -21,6 +22,16 @@ in the host µs per frame).
 that often; default 0, every turn of the loop, as the worker process reads it): the frames a read
 brings (``frames_per_read``) against what each costs the host.
 
+``--call-times`` adds where the means come from: each metered kind's time per call (a read's
+intake, a round's decision, a poll that retired launches, an output hand-over) and each engine
+launch call's, as percentiles with the share of the kind's time spent in its slowest 1% of calls;
+the garbage collector's pauses in the measured span; and, with the CUDA engine, its segment graphs
+made, launched and refused by the start and by the end of that span (a graph made in the span is a
+capture and instantiation inside a launch call).
+
+As in the worker process, what start-up made is frozen out of the garbage collector's scans
+(``gc.freeze``) before the cameras start.
+
 ``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost
 table's GPU time, one launch at a time, so the scheduler's own host cost can be measured on a
 machine without one. ``--profile`` adds a cProfile of the measured span (it slows the loop: the
@@ -31,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import heapq
 import io
 import itertools
@@ -114,9 +126,75 @@ class TimedEngine(Engine):
         return self._result
 
 
+class CallTimes:
+    """
+    The host time of each metered call of a core, and the collector's pauses, while recording.
+
+    It wraps the core's meter (:meth:`WorkerCore.timed`) and its backend's launch call on the
+    instances, so the core itself is unchanged.
+    """
+
+    def __init__(self, core):
+        self.recording = False
+        self.calls: dict[str, list[int]] = {}
+        self.pauses: list[int] = []
+        self._pause_start = 0
+        self.graphs = []
+        self._core = core
+        timed, backend_launch = core.timed, core.backend.launch
+
+        def metered(kind: str, start: int, count: int) -> None:
+            if self.recording:
+                self.calls.setdefault(kind, []).append(time.perf_counter_ns() - start)
+            timed(kind, start, count)
+
+        def launched(launch) -> None:
+            begin = time.perf_counter_ns()
+            backend_launch(launch)
+            if self.recording:
+                self.calls.setdefault('launch call', []).append(time.perf_counter_ns() - begin)
+
+        core.timed, core.backend.launch = metered, launched
+        gc.callbacks.append(self._collected)
+
+    def _collected(self, phase: str, info: dict) -> None:
+        if phase == 'start':
+            self._pause_start = time.perf_counter_ns()
+        elif self.recording:
+            self.pauses.append(time.perf_counter_ns() - self._pause_start)
+
+    def start(self) -> None:
+        self.recording = True
+        self.graphs.append(self._graph_counts())
+
+    def stop(self) -> None:
+        self.recording = False
+        self.graphs.append(self._graph_counts())
+        gc.callbacks.remove(self._collected)
+
+    def _graph_counts(self) -> dict | None:
+        counts = getattr(self._core.engine, 'graph_counts', None)
+        return counts() if counts else None
+
+    def report(self) -> dict:
+        kinds = {}
+        for kind, times in sorted(self.calls.items()):
+            us = np.array(times) / 1000
+            p99 = np.percentile(us, 99)
+            kinds[kind] = {'calls': len(us), 'mean_us': round(float(us.mean()), 2),
+                           **{f'p{q}_us': round(float(np.percentile(us, q)), 2)
+                              for q in (50, 90, 99)},
+                           'max_us': round(float(us.max()), 2),
+                           'slowest_1pct_share': round(float(us[us > p99].sum() / us.sum()), 3)}
+        return {'kinds': kinds,
+                'gc': {'pauses': len(self.pauses), 'total_ms': round(sum(self.pauses) / 1e6, 3),
+                       'max_ms': round(max(self.pauses, default=0) / 1e6, 3)},
+                'graphs_at_start': self.graphs[0], 'graphs_at_end': self.graphs[-1]}
+
+
 def run(core, cameras: int, fps: float, seconds: float, seed: int,
-        profiler: cProfile.Profile | None = None,
-        read_every_ns: int = 0) -> tuple[dict, list[int], int]:
+        profiler: cProfile.Profile | None = None, read_every_ns: int = 0,
+        call_times: CallTimes | None = None) -> tuple[dict, list[int], int]:
     """
     Deliver every camera's frames at their due times for WARMUP_S + ``seconds``.
 
@@ -139,6 +217,8 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
             kept = [len(pipeline.stats.latencies_ns) for pipeline in core.pipelines]
             if profiler:
                 profiler.enable()
+            if call_times:
+                call_times.start()
         ready = []  # the cameras' side: not the worker's host time
         while due[0][0] <= now and now - read_ns >= read_every_ns:
             when, camera, k = due[0]
@@ -157,6 +237,8 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
         core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))
     if profiler:
         profiler.disable()
+    if call_times:
+        call_times.stop()
     return before, kept, reads
 
 
@@ -175,6 +257,8 @@ def main() -> int:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--read-every-us', type=non_negative_float, default=0.0,
                         help='hand the frames due over at most this often (default 0: every turn)')
+    parser.add_argument('--call-times', action='store_true',
+                        help="each metered call's host time (percentiles), GC pauses, graphs")
     parser.add_argument('--profile', action='store_true',
                         help='cProfile the measured span (slows the loop)')
     parser.add_argument('--out', type=Path)
@@ -195,9 +279,13 @@ def main() -> int:
             began = time.perf_counter_ns()
             core.open_ring(camera, ring.name, slot_bytes, SLOTS, 0)
             opening_ns += time.perf_counter_ns() - began
+        # as the worker process does once built
+        gc.collect()
+        gc.freeze()
         profiler = cProfile.Profile() if args.profile else None
+        call_times = CallTimes(core) if args.call_times else None
         before, kept, reads = run(core, args.cameras, args.fps, args.seconds, args.seed,
-                                  profiler, round(args.read_every_us * 1000))
+                                  profiler, round(args.read_every_us * 1000), call_times)
         after = core.snapshot()
     finally:
         core.close()
@@ -237,6 +325,8 @@ def main() -> int:
               # what attaching and page-locking a camera's ring cost the worker's loop
               'ring_open_ms': round(opening_ns / args.cameras / 1e6, 3),
               'host_costs': after['host_costs']}
+    if call_times:
+        report['call_times'] = call_times.report()
     print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: '
           f'released {totals["released"]}, completed {totals["completed"]}, '
           f'missed {totals["missed"]}, p50 {report["p50_ms"]} ms, p99 {report["p99_ms"]} ms, '
@@ -249,6 +339,11 @@ def main() -> int:
           f'{report["hold_us_per_frame"]} µs/frame in those that launched nothing, '
           f'{report["ring_open_ms"]} ms to open a ring, '
           f'host costs {report["host_costs"]}')
+    if call_times:
+        calls = report['call_times']
+        for kind, times in calls['kinds'].items():
+            print(f'  {kind}: {times}')
+        print(f"  gc {calls['gc']}, graphs {calls['graphs_at_start']} -> {calls['graphs_at_end']}")
     if profiler:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats('tottime').print_stats(30)

@@ -12,7 +12,7 @@ from process_helpers import repo_env, REPO_ROOT, run
 
 def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
     command = [sys.executable, 'bench/worker_profile.py', '--engine', 'timed', '--cameras', '8',
-               '--seconds', '1', '--max-batch', '4', '--out', str(tmp_path)]
+               '--seconds', '1', '--max-batch', '4', '--call-times', '--out', str(tmp_path)]
     result = run(command, timeout=120, cwd=REPO_ROOT,
                  env=repo_env())
     assert result.returncode == 0, result.stderr[-3000:]
@@ -32,6 +32,17 @@ def test_worker_loop_profile_reports_frames_and_host_costs(tmp_path):
     assert report['dequeues_per_frame'] > 0 and report['hold_us_per_frame'] >= 0
     # from a frame's due time to its result, over the frames completed in the measured second
     assert 0 < report['p50_ms'] <= report['p99_ms']
+    # --call-times: every metered kind of work and the launch calls, call by call
+    calls = report['call_times']
+    assert {'arrive', 'decide', 'retire', 'output', 'launch call'} <= set(calls['kinds'])
+    for kind in calls['kinds'].values():
+        assert kind['calls'] > 0
+        assert 0 < kind['p50_us'] <= kind['p90_us'] <= kind['p99_us'] <= kind['max_us']
+        assert 0 <= kind['slowest_1pct_share'] < 1
+    # a metered decision issued at least one launch, each launch one launch call
+    assert calls['kinds']['launch call']['calls'] >= calls['kinds']['decide']['calls']
+    assert calls['gc']['pauses'] >= 0 and calls['gc']['max_ms'] <= calls['gc']['total_ms'] + 1e-9
+    assert calls['graphs_at_start'] is None and calls['graphs_at_end'] is None  # no CUDA engine
 
 
 def test_worker_loop_profile_hands_frames_over_at_the_read_pace_asked(tmp_path):
