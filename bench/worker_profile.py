@@ -173,8 +173,7 @@ class CallTimes:
         gc.callbacks.remove(self._collected)
 
     def _graph_counts(self) -> dict | None:
-        counts = getattr(self._core.engine, 'graph_counts', None)
-        return counts() if counts else None
+        return getattr(self._core.engine, 'graph_counts', None)  # the CUDA engine's property
 
     def report(self) -> dict:
         kinds = {}
