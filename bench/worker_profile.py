@@ -139,7 +139,7 @@ class CallTimes:
         self.calls: dict[str, list[int]] = {}
         self.pauses: list[int] = []
         self._pause_start = 0
-        self.graphs = []
+        self.graphs_at_start = self.graphs_at_end = None
         self._core = core
         timed, backend_launch = core.timed, core.backend.launch
 
@@ -165,11 +165,11 @@ class CallTimes:
 
     def start(self) -> None:
         self.recording = True
-        self.graphs.append(self._graph_counts())
+        self.graphs_at_start = self._graph_counts()
 
     def stop(self) -> None:
         self.recording = False
-        self.graphs.append(self._graph_counts())
+        self.graphs_at_end = self._graph_counts()
         gc.callbacks.remove(self._collected)
 
     def _graph_counts(self) -> dict | None:
@@ -188,7 +188,7 @@ class CallTimes:
         return {'kinds': kinds,
                 'gc': {'pauses': len(self.pauses), 'total_ms': round(sum(self.pauses) / 1e6, 3),
                        'max_ms': round(max(self.pauses, default=0) / 1e6, 3)},
-                'graphs_at_start': self.graphs[0], 'graphs_at_end': self.graphs[-1]}
+                'graphs_at_start': self.graphs_at_start, 'graphs_at_end': self.graphs_at_end}
 
 
 def run(core, cameras: int, fps: float, seconds: float, seed: int,
