@@ -1,8 +1,47 @@
 from glob import glob
+import importlib.util
+import os
+import sys
+import sysconfig
 
 from setuptools import find_packages, setup
 
 package_name = 's3dnn_ros'
+
+
+def compiled_extensions():
+    """
+    Return mypyc's C extensions of the scheduler's per-frame path (s3dnn_ros/native.py).
+
+    S3DNN_COMPILE: auto (default) compiles where mypyc and the Python headers are installed and
+    says why not otherwise; 1 requires it; 0 builds the package interpreted.
+    """
+    mode = os.environ.get('S3DNN_COMPILE', 'auto')
+    if mode not in ('auto', '0', '1'):
+        sys.exit(f'S3DNN_COMPILE={mode!r}: allowed auto, 0, 1')
+    if mode == '0':
+        print('s3dnn_ros: S3DNN_COMPILE=0: the scheduler is built interpreted', file=sys.stderr)
+        return []
+    why = None
+    if importlib.util.find_spec('mypyc') is None:
+        why = 'mypyc is not installed (pip install mypy)'
+    elif not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')):
+        why = 'the Python headers (Python.h) are not installed'
+    if why:
+        if mode == '1':
+            sys.exit(f'S3DNN_COMPILE=1: {why}')
+        print(f's3dnn_ros: {why}: the scheduler is built interpreted', file=sys.stderr)
+        return []
+    from mypyc.build import mypycify
+    spec = importlib.util.spec_from_file_location('native', os.path.join(package_name,
+                                                                         'native.py'))
+    native = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(native)
+    sources = [os.path.join(*name.split('.')) + '.py' for name in native.COMPILED]
+    return mypycify(['--check-untyped-defs', '--follow-imports=silent',
+                     '--ignore-missing-imports', *sources],
+                    group_name=package_name + '.native', target_dir=os.path.join('build', 'mypyc'))
+
 
 setup(
     name=package_name,
@@ -24,7 +63,8 @@ setup(
         'torch': ['torch'],
         'bag': ['rosbags'],
     },
-    zip_safe=True,
+    ext_modules=compiled_extensions(),
+    zip_safe=False,
     maintainer='s3dnn_ros maintainers',
     maintainer_email='maintainers@s3dnn-ros.org',
     description='S3DNN real-time GPU DNN scheduling for ROS 2 perception',

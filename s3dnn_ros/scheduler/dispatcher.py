@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 import threading
 import time
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, cast, Protocol, Sequence
 
 from .job import Frame, Group, Launch, Pipeline, PipelineStats
 from .policies import Policy
@@ -190,7 +190,7 @@ class Dispatcher:
                 continue
             arrived += 1
             if pipeline.current is None:
-                starting.append(self._next_current(pipeline))
+                starting.append(self._take_current(pipeline))
                 if early and len(starting) == STAGE_MIN_FRAMES:
                     self.backend.stage(starting)
                     staged, early = STAGE_MIN_FRAMES, False
@@ -265,11 +265,13 @@ class Dispatcher:
 
     def _next_current(self, pipeline: Pipeline) -> Frame | None:
         """Make the oldest queued frame of ``pipeline`` its current one (not yet enqueued)."""
+        return self._take_current(pipeline) if pipeline.queue else None
+
+    def _take_current(self, pipeline: Pipeline) -> Frame:
+        """Make the oldest frame of ``pipeline``'s queue, which holds one, its current one."""
         self._settled = self._ahead_settled = False
-        if pipeline.queue:
-            frame = pipeline.current = pipeline.queue.popleft()
-            return frame
-        return None
+        frame = pipeline.current = pipeline.queue.popleft()
+        return frame
 
     def _start_next(self, pipeline: Pipeline, now: int | None = None) -> None:
         # a frame that starts alone, or after its camera's previous one, is staged by its first
@@ -469,7 +471,7 @@ class Dispatcher:
     def _retire(self, launch: Launch) -> None:
         self._settled = self._ahead_settled = False
         self.inflight.remove(launch)
-        group = launch.group
+        group = cast(Group, launch.group)
         launch.group = None  # no cycle left for the garbage collector
         group.pending -= 1
         if group.pending == 0:
@@ -750,7 +752,7 @@ class EngineBackend:
             self._uploads_done()
         return True
 
-    def results(self, frames: Sequence[Frame]) -> Sequence[Any]:
+    def results(self, frames: Sequence[Frame]) -> Any:
         return self.engine.results([frame.pipeline.id for frame in frames])
 
     def busy_ns(self) -> int:

@@ -41,9 +41,9 @@ class Frame:
         self.next_layer = 0
         self.done_layers = 0
         self.stream = pipeline.stream
-        self.result = None
-        self.started_ns = None  # when its first layer was launched
-        self.finish_ns = None
+        self.result: Any = None
+        self.started_ns: int | None = None  # when its first layer was launched
+        self.finish_ns: int | None = None
         self.staged = False  # its image went to the engine before its first launch (Backend.stage)
 
     @property

@@ -38,7 +38,7 @@ from bisect import insort
 from collections import Counter, deque
 from itertools import chain, count, repeat
 import math
-from typing import Sequence
+from typing import cast, ClassVar, Sequence
 
 from .job import Frame, Group, KernelTask, Launch
 from ..engine.costs import CostTable, HostCosts, NOMINAL_HOST
@@ -86,16 +86,16 @@ SHED_DECAY_NS = 250_000_000
 class Policy(ABC):
     """Holds the ready queue Q, kept sorted by ``(key, seq)``."""
 
-    name = 'policy'
+    name: ClassVar[str] = 'policy'
     #: dispatch rounds on the GPU at once (None: unlimited); 2 lets the next round be decided and
     #: queued on the GPU while the current one runs, so the GPU does not wait for the host.
     max_inflight: int | None = 2
     #: whether ``max_inflight`` may be changed (the whole-frame baselines define theirs)
-    inflight_configurable = True
+    inflight_configurable: ClassVar[bool] = True
     #: whether every launch goes to one stream (an engine needs no more)
-    single_stream = False
+    single_stream: ClassVar[bool] = False
     #: whether :meth:`run_ahead` can return launches (the dispatcher asks only then)
-    runs_ahead = False
+    runs_ahead: ClassVar[bool] = False
 
     def __init__(self, costs: CostTable, firm: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
                  max_inflight: int | None = None):
@@ -306,7 +306,7 @@ class Policy(ABC):
         the network updates a smoothed mean and mean deviation (gains 1/8 and 1/4), as does the
         least time of a frame found lost half-way (:meth:`lost`).
         """
-        self._sample(now_ns - frame.started_ns, now_ns)
+        self._sample(now_ns - cast(int, frame.started_ns), now_ns)
 
     def _sample(self, sample: int, now_ns: int) -> None:
         self._estimated_ns = now_ns
@@ -497,13 +497,14 @@ class S3dnnPolicy(Policy):
        change no answer of a DEQUEUE, so the dispatcher need not ask again).
     """
 
-    name = 's3dnn'
-    fusion = True
-    look_ahead = True
-    runs_ahead = True
+    name: ClassVar[str] = 's3dnn'
+    fusion: ClassVar[bool] = True
+    look_ahead: ClassVar[bool] = True
+    runs_ahead: ClassVar[bool] = True
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, costs: CostTable, firm: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
+                 max_inflight: int | None = None):
+        super().__init__(costs, firm, max_batch, max_inflight)
         self._arrivals: deque[int] = deque()
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
         # (the host costs they were worked out for, _batch_costs)
@@ -927,10 +928,10 @@ class S3dnnPolicy(Policy):
 class FifoPolicy(S3dnnPolicy):
     """tbRatio grouping in release order; no fusion, no look-ahead."""
 
-    name = 'fifo'
-    fusion = False
-    look_ahead = False
-    runs_ahead = False
+    name: ClassVar[str] = 'fifo'
+    fusion: ClassVar[bool] = False
+    look_ahead: ClassVar[bool] = False
+    runs_ahead: ClassVar[bool] = False
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.release_ns
@@ -939,7 +940,7 @@ class FifoPolicy(S3dnnPolicy):
 class EdfPolicy(FifoPolicy):
     """tbRatio grouping in absolute-deadline order; no fusion, no look-ahead."""
 
-    name = 'edf'
+    name: ClassVar[str] = 'edf'
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.deadline_ns
@@ -948,7 +949,7 @@ class EdfPolicy(FifoPolicy):
 class WholeFramePolicy(Policy):
     """Baselines that issue all kernels of a frame at once, in release order."""
 
-    inflight_configurable = False
+    inflight_configurable: ClassVar[bool] = False
 
     def key(self, frame: Frame, layer: int) -> int:
         return frame.release_ns
@@ -969,9 +970,9 @@ class WholeFramePolicy(Policy):
 class SequentialPolicy(WholeFramePolicy):
     """One stream, one frame at a time."""
 
-    name = 'sequential'
-    max_inflight = 1
-    single_stream = True
+    name: ClassVar[str] = 'sequential'
+    max_inflight: int | None = 1
+    single_stream: ClassVar[bool] = True
 
     def stream_of(self, frame: Frame) -> int:
         return 0
@@ -980,8 +981,8 @@ class SequentialPolicy(WholeFramePolicy):
 class StreamsPolicy(WholeFramePolicy):
     """One stream per pipeline, every frame issued as soon as it starts."""
 
-    name = 'streams'
-    max_inflight = None
+    name: ClassVar[str] = 'streams'
+    max_inflight: int | None = None
 
 
 POLICIES = {cls.name: cls

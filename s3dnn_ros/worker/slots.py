@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from multiprocessing import shared_memory
 import sys
+from typing import Any, cast
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class Ring:
         self.slot_bytes = slot_bytes
         self.slots = slots
         self.generation = generation
-        self.array = np.frombuffer(memory.buf, np.uint8, slot_bytes * slots)
+        self.array: Any = np.frombuffer(cast(Any, memory.buf), np.uint8, slot_bytes * slots)
         # the last image view handed out per slot, with its (height, width, encoding, array id): a
         # camera's frames repeat their geometry, and the engine recognises a view it staged before
         self._views: dict[int, tuple[tuple, np.ndarray]] = {}
