@@ -126,12 +126,23 @@ class TimedEngine(Engine):
         return self._result
 
 
+class _LaunchTimed:
+    """A backend whose launch calls go through ``launched``; everything else is ``backend``'s."""
+
+    def __init__(self, backend, launched):
+        self._backend, self.launch = backend, launched
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
+
+
 class CallTimes:
     """
     The host time of each metered call of a core, and the collector's pauses, while recording.
 
-    It wraps the core's meter (:meth:`WorkerCore.timed`) and its backend's launch call on the
-    instances, so the core itself is unchanged.
+    It wraps the core's meter (:meth:`WorkerCore.timed`) on the instance and hands the dispatcher
+    a backend that times each launch call of the core's (a compiled dispatcher's methods cannot be
+    replaced), so the core itself is unchanged.
     """
 
     def __init__(self, core):
@@ -141,7 +152,7 @@ class CallTimes:
         self._pause_start = 0
         self.graphs_at_start = self.graphs_at_end = None
         self._core = core
-        timed, backend_launch = core.timed, core.backend.launch
+        timed, backend = core.timed, core.backend
 
         def metered(kind: str, start: int, count: int) -> None:
             if self.recording:
@@ -150,11 +161,12 @@ class CallTimes:
 
         def launched(launch) -> None:
             begin = time.perf_counter_ns()
-            backend_launch(launch)
+            backend.launch(launch)
             if self.recording:
                 self.calls.setdefault('launch call', []).append(time.perf_counter_ns() - begin)
 
-        core.timed, core.backend.launch = metered, launched
+        core.timed = metered
+        core.dispatcher.backend = _LaunchTimed(backend, launched)
         gc.callbacks.append(self._collected)
 
     def _collected(self, phase: str, info: dict) -> None:
@@ -302,7 +314,8 @@ def main() -> int:
         latency for pipeline, first in zip(core.pipelines, kept)
         for latency in itertools.islice(pipeline.stats.latencies_ns, first, None)] or [0]) / 1e6
     report = {**record_header('worker_profile', card=after['device']),
-              'engine': after['engine'], 'policy': policy, 'cameras': args.cameras,
+              'engine': after['engine'], 'scheduler': after['scheduler'], 'policy': policy,
+              'cameras': args.cameras,
               'fps': args.fps, 'deadline_ms': args.deadline_ms, 'seconds': args.seconds,
               'max_batch': args.max_batch, 'profiled': args.profile,
               'read_every_us': args.read_every_us, **totals,
@@ -326,7 +339,8 @@ def main() -> int:
               'host_costs': after['host_costs']}
     if call_times:
         report['call_times'] = call_times.report()
-    print(f'{report["card"]}, {policy}, {args.cameras} cameras, batch <= {args.max_batch}: '
+    print(f'{report["card"]}, {policy}, scheduler {report["scheduler"]}, {args.cameras} cameras, '
+          f'batch <= {args.max_batch}: '
           f'released {totals["released"]}, completed {totals["completed"]}, '
           f'missed {totals["missed"]}, p50 {report["p50_ms"]} ms, p99 {report["p99_ms"]} ms, '
           f'mean batch {report["mean_batch"]:.1f}, '

@@ -1,13 +1,13 @@
 """
-The scheduler's per-frame path compiled to C with mypyc: which modules, whether they are, and fresh.
+The scheduler's per-frame path compiled to C with mypyc: which modules, how they run, how fresh.
 
 The build (``setup.py``) compiles the modules of :data:`COMPILED` with mypyc where it is installed
-(``S3DNN_COMPILE``: ``auto``, the default, compiles when mypyc and the Python headers are there and
-says on stderr why not otherwise; ``1`` requires it; ``0`` builds interpreted). Each compiled module
-is a C extension beside its source, which Python imports in the source's place: same code, same
-decisions (``test/test_native.py`` runs the simulator both ways), its classes native (no attribute
-that is not declared, no method replaced on a class or an instance). On an H200 host the worker's
-loop spends about half the host time a frame it spends interpreted (``bench/README.md``).
+(``S3DNN_COMPILE``: ``auto``, the default, compiles when mypyc and the Python headers are there
+and says on stderr why not otherwise; ``1`` requires it; ``0`` builds interpreted). Each compiled
+module is a C extension beside its source, which Python imports in the source's place: same code,
+same decisions (``test/test_native.py`` runs the simulator both ways), its classes native (no
+attribute that is not declared, no method replaced on a class or an instance). The host time a
+frame that this saves is in ``bench/README.md``.
 
 An extension older than its source would run the old code: importing the package raises
 ImportError naming it (:func:`check_fresh`); rebuild (``make build``) or delete it.
@@ -47,8 +47,9 @@ def check_fresh(root: str = _ROOT, modules: tuple[str, ...] = COMPILED) -> None:
         source = source_path(module, root)
         if extension and os.path.exists(source) \
                 and os.path.getmtime(extension) < os.path.getmtime(source):
-            raise ImportError(f'{module}: the compiled {os.path.basename(extension)} is older than '
-                              f'{os.path.basename(source)}: rebuild it (make build) or delete it')
+            raise ImportError(f'{module}: the compiled {os.path.basename(extension)} is older '
+                              f'than {os.path.basename(source)}: rebuild it (make build) or '
+                              f'delete it')
 
 
 def build() -> str:

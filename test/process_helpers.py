@@ -6,9 +6,14 @@ it is a fault of the host rather than of the program, and the retry keeps every 
 program itself.
 """
 import errno
+import functools
+import inspect
 import os
 from pathlib import Path
+import shutil
 import subprocess
+import sys
+import tempfile
 
 ATTEMPTS = 3
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +28,36 @@ def repo_env(**extra: str) -> dict[str, str]:
     """
     path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')]))
     return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+def interpreted_copy(folder: Path) -> Path:
+    """Copy the package's sources, without its compiled modules, into ``folder``; return it."""
+    shutil.copytree(REPO_ROOT / 's3dnn_ros', folder / 's3dnn_ros',
+                    ignore=shutil.ignore_patterns('*.so', '__pycache__'))
+    return folder
+
+
+def on_interpreted_package(test):
+    """
+    Run ``test`` on an interpreted copy of the package when this one is compiled (mypyc).
+
+    For tests that replace a method of a policy, the dispatcher or its backend, which compiled
+    (native) classes do not allow: the test then runs in a pytest of its own, started in the copy
+    (so the copy is imported), and fails here with that pytest's output if it fails there.
+    """
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        from s3dnn_ros import native
+        if native.build() == 'interpreted':
+            return test(*args, **kwargs)
+        with tempfile.TemporaryDirectory() as folder:
+            copy = interpreted_copy(Path(folder))
+            node = f'{inspect.getsourcefile(test)}::{test.__name__}'
+            result = run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', node],
+                         timeout=300, cwd=copy)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert '1 passed' in result.stdout, result.stdout
+    return wrapper
 
 
 def popen(command, **kwargs) -> subprocess.Popen:

@@ -195,8 +195,12 @@ def test_a_burst_is_dispatched_chain_by_chain_while_it_is_taken_in_whatever_the_
     cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS) for i in range(40)]
     waiting = []
     launch = backend.launch
-    backend.launch = lambda issued: (waiting.append(dispatcher.submitted_waiting),
-                                     launch(issued))
+
+    def counted(issued):
+        waiting.append(dispatcher.submitted_waiting)
+        launch(issued)
+
+    backend.launch = counted
     for cam in cams:
         dispatcher.submit(cam)
     dispatcher.step()
@@ -243,7 +247,8 @@ def test_frames_read_together_arrive_as_they_would_one_by_one():
         launched = [(launch.layer, launch.depth, launch.stream,
                      [(frame.pipeline.name, frame.seq) for frame in launch.frames])
                     for launch in backend.launched]
-        stats = [vars(cam.stats).copy() for cam in cams.values()]
+        stats = [(s.released, s.completed, s.missed, s.dropped, list(s.latencies_ns))
+                 for s in (cam.stats for cam in cams.values())]
         return chains, launched, [(f.pipeline.name, f.seq, why) for f, why in dropped], stats
 
     one_by_one, together = run(False), run(True)

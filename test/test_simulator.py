@@ -1,4 +1,5 @@
 """The discrete-event GPU model and whole-policy simulations."""
+from process_helpers import on_interpreted_package
 import pytest
 from s3dnn_ros.engine.costs import CostTable, estimate, HostCosts
 from s3dnn_ros.scheduler.job import Launch
@@ -151,6 +152,7 @@ def test_same_seed_same_result_and_seed_matters():
     assert simulate(CAMERAS, 's3dnn', costs, seconds=0.5, seed=6) != first
 
 
+@on_interpreted_package
 def test_frames_joining_a_hold_without_a_dequeue_change_no_decision(monkeypatch):
     """
     The dispatcher's skipped DEQUEUEs (``Policy.keeps_holding``) would have answered nothing.

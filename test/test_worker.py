@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+from process_helpers import on_interpreted_package
 import pytest
 from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.costs import HostCosts
@@ -267,6 +268,7 @@ def test_frames_read_together_are_taken_in_and_metered_with_those_no_ring_holds(
     assert [o[4] for o in outputs if o[0] == DROPPED] == [DROP_SLOT]
 
 
+@on_interpreted_package
 def test_a_round_whose_dequeue_launches_nothing_is_metered_apart_from_host_work(monkeypatch):
     """
     A DEQUEUE that answers nothing (the policy holding first layers back) is metered as 'hold'.

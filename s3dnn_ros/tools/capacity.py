@@ -406,7 +406,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
         largest = max(largest, round(largest * setting.overload))
     rows: list[dict] = []
     host_by_policy: dict[str, dict | None] = {}
-    costs_json, device = None, None
+    costs_json, device, scheduler = None, None, None
     devices = list(range(setting.device_id, setting.device_id + setting.gpus))
     placement = place_workers([setting.fps] * largest, devices, setting.workers_per_gpu)
     served = {slot: [i for i in range(largest) if placement[i] == slot]
@@ -430,9 +430,10 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
                 for local, camera in enumerate(cameras):
                     fleet.targets[camera] = (client, local)
                 log(f'{policy}: {slot.label(setting.workers_per_gpu)} worker pid {client.pid}, '
-                    f'{client.info["why"]}')
+                    f'{client.info["why"]}, scheduler {client.info["scheduler"]} (mypyc)')
             costs_json = fleet.clients[0].info['cost_table']
             device = fleet.clients[0].info['device']
+            scheduler = fleet.clients[0].info['scheduler']
             policy_rows = []
             for count in sorted(setting.counts):
                 policy_rows.append(run_point(fleet, count, policy, setting, image, log))
@@ -461,8 +462,8 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
     knees = {policy: {source: knee([r for r in rows
                                     if r['policy'] == policy and r['source'] == source])
                       for source in ('gpu', 'sim')} for policy in setting.policies}
-    return {'device': device, 'gpus': setting.gpus, 'workers_per_gpu': setting.workers_per_gpu,
-            'width': setting.width,
+    return {'device': device, 'scheduler': scheduler, 'gpus': setting.gpus,
+            'workers_per_gpu': setting.workers_per_gpu, 'width': setting.width,
             'height': setting.height, 'fps': setting.fps,
             'deadline_ms': setting.deadline_ms,
             'seconds': setting.seconds, 'feeders': setting.feeders,

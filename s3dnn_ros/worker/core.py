@@ -23,6 +23,7 @@ import time
 from typing import Any, Callable
 
 from .slots import Ring
+from .. import native
 from ..engine.base import Engine, EngineError
 from ..engine.costs import CostTableError, HostCosts
 from ..engine.select import make_engine
@@ -188,6 +189,8 @@ class WorkerCore:
         self.spec = spec
         self.engine = engine
         self.engine_why = engine_why
+        #: how the scheduler's per-frame modules run: 'compiled' (mypyc) or 'interpreted'
+        self.build = native.build()
         self.costs = costs
         self.policy = make_policy(spec.policy, costs, firm=spec.firm_deadlines,
                                   max_batch=spec.max_batch, max_inflight=spec.max_inflight)
@@ -464,6 +467,7 @@ class WorkerCore:
         host = self.host_costs()
         return {
             'time_ns': now, 'policy': self.policy.name, 'engine': self.engine.name,
+            'scheduler': self.build,
             'device': self.engine.device_name, 'busy_ns': self.backend.busy_ns(),
             'groups': dispatcher.groups, 'launches': dispatcher.launches,
             'kernel_launches': self.engine.kernel_launches,

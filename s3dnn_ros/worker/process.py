@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     try:
         connection.send(('ready', {'engine': core.engine.name, 'device': core.engine.device_name,
-                                   'why': core.engine_why,
+                                   'why': core.engine_why, 'scheduler': core.build,
                                    'costs': f'{core.costs.gpu} ({core.costs.source})',
                                    'cost_table': core.costs.to_json()}))
         return serve(connection, frames, core)
