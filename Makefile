@@ -35,8 +35,11 @@ run: $(VENV)/.ready
 sim: $(VENV)/.ready
 	$(BIN)/s3dnn-sim --cameras 24 --fps 30 --deadline-ms 50 --seconds 5 --gpu t4
 
-test: $(VENV)/.ready
+# the package into install/, the scheduler's per-frame modules compiled by mypyc beside their sources
+build: $(VENV)/.ready
 	$(ROS_ENV) colcon build --symlink-install $(COLCON_DIRS)
+
+test: build
 	$(ROS_ENV) colcon test $(COLCON_DIRS) --return-code-on-test-failure --event-handlers console_direct+
 	$(ROS_ENV) colcon test-result --test-result-base build --verbose
 
@@ -75,7 +78,7 @@ $(VENV)/.ready: setup.py package.xml
 	@touch $(VENV)/COLCON_IGNORE  # the wheels ship package.xml files colcon must not build
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(ROS_WHEELS) $(BUILD_TOOLS) $(PY_DEPS) $(LINT_DEPS)
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .  # mypy, just installed, compiles the scheduler
 	@touch $@
 
 clean:
