@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ROS_WHEELS := ros-rclpy ros-sensor-msgs ros-std-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp
-BUILD_TOOLS := colcon-common-extensions 'setuptools<80' ros-ament-package catkin-pkg pytest mypy
+BUILD_TOOLS := colcon-common-extensions 'setuptools<80' wheel ros-ament-package catkin-pkg pytest mypy
 PY_DEPS := numpy rosbags matplotlib opencv-python-headless
 # the ROS 2 linters the lint tests run, with the flake8 plugins a ROS install brings (ROS Humble's versions)
 LINT_DEPS := ament-lint-flake8 ament-lint-pep257 flake8==4.0.1 flake8-builtins==1.5.3 flake8-comprehensions==3.8.0 \
