@@ -140,9 +140,9 @@ class CallTimes:
     """
     The host time of each metered call of a core, and the collector's pauses, while recording.
 
-    It wraps the core's meter (:meth:`WorkerCore.timed`) on the instance and hands the dispatcher
-    a backend that times each launch call of the core's (a compiled dispatcher's methods cannot be
-    replaced), so the core itself is unchanged.
+    The core keeps each metered call's time in :attr:`calls` (``WorkerCore.call_times``), and
+    the dispatcher gets a backend that times each launch call of the core's (the methods of a
+    compiled dispatcher cannot be replaced).
     """
 
     def __init__(self, core):
@@ -152,12 +152,7 @@ class CallTimes:
         self._pause_start = 0
         self.graphs_at_start = self.graphs_at_end = None
         self._core = core
-        timed, backend = core.timed, core.backend
-
-        def metered(kind: str, start: int, count: int) -> None:
-            if self.recording:
-                self.calls.setdefault(kind, []).append(time.perf_counter_ns() - start)
-            timed(kind, start, count)
+        backend = core.backend
 
         def launched(launch) -> None:
             begin = time.perf_counter_ns()
@@ -165,7 +160,6 @@ class CallTimes:
             if self.recording:
                 self.calls.setdefault('launch call', []).append(time.perf_counter_ns() - begin)
 
-        core.timed = metered
         core.dispatcher.backend = _LaunchTimed(backend, launched)
         gc.callbacks.append(self._collected)
 
@@ -177,10 +171,12 @@ class CallTimes:
 
     def start(self) -> None:
         self.recording = True
+        self._core.call_times = self.calls
         self.graphs_at_start = self._graph_counts()
 
     def stop(self) -> None:
         self.recording = False
+        self._core.call_times = None
         self.graphs_at_end = self._graph_counts()
         gc.callbacks.remove(self._collected)
 

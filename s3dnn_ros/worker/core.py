@@ -50,7 +50,7 @@ DONE, DROPPED = 'done', 'dropped'
 HOST_WORK = ('arrive', 'output', 'decide', 'retire')
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(Exception):
     """
     The worker could not start (weights, engine, cost table).
 
@@ -211,6 +211,9 @@ class WorkerCore:
         # nothing ('hold': while the policy holds first layers back, the answer a new frame
         # brought)
         self.meters = {kind: _Meter() for kind in (*HOST_WORK, 'hold')}
+        #: when a dict, each metered call's host ns is also kept in it, in a list by kind
+        #: (``bench/worker_profile.py --call-times``)
+        self.call_times: dict[str, list[int]] | None = None
         # a serving loop's turns, and the time it spent blocked waiting for work (not host work)
         self.turns = _Meter()
         self._host_mark = self.host_totals()
@@ -265,9 +268,11 @@ class WorkerCore:
             ring.close()
 
     def _unpin_all(self) -> None:
-        for entry in (*self._rings.values(), *self._retired):
-            if entry[1] is not None:
-                self.engine.unpin(entry[1])
+        arrays = [pinned for _, pinned in self._rings.values()]
+        arrays += [pinned for _, pinned, _ in self._retired]
+        for array in arrays:
+            if array is not None:
+                self.engine.unpin(array)
 
     # ------------------------------------------------------------------ frames
     def resolve(self, camera: int, generation: int, slot: int, seq: int, release_ns: int,
@@ -420,9 +425,11 @@ class WorkerCore:
         ('output'), launches retired ('retire'), rounds decided ('decide'), DEQUEUEs that launched
         nothing ('hold', not host work).
         """
-        meter = self.meters[kind]
-        meter.ns += time.perf_counter_ns() - start
+        meter, elapsed = self.meters[kind], time.perf_counter_ns() - start
+        meter.ns += elapsed
         meter.count += count
+        if self.call_times is not None:
+            self.call_times.setdefault(kind, []).append(elapsed)
 
     # ------------------------------------------------------------------ host costs
     def host_totals(self) -> dict[str, int]:
