@@ -5,8 +5,26 @@ import sys
 import sysconfig
 
 from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 package_name = 's3dnn_ros'
+
+
+class BuildExtensions(build_ext):
+    """
+    build_ext that dates every extension it was asked for now, rebuilt or found up to date.
+
+    mypyc writes a module's C again only when it changed, so an edit that leaves the C as it was
+    (a docstring) leaves the extension older than its source, which the package refuses to import
+    (s3dnn_ros/native.py). Up to date here means built from these sources.
+    """
+
+    def run(self):
+        super().run()
+        for extension in self.extensions:
+            path = self.get_ext_fullpath(extension.name)
+            if os.path.exists(path):
+                os.utime(path)
 
 
 def compiled_extensions():
@@ -64,6 +82,7 @@ setup(
         'bag': ['rosbags'],
     },
     ext_modules=compiled_extensions(),
+    cmdclass={'build_ext': BuildExtensions},
     zip_safe=False,
     maintainer='s3dnn_ros maintainers',
     maintainer_email='maintainers@s3dnn-ros.org',

@@ -65,8 +65,9 @@ from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH, POLICIES  # noqa: E4
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
 from s3dnn_ros.tools.cli import (choices_list, non_negative_float, positive_float,  # noqa: E402
                                  positive_int)
-from s3dnn_ros.worker.core import build_worker, CameraSpec, WorkerSpec  # noqa: E402
+from s3dnn_ros.worker.core import build_worker  # noqa: E402
 from s3dnn_ros.worker.slots import frame_bytes, Ring, slot_bytes_for  # noqa: E402
+from s3dnn_ros.worker.spec import CameraSpec, WorkerSpec  # noqa: E402
 
 SLOTS = 3
 WARMUP_S = 1.0

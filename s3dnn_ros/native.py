@@ -19,9 +19,10 @@ from importlib import import_module
 from importlib.machinery import EXTENSION_SUFFIXES
 import os
 
-#: the modules mypyc compiles: frames, the policies, the dispatcher, the frame slots
+#: the modules mypyc compiles: frames, the policies, the dispatcher, the frame slots, the worker's
+#: core
 COMPILED = ('s3dnn_ros.scheduler.job', 's3dnn_ros.scheduler.policies',
-            's3dnn_ros.scheduler.dispatcher', 's3dnn_ros.worker.slots')
+            's3dnn_ros.scheduler.dispatcher', 's3dnn_ros.worker.slots', 's3dnn_ros.worker.core')
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -17,10 +17,11 @@ from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.costs import HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
-from s3dnn_ros.worker.core import CameraSpec, DONE, DROPPED, host_costs_from, WorkerSpec
+from s3dnn_ros.worker.core import DONE, DROPPED, host_costs_from
 from s3dnn_ros.worker.frame_pipe import (ENCODING_NAMES, FRAME, FrameReader, FrameWriter,
                                          PIPE_BYTES, RING)
 from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
+from s3dnn_ros.worker.spec import CameraSpec, WorkerSpec
 
 TEST_DIR = str(Path(__file__).parent)
 

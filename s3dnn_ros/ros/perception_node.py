@@ -46,7 +46,8 @@ from .spin import image_qos, run_node
 from ..model.alexnet import alexnet
 from ..scheduler.placement import gpu_shares, Slot
 from ..worker.client import WorkerClient, WorkerError
-from ..worker.core import CameraSpec, DONE, WorkerSpec
+from ..worker.core import DONE
+from ..worker.spec import CameraSpec, WorkerSpec
 
 #: a camera that sent frames and then none for this many diagnostics periods is an ERROR
 STALE_PERIODS = 5

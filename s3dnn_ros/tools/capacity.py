@@ -55,7 +55,8 @@ from ..scheduler.placement import gpu_shares, place_workers
 from ..scheduler.policies import DEFAULT_MAX_BATCH
 from ..scheduler.simulator import Camera, simulate_gpus
 from ..worker.client import WorkerClient
-from ..worker.core import CameraSpec, DONE, host_costs_from, WorkerSpec
+from ..worker.core import DONE, host_costs_from
+from ..worker.spec import CameraSpec, WorkerSpec
 
 #: the miss ratio a camera count must stay under to be within a policy's capacity
 KNEE_MISS_RATIO = 0.01

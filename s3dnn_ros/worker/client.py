@@ -30,9 +30,10 @@ from typing import Callable
 
 import numpy as np
 
-from .core import DROPPED, WorkerSpec
+from .core import DROPPED
 from .frame_pipe import FrameWriter
 from .slots import frame_bytes, Ring, slot_bytes_for
+from .spec import WorkerSpec
 
 #: refusal and drop reasons of :meth:`WorkerClient.submit` and of frames lost with a worker
 NO_SLOT, DROP_WORKER = 'no free slot', 'worker'

@@ -1,12 +1,13 @@
 """
 The scheduler worker's core: one GPU's engine, policy and dispatcher, driven by messages.
 
-:class:`WorkerCore` is the unit per GPU. It is built from a plain, picklable :class:`WorkerSpec`
-(:func:`build_worker` loads the weights, makes the engine, reads or calibrates its cost table and
-makes the policy), takes frames that lie in shared-memory slots (:mod:`.slots`), and gives back
-plain outputs: one tuple per frame finished or dropped, and :meth:`WorkerCore.snapshot`, a dict of
-statistics. Nothing in it knows about ROS or processes; :mod:`.process` runs it in a process of its
-own, and the capacity benchmark and tests drive the same loop.
+:class:`WorkerCore` is the unit per GPU. It is built from a plain, picklable
+:class:`~.spec.WorkerSpec` (:func:`build_worker` loads the weights, makes the engine, reads or
+calibrates its cost table and makes the policy), takes frames that lie in shared-memory slots
+(:mod:`.slots`), and gives back plain outputs: one tuple per frame finished or dropped, and
+:meth:`WorkerCore.snapshot`, a dict of statistics. Nothing in it knows about ROS or processes;
+:mod:`.process` runs it in a process of its own, and the capacity benchmark and tests drive the
+same loop.
 
 It also measures its own thread's host time (:meth:`WorkerCore.host_costs`): per frame taken in and
 handed back, per decision, per launch, per uploaded image and per retired launch. Every
@@ -16,13 +17,13 @@ sizes its fused batches for this host (rule 6 of
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import gc
 import importlib
 import time
 from typing import Any, Callable
 
 from .slots import Ring
+from .spec import WorkerSpec
 from .. import native
 from ..engine.base import Engine, EngineError
 from ..engine.costs import CostTableError, HostCosts
@@ -31,7 +32,7 @@ from ..model.alexnet import alexnet
 from ..model.weights import init_weights, load_weights, WeightsError
 from ..scheduler.dispatcher import Dispatcher, EngineBackend
 from ..scheduler.job import Frame
-from ..scheduler.policies import DEFAULT_MAX_BATCH, make_policy, POLICIES
+from ..scheduler.policies import make_policy, POLICIES
 
 #: the policy's host costs are re-measured this often
 HOST_REFRESH_S = 0.5
@@ -56,39 +57,6 @@ class WorkerStartError(Exception):
 
     The message names the parameter.
     """
-
-
-@dataclass(frozen=True)
-class CameraSpec:
-    name: str
-    deadline_ns: int
-    queue_depth: int = 1
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """
-    Everything a worker needs to build itself.
-
-    Plain values, so it crosses into a new process.
-    """
-
-    cameras: tuple[CameraSpec, ...]
-    policy: str = 's3dnn'
-    engine: str = 'auto'
-    device_id: int = 0
-    weights: str = ''
-    cost_table: str = ''
-    top_k: int = 5
-    max_batch: int = DEFAULT_MAX_BATCH
-    max_inflight: int = 2
-    firm_deadlines: bool = False
-    stats_period_s: float = 0.25
-    #: share of the GPU this worker's scheduler may take: 1 / the workers on its GPU (rule 6)
-    gpu_share: float = 1.0
-    #: 'module:function' making the engine from (network, weights) instead of ``engine`` (a plug-in
-    #: seam; the tests use it to run a failing engine inside a real worker process)
-    engine_factory: str = ''
 
 
 def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore':

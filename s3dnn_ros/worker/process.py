@@ -7,7 +7,7 @@ its end of a socket pair and FRAMES_FD the read end of the frame pipe. The socke
 (pickled tuples, :mod:`multiprocessing.connection` framing):
 
 parent -> worker
-    the :class:`~.core.WorkerSpec` (first message);
+    the :class:`~.spec.WorkerSpec` (first message);
     ``('ring', camera, name, slot_bytes, slots, generation)``: the camera's frame slots
     (:mod:`.slots`);
     ``('deadline', camera, deadline_ns)``: the camera's relative deadline for frames from now on;
