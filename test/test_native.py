@@ -1,7 +1,9 @@
 """The scheduler's modules compiled with mypyc: reported, refused when stale, deciding the same."""
+import importlib.util
 import json
 import os
 from pathlib import Path
+import shutil
 import sys
 import tempfile
 
@@ -62,3 +64,31 @@ def test_compiled_and_interpreted_modules_decide_the_same():
     assert build == 'interpreted'
     assert json.loads(summaries) == json.loads(here.stdout)
     assert json.loads(here.stdout)['s3dnn']['completed'] > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec('mypyc') is None,
+                    reason='mypyc (mypy) is not installed: nothing to compile with')
+def test_a_build_after_an_edit_that_leaves_the_c_unchanged_imports(tmp_path):
+    """
+    A comment added: the build keeps the C, and still dates the extensions after the source.
+
+    The package, built in place, then imports compiled; before the rebuild it is refused.
+    """
+    repo = Path(__file__).parents[1]
+    for name in ('setup.py', 'setup.cfg', 'package.xml', 'LICENSE', 'CHANGELOG.rst'):
+        shutil.copy(repo / name, tmp_path / name)
+    for folder in ('resource', 'launch', 'config', 'kernels'):
+        shutil.copytree(repo / folder, tmp_path / folder)
+    interpreted_copy(tmp_path)
+    build = [sys.executable, 'setup.py', '-q', 'build_ext', '--inplace']
+    env = dict(os.environ, S3DNN_COMPILE='1')
+    probe = [sys.executable, '-c', 'from s3dnn_ros import native; print(native.build())']
+    assert run(build, timeout=600, cwd=tmp_path, env=env).returncode == 0
+    assert run(probe, timeout=60, cwd=tmp_path).stdout == 'compiled\n'
+    policies = tmp_path / 's3dnn_ros' / 'scheduler' / 'policies.py'
+    policies.write_text(policies.read_text() + '# a comment: the same C\n')
+    refused = run(probe, timeout=60, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert 's3dnn_ros.scheduler.policies: the compiled' in refused.stderr
+    assert run(build, timeout=600, cwd=tmp_path, env=env).returncode == 0
+    assert run(probe, timeout=60, cwd=tmp_path).stdout == 'compiled\n'
