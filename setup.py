@@ -1,6 +1,7 @@
 from glob import glob
 import importlib.util
 import os
+import shutil
 import sys
 import sysconfig
 
@@ -41,10 +42,13 @@ def compiled_extensions():
         print('s3dnn_ros: S3DNN_COMPILE=0: the scheduler is built interpreted', file=sys.stderr)
         return []
     why = None
+    compiler = (os.environ.get('CC') or sysconfig.get_config_var('CC') or 'cc').split()[0]
     if importlib.util.find_spec('mypyc') is None:
         why = 'mypyc is not installed (pip install mypy)'
     elif not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')):
         why = 'the Python headers (Python.h) are not installed'
+    elif shutil.which(compiler) is None:
+        why = f'no C compiler ({compiler}) is on PATH'
     if why:
         if mode == '1':
             sys.exit(f'S3DNN_COMPILE=1: {why}')

@@ -395,7 +395,7 @@ class PerceptionCore:
             self.engine_name = info['engine']
             self.device_names[slot] = info['device']
             log.info(f'engine: {info["why"]}; costs: {info["costs"]}; '
-                     f'scheduler {info["scheduler"]} (mypyc); '
+                     f'scheduler modules {info["scheduler"]}; '
                      f'scheduler worker {slot.label(config.workers_per_gpu)} pid {worker.pid}')
         self.device_name = ', '.join(dict.fromkeys(self.device_names.values()))
         if config.weights:

@@ -431,7 +431,7 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
                 for local, camera in enumerate(cameras):
                     fleet.targets[camera] = (client, local)
                 log(f'{policy}: {slot.label(setting.workers_per_gpu)} worker pid {client.pid}, '
-                    f'{client.info["why"]}, scheduler {client.info["scheduler"]} (mypyc)')
+                    f'{client.info["why"]}, scheduler modules {client.info["scheduler"]}')
             costs_json = fleet.clients[0].info['cost_table']
             device = fleet.clients[0].info['device']
             scheduler = fleet.clients[0].info['scheduler']
