@@ -16,7 +16,7 @@ class BuildExtensions(build_ext):
     build_ext that dates every extension it was asked for now, rebuilt or found up to date.
 
     mypyc writes a module's C again only when it changed, so an edit that leaves the C as it was
-    (a docstring) leaves the extension older than its source, which the package refuses to import
+    (a comment) leaves the extension older than its source, which the package refuses to import
     (s3dnn_ros/native.py). Up to date here means built from these sources.
     """
 
