@@ -6,7 +6,8 @@ camera.
 
     python3 bench/multiprocess_node.py [--cameras 16,32,64] [--fps 30] [--deadline-ms 50]
                                        [--seconds 8] [--width 320] [--height 240] [--qos reliable]
-                                       [--warmup-s 3] [--policy s3dnn,streams] [--engine auto]
+                                       [--warmup-s 3] [--policy s3dnn,streams]
+                                       [--engine auto|cuda|reference|timed]
                                        [--gpus K] [--workers-per-gpu K] [--cost-table FILE]
                                        [--out DIR]
 
@@ -53,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from records import record_header, write_record  # noqa: E402
+from s3dnn_ros.engine.base import ENGINE_KINDS  # noqa: E402
 from s3dnn_ros.ros.config import default_topic, detections_topic, NODE_NAME  # noqa: E402
 from s3dnn_ros.scheduler.policies import POLICIES  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
@@ -240,7 +242,8 @@ def main() -> int:
     parser.add_argument('--qos', choices=['reliable', 'best_effort'], default='reliable')
     parser.add_argument('--policy', type=choices_list(list(POLICIES)),
                         default=['s3dnn', 'streams'])
-    parser.add_argument('--engine', choices=['auto', 'cuda', 'reference'], default='auto')
+    parser.add_argument('--engine', choices=list(ENGINE_KINDS), default='auto',
+                        help="the node's engine (timed: no GPU, the times of --cost-table)")
     parser.add_argument('--gpus', type=positive_int, default=1,
                         help="the node's gpus parameter: GPUs 0..K-1, one scheduler worker each")
     parser.add_argument('--workers-per-gpu', type=positive_int, default=1,

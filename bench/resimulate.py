@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from records import record_header, write_record  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
 from s3dnn_ros.tools.capacity import (CapacitySetting, format_capacity, knee,  # noqa: E402
-                                      simulate_point)
+                                      measured_source, simulate_point)
 from s3dnn_ros.tools.cli import positive_ints  # noqa: E402
 
 #: the record's keys that make the setting the simulator needs
@@ -46,7 +46,8 @@ def main() -> int:
     args = parser.parse_args()
     try:
         record = json.loads(args.record.read_text())
-        measured = [row for row in record['rows'] if row['source'] == 'gpu']
+        measured_kind = measured_source(record)
+        measured = [row for row in record['rows'] if row['source'] == measured_kind]
         costs = dict(record['cost_table'])
         setting = CapacitySetting(counts=tuple(sorted({row['cameras'] for row in measured})),
                                   policies=tuple(record['host_costs']),
@@ -65,9 +66,9 @@ def main() -> int:
     rows = measured + simulated
     knees = {policy: {source: knee([row for row in rows
                                     if row['policy'] == policy and row['source'] == source])
-                      for source in ('gpu', 'sim')} for policy in setting.policies}
+                      for source in (measured_kind, 'sim')} for policy in setting.policies}
     section = {key: record[key] for key in ('width', 'height', 'fps', 'deadline_ms', 'seconds')}
-    section.update(knees=knees, rows=rows)
+    section.update(knees=knees, rows=rows, measured=measured_kind)
     print(format_capacity(section))
     report = {**record_header('resimulate', card=record['card']), 'record': str(args.record),
               'record_date': record['date'], 'record_command': record['command'],

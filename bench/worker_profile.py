@@ -32,11 +32,11 @@ capture and instantiation inside a launch call).
 As in the worker process, what start-up made is frozen out of the garbage collector's scans
 (``gc.freeze``) before the cameras start.
 
-``--engine timed`` runs a stand-in engine instead of the GPU: a launch completes after the cost
-table's GPU time, one launch at a time, so the scheduler's own host cost can be measured on a
-machine without one. ``--profile`` adds a cProfile of the measured span (it slows the loop: the
-costs it prints are then inflated). Writes DIR/worker_profile-<card>.json (DIR: --out, else $OUT,
-else bench/out).
+``--engine timed`` runs the timed engine (:mod:`s3dnn_ros.engine.timed`) instead of the GPU: a
+launch completes after the cost table's GPU time, one launch at a time, so the scheduler's own
+host cost can be measured on a machine without one. ``--profile`` adds a cProfile of the measured
+span (it slows the loop: the costs it prints are then inflated). Writes
+DIR/worker_profile-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from records import record_header, write_record  # noqa: E402
-from s3dnn_ros.engine.base import Completion, Engine  # noqa: E402
 from s3dnn_ros.engine.costs import CostTable  # noqa: E402
+from s3dnn_ros.engine.timed import TimedEngine  # noqa: E402
 from s3dnn_ros.model.alexnet import alexnet  # noqa: E402
 from s3dnn_ros.scheduler.policies import DEFAULT_MAX_BATCH, POLICIES  # noqa: E402
 from s3dnn_ros.tools.bench import file_name  # noqa: E402
@@ -71,60 +71,6 @@ from s3dnn_ros.worker.spec import CameraSpec, WorkerSpec  # noqa: E402
 
 SLOTS = 3
 WARMUP_S = 1.0
-
-
-class _Timed(Completion):
-    __slots__ = ('start', 'end')
-
-    def __init__(self, start: int, end: int):
-        self.start, self.end = start, end
-
-    def done(self) -> bool:
-        return time.monotonic_ns() >= self.end
-
-    def wait(self) -> None:
-        time.sleep(max(0.0, (self.end - time.monotonic_ns()) / 1e9))
-
-    def interval(self) -> tuple[int, int]:
-        return self.start, self.end
-
-
-class TimedEngine(Engine):
-    """Launches take the cost table's time, one after another; results are zeros."""
-
-    name = 'timed'
-    streams = 16  # stream ids as the CUDA engine's pool takes them (the timing ignores them)
-
-    def __init__(self, costs: CostTable):
-        super().__init__(costs.network)
-        self.costs = costs
-        self._free_ns = 0
-        self._result = np.zeros((2, self.layers[-1].k), np.float32)
-
-    @property
-    def device_name(self) -> str:
-        return f'timed ({self.costs.gpu})'
-
-    def cost_table(self) -> CostTable:
-        return self.costs
-
-    def open_pipeline(self, pid) -> None:
-        pass
-
-    def close_pipeline(self, pid) -> None:
-        pass
-
-    def set_input(self, pid, image, encoding) -> None:
-        pass
-
-    def launch(self, layer_index, pids, stream) -> _Timed:
-        self.kernel_launches += 1
-        start = max(time.monotonic_ns(), self._free_ns)
-        self._free_ns = start + self.costs.cost_ns(layer_index, len(pids))
-        return _Timed(start, self._free_ns)
-
-    def result(self, pid) -> np.ndarray:
-        return self._result
 
 
 class _LaunchTimed:

@@ -75,7 +75,7 @@ def generate_launch_description():
                               description='override the policy: s3dnn, '
                                           'streams, sequential, fifo or edf'),
         DeclareLaunchArgument('engine', default_value='',
-                              description='override the engine: auto, cuda or reference'),
+                              description='override the engine: auto, cuda, reference or timed'),
         DeclareLaunchArgument('demo', default_value='false',
                               description='true: also start one camera_sim per configured camera'),
         DeclareLaunchArgument('namespace', default_value='',

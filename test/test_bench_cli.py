@@ -243,3 +243,56 @@ def test_capacity_section_with_two_workers_on_one_gpu_splits_the_cameras(capsys,
     assert abs(frames - row['released']) <= 3 * 9
     assert simulated['released'] == pytest.approx(row['released'], abs=3)
     assert record['knees']['s3dnn']['gpu'] == 3
+
+
+def test_capacity_with_the_timed_engine_measures_the_host_at_the_tables_pace(capsys, tmp_path):
+    """
+    --engine timed --cost-table: the capacity sweep without a GPU, full-size frames.
+
+    The measured rows are 'timed' rows beside the simulated ones, also in the knees, the plot's
+    legend and bench/resimulate.py; the engine needs the table and runs no other section.
+    """
+    table = str(REPO_ROOT / 'bench' / 'results' / 'costs-nvidia-h200.json')
+    argv = ['--engine', 'timed', '--cost-table', table, '--sections', 'capacity', '--cameras',
+            '4,16', '--policies', 's3dnn', '--seconds', '1', '--warmup-s', '0.2', '--overload',
+            '0', '--json', '--out', str(tmp_path)]
+    assert bench.main(argv) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    assert record['engine'] == 'timed' and record['measured'] == 'timed'
+    assert record['card'] == 'timed (NVIDIA H200)' and (record['width'], record['height']) == (
+        640, 480)
+    assert 'timed engine: no GPU' in captured.err
+    assert (tmp_path / 'capacity-timed-nvidia-h200.png').stat().st_size > 10_000
+    assert sorted((row['cameras'], row['source']) for row in record['rows']) == [
+        (4, 'sim'), (4, 'timed'), (16, 'sim'), (16, 'timed')]
+    assert set(record['knees']['s3dnn']) == {'timed', 'sim'}
+    for row in record['rows']:
+        assert row['released'] >= row['completed'] + row['dropped'] > 0
+        if row['source'] == 'timed':
+            # 30 frames/s per camera for 1 s, each released at its due time
+            assert 29 * row['cameras'] <= row['released'] <= 31 * row['cameras']
+            assert row['unresolved'] == 0 and row['host_us_per_frame'] > 0
+            assert 0 < row['gpu_busy'] < 1 and row['mean_batch'] >= 1
+    result = run([sys.executable, 'bench/resimulate.py',
+                  str(tmp_path / 'capacity-timed-nvidia-h200.json'), '--out',
+                  str(tmp_path / 'again')], timeout=120, cwd=REPO_ROOT, env=repo_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads((tmp_path / 'again' / 'resimulate-timed-nvidia-h200.json').read_text())
+    assert again['knees'] == record['knees']
+    assert again['rows'] == [row for row in record['rows'] if row['source'] == 'sim']
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--engine', 'timed', '--sections', 'capacity'],
+     'argument --cost-table: --engine timed takes its launch times from a cost table: give one'),
+    (['--engine', 'timed', '--cost-table', 'costs.json', '--sections', 'table1,capacity'],
+     'argument --engine: timed computes nothing, so it runs only the capacity section, '
+     'not table1'),
+])
+def test_the_timed_engine_without_a_table_or_beyond_capacity_is_a_usage_error(capsys, argv,
+                                                                              message):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f's3dnn-bench: error: {message}'

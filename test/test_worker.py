@@ -14,7 +14,7 @@ import numpy as np
 from process_helpers import on_interpreted_package
 import pytest
 from s3dnn_ros.engine import reference
-from s3dnn_ros.engine.costs import HostCosts
+from s3dnn_ros.engine.costs import estimate, HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
 from s3dnn_ros.worker.core import DONE, DROPPED, host_costs_from
@@ -188,6 +188,41 @@ def test_a_larger_image_gets_a_new_ring_and_the_old_one_is_removed():
 def test_a_worker_that_cannot_start_says_which_parameter_is_wrong(tmp_path):
     with pytest.raises(WorkerError, match=r"parameter weights='.*missing.npz': .*does not exist"):
         WorkerClient(spec(weights=str(tmp_path / 'missing.npz')), Outputs())
+
+
+def test_a_timed_worker_serves_frames_at_the_tables_pace_and_names_a_missing_table(tmp_path):
+    """Engine 'timed': frames come back as class 0 with score 0; its table is the cost_table."""
+    with pytest.raises(WorkerError, match=r"parameter engine='timed': .*give one \(cost_table\)"):
+        WorkerClient(WorkerSpec(cameras=(CameraSpec('a', 10**9),), engine='timed'), Outputs())
+    with pytest.raises(WorkerError,
+                       match=r"parameter cost_table='.*missing.json': .*does not exist"):
+        WorkerClient(WorkerSpec(cameras=(CameraSpec('a', 10**9),), engine='timed',
+                                cost_table=str(tmp_path / 'missing.json')), Outputs())
+    table = estimate(alexnet(), 't4')
+    table.save(tmp_path / 'costs.json')
+    outputs = Outputs()
+    client = WorkerClient(WorkerSpec(cameras=(CameraSpec('a', 10**9), CameraSpec('b', 10**9)),
+                                     engine='timed', cost_table=str(tmp_path / 'costs.json')),
+                          outputs)
+    try:
+        assert client.info['engine'] == 'timed'
+        assert client.info['device'] == f'timed ({table.gpu})'
+        image = np.zeros((48, 64, 3), np.uint8)
+        released = time.monotonic_ns()
+        sent = [client.submit(camera, image, 'rgb8', released) for camera in (0, 1)]
+        assert all(refused is None for _, refused in sent)
+        got = outputs.wait(2)
+    finally:
+        client.close()
+    assert sorted((o[1], o[2]) for o in got) == sorted(
+        (camera, seq) for camera, (seq, _) in enumerate(sent))
+    network = alexnet()
+    k = network.kernel_layers[-1].k
+    # no launch of the network takes less than its one-frame cost
+    fastest = sum(table.cost_ns(i, 1) for i in range(len(network.kernel_layers)))
+    for kind, _, _, finish_ns, (scores, ids) in got:
+        assert kind == DONE and scores == [0.0] * k and ids == [0.0] * k
+        assert finish_ns - released >= fastest
 
 
 def test_the_worker_ignores_sigint_and_stops_when_its_client_closes():

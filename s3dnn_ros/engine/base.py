@@ -28,8 +28,9 @@ import numpy as np
 from .costs import CostTable
 from ..model.alexnet import Network
 
-#: the engines a node or tool may ask for ('auto': cuda where a GPU and pycuda are, else reference)
-ENGINE_KINDS = ('auto', 'cuda', 'reference')
+#: the engines a node or tool may ask for ('auto': cuda where a GPU and pycuda are, else reference;
+#: 'timed': a stand-in taking a cost table's time, :mod:`.timed`)
+ENGINE_KINDS = ('auto', 'cuda', 'reference', 'timed')
 
 #: the one pixel type the engines take
 UINT8 = np.dtype(np.uint8)

@@ -1,13 +1,15 @@
 """
-Pick the engine a node asked for: ``cuda``, ``reference``, or ``auto``.
+Pick the engine a node asked for: ``cuda``, ``reference``, ``timed`` or ``auto``.
 
-``auto`` is cuda when a GPU and pycuda are present, else the reference engine; the choice comes
-with a sentence saying why, for the log.
+``auto`` is cuda when a GPU and pycuda are present, else the reference engine (never ``timed``,
+which computes nothing); the choice comes with a sentence saying why, for the log.
 """
 from __future__ import annotations
 
 from .base import Engine, ENGINE_KINDS, EngineError
+from .costs import CostTable
 from .reference import ReferenceEngine
+from .timed import TimedEngine
 from ..model.alexnet import Network
 from ..model.weights import Weights
 
@@ -20,13 +22,23 @@ def make_engine(kind: str, network: Network, weights: Weights, device_id: int = 
 
     ``max_batch`` is the largest fused batch (None: the CUDA engine's kernel limit, MAX_FRAMES);
     ``cost_table_path`` is the CUDA engine's measured cost table (loaded when it exists, else
-    written after calibration); ``streams`` the size of its stream pool.
+    written after calibration), and the one the timed engine takes its times from (it must exist:
+    CostTableError names what is wrong with it); ``streams`` the size of the CUDA engine's stream
+    pool.
     """
     if kind not in ENGINE_KINDS:
         raise ValueError(f'engine={kind!r}: allowed {", ".join(ENGINE_KINDS)}')
     if kind == 'reference':
         return (ReferenceEngine(network, weights),
                 'reference engine (numpy on the CPU), as configured')
+    if kind == 'timed':
+        if not cost_table_path:
+            raise EngineError('engine=timed takes its launch times from a cost table: '
+                              'give one (cost_table)')
+        costs = CostTable.load(cost_table_path, network)
+        return (TimedEngine(costs),
+                f'timed engine: no GPU, each launch takes the time {cost_table_path} gives '
+                f'({costs.gpu}), results are zeros')
     try:
         from .cuda import MAX_FRAMES, CudaEngine
         # a larger fused batch runs as several kernel launches of at most MAX_FRAMES frames

@@ -185,7 +185,9 @@ CAMERA_PARAMETERS = [
 DESCRIPTIONS = {
     'cameras': 'camera names (letters, digits, _; at most 64 characters); one pipeline each',
     'policy': 'GPU scheduling policy: ' + ', '.join(POLICIES),
-    'engine': 'auto (cuda when a GPU and pycuda are there), cuda or reference',
+    'engine': 'auto (cuda when a GPU and pycuda are there), cuda, reference, or timed (no GPU: '
+              'each launch takes the time cost_table gives and every detection is class 0 with '
+              'score 0; for load tests of the host side)',
     'device_id': 'CUDA device; with gpus > 1 the first of the GPUs cameras are spread over',
     'gpus': 'GPUs device_id .. device_id + gpus - 1 take the cameras without a '
             '<camera>.device_id, balanced by expected load (fps_hint); workers_per_gpu '
@@ -195,7 +197,8 @@ DESCRIPTIONS = {
                        'fusion stays within a worker',
     'weights': '.npz from s3dnn-convert-weights; empty: seeded untrained weights',
     'cost_table': 'CUDA engine: cost table JSON, loaded when it exists, '
-                  'else written after calibrating',
+                  'else written after calibrating; timed engine: the table it takes its times '
+                  'from (must exist)',
     'labels': 'UTF-8 text file with one label per class, or imagenet: the 1000 ImageNet-1k class '
               'names shipped with the package (for weights converted from torchvision)',
     'top_k': 'classes per detection',

@@ -1,8 +1,8 @@
 """
 s3dnn-bench: the engine and the scheduler on a real device, against torch and against the floor.
 
-    s3dnn-bench [--engine cuda|reference] [--sections layers,table1,four_cameras] [--json]
-                [--out DIR]
+    s3dnn-bench [--engine cuda|reference|timed] [--sections layers,table1,four_cameras] [--json]
+                [--cost-table FILE] [--out DIR]
 
 Sections, each measured in the same process on the same card:
 
@@ -36,6 +36,11 @@ staging buffer on the host, inside the timed span.
     ``DIR/capacity-<card>.json`` and the plot ``DIR/capacity-<card>.png``. While it runs, each
     measured row is appended to ``DIR/capacity-partial.jsonl`` (after a line with the command),
     removed once the record is written: a run stopped early keeps what it measured.
+    ``--engine timed --cost-table FILE`` runs it without a GPU: the workers' launches take the
+    table's times (:mod:`s3dnn_ros.engine.timed`), so what is measured is the host side, and the
+    measured rows' source is ``timed`` instead of ``gpu``. ``--cost-table`` with the CUDA engine:
+    the table the workers load (written after calibrating when it does not exist; default a
+    table calibrated by the first worker of the run).
 
 With ``--json`` stdout is exactly one JSON object holding every section, the card and the date; the
 same object is written to ``DIR/bench-<card>.json``. Tables are printed otherwise.
@@ -616,7 +621,10 @@ def file_name(card: str, kind: str = 'bench') -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog='s3dnn-bench',
                     description='Benchmark the engine and the S3DNN scheduler on this machine.')
-    parser.add_argument('--engine', choices=['cuda', 'reference'], default='cuda')
+    parser.add_argument('--engine', choices=['cuda', 'reference', 'timed'], default='cuda',
+                        help="timed: a stand-in taking --cost-table's times (capacity only)")
+    parser.add_argument('--cost-table', type=Path,
+                        help='capacity: the cost table of the workers (needed by --engine timed)')
     parser.add_argument('--device-id', type=int, default=0)
     parser.add_argument('--sections', type=choices_list(SECTIONS), default=DEFAULT_SECTIONS,
                         help=f'comma list of {",".join(SECTIONS)} (default '
@@ -683,6 +691,12 @@ def main(argv: list[str] | None = None) -> int:
     command = 's3dnn-bench ' + ' '.join(argv if argv is not None else sys.argv[1:])
     date = datetime.date.today().isoformat()
     engine_sections = [section for section in args.sections if section != 'capacity']
+    if args.engine == 'timed' and engine_sections:
+        parser.error(f'argument --engine: timed computes nothing, so it runs only the capacity '
+                     f'section, not {",".join(engine_sections)}')
+    if args.engine == 'timed' and args.cost_table is None:
+        parser.error('argument --cost-table: --engine timed takes its launch times from a cost '
+                     'table: give one')
     report = None
     if engine_sections:
         report = engine_report(parser, args, engine_sections, command, date)
@@ -761,10 +775,11 @@ def capacity_report(parser: Parser, args, out: Path, command: str, date: str) ->
         with partial.open('a') as file:
             file.write(json.dumps(row) + '\n')
 
-    # the first worker calibrates, the others load its table
+    # the table given, else the first worker calibrates and the others load its table
     with tempfile.TemporaryDirectory() as folder:
         try:
-            section = capacity_section(setting, str(Path(folder) / 'costs.json'), log, keep)
+            section = capacity_section(
+                setting, str(args.cost_table or Path(folder) / 'costs.json'), log, keep)
         except WorkerError as error:
             partial.unlink()
             parser.error(f'argument --engine: the scheduler worker could not start: {error}')

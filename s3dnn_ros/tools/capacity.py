@@ -96,6 +96,11 @@ class CapacitySetting:
     overload: float = 0.0
     seed: int = 0
 
+    @property
+    def measured(self) -> str:
+        """Return the measured rows' source: 'gpu', or 'timed' for the timed stand-in engine."""
+        return 'timed' if self.engine == 'timed' else 'gpu'
+
 
 class _Point:
     """
@@ -228,7 +233,8 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
     # the workers' loop time (summed over them) neither blocked waiting for work nor metered
     unmetered_ns = max(0, after['time_ns'] - before['time_ns'] - delta['blocked_ns'] - host_ns)
     polls = max(1, delta['polls'])
-    return {'cameras': point.cameras, 'policy': policy, 'source': 'gpu', 'released': total,
+    return {'cameras': point.cameras, 'policy': policy, 'source': setting.measured,
+            'released': total,
             'completed': completed, 'missed': missed, 'dropped': dropped,
             'miss_ratio': round((missed + dropped) / total, 6) if total else 0.0,
             'p50_ms': round(float(np.percentile(lat, 50)), 3),
@@ -462,8 +468,9 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
         rows += list(pool.map(simulate_point, jobs))
     knees = {policy: {source: knee([r for r in rows
                                     if r['policy'] == policy and r['source'] == source])
-                      for source in ('gpu', 'sim')} for policy in setting.policies}
-    return {'device': device, 'scheduler': scheduler, 'gpus': setting.gpus,
+                      for source in (setting.measured, 'sim')} for policy in setting.policies}
+    return {'device': device, 'scheduler': scheduler, 'measured': setting.measured,
+            'gpus': setting.gpus,
             'workers_per_gpu': setting.workers_per_gpu, 'width': setting.width,
             'height': setting.height, 'fps': setting.fps,
             'deadline_ms': setting.deadline_ms,
@@ -472,6 +479,15 @@ def capacity_section(setting: CapacitySetting, cost_table_path: str, log=print,
             'queue_depth': setting.queue_depth, 'max_batch': setting.max_batch,
             'firm': setting.firm, 'host_costs': host_by_policy, 'knees': knees, 'rows': rows,
             'cost_table': costs_json}
+
+
+def measured_source(section: dict) -> str:
+    """
+    Return the source of a section's (or record's) measured rows: 'gpu' or 'timed'.
+
+    Records written before the timed engine existed have no ``measured`` key: theirs were 'gpu'.
+    """
+    return section.get('measured', 'gpu')
 
 
 def format_capacity(section: dict) -> str:
@@ -488,7 +504,8 @@ def format_capacity(section: dict) -> str:
                      '-' if row['host_us_per_frame'] is None
                      else f'{row["host_us_per_frame"]:.0f}',
                      f'{row["completed_fps"]:.0f}', f'{row["on_time_fps"]:.0f}'])
-    knees = ', '.join(f'{policy} {k["gpu"]} (simulated {k["sim"]})'
+    measured = measured_source(section)
+    knees = ', '.join(f'{policy} {k[measured]} (simulated {k["sim"]})'
                       for policy, k in section['knees'].items())
     title = (f'capacity: {section["width"]}x{section["height"]} rgb8 at {section["fps"]:g} FPS, '
              f'deadline {section["deadline_ms"]:g} ms, {section["seconds"]:g} s per point; '
@@ -500,7 +517,7 @@ def plot_capacity(section: dict, title: str, path: str) -> None:
     """
     Plot miss ratio and p99 latency against the camera count.
 
-    GPU solid, simulator dashed, per policy.
+    Measured solid (on the GPU, or with the timed engine), simulator dashed, per policy.
     """
     import matplotlib
     matplotlib.use('Agg')
@@ -508,13 +525,15 @@ def plot_capacity(section: dict, title: str, path: str) -> None:
     figure, (misses, latency) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
     policies = list(section['knees'])
+    measured = measured_source(section)
+    names = {'gpu': 'GPU', 'timed': 'timed engine', 'sim': 'simulated'}
     for index, policy in enumerate(policies):
-        for source, style in (('gpu', '-'), ('sim', '--')):
+        for source, style in ((measured, '-'), ('sim', '--')):
             rows = sorted((r for r in section['rows']
                            if r['policy'] == policy and r['source'] == source),
                           key=lambda r: r['cameras'])
             counts = [r['cameras'] for r in rows]
-            label = f'{policy} ({"GPU" if source == "gpu" else "simulated"})'
+            label = f'{policy} ({names[source]})'
             color = colors[index % len(colors)]
             misses.plot(counts, [100 * r['miss_ratio'] for r in rows], style, marker='o',
                         color=color, label=label)

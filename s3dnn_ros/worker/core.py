@@ -91,6 +91,9 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
                                           spec.max_batch, spec.cost_table or None, streams)
         except EngineError as error:
             raise WorkerStartError(f'parameter engine={spec.engine!r}: {error}') from error
+        except CostTableError as error:  # the table a timed engine takes its times from
+            raise WorkerStartError(f'parameter cost_table={spec.cost_table!r}: {error}') \
+                from error
     try:
         costs = engine.cost_table()
     except CostTableError as error:
