@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error('no command after --')
     if os.sep in command[0]:  # a program given by path: the one here, not a tree's
-        command[0] = str(Path(command[0]).resolve())
+        # (absolute, not resolved: a virtual environment's python is a link to the base
+        # interpreter, which would run without the environment's packages)
+        command[0] = os.path.abspath(command[0])
     folder = out_dir(args.out).resolve()
     trees = folder / 'trees'
     if trees.exists():

@@ -1,5 +1,6 @@
 """bench/alternate.py: one command on two versions of the code, in turn, each in its own tree."""
 import json
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -68,3 +69,18 @@ def test_an_exported_tree_is_measured_where_it_lies(tmp_path):
     probe = json.loads((out / 'before-1.json').read_text())
     assert Path(probe['package']).resolve() == (tree / 's3dnn_ros' / '__init__.py').resolve()
     assert not (out / 'trees' / 'before').exists()
+
+
+def test_a_program_given_by_a_relative_link_runs_as_that_link(tmp_path):
+    """A virtual environment's python is a link: it must not be replaced by the interpreter."""
+    link = tmp_path / 'env' / 'python'
+    link.parent.mkdir()
+    link.symlink_to(sys.executable)
+    probe = 'import json, sys; json.dump(sys.executable, open(sys.argv[1] + ".json", "w"))'
+    out = tmp_path / 'runs'
+    command = [sys.executable, 'bench/alternate.py', '--before', 'HEAD', '--rounds', '1',
+               '--out', str(out), '--', os.path.relpath(link, REPO_ROOT), '-c', probe, '{out}']
+    result = run(command, timeout=120, cwd=REPO_ROOT, env=repo_env())
+    assert result.returncode == 0, result.stderr
+    for name in ('before-1', 'after-1'):
+        assert json.loads((out / f'{name}.json').read_text()) == str(link)
