@@ -21,6 +21,8 @@ DiagnosticStatus = pytest.importorskip('diagnostic_msgs.msg').DiagnosticStatus
 
 from rclpy.node import Node  # noqa: E402
 from ros_helpers import Driver, overrides, RosSession, values  # noqa: E402
+from s3dnn_ros.engine.costs import estimate  # noqa: E402
+from s3dnn_ros.model import alexnet  # noqa: E402
 from s3dnn_ros.ros.config import ConfigError, imagenet_classes  # noqa: E402
 from s3dnn_ros.ros.messages import vision_msgs_types  # noqa: E402
 from s3dnn_ros.ros.perception_node import (camera_level, host_cost_values,  # noqa: E402
@@ -362,9 +364,27 @@ def test_queue_depth_one_drops_older_frames_and_counts_them(session):
                                           for s in driver.statuses('s3dnn: cam0')))
 
 
+def test_the_timed_engine_serves_every_camera_at_the_tables_pace_without_a_gpu(session,
+                                                                              tmp_path):
+    """With engine timed the headers come back and every class is 0 with score 0."""
+    estimate(alexnet(), 't4').save(tmp_path / 'costs.json')
+    node, driver = start(session, node_params(engine='timed',
+                                              cost_table=str(tmp_path / 'costs.json')))
+    assert node.engine_name == 'timed'
+    for i, camera in enumerate(CAMERAS):
+        driver.send(camera, 2000, i, frame_id=f'{camera}_timed')
+    assert session.spin_until(lambda: all(driver.detections[c] for c in CAMERAS), 60)
+    for i, camera in enumerate(CAMERAS):
+        (detection,) = driver.detections[camera]
+        assert detection['header'] == {'stamp': {'sec': 2000, 'nanosec': i},
+                                       'frame_id': f'{camera}_timed'}
+        assert [(c['id'], c['score']) for c in detection['classes']] == [(0, 0.0)] * 5
+
+
 @pytest.mark.parametrize('name, value, words', [
     ('policy', 'lottery', ["policy='lottery'", 's3dnn, streams, sequential, fifo, edf']),
-    ('engine', 'tpu', ["engine='tpu'", 'auto, cuda, reference']),
+    ('engine', 'tpu', ["engine='tpu'", 'auto, cuda, reference, timed']),
+    ('engine', 'timed', ["parameter engine='timed'", 'cost table: give one (cost_table)']),
     ('top_k', 0, ['top_k=0', '1..1000']),
     ('device_id', -1, ['device_id=-1']),
     ('qos.reliability', 'sometimes', ["qos.reliability='sometimes'", 'best_effort, reliable']),
