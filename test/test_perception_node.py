@@ -364,8 +364,7 @@ def test_queue_depth_one_drops_older_frames_and_counts_them(session):
                                           for s in driver.statuses('s3dnn: cam0')))
 
 
-def test_the_timed_engine_serves_every_camera_at_the_tables_pace_without_a_gpu(session,
-                                                                              tmp_path):
+def test_the_timed_engine_serves_every_camera_without_a_gpu(session, tmp_path):
     """With engine timed the headers come back and every class is 0 with score 0."""
     estimate(alexnet(), 't4').save(tmp_path / 'costs.json')
     node, driver = start(session, node_params(engine='timed',
