@@ -92,6 +92,8 @@ def test_timed_launches_take_the_tables_time_one_after_another(model, t4_table):
         engine.open_pipeline(pid)
     with pytest.raises(ValueError, match="pipeline 'a' has no staged input"):
         engine.launch(0, ['a'], 0)
+    with pytest.raises(ValueError, match=r'rgb8 image must be H x W x 3 uint8, got \(48, 64\)'):
+        engine.set_input('a', np.zeros((48, 64), np.uint8), 'rgb8')
     image = np.zeros((48, 64, 3), np.uint8)
     engine.set_inputs([('a', image, 'rgb8'), ('b', image, 'rgb8')])
     issued = time.monotonic_ns()

@@ -20,7 +20,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from .base import Completion, Engine
+from .base import check_image, Completion, Engine
 from .costs import CostTable
 
 
@@ -55,6 +55,9 @@ class TimedEngine(Engine):
         self.costs = costs
         self._free_ns = 0  # when the last launch issued ends
         self._staged: dict[Hashable, bool] = {}  # open pipeline -> an image is staged
+        # pipeline -> (image, encoding) last checked: a ring slot's view comes again and again, and
+        # is checked once, as the CUDA engine checks a pinned view once
+        self._checked: dict[Hashable, tuple[np.ndarray, str]] = {}
         self._result = np.zeros((2, self.layers[-1].k), np.float32)
         self._kernel_batch = [costs.kernel_batch(i) for i in range(len(self.layers))]
 
@@ -72,10 +75,16 @@ class TimedEngine(Engine):
 
     def close_pipeline(self, pid: Hashable) -> None:
         self._staged.pop(pid, None)
+        self._checked.pop(pid, None)
 
     def set_input(self, pid: Hashable, image: np.ndarray, encoding: str) -> None:
+        """Stage ``image`` (checked as the other engines check it; its pixels are not read)."""
         if pid not in self._staged:
             raise ValueError(f'pipeline {pid!r} is not open')
+        last = self._checked.get(pid)
+        if last is None or last[0] is not image or last[1] != encoding:
+            check_image(image, encoding)
+            self._checked[pid] = (image, encoding)
         self._staged[pid] = True
 
     def launch(self, layer_index: int, pids: Sequence[Hashable], stream: int) -> TimedCompletion:
