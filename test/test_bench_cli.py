@@ -289,6 +289,8 @@ def test_capacity_with_the_timed_engine_measures_the_host_at_the_tables_pace(cap
     (['--engine', 'timed', '--cost-table', 'costs.json', '--sections', 'table1,capacity'],
      'argument --engine: timed computes nothing, so it runs only the capacity section, '
      'not table1'),
+    (['--engine', 'timed', '--cost-table', 'no-such-costs.json', '--sections', 'capacity'],
+     "argument --cost-table: cost table 'no-such-costs.json' does not exist"),
 ])
 def test_the_timed_engine_without_a_table_or_beyond_capacity_is_a_usage_error(capsys, argv,
                                                                               message):

@@ -63,6 +63,7 @@ import numpy as np
 from .cli import (bounded_int, choices_list, non_negative_float, Parser, positive_float,
                   positive_int, positive_ints, text_table)
 from ..engine.base import Engine
+from ..engine.costs import CostTable, CostTableError
 from ..engine.reference import measure_matmul_flops, ReferenceEngine
 from ..model.alexnet import alexnet, Network
 from ..model.weights import init_weights, Weights
@@ -694,9 +695,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine == 'timed' and engine_sections:
         parser.error(f'argument --engine: timed computes nothing, so it runs only the capacity '
                      f'section, not {",".join(engine_sections)}')
-    if args.engine == 'timed' and args.cost_table is None:
-        parser.error('argument --cost-table: --engine timed takes its launch times from a cost '
-                     'table: give one')
+    if args.engine == 'timed':
+        if args.cost_table is None:
+            parser.error('argument --cost-table: --engine timed takes its launch times from a '
+                         'cost table: give one')
+        try:
+            CostTable.load(args.cost_table, alexnet())
+        except CostTableError as error:
+            parser.error(f'argument --cost-table: {error}')
     report = None
     if engine_sections:
         report = engine_report(parser, args, engine_sections, command, date)
