@@ -73,7 +73,13 @@ def test_ring_slots_are_page_sized_views_that_check_what_fits():
         assert smaller is not view and smaller.tolist() == view[:5].tolist()
         assert ring.image(2, 5, 10, 'rgb8') is smaller
         assert ring.image(2, 10, 10, 'rgb8') is not view
-        del smaller
+        # views of the bytes as the engine page-locked them, once given (use)
+        copy = ring.array.copy()
+        ring.use(copy)
+        pinned_view = ring.image(2, 5, 10, 'rgb8')
+        assert pinned_view is not smaller and pinned_view.base is copy \
+            and ring.image(2, 5, 10, 'rgb8') is pinned_view
+        del smaller, pinned_view, copy
         other = Ring.attach(*ring.describe())  # another mapping of the same segment sees the frame
         assert other.image(2, 10, 10, 'rgb8').tolist() == view.tolist()
         del view

@@ -36,7 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from bisect import insort
 from collections import Counter, deque
-from itertools import chain, count, repeat
+from itertools import chain, repeat
 import math
 from typing import cast, ClassVar, Sequence
 
@@ -127,11 +127,13 @@ class Policy(ABC):
         self._layers: list[list[tuple[int, int, KernelTask]]] = [
             [] for _ in range(self.num_layers)]
         self._ready = 0  # tasks in Q
-        self._seq = count()
+        self._next_seq = 0  # the next task's seq (ties in key go in ENQUEUE order)
         # a ready task's batch-1 (cost_ns, tb_ratio, remaining_ns), per layer
         self._task_costs = [
             (costs.cost_ns(layer), costs.tb_ratio(layer), costs.remaining_ns[layer])
             for layer in range(self.num_layers)]
+        # the batch-1 cost of each layer and every later one (costs.remaining_ns)
+        self._remaining: list[int] = list(costs.remaining_ns)
         # layer-0 tasks, oldest first (and some taken ones)
         self._first_layer: deque[KernelTask] = deque()
         # smoothed first launch -> result time (ns) of finished frames and of frames lost half-way
@@ -146,9 +148,16 @@ class Policy(ABC):
     def enqueue(self, frame: Frame, now_ns: int) -> KernelTask:
         """ENQUEUE: ``frame``'s next layer is ready; insert it in order."""
         layer = frame.next_layer
-        task = KernelTask(frame, layer, *self._task_costs[layer], self.key(frame, layer),
-                          next(self._seq), now_ns)
-        insort(self._layers[layer], (task.key, task.seq, task))
+        cost, tb, remaining = self._task_costs[layer]
+        key, seq = self.key(frame, layer), self._next_seq
+        self._next_seq = seq + 1
+        task = KernelTask(frame, layer, cost, tb, remaining, key, seq, now_ns)
+        queue = self._layers[layer]
+        # tasks mostly come in key order: after the last one without a search
+        if queue and key < queue[-1][0]:
+            insort(queue, (key, seq, task))
+        else:
+            queue.append((key, seq, task))
         self._ready += 1
         if layer == 0:
             self._first_layer.append(task)
@@ -162,14 +171,20 @@ class Policy(ABC):
         them one by one, with the layer's costs looked up once.
         """
         cost, tb, remaining = self._task_costs[layer]
-        key, seq, queue = self.key, self._seq, self._layers[layer]
+        queue, seq = self._layers[layer], self._next_seq
         first = self._first_layer if layer == 0 else None
         for frame in frames:
-            task = KernelTask(frame, layer, cost, tb, remaining, key(frame, layer), next(seq),
-                              now_ns)
-            insort(queue, (task.key, task.seq, task))
+            key = self.key(frame, layer)
+            task = KernelTask(frame, layer, cost, tb, remaining, key, seq, now_ns)
+            # tasks mostly come in key order: after the last one without a search
+            if queue and key < queue[-1][0]:
+                insort(queue, (key, seq, task))
+            else:
+                queue.append((key, seq, task))
+            seq += 1
             if first is not None:
                 first.append(task)
+        self._next_seq = seq
         self._ready += len(frames)
 
     def arrived(self, now_ns: int, count: int = 1) -> None:
@@ -284,10 +299,10 @@ class Policy(ABC):
         """
         if not self.firm:
             return False
-        if now_ns + self.costs.remaining_ns[layer] > frame.deadline_ns:
+        if now_ns + self._remaining[layer] > frame.deadline_ns:
             if frame.started_ns is not None:
                 # lost in the network: it would have taken at least this long through it
-                self._sample(now_ns - frame.started_ns + self.costs.remaining_ns[layer], now_ns)
+                self._sample(now_ns - frame.started_ns + self._remaining[layer], now_ns)
             return True
         if layer == 0 and now_ns + self.network_time_ns() > frame.deadline_ns:
             # shed; and trust the estimate less as time passes with no frame to correct it
@@ -534,7 +549,7 @@ class S3dnnPolicy(Policy):
         self._all_layers = range(self.num_layers)
 
     def key(self, frame: Frame, layer: int) -> int:
-        return frame.deadline_ns - self.costs.remaining_ns[layer]
+        return frame.deadline_ns - self._remaining[layer]
 
     def clear(self) -> None:
         super().clear()
@@ -608,7 +623,7 @@ class S3dnnPolicy(Policy):
                 return None
             ready = oldest.ready_ns
             timer = ready + round(batch * 1e9 / rate)
-            slack = oldest.frame.deadline_ns - ready - self.costs.remaining_ns[0]
+            slack = oldest.frame.deadline_ns - ready - self._remaining[0]
             limit = ready + round((1 - HOLD_RESERVE) * slack)
             # a frame that became ready too late to make its deadline has no slack to keep
             until, cause = (timer, 'timer') if slack <= 0 or timer <= limit else (limit, 'reserve')
@@ -914,7 +929,7 @@ class S3dnnPolicy(Policy):
                 continue
             if any(self.lost(frame, layer, now_ns) for frame in frames):
                 continue
-            key = min(frame.deadline_ns for frame in frames) - self.costs.remaining_ns[layer]
+            key = min(frame.deadline_ns for frame in frames) - self._remaining[layer]
             if best_key is None or key < best_key:
                 best, best_key, best_depth = launch, key, depth
         if best is None:

@@ -173,7 +173,7 @@ class WorkerCore:
                                                        camera.queue_depth)
                           for camera in spec.cameras]
         # camera -> (current ring, its pinned bytes)
-        self._rings: dict[int, tuple[Ring, Any]] = {}
+        self._rings: list[tuple[Ring, Any] | None] = [None] * len(spec.cameras)
         # (ring, pinned, camera) waiting for their frames
         self._retired: list[tuple[Ring, Any, int]] = []
         self._outputs: list[tuple] = []
@@ -201,10 +201,11 @@ class WorkerCore:
         ring = Ring.attach(name, slot_bytes, slots, generation)
         try:
             pinned = self.engine.pin(ring.array)
+            ring.use(pinned)
         except Exception:
             ring.close()
             raise
-        previous = self._rings.get(camera)
+        previous = self._rings[camera]
         self._rings[camera] = (ring, pinned)
         if previous is not None:
             self._retired.append((*previous, camera))
@@ -227,9 +228,10 @@ class WorkerCore:
 
         No frame, launch or engine buffer refers to them any more.
         """
-        rings = [ring for ring, _ in self._rings.values()] + [ring for ring, _, _ in self._retired]
+        rings = [entry[0] for entry in self._rings if entry is not None] \
+            + [ring for ring, _, _ in self._retired]
         self._unpin_all()
-        self._rings.clear()
+        self._rings = [None] * len(self._rings)
         self._retired = []
         self.engine.close()
         self.dispatcher.discard()
@@ -239,7 +241,7 @@ class WorkerCore:
             ring.close()
 
     def _unpin_all(self) -> None:
-        arrays = [pinned for _, pinned in self._rings.values()]
+        arrays = [entry[1] for entry in self._rings if entry is not None]
         arrays += [pinned for _, pinned, _ in self._retired]
         for array in arrays:
             if array is not None:
@@ -255,12 +257,13 @@ class WorkerCore:
         hold the image (the frame is dropped, counted and reported).
         """
         pipeline = self.pipelines[camera]
-        ring, pinned = self._rings.get(camera, (None, None))
+        entry = self._rings[camera]
         try:
-            if ring is None or ring.generation != generation:
+            if entry is None or entry[0].generation != generation:
                 raise ValueError(f'no ring of generation {generation} '
                                  f'is open for camera {pipeline.name}')
-            image = ring.image(slot, height, width, encoding, pinned)
+            ring = entry[0]
+            image = ring.image(slot, height, width, encoding)
         except ValueError as error:
             pipeline.stats.released += 1
             pipeline.stats.dropped_error += 1

@@ -76,9 +76,12 @@ class Ring:
         self.slots = slots
         self.generation = generation
         self.array: Any = np.frombuffer(cast(Any, memory.buf), np.uint8, slot_bytes * slots)
-        # the last image view handed out per slot, with its (height, width, encoding, array id): a
-        # camera's frames repeat their geometry, and the engine recognises a view it staged before
-        self._views: dict[int, tuple[tuple, np.ndarray]] = {}
+        # what image views are taken of: the ring's own bytes, or those bytes as the engine
+        # page-locked them (:meth:`use`)
+        self._source: Any = self.array
+        # the last image view handed out per slot, as (height, width, encoding, view): a camera's
+        # frames repeat their geometry, and the engine recognises a view it staged before
+        self._views: list[tuple[int, int, str, np.ndarray] | None] = [None] * slots
         #: frames in its slots that the reader took and has not resolved yet (kept by the reader)
         self.in_use = 0
 
@@ -103,29 +106,37 @@ class Ring:
         """
         return self.memory.name, self.slot_bytes, self.slots, self.generation
 
-    def image(self, slot: int, height: int, width: int, encoding: str,
-              array: np.ndarray | None = None) -> np.ndarray:
+    def use(self, array: np.ndarray) -> None:
+        """
+        Take image views of ``array`` from now on: the ring's bytes as the engine page-locked them.
+
+        The views handed out before stay valid but are not handed out again.
+        """
+        self._source = array
+        self._views = [None] * self.slots
+
+    def image(self, slot: int, height: int, width: int, encoding: str) -> np.ndarray:
         """
         Return the H x W x C view of ``slot`` (rows packed).
 
-        It is taken of ``array`` (the ring's bytes as pinned by the engine) or of the ring's own
-        view; ValueError when the frame does not fit or the slot is not one of the ring's. The same
-        arguments return the same view object.
+        It is taken of the ring's bytes (as :meth:`use` gave them). ValueError when the frame does
+        not fit or the slot is not one of the ring's. The same arguments return the same view
+        object while the ring's source stays the same.
         """
-        key = (height, width, encoding, id(array))
-        last = self._views.get(slot)
-        if last is not None and last[0] == key and (array is None or last[1].base is array):
-            return last[1]
-        nbytes = frame_bytes(height, width, encoding)
-        if not 0 <= slot < self.slots:
+        if 0 <= slot < self.slots:
+            last = self._views[slot]
+            if last is not None and last[0] == height and last[1] == width \
+                    and last[2] == encoding:
+                return last[3]
+        else:
             raise ValueError(f"slot {slot} is not one of the ring's {self.slots}")
+        nbytes = frame_bytes(height, width, encoding)
         if not 0 < nbytes <= self.slot_bytes:
             raise ValueError(f'a {height}x{width} {encoding} frame ({nbytes} bytes) '
                              f'does not fit a slot of {self.slot_bytes} bytes')
         start = slot * self.slot_bytes
-        source = self.array if array is None else array
-        view = source[start:start + nbytes].reshape(height, width, ENCODINGS[encoding][0])
-        self._views[slot] = (key, view)
+        view = self._source[start:start + nbytes].reshape(height, width, ENCODINGS[encoding][0])
+        self._views[slot] = (height, width, encoding, view)
         return view
 
     def close(self) -> bool:
@@ -134,8 +145,8 @@ class Ring:
 
         Returns False while views of it are still alive elsewhere in the process.
         """
-        self.array = None
-        self._views.clear()
+        self.array = self._source = None
+        self._views = [None] * self.slots
         try:
             self.memory.close()
         except BufferError:
