@@ -66,10 +66,12 @@ from s3dnn_ros.tools.bench import file_name  # noqa: E402
 from s3dnn_ros.tools.cli import (choices_list, non_negative_float, positive_float,  # noqa: E402
                                  positive_int)
 from s3dnn_ros.worker.core import build_worker  # noqa: E402
+from s3dnn_ros.worker.frame_pipe import ENCODING_NAMES, FRAME  # noqa: E402
 from s3dnn_ros.worker.slots import frame_bytes, Ring, slot_bytes_for  # noqa: E402
 from s3dnn_ros.worker.spec import CameraSpec, WorkerSpec  # noqa: E402
 
 SLOTS = 3
+RGB8 = ENCODING_NAMES.index('rgb8')
 WARMUP_S = 1.0
 
 
@@ -178,15 +180,10 @@ def run(core, cameras: int, fps: float, seconds: float, seed: int,
             when, camera, k = due[0]
             heapq.heapreplace(due,
                               (start + round(phases[camera] + (k + 1) * period), camera, k + 1))
-            ready.append((camera, k, when))
+            ready.append((FRAME, camera, 0, k % SLOTS, RGB8, 480, 640, k, when))
         if ready:
             reads, read_ns = reads + 1, now
-            began, arrivals = time.perf_counter_ns(), []
-            for camera, k, when in ready:
-                arrival = core.resolve(camera, 0, k % SLOTS, k, when, 480, 640, 'rgb8')
-                if arrival is not None:
-                    arrivals.append(arrival)
-            core.take_in(arrivals, began, len(ready))
+            core.take_records(ready, 0, time.perf_counter_ns())
         # what the worker process sends
         core.cycle(lambda outputs: pickle.dumps(('outputs', outputs)))
     if profiler:

@@ -5,6 +5,7 @@ Made deterministic by hiding pycuda.
 """
 import re
 import time
+import weakref
 
 from gpu_helpers import hide_pycuda
 import numpy as np
@@ -121,3 +122,16 @@ def test_timed_counts_a_kernel_per_largest_batch_of_the_table(model, t4_table):
         engine.open_pipeline(pid)
     engine.launch(1, pids, 0)  # one frame past the largest batch: two kernels, as the CUDA engine
     assert engine.kernel_launches == 2
+
+
+def test_timed_close_lets_go_of_the_images_it_checked(model, t4_table):
+    # the images are views of frame slots: a worker unmaps their segment once the engine is closed
+    engine, _ = make_engine('timed', *model, cost_table_path=t4_table[0])
+    engine.open_pipeline('a')
+    image = np.zeros((48, 64, 3), np.uint8)
+    engine.set_input('a', image, 'rgb8')
+    held = weakref.ref(image)
+    del image
+    assert held() is not None  # kept, so that the same view is not checked again
+    engine.close()
+    assert held() is None

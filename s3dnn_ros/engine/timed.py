@@ -108,6 +108,11 @@ class TimedEngine(Engine):
         self._free_ns = start + duration
         return TimedCompletion(start, self._free_ns)
 
+    def close(self) -> None:
+        """Let go of the images last checked (views of frame slots their owner will unmap)."""
+        self._staged.clear()
+        self._checked.clear()
+
     def result(self, pid: Hashable) -> np.ndarray:
         if pid not in self._staged:
             raise ValueError(f'pipeline {pid!r} is not open')

@@ -479,16 +479,17 @@ class Dispatcher:
 
     def _finish(self, frames: list[Frame], now: int) -> None:
         """Hand over frames that completed together, their results read in one call."""
-        finished, on_done = self.policy.finished, self.on_done
+        policy, on_done = self.policy, self.on_done
         for frame, result in zip(frames, self.backend.results(frames)):
             frame.finish_ns = now
             frame.result = result
             stats = frame.pipeline.stats
             stats.completed += 1
-            stats.missed += frame.missed
+            if now > frame.deadline_ns:  # frame.missed
+                stats.missed += 1
             stats.latencies_ns.append(now - frame.release_ns)
-            finished(frame, now)
-            if on_done:
+            policy.finished(frame, now)
+            if on_done is not None:
                 on_done(frame)
             self._release(frame)
 

@@ -22,6 +22,7 @@ import importlib
 import time
 from typing import Any, Callable
 
+from .frame_pipe import ENCODING_NAMES, FRAME, Record
 from .slots import Ring
 from .spec import WorkerSpec
 from .. import native
@@ -152,8 +153,9 @@ class WorkerCore:
     """
     Frames in, outputs out, on one thread.
 
-    Call :meth:`resolve` for each arriving frame, :meth:`take_in` for those read together and
-    :meth:`step` in a loop; :meth:`take_outputs` returns what finished since the last call.
+    Call :meth:`take_records` with the frame notices read together (or :meth:`resolve` for each
+    arriving frame and :meth:`take_in` for those read together) and :meth:`step` (or
+    :meth:`cycle`) in a loop; :meth:`take_outputs` returns what finished since the last call.
     """
 
     def __init__(self, spec: WorkerSpec, engine: Engine, costs, engine_why: str = ''):
@@ -272,6 +274,31 @@ class WorkerCore:
             return None
         ring.in_use += 1
         return (pipeline, release_ns, image, encoding, (seq, ring))
+
+    def take_records(self, records: list[Record], index: int, start_ns: int) -> int:
+        """
+        Take in the frames of ``records[index:]`` up to the first ring mark; return its index.
+
+        ``records``: frame-pipe records as :meth:`.frame_pipe.FrameReader.read` returns them, read
+        since ``start_ns`` (``time.perf_counter_ns``). Each frame is resolved (:meth:`resolve`) and
+        those resolved are taken in together (:meth:`take_in`). Returns ``len(records)`` when no
+        ring mark follows; the caller opens the marked ring and calls again after it.
+        """
+        arrivals: list[tuple] = []
+        count, end = 0, len(records)
+        while index < end:
+            kind, camera, generation, slot, code, height, width, seq, release_ns = records[index]
+            if kind != FRAME:
+                break
+            count += 1
+            arrival = self.resolve(camera, generation, slot, seq, release_ns, height, width,
+                                   ENCODING_NAMES[code])
+            if arrival is not None:
+                arrivals.append(arrival)
+            index += 1
+        if count:
+            self.take_in(arrivals, start_ns, count)
+        return index
 
     def take_in(self, arrivals: list[tuple], start_ns: int, received: int) -> None:
         """

@@ -33,6 +33,9 @@ from ..engine.base import ENCODINGS
 
 #: kind, camera, generation, slot, encoding code, height, width, seq, release_ns
 RECORD = struct.Struct('<iiiiiiiqq')
+#: a record as read: (kind, camera, generation, slot, encoding code, height, width, seq,
+#: release_ns)
+Record = tuple[int, int, int, int, int, int, int, int, int]
 #: record kinds: a frame in a slot, a ring mark (only kind, camera and generation set)
 FRAME, RING = 0, 1
 #: encoding code -> name, the codes a frame record carries
@@ -84,7 +87,7 @@ class FrameReader:
     def fileno(self) -> int:
         return self.fd
 
-    def read(self) -> list[tuple[int, ...]]:
+    def read(self) -> list[Record]:
         """
         Return the waiting records, oldest first ([] when none), as :data:`RECORD` unpacks them.
 

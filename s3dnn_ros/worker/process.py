@@ -40,7 +40,7 @@ import sys
 import time
 
 from .core import build_worker, WorkerCore, WorkerStartError
-from .frame_pipe import ENCODING_NAMES, FRAME, FrameReader
+from .frame_pipe import FrameReader
 from ..engine.base import EngineError
 
 #: longest sleep of an idle worker between checks of its socket
@@ -96,7 +96,6 @@ def serve(connection: Connection, frames: FrameReader, core: WorkerCore) -> int:
     selector.register(frames, selectors.EVENT_READ)
     send = (lambda outputs: connection.send(('outputs', outputs)))
     messages = _Messages(connection, core)
-    encodings = ENCODING_NAMES
     try:
         while True:
             wait_s = core.idle_wait_s(IDLE_WAIT_S)
@@ -106,19 +105,12 @@ def serve(connection: Connection, frames: FrameReader, core: WorkerCore) -> int:
             if connection in ready:
                 messages.take()
             if frames in ready:
-                start, count, arrivals = time.perf_counter_ns(), 0, []
-                for (kind, camera, generation, slot, code, height, width, seq,
-                     release_ns) in frames.read():
-                    if kind == FRAME:
-                        count += 1
-                        arrival = core.resolve(camera, generation, slot, seq, release_ns, height,
-                                               width, encodings[code])
-                        if arrival is not None:
-                            arrivals.append(arrival)
-                    else:
-                        messages.open_ring(camera, generation)
-                if count:
-                    core.take_in(arrivals, start, count)
+                start = time.perf_counter_ns()
+                records = frames.read()
+                index = core.take_records(records, 0, start)
+                while index < len(records):  # a ring mark: open the ring, go on after it
+                    messages.open_ring(records[index][1], records[index][2])
+                    index = core.take_records(records, index + 1, time.perf_counter_ns())
             core.cycle(send)
             if core.dispatcher.engine_errors != errors:
                 errors = core.dispatcher.engine_errors
