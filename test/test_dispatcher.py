@@ -71,6 +71,34 @@ def make_dispatcher(policy='s3dnn', backend=None, **cost_args):
     return dispatcher, backend, done, dropped
 
 
+def test_frames_done_together_come_in_one_call_with_their_results():
+    """``on_done_all``: one call per completion, the backend's results as they are, in order."""
+    calls = []
+    backend = ManualBackend()
+    dispatcher = Dispatcher(make_policy('s3dnn', uniform_costs(tb=0.1)), backend,
+                            on_done_all=lambda frames, results: calls.append(
+                                ([(f.pipeline.name, f.seq, f.finish_ns, f.result) for f in frames],
+                                 results)))
+    cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS) for i in range(3)]
+    for cam in cams:
+        dispatcher.arrive(cam, 0)
+    dispatcher.pump()
+    while any(cam.current is not None for cam in cams):
+        backend.now += 100_000
+        backend.finish_all(dispatcher)
+    assert [len(frames) for frames, _ in calls] == backend.results_calls
+    finished = [entry for frames, _ in calls for entry in frames]
+    assert sorted(name for name, _, _, _ in finished) == ['cam0', 'cam1', 'cam2']
+    # finish_ns set, frame.result left alone; the results are those of the frames, in their order
+    assert all(when == cam.stats.latencies_ns[0] and result is None
+               for cam in cams for name, _, when, result in finished if name == cam.name)
+    assert all(results == [('result', name, seq) for name, seq, _, _ in frames]
+               for frames, results in calls)
+    with pytest.raises(ValueError, match='give on_done or on_done_all, not both'):
+        Dispatcher(make_policy('s3dnn', uniform_costs()), backend, on_done=print,
+                   on_done_all=print)
+
+
 def test_rule6_rate_counts_the_frames_offered_not_only_those_started():
     """
     Frames that arrive while their camera's frame is in the network count toward r (rule 6).

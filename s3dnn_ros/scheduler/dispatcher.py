@@ -75,15 +75,23 @@ class Dispatcher:
     ``on_done(frame)`` is called (on the dispatcher thread) when a frame's last layer completes,
     with ``frame.result``, ``frame.finish_ns`` and ``frame.missed`` set; ``on_drop(frame, reason)``
     when a frame is dropped (reasons: queue overflow, lost deadline in firm mode, engine error).
+    Given ``on_done_all(frames, results)`` instead, the frames whose last layers completed together
+    come in one call, with ``finish_ns`` set and their results as the backend returned them
+    (:meth:`Backend.results`, in their order; ``frame.result`` is not set): a caller that hands
+    the results on as they are pays no call per frame.
     """
 
     def __init__(self, policy: Policy, backend: Backend,
                  on_done: Callable[[Frame], None] | None = None,
-                 on_drop: Callable[[Frame, str], None] | None = None):
+                 on_drop: Callable[[Frame, str], None] | None = None,
+                 on_done_all: Callable[[list[Frame], Any], None] | None = None):
+        if on_done is not None and on_done_all is not None:
+            raise ValueError('give on_done or on_done_all, not both')
         self.policy = policy
         self.backend = backend
         policy.streams = backend.streams
         self.on_done = on_done
+        self.on_done_all = on_done_all
         self.on_drop = on_drop
         self.num_layers = policy.num_layers
         self.pipelines: list[Pipeline] = []
@@ -479,18 +487,26 @@ class Dispatcher:
 
     def _finish(self, frames: list[Frame], now: int) -> None:
         """Hand over frames that completed together, their results read in one call."""
-        policy, on_done = self.policy, self.on_done
-        for frame, result in zip(frames, self.backend.results(frames)):
+        policy, on_done, on_done_all = self.policy, self.on_done, self.on_done_all
+        results = self.backend.results(frames)
+        for frame in frames:
             frame.finish_ns = now
-            frame.result = result
             stats = frame.pipeline.stats
             stats.completed += 1
             if now > frame.deadline_ns:  # frame.missed
                 stats.missed += 1
             stats.latencies_ns.append(now - frame.release_ns)
             policy.finished(frame, now)
-            if on_done is not None:
+        if on_done_all is not None:
+            on_done_all(frames, results)
+        elif on_done is not None:
+            for frame, result in zip(frames, results):
+                frame.result = result
                 on_done(frame)
+        else:
+            for frame, result in zip(frames, results):
+                frame.result = result
+        for frame in frames:
             self._release(frame)
 
     def _drop(self, frame: Frame, reason: str) -> None:

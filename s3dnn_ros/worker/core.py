@@ -169,8 +169,8 @@ class WorkerCore:
                                   max_batch=spec.max_batch, max_inflight=spec.max_inflight)
         self.policy.gpu_share = spec.gpu_share
         self.backend = EngineBackend(engine)
-        self.dispatcher = Dispatcher(self.policy, self.backend, on_done=self._done,
-                                     on_drop=self._dropped)
+        self.dispatcher = Dispatcher(self.policy, self.backend, on_drop=self._dropped,
+                                     on_done_all=self._done)
         self.pipelines = [self.dispatcher.add_pipeline(camera.name, camera.deadline_ns,
                                                        camera.queue_depth)
                           for camera in spec.cameras]
@@ -335,11 +335,13 @@ class WorkerCore:
         if not ring.in_use and self._retired:
             self._release_retired()
 
-    def _done(self, frame: Frame) -> None:
-        # the class ids stay floats: the receiver makes them ints, off the GPU loop
-        self._outputs.append((DONE, frame.pipeline.id, frame.meta[0], frame.finish_ns,
-                              frame.result.tolist()))
-        self._resolved(frame)
+    def _done(self, frames: list[Frame], results: Any) -> None:
+        # the results as lists, all of them in one call; the class ids stay floats: the receiver
+        # makes them ints, off the GPU loop
+        outputs = self._outputs
+        for frame, result in zip(frames, results.tolist()):
+            outputs.append((DONE, frame.pipeline.id, frame.meta[0], frame.finish_ns, result))
+            self._resolved(frame)
 
     def _dropped(self, frame: Frame, reason: str) -> None:
         self._outputs.append(
