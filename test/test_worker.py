@@ -17,7 +17,7 @@ from s3dnn_ros.engine import reference
 from s3dnn_ros.engine.costs import estimate, HostCosts
 from s3dnn_ros.model import alexnet, init_weights
 from s3dnn_ros.worker.client import NO_SLOT, WorkerClient, WorkerError
-from s3dnn_ros.worker.core import DONE, DROPPED, host_costs_from
+from s3dnn_ros.worker.core import DONE, DONE_BATCH, DROPPED, expand_outputs, host_costs_from
 from s3dnn_ros.worker.frame_pipe import (ENCODING_NAMES, FRAME, FrameReader, FrameWriter,
                                          PIPE_BYTES, RING)
 from s3dnn_ros.worker.slots import PAGE, Ring, slot_bytes_for
@@ -295,11 +295,12 @@ def test_frames_read_together_are_taken_in_and_metered_with_those_no_ring_holds(
         core.take_in([arrival for arrival in resolved if arrival is not None], start, 3)
         del resolved  # views of the slots: the rings close only without them
         assert core.meters['arrive'].count == 3 and core.meters['arrive'].ns > 0
-        outputs = core.take_outputs()
+        outputs = expand_outputs(core.take_outputs()[0])
         deadline = time.monotonic() + 60
         while len(outputs) < 3 and time.monotonic() < deadline:
             core.step()
-            outputs += core.take_outputs()
+            outputs += expand_outputs(core.take_outputs()[0])
+        results = {camera: engine.result(camera).tolist() for camera in (0, 1)}
     finally:
         core.close()
         for ring in rings:
@@ -308,6 +309,20 @@ def test_frames_read_together_are_taken_in_and_metered_with_those_no_ring_holds(
     assert sorted((o[1], o[2], o[0]) for o in outputs) == [(0, 10, DONE), (1, 11, DONE),
                                                            (2, 12, DROPPED)]
     assert [o[4] for o in outputs if o[0] == DROPPED] == [DROP_SLOT]
+    # the scores and class ids the engine computed, as lists of floats
+    done = [o for o in outputs if o[0] == DONE]
+    assert all(o[4] == results[o[1]] for o in done) and len(done[0][4][0]) == network.top_k
+
+
+def test_outputs_go_over_as_batches_and_come_back_one_tuple_per_frame_in_order():
+    results = np.arange(2 * 2 * 3, dtype=np.float32).reshape(2, 2, 3) / 4
+    outputs = [(DROPPED, 4, 7, 100, 'queue'),
+               (DONE_BATCH, 200, [1, 3], [8, 9], results.tobytes()),
+               (DROPPED, 1, 10, 300, 'deadline')]
+    assert expand_outputs(outputs) == [
+        (DROPPED, 4, 7, 100, 'queue'),
+        (DONE, 1, 8, 200, results[0].tolist()), (DONE, 3, 9, 200, results[1].tolist()),
+        (DROPPED, 1, 10, 300, 'deadline')]
 
 
 @on_interpreted_package

@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import DROPPED
+from .core import DROPPED, expand_outputs
 from .frame_pipe import FrameWriter
 from .slots import frame_bytes, Ring, slot_bytes_for
 from .spec import WorkerSpec
@@ -293,6 +293,7 @@ class WorkerClient:
                 self._replace_worker('the worker ended')
                 continue
             if kind == 'outputs':
+                payload = expand_outputs(payload)
                 with self._lock:
                     for output in payload:
                         state = self._cameras[output[1]]

@@ -22,6 +22,8 @@ import importlib
 import time
 from typing import Any, Callable
 
+import numpy as np
+
 from .frame_pipe import ENCODING_NAMES, FRAME, Record
 from .slots import Ring
 from .spec import WorkerSpec
@@ -46,8 +48,9 @@ MAX_STREAMS = 32
 #: dropped-frame reason when the frame's slot cannot be read (a ring that failed to open)
 DROP_SLOT = 'slot'
 
-#: output kinds
-DONE, DROPPED = 'done', 'dropped'
+#: output kinds: a frame finished, a frame dropped; frames that finished together, as the worker
+#: hands them over (:meth:`WorkerCore.take_outputs`, :func:`expand_outputs`)
+DONE, DROPPED, DONE_BATCH = 'done', 'dropped', 'done_batch'
 #: the kinds of metered work that make a frame's host time (``host_work_ns``)
 HOST_WORK = ('arrive', 'output', 'decide', 'retire')
 
@@ -101,6 +104,26 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
         engine.close()
         raise WorkerStartError(f'parameter cost_table={spec.cost_table!r}: {error}') from error
     return WorkerCore(spec, engine, costs, why)
+
+
+def expand_outputs(outputs: list[tuple]) -> list[tuple]:
+    """
+    Return the outputs of :meth:`WorkerCore.take_outputs` as one tuple per frame, in order.
+
+    ``(DONE, camera, seq, finish_ns, [scores, class_ids])`` (the top-k scores and their class ids,
+    both lists of floats, as the result holds them) or ``(DROPPED, camera, seq, time_ns,
+    reason)``. (The parent's receiver does this, off the GPU loop.)
+    """
+    expanded: list[tuple] = []
+    for output in outputs:
+        if output[0] != DONE_BATCH:
+            expanded.append(output)
+            continue
+        _, finish_ns, cameras, seqs, results = output
+        rows = np.frombuffer(results, np.float32).reshape(len(cameras), 2, -1).tolist()
+        expanded.extend((DONE, camera, seq, finish_ns, row)
+                        for camera, seq, row in zip(cameras, seqs, rows))
+    return expanded
 
 
 def host_costs_from(delta: dict[str, int]) -> HostCosts | None:
@@ -179,6 +202,7 @@ class WorkerCore:
         # (ring, pinned, camera) waiting for their frames
         self._retired: list[tuple[Ring, Any, int]] = []
         self._outputs: list[tuple] = []
+        self._output_frames = 0  # frames in _outputs
         self.started_ns = time.monotonic_ns()
         # host time of this thread, by kind of work (HOST_WORK), and of the DEQUEUEs that launched
         # nothing ('hold': while the policy holds first layers back, the answer a new frame
@@ -336,28 +360,34 @@ class WorkerCore:
             self._release_retired()
 
     def _done(self, frames: list[Frame], results: Any) -> None:
-        # the results as lists, all of them in one call; the class ids stay floats: the receiver
-        # makes them ints, off the GPU loop
-        outputs = self._outputs
-        for frame, result in zip(frames, results.tolist()):
-            outputs.append((DONE, frame.pipeline.id, frame.meta[0], frame.finish_ns, result))
+        # one entry for the frames that finished together, their results as one block of bytes
+        cameras, seqs = [], []
+        for frame in frames:
+            cameras.append(frame.pipeline.id)
+            seqs.append(frame.meta[0])
             self._resolved(frame)
+        self._outputs.append((DONE_BATCH, frames[0].finish_ns, cameras, seqs,
+                              np.ascontiguousarray(results, np.float32).tobytes()))
+        self._output_frames += len(frames)
 
     def _dropped(self, frame: Frame, reason: str) -> None:
         self._outputs.append(
             (DROPPED, frame.pipeline.id, frame.meta[0], time.monotonic_ns(), reason))
+        self._output_frames += 1
         self._resolved(frame)
 
-    def take_outputs(self) -> list[tuple]:
+    def take_outputs(self) -> tuple[list[tuple], int]:
         """
-        Return every frame resolved since the last call.
+        Return what was resolved since the last call, and how many frames that is.
 
-        As ``(DONE, camera, seq, finish_ns, [scores, class_ids])`` (the top-k scores and their
-        class ids, both lists of floats, as the result holds them) or ``(DROPPED, camera, seq,
-        time_ns, reason)``.
+        In the order it happened: ``(DONE_BATCH, finish_ns, cameras, seqs, results)`` for frames
+        that finished together (``results``: their (2, k) top-k scores and class ids, float32,
+        as bytes), ``(DROPPED, camera, seq, time_ns, reason)`` for a frame dropped. What goes to
+        the parent as it is; :func:`expand_outputs` makes one tuple per frame of it.
         """
-        outputs, self._outputs = self._outputs, []
-        return outputs
+        outputs, frames = self._outputs, self._output_frames
+        self._outputs, self._output_frames = [], 0
+        return outputs, frames
 
     # ------------------------------------------------------------------ the loop's work
     def step(self) -> bool:
@@ -388,14 +418,15 @@ class WorkerCore:
         """
         Do one turn of a serving loop after its frames were taken in.
 
-        :meth:`step`, then hand what was resolved to ``send`` (metered as 'output').
+        :meth:`step`, then hand what was resolved (:meth:`take_outputs`) to ``send`` (metered as
+        'output').
         """
         self.step()
-        outputs = self.take_outputs()
-        if outputs:
+        if self._outputs:
+            outputs, frames = self.take_outputs()
             start = time.perf_counter_ns()
             send(outputs)
-            self.timed('output', start, len(outputs))
+            self.timed('output', start, frames)
 
     def idle_wait_s(self, longest_s: float) -> float:
         """

@@ -14,7 +14,8 @@ parent -> worker
     ``('stop',)``.
 worker -> parent
     ``('ready', info)`` once built, or ``('error', message)`` and exit status 2;
-    ``('outputs', [...])``: frames finished or dropped (:meth:`~.core.WorkerCore.take_outputs`);
+    ``('outputs', [...])``: frames finished or dropped, as :meth:`~.core.WorkerCore.take_outputs`
+    returns them (:func:`~.core.expand_outputs` makes one tuple per frame of them);
     ``('stats', snapshot)`` every ``stats_period_s``;
     ``('fatal', message)`` before exit status 3 when the GPU context is lost (the parent starts a
     new worker).
