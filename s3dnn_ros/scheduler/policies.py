@@ -81,6 +81,8 @@ RUN_AHEAD_NS = 1_000_000
 #: flood of frames in, and most died half-way (simulated H200, firm, 1.5x capacity: a tenth of the
 #: throughput)
 SHED_DECAY_NS = 250_000_000
+#: taken first-layer tasks the list of them may hold beyond twice those in Q before it is compacted
+FIRST_LAYER_SLACK = 64
 
 
 class Policy(ABC):
@@ -134,7 +136,7 @@ class Policy(ABC):
             for layer in range(self.num_layers)]
         # the batch-1 cost of each layer and every later one (costs.remaining_ns)
         self._remaining: list[int] = list(costs.remaining_ns)
-        # layer-0 tasks, oldest first (and some taken ones)
+        # layer-0 tasks, oldest first (and some taken ones: _trim_first_layer)
         self._first_layer: deque[KernelTask] = deque()
         # smoothed first launch -> result time (ns) of finished frames and of frames lost half-way
         self._network_mean = 0.0
@@ -161,6 +163,7 @@ class Policy(ABC):
         self._ready += 1
         if layer == 0:
             self._first_layer.append(task)
+            self._trim_first_layer()
         return task
 
     def enqueue_all(self, frames: Sequence[Frame], layer: int, now_ns: int) -> None:
@@ -186,6 +189,23 @@ class Policy(ABC):
                 first.append(task)
         self._next_seq = seq
         self._ready += len(frames)
+        if first is not None:
+            self._trim_first_layer()
+
+    def _trim_first_layer(self) -> None:
+        """
+        Forget first-layer tasks taken from Q, so that the list of them stays bounded.
+
+        Those at its head, and all of them once they outnumber the tasks in Q (a task with a late
+        deadline can stay at the head while those behind it are taken): without this a GPU that
+        never holds first layers back (always b* of them ready, as under overload) would keep
+        every task it ever took.
+        """
+        tasks = self._first_layer
+        while tasks and not tasks[0].queued:
+            tasks.popleft()
+        if len(tasks) > 2 * len(self._layers[0]) + FIRST_LAYER_SLACK:
+            self._first_layer = deque([task for task in tasks if task.queued])
 
     def arrived(self, now_ns: int, count: int = 1) -> None:
         """
