@@ -279,11 +279,13 @@ def test_frames_read_together_are_taken_in_and_metered_with_those_no_ring_holds(
     sequence numbers; the third names a ring generation not open and is dropped as a slot drop.
     All three count as arrivals in the 'arrive' meter.
     """
-    from s3dnn_ros.worker.core import build_worker, DROP_SLOT
+    from s3dnn_ros.worker.core import build_worker, DROP_SLOT, LATENCY_HISTORY
     from s3dnn_ros.worker.slots import frame_bytes
     network = alexnet()
     engine = reference.ReferenceEngine(network, init_weights(network, seed=0))
     core = build_worker(spec(cameras=('a', 'b', 'c')), engine)
+    # a worker lives as long as its node: each camera keeps a bounded latency history
+    assert [p.stats.latencies_ns.maxlen for p in core.pipelines] == [LATENCY_HISTORY] * 3
     rings = [Ring.create(slot_bytes_for(frame_bytes(48, 64, 'rgb8')), 3, 1) for _ in range(2)]
     try:
         for camera, ring in enumerate(rings):

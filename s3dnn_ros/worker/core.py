@@ -45,6 +45,9 @@ HOST_MIN_LAUNCHES = 50
 #: the CUDA engine's stream pool: a stream per camera up to this many (the GPU has 32 hardware
 #: queues)
 MAX_STREAMS = 32
+#: completed frames whose latencies each camera's statistics keep (a worker runs for as long as
+#: its node: an unbounded history grew by every frame, about 0.7 MB a second at 640 cameras)
+LATENCY_HISTORY = 4096
 #: dropped-frame reason when the frame's slot cannot be read (a ring that failed to open)
 DROP_SLOT = 'slot'
 
@@ -195,7 +198,7 @@ class WorkerCore:
         self.dispatcher = Dispatcher(self.policy, self.backend, on_drop=self._dropped,
                                      on_done_all=self._done)
         self.pipelines = [self.dispatcher.add_pipeline(camera.name, camera.deadline_ns,
-                                                       camera.queue_depth)
+                                                       camera.queue_depth, LATENCY_HISTORY)
                           for camera in spec.cameras]
         # camera -> (current ring, its pinned bytes)
         self._rings: list[tuple[Ring, Any] | None] = [None] * len(spec.cameras)
