@@ -45,9 +45,11 @@ HOST_MIN_LAUNCHES = 50
 #: the CUDA engine's stream pool: a stream per camera up to this many (the GPU has 32 hardware
 #: queues)
 MAX_STREAMS = 32
-#: completed frames whose latencies each camera's statistics keep (a worker runs for as long as
-#: its node: an unbounded history grew by every frame, about 0.7 MB a second at 640 cameras)
-LATENCY_HISTORY = 4096
+#: completed frames whose latencies each camera's statistics keep: 34 s at 30 FPS, for in-process
+#: profiles (the node keeps its own). A worker runs for as long as its node: an unbounded history
+#: grew by every frame, about 0.7 MB a second at 640 cameras; this one holds at most about 24 MB
+#: there.
+LATENCY_HISTORY = 1024
 #: dropped-frame reason when the frame's slot cannot be read (a ring that failed to open)
 DROP_SLOT = 'slot'
 
