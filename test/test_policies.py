@@ -1196,3 +1196,25 @@ def test_a_frame_finishing_exactly_at_its_deadline_is_not_missed():
     assert frame.missed is False
     frame.finish_ns += 1
     assert frame.missed is True
+
+
+def test_rule6_rate_counts_the_arrivals_of_the_last_window_only():
+    """
+    r is the frames that arrived in the last RATE_WINDOW_NS, however many came before.
+
+    20,000 frames, one every 50 µs (20,000 a second, 4000 in a window), some in pairs: at every
+    thousandth the rate counts exactly those of the window (the forgotten ones are dropped from
+    the policy's list as it goes).
+    """
+    from s3dnn_ros.scheduler.policies import RATE_WINDOW_NS
+    policy = make_policy('s3dnn', uniform_costs())
+    times = []
+    for k in range(20_000):
+        now = k * 50_000
+        count = 2 if k % 7 == 0 else 1
+        policy.arrived(now, count)
+        times += [now] * count
+        if k % 1000 == 999:
+            window = sum(1 for t in times if t > now - RATE_WINDOW_NS)
+            assert policy.arrival_rate(now) == window * 1e9 / RATE_WINDOW_NS
+    assert policy.arrival_rate(now + RATE_WINDOW_NS) == 0.0

@@ -36,7 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from bisect import insort
 from collections import Counter, deque
-from itertools import chain, repeat
+from itertools import chain
 import math
 from typing import cast, ClassVar, Sequence
 
@@ -83,6 +83,9 @@ RUN_AHEAD_NS = 1_000_000
 SHED_DECAY_NS = 250_000_000
 #: taken first-layer tasks the list of them may hold beyond twice those in Q before it is compacted
 FIRST_LAYER_SLACK = 64
+#: forgotten arrival times the S3DNN policy's list of them may hold before it is compacted (and at
+#: least as many as it still counts)
+ARRIVALS_COMPACT = 4096
 
 
 class Policy(ABC):
@@ -540,7 +543,10 @@ class S3dnnPolicy(Policy):
     def __init__(self, costs: CostTable, firm: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
                  max_inflight: int | None = None):
         super().__init__(costs, firm, max_batch, max_inflight)
-        self._arrivals: deque[int] = deque()
+        # arrival times in the last RATE_WINDOW_NS, oldest first, from _arrival_head on (a list
+        # whose head moves, compacted now and then: cheaper per frame than a deque)
+        self._arrival_times: list[int] = []
+        self._arrival_head = 0
         self._target = (1, -TARGET_REFRESH_NS)  # (target batch, when computed)
         # (the host costs they were worked out for, _batch_costs)
         self._frame_costs: tuple[HostCosts | None, list[tuple[int, float, float]]] = (None, [])
@@ -577,21 +583,27 @@ class S3dnnPolicy(Policy):
         self._burst = False
 
     def arrived(self, now_ns: int, count: int = 1) -> None:
-        arrivals = self._arrivals
         if count == 1:
-            arrivals.append(now_ns)
+            self._arrival_times.append(now_ns)
         else:
-            arrivals.extend(repeat(now_ns, count))
-        # forget arrivals older than the window (as arrival_rate does, without its call)
-        while arrivals[0] <= now_ns - RATE_WINDOW_NS:
-            arrivals.popleft()
+            self._arrival_times.extend([now_ns] * count)
+        self._forget_arrivals(now_ns - RATE_WINDOW_NS)
+
+    def _forget_arrivals(self, cutoff_ns: int) -> None:
+        """Forget the arrivals at or before ``cutoff_ns``."""
+        times, head = self._arrival_times, self._arrival_head
+        end = len(times)
+        while head < end and times[head] <= cutoff_ns:
+            head += 1
+        if head > ARRIVALS_COMPACT and 2 * head > end:
+            del times[:head]
+            head = 0
+        self._arrival_head = head
 
     def arrival_rate(self, now_ns: int) -> float:
         """Frames per second that arrived at the policy's cameras in the last RATE_WINDOW_NS."""
-        arrivals = self._arrivals
-        while arrivals and arrivals[0] <= now_ns - RATE_WINDOW_NS:
-            arrivals.popleft()
-        return len(arrivals) * 1e9 / RATE_WINDOW_NS
+        self._forget_arrivals(now_ns - RATE_WINDOW_NS)
+        return (len(self._arrival_times) - self._arrival_head) * 1e9 / RATE_WINDOW_NS
 
     def target_batch(self, now_ns: int) -> int:
         """b* of rule 6 (recomputed at most every TARGET_REFRESH_NS)."""
