@@ -1200,7 +1200,7 @@ def test_a_frame_finishing_exactly_at_its_deadline_is_not_missed():
 
 def test_rule6_rate_counts_the_arrivals_of_the_last_window_only():
     """
-    r is the frames that arrived in the last RATE_WINDOW_NS, however many came before.
+    The rate r counts the frames that arrived in the last RATE_WINDOW_NS, however many came before.
 
     20,000 frames, one every 50 µs (20,000 a second, 4000 in a window), some in pairs: at every
     thousandth the rate counts exactly those of the window (the forgotten ones are dropped from
