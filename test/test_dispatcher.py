@@ -807,16 +807,17 @@ def test_latency_history_is_bounded_when_asked():
     assert list(cam.stats.latencies_ns) == [frame.latency_ns for frame in done[-3:]]
 
 
-def test_a_policy_that_never_holds_first_layers_keeps_no_task_it_took():
+@pytest.mark.parametrize('policy', ['s3dnn', 'streams'])
+def test_a_policy_that_never_holds_first_layers_keeps_no_task_it_took(policy):
     """
-    Under overload (b* first layers always ready, no hold) the tasks taken are let go.
+    Without holds (a baseline; S3DNN with b* first layers always ready) taken tasks are let go.
 
     64 cameras, each with a new frame every round, for 60 rounds: the kernel tasks alive at the
     end are those of the frames still in the network or waiting, not one per frame ever taken
-    (3840 frames: before the first-layer list was trimmed it kept them all).
+    (3840 frames: before the first-layer list was trimmed both policies kept them all).
     """
     from s3dnn_ros.scheduler.job import KernelTask
-    dispatcher, backend, done, dropped = make_dispatcher(tb=0.05)
+    dispatcher, backend, done, dropped = make_dispatcher(policy, tb=0.05)
     cams = [dispatcher.add_pipeline(f'cam{i}', 50 * MS) for i in range(64)]
     for _ in range(60):
         for cam in cams:

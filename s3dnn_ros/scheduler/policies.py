@@ -200,9 +200,10 @@ class Policy(ABC):
         Forget first-layer tasks taken from Q, so that the list of them stays bounded.
 
         Those at its head, and all of them once they outnumber the tasks in Q (a task with a late
-        deadline can stay at the head while those behind it are taken): without this a GPU that
-        never holds first layers back (always b* of them ready, as under overload) would keep
-        every task it ever took.
+        deadline can stay at the head while those behind it are taken). Without this the list was
+        only trimmed where S3DNN holds first layers back (rule 6), and a policy that never did
+        (the baselines, or S3DNN with b* of them always ready, as under overload) kept every task
+        it ever took.
         """
         tasks = self._first_layer
         while tasks and not tasks[0].queued:
