@@ -130,6 +130,8 @@ def test_diagnostics_report_every_camera_and_the_scheduler(session):
     for key in ('mean group size', 'fused launches', 'segment launches', 'mean batch',
                 'engine errors'):
         assert key in scheduler
+    # the worker process's resident memory (a Python process with numpy: more than 10 MB)
+    assert float(scheduler['worker memory MB']) > 10
 
 
 def test_the_scheduler_status_names_each_host_cost_with_its_unit():

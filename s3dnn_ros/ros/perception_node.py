@@ -752,6 +752,7 @@ class PerceptionCore:
                   'engine errors': stats.get('engine_errors', 0),
                   'worker restarts': self.workers[slot].restarts,
                   'worker pid': self.workers[slot].pid or 0,
+                  'worker memory MB': round(stats.get('resident_bytes', 0) / 1e6, 1),
                   'cameras': ', '.join(state.config.name for state in self._by_worker[slot])}
         for cause, launches in stats.get('first_layer_launches', {}).items():
             values[f'first-layer launches ({cause})'] = launches

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
+import resource
+import sys
 import time
 from typing import Any, Callable
 
@@ -50,6 +53,8 @@ MAX_STREAMS = 32
 #: grew by every frame, about 0.7 MB a second at 640 cameras; this one holds at most about 24 MB
 #: there.
 LATENCY_HISTORY = 1024
+#: bytes of a memory page (resident_bytes)
+PAGE_BYTES = os.sysconf('SC_PAGE_SIZE')
 #: dropped-frame reason when the frame's slot cannot be read (a ring that failed to open)
 DROP_SLOT = 'slot'
 
@@ -109,6 +114,20 @@ def build_worker(spec: WorkerSpec, engine: Engine | None = None) -> 'WorkerCore'
         engine.close()
         raise WorkerStartError(f'parameter cost_table={spec.cost_table!r}: {error}') from error
     return WorkerCore(spec, engine, costs, why)
+
+
+def resident_bytes() -> int:
+    """
+    Return this process's resident memory in bytes.
+
+    Now, from ``/proc/self/statm`` where there is one (Linux); elsewhere the peak so far.
+    """
+    try:
+        with open('/proc/self/statm', 'rb') as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == 'darwin' else peak * 1024  # bytes there, KiB elsewhere
 
 
 def expand_outputs(outputs: list[tuple]) -> list[tuple]:
@@ -525,6 +544,8 @@ class WorkerCore:
             'mean_group_size': dispatcher.mean_group_size,
             'engine_errors': dispatcher.engine_errors, 'last_error': dispatcher.last_error,
             'host_work_ns': work_ns, 'uptime_ns': now - self.started_ns,
+            # the worker's resident memory: a leak shows as a steady rise
+            'resident_bytes': resident_bytes(),
             'host_totals': self.host_totals(), 'host_costs': host.to_json() if host else None,
             'policy_host_costs': self.policy.host.to_json(),
             'target_batch': (self.policy.target_batch(now)
