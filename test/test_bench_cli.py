@@ -129,6 +129,8 @@ def test_capacity_section_measures_and_simulates_every_point(capsys, tmp_path):
             assert 0 <= row['hold_us_per_frame'] <= row['unmetered_us_per_frame']
             # each poll found at least one busy stream, and at least a launch in flight on each
             assert 1 <= row['poll_streams'] <= row['poll_inflight'] and row['poll_ready'] >= 0
+            # the workers' resident memory (Python with numpy: more than 10 MB each)
+            assert row['worker_mb'] > 10 and row['worker_mb'] > row['worker_growth_mb']
     assert record['copy_every_frame'] is False
     assert record['knees'] == {'s3dnn': {'gpu': 2, 'sim': 2}, 'streams': {'gpu': 2, 'sim': 2}}
     assert set(record['host_costs']) == {'s3dnn', 'streams'}

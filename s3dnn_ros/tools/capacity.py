@@ -274,6 +274,10 @@ def _row(point: _Point, policy: str, setting: CapacitySetting, before: dict, aft
             'poll_streams': round(delta['polled_streams'] / polls, 2),
             'poll_inflight': round(delta['polled_inflight'] / polls, 2),
             'poll_ready': round(delta['polled_ready'] / polls, 2),
+            # the workers' resident memory at the end of the span, and what it grew in the span
+            'worker_mb': round(after['resident_bytes'] / 1e6, 1),
+            'worker_growth_mb': round((after['resident_bytes'] - before['resident_bytes']) / 1e6,
+                                      1),
             'host_totals': delta}
 
 
@@ -293,7 +297,7 @@ def _summed_stats(clients: list[WorkerClient], after_ns: int) -> dict:
     snapshots = [_wait_stats(client, after_ns) for client in clients]
     total = {key: sum(stats[key] for stats in snapshots)
              for key in ('busy_ns', 'launches', 'kernel_launches', 'frames_launched',
-                         'host_work_ns', 'time_ns')}
+                         'host_work_ns', 'time_ns', 'resident_bytes')}
     total['host_totals'] = {key: sum(stats['host_totals'][key] for stats in snapshots)
                             for key in snapshots[0]['host_totals']}
     for key in ('first_layer_launches', 'first_layer_batches'):
@@ -352,7 +356,8 @@ def run_point(fleet: _Fleet, count: int, policy: str, setting: CapacitySetting,
         f'{row["loop_turns_per_frame"]:.1f} turns), '
         f'a poll found {row["poll_streams"]:.1f} busy streams and {row["poll_ready"]:.1f} ready, '
         f'feeders late p99 {row["feeder_late_p99_ms"]:.2f} ms, '
-        f'generator {row["generator_cpu_us_per_frame"]:.0f} µs/frame of CPU')
+        f'generator {row["generator_cpu_us_per_frame"]:.0f} µs/frame of CPU, '
+        f'worker {row["worker_mb"]:.0f} MB ({row["worker_growth_mb"]:+.1f} in the span)')
     time.sleep(SETTLE_S)
     return row
 
