@@ -9,3 +9,9 @@ python3 bench/alternate.py --before trees/before --rounds 3 --out host-trims-cpu
 python3 bench/alternate.py --before trees/before --rounds 2 --out host-trims-cpu/capacity -- \
     python3 -m s3dnn_ros.tools.bench --engine timed --cost-table "$TABLE" --sections capacity \
     --cameras 192,384,512 --policies s3dnn --seconds 3 --overload 0 --out {out}
+# The leak alone at 1.5x the stand-in's knee: the commit before the fix (bdf432a) against the fix
+# (d1e6db0), each exported and built in place as above:
+python3 bench/alternate.py --before trees/bdf432a --after trees/d1e6db0 --rounds 2 \
+    --out host-trims-cpu/overload-leak -- \
+    python3 -m s3dnn_ros.tools.bench --engine timed --cost-table "$TABLE" --sections capacity \
+    --cameras 256,384 --policies s3dnn --seconds 5 --overload 1.5 --out {out}
