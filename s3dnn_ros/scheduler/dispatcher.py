@@ -499,13 +499,11 @@ class Dispatcher:
             policy.finished(frame, now)
         if on_done_all is not None:
             on_done_all(frames, results)
-        elif on_done is not None:
-            for frame, result in zip(frames, results):
-                frame.result = result
-                on_done(frame)
         else:
             for frame, result in zip(frames, results):
                 frame.result = result
+                if on_done is not None:
+                    on_done(frame)
         for frame in frames:
             self._release(frame)
 

@@ -152,7 +152,25 @@ class Policy(ABC):
 
     def enqueue(self, frame: Frame, now_ns: int) -> KernelTask:
         """ENQUEUE: ``frame``'s next layer is ready; insert it in order."""
-        layer = frame.next_layer
+        task = self._queue(frame, frame.next_layer, now_ns)
+        if task.layer == 0:
+            self._trim_first_layer()
+        return task
+
+    def enqueue_all(self, frames: Sequence[Frame], layer: int, now_ns: int) -> None:
+        """
+        ENQUEUE frames whose next layer ``layer`` became ready together.
+
+        A completed fused launch, or frames taken in together (layer 0). The same as enqueueing
+        them one by one.
+        """
+        for frame in frames:
+            self._queue(frame, layer, now_ns)
+        if layer == 0:
+            self._trim_first_layer()
+
+    def _queue(self, frame: Frame, layer: int, now_ns: int) -> KernelTask:
+        """Make ``frame``'s task of ``layer`` and insert it in Q (and the first-layer list)."""
         cost, tb, remaining = self._task_costs[layer]
         key, seq = self.key(frame, layer), self._next_seq
         self._next_seq = seq + 1
@@ -166,34 +184,7 @@ class Policy(ABC):
         self._ready += 1
         if layer == 0:
             self._first_layer.append(task)
-            self._trim_first_layer()
         return task
-
-    def enqueue_all(self, frames: Sequence[Frame], layer: int, now_ns: int) -> None:
-        """
-        ENQUEUE frames whose next layer ``layer`` became ready together.
-
-        A completed fused launch, or frames taken in together (layer 0). The same as enqueueing
-        them one by one, with the layer's costs looked up once.
-        """
-        cost, tb, remaining = self._task_costs[layer]
-        queue, seq = self._layers[layer], self._next_seq
-        first = self._first_layer if layer == 0 else None
-        for frame in frames:
-            key = self.key(frame, layer)
-            task = KernelTask(frame, layer, cost, tb, remaining, key, seq, now_ns)
-            # tasks mostly come in key order: after the last one without a search
-            if queue and key < queue[-1][0]:
-                insort(queue, (key, seq, task))
-            else:
-                queue.append((key, seq, task))
-            seq += 1
-            if first is not None:
-                first.append(task)
-        self._next_seq = seq
-        self._ready += len(frames)
-        if first is not None:
-            self._trim_first_layer()
 
     def _trim_first_layer(self) -> None:
         """

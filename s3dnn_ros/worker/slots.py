@@ -123,13 +123,11 @@ class Ring:
         not fit or the slot is not one of the ring's. The same arguments return the same view
         object while the ring's source stays the same.
         """
-        if 0 <= slot < self.slots:
-            last = self._views[slot]
-            if last is not None and last[0] == height and last[1] == width \
-                    and last[2] == encoding:
-                return last[3]
-        else:
+        if not 0 <= slot < self.slots:
             raise ValueError(f"slot {slot} is not one of the ring's {self.slots}")
+        last = self._views[slot]
+        if last is not None and last[0] == height and last[1] == width and last[2] == encoding:
+            return last[3]
         nbytes = frame_bytes(height, width, encoding)
         if not 0 < nbytes <= self.slot_bytes:
             raise ValueError(f'a {height}x{width} {encoding} frame ({nbytes} bytes) '
