@@ -493,8 +493,7 @@ class Dispatcher:
             frame.finish_ns = now
             stats = frame.pipeline.stats
             stats.completed += 1
-            if now > frame.deadline_ns:  # frame.missed
-                stats.missed += 1
+            stats.missed += frame.missed
             stats.latencies_ns.append(now - frame.release_ns)
             policy.finished(frame, now)
         if on_done_all is not None:
