@@ -42,25 +42,44 @@ from s3dnn_ros.tools.cli import positive_int, positive_ints  # noqa: E402
 MARKS = ('arrived', 'first_call', 'gpu_start', 'gpu_end', 'done')
 
 
-class RecordingBackend(EngineBackend):
+class _UploadRecorder:
+    """The engine, keeping each upload it starts ahead of a launch: (completion, images, when)."""
+
+    def __init__(self, engine, uploads: list[tuple]):
+        self._engine = engine
+        self._uploads = uploads
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def upload(self, pids):
+        upload = self._engine.upload(pids)
+        if upload is not None:
+            self._uploads.append((upload, len(pids), time.monotonic_ns()))
+        return upload
+
+
+class RecordingBackend:
     """
     The engine backend, keeping each launch call's host span and each launch's GPU interval.
 
-    And each upload started at intake, with its images and when it was started.
+    And each upload started at intake, with its images and when it was started. It wraps an
+    :class:`EngineBackend` rather than subclassing it: the scheduler's classes may be compiled
+    (mypyc), and a compiled class takes no interpreted subclass.
     """
 
     def __init__(self, engine):
-        super().__init__(engine)
         self.calls: list[dict] = []
         self.copies_ahead: list[tuple] = []
+        self._backend = EngineBackend(_UploadRecorder(engine, self.copies_ahead))
+        self.streams = self._backend.streams
 
-    def started(self, upload, frames: int) -> None:
-        super().started(upload, frames)
-        self.copies_ahead.append((upload, frames, time.monotonic_ns()))
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
 
     def launch(self, launch) -> None:
         begin = time.monotonic_ns()
-        super().launch(launch)
+        self._backend.launch(launch)
         self.calls.append({'launch': launch, 'call': (begin, time.monotonic_ns())})
 
 
