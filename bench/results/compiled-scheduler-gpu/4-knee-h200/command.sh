@@ -1,0 +1,2 @@
+# on the machine of 3-targets-h200, still warm, right after it: the knee region twice with the repository's H200 cost table
+. .gpuk/setup.sh >/dev/null 2>&1; mkdir -p $OUT/k; for r in 1 2; do timeout 75 python3 -m s3dnn_ros.tools.bench --sections capacity --cost-table bench/results/costs-nvidia-h200.json --cameras 448,512,576,640 --policies s3dnn --seconds 3 --warmup-s 1 --overload 0 --out $OUT/k/r$r > $OUT/k/r$r.txt 2>&1; grep "cameras:" $OUT/k/r$r.txt | cut -c1-175; done
