@@ -2,7 +2,7 @@
 Host time of each engine call one launch makes, by the number of frames, on a GPU.
 
     python3 bench/launch_calls.py [--frames 1,2,4,16,32] [--repeats 300] [--cameras N]
-                                  [--blocks one|per-camera] [--out DIR]
+                                  [--blocks one|per-camera] [--inflight K] [--out DIR]
 
 ``--cameras`` pipelines are open (default: the largest frame count), each with its image in memory
 page-locked in place (``CudaEngine.pin``): one block for all (``--blocks one``, the default) or a
@@ -15,7 +15,14 @@ its GPU interval, and reading the n results as the worker does (a copy each, the
 with the kernel's uploads batched into one driver call and with one PyCUDA copy per frame.
 ``results_right``:
 whether the fused launches' results are those of each image run alone (top-k scores within 1e-3,
-the same classes). Writes DIR/launch_calls-<card>.json (DIR: --out, else $OUT, else bench/out).
+the same classes).
+
+With ``--inflight K`` (K >= 1) the whole-network launch is also timed on a busy GPU, as the
+scheduler worker issues it at its knee: the frames staged and launched with up to K earlier such
+launches still running (each on other cameras, the streams taken in turn), so that the driver
+queues each copy and kernel behind work in flight (``busy_rows``: median host µs of staging and
+of the launch, and the GPU's busy share over the timed span). Writes
+DIR/launch_calls-<card>.json (DIR: --out, else $OUT, else bench/out).
 """
 from __future__ import annotations
 
@@ -86,6 +93,42 @@ def measure(engine: CudaEngine, views: list[np.ndarray], frames: int, repeats: i
                for key, values in samples.items()}, 'results_right': right}
 
 
+def measure_busy(engine: CudaEngine, views: list[np.ndarray], frames: int, repeats: int,
+                 inflight: int) -> dict:
+    """Stage and launch the network for ``frames`` cameras with ``inflight`` launches running."""
+    sets = [list(range(j * frames, (j + 1) * frames)) for j in range(inflight + 1)]
+    items = [[(pid, views[pid], 'rgb8') for pid in pids] for pids in sets]
+    layers = len(engine.layers)
+    samples = {'set_inputs': [], 'launch_network': []}
+    running: list = [None] * len(sets)
+    intervals = []
+    for turn in range(repeats + 5 + inflight):
+        index = turn % len(sets)
+        if running[index] is not None:
+            running[index].wait()  # this set's previous launch: the others are still running
+            if turn >= 5 + inflight:
+                intervals.append(running[index].interval())
+        timed(samples, 'set_inputs', lambda: engine.set_inputs(items[index]))
+        running[index] = timed(samples, 'launch_network',
+                               lambda: engine.launch_layers(0, layers, sets[index], turn))
+    for completion in running:
+        completion.wait()
+    return {**{key: round(statistics.median(values[5 + inflight:]) / 1000, 2)
+               for key, values in samples.items()},
+            'gpu_busy': round(busy_share(intervals), 3)}
+
+
+def busy_share(intervals: list[tuple[int, int]]) -> float:
+    """Return the share of the span of ``intervals`` that at least one of them covers."""
+    intervals = sorted(intervals)
+    covered, reach = 0, intervals[0][0]
+    for start, end in intervals:
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    return covered / (reach - intervals[0][0])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().split('\n\n')[0])
     parser.add_argument('--frames', type=positive_ints, default=[1, 2, 4, 16, 32])
@@ -94,6 +137,8 @@ def main() -> int:
                         help='pipelines open (default: the largest of --frames)')
     parser.add_argument('--blocks', choices=['one', 'per-camera'], default='one',
                         help='the images in one page-locked block or in one block each')
+    parser.add_argument('--inflight', type=positive_int,
+                        help='also time the whole-network launch with up to this many running')
     parser.add_argument('--out', type=Path)
     args = parser.parse_args()
     network = alexnet()
@@ -103,8 +148,13 @@ def main() -> int:
         parser.error(f'argument --cameras: {args.cameras}: allowed at least the largest of '
                      f'--frames ({largest})')
     cameras = args.cameras or largest
+    need = largest * ((args.inflight or 0) + 1)
+    if cameras < need:
+        parser.error(f'argument --cameras: {cameras}: allowed at least {need} with --inflight '
+                     f'{args.inflight} (that many launches of {largest} frames running at once, '
+                     'and one more)')
     frame_bytes = HEIGHT * WIDTH * 3
-    report, rows = None, []
+    report, rows, busy_rows = None, [], []
     for batched in (True, False):
         engine = CudaEngine(network, weights, streams=4, batched_copies=batched)
         try:
@@ -122,11 +172,16 @@ def main() -> int:
             if report is None:
                 report = {**record_header('launch_calls', card=engine.device_name),
                           'repeats': args.repeats, 'cameras': cameras, 'blocks': args.blocks,
-                          'rows': rows}
+                          'inflight': args.inflight, 'rows': rows, 'busy_rows': busy_rows}
             for frames in args.frames:
                 row = {'frames': frames, 'batched_copies': engine.batched_copies,
                        **measure(engine, views, frames, args.repeats, expected)}
                 rows.append(row)
+                if args.inflight:
+                    busy_rows.append({'frames': frames, 'batched_copies': engine.batched_copies,
+                                      'inflight': args.inflight,
+                                      **measure_busy(engine, views, frames, args.repeats,
+                                                     args.inflight)})
         finally:
             engine.close()
     print(text_table(f'{report["card"]}: median host µs per call',
@@ -134,6 +189,13 @@ def main() -> int:
                      [[str(row['frames']), str(row['batched_copies']),
                        *(f'{row[key]:.1f}' for key in CALLS), str(row['results_right'])]
                       for row in rows]))
+    if busy_rows:
+        print(text_table(f'{report["card"]}: median host µs per call, {args.inflight} '
+                         'whole-network launch(es) running',
+                         ['frames', 'batched copies', 'set_inputs', 'launch_network', 'GPU busy'],
+                         [[str(row['frames']), str(row['batched_copies']),
+                           f'{row["set_inputs"]:.1f}', f'{row["launch_network"]:.1f}',
+                           f'{row["gpu_busy"]:.2f}'] for row in busy_rows]))
     write_record(report, file_name(report['card'], 'launch_calls'), args.out)
     return 0
 
