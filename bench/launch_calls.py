@@ -4,15 +4,15 @@ Host time of each engine call one launch makes, by the number of frames, on a GP
     python3 bench/launch_calls.py [--frames 1,2,4,16,32] [--repeats 300] [--cameras N]
                                   [--blocks one|per-camera] [--inflight K] [--out DIR]
 
-``--cameras`` pipelines are open (default: the largest frame count), each with its image in memory
-page-locked in place (``CudaEngine.pin``): one block for all (``--blocks one``, the default) or a
-block per camera, as the scheduler worker's frame rings are (``per-camera``). For each frame
-count n, ``--repeats`` times with the GPU idle in between (median host µs of each call,
+``--cameras`` pipelines are open (default: the largest frame count, times 1 + K), each with its
+image in memory page-locked in place (``CudaEngine.pin``): one block for all (``--blocks one``, the
+default) or a block per camera, as the scheduler worker's frame rings are (``per-camera``). For
+each frame count n, ``--repeats`` times with the GPU idle in between (median host µs of each call,
 ``time.perf_counter_ns`` around it): staging the n images (``set_inputs``), a launch of layer 0
 (with the images' upload), of one later layer, of the whole network as one launch (upload, 14
-kernels, the last writing the results in place), checking a finished launch (``done``), reading
-its GPU interval, and reading the n results as the worker does (a copy each, then lists). Each
-with the kernel's uploads batched into one driver call and with one PyCUDA copy per frame.
+kernels, the last writing the results in place), checking a finished launch (``done``), reading its
+GPU interval, and reading the n results as the worker does (a copy each, then lists). Each with the
+kernel's uploads batched into one driver call and with one PyCUDA copy per frame.
 ``results_right``:
 whether the fused launches' results are those of each image run alone (top-k scores within 1e-3,
 the same classes).
@@ -134,7 +134,8 @@ def main() -> int:
     parser.add_argument('--frames', type=positive_ints, default=[1, 2, 4, 16, 32])
     parser.add_argument('--repeats', type=positive_int, default=300)
     parser.add_argument('--cameras', type=positive_int,
-                        help='pipelines open (default: the largest of --frames)')
+                        help='pipelines open (default: the largest of --frames, times 1 + '
+                             '--inflight)')
     parser.add_argument('--blocks', choices=['one', 'per-camera'], default='one',
                         help='the images in one page-locked block or in one block each')
     parser.add_argument('--inflight', type=positive_int,
@@ -144,15 +145,12 @@ def main() -> int:
     network = alexnet()
     weights = init_weights(network, seed=0)
     largest = max(args.frames)
-    if args.cameras is not None and args.cameras < largest:
-        parser.error(f'argument --cameras: {args.cameras}: allowed at least the largest of '
-                     f'--frames ({largest})')
-    cameras = args.cameras or largest
+    # the largest launch, and as many running beside it with --inflight, each on its own cameras
     need = largest * ((args.inflight or 0) + 1)
-    if cameras < need:
-        parser.error(f'argument --cameras: {cameras}: allowed at least {need} with --inflight '
-                     f'{args.inflight} (that many launches of {largest} frames running at once, '
-                     'and one more)')
+    if args.cameras is not None and args.cameras < need:
+        parser.error(f'argument --cameras: {args.cameras}: allowed at least {need} (the largest '
+                     f'of --frames, {largest}, times 1 + --inflight {args.inflight or 0})')
+    cameras = args.cameras or need
     frame_bytes = HEIGHT * WIDTH * 3
     report, rows, busy_rows = None, [], []
     for batched in (True, False):

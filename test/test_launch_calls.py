@@ -37,4 +37,5 @@ def test_launch_calls_refuses_too_few_cameras_for_the_launches_in_flight(tmp_pat
                '--inflight', '1', '--out', str(tmp_path)]
     result = run(command, timeout=60, cwd=REPO_ROOT, env=repo_env())
     assert result.returncode == 2
-    assert 'argument --cameras: 6: allowed at least 8 with --inflight 1' in result.stderr
+    assert ('argument --cameras: 6: allowed at least 8 (the largest of --frames, 4, times 1 + '
+            '--inflight 1)') in result.stderr
